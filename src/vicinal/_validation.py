@@ -1,0 +1,106 @@
+"""Eager input checks shared by every transform. Each message names what it received."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    """Return ``alpha`` as a float after checking it is a finite number >= 0."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(alpha).__name__} {alpha!r}")
+    alpha = float(alpha)
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {alpha!r}")
+    return alpha
+
+
+def check_probability(p: float, name: str) -> float:
+    """Return ``p`` as a float after checking it lies in [0, 1]."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(p).__name__} {p!r}")
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {p!r}")
+    return p
+
+
+def check_choice(value: str, choices: Sequence[str], name: str) -> str:
+    """Return ``value`` after checking it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; known: {', '.join(choices)}")
+    return value
+
+
+def check_num_classes(num_classes: int | None) -> int | None:
+    """Return ``num_classes`` after checking it is None or an int >= 1."""
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    return num_classes
+
+
+def check_inputs(x: Tensor, *, min_dim: int = 1, check_finite: bool = False, what: str = "inputs") -> int:
+    """Check a batch tensor and return its batch size.
+
+    Floating-point and uint8 batches are accepted; other dtypes would be silently truncated by mixing.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < min_dim:
+        raise ValueError(
+            f"{what} must have at least {min_dim} dimension(s) with the batch first, got shape {tuple(x.shape)}"
+        )
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        raise TypeError(f"{what} must be a floating-point or uint8 tensor, got dtype {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch (shape {tuple(x.shape)})")
+    if check_finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{what} contain {bad} non-finite value(s) (NaN or Inf)")
+    return int(x.shape[0])
+
+
+def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regression: bool = False) -> int | None:
+    """Check labels against the batch and return the number of classes (None for regression).
+
+    Accepted: integer class indices ``(B,)``; probability or one-hot labels ``(B, C)`` (float);
+    with ``regression=True``, float targets ``(B,)`` or ``(B, K)``.
+    """
+    if not isinstance(y, Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, got {type(y).__name__}")
+    if y.dim() == 0 or y.shape[0] != batch_size:
+        raise ValueError(
+            f"labels have shape {tuple(y.shape)} but the batch has {batch_size} samples; expected the batch size first"
+        )
+    if regression:
+        if not y.is_floating_point() or y.dim() > 2:
+            raise ValueError(
+                f"regression targets must be float of shape (B,) or (B, K), got dtype {y.dtype} "
+                f"and shape {tuple(y.shape)}"
+            )
+        return None
+    if y.is_floating_point():
+        if y.dim() != 2:
+            raise ValueError(
+                f"float labels must be probabilities of shape (B, C), got shape {tuple(y.shape)}; "
+                "pass regression=True for regression targets"
+            )
+        if num_classes is not None and y.shape[1] != num_classes:
+            raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
+        return int(y.shape[1])
+    if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        if y.dim() != 1:
+            raise ValueError(f"integer labels must have shape (B,), got shape {tuple(y.shape)}")
+        if num_classes is None:
+            raise ValueError("num_classes is required to turn integer labels into one-hot targets")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"labels must be in [0, {num_classes}), got values from {lo} to {hi}")
+        return num_classes
+    raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")

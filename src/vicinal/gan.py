@@ -1,0 +1,60 @@
+"""The mixup GAN objective (Section 3.7): the discriminator sees ``lam * x_real + (1 - lam) * G(z)`` and is trained
+to predict ``lam`` with binary cross-entropy, ``min_d E l(d(lam x + (1 - lam) g(z)), lam)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._validation import check_alpha, check_choice
+from .sampling import sample_beta
+
+LAM_DISTRIBUTIONS = ("beta", "uniform")
+
+
+def sample_gan_lam(
+    batch_size: int,
+    alpha: float = 0.2,
+    *,
+    distribution: str = "beta",
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """One lam per sample, ``(B,)`` of ``dtype``: Beta(alpha, alpha) (paper) or Uniform(0, alpha) (the authors' demo)."""
+    alpha = check_alpha(alpha)
+    check_choice(distribution, LAM_DISTRIBUTIONS, "distribution")
+    if distribution == "beta":
+        # drawn in float64; in float32 about 2% of Beta(0.2, 0.2) draws round to exactly 0 or 1
+        return sample_beta(alpha, (batch_size,), generator=generator).to(dtype)
+    return (torch.rand(batch_size, generator=generator, dtype=torch.float64) * alpha).to(dtype)
+
+
+def mixup_discriminator_loss(
+    discriminator: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    lam: Tensor,
+) -> Tensor:
+    """``BCE(D(lam * real + (1 - lam) * fake), lam)`` with D returning logits ``(B,)`` or ``(B, 1)``.
+
+    Args:
+        real, fake: ``(B, ...)`` batches of the same shape (detach ``fake`` for the discriminator step).
+        lam: ``(B,)`` weights of the real samples, e.g. from :func:`sample_gan_lam`.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
+    if lam.shape != (real.shape[0],):
+        raise ValueError(f"lam has shape {tuple(lam.shape)}, expected ({real.shape[0]},)")
+    w = lam.to(real.device, real.dtype).reshape(-1, *([1] * (real.dim() - 1)))
+    logits = discriminator(w * real + (1 - w) * fake).reshape(-1)
+    return F.binary_cross_entropy_with_logits(logits, lam.to(logits.device, logits.dtype))
+
+
+def generator_loss(discriminator: Callable[[Tensor], Tensor], fake: Tensor) -> Tensor:
+    """Non-saturating generator loss ``BCE(D(G(z)), 1)``: the generator pushes its samples towards "real"."""
+    logits = discriminator(fake).reshape(-1)
+    return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))

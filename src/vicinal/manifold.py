@@ -1,0 +1,90 @@
+"""Latent ("manifold") mixing: mix the activations entering a named module of any ``nn.Module`` (Table 5, "mix
+labels and latent representations at Layer 1-5"), through a forward pre-hook, without editing the model's code.
+
+For a PreAct ResNet, Layer k (k = 1..4) is the input of residual stage ``layer{k}`` and Layer 5 the input of the
+pooling + linear head. The batch is mixed only where it enters the named module: everything before it sees the
+clean batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .mixup import MixParams, Mixup
+
+
+def _find(model: nn.Module, layer: str) -> nn.Module:
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        inner = getattr(model, "module", None)  # DistributedDataParallel / DataParallel wrap the model
+        if isinstance(inner, nn.Module):
+            try:
+                return inner.get_submodule(layer)
+            except AttributeError:
+                pass
+    names = [name for name, _ in model.named_children()]
+    raise ValueError(f"model has no module named {layer!r}; its top-level modules are: {', '.join(names)}")
+
+
+class LatentMixup:
+    """Mixup of the hidden representation entering ``layer`` (an ``nn.Module`` name such as ``"layer3"``).
+
+    Args:
+        model: any module; ``layer`` is looked up with ``get_submodule`` (also through a DDP wrapper).
+        layer: module whose *input* is mixed; ``""`` or ``"input"`` mixes the model input (plain mixup).
+        alpha, pairing, lam_mode, num_classes, smoothing, generator, seed, ...: as for :class:`vicinal.Mixup`.
+
+    Example:
+        >>> lm = LatentMixup(model, "layer2", alpha=1.0, num_classes=10, seed=0)
+        >>> logits, y_soft = lm(x, y)
+        >>> loss = soft_cross_entropy(logits, y_soft)
+    """
+
+    def __init__(self, model: nn.Module, layer: str, alpha: float = 1.0, **kwargs: Any) -> None:
+        self.model = model
+        self.layer = layer
+        self.module = None if layer in ("", "input") else _find(model, layer)
+        self.mixer = Mixup(alpha, **kwargs)
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self.mixer.generator
+
+    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Run ``model`` on ``x`` with the input of ``layer`` mixed; returns ``(outputs, mixed targets)``."""
+        params = self.mixer.sample(x, y)
+        return self.forward(x, params), self.mixer.apply_targets(y, params)
+
+    def forward(self, x: Tensor, params: MixParams) -> Tensor:
+        """Forward pass with the latent mixing of ``params`` (the two-label loss can reuse ``params``)."""
+        if self.module is None:
+            return self.model(self.mixer.apply_inputs(x, params))
+        calls = 0
+
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            nonlocal calls
+            calls += 1
+            if calls > 1:
+                raise RuntimeError(
+                    f"module {self.layer!r} ran more than once in one forward pass; mix a module that runs once"
+                )
+            return (self.mixer.apply_inputs(args[0], params), *args[1:])
+
+        handle = self.module.register_forward_pre_hook(hook)
+        try:
+            out = self.model(x)
+        finally:
+            handle.remove()
+        if calls == 0:
+            raise RuntimeError(f"module {self.layer!r} was not called during the forward pass")
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.mixer.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mixer.load_state_dict(state)

@@ -1,0 +1,426 @@
+"""Batch transforms: draw (lam, partners) in :meth:`BatchMix.sample`, apply them deterministically.
+
+The torchvision v2 split: ``sample`` holds all randomness, ``apply_inputs`` / ``apply_targets`` are pure functions
+of their arguments, so ``mixer(x, y)`` equals ``functional.mix(x, lam, perm)`` for the drawn ``(lam, perm)``.
+
+The default path is the paper's whole method (Section 2)::
+
+    lam = Beta(alpha, alpha)                  # one per minibatch
+    perm = randperm(B)                        # partners from the same minibatch
+    x = lam * x + (1 - lam) * x[perm]
+    y = lam * onehot(y) + (1 - lam) * onehot(y)[perm]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import functional as F
+from ._validation import (
+    check_alpha,
+    check_choice,
+    check_inputs,
+    check_num_classes,
+    check_probability,
+    check_targets,
+)
+from .pairing import PAIRINGS, batch_pairs, random_pairs
+from .sampling import new_generator, sample_dirichlet, sample_lam
+
+TARGET_MODES = ("mixed", "closer")
+LAM_MODES = ("batch", "sample")
+UINT8_OUTPUTS = ("round", "float")
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """Everything random about one mixed batch.
+
+    Attributes:
+        op: ``"identity"``, ``"mix"``, ``"cutmix"``, ``"dirichlet"`` or ``"noise"``.
+        lam: weight of each sample itself: a float, or a float64 tensor ``(B,)`` for per-sample mixing. For CutMix,
+            corrected to the image area actually kept.
+        perm: ``(B,)`` partner indices into the batch (None when partners come from outside the batch).
+        partner_x, partner_y: partners drawn from the dataset (k-NN pairing).
+        box: CutMix box ``(y0, y1, x0, x1)``.
+        weights, indices: Dirichlet weights ``(B, k)`` and partner indices ``(k, B)``.
+        noise: Gaussian noise added to the inputs.
+    """
+
+    op: str = "identity"
+    lam: float | Tensor = 1.0
+    perm: Tensor | None = None
+    partner_x: Tensor | None = None
+    partner_y: Tensor | None = None
+    box: tuple[int, int, int, int] | None = None
+    weights: Tensor | None = None
+    indices: Tensor | None = None
+    noise: Tensor | None = None
+
+
+class BatchMix:
+    """Base class: validation, targets, generator and state handling shared by every variant.
+
+    Args:
+        num_classes: needed to one-hot integer labels.
+        smoothing: label-smoothing eps applied to the one-hot targets before mixing.
+        regression: targets are float ``(B,)`` or ``(B, K)`` values mixed linearly (paper, Section 5), not classes.
+        check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
+        uint8_output: ``"round"`` mixes uint8 batches in float32 and rounds back to uint8; ``"float"`` returns the
+            unrounded float32 mix (in the 0-255 scale).
+        generator, seed: the only source of randomness; same seed, same batches.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        smoothing: float = 0.0,
+        regression: bool = False,
+        check_finite: bool = False,
+        uint8_output: str = "round",
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        self.smoothing = check_probability(smoothing, "smoothing")
+        if regression and self.smoothing:
+            raise ValueError("label smoothing does not apply to regression targets")
+        self.regression = bool(regression)
+        self.check_finite = bool(check_finite)
+        self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
+        self.generator = new_generator(generator, seed)
+
+    # -- randomness -------------------------------------------------------------------------------------------
+    def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
+        """Validate the batch and draw the random parameters for it."""
+        n = self._validate(x, y, partner)
+        if n == 1 and partner is None:
+            return MixParams()  # the only possible partner is the sample itself: nothing to mix
+        return self._sample(x, y, n, partner)
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        return MixParams()
+
+    # -- deterministic application ------------------------------------------------------------------------------
+    def apply_inputs(self, x: Tensor, params: MixParams) -> Tensor:
+        """The mixed inputs for ``params`` (the input tensor itself when nothing is mixed)."""
+        if params.op == "identity":
+            return x
+        if params.op == "noise":
+            assert params.noise is not None
+            return x + params.noise
+        out_dtype = torch.float32 if (x.dtype == torch.uint8 and self.uint8_output == "float") else None
+        if params.op == "mix":
+            if not isinstance(params.lam, Tensor) and params.lam == 1.0:
+                return x
+            return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype)
+        if params.op == "cutmix":
+            assert params.box is not None
+            return F.cutmix(x, params.box, params.perm, partner=params.partner_x)
+        if params.op == "dirichlet":
+            assert params.weights is not None and params.indices is not None
+            return F.mix_many(x, params.weights, params.indices)
+        raise ValueError(f"unknown op {params.op!r}")
+
+    def soft_targets(self, y: Tensor) -> Tensor:
+        """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged."""
+        if self.regression:
+            return y
+        num_classes = self.num_classes if self.num_classes is not None else int(y.shape[-1])
+        return F.smooth(F.one_hot(y, num_classes), self.smoothing)
+
+    def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
+        """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""
+        soft = self.soft_targets(y)
+        partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
+        if params.op in ("identity", "noise"):
+            return soft
+        if params.op == "dirichlet":
+            assert params.weights is not None and params.indices is not None
+            return F.mix_many(soft, params.weights, params.indices)
+        return F.mix_targets(soft, params.lam, params.perm, partner=partner)
+
+    def __call__(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Mix a batch. Returns ``(x_mixed, targets)`` with targets ``(B, C)`` float32.
+
+        Args:
+            x: inputs ``(B, ...)``: images, spectrograms, waveforms, tabular rows, features; float or uint8.
+            y: integer labels ``(B,)``, probability labels ``(B, C)``, or regression targets.
+            partner: partners ``(x_partner, y_partner)`` drawn from the dataset (k-NN pairing) instead of the batch.
+        """
+        params = self.sample(x, y, partner=partner)
+        return self.apply_inputs(x, params), self.apply_targets(y, params)
+
+    # -- checks and state ---------------------------------------------------------------------------------------
+    def _validate(self, x: Tensor, y: Tensor, partner: tuple[Tensor, Tensor] | None) -> int:
+        n = check_inputs(x, check_finite=self.check_finite)
+        check_targets(y, n, self.num_classes, regression=self.regression)
+        if partner is not None:
+            px, py = partner
+            if px.shape != x.shape:
+                raise ValueError(f"partner inputs have shape {tuple(px.shape)} but inputs have {tuple(x.shape)}")
+            if py.shape != y.shape:
+                raise ValueError(f"partner labels have shape {tuple(py.shape)} but labels have {tuple(y.shape)}")
+            check_targets(py, n, self.num_classes, regression=self.regression)
+        return n
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state: saving and restoring it continues the same random stream."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._repr_options().items())
+        return f"{type(self).__name__}({opts})"
+
+    def _repr_options(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "smoothing": self.smoothing}
+
+
+class ERM(BatchMix):
+    """No mixing: the inputs unchanged and one-hot targets (the baseline). With ``smoothing`` it is label
+    smoothing alone (Table 5)."""
+
+
+class LabelSmoothing(ERM):
+    """Label smoothing without mixing (Table 5): eps/C on the wrong classes, 1 - eps + eps/C on the right one."""
+
+    def __init__(self, smoothing: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(smoothing=smoothing, **kwargs)
+
+
+class GaussianNoise(BatchMix):
+    """Gaussian noise on the inputs, ``x + sigma * N(0, 1)`` (the Table 5 baseline), targets unmixed."""
+
+    def __init__(self, sigma: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sigma = check_alpha(sigma, "sigma")
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if not x.is_floating_point():
+            raise TypeError(f"gaussian noise needs float inputs, got dtype {x.dtype}")
+        noise = torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
+        return MixParams(op="noise", noise=noise * self.sigma)
+
+    def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
+        n = self._validate(x, y, partner)
+        return self._sample(x, y, n, partner)  # noise applies to a batch of one too
+
+    def _repr_options(self) -> dict[str, Any]:
+        return {"sigma": self.sigma, **super()._repr_options()}
+
+
+class Mixup(BatchMix):
+    """mixup (Zhang et al., ICLR 2018) and its ablation variants.
+
+    Args:
+        alpha: lam ~ Beta(alpha, alpha); ``alpha = 0`` returns the batch unchanged (ERM).
+        pairing: ``"random"`` (AC+RP, paper), ``"same_class"`` (SC+RP), ``"roll"``, ``"flip"``; for k-NN pairing
+            pass partners drawn with :class:`vicinal.KNNPartners` as ``partner=``.
+        lam_mode: ``"batch"`` (one lam per minibatch, paper) or ``"sample"`` (one per sample).
+        targets: ``"mixed"`` (paper) or ``"closer"`` ("mix inputs only", Table 5: the one-hot of x_i when
+            lam >= 0.5, else of x_j).
+        allow_self: ``False`` forbids pairing a sample with itself where the batch allows it.
+        **kwargs: see :class:`BatchMix` (num_classes, smoothing, regression, generator, seed, ...).
+
+    Example:
+        >>> mixer = Mixup(alpha=1.0, num_classes=10, seed=0)
+        >>> x_mixed, y_soft = mixer(x, y)        # y (B,) int64 -> y_soft (B, 10)
+        >>> loss = soft_cross_entropy(model(x_mixed), y_soft)
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        *,
+        pairing: str = "random",
+        lam_mode: str = "batch",
+        targets: str = "mixed",
+        allow_self: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.alpha = check_alpha(alpha)
+        self.pairing = check_choice(pairing, PAIRINGS, "pairing")
+        self.lam_mode = check_choice(lam_mode, LAM_MODES, "lam_mode")
+        self.targets = check_choice(targets, TARGET_MODES, "targets")
+        self.allow_self = bool(allow_self)
+        if self.regression and self.targets == "closer":
+            raise ValueError("targets='closer' needs class labels, not regression targets")
+
+    def _pairs(self, y: Tensor, n: int) -> Tensor:
+        return batch_pairs(self.pairing, n, y, generator=self.generator, allow_self=self.allow_self)
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if self.alpha == 0.0:
+            return MixParams()  # ERM limit: bit-identical batch, no randomness consumed
+        if partner is None and self.pairing == "knn":
+            raise ValueError("pairing='knn' needs partner=(x_partner, y_partner) from KNNPartners.sample")
+        lam = sample_lam(self.alpha, n, self.lam_mode, generator=self.generator)
+        if partner is not None:
+            return MixParams(op="mix", lam=lam, partner_x=partner[0], partner_y=partner[1])
+        return MixParams(op="mix", lam=lam, perm=self._pairs(y, n))
+
+    def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
+        if self.targets == "closer" and params.op == "mix":
+            partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
+            return F.closer_targets(self.soft_targets(y), params.lam, params.perm, partner=partner)
+        return super().apply_targets(y, params)
+
+    def _repr_options(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "pairing": self.pairing,
+            "lam_mode": self.lam_mode,
+            "targets": self.targets,
+            **super()._repr_options(),
+        }
+
+
+class CutMix(Mixup):
+    """CutMix (Yun et al., ICCV 2019): paste a box of area ``(1 - lam) * H * W`` from the partner; lam is corrected
+    to the area actually kept after the box is clipped to the image. Inputs need at least 3 dimensions
+    ``(B, ..., H, W)``; one box and one lam per batch."""
+
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+        if kwargs.get("lam_mode", "batch") != "batch":
+            raise ValueError("CutMix draws one box per batch: lam_mode must be 'batch'")
+        super().__init__(alpha, **kwargs)
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if x.dim() < 3:
+            raise ValueError(f"CutMix needs inputs of shape (B, ..., H, W), got shape {tuple(x.shape)}")
+        base = super()._sample(x, y, n, partner)
+        if base.op == "identity":
+            return base
+        u = torch.rand(2, generator=self.generator, dtype=torch.float64)
+        assert not isinstance(base.lam, Tensor)
+        box, lam = F.cutmix_box(base.lam, x.shape[-2], x.shape[-1], u)
+        return MixParams(
+            op="cutmix", lam=lam, perm=base.perm, partner_x=base.partner_x, partner_y=base.partner_y, box=box
+        )
+
+
+class MixupOrCutMix(BatchMix):
+    """Per batch, CutMix with probability ``switch_prob``, else mixup (the switch of timm and torchvision users).
+
+    Args:
+        mixup_alpha, cutmix_alpha: Beta parameters of each; ``switch_prob``: probability of CutMix.
+        **kwargs: pairing, allow_self, num_classes, smoothing, generator, seed, ...
+    """
+
+    def __init__(
+        self,
+        mixup_alpha: float = 0.8,
+        cutmix_alpha: float = 1.0,
+        switch_prob: float = 0.5,
+        *,
+        pairing: str = "random",
+        allow_self: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.switch_prob = check_probability(switch_prob, "switch_prob")
+        shared = {
+            "pairing": pairing,
+            "allow_self": allow_self,
+            "num_classes": self.num_classes,
+            "smoothing": self.smoothing,
+            "generator": self.generator,
+            "uint8_output": self.uint8_output,
+        }
+        # Both share this transform's generator, so one state_dict covers the whole stream.
+        self.mixup = Mixup(mixup_alpha, **shared)
+        self.cutmix = CutMix(cutmix_alpha, **shared)
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        use_cutmix = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.switch_prob
+        chosen = self.cutmix if use_cutmix else self.mixup
+        return chosen._sample(x, y, n, partner)
+
+    def _repr_options(self) -> dict[str, Any]:
+        return {
+            "mixup_alpha": self.mixup.alpha,
+            "cutmix_alpha": self.cutmix.alpha,
+            "switch_prob": self.switch_prob,
+            **super()._repr_options(),
+        }
+
+
+class DirichletMixup(BatchMix):
+    """Convex combinations of ``k >= 3`` examples with weights ~ Dirichlet(alpha, ..., alpha) (Section 2: "convex
+    combinations of three or more examples ... do not provide further gain but increase the computation cost").
+
+    Partner j of each sample comes from an independent random permutation; the first "partner" is the sample
+    itself. ``lam_mode="batch"`` shares one weight vector over the batch.
+    """
+
+    def __init__(self, alpha: float = 1.0, *, k: int = 3, lam_mode: str = "batch", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alpha = check_alpha(alpha)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"k must be an int >= 2, got {k!r}")
+        self.k = k
+        self.lam_mode = check_choice(lam_mode, LAM_MODES, "lam_mode")
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if partner is not None:
+            raise ValueError("Dirichlet mixing draws its partners from the batch; partner= is not supported")
+        if self.alpha == 0.0:
+            return MixParams()
+        size = () if self.lam_mode == "batch" else (n,)
+        weights = sample_dirichlet(self.alpha, self.k, size, generator=self.generator)
+        indices = torch.stack(
+            [torch.arange(n)] + [random_pairs(n, generator=self.generator) for _ in range(self.k - 1)]
+        )
+        weights = weights.expand(n, self.k) if weights.dim() == 1 else weights
+        return MixParams(op="dirichlet", lam=weights[:, 0], weights=weights, indices=indices)
+
+    def _repr_options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "k": self.k, "lam_mode": self.lam_mode, **super()._repr_options()}
+
+
+def _mix_inputs_only(alpha: float = 1.0, **kwargs: Any) -> Mixup:
+    return Mixup(alpha, targets="closer", **kwargs)
+
+
+def _mix_inputs_label_smoothing(alpha: float = 1.0, smoothing: float = 0.1, **kwargs: Any) -> Mixup:
+    return Mixup(alpha, targets="closer", smoothing=smoothing, **kwargs)
+
+
+_REGISTRY: dict[str, Any] = {
+    "erm": ERM,
+    "mixup": Mixup,
+    "cutmix": CutMix,
+    "mixup_or_cutmix": MixupOrCutMix,
+    "mix_inputs_only": _mix_inputs_only,
+    "label_smoothing": LabelSmoothing,
+    "mix_inputs_label_smoothing": _mix_inputs_label_smoothing,
+    "gaussian_noise": GaussianNoise,
+    "dirichlet": DirichletMixup,
+}
+VARIANTS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def build(name: str, **kwargs: Any) -> BatchMix:
+    """Build a batch transform by name (see :data:`VARIANTS`), e.g. ``build("mixup", alpha=1.0, num_classes=10)``.
+
+    Table 5 names: ``erm``, ``mixup`` (AC+RP; ``pairing="same_class"`` for SC+RP), ``mix_inputs_only``,
+    ``label_smoothing``, ``mix_inputs_label_smoothing``, ``gaussian_noise``; Section 2: ``dirichlet``; peers:
+    ``cutmix``, ``mixup_or_cutmix``. Latent mixing is :class:`vicinal.LatentMixup`.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as err:
+        if "unexpected keyword argument" in str(err):
+            raise TypeError(f"variant {name!r}: {err}") from None
+        raise

@@ -1,0 +1,170 @@
+"""Who is mixed with whom (the "pairing" axis of the paper's ablation, Table 5).
+
+* ``random``     AC+RP: a random permutation of the minibatch over all classes (the paper's default).
+* ``same_class`` SC+RP: a random permutation within each class of the minibatch.
+* ``roll``       partner = the next sample, ``roll(1)`` (torchvision v2's ``MixUp``/``CutMix``).
+* ``flip``       partner = the mirror sample, ``flip(0)`` (timm's ``Mixup``).
+* k-NN (AC+KNN, SC+KNN): partners from the k nearest neighbours of each *training sample*, precomputed once
+  over the dataset by :class:`KNNPartners`; partners come from the dataset, not from the minibatch.
+
+``allow_self=False`` forbids pairing a sample with itself. It cannot hold for a batch of one sample, nor for a
+class that has a single member in the batch (SC pairing), nor for the middle sample of an odd batch under
+``flip``: those samples keep themselves as partner, which leaves them unmixed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._validation import check_choice
+
+PAIRINGS = ("random", "same_class", "roll", "flip", "knn")
+
+
+def random_pairs(n: int, *, generator: torch.Generator, allow_self: bool = True) -> Tensor:
+    """AC+RP partner indices ``(n,)``. Without self-pairs, partners follow one random cycle, so each sample's
+    partner is uniform over the other n - 1."""
+    order = torch.randperm(n, generator=generator)
+    if allow_self or n == 1:
+        return order
+    perm = torch.empty_like(order)
+    perm[order] = order.roll(-1)
+    return perm
+
+
+def same_class_pairs(labels: Tensor, *, generator: torch.Generator, allow_self: bool = True) -> Tensor:
+    """SC+RP partner indices: a uniformly random permutation inside each class of ``labels (B,)``.
+
+    Soft labels ``(B, C)`` are grouped by their argmax. Vectorised: sort by class with random tie-breaking twice
+    (same group boundaries both times) and map the first order onto the second.
+    """
+    if labels.dim() == 2:
+        labels = labels.argmax(1)
+    labels = labels.cpu()
+    n = labels.shape[0]
+
+    def grouped_order() -> Tensor:
+        shuffled = torch.randperm(n, generator=generator)
+        return shuffled[torch.argsort(labels[shuffled], stable=True)]
+
+    order = grouped_order()
+    perm = torch.empty(n, dtype=torch.long)
+    if allow_self:
+        perm[order] = grouped_order()
+        return perm
+    # cyclic shift by one inside each class group: never self unless the group has one member
+    sorted_labels = labels[order]
+    _, counts = torch.unique_consecutive(sorted_labels, return_counts=True)
+    starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    ends = starts + torch.repeat_interleave(counts, counts)
+    pos = torch.arange(n)
+    nxt = torch.where(pos + 1 < ends, pos + 1, starts)
+    perm[order] = order[nxt]
+    return perm
+
+
+def fixed_pairs(n: int, kind: str) -> Tensor:
+    """Deterministic partners: ``roll`` (i -> i-1, like ``torch.roll(x, 1, 0)``) or ``flip`` (i -> n-1-i)."""
+    idx = torch.arange(n)
+    if kind == "roll":
+        return idx.roll(1)
+    if kind == "flip":
+        return idx.flip(0)
+    raise ValueError(f"unknown fixed pairing {kind!r}; known: roll, flip")
+
+
+def batch_pairs(
+    kind: str, n: int, labels: Tensor | None, *, generator: torch.Generator, allow_self: bool = True
+) -> Tensor:
+    """Partner indices ``(n,)`` within a minibatch for the named pairing."""
+    check_choice(kind, PAIRINGS, "pairing")
+    if kind == "random":
+        return random_pairs(n, generator=generator, allow_self=allow_self)
+    if kind == "same_class":
+        if labels is None:
+            raise ValueError("same_class pairing needs labels")
+        return same_class_pairs(labels, generator=generator, allow_self=allow_self)
+    if kind == "knn":
+        raise ValueError(
+            "knn pairing draws partners from the dataset: use KNNPartners.sample(indices) and pass "
+            "partner=(x_partner, y_partner)"
+        )
+    if kind == "flip" and not allow_self and n % 2 == 1 and n > 1:
+        raise ValueError(
+            f"flip pairing pairs the middle sample of an odd batch ({n}) with itself; allow_self=False forbids it"
+        )
+    return fixed_pairs(n, kind)
+
+
+class KNNPartners:
+    """k nearest neighbours of every training sample, computed once (AC+KNN / SC+KNN of Table 5).
+
+    ``neighbours[i]`` holds the dataset indices of the ``k`` nearest other samples of sample ``i`` (Euclidean
+    distance on the given features: raw inputs flattened, or embeddings), restricted to its class when
+    ``same_class=True``. Where a class has fewer than ``k + 1`` members, only ``counts[i]`` entries are valid.
+    """
+
+    def __init__(self, neighbours: Tensor, counts: Tensor) -> None:
+        if neighbours.dim() != 2 or counts.shape != (neighbours.shape[0],):
+            raise ValueError(
+                f"neighbours must be (N, k) and counts (N,), got {tuple(neighbours.shape)} and {tuple(counts.shape)}"
+            )
+        if bool((counts < 1).any()):
+            raise ValueError("every sample needs at least one neighbour (a class with a single member has none)")
+        self.neighbours = neighbours
+        self.counts = counts
+
+    @property
+    def k(self) -> int:
+        return int(self.neighbours.shape[1])
+
+    @classmethod
+    def fit(
+        cls,
+        features: Tensor,
+        labels: Tensor | None = None,
+        *,
+        k: int = 200,
+        same_class: bool = False,
+        chunk_size: int = 1024,
+    ) -> KNNPartners:
+        """Compute the neighbour table from ``features (N, ...)`` (flattened), in chunks of rows."""
+        if features.dim() < 2:
+            raise ValueError(f"features must be (N, D) or (N, ...), got shape {tuple(features.shape)}")
+        n = features.shape[0]
+        if not isinstance(k, int) or k < 1 or k >= n:
+            raise ValueError(f"k must be an int in [1, N-1] = [1, {n - 1}], got {k!r}")
+        if same_class:
+            if labels is None or labels.shape != (n,):
+                raise ValueError(f"same_class=True needs labels of shape ({n},)")
+            labels = labels.to(features.device)
+        feats = features.reshape(n, -1).float()
+        sq = (feats * feats).sum(1)
+        neighbours = torch.empty(n, k, dtype=torch.long)
+        counts = torch.empty(n, dtype=torch.long)
+        for start in range(0, n, chunk_size):
+            rows = feats[start : start + chunk_size]
+            # squared distances (rows, N) via |a|^2 + |b|^2 - 2ab: one matmul per chunk
+            d = sq[start : start + chunk_size, None] + sq[None, :] - 2.0 * rows @ feats.T
+            idx = torch.arange(start, start + rows.shape[0], device=d.device)
+            d[torch.arange(rows.shape[0], device=d.device), idx] = float("inf")  # never your own neighbour
+            if same_class:
+                assert labels is not None
+                d.masked_fill_(labels[start : start + chunk_size, None] != labels[None, :], float("inf"))
+            dist, nn_idx = torch.topk(d, k, dim=1, largest=False)
+            neighbours[start : start + rows.shape[0]] = nn_idx.cpu()
+            counts[start : start + rows.shape[0]] = torch.isfinite(dist).sum(1).cpu()
+        return cls(neighbours, counts)
+
+    def sample(self, indices: Tensor, *, generator: torch.Generator) -> Tensor:
+        """One partner per dataset index in ``indices (B,)``, uniform over its valid neighbours."""
+        indices = indices.cpu().long()
+        n = self.neighbours.shape[0]
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n):
+            raise ValueError(
+                f"indices must be in [0, {n}), got values from {int(indices.min())} to {int(indices.max())}"
+            )
+        u = torch.rand(indices.shape[0], generator=generator, dtype=torch.float64)
+        j = (u * self.counts[indices]).long()
+        return self.neighbours[indices, j]

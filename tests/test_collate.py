@@ -1,0 +1,76 @@
+"""Collate-time uint8 mixing equals float mixing followed by rounding."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vicinal
+
+
+def samples(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    imgs = torch.randint(0, 256, (n, 3, 5, 4), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    return [(imgs[i], int(labels[i])) for i in range(n)], imgs, labels
+
+
+def test_uint8_collate_equals_float_mix_then_round():
+    batch, imgs, labels = samples()
+    collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=3)
+    xm, ym = collate(batch)
+    p = vicinal.Mixup(1.0, num_classes=4, seed=3).sample(imgs, labels)
+    expected = (p.lam * imgs.float() + (1 - p.lam) * imgs[p.perm].float()).round().to(torch.uint8)
+    assert xm.dtype == torch.uint8 and torch.equal(xm, expected)
+    yh = torch.nn.functional.one_hot(labels, 4).float()
+    assert torch.equal(ym, p.lam * yh + (1 - p.lam) * yh[p.perm])
+    # never more than half a grey level away from the exact float mix
+    exact = p.lam * imgs.float() + (1 - p.lam) * imgs[p.perm].float()
+    assert float((xm.float() - exact).abs().max()) <= 0.5
+
+
+def test_accepts_numpy_hwc_and_pil():
+    batch, imgs, labels = samples(4)
+    as_np = [(img.permute(1, 2, 0).numpy(), lab) for img, lab in batch]
+    as_pil = [(Image.fromarray(img.permute(1, 2, 0).numpy()), lab) for img, lab in batch]
+    a = vicinal.MixupCollate(alpha=0.0, num_classes=4)(as_np)
+    b = vicinal.MixupCollate(alpha=0.0, num_classes=4)(as_pil)
+    assert torch.equal(a[0], imgs) and torch.equal(b[0], imgs)
+
+
+def test_cutmix_collate():
+    batch, imgs, labels = samples()
+    collate = vicinal.MixupCollate(vicinal.CutMix(1.0, num_classes=4, seed=0))
+    xm, _ = collate(batch)
+    assert xm.dtype == torch.uint8 and xm.shape == imgs.shape
+
+
+def test_in_dataloader_workers_distinct_and_reproducible():
+    batch, imgs, labels = samples(16)
+    ds = torch.utils.data.TensorDataset(imgs, labels)
+
+    def run():
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=4,
+            num_workers=2,
+            collate_fn=vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0),
+            generator=torch.Generator().manual_seed(5),
+        )
+        return [xb for xb, _ in loader]
+
+    first, second = run(), run()
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert len(first) == 4
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="cannot collate an empty batch"):
+        vicinal.MixupCollate(num_classes=2)([])
+    with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.float32"):
+        vicinal.MixupCollate(num_classes=2)([(torch.zeros(3, 2, 2), 0), (torch.zeros(3, 2, 2), 1)])
+    with pytest.raises(ValueError, match="MixupCollate keeps batches uint8: the mixer needs uint8_output='round'"):
+        vicinal.MixupCollate(vicinal.Mixup(uint8_output="float"))
+    with pytest.raises(TypeError, match=r"pass options to the mixer, not to MixupCollate: \['num_classes'\]"):
+        vicinal.MixupCollate(vicinal.Mixup(), num_classes=3)
+    _ = np  # numpy inputs covered above

@@ -1,0 +1,47 @@
+"""The mixup GAN discriminator objective (Section 3.7)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+import vicinal
+
+
+def test_discriminator_loss_formula():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(8, 2, generator=g), torch.randn(8, 2, generator=g)
+    disc = torch.nn.Linear(2, 1)
+    lam = vicinal.sample_gan_lam(8, 0.2, generator=g)
+    loss = vicinal.mixup_discriminator_loss(disc, real, fake, lam)
+    mixed = lam[:, None] * real + (1 - lam[:, None]) * fake
+    logit = disc(mixed).reshape(-1)
+    expected = -(lam * F.logsigmoid(logit) + (1 - lam) * F.logsigmoid(-logit)).mean()
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert disc.weight.grad is not None
+
+
+def test_generator_loss_is_nonsaturating_bce():
+    disc = torch.nn.Linear(2, 1)
+    fake = torch.randn(5, 2)
+    torch.testing.assert_close(vicinal.generator_loss(disc, fake), -F.logsigmoid(disc(fake)).mean())
+
+
+def test_lam_distributions():
+    g = torch.Generator().manual_seed(0)
+    beta = vicinal.sample_gan_lam(20000, 0.2, generator=g, dtype=torch.float64)
+    assert stats.kstest(beta.numpy(), stats.beta(0.2, 0.2).cdf).pvalue > 1e-3
+    uni = vicinal.sample_gan_lam(20000, 0.2, distribution="uniform", generator=g, dtype=torch.float64)
+    assert stats.kstest(uni.numpy(), stats.uniform(0, 0.2).cdf).pvalue > 1e-3
+
+
+def test_errors():
+    g = torch.Generator()
+    disc = torch.nn.Linear(2, 1)
+    with pytest.raises(ValueError, match="unknown distribution 'normal'; known: beta, uniform"):
+        vicinal.sample_gan_lam(4, 0.2, distribution="normal", generator=g)
+    with pytest.raises(ValueError, match=r"real batch has shape \(4, 2\) but fake batch has \(3, 2\)"):
+        vicinal.mixup_discriminator_loss(disc, torch.zeros(4, 2), torch.zeros(3, 2), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"lam has shape \(3,\), expected \(4,\)"):
+        vicinal.mixup_discriminator_loss(disc, torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3))

@@ -1,0 +1,72 @@
+"""Soft-target CE equals the official two-label loss; per-sample lam and Dirichlet too."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vicinal
+
+
+@given(
+    n=st.integers(1, 32),
+    c=st.integers(2, 50),
+    lam_mode=st.sampled_from(["batch", "sample"]),
+    seed=st.integers(0, 10_000),
+    smoothing=st.sampled_from([0.0, 0.1]),
+)
+@settings(max_examples=60, deadline=None)
+def test_soft_target_loss_equals_two_label_loss(n, c, lam_mode, seed, smoothing):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    y = torch.randint(0, c, (n,), generator=g)
+    logits = torch.randn(n, c, generator=g, dtype=torch.float64).float() * 3
+    mixer = vicinal.Mixup(0.7, num_classes=c, lam_mode=lam_mode, smoothing=smoothing, seed=seed)
+    p = mixer.sample(x, y)
+    soft = vicinal.soft_cross_entropy(logits, mixer.apply_targets(y, p))
+
+    def ce(pred, target, reduction="mean"):
+        return F.cross_entropy(pred, target, label_smoothing=smoothing, reduction=reduction)
+
+    two = vicinal.mixed_criterion(ce, logits, y, p)
+    assert abs(float(soft) - float(two)) < 1e-6 * max(1.0, abs(float(two)))
+
+
+def test_soft_cross_entropy_matches_torch_for_one_hot():
+    logits = torch.randn(5, 7)
+    y = torch.randint(0, 7, (5,))
+    torch.testing.assert_close(vicinal.soft_cross_entropy(logits, F.one_hot(y, 7).float()), F.cross_entropy(logits, y))
+    per = vicinal.soft_cross_entropy(logits, F.one_hot(y, 7).float(), reduction="none")
+    torch.testing.assert_close(per, F.cross_entropy(logits, y, reduction="none"))
+    torch.testing.assert_close(vicinal.soft_cross_entropy(logits, F.one_hot(y, 7).float(), reduction="sum"), per.sum())
+
+
+def test_dirichlet_two_label_form():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 3, generator=g), torch.randint(0, 5, (8,), generator=g)
+    logits = torch.randn(8, 5, generator=g)
+    mixer = vicinal.DirichletMixup(1.0, k=4, num_classes=5, lam_mode="sample", seed=0)
+    p = mixer.sample(x, y)
+    soft = vicinal.soft_cross_entropy(logits, mixer.apply_targets(y, p))
+    two = vicinal.mixed_criterion(F.cross_entropy, logits, y, p)
+    torch.testing.assert_close(soft, two, rtol=1e-6, atol=1e-6)
+
+
+def test_partner_and_identity_paths():
+    logits = torch.randn(4, 3)
+    y, yp = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 1, 0, 2])
+    x = torch.randn(4, 2)
+    mixer = vicinal.Mixup(1.0, num_classes=3, seed=0)
+    p = mixer.sample(x, y, partner=(x, yp))
+    expected = p.lam * F.cross_entropy(logits, y) + (1 - p.lam) * F.cross_entropy(logits, yp)
+    torch.testing.assert_close(vicinal.mixed_criterion(F.cross_entropy, logits, y, p), expected)
+    ident = vicinal.Mixup(0.0, num_classes=3).sample(x, y)
+    torch.testing.assert_close(vicinal.mixed_criterion(F.cross_entropy, logits, y, ident), F.cross_entropy(logits, y))
+
+
+def test_soft_cross_entropy_errors():
+    with pytest.raises(ValueError, match=r"logits have shape \(2, 3\) but targets have \(2, 4\)"):
+        vicinal.soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="unknown reduction 'avg'; known: mean, sum, none"):
+        vicinal.soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 3), reduction="avg")

@@ -1,0 +1,380 @@
+"""Batch transforms against the paper's formula, for a given (lam, perm), every variant and dtype."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vicinal
+from vicinal import functional as VF
+
+
+def batch(shape=(6, 3, 4, 4), num_classes=4, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g).to(dtype)
+    y = torch.randint(0, num_classes, (shape[0],), generator=g)
+    return x, y
+
+
+def reference(x, y, lam, perm, num_classes):
+    """The paper's formula, written out."""
+    yh = F.one_hot(y, num_classes).float()
+    return lam * x + (1 - lam) * x[perm], lam * yh + (1 - lam) * yh[perm]
+
+
+SHAPES = [(6, 3, 4, 4), (5, 1, 16, 10), (7, 20), (4, 9), (3, 2, 5)]  # images, spectrograms, waveforms, tabular
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("pairing", ["random", "same_class", "roll", "flip"])
+def test_mixup_equals_paper_formula(shape, pairing):
+    x, y = batch(shape)
+    mixer = vicinal.Mixup(alpha=1.0, num_classes=4, pairing=pairing, seed=3)
+    params = mixer.sample(x, y)
+    xm, ym = mixer.apply_inputs(x, params), mixer.apply_targets(y, params)
+    rx, ry = reference(x, y, params.lam, params.perm, 4)
+    assert torch.equal(xm, rx)
+    assert torch.equal(ym, ry)
+    # __call__ is sample + apply with the same stream
+    again = vicinal.Mixup(alpha=1.0, num_classes=4, pairing=pairing, seed=3)(x, y)
+    assert torch.equal(again[0], rx) and torch.equal(again[1], ry)
+
+
+def test_per_sample_lam_formula():
+    x, y = batch((8, 5))
+    mixer = vicinal.Mixup(alpha=0.4, num_classes=4, lam_mode="sample", seed=1)
+    params = mixer.sample(x, y)
+    lam = params.lam.float()
+    assert lam.shape == (8,) and len(set(lam.tolist())) == 8
+    xm, ym = mixer.apply_inputs(x, params), mixer.apply_targets(y, params)
+    yh = F.one_hot(y, 4).float()
+    assert torch.equal(xm, lam[:, None] * x + (1 - lam[:, None]) * x[params.perm])
+    assert torch.equal(ym, lam[:, None] * yh + (1 - lam[:, None]) * yh[params.perm])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_dtypes_keep_dtype_and_formula(dtype):
+    x, y = batch((6, 3, 4, 4), dtype=dtype)
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
+    params = mixer.sample(x, y)
+    xm = mixer.apply_inputs(x, params)
+    assert xm.dtype == dtype
+    assert torch.equal(xm, params.lam * x + (1 - params.lam) * x[params.perm])
+    assert mixer.apply_targets(y, params).dtype == torch.float32
+
+
+def test_uint8_is_rounded_not_truncated():
+    x = torch.tensor([[0, 255, 10, 11]], dtype=torch.uint8).repeat(2, 1)
+    x[1] = torch.tensor([1, 0, 11, 10], dtype=torch.uint8)
+    perm = torch.tensor([1, 0])
+    out = VF.mix(x, 0.3, perm)
+    expected = (0.3 * x.float() + 0.7 * x[perm].float()).round().to(torch.uint8)
+    assert out.dtype == torch.uint8 and torch.equal(out, expected)
+    # 0.3*10 + 0.7*11 = 10.7 -> 11 (truncation would give 10)
+    assert out[0, 2] == 11
+    assert torch.equal(VF.mix(x, 0.3, perm, out_dtype=torch.float32), 0.3 * x.float() + 0.7 * x[perm].float())
+
+
+def test_uint8_float_output_by_choice():
+    x = torch.randint(0, 256, (4, 3, 2, 2), dtype=torch.uint8)
+    y = torch.tensor([0, 1, 2, 3])
+    mixer = vicinal.Mixup(1.0, num_classes=4, uint8_output="float", seed=0)
+    params = mixer.sample(x, y)
+    out = mixer.apply_inputs(x, params)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, params.lam * x.float() + (1 - params.lam) * x[params.perm].float())
+
+
+@pytest.mark.parametrize("lam_mode", ["batch", "sample"])
+def test_alpha_zero_returns_identical_batch(lam_mode):
+    x, y = batch()
+    mixer = vicinal.Mixup(0.0, num_classes=4, lam_mode=lam_mode, seed=0)
+    xm, ym = mixer(x, y)
+    assert torch.equal(xm, x)
+    assert torch.equal(ym, F.one_hot(y, 4).float())
+
+
+@given(
+    alpha=st.sampled_from([0.1, 0.5, 1.0, 4.0]),
+    n=st.integers(2, 16),
+    seed=st.integers(0, 10_000),
+    lam_mode=st.sampled_from(["batch", "sample"]),
+)
+@settings(max_examples=50, deadline=None)
+def test_targets_are_distributions_with_two_nonzeros(alpha, n, seed, lam_mode):
+    x, y = batch((n, 3), num_classes=5, seed=seed)
+    mixer = vicinal.Mixup(alpha, num_classes=5, lam_mode=lam_mode, seed=seed)
+    params = mixer.sample(x, y)
+    ym = mixer.apply_targets(y, params)
+    lam = torch.as_tensor(params.lam)
+    assert bool(((lam >= 0) & (lam <= 1)).all())
+    torch.testing.assert_close(ym.sum(1), torch.ones(n))
+    assert int((ym > 0).sum(1).max()) <= 2
+    assert bool((ym >= 0).all())
+
+
+def test_dirichlet_formula_and_k_nonzeros():
+    x, y = batch((9, 4), num_classes=6)
+    mixer = vicinal.DirichletMixup(1.0, k=3, num_classes=6, lam_mode="sample", seed=0)
+    p = mixer.sample(x, y)
+    w = p.weights
+    expected = sum(w[:, j : j + 1].float() * x[p.indices[j]] for j in range(3))
+    torch.testing.assert_close(mixer.apply_inputs(x, p), expected, rtol=0, atol=1e-6)
+    ym = mixer.apply_targets(y, p)
+    torch.testing.assert_close(ym.sum(1), torch.ones(9))
+    assert int((ym > 0).sum(1).max()) <= 3
+    assert torch.equal(p.indices[0], torch.arange(9))
+
+
+def test_mix_inputs_only_uses_closer_label():
+    x, y = batch((8, 3), num_classes=4)
+    mixer = vicinal.build("mix_inputs_only", alpha=1.0, num_classes=4, lam_mode="sample", seed=2)
+    p = mixer.sample(x, y)
+    ym = mixer.apply_targets(y, p)
+    yh = F.one_hot(y, 4).float()
+    expected = torch.where((p.lam >= 0.5)[:, None], yh, yh[p.perm])
+    assert torch.equal(ym, expected)
+    lam = p.lam.float()[:, None]
+    assert torch.equal(mixer.apply_inputs(x, p), lam * x + (1 - lam) * x[p.perm])
+
+
+def test_label_smoothing_values():
+    x, y = batch((4, 3), num_classes=5)
+    xm, ym = vicinal.build("label_smoothing", smoothing=0.1, num_classes=5)(x, y)
+    assert torch.equal(xm, x)
+    expected = torch.full((4, 5), 0.1 / 5)
+    expected[torch.arange(4), y] = 1 - 0.1 + 0.1 / 5
+    torch.testing.assert_close(ym, expected, rtol=0, atol=1e-7)
+
+
+def test_mix_inputs_label_smoothing():
+    x, y = batch((4, 3), num_classes=5)
+    mixer = vicinal.build("mix_inputs_label_smoothing", alpha=1.0, smoothing=0.2, num_classes=5, seed=0)
+    p = mixer.sample(x, y)
+    ym = mixer.apply_targets(y, p)
+    closer = y if p.lam >= 0.5 else y[p.perm]
+    expected = 0.8 * F.one_hot(closer, 5).float() + 0.2 / 5
+    torch.testing.assert_close(ym, expected, rtol=0, atol=1e-7)
+
+
+def test_mixup_with_smoothing_mixes_smoothed_targets():
+    x, y = batch((6, 3), num_classes=4)
+    mixer = vicinal.Mixup(1.0, num_classes=4, smoothing=0.1, seed=0)
+    p = mixer.sample(x, y)
+    s = F.one_hot(y, 4).float() * 0.9 + 0.1 / 4
+    assert torch.equal(mixer.apply_targets(y, p), p.lam * s + (1 - p.lam) * s[p.perm])
+
+
+def test_gaussian_noise():
+    x, y = batch((64, 3, 8, 8))
+    mixer = vicinal.build("gaussian_noise", sigma=0.1, num_classes=4, seed=0)
+    p = mixer.sample(x, y)
+    xm = mixer.apply_inputs(x, p)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert torch.equal(xm, x + noise)
+    assert abs(float((xm - x).std()) - 0.1) < 0.005  # 12k draws: std error ~0.0006
+    assert torch.equal(mixer.apply_targets(y, p), F.one_hot(y, 4).float())
+
+
+def test_erm_identity():
+    x, y = batch()
+    xm, ym = vicinal.build("erm", num_classes=4)(x, y)
+    assert xm is x and torch.equal(ym, F.one_hot(y, 4).float())
+
+
+def test_cutmix_box_and_corrected_lam():
+    x, y = batch((4, 3, 10, 12), num_classes=4)
+    mixer = vicinal.CutMix(1.0, num_classes=4, seed=5)
+    p = mixer.sample(x, y)
+    y0, y1, x0, x1 = p.box
+    expected = x.clone()
+    expected[:, :, y0:y1, x0:x1] = x[p.perm][:, :, y0:y1, x0:x1]
+    assert torch.equal(mixer.apply_inputs(x, p), expected)
+    assert p.lam == pytest.approx(1 - (y1 - y0) * (x1 - x0) / 120)
+    yh = F.one_hot(y, 4).float()
+    assert torch.equal(mixer.apply_targets(y, p), p.lam * yh + (1 - p.lam) * yh[p.perm])
+
+
+def test_cutmix_box_clipped_at_border():
+    box, lam = VF.cutmix_box(0.36, 10, 10, torch.tensor([0.0, 0.99]))  # cut 8x8 centred at (0, 9)
+    assert box == (0, 4, 5, 10)
+    assert lam == pytest.approx(1 - 20 / 100)
+
+
+def test_mixup_or_cutmix_switch_probability():
+    x, y = batch((4, 3, 8, 8), num_classes=4)
+    mixer = vicinal.MixupOrCutMix(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=0.3, num_classes=4, seed=0)
+    ops = [mixer.sample(x, y).op for _ in range(2000)]
+    # binomial(2000, 0.3): std 20.5; 5 std tolerance
+    assert abs(ops.count("cutmix") - 600) < 103
+    assert set(ops) == {"mix", "cutmix"}
+    assert all(
+        o == "mix" for o in (vicinal.MixupOrCutMix(switch_prob=0.0, num_classes=4).sample(x, y).op for _ in range(20))
+    )
+
+
+def test_knn_partner_path():
+    x, y = batch((5, 3), num_classes=4)
+    xp, yp = batch((5, 3), num_classes=4, seed=9)
+    mixer = vicinal.Mixup(1.0, num_classes=4, pairing="knn", seed=0)
+    p = mixer.sample(x, y, partner=(xp, yp))
+    xm, ym = mixer.apply_inputs(x, p), mixer.apply_targets(y, p)
+    assert torch.equal(xm, p.lam * x + (1 - p.lam) * xp)
+    assert torch.equal(ym, p.lam * F.one_hot(y, 4).float() + (1 - p.lam) * F.one_hot(yp, 4).float())
+    with pytest.raises(ValueError, match=r"pairing='knn' needs partner=\(x_partner, y_partner\)"):
+        mixer(x, y)
+
+
+def test_regression_targets_mixed_linearly():
+    x = torch.randn(6, 4)
+    t = torch.randn(6, 2)
+    mixer = vicinal.Mixup(1.0, regression=True, seed=0)
+    p = mixer.sample(x, t)
+    assert torch.equal(mixer.apply_targets(t, p), p.lam * t + (1 - p.lam) * t[p.perm])
+    t1 = torch.randn(6)
+    p = mixer.sample(x, t1)
+    assert torch.equal(mixer.apply_targets(t1, p), p.lam * t1 + (1 - p.lam) * t1[p.perm])
+
+
+def test_probability_labels_accepted():
+    x, y = batch((6, 3), num_classes=4)
+    soft = torch.softmax(torch.randn(6, 4), 1)
+    mixer = vicinal.Mixup(1.0, seed=0)
+    p = mixer.sample(x, soft)
+    assert torch.equal(mixer.apply_targets(soft, p), p.lam * soft + (1 - p.lam) * soft[p.perm])
+
+
+def test_batch_of_one_is_returned_unchanged():
+    x, y = batch((1, 3, 4, 4))
+    xm, ym = vicinal.Mixup(1.0, num_classes=4, seed=0)(x, y)
+    assert xm is x and torch.equal(ym, F.one_hot(y, 4).float())
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+def test_odd_batches_work(n):
+    x, y = batch((n, 2, 3, 3))
+    for pairing in ["random", "roll", "flip", "same_class"]:
+        xm, ym = vicinal.Mixup(1.0, num_classes=4, pairing=pairing, seed=0)(x, y)
+        assert xm.shape == x.shape and ym.shape == (n, 4)
+
+
+def test_same_seed_bit_identical_and_state_dict_resumes():
+    x, y = batch()
+    a = vicinal.Mixup(1.0, num_classes=4, seed=11)
+    b = vicinal.Mixup(1.0, num_classes=4, seed=11)
+    assert all(torch.equal(u, v) for u, v in zip(a(x, y), b(x, y), strict=True))
+    state = a.state_dict()
+    first = a(x, y)
+    a.load_state_dict(state)
+    second = a(x, y)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+def test_global_rng_not_used():
+    x, y = batch()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    for name in ["mixup", "cutmix", "mixup_or_cutmix", "dirichlet", "gaussian_noise"]:
+        vicinal.build(name, num_classes=4, seed=0)(x, y)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_no_self_pairing_option():
+    x, y = batch((10, 3))
+    for _ in range(20):
+        p = vicinal.Mixup(1.0, num_classes=4, allow_self=False).sample(x, y)
+        assert not bool((p.perm == torch.arange(10)).any())
+
+
+def test_build_lists_variants_and_repr():
+    assert set(vicinal.VARIANTS) >= {"erm", "mixup", "cutmix", "mix_inputs_only", "label_smoothing", "dirichlet"}
+    assert "alpha=0.5" in repr(vicinal.build("mixup", alpha=0.5, num_classes=3))
+
+
+# -- validation: every error, matched by message ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, err, msg",
+    [
+        ({"alpha": -1.0}, ValueError, r"alpha must be a finite number >= 0, got -1.0"),
+        ({"alpha": float("inf")}, ValueError, r"alpha must be a finite number >= 0, got inf"),
+        ({"pairing": "knn2"}, ValueError, r"unknown pairing 'knn2'; known: random, same_class, roll, flip, knn"),
+        ({"lam_mode": "pixel"}, ValueError, r"unknown lam_mode 'pixel'; known: batch, sample"),
+        ({"targets": "hard"}, ValueError, r"unknown targets 'hard'; known: mixed, closer"),
+        ({"num_classes": 0}, ValueError, r"num_classes must be an int >= 1, got 0"),
+        ({"smoothing": 1.5}, ValueError, r"smoothing must be in \[0, 1\], got 1.5"),
+        ({"uint8_output": "trunc"}, ValueError, r"unknown uint8_output 'trunc'; known: round, float"),
+        ({"regression": True, "smoothing": 0.1}, ValueError, "label smoothing does not apply to regression targets"),
+        ({"regression": True, "targets": "closer"}, ValueError, "targets='closer' needs class labels"),
+    ],
+)
+def test_constructor_errors(kwargs, err, msg):
+    with pytest.raises(err, match=msg):
+        vicinal.Mixup(**kwargs)
+
+
+def test_unknown_variant_lists_known():
+    with pytest.raises(ValueError, match=r"unknown variant 'mixupp'; known: erm, mixup, cutmix"):
+        vicinal.build("mixupp")
+    with pytest.raises(TypeError, match=r"variant 'erm': .*unexpected keyword argument 'alpha'"):
+        vicinal.build("erm", alpha=1.0)
+
+
+@pytest.mark.parametrize(
+    "x, y, err, msg",
+    [
+        (torch.randn(4, 3), torch.tensor([0, 1, 2]), ValueError, r"labels have shape \(3,\) but the batch has 4 samples"),
+        (torch.randn(4, 3), torch.tensor([0, 1, 2, 4]), ValueError, r"labels must be in \[0, 4\), got values from 0 to 4"),
+        (torch.randn(4, 3), torch.tensor([-1, 1, 2, 3]), ValueError, r"labels must be in \[0, 4\), got values from -1 to 3"),
+        (torch.randn(2, 3), torch.zeros(2, 2, 2, dtype=torch.long), ValueError, r"integer labels must have shape \(B,\), got shape \(2, 2, 2\)"),
+        (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\)"),
+        (torch.randn(2, 3), torch.zeros(2, 5), ValueError, r"labels have 5 classes \(shape \(2, 5\)\) but num_classes=4"),
+        (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be integer class indices or float probabilities, got dtype torch.bool"),
+        (torch.randint(0, 5, (2, 3)), torch.tensor([0, 1]), TypeError, r"inputs must be a floating-point or uint8 tensor, got dtype torch.int64"),
+        (torch.randn(0, 3), torch.zeros(0, dtype=torch.long), ValueError, r"inputs is an empty batch \(shape \(0, 3\)\)"),
+        (torch.tensor(1.0), torch.tensor([0]), ValueError, r"inputs must have at least 1 dimension\(s\) with the batch first, got shape \(\)"),
+        ([1.0, 2.0], torch.tensor([0, 1]), TypeError, r"inputs must be a torch.Tensor, got list"),
+        (torch.randn(2, 3), [0, 1], TypeError, r"labels must be a torch.Tensor, got list"),
+    ],
+)  # fmt: skip
+def test_call_errors(x, y, err, msg):
+    with pytest.raises(err, match=msg):
+        vicinal.Mixup(1.0, num_classes=4, seed=0)(x, y)
+
+
+def test_num_classes_required_for_int_labels():
+    with pytest.raises(ValueError, match="num_classes is required to turn integer labels into one-hot targets"):
+        vicinal.Mixup(1.0)(torch.randn(3, 2), torch.tensor([0, 1, 0]))
+
+
+def test_non_finite_check():
+    x = torch.randn(3, 2)
+    x[1, 1] = float("nan")
+    x[2, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"inputs contain 2 non-finite value\(s\) \(NaN or Inf\)"):
+        vicinal.Mixup(1.0, num_classes=2, check_finite=True)(x, torch.tensor([0, 1, 0]))
+
+
+def test_partner_shape_errors():
+    x, y = batch((4, 3))
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
+    with pytest.raises(ValueError, match=r"partner inputs have shape \(4, 2\) but inputs have \(4, 3\)"):
+        mixer(x, y, partner=(torch.randn(4, 2), y))
+    with pytest.raises(ValueError, match=r"partner labels have shape \(3,\) but labels have \(4,\)"):
+        mixer(x, y, partner=(x, y[:3]))
+
+
+def test_variant_specific_errors():
+    x, y = batch((4, 6))
+    with pytest.raises(ValueError, match=r"CutMix needs inputs of shape \(B, ..., H, W\), got shape \(4, 6\)"):
+        vicinal.CutMix(1.0, num_classes=4)(x, y)
+    with pytest.raises(ValueError, match="CutMix draws one box per batch: lam_mode must be 'batch'"):
+        vicinal.CutMix(1.0, lam_mode="sample")
+    with pytest.raises(ValueError, match="k must be an int >= 2, got 1"):
+        vicinal.DirichletMixup(k=1)
+    with pytest.raises(ValueError, match=r"switch_prob must be in \[0, 1\], got 2.0"):
+        vicinal.MixupOrCutMix(switch_prob=2.0)
+    with pytest.raises(TypeError, match="gaussian noise needs float inputs, got dtype torch.uint8"):
+        vicinal.GaussianNoise(0.1, num_classes=4)(torch.zeros(4, 3, dtype=torch.uint8), y)
+    with pytest.raises(ValueError, match="Dirichlet mixing draws its partners from the batch"):
+        vicinal.DirichletMixup(num_classes=4)(x, y, partner=(x, y))

@@ -1,0 +1,98 @@
+"""lam samplers: distribution (KS tests), ERM limit, determinism, generator-only randomness."""
+
+import pytest
+import torch
+from scipy import stats
+
+from vicinal.sampling import new_generator, sample_beta, sample_dirichlet, sample_lam
+
+# 20,000 draws: the KS statistic of a correct sampler stays below ~0.0096 (p = 0.05); we require p > 1e-3 at a
+# fixed seed, so a wrong distribution (e.g. Beta(alpha, 1)) fails by orders of magnitude.
+N_DRAWS = 20_000
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.2, 1.0, 8.0, 32.0])
+def test_beta_matches_scipy_beta_ks(alpha):
+    g = torch.Generator().manual_seed(1234)
+    lam = sample_beta(alpha, (N_DRAWS,), generator=g).numpy()
+    assert lam.min() >= 0.0 and lam.max() <= 1.0
+    result = stats.kstest(lam, stats.beta(alpha, alpha).cdf)
+    assert result.pvalue > 1e-3, f"alpha={alpha}: KS statistic {result.statistic:.4f}, p={result.pvalue:.2e}"
+
+
+def test_ks_test_detects_wrong_distribution():
+    # guards the test above: the same check rejects a sampler with the wrong shape parameter
+    g = torch.Generator().manual_seed(1234)
+    lam = sample_beta(1.0, (N_DRAWS,), generator=g).numpy()
+    assert stats.kstest(lam, stats.beta(2.0, 2.0).cdf).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("size", [(), (7,)])
+def test_alpha_zero_is_erm(size):
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    lam = sample_beta(0.0, size, generator=g)
+    assert torch.equal(lam, torch.ones(size, dtype=torch.float64))
+    assert torch.equal(g.get_state(), state)  # no randomness consumed
+
+
+def test_dirichlet_rows_sum_to_one_and_mean():
+    g = torch.Generator().manual_seed(0)
+    w = sample_dirichlet(0.5, 4, (5000,), generator=g)
+    assert w.shape == (5000, 4)
+    torch.testing.assert_close(w.sum(1), torch.ones(5000, dtype=torch.float64))
+    # E[w_j] = 1/k; std of the mean over 5000 draws is ~0.004, tolerance 0.02
+    assert torch.allclose(w.mean(0), torch.full((4,), 0.25, dtype=torch.float64), atol=0.02)
+    # marginal of Dirichlet(a,...,a) over k is Beta(a, (k-1) a)
+    assert stats.kstest(w[:, 0].numpy(), stats.beta(0.5, 1.5).cdf).pvalue > 1e-3
+
+
+def test_same_seed_same_draws():
+    a = sample_beta(0.4, (10,), generator=torch.Generator().manual_seed(7))
+    b = sample_beta(0.4, (10,), generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+
+
+def test_global_rng_untouched():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    sample_beta(1.0, (10,), generator=new_generator(seed=3))
+    new_generator()  # unseeded: OS entropy, still not the global RNG
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_sample_lam_modes():
+    g = torch.Generator().manual_seed(0)
+    assert isinstance(sample_lam(1.0, 8, "batch", generator=g), float)
+    per_sample = sample_lam(1.0, 8, "sample", generator=g)
+    assert per_sample.shape == (8,)
+    with pytest.raises(ValueError, match="unknown lam_mode 'row'; known: batch, sample"):
+        sample_lam(1.0, 8, "row", generator=g)
+
+
+@pytest.mark.parametrize(
+    "alpha, err, msg",
+    [
+        (-0.5, ValueError, r"alpha must be a finite number >= 0, got -0.5"),
+        (float("nan"), ValueError, r"alpha must be a finite number >= 0, got nan"),
+        (float("inf"), ValueError, r"alpha must be a finite number >= 0, got inf"),
+        ("1", TypeError, r"alpha must be a number, got str '1'"),
+    ],
+)
+def test_bad_alpha(alpha, err, msg):
+    with pytest.raises(err, match=msg):
+        sample_beta(alpha, generator=torch.Generator())
+
+
+def test_dirichlet_needs_two_examples():
+    with pytest.raises(ValueError, match="k must be >= 2 examples to mix, got 1"):
+        sample_dirichlet(1.0, 1, generator=torch.Generator())
+
+
+def test_generator_arguments():
+    with pytest.raises(ValueError, match="pass either generator or seed, not both"):
+        new_generator(torch.Generator(), 1)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator, got int"):
+        new_generator(5)
+    with pytest.raises(TypeError, match="seed must be an int, got float 1.5"):
+        new_generator(seed=1.5)
