@@ -1,0 +1,786 @@
+"""Image datasets: CIFAR (shared JPEG tree or torchvision), small ImageFolder trees in memory, big
+ImageFolder trees (ImageNet) streamed by a DataLoader, and scikit-learn's 8x8 digits.
+
+In-memory images are kept as uint8 ``(N, 3, H, W)`` tensors (CIFAR-10 train: 50,000 x 3 x 32 x 32 = 147 MiB)
+and reach the model as float32 in [0, 1]; normalisation is the model's first layer (INTERFACES.md s. 3).
+
+Decoding a JPEG tree happens once: the result is cached in ``cache_dir()`` as one ``.pt`` file per split,
+named by a hash of the split's path, file list, file sizes and mtimes, so a changed tree gets a new cache file
+(old ones are left in place; delete ``cache_dir()`` to reclaim the space).
+Decoding uses ``torchvision.io.decode_jpeg`` on chunks of 1,000 files (one C++ call per chunk, bit-identical
+to PIL on the CIFAR files); non-JPEG files fall back to PIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vicinal.experiments.data.base import (
+    STREAM_AUGMENT,
+    STREAM_FETCH,
+    STREAM_SPLIT,
+    Batch,
+    TensorSplits,
+    check_rank,
+    make_generator,
+    subset_per_class_indices,
+    to_model_input,
+)
+from vicinal.experiments.paths import cache_dir, data_root
+
+log = logging.getLogger(__name__)
+
+# Alphabetical = the class order of the CIFAR-10 binary release (labels 0..9).
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+# torchvision's ImageNet normalisation constants (docs of torchvision.models).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+_JPEG_EXTENSIONS = (".jpg", ".jpeg")
+_CACHE_VERSION = 1  # bump when the cached content changes meaning
+_DECODE_CHUNK = 1000
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Listing, decoding, caching
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """The image files of one ImageFolder split (``<split>/<class>/<file>``), in load order.
+
+    Classes are sorted by name (torchvision ImageFolder's rule); files are sorted by name within a class.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    files: tuple[str, ...]  # relative paths "<class>/<file>"
+    sizes: tuple[int, ...]  # bytes
+    mtimes: tuple[int, ...]  # st_mtime_ns
+    labels: tuple[int, ...]
+
+    def key(self, **options: Any) -> str:
+        """The cache key: a hash of the split's absolute path, the relative file list, each file's size and
+        modification time, and the decode options. Any added, removed, renamed or rewritten file changes it."""
+        head = f"v{_CACHE_VERSION};{self.root.resolve()};{sorted(options.items())!r}\n"
+        h = hashlib.sha256(head.encode())
+        for rel, size, mtime in zip(self.files, self.sizes, self.mtimes, strict=True):
+            h.update(f"{rel}\t{size}\t{mtime}\n".encode())
+        return h.hexdigest()[:20]
+
+
+def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None) -> FolderListing:
+    """List an ImageFolder split, optionally only the first ``max_per_class`` files (by name) of each class.
+
+    Raises:
+        FileNotFoundError: ``split_dir`` does not exist.
+        ValueError: no class folders, or a class folder without image files.
+    """
+    root = Path(split_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder split not found: {root}")
+    if max_per_class is not None and (isinstance(max_per_class, bool) or max_per_class < 1):
+        raise ValueError(f"max_per_class must be a positive int or None, got {max_per_class!r}")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise ValueError(f"no class folders in {root} (expected <split>/<class>/<image files>)")
+    files: list[str] = []
+    sizes: list[int] = []
+    mtimes: list[int] = []
+    labels: list[int] = []
+    for label, cls in enumerate(classes):
+        entries = sorted(
+            (e for e in os.scandir(root / cls) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)),
+            key=lambda e: e.name,
+        )
+        if not entries:
+            raise ValueError(f"class folder {root / cls} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        for e in entries[:max_per_class]:
+            files.append(f"{cls}/{e.name}")
+            st = e.stat()
+            sizes.append(st.st_size)
+            mtimes.append(st.st_mtime_ns)
+            labels.append(label)
+    return FolderListing(root, tuple(classes), tuple(files), tuple(sizes), tuple(mtimes), tuple(labels))
+
+
+def _decode_pil(path: Path) -> Tensor:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, H, W)
+
+
+def _decode_jpegs_torchvision(paths: Sequence[Path]) -> list[Tensor] | None:
+    """One batched libjpeg-turbo call for many JPEGs (2.7x faster than PIL here), or None if unavailable."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:  # torchvision's image codecs are deprecated (0.29) and may disappear
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            data = [torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths]
+            return list(decode_jpeg(data, mode=ImageReadMode.RGB))
+    except RuntimeError:  # e.g. a CMYK file libjpeg-turbo rejects, or no image extension: PIL handles it
+        log.debug("batched JPEG decode failed; falling back to PIL for %d files", len(paths))
+        return None
+
+
+def _decode_chunk(paths: Sequence[Path]) -> list[Tensor]:
+    """Decode files to uint8 ``(3, H, W)``: JPEGs in one batched torchvision call, the rest with PIL."""
+    out: list[Tensor | None] = [None] * len(paths)
+    jpeg_pos = [i for i, p in enumerate(paths) if p.suffix.lower() in _JPEG_EXTENSIONS]
+    if jpeg_pos:
+        decoded = _decode_jpegs_torchvision([paths[i] for i in jpeg_pos])
+        for i, img in zip(jpeg_pos, decoded or [None] * len(jpeg_pos), strict=True):
+            out[i] = img
+    return [img if img is not None else _decode_pil(p) for img, p in zip(out, paths, strict=True)]
+
+
+def _resize_center(img: Tensor, size: int) -> Tensor:
+    """Resize the shorter side to ``size`` (antialiased bilinear), then centre-crop ``size x size``."""
+    from torchvision.transforms.v2 import functional as TF
+
+    return TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
+
+
+def decode_images(
+    paths: Sequence[Path], *, image_size: int | None = None, progress: bool = True, desc: str = "decode"
+) -> Tensor:
+    """Decode image files into one uint8 tensor ``(N, 3, H, W)``.
+
+    Args:
+        paths: Image files.
+        image_size: Resize (shorter side) and centre-crop every image to this size; None requires all
+            images to have the same size already.
+        progress: Show a tqdm bar.
+        desc: Label of the bar.
+
+    Raises:
+        ValueError: images of different sizes and no ``image_size``.
+    """
+    from tqdm.auto import tqdm
+
+    if not paths:
+        raise ValueError("decode_images got an empty list of files")
+    out: Tensor | None = None
+    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        for start in range(0, len(paths), _DECODE_CHUNK):
+            chunk = paths[start : start + _DECODE_CHUNK]
+            imgs = _decode_chunk(chunk)
+            if image_size is not None:
+                imgs = [_resize_center(im, image_size) for im in imgs]
+            if out is None:
+                # Preallocate once: no list of 60k tensors, no second copy from torch.stack.
+                out = torch.empty((len(paths), *imgs[0].shape), dtype=torch.uint8)
+            for k, (im, p) in enumerate(zip(imgs, chunk, strict=True)):
+                if im.shape != out.shape[1:]:
+                    raise ValueError(
+                        f"image {p} has shape {tuple(im.shape)} but {paths[0]} has {tuple(out.shape[1:])}; "
+                        "pass image_size=... to resize all images to one size"
+                    )
+                out[start + k] = im
+            bar.update(len(chunk))
+    assert out is not None
+    return out
+
+
+def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 images ``(N, C, H, W)`` in the [0, 1] scale.
+
+    Sums are taken in float64 over chunks (exact for integer pixels up to ~10^9 images of 32x32).
+    """
+    if x.ndim != 4:
+        raise ValueError(f"channel_stats expects (N, C, H, W), got shape {tuple(x.shape)}")
+    s = torch.zeros(x.shape[1], dtype=torch.float64)
+    s2 = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, x.shape[0], 2048):
+        xs = x[start : start + 2048].to(torch.float64)  # (b, C, H, W)
+        s += xs.sum(dim=(0, 2, 3))
+        s2 += xs.square().sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    scale = 255.0 if x.dtype == torch.uint8 else 1.0
+    mean = s / count
+    std = (s2 / count - mean.square()).clamp_min(0).sqrt()
+    return tuple((mean / scale).tolist()), tuple((std / scale).tolist())
+
+
+@dataclass
+class DecodedSplit:
+    """One decoded ImageFolder split."""
+
+    x: Tensor  # (N, 3, H, W) uint8
+    y: Tensor  # (N,) int64
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    cache_path: Path | None
+    cache_hit: bool
+    decode_seconds: float  # time of the original decode (also reported on cache hits)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "root"
+
+
+def load_image_folder_split(
+    split_dir: str | Path,
+    *,
+    max_per_class: int | None = None,
+    image_size: int | None = None,
+    cache: bool = True,
+    progress: bool = True,
+) -> DecodedSplit:
+    """Decode an ImageFolder split into memory, reusing ``cache_dir()/imagefolder-<parent>-<split>-<key>.pt``.
+
+    Args:
+        split_dir: ``<split>/<class>/<image>`` tree.
+        max_per_class: Decode only the first N files (by name) of each class (fast tests, previews).
+        image_size: See `decode_images`.
+        cache: Read and write the decoded tensor cache.
+        progress: tqdm bar while decoding.
+    """
+    listing = list_image_folder(split_dir, max_per_class=max_per_class)
+    key = listing.key(image_size=image_size)
+    root = listing.root
+    path = cache_dir() / f"imagefolder-{_safe(root.resolve().parent.name)}-{_safe(root.name)}-{key}.pt"
+    if cache and path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("version") == _CACHE_VERSION and blob.get("key") == key:
+            log.info("decoded images from cache %s", path)
+            return DecodedSplit(
+                blob["x"],
+                blob["y"],
+                tuple(blob["classes"]),
+                tuple(blob["mean"]),
+                tuple(blob["std"]),
+                path,
+                True,
+                float(blob["decode_seconds"]),
+            )
+    t0 = time.perf_counter()
+    x = decode_images(
+        [root / rel for rel in listing.files], image_size=image_size, progress=progress, desc=f"decode {root}"
+    )
+    seconds = time.perf_counter() - t0
+    log.info("decoded %d images from %s in %.1f s", x.shape[0], root, seconds)
+    y = torch.tensor(listing.labels, dtype=torch.int64)
+    mean, std = channel_stats(x)
+    if cache:
+        blob = {
+            "version": _CACHE_VERSION,
+            "key": key,
+            "source": str(root.resolve()),
+            "x": x,
+            "y": y,
+            "classes": list(listing.classes),
+            "mean": list(mean),
+            "std": list(std),
+            "decode_seconds": seconds,
+        }
+        # Atomic: a crash or a concurrent reader never sees a half-written cache.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# In-memory datasets -> TensorSplits
+# --------------------------------------------------------------------------------------------------------------
+
+
+def load_cifar10_jpeg(
+    root: str | Path | None = None,
+    *,
+    max_per_class: int | None = None,
+    cache: bool = True,
+    progress: bool = True,
+) -> TensorSplits:
+    """CIFAR-10 from a JPEG ImageFolder tree (``<root>/{train,test}/<class>/NNNN.jpg``), as uint8 tensors.
+
+    Args:
+        root: The tree; default ``data_root()/"cifar10-jpeg"`` (the shared copy, see SOURCES.md).
+        max_per_class: Decode only the first N files of each class (tests); None = all 60,000.
+        cache: Use the decoded-tensor cache in ``cache_dir()``.
+        progress: tqdm bar while decoding.
+
+    Returns:
+        TensorSplits with train ``(50000, 3, 32, 32)`` and test ``(10000, 3, 32, 32)`` uint8; mean/std of
+        the decoded training split; info["augment"] = "crop_flip" (paper 3.2).
+    """
+    root = Path(root) if root is not None else data_root() / "cifar10-jpeg"
+    splits = {}
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise FileNotFoundError(f"CIFAR-10 JPEG split not found: {root / split}")
+        d = load_image_folder_split(root / split, max_per_class=max_per_class, cache=cache, progress=progress)
+        if d.classes != CIFAR10_CLASSES:
+            raise ValueError(f"{root / split} has classes {list(d.classes)}, expected {list(CIFAR10_CLASSES)}")
+        if d.x.shape[1:] != (3, 32, 32):
+            raise ValueError(f"{root / split} images have shape {tuple(d.x.shape[1:])}, expected (3, 32, 32)")
+        splits[split] = d
+    tr, te = splits["train"], splits["test"]
+    return TensorSplits(
+        train=(tr.x, tr.y),
+        test=(te.x, te.y),
+        num_classes=10,
+        mean=tr.mean,
+        std=tr.std,
+        info={
+            "source": "cifar10-jpeg",
+            "root": str(root),
+            "classes": list(CIFAR10_CLASSES),
+            "augment": "crop_flip",
+            "crop_padding": 4,
+            "cache": [str(tr.cache_path), str(te.cache_path)],
+            "decode_seconds": tr.decode_seconds + te.decode_seconds,
+        },
+    )
+
+
+def load_cifar_torchvision(name: str, root: str | Path | None = None, *, download: bool = False) -> TensorSplits:
+    """CIFAR-10 or CIFAR-100 in torchvision's python format, converted to uint8 ``(N, 3, 32, 32)`` tensors.
+
+    Args:
+        name: ``"cifar10"`` or ``"cifar100"``.
+        root: Folder holding ``cifar-10-batches-py`` / ``cifar-100-python``. Default: the first of
+            ``data_root()``, ``data_root()/name``, ``cache_dir()/"datasets"`` that has it; with ``download``
+            and nothing found, ``cache_dir()/"datasets"``.
+        download: Let torchvision download (and md5-check) the archive. Off unless the user asks.
+
+    Raises:
+        ValueError: unknown ``name``.
+        FileNotFoundError: data absent and ``download`` is False.
+    """
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    classes = {"cifar10": (CIFAR10, 10), "cifar100": (CIFAR100, 100)}
+    if name not in classes:
+        raise ValueError(f"load_cifar_torchvision: name must be 'cifar10' or 'cifar100', got {name!r}")
+    cls, num_classes = classes[name]
+    if root is None:
+        candidates = [data_root(), data_root() / name, cache_dir() / "datasets"]
+        found = [c for c in candidates if (c / cls.base_folder).is_dir()]
+        if found:
+            root = found[0]
+        elif download:
+            root = cache_dir() / "datasets"
+        else:
+            where = ", ".join(str(c) for c in candidates)
+            raise FileNotFoundError(
+                f"{name}: {cls.base_folder} not found in {where}; pass download=True or root=<folder holding it>"
+            )
+    root = Path(root)
+    if not download and not (root / cls.base_folder).is_dir():
+        raise FileNotFoundError(f"{name}: {root / cls.base_folder} not found; pass download=True to fetch it")
+    out = {}
+    for split, train in (("train", True), ("test", False)):
+        ds = cls(str(root), train=train, download=download)
+        x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N,H,W,C)->(N,C,H,W)
+        out[split] = (x, torch.tensor(ds.targets, dtype=torch.int64))
+    mean, std = channel_stats(out["train"][0])
+    return TensorSplits(
+        train=out["train"],
+        test=out["test"],
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+        info={"source": f"torchvision.{cls.__name__}", "root": str(root), "augment": "crop_flip", "crop_padding": 4},
+    )
+
+
+def _eval_split_dirs(root: Path) -> tuple[Path, Path | None]:
+    """(test split, val split or None): ``test/`` if present (then ``val/`` is the validation split), else ``val/``."""
+    test, val = root / "test", root / "val"
+    if test.is_dir():
+        return test, (val if val.is_dir() else None)
+    if val.is_dir():
+        return val, None
+    raise FileNotFoundError(f"no evaluation split in {root}: expected {test} or {val}")
+
+
+def load_image_folder_memory(
+    root: str | Path,
+    *,
+    image_size: int | None = None,
+    max_per_class: int | None = None,
+    crop_padding: int = 4,
+    cache: bool = True,
+    progress: bool = True,
+) -> TensorSplits:
+    """A small ImageFolder tree (``root/train``, ``root/test`` or ``root/val``) decoded into memory.
+
+    The test split is ``root/test`` if present (and then ``root/val`` is the validation split), else
+    ``root/val``. All splits must have the same classes. Training augmentation: random crop with
+    ``crop_padding`` zero padding + horizontal flip.
+    """
+    root = Path(root)
+    test_dir, val_dir = _eval_split_dirs(root)
+    kw: dict[str, Any] = {
+        "image_size": image_size,
+        "max_per_class": max_per_class,
+        "cache": cache,
+        "progress": progress,
+    }
+    tr = load_image_folder_split(root / "train", **kw)
+    evals = {"test": load_image_folder_split(test_dir, **kw)}
+    if val_dir is not None:
+        evals["val"] = load_image_folder_split(val_dir, **kw)
+    for split, d in evals.items():
+        if d.classes != tr.classes:
+            raise ValueError(f"{root}: {split} split has classes {list(d.classes)} but train has {list(tr.classes)}")
+        if d.x.shape[1:] != tr.x.shape[1:]:
+            raise ValueError(
+                f"{root}: {split} images have shape {tuple(d.x.shape[1:])} but train images have "
+                f"{tuple(tr.x.shape[1:])}; pass image_size=..."
+            )
+    te = evals["test"]
+    va = evals.get("val")
+    return TensorSplits(
+        train=(tr.x, tr.y),
+        test=(te.x, te.y),
+        val=(va.x, va.y) if va is not None else None,
+        num_classes=len(tr.classes),
+        mean=tr.mean,
+        std=tr.std,
+        info={
+            "source": "imagefolder_memory",
+            "root": str(root),
+            "classes": list(tr.classes),
+            "test_dir": str(test_dir),
+            "augment": "crop_flip",
+            "crop_padding": crop_padding,
+        },
+    )
+
+
+def load_digits_splits(*, seed: int = 0, test_fraction: float = 1 / 3) -> TensorSplits:
+    """scikit-learn's 1,797 8x8 handwritten digits as float images ``(N, 1, 8, 8)`` in [0, 1] (pixels / 16).
+
+    Split, stratified and seeded: for each class ``c`` (``n_c`` samples) the class's indices are permuted
+    with ``make_generator(seed, STREAM_SPLIT)`` and the first ``floor(n_c * test_fraction + 0.5)`` go to the
+    test split, the rest to train; both index sets are sorted ascending. With the default 1/3 that is 599
+    test and 1,198 training images.
+    """
+    from sklearn.datasets import load_digits
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    d = load_digits()
+    x = torch.from_numpy(d.images).to(torch.float32).div_(16.0).unsqueeze(1)  # (1797, 1, 8, 8)
+    y = torch.from_numpy(d.target).to(torch.int64)
+    g = make_generator(seed, STREAM_SPLIT)
+    train_idx, test_idx = [], []
+    for c in range(10):
+        idx = (y == c).nonzero().flatten()
+        idx = idx[torch.randperm(idx.numel(), generator=g)]
+        k = math.floor(idx.numel() * test_fraction + 0.5)
+        test_idx.append(idx[:k])
+        train_idx.append(idx[k:])
+    tr = torch.cat(train_idx).sort().values
+    te = torch.cat(test_idx).sort().values
+    xt = x[tr]
+    return TensorSplits(
+        train=(xt, y[tr]),
+        test=(x[te], y[te]),
+        num_classes=10,
+        mean=(float(xt.mean()),),
+        std=(float(xt.std(unbiased=False)),),
+        info={"source": "sklearn.datasets.load_digits", "test_fraction": test_fraction, "split_seed": seed},
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Large ImageFolder trees (ImageNet): streamed with a DataLoader
+# --------------------------------------------------------------------------------------------------------------
+
+
+class SeededRandomResizedCrop:
+    """RandomResizedCrop(size, scale, ratio) + horizontal flip whose randomness comes from a generator.
+
+    Same sampling rule as torchvision's `RandomResizedCrop.get_params` (10 tries of area fraction ~ U(scale),
+    log aspect ratio ~ U(log ratio), else the central crop clamped to ``ratio``), but drawn from an explicit
+    `torch.Generator` so that each sample's crop depends only on its seed, not on workers or global RNGs.
+    Returns uint8 ``(3, size, size)``; the float conversion (ToTensor's ``/255``) happens on the device.
+    """
+
+    def __init__(
+        self,
+        size: int = 224,
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        flip: bool = True,
+    ) -> None:
+        self.size = size
+        self.scale = scale
+        self.ratio = ratio
+        self.flip = flip
+
+    def params(self, height: int, width: int, generator: torch.Generator) -> tuple[int, int, int, int, bool]:
+        """(top, left, crop height, crop width, flip) for an image of ``height x width``."""
+        area = height * width
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        u = torch.rand(10, 4, generator=generator, dtype=torch.float64).tolist()  # one row per try
+        for r_area, r_ratio, r_top, r_left in u:
+            target_area = area * (self.scale[0] + (self.scale[1] - self.scale[0]) * r_area)
+            aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * r_ratio)
+            w = round(math.sqrt(target_area * aspect))
+            h = round(math.sqrt(target_area / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                top = min(int(r_top * (height - h + 1)), height - h)
+                left = min(int(r_left * (width - w + 1)), width - w)
+                break
+        else:
+            in_ratio = width / height
+            if in_ratio < min(self.ratio):
+                w, h = width, round(width / min(self.ratio))
+            elif in_ratio > max(self.ratio):
+                h, w = height, round(height * max(self.ratio))
+            else:
+                w, h = width, height
+            top, left = (height - h) // 2, (width - w) // 2
+        flip = self.flip and bool(torch.rand((), generator=generator) < 0.5)
+        return top, left, h, w, flip
+
+    def __call__(self, img: Any, generator: torch.Generator) -> Tensor:
+        from torchvision.transforms import functional as TF
+
+        width, height = img.size  # PIL
+        top, left, h, w, flip = self.params(height, width, generator)
+        img = TF.resized_crop(img, top, left, h, w, [self.size, self.size], antialias=True)
+        if flip:
+            img = TF.hflip(img)
+        return TF.pil_to_tensor(img)  # (3, size, size) uint8
+
+
+class CenterCropEval:
+    """Resize(resize) + CenterCrop(size), returning uint8 ``(3, size, size)`` (the standard ImageNet eval)."""
+
+    def __init__(self, size: int = 224, resize: int = 256) -> None:
+        self.size = size
+        self.resize = resize
+
+    def __call__(self, img: Any) -> Tensor:
+        from torchvision.transforms import functional as TF
+
+        img = TF.center_crop(TF.resize(img, [self.resize], antialias=True), [self.size, self.size])
+        return TF.pil_to_tensor(img)
+
+
+class _SeededFolderDataset(torch.utils.data.Dataset):
+    """ImageFolder samples addressed by ``(index, epoch)``: the train crop of (index, epoch) is seeded
+    ``make_generator(seed, STREAM_AUGMENT, epoch, index)``, independent of worker count and rank."""
+
+    def __init__(self, samples: list[tuple[str, int]], loader: Any, transform: Any, seed: int, train: bool) -> None:
+        self.samples = samples
+        self.loader = loader
+        self.transform = transform
+        self.seed = seed
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, int, int]:
+        index, epoch = key
+        path, target = self.samples[index]
+        img = self.loader(path)
+        if self.train:
+            x = self.transform(img, make_generator(self.seed, STREAM_AUGMENT, epoch, index))
+        else:
+            x = self.transform(img)
+        return x, target, index
+
+
+class _TaggedSampler(torch.utils.data.Sampler):
+    """Yields ``(index, epoch)`` for a precomputed shard order (so the dataset knows the epoch)."""
+
+    def __init__(self, order: list[int], epoch: int) -> None:
+        self.order = order
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((i, self.epoch) for i in self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class ImageFolderLoader:
+    """A torchvision ImageFolder streamed by a DataLoader, satisfying the `Loader` protocol.
+
+    Train: order from `DistributedSampler(shuffle=True, seed=seed)` (pads so all ranks run the same number
+    of steps), crops from `SeededRandomResizedCrop` seeded per (epoch, index). Eval: `CenterCropEval`,
+    shard ``range(rank, N, world_size)`` without padding (each image counted once over all ranks).
+    ``iter_from(epoch, b)`` skips the first ``b`` batches without decoding them. Workers decode uint8;
+    batches are pinned, moved with ``non_blocking`` and converted to float32 in [0, 1] on the device.
+    """
+
+    def __init__(
+        self,
+        samples: list[tuple[str, int]],
+        *,
+        train: bool,
+        batch_size: int,
+        seed: int,
+        device: str | torch.device,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 4,
+        drop_last: bool = False,
+        image_size: int = 224,
+        resize: int = 256,
+        loader: Any = None,
+    ) -> None:
+        from torchvision.datasets.folder import default_loader
+
+        check_rank(rank, world_size)
+        if not samples:
+            raise ValueError("ImageFolderLoader got no samples")
+        self.train = train
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = torch.device(device)
+        self.rank = rank
+        self.world_size = world_size
+        self.num_workers = num_workers
+        self.drop_last = drop_last
+        self.transform = SeededRandomResizedCrop(image_size) if train else CenterCropEval(image_size, resize)
+        self.dataset = _SeededFolderDataset(samples, loader or default_loader, self.transform, seed, train)
+        self.targets = torch.tensor([t for _, t in samples], dtype=torch.int64)
+        self.epoch = 0
+        self._fetch_generator = make_generator(seed, STREAM_FETCH, rank)
+
+    def _order(self, epoch: int) -> list[int]:
+        n = len(self.dataset)
+        if not self.train:
+            return list(range(self.rank, n, self.world_size))
+        sampler = torch.utils.data.DistributedSampler(
+            self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=self.seed
+        )
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank visits per epoch."""
+        n = len(self.dataset)
+        return math.ceil(n / self.world_size) if self.train else len(range(self.rank, n, self.world_size))
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch `__iter__` produces."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(self.epoch, 0)
+
+    def iter_from(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+        """Batches ``start_batch..`` of ``epoch`` (skipped batches are never decoded)."""
+        self.set_epoch(epoch)
+        if not 0 <= start_batch <= len(self):
+            raise ValueError(f"start_batch={start_batch} is outside [0, {len(self)}]")
+        order = self._order(epoch)[start_batch * self.batch_size :]
+        cuda = self.device.type == "cuda"
+        dl = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=_TaggedSampler(order, epoch),
+            num_workers=self.num_workers,
+            pin_memory=cuda,
+            drop_last=self.drop_last,
+            # An explicit generator keeps DataLoader from drawing its worker base seed from the global RNG.
+            generator=make_generator(self.seed, STREAM_FETCH, epoch, self.rank),
+            persistent_workers=False,
+        )
+        return self._move(dl)
+
+    def _move(self, dl: torch.utils.data.DataLoader) -> Iterator[Batch]:
+        for x, y, idx in dl:
+            x = x.to(self.device, non_blocking=True)
+            yield to_model_input(x), y.to(self.device, non_blocking=True), idx.to(self.device, non_blocking=True)
+
+    def fetch(self, indices: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Training-transformed samples by index, crops drawn from ``generator`` (default: the loader's fetch
+        generator, seeded ``derive_seed(seed, STREAM_FETCH, rank)``)."""
+        gen = generator or self._fetch_generator
+        ds = self.dataset
+        imgs = []
+        for i in indices.tolist():
+            img = ds.loader(ds.samples[i][0])
+            imgs.append(ds.transform(img, gen) if ds.train else ds.transform(img))
+        x = torch.stack(imgs).to(self.device)
+        return to_model_input(x), self.targets[indices.cpu()].to(self.device)
+
+
+def image_folder_samples(split_dir: str | Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """``(samples, classes)`` of a torchvision ImageFolder (the class scan and file walk happen here)."""
+    from torchvision.datasets import ImageFolder
+
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"image folder split not found: {split_dir}")
+    folder = ImageFolder(str(split_dir))
+    return list(folder.samples), list(folder.classes)
+
+
+def subset_samples(samples: list[tuple[str, int]], per_class: int, seed: int) -> list[tuple[str, int]]:
+    """The `subset_per_class_indices` rule applied to an ImageFolder sample list."""
+    y = torch.tensor([t for _, t in samples], dtype=torch.int64)
+    return [samples[i] for i in subset_per_class_indices(y, per_class, seed).tolist()]
+
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CenterCropEval",
+    "DecodedSplit",
+    "FolderListing",
+    "ImageFolderLoader",
+    "SeededRandomResizedCrop",
+    "channel_stats",
+    "decode_images",
+    "image_folder_samples",
+    "list_image_folder",
+    "load_cifar10_jpeg",
+    "load_cifar_torchvision",
+    "load_digits_splits",
+    "load_image_folder_memory",
+    "load_image_folder_split",
+    "subset_samples",
+]

@@ -1,0 +1,370 @@
+"""The dataset registry: ``build_data(name, ...)`` -> `DataBundle`.
+
+A builder is registered with ``@register_dataset(name)`` and called as ``builder(request, **kwargs)`` with a
+`DataRequest` (root, seed, batch sizes, device, rank ...) and the dataset-specific keyword arguments. It
+returns either a `TensorSplits` (in-memory data: `build_data` subsets it and wraps it in `InMemoryLoader`s)
+or a finished `DataBundle` (datasets that stream from disk, e.g. ImageNet).
+
+Loaders written by other modules (``audio.py``, ``uci.py``) are imported inside their builders, so this
+module imports, and the other datasets work, whether or not those modules are present.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vicinal.experiments.data.augment import RandomCropFlip
+from vicinal.experiments.data.base import (
+    DataBundle,
+    InMemoryLoader,
+    TensorSplits,
+    _check_int,
+    check_rank,
+    subset_per_class_indices,
+)
+from vicinal.experiments.paths import data_root
+
+UCI_NAMES = ("abalone", "arcene", "arrhythmia", "htru2", "iris", "phishing")
+# Datasets up to this size are copied to the GPU once; batches are then gathered there (no H2D per step).
+_DEVICE_RESIDENT_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """The dataset-independent arguments of `build_data`, handed to every builder."""
+
+    root: Path | None
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    device: torch.device
+    rank: int
+    world_size: int
+    augment: bool
+    subset_per_class: int | None
+    test_subset_per_class: int | None
+    drop_last: bool
+    data_on_device: bool | None
+
+
+Builder = Callable[..., "TensorSplits | DataBundle"]
+DATASETS: dict[str, Builder] = {}
+
+
+def register_dataset(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder(request: DataRequest, **kwargs) -> TensorSplits | DataBundle`` as ``name``.
+
+    Raises:
+        ValueError: ``name`` is empty or already registered.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
+
+    def decorator(fn: Builder) -> Builder:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        DATASETS[name] = fn
+        return fn
+
+    return decorator
+
+
+def build_data(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    batch_size: int = 128,
+    eval_batch_size: int = 512,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    augment: bool = True,
+    subset_per_class: int | None = None,
+    test_subset_per_class: int | None = None,
+    drop_last: bool = False,
+    data_on_device: bool | None = None,
+    **kwargs: Any,
+) -> DataBundle:
+    """Build the loaders of a registered dataset.
+
+    Args:
+        name: A key of `DATASETS` (``"cifar10"``, ``"digits"``, ``"uci:iris"`` ...).
+        root: Where the dataset lives; None = the dataset's default under ``data_root()``.
+        batch_size: Training batch size per rank.
+        eval_batch_size: Batch size of the evaluation loaders.
+        seed: Root of the order, augmentation and subset randomness.
+        device: Where batches are delivered.
+        rank: This process's rank (DDP).
+        world_size: Number of processes.
+        augment: Apply the dataset's training augmentation (crop + flip for CIFAR-like images; the
+            datasets of the paper without augmentation ignore it).
+        subset_per_class: Keep only this many training samples per class (`subset_per_class_indices`:
+            first N per class after a shuffle seeded by ``seed``); for CPU-scale runs.
+        test_subset_per_class: The same for the test and validation splits.
+        drop_last: Drop the incomplete last training batch of each epoch.
+        data_on_device: Copy in-memory datasets to ``device`` once (None: yes on CUDA when under 4 GiB).
+        **kwargs: Dataset-specific options (``download``, ``source``, ``image_size``, ``num_workers`` ...).
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the known names) or invalid sizes/ranks.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+    _check_int(batch_size, "batch_size", 1)
+    _check_int(eval_batch_size, "eval_batch_size", 1)
+    _check_int(seed, "seed", 0)
+    check_rank(rank, world_size)
+    for label, value in (("subset_per_class", subset_per_class), ("test_subset_per_class", test_subset_per_class)):
+        if value is not None:
+            _check_int(value, label, 1)
+    req = DataRequest(
+        root=Path(root).expanduser() if root is not None else None,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        seed=seed,
+        device=torch.device(device),
+        rank=rank,
+        world_size=world_size,
+        augment=augment,
+        subset_per_class=subset_per_class,
+        test_subset_per_class=test_subset_per_class,
+        drop_last=drop_last,
+        data_on_device=data_on_device,
+    )
+    out = DATASETS[name](req, **kwargs)
+    if isinstance(out, DataBundle):
+        return out
+    if not isinstance(out, TensorSplits):
+        raise TypeError(f"dataset builder {name!r} returned {type(out).__name__}, not TensorSplits or DataBundle")
+    return bundle_from_splits(out, req, name)
+
+
+def _subset(pair: tuple[torch.Tensor, torch.Tensor], per_class: int | None, seed: int) -> tuple[Any, Any]:
+    if per_class is None:
+        return pair
+    keep = subset_per_class_indices(pair[1], per_class, seed)
+    return pair[0][keep], pair[1][keep]
+
+
+def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> DataBundle:
+    """Subset the splits as requested and wrap them in `InMemoryLoader`s.
+
+    train: shuffled, augmented, padded for DDP; train_eval / test / val: in order, unaugmented, unpadded.
+    """
+    train = _subset(splits.train, req.subset_per_class, req.seed)
+    test = _subset(splits.test, req.test_subset_per_class, req.seed)
+    val = _subset(splits.val, req.test_subset_per_class, req.seed) if splits.val is not None else None
+    on_device = req.data_on_device
+    if on_device is None:
+        total = sum(t.numel() * t.element_size() for pair in (train, test, val) if pair for t in pair)
+        on_device = req.device.type == "cuda" and total <= _DEVICE_RESIDENT_BYTES
+    if on_device:
+        train, test = tuple(t.to(req.device) for t in train), tuple(t.to(req.device) for t in test)
+        val = tuple(t.to(req.device) for t in val) if val is not None else None
+    aug = None
+    if req.augment and splits.info.get("augment") == "crop_flip":
+        aug = RandomCropFlip(padding=int(splits.info.get("crop_padding", 4)))
+    common = {"seed": req.seed, "device": req.device, "rank": req.rank, "world_size": req.world_size}
+
+    def evaluation(pair: tuple[Any, Any]) -> InMemoryLoader:
+        return InMemoryLoader(*pair, batch_size=req.eval_batch_size, shuffle=False, pad=False, **common)
+
+    info = dict(splits.info)
+    info.update(
+        augment=repr(aug) if aug is not None else None,
+        subset_per_class=req.subset_per_class,
+        test_subset_per_class=req.test_subset_per_class,
+        sizes={"train": int(train[1].shape[0]), "test": int(test[1].shape[0])}
+        | ({"val": int(val[1].shape[0])} if val is not None else {}),
+    )
+    return DataBundle(
+        train=InMemoryLoader(
+            *train, batch_size=req.batch_size, shuffle=True, augment=aug, drop_last=req.drop_last, **common
+        ),
+        test=evaluation(test),
+        val=evaluation(val) if val is not None else None,
+        train_eval=evaluation(train),
+        num_classes=splits.num_classes,
+        input_shape=tuple(train[0].shape[1:]),
+        mean=splits.mean,
+        std=splits.std,
+        name=name,
+        train_dataset_x=train[0],
+        train_dataset_y=train[1],
+        info=info,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------------------------
+
+
+@register_dataset("cifar10")
+def _cifar10(
+    req: DataRequest, *, source: str = "auto", download: bool = False, cache: bool = True, progress: bool = True
+) -> TensorSplits:
+    """CIFAR-10. ``source``: ``"jpeg"`` (an ImageFolder JPEG tree: ``root`` or ``data_root()/cifar10-jpeg``),
+    ``"torchvision"`` (python batches at ``root``, ``download`` allowed), or ``"auto"``: torchvision if
+    ``root`` holds ``cifar-10-batches-py`` or ``download`` is set, else the JPEG tree."""
+    from vicinal.experiments.data import images
+
+    if source not in ("auto", "jpeg", "torchvision"):
+        raise ValueError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
+    if source == "auto":
+        has_batches = req.root is not None and (req.root / "cifar-10-batches-py").is_dir()
+        source = "torchvision" if has_batches or download else "jpeg"
+    if source == "torchvision":
+        return images.load_cifar_torchvision("cifar10", req.root, download=download)
+    return images.load_cifar10_jpeg(req.root, cache=cache, progress=progress)
+
+
+@register_dataset("cifar100")
+def _cifar100(req: DataRequest, *, download: bool = False) -> TensorSplits:
+    """CIFAR-100 through torchvision (``download`` only when asked)."""
+    from vicinal.experiments.data import images
+
+    return images.load_cifar_torchvision("cifar100", req.root, download=download)
+
+
+@register_dataset("imagefolder_memory")
+def _imagefolder_memory(
+    req: DataRequest,
+    *,
+    image_size: int | None = None,
+    crop_padding: int = 4,
+    cache: bool = True,
+    progress: bool = True,
+) -> TensorSplits:
+    """A small ImageFolder tree decoded into memory (``root`` required)."""
+    from vicinal.experiments.data import images
+
+    if req.root is None:
+        raise ValueError("imagefolder_memory needs root=<folder with train/ and test/ or val/>")
+    return images.load_image_folder_memory(
+        req.root, image_size=image_size, crop_padding=crop_padding, cache=cache, progress=progress
+    )
+
+
+def _imagefolder_bundle(
+    req: DataRequest,
+    name: str,
+    root: Path,
+    *,
+    num_workers: int | None = None,
+    image_size: int = 224,
+    resize: int = 256,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+) -> DataBundle:
+    from vicinal.experiments.data import images
+
+    test_dir, val_dir = images._eval_split_dirs(root)
+    train_samples, classes = images.image_folder_samples(root / "train")
+    if req.subset_per_class is not None:
+        train_samples = images.subset_samples(train_samples, req.subset_per_class, req.seed)
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1)
+    common = {
+        "seed": req.seed,
+        "device": req.device,
+        "rank": req.rank,
+        "world_size": req.world_size,
+        "num_workers": num_workers,
+        "image_size": image_size,
+        "resize": resize,
+    }
+
+    def evaluation(split_dir: Path, subset: bool = True) -> images.ImageFolderLoader:
+        samples, eval_classes = images.image_folder_samples(split_dir)
+        if eval_classes != classes:
+            raise ValueError(f"{split_dir} has {len(eval_classes)} classes that differ from train's {len(classes)}")
+        if subset and req.test_subset_per_class is not None:
+            samples = images.subset_samples(samples, req.test_subset_per_class, req.seed)
+        return images.ImageFolderLoader(samples, train=False, batch_size=req.eval_batch_size, **common)
+
+    # With augment=False the training loader uses the evaluation transform (centre crop).
+    train = images.ImageFolderLoader(
+        train_samples, train=req.augment, batch_size=req.batch_size, drop_last=req.drop_last, **common
+    )
+    train_eval = images.ImageFolderLoader(train_samples, train=False, batch_size=req.eval_batch_size, **common)
+    if mean is None or std is None:
+        mean, std = images.IMAGENET_MEAN, images.IMAGENET_STD
+    return DataBundle(
+        train=train,
+        test=evaluation(test_dir),
+        val=evaluation(val_dir) if val_dir is not None else None,
+        train_eval=train_eval,
+        num_classes=len(classes),
+        input_shape=(3, image_size, image_size),
+        mean=tuple(mean),
+        std=tuple(std),
+        name=name,
+        train_dataset_x=None,
+        train_dataset_y=train.targets,
+        info={
+            "source": "torchvision.datasets.ImageFolder",
+            "root": str(root),
+            "classes": classes,
+            "test_dir": str(test_dir),
+            "augment": "RandomResizedCrop+flip" if req.augment else None,
+            "num_workers": num_workers,
+        },
+    )
+
+
+@register_dataset("imagenet")
+def _imagenet(req: DataRequest, **kwargs: Any) -> DataBundle:
+    """ImageNet-2012 as ImageFolder: ``root`` (default ``data_root()/imagenet``) with ``train/`` and ``val/``
+    (class sub-folders); the test loader is the validation set, as in the paper's Table 1."""
+    return _imagefolder_bundle(req, "imagenet", req.root or data_root() / "imagenet", **kwargs)
+
+
+@register_dataset("imagefolder")
+def _imagefolder(req: DataRequest, **kwargs: Any) -> DataBundle:
+    """Any ImageFolder tree streamed from disk (``root`` required; ``train/`` + ``test/`` or ``val/``)."""
+    if req.root is None:
+        raise ValueError("imagefolder needs root=<folder with train/ and val/ or test/>")
+    return _imagefolder_bundle(req, "imagefolder", req.root, **kwargs)
+
+
+@register_dataset("digits")
+def _digits(req: DataRequest, *, test_fraction: float = 1 / 3) -> TensorSplits:
+    """scikit-learn digits, stratified seeded split (see `images.load_digits_splits`)."""
+    from vicinal.experiments.data import images
+
+    return images.load_digits_splits(seed=req.seed, test_fraction=test_fraction)
+
+
+def _lazy(module: str) -> Any:
+    """Import a sibling data module when its dataset is first built (it may be written after this one)."""
+    return importlib.import_module(f"vicinal.experiments.data.{module}")
+
+
+@register_dataset("fsdd")
+def _fsdd(req: DataRequest, **kwargs: Any) -> TensorSplits:
+    """Free Spoken Digit Dataset (`audio.load_fsdd`; kwargs: val_fraction, sample_level)."""
+    return _lazy("audio").load_fsdd(req.root, seed=req.seed, **kwargs)
+
+
+@register_dataset("speech_commands")
+def _speech_commands(req: DataRequest, **kwargs: Any) -> TensorSplits:
+    """Google Speech Commands (`audio.load_speech_commands`; root default ``data_root()/speech_commands``)."""
+    return _lazy("audio").load_speech_commands(req.root or data_root() / "speech_commands", **kwargs)
+
+
+def _uci(req: DataRequest, *, dataset: str, **kwargs: Any) -> TensorSplits:
+    return _lazy("uci").load_uci(dataset, req.root, seed=req.seed, **kwargs)
+
+
+for _name in UCI_NAMES:
+    register_dataset(f"uci:{_name}")(functools.partial(_uci, dataset=_name))
