@@ -1,0 +1,154 @@
+"""Checkpoints that survive crashes and never run code: atomic writes, safe loads, every RNG state.
+
+Saving writes a temporary file in the target's directory, flushes and fsyncs it, renames it over the target with
+``os.replace`` (atomic on POSIX) and fsyncs the directory, so a crash at any moment leaves either the old checkpoint
+or the new one, never a torn file. Loading uses ``torch.load(..., weights_only=True)``: only tensors and plain
+Python containers are accepted, so the RNG states are stored as tensors, ints, floats and lists (never numpy
+objects or tuples of unknown classes). A truncated, foreign or unreadable file raises :class:`CheckpointError`
+naming the file; the trainer never falls back silently to a fresh start.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CheckpointError",
+    "FORMAT",
+    "VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "capture_rng_state",
+    "restore_rng_state",
+]
+
+FORMAT = "vicinal-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, foreign or from an incompatible version."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: fsync the directory entry (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
+    """Atomically write ``state`` (plus the format marker) to ``path``.
+
+    Args:
+        state: tensors and plain containers only (what ``torch.load(weights_only=True)`` accepts).
+        path: destination file; its directory is created if needed.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # The old checkpoint (if any) is untouched; only remove our partial temp file.
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, safely.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not a vicinal checkpoint or of another version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        text = str(exc).strip()
+        first = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        if len(first) > 160:
+            first = first[:157] + "..."
+        raise CheckpointError(
+            f"checkpoint file '{path}' is unreadable (truncated, corrupt or not a torch file): {first}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint file '{path}' is not a vicinal checkpoint (no '{FORMAT}' marker)")
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint file '{path}' has format version {state.get('version')!r}; this vicinal reads {VERSION}"
+        )
+    return state
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every global RNG state, as tensors and plain types (``weights_only``-loadable).
+
+    The lab draws its own randomness from explicit generators; the global states are saved anyway because
+    layers such as dropout (and any third-party code) use them.
+    """
+    np_state = np.random.get_state()  # noqa: NPY002 - saving the legacy global state is the point. ('MT19937', uint32[624], pos, has_gauss, cached_gaussian)
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": str(np_state[0]),
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": int(py_version), "internal": list(py_internal), "gauss_next": py_gauss},
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    np_state = state["numpy"]
+    np.random.set_state(  # noqa: NPY002 - restoring the legacy global state
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available():
+        # A checkpoint from a machine with more GPUs restores the ones this machine has.
+        n = min(len(cuda_states), torch.cuda.device_count())
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[:n]])

@@ -1,0 +1,530 @@
+"""Experiments as data: typed dataclasses, YAML files and strict ``--set a.b=value`` overrides.
+
+One :class:`ExperimentConfig` describes one run completely (data, model, optimiser, schedule, mixing, training
+loop). Files are read with ``yaml.safe_load`` (a config never runs code). Every key is checked against the
+dataclass fields: an unknown key is an error that lists the valid keys, a value of the wrong type is an error that
+names the key, the expected type and what it received. Errors are :class:`ConfigError` (a ``ValueError``).
+
+YAML 1.1 (PyYAML) reads ``1e-4`` as the *string* "1e-4" (it wants ``1.0e-4``). A float field therefore also accepts
+a string that Python's ``float()`` reads as a finite number; that is the only coercion besides int -> float.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "ScheduleConfig",
+    "MixConfig",
+    "TrainConfig",
+    "ExperimentConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "apply_overrides",
+    "dump_config",
+    "diff_configs",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid (unknown key, wrong type, bad value, missing file)."""
+
+
+@dataclass
+class DataConfig:
+    """Which data and how it is batched (see ``vicinal.experiments.data.build_data``).
+
+    Attributes:
+        name: dataset name in the data registry ("cifar10", "digits", ...).
+        root: data directory; ``None`` means ``vicinal.experiments.paths.data_root()`` (the data layer decides).
+        batch_size: training minibatch per process (per rank under DDP).
+        eval_batch_size: minibatch for evaluation.
+        subset_per_class: keep only this many training examples per class (cpu-scale runs); ``None`` = all.
+        augment: training augmentation (random crop + flip for CIFAR).
+        kwargs: extra keyword arguments for the dataset builder.
+    """
+
+    name: str = "digits"
+    root: str | None = None
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    subset_per_class: int | None = None
+    augment: bool = True
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """Which network: ``build_model(name, num_classes, in_channels, **kwargs)``."""
+
+    name: str = "digits_cnn"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser. Weight decay applies to every parameter, as in the paper's official code.
+
+    Attributes:
+        name: "sgd" or "adam".
+        lr: base learning rate (the peak after any warm-up).
+        momentum: SGD momentum.
+        nesterov: SGD Nesterov momentum.
+        weight_decay: L2 penalty (coupled, torch's ``weight_decay``).
+        betas: Adam betas.
+    """
+
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, evaluated every optimiser step from the fractional epoch.
+
+    Attributes:
+        name: "multistep" (x gamma at each milestone), "step" (x gamma every ``step_size`` epochs), "cosine"
+            (to ``eta_min`` at the last epoch) or "constant".
+        milestones: 0-based epochs at which "multistep" multiplies the lr by ``gamma`` (the paper's "divide by 10
+            at epochs 100 and 150" is ``[100, 150]`` with ``gamma: 0.1``).
+        gamma: multiplicative decay.
+        step_size: period in epochs for "step".
+        warmup_epochs: linear warm-up from ``warmup_start_lr`` to ``optim.lr`` over this many epochs (per step).
+        warmup_start_lr: learning rate at step 0 of the warm-up.
+        eta_min: final learning rate of "cosine".
+    """
+
+    name: str = "multistep"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    step_size: int = 30
+    warmup_epochs: int = 0
+    warmup_start_lr: float = 0.0
+    eta_min: float = 0.0
+
+
+@dataclass
+class MixConfig:
+    """Vicinal risk: which ``vicinal.build`` variant and when it is active.
+
+    Attributes:
+        variant: a name in ``vicinal.VARIANTS`` ("erm", "mixup", ...).
+        alpha: Beta(alpha, alpha) parameter.
+        pairing: "random" (AC+RP), "same_class" (SC+RP), "knn" (AC+KNN, or SC+KNN with ``knn_same_class``),
+            "roll", "flip".
+        lam_mode: "batch" (one lam per minibatch, the paper) or "sample".
+        smoothing: label-smoothing epsilon for the smoothing variants.
+        sigma: standard deviation of the "gaussian_noise" variant.
+        layer: mix latent representations entering this module (``vicinal.LatentMixup``); ``None`` = inputs.
+        warmup_epochs: the first N epochs train without mixing (speech: 5).
+        off_epoch: stop mixing from this 0-based epoch on; ``None`` = never.
+        two_label: use the official two-label loss lam*CE(y_i) + (1-lam)*CE(y_j) instead of soft targets.
+        knn_k: neighbours per training sample for "knn" pairing (paper: 200).
+        knn_same_class: "knn" pairing restricted to the same class (SC+KNN).
+        kwargs: extra keyword arguments for ``vicinal.build``.
+    """
+
+    variant: str = "erm"
+    alpha: float = 1.0
+    pairing: str = "random"
+    lam_mode: str = "batch"
+    smoothing: float = 0.0
+    sigma: float = 0.0
+    layer: str | None = None
+    warmup_epochs: int = 0
+    off_epoch: int | None = None
+    two_label: bool = False
+    knn_k: int = 200
+    knn_same_class: bool = False
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """The loop itself.
+
+    Attributes:
+        epochs: number of epochs.
+        seed: the run's seed (model init, data order and augmentation, mixing).
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        amp: "none", "bf16" or "fp16" (fp16 uses a GradScaler; CUDA only).
+        channels_last: NHWC memory format for 4-D inputs (GPU speed-up).
+        compile: wrap the model in ``torch.compile``.
+        checkpoint_every: save ``checkpoint.pt`` every N epochs (and always after the last one).
+        eval_every: evaluate on the test split every N epochs (and always after the last one).
+        log_every: a progress line every N steps when stderr is not a terminal.
+        max_steps: stop after this many optimiser steps in total (smoke tests); ``None`` = no limit.
+        tensorboard: also write TensorBoard scalars to ``run_dir/tensorboard`` (skipped if not installed).
+        threads: ``torch.set_num_threads`` for the run (restored afterwards); ``None`` keeps torch's default.
+            Small CPU models run fastest on one thread, and a fixed count makes CPU results independent of the
+            machine's core count (the order of floating-point reductions depends on it).
+    """
+
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every: int = 1
+    eval_every: int = 1
+    log_every: int = 50
+    max_steps: int | None = None
+    tensorboard: bool = False
+    threads: int | None = None
+
+
+@dataclass
+class ExperimentConfig:
+    """One run.
+
+    Attributes:
+        name: the run's name (the report groups runs by name; seeds are not part of it).
+        notes: free text (why this config exists, its source).
+        table: the paper table this run belongs to ("cifar"), for the report's paper column.
+        row: the row key within ``table`` (e.g. "cifar10/preact_resnet18/mixup").
+    """
+
+    name: str = "experiment"
+    notes: str = ""
+    table: str = ""
+    row: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    mix: MixConfig = field(default_factory=MixConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Allowed values of the string fields that have a closed set of choices.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "optim.name": ("sgd", "adam"),
+    "schedule.name": ("multistep", "cosine", "constant", "step"),
+    "mix.lam_mode": ("batch", "sample"),
+    "train.amp": ("none", "bf16", "fp16"),
+}
+# Variants whose targets are plain mixed one-hots, so the two-label loss is exact for them.
+_TWO_LABEL_VARIANTS = ("erm", "mixup", "cutmix", "mixup_or_cutmix", "dirichlet", "gaussian_noise")
+_NEEDS_SMOOTHING = ("label_smoothing", "mix_inputs_label_smoothing")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def _type_name(tp: Any) -> str:
+    """Readable name of a type annotation: ``int | None``, ``list[float]``."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
+        return f"{origin.__name__}[{args}]"
+    if tp is type(None):
+        return "None"
+    if tp is Any:
+        return "any"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _describe(value: Any) -> str:
+    """``str 'abc'`` / ``int 3`` for error messages."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (int -> float widened). Raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+        return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+        for k in value:
+            if not isinstance(k, str):
+                raise ConfigError(f"config key '{key}' expects string keys, got key {_describe(k)}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        # bool is an int subclass in Python; `epochs: true` is a mistake, not 1.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}' expects a finite float, got {_describe(value)}")
+            return float(value)
+        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+            return float(value)  # YAML 1.1 reads "1e-4" as a string; see the module docstring.
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field type is handled above
+        raise TypeError(f"unsupported config field type {tp!r} at '{key}'")
+    raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    """Resolved field annotations of a config dataclass, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, recursively, strictly."""
+    where = f"'{prefix}'" if prefix else "the top level"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {where} must be a mapping, got {_describe(data)}")
+    fields = _fields(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{full}'; valid keys in {where}: {', '.join(fields)}")
+        tp = fields[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, full)
+        else:
+            kwargs[key] = _coerce(full, value, tp)
+    return cls(**kwargs)
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check values beyond types (choices, ranges). Returns ``cfg``; raises ConfigError."""
+    for key, choices in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
+    if not _DEVICE_RE.match(cfg.train.device):
+        raise ConfigError(f"config key 'train.device' must be auto, cpu, cuda or cuda:N, got {cfg.train.device!r}")
+    positive = {
+        "data.batch_size": cfg.data.batch_size,
+        "data.eval_batch_size": cfg.data.eval_batch_size,
+        "train.epochs": cfg.train.epochs,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.eval_every": cfg.train.eval_every,
+        "train.log_every": cfg.train.log_every,
+        "schedule.step_size": cfg.schedule.step_size,
+        "mix.knn_k": cfg.mix.knn_k,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
+    optional_positive = {
+        "data.subset_per_class": cfg.data.subset_per_class,
+        "train.max_steps": cfg.train.max_steps,
+        "train.threads": cfg.train.threads,
+    }
+    for key, value in optional_positive.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1 or null, got {value}")
+    non_negative = {
+        "optim.lr": cfg.optim.lr,
+        "optim.momentum": cfg.optim.momentum,
+        "optim.weight_decay": cfg.optim.weight_decay,
+        "schedule.warmup_epochs": cfg.schedule.warmup_epochs,
+        "schedule.warmup_start_lr": cfg.schedule.warmup_start_lr,
+        "mix.alpha": cfg.mix.alpha,
+        "mix.warmup_epochs": cfg.mix.warmup_epochs,
+        "mix.smoothing": cfg.mix.smoothing,
+        "mix.sigma": cfg.mix.sigma,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
+    if len(cfg.optim.betas) != 2:
+        raise ConfigError(f"config key 'optim.betas' must hold 2 floats, got {cfg.optim.betas}")
+    if cfg.schedule.milestones != sorted(cfg.schedule.milestones):
+        raise ConfigError(f"config key 'schedule.milestones' must be increasing, got {cfg.schedule.milestones}")
+    if cfg.mix.two_label and (cfg.mix.variant not in _TWO_LABEL_VARIANTS or cfg.mix.smoothing > 0):
+        # The two-label loss lam*CE(y_i) + (1-lam)*CE(y_j) uses hard labels: it cannot express smoothed or
+        # "closer" targets, so those variants need the soft-target path.
+        raise ConfigError(
+            f"config key 'mix.two_label' needs mix.variant in {', '.join(_TWO_LABEL_VARIANTS)} and "
+            f"mix.smoothing 0, got variant {cfg.mix.variant!r} with smoothing {cfg.mix.smoothing}"
+        )
+    if cfg.mix.layer is not None and cfg.mix.variant != "mixup":
+        raise ConfigError(f"config key 'mix.layer' (latent mixing) needs mix.variant 'mixup', got {cfg.mix.variant!r}")
+    if cfg.mix.variant in _NEEDS_SMOOTHING and cfg.mix.smoothing <= 0:
+        raise ConfigError(
+            f"mix.variant {cfg.mix.variant!r} needs config key 'mix.smoothing' > 0, got {cfg.mix.smoothing}"
+        )
+    if cfg.mix.variant == "gaussian_noise" and cfg.mix.sigma <= 0:
+        raise ConfigError(f"mix.variant 'gaussian_noise' needs config key 'mix.sigma' > 0, got {cfg.mix.sigma}")
+    try:  # the library owns the list of variants; it is imported lazily so the config module stays light.
+        import vicinal
+
+        variants = getattr(vicinal, "VARIANTS", None)
+    except ImportError:  # pragma: no cover - the lab always has the library
+        variants = None
+    if variants and cfg.mix.variant not in variants:
+        raise ConfigError(f"config key 'mix.variant' must be one of {', '.join(variants)}, got {cfg.mix.variant!r}")
+    return cfg
+
+
+def config_from_dict(data: Mapping[str, Any] | None) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a (YAML-like) mapping; missing keys keep defaults."""
+    return validate(_build(ExperimentConfig, data if data is not None else {}, ""))
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Plain nested dict of ``cfg`` (lists, dicts, scalars only: YAML/JSON safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
+
+    Args:
+        path: the YAML file.
+        overrides: strings ``"a.b=value"`` (value parsed with ``yaml.safe_load``).
+
+    Raises:
+        ConfigError: missing/unreadable file, invalid YAML, unknown key, wrong type, bad value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror}") from None
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"config file '{path}' must hold a mapping at the top level, got {_describe(data)}")
+    data = dict(data or {})
+    try:
+        cfg = _build(ExperimentConfig, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (in '{path}')") from None
+    overrides = list(overrides)
+    cfg = apply_overrides(cfg, overrides, _validate=False)
+    try:
+        return validate(cfg)
+    except ConfigError as exc:
+        where = f"'{path}' with --set {' '.join(overrides)}" if overrides else f"'{path}'"
+        raise ConfigError(f"{exc} (in {where})") from None
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: Iterable[str], *, _validate: bool = True) -> ExperimentConfig:
+    """Return a copy of ``cfg`` with ``"a.b=value"`` overrides applied strictly.
+
+    The value is parsed with ``yaml.safe_load`` (``3`` is an int, ``0.1`` a float, ``[100, 150]`` a list, ``null``
+    is None). Keys inside a dict field (``model.kwargs.width=16``) may be anything; every other key must exist.
+    """
+    cfg = dataclasses.replace(cfg)  # shallow copy of the top level; sections are rebuilt below
+    data = config_to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. optim.lr=0.05)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"override '{item}': the value {raw!r} is not valid YAML") from None
+        _set_path(data, key, value)
+    new = _build(ExperimentConfig, data, "")
+    return validate(new) if _validate else new
+
+
+def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[a][b]... = value`` for ``key = "a.b..."``, refusing keys the schema does not have."""
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"override key '{key}' is malformed")
+    cls: Any = ExperimentConfig
+    node = data
+    for depth, part in enumerate(parts):
+        full = ".".join(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        if cls is None:  # inside a free-form dict field: any key
+            if last:
+                node[part] = value
+                return
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override key '{key}': '{full}' is not a mapping")
+            continue
+        fields = _fields(cls)
+        if part not in fields:
+            where = f"'{'.'.join(parts[:depth])}'" if depth else "the top level"
+            raise ConfigError(f"unknown config key '{full}'; valid keys in {where}: {', '.join(fields)}")
+        tp = fields[part]
+        if last:
+            node[part] = value
+            return
+        if dataclasses.is_dataclass(tp):
+            cls = tp
+        elif typing.get_origin(tp) is dict:
+            cls = None
+        else:
+            raise ConfigError(f"override key '{key}': '{full}' is a {_type_name(tp)}, not a section")
+        node = node[part]
+
+
+def dump_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (readable by :func:`load_config`)."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def diff_configs(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """Dotted keys whose values differ between two configs (dict fields compared as a whole)."""
+
+    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, Mapping) and k != "kwargs":
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
+    return sorted(k for k in fa if fa[k] != fb.get(k))

@@ -1,0 +1,68 @@
+"""Paper tables as data: a registry of :class:`Table` objects that ``vicinal reproduce TABLE`` expands into runs.
+
+A table is a list of config files per scale (``cpu``: a CPU-sized variant; ``paper``: the paper's exact
+hyper-parameters), each run for several seeds through the one trainer. Other tasks register theirs with
+:func:`register_table` in their own module and add the module to ``_TASK_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..paths import PROJECT_ROOT
+
+__all__ = ["SCALES", "TABLES", "Table", "configs_dir", "get_table", "load_tables", "register_table"]
+
+SCALES = ("cpu", "paper")
+TABLES: dict[str, Table] = {}
+# Modules that register tables when imported (each task adds its own line).
+_TASK_MODULES = ("cifar",)
+
+
+def configs_dir() -> Path:
+    """The project's ``configs/`` folder (configs are data beside the source tree)."""
+    return PROJECT_ROOT / "configs"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One paper table (or figure) to reproduce.
+
+    Attributes:
+        name: the registry key (``vicinal reproduce NAME``).
+        title: what it reproduces, with the paper's section.
+        configs: ``scale -> list of config files`` (one per row).
+        default_seeds: seeds per scale when ``--seeds`` is not given.
+        notes: how the cpu scale differs from the paper and why.
+    """
+
+    name: str
+    title: str
+    configs: Callable[[str], list[Path]]
+    default_seeds: dict[str, int] = field(default_factory=lambda: {"cpu": 3, "paper": 1})
+    notes: str = ""
+
+
+def register_table(table: Table) -> Table:
+    """Add ``table`` to :data:`TABLES`; a second table of the same name is an error."""
+    if table.name in TABLES:
+        raise ValueError(f"table {table.name!r} is already registered")
+    TABLES[table.name] = table
+    return table
+
+
+def load_tables() -> None:
+    """Import every task module, so that :data:`TABLES` holds all tables."""
+    for module in _TASK_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
+def get_table(name: str) -> Table:
+    """The registered table ``name``; ValueError listing the known tables otherwise."""
+    load_tables()
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}")
+    return TABLES[name]

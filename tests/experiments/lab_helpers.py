@@ -1,0 +1,124 @@
+"""Helpers shared by the lab's trainer/CLI/DDP tests (imported by them; not a test module itself).
+
+* ``register_synthetic()`` adds a tiny deterministic image dataset ``"synthetic_images"`` to the data registry
+  (the data package is not edited): uint8 images whose mean brightness per channel depends on the class, so a
+  model can learn it, with the crop + flip augmentation of CIFAR. Sizes are keyword arguments.
+* ``tiny_config(...)`` is a small, fast ExperimentConfig on it.
+* ``one_thread`` (fixture, import it into a test module): torch on one thread for the module's tests.
+* ``ddp_worker`` is the per-process body of the 2-process gloo test (spawned by torch.multiprocessing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_from_dict
+from vicinal.experiments.data import DATASETS, TensorSplits, register_dataset
+
+SYNTHETIC = "synthetic_images"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; on a shared, oversubscribed machine two OpenMP threads spinning
+    at each barrier make them up to 20x slower. Import this fixture into a test module to use it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _make_split(n_per_class: int, num_classes: int, channels: int, size: int, gen: torch.Generator):
+    y = torch.arange(num_classes).repeat_interleave(n_per_class)  # (N,)
+    noise = torch.randint(0, 96, (y.numel(), channels, size, size), generator=gen)
+    # class c shifts channel (c % channels) up by 16 * (1 + c // channels): learnable, still uint8
+    shift = torch.zeros(y.numel(), channels, 1, 1, dtype=torch.int64)
+    shift[torch.arange(y.numel()), y % channels, 0, 0] = 16 * (1 + y // channels)
+    x = (noise + shift + 40).clamp(0, 255).to(torch.uint8)  # (N, C, H, W)
+    return x, y
+
+
+def synthetic_splits(
+    seed: int = 0,
+    *,
+    n_per_class: int = 16,
+    n_test_per_class: int = 4,
+    num_classes: int = 10,
+    channels: int = 3,
+    size: int = 8,
+) -> TensorSplits:
+    """The synthetic dataset's splits; independent of the run seed (a fixed dataset, like a real one)."""
+    del seed
+    gen = torch.Generator().manual_seed(1234)
+    train = _make_split(n_per_class, num_classes, channels, size, gen)
+    test = _make_split(n_test_per_class, num_classes, channels, size, gen)
+    xf = train[0].float() / 255
+    return TensorSplits(
+        train=train,
+        test=test,
+        num_classes=num_classes,
+        mean=tuple(xf.mean(dim=(0, 2, 3)).tolist()),
+        std=tuple(xf.std(dim=(0, 2, 3)).tolist()),
+        info={"source": "synthetic (tests)", "augment": "crop_flip", "crop_padding": 2},
+    )
+
+
+def register_synthetic() -> None:
+    """Register ``"synthetic_images"`` once per process."""
+    if SYNTHETIC in DATASETS:
+        return
+
+    @register_dataset(SYNTHETIC)
+    def _synthetic(req: Any, **kwargs: Any) -> TensorSplits:
+        return synthetic_splits(req.seed, **kwargs)
+
+
+def tiny_config(*overrides: str) -> ExperimentConfig:
+    """PreAct ResNet-18 at width 4 with dropout (exercises the global RNG) on 8x8 synthetic images, mixup."""
+    register_synthetic()
+    base = config_from_dict(
+        {
+            "name": "tiny",
+            "data": {"name": SYNTHETIC, "batch_size": 32, "eval_batch_size": 64},
+            "model": {"name": "preact_resnet18", "kwargs": {"width": 4, "dropout": 0.2}},
+            "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+            "schedule": {"name": "cosine", "warmup_epochs": 1, "warmup_start_lr": 0.01},
+            "mix": {"variant": "mixup", "alpha": 1.0},
+            "train": {"epochs": 4, "seed": 3, "device": "cpu", "log_every": 1000},
+        }
+    )
+    return apply_overrides(base, list(overrides))
+
+
+def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """One rank of the gloo test: train ``tiny_config`` for a few steps, save this rank's weights."""
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world_size),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    torch.set_num_threads(1)
+    from vicinal.experiments.trainer import Trainer
+
+    cfg = tiny_config("train.epochs=2")
+    trainer = Trainer(cfg, Path(out) / "run", quiet=True)
+    trainer.fit()
+    torch.save(
+        {
+            "params": {k: v.detach().clone() for k, v in trainer.model.named_parameters()},
+            "buffers": {k: v.detach().clone() for k, v in trainer.model.named_buffers()},
+            "records": trainer.records,
+            "mix_seed": trainer.mix_seed,
+        },
+        Path(out) / f"rank{rank}.pt",
+    )

@@ -1,0 +1,102 @@
+"""FGSM / I-FGSM against hand-computed gradient signs on a tiny linear model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vicinal.experiments.attacks import error_under_attack, fgsm, ifgsm
+
+
+def linear_model() -> nn.Linear:
+    # logits = W x. For 2 classes, d CE / dx = W^T (p - e_y) = p_other * W^T (e_other - e_y), so its sign is
+    # sign(W^T [-1, 1]) = sign([1*-1 + 3*1, 2*-1 + -0.5*1]) = [+, -] for y = 0 and [-, +] for y = 1.
+    m = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, -0.5]]))
+    return m
+
+
+def test_fgsm_matches_hand_computed_signs() -> None:
+    x = torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.95, 0.02]])
+    y = torch.tensor([0, 1, 0])
+    out = fgsm(linear_model(), x, y, eps=0.1)
+    expected = torch.tensor([[0.6, 0.4], [0.4, 0.6], [1.0, 0.0]])  # last row clamped to [0, 1] on both sides
+    assert torch.allclose(out, expected, atol=1e-7)
+    unclamped = fgsm(linear_model(), x, y, eps=0.1, clamp=None)
+    assert torch.allclose(unclamped[2], torch.tensor([1.05, -0.08]), atol=1e-7)
+    assert not out.requires_grad and x.grad is None
+
+
+def test_fgsm_eps_zero_is_identity_and_batching_does_not_matter() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.rand(6, 4), torch.randint(0, 3, (6,))
+    assert torch.equal(fgsm(model, x, y, eps=0.0), x)
+    whole = fgsm(model, x, y, eps=0.05)
+    parts = torch.cat([fgsm(model, x[:2], y[:2], eps=0.05), fgsm(model, x[2:], y[2:], eps=0.05)])
+    assert torch.equal(whole, parts)  # per-sample gradients: the sum reduction makes batches independent
+    assert torch.equal(whole, fgsm(model, x, y, eps=0.05))  # deterministic
+
+
+def test_ifgsm_on_a_linear_model_equals_fgsm() -> None:
+    # For a 2-class linear model the gradient sign never changes, so 10 steps of eps/10 add up to eps.
+    x = torch.tensor([[0.5, 0.5], [0.3, 0.7]])
+    y = torch.tensor([0, 1])
+    assert torch.allclose(
+        ifgsm(linear_model(), x, y, eps=0.1, steps=10), fgsm(linear_model(), x, y, eps=0.1), atol=1e-6
+    )
+    assert torch.equal(ifgsm(linear_model(), x, y, eps=0.1, steps=1), fgsm(linear_model(), x, y, eps=0.1))
+
+
+def test_ifgsm_stays_in_the_ball_and_the_box() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 4))
+    x, y = torch.rand(32, 5), torch.randint(0, 4, (32,))
+    adv = ifgsm(model, x, y, eps=0.2, steps=7)
+    assert (adv - x).abs().max() <= 0.2 + 1e-6
+    assert adv.min() >= 0.0 and adv.max() <= 1.0
+    assert torch.equal(adv, ifgsm(model, x, y, eps=0.2, steps=7))
+
+
+def test_error_under_attack_counts_and_restores_mode() -> None:
+    model = linear_model()
+    model.train()
+    x = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+    y = torch.tensor([1, 1])  # logits at x: [1.5, 1.25] -> predicted 0: both wrong before any attack
+    loader = [(x[:1], y[:1], torch.tensor([0])), (x[1:], y[1:], torch.tensor([1]))]
+    assert error_under_attack(model, loader, fgsm, eps=0.0) == 100.0
+    y0 = torch.tensor([0, 0])  # right at eps 0; eps 0.3 moves x to [0.8, 0.2]: logits [1.2, 2.3] -> wrong
+    assert error_under_attack(model, [(x, y0)], fgsm, eps=0.0) == 0.0
+    assert error_under_attack(model, [(x, y0)], fgsm, eps=0.3) == 100.0
+    assert model.training
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"eps": -0.1}, ValueError, r"eps must be a float >= 0, got -0.1"),
+        ({"eps": float("nan")}, ValueError, r"eps must be a float >= 0, got nan"),
+        (
+            {"eps": 0.1, "clamp": (1.0, 0.0)},
+            ValueError,
+            r"clamp must be \(low, high\) with low < high, got \(1.0, 0.0\)",
+        ),
+    ],
+)
+def test_argument_errors(kwargs: dict, error: type, match: str) -> None:
+    x, y = torch.rand(2, 2), torch.tensor([0, 1])
+    with pytest.raises(error, match=match):
+        fgsm(linear_model(), x, y, **kwargs)
+
+
+def test_input_errors() -> None:
+    with pytest.raises(ValueError, match=r"y must have shape \(2,\) to match x of shape \(2, 2\), got \(3,\)"):
+        fgsm(linear_model(), torch.rand(2, 2), torch.tensor([0, 1, 0]), eps=0.1)
+    with pytest.raises(TypeError, match=r"x must be a floating-point tensor, got Tensor torch.int64"):
+        fgsm(linear_model(), torch.ones(2, 2, dtype=torch.int64), torch.tensor([0, 1]), eps=0.1)
+    with pytest.raises(ValueError, match=r"steps must be an int >= 1, got 0"):
+        ifgsm(linear_model(), torch.rand(2, 2), torch.tensor([0, 1]), eps=0.1, steps=0)
+    with pytest.raises(ValueError, match=r"the loader yielded no batches"):
+        error_under_attack(linear_model(), [], fgsm, eps=0.1)

@@ -1,0 +1,107 @@
+"""Checkpoints: atomic writes, safe loads, clear errors for bad files, exact RNG round trips."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vicinal.experiments import checkpoint as ck
+from vicinal.experiments.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def test_roundtrip(tmp_path: Path) -> None:
+    state = {"model": {"w": torch.arange(6.0).reshape(2, 3)}, "epoch": 3, "records": [{"a": 1.5, "b": None}]}
+    path = save_checkpoint(state, tmp_path / "sub" / "c.pt")
+    loaded = load_checkpoint(path)
+    assert loaded["format"] == ck.FORMAT and loaded["version"] == ck.VERSION
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"])
+    assert loaded["epoch"] == 3 and loaded["records"] == [{"a": 1.5, "b": None}]
+    assert [p.name for p in path.parent.iterdir()] == ["c.pt"]  # no temp files left behind
+
+
+def test_crash_mid_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk pulled out")
+
+    monkeypatch.setattr(ck.os, "replace", boom)
+    with pytest.raises(OSError, match="disk pulled out"):
+        save_checkpoint({"epoch": 2, "big": torch.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # the partial temp file was removed
+
+
+def test_save_uses_fsync_and_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(ck.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(ck.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    save_checkpoint({"epoch": 1}, tmp_path / "c.pt")
+    assert calls == ["fsync", "replace", "fsync"]  # file data, rename, directory entry
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = save_checkpoint({"w": torch.randn(100)}, tmp_path / "c.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"checkpoint file '.*c.pt' is unreadable \(truncated, corrupt"):
+        load_checkpoint(path)
+
+
+def test_foreign_files(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match=r"checkpoint file '.*c.pt' is not a vicinal checkpoint"):
+        load_checkpoint(path)
+    path.write_text("hello, I am text")
+    with pytest.raises(CheckpointError, match=r"checkpoint file '.*c.pt' is unreadable"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=r"checkpoint file '.*missing.pt' does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"format": ck.FORMAT, "version": 99}, path)
+    with pytest.raises(CheckpointError, match=r"has format version 99; this vicinal reads 1"):
+        load_checkpoint(path)
+
+
+class _Evil:
+    def __reduce__(self):  # would run code when unpickled by a full pickle load
+        return (os.system, ("echo should-not-run",))
+
+
+def test_loading_never_runs_code(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    torch.save({"format": ck.FORMAT, "version": ck.VERSION, "x": _Evil()}, path)
+    with pytest.raises(CheckpointError, match=r"is unreadable .*UnpicklingError"):
+        load_checkpoint(path)
+
+
+def test_rng_state_roundtrip_through_a_file(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    np.random.seed(5)  # noqa: NPY002 - the global state is what is being checkpointed
+    random.seed(5)
+    np.random.randn()  # noqa: NPY002 - leaves a cached gaussian in the legacy state
+    state = capture_rng_state()
+    first = (torch.rand(4), np.random.rand(3), np.random.randn(), random.random(), random.gauss(0, 1))  # noqa: NPY002
+    save_checkpoint({"rng": state}, tmp_path / "c.pt")
+    torch.rand(10), np.random.rand(10), random.random()  # noqa: NPY002 - move every stream on
+    restore_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
+    again = (torch.rand(4), np.random.rand(3), np.random.randn(), random.random(), random.gauss(0, 1))  # noqa: NPY002
+    assert torch.equal(first[0], again[0])
+    assert np.array_equal(first[1], again[1])
+    assert first[2:] == again[2:]

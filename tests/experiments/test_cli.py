@@ -1,0 +1,214 @@
+"""The ``vicinal`` command: one-line user errors (exit 2), train / reproduce / report / demo end to end, a smoke
+test of every paper-scale config, and SIGTERM / SIGKILL in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
+
+from vicinal.experiments.checkpoint import load_checkpoint
+from vicinal.experiments.cli import main
+from vicinal.experiments.paths import PROJECT_ROOT
+
+CONFIGS = PROJECT_ROOT / "configs"
+DEMO = CONFIGS / "demo" / "digits.yaml"
+TINY = [
+    f"data.name={SYNTHETIC}",
+    "data.kwargs={n_per_class: 8, n_test_per_class: 2}",
+    "data.subset_per_class=null",
+    "data.batch_size=16",
+    "model.name=preact_resnet18",
+    "model.kwargs={width: 4}",
+    "train.epochs=2",
+]
+
+
+@pytest.fixture(autouse=True)
+def synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_synthetic()
+    monkeypatch.chdir(tmp_path)  # commands without --out write runs/ into the working directory
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, match: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("vicinal: error: ") and "Traceback" not in err
+    assert match in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["train", "missing.yaml"], "config file 'missing.yaml' does not exist"),
+        (
+            ["train", str(DEMO), "--set", "optim.lrr=1"],
+            "unknown config key 'optim.lrr'; valid keys in 'optim': name, lr",
+        ),
+        (["train", str(DEMO), "--set", "train.epochs=abc"], "config key 'train.epochs' expects int, got str 'abc'"),
+        (["train", str(DEMO), "--set", "model.name=nope"], "unknown model 'nope'"),
+        (["train", str(DEMO), "--set", "data.name=nope"], "unknown dataset 'nope'"),
+        (
+            ["train", str(DEMO), "--set", "model.kwargs.widht=3"],
+            "model 'digits_cnn' got unexpected keyword argument(s) widht",
+        ),
+        (["train"], "train needs a CONFIG.yaml (or --resume RUN_DIR)"),
+        (["train", "--resume", "no/such/run"], "run folder 'no/such/run' does not exist"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+        (["reproduce", "nope", "--scale", "cpu"], "unknown table 'nope'; known tables: cifar"),
+        (["reproduce", "cifar", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+        (["reproduce", "cifar"], "the following arguments are required: --scale"),
+        (["report", "no/such/dir", "--out", "x"], "'no/such/dir' does not exist"),
+        (["demo", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+    ],
+)
+def test_user_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> None:
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, match)
+    assert not Path("runs").exists()  # a failed start leaves no empty run folder behind
+
+
+def test_train_then_bad_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path), "--quiet")
+    assert code == 0
+    run = tmp_path / "demo-digits" / "seed0"
+    assert out.startswith("vicinal: complete: test error ") and str(run) in out
+    code, _, err = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path))
+    assert_one_line_error(code, err, f"run folder '{run}' already holds a checkpoint; resume it with --resume")
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--set", "optim.lr=0.5")
+    assert_one_line_error(
+        code, err, "was written by a different config (differs at optim.lr); only notes, train.epochs"
+    )
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    code, _, err = run_cli(capsys, "train", "--resume", str(run))
+    assert_one_line_error(code, err, f"checkpoint file '{run / 'checkpoint.pt'}' is unreadable")
+
+
+def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for seed in (0, 1):
+        code, _, _ = run_cli(
+            capsys, "train", str(DEMO), "--set", *TINY, f"train.seed={seed}", "--out", str(tmp_path / "r"), "--quiet"
+        )
+        assert code == 0
+    code, out, _ = run_cli(capsys, "report", str(tmp_path / "r"), "--out", str(tmp_path / "rep"))
+    assert code == 0 and "| demo-digits | 2 (0 1) | 2/2 |" in out
+    assert {p.name for p in (tmp_path / "rep").iterdir()} == {"report.md", "report.csv", "runs.csv", "test_error.png"}
+
+
+def paper_smoke_overrides(path: Path) -> list[str]:
+    num_classes = 100 if path.name.startswith("cifar100") else 10
+    model = {
+        "preact_resnet18": ["model.kwargs.width=4"],
+        "wrn28_10": ["model.kwargs.depth=10", "model.kwargs.widen=1"],
+        "densenet_bc190": ["model.kwargs.depth=10", "model.kwargs.growth_rate=4"],
+    }[path.stem.split("-")[1]]
+    return [
+        f"data.name={SYNTHETIC}",
+        f"data.kwargs={{num_classes: {num_classes}, n_per_class: 2, n_test_per_class: 1}}",
+        "data.batch_size=8",
+        "data.eval_batch_size=128",
+        "train.max_steps=2",
+        "train.device=cpu",
+        *model,
+    ]
+
+
+def test_every_paper_config_runs_two_steps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    files = sorted((CONFIGS / "cifar" / "paper").glob("*.yaml"))
+    assert len(files) == 12
+    for path in files:
+        code, out, err = run_cli(
+            capsys, "train", str(path), "--set", *paper_smoke_overrides(path), "--out", str(tmp_path), "--quiet"
+        )
+        assert code == 0, err
+        summary = json.loads((tmp_path / path.stem / "seed0" / "summary.json").read_text())
+        assert summary["status"] == "max_steps" and summary["row"] == summary["name"].replace("-", "/")
+        ck = load_checkpoint(tmp_path / path.stem / "seed0" / "checkpoint.pt")
+        assert ck["global_step"] == 2 and ck["config"]["train"]["epochs"] == 200
+
+
+def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "reproduce", "cifar", "--scale", "paper", "--dry-run", "--out", str(tmp_path / "p"))
+    assert code == 0 and out.count("[   new]") == 12 and "dry run: 12 of 12 runs would be trained" in out
+    assert not (tmp_path / "p").exists()
+    argv = ["reproduce", "cifar", "--scale", "cpu", "--seeds", "2", "--out", str(tmp_path / "c"), "--quiet", "--set",
+            f"data.name={SYNTHETIC}", "data.kwargs={}", "data.subset_per_class=4", "model.kwargs.width=4",
+            "train.epochs=1"]  # fmt: skip
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0
+    assert "| cifar10-preact_resnet18-erm-cpu | 2 (0 1) | 2/2 |" in out and "| 5.6 |" in out and "| 4.2 |" in out
+    assert (tmp_path / "c" / "report" / "report.md").is_file()
+    code, out, _ = run_cli(capsys, *argv[:-1], "train.epochs=1", "--dry-run")
+    assert code == 0 and out.count("[  done]") == 4
+    code, _, err = run_cli(capsys, *argv[:-1], "train.epochs=2", "--dry-run")
+    assert_one_line_error(code, err, "holds a finished run of a different config (differs at train.epochs)")
+
+
+def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "demo", "--seeds", "2", "--set", "train.epochs=1")
+    assert code == 0
+    assert "| method | n | test error (%) | FGSM error (%), eps=0.1 |" in out
+    assert "| ERM | 2 |" in out and "| mixup (alpha=1) | 2 |" in out and " ± " in out
+    assert err.count("seed 1: test error") == 2
+
+
+# -- real processes -----------------------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_run_resumes(capsys: pytest.CaptureFixture[str], tmp_path: Path, sig: signal.Signals) -> None:
+    # digits with batch 8: 150 steps per epoch; the signal arrives once the first checkpoint exists (in epoch 2).
+    argv = [
+        "train",
+        str(DEMO),
+        "--set",
+        "train.epochs=3",
+        "train.checkpoint_every=1",
+        "data.batch_size=8",
+        "--out",
+        str(tmp_path),
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "vicinal", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env())  # fmt: skip
+    run = tmp_path / "demo-digits" / "seed0"
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)  # (this also shows that `python -m vicinal` works)
+    ck = load_checkpoint(run / "checkpoint.pt")  # intact whatever the moment of the kill
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143, err
+        assert "interrupted by SIGTERM" in err and f"resume with: vicinal train --resume {run}" in err
+        assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+        # saved where it stopped: in epoch 2 (or at its very start, if the signal came during epoch 1's wrap-up)
+        assert ck["epoch"] == 1 and 0 <= ck["step_in_epoch"] <= 150
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert ck["epoch"] >= 1 and ck["step_in_epoch"] == 0  # the last end-of-epoch checkpoint
+    code, out, _ = run_cli(capsys, "train", "--resume", str(run), "--quiet")
+    assert code == 0 and out.startswith("vicinal: complete:")
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    assert json.loads((run / "summary.json").read_text())["status"] == "complete"

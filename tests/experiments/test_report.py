@@ -1,0 +1,127 @@
+"""The report on synthetic run folders: grouping, mean ± std with n, the paper column, CSV, PNG, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict
+from vicinal.experiments.report import PAPER, ReportError, find_runs, make_report, mean_std
+from vicinal.experiments.trainer import summarize
+
+
+def make_run(root: Path, name: str, row: str, seed: int, errors: list[float], status: str = "complete") -> Path:
+    """A run folder as the trainer writes it, with the given per-epoch test errors."""
+    run = root / name / f"seed{seed}"
+    run.mkdir(parents=True)
+    cfg = apply_overrides(
+        ExperimentConfig(),
+        [
+            f"name={name}",
+            "table=cifar" if row else "table=''",
+            f"row='{row}'",
+            f"train.seed={seed}",
+            f"train.epochs={len(errors)}",
+        ],
+    )
+    (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)))
+    records = [
+        {
+            "epoch": i + 1,
+            "test_error": e,
+            "test_nll": e / 10,
+            "test_ece": 1.0,
+            "train_loss": 1.0,
+            "train_error": 5.0,
+            "epoch_time_s": 1.5,
+        }
+        for i, e in enumerate(errors)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "summary.json").write_text(json.dumps(summarize(records, status, {"name": name, "seed": seed})))
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    for seed, last in enumerate([10.0, 12.0, 14.0]):
+        make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", seed, [30.0, 20.0, last])
+    for seed, last in enumerate([9.0, 9.5, 10.0]):
+        make_run(root, "c10-mixup", "cifar10/preact_resnet18/mixup", seed, [25.0, 8.0, last])
+    make_run(root, "other", "", 7, [50.0, 40.0], status="interrupted")
+    return root
+
+
+def test_mean_std() -> None:
+    assert mean_std([10.0, 12.0, 14.0]) == (12.0, 2.0, 3)
+    m, s, n = mean_std([3.0])
+    assert (m, n) == (3.0, 1) and s != s  # nan for n = 1
+    m, s, n = mean_std([None, float("nan")])
+    assert n == 0
+
+
+def test_report_tables(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = make_report([runs], out)
+    md = (out / "report.md").read_text()
+    assert md == result["markdown"]
+    lines = {
+        line.split(" | ")[0].strip("| "): line
+        for line in md.splitlines()
+        if line.startswith("| c10") or line.startswith("| other")
+    }
+    # last / median-of-last-10 / best, mean ± sample std over 3 seeds, then the paper's number
+    assert lines["c10-erm"] == (
+        "| c10-erm | 3 (0 1 2) | 3/3 | 12.00 ± 2.00 | 20.00 ± 0.00 | 12.00 ± 2.00 | 1.200 ± 0.200 | 1.00 ± 0.00 | 5.6 |"
+    )
+    assert lines["c10-mixup"].startswith("| c10-mixup | 3 (0 1 2) | 3/3 | 9.50 ± 0.50 | 9.50 ± 0.50 | 8.00 ± 0.00 |")
+    assert lines["c10-mixup"].endswith("| 4.2 |")
+    assert lines["other"] == "| other | 1 (7) | 0/1 | 40.00 | 45.00 | 40.00 | 4.000 | 1.00 | - |"
+    assert "Paper column (cifar): Zhang et al." in md and "mean ± sample standard deviation over seeds" in md
+
+    with (out / "report.csv").open() as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert float(rows["c10-erm"]["last_test_error_mean"]) == 12.0
+    assert float(rows["c10-erm"]["last_test_error_std"]) == 2.0
+    assert rows["c10-erm"]["n"] == "3" and rows["c10-erm"]["paper"] == "5.6"
+    assert rows["other"]["last_test_error_std"] == "" and rows["other"]["paper"] == ""
+    with (out / "runs.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 7
+    png = (out / "test_error.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_runs_may_be_listed_one_by_one(runs: Path, tmp_path: Path) -> None:
+    one = sorted((runs / "c10-erm").iterdir())[:2]
+    result = make_report(one, tmp_path / "r")
+    assert [g["n"] for g in result["groups"]] == [2]
+    assert find_runs([runs, one[0]]) == sorted({p.parent.resolve() for p in runs.rglob("config.yaml")})
+
+
+def test_paper_numbers_match_experiments_md() -> None:
+    # The paper column is transcribed from paper/EXPERIMENTS.md 3.2 (Figure 3a); spot-check all twelve.
+    assert PAPER["cifar"] == {
+        "cifar10/preact_resnet18/erm": 5.6, "cifar10/preact_resnet18/mixup": 4.2,
+        "cifar10/wrn28_10/erm": 3.8, "cifar10/wrn28_10/mixup": 2.7,
+        "cifar10/densenet_bc190/erm": 3.7, "cifar10/densenet_bc190/mixup": 2.7,
+        "cifar100/preact_resnet18/erm": 25.6, "cifar100/preact_resnet18/mixup": 21.1,
+        "cifar100/wrn28_10/erm": 19.4, "cifar100/wrn28_10/mixup": 17.5,
+        "cifar100/densenet_bc190/erm": 19.0, "cifar100/densenet_bc190/mixup": 16.8,
+    }  # fmt: skip
+
+
+def test_errors(tmp_path: Path, runs: Path) -> None:
+    with pytest.raises(ReportError, match=r"'.*missing' does not exist"):
+        make_report([tmp_path / "missing"], tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match=r"'.*empty' holds no run folders \(no config.yaml below it\)"):
+        make_report([tmp_path / "empty"], tmp_path / "o")
+    bad = runs / "c10-erm" / "seed0" / "metrics.jsonl"
+    bad.write_text('{"epoch": 1}\n{not json\n')
+    with pytest.raises(ReportError, match=r"'.*metrics.jsonl' line 2 is not valid JSON"):
+        make_report([runs], tmp_path / "o")
