@@ -1,0 +1,515 @@
+"""One page for everything: run folders, figures and other table outputs -> ``report.md`` + self-contained HTML.
+
+``make_document(inputs, out_dir)`` walks ``inputs`` (run folders, folders holding them, figure folders, single PNG,
+JSON or markdown files) and writes:
+
+* one table per paper table (runs grouped by their config's ``table``), built by
+  :func:`vicinal.experiments.report.report.make_report` (whose CSV and plot land in ``out_dir/tables/<table>/``),
+  with the paper's number beside every row that has one, and the regenerating command of every run;
+* the ablation findings (:func:`vicinal.experiments.tasks.ablation.ablation_findings`) when there are ablation runs;
+* every figure (a ``<name>.png`` with its ``<name>.json`` from ``tasks/figures.py``: title and command), and any other
+  PNG and markdown file found outside run folders;
+* the machine and package versions of this process and of every run (from ``provenance.json``).
+
+The HTML page embeds each PNG as base64, so it is one file that can be mailed or committed. Run it as
+``python -m vicinal.experiments.report.document INPUT... --out DIR [--name NAME] [--tag]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .report import PAPER_SOURCES, ReportError, group_runs, load_run, make_report, markdown_table
+
+__all__ = ["Document", "collect", "environment", "environment_tag", "main", "make_document", "md_blocks"]
+
+PROG = "python -m vicinal.experiments.report.document"
+MAX_PLOTTED_GROUPS = 12  # a test-error plot with more lines than this is unreadable; the CSV has the numbers
+
+
+@dataclass
+class Document:
+    """What :func:`collect` found under the inputs."""
+
+    runs: list[Path] = field(default_factory=list)
+    figures: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)  # (png, its JSON payload or {})
+    markdown: list[Path] = field(default_factory=list)
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file()
+
+
+def _figure_meta(path: Path) -> dict[str, Any] | None:
+    """The payload of a figure JSON (``{"figure": ..., "png": ...}``), or None for any other JSON."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(meta, dict) and "figure" in meta and isinstance(meta.get("png"), str):
+        return meta
+    return None
+
+
+def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Document:
+    """Find run folders, figures (PNG + JSON), loose PNG and markdown files at or below ``inputs``.
+
+    Files inside run folders are not collected separately (a run's plots belong to it); ``exclude`` (the output
+    folder) is skipped, so a document can be rebuilt in place.
+
+    Raises:
+        ReportError: an input does not exist, or nothing usable was found.
+    """
+    doc = Document()
+    runs: set[Path] = set()
+    pngs: set[Path] = set()
+    metas: dict[Path, dict[str, Any]] = {}
+    mds: set[Path] = set()
+    excluded = exclude.resolve() if exclude is not None else None
+
+    def skip(p: Path) -> bool:
+        rp = p.resolve()
+        return excluded is not None and (rp == excluded or excluded in rp.parents)
+
+    for raw in inputs:
+        p = Path(raw)
+        if not p.exists():
+            raise ReportError(f"'{p}' does not exist")
+        if p.is_file():
+            files = [p]
+        elif _is_run(p):
+            runs.add(p.resolve())
+            continue
+        else:
+            found_runs = {c.parent.resolve() for c in p.rglob("config.yaml") if not skip(c)}
+            runs |= found_runs
+            files = [
+                f
+                for f in sorted(p.rglob("*"))
+                if f.is_file() and not skip(f) and not any(r in f.resolve().parents for r in found_runs)
+            ]
+        for f in files:
+            suffix = f.suffix.lower()
+            if suffix == ".png":
+                pngs.add(f.resolve())
+            elif suffix == ".json":
+                meta = _figure_meta(f)
+                if meta is not None:
+                    metas[(f.parent / meta["png"]).resolve()] = meta
+            elif suffix == ".md":
+                mds.add(f.resolve())
+            elif p.is_file():
+                raise ReportError(f"'{f}' is not a run folder, PNG, figure JSON or markdown file")
+    for png in metas:
+        if not png.is_file():
+            raise ReportError(f"figure file '{png}' named by its JSON does not exist")
+        pngs.add(png)
+    doc.runs = sorted(runs)
+    doc.figures = [(png, metas.get(png, {})) for png in sorted(pngs)]
+    doc.markdown = sorted(mds)
+    if not (doc.runs or doc.figures or doc.markdown):
+        raise ReportError(f"no run folders, figures or markdown files in {', '.join(str(i) for i in inputs)}")
+    return doc
+
+
+# -- environment ----------------------------------------------------------------------------------------------
+def environment() -> dict[str, Any]:
+    """This machine and the package versions of this process."""
+    from importlib import metadata
+
+    import torch
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("vicinal", "torch", "torchvision", "numpy", "scipy", "matplotlib", "pyyaml"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    cuda = torch.cuda.is_available()
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "versions": versions,
+    }
+
+
+def environment_tag(env: dict[str, Any] | None = None) -> str:
+    """A file-name-safe tag of the environment: ``cpu2-x86_64-torch2.14.1`` or ``NVIDIA-H100-...-torch2.14.1``."""
+    env = env if env is not None else environment()
+    where = f"cpu{env['cpu_count']}-{platform.machine()}" if env["device"] == "cpu" else str(env["device"])
+    tag = f"{where}-torch{env['versions'].get('torch')}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", tag).strip("-")
+
+
+def _provenance(run: Path) -> dict[str, Any]:
+    path = run / "provenance.json"
+    if not path.is_file():
+        return {}
+    try:
+        prov = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+    return prov if isinstance(prov, dict) else {}
+
+
+def _command(run: Path, prov: dict[str, Any]) -> str:
+    """The command line that produced a run (from its provenance), or the one that retrains it from its config."""
+    argv = prov.get("argv")
+    if isinstance(argv, list) and argv:
+        exe = Path(str(argv[0])).name
+        head = ["vicinal"] if exe in ("vicinal", "__main__.py") else [str(argv[0])]
+        return shlex.join(head + [str(a) for a in argv[1:]])
+    return f"vicinal train {shlex.quote(str(run / 'config.yaml'))} --out OUT"
+
+
+# -- rendering ------------------------------------------------------------------------------------------------
+# A document is a list of blocks, rendered twice (markdown and HTML) so the two pages always agree.
+Block = tuple[Any, ...]
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then the two inline markdown forms this module writes: **bold** and `code`."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+_SEPARATOR = re.compile(r"\|?(\s*:?-+:?\s*\|)*\s*:?-+:?\s*\|?")
+
+
+def _table_html(md: str) -> str:
+    rows = []
+    for line in md.strip().splitlines():
+        line = line.strip()
+        if not line or _SEPARATOR.fullmatch(line):  # the |---|---| line under the header
+            continue
+        cells = re.split(r"(?<!\\)\|", line.removeprefix("|").removesuffix("|"))  # split on unescaped pipes
+        rows.append([c.replace("\\|", "|") for c in cells])
+    if not rows:
+        return ""
+    head = "".join(f"<th>{_inline_html(c.strip())}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_inline_html(c.strip())}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def md_blocks(text: str, shift: int = 0) -> list[Block]:
+    """Parse the markdown subset the lab writes (headings, pipe tables, ``-`` lists, code fences, paragraphs).
+
+    Headings are demoted by ``shift`` levels (a table's own ``#`` title sits under the document's ``##``). Anything
+    else is kept as paragraph text, which the HTML page escapes: no markdown input can inject HTML.
+    """
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            blocks.append(("p", " ".join(line.strip() for line in para)))
+            para.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            flush()
+            j = i + 1
+            while j < len(lines) and not lines[j].strip().startswith("```"):
+                j += 1
+            blocks.append(("code", "\n".join(lines[i + 1 : j])))
+            i = j + 1
+            continue
+        heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
+        if heading:
+            flush()
+            blocks.append(("h", min(len(heading.group(1)) + shift, 6), heading.group(2).strip()))
+        elif stripped.startswith("|"):
+            flush()
+            j = i
+            while j < len(lines) and lines[j].strip().startswith("|"):
+                j += 1
+            blocks.append(("table", "\n".join(lines[i:j])))
+            i = j
+            continue
+        elif re.match(r"^[-*]\s+", stripped):
+            flush()
+            items = []
+            while i < len(lines) and re.match(r"^[-*]\s+", lines[i].strip()):
+                items.append(re.sub(r"^[-*]\s+", "", lines[i].strip()))
+                i += 1
+            blocks.append(("ul", items))
+            continue
+        elif not stripped:
+            flush()
+        else:
+            para.append(line)
+        i += 1
+    flush()
+    return blocks
+
+
+def _render_md(blocks: Sequence[Block], images: dict[Path, str]) -> str:
+    parts: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h":
+            parts.append("#" * b[1] + " " + b[2])
+        elif kind in ("p", "table"):
+            parts.append(b[1].rstrip())
+        elif kind == "ul":
+            parts.append("\n".join(f"- {item}" for item in b[1]))
+        elif kind == "code":
+            parts.append("```\n" + b[1].rstrip() + "\n```")
+        elif kind == "img":
+            parts.append(f"![{b[2]}]({images[b[1]]})\n\n*{b[2]}*")
+        elif kind == "details":
+            parts.append(f"<details><summary>{b[1]}</summary>\n\n{_render_md(b[2], images)}\n</details>")
+    return "\n\n".join(parts) + "\n"
+
+
+def _render_html(blocks: Sequence[Block], title: str) -> str:
+    def render(bs: Sequence[Block]) -> str:
+        out = []
+        for b in bs:
+            kind = b[0]
+            if kind == "h":
+                out.append(f"<h{b[1]}>{_inline_html(b[2])}</h{b[1]}>")
+            elif kind == "p":
+                out.append(f"<p>{_inline_html(b[1])}</p>")
+            elif kind == "table":
+                out.append(_table_html(b[1]))
+            elif kind == "ul":
+                out.append("<ul>" + "".join(f"<li>{_inline_html(item)}</li>" for item in b[1]) + "</ul>")
+            elif kind == "code":
+                out.append(f"<pre><code>{html.escape(b[1])}</code></pre>")
+            elif kind == "img":
+                data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
+                out.append(
+                    f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{_inline_html(b[2])}</figcaption></figure>"
+                )
+            elif kind == "details":
+                out.append(f"<details><summary>{_inline_html(b[1])}</summary>{render(b[2])}</details>")
+        return "\n".join(out)
+
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "th{background:#f3f3f3}pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;white-space:pre-wrap}"
+        "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:0.9em;color:#555}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n{render(blocks)}\n</body></html>\n"
+    )
+
+
+# -- the document ---------------------------------------------------------------------------------------------
+def _extra_paper() -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Paper numbers of tables that report.py's PAPER does not hold (yet): the ablation's verified rows."""
+    from ..tasks.ablation import PAPER_ABLATION, PAPER_ABLATION_SOURCE
+
+    return {"ablation": PAPER_ABLATION}, {"ablation": PAPER_ABLATION_SOURCE}
+
+
+def _reproduce_command(table: str, names: Sequence[str]) -> str | None:
+    """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (scale from the config names)."""
+    from ..tasks import TABLES, load_tables
+
+    load_tables()
+    if table not in TABLES:
+        return None
+    scale = "cpu" if all(n.endswith("-cpu") for n in names) else "paper"
+    return f"vicinal reproduce {table} --scale {scale}"
+
+
+def _table_blocks(table: str, runs: list[Path], out_dir: Path, images: dict[Path, str]) -> list[Block]:
+    label = table or "runs without a table"
+    tdir = out_dir / "tables" / (table or "other")
+    result = make_report(runs, tdir)
+    extra, extra_sources = _extra_paper()
+    # report.py's PAPER first; the task's own numbers where it has none
+    stats = [
+        {**s, "paper": s["paper"] if s["paper"] is not None else extra.get(table, {}).get(s["row"])}
+        for s in result["groups"]
+    ]
+    # report.py's page minus its title, with the task's paper numbers filled into the main table.
+    text = result["markdown"].split("\n", 1)[1] if result["markdown"].startswith("# ") else result["markdown"]
+    text = text.replace(markdown_table(result["groups"]), markdown_table(stats), 1)
+    blocks: list[Block] = [("h", 2, f"Table: {label}"), *md_blocks(text, shift=2)]
+    notes = []
+    if table not in PAPER_SOURCES and table in extra_sources and any(s["paper"] is not None for s in stats):
+        notes.append(f"Paper column ({table}): {extra_sources[table]}.")
+    notes.append(f"CSV: `{(tdir / 'report.csv').relative_to(out_dir)}` (per row), `runs.csv` beside it (per run).")
+    blocks.append(("p", " ".join(notes)))
+    if table == "ablation":
+        from ..tasks.ablation import ablation_findings, findings_markdown
+
+        blocks += [
+            ("h", 3, "The paper's findings at this scale"),
+            *md_blocks(findings_markdown(ablation_findings(runs))),
+        ]
+    if len(stats) <= MAX_PLOTTED_GROUPS:
+        plot = tdir / "test_error.png"
+        images[plot] = str(plot.relative_to(out_dir))
+        blocks.append(("img", plot, f"{label}: test error against epochs (mean over seeds, band min-max)"))
+    loaded = [load_run(r) for r in runs]
+    reproduce = _reproduce_command(table, [r.name for r in loaded]) if table else None
+    if reproduce:
+        blocks.append(("p", f"Regenerate the whole table: `{reproduce}` (then this page, see the end)."))
+    lines = ["| run | seed | status | median of last 10 (%) | command |", "|---|---|---|---|---|"]
+    for g in group_runs(loaded):
+        for r in g.runs:
+            med = r.summary.get("median_last10_test_error")
+            cmd = _command(r.path, _provenance(r.path)).replace("|", "\\|")
+            cell = "-" if med is None else f"{med:.2f}"
+            lines.append(f"| {g.name} | {r.seed} | {r.status} | {cell} | `{cmd}` |")
+    blocks.append(("details", f"{len(runs)} runs of {label}: status and the command that produced each", [
+        ("table", "\n".join(lines))
+    ]))  # fmt: skip
+    return blocks
+
+
+def _environment_blocks(runs: Sequence[Path]) -> list[Block]:
+    env = environment()
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    blocks: list[Block] = [
+        ("h", 2, "Machine and versions"),
+        (
+            "p",
+            f"This page was built on {env['hostname']} ({env['platform']}, {env['processor']}, "
+            f"{env['cpu_count']} CPUs, device {env['device']}) with {versions}.",
+        ),
+    ]
+    seen: dict[tuple[str, ...], list[str]] = {}
+    for run in runs:
+        prov = _provenance(run)
+        if not prov:
+            continue
+        v = prov.get("versions", {}) or {}
+        key = (
+            str(prov.get("hostname")),
+            str(prov.get("platform")),
+            f"{prov.get('device')} ({prov.get('device_name')})",
+            str(prov.get("cpu_count")),
+            str(prov.get("torch_threads")),
+            f"torch {v.get('torch')}, python {v.get('python')}, vicinal {v.get('vicinal')}",
+            f"{prov.get('git_commit')}{' (dirty)' if prov.get('git_dirty') else ''}",
+        )
+        seen.setdefault(key, []).append(run.name)
+    if seen:
+        lines = [
+            "| host | platform | device | CPUs | torch threads | versions | git commit | runs |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for key, names in seen.items():
+            lines.append("| " + " | ".join(key) + f" | {len(names)} |")
+        blocks += [("p", "The runs were trained on:"), ("table", "\n".join(lines))]
+    return blocks
+
+
+def make_document(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    *,
+    name: str = "report",
+    title: str = "vicinal: reproduction of mixup (Zhang et al., ICLR 2018)",
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Gather run folders, figures and markdown outputs into ``out_dir/<name>.md`` and ``out_dir/<name>.html``.
+
+    Args:
+        inputs: run folders, folders holding run folders or figures, PNG / figure JSON / markdown files.
+        out_dir: output folder (created). Tables' CSV and plots go to ``out_dir/tables/``, figures are copied to
+            ``out_dir/figures/`` (the markdown page links them; the HTML page embeds them).
+        name: file stem of the two pages (e.g. ``"report-" + environment_tag()``).
+        title: the page title.
+        command: the command line to show as this page's regenerating command (default: this module's CLI).
+
+    Returns:
+        ``{"markdown": str, "html": str, "files": [md, html], "tables": [table names], "figures": [png paths]}``.
+    """
+    inputs = [Path(p) for p in inputs]
+    out_dir = Path(out_dir)
+    doc = collect(inputs, exclude=out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images: dict[Path, str] = {}
+    blocks: list[Block] = [("h", 1, title)]
+    by_table: dict[str, list[Path]] = {}
+    for run in doc.runs:
+        by_table.setdefault(str(load_run(run).config.get("table", "") or ""), []).append(run)
+    tables = sorted(by_table, key=lambda t: (t == "", t))
+    n_fig = len(doc.figures)
+    contents = [f"table {t or '(none)'}" for t in tables] + [f"{n_fig} figure{'s' * (n_fig != 1)}"] * bool(n_fig)
+    blocks.append(("p", f"Contents: {', '.join(contents + ['machine and versions'])}."))
+    for table in tables:
+        blocks += _table_blocks(table, by_table[table], out_dir, images)
+    if doc.figures:
+        blocks.append(("h", 2, "Figures"))
+        fig_dir = out_dir / "figures"
+        fig_dir.mkdir(exist_ok=True)
+        for png, meta in doc.figures:
+            target = fig_dir / png.name
+            if target.resolve() != png:
+                if target.exists() and target.read_bytes() != png.read_bytes():
+                    target = fig_dir / f"{png.parent.name}-{png.name}"
+                shutil.copyfile(png, target)
+            images[target] = str(target.relative_to(out_dir))
+            caption = str(meta.get("title") or png.stem)
+            blocks += [("h", 3, caption), ("img", target, f"{caption} ({png})")]
+            if meta.get("command"):
+                blocks.append(("code", str(meta["command"])))
+    for md in doc.markdown:
+        blocks += [("h", 2, f"From {md}"), *md_blocks(md.read_text(encoding="utf-8"), shift=2)]
+    blocks += _environment_blocks(doc.runs)
+    if command is None:
+        command = " ".join([PROG, *(shlex.quote(str(p)) for p in inputs), "--out", shlex.quote(str(out_dir))])
+        command += f" --name {shlex.quote(name)}" if name != "report" else ""
+    blocks += [("h", 2, "This page"), ("code", command)]
+
+    markdown = _render_md(blocks, images)
+    page = _render_html(blocks, title)
+    md_path, html_path = out_dir / f"{name}.md", out_dir / f"{name}.html"
+    md_path.write_text(markdown, encoding="utf-8")
+    html_path.write_text(page, encoding="utf-8")
+    return {
+        "markdown": markdown,
+        "html": page,
+        "files": [md_path, html_path],
+        "tables": tables,
+        "figures": [png for png, _ in doc.figures],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vicinal.experiments.report.document INPUT... --out DIR [--name NAME] [--tag]``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Run folders, figures and tables -> one page.")
+    parser.add_argument("inputs", nargs="+", type=Path, help="run folders, figure folders, PNG/JSON/markdown files")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--name", default="report", help="file stem of the pages (default report)")
+    parser.add_argument("--tag", action="store_true", help="append the environment tag to --name")
+    args = parser.parse_args(argv)
+    name = f"{args.name}-{environment_tag()}" if args.tag else args.name
+    result = make_document(args.inputs, args.out, name=name)
+    print(f"written: {', '.join(str(f) for f in result['files'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

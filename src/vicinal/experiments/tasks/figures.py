@@ -1,0 +1,484 @@
+"""The paper's figures 1b, 2 and 3b, one command each (PNG + a JSON file of the plotted numbers).
+
+::
+
+    python -m vicinal.experiments.tasks.figures fig1b --out figures/
+    python -m vicinal.experiments.tasks.figures fig2 --erm RUN_DIR --mixup RUN_DIR --out figures/
+    python -m vicinal.experiments.tasks.figures fig3b --erm RUN_DIR... --mixup RUN_DIR... --out figures/
+
+* Figure 1b: probability contours p(y=1 | x) of an ERM and a mixup MLP on a seeded 2-D toy problem (two
+  interleaved half-moons); trains in seconds. The measured number is the share of the plotted square where the
+  prediction is uncertain (0.1 < p < 0.9): mixup "transitions linearly from class to class", so its share is larger.
+* Figure 2: between random pairs of training points of a trained ERM and a trained mixup run, at
+  x = lam*x_i + (1-lam)*x_j: (a) the share of predictions that are neither y_i nor y_j, (b) the mean L2 norm of the
+  gradient of the loss lam*CE(f(x), y_i) + (1-lam)*CE(f(x), y_j) with respect to x, in [0, 1] pixel space.
+* Figure 3b: test error against epochs, ERM vs mixup (mean over seeds, band min-max), from ``metrics.jsonl``.
+
+Each ``figureX`` function writes ``<out>/<name>.png`` and ``<out>/<name>.json``; the JSON holds the numbers, the
+settings and ``command``, the command line that regenerates the figure (the report document shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import shlex
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import vicinal
+
+__all__ = [
+    "FIGURES",
+    "build_parser",
+    "figure1b",
+    "figure2",
+    "figure3b",
+    "interpolation_curves",
+    "load_trained",
+    "main",
+    "toy_moons",
+    "train_toy_mlp",
+]
+
+PROG = "python -m vicinal.experiments.tasks.figures"
+FIGURES = ("fig1b", "fig2", "fig3b")
+DEFAULT_LAMS = tuple(i / 10 for i in range(11))
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write(out: Path, name: str, fig: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Save ``fig`` as ``out/name.png`` and ``payload`` (+ file names) as ``out/name.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    png, meta = out / f"{name}.png", out / f"{name}.json"
+    fig.savefig(png, dpi=120)
+    _plt().close(fig)
+    payload = {"figure": name, **payload, "png": png.name}
+    meta.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return {**payload, "files": [png, meta]}
+
+
+def _command(name: str, args: Sequence[str]) -> str:
+    return " ".join([PROG, name, *(shlex.quote(str(a)) for a in args)])
+
+
+# -- Figure 1b ------------------------------------------------------------------------------------------------
+def toy_moons(n_per_class: int = 100, noise: float = 0.15, *, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two interleaved half-moons: ``x (2n, 2)`` float32, ``y (2n,)`` int64 in {0, 1}.
+
+    Class 0 lies on the upper unit half-circle, class 1 on the lower one shifted by (1, 0.5); both get isotropic
+    Gaussian noise of standard deviation ``noise``.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    t = torch.rand(2, n_per_class, generator=generator) * math.pi  # (2, n) angles
+    upper = torch.stack([t[0].cos(), t[0].sin()], dim=1)  # (n, 2)
+    lower = torch.stack([1.0 - t[1].cos(), 0.5 - t[1].sin()], dim=1)  # (n, 2)
+    x = torch.cat([upper, lower]) + noise * torch.randn(2 * n_per_class, 2, generator=generator)
+    y = torch.arange(2).repeat_interleave(n_per_class)
+    return x, y
+
+
+def train_toy_mlp(
+    x: Tensor,
+    y: Tensor,
+    *,
+    alpha: float,
+    seed: int,
+    steps: int = 1000,
+    hidden: int = 64,
+    lr: float = 0.01,
+) -> nn.Module:
+    """A 2-``hidden``-``hidden``-2 ReLU MLP trained full-batch with Adam; ``alpha = 0`` is ERM, else mixup.
+
+    Initialisation and mixing come from ``seed`` alone (a forked global RNG for the init, a generator for mixing).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2)
+        )
+    gen = torch.Generator().manual_seed(seed + 1)
+    mixer = vicinal.build("mixup", alpha=alpha, num_classes=2, generator=gen) if alpha > 0 else None
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        if mixer is None:
+            loss = F.cross_entropy(model(x), y)
+        else:
+            params = mixer.sample(x, y)  # one lam per (full) batch, partners a random permutation
+            loss = vicinal.soft_cross_entropy(model(mixer.apply_inputs(x, params)), mixer.apply_targets(y, params))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def figure1b(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    alpha: float = 1.0,
+    steps: int = 1000,
+    n_per_class: int = 100,
+    noise: float = 0.15,
+    grid: int = 200,
+) -> dict[str, Any]:
+    """Figure 1b: p(y=1 | x) contours of ERM and mixup on the toy moons.
+
+    Returns:
+        The JSON payload plus ``files``; ``uncertain_share`` maps "erm"/"mixup" to the share of grid points with
+        0.1 < p < 0.9 (a wider, linear transition gives a larger share).
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0 for the mixup panel, got {alpha}")
+    if steps < 1 or grid < 2:
+        raise ValueError(f"steps must be >= 1 and grid >= 2, got steps={steps}, grid={grid}")
+    gen = torch.Generator().manual_seed(seed)
+    x, y = toy_moons(n_per_class, noise, generator=gen)
+    lo, hi = x.min(dim=0).values - 0.5, x.max(dim=0).values + 0.5  # (2,), (2,)
+    gx = torch.linspace(float(lo[0]), float(hi[0]), grid)
+    gy = torch.linspace(float(lo[1]), float(hi[1]), grid)
+    xx, yy = torch.meshgrid(gx, gy, indexing="xy")  # (grid, grid) each
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)  # (grid^2, 2)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
+    shares: dict[str, float] = {}
+    train_error: dict[str, float] = {}
+    for ax, (method, a) in zip(axes, (("erm", 0.0), ("mixup", alpha)), strict=True):
+        model = train_toy_mlp(x, y, alpha=a, seed=seed, steps=steps)
+        with torch.no_grad():
+            p = model(points).softmax(dim=1)[:, 1].reshape(grid, grid)  # (grid, grid)
+            train_error[method] = 100.0 * float((model(x).argmax(dim=1) != y).double().mean())
+        shares[method] = float(((p > 0.1) & (p < 0.9)).double().mean())
+        cs = ax.contourf(xx.numpy(), yy.numpy(), p.numpy(), levels=[i / 10 for i in range(11)], cmap="RdBu_r")
+        ax.scatter(x[y == 0, 0], x[y == 0, 1], s=8, c="tab:green", edgecolors="k", linewidths=0.2, label="class 0")
+        ax.scatter(x[y == 1, 0], x[y == 1, 1], s=8, c="tab:orange", edgecolors="k", linewidths=0.2, label="class 1")
+        title = "ERM" if method == "erm" else f"mixup (alpha={alpha:g})"
+        ax.set_title(f"{title}\n0.1 < p < 0.9 on {100 * shares[method]:.0f}% of the square", fontsize=10)
+        ax.set_xlabel("x1")
+    axes[0].set_ylabel("x2")
+    axes[0].legend(loc="lower left", fontsize=7)
+    fig.colorbar(cs, ax=list(axes), label="p(y=1 | x)")
+    fig.suptitle("Figure 1b: decision boundaries on a 2-D toy problem (contours of p(y=1 | x))", y=0.99)
+    settings = {"seed": seed, "alpha": alpha, "steps": steps, "n_per_class": n_per_class, "noise": noise}
+    args = [
+        "--seed", seed, "--alpha", alpha, "--steps", steps, "--n-per-class", n_per_class,
+        "--noise", noise, "--out", out,
+    ]  # fmt: skip
+    payload = {
+        "title": "Figure 1b: ERM vs mixup decision boundaries (2-D toy)",
+        "settings": settings,
+        "uncertain_share": shares,
+        "train_error": train_error,
+        "command": _command("fig1b", [str(a) for a in args]),
+    }
+    return _write(Path(out), "fig1b", fig, payload)
+
+
+# -- Figure 2 -------------------------------------------------------------------------------------------------
+def load_trained(run_dir: str | Path, *, device: str = "cpu") -> tuple[nn.Module, Any, Any]:
+    """The trained model of a run folder, with its config and its data (no augmentation).
+
+    Reads ``run_dir/config.yaml`` and the model weights of ``run_dir/checkpoint.pt`` (``weights_only=True``).
+
+    Returns:
+        ``(model in eval mode, ExperimentConfig, DataBundle)``.
+    """
+    from ..checkpoint import load_checkpoint
+    from ..config import load_config
+    from ..data import build_data
+    from ..models import MODELS, build_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"'{run_dir}' is not a run folder (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    data = build_data(
+        cfg.data.name,
+        root=cfg.data.root,
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=cfg.data.eval_batch_size,
+        seed=cfg.train.seed,
+        device=device,
+        augment=False,
+        subset_per_class=cfg.data.subset_per_class,
+        **cfg.data.kwargs,
+    )
+    kwargs = dict(cfg.model.kwargs)
+    if cfg.model.name in MODELS:  # as the trainer does: input size from the data
+        params = inspect.signature(MODELS[cfg.model.name]).parameters
+        shape = tuple(data.input_shape)
+        if "in_channels" in params and "in_channels" not in kwargs and len(shape) >= 2:
+            kwargs["in_channels"] = int(shape[0])
+        if "in_features" in params and "in_features" not in kwargs:
+            kwargs["in_features"] = int(math.prod(shape))
+    model = build_model(
+        cfg.model.name, num_classes=data.num_classes, mean=data.mean, std=data.std, seed=cfg.train.seed, **kwargs
+    )
+    state = load_checkpoint(run_dir / "checkpoint.pt", map_location="cpu")
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, data
+
+
+def _as_float(x: Tensor) -> Tensor:
+    """Storage form -> model input: uint8 pixels to [0, 1] (as the data layer), floats unchanged."""
+    return x.float().div(255) if x.dtype == torch.uint8 else x.float()
+
+
+def interpolation_curves(
+    model: nn.Module,
+    x_i: Tensor,
+    y_i: Tensor,
+    x_j: Tensor,
+    y_j: Tensor,
+    lams: Sequence[float] = DEFAULT_LAMS,
+    *,
+    batch_size: int = 256,
+) -> dict[str, list[float]]:
+    """Miss rate and input-gradient norm at ``lam*x_i + (1-lam)*x_j`` for each ``lam``.
+
+    Args:
+        model: in eval mode (BatchNorm uses its running statistics, so each sample's gradient is its own).
+        x_i, x_j: ``(N, ...)`` float inputs. y_i, y_j: ``(N,)`` labels.
+        lams: interpolation weights of ``x_i``.
+
+    Returns:
+        ``{"lam": [...], "miss_rate": [% of predictions in neither {y_i, y_j}], "grad_norm": [mean ||dL/dx||_2]}``
+        with L = lam*CE(f(x), y_i) + (1-lam)*CE(f(x), y_j) per sample.
+    """
+    if x_i.shape != x_j.shape or y_i.shape != y_j.shape or x_i.shape[0] != y_i.shape[0]:
+        raise ValueError(
+            f"pairs must match: x_i {tuple(x_i.shape)}, x_j {tuple(x_j.shape)}, y_i {tuple(y_i.shape)}, "
+            f"y_j {tuple(y_j.shape)}"
+        )
+    n = x_i.shape[0]
+    device = next(model.parameters()).device
+    miss, norms = [], []
+    for lam in lams:
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"every lam must lie in [0, 1], got {lam}")
+        wrong, norm_sum = 0, 0.0
+        for s in range(0, n, batch_size):
+            xi, xj = x_i[s : s + batch_size].to(device), x_j[s : s + batch_size].to(device)
+            yi, yj = y_i[s : s + batch_size].to(device), y_j[s : s + batch_size].to(device)
+            x = (lam * xi + (1.0 - lam) * xj).requires_grad_(True)  # (b, ...)
+            logits = model(x).float()  # (b, C)
+            loss = lam * F.cross_entropy(logits, yi, reduction="sum") + (1 - lam) * F.cross_entropy(
+                logits, yj, reduction="sum"
+            )
+            (grad,) = torch.autograd.grad(loss, x)  # per-sample gradients: the samples do not interact
+            pred = logits.detach().argmax(dim=1)
+            wrong += int(((pred != yi) & (pred != yj)).sum())
+            norm_sum += float(grad.flatten(1).norm(dim=1).sum())
+        miss.append(100.0 * wrong / n)
+        norms.append(norm_sum / n)
+    return {"lam": [float(v) for v in lams], "miss_rate": miss, "grad_norm": norms}
+
+
+def figure2(
+    erm: str | Path,
+    mixup: str | Path,
+    out: str | Path,
+    *,
+    n_pairs: int = 1000,
+    seed: int = 0,
+    lams: Sequence[float] = DEFAULT_LAMS,
+    device: str = "cpu",
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Figure 2 from two trained run folders (same dataset): miss rate and gradient norm between training pairs.
+
+    Pairs ``(i, j)``, ``i != j``, are drawn from ``seed`` over the ERM run's training set (the mixup run must have
+    been trained on the same data: same dataset, subset and seed of the subset).
+    """
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+    models: dict[str, nn.Module] = {}
+    sets = {}
+    for method, run in (("erm", erm), ("mixup", mixup)):
+        model, cfg, data = load_trained(run, device=device)
+        if data.train_dataset_x is None or data.train_dataset_y is None:
+            raise ValueError(f"run '{run}': dataset {cfg.data.name!r} is not held in memory; Figure 2 needs it")
+        models[method] = model
+        sets[method] = (cfg.data.name, data.train_dataset_x, data.train_dataset_y)
+    (name_e, xe, ye), (name_m, xm, ym) = sets["erm"], sets["mixup"]
+    if name_e != name_m or xe.shape != xm.shape or not torch.equal(ye, ym):
+        raise ValueError(
+            f"the two runs were trained on different data ({name_e} {tuple(xe.shape)} vs {name_m} {tuple(xm.shape)}); "
+            "Figure 2 compares models at the same points"
+        )
+    n = ye.shape[0]
+    if n < 2:
+        raise ValueError(f"Figure 2 needs at least 2 training points, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    i = torch.randint(0, n, (n_pairs,), generator=gen)
+    j = (i + torch.randint(1, n, (n_pairs,), generator=gen)) % n  # j != i
+    x_i, x_j = _as_float(xe[i]), _as_float(xe[j])
+    curves = {m: interpolation_curves(models[m], x_i, ye[i], x_j, ye[j], lams, batch_size=batch_size) for m in models}
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for method, style in (("erm", "o-"), ("mixup", "s-")):
+        c = curves[method]
+        label = "ERM" if method == "erm" else "mixup"
+        axes[0].plot(c["lam"], c["miss_rate"], style, label=label)
+        axes[1].plot(c["lam"], c["grad_norm"], style, label=label)
+    axes[0].set_ylabel("% predictions not in {y_i, y_j}")
+    axes[1].set_ylabel("mean ||d loss / d x||_2")
+    for ax, title in zip(axes, ("(a) prediction errors in-between", "(b) gradient norm in-between"), strict=True):
+        ax.set_xlabel("lam (x = lam x_i + (1 - lam) x_j)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Figure 2: {n_pairs} random training pairs of {name_e}")
+    fig.tight_layout()
+    args = ["--erm", erm, "--mixup", mixup, "--n-pairs", n_pairs, "--seed", seed, "--device", device, "--out", out]
+    if tuple(lams) != DEFAULT_LAMS:
+        args += ["--lams", ",".join(f"{v:g}" for v in lams)]
+    payload = {
+        "title": "Figure 2: predictions and gradient norms between training pairs, ERM vs mixup",
+        "settings": {
+            "erm": str(erm),
+            "mixup": str(mixup),
+            "n_pairs": n_pairs,
+            "seed": seed,
+            "dataset": name_e,
+            "lams": [float(v) for v in lams],
+        },
+        "curves": curves,
+        "command": _command("fig2", [str(a) for a in args]),
+    }
+    return _write(Path(out), "fig2", fig, payload)
+
+
+# -- Figure 3b ------------------------------------------------------------------------------------------------
+def _curve(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count."""
+    from ..report.report import find_runs, load_run
+
+    runs = [load_run(p) for p in find_runs(paths)]
+    per_epoch: dict[int, list[float]] = {}
+    for run in runs:
+        for r in run.records:
+            if r.get("test_error") is not None:
+                per_epoch.setdefault(int(r["epoch"]), []).append(float(r["test_error"]))
+    if not per_epoch:
+        raise ValueError(f"no evaluated epochs in the runs below {', '.join(str(p) for p in paths)}")
+    epochs = sorted(per_epoch)
+    mean = [statistics.mean(per_epoch[e]) for e in epochs]
+    best = min(mean)
+    return {
+        "n_runs": len(runs),
+        "runs": [str(r.path) for r in runs],
+        "epoch": epochs,
+        "mean": mean,
+        "min": [min(per_epoch[e]) for e in epochs],
+        "max": [max(per_epoch[e]) for e in epochs],
+        "best": best,
+        # convergence speed: the first epoch whose mean error is within 1 point of the curve's best
+        "epoch_within_1pt_of_best": next(e for e, m in zip(epochs, mean, strict=True) if m <= best + 1.0),
+    }
+
+
+def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
+    """Figure 3b: test error against epochs, ERM vs mixup, from run folders (or folders holding them)."""
+    if not erm or not mixup:
+        raise ValueError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
+    curves = {"erm": _curve(erm), "mixup": _curve(mixup)}
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, c in curves.items():
+        label = f"{'ERM' if method == 'erm' else 'mixup'} (n={c['n_runs']})"
+        (line,) = ax.plot(c["epoch"], c["mean"], label=label)
+        if c["n_runs"] > 1:
+            ax.fill_between(c["epoch"], c["min"], c["max"], color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    ax.set_title("Figure 3b: test error over epochs (mean over seeds; band: min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    args = ["--erm", *erm, "--mixup", *mixup, "--out", out]
+    payload = {
+        "title": "Figure 3b: test error against epochs, ERM vs mixup",
+        "curves": curves,
+        "command": _command("fig3b", [str(a) for a in args]),
+    }
+    return _write(Path(out), "fig3b", fig, payload)
+
+
+# -- command line ---------------------------------------------------------------------------------------------
+def _floats(text: str) -> tuple[float, ...]:
+    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)`` (argparse turns the ValueError into a usage error)."""
+    return tuple(float(v) for v in text.split(","))
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Add the ``fig1b | fig2 | fig3b`` sub-commands to ``parser`` (a new one by default) and return it."""
+    if parser is None:
+        parser = argparse.ArgumentParser(prog=PROG, description="The paper's Figures 1b, 2 and 3b.")
+    sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
+    p = sub.add_parser("fig1b", help="decision boundaries of ERM vs mixup on a 2-D toy problem (seconds)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps per model")
+    p.add_argument("--n-per-class", type=int, default=100)
+    p.add_argument("--noise", type=float, default=0.15)
+    p.add_argument("--out", type=Path, default=Path("figures"))
+    p = sub.add_parser("fig2", help="predictions and gradient norms between training pairs (two trained runs)")
+    p.add_argument("--erm", type=Path, required=True, metavar="RUN_DIR")
+    p.add_argument("--mixup", type=Path, required=True, metavar="RUN_DIR")
+    p.add_argument("--n-pairs", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--lams", type=_floats, default=DEFAULT_LAMS, help="comma-separated weights of x_i (0,0.1,...,1)")
+    p.add_argument("--out", type=Path, default=Path("figures"))
+    p = sub.add_parser("fig3b", help="test error against epochs, ERM vs mixup, from run folders")
+    p.add_argument("--erm", type=Path, nargs="+", required=True, metavar="RUN_DIR")
+    p.add_argument("--mixup", type=Path, nargs="+", required=True, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, default=Path("figures"))
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Make the figure that ``args`` (from :func:`build_parser`) names; returns its payload."""
+    if args.figure == "fig1b":
+        return figure1b(
+            args.out, seed=args.seed, alpha=args.alpha, steps=args.steps, n_per_class=args.n_per_class, noise=args.noise
+        )
+    if args.figure == "fig2":
+        return figure2(
+            args.erm, args.mixup, args.out, n_pairs=args.n_pairs, seed=args.seed, device=args.device, lams=args.lams
+        )
+    if args.figure == "fig3b":
+        return figure3b(args.erm, args.mixup, args.out)
+    raise ValueError(f"unknown figure {args.figure!r}; known: {', '.join(FIGURES)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: make one figure, print where it went."""
+    result = run(build_parser().parse_args(argv))
+    print(f"{result['title']}: {', '.join(str(f) for f in result['files'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

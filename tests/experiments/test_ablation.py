@@ -1,0 +1,203 @@
+"""The ablation table (Table 5): generated configs, 2-step smoke runs of every row, the findings checker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
+
+from vicinal.experiments.config import apply_overrides, config_to_dict, load_config
+from vicinal.experiments.tasks import get_table
+from vicinal.experiments.tasks.ablation import (
+    PAPER_ABLATION,
+    ROWS,
+    Finding,
+    ablation_configs,
+    ablation_findings,
+    build_configs,
+    findings_markdown,
+    row_errors,
+    write_configs,
+)
+from vicinal.experiments.trainer import Trainer, summarize
+
+
+def test_rows_cover_table5() -> None:
+    keys = [r.key for r in ROWS]
+    assert len(keys) == len(set(keys)) == 20
+    assert {r.family for r in ROWS} == {
+        "erm",
+        "mixup",
+        "mixup_knn",
+        "latent",
+        "mix_inputs_only",
+        "label_smoothing",
+        "mix_inputs_label_smoothing",
+        "gaussian_noise",
+    }
+    layers = [r.mix.get("layer") for r in ROWS if r.family == "latent"]
+    assert layers == ["layer1", "layer2", "layer3", "layer4", "head"]
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_committed_configs_equal_generated(scale: str, tmp_path: Path) -> None:
+    """configs/ablation is exactly what write_configs produces (regenerate with --write-configs)."""
+    write_configs(tmp_path)
+    committed = ablation_configs(scale)
+    assert [p.name for p in committed] == sorted(p.name for p in (tmp_path / scale).glob("*.yaml"))
+    assert len(committed) == 40
+    for path in committed:
+        assert path.read_text() == (tmp_path / scale / path.name).read_text(), path.name
+
+
+def test_paper_and_cpu_configs() -> None:
+    paper = {p.name: load_config(p) for p in ablation_configs("paper")}
+    cpu = {p.name: load_config(p) for p in ablation_configs("cpu")}
+    assert paper.keys() == cpu.keys()
+    for name, cfg in paper.items():
+        assert (cfg.train.epochs, cfg.schedule.milestones, cfg.model.kwargs["width"]) == (200, [100, 150], 64)
+        assert cfg.data.subset_per_class is None and cfg.optim.lr == 0.1 and cfg.data.batch_size == 128
+        assert cfg.optim.weight_decay == (1e-4 if "wd1e-4" in name else 5e-4)
+        assert cfg.table == "ablation" and cfg.row.endswith(("/wd1e-4", "/wd5e-4"))
+        c = cpu[name]
+        assert c.name == cfg.name + "-cpu" and c.row == cfg.row
+        assert (c.train.epochs, c.data.subset_per_class, c.model.kwargs["width"]) == (20, 300, 16)
+        # The method is the same at both scales; only the neighbour count of KNN rows is scaled.
+        assert c.mix.variant == cfg.mix.variant and c.mix.layer == cfg.mix.layer
+        if cfg.mix.pairing == "knn":
+            assert (cfg.mix.knn_k, c.mix.knn_k) == (200, 12)
+    assert paper["erm-wd1e-4.yaml"].mix.variant == "erm"
+    assert paper["mix-inputs-only-sc-knn-wd1e-4.yaml"].mix.knn_same_class is True
+    assert paper["mix-inputs-only-sc-rp-wd1e-4.yaml"].mix.pairing == "same_class"
+    assert paper["latent-layer5-wd5e-4.yaml"].mix.layer == "head"
+    assert paper["gaussian-noise-sigma0.2-wd1e-4.yaml"].mix.sigma == 0.2
+    assert paper["label-smoothing-eps0.05-wd1e-4.yaml"].mix.smoothing == 0.05
+    assert set(PAPER_ABLATION) <= {c.row for c in paper.values()}
+
+
+def test_table_registered() -> None:
+    table = get_table("ablation")
+    assert table.configs("cpu") == ablation_configs("cpu")
+    with pytest.raises(ValueError, match="unknown scale 'gpu'"):
+        ablation_configs("gpu")
+    with pytest.raises(ValueError, match="unknown scale 'huge'"):
+        build_configs("huge")
+
+
+@pytest.mark.parametrize("path", ablation_configs("cpu"), ids=lambda p: p.stem)
+def test_every_row_trains_two_steps(path: Path, tmp_path: Path) -> None:
+    """Each cpu config, on synthetic 8x8 data with a width-4 network, takes 2 optimiser steps and is evaluated."""
+    register_synthetic()
+    cfg = load_config(path)
+    overrides = [
+        f"data.name={SYNTHETIC}",
+        "data.subset_per_class=null",
+        "data.kwargs={}",
+        "data.batch_size=32",
+        "data.eval_batch_size=64",
+        "model.kwargs.width=4",
+        "train.device=cpu",
+        "train.epochs=1",
+        "train.max_steps=2",
+    ]
+    if cfg.mix.pairing == "knn":
+        overrides.append("mix.knn_k=4")  # the synthetic set has 16 images per class
+    cfg = apply_overrides(cfg, overrides)
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    summary = trainer.fit()
+    assert summary["status"] == "max_steps" and trainer.global_step == 2
+    assert summary["median_last10_test_error"] is not None
+    assert (trainer.latent is not None) == (cfg.mix.layer is not None)
+    assert (trainer.knn is not None) == (cfg.mix.pairing == "knn")
+    assert (trainer.mixer is None) == (cfg.mix.variant == "erm")
+
+
+# -- findings on synthetic summaries ------------------------------------------------------------------------------
+def _errors(**overrides: float) -> dict[str, tuple[float, int]]:
+    """A Table 5 where every finding holds (paper-like numbers), with some rows overridden."""
+    base = {
+        "erm": (5.5, 5.2),
+        "mixup-acrp-a1": (4.2, 4.7),
+        "mixup-acrp-a0.5": (4.5, 4.8),
+        "mixup-acknn": (5.0, 5.3),
+        "latent-layer1": (4.4, 4.5),
+        "latent-layer2": (4.6, 4.7),
+        "latent-layer3": (5.4, 5.3),
+        "latent-layer4": (5.9, 5.4),
+        "latent-layer5": (5.8, 5.1),
+        "mix-inputs-only-sc-knn": (5.9, 6.5),
+        "mix-inputs-only-ac-knn": (5.3, 5.5),
+        "mix-inputs-only-sc-rp": (5.5, 5.4),
+        "mix-inputs-only-ac-rp": (5.1, 5.2),
+        "label-smoothing-eps0.05": (5.3, 5.0),
+        "label-smoothing-eps0.1": (5.4, 5.0),
+        "label-smoothing-eps0.2": (5.5, 5.1),
+        "mix-inputs-label-smoothing": (4.9, 4.8),
+        "gaussian-noise-sigma0.05": (5.4, 5.0),
+        "gaussian-noise-sigma0.1": (5.6, 5.2),
+        "gaussian-noise-sigma0.2": (5.9, 5.6),
+    }
+    out = {}
+    for key, (a, b) in base.items():
+        out[f"{key}/wd1e-4"] = (overrides.get(f"{key}/wd1e-4", a), 2)
+        out[f"{key}/wd5e-4"] = (overrides.get(f"{key}/wd5e-4", b), 2)
+    return out
+
+
+def test_findings_all_hold() -> None:
+    findings = ablation_findings(_errors())
+    assert [f.holds for f in findings] == [True, True, True, True]
+    assert "best mixup: mixup-acrp-a1/wd1e-4 4.20 (n=2); best other: latent-layer1/wd1e-4 4.40 (n=2)" in (
+        findings[0].evidence
+    )
+    # gains per layer: -0.1, -0.1, 0.1, 0.5, 0.7 -> ranks 1.5, 1.5, 3, 4, 5 against 1..5
+    assert "Spearman rho 0.97" in findings[3].evidence
+
+
+def test_findings_fail_each() -> None:
+    f = ablation_findings(_errors(**{"latent-layer1/wd5e-4": 4.0}))
+    assert [x.holds for x in f][:2] == [False, True]
+    f = ablation_findings(_errors(**{"gaussian-noise-sigma0.05/wd5e-4": 4.7}))
+    assert f[1].holds is False and "best other: gaussian-noise-sigma0.05/wd5e-4 4.70" in f[1].evidence
+    f = ablation_findings(_errors(**{"erm/wd5e-4": 5.6}))
+    assert f[2].holds is False and "ERM: erm/wd1e-4 5.50 (n=2) vs erm/wd5e-4 5.60 (n=2) (fails)" in f[2].evidence
+    f = ablation_findings(_errors(**{"mixup-acrp-a1/wd5e-4": 4.1}))
+    assert f[2].holds is False and f[0].holds is True
+    # decreasing advantage of the larger weight decay with the layer: the finding fails
+    dec = {f"latent-layer{k}/wd5e-4": 4.0 + 0.3 * k for k in range(1, 6)}  # gain -0.2 k
+    dec.update({f"latent-layer{k}/wd1e-4": 4.0 + 0.1 * k for k in range(1, 6)})
+    assert ablation_findings(_errors(**dec))[3].holds is False
+
+
+def test_findings_missing_rows() -> None:
+    f = ablation_findings({"erm/wd1e-4": (5.0, 1)})
+    assert [x.holds for x in f] == [None, None, None, None]
+    assert "needs rows erm/wd1e-4, erm/wd5e-4" in f[2].evidence
+    md = findings_markdown([Finding("c", True, "e"), Finding("d", None, "f")])
+    assert md == "- **holds**: c. e.\n- **undetermined**: d. f."
+
+
+def _summary_run(root: Path, row: str, seed: int, errors: list[float], status: str = "complete") -> None:
+    run = root / row.replace("/", "-") / f"seed{seed}"
+    run.mkdir(parents=True)
+    cfg = {"name": row.replace("/", "-"), "table": "ablation", "row": row, "train": {"seed": seed}}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    records = [
+        {"epoch": i + 1, "test_error": e, "train_loss": 1.0, "train_error": 1.0, "epoch_time_s": 1.0}
+        for i, e in enumerate(errors)
+    ]
+    (run / "summary.json").write_text(json.dumps(summarize(records, status)))
+
+
+def test_row_errors_from_run_folders(tmp_path: Path) -> None:
+    # median of the last 10 of 12 epochs: epochs 3..12
+    _summary_run(tmp_path, "erm/wd1e-4", 0, [90, 80] + [6.0] * 5 + [5.0] * 5)  # median 5.5
+    _summary_run(tmp_path, "erm/wd1e-4", 1, [4.0] * 12)
+    _summary_run(tmp_path, "erm/wd5e-4", 0, [3.0] * 12, status="interrupted")  # ignored: not complete
+    errors = row_errors([tmp_path])
+    assert errors == {"erm/wd1e-4": (4.75, 2)}
+    assert ablation_findings([tmp_path])[2].holds is None
+    assert config_to_dict(load_config(ablation_configs("cpu")[0]))["table"] == "ablation"

@@ -1,0 +1,144 @@
+"""The report document on synthetic run folders, figures and markdown: tables with the paper column, findings,
+figures embedded in the HTML, commands, machine and versions, and the errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vicinal.experiments.report import ReportError
+from vicinal.experiments.report.document import environment_tag, make_document, md_blocks
+from vicinal.experiments.tasks.figures import figure3b
+from vicinal.experiments.trainer import summarize
+
+
+def make_run(root: Path, name: str, table: str, row: str, seed: int, errors: list[float], prov: bool = True) -> Path:
+    """A run folder as the trainer writes it (config, metrics, summary and, optionally, provenance)."""
+    run = root / name / f"seed{seed}"
+    run.mkdir(parents=True)
+    cfg = {"name": name, "table": table, "row": row, "train": {"seed": seed, "epochs": len(errors)}}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    records = [
+        {"epoch": i + 1, "test_error": e, "train_loss": 1.0, "train_error": 2.0, "epoch_time_s": 1.0}
+        for i, e in enumerate(errors)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "summary.json").write_text(json.dumps(summarize(records, "complete", {"name": name, "seed": seed})))
+    if prov:
+        argv = ["/x/.venv/bin/vicinal", "train", f"configs/{name}.yaml", "--set", f"train.seed={seed}"]
+        prov_data = {
+            "argv": argv,
+            "hostname": "box",
+            "platform": "Linux-test",
+            "device": "cpu",
+            "device_name": "x86_64",
+            "cpu_count": 2,
+            "torch_threads": 1,
+            "versions": {"torch": "9.9", "python": "3.11", "vicinal": "0.1.0"},
+            "git_commit": "abc123",
+            "git_dirty": False,
+        }
+        (run / "provenance.json").write_text(json.dumps(prov_data))
+    return run
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    runs = tmp_path / "runs"
+    make_run(runs, "c10-erm", "cifar", "cifar10/preact_resnet18/erm", 0, [30.0, 10.0])
+    make_run(runs, "c10-erm", "cifar", "cifar10/preact_resnet18/erm", 1, [30.0, 12.0])
+    make_run(runs, "c10-mixup", "cifar", "cifar10/preact_resnet18/mixup", 0, [30.0, 8.0], prov=False)
+    make_run(runs, "abl-erm-lo", "ablation", "erm/wd1e-4", 0, [6.0, 5.0])
+    make_run(runs, "abl-erm-hi", "ablation", "erm/wd5e-4", 0, [6.0, 4.0])
+    figs = tmp_path / "figs"
+    figure3b([runs / "c10-erm"], [runs / "c10-mixup"], figs)
+    notes = tmp_path / "gan.md"
+    notes.write_text(
+        "# GAN table\n\n| method | modes |\n|:---|---:|\n| mixup | 8 |\n| a \\| b | 9 |\n\n- one <script>x</script>\n"
+    )
+    return {"runs": runs, "figs": figs, "notes": notes}
+
+
+def test_document(inputs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "doc"
+    result = make_document([inputs["runs"], inputs["figs"], inputs["notes"]], out)
+    md, page = result["markdown"], result["html"]
+    assert (out / "report.md").read_text() == md and (out / "report.html").read_text() == page
+    assert result["tables"] == ["ablation", "cifar"]
+    # the cifar table beside the paper (report.py's PAPER) and the ablation's verified rows (the task's numbers)
+    assert re.search(r"\| c10-erm \| 2 \(0 1\) \| 2/2 \| 11\.00 ± 1\.41 \| .* \| 5\.6 \|", md)
+    assert re.search(r"\| abl-erm-lo \| 1 \(0\) \| 1/1 \| 5\.00 \| .* \| 5\.53 \|", md)
+    assert "Paper column (ablation): median test error of the last 10 epochs" in md
+    # the findings: ERM's half of finding 3 needs mixup rows too, so it is undetermined
+    assert "- **undetermined**: ERM prefers weight decay 5e-4" in md
+    assert "<li><strong>undetermined</strong>: ERM prefers" in page
+    # commands: from provenance (the venv path shortened), else the retraining command; the table's reproduce line
+    assert "`vicinal train configs/c10-erm.yaml --set train.seed=1`" in md
+    assert f"`vicinal train {inputs['runs'] / 'c10-mixup' / 'seed0' / 'config.yaml'} --out OUT`" in md
+    assert "Regenerate the whole table: `vicinal reproduce ablation --scale paper`" in md
+    # figures: copied beside the markdown, embedded in the HTML with their regenerating command
+    png = (inputs["figs"] / "fig3b.png").read_bytes()
+    assert (out / "figures" / "fig3b.png").read_bytes() == png
+    assert "![Figure 3b: test error against epochs, ERM vs mixup" in md and "](figures/fig3b.png)" in md
+    assert base64.b64encode(png).decode() in page
+    assert "python -m vicinal.experiments.tasks.figures fig3b --erm" in page
+    # the tables' own plots, embedded too
+    assert base64.b64encode((out / "tables" / "cifar" / "test_error.png").read_bytes()).decode() in page
+    assert "<td>---" not in page and "<th>run</th><th>n (seeds)</th>" in page
+    assert "<td><code>vicinal train configs/c10-erm.yaml --set train.seed=1</code></td>" in page
+    assert "<img" in page and 'src="figures/' not in page  # self-contained: no file links for images
+    # other markdown outputs: parsed, never injected
+    assert "### GAN table" in md and "<td>mixup</td><td>8</td>" in page and "<td>a | b</td><td>9</td>" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    # machine and versions of the runs and of this process
+    assert "| box | Linux-test | cpu (x86_64) | 2 | 1 | torch 9.9, python 3.11, vicinal 0.1.0 | abc123 | 4 |" in md
+    assert "This page was built on" in md and "torch " in md
+    assert md.rstrip().endswith(f"--out {out}\n```")
+
+
+def test_document_rebuilt_in_place(inputs: dict[str, Path]) -> None:
+    """An output folder inside an input folder is not read back as input."""
+    out = inputs["runs"] / "doc"
+    first = make_document([inputs["runs"]], out, name="r")
+    second = make_document([inputs["runs"]], out, name="r")
+    assert first["tables"] == second["tables"] and second["figures"] == []
+    assert (out / "r.html").is_file()
+
+
+def test_document_errors(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="'.*missing' does not exist"):
+        make_document([tmp_path / "missing"], tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="no run folders, figures or markdown files in"):
+        make_document([tmp_path / "empty"], tmp_path / "out")
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "fig9.json").write_text(json.dumps({"figure": "fig9", "png": "fig9.png"}))
+    with pytest.raises(ReportError, match="figure file '.*fig9.png' named by its JSON does not exist"):
+        make_document([tmp_path / "figs"], tmp_path / "out")
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(ReportError, match="'.*x.txt' is not a run folder, PNG, figure JSON or markdown file"):
+        make_document([tmp_path / "x.txt"], tmp_path / "out")
+
+
+def test_md_blocks() -> None:
+    text = "# T\n\npara one\ncontinued\n\n| a | b |\n|---|---|\n| 1 | 2 |\n- x\n- y\n```\ncode | here\n```\n"
+    assert md_blocks(text, shift=1) == [
+        ("h", 2, "T"),
+        ("p", "para one continued"),
+        ("table", "| a | b |\n|---|---|\n| 1 | 2 |"),
+        ("ul", ["x", "y"]),
+        ("code", "code | here"),
+    ]
+
+
+def test_environment_tag() -> None:
+    env = {"device": "cpu", "cpu_count": 2, "versions": {"torch": "2.14.1"}}
+    assert re.fullmatch(r"cpu2-[A-Za-z0-9_.-]+-torch2\.14\.1", environment_tag(env))
+    gpu = {"device": "NVIDIA H100 80GB HBM3", "cpu_count": 16, "versions": {"torch": "2.14.1+cu128"}}
+    assert environment_tag(gpu) == "NVIDIA-H100-80GB-HBM3-torch2.14.1-cu128"
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", environment_tag())

@@ -1,0 +1,173 @@
+"""Figures 1b, 2 and 3b on small seeded problems and tiny synthetic run folders."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+from torch import nn
+
+from vicinal.experiments.tasks.figures import (
+    figure1b,
+    figure2,
+    figure3b,
+    interpolation_curves,
+    load_trained,
+    main,
+    toy_moons,
+    train_toy_mlp,
+)
+from vicinal.experiments.trainer import Trainer, summarize
+
+
+def test_toy_moons_seeded() -> None:
+    x, y = toy_moons(50, 0.0, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (100, 2) and y.tolist() == [0] * 50 + [1] * 50
+    # without noise: class 0 on the unit circle around the origin, class 1 on the unit circle around (1, 0.5)
+    assert torch.allclose(x[:50].norm(dim=1), torch.ones(50))
+    assert torch.allclose((x[50:] - torch.tensor([1.0, 0.5])).norm(dim=1), torch.ones(50))
+    x2, _ = toy_moons(50, 0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, x2)
+    with pytest.raises(ValueError, match="n_per_class must be >= 1, got 0"):
+        toy_moons(0, generator=torch.Generator())
+
+
+def test_train_toy_mlp_is_seeded() -> None:
+    x, y = toy_moons(20, 0.1, generator=torch.Generator().manual_seed(0))
+    a = train_toy_mlp(x, y, alpha=1.0, seed=3, steps=5)
+    b = train_toy_mlp(x, y, alpha=1.0, seed=3, steps=5)
+    c = train_toy_mlp(x, y, alpha=0.0, seed=3, steps=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
+
+
+def test_figure1b_mixup_transitions_smoothly(tmp_path: Path) -> None:
+    result = figure1b(tmp_path, steps=300, n_per_class=50, grid=60)
+    share = result["uncertain_share"]
+    # ERM's boundary is sharp; mixup's probability changes gradually between the classes
+    assert share["mixup"] > 3 * share["erm"] and share["mixup"] > 0.1
+    assert (tmp_path / "fig1b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = json.loads((tmp_path / "fig1b.json").read_text())
+    assert meta["figure"] == "fig1b" and meta["png"] == "fig1b.png"
+    assert meta["command"].startswith("python -m vicinal.experiments.tasks.figures fig1b --seed 0 --alpha 1.0")
+    with pytest.raises(ValueError, match="alpha must be > 0 for the mixup panel, got 0"):
+        figure1b(tmp_path, alpha=0)
+
+
+def test_interpolation_curves_against_closed_form() -> None:
+    """For a linear model, d CE / d x = W^T (softmax(Wx + b) - target), target = lam e_yi + (1 - lam) e_yj."""
+    gen = torch.Generator().manual_seed(0)
+    model = nn.Linear(4, 3).eval()
+    x_i, x_j = torch.randn(7, 4, generator=gen), torch.randn(7, 4, generator=gen)
+    y_i, y_j = torch.randint(0, 3, (7,), generator=gen), torch.randint(0, 3, (7,), generator=gen)
+    lams = [0.0, 0.3, 1.0]
+    out = interpolation_curves(model, x_i, y_i, x_j, y_j, lams, batch_size=3)
+    assert out["lam"] == lams
+    with torch.no_grad():
+        for k, lam in enumerate(lams):
+            x = lam * x_i + (1 - lam) * x_j
+            logits = model(x)
+            target = lam * F.one_hot(y_i, 3).float() + (1 - lam) * F.one_hot(y_j, 3).float()
+            grad = (logits.softmax(dim=1) - target) @ model.weight  # (7, 4)
+            assert out["grad_norm"][k] == pytest.approx(float(grad.norm(dim=1).mean()), rel=1e-5)
+            pred = logits.argmax(dim=1)
+            assert out["miss_rate"][k] == pytest.approx(100.0 * float(((pred != y_i) & (pred != y_j)).float().mean()))
+    with pytest.raises(ValueError, match="every lam must lie in"):
+        interpolation_curves(model, x_i, y_i, x_j, y_j, [1.5])
+    with pytest.raises(ValueError, match=r"pairs must match: x_i \(7, 4\), x_j \(6, 4\)"):
+        interpolation_curves(model, x_i, y_i, x_j[:6], y_j, [0.5])
+
+
+def _tiny_run(root: Path, variant: str, *extra: str) -> Path:
+    cfg = tiny_config(f"name=tiny-{variant}", f"mix.variant={variant}", "train.epochs=1", "train.max_steps=2", *extra)
+    run = root / variant
+    Trainer(cfg, run, quiet=True).fit()
+    return run
+
+
+def test_figure2_from_run_folders(tmp_path: Path) -> None:
+    erm, mix = _tiny_run(tmp_path, "erm"), _tiny_run(tmp_path, "mixup")
+    model, cfg, data = load_trained(erm)
+    assert cfg.mix.variant == "erm" and not model.training
+    saved = torch.load(erm / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    result = figure2(erm, mix, tmp_path / "figs", n_pairs=20, lams=[0.0, 0.5, 1.0])
+    assert (tmp_path / "figs" / "fig2.png").is_file()
+    curves = result["curves"]
+    # lam = 1 evaluates the ERM model on x_i itself: recompute with the same pairs
+    gen = torch.Generator().manual_seed(0)
+    n = data.train_dataset_y.shape[0]
+    i = torch.randint(0, n, (20,), generator=gen)
+    j = (i + torch.randint(1, n, (20,), generator=gen)) % n
+    assert bool((i != j).all())
+    with torch.no_grad():
+        pred = model(data.train_dataset_x[i].float() / 255).argmax(dim=1)
+    y = data.train_dataset_y
+    expected = 100.0 * float(((pred != y[i]) & (pred != y[j])).float().mean())
+    assert curves["erm"]["miss_rate"][2] == pytest.approx(expected)
+    assert all(v > 0 and math.isfinite(v) for m in ("erm", "mixup") for v in curves[m]["grad_norm"])
+    meta = json.loads((tmp_path / "figs" / "fig2.json").read_text())
+    assert meta["curves"] == curves and f"--erm {erm} --mixup {mix}" in meta["command"]
+    assert meta["command"].endswith("--lams 0,0.5,1")
+    # the recorded command regenerates the same numbers
+    argv = meta["command"].split()[3:]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "figs" / "fig2.json").read_text())["curves"] == curves
+
+
+def test_figure2_errors(tmp_path: Path) -> None:
+    erm = _tiny_run(tmp_path, "erm")
+    other = _tiny_run(tmp_path, "mixup", "data.kwargs.n_per_class=8")
+    with pytest.raises(ValueError, match="the two runs were trained on different data"):
+        figure2(erm, other, tmp_path / "figs", n_pairs=4)
+    with pytest.raises(ValueError, match="n_pairs must be >= 1, got 0"):
+        figure2(erm, erm, tmp_path / "figs", n_pairs=0)
+    with pytest.raises(ValueError, match="is not a run folder"):
+        load_trained(tmp_path)
+
+
+def _run(root: Path, name: str, seed: int, errors: list[float | None]) -> Path:
+    run = root / name / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"name": name, "train": {"seed": seed}}))
+    records = [
+        {"epoch": k + 1, "test_error": e, "train_loss": 1.0, "train_error": 1.0, "epoch_time_s": 1.0}
+        for k, e in enumerate(errors)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "summary.json").write_text(json.dumps(summarize(records, "complete")))
+    return run
+
+
+def test_figure3b_curves(tmp_path: Path) -> None:
+    _run(tmp_path / "erm", "erm", 0, [50.0, 30.0, 20.0, 19.5])
+    _run(tmp_path / "erm", "erm", 1, [40.0, 20.0, 10.0, 10.5])
+    mix = _run(tmp_path / "mix", "mixup", 0, [60.0, None, 12.0, 11.0])  # epoch 2 not evaluated
+    result = figure3b([tmp_path / "erm"], [mix], tmp_path / "figs")
+    erm = result["curves"]["erm"]
+    assert erm["epoch"] == [1, 2, 3, 4] and erm["mean"] == [45.0, 25.0, 15.0, 15.0]
+    assert erm["min"] == [40.0, 20.0, 10.0, 10.5] and erm["n_runs"] == 2
+    assert erm["best"] == 15.0 and erm["epoch_within_1pt_of_best"] == 3
+    m = result["curves"]["mixup"]
+    assert m["epoch"] == [1, 3, 4] and m["epoch_within_1pt_of_best"] == 3
+    assert (tmp_path / "figs" / "fig3b.png").is_file()
+    with pytest.raises(ValueError, match="figure 3b needs ERM and mixup run folders, got 1 and 0"):
+        figure3b([mix], [], tmp_path)
+
+
+def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _run(tmp_path / "a", "erm", 0, [5.0, 4.0])
+    _run(tmp_path / "b", "mixup", 0, [6.0, 3.0])
+    out = tmp_path / "figs"
+    assert main(["fig3b", "--erm", str(tmp_path / "a"), "--mixup", str(tmp_path / "b"), "--out", str(out)]) == 0
+    assert "fig3b.png" in capsys.readouterr().out
+    meta = json.loads((out / "fig3b.json").read_text())
+    assert meta["command"] == (
+        f"python -m vicinal.experiments.tasks.figures fig3b --erm {tmp_path / 'a'} --mixup {tmp_path / 'b'} --out {out}"
+    )
