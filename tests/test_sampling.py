@@ -20,6 +20,16 @@ def test_beta_matches_scipy_beta_ks(alpha):
     assert result.pvalue > 1e-3, f"alpha={alpha}: KS statistic {result.statistic:.4f}, p={result.pvalue:.2e}"
 
 
+@pytest.mark.parametrize("alpha", [0.01, 0.03, 0.1])  # both sides of the log-space switch at 0.05
+def test_small_alpha_distribution_of_the_smaller_weight(alpha):
+    # For tiny alpha a third of the draws lie within 1e-16 of 0 or 1, where lam itself rounds to exactly 1.0 in
+    # float64; the smaller of the two weights keeps full precision. By symmetry it has cdf 2 * F(t) on [0, 0.5].
+    g = torch.Generator().manual_seed(1234)
+    smaller = sample_dirichlet(alpha, 2, (N_DRAWS,), generator=g).min(-1).values.numpy()
+    result = stats.kstest(smaller, lambda t: 2 * stats.beta(alpha, alpha).cdf(t))
+    assert result.pvalue > 1e-3, f"alpha={alpha}: KS statistic {result.statistic:.4f}, p={result.pvalue:.2e}"
+
+
 def test_ks_test_detects_wrong_distribution():
     # guards the test above: the same check rejects a sampler with the wrong shape parameter
     g = torch.Generator().manual_seed(1234)
@@ -96,3 +106,11 @@ def test_generator_arguments():
         new_generator(5)
     with pytest.raises(TypeError, match="seed must be an int, got float 1.5"):
         new_generator(seed=1.5)
+
+
+def test_tiny_alpha_does_not_collapse_to_one_half():
+    # Beta(0.001, 0.001) puts almost all mass next to 0 and 1 (P(0.01 < lam < 0.99) ~ 0.001); draws made as
+    # Gamma ratios underflow to 0/0 here. Symmetry: the share above 0.5 is 0.5 (binomial std 0.005 at n=10,000).
+    lam = sample_beta(0.001, (10_000,), generator=torch.Generator().manual_seed(0))
+    assert float(((lam > 0.01) & (lam < 0.99)).double().mean()) < 0.01
+    assert abs(float((lam > 0.5).double().mean()) - 0.5) < 0.025
