@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vicinal.experiments.attacks import error_under_attack, fgsm, ifgsm
+from vicinal.experiments.attacks import attack_errors, error_under_attack, fgsm, ifgsm
 
 
 def linear_model() -> nn.Linear:
@@ -100,3 +100,93 @@ def test_input_errors() -> None:
         ifgsm(linear_model(), torch.rand(2, 2), torch.tensor([0, 1]), eps=0.1, steps=0)
     with pytest.raises(ValueError, match=r"the loader yielded no batches"):
         error_under_attack(linear_model(), [], fgsm, eps=0.1)
+
+
+# -- top-5, black box, I-FGSM clamping, independent references --------------------------------------------------
+class Bump(nn.Module):
+    """2 classes on a scalar input: logits [0, -(x - 0.999)^2 * 100]. For y = 0 the loss grows with the second
+    logit, so the gradient sign is + below 0.999 and - above: I-FGSM oscillates around 0.999."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x), -100.0 * (x - 0.999) ** 2], dim=1)  # (B, 2)
+
+
+def test_ifgsm_clamps_after_every_step() -> None:
+    # eps 0.03, 3 steps of 0.01 from 0.985: 0.995 (+), 1.005 -> clamped to 1.0 (+), then 1.0 > 0.999 (-) -> 0.99.
+    # Clamping only at the end would give 1.005 - 0.01 = 0.995.
+    x, y = torch.tensor([[0.985]]), torch.tensor([0])
+    out = ifgsm(Bump(), x, y, eps=0.03, steps=3)
+    assert torch.allclose(out, torch.tensor([[0.99]]), atol=1e-6)
+    assert torch.allclose(ifgsm(Bump(), x, y, eps=0.03, steps=3, clamp=None), torch.tensor([[0.995]]), atol=1e-6)
+
+
+def reference_ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int) -> torch.Tensor:
+    """An independent per-sample loop: the textbook I-FGSM (Kurakin et al.) with clip to the ball and the box."""
+    out = []
+    for xi, yi in zip(x, y, strict=True):
+        adv = xi.clone()
+        for _ in range(steps):
+            a = adv.clone().requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(model(a[None]), yi[None])
+            (g,) = torch.autograd.grad(loss, a)
+            adv = adv + (eps / steps) * g.sign()
+            adv = torch.max(torch.min(adv, xi + eps), xi - eps).clamp(0, 1)
+        out.append(adv)
+    return torch.stack(out)
+
+
+def test_ifgsm_matches_a_per_sample_reference() -> None:
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 5))
+    x, y = torch.rand(9, 3, 2, 2), torch.randint(0, 5, (9,))
+    assert torch.allclose(ifgsm(model, x, y, eps=0.05, steps=4), reference_ifgsm(model, x, y, 0.05, 4), atol=1e-6)
+
+
+def test_against_torchattacks() -> None:
+    ta = pytest.importorskip("torchattacks", reason="torchattacks (test-only reference) is not installed")
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(27, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    x, y = torch.rand(16, 3, 3, 3), torch.randint(0, 10, (16,))
+    eps = 4 / 255
+    assert torch.allclose(fgsm(model, x, y, eps=eps), ta.FGSM(model, eps=eps)(x, y), atol=1e-6)
+    ref = ta.BIM(model, eps=eps, alpha=eps / 10, steps=10)(x, y)
+    assert torch.allclose(ifgsm(model, x, y, eps=eps, steps=10), ref, atol=1e-6)
+
+
+def test_attack_errors_top5_and_black_box() -> None:
+    # Target: 6 classes, logits = x @ W^T with W rows e_0..e_5 scaled: logits equal the inputs.
+    target = nn.Linear(6, 6, bias=False)
+    with torch.no_grad():
+        target.weight.copy_(torch.eye(6))
+    x = torch.tensor([[0.9, 0.5, 0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.45]])
+    y = torch.tensor([0, 0])
+    # clean: sample 0 right (top-1), sample 1 has label 0 with the smallest logit: wrong at top-1 and top-5.
+    res = attack_errors(target, [(x, y)], fgsm, eps=0.0)
+    assert res == {
+        "n": 2,
+        "clean_top1_error": 50.0,
+        "clean_top5_error": 50.0,
+        "top1_error": 50.0,
+        "top5_error": 50.0,
+    }
+    # White box, eps 0.25: d CE/dx = p - e_y, so sign = -1 at the label and +1 elsewhere: sample 0 becomes
+    # [0.65, 0.75, 0.65, 0.55, 0.45, 0.35] (label 0 no longer first, still in the top 5).
+    res = attack_errors(target, [(x, y)], fgsm, eps=0.25)
+    assert (res["top1_error"], res["top5_error"]) == (100.0, 50.0)
+    # Black box: a source whose gradient sign is the opposite (-W) pushes the label up instead: no new errors.
+    source = nn.Linear(6, 6, bias=False)
+    with torch.no_grad():
+        source.weight.copy_(-torch.eye(6))
+    res = attack_errors(target, [(x, y)], fgsm, source=source, eps=0.25)
+    expected = (x + 0.25 * torch.tensor([1.0, -1, -1, -1, -1, -1])).clamp(0, 1)
+    assert torch.equal(fgsm(source, x, y, eps=0.25), expected)
+    # sample 1 after the source's step: [0.35, 0, 0.05, 0.15, 0.25, 0.2]: label 0 now first.
+    assert (res["top1_error"], res["top5_error"]) == (0.0, 0.0)
+
+
+def test_attack_errors_restores_both_modes() -> None:
+    target, source = linear_model(), linear_model()
+    target.train()
+    source.train()
+    attack_errors(target, [(torch.rand(2, 2), torch.tensor([0, 1]))], fgsm, source=source, eps=0.1)
+    assert target.training and source.training

@@ -69,7 +69,10 @@ def assert_one_line_error(code: int, err: str, match: str) -> None:
         (["train"], "train needs a CONFIG.yaml (or --resume RUN_DIR)"),
         (["train", "--resume", "no/such/run"], "run folder 'no/such/run' does not exist"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
-        (["reproduce", "nope", "--scale", "cpu"], "unknown table 'nope'; known tables: cifar"),
+        (
+            ["reproduce", "nope", "--scale", "cpu"],
+            "unknown table 'nope'; known tables: ablation, adversarial, cifar, corrupted-labels, gan, imagenet, speech, uci",
+        ),
         (["reproduce", "cifar", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
         (["reproduce", "cifar"], "the following arguments are required: --scale"),
         (["report", "no/such/dir", "--out", "x"], "'no/such/dir' does not exist"),
@@ -108,6 +111,29 @@ def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     code, out, _ = run_cli(capsys, "report", str(tmp_path / "r"), "--out", str(tmp_path / "rep"))
     assert code == 0 and "| demo-digits | 2 (0 1) | 2/2 |" in out
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"report.md", "report.csv", "runs.csv", "test_error.png"}
+
+
+def test_report_document_and_figure_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "figure", "fig3b", "--erm", str(tmp_path / "r"), "--mixup", str(tmp_path / "r"),
+                           "--out", str(tmp_path / "fig"))  # fmt: skip
+    assert code == 0 and (tmp_path / "fig" / "fig3b.png").is_file() and "fig3b.png" in out
+    code, out, _ = run_cli(
+        capsys, "report", "--document", str(tmp_path / "r"), str(tmp_path / "fig"), "--out", str(tmp_path / "doc")
+    )
+    assert code == 0
+    html = (tmp_path / "doc" / "report.html").read_text()
+    assert "data:image/png;base64," in html  # self-contained: figures embedded
+    assert "demo-digits" in (tmp_path / "doc" / "report.md").read_text()
+
+
+def test_runner_tables_plan_and_reject_overrides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "reproduce", "gan", "--scale", "cpu", "--dry-run", "--out", str(tmp_path / "g"))
+    assert code == 0 and f"dry run: the gan table would be trained into {tmp_path / 'g'}" in out
+    assert not (tmp_path / "g").exists()
+    code, _, err = run_cli(capsys, "reproduce", "gan", "--scale", "cpu", "--set", "train.epochs=1")
+    assert code == 2 and err.strip() == "vicinal: error: table 'gan' is not made of config files: --set does not apply"
 
 
 def paper_smoke_overrides(path: Path) -> list[str]:

@@ -37,7 +37,8 @@ def test_two_gloo_ranks(tmp_path: Path) -> None:
 
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoint.pt", "config.yaml", "metrics.jsonl", "provenance.json", "summary.json",
+        "checkpoint.pt", "config.yaml", "metrics.jsonl", "provenance.json",
+        "reliability.json", "reliability.png", "summary.json",
     ]  # fmt: skip
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from lab_helpers import one_thread  # noqa: F401 - autouse fixture: torch on one
 
 from vicinal.experiments.config import diff_configs, load_config
 from vicinal.experiments.tasks import TABLES
-from vicinal.experiments.tasks.speech import PAPER_SPEECH, ROWS, SPEECH, ValidationEval, speech_configs
+from vicinal.experiments.tasks.speech import PAPER_SPEECH, ROWS, SPEECH, speech_configs
 from vicinal.experiments.trainer import Trainer, lr_at
 
 WORDS = ("one", "two", "zero")  # FSDD digits 1, 2, 0; alphabetical order = class order of the loader
@@ -118,7 +117,7 @@ def test_two_steps_of_the_paper_config_on_a_tiny_speech_commands_tree(commands_t
         ],  # fmt: skip
     )
     assert cfg.row == "lenet/mixup0.2"
-    trainer = Trainer(cfg, tmp_path / "run", callbacks=[ValidationEval()], quiet=True)
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
     summary = trainer.fit()
     info = trainer.data.info
     assert info["classes"] == list(WORDS) and info["sample_rate"] == 16000 and info["version"] == "custom"
@@ -130,6 +129,7 @@ def test_two_steps_of_the_paper_config_on_a_tiny_speech_commands_tree(commands_t
     assert record["mixing"] is False  # epoch 0 is inside the 5 warm-up epochs
     assert 0.0 <= record["val_error"] <= 100.0 and record["val_top5_error"] == 0.0  # 3 classes: top-3 = all
     assert record["lr"] == 3e-3
+    assert summary["last_val_error"] == record["val_error"]
 
 
 def test_mixing_starts_after_the_warmup_epochs(commands_tree: Path, tmp_path: Path) -> None:
@@ -149,16 +149,7 @@ def test_mixing_starts_after_the_warmup_epochs(commands_tree: Path, tmp_path: Pa
     trainer = Trainer(cfg, tmp_path / "run", quiet=True)
     trainer.fit()
     assert [r["mixing"] for r in trainer.records] == [False, False, True]
-    assert all("val_error" not in r for r in trainer.records)  # without the callback the trainer skips val
-
-
-def test_validation_eval_is_a_no_op_without_val_or_when_done() -> None:
-    metrics = {"test_error": 1.0}
-    ValidationEval().on_eval(SimpleNamespace(data=SimpleNamespace(val=None)), metrics)
-    assert metrics == {"test_error": 1.0}
-    done = {"test_error": 1.0, "val_error": 2.0}  # a trainer that evaluates bundle.val itself: not redone
-    ValidationEval().on_eval(SimpleNamespace(data=SimpleNamespace(val=object())), done)
-    assert done == {"test_error": 1.0, "val_error": 2.0}
+    assert all(r["val_n"] == 3 for r in trainer.records)  # the trainer evaluates the validation split too
 
 
 def test_reproduce_plans_the_cpu_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

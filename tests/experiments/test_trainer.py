@@ -162,6 +162,8 @@ def test_run_folder(straight: tuple[Trainer, Path]) -> None:
         "config.yaml",
         "metrics.jsonl",
         "provenance.json",
+        "reliability.json",
+        "reliability.png",
         "summary.json",
     ]
     assert config_from_dict(yaml.safe_load((run / "config.yaml").read_text())) == tiny_config()

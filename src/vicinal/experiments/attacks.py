@@ -10,13 +10,30 @@ I-FGSM (Kurakin et al., 2017), as in the paper "10 iterations, equal step size":
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["fgsm", "ifgsm", "error_under_attack"]
+__all__ = [
+    "ATTACKS",
+    "IMAGE_DATASETS",
+    "attack_errors",
+    "attack_run",
+    "error_under_attack",
+    "fgsm",
+    "ifgsm",
+    "load_run_model",
+]
+
+# Datasets whose inputs are [0, 1] pixels (the attacks clamp to that box); any uint8-stored dataset also is.
+IMAGE_DATASETS = ("cifar10", "cifar100", "digits", "imagenet", "imagefolder", "imagefolder_memory")
 
 
 def _check(x: Tensor, y: Tensor, eps: float, clamp: tuple[float, float] | None) -> None:
@@ -115,3 +132,186 @@ def error_under_attack(
     if n == 0:
         raise ValueError("the loader yielded no batches")
     return 100.0 * errors / n
+
+
+ATTACKS: dict[str, Callable[..., Tensor]] = {"fgsm": fgsm, "ifgsm": ifgsm}
+
+
+@torch.no_grad()
+def _topk_errors(model: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
+    """(top-1 errors, top-k errors) of a batch, k = min(5, C)."""
+    logits = model(x)  # (B, C)
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices  # (B, k)
+    top1 = int((top[:, 0] != y).sum())
+    topk = int((~(top == y[:, None]).any(dim=1)).sum())
+    return top1, topk
+
+
+def attack_errors(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, ...]],
+    attack: Callable[..., Tensor] = fgsm,
+    *,
+    source: nn.Module | None = None,
+    **kwargs: Any,
+) -> dict[str, float | int]:
+    """Clean and adversarial top-1 / top-5 error (percent) of ``model`` over ``loader``.
+
+    White box (``source`` None): the examples are crafted on ``model`` itself. Black box: crafted on ``source``
+    (e.g. a separately trained ERM network) and evaluated on ``model``. Both models are put in eval mode for the
+    duration (BatchNorm statistics, no dropout) and restored afterwards. Top-5 is top-k with ``k = min(5, C)``.
+
+    Returns:
+        ``{"n", "clean_top1_error", "clean_top5_error", "top1_error", "top5_error"}``.
+    """
+    crafter = source if source is not None else model
+    modes = [(m, m.training) for m in {id(model): model, id(crafter): crafter}.values()]
+    for m, _ in modes:
+        m.eval()
+    n, c1, c5, a1, a5 = 0, 0, 0, 0, 0
+    try:
+        for batch in loader:
+            x, y = batch[0], batch[1]
+            x_adv = attack(crafter, x, y, **kwargs)
+            e1, e5 = _topk_errors(model, x, y)
+            f1, f5 = _topk_errors(model, x_adv, y)
+            c1, c5, a1, a5 = c1 + e1, c5 + e5, a1 + f1, a5 + f5
+            n += y.shape[0]
+    finally:
+        for m, was in modes:
+            m.train(was)
+    if n == 0:
+        raise ValueError("the loader yielded no batches")
+    return {
+        "n": n,
+        "clean_top1_error": 100.0 * c1 / n,
+        "clean_top5_error": 100.0 * c5 / n,
+        "top1_error": 100.0 * a1 / n,
+        "top5_error": 100.0 * a5 / n,
+    }
+
+
+def load_run_model(
+    run_dir: str | Path, device: str | torch.device = "cpu", *, data: Any = None, eval_batch_size: int | None = None
+) -> tuple[nn.Module, Any, Any]:
+    """The trained network of a run folder: ``(model in eval mode, config, data bundle)``.
+
+    Reads ``config.yaml`` (``yaml.safe_load``) and the weights of ``checkpoint.pt`` (``torch.load(...,
+    weights_only=True)``: a checkpoint never runs code). ``data`` reuses an already built bundle (the black-box
+    source is evaluated on the target's data); otherwise the run's own data is built (its test split).
+
+    Raises:
+        FileNotFoundError: not a run folder or no checkpoint. CheckpointError: bad checkpoint or other weights.
+    """
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .config import load_config
+    from .data import build_data
+    from .trainer import CHECKPOINT_NAME, build_run_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"'{run_dir}' is not a run folder (no config.yaml)")
+    ckpt = run_dir / CHECKPOINT_NAME
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"run folder '{run_dir}' holds no {CHECKPOINT_NAME} (train it first)")
+    cfg = load_config(run_dir / "config.yaml")
+    if data is None:
+        data = build_data(
+            cfg.data.name,
+            root=cfg.data.root,
+            batch_size=cfg.data.batch_size,
+            eval_batch_size=eval_batch_size or cfg.data.eval_batch_size,
+            seed=cfg.train.seed,
+            device=str(device),
+            augment=False,
+            subset_per_class=cfg.data.subset_per_class,
+            **cfg.data.kwargs,
+        )
+    model = build_run_model(cfg, data)
+    state = load_checkpoint(ckpt, map_location="cpu")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint file '{ckpt}' does not fit the model of '{run_dir}': {first}") from None
+    return model.to(device).eval(), cfg, data
+
+
+def attack_run(
+    run_dir: str | Path,
+    *,
+    attack: str = "fgsm",
+    eps: float = 4.0,
+    steps: int = 10,
+    source: str | Path | None = None,
+    device: str = "cpu",
+    eval_batch_size: int | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Attack the model of ``run_dir`` on its test split; save the result under ``run_dir/attacks/``.
+
+    Args:
+        run_dir: the target run folder (config.yaml + checkpoint.pt).
+        attack: "fgsm" or "ifgsm".
+        eps: L-inf budget in pixel units out of 255 (the paper: 4); applied in [0, 1] pixel space as ``eps / 255``.
+        steps: I-FGSM iterations of ``eps / steps`` each (the paper: 10); ignored by FGSM.
+        source: black box: craft on this run's model and evaluate on ``run_dir``'s; None = white box.
+        device: where the models run.
+        eval_batch_size: attack batch size (default: the run's ``data.eval_batch_size``).
+        write: save ``attacks/<mode>-<attack>-eps<eps>[-steps<k>][-from-<name>-seed<s>].json``.
+
+    Raises:
+        ValueError: unknown attack, bad eps/steps, a non-image dataset, or a source with other classes/inputs.
+    """
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0 <= eps <= 255:
+        raise ValueError(f"eps must be in [0, 255] pixel units, got {eps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    t0 = time.perf_counter()
+    model, cfg, data = load_run_model(run_dir, device, eval_batch_size=eval_batch_size)
+    stored = data.train_dataset_x.dtype if data.train_dataset_x is not None else None
+    if cfg.data.name not in IMAGE_DATASETS and stored != torch.uint8:
+        raise ValueError(
+            f"attacks work in [0, 1] pixel space; dataset {cfg.data.name!r} of '{run_dir}' does not hold images"
+        )
+    src_model, src_cfg = None, None
+    if source is not None:
+        src_model, src_cfg, _ = load_run_model(source, device, data=data)
+        with torch.no_grad():
+            x0 = next(iter(data.test))[0][:1]
+            if src_model(x0).shape != model(x0).shape:
+                raise ValueError(f"source '{source}' and target '{run_dir}' have different outputs for the same input")
+    kwargs: dict[str, Any] = {"eps": float(eps) / 255.0}
+    if attack == "ifgsm":
+        kwargs["steps"] = steps
+    res = attack_errors(model, data.test, ATTACKS[attack], source=src_model, **kwargs)
+    mode = "white" if source is None else "black"
+    result: dict[str, Any] = {
+        "mode": mode,
+        "attack": attack,
+        "eps_pixels": float(eps),
+        "eps": float(eps) / 255.0,
+        "steps": steps if attack == "ifgsm" else 1,
+        "target": str(run_dir),
+        "target_name": cfg.name,
+        "target_seed": cfg.train.seed,
+        "source": None if source is None else str(source),
+        "source_name": None if src_cfg is None else src_cfg.name,
+        "source_seed": None if src_cfg is None else src_cfg.train.seed,
+        **res,
+        "time_s": time.perf_counter() - t0,
+    }
+    if write:
+        name = f"{mode}-{attack}-eps{eps:g}" + (f"-steps{steps}" if attack == "ifgsm" else "")
+        if src_cfg is not None:
+            name += f"-from-{src_cfg.name}-seed{src_cfg.train.seed}"
+        folder = Path(run_dir) / "attacks"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / f"{name}.json")
+        result["file"] = str(folder / f"{name}.json")
+    return result

@@ -1,4 +1,4 @@
-"""The ``vicinal`` command: ``demo``, ``train``, ``reproduce``, ``report``.
+"""The ``vicinal`` command: ``demo``, ``train``, ``reproduce``, ``report``, ``attack``.
 
 Every user error (unknown config key, wrong type, missing file, bad checkpoint, unknown table ...) prints one line
 ``vicinal: error: ...`` on stderr and exits with code 2, without a traceback (set ``VICINAL_DEBUG=1`` to get one).
@@ -150,8 +150,57 @@ def build_parser() -> argparse.ArgumentParser:
             "beside each row where there is one."
         ),
     )
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders, or folders holding them")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run folders, or folders holding them (with --document also figure folders, PNG/JSON/markdown files)",
+    )
     p.add_argument("--out", type=Path, required=True, help="where to write the report")
+    p.add_argument(
+        "--document",
+        action="store_true",
+        help="one page gathering every table beside the paper's numbers and every figure: NAME.md and a "
+        "self-contained NAME.html",
+    )
+    p.add_argument("--name", default="report", help="file stem of the --document pages (default: report)")
+    p.add_argument("--tag", action="store_true", help="with --document: append the environment tag to --name")
+
+    from .tasks.figures import build_parser as figure_parser
+
+    p = sub.add_parser(
+        "figure",
+        help="the paper's Figures 1b, 2 and 3b (PNG + JSON with the numbers)",
+        description="Figure 1b: decision boundaries on a toy problem. Figure 2: prediction and gradient-norm "
+        "behaviour between training pairs, from two trained runs. Figure 3b: test error over epochs.",
+    )
+    figure_parser(p)
+
+    p = sub.add_parser(
+        "attack",
+        help="FGSM / I-FGSM error of a trained run (white box, or black box from --source)",
+        description=(
+            "Attack the model of a run folder on its test split, in [0, 1] pixel space (the model\n"
+            "normalises inside), clamped to [0, 1]. White box: the model attacks itself. Black box\n"
+            "(--source): examples are crafted on the source run's model and evaluated on RUN_DIR's.\n"
+            "Prints top-1 and top-5 error, clean and under attack, and saves them to\n"
+            "RUN_DIR/attacks/*.json (read by 'vicinal report'). Deterministic (no random start)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  vicinal attack runs/cifar-cpu/cifar10-preact_resnet18-mixup-cpu/seed0 --attack fgsm --eps 4\n"
+            "  vicinal attack RUN_DIR --source SOURCE_RUN_DIR --attack ifgsm --eps 4 --steps 10"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", type=Path, metavar="RUN_DIR", help="the attacked run folder (config.yaml, checkpoint.pt)")
+    p.add_argument("--source", type=Path, default=None, metavar="RUN_DIR", help="black box: craft on this run")
+    p.add_argument("--attack", choices=("fgsm", "ifgsm"), required=True, help="FGSM or 10-step I-FGSM")
+    p.add_argument("--eps", type=float, default=4.0, help="L-inf budget in pixel units out of 255 (default 4)")
+    p.add_argument("--steps", type=int, default=10, help="I-FGSM iterations of eps/steps (default 10)")
+    p.add_argument("--batch-size", type=int, default=None, help="attack batch size (default: the run's eval batch)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     return parser
 
 
@@ -207,7 +256,10 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
     out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
     plan = []
     for path in table.configs(args.scale):
-        for seed in range(seeds):
+        # Seeds count up from the file's train.seed (0 for almost every config; the black-box source model of
+        # the adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
+        base = load_config(path, args.overrides).train.seed
+        for seed in range(base, base + seeds):
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
             run_dir = _run_dir(out, cfg)
             state = "new"
@@ -229,8 +281,14 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """`vicinal reproduce`: every row x seed of a table, then the report."""
     from .report import make_report
+    from .tasks import get_table
     from .trainer import Trainer
 
+    runner_table = get_table(args.table)
+    if runner_table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
+        out = args.out if args.out is not None else Path("runs") / f"{runner_table.name}-{args.scale}"
+        runner_table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
+        return 0
     table, plan, out = _plan(args)
     print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")
     if args.scale == "cpu" and table.notes:
@@ -251,6 +309,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         summary = Trainer(item["cfg"], item["run_dir"], resume=item["state"] == "resume", quiet=args.quiet).fit()
         if Trainer.is_rank0():
             _print_summary(summary, item["run_dir"])
+    after = _after_training(table.name)
+    if after is not None and Trainer.is_rank0():
+        after(plan, args)
     if Trainer.is_rank0():
         result = make_report([out], out / "report")
         print(result["markdown"])
@@ -258,12 +319,73 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _after_training(table: str) -> Any:
+    """The step a table runs after its trainings (the adversarial table's attacks), or None."""
+    from .tasks import robustness
+
+    return robustness.AFTER_TRAINING.get(table)
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    """`vicinal attack`: FGSM / I-FGSM error of a trained run, white or black box."""
+    from .attacks import attack_run
+
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    if not 0 <= args.eps <= 255:
+        raise ConfigError(f"--eps must be in [0, 255] pixel units, got {args.eps:g}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device} but CUDA is not available on this machine (use cpu)")
+    for label, path in (("RUN_DIR", args.run), ("--source", args.source)):
+        if path is not None and not path.is_dir():
+            raise ConfigError(f"{label} '{path}' is not a folder")
+    res = attack_run(
+        args.run,
+        attack=args.attack,
+        eps=args.eps,
+        steps=args.steps,
+        source=args.source,
+        device=args.device,
+        eval_batch_size=args.batch_size,
+    )
+    how = "white box" if args.source is None else f"black box from {args.source}"
+    steps = f" {res['steps']} steps" if args.attack == "ifgsm" else ""
+    print(
+        f"vicinal attack: {args.attack}{steps} eps {args.eps:g}/255, {how}, on {res['n']} test images of {args.run}: "
+        f"top-1 error {res['clean_top1_error']:.2f}% -> {res['top1_error']:.2f}%, "
+        f"top-5 error {res['clean_top5_error']:.2f}% -> {res['top5_error']:.2f}%; saved {res['file']}"
+    )
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """`vicinal report`: tables and a plot from run folders."""
+    if args.document:
+        from .report.document import environment_tag, make_document
+
+        name = f"{args.name}-{environment_tag()}" if args.tag else args.name
+        command = "vicinal report --document " + " ".join(str(r) for r in args.runs) + f" --out {args.out}"
+        result = make_document(args.runs, args.out, name=name, command=command)
+        print(f"written: {', '.join(str(f) for f in result['files'])}")
+        return 0
     from .report import make_report
 
     result = make_report(args.runs, args.out)
     print(result["markdown"])
+    print(f"written: {', '.join(str(f) for f in result['files'])}")
+    return 0
+
+
+def cmd_figure(args: argparse.Namespace) -> int:
+    """`vicinal figure fig1b | fig2 | fig3b`: one of the paper's figures, PNG + JSON."""
+    from .tasks.figures import run
+
+    result = run(args)
     print(f"written: {', '.join(str(f) for f in result['files'])}")
     return 0
 
@@ -286,7 +408,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "reproduce": cmd_reproduce, "report": cmd_report}
+COMMANDS = {
+    "demo": cmd_demo,
+    "train": cmd_train,
+    "reproduce": cmd_reproduce,
+    "report": cmd_report,
+    "figure": cmd_figure,
+    "attack": cmd_attack,
+}
 
 
 def _one_line(exc: BaseException) -> str:

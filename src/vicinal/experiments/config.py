@@ -56,6 +56,9 @@ class DataConfig:
         eval_batch_size: minibatch for evaluation.
         subset_per_class: keep only this many training examples per class (cpu-scale runs); ``None`` = all.
         augment: training augmentation (random crop + flip for CIFAR).
+        corrupt_fraction: replace this fraction of the training labels by uniformly random labels (Section 3.4,
+            Table 2; the exact rule is in ``vicinal.experiments.data.corrupt``); 0 = clean labels.
+        corrupt_seed: seed of the corruption (recorded; independent of ``train.seed``).
         kwargs: extra keyword arguments for the dataset builder.
     """
 
@@ -65,6 +68,8 @@ class DataConfig:
     eval_batch_size: int = 512
     subset_per_class: int | None = None
     augment: bool = True
+    corrupt_fraction: float = 0.0
+    corrupt_seed: int = 0
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -177,6 +182,11 @@ class TrainConfig:
         threads: ``torch.set_num_threads`` for the run (restored afterwards); ``None`` keeps torch's default.
             Small CPU models run fastest on one thread, and a fixed count makes CPU results independent of the
             machine's core count (the order of floating-point reductions depends on it).
+        train_eval_every: also measure the training error on un-augmented training images (against the true and
+            the noisy labels when ``data.corrupt_fraction > 0``) every N epochs and after the last one; ``None``:
+            only after the last epoch, and only for runs with corrupted labels.
+        reliability_diagram: write ``reliability.png`` (and ``reliability.json``) into the run folder after
+            training (classification runs: 15 confidence bins of the last evaluation).
     """
 
     epochs: int = 10
@@ -191,6 +201,8 @@ class TrainConfig:
     max_steps: int | None = None
     tensorboard: bool = False
     threads: int | None = None
+    train_eval_every: int | None = None
+    reliability_diagram: bool = True
 
 
 @dataclass
@@ -356,6 +368,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         "data.subset_per_class": cfg.data.subset_per_class,
         "train.max_steps": cfg.train.max_steps,
         "train.threads": cfg.train.threads,
+        "train.train_eval_every": cfg.train.train_eval_every,
     }
     for key, value in optional_positive.items():
         if value is not None and value < 1:
@@ -370,10 +383,13 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         "mix.warmup_epochs": cfg.mix.warmup_epochs,
         "mix.smoothing": cfg.mix.smoothing,
         "mix.sigma": cfg.mix.sigma,
+        "data.corrupt_seed": cfg.data.corrupt_seed,
     }
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
+    if not 0.0 <= cfg.data.corrupt_fraction <= 1.0:
+        raise ConfigError(f"config key 'data.corrupt_fraction' must be in [0, 1], got {cfg.data.corrupt_fraction}")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"config key 'optim.betas' must hold 2 floats, got {cfg.optim.betas}")
     if cfg.schedule.milestones != sorted(cfg.schedule.milestones):
@@ -414,18 +430,22 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merge key by key (recursively), anything else (lists too) is replaced."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
 
-    Args:
-        path: the YAML file.
-        overrides: strings ``"a.b=value"`` (value parsed with ``yaml.safe_load``).
 
-    Raises:
-        ConfigError: missing/unreadable file, invalid YAML, unknown key, wrong type, bad value.
-    """
-    path = Path(path)
+def _read_config_file(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The mapping of a YAML config file, with its ``base:`` file (if any) merged underneath."""
     if not path.is_file():
+        if chain:
+            raise ConfigError(f"config file '{path}' (the base of '{chain[-1]}') does not exist")
         raise ConfigError(f"config file '{path}' does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -439,6 +459,32 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"config file '{path}' must hold a mapping at the top level, got {_describe(data)}")
     data = dict(data or {})
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"config key 'base' in '{path}' must be a path string, got {_describe(base)}")
+    base_path = (path.parent / base).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ConfigError(f"config file '{path}' inherits from itself through 'base: {base}'")
+    return _merge(_read_config_file(base_path, (*chain, path.resolve())), data)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
+
+    A file may start from another one: a top-level ``base: OTHER.yaml`` (relative to the file) loads that
+    file first and merges this file's keys over it (sections merge key by key; lists and scalars replace).
+
+    Args:
+        path: the YAML file.
+        overrides: strings ``"a.b=value"`` (value parsed with ``yaml.safe_load``).
+
+    Raises:
+        ConfigError: missing/unreadable file, invalid YAML, unknown key, wrong type, bad value.
+    """
+    path = Path(path)
+    data = _read_config_file(path, ())
     try:
         cfg = _build(ExperimentConfig, data, "")
     except ConfigError as exc:

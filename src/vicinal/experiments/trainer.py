@@ -64,6 +64,7 @@ from .config import (
 __all__ = [
     "Callback",
     "LRSchedule",
+    "build_run_model",
     "RunError",
     "Trainer",
     "TrainingInterrupted",
@@ -89,6 +90,17 @@ RESUME_MUTABLE = (
     "train.tensorboard",
     "train.device",
     "train.threads",
+    "train.train_eval_every",
+    "train.reliability_diagram",
+)
+# Per-epoch training-error fields measured on un-augmented training images (see `Trainer._train_eval`).
+TRAIN_EVAL_FIELDS = (
+    "train_eval_error",
+    "train_true_error",
+    "train_error_real",
+    "train_error_corrupted",
+    "train_error_corrupted_true",
+    "train_error_wrong",
 )
 # Metric fields that depend on the machine's speed, not on the computation (ignored when comparing runs).
 TIMING_FIELDS = ("epoch_time_s", "eval_time_s", "images_per_s", "wall_time_s")
@@ -281,6 +293,12 @@ def summarize(records: Sequence[dict[str, Any]], status: str, extra: dict[str, A
                 "median_last10_n": len(last10),
             }
         )
+    if evaluated and evaluated[-1].get("val_error") is not None:
+        out["last_val_error"] = evaluated[-1]["val_error"]
+    measured = [r for r in records if r.get("train_eval_error") is not None]
+    if measured:  # the last epoch whose training set was evaluated un-augmented (Table 2's columns)
+        out.update({f"last_{k}": measured[-1].get(k) for k in TRAIN_EVAL_FIELDS})
+        out["train_eval_epoch"] = measured[-1]["epoch"]
     if records:
         out.update(
             {
@@ -371,6 +389,33 @@ def _mixer_kwargs(cfg: ExperimentConfig, num_classes: int, generator: torch.Gene
     return kw
 
 
+def build_run_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
+    """The run's network, freshly initialised from ``train.seed``, sized for ``data`` (a DataBundle).
+
+    ``in_channels`` / ``in_features`` are filled from the data's input shape when the model takes them and the
+    config does not set them; the data's mean/std become the model's normalisation layer. Used by the trainer and
+    by everything that reloads a run's weights (attacks).
+    """
+    from .models import MODELS, build_model
+
+    model_kwargs = dict(cfg.model.kwargs)
+    if cfg.model.name in MODELS:
+        params = inspect.signature(MODELS[cfg.model.name]).parameters
+        shape = tuple(data.input_shape)
+        if "in_channels" in params and "in_channels" not in model_kwargs and len(shape) >= 2:
+            model_kwargs["in_channels"] = int(shape[0])
+        if "in_features" in params and "in_features" not in model_kwargs:
+            model_kwargs["in_features"] = int(math.prod(shape))
+    return build_model(
+        cfg.model.name,
+        num_classes=data.num_classes,
+        mean=data.mean,
+        std=data.std,
+        seed=cfg.train.seed,  # identical initial weights on every rank (DDP also broadcasts rank 0's)
+        **model_kwargs,
+    )
+
+
 @dataclass
 class _Accum:
     """Training sums of one epoch, on the device (no per-step host sync): float64 [loss_sum, err_sum, n]."""
@@ -411,6 +456,7 @@ class Trainer:
         self.quiet = quiet
         self.argv = list(sys.argv if argv is None else argv)
         self.records: list[dict[str, Any]] = []
+        self.last_eval_sums: Tensor | None = None
         self._stop_signal: int | None = None
         self._owns_group = False
         self.global_step = 0
@@ -470,7 +516,6 @@ class Trainer:
     def _setup(self) -> None:
         from .data import build_data
         from .data.base import derive_seed
-        from .models import MODELS, build_model
 
         cfg, t = self.cfg, self.cfg.train
         if t.amp == "fp16" and self.device.type != "cuda":
@@ -494,28 +539,16 @@ class Trainer:
             world_size=self.world_size,
             augment=cfg.data.augment,
             subset_per_class=cfg.data.subset_per_class,
+            corrupt_fraction=cfg.data.corrupt_fraction,
+            corrupt_seed=cfg.data.corrupt_seed,
             **cfg.data.kwargs,
         )
+        self.train_labels = self._train_labels()
         self.steps_per_epoch = len(self.data.train)
         if self.steps_per_epoch < 1:
             raise RunError(f"the training loader of {cfg.data.name!r} has no batches (batch size too large?)")
 
-        model_kwargs = dict(cfg.model.kwargs)
-        if cfg.model.name in MODELS:
-            params = inspect.signature(MODELS[cfg.model.name]).parameters
-            shape = tuple(self.data.input_shape)
-            if "in_channels" in params and "in_channels" not in model_kwargs and len(shape) >= 2:
-                model_kwargs["in_channels"] = int(shape[0])
-            if "in_features" in params and "in_features" not in model_kwargs:
-                model_kwargs["in_features"] = int(math.prod(shape))
-        model = build_model(
-            cfg.model.name,
-            num_classes=self.data.num_classes,
-            mean=self.data.mean,
-            std=self.data.std,
-            seed=t.seed,  # identical initial weights on every rank (DDP also broadcasts rank 0's)
-            **model_kwargs,
-        )
+        model = build_run_model(cfg, self.data)
         model = model.to(self.device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -616,6 +649,14 @@ class Trainer:
             entry["from_epoch"] = int(resumed_from["epoch"])
             entry["from_step_in_epoch"] = int(resumed_from["step_in_epoch"])
             prov.setdefault("resumes", []).append(entry)
+        if self.data.corruption is not None:
+            c = self.data.corruption
+            prov["corruption"] = c.stats()
+            # Per-sample labels, so the Table 2 columns can be recomputed from the run folder alone.
+            torch.save(
+                {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()},
+                self.run_dir / "corrupted_labels.pt",
+            )
         _write_json(path, prov)
 
     def _checkpoint_state(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> dict[str, Any]:
@@ -893,6 +934,7 @@ class Trainer:
         summary = self._summary(status)
         if self.is_main:
             _write_json(self.run_dir / "summary.json", summary)
+            self._write_reliability()
         return summary
 
     def _end_epoch(self, epoch: int, accum: _Accum, lr: float, mixing: bool, final: bool) -> dict[str, Any]:
@@ -919,9 +961,22 @@ class Trainer:
                 evaluate(self.model, self.data.test, autocast=self.autocast, channels_last=t.channels_last)
             )
             test = eval_metrics(sums_eval)
+            self.last_eval_sums = sums_eval.cpu()
+            if self.data.val is not None:
+                # a held-out validation split (speech, UCI): selection happens on it, never on test
+                sums_val = self._all_reduce(
+                    evaluate(self.model, self.data.val, autocast=self.autocast, channels_last=t.channels_last)
+                )
+                test.update({"val_" + k.removeprefix("test_"): v for k, v in eval_metrics(sums_val).items()})
             eval_time = time.perf_counter() - e0
             self._emit("on_eval", test)
         record.update(test)
+        if self._train_eval_due(epoch, final):
+            e0 = time.perf_counter()
+            record.update(self._train_eval())
+            eval_time += time.perf_counter() - e0
+        elif self._train_eval_enabled():
+            record.update(dict.fromkeys(TRAIN_EVAL_FIELDS))
         wall = sum(r["epoch_time_s"] for r in self.records) + accum.time_s
         record.update(
             {
@@ -937,6 +992,67 @@ class Trainer:
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self.tb.add_scalar(key, value, epoch + 1)
         return record
+
+    # -- training error on un-augmented images, corrupted labels (Table 2) -------------------------------------
+    def _train_labels(self) -> Any:
+        """The `CorruptedLabels` of the training set (a clean one with nothing replaced when no corruption)."""
+        from .data.corrupt import CorruptedLabels
+
+        if self.data.corruption is not None:
+            return self.data.corruption
+        y = self.data.train_dataset_y
+        if y is None:
+            return None
+        y = torch.as_tensor(y).cpu().to(torch.int64)  # (N,); ImageFolder loaders may hold a list
+        return CorruptedLabels(y, y, torch.zeros_like(y, dtype=torch.bool), 0.0, 0, int(self.data.num_classes))
+
+    def _train_eval_enabled(self) -> bool:
+        if self.train_labels is None:
+            return False
+        return self.cfg.train.train_eval_every is not None or self.data.corruption is not None
+
+    def _train_eval_due(self, epoch: int, final: bool) -> bool:
+        if not self._train_eval_enabled():
+            return False
+        every = self.cfg.train.train_eval_every
+        return final or (every is not None and (epoch + 1) % every == 0)
+
+    @torch.no_grad()
+    def _train_eval(self) -> dict[str, Any]:
+        """Errors of the model on the un-augmented training set against the noisy and the true labels."""
+        from .data.corrupt import corruption_counts, counts_to_errors
+
+        was_training = self.model.training
+        self.model.eval()
+        counts = torch.zeros(10, dtype=torch.float64)
+        try:
+            for x, _, idx in self.data.train_eval:
+                if self.cfg.train.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self.autocast():
+                    pred = self.model(x).argmax(dim=1)  # (B,)
+                counts += corruption_counts(pred, idx, self.train_labels)
+        finally:
+            self.model.train(was_training)
+        counts = self._all_reduce(counts.to(self.device)).cpu()  # each rank evaluated its own shard
+        return counts_to_errors(counts)
+
+    def _write_reliability(self) -> None:
+        """reliability.json + reliability.png from the last evaluation's 15 confidence bins (rank 0)."""
+        if not (self.is_main and self.cfg.train.reliability_diagram and self.last_eval_sums is not None):
+            return
+        from .report.report import reliability_bins, save_reliability_diagram
+
+        bins = reliability_bins(self.last_eval_sums, ECE_BINS)
+        bins["epoch"] = self.records[-1]["epoch"] if self.records else None
+        bins["name"] = self.cfg.name
+        _write_json(self.run_dir / "reliability.json", bins)
+        try:
+            save_reliability_diagram(
+                bins, self.run_dir / "reliability.png", title=f"{self.cfg.name} seed {self.cfg.train.seed}"
+            )
+        except ImportError:  # pragma: no cover - matplotlib is in the lab extra
+            warnings.warn("matplotlib is not installed; reliability.png skipped", stacklevel=2)
 
     def _interrupt(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> None:
         assert self._stop_signal is not None
@@ -954,6 +1070,13 @@ class Trainer:
     @staticmethod
     def _epoch_line(r: dict[str, Any]) -> str:
         test = f" test err {r['test_error']:.2f}%" if r.get("test_error") is not None else ""
+        if r.get("train_eval_error") is not None:
+            parts = [
+                f"{k[12:] or 'all'} {r[k]:.2f}%"
+                for k in ("train_error_real", "train_error_corrupted")
+                if r.get(k) is not None
+            ]
+            test += f" un-augmented train err {', '.join(parts)}"
         ips = f" {r['images_per_s']:.0f} img/s" if r.get("images_per_s") else ""
         return (
             f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} err {r['train_error']:.2f}%{test} "

@@ -14,10 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:  # corrupt.py imports this module; the annotation only needs the name
+    from vicinal.experiments.data.corrupt import CorruptedLabels
 
 Batch = tuple[Tensor, Tensor, Tensor]  # (x float32 (B, ...), y int64 (B,), idx int64 (B,)), all on the device
 Augment = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) -> (B, C, H, W), any dtype
@@ -365,6 +368,8 @@ class DataBundle:
             dataset is not held in memory (ImageFolder).
         train_dataset_y: All training labels int64 ``(N,)``, or None.
         info: Provenance and settings (source, augmentation, subset rule, sizes).
+        corruption: Per-sample true and noisy training labels when ``corrupt_fraction > 0`` (Table 2), else None;
+            the loaders (``train``, ``train_eval``) and ``train_dataset_y`` then hold the noisy labels.
     """
 
     train: Loader
@@ -379,6 +384,7 @@ class DataBundle:
     train_dataset_x: Tensor | None = None
     train_dataset_y: Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    corruption: CorruptedLabels | None = None
 
     def fetch(self, indices: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Augmented training samples by dataset index; see `InMemoryLoader.fetch`."""

@@ -53,6 +53,8 @@ class DataRequest:
     test_subset_per_class: int | None
     drop_last: bool
     data_on_device: bool | None
+    corrupt_fraction: float = 0.0
+    corrupt_seed: int = 0
 
 
 Builder = Callable[..., "TensorSplits | DataBundle"]
@@ -92,6 +94,8 @@ def build_data(
     test_subset_per_class: int | None = None,
     drop_last: bool = False,
     data_on_device: bool | None = None,
+    corrupt_fraction: float = 0.0,
+    corrupt_seed: int = 0,
     **kwargs: Any,
 ) -> DataBundle:
     """Build the loaders of a registered dataset.
@@ -112,6 +116,9 @@ def build_data(
         test_subset_per_class: The same for the test and validation splits.
         drop_last: Drop the incomplete last training batch of each epoch.
         data_on_device: Copy in-memory datasets to ``device`` once (None: yes on CUDA when under 4 GiB).
+        corrupt_fraction: Replace this fraction of the (subsetted) training labels by uniformly random labels
+            (Table 2; rule in `corrupt.corrupt_labels`); in-memory datasets only. 0 = clean labels.
+        corrupt_seed: Seed of the corruption (independent of ``seed``, so the noise can be held fixed).
         **kwargs: Dataset-specific options (``download``, ``source``, ``image_size``, ``num_workers`` ...).
 
     Raises:
@@ -126,6 +133,11 @@ def build_data(
     for label, value in (("subset_per_class", subset_per_class), ("test_subset_per_class", test_subset_per_class)):
         if value is not None:
             _check_int(value, label, 1)
+    if isinstance(corrupt_fraction, bool) or not isinstance(corrupt_fraction, int | float):
+        raise TypeError(f"corrupt_fraction must be a float in [0, 1], got {type(corrupt_fraction).__name__}")
+    if not 0.0 <= corrupt_fraction <= 1.0:
+        raise ValueError(f"corrupt_fraction must be in [0, 1], got {corrupt_fraction}")
+    _check_int(corrupt_seed, "corrupt_seed", 0)
     req = DataRequest(
         root=Path(root).expanduser() if root is not None else None,
         batch_size=batch_size,
@@ -139,9 +151,15 @@ def build_data(
         test_subset_per_class=test_subset_per_class,
         drop_last=drop_last,
         data_on_device=data_on_device,
+        corrupt_fraction=float(corrupt_fraction),
+        corrupt_seed=corrupt_seed,
     )
     out = DATASETS[name](req, **kwargs)
     if isinstance(out, DataBundle):
+        if corrupt_fraction > 0:
+            raise ValueError(
+                f"corrupt_fraction={corrupt_fraction} needs an in-memory dataset; {name!r} streams from disk"
+            )
         return out
     if not isinstance(out, TensorSplits):
         raise TypeError(f"dataset builder {name!r} returned {type(out).__name__}, not TensorSplits or DataBundle")
@@ -161,6 +179,13 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
     train: shuffled, augmented, padded for DDP; train_eval / test / val: in order, unaugmented, unpadded.
     """
     train = _subset(splits.train, req.subset_per_class, req.seed)
+    corruption = None
+    if req.corrupt_fraction > 0:
+        from vicinal.experiments.data.corrupt import corrupt_labels
+
+        # After the subset: the fraction is of the labels actually trained on.
+        corruption = corrupt_labels(train[1], splits.num_classes, req.corrupt_fraction, req.corrupt_seed)
+        train = (train[0], corruption.noisy.to(train[1].device))
     test = _subset(splits.test, req.test_subset_per_class, req.seed)
     val = _subset(splits.val, req.test_subset_per_class, req.seed) if splits.val is not None else None
     on_device = req.data_on_device
@@ -186,6 +211,8 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
         sizes={"train": int(train[1].shape[0]), "test": int(test[1].shape[0])}
         | ({"val": int(val[1].shape[0])} if val is not None else {}),
     )
+    if corruption is not None:
+        info["corruption"] = corruption.stats()
     return DataBundle(
         train=InMemoryLoader(
             *train, batch_size=req.batch_size, shuffle=True, augment=aug, drop_last=req.drop_last, **common
@@ -201,6 +228,7 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
         train_dataset_x=train[0],
         train_dataset_y=train[1],
         info=info,
+        corruption=corruption,
     )
 
 

@@ -22,6 +22,10 @@ import yaml
 __all__ = [
     "PAPER",
     "PAPER_SOURCES",
+    "PAPER_TABLE2",
+    "PAPER_TABLE3",
+    "attack_markdown",
+    "attack_results",
     "Group",
     "ReportError",
     "Run",
@@ -30,6 +34,8 @@ __all__ = [
     "load_run",
     "make_report",
     "mean_std",
+    "reliability_bins",
+    "save_reliability_diagram",
 ]
 
 # Published test errors (percent), transcribed from paper/EXPERIMENTS.md; keyed by table, then row key.
@@ -168,6 +174,89 @@ _COLUMNS = (
     ("last_test_nll", "test NLL"),
     ("last_test_ece", "ECE (%)"),
 )
+# Shown only when some run measured them (corrupted labels, Table 2; or train.train_eval_every).
+_TRAIN_COLUMNS = (
+    ("last_train_error_real", "train error, real labels (%)"),
+    ("last_train_error_corrupted", "train error, corrupted labels (%)"),
+)
+# Table 2 (Section 3.4): best / last test error, training error on real and on corrupted labels (percent).
+PAPER_TABLE2: dict[str, tuple[float, float, float, float]] = {
+    "20/erm": (12.7, 16.6, 0.05, 0.28),
+    "20/erm_dropout_p0.7": (8.8, 10.4, 5.26, 83.55),
+    "20/mixup_a8": (5.9, 6.4, 2.27, 86.32),
+    "50/erm": (18.8, 44.6, 0.26, 0.64),
+    "50/erm_dropout_p0.8": (14.1, 15.5, 12.71, 86.98),
+    "50/mixup_a32": (11.3, 12.7, 5.84, 85.71),
+    "80/erm": (36.5, 73.9, 0.62, 0.83),
+    "80/erm_dropout_p0.8": (30.9, 35.1, 29.84, 86.37),
+    "80/mixup_a32": (25.3, 30.9, 18.92, 85.44),
+}
+PAPER["corrupted-labels"] = {row: v[1] for row, v in PAPER_TABLE2.items()}  # the generic table: last epoch
+PAPER_SOURCES["corrupted-labels"] = (
+    "Zhang et al., mixup, ICLR 2018, Table 2 (arXiv v1 PDF) via paper/EXPERIMENTS.md 3.4: CIFAR-10, PreAct "
+    "ResNet-18, 200 epochs, 50,000 images; columns best / last test error, train error real / corrupted"
+)
+
+
+def reliability_bins(sums: Any, n_bins: int = 15) -> dict[str, Any]:
+    """Per-bin count, mean confidence and accuracy from the trainer's evaluation sums (``trainer.evaluate``).
+
+    Returns a JSON-safe dict: ``edges`` (n_bins + 1), ``count``, ``confidence`` and ``accuracy`` (None for an
+    empty bin), ``ece`` (percent) and ``n``.
+    """
+    s = [float(v) for v in sums]
+    if len(s) != 5 + 3 * n_bins:
+        raise ValueError(f"evaluation sums must hold {5 + 3 * n_bins} values for {n_bins} bins, got {len(s)}")
+    n = s[0]
+    count = s[5 : 5 + n_bins]
+    conf = s[5 + n_bins : 5 + 2 * n_bins]
+    acc = s[5 + 2 * n_bins :]
+    return {
+        "edges": [i / n_bins for i in range(n_bins + 1)],
+        "count": [int(c) for c in count],
+        "confidence": [cf / c if c else None for cf, c in zip(conf, count, strict=True)],
+        "accuracy": [a / c if c else None for a, c in zip(acc, count, strict=True)],
+        "ece": 100.0 * sum(abs(a - cf) for a, cf in zip(acc, conf, strict=True)) / n if n else None,
+        "n": int(n),
+    }
+
+
+def save_reliability_diagram(bins: dict[str, Any], path: str | Path, title: str = "") -> None:
+    """Reliability diagram (Guo et al., 2017): accuracy per confidence bin vs the diagonal, with bin counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges = bins["edges"]
+    width = edges[1] - edges[0]
+    centres = [e + width / 2 for e in edges[:-1]]
+    acc = [a if a is not None else 0.0 for a in bins["accuracy"]]
+    conf = [c if c is not None else m for c, m in zip(bins["confidence"], centres, strict=True)]
+    fig, (ax, axc) = plt.subplots(2, 1, figsize=(4.5, 5.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    ax.bar(centres, acc, width=width, edgecolor="black", linewidth=0.5, label="accuracy")
+    ax.bar(
+        centres,
+        [c - a for a, c in zip(acc, conf, strict=True)],
+        bottom=acc,
+        width=width,
+        color="red",
+        alpha=0.3,
+        label="gap to confidence",
+    )
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ece = bins.get("ece")
+    ax.set_title(f"{title}  ECE {ece:.2f}%" if ece is not None else title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    axc.bar(centres, bins["count"], width=width, color="gray")
+    axc.set_xlabel("confidence (max softmax)")
+    axc.set_ylabel("samples")
+    axc.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _group_stats(g: Group) -> dict[str, Any]:
@@ -182,7 +271,7 @@ def _group_stats(g: Group) -> dict[str, Any]:
         "paper": PAPER.get(g.table, {}).get(g.row),
         "train_time_s": mean_std([r.summary.get("train_time_s") for r in g.runs])[0],
     }
-    for key, _ in _COLUMNS:
+    for key, _ in (*_COLUMNS, *_TRAIN_COLUMNS):
         m, s, n = mean_std([r.summary.get(key) for r in g.runs])
         row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = m, s, n
     return row
@@ -190,15 +279,116 @@ def _group_stats(g: Group) -> dict[str, Any]:
 
 def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
     """Markdown table of group statistics (mean ± sample std over seeds)."""
-    head = ["run", "n (seeds)", "done"] + [label for _, label in _COLUMNS] + ["paper (%)"]
+    columns = list(_COLUMNS)
+    if any(s.get(f"{key}_n") for s in stats for key, _ in _TRAIN_COLUMNS):
+        columns += list(_TRAIN_COLUMNS)
+    head = ["run", "n (seeds)", "done"] + [label for _, label in columns] + ["paper (%)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in stats:
         cells = [s["name"], f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['n']}"]
-        for key, _ in _COLUMNS:
+        for key, _ in columns:
             digits = 3 if key == "last_test_nll" else 2
             cells.append(_fmt(s[f"{key}_mean"], s[f"{key}_std"], s[f"{key}_n"], digits))
         cells.append("-" if s["paper"] is None else f"{s['paper']:g}")
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table2_markdown(stats: Sequence[dict[str, Any]]) -> str:
+    """Table 2 layout for the ``corrupted-labels`` groups: ours (mean ± std, n) beside the paper, per column."""
+    rows = [s for s in stats if s["table"] == "corrupted-labels"]
+    if not rows:
+        return ""
+    keys = ("best_test_error", "last_test_error", "last_train_error_real", "last_train_error_corrupted")
+    head = [
+        "corruption",
+        "method",
+        "n",
+        "best test (%)",
+        "last test (%)",
+        "train real (%)",
+        "train corrupted (%)",
+        "test NLL",
+        "ECE (%)",
+        "paper best / last / real / corrupted",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in sorted(rows, key=lambda r: (r["row"].split("/")[0].zfill(3), r["row"])):
+        level, _, method = s["row"].partition("/")
+        cells = [f"{level}%", method, str(s["n"])]
+        cells += [_fmt(s[f"{k}_mean"], s[f"{k}_std"], s[f"{k}_n"]) for k in keys]
+        cells.append(_fmt(s["last_test_nll_mean"], s["last_test_nll_std"], s["last_test_nll_n"], 3))
+        cells.append(_fmt(s["last_test_ece_mean"], s["last_test_ece_std"], s["last_test_ece_n"]))
+        paper = PAPER_TABLE2.get(s["row"])
+        cells.append(" / ".join(f"{v:g}" for v in paper) if paper else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# Table 3 (Section 3.5), ImageNet ResNet-101, eps 4/255: (mode, metric, method) -> (FGSM, I-FGSM) error (%).
+PAPER_TABLE3: dict[tuple[str, str, str], tuple[float, float]] = {
+    ("white", "top-1", "ERM"): (90.7, 99.9),
+    ("white", "top-1", "mixup"): (75.2, 99.6),
+    ("white", "top-5", "ERM"): (63.1, 93.4),
+    ("white", "top-5", "mixup"): (49.1, 95.8),
+    ("black", "top-1", "ERM"): (57.0, 57.3),
+    ("black", "top-1", "mixup"): (46.0, 40.9),
+    ("black", "top-5", "ERM"): (24.8, 18.1),
+    ("black", "top-5", "mixup"): (17.4, 11.8),
+}
+
+
+def attack_results(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Every ``attacks/*.json`` of the runs (written by ``vicinal attack``), with the target's method added."""
+    out = []
+    for run in runs:
+        folder = run.path / "attacks"
+        if not folder.is_dir():
+            continue
+        variant = str(run.config.get("mix", {}).get("variant", "erm"))
+        method = "ERM" if variant == "erm" else variant
+        for f in sorted(folder.glob("*.json")):
+            try:
+                res = json.loads(f.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                raise ReportError(f"'{f}' is not valid JSON") from None
+            res["method"] = method
+            res["group"] = run.name
+            out.append(res)
+    return out
+
+
+def attack_markdown(runs: Sequence[Run]) -> str:
+    """Table 3 layout: rows (white/black box, top-1/top-5, method), FGSM and I-FGSM columns per eps, mean ± std
+    over seeds (n), the paper's ImageNet numbers beside (eps 4 only)."""
+    results = attack_results(runs)
+    if not results:
+        return ""
+    cells: dict[tuple[str, str, str, float, str], list[float]] = {}
+    for r in results:
+        for metric, key in (("top-1", "top1_error"), ("top-5", "top5_error")):
+            k = (r["mode"], metric, r["method"], float(r["eps_pixels"]), r["attack"])
+            cells.setdefault(k, []).append(float(r[key]))
+    eps_values = sorted({k[3] for k in cells})
+    rows = sorted({k[:3] for k in cells}, key=lambda k: (k[0] != "white", k[1], k[2] != "ERM", k[2]))
+    head = ["attack", "metric", "method"]
+    for eps in eps_values:
+        head += [f"FGSM eps {eps:g}", f"I-FGSM eps {eps:g}"]
+    head += ["paper FGSM / I-FGSM (ImageNet, eps 4)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for mode, metric, method in rows:
+        line = [f"{mode} box", metric, method]
+        for eps in eps_values:
+            for attack in ("fgsm", "ifgsm"):
+                line.append(_fmt(*mean_std(cells.get((mode, metric, method, eps, attack), []))))
+        paper = PAPER_TABLE3.get((mode, metric, method))
+        line.append(f"{paper[0]:g} / {paper[1]:g}" if paper else "-")
+        lines.append("| " + " | ".join(line) + " |")
+    lines.append("")
+    lines.append(
+        "Error (%) under attack, mean ± sample std over seeds. White box: each model attacks itself; black box: "
+        "examples crafted on a separately trained ERM source, evaluated on the method's model."
+    )
     return "\n".join(lines)
 
 
@@ -255,6 +445,18 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     lines.append("that finished all their epochs. 'median of last 10 epochs' follows the first author's repository.")
     for t in sources:
         lines.append(f"Paper column ({t}): {PAPER_SOURCES[t]}.")
+    table2 = table2_markdown(stats)
+    if table2:
+        lines += ["", "## Table 2: memorization of corrupted labels", "", table2, ""]
+        lines.append(
+            "train real: error on the un-augmented training images whose label was kept, against it; train "
+            "corrupted: error on the images whose label was replaced, against the replaced label (a replacement "
+            "equals the true label with probability 1/C, so a model that ignores the noise scores about 90% at "
+            "10 classes, one that memorised it about 0%). Measured after the last epoch."
+        )
+    table3 = attack_markdown(runs)
+    if table3:
+        lines += ["", "## Table 3: error under adversarial attack", "", table3]
     markdown = "\n".join(lines) + "\n"
     files = [out / "report.md", out / "report.csv", out / "runs.csv", out / "test_error.png"]
     files[0].write_text(markdown, encoding="utf-8")

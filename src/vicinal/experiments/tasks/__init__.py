@@ -1,8 +1,9 @@
 """Paper tables as data: a registry of :class:`Table` objects that ``vicinal reproduce TABLE`` expands into runs.
 
 A table is a list of config files per scale (``cpu``: a CPU-sized variant; ``paper``: the paper's exact
-hyper-parameters), each run for several seeds through the one trainer. Other tasks register theirs with
-:func:`register_table` in their own module and add the module to ``_TASK_MODULES``.
+hyper-parameters), each run for several seeds through the one trainer. Tasks whose runs are not single trainer
+runs (the GAN grid and the UCI tables train many seeds as one vmapped model) give a ``runner`` instead. Other
+tasks register theirs with :func:`register_table` in their own module and add the module to ``_TASK_MODULES``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..paths import PROJECT_ROOT
 
@@ -19,7 +21,7 @@ __all__ = ["SCALES", "TABLES", "Table", "configs_dir", "get_table", "load_tables
 SCALES = ("cpu", "paper")
 TABLES: dict[str, Table] = {}
 # Modules that register tables when imported (each task adds its own line).
-_TASK_MODULES = ("cifar",)
+_TASK_MODULES = ("cifar", "robustness", "speech", "uci", "imagenet", "ablation", "gan")
 
 
 def configs_dir() -> Path:
@@ -37,6 +39,9 @@ class Table:
         configs: ``scale -> list of config files`` (one per row).
         default_seeds: seeds per scale when ``--seeds`` is not given.
         notes: how the cpu scale differs from the paper and why.
+        runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
+            dry_run=False)`` trains and reports the whole table (``seeds`` None: the table's default). It prints
+            its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
     """
 
     name: str
@@ -44,6 +49,7 @@ class Table:
     configs: Callable[[str], list[Path]]
     default_seeds: dict[str, int] = field(default_factory=lambda: {"cpu": 3, "paper": 1})
     notes: str = ""
+    runner: Callable[..., Any] | None = None
 
 
 def register_table(table: Table) -> Table:

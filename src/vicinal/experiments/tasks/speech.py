@@ -14,21 +14,18 @@ CPU scale (``configs/speech/cpu/``): the Free Spoken Digit Dataset (``../shared/
 speakers, 8 kHz; 2,430 train / 270 validation / 300 test), narrower models and a 9-epoch schedule with the
 paper's shape; see :data:`CPU_NOTES` for the measured cost.
 
-Validation error. The trainer evaluates ``bundle.test`` only; :class:`ValidationEval` (a trainer callback)
-adds ``val_error``, ``val_top5_error``, ``val_nll``, ``val_ece`` and ``val_n`` to every evaluated epoch's record
-(``metrics.jsonl``) when the bundle has a validation split. ``vicinal reproduce`` builds its trainers without
-callbacks, so until the trainer evaluates ``bundle.val`` itself the validation column exists only for runs made
-through the Python API with ``callbacks=[ValidationEval()]``.
+Validation error. Whenever the bundle has a validation split, the trainer evaluates it with the test split and
+records ``val_error``, ``val_top5_error``, ``val_nll``, ``val_ece`` and ``val_n`` in every evaluated epoch's
+record (``metrics.jsonl``) and ``last_val_error`` in ``summary.json``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from . import SCALES, Table, configs_dir, register_table
 
-__all__ = ["CPU_NOTES", "PAPER_SPEECH", "ROWS", "SPEECH", "ValidationEval", "speech_configs"]
+__all__ = ["CPU_NOTES", "PAPER_SPEECH", "ROWS", "SPEECH", "speech_configs"]
 
 MODELS = ("lenet", "vgg11")
 METHODS = ("erm", "mixup0.1", "mixup0.2")
@@ -71,29 +68,6 @@ def speech_configs(scale: str) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no config files in '{folder}' (the configs/ folder of a source checkout)")
     return files
-
-
-class ValidationEval:
-    """Trainer callback: evaluate ``trainer.data.val`` whenever the test split is evaluated.
-
-    The trainer calls ``on_eval(trainer, metrics)`` with the test metrics dict *before* merging it into the
-    epoch's record, so the ``val_*`` keys added here land in ``metrics.jsonl`` and in the checkpoint's records.
-    Under DDP the sums are all-reduced like the test sums (each rank evaluates its shard). Without a validation
-    split it does nothing.
-    """
-
-    def on_eval(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        """Add ``val_error``, ``val_top5_error``, ``val_nll``, ``val_ece`` and ``val_n`` to ``metrics``."""
-        from ..trainer import eval_metrics, evaluate
-
-        if trainer.data.val is None or "val_error" in metrics:  # nothing to do, or the trainer did it already
-            return
-        sums = evaluate(
-            trainer.model, trainer.data.val, autocast=trainer.autocast, channels_last=trainer.cfg.train.channels_last
-        )
-        sums = trainer._all_reduce(sums)  # (5 + 3 * n_bins,) summed over ranks
-        for key, value in eval_metrics(sums).items():
-            metrics["val_" + key.removeprefix("test_")] = value
 
 
 SPEECH = register_table(

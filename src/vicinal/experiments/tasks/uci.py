@@ -1,0 +1,1028 @@
+"""The ``uci`` table: six UCI tabular datasets, ERM vs mixup (paper Section 3.6, Table 4 right).
+
+The paper fixes the model and the optimiser and nothing else: a fully connected net with two hidden layers of
+128 ReLU units, Adam with its default hyper-parameters, 10 epochs of minibatches of 16. It states no split, no
+alpha and no number of repeats. This module fixes them, once, in :class:`UCIProtocol` (and
+``configs/uci/uci.yaml``):
+
+* **split**: a stratified split per seed from :func:`vicinal.experiments.data.uci.load_uci` (test 20 % of all rows,
+  validation 20 % of the rest; Arcene: its official ``valid`` files are the test set), features standardised with
+  training statistics. Seed ``s`` of a run uses split ``s``, so the spread over seeds includes split noise.
+* **repeats**: 10 seeds by default. ERM and every mixup alpha of a seed share that seed's split, initialisation and
+  data order (common random numbers), so ERM vs mixup is a *paired* comparison across seeds.
+* **alpha**: chosen per dataset from :data:`DEFAULT_ALPHAS` by the validation error at the last epoch averaged over
+  seeds (ties go to the smaller alpha); the test split is never looked at for the choice.
+* **metric**: test error at the last (10th) epoch, no early stopping.
+* **paired test**: Wilcoxon signed-rank test on the per-seed test errors (mixup - ERM), two-sided, zero differences
+  dropped (scipy's default). Why not the paired t-test: on small test splits the errors are coarse and discrete
+  (Iris: 30 test rows, steps of 3.3 points) and their differences are far from normal with 10 pairs; the
+  signed-rank test assumes only a symmetric distribution of differences. The paired t-test p-value is also written
+  to the CSV.
+
+Speed: at batch 16 one training step costs far more Python than arithmetic, so all members of a dataset (seeds x
+{ERM, each alpha}) train at once as ONE batched model: the MLP is run with ``torch.func.functional_call`` under
+``torch.func.vmap`` over parameters stacked along a leading member axis ``M``, and Adam updates the stacked
+parameters with ``torch._foreach`` ops (the same arithmetic as ``torch.optim.Adam``'s single-tensor path). Each
+member keeps its own initialisation, data order and mixing ``(lam, perm)``, all drawn from its own seeded
+generators (:func:`member_init`, :func:`epoch_plan`); :func:`train_sequential` is the plain loop (``nn.Module``,
+``torch.optim.Adam``, ``vicinal.functional.mix``, ``vicinal.soft_cross_entropy``) that one vmapped member must
+equal. ``benchmarks/bench_uci.py`` measures the speed-up.
+
+Entry points: :func:`run_uci_table` (writes the run folders and the summary) and ``python -m
+vicinal.experiments.tasks.uci --out DIR --seeds 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+import vicinal
+from vicinal.experiments.data.base import TensorSplits, make_generator
+from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
+from vicinal.experiments.models import build_model
+from vicinal.experiments.paths import PROJECT_ROOT
+
+from . import Table, configs_dir, register_table
+
+__all__ = [
+    "ALL_DATASETS",
+    "DEFAULT_ALPHAS",
+    "PAPER_TABLE4",
+    "EpochPlan",
+    "Member",
+    "MemberResult",
+    "UCIProtocol",
+    "epoch_plan",
+    "format_markdown",
+    "load_protocol",
+    "main",
+    "member_init",
+    "paired_test",
+    "parse_overrides",
+    "reproduce",
+    "run_uci_table",
+    "select_alpha",
+    "summarize_dataset",
+    "train_sequential",
+    "train_vmapped",
+]
+
+ALL_DATASETS: tuple[str, ...] = ("abalone", "arcene", "arrhythmia", "htru2", "iris", "phishing")
+DEFAULT_ALPHAS: tuple[float, ...] = (0.1, 0.2, 0.4, 1.0)
+
+# Test error in %, (ERM, mixup): paper Table 4 (right), transcribed in ../shared/paper/EXPERIMENTS.md section 3.6.
+PAPER_TABLE4: dict[str, tuple[float, float]] = {
+    "abalone": (74.0, 73.6),
+    "arcene": (57.6, 48.0),
+    "arrhythmia": (56.6, 46.3),
+    "htru2": (2.0, 2.0),
+    "iris": (21.3, 17.3),
+    "phishing": (16.3, 15.2),
+}
+PAPER_SOURCE = "Zhang et al. (ICLR 2018), Table 4 (right), as transcribed in shared/paper/EXPERIMENTS.md section 3.6"
+
+# Random streams of this task, hashed with the member seed by make_generator (distinct from data.base's 1-5).
+_STREAM_INIT = 601  # initial weights
+_STREAM_ORDER = 602  # per-epoch order of the training rows
+_STREAM_MIX = 603  # per-epoch mixing lam and partners
+
+# Stacked parameters per chunk of members (2**25 floats = 128 MiB per copy; Adam holds 4 copies). Only Arcene's
+# 10000-feature first layer (1.3 M parameters per member) needs more than one chunk.
+_CHUNK_PARAMS = 2**25
+_EVAL_ROWS = 4096  # rows per evaluation block
+
+
+# -- protocol ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UCIProtocol:
+    """Everything that defines a run except the seeds and datasets (defaults = ``configs/uci/uci.yaml``).
+
+    Attributes:
+        epochs: training epochs (paper: 10); the reported error is the one after the last epoch.
+        batch_size: minibatch size (paper: 16); the last, smaller batch of an epoch is kept.
+        hidden, layers: the MLP (paper: two hidden layers of 128 ReLU units).
+        lr, beta1, beta2, eps: Adam (paper: "default hyper-parameters", i.e. PyTorch's 1e-3, 0.9, 0.999, 1e-8).
+        alphas: the mixup alpha grid searched on validation error.
+        test_fraction, val_fraction: passed to :func:`load_uci` (test share of all rows; validation share of the rest).
+    """
+
+    epochs: int = 10
+    batch_size: int = 16
+    hidden: int = 128
+    layers: int = 2
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    test_fraction: float = 0.2
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "hidden", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"UCIProtocol.{name} must be a positive int, got {value!r}")
+        object.__setattr__(self, "alphas", _check_alphas(self.alphas))
+        if not self.lr > 0 or not self.eps > 0:
+            raise ValueError(f"UCIProtocol.lr and eps must be > 0, got lr={self.lr!r}, eps={self.eps!r}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"UCIProtocol.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(
+                f"UCIProtocol.val_fraction must be in (0, 1) (alpha is chosen on it), got {self.val_fraction!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UCIProtocol:
+        """Build from a mapping (e.g. a YAML file); an unknown key is an error, missing keys keep their defaults."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a UCI protocol must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown UCI protocol key(s) {unknown}; known: {sorted(known)}")
+        kwargs = dict(data)
+        if "alphas" in kwargs:
+            kwargs["alphas"] = tuple(kwargs["alphas"])
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-friendly copy."""
+        out = asdict(self)
+        out["alphas"] = list(self.alphas)
+        return out
+
+
+def _check_alphas(alphas: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(alphas, str | bytes) or not isinstance(alphas, Sequence) or len(alphas) == 0:
+        raise ValueError(f"alphas must be a non-empty sequence of positive floats, got {alphas!r}")
+    out = tuple(float(a) for a in alphas)
+    for a in out:
+        if not (math.isfinite(a) and a > 0):
+            raise ValueError(f"every mixup alpha must be a finite float > 0 (ERM is always run), got {a!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"alphas contain duplicates: {list(out)}")
+    return out
+
+
+def load_protocol(path: str | Path) -> UCIProtocol:
+    """Read a protocol YAML file (such as ``configs/uci/uci.yaml``); unknown keys are errors."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"UCI protocol file {path} does not exist")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return UCIProtocol.from_dict(data)
+
+
+# -- members and their randomness -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Member:
+    """One trained network: split/initialisation/order seed ``seed`` and mixup ``alpha`` (0.0 = ERM)."""
+
+    seed: int
+    alpha: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"Member.seed must be an int >= 0, got {self.seed!r}")
+        alpha = float(self.alpha)
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"Member.alpha must be a finite float >= 0 (0 = ERM), got {self.alpha!r}")
+        object.__setattr__(self, "alpha", alpha)
+
+    @property
+    def method(self) -> str:
+        """``"erm"`` or ``"mixup"``."""
+        return "erm" if self.alpha == 0.0 else "mixup"
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Everything random about one epoch of one member.
+
+    Attributes:
+        order: ``(N,)`` permutation of the training rows; step ``t`` trains on ``order[t*B:(t+1)*B]``.
+        lam: ``(S,)`` float64 mixing weight of each step (all 1.0 for ERM: the batch is left unchanged).
+        perm: ``(S, B)`` partner positions within each step's batch; for a last batch of ``b < B`` rows only
+            ``perm[-1, :b]`` is used (a permutation of ``range(b)``).
+    """
+
+    order: Tensor
+    lam: Tensor
+    perm: Tensor
+
+
+def epoch_plan(member: Member, epoch: int, n_train: int, batch_size: int) -> EpochPlan:
+    """Draw the order and the mixing of one epoch from the member's own generators.
+
+    The order depends on ``(seed, epoch)`` only, so ERM and mixup members of a seed see the same batches; lam and
+    partners come from a separate ``(seed, epoch)`` stream. One vectorised draw per epoch: ``S`` lams from
+    Beta(alpha, alpha) (the library's :func:`vicinal.sample_beta`) and ``S`` uniform permutations as argsorts of
+    uniforms.
+    """
+    if n_train < 1 or batch_size < 1:
+        raise ValueError(f"epoch_plan needs n_train >= 1 and batch_size >= 1, got {n_train} and {batch_size}")
+    steps = math.ceil(n_train / batch_size)
+    last = n_train - (steps - 1) * batch_size  # rows in the last step, 1..B
+    order = torch.randperm(n_train, generator=make_generator(member.seed, _STREAM_ORDER, epoch))
+    if member.alpha == 0.0:
+        lam = torch.ones(steps, dtype=torch.float64)
+        perm = torch.arange(batch_size).expand(steps, batch_size).clone()
+        return EpochPlan(order, lam, perm)
+    g = make_generator(member.seed, _STREAM_MIX, epoch)
+    lam = vicinal.sample_beta(member.alpha, (steps,), generator=g)  # (S,) float64
+    u = torch.rand(steps, batch_size, generator=g)  # (S, B)
+    perm = u.argsort(dim=1)  # a uniformly random permutation per row
+    if last < batch_size:
+        perm[-1] = torch.cat([u[-1, :last].argsort(), torch.arange(last, batch_size)])
+    return EpochPlan(order, lam, perm)
+
+
+def member_init(model: nn.Module, seed: int) -> dict[str, Tensor]:
+    """Initial parameters of ``model`` (its ``nn.Linear`` layers) for ``seed``, without touching the global RNG.
+
+    Same distribution as PyTorch's default ``nn.Linear`` init: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (``kaiming_uniform_(a=sqrt(5))`` reduces to that bound), drawn from ``make_generator(seed, _STREAM_INIT)`` layer
+    by layer, weight then bias. ERM and mixup members of a seed start from the same weights.
+    """
+    g = make_generator(seed, _STREAM_INIT)
+    state: dict[str, Tensor] = {}
+    for prefix, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            bound = 1.0 / math.sqrt(module.in_features)
+            dot = f"{prefix}." if prefix else ""
+            weight = torch.rand(module.out_features, module.in_features, generator=g) * (2 * bound) - bound
+            state[f"{dot}weight"] = weight  # (out, in)
+            if module.bias is not None:
+                state[f"{dot}bias"] = torch.rand(module.out_features, generator=g) * (2 * bound) - bound
+    names = [n for n, _ in model.named_parameters()]
+    if sorted(names) != sorted(state):
+        raise TypeError(f"member_init handles nn.Linear parameters only; the model has {names}")
+    return {n: state[n] for n in names}
+
+
+def _meta_mlp(num_classes: int, num_features: int, protocol: UCIProtocol) -> nn.Module:
+    """The paper's MLP with parameters on the meta device (a shape-only template; no RNG is consumed)."""
+    with torch.device("meta"):
+        return build_model("mlp", num_classes, in_features=num_features, hidden=protocol.hidden, layers=protocol.layers)
+
+
+# -- results -------------------------------------------------------------------------------------------------------
+@dataclass
+class MemberResult:
+    """What one member's training produced (errors are fractions in [0, 1], one entry per epoch).
+
+    Attributes:
+        seed, alpha: the member.
+        train_loss: mean minibatch loss of each epoch (on the mixed batches).
+        val_error, test_error: error after each epoch; the protocol reports the last entry.
+        train_error: error on the unmixed training split after the last epoch.
+        state: final parameters (only when asked for; never written to disk).
+    """
+
+    seed: int
+    alpha: float
+    train_loss: list[float] = field(default_factory=list)
+    val_error: list[float] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)
+    train_error: float = float("nan")
+    state: dict[str, Tensor] | None = None
+
+    @property
+    def method(self) -> str:
+        """``"erm"`` or ``"mixup"``."""
+        return "erm" if self.alpha == 0.0 else "mixup"
+
+    def record(self) -> dict[str, Any]:
+        """JSON-friendly metrics (without the parameters)."""
+        return {
+            "seed": self.seed,
+            "method": self.method,
+            "alpha": self.alpha,
+            "final_val_error": self.val_error[-1] if self.val_error else None,
+            "final_test_error": self.test_error[-1] if self.test_error else None,
+            "final_train_error": self.train_error,
+            "train_loss": self.train_loss,
+            "val_error": self.val_error,
+            "test_error": self.test_error,
+        }
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+def _check_splits(splits: Mapping[int, TensorSplits], members: Sequence[Member]) -> tuple[int, int, int]:
+    """Validate that all members can share one batched model: returns (n_train, num_features, num_classes)."""
+    if not members:
+        raise ValueError("no members to train")
+    for m in members:
+        if not isinstance(m, Member):
+            raise TypeError(f"members must be Member objects, got {type(m).__name__}")
+        if m.seed not in splits:
+            raise ValueError(f"member seed {m.seed} has no split; splits are given for seeds {sorted(splits)}")
+    shapes = {}
+    for seed in sorted({m.seed for m in members}):
+        s = splits[seed]
+        if not isinstance(s, TensorSplits):
+            raise TypeError(f"splits[{seed}] must be a TensorSplits, got {type(s).__name__}")
+        if s.val is None:
+            raise ValueError(f"splits[{seed}] has no validation split (alpha is chosen on validation error)")
+        if s.train[0].dim() != 2 or not s.train[0].is_floating_point():
+            raise ValueError(
+                f"splits[{seed}].train inputs must be float (N, D) features, got {s.train[0].dtype} "
+                f"of shape {tuple(s.train[0].shape)}"
+            )
+        shapes[seed] = (
+            tuple(s.train[0].shape),
+            tuple(s.val[0].shape),
+            tuple(s.test[0].shape),
+            s.num_classes,
+        )
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            "all seeds' splits must have the same sizes to train as one batched model; got "
+            + ", ".join(f"seed {k}: train/val/test {v[0]}/{v[1]}/{v[2]}, {v[3]} classes" for k, v in shapes.items())
+        )
+    (n_train, num_features), _, _, num_classes = next(iter(shapes.values()))
+    return n_train, num_features, num_classes
+
+
+def train_sequential(
+    splits: TensorSplits, member: Member, protocol: UCIProtocol | None = None, *, device: str | torch.device = "cpu"
+) -> MemberResult:
+    """Train one member with the plain loop: the reference that each vmapped member must equal.
+
+    ``nn.Module`` MLP, ``torch.optim.Adam``, one minibatch at a time, mixing with ``vicinal.functional.mix`` /
+    ``mix_targets`` at the plan's ``(lam, perm)``, loss ``vicinal.soft_cross_entropy``.
+    """
+    protocol = protocol or UCIProtocol()
+    n_train, num_features, num_classes = _check_splits({member.seed: splits}, [member])
+    dev = torch.device(device)
+    model = _meta_mlp(num_classes, num_features, protocol)
+    init = member_init(model, member.seed)
+    model = model.to_empty(device=dev)
+    model.load_state_dict(init)
+    opt = torch.optim.Adam(model.parameters(), lr=protocol.lr, betas=(protocol.beta1, protocol.beta2), eps=protocol.eps)
+    x_train, y_train = (t.to(dev) for t in splits.train)
+    assert splits.val is not None
+    result = MemberResult(seed=member.seed, alpha=member.alpha)
+    bs = protocol.batch_size
+    for epoch in range(protocol.epochs):
+        plan = epoch_plan(member, epoch, n_train, bs)
+        order = plan.order.to(dev)
+        total = 0.0
+        steps = plan.lam.numel()
+        for t in range(steps):
+            idx = order[t * bs : (t + 1) * bs]
+            x, y = x_train[idx], y_train[idx]  # (b, D), (b,)
+            target = vicinal.functional.one_hot(y, num_classes)  # (b, C)
+            if member.alpha > 0:
+                lam, perm = float(plan.lam[t]), plan.perm[t, : x.shape[0]].to(dev)
+                x = vicinal.functional.mix(x, lam, perm)
+                target = vicinal.functional.mix_targets(target, lam, perm)
+            loss = vicinal.soft_cross_entropy(model(x), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        result.train_loss.append(total / steps)
+        with torch.no_grad():
+            for split, out in ((splits.val, result.val_error), (splits.test, result.test_error)):
+                xs, ys = split[0].to(dev), split[1].to(dev)
+                out.append(float((model(xs).argmax(-1) != ys).double().mean()))
+    with torch.no_grad():
+        result.train_error = float((model(x_train).argmax(-1) != y_train).double().mean())
+    result.state = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return result
+
+
+def _adam_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    step: int,
+    protocol: UCIProtocol,
+) -> None:
+    """Adam (no weight decay, no amsgrad) on stacked parameters ``(M, ...)``: the arithmetic of
+    ``torch.optim.Adam``'s single-tensor path, op for op, so a member matches a sequentially trained network.
+    All members are at the same step, so the bias corrections are scalars."""
+    beta1, beta2 = protocol.beta1, protocol.beta2
+    torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_div_(denom, bias_correction2_sqrt)
+    torch._foreach_add_(denom, protocol.eps)
+    torch._foreach_addcdiv_(params, exp_avg, denom, value=-protocol.lr / bias_correction1)
+
+
+def _chunk_size(num_features: int, num_classes: int, protocol: UCIProtocol) -> int:
+    """Members per batched model so that one stacked copy of the parameters stays under ``_CHUNK_PARAMS``."""
+    h, k = protocol.hidden, protocol.layers
+    per_member = (num_features + 1) * h + (k - 1) * (h + 1) * h + (h + 1) * num_classes
+    return max(1, _CHUNK_PARAMS // per_member)
+
+
+def train_vmapped(
+    splits: Mapping[int, TensorSplits],
+    members: Sequence[Member],
+    protocol: UCIProtocol | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    chunk_size: int | None = None,
+    return_state: bool = False,
+) -> list[MemberResult]:
+    """Train many members at once as one batched model (``torch.func.vmap`` over stacked parameters).
+
+    Args:
+        splits: ``seed -> TensorSplits``; every member trains on the split of its seed. All splits must have the
+            same sizes (stratified splits of one dataset do).
+        members: the networks to train, e.g. ``[Member(s, a) for s in seeds for a in (0.0, *alphas)]``.
+        protocol: epochs, batch size, model and Adam settings (default :class:`UCIProtocol`).
+        device: where the stacked model lives (``"cuda"`` works the same way).
+        chunk_size: members per batched model (default: as many as fit ``_CHUNK_PARAMS`` stacked parameters).
+            Members are independent, so chunking changes nothing but memory and speed.
+        return_state: keep each member's final parameters in :attr:`MemberResult.state`.
+
+    Returns:
+        One :class:`MemberResult` per member, in the order of ``members``.
+    """
+    protocol = protocol or UCIProtocol()
+    n_train, num_features, num_classes = _check_splits(splits, members)
+    if chunk_size is None:
+        chunk_size = _chunk_size(num_features, num_classes, protocol)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    results: list[MemberResult] = []
+    for start in range(0, len(members), chunk_size):
+        chunk = list(members[start : start + chunk_size])
+        results += _train_chunk(splits, chunk, protocol, n_train, num_classes, torch.device(device), return_state)
+    return results
+
+
+def _train_chunk(
+    splits: Mapping[int, TensorSplits],
+    members: list[Member],
+    protocol: UCIProtocol,
+    n_train: int,
+    num_classes: int,
+    dev: torch.device,
+    return_state: bool,
+) -> list[MemberResult]:
+    seeds = sorted({m.seed for m in members})
+    where = {s: i for i, s in enumerate(seeds)}
+    sidx = torch.tensor([where[m.seed] for m in members], device=dev)  # (M,) member -> its split
+
+    def stack(part: str) -> tuple[Tensor, Tensor]:
+        xs, ys = zip(*(getattr(splits[s], part) for s in seeds), strict=True)
+        return torch.stack(xs).to(dev), torch.stack(ys).to(dev)  # (S_seeds, N, D), (S_seeds, N)
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = stack("train"), stack("val"), stack("test")
+    d = x_train.shape[-1]
+    model = _meta_mlp(num_classes, d, protocol)
+    names = [n for n, _ in model.named_parameters()]
+    inits = [member_init(model, m.seed) for m in members]
+    params = [torch.stack([s[n] for s in inits]).to(dev).requires_grad_(True) for n in names]  # each (M, ...)
+    exp_avg = [torch.zeros_like(p) for p in params]
+    exp_avg_sq = [torch.zeros_like(p) for p in params]
+
+    def one_member(p: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(model, p, (x,))  # (b, D) -> (b, C)
+
+    batched = vmap(one_member)  # ({name: (M, ...)}, (M, b, D)) -> (M, b, C)
+
+    def errors(x: Tensor, y: Tensor) -> Tensor:
+        wrong = torch.zeros(len(members), dtype=torch.float64, device=dev)
+        with torch.no_grad():
+            for lo in range(0, x.shape[1], _EVAL_ROWS):  # row blocks bound the (M, rows, hidden) activations
+                logits = batched(dict(zip(names, params, strict=True)), x[sidx, lo : lo + _EVAL_ROWS])  # (M, r, C)
+                wrong += (logits.argmax(-1) != y[sidx, lo : lo + _EVAL_ROWS]).sum(-1)
+        return wrong / x.shape[1]  # (M,)
+
+    m_count, bs = len(members), protocol.batch_size
+    results = [MemberResult(seed=m.seed, alpha=m.alpha) for m in members]
+    step = 0
+    for epoch in range(protocol.epochs):
+        plans = [epoch_plan(m, epoch, n_train, bs) for m in members]
+        order = torch.stack([p.order for p in plans]).to(dev)  # (M, N)
+        lam = torch.stack([p.lam for p in plans]).to(dev)  # (M, S) float64
+        perm = torch.stack([p.perm for p in plans]).to(dev)  # (M, S, B)
+        # Weights as the library computes them for a float lam: lam and (1 - lam) rounded from float64 to float32.
+        w, w_partner = lam.float(), (1 - lam).float()  # (M, S)
+        xe = x_train[sidx[:, None], order]  # (M, N, D): the epoch's rows in each member's order
+        ye = nn.functional.one_hot(y_train[sidx[:, None], order], num_classes).float()  # (M, N, C)
+        loss_sum = torch.zeros(m_count, dtype=torch.float64, device=dev)
+        steps = lam.shape[1]
+        for t in range(steps):
+            x, y = xe[:, t * bs : (t + 1) * bs], ye[:, t * bs : (t + 1) * bs]  # (M, b, D), (M, b, C)
+            b = x.shape[1]
+            pt = perm[:, t, :b, None]  # (M, b, 1)
+            wt, wp = w[:, t, None, None], w_partner[:, t, None, None]  # (M, 1, 1)
+            x = wt * x + wp * x.gather(1, pt.expand(-1, -1, d))  # ERM: 1 * x + 0 * x[perm] == x exactly
+            y = wt * y + wp * y.gather(1, pt.expand(-1, -1, num_classes))
+            logits = batched(dict(zip(names, params, strict=True)), x)  # (M, b, C)
+            losses = -(y * torch.log_softmax(logits, dim=-1)).sum(-1).mean(-1)  # (M,) soft cross-entropy
+            # Members share no parameters, so the gradient of the sum is each member's own gradient.
+            grads = torch.autograd.grad(losses.sum(), params)
+            step += 1
+            with torch.no_grad():
+                _adam_step(params, list(grads), exp_avg, exp_avg_sq, step, protocol)
+            loss_sum += losses.detach()
+        val, test = errors(x_val, y_val).tolist(), errors(x_test, y_test).tolist()
+        for i, r in enumerate(results):
+            r.train_loss.append(float(loss_sum[i]) / steps)
+            r.val_error.append(val[i])
+            r.test_error.append(test[i])
+    train_err = errors(x_train, y_train).tolist()
+    for i, r in enumerate(results):
+        r.train_error = train_err[i]
+        if return_state:
+            r.state = {n: p[i].detach().clone() for n, p in zip(names, params, strict=True)}
+    return results
+
+
+# -- selection, statistics, summary ---------------------------------------------------------------------------------
+def select_alpha(results: Sequence[MemberResult]) -> tuple[float, dict[float, float]]:
+    """The alpha with the lowest last-epoch validation error averaged over seeds (ties: the smaller alpha).
+
+    Returns:
+        ``(alpha, {alpha: mean validation error})`` over the mixup members of ``results``.
+    """
+    by_alpha: dict[float, list[float]] = {}
+    for r in results:
+        if r.alpha > 0:
+            by_alpha.setdefault(r.alpha, []).append(r.val_error[-1])
+    if not by_alpha:
+        raise ValueError("select_alpha needs mixup results (alpha > 0); got ERM results only")
+    means = {a: float(np.mean(v)) for a, v in sorted(by_alpha.items())}
+    best = min(means, key=lambda a: (means[a], a))
+    return best, means
+
+
+def paired_test(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, Any]:
+    """Paired comparison of per-seed errors (same seeds, same order).
+
+    Returns a dict with ``n``, mean and std (ddof=1) of ``mixup - erm``, ``wins``/``ties``/``losses`` (seeds where
+    mixup's error is lower/equal/higher), the Wilcoxon signed-rank test (two-sided, zero differences dropped:
+    ``wilcoxon_stat``, ``wilcoxon_p``; p = 1 when every difference is zero, NaN with fewer than 2 pairs) and the
+    paired t-test p-value ``ttest_p`` for reference.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_test needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
+    diff = b - a
+    n = len(diff)
+    out: dict[str, Any] = {
+        "n": n,
+        "diff_mean": float(np.round(diff.mean(), 12)) + 0.0 if n else float("nan"),  # no "-0.00" from round-off
+        "diff_std": float(diff.std(ddof=1)) if n > 1 else float("nan"),
+        "wins": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+        "losses": int((diff > 0).sum()),
+        "wilcoxon_stat": float("nan"),
+        "wilcoxon_p": float("nan"),
+        "ttest_p": float("nan"),
+    }
+    if n < 2:
+        return out
+    if not np.any(diff != 0):
+        out.update(wilcoxon_stat=0.0, wilcoxon_p=1.0, ttest_p=1.0)
+        return out
+    w = stats.wilcoxon(b, a, zero_method="wilcox", alternative="two-sided")
+    out["wilcoxon_stat"], out["wilcoxon_p"] = float(w.statistic), float(w.pvalue)
+    if np.ptp(diff) > 0:  # the t statistic is undefined for a constant non-zero difference
+        out["ttest_p"] = float(stats.ttest_rel(b, a).pvalue)
+    else:
+        out["ttest_p"] = 0.0
+    return out
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
+
+
+def summarize_dataset(name: str, results: Sequence[MemberResult], majority_errors: Sequence[float]) -> dict[str, Any]:
+    """The summary row of one dataset (errors in %): ERM vs mixup at the selected alpha, test and selection.
+
+    Args:
+        name: dataset name (for the paper column).
+        results: all members of the dataset: ERM (alpha 0) and mixup at each alpha, the same seeds for each.
+        majority_errors: the majority-class test error of each seed's split (fractions).
+    """
+    erm = sorted((r for r in results if r.alpha == 0.0), key=lambda r: r.seed)
+    if not erm:
+        raise ValueError(f"{name}: no ERM results (alpha 0) to compare with")
+    alpha, val_means = select_alpha(results)
+    mix = sorted((r for r in results if r.alpha == alpha), key=lambda r: r.seed)
+    if [r.seed for r in erm] != [r.seed for r in mix]:
+        raise ValueError(
+            f"{name}: ERM seeds {[r.seed for r in erm]} and mixup alpha={alpha:g} seeds {[r.seed for r in mix]} "
+            "differ; the paired test needs the same seeds"
+        )
+    erm_test = [100 * r.test_error[-1] for r in erm]
+    mix_test = [100 * r.test_error[-1] for r in mix]
+    per_alpha = {}
+    for a in sorted({r.alpha for r in results}):
+        rs = [r for r in results if r.alpha == a]
+        per_alpha[a] = {
+            "val": _mean_std([100 * r.val_error[-1] for r in rs]),
+            "test": _mean_std([100 * r.test_error[-1] for r in rs]),
+            "train": _mean_std([100 * r.train_error for r in rs]),
+        }
+    paper = PAPER_TABLE4.get(name, (float("nan"), float("nan")))
+    return {
+        "dataset": name,
+        "n": len(erm),
+        "seeds": [r.seed for r in erm],
+        "majority_error": 100 * float(np.mean(majority_errors)),
+        "majority_error_range": [100 * float(np.min(majority_errors)), 100 * float(np.max(majority_errors))],
+        "erm": _mean_std(erm_test),
+        "mixup": _mean_std(mix_test),
+        "alpha": alpha,
+        "val_by_alpha": {"0": 100 * _mean_std([r.val_error[-1] for r in erm])[0]}
+        | {f"{a:g}": 100 * v for a, v in val_means.items()},
+        "per_alpha": {f"{a:g}": v for a, v in per_alpha.items()},
+        "test": paired_test(erm_test, mix_test),
+        "erm_test_by_seed": erm_test,
+        "mixup_test_by_seed": mix_test,
+        "paper_erm": paper[0],
+        "paper_mixup": paper[1],
+    }
+
+
+def _fmt(mean_std: Sequence[float]) -> str:
+    m, s = mean_std
+    return f"{m:.1f} ± {s:.1f}" if math.isfinite(s) else f"{m:.1f}"
+
+
+def format_markdown(rows: Sequence[dict[str, Any]], protocol: UCIProtocol | None = None) -> str:
+    """The summary table (and the validation table behind the alpha choice) as markdown."""
+    protocol = protocol or UCIProtocol()
+    lines = [
+        "| dataset | majority-class error | ERM | mixup | alpha | mixup - ERM | W/T/L | Wilcoxon p | paper ERM | paper mixup |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["test"]
+        lines.append(
+            f"| {r['dataset']} | {r['majority_error']:.1f} | {_fmt(r['erm'])} | {_fmt(r['mixup'])} | {r['alpha']:g} "
+            f"| {t['diff_mean']:+.2f} | {t['wins']}/{t['ties']}/{t['losses']} | {t['wilcoxon_p']:.3g} "
+            f"| {r['paper_erm']:.1f} | {r['paper_mixup']:.1f} |"
+        )
+    n = sorted({r["n"] for r in rows})
+    lines += [
+        "",
+        f"Test error (%) after the last of {protocol.epochs} epochs, mean ± std (ddof 1) over n = "
+        f"{'/'.join(map(str, n))} seeds (one stratified split, initialisation and data order per seed, shared by "
+        "ERM and mixup). alpha: chosen per dataset from "
+        f"{{{', '.join(f'{a:g}' for a in protocol.alphas)}}} by the mean last-epoch validation error. "
+        "W/T/L: seeds where mixup's test error is lower/equal/higher than ERM's. Wilcoxon: two-sided signed-rank "
+        "test on the paired per-seed test errors (zero differences dropped). Majority-class error: test error of "
+        "always predicting the most frequent training class, mean over the seeds' splits. "
+        f"Paper: {PAPER_SOURCE}.",
+        "",
+        "Validation error (%) by alpha (0 = ERM), mean over seeds:",
+        "",
+    ]
+    alphas = [k for k in rows[0]["val_by_alpha"]] if rows else []
+    lines.append("| dataset | " + " | ".join(alphas) + " |")
+    lines.append("|---|" + "---|" * len(alphas))
+    for r in rows:
+        lines.append(f"| {r['dataset']} | " + " | ".join(f"{r['val_by_alpha'][a]:.2f}" for a in alphas) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    cols = [
+        "dataset",
+        "n",
+        "majority_error",
+        "erm_mean",
+        "erm_std",
+        "alpha",
+        "mixup_mean",
+        "mixup_std",
+        "diff_mean",
+        "diff_std",
+        "wins",
+        "ties",
+        "losses",
+        "wilcoxon_stat",
+        "wilcoxon_p",
+        "ttest_p",
+        "paper_erm",
+        "paper_mixup",
+    ]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(cols)
+        for r in rows:
+            t = r["test"]
+            writer.writerow(
+                [r["dataset"], r["n"], f"{r['majority_error']:.4f}", f"{r['erm'][0]:.4f}", f"{r['erm'][1]:.4f}"]
+                + [r["alpha"], f"{r['mixup'][0]:.4f}", f"{r['mixup'][1]:.4f}"]
+                + [f"{t['diff_mean']:.4f}", f"{t['diff_std']:.4f}", t["wins"], t["ties"], t["losses"]]
+                + [f"{t['wilcoxon_stat']:.4g}", f"{t['wilcoxon_p']:.4g}", f"{t['ttest_p']:.4g}"]
+                + [r["paper_erm"], r["paper_mixup"]]
+            )
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _provenance(seeds: Sequence[int], device: torch.device) -> dict[str, Any]:
+    """Code version and environment of a run (git commit and whether tracked files differ from it)."""
+    from importlib import metadata
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("vicinal", "numpy", "scipy", "pyyaml"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    versions["torch"] = torch.__version__  # with the build tag (e.g. +cu130), which metadata drops
+    # Uncommitted or untracked code under src/ and configs/ means the commit alone does not pin what ran;
+    # the hash of this module's source does, for the task itself.
+    status = git("status", "--porcelain", "--", "src", "configs")
+    return {
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "task_source_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "versions": versions,
+        "seeds": list(seeds),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, bool):
+        raise TypeError(f"seeds must be an int or a sequence of ints, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"seeds must be distinct ints >= 0, got {list(seeds)}")
+    return out
+
+
+def run_uci_table(
+    out_dir: str | Path,
+    seeds: int | Sequence[int] = 10,
+    datasets: Sequence[str] = ALL_DATASETS,
+    alphas: Sequence[float] | None = None,
+    data_root: str | Path | None = None,
+    *,
+    protocol: UCIProtocol | None = None,
+    device: str | torch.device = "cpu",
+    chunk_size: int | None = None,
+    verbose: bool = True,
+) -> list[dict[str, Any]]:
+    """Reproduce Table 4 (right): ERM vs mixup on each dataset, all members trained as one batched model.
+
+    Writes ``out_dir/<dataset>/`` (``protocol.json``: protocol and dataset description; ``members.jsonl`` and
+    ``members.csv``: per-member metrics per epoch / final; ``summary.json``; ``provenance.json``: git commit,
+    versions, seeds, device, wall time) and ``out_dir/summary.{md,csv,json}``.
+
+    Args:
+        out_dir: run folder (created; existing files of the same names are overwritten).
+        seeds: number of seeds (0..n-1) or the seeds themselves; seed s uses split s.
+        datasets: names from :data:`ALL_DATASETS`.
+        alphas: mixup alpha grid (default: ``protocol.alphas``).
+        data_root: folder holding the dataset folders (default ``data_root()/"uci"``, as :func:`load_uci`).
+        protocol: training protocol (default :class:`UCIProtocol`).
+        device: ``"cpu"`` or e.g. ``"cuda"``.
+        chunk_size: members per batched model (default: automatic by parameter count).
+        verbose: print one line per dataset to stderr.
+
+    Returns:
+        The summary rows (one dict per dataset, errors in %), as in ``summary.json``.
+    """
+    protocol = protocol or UCIProtocol()
+    if alphas is not None:
+        protocol = UCIProtocol.from_dict(protocol.to_dict() | {"alphas": tuple(alphas)})
+    seed_list = _seed_list(seeds)
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    names = [str(d).lower().removeprefix("uci:") for d in datasets]
+    for n in names:
+        if n not in UCI_DATASETS:
+            raise ValueError(f"unknown UCI dataset {n!r}; expected some of {', '.join(ALL_DATASETS)}")
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"datasets must be distinct and non-empty, got {list(datasets)}")
+    dev = torch.device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t_all = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        prov = _provenance(seed_list, dev)
+        splits = {
+            s: load_uci(
+                name, data_root, seed=s, test_fraction=protocol.test_fraction, val_fraction=protocol.val_fraction
+            )
+            for s in seed_list
+        }
+        t_load = time.perf_counter() - t0
+        members = [Member(s, a) for s in seed_list for a in (0.0, *protocol.alphas)]
+        results = train_vmapped(splits, members, protocol, device=dev, chunk_size=chunk_size)
+        row = summarize_dataset(name, results, [splits[s].info["majority_class_error"] for s in seed_list])
+        prov["wall_s"] = {"load": t_load, "total": time.perf_counter() - t0}
+        rows.append(row)
+        folder = out / name
+        folder.mkdir(exist_ok=True)
+        info = splits[seed_list[0]].info
+        _write_json(
+            folder / "protocol.json",
+            {
+                "protocol": protocol.to_dict(),
+                "dataset": name,
+                "model": f"mlp: {protocol.layers} hidden layers of {protocol.hidden} ReLU units",
+                "members": len(members),
+                "selection": "alpha with the lowest last-epoch validation error averaged over seeds; ties: smaller",
+                "reported": "test error after the last epoch",
+                "split": info["split"].replace(f"seed {seed_list[0]}", "seed = member seed"),
+                "preprocessing": info["preprocessing"],
+                "sizes": {k: len(v) for k, v in info["indices"].items()},
+                "num_features": info["num_features"],
+                "class_counts_seed0": info["class_counts"],
+                "random_streams": {
+                    "init": f"make_generator(seed, {_STREAM_INIT})",
+                    "order": f"make_generator(seed, {_STREAM_ORDER}, epoch)",
+                    "mix": f"make_generator(seed, {_STREAM_MIX}, epoch)",
+                },
+            },
+        )
+        with (folder / "members.jsonl").open("w", encoding="utf-8") as f:
+            for r in results:
+                f.write(json.dumps(r.record()) + "\n")
+        with (folder / "members.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["seed", "method", "alpha", "val_error", "test_error", "train_error", "last_train_loss"])
+            for r in results:
+                writer.writerow(
+                    [r.seed, r.method, r.alpha, r.val_error[-1], r.test_error[-1], r.train_error, r.train_loss[-1]]
+                )
+        _write_json(folder / "summary.json", row)
+        _write_json(folder / "provenance.json", prov)
+        if verbose:
+            print(
+                f"[uci] {name}: {len(members)} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
+                f"{_fmt(row['mixup'])}, {prov['wall_s']['total']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    (out / "summary.md").write_text(format_markdown(rows, protocol), encoding="utf-8")
+    _write_csv(out / "summary.csv", rows)
+    _write_json(out / "summary.json", rows)
+    prov = _provenance(seed_list, dev)
+    prov["wall_s"] = {"total": time.perf_counter() - t_all}
+    prov["datasets"] = names
+    prov["protocol"] = protocol.to_dict()
+    _write_json(out / "provenance.json", prov)
+    return rows
+
+
+def parse_overrides(protocol: UCIProtocol, overrides: Sequence[str]) -> UCIProtocol:
+    """Apply ``KEY=VALUE`` overrides (values parsed as YAML, e.g. ``alphas=[0.2,1]``) to a protocol."""
+    import yaml
+
+    data = protocol.to_dict()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not of the form KEY=VALUE")
+        data[key.strip()] = yaml.safe_load(value)
+    return UCIProtocol.from_dict(data)
+
+
+def reproduce(
+    out: str | Path,
+    seeds: int = 10,
+    *,
+    scale: str = "cpu",
+    overrides: Sequence[str] = (),
+    device: str = "cpu",
+    quiet: bool = False,
+    dry_run: bool = False,
+) -> int:
+    """``vicinal reproduce uci``: the whole table (the paper's settings are CPU-sized: ``cpu`` = ``paper`` scale).
+
+    Args:
+        out: run folder. seeds: seeds per dataset. scale: ``"cpu"`` or ``"paper"`` (identical protocols).
+        overrides: ``KEY=VALUE`` changes to :class:`UCIProtocol` (e.g. ``epochs=5``); unknown keys are errors.
+        device: torch device. quiet: no per-dataset lines. dry_run: print what would run, train nothing.
+    """
+    if scale not in ("cpu", "paper"):
+        raise ValueError(f"unknown scale {scale!r}; known scales: cpu, paper")
+    protocol = parse_overrides(UCIProtocol(), overrides)
+    if dry_run:
+        members = seeds * (1 + len(protocol.alphas))
+        print(f"dry run: {len(ALL_DATASETS)} datasets x {members} members ({protocol.to_dict()}) -> {out}")
+        return 0
+    rows = run_uci_table(out, seeds=seeds, protocol=protocol, device=device, verbose=not quiet)
+    print(format_markdown(rows, protocol))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vicinal.experiments.tasks.uci --out DIR [--seeds 10] [--datasets iris,htru2] ...``."""
+    parser = argparse.ArgumentParser(prog="python -m vicinal.experiments.tasks.uci", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--datasets", default=",".join(ALL_DATASETS), help="comma-separated (default: all six)")
+    parser.add_argument("--alphas", default=None, help="comma-separated mixup alphas (default: the protocol's)")
+    parser.add_argument("--config", default=None, help="protocol YAML (default: configs/uci/uci.yaml values)")
+    parser.add_argument("--data-root", default=None, help="folder with the UCI dataset folders")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--chunk-size", type=int, default=None, help="members per batched model")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # 1 avoids thread oversubscription on a shared machine
+    protocol = load_protocol(args.config) if args.config else UCIProtocol()
+    if args.alphas:
+        protocol = UCIProtocol.from_dict(protocol.to_dict() | {"alphas": [float(a) for a in args.alphas.split(",")]})
+    rows = run_uci_table(
+        args.out,
+        seeds=args.seeds,
+        datasets=[d for d in args.datasets.split(",") if d],
+        data_root=args.data_root,
+        protocol=protocol,
+        device=args.device,
+        chunk_size=args.chunk_size,
+    )
+    print(format_markdown(rows, protocol))
+    return 0
+
+
+def _reproduce(
+    out_dir: Path, scale: str, seeds: int | None, *, overrides: Sequence[str] = (), dry_run: bool = False
+) -> int:
+    print(f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}")
+    n = seeds if seeds is not None else UCI_TABLE.default_seeds[scale]
+    return reproduce(out_dir, n, scale=scale, overrides=overrides, dry_run=dry_run)
+
+
+UCI_TABLE = register_table(
+    Table(
+        name="uci",
+        title="Table 4 right (Section 3.6): six UCI tables, ERM vs mixup, MLP 2x128, Adam, 10 epochs, batch 16",
+        configs=lambda scale: [configs_dir() / "uci" / "uci.yaml"],
+        default_seeds={"cpu": 10, "paper": 10},
+        notes="the paper's setting is already CPU-sized: cpu and paper scale are the same protocol",
+        runner=_reproduce,
+    )
+)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Corrupted labels (Table 2): the corruption rule, the training-error counts, the data option and the trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from lab_helpers import SYNTHETIC, one_thread, register_synthetic, tiny_config  # noqa: F401 (autouse fixture)
+
+from vicinal.experiments.config import ConfigError, apply_overrides
+from vicinal.experiments.data import DATASETS, build_data, register_dataset
+from vicinal.experiments.data.corrupt import (
+    CorruptedLabels,
+    corrupt_labels,
+    corruption_counts,
+    counts_to_errors,
+)
+from vicinal.experiments.data.registry import bundle_from_splits
+from vicinal.experiments.trainer import Trainer
+
+
+def test_exact_count_and_only_chosen_labels_change() -> None:
+    y = torch.arange(10).repeat(100)  # (1000,)
+    c = corrupt_labels(y, 10, 0.2, seed=7)
+    assert int(c.replaced.sum()) == 200  # round(0.2 * 1000), not a per-sample coin
+    assert torch.equal(c.noisy[~c.replaced], y[~c.replaced])  # kept labels untouched
+    assert torch.equal(c.true, y)
+    assert c.wrong.sum() <= c.replaced.sum()
+    # A redrawn label equals the true one by chance (1/10): some replaced labels are still correct.
+    same = int((c.noisy[c.replaced] == y[c.replaced]).sum())
+    assert 0 < same < 50
+    s = c.stats()
+    assert s["n_replaced"] == 200 and s["replaced_fraction"] == 0.2
+    assert s["n_wrong"] == 200 - same and s["wrong_fraction"] == (200 - same) / 1000
+
+
+def test_deterministic_per_seed_and_edge_fractions() -> None:
+    y = torch.randint(0, 10, (500,), generator=torch.Generator().manual_seed(0))
+    a, b = corrupt_labels(y, 10, 0.5, seed=3), corrupt_labels(y, 10, 0.5, seed=3)
+    assert torch.equal(a.noisy, b.noisy) and torch.equal(a.replaced, b.replaced)
+    assert not torch.equal(a.noisy, corrupt_labels(y, 10, 0.5, seed=4).noisy)
+    assert torch.equal(corrupt_labels(y, 10, 0.0, seed=3).noisy, y)
+    assert bool(corrupt_labels(y, 10, 1.0, seed=3).replaced.all())
+
+
+def test_replacements_are_uniform_over_all_classes() -> None:
+    y = torch.zeros(100_000, dtype=torch.int64)  # every true label is 0
+    c = corrupt_labels(y, 10, 0.8, seed=0)
+    counts = torch.bincount(c.noisy[c.replaced], minlength=10).double()  # (10,) 80,000 draws
+    expected = 8000.0
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 27.9  # chi-square, 9 degrees of freedom, p = 0.001
+    # About fraction * (1 - 1/C) of the labels end up wrong: 0.8 * 0.9 = 0.72; the wrong count is
+    # Binomial(80,000, 0.9), sd 85 samples = 0.00085 of 100,000: 4 sd = 0.0034.
+    assert abs(c.stats()["wrong_fraction"] - 0.72) < 0.0034
+
+
+def test_counts_against_a_hand_example() -> None:
+    true = torch.tensor([0, 1, 2, 3, 0, 1])
+    noisy = torch.tensor([0, 1, 2, 0, 0, 2])  # samples 3, 4, 5 replaced; 4 was redrawn as its true label
+    replaced = torch.tensor([False, False, False, True, True, True])
+    c = CorruptedLabels(true, noisy, replaced, 0.5, 0, 4)
+    pred = torch.tensor([0, 2, 2, 3, 0, 2])  # wrong on kept sample 1; on 3 predicts the truth; on 5 the noise
+    counts = corruption_counts(pred[[5, 0, 1]], torch.tensor([5, 0, 1]), c) + corruption_counts(
+        pred[[2, 3, 4]], torch.tensor([2, 3, 4]), c
+    )
+    err = counts_to_errors(counts)
+    assert err["train_error_real"] == pytest.approx(100 / 3)  # kept: 0, 1, 2 -> 1 wrong
+    assert err["train_error_corrupted"] == pytest.approx(100 / 3)  # replaced vs noisy: 3 wrong, 4 and 5 right
+    assert err["train_error_corrupted_true"] == pytest.approx(100 / 3)  # replaced vs truth: 5 wrong
+    assert err["train_error_wrong"] == 50.0  # actually wrong labels: 3 and 5; 3 is wrong vs noisy
+    assert err["train_eval_error"] == pytest.approx(200 / 6)  # vs noisy: samples 1 and 3
+    assert err["train_true_error"] == pytest.approx(200 / 6)  # vs true: samples 1 and 5
+    empty = counts_to_errors(corruption_counts(pred[:3], torch.arange(3), c))
+    assert empty["train_error_corrupted"] is None and empty["train_error_real"] == pytest.approx(100 / 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((torch.tensor([0.0, 1.0]), 2, 0.1, 0), TypeError, r"y must be an integer tensor, got torch.float32"),
+        (
+            (torch.zeros(2, 2, dtype=torch.int64), 2, 0.1, 0),
+            ValueError,
+            r"y must have shape \(N,\), got shape \(2, 2\)",
+        ),
+        ((torch.tensor([0, 1]), 2, 1.5, 0), ValueError, r"fraction must be a float in \[0, 1\], got 1.5"),
+        ((torch.tensor([0, 1]), 1, 0.1, 0), ValueError, r"num_classes must be an int >= 2, got 1"),
+        ((torch.tensor([0, 1]), 2, 0.1, -1), ValueError, r"seed must be an int >= 0, got -1"),
+        ((torch.tensor([0, 5]), 2, 0.1, 0), ValueError, r"labels must lie in \[0, 2\), got range \[0, 5\]"),
+    ],
+)
+def test_corrupt_labels_errors(args: tuple, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        corrupt_labels(*args)
+
+
+def test_counts_shape_error() -> None:
+    c = corrupt_labels(torch.tensor([0, 1]), 2, 0.5, 0)
+    with pytest.raises(ValueError, match=r"pred and idx must both have shape \(B,\), got \(2,\) and \(3,\)"):
+        corruption_counts(torch.tensor([0, 1]), torch.tensor([0, 1, 0]), c)
+
+
+def test_build_data_corrupts_the_training_labels_only() -> None:
+    register_synthetic()
+    clean = build_data(SYNTHETIC, batch_size=32, seed=1)
+    bundle = build_data(SYNTHETIC, batch_size=32, seed=1, corrupt_fraction=0.5, corrupt_seed=9)
+    c = bundle.corruption
+    assert c is not None and clean.corruption is None
+    assert torch.equal(c.true, clean.train_dataset_y)
+    assert torch.equal(bundle.train_dataset_y, c.noisy) and int(c.replaced.sum()) == 80  # 160 samples
+    assert torch.equal(c.noisy, corrupt_labels(clean.train_dataset_y, 10, 0.5, 9).noisy)
+    ys = torch.cat([y for _, y, _ in bundle.train_eval])  # un-augmented, in order: the noisy labels
+    assert torch.equal(ys, c.noisy)
+    _, y, idx = next(iter(bundle.train))
+    assert torch.equal(y, c.noisy[idx])
+    test_y = torch.cat([y for _, y, _ in bundle.test])
+    assert torch.equal(test_y, torch.cat([y for _, y, _ in clean.test]))  # test labels intact
+    assert bundle.info["corruption"]["n_replaced"] == 80
+
+
+def test_build_data_corruption_errors() -> None:
+    register_synthetic()
+    with pytest.raises(ValueError, match=r"corrupt_fraction must be in \[0, 1\], got 2"):
+        build_data(SYNTHETIC, corrupt_fraction=2)
+    with pytest.raises(TypeError, match=r"corrupt_fraction must be a float in \[0, 1\], got str"):
+        build_data(SYNTHETIC, corrupt_fraction="0.5")
+    if "streamed_fake" not in DATASETS:  # a builder that returns a finished DataBundle (like ImageFolder)
+
+        @register_dataset("streamed_fake")
+        def _fake(req, **kwargs):  # type: ignore[no-untyped-def]
+            from lab_helpers import synthetic_splits
+
+            return bundle_from_splits(synthetic_splits(), req, "streamed_fake")
+
+    with pytest.raises(ValueError, match=r"needs an in-memory dataset; 'streamed_fake' streams from disk"):
+        build_data("streamed_fake", corrupt_fraction=0.2)
+
+
+def test_config_key_range() -> None:
+    with pytest.raises(ConfigError, match=r"'data.corrupt_fraction' must be in \[0, 1\], got 1.5"):
+        tiny_config("data.corrupt_fraction=1.5")
+    with pytest.raises(ConfigError, match=r"'train.train_eval_every' must be >= 1 or null, got 0"):
+        tiny_config("train.train_eval_every=0")
+
+
+def test_trainer_records_table2_columns(tmp_path: Path) -> None:
+    cfg = tiny_config("train.epochs=2", "data.corrupt_fraction=0.5", "data.corrupt_seed=4", "mix.variant=erm")
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    summary = trainer.fit()
+    run = tmp_path / "run"
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["train_error_corrupted"] is None  # only after the last epoch by default
+    last = records[-1]
+    # Recompute independently from the saved per-sample labels and the final model on un-augmented images.
+    saved = torch.load(run / "corrupted_labels.pt", weights_only=True)
+    assert saved["n_replaced"] == 80 and torch.equal(saved["noisy"], trainer.data.train_dataset_y)
+    x = trainer.data.train_dataset_x.float() / 255  # (160, 3, 8, 8) in dataset order
+    trainer.model.eval()
+    with torch.no_grad():
+        pred = trainer.model(x).argmax(dim=1)
+    kept, rep = ~saved["replaced"], saved["replaced"]
+    real = 100.0 * float((pred[kept] != saved["true"][kept]).double().mean())
+    corrupted = 100.0 * float((pred[rep] != saved["noisy"][rep]).double().mean())
+    assert last["train_error_real"] == pytest.approx(real)
+    assert last["train_error_corrupted"] == pytest.approx(corrupted)
+    assert summary["last_train_error_real"] == pytest.approx(real)
+    assert summary["last_train_error_corrupted"] == pytest.approx(corrupted)
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["corruption"]["fraction"] == 0.5 and prov["corruption"]["seed"] == 4
+    # The reliability diagram: bins of the last evaluation, whose ECE is the summary's.
+    bins = json.loads((run / "reliability.json").read_text())
+    assert bins["ece"] == pytest.approx(summary["last_test_ece"]) and sum(bins["count"]) == bins["n"] == 40
+    assert (run / "reliability.png").stat().st_size > 1000
+
+
+def test_train_eval_every_on_a_clean_run(tmp_path: Path) -> None:
+    cfg = apply_overrides(
+        tiny_config("train.epochs=2"), ["train.train_eval_every=1", "train.reliability_diagram=false"]
+    )
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    trainer.fit()
+    r = trainer.records
+    assert all(x["train_eval_error"] is not None for x in r)
+    assert r[-1]["train_error_corrupted"] is None and r[-1]["train_error_real"] == r[-1]["train_eval_error"]
+    assert not (tmp_path / "run" / "reliability.png").exists()

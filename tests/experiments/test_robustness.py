@@ -1,0 +1,275 @@
+"""Robustness tables (Tables 2 and 3): configs, config inheritance, `vicinal attack`, the adversarial
+reproduction's attack step, the report's Table 2 / Table 3 sections and the reliability bins."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
+
+from vicinal.experiments.cli import main
+from vicinal.experiments.config import ConfigError, diff_configs, load_config
+from vicinal.experiments.report.report import make_report, reliability_bins
+from vicinal.experiments.tasks import get_table, robustness
+from vicinal.experiments.trainer import Trainer
+
+
+# -- configs --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("scale", "n"), [("cpu", 12), ("paper", 36)])
+def test_corrupted_label_configs_match_the_generator(scale: str, n: int) -> None:
+    files = robustness.corrupted_label_configs(scale)
+    texts = robustness.corrupted_label_config_texts(scale)
+    assert len(files) == n == len(texts)
+    folder = files[0].parent
+    assert sorted(p.name for p in folder.glob("*.yaml")) == sorted(texts)  # no stale files
+    for f in files:
+        assert f.read_text() == texts[f.name], f"{f} differs from corrupted_label_config_texts; regenerate it"
+
+
+def test_corrupted_label_rows_load_with_the_right_settings() -> None:
+    rows = {r["row"]: r for r in robustness.corrupted_label_rows("paper")}
+    assert {"20/erm", "20/erm_dropout_p0.7", "20/mixup_a8", "50/mixup_a32", "80/erm_dropout_p0.9"} <= set(rows)
+    for f in robustness.corrupted_label_configs("paper"):
+        cfg = load_config(f)
+        r = rows[cfg.row]
+        assert cfg.data.corrupt_fraction == r["level"] / 100 and cfg.table == "corrupted-labels"
+        assert cfg.model.kwargs == {"width": 64, "dropout": r["dropout"]}
+        assert cfg.mix.variant == r["variant"] and cfg.train.epochs == 200 and cfg.data.augment
+        if r["alpha"] is not None:
+            assert cfg.mix.alpha == r["alpha"]
+    cpu = load_config(robustness.corrupted_label_configs("cpu")[0])
+    assert (cpu.data.subset_per_class, cpu.data.augment, cpu.train.epochs, cpu.model.kwargs["width"]) == (
+        100,
+        False,
+        100,
+        16,
+    )
+
+
+def test_adversarial_configs_cpu_and_missing_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    erm, source, mixup = robustness.adversarial_configs("cpu")
+    a, b = load_config(erm), load_config(source)
+    assert diff_configs(a, b) == ["name", "notes", "row", "table", "train.seed"]
+    assert b.train.seed == 1000 and load_config(mixup).mix.variant == "mixup"
+    monkeypatch.setattr(robustness, "configs_dir", lambda: tmp_path / "configs")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"needs .configs/imagenet/resnet101-erm-90.yaml. or .configs/imagenet/paper/imagenet-resnet101-90ep-erm.yaml. \(ImageNet",
+    ):
+        robustness.adversarial_configs("paper")
+    with pytest.raises(ValueError, match=r"unknown scale 'gpu'"):
+        robustness.adversarial_configs("gpu")
+
+
+def test_config_base_inheritance_and_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nmodel: {name: mlp, kwargs: {width: 3, depth: 2}}\ntrain: {epochs: 5}\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\nmodel: {kwargs: {width: 7}}\n")
+    cfg = load_config(tmp_path / "b.yaml")
+    assert (cfg.name, cfg.model.name, cfg.model.kwargs, cfg.train.epochs) == ("b", "mlp", {"width": 7, "depth": 2}, 5)
+    (tmp_path / "c.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match=r"inherits from itself through 'base: c.yaml'"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: nope.yaml\n")
+    with pytest.raises(ConfigError, match=r"nope.yaml' \(the base of '.*d.yaml'\) does not exist"):
+        load_config(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_text("base: 3\n")
+    with pytest.raises(ConfigError, match=r"config key 'base' in '.*e.yaml' must be a path string, got int 3"):
+        load_config(tmp_path / "e.yaml")
+
+
+def test_reproduce_dry_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert get_table("corrupted-labels").name == "corrupted-labels"
+    assert main(["reproduce", "corrupted-labels", "--scale", "cpu", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "12 of 12 runs would be trained" in out and "c80-mixup_a32-cpu seed 0" in out
+    assert (
+        main(["reproduce", "adversarial", "--scale", "cpu", "--dry-run", "--seeds", "2", "--out", str(tmp_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "erm-source-cpu seed 1001" in out and "erm-cpu seed 1:" in out and "6 of 6 runs" in out
+
+
+# -- attacks on trained runs ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three tiny trained runs: ERM target (seed 0), ERM source (seed 1000), mixup (seed 0)."""
+    out = tmp_path_factory.mktemp("adv")
+    specs = {
+        "erm": ("name=t-erm", "mix.variant=erm", "train.seed=0"),
+        "source": ("name=t-erm-source", "mix.variant=erm", "train.seed=1000"),
+        "mixup": ("name=t-mixup", "mix.variant=mixup", "train.seed=0"),
+    }
+    dirs = {}
+    for role, overrides in specs.items():
+        cfg = tiny_config("train.epochs=1", "train.reliability_diagram=false", *overrides)
+        dirs[role] = out / cfg.name / f"seed{cfg.train.seed}"
+        Trainer(cfg, dirs[role], quiet=True).fit()
+    return dirs
+
+
+def test_attack_command_white_and_black_box(capsys: pytest.CaptureFixture[str], runs: dict[str, Path]) -> None:
+    code = main(["attack", str(runs["erm"]), "--attack", "fgsm", "--eps", "4"])
+    out = capsys.readouterr().out
+    assert code == 0 and "white box" in out and "on 40 test images" in out
+    white = json.loads((runs["erm"] / "attacks" / "white-fgsm-eps4.json").read_text())
+    assert white["eps"] == 4 / 255 and white["n"] == 40 and white["top1_error"] >= white["clean_top1_error"] - 1e-9
+    code = main(["attack", str(runs["mixup"]), "--source", str(runs["source"]), "--attack", "ifgsm", "--steps", "3"])
+    assert code == 0
+    black = json.loads(
+        (runs["mixup"] / "attacks" / "black-ifgsm-eps4-steps3-from-t-erm-source-seed1000.json").read_text()
+    )
+    assert black["source_seed"] == 1000 and black["steps"] == 3
+    # Deterministic: the same attack again gives the same numbers.
+    again = main(["attack", str(runs["erm"]), "--attack", "fgsm", "--eps", "4"])
+    assert again == 0
+    assert (
+        json.loads((runs["erm"] / "attacks" / "white-fgsm-eps4.json").read_text())["top1_error"] == white["top1_error"]
+    )
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["attack", "{run}", "--attack", "pgd"], r"argument --attack: invalid choice: 'pgd'"),
+        (["attack", "{run}", "--attack", "fgsm", "--eps", "300"], r"--eps must be in \[0, 255\] pixel units, got 300"),
+        (["attack", "{run}", "--attack", "ifgsm", "--steps", "0"], r"--steps must be >= 1, got 0"),
+        (["attack", "/no/such/run", "--attack", "fgsm"], r"RUN_DIR '/no/such/run' is not a folder"),
+        (["attack", "{run}", "--source", "/nope", "--attack", "fgsm"], r"--source '/nope' is not a folder"),
+        (["attack", "{empty}", "--attack", "fgsm"], r"is not a run folder \(no config.yaml\)"),
+    ],
+)
+def test_attack_command_errors(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path, argv: list[str], match: str
+) -> None:
+    argv = [a.format(run=runs["erm"], empty=tmp_path) for a in argv]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("vicinal: error: ")
+    assert re.search(match, err), err
+
+
+def test_attack_without_checkpoint(capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text((runs["erm"] / "config.yaml").read_text())
+    assert main(["attack", str(tmp_path), "--attack", "fgsm"]) == 2
+    assert "holds no checkpoint.pt (train it first)" in capsys.readouterr().err
+
+
+def test_adversarial_attack_step_and_report(runs: dict[str, Path], tmp_path: Path) -> None:
+    plan = [
+        {
+            "config": Path("x/erm.yaml"),
+            "cfg": load_config(runs["erm"] / "config.yaml"),
+            "seed": 0,
+            "run_dir": runs["erm"],
+        },
+        {
+            "config": Path("x/erm-source.yaml"),
+            "cfg": load_config(runs["source"] / "config.yaml"),
+            "seed": 1000,
+            "run_dir": runs["source"],
+        },
+        {
+            "config": Path("x/mixup.yaml"),
+            "cfg": load_config(runs["mixup"] / "config.yaml"),
+            "seed": 0,
+            "run_dir": runs["mixup"],
+        },
+    ]
+    results = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
+    assert len(results) == 8  # {ERM, mixup} x {FGSM, I-FGSM} x {white, black}
+    assert {(r["target_name"], r["mode"], r["attack"]) for r in results} == {
+        (t, m, a) for t in ("t-erm", "t-mixup") for m in ("white", "black") for a in ("fgsm", "ifgsm")
+    }
+    report = make_report([runs["erm"], runs["mixup"], runs["source"]], tmp_path / "report")
+    md = report["markdown"]
+    assert "## Table 3" in md and "| white box | top-1 | ERM |" in md and "90.7 / 99.9" in md
+    assert "| black box | top-5 | mixup |" in md and "17.4 / 11.8" in md
+
+
+# -- report: Table 2 and calibration -------------------------------------------------------------------------
+def _fake_run(root: Path, name: str, row: str, seed: int, summary: dict) -> None:
+    d = root / name / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(
+        f"name: {name}\ntable: corrupted-labels\nrow: {row}\ntrain: {{seed: {seed}}}\nmix: {{variant: erm}}\n"
+    )
+    (d / "summary.json").write_text(json.dumps({"status": "complete", **summary}))
+    (d / "metrics.jsonl").write_text("")
+
+
+def test_report_table2_section(tmp_path: Path) -> None:
+    for seed, (real, corr) in enumerate([(0.5, 1.0), (1.5, 3.0)]):
+        _fake_run(
+            tmp_path / "runs",
+            "c20-erm",
+            "20/erm",
+            seed,
+            {
+                "best_test_error": 30.0,
+                "last_test_error": 40.0 + seed,
+                "last_test_nll": 1.5,
+                "last_test_ece": 20.0 + 2 * seed,
+                "last_train_error_real": real,
+                "last_train_error_corrupted": corr,
+            },
+        )
+    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
+    assert "## Table 2" in md
+    line = next(x for x in md.splitlines() if x.startswith("| 20% | erm |"))
+    # mean ± sample std over the 2 seeds, and the paper's row beside
+    assert (
+        "| 2 | 30.00 ± 0.00 | 40.50 ± 0.71 | 1.00 ± 0.71 | 2.00 ± 1.41 | 1.500 ± 0.000 | 21.00 ± 1.41 | 12.7 / 16.6 / 0.05 / 0.28 |"
+        in line
+    )
+    assert "train error, corrupted labels (%)" in md  # the generic table gains the training columns too
+
+
+def test_reliability_bins_hand_example() -> None:
+    # 2 bins; 4 samples: confidences 0.3 (right), 0.4 (wrong) -> bin 0; 0.9 (right), 0.8 (right) -> bin 1.
+    sums = torch.zeros(5 + 3 * 2, dtype=torch.float64)
+    sums[0] = 4
+    sums[5:7] = torch.tensor([2.0, 2.0])  # counts
+    sums[7:9] = torch.tensor([0.7, 1.7])  # confidence sums
+    sums[9:11] = torch.tensor([1.0, 2.0])  # correct
+    b = reliability_bins(sums, 2)
+    assert b["count"] == [2, 2] and b["edges"] == [0.0, 0.5, 1.0]
+    assert b["confidence"] == pytest.approx([0.35, 0.85]) and b["accuracy"] == [0.5, 1.0]
+    assert b["ece"] == pytest.approx(100 * (0.3 + 0.3) / 4)
+    with pytest.raises(ValueError, match=r"evaluation sums must hold 11 values for 2 bins, got 5"):
+        reliability_bins(torch.zeros(5), 2)
+
+
+def test_a_paper_corrupted_config_runs_two_steps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = next(
+        f for f in robustness.corrupted_label_configs("paper") if f.name.endswith("c80-mixup_dropout_a32_p07.yaml")
+    )
+    argv = ["train", str(path), "--out", str(tmp_path), "--quiet", "--set", "data.name=synthetic_images",
+            "data.kwargs={}", "model.kwargs.width=4", "train.max_steps=2", "train.device=cpu",
+            "train.reliability_diagram=false"]  # fmt: skip
+    tiny_config()  # registers the synthetic dataset
+    assert main(argv) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / path.stem / "seed0" / "summary.json").read_text())
+    assert summary["status"] == "max_steps" and summary["row"] == "80/mixup_dropout_a32_p0.7"
+    assert summary["last_train_error_corrupted"] is not None and summary["last_train_error_real"] is not None
+    labels = torch.load(tmp_path / path.stem / "seed0" / "corrupted_labels.pt", weights_only=True)
+    assert labels["n_replaced"] == 128  # round(0.8 * 160)
+
+
+def test_reproduce_adversarial_trains_attacks_and_reports(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    tiny_config()  # registers the synthetic dataset
+    argv = ["reproduce", "adversarial", "--scale", "cpu", "--out", str(tmp_path), "--quiet", "--set",
+            "data.name=synthetic_images", "data.kwargs={}", "data.subset_per_class=4", "model.kwargs.width=4",
+            "train.epochs=1", "train.device=cpu", "train.reliability_diagram=false"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    files = sorted(p.name for p in tmp_path.glob("*/seed*/attacks/*.json"))
+    assert len(files) == 8 and "black-fgsm-eps4-from-cifar10-preact_resnet18-erm-source-cpu-seed1000.json" in files
+    assert not (tmp_path / "cifar10-preact_resnet18-erm-source-cpu" / "seed1000" / "attacks").exists()
+    assert "## Table 3" in out and "| black box | top-1 | mixup |" in out

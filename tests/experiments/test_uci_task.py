@@ -1,0 +1,362 @@
+"""Tests for vicinal.experiments.tasks.uci: the batched (vmapped) trainer against the plain loop, the per-member
+randomness, selection and statistics, the run folder, and the errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from vicinal.experiments.data.base import TensorSplits
+from vicinal.experiments.paths import PROJECT_ROOT, data_root
+from vicinal.experiments.tasks.uci import (
+    PAPER_TABLE4,
+    Member,
+    MemberResult,
+    UCIProtocol,
+    _meta_mlp,
+    epoch_plan,
+    format_markdown,
+    load_protocol,
+    main,
+    member_init,
+    paired_test,
+    run_uci_table,
+    select_alpha,
+    summarize_dataset,
+    train_sequential,
+    train_vmapped,
+)
+
+# 45 training rows at batch 16: two full batches and a last batch of 13 (the partial batch is exercised).
+N_TRAIN, N_VAL, N_TEST, D, C = 45, 25, 30, 5, 3
+FAST = UCIProtocol(epochs=2, hidden=16)
+
+
+def synthetic_splits(seed: int) -> TensorSplits:
+    """Three Gaussian blobs in 5-D, a different draw per seed (like a different split per seed)."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    n = N_TRAIN + N_VAL + N_TEST
+    y = torch.randint(0, C, (n,), generator=g)
+    x = torch.randn(n, D, generator=g) + 1.5 * torch.nn.functional.one_hot(y, D).float()
+    a, b = N_TRAIN, N_TRAIN + N_VAL
+    return TensorSplits(train=(x[:a], y[:a]), val=(x[a:b], y[a:b]), test=(x[b:], y[b:]), num_classes=C)
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict[int, TensorSplits]:
+    return {s: synthetic_splits(s) for s in (0, 1, 2)}
+
+
+def max_param_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+# ---------------------------------------------------------------- vmapped == sequential
+
+
+def test_vmapped_member_equals_sequential_loop(splits: dict[int, TensorSplits]) -> None:
+    members = [Member(0, 0.0), Member(0, 0.4), Member(1, 1.0), Member(2, 0.2)]
+    before = torch.get_rng_state()
+    batched = train_vmapped(splits, members, FAST, return_state=True)
+    assert torch.equal(torch.get_rng_state(), before)  # only the members' own generators are used
+    for m, r in zip(members, batched, strict=True):
+        ref = train_sequential(splits[m.seed], m, FAST)  # nn.Module + torch.optim.Adam + vicinal.functional.mix
+        assert (r.seed, r.alpha) == (m.seed, m.alpha)
+        assert r.state is not None and ref.state is not None
+        assert max_param_diff(r.state, ref.state) <= 1e-5
+        np.testing.assert_allclose(r.train_loss, ref.train_loss, rtol=0, atol=1e-5)
+        assert r.val_error == ref.val_error and r.test_error == ref.test_error
+        assert r.train_error == ref.train_error
+        assert len(r.val_error) == FAST.epochs
+
+
+def test_member_does_not_depend_on_its_batch_mates_or_chunking(
+    splits: dict[int, TensorSplits], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = Member(1, 0.4)
+    alone = train_vmapped(splits, [target], FAST, return_state=True)[0]
+    monkeypatch.setattr("vicinal.experiments.tasks.uci._EVAL_ROWS", 7)  # evaluation in blocks of 7 rows
+    blocks = train_vmapped(splits, [target], FAST)[0]
+    monkeypatch.undo()
+    assert (blocks.val_error, blocks.test_error, blocks.train_error) == (
+        alone.val_error,
+        alone.test_error,
+        alone.train_error,
+    )
+    crowd = [Member(0, 0.0), Member(2, 1.0), target, Member(0, 0.2)]
+    together = train_vmapped(splits, crowd, FAST, return_state=True)
+    chunked = train_vmapped(splits, crowd, FAST, chunk_size=3, return_state=True)
+    for other in (together[2], chunked[2]):
+        assert other.state is not None and alone.state is not None
+        assert max_param_diff(other.state, alone.state) <= 1e-6
+        assert other.test_error == alone.test_error
+    for a, b in zip(together, chunked, strict=True):
+        assert a.state is not None and b.state is not None
+        assert max_param_diff(a.state, b.state) <= 1e-6
+
+
+def test_different_seeds_differ_and_same_seed_repeats(splits: dict[int, TensorSplits]) -> None:
+    same = {1: splits[0], 2: splits[0]}  # two seeds on the same data: only init, order and mixing differ
+    r = train_vmapped(same, [Member(1, 0.4), Member(2, 0.4)], FAST, return_state=True)
+    assert r[0].state is not None and r[1].state is not None
+    assert max_param_diff(r[0].state, r[1].state) > 1e-2
+    model = _meta_mlp(C, D, FAST)
+    assert not torch.equal(member_init(model, 1)["layer1.0.weight"], member_init(model, 2)["layer1.0.weight"])
+    assert not torch.equal(epoch_plan(Member(1), 0, 45, 16).order, epoch_plan(Member(2), 0, 45, 16).order)
+    again = train_vmapped(same, [Member(1, 0.4)], FAST, return_state=True)[0]
+    assert again.state is not None and max_param_diff(again.state, r[0].state) == 0.0
+
+
+# ---------------------------------------------------------------- mixup on/off and the per-member randomness
+
+
+def test_epoch_plan_erm_and_mixup() -> None:
+    erm, mix = epoch_plan(Member(3, 0.0), 2, N_TRAIN, 16), epoch_plan(Member(3, 0.4), 2, N_TRAIN, 16)
+    assert torch.equal(erm.order, mix.order)  # ERM and mixup of a seed see the same batches (paired design)
+    assert torch.equal(torch.sort(erm.order).values, torch.arange(N_TRAIN))
+    assert erm.lam.tolist() == [1.0, 1.0, 1.0] and erm.lam.dtype == torch.float64
+    assert mix.lam.shape == (3,) and bool(((mix.lam > 0) & (mix.lam < 1)).all())
+    assert mix.perm.shape == (3, 16)
+    for row in mix.perm[:2]:
+        assert torch.equal(torch.sort(row).values, torch.arange(16))
+    assert torch.equal(torch.sort(mix.perm[2, :13]).values, torch.arange(13))  # last batch: 45 - 32 = 13 rows
+    assert not torch.equal(mix.perm[0], torch.arange(16))
+    same = epoch_plan(Member(3, 0.4), 2, N_TRAIN, 16)
+    assert torch.equal(same.lam, mix.lam) and torch.equal(same.perm, mix.perm)
+    assert not torch.equal(epoch_plan(Member(3, 0.4), 3, N_TRAIN, 16).order, mix.order)
+
+
+def test_epoch_plan_lam_follows_beta() -> None:
+    lam = epoch_plan(Member(0, 0.2), 0, 16 * 4000, 16).lam  # 4000 draws of Beta(0.2, 0.2)
+    assert stats.kstest(lam.numpy(), stats.beta(0.2, 0.2).cdf).pvalue > 1e-3
+    assert abs(float(lam.mean()) - 0.5) < 0.03
+
+
+def test_mixup_on_off(splits: dict[int, TensorSplits]) -> None:
+    # alpha -> 0: in float32 every lam of this seed's plans is 0 or 1 (checked, the premise of the test) ...
+    for epoch in range(FAST.epochs):
+        lam = epoch_plan(Member(0, 0.005), epoch, N_TRAIN, 16).lam.float()
+        assert all(v < 1e-20 or v == 1.0 for v in lam.tolist())
+    members = [Member(0, 0.0), Member(0, 1.0), Member(0, 0.005)]
+    erm, mix, tiny = (r.state for r in train_vmapped(splits, members, FAST, return_state=True))
+    assert erm is not None and mix is not None and tiny is not None
+    assert max_param_diff(erm, mix) > 1e-3  # same init and order: mixing alone makes the difference
+    # ... so each batch is itself or its permutation, whose mean loss and gradient equal ERM's up to the
+    # summation order: mixup with a vanishing alpha recovers ERM.
+    assert max_param_diff(erm, tiny) <= 1e-5
+    # ERM in the batched model (1 * x + 0 * x[perm]) equals a loop that never mixes at all.
+    ref = train_sequential(splits[0], Member(0, 0.0), FAST)
+    assert ref.state is not None and max_param_diff(erm, ref.state) <= 1e-5
+
+
+def test_member_init_is_pytorch_default_distribution() -> None:
+    model = _meta_mlp(C, 400, UCIProtocol())
+    state = member_init(model, 0)
+    assert list(state) == [n for n, _ in model.named_parameters()]
+    w = state["layer1.0.weight"]  # (128, 400): U(-1/20, 1/20)
+    assert w.shape == (128, 400) and float(w.abs().max()) <= 0.05 and float(w.abs().max()) > 0.0499
+    assert abs(float(w.std()) - 0.05 / math.sqrt(3)) < 1e-3
+    assert float(state["head.bias"].abs().max()) <= 1 / math.sqrt(128)
+    assert torch.equal(member_init(model, 0)["head.weight"], state["head.weight"])
+
+
+# ---------------------------------------------------------------- selection and statistics
+
+
+def result(seed: int, alpha: float, val: float, test: float) -> MemberResult:
+    return MemberResult(seed=seed, alpha=alpha, val_error=[0.9, val], test_error=[0.9, test], train_error=0.0)
+
+
+def test_select_alpha_uses_validation_and_breaks_ties_to_the_smaller_alpha() -> None:
+    rs = [result(s, a, v, t) for s in (0, 1) for a, v, t in ((0.0, 0.1, 0.1), (0.2, 0.3, 0.0), (1.0, 0.2, 0.5))]
+    assert select_alpha(rs) == (1.0, {0.2: 0.3, 1.0: 0.2})  # test error would pick 0.2: not looked at
+    tie = [result(0, 0.4, 0.2, 0.0), result(0, 0.1, 0.2, 0.0)]
+    assert select_alpha(tie)[0] == 0.1
+
+
+def test_paired_test_matches_scipy() -> None:
+    erm = [10.0, 12.0, 11.0, 9.0, 14.0, 10.0]
+    mix = [9.0, 12.0, 8.0, 9.5, 10.0, 7.0]
+    out = paired_test(erm, mix)
+    ref = stats.wilcoxon(mix, erm)
+    assert out["wilcoxon_p"] == pytest.approx(ref.pvalue) and out["wilcoxon_stat"] == pytest.approx(ref.statistic)
+    assert out["ttest_p"] == pytest.approx(stats.ttest_rel(mix, erm).pvalue)
+    assert (out["wins"], out["ties"], out["losses"]) == (4, 1, 1)
+    assert out["diff_mean"] == pytest.approx(-10.5 / 6)
+    assert out["diff_std"] == pytest.approx(np.std(np.subtract(mix, erm), ddof=1))
+    assert paired_test([3.0, 4.0], [3.0, 4.0])["wilcoxon_p"] == 1.0
+    assert math.isnan(paired_test([3.0], [2.0])["wilcoxon_p"])
+
+
+def test_summarize_dataset_on_synthetic_results() -> None:
+    rs = []
+    for s, (e, m1, m2) in enumerate([(0.20, 0.10, 0.30), (0.30, 0.20, 0.30), (0.25, 0.25, 0.40)]):
+        rs += [result(s, 0.0, 0.5, e), result(s, 0.2, 0.4, m1), result(s, 1.0, 0.45, m2)]
+    row = summarize_dataset("iris", rs, [2 / 3, 2 / 3, 0.6])
+    assert row["alpha"] == 0.2 and row["n"] == 3 and row["seeds"] == [0, 1, 2]
+    assert row["erm"][0] == pytest.approx(25.0) and row["erm"][1] == pytest.approx(5.0)
+    assert row["mixup"][0] == pytest.approx(55 / 3) and row["mixup"][1] == pytest.approx(np.std([10, 20, 25], ddof=1))
+    assert row["majority_error"] == pytest.approx(100 * (4 / 3 + 0.6) / 3)
+    assert (row["paper_erm"], row["paper_mixup"]) == PAPER_TABLE4["iris"] == (21.3, 17.3)
+    assert (row["test"]["wins"], row["test"]["ties"], row["test"]["losses"]) == (2, 1, 0)
+    assert row["val_by_alpha"] == {"0": pytest.approx(50.0), "0.2": pytest.approx(40.0), "1": pytest.approx(45.0)}
+    md = format_markdown([row], UCIProtocol(alphas=(0.2, 1.0)))
+    assert "| iris | 64.4 | 25.0 ± 5.0 | 18.3 ± 7.6 | 0.2 | -6.67 | 2/1/0 |" in md
+    assert "| 21.3 | 17.3 |" in md
+
+
+# ---------------------------------------------------------------- the run folder, end to end
+
+
+def write_tiny_iris(root: Path) -> None:
+    """A 60-row file in the bezdekIris.data format (3 classes of 20), so load_uci's real code path runs."""
+    g = np.random.default_rng(0)
+    lines = []
+    for k, name in enumerate(("Iris-setosa", "Iris-versicolor", "Iris-virginica")):
+        for row in g.normal(loc=2.0 * k, scale=1.0, size=(20, 4)):
+            lines.append(",".join(f"{v:.2f}" for v in row) + f",{name}")
+    (root / "iris").mkdir(parents=True)
+    (root / "iris" / "bezdekIris.data").write_text("\n".join(lines) + "\n")
+
+
+def test_run_uci_table_writes_run_folders_and_summary(tmp_path: Path) -> None:
+    write_tiny_iris(tmp_path / "data")
+    proto = UCIProtocol(epochs=2, hidden=8)
+    rows = run_uci_table(
+        tmp_path / "run", seeds=3, datasets=["iris"], alphas=[0.2, 1.0], data_root=tmp_path / "data", protocol=proto
+    )
+    assert len(rows) == 1 and rows[0]["n"] == 3 and rows[0]["alpha"] in (0.2, 1.0)
+    assert rows[0]["majority_error"] == pytest.approx(100 * 8 / 12)  # 12 test rows, 4 per class
+    run = tmp_path / "run"
+    members = [json.loads(line) for line in (run / "iris" / "members.jsonl").read_text().splitlines()]
+    assert sorted((m["seed"], m["alpha"]) for m in members) == [(s, a) for s in range(3) for a in (0.0, 0.2, 1.0)]
+    assert all(len(m["test_error"]) == 2 for m in members)
+    protocol = json.loads((run / "iris" / "protocol.json").read_text())
+    assert protocol["protocol"]["alphas"] == [0.2, 1.0] and protocol["sizes"] == {"train": 38, "val": 10, "test": 12}
+    prov = json.loads((run / "iris" / "provenance.json").read_text())
+    assert (
+        prov["seeds"] == [0, 1, 2]
+        and "git_commit" in prov
+        and len(prov["task_source_sha256"]) == 64
+        and prov["versions"]["torch"] == torch.__version__
+    )
+    assert prov["wall_s"]["total"] > 0
+    with (run / "summary.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert table[0]["dataset"] == "iris" and float(table[0]["erm_mean"]) == pytest.approx(rows[0]["erm"][0], abs=1e-4)
+    assert (run / "summary.md").read_text().startswith("| dataset | majority-class error | ERM | mixup |")
+    # The command line gives the same numbers.
+    assert (
+        main(
+            ["--out", str(tmp_path / "cli"), "--seeds", "3", "--datasets", "iris", "--alphas", "0.2,1"]
+            + ["--data-root", str(tmp_path / "data"), "--config", str(write_yaml(tmp_path, proto))]
+        )
+        == 0
+    )
+    cli_rows = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert cli_rows[0]["erm_test_by_seed"] == rows[0]["erm_test_by_seed"]
+
+
+def write_yaml(tmp_path: Path, proto: UCIProtocol) -> Path:
+    import yaml
+
+    path = tmp_path / "proto.yaml"
+    path.write_text(yaml.safe_dump(proto.to_dict()))
+    return path
+
+
+def test_config_file_equals_the_defaults() -> None:
+    assert load_protocol(PROJECT_ROOT / "configs" / "uci" / "uci.yaml") == UCIProtocol()
+
+
+def test_real_iris_smoke() -> None:
+    if not (data_root() / "uci" / "iris").is_dir():
+        pytest.skip(f"shared UCI data not found at {data_root() / 'uci'}; set VICINAL_DATA")
+    from vicinal.experiments.data.uci import load_uci
+
+    sp = {s: load_uci("iris", seed=s) for s in (0, 1)}
+    rs = train_vmapped(sp, [Member(s, a) for s in (0, 1) for a in (0.0, 0.4)], UCIProtocol(epochs=1))
+    assert all(0.0 <= r.test_error[-1] <= 1.0 for r in rs) and len(rs) == 4
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_errors(splits: dict[int, TensorSplits], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown UCI protocol key\(s\) \['epoch'\]"):
+        UCIProtocol.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="every mixup alpha must be a finite float > 0.*got -0.5"):
+        UCIProtocol(alphas=(0.2, -0.5))
+    with pytest.raises(ValueError, match="alphas must be a non-empty sequence"):
+        UCIProtocol(alphas=())
+    with pytest.raises(ValueError, match=r"alphas contain duplicates: \[0.2, 0.2\]"):
+        UCIProtocol(alphas=(0.2, 0.2))
+    with pytest.raises(ValueError, match="UCIProtocol.batch_size must be a positive int, got 0"):
+        UCIProtocol(batch_size=0)
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+        UCIProtocol(val_fraction=0.0)
+    with pytest.raises(ValueError, match="Member.alpha must be a finite float >= 0"):
+        Member(0, -1.0)
+    with pytest.raises(ValueError, match="Member.seed must be an int >= 0, got -1"):
+        Member(-1)
+    with pytest.raises(ValueError, match="member seed 7 has no split; splits are given for seeds"):
+        train_vmapped(splits, [Member(7)], FAST)
+    with pytest.raises(TypeError, match="members must be Member objects, got tuple"):
+        train_vmapped(splits, [(0, 0.0)], FAST)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"splits\[0\] must be a TensorSplits, got dict"):
+        train_vmapped({0: {}}, [Member(0)], FAST)  # type: ignore[dict-item]
+    as_int = TensorSplits(
+        train=(splits[0].train[0].to(torch.uint8), splits[0].train[1]), val=splits[0].val, test=splits[0].test
+    )
+    with pytest.raises(ValueError, match=r"inputs must be float \(N, D\) features, got torch.uint8"):
+        train_vmapped({0: as_int}, [Member(0)], FAST)
+    with pytest.raises(TypeError, match="a UCI protocol must be a mapping, got list"):
+        UCIProtocol.from_dict([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no members to train"):
+        train_vmapped(splits, [], FAST)
+    uneven = {0: splits[0], 1: TensorSplits(train=splits[1].train, val=splits[1].val, test=splits[1].val)}
+    with pytest.raises(ValueError, match=r"same sizes.*seed 1: train/val/test \(45, 5\)/\(25, 5\)/\(25, 5\)"):
+        train_vmapped(uneven, [Member(0), Member(1)], FAST)
+    no_val = {0: TensorSplits(train=splits[0].train, test=splits[0].test)}
+    with pytest.raises(ValueError, match=r"splits\[0\] has no validation split"):
+        train_vmapped(no_val, [Member(0)], FAST)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int, got 0"):
+        train_vmapped(splits, [Member(0)], FAST, chunk_size=0)
+    with pytest.raises(ValueError, match="epoch_plan needs n_train >= 1"):
+        epoch_plan(Member(0), 0, 0, 16)
+    with pytest.raises(ValueError, match=r"equal length, got \(2,\) and \(3,\)"):
+        paired_test([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="select_alpha needs mixup results"):
+        select_alpha([result(0, 0.0, 0.1, 0.1)])
+    with pytest.raises(ValueError, match="ERM seeds \\[0, 1\\] and mixup alpha=0.2 seeds \\[0\\] differ"):
+        summarize_dataset("iris", [result(0, 0.0, 0.1, 0.1), result(1, 0.0, 0.1, 0.1), result(0, 0.2, 0.1, 0.1)], [0.5])
+    with pytest.raises(ValueError, match="unknown UCI dataset 'mnist'"):
+        run_uci_table(tmp_path, seeds=2, datasets=["mnist"])
+    with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
+        run_uci_table(tmp_path, seeds=0, datasets=["iris"])
+    with pytest.raises(FileNotFoundError, match="UCI protocol file .*nope.yaml does not exist"):
+        load_protocol(tmp_path / "nope.yaml")
+
+
+def test_reproduce_hook_overrides_and_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from vicinal.experiments.tasks.uci import parse_overrides, reproduce
+
+    proto = parse_overrides(UCIProtocol(), ["epochs=5", "alphas=[0.2, 1]"])
+    assert proto == UCIProtocol(epochs=5, alphas=(0.2, 1.0))
+    assert reproduce(tmp_path, seeds=3, overrides=["epochs=1"], dry_run=True) == 0
+    assert "dry run: 6 datasets x 15 members" in capsys.readouterr().out
+    assert not (tmp_path / "summary.md").exists()
+    with pytest.raises(ValueError, match="override 'epochs' is not of the form KEY=VALUE"):
+        parse_overrides(UCIProtocol(), ["epochs"])
+    with pytest.raises(ValueError, match=r"unknown UCI protocol key\(s\) \['lrr'\]"):
+        parse_overrides(UCIProtocol(), ["lrr=0.1"])
+    with pytest.raises(ValueError, match="unknown scale 'gpu'; known scales: cpu, paper"):
+        reproduce(tmp_path, scale="gpu")
