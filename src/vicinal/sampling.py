@@ -15,7 +15,6 @@ from torch import Tensor
 
 from ._validation import check_alpha
 
-
 # Below this alpha, draws are made in log space (see the module docstring).
 _LOG_SPACE_BELOW = 0.05
 
