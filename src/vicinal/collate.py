@@ -2,7 +2,10 @@
 the batch is mixed while still uint8 (4x less memory traffic than float32) and the float conversion and
 normalisation happen once, after mixing, usually on the GPU.
 
-Mixed pixels are rounded to the nearest integer (``round(lam * a + (1 - lam) * b)``), never truncated.
+Mixed pixels are rounded to the nearest integer (``round(lam * a + (1 - lam) * b)``), never truncated, and equal
+bit for bit to mixing in float32 and rounding. The stacked batch is a fresh tensor owned by the collate function, so
+it is mixed in place, one cache-sized slice at a time (:func:`vicinal.functional.mix_`): no float32 copy of the
+batch is ever made, only slice-sized float32 scratch buffers.
 """
 
 from __future__ import annotations
@@ -70,4 +73,6 @@ class MixupCollate:
         self._maybe_reseed()
         images = torch.stack([_to_chw_uint8(img) for img, _ in batch])  # (B, C, H, W) uint8
         labels = torch.as_tensor([int(label) for _, label in batch], dtype=torch.long)
-        return self.mixer(images, labels)
+        # the same stream as self.mixer(images, labels); in place because `images` is ours
+        params = self.mixer.sample(images, labels)
+        return self.mixer.apply_inputs(images, params, inplace=True), self.mixer.apply_targets(labels, params)

@@ -1,8 +1,19 @@
 """Deterministic mixing kernels. Randomness (lam, perm, boxes) is drawn elsewhere and passed in, so every kernel
 can be checked exactly against the paper's formula ``lam * x_i + (1 - lam) * x_j`` (Section 2).
+
+Three ways to mix a batch, all for any permutation, per-batch or per-sample lam, float32/64, bfloat16, float16 and
+uint8 (rounded to nearest):
+
+* ``mix(x, lam, perm)``: a new tensor, bit-identical to the formula (on CPU computed by the chunked kernel below).
+* ``mix(x, lam, perm, out=buf)``: the same values written into a preallocated tensor: no allocation per call.
+* ``mix_(x, lam, perm)``: in place, the fast path: no batch-sized allocation, each element read from memory once
+  and written once; one ``lerp`` per cache-sized slice (bounded rounding, see :func:`mix_`) or, with
+  ``exact=True``, bit-identical to the formula.
 """
 
 from __future__ import annotations
+
+import threading
 
 import torch
 from torch import Tensor
@@ -15,42 +26,29 @@ def _expand(lam: float | Tensor, x: Tensor, dtype: torch.dtype) -> float | Tenso
     return float(lam)
 
 
-def _partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> Tensor:
+def _check_partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> None:
     if partner is not None:
         if perm is not None:
             raise ValueError("pass either perm or partner, not both")
         if partner.shape != x.shape:
             raise ValueError(f"partner batch has shape {tuple(partner.shape)} but inputs have {tuple(x.shape)}")
-        return partner
+        return
     if perm is None:
         raise ValueError("mix needs perm (partner indices into the batch) or partner (the partner batch)")
     if perm.shape != (x.shape[0],):
         raise ValueError(f"perm has shape {tuple(perm.shape)} but the batch has {x.shape[0]} samples")
+
+
+def _partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> Tensor:
+    _check_partner(x, perm, partner)
+    if partner is not None:
+        return partner
+    assert perm is not None
     return x.index_select(0, perm.to(x.device))
 
 
-def mix(
-    x: Tensor,
-    lam: float | Tensor,
-    perm: Tensor | None = None,
-    *,
-    partner: Tensor | None = None,
-    out_dtype: torch.dtype | None = None,
-) -> Tensor:
-    """``lam * x + (1 - lam) * x[perm]`` (or ``* partner``), the paper's vicinal sample.
-
-    Args:
-        x: batch ``(B, ...)`` of any modality, float or uint8.
-        lam: weight of ``x`` itself: a float (one per batch) or a tensor ``(B,)`` (one per sample).
-        perm: ``(B,)`` partner indices into the batch.
-        partner: the partner batch itself (e.g. k-NN partners drawn from the dataset), instead of ``perm``.
-        out_dtype: for uint8 inputs, a float dtype returns the exact mix without rounding; by default uint8 inputs
-            are mixed in float32 and rounded to the nearest integer (never truncated).
-
-    Returns:
-        The mixed batch, same shape as ``x``.
-    """
-    xp = _partner(x, perm, partner)
+def _formula(x: Tensor, lam: float | Tensor, xp: Tensor, out_dtype: torch.dtype | None) -> Tensor:
+    """The paper's formula, written out: the reference every other path is tested against."""
     if x.is_floating_point():
         w = _expand(lam, x, x.dtype)
         return w * x + (1 - w) * xp
@@ -61,6 +59,258 @@ def mix(
         return mixed
     # round half to even, then clamp guards against float error just outside [0, 255]
     return mixed.round_().clamp_(0, 255).to(x.dtype)
+
+
+def mix(
+    x: Tensor,
+    lam: float | Tensor,
+    perm: Tensor | None = None,
+    *,
+    partner: Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
+    out: Tensor | None = None,
+) -> Tensor:
+    """``lam * x + (1 - lam) * x[perm]`` (or ``* partner``), the paper's vicinal sample.
+
+    The result is bit-identical (``torch.equal``) to that formula evaluated with PyTorch ops, whichever path
+    computes it: on CPU, batches of at least 256 KiB go through the chunked kernel below (it reproduces the
+    formula's roundings one cache-sized slice of every sample at a time, without the full-batch gather and
+    temporaries); smaller batches and other devices evaluate the formula directly.
+
+    Args:
+        x: batch ``(B, ...)`` of any modality, float or uint8.
+        lam: weight of ``x`` itself: a float (one per batch) or a tensor ``(B,)`` (one per sample).
+        perm: ``(B,)`` partner indices into the batch.
+        partner: the partner batch itself (e.g. k-NN partners drawn from the dataset), instead of ``perm``.
+        out_dtype: for uint8 inputs, a float dtype returns the exact mix without rounding; by default uint8 inputs
+            are mixed in float32 and rounded to the nearest integer (never truncated).
+        out: a preallocated result tensor (same shape as ``x``; dtype ``out_dtype`` or that of ``x``) to write
+            into: no allocation per call. ``out=x`` mixes in place (see :func:`mix_`).
+
+    Returns:
+        The mixed batch, same shape as ``x`` (``out`` itself when given).
+    """
+    _check_partner(x, perm, partner)
+    result_dtype = x.dtype if (x.is_floating_point() or out_dtype is None) else out_dtype
+    if out is not None:
+        _check_out(x, out, result_dtype, partner)
+        return _mix_into(out, x, lam, perm, partner, exact=True)
+    if _worth_chunking(x) and _plain(x, lam, partner):
+        out = torch.empty_like(x, dtype=result_dtype)
+        return _mix_into(out, x, lam, perm, partner, exact=True)
+    return _formula(x, lam, _partner(x, perm, partner), out_dtype)
+
+
+def mix_(
+    x: Tensor,
+    lam: float | Tensor,
+    perm: Tensor | None = None,
+    *,
+    partner: Tensor | None = None,
+    exact: bool = False,
+) -> Tensor:
+    """In-place :func:`mix`: overwrite ``x`` with ``lam * x + (1 - lam) * x[perm]`` and return it.
+
+    Works for any permutation (not only pairings that are involutions): on CPU the batch is processed one
+    cache-sized slice of every sample at a time, and each slice's partners are gathered before the slice is
+    overwritten, so each element is read from memory once and written once, and no batch-sized temporary is
+    allocated.
+
+    Args:
+        x: batch ``(B, ...)``, float (float32/64, bfloat16, float16) or uint8, overwritten.
+        lam: a float (one per batch) or a tensor ``(B,)`` (one per sample).
+        perm: ``(B,)`` partner indices into the batch; or ``partner``: a partner batch of the same shape.
+        exact: ``True`` reproduces the formula's roundings bit for bit (three passes over each cached slice).
+            ``False`` (default) computes each slice with one ``torch.lerp``, choosing the direction so that
+            the weight passed is the smaller of ``lam`` and ``1 - lam``. It then differs from the formula only by
+            float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
+            roundoff of the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16), plus a
+            subnormal-sized absolute term; derivation in ``tests/test_fast.py``. uint8 batches are always
+            exact: ``round(lam * a + (1 - lam) * b)`` computed in float32, as :func:`mix` does.
+
+    Returns:
+        ``x``, mixed.
+    """
+    _check_partner(x, perm, partner)
+    if partner is not None:
+        _check_no_overlap(x, partner, "x", "partner")
+    if not exact and not x.is_floating_point():
+        exact = True  # uint8: lerp does not apply; the float32 formula and rounding are cheap per slice
+    return _mix_into(x, x, lam, perm, partner, exact=exact)
+
+
+def _check_no_overlap(a: Tensor, b: Tensor, a_name: str, b_name: str) -> None:
+    # conservative: any shared storage counts (overlap inside it would make the result depend on the slice order)
+    if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+        raise ValueError(f"{a_name} shares memory with {b_name}; pass separate tensors (out=x mixes in place)")
+
+
+def _check_out(x: Tensor, out: Tensor, dtype: torch.dtype, partner: Tensor | None) -> None:
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if out.shape != x.shape or out.dtype != dtype or out.device != x.device:
+        raise ValueError(
+            f"out has shape {tuple(out.shape)}, dtype {out.dtype} and device {out.device}; "
+            f"expected shape {tuple(x.shape)}, dtype {dtype} and device {x.device}"
+        )
+    if partner is not None:
+        _check_no_overlap(out, partner, "out", "partner")
+    same = out.data_ptr() == x.data_ptr() and out.stride() == x.stride()
+    if not same:
+        _check_no_overlap(out, x, "out", "x")
+
+
+# -- the chunked kernel ----------------------------------------------------------------------------------------
+# Mixing is elementwise along the features, so a batch viewed as (B, F) can be mixed one column slice (B, Fc) at a
+# time: gather the partners' slice into a small reused buffer, then combine it with the slice of x. With
+# B * Fc * itemsize ~ _CHUNK_BYTES the slice stays in the core's L2 cache between the gather and the combine, so
+# every element of x is read from memory once and every element of the result written once (the "roofline" of a
+# copy), for ANY permutation: the slice's partners are read before the slice is overwritten, which is what makes
+# the in-place mode correct without pairing constraints. The full-batch formula instead makes four batch-sized
+# temporaries (x[perm], lam * x, (1 - lam) * x[perm], their sum), each a fresh allocation that page-faults.
+
+_CHUNK_BYTES = 1 << 20  # bytes of one (B, Fc) slice: with two threads each core holds half of it and of the buffer
+_MIN_CHUNKED_BYTES = 1 << 18  # below this, the formula's few small ops are as fast as the slice loop
+_SINGLE_PASS_BYTES = 1 << 21  # up to this (batch in the compute dtype), one slice: batch + buffer fit 2 x 2 MiB L2
+_ROUND_MAGIC = float(2**23)  # s + 2**23 rounds s in [0, 2**22) to an integer held in the low mantissa bits
+
+
+class _Workspace(threading.local):
+    """Reused scratch buffers, one set per thread (DataLoader workers are processes: each has its own)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
+
+
+_WORKSPACE = _Workspace()
+
+
+def _scratch(slot: str, numel: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A 1-D buffer of ``numel`` elements; on CPU reused across calls (bounded by the slice size)."""
+    if device.type != "cpu":
+        return torch.empty(numel, dtype=dtype, device=device)  # the caching allocator already reuses memory
+    buf = _WORKSPACE.buffers.get((slot, dtype))
+    if buf is None or buf.numel() < numel:
+        buf = torch.empty(numel, dtype=dtype)
+        _WORKSPACE.buffers[(slot, dtype)] = buf
+    return buf[:numel]
+
+
+def _worth_chunking(x: Tensor) -> bool:
+    # uint8 counts at float32 size: the formula would make float32 copies of the batch
+    itemsize = 4 if x.dtype == torch.uint8 else x.element_size()
+    return x.device.type == "cpu" and x.numel() * itemsize >= _MIN_CHUNKED_BYTES
+
+
+def _plain(*tensors: object) -> bool:
+    """True when the out= kernel may compute these: no autograd graph to record (latent mixing of activations
+    goes through the formula, which autograd differentiates) and no functorch wrapper (vmap, grad)."""
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if isinstance(t, Tensor) and ((grad and t.requires_grad) or _functorch_wrapped(t)):
+            return False
+    return True
+
+
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+
+
+def _unit_interval(lam: float | Tensor) -> bool:
+    if isinstance(lam, Tensor):
+        return bool(((lam >= 0) & (lam <= 1)).all())
+    return 0.0 <= lam <= 1.0
+
+
+def _rows(t: Tensor, order: list[int]) -> Tensor | None:
+    """``t`` as a (B, F) view over its memory, trailing dims taken in ``order``; None if no such view exists."""
+    p = t.permute(0, *order)
+    return p.view(t.shape[0], -1) if p.is_contiguous() else None
+
+
+def _memory_order(t: Tensor) -> list[int]:
+    """The non-batch dims sorted by decreasing stride: (1, 2, 3) when contiguous, (2, 3, 1) for channels_last."""
+    return sorted(range(1, t.dim()), key=lambda d: -t.stride(d))
+
+
+def _mix_into(
+    out: Tensor, x: Tensor, lam: float | Tensor, perm: Tensor | None, partner: Tensor | None, *, exact: bool
+) -> Tensor:
+    """Write the mix of ``x`` into ``out`` (``out`` may be ``x`` itself) one (B, Fc) slice at a time."""
+    n = x.shape[0]
+    if x.is_contiguous() and out.is_contiguous():  # the common case, without the general layout search
+        order = list(range(1, x.dim()))
+        x2, o2 = x.view(n, -1), out.view(n, -1)
+    else:
+        order = _memory_order(x)
+        x2, o2 = _rows(x, order), _rows(out, order)
+    uint8_other = x.dtype == torch.uint8 and (
+        out.dtype not in (torch.uint8, torch.float32) or (out.dtype == torch.uint8 and not _unit_interval(lam))
+    )
+    if x2 is None or o2 is None or uint8_other or not _plain(x, out, lam, partner):
+        # no common (B, F) view (overlapping or gapped strides), a rare uint8 -> float64/16 output, a uint8 mix
+        # extrapolated beyond [0, 255] (lam outside [0, 1]: the formula clamps), or autograd / vmap at work: the
+        # formula, copied into out
+        xp = _partner(x, perm, partner)
+        return out.copy_(_formula(x, lam, xp, None if out.dtype == torch.uint8 else out.dtype))
+    p2 = None if partner is None else partner.permute(0, *order).reshape(n, -1)
+    idx = perm if perm is None or perm.device == x.device else perm.to(x.device)
+    feats = x2.shape[1]
+    # compute dtype: the float dtype itself, float32 for uint8 (as the formula)
+    compute, itemsize = (x.dtype, x.element_size()) if x.is_floating_point() else (torch.float32, 4)
+    if x.device.type != "cpu" or n * feats * itemsize <= _SINGLE_PASS_BYTES:
+        # one slice: on accelerators (the gather buffer is the only temporary), and on CPU when the batch and its
+        # gathered copy fit the cores' L2 caches together (strided slices would only add work)
+        width = feats
+    else:
+        width = max(16, _CHUNK_BYTES // (n * itemsize))
+    # weights exactly as the formula forms them: a Python float, or (B, 1) in the compute dtype and its complement
+    # computed in that dtype
+    if isinstance(lam, Tensor):
+        w_self: float | Tensor = lam.to(x.device, compute).reshape(n, 1)
+        w_partner: float | Tensor = 1 - w_self
+        # lerp weight for the partner, rounded once from float64 (see mix_ for the error bound)
+        w_lerp: float | Tensor = (1 - lam.to(x.device, torch.float64)).to(compute).reshape(n, 1)
+    else:
+        w_self, w_partner, w_lerp = float(lam), 1 - float(lam), 1 - float(lam)
+    for start in range(0, feats, width):
+        xs = x2[:, start : start + width] if width < feats else x2  # (B, Fc), strided view into x
+        os = o2[:, start : start + width] if width < feats else o2
+        cols = xs.shape[1]
+        if idx is not None:
+            ps = torch.index_select(xs, 0, idx, out=_scratch("p", n * cols, x.dtype, x.device).view(n, cols))
+        else:
+            assert p2 is not None
+            ps = p2[:, start : start + width]
+        # from here on the slice's inputs are in ps and xs: os may overwrite xs
+        if not x.is_floating_point():
+            fa = _scratch("a", n * cols, torch.float32, x.device).view(n, cols)
+            fb = _scratch("b", n * cols, torch.float32, x.device).view(n, cols)
+            # x.to(float32) * w, as the formula: an exact u8 -> f32 copy, then the product (two vectorised passes
+            # beat one mixed-dtype multiply)
+            fa.copy_(xs).mul_(w_self)
+            fb.copy_(ps).mul_(w_partner)
+            if out.dtype == torch.uint8:
+                fa.add_(fb).add_(_ROUND_MAGIC)
+                # fa = 2**23 + round(mix) exactly (0 <= mix < 2**22; ties to even, as torch.round): its bit pattern
+                # as int32 is 0x4B000000 + round(mix), and the int32 -> uint8 copy keeps the low byte. No clamp:
+                # weights >= 0 summing to <= 1 + 2**-24 keep the mix in [0, 255.01], so it rounds into [0, 255].
+                os.copy_(fa.view(torch.int32))
+            else:
+                torch.add(fa, fb, out=os)
+        elif exact:
+            if idx is None:  # the partner slice is the caller's: scale a copy
+                fb = torch.mul(ps, w_partner, out=_scratch("b", n * cols, x.dtype, x.device).view(n, cols))
+            else:
+                fb = ps.mul_(w_partner)  # the gathered slice is ours to overwrite
+            torch.mul(xs, w_self, out=os)
+            os.add_(fb)
+        elif isinstance(w_lerp, Tensor):
+            torch.lerp(xs, ps, w_lerp, out=os)  # torch's lerp picks its stable branch per element
+        elif w_lerp <= 0.5:
+            torch.lerp(xs, ps, w_lerp, out=os)  # xs + w (ps - xs), small weight on the partner
+        else:
+            torch.lerp(ps, xs, float(lam), out=os)  # ps + lam (xs - ps), small weight on x
+    return out
 
 
 def mix_many(x: Tensor, weights: Tensor, indices: Tensor) -> Tensor:
@@ -133,6 +383,24 @@ def cutmix(
                 raise ValueError("cutmix needs perm or partner")
             out[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1].index_select(0, perm.to(x.device))
     return out
+
+
+def cutmix_(
+    x: Tensor, box: tuple[int, int, int, int], perm: Tensor | None = None, *, partner: Tensor | None = None
+) -> Tensor:
+    """In-place :func:`cutmix`: paste the partners' box into ``x`` itself and return it.
+
+    Only the box moves: its partner pixels are gathered (a box-sized temporary) before ``x`` is written.
+    """
+    y0, y1, x0, x1 = box
+    if y1 > y0 and x1 > x0:
+        if partner is not None:
+            x[..., y0:y1, x0:x1] = partner[..., y0:y1, x0:x1]
+        else:
+            if perm is None:
+                raise ValueError("cutmix needs perm or partner")
+            x[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1].index_select(0, perm.to(x.device))
+    return x
 
 
 def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[int, int, int, int], float]:

@@ -72,6 +72,12 @@ class BatchMix:
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
         uint8_output: ``"round"`` mixes uint8 batches in float32 and rounds back to uint8; ``"float"`` returns the
             unrounded float32 mix (in the 0-255 scale).
+        inplace: overwrite the input batch with the mixed one instead of allocating a new tensor (the fast path:
+            no batch-sized allocation, each sample read from memory once; see :func:`vicinal.functional.mix_`).
+            The caller's tensor is modified; targets are unaffected. Not with ``uint8_output="float"``.
+        exact: with ``inplace=True``, reproduce the formula's float roundings bit for bit (``True``) or mix with one
+            ``lerp`` per slice (``False``, default: faster, within a few units of rounding of the formula, bound
+            stated in :func:`vicinal.functional.mix_`). The out-of-place path is always exact.
         generator, seed: the only source of randomness; same seed, same batches.
     """
 
@@ -83,6 +89,8 @@ class BatchMix:
         regression: bool = False,
         check_finite: bool = False,
         uint8_output: str = "round",
+        inplace: bool = False,
+        exact: bool = False,
         generator: torch.Generator | None = None,
         seed: int | None = None,
     ) -> None:
@@ -93,6 +101,13 @@ class BatchMix:
         self.regression = bool(regression)
         self.check_finite = bool(check_finite)
         self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
+        self.inplace = bool(inplace)
+        self.exact = bool(exact)
+        if self.inplace and self.uint8_output == "float":
+            raise ValueError(
+                "inplace=True writes the mix into the input tensor, so it cannot return float32 for uint8 inputs "
+                "(uint8_output='float'); use one or the other"
+            )
         self.generator = new_generator(generator, seed)
 
     # -- randomness -------------------------------------------------------------------------------------------
@@ -107,24 +122,36 @@ class BatchMix:
         return MixParams()
 
     # -- deterministic application ------------------------------------------------------------------------------
-    def apply_inputs(self, x: Tensor, params: MixParams) -> Tensor:
-        """The mixed inputs for ``params`` (the input tensor itself when nothing is mixed)."""
+    def apply_inputs(self, x: Tensor, params: MixParams, *, inplace: bool | None = None) -> Tensor:
+        """The mixed inputs for ``params`` (the input tensor itself when nothing is mixed).
+
+        ``inplace`` overrides the transform's own setting for this call (collate functions mix the batch they just
+        stacked in place, whatever the transform's default).
+        """
+        inplace = self.inplace if inplace is None else bool(inplace)
         if params.op == "identity":
             return x
         if params.op == "noise":
             assert params.noise is not None
-            return x + params.noise
-        out_dtype = torch.float32 if (x.dtype == torch.uint8 and self.uint8_output == "float") else None
+            return x.add_(params.noise) if inplace else x + params.noise
         if params.op == "mix":
             if not isinstance(params.lam, Tensor) and params.lam == 1.0:
                 return x
+            if inplace:
+                if x.dtype == torch.uint8 and self.uint8_output == "float":
+                    raise ValueError("cannot mix a uint8 batch in place with uint8_output='float' (float32 result)")
+                return F.mix_(x, params.lam, params.perm, partner=params.partner_x, exact=self.exact)
+            out_dtype = torch.float32 if (x.dtype == torch.uint8 and self.uint8_output == "float") else None
             return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype)
         if params.op == "cutmix":
             assert params.box is not None
+            if inplace:
+                return F.cutmix_(x, params.box, params.perm, partner=params.partner_x)
             return F.cutmix(x, params.box, params.perm, partner=params.partner_x)
         if params.op == "dirichlet":
             assert params.weights is not None and params.indices is not None
-            return F.mix_many(x, params.weights, params.indices)
+            mixed = F.mix_many(x, params.weights, params.indices)
+            return x.copy_(mixed) if inplace else mixed
         raise ValueError(f"unknown op {params.op!r}")
 
     def soft_targets(self, y: Tensor) -> Tensor:
@@ -181,7 +208,10 @@ class BatchMix:
         return f"{type(self).__name__}({opts})"
 
     def _repr_options(self) -> dict[str, Any]:
-        return {"num_classes": self.num_classes, "smoothing": self.smoothing}
+        opts: dict[str, Any] = {"num_classes": self.num_classes, "smoothing": self.smoothing}
+        if self.inplace:
+            opts["inplace"] = True
+        return opts
 
 
 class ERM(BatchMix):
@@ -222,18 +252,20 @@ class Mixup(BatchMix):
 
     Args:
         alpha: lam ~ Beta(alpha, alpha); ``alpha = 0`` returns the batch unchanged (ERM).
-        pairing: ``"random"`` (AC+RP, paper), ``"same_class"`` (SC+RP), ``"roll"``, ``"flip"``; for k-NN pairing
+        pairing: ``"random"`` (AC+RP, paper), ``"same_class"`` (SC+RP), ``"roll"``, ``"flip"``, ``"matching"`` (a
+            random perfect matching: symmetric pairs, see :func:`vicinal.pairing.matching_pairs`); for k-NN pairing
             pass partners drawn with :class:`vicinal.KNNPartners` as ``partner=``.
         lam_mode: ``"batch"`` (one lam per minibatch, paper) or ``"sample"`` (one per sample).
         targets: ``"mixed"`` (paper) or ``"closer"`` ("mix inputs only", Table 5: the one-hot of x_i when
             lam >= 0.5, else of x_j).
         allow_self: ``False`` forbids pairing a sample with itself where the batch allows it.
-        **kwargs: see :class:`BatchMix` (num_classes, smoothing, regression, generator, seed, ...).
+        **kwargs: see :class:`BatchMix` (num_classes, smoothing, regression, inplace, exact, generator, seed, ...).
 
     Example:
         >>> mixer = Mixup(alpha=1.0, num_classes=10, seed=0)
         >>> x_mixed, y_soft = mixer(x, y)        # y (B,) int64 -> y_soft (B, 10)
         >>> loss = soft_cross_entropy(model(x_mixed), y_soft)
+        >>> fast = Mixup(alpha=1.0, num_classes=10, inplace=True, seed=0)  # overwrites x: no allocation
     """
 
     def __init__(

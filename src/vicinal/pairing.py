@@ -4,12 +4,18 @@
 * ``same_class`` SC+RP: a random permutation within each class of the minibatch.
 * ``roll``       partner = the next sample, ``roll(1)`` (torchvision v2's ``MixUp``/``CutMix``).
 * ``flip``       partner = the mirror sample, ``flip(0)`` (timm's ``Mixup``).
+* ``matching``   a random perfect matching: shuffle, then pair positions 2k and 2k+1 of the shuffled order.
+  ``perm`` is an involution (``perm[perm] == arange``): each pair's two mixed samples come from the same two
+  inputs, and each sample's partner is uniform over the other B - 1 (a random permutation instead leaves one
+  sample unmixed per batch on average). Not needed for speed: the chunked kernels read each sample once for any
+  permutation.
 * k-NN (AC+KNN, SC+KNN): partners from the k nearest neighbours of each *training sample*, precomputed once
   over the dataset by :class:`KNNPartners`; partners come from the dataset, not from the minibatch.
 
 ``allow_self=False`` forbids pairing a sample with itself. It cannot hold for a batch of one sample, nor for a
 class that has a single member in the batch (SC pairing), nor for the middle sample of an odd batch under
-``flip``: those samples keep themselves as partner, which leaves them unmixed.
+``flip``: those samples keep themselves as partner, which leaves them unmixed. For ``matching`` on an odd batch,
+see :func:`matching_pairs`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from torch import Tensor
 
 from ._validation import check_choice
 
-PAIRINGS = ("random", "same_class", "roll", "flip", "knn")
+PAIRINGS = ("random", "same_class", "roll", "flip", "knn", "matching")
 
 
 def random_pairs(n: int, *, generator: torch.Generator, allow_self: bool = True) -> Tensor:
@@ -30,6 +36,33 @@ def random_pairs(n: int, *, generator: torch.Generator, allow_self: bool = True)
         return order
     perm = torch.empty_like(order)
     perm[order] = order.roll(-1)
+    return perm
+
+
+def matching_pairs(n: int, *, generator: torch.Generator, allow_self: bool = True) -> Tensor:
+    """A uniformly random perfect matching of ``n`` samples as partner indices ``(n,)``.
+
+    Shuffle, then pair positions ``2k`` and ``2k + 1`` of the shuffled order: ``perm`` is an involution and, for
+    even ``n``, nobody is paired with itself and each sample's partner is uniform over the other ``n - 1``.
+
+    Odd ``n``: the last sample of the shuffled order (uniform over the batch) has no partner. With
+    ``allow_self=True`` it keeps itself (left unmixed; every sample's partner, itself included, is then uniform
+    over all ``n``, as under a random permutation). With ``allow_self=False`` the last three of the shuffled order
+    form a 3-cycle instead (``a -> b -> c -> a``), so nobody is self-paired and partners stay uniform over the
+    other ``n - 1``; ``perm`` is then an involution everywhere except on those three. ``n == 1`` gives ``[0]``.
+    """
+    order = torch.randperm(n, generator=generator)
+    perm = torch.empty(n, dtype=torch.long)
+    even = n - n % 2
+    first, second = order[0:even:2], order[1:even:2]
+    perm[first] = second
+    perm[second] = first
+    if n % 2 == 1:
+        last = order[-1]
+        perm[last] = last
+        if not allow_self and n >= 3:
+            a, b, c = order[-3], order[-2], order[-1]  # the last pair and the leftover become a 3-cycle
+            perm[a], perm[b], perm[c] = b, c, a
     return perm
 
 
@@ -81,6 +114,8 @@ def batch_pairs(
     check_choice(kind, PAIRINGS, "pairing")
     if kind == "random":
         return random_pairs(n, generator=generator, allow_self=allow_self)
+    if kind == "matching":
+        return matching_pairs(n, generator=generator, allow_self=allow_self)
     if kind == "same_class":
         if labels is None:
             raise ValueError("same_class pairing needs labels")
