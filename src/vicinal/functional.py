@@ -114,13 +114,15 @@ def mix_(
     Works for any permutation (not only pairings that are involutions): on CPU the batch is processed one
     cache-sized slice of every sample at a time, and each slice's partners are gathered before the slice is
     overwritten, so each element is read from memory once and written once, and no batch-sized temporary is
-    allocated.
+    allocated (scratch buffers of one slice are kept per thread and reused). Tensors that autograd or functorch
+    must see (``requires_grad``, ``vmap``) are mixed with the formula and copied back instead.
 
     Args:
         x: batch ``(B, ...)``, float (float32/64, bfloat16, float16) or uint8, overwritten.
         lam: a float (one per batch) or a tensor ``(B,)`` (one per sample).
         perm: ``(B,)`` partner indices into the batch; or ``partner``: a partner batch of the same shape.
-        exact: ``True`` reproduces the formula's roundings bit for bit (three passes over each cached slice).
+        exact: ``True`` reproduces the formula's roundings bit for bit (three arithmetic passes over each cached
+            slice instead of one).
             ``False`` (default) computes each slice with one ``torch.lerp``, choosing the direction so that
             the weight passed is the smaller of ``lam`` and ``1 - lam``. It then differs from the formula only by
             float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
