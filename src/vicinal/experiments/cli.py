@@ -42,6 +42,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def _add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``--set KEY=VALUE ...`` option shared by demo, train and reproduce."""
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vicinal`` (sub-commands demo, train, reproduce, report)."""
     from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS
@@ -69,15 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eps", type=float, default=DEMO_EPS, help=f"FGSM L-inf radius in [0,1] pixels (default {DEMO_EPS:g})"
     )
     p.add_argument("--out", type=Path, default=None, help="keep the run folders here (default: a temporary folder)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides applied to both methods, e.g. train.epochs=5",
-    )
+    _add_overrides(p, "config overrides applied to both methods, e.g. train.epochs=5")
 
     p = sub.add_parser(
         "train",
@@ -87,15 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", type=Path, help="the YAML config (optional with --resume)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys, e.g. optim.lr=0.05 model.kwargs.width=16",
-    )
+    _add_overrides(p, "override config keys, e.g. optim.lr=0.05 model.kwargs.width=16")
     p.add_argument(
         "--resume",
         type=Path,
@@ -130,15 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds per row, 0..N-1 (default: the table's)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<table>-<scale>)")
     p.add_argument("--dry-run", action="store_true", help="print the runs that would be trained, train nothing")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides applied to every run",
-    )
+    _add_overrides(p, "config overrides applied to every run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser(
