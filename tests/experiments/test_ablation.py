@@ -64,11 +64,12 @@ def test_paper_and_cpu_configs() -> None:
         assert cfg.table == "ablation" and cfg.row.endswith(("/wd1e-4", "/wd5e-4"))
         c = cpu[name]
         assert c.name == cfg.name + "-cpu" and c.row == cfg.row
-        assert (c.train.epochs, c.data.subset_per_class, c.model.kwargs["width"]) == (20, 300, 16)
+        assert (c.train.epochs, c.schedule.milestones, c.data.subset_per_class) == (40, [20, 30], 100)
+        assert (c.data.batch_size, c.model.kwargs["width"], c.data.kwargs["test_subset_per_class"]) == (64, 16, 250)
         # The method is the same at both scales; only the neighbour count of KNN rows is scaled.
         assert c.mix.variant == cfg.mix.variant and c.mix.layer == cfg.mix.layer
         if cfg.mix.pairing == "knn":
-            assert (cfg.mix.knn_k, c.mix.knn_k) == (200, 12)
+            assert (cfg.mix.knn_k, c.mix.knn_k) == (200, 4)
     assert paper["erm-wd1e-4.yaml"].mix.variant == "erm"
     assert paper["mix-inputs-only-sc-knn-wd1e-4.yaml"].mix.knn_same_class is True
     assert paper["mix-inputs-only-sc-rp-wd1e-4.yaml"].mix.pairing == "same_class"

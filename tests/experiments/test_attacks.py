@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from vicinal.experiments.attacks import attack_errors, error_under_attack, fgsm, ifgsm
+from vicinal.experiments.attacks import attack_errors, attack_file_stem, error_under_attack, every_nth, fgsm, ifgsm
 
 
 def linear_model() -> nn.Linear:
@@ -190,3 +190,28 @@ def test_attack_errors_restores_both_modes() -> None:
     source.train()
     attack_errors(target, [(torch.rand(2, 2), torch.tensor([0, 1]))], fgsm, source=source, eps=0.1)
     assert target.training and source.training
+
+
+@pytest.mark.parametrize("every", [1, 2, 3, 5, 12, 13])
+@pytest.mark.parametrize("sizes", [(3, 4, 5), (5, 5, 2), (1, 1, 1, 9)])
+def test_every_nth_keeps_global_positions(sizes: tuple[int, ...], every: int) -> None:
+    n = sum(sizes)
+    idx = torch.arange(n)
+    batches = [(x, x + 100) for x in idx.split(list(sizes))]
+    kept = list(every_nth(batches, every))
+    assert all(b[0].numel() > 0 for b in kept)  # empty batches are skipped, not yielded
+    got = torch.cat([b[0] for b in kept]) if kept else torch.empty(0, dtype=torch.long)
+    assert torch.equal(got, idx[::every])
+    assert torch.equal(torch.cat([b[1] for b in kept]), idx[::every] + 100)  # labels stay with their inputs
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, True])
+def test_every_nth_rejects_bad_every(every: object) -> None:
+    with pytest.raises(ValueError, match=f"every must be an int >= 1, got {every!r}"):
+        list(every_nth([(torch.zeros(2),)], every))  # type: ignore[arg-type]
+
+
+def test_attack_file_stem() -> None:
+    assert attack_file_stem("fgsm", 4.0, 10) == "white-fgsm-eps4"
+    assert attack_file_stem("ifgsm", 4.0, 10, 2) == "white-ifgsm-eps4-steps10-every2"
+    assert attack_file_stem("ifgsm", 8, 3, 1, ("src", 1000)) == "black-ifgsm-eps8-steps3-from-src-seed1000"

@@ -75,6 +75,18 @@ def assert_one_line_error(code: int, err: str, match: str) -> None:
         ),
         (["reproduce", "cifar", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
         (["reproduce", "cifar"], "the following arguments are required: --scale"),
+        (
+            ["reproduce", "cifar", "--scale", "cpu", "--shard", "2/2"],
+            "argument --shard: expected 0 <= I < N, got '2/2'",
+        ),
+        (
+            ["reproduce", "cifar", "--scale", "cpu", "--shard", "a/2"],
+            "argument --shard: expected I/N with integers 0 <= I < N, e.g. 0/2; got 'a/2'",
+        ),
+        (
+            ["reproduce", "gan", "--scale", "cpu", "--shard", "0/2"],
+            "--shard: table 'gan' trains as one batched job and cannot be split",
+        ),
         (["report", "no/such/dir", "--out", "x"], "'no/such/dir' does not exist"),
         (["demo", "--seeds", "0"], "--seeds must be >= 1, got 0"),
     ],
@@ -181,6 +193,16 @@ def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[st
     assert (tmp_path / "c" / "report" / "report.md").is_file()
     code, out, _ = run_cli(capsys, *argv[:-1], "train.epochs=1", "--dry-run")
     assert code == 0 and out.count("[  done]") == 4
+    # Two shards over one output folder: the first leaves the report to the last one to finish.
+    shard = [*argv[:6], "--out", str(tmp_path / "s"), *argv[8:]]
+    code, out, _ = run_cli(capsys, *shard, "--shard", "1/2")
+    assert code == 0 and "shard 1/2 done; 2 runs of other shards are not finished yet" in out
+    assert not (tmp_path / "s" / "report").exists() and len(list((tmp_path / "s").glob("*/seed*/summary.json"))) == 2
+    code, out, _ = run_cli(capsys, *shard, "--shard", "0/2", "--dry-run")
+    assert code == 0 and out.count("[ shard]") == 2 and "2 of 4 runs would be trained by shard 0/2" in out
+    code, out, _ = run_cli(capsys, *shard, "--shard", "0/2")
+    assert code == 0 and (tmp_path / "s" / "report" / "report.md").is_file()
+    assert "| cifar10-preact_resnet18-erm-cpu | 2 (0 1) | 2/2 |" in out
     code, _, err = run_cli(capsys, *argv[:-1], "train.epochs=2", "--dry-run")
     assert_one_line_error(code, err, "holds a finished run of a different config (differs at train.epochs)")
 

@@ -125,6 +125,11 @@ def test_attack_command_white_and_black_box(capsys: pytest.CaptureFixture[str], 
     )
     assert black["source_seed"] == 1000 and black["steps"] == 3
     # Deterministic: the same attack again gives the same numbers.
+    # --every K attacks the test images at positions 0, K, 2K, ...: 10 of the 40, under its own file name.
+    assert main(["attack", str(runs["erm"]), "--attack", "fgsm", "--every", "4"]) == 0
+    assert "on 10 test images" in capsys.readouterr().out
+    sub = json.loads((runs["erm"] / "attacks" / "white-fgsm-eps4-every4.json").read_text())
+    assert (sub["n"], sub["every"], white["every"]) == (10, 4, 1)
     again = main(["attack", str(runs["erm"]), "--attack", "fgsm", "--eps", "4"])
     assert again == 0
     assert (
@@ -139,6 +144,7 @@ def test_attack_command_white_and_black_box(capsys: pytest.CaptureFixture[str], 
         (["attack", "{run}", "--attack", "pgd"], r"argument --attack: invalid choice: 'pgd'"),
         (["attack", "{run}", "--attack", "fgsm", "--eps", "300"], r"--eps must be in \[0, 255\] pixel units, got 300"),
         (["attack", "{run}", "--attack", "ifgsm", "--steps", "0"], r"--steps must be >= 1, got 0"),
+        (["attack", "{run}", "--attack", "fgsm", "--every", "0"], r"--every must be >= 1, got 0"),
         (["attack", "/no/such/run", "--attack", "fgsm"], r"RUN_DIR '/no/such/run' is not a folder"),
         (["attack", "{run}", "--source", "/nope", "--attack", "fgsm"], r"--source '/nope' is not a folder"),
         (["attack", "{empty}", "--attack", "fgsm"], r"is not a run folder \(no config.yaml\)"),
@@ -184,9 +190,13 @@ def test_adversarial_attack_step_and_report(runs: dict[str, Path], tmp_path: Pat
     ]
     results = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
     assert len(results) == 8  # {ERM, mixup} x {FGSM, I-FGSM} x {white, black}
-    assert {(r["target_name"], r["mode"], r["attack"]) for r in results} == {
-        (t, m, a) for t in ("t-erm", "t-mixup") for m in ("white", "black") for a in ("fgsm", "ifgsm")
-    }
+    # A second pass (an interrupted reproduction run again) reads finished attacks instead of redoing them.
+    done = runs["mixup"] / "attacks" / "white-ifgsm-eps4-steps10.json"
+    original = done.read_text()
+    done.write_text(json.dumps({**json.loads(original), "top1_error": 123.0}))
+    again = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
+    assert [r["top1_error"] for r in again].count(123.0) == 1
+    done.write_text(original)
     report = make_report([runs["erm"], runs["mixup"], runs["source"]], tmp_path / "report")
     md = report["markdown"]
     assert "## Table 3" in md and "| white box | top-1 | ERM |" in md and "90.7 / 99.9" in md
@@ -264,12 +274,15 @@ def test_a_paper_corrupted_config_runs_two_steps(capsys: pytest.CaptureFixture[s
 
 def test_reproduce_adversarial_trains_attacks_and_reports(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     tiny_config()  # registers the synthetic dataset
-    argv = ["reproduce", "adversarial", "--scale", "cpu", "--out", str(tmp_path), "--quiet", "--set",
+    argv = ["reproduce", "adversarial", "--scale", "cpu", "--seeds", "1", "--out", str(tmp_path), "--quiet", "--set",
             "data.name=synthetic_images", "data.kwargs={}", "data.subset_per_class=4", "model.kwargs.width=4",
             "train.epochs=1", "train.device=cpu", "train.reliability_diagram=false"]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     files = sorted(p.name for p in tmp_path.glob("*/seed*/attacks/*.json"))
-    assert len(files) == 8 and "black-fgsm-eps4-from-cifar10-preact_resnet18-erm-source-cpu-seed1000.json" in files
+    # cpu scale attacks every 2nd test image (robustness.ATTACK_EVERY), under file names that say so.
+    assert (
+        len(files) == 8 and "black-fgsm-eps4-every2-from-cifar10-preact_resnet18-erm-source-cpu-seed1000.json" in files
+    )
     assert not (tmp_path / "cifar10-preact_resnet18-erm-source-cpu" / "seed1000" / "attacks").exists()
     assert "## Table 3" in out and "| black box | top-1 | mixup |" in out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,10 @@ __all__ = [
     "ATTACKS",
     "IMAGE_DATASETS",
     "attack_errors",
+    "attack_file_stem",
     "attack_run",
     "error_under_attack",
+    "every_nth",
     "fgsm",
     "ifgsm",
     "load_run_model",
@@ -148,6 +150,34 @@ def _topk_errors(model: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
     return top1, topk
 
 
+def attack_file_stem(attack: str, eps: float, steps: int, every: int = 1, source: tuple[str, int] | None = None) -> str:
+    """The name (without ``.json``) under ``attacks/`` of one attack result; ``source`` = (config name, seed)."""
+    mode = "white" if source is None else "black"
+    name = f"{mode}-{attack}-eps{eps:g}" + (f"-steps{steps}" if attack == "ifgsm" else "")
+    name += f"-every{every}" if every > 1 else ""
+    if source is not None:
+        name += f"-from-{source[0]}-seed{source[1]}"
+    return name
+
+
+def every_nth(loader: Iterable[tuple[Tensor, ...]], every: int) -> Iterator[tuple[Tensor, ...]]:
+    """The batches of ``loader`` keeping only the examples at global positions 0, every, 2 * every, ...
+
+    A subset spread evenly over the split (a prefix would hold only the first classes of a class-sorted split),
+    the same on every call. Batches left empty are skipped.
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be an int >= 1, got {every!r}")
+    offset = 0
+    for batch in loader:
+        size = batch[0].shape[0]
+        first = (-offset) % every  # position in this batch of the first kept example
+        offset += size
+        if first >= size:
+            continue
+        yield tuple(t[first::every] for t in batch)
+
+
 def attack_errors(
     model: nn.Module,
     loader: Iterable[tuple[Tensor, ...]],
@@ -247,6 +277,7 @@ def attack_run(
     source: str | Path | None = None,
     device: str = "cpu",
     eval_batch_size: int | None = None,
+    every: int = 1,
     write: bool = True,
 ) -> dict[str, Any]:
     """Attack the model of ``run_dir`` on its test split; save the result under ``run_dir/attacks/``.
@@ -259,6 +290,8 @@ def attack_run(
         source: black box: craft on this run's model and evaluate on ``run_dir``'s; None = white box.
         device: where the models run.
         eval_batch_size: attack batch size (default: the run's ``data.eval_batch_size``).
+        every: attack every ``every``-th test image only (indices 0, every, 2 * every, ...: a deterministic subset
+            spread over the whole split, whatever its order); 1 = all.
         write: save ``attacks/<mode>-<attack>-eps<eps>[-steps<k>][-from-<name>-seed<s>].json``.
 
     Raises:
@@ -270,6 +303,8 @@ def attack_run(
         raise ValueError(f"eps must be in [0, 255] pixel units, got {eps!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be an int >= 1, got {every!r}")
     t0 = time.perf_counter()
     model, cfg, data = load_run_model(run_dir, device, eval_batch_size=eval_batch_size)
     stored = data.train_dataset_x.dtype if data.train_dataset_x is not None else None
@@ -287,7 +322,8 @@ def attack_run(
     kwargs: dict[str, Any] = {"eps": float(eps) / 255.0}
     if attack == "ifgsm":
         kwargs["steps"] = steps
-    res = attack_errors(model, data.test, ATTACKS[attack], source=src_model, **kwargs)
+    loader = data.test if every == 1 else every_nth(data.test, every)
+    res = attack_errors(model, loader, ATTACKS[attack], source=src_model, **kwargs)
     mode = "white" if source is None else "black"
     result: dict[str, Any] = {
         "mode": mode,
@@ -295,6 +331,7 @@ def attack_run(
         "eps_pixels": float(eps),
         "eps": float(eps) / 255.0,
         "steps": steps if attack == "ifgsm" else 1,
+        "every": every,
         "target": str(run_dir),
         "target_name": cfg.name,
         "target_seed": cfg.train.seed,
@@ -305,9 +342,8 @@ def attack_run(
         "time_s": time.perf_counter() - t0,
     }
     if write:
-        name = f"{mode}-{attack}-eps{eps:g}" + (f"-steps{steps}" if attack == "ifgsm" else "")
-        if src_cfg is not None:
-            name += f"-from-{src_cfg.name}-seed{src_cfg.train.seed}"
+        source_id = None if src_cfg is None else (src_cfg.name, src_cfg.train.seed)
+        name = attack_file_stem(attack, eps, steps, every, source_id)
         folder = Path(run_dir) / "attacks"
         folder.mkdir(exist_ok=True)
         tmp = folder / f".{name}.json.tmp"

@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds per row, 0..N-1 (default: the table's)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<table>-<scale>)")
     p.add_argument("--dry-run", action="store_true", help="print the runs that would be trained, train nothing")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="train only every N-th run starting at the I-th (0-based), e.g. 0/2 and 1/2 in two processes or on two "
+        "machines sharing the output folder; the last shard to finish writes the report",
+    )
     _add_overrides(p, "config overrides applied to every run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -183,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=float, default=4.0, help="L-inf budget in pixel units out of 255 (default 4)")
     p.add_argument("--steps", type=int, default=10, help="I-FGSM iterations of eps/steps (default 10)")
     p.add_argument("--batch-size", type=int, default=None, help="attack batch size (default: the run's eval batch)")
+    p.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="attack every K-th test image only (a deterministic subset spread over the split; default 1 = all)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     return parser
 
@@ -228,6 +243,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _complete(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (its summary says so)."""
+    path = run_dir / "summary.json"
+    return path.is_file() and json.loads(path.read_text()).get("status") == "complete"
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard I/N`` (0 <= I < N)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N with integers 0 <= I < N, e.g. 0/2; got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def _plan(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
     """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each."""
     from .tasks import get_table
@@ -246,8 +278,7 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
             run_dir = _run_dir(out, cfg)
             state = "new"
-            summary_path = run_dir / "summary.json"
-            if summary_path.is_file() and json.loads(summary_path.read_text()).get("status") == "complete":
+            if _complete(run_dir):
                 state = "done"
                 changed = diff_configs(load_config(run_dir / "config.yaml"), cfg)
                 if changed:
@@ -269,6 +300,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     runner_table = get_table(args.table)
     if runner_table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
+        if getattr(args, "shard", None) is not None:
+            raise ConfigError(f"--shard: table {runner_table.name!r} trains as one batched job and cannot be split")
         out = args.out if args.out is not None else Path("runs") / f"{runner_table.name}-{args.scale}"
         runner_table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
         return 0
@@ -276,22 +309,34 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")
     if args.scale == "cpu" and table.notes:
         print(f"  {table.notes}")
+    shard = getattr(args, "shard", None)
+    mine = plan if shard is None else plan[shard[0] :: shard[1]]
     for item in plan:
         cfg = item["cfg"]
+        state = item["state"] if any(item is m for m in mine) else "shard"
         print(
-            f"  [{item['state']:>6}] {cfg.name} seed {item['seed']}: {cfg.model.name} on {cfg.data.name}, "
+            f"  [{state:>6}] {cfg.name} seed {item['seed']}: {cfg.model.name} on {cfg.data.name}, "
             f"{cfg.train.epochs} epochs, mix {cfg.mix.variant} -> {item['run_dir']}"
         )
     if args.dry_run:
-        print(f"dry run: {sum(i['state'] != 'done' for i in plan)} of {len(plan)} runs would be trained")
+        print(
+            f"dry run: {sum(i['state'] != 'done' for i in mine)} of {len(plan)} runs would be trained"
+            + (f" by shard {shard[0]}/{shard[1]}" if shard else "")
+        )
         return 0
     t0 = time.perf_counter()
-    for item in plan:
+    for item in mine:
         if item["state"] == "done":
             continue
         summary = Trainer(item["cfg"], item["run_dir"], resume=item["state"] == "resume", quiet=args.quiet).fit()
         if Trainer.is_rank0():
             _print_summary(summary, item["run_dir"])
+    if shard is not None:
+        # The other shards may still be training; only the one that finds every run complete goes on.
+        pending = [i for i in plan if not _complete(i["run_dir"])]
+        if pending:
+            print(f"shard {shard[0]}/{shard[1]} done; {len(pending)} runs of other shards are not finished yet")
+            return 0
     after = _after_training(table.name)
     if after is not None and Trainer.is_rank0():
         after(plan, args)
@@ -319,6 +364,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise ConfigError(f"--eps must be in [0, 255] pixel units, got {args.eps:g}")
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.every < 1:
+        raise ConfigError(f"--every must be >= 1, got {args.every}")
     if args.device.startswith("cuda"):
         import torch
 
@@ -335,6 +382,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         source=args.source,
         device=args.device,
         eval_batch_size=args.batch_size,
+        every=args.every,
     )
     how = "white box" if args.source is None else f"black box from {args.source}"
     steps = f" {res['steps']} steps" if args.attack == "ifgsm" else ""
