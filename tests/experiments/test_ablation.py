@@ -64,7 +64,8 @@ def test_paper_and_cpu_configs() -> None:
         assert cfg.table == "ablation" and cfg.row.endswith(("/wd1e-4", "/wd5e-4"))
         c = cpu[name]
         assert c.name == cfg.name + "-cpu" and c.row == cfg.row
-        assert (c.train.epochs, c.schedule.milestones, c.data.subset_per_class) == (40, [20, 30], 100)
+        assert (c.train.epochs, c.schedule.milestones, c.data.subset_per_class) == (30, [15, 20], 100)
+        assert (c.train.eval_every, c.train.eval_last, cfg.train.eval_every, cfg.train.eval_last) == (5, 10, 1, 0)
         assert (c.data.batch_size, c.model.kwargs["width"], c.data.kwargs["test_subset_per_class"]) == (64, 16, 250)
         # The method is the same at both scales; only the neighbour count of KNN rows is scaled.
         assert c.mix.variant == cfg.mix.variant and c.mix.layer == cfg.mix.layer

@@ -92,6 +92,7 @@ def test_overrides_do_not_mutate_the_input() -> None:
         ("train.amp=fp8", r"config key 'train.amp' must be one of none, bf16, fp16, got 'fp8'"),
         ("train.device=tpu", r"config key 'train.device' must be auto, cpu, cuda or cuda:N, got 'tpu'"),
         ("train.epochs=0", r"config key 'train.epochs' must be >= 1, got 0"),
+        ("train.eval_last=-1", r"config key 'train.eval_last' must be >= 0, got -1"),
         ("train.max_steps=0", r"config key 'train.max_steps' must be >= 1 or null, got 0"),
         ("train.threads=0", r"config key 'train.threads' must be >= 1 or null, got 0"),
         ("optim.lr=-1", r"config key 'optim.lr' must be >= 0, got -1.0"),

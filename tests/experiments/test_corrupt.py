@@ -186,3 +186,16 @@ def test_train_eval_every_on_a_clean_run(tmp_path: Path) -> None:
     assert all(x["train_eval_error"] is not None for x in r)
     assert r[-1]["train_error_corrupted"] is None and r[-1]["train_error_real"] == r[-1]["train_eval_error"]
     assert not (tmp_path / "run" / "reliability.png").exists()
+
+
+@pytest.mark.parametrize(("eval_last", "expected"), [(0, [4, 6]), (2, [4, 5, 6]), (6, [1, 2, 3, 4, 5, 6])])
+def test_eval_last_adds_the_final_epochs(tmp_path: Path, eval_last: int, expected: list[int]) -> None:
+    # eval_every=4 over 6 epochs tests after epochs 4 and 6 (the last); eval_last=N adds each of the last N.
+    cfg = apply_overrides(
+        tiny_config("train.epochs=6"),
+        ["train.eval_every=4", f"train.eval_last={eval_last}", "train.reliability_diagram=false"],
+    )
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    summary = trainer.fit()
+    assert [r["epoch"] for r in trainer.records if r["test_error"] is not None] == expected
+    assert summary["median_last10_n"] == len(expected)

@@ -193,14 +193,50 @@ def test_adversarial_attack_step_and_report(runs: dict[str, Path], tmp_path: Pat
     # A second pass (an interrupted reproduction run again) reads finished attacks instead of redoing them.
     done = runs["mixup"] / "attacks" / "white-ifgsm-eps4-steps10.json"
     original = done.read_text()
-    done.write_text(json.dumps({**json.loads(original), "top1_error": 123.0}))
-    again = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
-    assert [r["top1_error"] for r in again].count(123.0) == 1
-    done.write_text(original)
+    try:
+        done.write_text(json.dumps({**json.loads(original), "top1_error": 123.0}))
+        again = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
+        assert [r["top1_error"] for r in again].count(123.0) == 1
+    finally:
+        done.write_text(original)
+    # Each cell averages one protocol only: the every-4 FGSM run of the attack-command test (10 images) and its
+    # 3-step I-FGSM are reported apart from the full-split, 10-step results.
+    white = json.loads((runs["erm"] / "attacks" / "white-fgsm-eps4.json").read_text())
+    sub = json.loads((runs["erm"] / "attacks" / "white-fgsm-eps4-every4.json").read_text())
     report = make_report([runs["erm"], runs["mixup"], runs["source"]], tmp_path / "report")
     md = report["markdown"]
-    assert "## Table 3" in md and "| white box | top-1 | ERM |" in md and "90.7 / 99.9" in md
+    assert "## Table 3" in md and "90.7 / 99.9" in md
+    full, _, quarter = md.partition("Attacked: every 4th test image (n = 10 per model).")
+    assert "Attacked: every test image (n = 40 per model)." in full and quarter
+    assert "| FGSM eps 4 | I-FGSM eps 4 (3 steps) | I-FGSM eps 4 (10 steps) |" in full
+    assert f"| white box | top-1 | ERM | {white['top1_error']:.2f} |" in full
+    assert f"| white box | top-1 | ERM | {sub['top1_error']:.2f} |" in quarter
     assert "| black box | top-5 | mixup |" in md and "17.4 / 11.8" in md
+
+
+def test_cpu_scale_attacks_are_found_again(runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vicinal.experiments import attacks
+
+    plan = [
+        {"config": Path(f"x/{role}.yaml"), "cfg": load_config(d / "config.yaml"), "seed": s, "run_dir": d}
+        for role, d, s in (("erm", runs["erm"], 0), ("erm-source", runs["source"], 1000), ("mixup", runs["mixup"], 0))
+    ]
+    first = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True, scale="cpu"))
+    assert {r["every"] for r in first} == {2} and {r["n"] for r in first} == {20}
+    assert (runs["mixup"] / "attacks" / "black-ifgsm-eps4-steps10-every2-from-t-erm-source-seed1000.json").is_file()
+
+    def no_attack(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished attack was run again")
+
+    monkeypatch.setattr(attacks, "attack_run", no_attack)
+    again = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True, scale="cpu"))
+    assert [(r["mode"], r["attack"], r["top1_error"]) for r in again] == [
+        (r["mode"], r["attack"], r["top1_error"]) for r in first
+    ]
+    for f in (runs["erm"] / "attacks").glob("*-every2*.json"):  # leave the shared fixture as the other tests expect
+        f.unlink()
+    for f in (runs["mixup"] / "attacks").glob("*-every2*.json"):
+        f.unlink()
 
 
 # -- report: Table 2 and calibration -------------------------------------------------------------------------

@@ -292,7 +292,7 @@ def attack_run(
         eval_batch_size: attack batch size (default: the run's ``data.eval_batch_size``).
         every: attack every ``every``-th test image only (indices 0, every, 2 * every, ...: a deterministic subset
             spread over the whole split, whatever its order); 1 = all.
-        write: save ``attacks/<mode>-<attack>-eps<eps>[-steps<k>][-from-<name>-seed<s>].json``.
+        write: save ``attacks/<mode>-<attack>-eps<eps>[-steps<k>][-every<K>][-from-<name>-seed<s>].json``.
 
     Raises:
         ValueError: unknown attack, bad eps/steps, a non-image dataset, or a source with other classes/inputs.
@@ -346,7 +346,7 @@ def attack_run(
         name = attack_file_stem(attack, eps, steps, every, source_id)
         folder = Path(run_dir) / "attacks"
         folder.mkdir(exist_ok=True)
-        tmp = folder / f".{name}.json.tmp"
+        tmp = folder / f".{name}.json.{os.getpid()}.tmp"  # per process: two writers never share a temp file
         tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, folder / f"{name}.json")
         result["file"] = str(folder / f"{name}.json")

@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="I/N",
         help="train only every N-th run starting at the I-th (0-based), e.g. 0/2 and 1/2 in two processes or on two "
-        "machines sharing the output folder; the last shard to finish writes the report",
+        "machines sharing the output folder; the last shard to finish runs the step after training (the attacks of "
+        "the adversarial table) and writes the report",
     )
     _add_overrides(p, "config overrides applied to every run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -331,19 +332,34 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         summary = Trainer(item["cfg"], item["run_dir"], resume=item["state"] == "resume", quiet=args.quiet).fit()
         if Trainer.is_rank0():
             _print_summary(summary, item["run_dir"])
+    lock = None
     if shard is not None:
-        # The other shards may still be training; only the one that finds every run complete goes on.
+        # The other shards may still be training; only the one that finds every run complete goes on, and of two
+        # that finish together only the one that creates the lock file (O_EXCL: atomic on a shared folder).
         pending = [i for i in plan if not _complete(i["run_dir"])]
         if pending:
-            print(f"shard {shard[0]}/{shard[1]} done; {len(pending)} runs of other shards are not finished yet")
+            print(
+                f"shard {shard[0]}/{shard[1]} done; {len(pending)} runs of other shards are not finished yet (the "
+                "last shard to finish writes the report; or run again without --shard once all are done)"
+            )
             return 0
-    after = _after_training(table.name)
-    if after is not None and Trainer.is_rank0():
-        after(plan, args)
-    if Trainer.is_rank0():
-        result = make_report([out], out / "report")
-        print(result["markdown"])
-        print(f"report written to {out / 'report'} ({time.perf_counter() - t0:.0f} s of training)")
+        lock = out / ".finishing.lock"
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            print(f"shard {shard[0]}/{shard[1]} done; another shard is writing the report ({lock})")
+            return 0
+    try:
+        after = _after_training(table.name)
+        if after is not None and Trainer.is_rank0():
+            after(plan, args)
+        if Trainer.is_rank0():
+            result = make_report([out], out / "report")
+            print(result["markdown"])
+            print(f"report written to {out / 'report'} ({time.perf_counter() - t0:.0f} s of training)")
+    finally:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
     return 0
 
 

@@ -176,6 +176,8 @@ class TrainConfig:
         compile: wrap the model in ``torch.compile``.
         checkpoint_every: save ``checkpoint.pt`` every N epochs (and always after the last one).
         eval_every: evaluate on the test split every N epochs (and always after the last one).
+        eval_last: also evaluate after each of the last N epochs, whatever ``eval_every`` (the median of the last
+            10 epochs, Table 5's metric, needs them while earlier evaluations can be sparse); 0 = off.
         log_every: a progress line every N steps when stderr is not a terminal.
         max_steps: stop after this many optimiser steps in total (smoke tests); ``None`` = no limit.
         tensorboard: also write TensorBoard scalars to ``run_dir/tensorboard`` (skipped if not installed).
@@ -197,6 +199,7 @@ class TrainConfig:
     compile: bool = False
     checkpoint_every: int = 1
     eval_every: int = 1
+    eval_last: int = 0
     log_every: int = 50
     max_steps: int | None = None
     tensorboard: bool = False
@@ -364,6 +367,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
+    if cfg.train.eval_last < 0:
+        raise ConfigError(f"config key 'train.eval_last' must be >= 0, got {cfg.train.eval_last}")
     optional_positive = {
         "data.subset_per_class": cfg.data.subset_per_class,
         "train.max_steps": cfg.train.max_steps,

@@ -86,6 +86,7 @@ RESUME_MUTABLE = (
     "train.max_steps",
     "train.log_every",
     "train.eval_every",
+    "train.eval_last",
     "train.checkpoint_every",
     "train.tensorboard",
     "train.device",
@@ -955,7 +956,7 @@ class Trainer:
         }
         test: dict[str, Any] = dict.fromkeys(("test_error", "test_top5_error", "test_nll", "test_ece", "test_n"))
         eval_time = 0.0
-        if (epoch + 1) % t.eval_every == 0 or final:
+        if (epoch + 1) % t.eval_every == 0 or final or epoch >= t.epochs - t.eval_last:
             e0 = time.perf_counter()
             sums_eval = self._all_reduce(
                 evaluate(self.model, self.data.test, autocast=self.autocast, channels_last=t.channels_last)

@@ -359,32 +359,43 @@ def attack_results(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 def attack_markdown(runs: Sequence[Run]) -> str:
-    """Table 3 layout: rows (white/black box, top-1/top-5, method), FGSM and I-FGSM columns per eps, mean ± std
-    over seeds (n), the paper's ImageNet numbers beside (eps 4 only)."""
+    """Table 3 layout: rows (white/black box, top-1/top-5, method), one column per (eps, attack, I-FGSM steps),
+    mean ± std over seeds (n), the paper's ImageNet numbers beside (eps 4 only). Results on different test subsets
+    (``vicinal attack --every K``) go to separate tables: they are never averaged together."""
     results = attack_results(runs)
     if not results:
         return ""
-    cells: dict[tuple[str, str, str, float, str], list[float]] = {}
+    # (every, mode, metric, method, (eps, attack, steps)) -> errors; seeds and black-box sources are the samples
+    cells: dict[tuple[int, str, str, str, tuple[float, str, int]], list[float]] = {}
+    images: dict[int, set[int]] = {}
     for r in results:
+        every = int(r.get("every", 1))
+        images.setdefault(every, set()).add(int(r["n"]))
+        column = (float(r["eps_pixels"]), r["attack"], int(r.get("steps", 1)) if r["attack"] == "ifgsm" else 1)
         for metric, key in (("top-1", "top1_error"), ("top-5", "top5_error")):
-            k = (r["mode"], metric, r["method"], float(r["eps_pixels"]), r["attack"])
-            cells.setdefault(k, []).append(float(r[key]))
-    eps_values = sorted({k[3] for k in cells})
-    rows = sorted({k[:3] for k in cells}, key=lambda k: (k[0] != "white", k[1], k[2] != "ERM", k[2]))
-    head = ["attack", "metric", "method"]
-    for eps in eps_values:
-        head += [f"FGSM eps {eps:g}", f"I-FGSM eps {eps:g}"]
-    head += ["paper FGSM / I-FGSM (ImageNet, eps 4)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for mode, metric, method in rows:
-        line = [f"{mode} box", metric, method]
-        for eps in eps_values:
-            for attack in ("fgsm", "ifgsm"):
-                line.append(_fmt(*mean_std(cells.get((mode, metric, method, eps, attack), []))))
-        paper = PAPER_TABLE3.get((mode, metric, method))
-        line.append(f"{paper[0]:g} / {paper[1]:g}" if paper else "-")
-        lines.append("| " + " | ".join(line) + " |")
-    lines.append("")
+            cells.setdefault((every, r["mode"], metric, r["method"], column), []).append(float(r[key]))
+    lines: list[str] = []
+    for every in sorted(images):
+        keys = [k for k in cells if k[0] == every]
+        columns = sorted({k[4] for k in keys}, key=lambda c: (c[0], c[1] != "fgsm", c[2]))
+        rows = sorted({k[1:4] for k in keys}, key=lambda k: (k[0] != "white", k[1], k[2] != "ERM", k[2]))
+        if len(images) > 1 or every > 1:
+            which = "every test image" if every == 1 else f"every {every}th test image"
+            n_text = ", ".join(f"{n:,}" for n in sorted(images[every]))
+            lines += [f"Attacked: {which} (n = {n_text} per model).", ""]
+        head = ["attack", "metric", "method"]
+        for eps, attack, steps in columns:
+            head.append(f"FGSM eps {eps:g}" if attack == "fgsm" else f"I-FGSM eps {eps:g} ({steps} steps)")
+        head += ["paper FGSM / I-FGSM (ImageNet, eps 4)"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for mode, metric, method in rows:
+            line = [f"{mode} box", metric, method]
+            for column in columns:
+                line.append(_fmt(*mean_std(cells.get((every, mode, metric, method, column), []))))
+            paper = PAPER_TABLE3.get((mode, metric, method))
+            line.append(f"{paper[0]:g} / {paper[1]:g}" if paper else "-")
+            lines.append("| " + " | ".join(line) + " |")
+        lines.append("")
     lines.append(
         "Error (%) under attack, mean ± sample std over seeds. White box: each model attacks itself; black box: "
         "examples crafted on a separately trained ERM source, evaluated on the method's model."

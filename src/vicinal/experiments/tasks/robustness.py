@@ -217,7 +217,8 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
     """After the trainings of ``vicinal reproduce adversarial``: every attack of Table 3, per seed.
 
     The k-th seed of the source attacks the k-th seeds of the ERM target and of mixup (black box); each target also
-    attacks itself (white box). FGSM and I-FGSM (10 steps), eps 4/255. Results already on disk are kept
+    attacks itself (white box). FGSM and I-FGSM (10 steps), eps 4/255, on every ``ATTACK_EVERY[scale]``-th test
+    image (cpu scale: every 2nd). Results already on disk are kept
     (``attacks/*.json`` in each target run folder), so an interrupted reproduction continues.
     """
     from ..attacks import attack_file_stem, attack_run
