@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,14 +197,14 @@ def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[st
     # Two shards over one output folder: the first leaves the report to the last one to finish.
     shard = [*argv[:6], "--out", str(tmp_path / "s"), *argv[8:]]
     code, out, _ = run_cli(capsys, *shard, "--shard", "1/2")
-    assert code == 0 and "shard 1/2 done; 2 runs of other shards are not finished yet" in out
+    assert code == 0 and "shard 1/2 done; 2 runs trained elsewhere are not finished yet" in out
     assert not (tmp_path / "s" / "report").exists() and len(list((tmp_path / "s").glob("*/seed*/summary.json"))) == 2
     code, out, _ = run_cli(capsys, *shard, "--shard", "0/2", "--dry-run")
     assert code == 0 and out.count("[ shard]") == 2 and "2 of 4 runs would be trained by shard 0/2" in out
     # Of two shards finishing together, the one that finds the lock leaves the report to the other.
     (tmp_path / "s" / ".finishing.lock").touch()
     code, out, _ = run_cli(capsys, *shard, "--shard", "0/2")
-    assert code == 0 and "shard 0/2 done; another shard is writing the report" in out
+    assert code == 0 and "shard 0/2 done; another process is writing the report" in out
     assert not (tmp_path / "s" / "report").exists()
     (tmp_path / "s" / ".finishing.lock").unlink()
     code, out, _ = run_cli(capsys, *shard, "--shard", "0/2")
@@ -212,6 +213,27 @@ def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[st
     assert "| cifar10-preact_resnet18-erm-cpu | 2 (0 1) | 2/2 |" in out
     code, _, err = run_cli(capsys, *argv[:-1], "train.epochs=2", "--dry-run")
     assert_one_line_error(code, err, "holds a finished run of a different config (differs at train.epochs)")
+
+
+def test_reproduce_processes_share_runs_through_claims(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["reproduce", "cifar", "--scale", "cpu", "--seeds", "2", "--out", str(tmp_path), "--quiet", "--set",
+            f"data.name={SYNTHETIC}", "data.kwargs={}", "data.subset_per_class=4", "model.kwargs.width=4",
+            "train.epochs=1", "train.reliability_diagram=false"]  # fmt: skip
+    busy = tmp_path / "cifar10-preact_resnet18-mixup-cpu" / "seed1"
+    busy.mkdir(parents=True)
+    (busy / ".claim").write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process of this host
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and f"[claimed] {busy}: another process is training it; skipped" in out
+    assert "this process done; 1 runs trained elsewhere are not finished yet" in out
+    assert len(list(tmp_path.glob("*/seed*/summary.json"))) == 3 and not (tmp_path / "report").exists()
+    assert not list(tmp_path.glob("*/seed[0]/.claim"))  # released after training
+    # The claiming process died (its pid no longer runs): the claim is stale and taken over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (busy / ".claim").write_text(f"{socket.gethostname()} {dead.pid}")
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "[claimed]" not in out and (tmp_path / "report" / "report.md").is_file()
+    assert (busy / "summary.json").is_file() and not (busy / ".claim").exists()
 
 
 def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:

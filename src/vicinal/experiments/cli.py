@@ -244,6 +244,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claim(run_dir: Path) -> Path | None:
+    """Claim ``run_dir`` for this process: the claim file's path, or None when a live process holds it.
+
+    The claim holds ``hostname pid``; a claim left by a process of this host that no longer runs (killed) is taken
+    over. A claim from another host is trusted: delete ``run_dir/.claim`` by hand if that machine died.
+    """
+    import socket
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ".claim"
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                host, pid = path.read_text().split()
+                alive = host != socket.gethostname() or _pid_alive(int(pid))
+            except FileNotFoundError:
+                alive = False  # released meanwhile
+            except (OSError, ValueError):
+                # empty or unreadable: just being written by another process, or left by one that died at once
+                alive = time.time() - path.stat().st_mtime < 60 if path.exists() else False
+            if alive:
+                return None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return path
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _complete(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a finished run (its summary says so)."""
     path = run_dir / "summary.json"
@@ -326,28 +369,44 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         )
         return 0
     t0 = time.perf_counter()
+    # Several processes may run the same command over one output folder: each claims a run before training it
+    # (run_dir/.claim, created atomically) and skips runs claimed by a live process. Under torchrun every rank
+    # must train the same runs, so distributed reproductions do not claim.
+    claiming = int(os.environ.get("WORLD_SIZE", "1")) == 1
     for item in mine:
         if item["state"] == "done":
             continue
-        summary = Trainer(item["cfg"], item["run_dir"], resume=item["state"] == "resume", quiet=args.quiet).fit()
+        claim = _claim(item["run_dir"]) if claiming else None
+        if claiming and claim is None:
+            print(f"  [claimed] {item['run_dir']}: another process is training it; skipped")
+            continue
+        try:
+            if _complete(item["run_dir"]):  # finished by another process since the plan was made
+                continue
+            resume = (item["run_dir"] / "checkpoint.pt").is_file()
+            summary = Trainer(item["cfg"], item["run_dir"], resume=resume, quiet=args.quiet).fit()
+        finally:
+            if claim is not None:
+                claim.unlink(missing_ok=True)
         if Trainer.is_rank0():
             _print_summary(summary, item["run_dir"])
     lock = None
-    if shard is not None:
-        # The other shards may still be training; only the one that finds every run complete goes on, and of two
-        # that finish together only the one that creates the lock file (O_EXCL: atomic on a shared folder).
-        pending = [i for i in plan if not _complete(i["run_dir"])]
+    pending = [i for i in plan if not _complete(i["run_dir"])]
+    if pending or shard is not None:
+        # Other shards or processes may still be training; only the one that finds every run complete goes on, and
+        # of two that finish together only the one that creates the lock file (O_EXCL: atomic on a shared folder).
+        who = f"shard {shard[0]}/{shard[1]}" if shard is not None else "this process"
         if pending:
             print(
-                f"shard {shard[0]}/{shard[1]} done; {len(pending)} runs of other shards are not finished yet (the "
-                "last shard to finish writes the report; or run again without --shard once all are done)"
+                f"{who} done; {len(pending)} runs trained elsewhere are not finished yet (the last process to "
+                "finish writes the report; or run the command again once all are done)"
             )
             return 0
         lock = out / ".finishing.lock"
         try:
             os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
-            print(f"shard {shard[0]}/{shard[1]} done; another shard is writing the report ({lock})")
+            print(f"{who} done; another process is writing the report ({lock})")
             return 0
     try:
         after = _after_training(table.name)

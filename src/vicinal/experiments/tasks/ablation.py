@@ -64,7 +64,7 @@ CPU_NOTES = (
     f"all run at the final rate, as the paper's last 10 of 200 do), SGD momentum 0.9, crop + flip; test error every "
     f"{CPU_EVAL_EVERY} epochs and after each of the last 10; KNN rows use {CPU_K} neighbours (4% of a class, as 200 "
     "of 5,000). Cost on one thread (measured: ~3 ms per training image, ~1.6 ms per test image): ~2.5 CPU-minutes "
-    "per run, ~100 for the 40 configs of one seed; `--shard 0/2` and `--shard 1/2` split them over two processes."
+    "per run, ~100 for the 40 configs of one seed; two processes running the same command share the runs."
 )
 
 
