@@ -14,6 +14,7 @@ from lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
 
 from vicinal.experiments.cli import main
 from vicinal.experiments.config import ConfigError, diff_configs, load_config
+from vicinal.experiments.report import report as report_module
 from vicinal.experiments.report.report import make_report, reliability_bins
 from vicinal.experiments.tasks import get_table, robustness
 from vicinal.experiments.trainer import Trainer
@@ -207,10 +208,14 @@ def test_adversarial_attack_step_and_report(runs: dict[str, Path], tmp_path: Pat
     md = report["markdown"]
     assert "## Table 3" in md and "90.7 / 99.9" in md
     full, _, quarter = md.partition("Attacked: every 4th test image (n = 10 per model).")
+    assert [report_module._ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd"
+    ]  # fmt: skip
     assert "Attacked: every test image (n = 40 per model)." in full and quarter
-    assert "| FGSM eps 4 | I-FGSM eps 4 (3 steps) | I-FGSM eps 4 (10 steps) |" in full
-    assert f"| white box | top-1 | ERM | {white['top1_error']:.2f} |" in full
-    assert f"| white box | top-1 | ERM | {sub['top1_error']:.2f} |" in quarter
+    assert "| clean | FGSM eps 4 | I-FGSM eps 4 (3 steps) | I-FGSM eps 4 (10 steps) |" in full
+    row = f"| white box | top-1 | ERM | {white['clean_top1_error']:.2f} | {white['top1_error']:.2f} |"
+    assert row in full
+    assert f"| white box | top-1 | ERM | {sub['clean_top1_error']:.2f} | {sub['top1_error']:.2f} |" in quarter
     assert "| black box | top-5 | mixup |" in md and "17.4 / 11.8" in md
 
 

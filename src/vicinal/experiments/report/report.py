@@ -358,6 +358,12 @@ def attack_results(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return out
 
 
+def _ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def attack_markdown(runs: Sequence[Run]) -> str:
     """Table 3 layout: rows (white/black box, top-1/top-5, method), one column per (eps, attack, I-FGSM steps),
     mean ± std over seeds (n), the paper's ImageNet numbers beside (eps 4 only). Results on different test subsets
@@ -374,18 +380,24 @@ def attack_markdown(runs: Sequence[Run]) -> str:
         column = (float(r["eps_pixels"]), r["attack"], int(r.get("steps", 1)) if r["attack"] == "ifgsm" else 1)
         for metric, key in (("top-1", "top1_error"), ("top-5", "top5_error")):
             cells.setdefault((every, r["mode"], metric, r["method"], column), []).append(float(r[key]))
+            if r["attack"] == "fgsm":  # the clean error of the same images, once per attacked model and mode
+                clean = (0.0, "clean", 0)
+                cells.setdefault((every, r["mode"], metric, r["method"], clean), []).append(float(r[f"clean_{key}"]))
     lines: list[str] = []
     for every in sorted(images):
         keys = [k for k in cells if k[0] == every]
-        columns = sorted({k[4] for k in keys}, key=lambda c: (c[0], c[1] != "fgsm", c[2]))
+        columns = sorted({k[4] for k in keys}, key=lambda c: (c[1] != "clean", c[0], c[1] != "fgsm", c[2]))
         rows = sorted({k[1:4] for k in keys}, key=lambda k: (k[0] != "white", k[1], k[2] != "ERM", k[2]))
         if len(images) > 1 or every > 1:
-            which = "every test image" if every == 1 else f"every {every}th test image"
+            which = "every test image" if every == 1 else f"every {_ordinal(every)} test image"
             n_text = ", ".join(f"{n:,}" for n in sorted(images[every]))
             lines += [f"Attacked: {which} (n = {n_text} per model).", ""]
         head = ["attack", "metric", "method"]
         for eps, attack, steps in columns:
-            head.append(f"FGSM eps {eps:g}" if attack == "fgsm" else f"I-FGSM eps {eps:g} ({steps} steps)")
+            if attack == "clean":
+                head.append("clean")
+            else:
+                head.append(f"FGSM eps {eps:g}" if attack == "fgsm" else f"I-FGSM eps {eps:g} ({steps} steps)")
         head += ["paper FGSM / I-FGSM (ImageNet, eps 4)"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for mode, metric, method in rows:
@@ -397,8 +409,9 @@ def attack_markdown(runs: Sequence[Run]) -> str:
             lines.append("| " + " | ".join(line) + " |")
         lines.append("")
     lines.append(
-        "Error (%) under attack, mean ± sample std over seeds. White box: each model attacks itself; black box: "
-        "examples crafted on a separately trained ERM source, evaluated on the method's model."
+        "Error (%) under attack, mean ± sample std over seeds; clean: the same images unattacked. White box: each "
+        "model attacks itself; black box: examples crafted on a separately trained ERM source, evaluated on the "
+        "method's model."
     )
     return "\n".join(lines)
 
