@@ -314,11 +314,14 @@ def _plan(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
     plan = []
-    for path in table.configs(args.scale):
-        # Seeds count up from the file's train.seed (0 for almost every config; the black-box source model of
-        # the adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
-        base = load_config(path, args.overrides).train.seed
-        for seed in range(base, base + seeds):
+    # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
+    # adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
+    bases = [(path, load_config(path, args.overrides).train.seed) for path in table.configs(args.scale)]
+    # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
+    # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
+    for k in range(seeds):
+        for path, base in bases:
+            seed = base + k
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
             run_dir = _run_dir(out, cfg)
             state = "new"
