@@ -315,25 +315,32 @@ def _mix_into(
     return out
 
 
-def mix_many(x: Tensor, weights: Tensor, indices: Tensor) -> Tensor:
+def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dtype | None = None) -> Tensor:
     """Convex combination of k examples: ``sum_j weights[:, j] * x[indices[j]]`` (Section 2, Dirichlet mixing).
 
     Args:
-        x: batch ``(B, ...)``, float.
+        x: batch ``(B, ...)``, float or uint8. Float batches are mixed in their own dtype; uint8 batches are mixed in
+            float32 and rounded to the nearest integer (never truncated), as :func:`mix` does for two examples.
         weights: ``(B, k)`` per-sample weights (or ``(k,)`` shared by the batch), rows summing to 1.
         indices: ``(k, B)`` partner indices; row 0 is usually the identity.
+        out_dtype: for uint8 inputs, a float dtype returns the unrounded mix in that dtype.
     """
     if weights.dim() == 1:
         weights = weights.expand(x.shape[0], -1)
     k = indices.shape[0]
     if weights.shape != (x.shape[0], k):
         raise ValueError(f"weights have shape {tuple(weights.shape)}, expected ({x.shape[0]}, {k})")
+    compute = x.dtype if x.is_floating_point() else (out_dtype or torch.float32)
     out = None
     for j in range(k):
-        term = _expand(weights[:, j], x, x.dtype) * x.index_select(0, indices[j].to(x.device))
-        out = term if out is None else out + term
+        xj = x.index_select(0, indices[j].to(x.device)).to(compute)
+        term = _expand(weights[:, j], x, compute) * xj
+        out = term if out is None else out.add_(term)
     assert out is not None
-    return out
+    if x.is_floating_point() or out_dtype is not None:
+        return out
+    # round half to even; the clamp guards against float error just outside [0, 255]
+    return out.round_().clamp_(0, 255).to(x.dtype)
 
 
 def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -129,28 +129,33 @@ class BatchMix:
         stacked in place, whatever the transform's default).
         """
         inplace = self.inplace if inplace is None else bool(inplace)
+        # uint8_output="float": uint8 batches come back float32 whatever was drawn (identity, lam == 1, CutMix, ...)
+        to_float = x.dtype == torch.uint8 and self.uint8_output == "float"
+        if to_float and inplace:
+            raise ValueError("cannot mix a uint8 batch in place with uint8_output='float' (float32 result)")
         if params.op == "identity":
-            return x
+            return x.float() if to_float else x
         if params.op == "noise":
             assert params.noise is not None
             return x.add_(params.noise) if inplace else x + params.noise
         if params.op == "mix":
             if not isinstance(params.lam, Tensor) and params.lam == 1.0:
-                return x
+                return x.float() if to_float else x
             if inplace:
-                if x.dtype == torch.uint8 and self.uint8_output == "float":
-                    raise ValueError("cannot mix a uint8 batch in place with uint8_output='float' (float32 result)")
                 return F.mix_(x, params.lam, params.perm, partner=params.partner_x, exact=self.exact)
-            out_dtype = torch.float32 if (x.dtype == torch.uint8 and self.uint8_output == "float") else None
+            out_dtype = torch.float32 if to_float else None
             return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype)
         if params.op == "cutmix":
             assert params.box is not None
             if inplace:
                 return F.cutmix_(x, params.box, params.perm, partner=params.partner_x)
+            if to_float:  # a paste moves values: converting first is exact
+                partner = None if params.partner_x is None else params.partner_x.float()
+                return F.cutmix_(x.float(), params.box, params.perm, partner=partner)
             return F.cutmix(x, params.box, params.perm, partner=params.partner_x)
         if params.op == "dirichlet":
             assert params.weights is not None and params.indices is not None
-            mixed = F.mix_many(x, params.weights, params.indices)
+            mixed = F.mix_many(x, params.weights, params.indices, out_dtype=torch.float32 if to_float else None)
             return x.copy_(mixed) if inplace else mixed
         raise ValueError(f"unknown op {params.op!r}")
 
