@@ -164,17 +164,31 @@ class KNNPartners:
         same_class: bool = False,
         chunk_size: int = 1024,
     ) -> KNNPartners:
-        """Compute the neighbour table from ``features (N, ...)`` (flattened), in chunks of rows."""
+        """Compute the neighbour table from ``features (N, ...)`` (flattened), in chunks of rows.
+
+        Distances are computed in the features' own precision (float64 stays float64; float32, half types and
+        integer features in float32) after centring the features on their mean, so the neighbours do not change
+        under a translation of the features: the ``|a|^2 + |b|^2 - 2ab`` expansion used for speed (one matmul per
+        chunk) would otherwise cancel catastrophically when the features share a large offset.
+        """
+        if not isinstance(features, Tensor):
+            raise TypeError(f"features must be a torch.Tensor, got {type(features).__name__}")
         if features.dim() < 2:
             raise ValueError(f"features must be (N, D) or (N, ...), got shape {tuple(features.shape)}")
         n = features.shape[0]
-        if not isinstance(k, int) or k < 1 or k >= n:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k >= n:
             raise ValueError(f"k must be an int in [1, N-1] = [1, {n - 1}], got {k!r}")
         if same_class:
             if labels is None or labels.shape != (n,):
                 raise ValueError(f"same_class=True needs labels of shape ({n},)")
             labels = labels.to(features.device)
-        feats = features.reshape(n, -1).float()
+        dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
+        feats = features.reshape(n, -1).to(dtype)
+        finite = torch.isfinite(feats)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ValueError(f"features contain {bad} non-finite value(s) (NaN or Inf); distances would be undefined")
+        feats = feats - feats.mean(0, keepdim=True)  # translation invariance (see above)
         sq = (feats * feats).sum(1)
         neighbours = torch.empty(n, k, dtype=torch.long)
         counts = torch.empty(n, dtype=torch.long)
