@@ -29,7 +29,7 @@ def test_soft_target_loss_equals_two_label_loss(n, c, lam_mode, seed, smoothing)
     def ce(pred, target, reduction="mean"):
         return F.cross_entropy(pred, target, label_smoothing=smoothing, reduction=reduction)
 
-    two = vicinal.mixed_criterion(ce, logits, y, p)
+    two = vicinal.mixed_criterion(ce, logits, y, p, label_smoothing=smoothing)
     assert abs(float(soft) - float(two)) < 1e-6 * max(1.0, abs(float(two)))
 
 

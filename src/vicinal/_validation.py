@@ -93,6 +93,7 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
             )
         if num_classes is not None and y.shape[1] != num_classes:
             raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
+        check_probability_rows(y)
         return int(y.shape[1])
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         if y.dim() != 1:
@@ -104,3 +105,27 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
             raise ValueError(f"labels must be in [0, {num_classes}), got values from {lo} to {hi}")
         return num_classes
     raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")
+
+
+def check_probability_rows(y: Tensor) -> None:
+    """Probability labels ``(B, C)``: finite, >= 0 and each row summing to 1.
+
+    The tolerance ``1e-3 + eps(dtype)`` admits float rounding (half-precision labels, rounded soft labels) and
+    label smoothing (whose rows still sum to 1). Costs one pass over the labels (a sum and a min, one sync): small
+    next to the inputs, and integer labels skip it.
+    """
+    acc = torch.float64 if y.dtype == torch.float64 else torch.float32
+    tol = 1e-3 + torch.finfo(y.dtype).eps
+    sums = y.sum(1, dtype=acc)
+    low = y.amin()
+    if bool(torch.isfinite(sums).all() & (low >= -tol) & ((sums - 1).abs() <= tol).all()):
+        return
+    finite = torch.isfinite(y)
+    if not bool(finite.all()):
+        raise ValueError(f"probability labels contain {int((~finite).sum())} non-finite value(s) (NaN or Inf)")
+    if float(low) < -tol:
+        raise ValueError(f"probability labels must be >= 0, got a minimum of {float(low):.6g}")
+    row = int(((sums - 1).abs() > tol).nonzero()[0, 0])
+    raise ValueError(
+        f"probability labels must sum to 1 in every row (within {tol:.3g}); row {row} sums to {float(sums[row]):.6g}"
+    )

@@ -35,8 +35,37 @@ def _check_partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> No
         return
     if perm is None:
         raise ValueError("mix needs perm (partner indices into the batch) or partner (the partner batch)")
-    if perm.shape != (x.shape[0],):
-        raise ValueError(f"perm has shape {tuple(perm.shape)} but the batch has {x.shape[0]} samples")
+    _check_perm(perm, x.shape[0])
+
+
+def _check_perm(perm: Tensor, n: int) -> None:
+    """``perm`` must be ``(n,)`` integer indices in ``[0, n)``: one min/max reduction."""
+    if not isinstance(perm, Tensor):
+        raise TypeError(f"perm must be a torch.Tensor of partner indices, got {type(perm).__name__}")
+    if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
+        raise TypeError(f"perm must be an integer tensor of partner indices, got dtype {perm.dtype}")
+    if perm.shape != (n,):
+        raise ValueError(f"perm has shape {tuple(perm.shape)} but the batch has {n} samples")
+    lo, hi = torch.stack(torch.aminmax(perm)).tolist()  # one reduction, one device sync
+    if lo < 0 or hi >= n:
+        raise ValueError(
+            f"perm must hold indices in [0, {n}) (partners within the batch), got values from {lo} to {hi}"
+        )
+
+
+def _check_lam(lam: float | Tensor, n: int) -> None:
+    """lam must lie in [0, 1] (NaN rejected): a float, or a tensor of one value or ``(n,)`` values (one reduction)."""
+    if isinstance(lam, Tensor):
+        if lam.numel() != 1 and lam.shape != (n,):
+            raise ValueError(f"lam has shape {tuple(lam.shape)}; expected a float, one value or ({n},) per-sample")
+        if not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
+            bad = lam[~((lam >= 0) & (lam <= 1))].flatten()[0].item()
+            raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
+        return
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__} {lam!r}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1] (a convex combination), got {lam!r}")
 
 
 def _partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> Tensor:
@@ -79,8 +108,9 @@ def mix(
 
     Args:
         x: batch ``(B, ...)`` of any modality, float or uint8.
-        lam: weight of ``x`` itself: a float (one per batch) or a tensor ``(B,)`` (one per sample).
-        perm: ``(B,)`` partner indices into the batch.
+        lam: weight of ``x`` itself: a float (one per batch) or a tensor ``(B,)`` (one per sample), in [0, 1]
+            (anything else, NaN included, raises ``ValueError``; a tensor lam costs one reduction to check).
+        perm: ``(B,)`` integer partner indices into the batch, each in ``[0, B)`` (checked with one min/max).
         partner: the partner batch itself (e.g. k-NN partners drawn from the dataset), instead of ``perm``.
         out_dtype: for uint8 inputs, a float dtype returns the exact mix without rounding; by default uint8 inputs
             are mixed in float32 and rounded to the nearest integer (never truncated).
@@ -91,6 +121,7 @@ def mix(
         The mixed batch, same shape as ``x`` (``out`` itself when given).
     """
     _check_partner(x, perm, partner)
+    _check_lam(lam, x.shape[0])
     result_dtype = x.dtype if (x.is_floating_point() or out_dtype is None) else out_dtype
     if out is not None:
         _check_out(x, out, result_dtype, partner)
@@ -119,8 +150,9 @@ def mix_(
 
     Args:
         x: batch ``(B, ...)``, float (float32/64, bfloat16, float16) or uint8, overwritten.
-        lam: a float (one per batch) or a tensor ``(B,)`` (one per sample).
-        perm: ``(B,)`` partner indices into the batch; or ``partner``: a partner batch of the same shape.
+        lam: a float (one per batch) or a tensor ``(B,)`` (one per sample), in [0, 1] (checked as in :func:`mix`).
+        perm: ``(B,)`` partner indices into the batch, in ``[0, B)``; or ``partner``: a partner batch of the same
+            shape.
         exact: ``True`` reproduces the formula's roundings bit for bit (three arithmetic passes over each cached
             slice instead of one).
             ``False`` (default) computes each slice with one ``torch.lerp``, choosing the direction so that
@@ -134,6 +166,7 @@ def mix_(
         ``x``, mixed.
     """
     _check_partner(x, perm, partner)
+    _check_lam(lam, x.shape[0])
     if partner is not None:
         _check_no_overlap(x, partner, "x", "partner")
     if not exact and not x.is_floating_point():
@@ -217,12 +250,6 @@ def _plain(*tensors: object) -> bool:
 _functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
 
 
-def _unit_interval(lam: float | Tensor) -> bool:
-    if isinstance(lam, Tensor):
-        return bool(((lam >= 0) & (lam <= 1)).all())
-    return 0.0 <= lam <= 1.0
-
-
 def _rows(t: Tensor, order: list[int]) -> Tensor | None:
     """``t`` as a (B, F) view over its memory, trailing dims taken in ``order``; None if no such view exists."""
     p = t.permute(0, *order)
@@ -245,13 +272,10 @@ def _mix_into(
     else:
         order = _memory_order(x)
         x2, o2 = _rows(x, order), _rows(out, order)
-    uint8_other = x.dtype == torch.uint8 and (
-        out.dtype not in (torch.uint8, torch.float32) or (out.dtype == torch.uint8 and not _unit_interval(lam))
-    )
+    uint8_other = x.dtype == torch.uint8 and out.dtype not in (torch.uint8, torch.float32)
     if x2 is None or o2 is None or uint8_other or not _plain(x, out, lam, partner):
-        # no common (B, F) view (overlapping or gapped strides), a rare uint8 -> float64/16 output, a uint8 mix
-        # extrapolated beyond [0, 255] (lam outside [0, 1]: the formula clamps), or autograd / vmap at work: the
-        # formula, copied into out
+        # no common (B, F) view (overlapping or gapped strides), a rare uint8 -> float64/16 output, or autograd /
+        # vmap at work: the formula, copied into out
         xp = _partner(x, perm, partner)
         return out.copy_(_formula(x, lam, xp, None if out.dtype == torch.uint8 else out.dtype))
     p2 = None if partner is None else partner.permute(0, *order).reshape(n, -1)
@@ -359,6 +383,7 @@ def smooth(y_soft: Tensor, eps: float) -> Tensor:
 
 def mix_targets(y: Tensor, lam: float | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None) -> Tensor:
     """``lam * y + (1 - lam) * y[perm]`` for soft labels ``(B, C)`` or regression targets ``(B,)`` / ``(B, K)``."""
+    _check_lam(lam, y.shape[0])
     yp = _partner(y, perm, partner)
     w = _expand(lam, y, y.dtype)
     return w * y + (1 - w) * yp
@@ -368,6 +393,7 @@ def closer_targets(
     y: Tensor, lam: float | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None
 ) -> Tensor:
     """ "Mix inputs only" (Table 5): the target of the closer sample, ``y_i`` where ``lam >= 0.5`` else ``y_j``."""
+    _check_lam(lam, y.shape[0])
     yp = _partner(y, perm, partner)
     if isinstance(lam, Tensor):
         keep = (lam.to(y.device) >= 0.5).reshape(-1, *([1] * (y.dim() - 1)))
@@ -390,6 +416,7 @@ def cutmix(
         else:
             if perm is None:
                 raise ValueError("cutmix needs perm or partner")
+            _check_perm(perm, x.shape[0])
             out[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1].index_select(0, perm.to(x.device))
     return out
 
@@ -408,6 +435,7 @@ def cutmix_(
         else:
             if perm is None:
                 raise ValueError("cutmix needs perm or partner")
+            _check_perm(perm, x.shape[0])
             x[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1].index_select(0, perm.to(x.device))
     return x
 

@@ -25,6 +25,8 @@ def sample_gan_lam(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """One lam per sample, ``(B,)`` of ``dtype``: Beta(alpha, alpha) (paper) or Uniform(0, alpha) (the authors' demo)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     alpha = check_alpha(alpha)
     check_choice(distribution, LAM_DISTRIBUTIONS, "distribution")
     if distribution == "beta":

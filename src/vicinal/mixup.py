@@ -13,7 +13,7 @@ The default path is the paper's whole method (Section 2)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -49,6 +49,9 @@ class MixParams:
         box: CutMix box ``(y0, y1, x0, x1)``.
         weights, indices: Dirichlet weights ``(B, k)`` and partner indices ``(k, B)``.
         noise: Gaussian noise added to the inputs.
+        targets: how the transform forms its targets: ``"mixed"`` (paper) or ``"closer"`` (the label of the larger
+            part); :func:`vicinal.mixed_criterion` reads it.
+        smoothing: the label smoothing eps the transform applies to its targets (read by ``mixed_criterion``).
     """
 
     op: str = "identity"
@@ -60,6 +63,8 @@ class MixParams:
     weights: Tensor | None = None
     indices: Tensor | None = None
     noise: Tensor | None = None
+    targets: str = "mixed"
+    smoothing: float = 0.0
 
 
 class BatchMix:
@@ -115,8 +120,17 @@ class BatchMix:
         """Validate the batch and draw the random parameters for it."""
         n = self._validate(x, y, partner)
         if n == 1 and partner is None:
-            return MixParams()  # the only possible partner is the sample itself: nothing to mix
-        return self._sample(x, y, n, partner)
+            params = MixParams()  # the only possible partner is the sample itself: nothing to mix
+        else:
+            params = self._sample(x, y, n, partner)
+        return self._stamp(params)
+
+    def _stamp(self, params: MixParams) -> MixParams:
+        """Record how targets are formed (read by :func:`vicinal.mixed_criterion`)."""
+        targets = getattr(self, "targets", "mixed")
+        if self.smoothing == 0.0 and targets == "mixed":
+            return params  # the defaults: no copy on the hot path
+        return replace(params, targets=targets, smoothing=self.smoothing)
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         return MixParams()
@@ -199,14 +213,34 @@ class BatchMix:
             if py.shape != y.shape:
                 raise ValueError(f"partner labels have shape {tuple(py.shape)} but labels have {tuple(y.shape)}")
             check_targets(py, n, self.num_classes, regression=self.regression)
+        self._check_batch(x, y, n, partner)
         return n
+
+    def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
+        """Checks of a variant that depend on the batch, made on every call whatever is drawn (eager validation)."""
 
     def state_dict(self) -> dict[str, Any]:
         """The generator state: saving and restoring it continues the same random stream."""
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+        """Restore the generator state saved by :meth:`state_dict`."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
+        if "generator" not in state:
+            raise ValueError(
+                f"state has no 'generator' entry (keys: {sorted(state)}); expected a dict from state_dict()"
+            )
+        gen_state = state["generator"]
+        if not isinstance(gen_state, Tensor) or gen_state.dtype != torch.uint8:
+            raise TypeError(
+                "state['generator'] must be the uint8 tensor of torch.Generator.get_state(), got "
+                f"{type(gen_state).__name__}"
+            )
+        try:
+            self.generator.set_state(gen_state)
+        except RuntimeError as err:
+            raise ValueError(f"state['generator'] is not a valid generator state: {err}") from None
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self._repr_options().items())
@@ -238,15 +272,17 @@ class GaussianNoise(BatchMix):
         super().__init__(**kwargs)
         self.sigma = check_alpha(sigma, "sigma")
 
-    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+    def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
         if not x.is_floating_point():
             raise TypeError(f"gaussian noise needs float inputs, got dtype {x.dtype}")
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         noise = torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
         return MixParams(op="noise", noise=noise * self.sigma)
 
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
         n = self._validate(x, y, partner)
-        return self._sample(x, y, n, partner)  # noise applies to a batch of one too
+        return self._stamp(self._sample(x, y, n, partner))  # noise applies to a batch of one too
 
     def _repr_options(self) -> dict[str, Any]:
         return {"sigma": self.sigma, **super()._repr_options()}
@@ -295,18 +331,24 @@ class Mixup(BatchMix):
     def _pairs(self, y: Tensor, n: int) -> Tensor:
         return batch_pairs(self.pairing, n, y, generator=self.generator, allow_self=self.allow_self)
 
+    def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
+        if partner is None and self.pairing == "knn":
+            raise ValueError("pairing='knn' needs partner=(x_partner, y_partner) from KNNPartners.sample")
+        if partner is None and self.pairing == "flip" and not self.allow_self and n % 2 == 1 and n > 1:
+            raise ValueError(
+                f"flip pairing pairs the middle sample of an odd batch ({n}) with itself; allow_self=False forbids it"
+            )
+
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         if self.alpha == 0.0:
             return MixParams()  # ERM limit: bit-identical batch, no randomness consumed
-        if partner is None and self.pairing == "knn":
-            raise ValueError("pairing='knn' needs partner=(x_partner, y_partner) from KNNPartners.sample")
         lam = sample_lam(self.alpha, n, self.lam_mode, generator=self.generator)
         if partner is not None:
             return MixParams(op="mix", lam=lam, partner_x=partner[0], partner_y=partner[1])
         return MixParams(op="mix", lam=lam, perm=self._pairs(y, n))
 
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
-        if self.targets == "closer" and params.op == "mix":
+        if self.targets == "closer" and params.op in ("mix", "cutmix"):
             partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
             return F.closer_targets(self.soft_targets(y), params.lam, params.perm, partner=partner)
         return super().apply_targets(y, params)
@@ -324,16 +366,28 @@ class Mixup(BatchMix):
 class CutMix(Mixup):
     """CutMix (Yun et al., ICCV 2019): paste a box of area ``(1 - lam) * H * W`` from the partner; lam is corrected
     to the area actually kept after the box is clipped to the image. Inputs need at least 3 dimensions
-    ``(B, ..., H, W)``; one box and one lam per batch."""
+    ``(B, ..., H, W)``; one box and one lam per batch.
+
+    Rounding convention: the box sides are ``round(H * sqrt(1 - lam))`` and ``round(W * sqrt(1 - lam))``, rounded
+    to the nearest integer, where timm (``rand_bbox``) and the CutMix authors' code truncate with ``int(...)``.
+    For the same drawn lam a box here can be one pixel taller or wider than timm's. The targets are right either
+    way: lam is always recomputed from the pasted box, ``lam = 1 - box_area / (H * W)``, so the label weights equal
+    the pixel fractions actually mixed (the correction timm applies with ``correct_lam=True``).
+
+    ``targets="closer"`` gives each sample the label of the larger part of its image (lam >= 0.5: its own).
+    """
 
     def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
         if kwargs.get("lam_mode", "batch") != "batch":
             raise ValueError("CutMix draws one box per batch: lam_mode must be 'batch'")
         super().__init__(alpha, **kwargs)
 
-    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+    def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
+        super()._check_batch(x, y, n, partner)
         if x.dim() < 3:
             raise ValueError(f"CutMix needs inputs of shape (B, ..., H, W), got shape {tuple(x.shape)}")
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         base = super()._sample(x, y, n, partner)
         if base.op == "identity":
             return base
@@ -377,6 +431,13 @@ class MixupOrCutMix(BatchMix):
         self.mixup = Mixup(mixup_alpha, **shared)
         self.cutmix = CutMix(cutmix_alpha, **shared)
 
+    def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
+        # every branch that can be drawn checks every batch: an input one of them rejects fails on every call
+        if self.switch_prob < 1.0:
+            self.mixup._check_batch(x, y, n, partner)
+        if self.switch_prob > 0.0:
+            self.cutmix._check_batch(x, y, n, partner)
+
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         use_cutmix = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.switch_prob
         chosen = self.cutmix if use_cutmix else self.mixup
@@ -407,9 +468,11 @@ class DirichletMixup(BatchMix):
         self.k = k
         self.lam_mode = check_choice(lam_mode, LAM_MODES, "lam_mode")
 
-    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+    def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
         if partner is not None:
             raise ValueError("Dirichlet mixing draws its partners from the batch; partner= is not supported")
+
+    def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         if self.alpha == 0.0:
             return MixParams()
         size = () if self.lam_mode == "batch" else (n,)
