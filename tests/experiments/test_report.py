@@ -70,9 +70,10 @@ def test_report_tables(runs: Path, tmp_path: Path) -> None:
     result = make_report([runs], out)
     md = (out / "report.md").read_text()
     assert md == result["markdown"]
+    main_table = md.split("## Paired differences")[0]
     lines = {
         line.split(" | ")[0].strip("| "): line
-        for line in md.splitlines()
+        for line in main_table.splitlines()
         if line.startswith("| c10") or line.startswith("| other")
     }
     # last / median-of-last-10 / best, mean ± sample std over 3 seeds, then the paper's number
@@ -91,7 +92,21 @@ def test_report_tables(runs: Path, tmp_path: Path) -> None:
     assert rows["c10-erm"]["n"] == "3" and rows["c10-erm"]["paper"] == "5.6"
     assert rows["other"]["last_test_error_std"] == "" and rows["other"]["paper"] == ""
     with (out / "runs.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 7
+        listed = list(csv.DictReader(f))
+    assert len(listed) == 7
+    # paths relative to the report folder: a committed report names no machine's layout
+    assert sorted(r["path"] for r in listed)[0] == "../runs/c10-erm/seed0"
+    assert all(not Path(r["path"]).is_absolute() for r in listed)
+    # mixup minus ERM, seed by seed (last epoch: 9-10, 9.5-12, 10-14): mean -2.5, sample std 1.5, 95% t interval
+    # -2.5 -/+ t(0.975, 2) * 1.5 / sqrt(3) = -2.5 -/+ 3.726; t = -2.887 on 2 df -> p = 0.102; sign-flip 2/8 = 0.25;
+    # median of the last 10: -11, -10.5, -10 -> t = -10.5 / (0.5 / sqrt(3)) = -36.4 -> p = 0.000755
+    paired_lines = [line for line in md.split("## Paired differences")[1].splitlines() if line.startswith("| c10")]
+    assert paired_lines == [
+        "| c10-mixup | c10-erm | median of last 10 | -10.50 [-11.74, -9.26] (n=3, t-test p=0.000755, sign-flip "
+        "p=0.25, 3/3 seeds lower) | 0: -11.00, 1: -10.50, 2: -10.00 |",
+        "| c10-mixup | c10-erm | last epoch | -2.50 [-6.23, +1.23] (n=3, t-test p=0.102, sign-flip p=0.25, 3/3 "
+        "seeds lower) | 0: -1.00, 1: -2.50, 2: -4.00 |",
+    ]
     png = (out / "test_error.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

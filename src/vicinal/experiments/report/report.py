@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..stats import fmt_mean_std, mean_std, paired
 
 __all__ = [
     "PAPER",
@@ -34,6 +37,7 @@ __all__ = [
     "load_run",
     "make_report",
     "mean_std",
+    "paired_markdown",
     "reliability_bins",
     "save_reliability_diagram",
 ]
@@ -151,20 +155,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
     return list(groups.values())
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
-    """(mean, sample standard deviation (ddof 1; nan for n < 2), n); (nan, nan, 0) for no values."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not vals:
-        return math.nan, math.nan, 0
-    return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else math.nan), len(vals)
-
-
-def _fmt(m: float, s: float, n: int, digits: int = 2) -> str:
-    if n == 0:
-        return "-"
-    if n == 1 or math.isnan(s):
-        return f"{m:.{digits}f}"
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
+_fmt = fmt_mean_std
 
 
 _COLUMNS = (
@@ -174,8 +165,9 @@ _COLUMNS = (
     ("last_test_nll", "test NLL"),
     ("last_test_ece", "ECE (%)"),
 )
-# Shown only when some run measured them (corrupted labels, Table 2; or train.train_eval_every).
+# Shown only when some run measured them (every run since the regime issue: after the last epoch by default).
 _TRAIN_COLUMNS = (
+    ("last_train_eval_error", "train error, un-augmented (%)"),
     ("last_train_error_real", "train error, real labels (%)"),
     ("last_train_error_corrupted", "train error, corrupted labels (%)"),
 )
@@ -280,8 +272,13 @@ def _group_stats(g: Group) -> dict[str, Any]:
 def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
     """Markdown table of group statistics (mean ± sample std over seeds)."""
     columns = list(_COLUMNS)
-    if any(s.get(f"{key}_n") for s in stats for key, _ in _TRAIN_COLUMNS):
-        columns += list(_TRAIN_COLUMNS)
+    corrupted = any(s.get("last_train_error_corrupted_n") for s in stats)
+    for key, label in _TRAIN_COLUMNS:
+        # On clean labels the "real labels" column repeats the un-augmented one; show the split only with noise.
+        if key != "last_train_eval_error" and not corrupted:
+            continue
+        if any(s.get(f"{key}_n") for s in stats):
+            columns.append((key, label))
     head = ["run", "n (seeds)", "done"] + [label for _, label in columns] + ["paper (%)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in stats:
@@ -291,6 +288,56 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
             cells.append(_fmt(s[f"{key}_mean"], s[f"{key}_std"], s[f"{key}_n"], digits))
         cells.append("-" if s["paper"] is None else f"{s['paper']:g}")
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# Paired comparisons: each row against the ERM row of the same table and row prefix ("cifar10/preact_resnet18/mixup"
+# against "cifar10/preact_resnet18/erm"), seed by seed; a row without such a partner is not compared.
+_PAIRED_METRICS = (
+    ("median_last10_test_error", "median of last 10"),
+    ("last_test_error", "last epoch"),
+)
+
+
+def _baseline_key(table: str, row: str) -> tuple[str, str] | None:
+    prefix, _, method = row.rpartition("/")
+    if not prefix or method == "erm":
+        return None
+    return table, f"{prefix}/erm"
+
+
+def paired_markdown(groups: Sequence[Group]) -> str:
+    """Each method minus its ERM row, paired by seed: mean difference, 95% interval, paired t-test, sign-flip test.
+
+    Negative differences mean the method has the lower test error. Runs that did not finish are left out.
+    """
+    by_row = {(g.table, g.row): g for g in groups if g.row}
+    lines: list[str] = []
+    for g in groups:
+        key = _baseline_key(g.table, g.row)
+        if key is None or key not in by_row:
+            continue
+        base = by_row[key]
+        for metric, label in _PAIRED_METRICS:
+            a = {r.seed: r.summary.get(metric) for r in base.runs if r.status == "complete" and r.seed is not None}
+            b = {r.seed: r.summary.get(metric) for r in g.runs if r.status == "complete" and r.seed is not None}
+            result = paired(a, b)
+            if result.n == 0:
+                continue
+            if not lines:
+                head = ["method", "vs", "test error", "difference (points), 95% interval, tests", "per seed"]
+                lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            per_seed = ", ".join(f"{s}: {d:+.2f}" for s, d in zip(result.seeds, result.diffs, strict=True))
+            lines.append(f"| {g.name} | {base.name} | {label} | {result.describe()} | {per_seed} |")
+    if not lines:
+        return ""
+    lines += [
+        "",
+        "Difference = method minus ERM at the same seed (same training images and initial weights), in percentage "
+        "points; negative: the method errs less. Interval: Student t on the per-seed differences; t-test: paired, "
+        "two-sided; sign-flip: exact two-sided permutation test of the differences (with n seeds its smallest "
+        "possible p is 2/2^n).",
+    ]
     return "\n".join(lines)
 
 
@@ -450,6 +497,11 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
     plt.close(fig)
 
 
+def _relpath(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` (with ``..`` where needed), POSIX separators."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+
+
 def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     """Write ``report.md``, ``report.csv``, ``runs.csv`` and ``test_error.png`` into ``out``.
 
@@ -469,6 +521,9 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     lines.append("that finished all their epochs. 'median of last 10 epochs' follows the first author's repository.")
     for t in sources:
         lines.append(f"Paper column ({t}): {PAPER_SOURCES[t]}.")
+    pairs = paired_markdown(groups)
+    if pairs:
+        lines += ["", "## Paired differences against ERM", "", pairs]
     table2 = table2_markdown(stats)
     if table2:
         lines += ["", "## Table 2: memorization of corrupted labels", "", table2, ""]
@@ -490,12 +545,14 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
         writer.writeheader()
         for s in stats:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()})
-    run_fields = ["name", "seed", "status", "path", "epochs_completed"] + [k for k, _ in _COLUMNS] + ["train_time_s"]
+    run_fields = ["name", "seed", "status", "path", "epochs_completed"] + [k for k, _ in (*_COLUMNS, *_TRAIN_COLUMNS)]
+    run_fields.append("train_time_s")
     with files[2].open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=run_fields)
         writer.writeheader()
         for run in runs:
-            row = {"name": run.name, "seed": run.seed, "status": run.status, "path": str(run.path)}
+            # Relative to the report folder, so a committed report says nothing of one machine's layout.
+            row = {"name": run.name, "seed": run.seed, "status": run.status, "path": _relpath(run.path, out)}
             row.update({k: run.summary.get(k) for k in run_fields[4:]})
             writer.writerow(row)
     _plot(groups, files[3])

@@ -1,0 +1,118 @@
+"""Statistics of results over seeds: the one place the lab computes mean ± std, paired differences and their tests.
+
+Every number the lab prints about several seeds comes from here, so that "mean ± std" means the same thing in
+every table: the arithmetic mean and the *sample* standard deviation (ddof 1) of the finite values, with n.
+
+Paired comparisons (a method against ERM) pair runs by seed: at a given seed both runs see the same training images
+and start from the same weights (the data layer and the model builder derive both from ``train.seed``), so the
+per-seed difference removes the variance those two sources share. The interval is Student's t on the differences,
+the test the paired t-test (``scipy.stats.ttest_rel``), and the exact sign-flip (permutation) test beside it, which
+assumes only that the differences are symmetric about 0 under the null.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scipy import stats as sstats
+
+__all__ = ["Paired", "fmt_mean_std", "mean_std", "paired"]
+
+
+def _finite(values: Sequence[Any]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def mean_std(values: Sequence[Any]) -> tuple[float, float, int]:
+    """(mean, sample standard deviation (ddof 1; nan for n < 2), n) of the finite values; (nan, nan, 0) if none.
+
+    ``None`` and non-finite values are skipped (a run that never evaluated leaves ``None`` in its summary).
+    """
+    vals = _finite(values)
+    if not vals:
+        return math.nan, math.nan, 0
+    return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else math.nan), len(vals)
+
+
+def fmt_mean_std(m: float, s: float, n: int, digits: int = 2) -> str:
+    """``"m ± s"``; ``"m"`` for n = 1; ``"-"`` for n = 0."""
+    if n == 0:
+        return "-"
+    if n == 1 or math.isnan(s):
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired comparison ``b - a`` over the seeds both have.
+
+    Attributes:
+        seeds: the seeds present in both, sorted.
+        diffs: ``b[seed] - a[seed]`` per seed, in the order of ``seeds``.
+        mean: mean difference.
+        std: sample standard deviation of the differences (nan for n < 2).
+        ci_low, ci_high: 95% Student-t interval of the mean difference (nan for n < 2).
+        p_t: two-sided p-value of the paired t-test (nan for n < 2 or zero spread).
+        p_sign_flip: two-sided p-value of the exact sign-flip test (nan for n = 0); its smallest possible value is
+            2 / 2**n, so with 5 seeds no result can be below 0.0625.
+        wins: seeds with ``b < a`` (lower is better for errors).
+    """
+
+    seeds: tuple[int, ...]
+    diffs: tuple[float, ...]
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    p_t: float
+    p_sign_flip: float
+    wins: int
+
+    @property
+    def n(self) -> int:
+        return len(self.diffs)
+
+    def describe(self, digits: int = 2) -> str:
+        """``"-1.23 [-2.00, -0.46] (n=5, t-test p=0.012, sign-flip p=0.062, 5/5 seeds lower)"``."""
+        if self.n == 0:
+            return "-"
+        if self.n == 1:
+            return f"{self.mean:+.{digits}f} (n=1)"
+        return (
+            f"{self.mean:+.{digits}f} [{self.ci_low:+.{digits}f}, {self.ci_high:+.{digits}f}] (n={self.n}, "
+            f"t-test p={self.p_t:.3g}, sign-flip p={self.p_sign_flip:.3g}, {self.wins}/{self.n} seeds lower)"
+        )
+
+
+def paired(a: Mapping[int, Any], b: Mapping[int, Any]) -> Paired:
+    """Compare ``b`` against ``a``, both ``seed -> value``; seeds missing or non-finite on either side are dropped."""
+    seeds = tuple(sorted(s for s in a.keys() & b.keys() if _finite([a[s]]) and _finite([b[s]])))
+    diffs = tuple(float(b[s]) - float(a[s]) for s in seeds)
+    n = len(diffs)
+    nan = math.nan
+    if n == 0:
+        return Paired(seeds, diffs, nan, nan, nan, nan, nan, nan, 0)
+    mean = statistics.mean(diffs)
+    wins = sum(d < 0 for d in diffs)
+    if n == 1:
+        return Paired(seeds, diffs, mean, nan, nan, nan, nan, 1.0, wins)
+    std = statistics.stdev(diffs)
+    half = float(sstats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    p_t = float(sstats.ttest_1samp(diffs, 0.0).pvalue) if std > 0 else nan
+    # Exact sign-flip test: the share of the 2**n sign assignments whose |mean| is at least the observed one.
+    observed = abs(mean) - 1e-12
+    flips = [abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) / n for signs in _signs(n)]
+    p_flip = sum(f >= observed for f in flips) / len(flips)
+    return Paired(seeds, diffs, mean, std, mean - half, mean + half, p_t, p_flip, wins)
+
+
+def _signs(n: int) -> list[tuple[int, ...]]:
+    if n > 16:
+        raise ValueError(f"the exact sign-flip test enumerates 2**n assignments; n = {n} is too many (at most 16)")
+    return list(itertools.product((1, -1), repeat=n))

@@ -1,0 +1,46 @@
+"""Statistics over seeds: mean ± sample std, paired differences, their interval and tests, against scipy."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats as sstats
+
+from vicinal.experiments.stats import fmt_mean_std, mean_std, paired
+
+
+def test_mean_std_is_the_sample_std_of_the_finite_values() -> None:
+    assert mean_std([10.0, 12.0, 14.0]) == (12.0, 2.0, 3)
+    m, s, n = mean_std([3.0, None, float("nan")])
+    assert (m, n) == (3.0, 1) and math.isnan(s)
+    assert mean_std([])[2] == 0
+    assert fmt_mean_std(12.0, 2.0, 3) == "12.00 ± 2.00"
+    assert fmt_mean_std(3.0, math.nan, 1) == "3.00"
+    assert fmt_mean_std(math.nan, math.nan, 0) == "-"
+
+
+def test_paired_matches_scipy_and_the_t_interval() -> None:
+    a = {0: 30.1, 1: 29.4, 2: 31.0, 3: 30.7, 4: 29.9}
+    b = {0: 28.0, 1: 28.9, 2: 29.1, 3: 29.5, 4: 28.2, 9: 1.0}  # seed 9 has no partner: dropped
+    r = paired(a, b)
+    assert r.seeds == (0, 1, 2, 3, 4) and r.n == 5
+    diffs = [b[s] - a[s] for s in range(5)]
+    assert r.diffs == pytest.approx(diffs)
+    assert r.p_t == pytest.approx(sstats.ttest_rel([b[s] for s in range(5)], [a[s] for s in range(5)]).pvalue)
+    ci = sstats.t.interval(0.95, 4, loc=sum(diffs) / 5, scale=sstats.sem(diffs))
+    assert (r.ci_low, r.ci_high) == pytest.approx(ci)
+    assert r.wins == 5
+    # every difference negative: only the all-negative and all-positive sign patterns are as extreme, 2 of 32
+    assert r.p_sign_flip == pytest.approx(2 / 32)
+
+
+def test_paired_sign_flip_counts_ties_and_edge_cases() -> None:
+    r = paired({0: 1.0, 1: 1.0}, {0: 2.0, 1: 0.0})  # differences +1 and -1: mean 0, every pattern as extreme
+    assert r.mean == 0.0 and r.p_sign_flip == 1.0
+    one = paired({0: 1.0}, {0: 0.5})
+    assert one.n == 1 and one.mean == -0.5 and math.isnan(one.ci_low) and one.describe() == "-0.50 (n=1)"
+    none = paired({0: 1.0}, {1: 0.5})
+    assert none.n == 0 and none.describe() == "-"
+    same = paired({0: 1.0, 1: 2.0}, {0: 1.5, 1: 2.5})  # zero spread: the t-test is undefined, not 0
+    assert math.isnan(same.p_t) and same.mean == 0.5
