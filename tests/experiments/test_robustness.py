@@ -227,8 +227,8 @@ def test_cpu_scale_attacks_are_found_again(runs: dict[str, Path], monkeypatch: p
         for role, d, s in (("erm", runs["erm"], 0), ("erm-source", runs["source"], 1000), ("mixup", runs["mixup"], 0))
     ]
     first = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True, scale="cpu"))
-    assert {r["every"] for r in first} == {2} and {r["n"] for r in first} == {20}
-    assert (runs["mixup"] / "attacks" / "black-ifgsm-eps4-steps10-every2-from-t-erm-source-seed1000.json").is_file()
+    assert {r["every"] for r in first} == {5} and {r["n"] for r in first} == {8}
+    assert (runs["mixup"] / "attacks" / "black-ifgsm-eps4-steps10-every5-from-t-erm-source-seed1000.json").is_file()
 
     def no_attack(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished attack was run again")
@@ -238,9 +238,9 @@ def test_cpu_scale_attacks_are_found_again(runs: dict[str, Path], monkeypatch: p
     assert [(r["mode"], r["attack"], r["top1_error"]) for r in again] == [
         (r["mode"], r["attack"], r["top1_error"]) for r in first
     ]
-    for f in (runs["erm"] / "attacks").glob("*-every2*.json"):  # leave the shared fixture as the other tests expect
+    for f in (runs["erm"] / "attacks").glob("*-every5*.json"):  # leave the shared fixture as the other tests expect
         f.unlink()
-    for f in (runs["mixup"] / "attacks").glob("*-every2*.json"):
+    for f in (runs["mixup"] / "attacks").glob("*-every5*.json"):
         f.unlink()
 
 
@@ -321,9 +321,9 @@ def test_reproduce_adversarial_trains_attacks_and_reports(capsys: pytest.Capture
     assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     files = sorted(p.name for p in tmp_path.glob("*/seed*/attacks/*.json"))
-    # cpu scale attacks every 2nd test image (robustness.ATTACK_EVERY), under file names that say so.
+    # cpu scale attacks every 5th test image (robustness.ATTACK_EVERY), under file names that say so.
     assert (
-        len(files) == 8 and "black-fgsm-eps4-every2-from-cifar10-preact_resnet18-erm-source-cpu-seed1000.json" in files
+        len(files) == 8 and "black-fgsm-eps4-every5-from-cifar10-preact_resnet18-erm-source-cpu-seed1000.json" in files
     )
     assert not (tmp_path / "cifar10-preact_resnet18-erm-source-cpu" / "seed1000" / "attacks").exists()
     assert "## Table 3" in out and "| black box | top-1 | mixup |" in out
