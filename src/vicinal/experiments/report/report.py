@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ..stats import fmt_mean_std, mean_std, paired
+from ..tasks.datasize import datasize_markdown, plot_datasize
 
 __all__ = [
     "PAPER",
@@ -524,6 +525,11 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     pairs = paired_markdown(groups)
     if pairs:
         lines += ["", "## Paired differences against ERM", "", pairs]
+    sizes = datasize_markdown(runs)
+    if sizes:
+        lines += ["", "## mixup's gain against the training-set size (beyond the paper)", "", sizes]
+        if plot_datasize(runs, out / "datasize.png"):
+            lines += ["", "![mixup - ERM against the training-set size](datasize.png)"]
     table2 = table2_markdown(stats)
     if table2:
         lines += ["", "## Table 2: memorization of corrupted labels", "", table2, ""]

@@ -21,7 +21,7 @@ __all__ = ["SCALES", "TABLES", "Table", "configs_dir", "get_table", "load_tables
 SCALES = ("cpu", "paper")
 TABLES: dict[str, Table] = {}
 # Modules that register tables when imported (each task adds its own line).
-_TASK_MODULES = ("cifar", "robustness", "speech", "uci", "imagenet", "ablation", "gan")
+_TASK_MODULES = ("cifar", "robustness", "datasize", "speech", "uci", "imagenet", "ablation", "gan")
 
 
 def configs_dir() -> Path:

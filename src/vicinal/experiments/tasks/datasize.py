@@ -1,0 +1,136 @@
+"""The ``datasize`` table (beyond the paper): mixup's gain over ERM as a function of the training-set size.
+
+CIFAR-10, PreAct ResNet-18 at width 16, the cifar cpu recipe, at 500, 1,000, 2,000 and 5,000 training images, each
+trained in the regime where ERM fits its training set (epoch rule in the config files: the 2,400 SGD steps of the
+2,000-image recipe for smaller sets, 150 epochs for larger ones). The 2,000-image point is the cifar table itself:
+the plan includes its two configs, so pointing ``--out`` at the cifar table's folder reuses its finished runs.
+
+The report pairs ERM and mixup by seed at each size and draws the mean paired difference with its 95% interval
+against the size (:func:`datasize_points`, :func:`plot_datasize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..stats import Paired, fmt_mean_std, mean_std, paired
+from . import Table, configs_dir, register_table
+from .cifar import cifar_configs
+
+__all__ = ["DATASIZE", "datasize_configs", "datasize_markdown", "datasize_points", "plot_datasize"]
+
+METRIC = "median_last10_test_error"
+
+
+def datasize_configs(scale: str) -> list[Path]:
+    """The configs of the curve: the cifar cpu pair (2,000 images) and the other sizes. cpu scale only."""
+    if scale != "cpu":
+        raise ValueError(f"the datasize table exists at cpu scale only (a curve beyond the paper), got {scale!r}")
+    folder = configs_dir() / "datasize" / "cpu"
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise FileNotFoundError(f"no config files in '{folder}' (the configs/ folder of a source checkout)")
+    return cifar_configs("cpu") + files
+
+
+def _size(run: Any) -> int | None:
+    """Training images of a run: ``data.subset_per_class`` x 10 classes (CIFAR-10); None without a subset."""
+    per_class = run.config.get("data", {}).get("subset_per_class")
+    return None if per_class is None else 10 * int(per_class)
+
+
+def datasize_points(runs: Sequence[Any], metric: str = METRIC) -> list[tuple[int, Paired, dict[str, list[float]]]]:
+    """Per training-set size: the paired difference mixup - ERM over seeds, and each method's values.
+
+    ``runs`` are loaded run folders (``report.Run``) of the cifar and datasize tables; only finished CIFAR-10 PreAct
+    ResNet-18 runs with variant erm or mixup (alpha 1) count.
+    """
+    values: dict[int, dict[str, dict[int, float]]] = {}
+    for run in runs:
+        cfg = run.config
+        if cfg.get("table") not in ("cifar", "datasize") or run.status != "complete":
+            continue
+        if cfg.get("data", {}).get("name") != "cifar10" or cfg.get("model", {}).get("name") != "preact_resnet18":
+            continue
+        variant = cfg.get("mix", {}).get("variant")
+        size = _size(run)
+        if variant not in ("erm", "mixup") or size is None or run.summary.get(metric) is None:
+            continue
+        values.setdefault(size, {}).setdefault(variant, {})[int(run.seed)] = float(run.summary[metric])
+    points = []
+    for size in sorted(values):
+        by = values[size]
+        if "erm" in by and "mixup" in by:
+            raw = {k: [v for _, v in sorted(by[k].items())] for k in ("erm", "mixup")}
+            points.append((size, paired(by["erm"], by["mixup"]), raw))
+    return points
+
+
+def datasize_markdown(runs: Sequence[Any]) -> str:
+    """A table: size, n, ERM and mixup (mean ± std), paired difference with interval and tests."""
+    points = datasize_points(runs)
+    if not points:
+        return ""
+    lines = [
+        "| training images | ERM (%) | mixup (%) | mixup - ERM (points), 95% interval, tests |",
+        "|---|---|---|---|",
+    ]
+    for size, p, raw in points:
+        erm, mix = mean_std(raw["erm"]), mean_std(raw["mixup"])
+        lines.append(f"| {size:,} | {fmt_mean_std(*erm)} (n={erm[2]}) | {fmt_mean_std(*mix)} (n={mix[2]}) | "
+                     f"{p.describe()} |")  # fmt: skip
+    lines += [
+        "",
+        "Test error: median of the last 10 epochs, mean ± sample std over seeds; the difference pairs ERM and mixup "
+        "runs of the same seed (same training images and initial weights).",
+    ]
+    return "\n".join(lines)
+
+
+def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
+    """Draw the curve into ``path`` (PNG): mean paired difference and its 95% interval per size. False if empty."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(s, p) for s, p, _ in datasize_points(runs) if p.n >= 1]
+    if not points:
+        return False
+    sizes = [s for s, _ in points]
+    means = [p.mean for _, p in points]
+    lo = [p.mean - p.ci_low if p.n > 1 else 0.0 for _, p in points]
+    hi = [p.ci_high - p.mean if p.n > 1 else 0.0 for _, p in points]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.errorbar(sizes, means, yerr=[lo, hi], marker="o", capsize=4)
+    for s, p in points:
+        ax.annotate(f"n={p.n}", (s, p.mean), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+    ax.set_xlabel("training images (CIFAR-10, 10 classes)")
+    ax.set_ylabel("mixup - ERM test error (points)")
+    ax.set_title("mixup's gain vs training-set size (paired by seed; 95% t interval)", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+DATASIZE = register_table(
+    Table(
+        name="datasize",
+        title="Beyond the paper: mixup's gain over ERM against the training-set size (CIFAR-10, PreAct ResNet-18)",
+        configs=datasize_configs,
+        default_seeds={"cpu": 3},
+        notes=(
+            "cpu scale only: the cifar cpu recipe at 500, 1,000, 2,000 and 5,000 training images, ERM and mixup "
+            "(alpha 1), 3 seeds; epochs: 2,400 SGD steps for <= 2,000 images (600, 300, 150 epochs), 150 epochs for "
+            "5,000. Point --out at the cifar table's folder to reuse its 2,000-image runs. Cost ~13 CPU-minutes per "
+            "run at <= 2,000 images, ~28 at 5,000: ~5.5 CPU-hours for the new runs."
+        ),
+    )
+)
