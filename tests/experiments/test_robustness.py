@@ -43,13 +43,13 @@ def test_corrupted_label_rows_load_with_the_right_settings() -> None:
         assert cfg.mix.variant == r["variant"] and cfg.train.epochs == 200 and cfg.data.augment
         if r["alpha"] is not None:
             assert cfg.mix.alpha == r["alpha"]
-    cpu = load_config(robustness.corrupted_label_configs("cpu")[0])
-    assert (cpu.data.subset_per_class, cpu.data.augment, cpu.train.epochs, cpu.model.kwargs["width"]) == (
-        100,
-        False,
-        100,
-        16,
-    )
+    # cpu scale: the cifar cpu recipe (where clean ERM fits its training set) changed only where the row needs it
+    recipe = load_config(robustness.configs_dir() / "cifar" / "cpu" / "cifar10-preact_resnet18-erm.yaml")
+    for f in robustness.corrupted_label_configs("cpu"):
+        changed = set(diff_configs(recipe, load_config(f)))
+        assert changed - {"model.kwargs", "mix.variant", "mix.alpha"} == {
+            "name", "notes", "row", "table", "data.corrupt_fraction", "train.eval_every"
+        }, f  # fmt: skip
 
 
 def test_adversarial_configs_cpu_and_missing_imagenet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
