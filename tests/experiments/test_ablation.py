@@ -9,9 +9,10 @@ import pytest
 import yaml
 from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 
-from vicinal.experiments.config import apply_overrides, config_to_dict, load_config
-from vicinal.experiments.tasks import get_table
+from vicinal.experiments.config import MixConfig, apply_overrides, config_to_dict, diff_configs, load_config
+from vicinal.experiments.tasks import configs_dir, get_table
 from vicinal.experiments.tasks.ablation import (
+    CPU_ROWS,
     PAPER_ABLATION,
     ROWS,
     Finding,
@@ -48,7 +49,7 @@ def test_committed_configs_equal_generated(scale: str, tmp_path: Path) -> None:
     write_configs(tmp_path)
     committed = ablation_configs(scale)
     assert [p.name for p in committed] == sorted(p.name for p in (tmp_path / scale).glob("*.yaml"))
-    assert len(committed) == 40
+    assert len(committed) == {"paper": 40, "cpu": 18}[scale]
     for path in committed:
         assert path.read_text() == (tmp_path / scale / path.name).read_text(), path.name
 
@@ -56,21 +57,30 @@ def test_committed_configs_equal_generated(scale: str, tmp_path: Path) -> None:
 def test_paper_and_cpu_configs() -> None:
     paper = {p.name: load_config(p) for p in ablation_configs("paper")}
     cpu = {p.name: load_config(p) for p in ablation_configs("cpu")}
-    assert paper.keys() == cpu.keys()
+    assert set(cpu) < set(paper) and {n.rsplit("-wd", 1)[0] for n in cpu} == set(CPU_ROWS)
+    recipes = {
+        scale: load_config(configs_dir() / "cifar" / scale / "cifar10-preact_resnet18-erm.yaml")
+        for scale in ("paper", "cpu")
+    }
     for name, cfg in paper.items():
         assert (cfg.train.epochs, cfg.schedule.milestones, cfg.model.kwargs["width"]) == (200, [100, 150], 64)
         assert cfg.data.subset_per_class is None and cfg.optim.lr == 0.1 and cfg.data.batch_size == 128
         assert cfg.optim.weight_decay == (1e-4 if "wd1e-4" in name else 5e-4)
         assert cfg.table == "ablation" and cfg.row.endswith(("/wd1e-4", "/wd5e-4"))
-        c = cpu[name]
+        # Each row is its scale's cifar recipe with only the weight decay and the mixing changed.
+        for scale, c in (("paper", cfg), ("cpu", cpu.get(name))):
+            if c is None:
+                continue
+            changed = set(diff_configs(recipes[scale], c)) - {"name", "notes", "table", "row"}
+            assert changed <= {"optim.weight_decay"} | {f"mix.{k}" for k in MixConfig.__dataclass_fields__}, name
+        c = cpu.get(name)
+        if c is None:
+            continue
         assert c.name == cfg.name + "-cpu" and c.row == cfg.row
-        assert (c.train.epochs, c.schedule.milestones, c.data.subset_per_class) == (30, [15, 20], 100)
-        assert (c.train.eval_every, c.train.eval_last, cfg.train.eval_every, cfg.train.eval_last) == (5, 10, 1, 0)
-        assert (c.data.batch_size, c.model.kwargs["width"], c.data.kwargs["test_subset_per_class"]) == (64, 16, 250)
         # The method is the same at both scales; only the neighbour count of KNN rows is scaled.
         assert c.mix.variant == cfg.mix.variant and c.mix.layer == cfg.mix.layer
         if cfg.mix.pairing == "knn":
-            assert (cfg.mix.knn_k, c.mix.knn_k) == (200, 4)
+            assert (cfg.mix.knn_k, c.mix.knn_k) == (200, 8)
     assert paper["erm-wd1e-4.yaml"].mix.variant == "erm"
     assert paper["mix-inputs-only-sc-knn-wd1e-4.yaml"].mix.knn_same_class is True
     assert paper["mix-inputs-only-sc-rp-wd1e-4.yaml"].mix.pairing == "same_class"
