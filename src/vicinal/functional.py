@@ -174,6 +174,11 @@ def mix_(
     return _mix_into(x, x, lam, perm, partner, exact=exact)
 
 
+def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: bool) -> Tensor:
+    """:func:`mix_` for a lam and perm drawn by a transform (already valid): the same kernel, without the checks."""
+    return _mix_into(x, x, lam, perm, None, exact=exact or not x.is_floating_point())
+
+
 def _check_no_overlap(a: Tensor, b: Tensor, a_name: str, b_name: str) -> None:
     # conservative: any shared storage counts (overlap inside it would make the result depend on the slice order)
     if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
@@ -387,6 +392,28 @@ def mix_targets(y: Tensor, lam: float | Tensor, perm: Tensor | None = None, *, p
     yp = _partner(y, perm, partner)
     w = _expand(lam, y, y.dtype)
     return w * y + (1 - w) * yp
+
+
+def mixed_one_hot(
+    y: Tensor, lam: float | Tensor, perm: Tensor, num_classes: int, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """``lam * one_hot(y) + (1 - lam) * one_hot(y)[perm]`` for integer labels ``(B,)``, built with two scatters
+    into one ``(B, C)`` tensor instead of two one-hots, a gather and three arithmetic passes.
+
+    Bit-identical to ``mix_targets(one_hot(y, C), lam, perm)``: each entry receives the same rounded weights, added
+    in the same order (``lam`` then ``1 - lam``, formed as the formula forms them). Labels must lie in ``[0, C)``
+    (the transforms check this before calling).
+    """
+    n = y.shape[0]
+    idx = y.reshape(n, 1).long()
+    out = torch.zeros(n, num_classes, dtype=dtype, device=y.device)
+    pidx = idx.index_select(0, perm.to(y.device))
+    if isinstance(lam, Tensor):
+        w = lam.to(device=y.device, dtype=dtype).reshape(n, 1)
+        out.scatter_(1, idx, w)
+        return out.scatter_add_(1, pidx, 1 - w)
+    out.scatter_(1, idx, float(lam))
+    return out.scatter_add_(1, pidx, torch.full((n, 1), 1 - float(lam), dtype=dtype, device=y.device))
 
 
 def closer_targets(

@@ -13,7 +13,7 @@ The default path is the paper's whole method (Section 2)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -65,6 +65,8 @@ class MixParams:
     noise: Tensor | None = None
     targets: str = "mixed"
     smoothing: float = 0.0
+    # set by BatchMix.sample: lam and perm were drawn (and so are valid), apply_inputs may skip re-checking them
+    _drawn: bool = field(default=False, repr=False, compare=False)
 
 
 class BatchMix:
@@ -128,9 +130,10 @@ class BatchMix:
     def _stamp(self, params: MixParams) -> MixParams:
         """Record how targets are formed (read by :func:`vicinal.mixed_criterion`)."""
         targets = getattr(self, "targets", "mixed")
-        if self.smoothing == 0.0 and targets == "mixed":
-            return params  # the defaults: no copy on the hot path
-        return replace(params, targets=targets, smoothing=self.smoothing)
+        if self.smoothing != 0.0 or targets != "mixed":
+            params = replace(params, targets=targets, smoothing=self.smoothing)
+        object.__setattr__(params, "_drawn", True)  # frozen dataclass: the one field sample() itself sets
+        return params
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         return MixParams()
@@ -156,6 +159,9 @@ class BatchMix:
             if not isinstance(params.lam, Tensor) and params.lam == 1.0:
                 return x.float() if to_float else x
             if inplace:
+                if params._drawn and params.partner_x is None and params.perm is not None:
+                    # lam and perm come from sample(): skip re-validating them on the hot path
+                    return F._mix_inplace_drawn(x, params.lam, params.perm, exact=self.exact)
                 return F.mix_(x, params.lam, params.perm, partner=params.partner_x, exact=self.exact)
             out_dtype = torch.float32 if to_float else None
             return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype)
@@ -182,6 +188,18 @@ class BatchMix:
 
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""
+        if (
+            params.op in ("mix", "cutmix")
+            and params.perm is not None
+            and params.partner_y is None
+            and not self.regression
+            and self.smoothing == 0.0
+            and not y.is_floating_point()
+            and y.dim() == 1
+            and self.num_classes is not None
+        ):
+            # integer labels, no smoothing: two scatters, bit-identical to mixing the one-hots
+            return F.mixed_one_hot(y, params.lam, params.perm, self.num_classes)
         soft = self.soft_targets(y)
         partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
         if params.op in ("identity", "noise"):
