@@ -237,14 +237,15 @@ def load_run_model(
     from .checkpoint import CheckpointError, load_checkpoint
     from .config import load_config
     from .data import build_data
+    from .errors import LabFileNotFoundError
     from .trainer import CHECKPOINT_NAME, build_run_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"'{run_dir}' is not a run folder (no config.yaml)")
+        raise LabFileNotFoundError(f"'{run_dir}' is not a run folder (no config.yaml)")
     ckpt = run_dir / CHECKPOINT_NAME
     if not ckpt.is_file():
-        raise FileNotFoundError(f"run folder '{run_dir}' holds no {CHECKPOINT_NAME} (train it first)")
+        raise LabFileNotFoundError(f"run folder '{run_dir}' holds no {CHECKPOINT_NAME} (train it first)")
     cfg = load_config(run_dir / "config.yaml")
     if data is None:
         data = build_data(
@@ -305,11 +306,13 @@ def attack_run(
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be an int >= 1, got {every!r}")
+    from .config import ConfigError
+
     t0 = time.perf_counter()
     model, cfg, data = load_run_model(run_dir, device, eval_batch_size=eval_batch_size)
     stored = data.train_dataset_x.dtype if data.train_dataset_x is not None else None
     if cfg.data.name not in IMAGE_DATASETS and stored != torch.uint8:
-        raise ValueError(
+        raise ConfigError(
             f"attacks work in [0, 1] pixel space; dataset {cfg.data.name!r} of '{run_dir}' does not hold images"
         )
     src_model, src_cfg = None, None
@@ -318,7 +321,7 @@ def attack_run(
         with torch.no_grad():
             x0 = next(iter(data.test))[0][:1]
             if src_model(x0).shape != model(x0).shape:
-                raise ValueError(f"source '{source}' and target '{run_dir}' have different outputs for the same input")
+                raise ConfigError(f"source '{source}' and target '{run_dir}' have different outputs for the same input")
     kwargs: dict[str, Any] = {"eps": float(eps) / 255.0}
     if attack == "ifgsm":
         kwargs["steps"] = steps

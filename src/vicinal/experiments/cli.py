@@ -2,23 +2,28 @@
 
 Every user error (unknown config key, wrong type, missing file, bad checkpoint, unknown table ...) prints one line
 ``vicinal: error: ...`` on stderr and exits with code 2, without a traceback (set ``VICINAL_DEBUG=1`` to get one).
-A run stopped by SIGINT/SIGTERM saves a checkpoint and exits with 130/143; ``vicinal train --resume RUN_DIR``
-continues it exactly.
+User errors are the :class:`~vicinal.experiments.errors.LabError` family (and the report's ``ReportError``); any
+other exception is a bug and prints its traceback. A run stopped by SIGINT/SIGTERM saves a checkpoint and exits
+with 130/143; ``vicinal train --resume RUN_DIR`` continues it exactly. Warnings meant for the user (a class with
+fewer images than ``data.subset_per_class``) print as ``vicinal: warning: ...``.
+
+``vicinal reproduce`` (planning, claims, shards, the report) lives in :mod:`vicinal.experiments.orchestrate`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import linecache
 import os
 import sys
-import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .checkpoint import CheckpointError
-from .config import ConfigError, ExperimentConfig, apply_overrides, diff_configs, load_config
+from .config import ConfigError, apply_overrides, load_config
+from .errors import LabError, LabWarning
+from .orchestrate import parse_shard
 
 __all__ = ["main", "build_parser"]
 
@@ -33,7 +38,7 @@ summary.json and checkpoint.pt. --set values are YAML (3 is an int, 0.1 a float,
 keys are checked against the config schema. Put CONFIG before --set (--set takes several values)."""
 
 
-class UsageError(Exception):
+class UsageError(LabError):
     """argparse errors, turned into the one-line error format."""
 
 
@@ -95,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in RUN_DIR from its checkpoint (bit-identical on the CPU)",
     )
     p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of the run folder (default runs/)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run folder's previous run (checkpoint, metrics, summary, attacks); without it a folder "
+        "holding a checkpoint or results is refused",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
     from .tasks import SCALES, TABLES, load_tables
@@ -123,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the runs that would be trained, train nothing")
     p.add_argument(
         "--shard",
-        type=_shard,
+        type=parse_shard,
         default=None,
         metavar="I/N",
         help="train only every N-th run starting at the I-th (0-based), e.g. 0/2 and 1/2 in two processes or on two "
@@ -199,35 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="attack every K-th test image only (a deterministic subset spread over the split; default 1 = all)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     return parser
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
-def _run_dir(out: Path, cfg: ExperimentConfig) -> Path:
-    return out / cfg.name / f"seed{cfg.train.seed}"
-
-
-def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
-    if summary.get("last_test_error") is None:
-        print(f"vicinal: {summary['status']}; run folder {run_dir}")
-        return
-    print(
-        f"vicinal: {summary['status']}: test error {summary['last_test_error']:.2f}% (last), "
-        f"{summary['best_test_error']:.2f}% (best, epoch {summary['best_epoch']}), "
-        f"{summary['median_last10_test_error']:.2f}% (median of the last {summary['median_last10_n']}); "
-        f"run folder {run_dir}"
-    )
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """`vicinal train`: one run (or its resumption) into a run folder."""
+    from .orchestrate import _print_summary, run_dir_of
     from .trainer import Trainer
 
     if args.resume is not None:
         run_dir = args.resume
         if not run_dir.is_dir():
-            raise ConfigError(f"run folder '{run_dir}' does not exist")
+            what = "is not a folder" if run_dir.exists() else "does not exist"
+            raise ConfigError(f"run folder '{run_dir}' {what}")
+        if args.overwrite:
+            raise UsageError("--overwrite starts a new run; it cannot be combined with --resume")
         saved = load_config(run_dir / "config.yaml")
         if args.config is not None:
             cfg = load_config(args.config, args.overrides)
@@ -237,199 +236,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is None:
             raise UsageError("train needs a CONFIG.yaml (or --resume RUN_DIR) (see 'vicinal train --help')")
         cfg = load_config(args.config, args.overrides)
-        run_dir = _run_dir(args.out, cfg)
-    summary = Trainer(cfg, run_dir, resume=args.resume is not None, quiet=args.quiet).fit()
+        run_dir = run_dir_of(args.out, cfg)
+    trainer = Trainer(cfg, run_dir, resume=args.resume is not None, quiet=args.quiet, overwrite=args.overwrite)
+    summary = trainer.fit()
     if Trainer.is_rank0():
         _print_summary(summary, run_dir)
     return 0
 
 
-def _claim(run_dir: Path) -> Path | None:
-    """Claim ``run_dir`` for this process: the claim file's path, or None when a live process holds it.
-
-    The claim holds ``hostname pid``; a claim left by a process of this host that no longer runs (killed) is taken
-    over. A claim from another host is trusted: delete ``run_dir/.claim`` by hand if that machine died.
-    """
-    import socket
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / ".claim"
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                host, pid = path.read_text().split()
-                alive = host != socket.gethostname() or _pid_alive(int(pid))
-            except FileNotFoundError:
-                alive = False  # released meanwhile
-            except (OSError, ValueError):
-                # empty or unreadable: just being written by another process, or left by one that died at once
-                alive = time.time() - path.stat().st_mtime < 60 if path.exists() else False
-            if alive:
-                return None
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        return path
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _complete(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a finished run (its summary says so)."""
-    path = run_dir / "summary.json"
-    return path.is_file() and json.loads(path.read_text()).get("status") == "complete"
-
-
-def _shard(text: str) -> tuple[int, int]:
-    """Parse ``--shard I/N`` (0 <= I < N)."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/N with integers 0 <= I < N, e.g. 0/2; got {text!r}") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
-    return i, n
-
-
-def _plan(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
-    """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each."""
-    from .tasks import get_table
-
-    table = get_table(args.table)
-    seeds = args.seeds if args.seeds is not None else table.default_seeds.get(args.scale, 1)
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
-    plan = []
-    # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
-    # adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
-    bases = [(path, load_config(path, args.overrides).train.seed) for path in table.configs(args.scale)]
-    # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
-    # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
-    for k in range(seeds):
-        for path, base in bases:
-            seed = base + k
-            cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
-            run_dir = _run_dir(out, cfg)
-            state = "new"
-            if _complete(run_dir):
-                state = "done"
-                changed = diff_configs(load_config(run_dir / "config.yaml"), cfg)
-                if changed:
-                    raise ConfigError(
-                        f"run folder '{run_dir}' holds a finished run of a different config "
-                        f"(differs at {', '.join(changed)}); use another --out"
-                    )
-            elif (run_dir / "checkpoint.pt").is_file():
-                state = "resume"
-            plan.append({"config": path, "cfg": cfg, "seed": seed, "run_dir": run_dir, "state": state})
-    return table, plan, out
-
-
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    """`vicinal reproduce`: every row x seed of a table, then the report."""
-    from .report import make_report
-    from .tasks import get_table
-    from .trainer import Trainer
+    """`vicinal reproduce`: every row x seed of a table, then the report (see `orchestrate`)."""
+    from .orchestrate import reproduce
 
-    runner_table = get_table(args.table)
-    if runner_table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
-        if getattr(args, "shard", None) is not None:
-            raise ConfigError(f"--shard: table {runner_table.name!r} trains as one batched job and cannot be split")
-        out = args.out if args.out is not None else Path("runs") / f"{runner_table.name}-{args.scale}"
-        runner_table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
-        return 0
-    table, plan, out = _plan(args)
-    print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")
-    if args.scale == "cpu" and table.notes:
-        print(f"  {table.notes}")
-    shard = getattr(args, "shard", None)
-    mine = plan if shard is None else plan[shard[0] :: shard[1]]
-    for item in plan:
-        cfg = item["cfg"]
-        state = item["state"] if any(item is m for m in mine) else "shard"
-        print(
-            f"  [{state:>6}] {cfg.name} seed {item['seed']}: {cfg.model.name} on {cfg.data.name}, "
-            f"{cfg.train.epochs} epochs, mix {cfg.mix.variant} -> {item['run_dir']}"
-        )
-    if args.dry_run:
-        print(
-            f"dry run: {sum(i['state'] != 'done' for i in mine)} of {len(plan)} runs would be trained"
-            + (f" by shard {shard[0]}/{shard[1]}" if shard else "")
-        )
-        return 0
-    t0 = time.perf_counter()
-    # Several processes may run the same command over one output folder: each claims a run before training it
-    # (run_dir/.claim, created atomically) and skips runs claimed by a live process. Under torchrun every rank
-    # must train the same runs, so distributed reproductions do not claim.
-    claiming = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    for item in mine:
-        if item["state"] == "done":
-            continue
-        claim = _claim(item["run_dir"]) if claiming else None
-        if claiming and claim is None:
-            print(f"  [claimed] {item['run_dir']}: another process is training it; skipped")
-            continue
-        try:
-            if _complete(item["run_dir"]):  # finished by another process since the plan was made
-                continue
-            resume = (item["run_dir"] / "checkpoint.pt").is_file()
-            summary = Trainer(item["cfg"], item["run_dir"], resume=resume, quiet=args.quiet).fit()
-        finally:
-            if claim is not None:
-                claim.unlink(missing_ok=True)
-        if Trainer.is_rank0():
-            _print_summary(summary, item["run_dir"])
-    lock = None
-    pending = [i for i in plan if not _complete(i["run_dir"])]
-    if pending or shard is not None:
-        # Other shards or processes may still be training; only the one that finds every run complete goes on, and
-        # of two that finish together only the one that creates the lock file (O_EXCL: atomic on a shared folder).
-        who = f"shard {shard[0]}/{shard[1]}" if shard is not None else "this process"
-        if pending:
-            print(
-                f"{who} done; {len(pending)} runs trained elsewhere are not finished yet (the last process to "
-                "finish writes the report; or run the command again once all are done)"
-            )
-            return 0
-        lock = out / ".finishing.lock"
-        try:
-            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            print(f"{who} done; another process is writing the report ({lock})")
-            return 0
-    try:
-        after = _after_training(table.name)
-        if after is not None and Trainer.is_rank0():
-            after(plan, args)
-        if Trainer.is_rank0():
-            result = make_report([out], out / "report")
-            print(result["markdown"])
-            print(f"report written to {out / 'report'} ({time.perf_counter() - t0:.0f} s of training)")
-    finally:
-        if lock is not None:
-            lock.unlink(missing_ok=True)
-    return 0
+    return reproduce(args)
 
 
-def _after_training(table: str) -> Any:
-    """The step a table runs after its trainings (the adversarial table's attacks), or None."""
-    from .tasks import robustness
-
-    return robustness.AFTER_TRAINING.get(table)
+_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
@@ -444,11 +266,14 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.every < 1:
         raise ConfigError(f"--every must be >= 1, got {args.every}")
-    if args.device.startswith("cuda"):
-        import torch
+    import re
 
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device} but CUDA is not available on this machine (use cpu)")
+    if not re.fullmatch(r"cpu|cuda|cuda:\d+|mps", args.device):
+        raise ConfigError(f"--device must be one of {', '.join(_DEVICES)}, got {args.device!r}")
+    if args.device != "cpu":
+        from .trainer import check_device
+
+        check_device(args.device, "--device")
     for label, path in (("RUN_DIR", args.run), ("--source", args.source)):
         if path is not None and not path.is_dir():
             raise ConfigError(f"{label} '{path}' is not a folder")
@@ -477,6 +302,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.document:
         from .report.document import environment_tag, make_document
 
+        _check_summaries(args.runs)
         name = f"{args.name}-{environment_tag()}" if args.tag else args.name
         command = "vicinal report --document " + " ".join(str(r) for r in args.runs) + f" --out {args.out}"
         result = make_document(args.runs, args.out, name=name, command=command)
@@ -484,10 +310,21 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     from .report import make_report
 
+    _check_summaries(args.runs)
     result = make_report(args.runs, args.out)
     print(result["markdown"])
     print(f"written: {', '.join(str(f) for f in result['files'])}")
     return 0
+
+
+def _check_summaries(paths: Sequence[Path]) -> None:
+    """Name a corrupt ``summary.json`` under ``paths`` (the report would fail on it without naming the file)."""
+    from .trainer import read_summary
+
+    for path in paths:
+        if path.is_dir():
+            for summary in sorted(path.rglob("summary.json")):
+                read_summary(summary.parent)
 
 
 def cmd_figure(args: argparse.Namespace) -> int:
@@ -532,38 +369,78 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+_OTHERS = (Path(__file__).resolve().parent / "tasks", Path(__file__).resolve().parent / "report")
+
+
+def _input_check_of_others(exc: BaseException) -> bool:
+    """Whether ``exc`` (a ValueError, TypeError or FileNotFoundError) was raised by a ``raise`` statement of the
+    tasks/ or report/ packages: their own checks of the user's input, which do not raise LabError yet. An error
+    raised anywhere else (or by a call inside those packages) is not a user error: it keeps its traceback."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = Path(tb.tb_frame.f_code.co_filename).resolve()
+    if not any(filename.is_relative_to(d) for d in _OTHERS):
+        return False
+    return linecache.getline(str(filename), tb.tb_lineno).lstrip().startswith("raise ")
+
+
+def _format_warning(message: Any, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    if issubclass(category, LabWarning):
+        return f"vicinal: warning: {' '.join(str(message).split())}\n"
+    return _FORMATWARNING(message, category, filename, lineno, line)
+
+
+_FORMATWARNING = warnings.formatwarning
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` must be a folder, or a path whose existing part is one (it is created)."""
+    out = getattr(args, "out", None)
+    if not isinstance(out, Path):
+        return
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == out else f" ('{p}' is a file)"
+                raise UsageError(f"--out '{out}' is not a folder{where}")
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vicinal`` / ``python -m vicinal``; returns the exit code."""
-    from .report import ReportError
-    from .trainer import RunError, TrainingInterrupted
-
     debug = bool(os.environ.get("VICINAL_DEBUG"))
+    warnings.formatwarning = _format_warning
     try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            build_parser().print_help()
+        from .report import ReportError
+        from .trainer import TrainingInterrupted
+
+        try:
+            args = build_parser().parse_args(argv)
+            if args.command is None:
+                build_parser().print_help()
+                return 2
+            _check_out(args)
+            return COMMANDS[args.command](args)
+        except TrainingInterrupted as exc:
+            if exc.checkpoint is not None:
+                print(f"vicinal: {exc}; resume with: vicinal train --resume {exc.checkpoint.parent}", file=sys.stderr)
+            return exc.exit_code
+        except (LabError, ReportError) as exc:
+            # User errors: one line, exit 2. Anything else is a bug and keeps its traceback.
+            if debug:
+                raise
+            print(f"vicinal: error: {_one_line(exc)}", file=sys.stderr)
             return 2
-        return COMMANDS[args.command](args)
-    except TrainingInterrupted as exc:
-        if exc.checkpoint is not None:
-            print(f"vicinal: {exc}; resume with: vicinal train --resume {exc.checkpoint.parent}", file=sys.stderr)
-        return exc.exit_code
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            if debug or not _input_check_of_others(exc):
+                raise
+            print(f"vicinal: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         print("vicinal: interrupted", file=sys.stderr)
         return 130
-    except (
-        UsageError,
-        ConfigError,
-        CheckpointError,
-        RunError,
-        ReportError,
-        FileNotFoundError,
-        ValueError,
-        TypeError,
-    ) as exc:
-        # User errors: one line, exit 2. ValueError/TypeError cover bad values caught by the library, the
-        # models (unknown keyword argument) and the data layer (unknown dataset).
-        if debug:
-            raise
-        print(f"vicinal: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+    finally:
+        warnings.formatwarning = _FORMATWARNING

@@ -3,7 +3,8 @@
 One :class:`ExperimentConfig` describes one run completely (data, model, optimiser, schedule, mixing, training
 loop). Files are read with ``yaml.safe_load`` (a config never runs code). Every key is checked against the
 dataclass fields: an unknown key is an error that lists the valid keys, a value of the wrong type is an error that
-names the key, the expected type and what it received. Errors are :class:`ConfigError` (a ``ValueError``).
+names the key, the expected type and what it received. Errors are :class:`ConfigError` (a ``ValueError`` and a
+``LabError``).
 
 YAML 1.1 (PyYAML) reads ``1e-4`` as the *string* "1e-4" (it wants ``1.0e-4``). A float field therefore also accepts
 a string that Python's ``float()`` reads as a finite number; that is the only coercion besides int -> float.
@@ -23,6 +24,8 @@ from typing import Any, Union
 
 import yaml
 
+from .errors import LabError
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -41,8 +44,8 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A config file or override is invalid (unknown key, wrong type, bad value, missing file)."""
+class ConfigError(LabError, ValueError):
+    """A config file or override is invalid (unknown key, wrong type, bad value, missing file); a user error."""
 
 
 @dataclass
@@ -54,7 +57,8 @@ class DataConfig:
         root: data directory; ``None`` means ``vicinal.experiments.paths.data_root()`` (the data layer decides).
         batch_size: training minibatch per process (per rank under DDP).
         eval_batch_size: minibatch for evaluation.
-        subset_per_class: keep only this many training examples per class (cpu-scale runs); ``None`` = all.
+        subset_per_class: keep only this many training examples per class (cpu-scale runs); ``None`` = all. A
+            class with fewer keeps all of its examples, and a warning names it and its count (the run goes on).
         augment: training augmentation (random crop + flip for CIFAR).
         corrupt_fraction: replace this fraction of the training labels by uniformly random labels (Section 3.4,
             Table 2; the exact rule is in ``vicinal.experiments.data.corrupt``); 0 = clean labels.
@@ -184,9 +188,10 @@ class TrainConfig:
         threads: ``torch.set_num_threads`` for the run (restored afterwards); ``None`` keeps torch's default.
             Small CPU models run fastest on one thread, and a fixed count makes CPU results independent of the
             machine's core count (the order of floating-point reductions depends on it).
-        train_eval_every: also measure the training error on un-augmented training images (against the true and
-            the noisy labels when ``data.corrupt_fraction > 0``) every N epochs and after the last one; ``None``:
-            only after the last epoch, and only for runs with corrupted labels.
+        train_eval_every: the training error on un-augmented training images (against the true and the noisy
+            labels when ``data.corrupt_fraction > 0``) is measured after the last epoch of every run whose data
+            has integer training labels (classification); N also measures it every N epochs. ``None``: after
+            the last epoch only. The measurement changes no other metric (no randomness, no weight update).
         reliability_diagram: write ``reliability.png`` (and ``reliability.json``) into the run folder after
             training (classification runs: 15 confidence bins of the last evaluation).
     """
@@ -448,6 +453,9 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_config_file(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     """The mapping of a YAML config file, with its ``base:`` file (if any) merged underneath."""
+    if path.is_dir():
+        what = f" (the base of '{chain[-1]}')" if chain else ""
+        raise ConfigError(f"config file '{path}'{what} is a folder, not a YAML file")
     if not path.is_file():
         if chain:
             raise ConfigError(f"config file '{path}' (the base of '{chain[-1]}') does not exist")
@@ -561,8 +569,18 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
 
 
 def dump_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    """Write ``cfg`` as YAML (readable by :func:`load_config`)."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    """Write ``cfg`` as YAML (readable by :func:`load_config`), atomically: a reader (or a crash) never sees half a
+    file, and a failed write leaves the old file as it was."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def diff_configs(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:

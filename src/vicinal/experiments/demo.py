@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .attacks import error_under_attack, fgsm
-from .config import ExperimentConfig, apply_overrides, config_from_dict
+from .config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict
 from .trainer import Trainer
 
 __all__ = ["DEMO_CONFIG", "DEMO_ALPHA", "DEMO_EPS", "DEMO_SEEDS", "DemoRow", "run_demo", "format_table"]
@@ -91,9 +91,9 @@ def run_demo(
     """Train ERM and mixup for ``seeds`` seeds, attack each model with FGSM, return rows and the table text."""
     stream = stream or sys.stdout
     if seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"--eps must be a finite float >= 0, got {eps}")
+        raise ConfigError(f"--eps must be a finite float >= 0, got {eps}")
     t0 = time.perf_counter()
     tmp = None
     if out is None:

@@ -50,7 +50,14 @@ from torch import Tensor, nn
 
 import vicinal
 
-from .checkpoint import CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    clean_stale_temp_files,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from .config import (
     ConfigError,
     ExperimentConfig,
@@ -60,6 +67,7 @@ from .config import (
     diff_configs,
     dump_config,
 )
+from .errors import LabError
 
 __all__ = [
     "Callback",
@@ -103,11 +111,22 @@ TRAIN_EVAL_FIELDS = (
     "train_error_corrupted_true",
     "train_error_wrong",
 )
+# What a run folder holds besides its checkpoint; `--overwrite` removes these (and nothing else).
+RUN_FILES = (
+    "config.yaml",
+    "provenance.json",
+    "metrics.jsonl",
+    "summary.json",
+    "reliability.json",
+    "reliability.png",
+    "corrupted_labels.pt",
+)
+RUN_FOLDERS = ("attacks", "tensorboard")
 # Metric fields that depend on the machine's speed, not on the computation (ignored when comparing runs).
 TIMING_FIELDS = ("epoch_time_s", "eval_time_s", "images_per_s", "wall_time_s")
 
 
-class RunError(ValueError):
+class RunError(LabError, ValueError):
     """A run cannot start as asked (run folder clash, missing CUDA, ...): a user error, not a bug."""
 
 
@@ -319,6 +338,31 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` as a dict; None when absent. A corrupt file is a RunError naming it."""
+    path = run_dir / "summary.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunError(
+            f"'{path}' is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); repair or delete it "
+            "(the run is then resumed from its checkpoint)"
+        ) from None
+    if not isinstance(summary, dict):
+        raise RunError(f"'{path}' does not hold a JSON object; repair or delete it")
+    return summary
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run: its summary's status is complete (or max_steps)."""
+    summary = read_summary(run_dir)
+    return summary is not None and summary.get("status") in ("complete", "max_steps")
+
+
 def _git(*args: str) -> str | None:
     """Output of a read-only git command in the project root, or None (no git, not a checkout, no commit)."""
     from .paths import PROJECT_ROOT
@@ -360,12 +404,24 @@ def _dist_env() -> tuple[int, int, int]:
     return rank, world, local
 
 
+def check_device(name: str, what: str = "train.device") -> None:
+    """Raise RunError unless device ``name`` (cpu, cuda, cuda:N, mps) exists on this machine."""
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RunError(f"{what} is {name!r} but CUDA is not available on this machine (use auto or cpu)")
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise RunError(f"{what} is {name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RunError(f"{what} is 'mps' but MPS (Apple GPU) is not available on this machine (use auto or cpu)")
+
+
 def _resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    check_device(name)
     if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RunError(f"train.device is {name!r} but CUDA is not available on this machine (use auto or cpu)")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     return torch.device(name)
 
@@ -417,6 +473,17 @@ def build_run_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
     )
 
 
+@contextlib.contextmanager
+def _mix_config_errors(cfg: ExperimentConfig) -> Iterator[None]:
+    """The library checks the mixing arguments the config gave it: its ValueError/TypeError is a config error."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, LabError):
+            raise
+        raise ConfigError(f"the mix section of config {cfg.name!r} is rejected by vicinal: {exc}") from exc
+
+
 @dataclass
 class _Accum:
     """Training sums of one epoch, on the device (no per-step host sync): float64 [loss_sum, err_sum, n]."""
@@ -430,11 +497,20 @@ class Trainer:
 
     Args:
         cfg: the resolved config.
-        run_dir: the run folder (created; must not hold a checkpoint unless ``resume``).
+        run_dir: the run folder (created; unless ``resume`` or ``overwrite`` it must hold no checkpoint and no
+            results, i.e. no ``summary.json`` and no non-empty ``metrics.jsonl``).
         callbacks: :class:`Callback` objects (any object with some of the ``on_*`` methods works).
         resume: continue from ``run_dir/checkpoint.pt`` (exactly; a missing or bad checkpoint is an error).
         quiet: no progress output (the demo runs many small runs).
         argv: the command line recorded in the provenance (default ``sys.argv``).
+        overwrite: replace what ``run_dir`` holds (checkpoint, metrics, summary, attacks ...: `RUN_FILES`,
+            `RUN_FOLDERS`) by a new run; the files are removed only once the config, data and model were built.
+        restart_unfinished: a run folder holding the results of an unfinished run that cannot be resumed (killed
+            before its first checkpoint) is started again from scratch (same numbers: training is deterministic);
+            a finished run is still refused (``vicinal reproduce`` uses this).
+
+    Nothing in ``run_dir`` is written before every check passed (a resume's config is checked against the
+    checkpoint first), so a refused start leaves the folder as it was.
 
     After :meth:`fit`, ``trainer.model`` is the trained (unwrapped) model, ``trainer.data`` the DataBundle and
     ``trainer.records`` the per-epoch metrics.
@@ -449,8 +525,12 @@ class Trainer:
         resume: bool = False,
         quiet: bool = False,
         argv: Sequence[str] | None = None,
+        overwrite: bool = False,
+        restart_unfinished: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.overwrite = overwrite
+        self.restart_unfinished = restart_unfinished
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
         self.resume = resume
@@ -476,11 +556,28 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint file '{ckpt_path}' does not exist: nothing to resume in '{self.run_dir}'"
             )
-        if not self.resume and ckpt_path.exists():
-            raise RunError(
-                f"run folder '{self.run_dir}' already holds a checkpoint; resume it with --resume {self.run_dir} "
-                "or choose another --out"
-            )
+        clear = self.overwrite and not self.resume
+        if not self.resume and not self.overwrite:
+            if ckpt_path.exists():
+                raise RunError(
+                    f"run folder '{self.run_dir}' already holds a checkpoint; resume it with --resume {self.run_dir} "
+                    "or choose another --out (--overwrite replaces the run)"
+                )
+            held = self.results_in(self.run_dir)
+            if held and self.restart_unfinished and not run_finished(self.run_dir):
+                clear = True
+            elif held and self.restart_unfinished:
+                raise RunError(
+                    f"run folder '{self.run_dir}' holds a finished run of another plan ({', '.join(held)}) and no "
+                    "checkpoint; it is never overwritten: move it away or use another --out"
+                )
+            elif held:
+                raise RunError(
+                    f"run folder '{self.run_dir}' already holds results ({', '.join(held)}) and no checkpoint to "
+                    "resume; choose another --out, or replace them with --overwrite"
+                )
+        if _dist_env()[0] == 0:  # a write killed by SIGKILL left its temporary file: remove it now
+            clean_stale_temp_files(self.run_dir, CHECKPOINT_NAME)
         threads_before = torch.get_num_threads()
         if self.cfg.train.threads is not None:
             torch.set_num_threads(self.cfg.train.threads)
@@ -489,8 +586,13 @@ class Trainer:
         try:
             self._setup()
             state = load_checkpoint(ckpt_path, map_location=self.device) if self.resume else None
-            self._write_provenance(resumed_from=state)
+            # Every check first (the checkpoint's config, world size and weights), every write after.
             start_epoch, start_batch, accum = self._restore(state) if state is not None else (0, 0, None)
+            if clear and self.is_main:
+                self._clear_run_folder()
+            self._write_provenance(resumed_from=state)
+            if state is not None and self.is_main:  # metrics.jsonl must match the checkpoint
+                self._rewrite_metrics()
             return self._loop(start_epoch, start_batch, accum)
         finally:
             self._restore_signal_handlers(handlers)
@@ -499,6 +601,27 @@ class Trainer:
                 self.tb.close()
             if self._owns_group and dist.is_initialized():
                 dist.destroy_process_group()
+
+    @staticmethod
+    def results_in(run_dir: Path) -> list[str]:
+        """The result files ``run_dir`` holds (``summary.json``, a non-empty ``metrics.jsonl``); [] if none."""
+        held = []
+        if (run_dir / "summary.json").exists():
+            held.append("summary.json")
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.is_file() and metrics.stat().st_size > 0:
+            held.append("metrics.jsonl")
+        return held
+
+    def _clear_run_folder(self) -> None:
+        """``--overwrite``: remove the previous run's files (only the lab's own, never the folder itself)."""
+        import shutil
+
+        for name in (CHECKPOINT_NAME, *RUN_FILES):
+            (self.run_dir / name).unlink(missing_ok=True)
+        for name in RUN_FOLDERS:
+            if (self.run_dir / name).is_dir():
+                shutil.rmtree(self.run_dir / name)
 
     # -- setup --------------------------------------------------------------------------------------------------
     def _setup_distributed(self) -> None:
@@ -585,17 +708,20 @@ class Trainer:
                 raise RunError("train.compile cannot be combined with latent mixing (mix.layer): hooks need eager mode")
             kw = _mixer_kwargs(cfg, self.data.num_classes, self.mix_generator)
             kw.pop("alpha")
-            self.latent = vicinal.LatentMixup(self.train_model, m.layer, alpha=m.alpha, **kw)
+            with _mix_config_errors(cfg):
+                self.latent = vicinal.LatentMixup(self.train_model, m.layer, alpha=m.alpha, **kw)
             self.mixer = self.latent.mixer
         elif m.variant != "erm" or m.smoothing > 0:
-            self.mixer = vicinal.build(m.variant, **_mixer_kwargs(cfg, self.data.num_classes, self.mix_generator))
+            with _mix_config_errors(cfg):
+                self.mixer = vicinal.build(m.variant, **_mixer_kwargs(cfg, self.data.num_classes, self.mix_generator))
         self.knn: vicinal.KNNPartners | None = None
         if m.pairing == "knn":
             if self.data.train_dataset_x is None:
                 raise RunError(f"mix.pairing 'knn' needs an in-memory dataset; {cfg.data.name!r} is not one")
             feats = self.data.train_dataset_x.float()  # (N, ...) raw inputs; the scale does not change neighbours
             labels = self.data.train_dataset_y if m.knn_same_class else None
-            self.knn = vicinal.KNNPartners.fit(feats, labels, k=m.knn_k, same_class=m.knn_same_class)
+            with _mix_config_errors(cfg):
+                self.knn = vicinal.KNNPartners.fit(feats, labels, k=m.knn_k, same_class=m.knn_same_class)
 
         if t.tensorboard and self.is_main:
             try:
@@ -726,8 +852,6 @@ class Trainer:
         accum = None
         if partial is not None:
             accum = _Accum(partial["sums"].to(self.device), float(partial["time_s"]))
-        if self.is_main:  # metrics.jsonl must match the checkpoint: epochs after it will be trained again
-            self._rewrite_metrics()
         return int(state["epoch"]), int(state["step_in_epoch"]), accum
 
     def _rewrite_metrics(self) -> None:
@@ -976,7 +1100,8 @@ class Trainer:
             e0 = time.perf_counter()
             record.update(self._train_eval())
             eval_time += time.perf_counter() - e0
-        elif self._train_eval_enabled():
+        elif self._train_eval_enabled() and (t.train_eval_every is not None or self.data.corruption is not None):
+            # (the records of other runs keep the format they had before the final measurement became default)
             record.update(dict.fromkeys(TRAIN_EVAL_FIELDS))
         wall = sum(r["epoch_time_s"] for r in self.records) + accum.time_s
         record.update(
@@ -1004,13 +1129,16 @@ class Trainer:
         y = self.data.train_dataset_y
         if y is None:
             return None
-        y = torch.as_tensor(y).cpu().to(torch.int64)  # (N,); ImageFolder loaders may hold a list
+        y = torch.as_tensor(y).cpu()  # (N,); ImageFolder loaders may hold a list
+        if y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            return None  # not integer class labels (regression targets, soft labels): nothing to measure
+        y = y.to(torch.int64)
         return CorruptedLabels(y, y, torch.zeros_like(y, dtype=torch.bool), 0.0, 0, int(self.data.num_classes))
 
     def _train_eval_enabled(self) -> bool:
-        if self.train_labels is None:
-            return False
-        return self.cfg.train.train_eval_every is not None or self.data.corruption is not None
+        """Every run with integer training labels measures its un-augmented training error (after the last epoch,
+        and every ``train.train_eval_every`` epochs when set)."""
+        return self.train_labels is not None
 
     def _train_eval_due(self, epoch: int, final: bool) -> bool:
         if not self._train_eval_enabled():
@@ -1092,6 +1220,7 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Any] = (),
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Convenience wrapper: ``Trainer(cfg, run_dir, ...).fit()``."""
-    return Trainer(cfg, run_dir, resume=resume, callbacks=callbacks, quiet=quiet).fit()
+    return Trainer(cfg, run_dir, resume=resume, callbacks=callbacks, quiet=quiet, overwrite=overwrite).fit()

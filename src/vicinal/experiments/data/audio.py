@@ -42,6 +42,7 @@ from torch import Tensor
 
 from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, make_generator
 from vicinal.experiments.data.uci import stratified_split
+from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import cache_dir, data_root
 
 __all__ = [
@@ -95,7 +96,7 @@ def read_wav(path: Path | str) -> tuple[np.ndarray, int]:
     try:
         rate, data = scipy.io.wavfile.read(path)
     except (ValueError, OSError) as err:
-        raise ValueError(f"cannot read WAV file {path}: {err}") from err
+        raise DataError(f"cannot read WAV file {path}: {err}") from err
     if data.dtype == np.int16:
         wave = data.astype(np.float32) / 32768.0
     elif data.dtype == np.int32:
@@ -195,7 +196,7 @@ def _decode(files: Sequence[Path], sample_level: str, *, seconds: float = 1.0, c
             if rate is None:
                 rate = file_rate
             elif file_rate != rate:
-                raise ValueError(f"{path} has sample rate {file_rate} Hz, other files have {rate} Hz")
+                raise DataError(f"{path} has sample rate {file_rate} Hz, other files have {rate} Hz")
             length = round(seconds * rate)
             n_short += len(wave) < length
             n_long += len(wave) > length
@@ -241,7 +242,7 @@ def _file_key(files: Sequence[Path], base: Path) -> list[list[Any]]:
 
 def _check_sample_level(sample_level: str) -> None:
     if sample_level not in _SAMPLE_LEVELS:
-        raise ValueError(f"sample_level must be one of {_SAMPLE_LEVELS}, got {sample_level!r}")
+        raise DataError(f"sample_level must be one of {_SAMPLE_LEVELS}, got {sample_level!r}")
 
 
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
@@ -282,19 +283,19 @@ def load_fsdd(
     """
     _check_sample_level(sample_level)
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
     base = Path(root) if root is not None else data_root() / "fsdd"
     rec = base / "recordings" if (base / "recordings").is_dir() else base
     if not rec.is_dir():
-        raise FileNotFoundError(f"FSDD recordings folder not found: {rec} (pass root= or set VICINAL_DATA)")
+        raise DataNotFoundError(f"FSDD recordings folder not found: {rec} (pass root= or set VICINAL_DATA)")
     parsed = []
     for path in rec.glob("*.wav"):
         m = _FSDD_NAME.match(path.name)
         if m is None:
-            raise ValueError(f"{path} is not named {{digit}}_{{speaker}}_{{take}}.wav")
+            raise DataError(f"{path} is not named {{digit}}_{{speaker}}_{{take}}.wav")
         parsed.append((int(m[1]), m[2], int(m[3]), path))
     if not parsed:
-        raise FileNotFoundError(f"no .wav files in the FSDD recordings folder {rec}")
+        raise DataNotFoundError(f"no .wav files in the FSDD recordings folder {rec}")
     parsed.sort(key=lambda t: t[:3])
     files = [p[3] for p in parsed]
     data, status = _cached(
@@ -346,11 +347,11 @@ def load_fsdd(
 
 def _read_list(path: Path, root: Path) -> set[str]:
     if not path.is_file():
-        raise FileNotFoundError(f"Speech Commands split list not found: {path}")
+        raise DataNotFoundError(f"Speech Commands split list not found: {path}")
     entries = {line.strip() for line in path.read_text().splitlines() if line.strip()}
     missing = sorted(e for e in entries if not (root / e).is_file())
     if missing:
-        raise ValueError(f"{path} lists {len(missing)} files that do not exist under {root}, e.g. {missing[0]}")
+        raise DataError(f"{path} lists {len(missing)} files that do not exist under {root}, e.g. {missing[0]}")
     return entries
 
 
@@ -388,14 +389,14 @@ def load_speech_commands(
     """
     _check_sample_level(sample_level)
     if version is not None and version not in SPEECH_COMMANDS_WORDS:
-        raise ValueError(f"version must be one of {tuple(SPEECH_COMMANDS_WORDS)} or None, got {version!r}")
+        raise DataError(f"version must be one of {tuple(SPEECH_COMMANDS_WORDS)} or None, got {version!r}")
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"Speech Commands folder not found: {root}")
+        raise DataNotFoundError(f"Speech Commands folder not found: {root}")
     words = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")))
     if version is not None and tuple(words) != SPEECH_COMMANDS_WORDS[version]:
         expected = set(SPEECH_COMMANDS_WORDS[version])
-        raise ValueError(
+        raise DataError(
             f"{root} does not hold the {version} word folders: missing {sorted(expected - set(words))}, "
             f"unexpected {sorted(set(words) - expected)}"
         )
@@ -409,7 +410,7 @@ def load_speech_commands(
     order = sorted(range(len(files)), key=lambda i: where[i])
     files, rel, where = [files[i] for i in order], [rel[i] for i in order], [where[i] for i in order]
     if not files:
-        raise FileNotFoundError(f"no .wav files in the word folders of {root}")
+        raise DataNotFoundError(f"no .wav files in the word folders of {root}")
     data, status = _cached(
         "speech_commands",
         {"files": _file_key(files, root), "level": sample_level, "seconds": 1.0, "freq": N_FREQ, "frames": N_FRAMES},

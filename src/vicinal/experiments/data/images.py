@@ -39,6 +39,7 @@ from vicinal.experiments.data.base import (
     subset_per_class_indices,
     to_model_input,
 )
+from vicinal.experiments.errors import DataError, DataNotFoundError, LabWarning
 from vicinal.experiments.paths import cache_dir, data_root
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,12 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
     """
     root = Path(split_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder split not found: {root}")
+        raise DataNotFoundError(f"image folder split not found: {root}")
     if max_per_class is not None and (isinstance(max_per_class, bool) or max_per_class < 1):
         raise ValueError(f"max_per_class must be a positive int or None, got {max_per_class!r}")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
-        raise ValueError(f"no class folders in {root} (expected <split>/<class>/<image files>)")
+        raise DataError(f"no class folders in {root} (expected <split>/<class>/<image files>)")
     files: list[str] = []
     sizes: list[int] = []
     mtimes: list[int] = []
@@ -119,7 +120,7 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
             key=lambda e: e.name,
         )
         if not entries:
-            raise ValueError(f"class folder {root / cls} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"class folder {root / cls} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
         for e in entries[:max_per_class]:
             files.append(f"{cls}/{e.name}")
             st = e.stat()
@@ -129,11 +130,20 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
     return FolderListing(root, tuple(classes), tuple(files), tuple(sizes), tuple(mtimes), tuple(labels))
 
 
+def _unreadable_image(path: Path | str, exc: BaseException) -> DataError:
+    """The user error for an image file that cannot be decoded (truncated, corrupt, not an image)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return DataError(f"image file '{path}' cannot be decoded ({type(exc).__name__}: {text}); replace or remove it")
+
+
 def _decode_pil(path: Path) -> Tensor:
     from PIL import Image
 
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))  # (H, W, 3) uint8
+    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError and "Truncated File Read" are OSErrors
+        raise _unreadable_image(path, exc) from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, H, W)
 
 
@@ -202,7 +212,7 @@ def decode_images(
                 out = torch.empty((len(paths), *imgs[0].shape), dtype=torch.uint8)
             for k, (im, p) in enumerate(zip(imgs, chunk, strict=True)):
                 if im.shape != out.shape[1:]:
-                    raise ValueError(
+                    raise DataError(
                         f"image {p} has shape {tuple(im.shape)} but {paths[0]} has {tuple(out.shape[1:])}; "
                         "pass image_size=... to resize all images to one size"
                     )
@@ -246,6 +256,26 @@ class DecodedSplit:
     decode_seconds: float  # time of the original decode (also reported on cache hits)
 
 
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    """A decoded-images cache file, or None (with a warning naming it, after removing it) when it is unreadable:
+    the caller then decodes the images again and writes a new one."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or not {"x", "y", "classes", "mean", "std", "decode_seconds"} <= set(blob):
+            raise ValueError("not a decoded-images cache")
+        return blob
+    except Exception as exc:  # UnpicklingError, EOFError, RuntimeError ... for a truncated or foreign file
+        text = " ".join(str(exc).split())[:160]
+        warnings.warn(
+            f"decoded-images cache '{path}' is unreadable ({type(exc).__name__}: {text}); removing it and "
+            "decoding the images again",
+            LabWarning,
+            stacklevel=3,
+        )
+        path.unlink(missing_ok=True)
+        return None
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "root"
 
@@ -271,8 +301,8 @@ def load_image_folder_split(
     key = listing.key(image_size=image_size)
     root = listing.root
     path = cache_dir() / f"imagefolder-{_safe(root.resolve().parent.name)}-{_safe(root.name)}-{key}.pt"
-    if cache and path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = _read_cache(path) if cache and path.is_file() else None
+    if blob is not None:
         if blob.get("version") == _CACHE_VERSION and blob.get("key") == key:
             log.info("decoded images from cache %s", path)
             return DecodedSplit(
@@ -340,12 +370,12 @@ def load_cifar10_jpeg(
     splits = {}
     for split in ("train", "test"):
         if not (root / split).is_dir():
-            raise FileNotFoundError(f"CIFAR-10 JPEG split not found: {root / split}")
+            raise DataNotFoundError(f"CIFAR-10 JPEG split not found: {root / split}")
         d = load_image_folder_split(root / split, max_per_class=max_per_class, cache=cache, progress=progress)
         if d.classes != CIFAR10_CLASSES:
-            raise ValueError(f"{root / split} has classes {list(d.classes)}, expected {list(CIFAR10_CLASSES)}")
+            raise DataError(f"{root / split} has classes {list(d.classes)}, expected {list(CIFAR10_CLASSES)}")
         if d.x.shape[1:] != (3, 32, 32):
-            raise ValueError(f"{root / split} images have shape {tuple(d.x.shape[1:])}, expected (3, 32, 32)")
+            raise DataError(f"{root / split} images have shape {tuple(d.x.shape[1:])}, expected (3, 32, 32)")
         splits[split] = d
     tr, te = splits["train"], splits["test"]
     return TensorSplits(
@@ -395,12 +425,12 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
             root = cache_dir() / "datasets"
         else:
             where = ", ".join(str(c) for c in candidates)
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{name}: {cls.base_folder} not found in {where}; pass download=True or root=<folder holding it>"
             )
     root = Path(root)
     if not download and not (root / cls.base_folder).is_dir():
-        raise FileNotFoundError(f"{name}: {root / cls.base_folder} not found; pass download=True to fetch it")
+        raise DataNotFoundError(f"{name}: {root / cls.base_folder} not found; pass download=True to fetch it")
     out = {}
     for split, train in (("train", True), ("test", False)):
         ds = cls(str(root), train=train, download=download)
@@ -424,7 +454,7 @@ def _eval_split_dirs(root: Path) -> tuple[Path, Path | None]:
         return test, (val if val.is_dir() else None)
     if val.is_dir():
         return val, None
-    raise FileNotFoundError(f"no evaluation split in {root}: expected {test} or {val}")
+    raise DataNotFoundError(f"no evaluation split in {root}: expected {test} or {val}")
 
 
 def load_image_folder_memory(
@@ -456,9 +486,9 @@ def load_image_folder_memory(
         evals["val"] = load_image_folder_split(val_dir, **kw)
     for split, d in evals.items():
         if d.classes != tr.classes:
-            raise ValueError(f"{root}: {split} split has classes {list(d.classes)} but train has {list(tr.classes)}")
+            raise DataError(f"{root}: {split} split has classes {list(d.classes)} but train has {list(tr.classes)}")
         if d.x.shape[1:] != tr.x.shape[1:]:
-            raise ValueError(
+            raise DataError(
                 f"{root}: {split} images have shape {tuple(d.x.shape[1:])} but train images have "
                 f"{tuple(tr.x.shape[1:])}; pass image_size=..."
             )
@@ -493,7 +523,7 @@ def load_digits_splits(*, seed: int = 0, test_fraction: float = 1 / 3) -> Tensor
     from sklearn.datasets import load_digits
 
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
     d = load_digits()
     x = torch.from_numpy(d.images).to(torch.float32).div_(16.0).unsqueeze(1)  # (1797, 1, 8, 8)
     y = torch.from_numpy(d.target).to(torch.int64)
@@ -612,7 +642,10 @@ class _SeededFolderDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, int, int]:
         index, epoch = key
         path, target = self.samples[index]
-        img = self.loader(path)
+        try:
+            img = self.loader(path)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise _unreadable_image(path, exc) from None
         if self.train:
             x = self.transform(img, make_generator(self.seed, STREAM_AUGMENT, epoch, index))
         else:
@@ -664,7 +697,7 @@ class ImageFolderLoader:
 
         check_rank(rank, world_size)
         if not samples:
-            raise ValueError("ImageFolderLoader got no samples")
+            raise DataError("ImageFolderLoader got no samples")
         self.train = train
         self.batch_size = batch_size
         self.seed = seed
@@ -730,9 +763,14 @@ class ImageFolderLoader:
         return self._move(dl)
 
     def _move(self, dl: torch.utils.data.DataLoader) -> Iterator[Batch]:
-        for x, y, idx in dl:
-            x = x.to(self.device, non_blocking=True)
-            yield to_model_input(x), y.to(self.device, non_blocking=True), idx.to(self.device, non_blocking=True)
+        try:
+            for x, y, idx in dl:
+                x = x.to(self.device, non_blocking=True)
+                yield to_model_input(x), y.to(self.device, non_blocking=True), idx.to(self.device, non_blocking=True)
+        except DataError as exc:
+            # Re-raised from a worker process with the worker's traceback in its text: keep the message only.
+            text = str(exc).strip().splitlines()
+            raise DataError(text[-1].split("DataError: ", 1)[-1] if text else str(exc)) from None
 
     def fetch(self, indices: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Training-transformed samples by index, crops drawn from ``generator`` (default: the loader's fetch
@@ -753,7 +791,7 @@ def image_folder_samples(split_dir: str | Path) -> tuple[list[tuple[str, int]], 
 
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
-        raise FileNotFoundError(f"image folder split not found: {split_dir}")
+        raise DataNotFoundError(f"image folder split not found: {split_dir}")
     folder = ImageFolder(str(split_dir))
     return list(folder.samples), list(folder.classes)
 

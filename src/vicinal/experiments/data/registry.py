@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from vicinal.experiments.data.base import (
     check_rank,
     subset_per_class_indices,
 )
+from vicinal.experiments.errors import DataArgumentError, DataError, LabWarning
 from vicinal.experiments.paths import data_root
 
 UCI_NAMES = ("abalone", "arcene", "arrhythmia", "htru2", "iris", "phishing")
@@ -125,7 +128,7 @@ def build_data(
         ValueError: unknown ``name`` (the message lists the known names) or invalid sizes/ranks.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
     _check_int(batch_size, "batch_size", 1)
     _check_int(eval_batch_size, "eval_batch_size", 1)
     _check_int(seed, "seed", 0)
@@ -154,10 +157,14 @@ def build_data(
         corrupt_fraction=float(corrupt_fraction),
         corrupt_seed=corrupt_seed,
     )
+    try:  # data.kwargs come from the user's config: a keyword the builder does not take is a config error
+        inspect.signature(DATASETS[name]).bind(req, **kwargs)
+    except TypeError as exc:
+        raise DataArgumentError(f"dataset {name!r}: {exc} (check data.kwargs)") from None
     out = DATASETS[name](req, **kwargs)
     if isinstance(out, DataBundle):
         if corrupt_fraction > 0:
-            raise ValueError(
+            raise DataError(
                 f"corrupt_fraction={corrupt_fraction} needs an in-memory dataset; {name!r} streams from disk"
             )
         return out
@@ -166,9 +173,39 @@ def build_data(
     return bundle_from_splits(out, req, name)
 
 
-def _subset(pair: tuple[torch.Tensor, torch.Tensor], per_class: int | None, seed: int) -> tuple[Any, Any]:
+def warn_short_classes(
+    y: torch.Tensor, per_class: int, what: str, classes: Any = None, option: str = "data.subset_per_class"
+) -> None:
+    """Warn (`LabWarning`) when classes of ``y`` have fewer than ``per_class`` samples: a subset of N per class then
+    keeps all of them, fewer than asked. Names each class (by ``classes[c]`` when given) and its count."""
+    counts = torch.bincount(y.cpu().to(torch.int64))
+    short = [(c, int(n)) for c, n in enumerate(counts.tolist()) if 0 < n < per_class]
+    if not short:
+        return
+
+    def label(c: int) -> str:
+        return f"{c} ({classes[c]})" if classes is not None and c < len(classes) else str(c)
+
+    listed = ", ".join(f"class {label(c)} has {n}" for c, n in short[:8]) + (" ..." if len(short) > 8 else "")
+    warnings.warn(
+        f"{option}={per_class} but {len(short)} {what} class(es) have fewer images, so they keep all of theirs "
+        f"({listed}); the subset is smaller than {per_class} per class and unbalanced",
+        LabWarning,
+        stacklevel=3,
+    )
+
+
+def _subset(
+    pair: tuple[torch.Tensor, torch.Tensor],
+    per_class: int | None,
+    seed: int,
+    what: str = "training",
+    classes: Any = None,
+    option: str = "data.subset_per_class",
+) -> tuple[Any, Any]:
     if per_class is None:
         return pair
+    warn_short_classes(pair[1], per_class, what, classes, option)
     keep = subset_per_class_indices(pair[1], per_class, seed)
     return pair[0][keep], pair[1][keep]
 
@@ -178,7 +215,8 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
 
     train: shuffled, augmented, padded for DDP; train_eval / test / val: in order, unaugmented, unpadded.
     """
-    train = _subset(splits.train, req.subset_per_class, req.seed)
+    classes = splits.info.get("classes")
+    train = _subset(splits.train, req.subset_per_class, req.seed, "training", classes)
     corruption = None
     if req.corrupt_fraction > 0:
         from vicinal.experiments.data.corrupt import corrupt_labels
@@ -186,8 +224,11 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
         # After the subset: the fraction is of the labels actually trained on.
         corruption = corrupt_labels(train[1], splits.num_classes, req.corrupt_fraction, req.corrupt_seed)
         train = (train[0], corruption.noisy.to(train[1].device))
-    test = _subset(splits.test, req.test_subset_per_class, req.seed)
-    val = _subset(splits.val, req.test_subset_per_class, req.seed) if splits.val is not None else None
+    test_option = "test_subset_per_class"
+    test = _subset(splits.test, req.test_subset_per_class, req.seed, "test", classes, test_option)
+    val = None
+    if splits.val is not None:
+        val = _subset(splits.val, req.test_subset_per_class, req.seed, "validation", classes, test_option)
     on_device = req.data_on_device
     if on_device is None:
         total = sum(t.numel() * t.element_size() for pair in (train, test, val) if pair for t in pair)
@@ -247,7 +288,7 @@ def _cifar10(
     from vicinal.experiments.data import images
 
     if source not in ("auto", "jpeg", "torchvision"):
-        raise ValueError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
+        raise DataError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
     if source == "auto":
         has_batches = req.root is not None and (req.root / "cifar-10-batches-py").is_dir()
         source = "torchvision" if has_batches or download else "jpeg"
@@ -277,7 +318,7 @@ def _imagefolder_memory(
     from vicinal.experiments.data import images
 
     if req.root is None:
-        raise ValueError("imagefolder_memory needs root=<folder with train/ and test/ or val/>")
+        raise DataError("imagefolder_memory needs root=<folder with train/ and test/ or val/>")
     return images.load_image_folder_memory(
         req.root, image_size=image_size, crop_padding=crop_padding, cache=cache, progress=progress
     )
@@ -299,6 +340,8 @@ def _imagefolder_bundle(
     test_dir, val_dir = images._eval_split_dirs(root)
     train_samples, classes = images.image_folder_samples(root / "train")
     if req.subset_per_class is not None:
+        labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
+        warn_short_classes(labels, req.subset_per_class, "training", classes)
         train_samples = images.subset_samples(train_samples, req.subset_per_class, req.seed)
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
@@ -315,7 +358,7 @@ def _imagefolder_bundle(
     def evaluation(split_dir: Path, subset: bool = True) -> images.ImageFolderLoader:
         samples, eval_classes = images.image_folder_samples(split_dir)
         if eval_classes != classes:
-            raise ValueError(f"{split_dir} has {len(eval_classes)} classes that differ from train's {len(classes)}")
+            raise DataError(f"{split_dir} has {len(eval_classes)} classes that differ from train's {len(classes)}")
         if subset and req.test_subset_per_class is not None:
             samples = images.subset_samples(samples, req.test_subset_per_class, req.seed)
         return images.ImageFolderLoader(samples, train=False, batch_size=req.eval_batch_size, **common)
@@ -361,7 +404,7 @@ def _imagenet(req: DataRequest, **kwargs: Any) -> DataBundle:
 def _imagefolder(req: DataRequest, **kwargs: Any) -> DataBundle:
     """Any ImageFolder tree streamed from disk (``root`` required; ``train/`` + ``test/`` or ``val/``)."""
     if req.root is None:
-        raise ValueError("imagefolder needs root=<folder with train/ and val/ or test/>")
+        raise DataError("imagefolder needs root=<folder with train/ and val/ or test/>")
     return _imagefolder_bundle(req, "imagefolder", req.root, **kwargs)
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, make_generator
+from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import data_root
 
 __all__ = ["UCI_DATASETS", "load_uci", "stratified_split"]
@@ -178,7 +179,7 @@ def _fields(path: Path, sep: str | None, n_fields: int) -> list[list[str]]:
     rows = [line.split(sep) for line in _read_lines(path)]
     for i, row in enumerate(rows):
         if len(row) != n_fields:
-            raise ValueError(f"{path}: data row {i + 1} has {len(row)} fields, expected {n_fields}")
+            raise DataError(f"{path}: data row {i + 1} has {len(row)} fields, expected {n_fields}")
     return rows
 
 
@@ -189,7 +190,7 @@ def _to_float(rows: list[list[str]], path: Path) -> np.ndarray:
         try:
             out[i] = [float("nan") if v == "?" else float(v) for v in row]
         except ValueError as err:
-            raise ValueError(f"{path}: data row {i + 1}: {err}") from err
+            raise DataError(f"{path}: data row {i + 1}: {err}") from err
     return out
 
 
@@ -199,7 +200,7 @@ def _read_abalone(root: Path) -> tuple[np.ndarray, np.ndarray]:
     sex_order = ("M", "F", "I")  # as listed in abalone.names
     for i, row in enumerate(rows):
         if row and row[0] not in sex_order:
-            raise ValueError(f"{path}: row {i + 1} has Sex {row[0]!r}, expected one of {sex_order}")
+            raise DataError(f"{path}: row {i + 1} has Sex {row[0]!r}, expected one of {sex_order}")
     num = _to_float([row[1:] for row in rows], path)  # (N, 8): 7 measurements + Rings
     sex = np.array([[float(row[0] == s) for s in sex_order] for row in rows])  # (N, 3) one-hot
     return np.concatenate([sex, num[:, :7]], axis=1), num[:, 7]
@@ -213,7 +214,7 @@ def _read_arcene(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         x = _to_float(_fields(data, None, 10000), data)
         y = _to_float(_fields(labels, None, 1), labels)[:, 0]
         if len(x) != len(y):
-            raise ValueError(f"{data} has {len(x)} rows but {labels} has {len(y)} labels")
+            raise DataError(f"{data} has {len(x)} rows but {labels} has {len(y)} labels")
         out += [x, y]
     return out[0], out[1], out[2], out[3]
 
@@ -243,13 +244,13 @@ def _read_phishing(root: Path) -> tuple[np.ndarray, np.ndarray]:
     lines = [line for line in _read_lines(path) if not line.startswith("%")]
     heads = [line.lower() for line in lines]
     if "@data" not in heads:
-        raise ValueError(f"{path}: no @data line, not an ARFF file")
+        raise DataError(f"{path}: no @data line, not an ARFF file")
     start = heads.index("@data")
     n_attr = sum(h.startswith("@attribute") for h in heads[:start])
     rows = [line.split(",") for line in lines[start + 1 :]]
     for i, row in enumerate(rows):
         if len(row) != n_attr:
-            raise ValueError(f"{path}: data row {i + 1} has {len(row)} fields, expected {n_attr}")
+            raise DataError(f"{path}: data row {i + 1} has {len(row)} fields, expected {n_attr}")
     arr = _to_float(rows, path)
     return arr[:, :-1], arr[:, -1]
 
@@ -298,21 +299,21 @@ def load_uci(
     """
     key = name.lower().removeprefix("uci:")
     if key not in UCI_DATASETS:
-        raise ValueError(f"unknown UCI dataset {name!r}; expected one of {', '.join(UCI_DATASETS)}")
+        raise DataError(f"unknown UCI dataset {name!r}; expected one of {', '.join(UCI_DATASETS)}")
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
     base = Path(root) if root is not None else data_root() / "uci"
     folder = base / key
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"UCI dataset {key!r} not found: folder {folder} does not exist (pass root= or set VICINAL_DATA)"
         )
     spec = UCI_DATASETS[key]
     for rel in spec["files"]:
         if not (base / rel).is_file():
-            raise FileNotFoundError(f"UCI dataset {key!r}: file {base / rel} is missing")
+            raise DataNotFoundError(f"UCI dataset {key!r}: file {base / rel} is missing")
 
     if key == "arcene":
         x_pool, y_pool, x_test_np, y_test_np = _read_arcene(base)

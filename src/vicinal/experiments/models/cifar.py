@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelArgumentError, ModelConfigError
 from .registry import check_positive_int, check_probability, register_model
 
 __all__ = ["DenseNet", "PreActBlock", "PreActResNet", "WideResNet"]
@@ -100,7 +101,7 @@ class PreActResNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(num_blocks) != 4:
-            raise ValueError(f"num_blocks must list 4 stages, got {num_blocks!r}")
+            raise ModelConfigError(f"num_blocks must list 4 stages, got {num_blocks!r}")
         for n in num_blocks:
             check_positive_int("num_blocks entries", n)
         check_positive_int("num_classes", num_classes)
@@ -160,7 +161,7 @@ class WideResNet(nn.Module):
         check_positive_int("widen", widen)
         check_probability("dropout", dropout)
         if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(f"WRN depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
+            raise ModelConfigError(f"WRN depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
         n = (depth - 4) // 6
         widths = (16, 16 * widen, 32 * widen, 64 * widen)
         self.conv1 = nn.Conv2d(in_channels, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
@@ -264,12 +265,12 @@ class DenseNet(nn.Module):
         check_positive_int("growth_rate", growth_rate)
         check_probability("dropout", dropout)
         if isinstance(compression, bool) or not isinstance(compression, int | float) or not 0 < compression <= 1:
-            raise ValueError(f"compression must lie in (0, 1], got {compression!r}")
+            raise ModelConfigError(f"compression must lie in (0, 1], got {compression!r}")
         if not isinstance(bottleneck, bool):
-            raise TypeError(f"bottleneck must be a bool, got {type(bottleneck).__name__}")
+            raise ModelArgumentError(f"bottleneck must be a bool, got {type(bottleneck).__name__}")
         per_layer = 6 if bottleneck else 3  # a bottleneck layer has two convolutions
         if depth <= 4 or (depth - 4) % per_layer != 0:
-            raise ValueError(
+            raise ModelConfigError(
                 f"DenseNet depth must be {per_layer}n + 4 with n >= 1 "
                 f"({'bottleneck' if bottleneck else 'no bottleneck'}), got {depth}"
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import ModelArgumentError
 from .registry import check_positive_int, register_model
 
 __all__: list[str] = []
@@ -34,7 +35,7 @@ def _bottleneck_resnet(
     check_positive_int("num_classes", num_classes)
     check_positive_int("in_channels", in_channels)
     if not isinstance(zero_init_residual, bool):
-        raise TypeError(f"zero_init_residual must be a bool, got {type(zero_init_residual).__name__}")
+        raise ModelArgumentError(f"zero_init_residual must be a bool, got {type(zero_init_residual).__name__}")
     model = ResNet(
         Bottleneck,
         layers,

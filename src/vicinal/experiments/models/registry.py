@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ..errors import ModelArgumentError, ModelConfigError
+
 __all__ = ["MODELS", "Normalize", "build_model", "count_parameters", "register_model"]
 
 Builder = Callable[..., nn.Module]
@@ -88,7 +90,7 @@ def build_model(
         TypeError: For keyword arguments the model does not take, or required ones left out.
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+        raise ModelConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     if (mean is None) != (std is None):
         raise ValueError(f"mean and std must be given together, got mean={mean!r} and std={std!r} for model {name!r}")
     builder = MODELS[name]
@@ -134,29 +136,29 @@ def _check_signature(name: str, builder: Builder, call: dict[str, Any]) -> None:
     accepted = [p for p, spec in params.items() if spec.kind in _ACCEPTED_KINDS]
     unknown = sorted(set(call) - set(accepted))
     if unknown:
-        raise TypeError(
+        raise ModelArgumentError(
             f"model {name!r} got unexpected keyword argument(s) {', '.join(unknown)}; it accepts: {', '.join(accepted)}"
         )
     missing = [p for p in accepted if params[p].default is inspect.Parameter.empty and p not in call]
     if missing:
-        raise TypeError(f"model {name!r} is missing required argument(s) {', '.join(missing)}")
+        raise ModelArgumentError(f"model {name!r} is missing required argument(s) {', '.join(missing)}")
 
 
 def check_positive_int(arg: str, value: Any) -> int:
     """Return ``value`` if it is an int >= 1 (bools refused), else raise naming ``arg``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{arg} must be an int, got {type(value).__name__} ({value!r})")
+        raise ModelArgumentError(f"{arg} must be an int, got {type(value).__name__} ({value!r})")
     if value < 1:
-        raise ValueError(f"{arg} must be >= 1, got {value}")
+        raise ModelConfigError(f"{arg} must be >= 1, got {value}")
     return value
 
 
 def check_probability(arg: str, value: Any) -> float:
     """Return ``value`` as a float if it lies in [0, 1], else raise naming ``arg``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{arg} must be a float in [0, 1], got {type(value).__name__} ({value!r})")
+        raise ModelArgumentError(f"{arg} must be a float in [0, 1], got {type(value).__name__} ({value!r})")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{arg} must lie in [0, 1], got {value}")
+        raise ModelConfigError(f"{arg} must lie in [0, 1], got {value}")
     return float(value)
 
 
@@ -203,7 +205,7 @@ class Normalize(nn.Module):
         """Normalise ``x`` of shape ``(B, C, ...)``; returns the same shape."""
         channels = self.mean.numel()
         if channels > 1 and (x.dim() < 2 or x.shape[1] != channels):
-            raise ValueError(
+            raise ModelConfigError(
                 f"Normalize has {channels} channels but got an input of shape {tuple(x.shape)} "
                 f"(expected (B, {channels}, ...))"
             )

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ModelConfigError
 from .registry import check_positive_int, check_probability, register_model
 
 __all__ = ["MLP", "DigitsCNN", "SpeechLeNet", "SpeechVGG11"]
@@ -35,7 +36,7 @@ _VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 def _check_pair(arg: str, value: object) -> tuple[int, int]:
     """A pair of positive ints (an output size), else ValueError naming ``arg``."""
     if not isinstance(value, tuple | list) or len(value) != 2:
-        raise ValueError(f"{arg} must be a pair of positive ints, got {value!r}")
+        raise ModelConfigError(f"{arg} must be a pair of positive ints, got {value!r}")
     return check_positive_int(f"{arg}[0]", value[0]), check_positive_int(f"{arg}[1]", value[1])
 
 
@@ -133,7 +134,7 @@ class SpeechLeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, F, T) -> logits (B, num_classes)."""
         if x.dim() != 4 or x.shape[-2] < 14 or x.shape[-1] < 14:
-            raise ValueError(f"SpeechLeNet needs inputs (B, C, F, T) with F, T >= 14, got {tuple(x.shape)}")
+            raise ModelConfigError(f"SpeechLeNet needs inputs (B, C, F, T) with F, T >= 14, got {tuple(x.shape)}")
         out = self.layer1(x)  # (B, c, (F-4)/2, (T-4)/2) = (B, 20, 78, 48) at 160 x 101
         out = self.layer2(out)  # (B, c, 37, 22)
         return self.head(out)  # (B, num_classes)
@@ -166,7 +167,7 @@ class SpeechVGG11(nn.Module):
         check_positive_int("in_channels", in_channels)
         d = check_positive_int("width_divisor", width_divisor)
         if 64 % d != 0:
-            raise ValueError(f"width_divisor must divide 64 (1, 2, 4, 8, 16, 32, 64), got {d}")
+            raise ModelConfigError(f"width_divisor must divide 64 (1, 2, 4, 8, 16, 32, 64), got {d}")
         ph, pw = _check_pair("pool_size", pool_size)
         planes, stage, stage_idx = in_channels, nn.Sequential(), 1
         for item in _VGG11:
@@ -189,7 +190,7 @@ class SpeechVGG11(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, F, T) -> logits (B, num_classes)."""
         if x.dim() != 4 or x.shape[-2] < 32 or x.shape[-1] < 32:
-            raise ValueError(f"SpeechVGG11 needs inputs (B, C, F, T) with F, T >= 32, got {tuple(x.shape)}")
+            raise ModelConfigError(f"SpeechVGG11 needs inputs (B, C, F, T) with F, T >= 32, got {tuple(x.shape)}")
         out = x
         for i in range(1, 6):
             out = getattr(self, f"layer{i}")(out)  # halves F and T; (B, 512/d, 5, 3) after layer5 at 160 x 101
@@ -227,7 +228,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_features) or (B, ...) -> (B, out_features)."""
         if x.dim() < 2 or math.prod(x.shape[1:]) != self.in_features:
-            raise ValueError(
+            raise ModelConfigError(
                 f"MLP expects {self.in_features} features per sample, got an input of shape {tuple(x.shape)}"
             )
         out = self.flatten(x)  # (B, in_features)

@@ -1,0 +1,57 @@
+"""The lab's user errors: one base class, so that ``vicinal`` prints them as one line and a bug as a traceback.
+
+Every error a user can cause (a bad config key or value, a missing or corrupt data file, a run folder that cannot
+be used as asked, a bad checkpoint) derives from :class:`LabError`; ``vicinal``'s ``main`` catches exactly these
+(plus the report's ``ReportError``) and prints ``vicinal: error: ...`` with exit code 2. Anything else (a
+``ValueError`` from a programming error, say) propagates with its traceback.
+
+The concrete classes also derive from the built-in exception that callers of the Python API already expect
+(``ValueError``, ``TypeError``, ``FileNotFoundError``), so ``except ValueError`` keeps working.
+
+This module imports nothing heavy (no torch), so that any part of the lab may raise these errors.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LabError",
+    "DataError",
+    "DataArgumentError",
+    "DataNotFoundError",
+    "ModelConfigError",
+    "ModelArgumentError",
+    "LabFileNotFoundError",
+    "LabWarning",
+]
+
+
+class LabError(Exception):
+    """Base of every user error of the lab (shown as one line by the ``vicinal`` command)."""
+
+
+class DataError(LabError, ValueError):
+    """A dataset cannot be built as configured: unknown name, bad option, unreadable or inconsistent files."""
+
+
+class DataArgumentError(LabError, TypeError):
+    """A dataset builder got keyword arguments (``data.kwargs``) it does not take."""
+
+
+class DataNotFoundError(LabError, FileNotFoundError):
+    """A dataset's files are not where they are looked for."""
+
+
+class ModelConfigError(LabError, ValueError):
+    """A model cannot be built as configured: unknown name or a bad value of one of its arguments."""
+
+
+class ModelArgumentError(LabError, TypeError):
+    """A model got keyword arguments it does not take, lacks required ones, or got a value of the wrong type."""
+
+
+class LabFileNotFoundError(LabError, FileNotFoundError):
+    """A file or folder the user named (a run folder, a config file) does not exist or is not what it should be."""
+
+
+class LabWarning(UserWarning):
+    """Something the user should know that does not stop the run (``vicinal`` prints ``vicinal: warning: ...``)."""

@@ -1,0 +1,369 @@
+"""`vicinal reproduce`: plan a table's runs, claim, shard, train, and finish (the step after training, the report).
+
+Several processes (or machines sharing the output folder) may run the same command: each run is trained by one of
+them, and the report is written once.
+
+* Plan: one run per row x seed, seed-major (`plan_runs`); a finished run is never trained again, an interrupted
+  one is resumed, one killed before its first checkpoint is started again (training is deterministic, so its
+  partial numbers are reproduced); a finished run is never overwritten.
+* Claim: before training a run a process takes ``run_dir/.claim`` (`claim`): an exclusive ``flock`` held for the
+  run's lifetime, and the text ``host pid``. The kernel drops the lock when its process dies, however it dies,
+  so taking over a dead process's run is atomic: of two processes only the one that gets the lock takes it. A
+  claim whose text names a live process of this host, or any process of another host, is respected even when
+  no lock is held (older versions of the lab did not lock; delete ``.claim`` by hand if another machine died).
+* Take-over: after its own runs, a process trains every unfinished run it can claim whose owner is dead (with
+  ``--shard``: the runs of other shards only when a dead process left its claim on them), until none is left.
+* Finish: the process that finds every run complete takes ``OUT/.finishing.lock`` (``flock``, with or without
+  ``--shard``), runs the table's step after training (the adversarial attacks) and writes the report, then notes
+  it in ``OUT/.finished.json``; a process that finds the lock taken, or a note written while it ran, leaves
+  the report to that other process. Under torchrun every rank trains the same runs: no claims are taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, ExperimentConfig, diff_configs, load_config
+
+__all__ = [
+    "Claim",
+    "claim",
+    "complete",
+    "finish_lock",
+    "parse_shard",
+    "pid_alive",
+    "plan_runs",
+    "reproduce",
+    "run_dir_of",
+]
+
+CLAIM = ".claim"
+FINISHING_LOCK = ".finishing.lock"
+FINISHED = ".finished.json"
+
+
+def run_dir_of(out: Path, cfg: ExperimentConfig) -> Path:
+    """The run folder of ``cfg`` under ``out``: ``out/<name>/seed<seed>``."""
+    return out / cfg.name / f"seed{cfg.train.seed}"
+
+
+def complete(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (its summary says so); a corrupt summary is an error naming it."""
+    from .trainer import read_summary
+
+    summary = read_summary(run_dir)
+    return summary is not None and summary.get("status") == "complete"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``--shard I/N`` (0 <= I < N)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N with integers 0 <= I < N, e.g. 0/2; got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+# -- locks and claims -------------------------------------------------------------------------------------------
+def _lock(path: Path) -> int | None:
+    """An exclusive ``flock`` on ``path`` (created if needed): the open descriptor, or None if another holds it.
+
+    The lock is on the file that ``path`` names *when it is held*: a holder releases by unlinking the path, then
+    closing, so a process that opened the old file before the unlink finds, once it has the lock, that the path
+    no longer names its file, and tries again on the new one.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        try:
+            st = os.stat(path)
+            same = (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev)
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _unlock(path: Path, fd: int) -> None:
+    """Release a lock of `_lock`: unlink the path (if it is still our file), then close."""
+    try:
+        st = os.stat(path)
+        if (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Claim:
+    """A held claim on a run folder (`claim`); `release` when done (also when training failed)."""
+
+    path: Path
+    fd: int
+    previous: str | None = None  # the text of a dead owner's claim that was taken over, if any
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            _unlock(self.path, self.fd)
+            self.fd = -1
+
+
+def _owner_alive(text: str) -> bool:
+    """Whether the claim text ``host pid`` names a process that may still train the run."""
+    parts = text.split()
+    if len(parts) == 2 and parts[1].isdigit():
+        host, pid = parts
+        return host != socket.gethostname() or pid_alive(int(pid))
+    return False  # garbled (a process killed while writing it): nobody holds the lock, so nobody trains the run
+
+
+def claim(run_dir: Path) -> Claim | None:
+    """Claim ``run_dir`` for this process: a `Claim`, or None when a live process holds it (see the module doc)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / CLAIM
+    fd = _lock(path)
+    if fd is None:
+        return None
+    try:
+        text = os.pread(fd, 4096, 0).decode("utf-8", errors="replace").strip()
+        if text and _owner_alive(text):
+            os.close(fd)  # keep the file: it is that process's claim
+            return None
+        me = f"{socket.gethostname()} {os.getpid()}".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return Claim(path, fd, previous=text or None)
+
+
+def finish_lock(out: Path) -> Claim | None:
+    """The finishing lock ``out/.finishing.lock`` (see the module doc), or None when another process holds it."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / FINISHING_LOCK
+    fd = _lock(path)
+    if fd is None:
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
+    return Claim(path, fd)
+
+
+def _finished_since(out: Path, runs: list[Path], since: float) -> bool:
+    """Whether another process finished (report written) these runs after ``since`` (a time.time())."""
+    try:
+        note = json.loads((out / FINISHED).read_text(encoding="utf-8"))
+        return float(note["time"]) >= since and {str(r) for r in runs} <= set(note["runs"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _note_finished(out: Path, runs: list[Path]) -> None:
+    from .trainer import _write_json
+
+    note = {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "runs": [str(r) for r in runs]}
+    _write_json(out / FINISHED, note)
+
+
+# -- the plan ---------------------------------------------------------------------------------------------------
+def plan_runs(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
+    """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each."""
+    from .tasks import get_table
+
+    table = get_table(args.table)
+    seeds = args.seeds if args.seeds is not None else table.default_seeds.get(args.scale, 1)
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
+    plan = []
+    # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
+    # adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
+    bases = [(path, load_config(path, args.overrides).train.seed) for path in table.configs(args.scale)]
+    # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
+    # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
+    for k in range(seeds):
+        for path, base in bases:
+            seed = base + k
+            cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
+            run_dir = run_dir_of(out, cfg)
+            state = "new"
+            if complete(run_dir):
+                state = "done"
+                changed = diff_configs(load_config(run_dir / "config.yaml"), cfg)
+                if changed:
+                    raise ConfigError(
+                        f"run folder '{run_dir}' holds a finished run of a different config "
+                        f"(differs at {', '.join(changed)}); use another --out"
+                    )
+            elif (run_dir / "checkpoint.pt").is_file():
+                state = "resume"
+            plan.append({"config": path, "cfg": cfg, "seed": seed, "run_dir": run_dir, "state": state})
+    return table, plan, out
+
+
+def _after_training(table: str) -> Any:
+    """The step a table runs after its trainings (the adversarial table's attacks), or None."""
+    from .tasks import robustness
+
+    return robustness.AFTER_TRAINING.get(table)
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    if summary.get("last_test_error") is None:
+        print(f"vicinal: {summary['status']}; run folder {run_dir}")
+        return
+    print(
+        f"vicinal: {summary['status']}: test error {summary['last_test_error']:.2f}% (last), "
+        f"{summary['best_test_error']:.2f}% (best, epoch {summary['best_epoch']}), "
+        f"{summary['median_last10_test_error']:.2f}% (median of the last {summary['median_last10_n']}); "
+        f"run folder {run_dir}"
+    )
+
+
+def reproduce(args: argparse.Namespace) -> int:
+    """`vicinal reproduce`: every row x seed of a table, then the report (see the module doc)."""
+    from .tasks import get_table
+    from .trainer import Trainer
+
+    started = time.time()
+    runner_table = get_table(args.table)
+    if runner_table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
+        if getattr(args, "shard", None) is not None:
+            raise ConfigError(f"--shard: table {runner_table.name!r} trains as one batched job and cannot be split")
+        out = args.out if args.out is not None else Path("runs") / f"{runner_table.name}-{args.scale}"
+        runner_table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
+        return 0
+    table, plan, out = plan_runs(args)
+    print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")
+    if args.scale == "cpu" and table.notes:
+        print(f"  {table.notes}")
+    shard = getattr(args, "shard", None)
+    mine = plan if shard is None else plan[shard[0] :: shard[1]]
+    mine_ids = {id(m) for m in mine}
+    for item in plan:
+        cfg = item["cfg"]
+        state = item["state"] if id(item) in mine_ids else "shard"
+        print(
+            f"  [{state:>6}] {cfg.name} seed {item['seed']}: {cfg.model.name} on {cfg.data.name}, "
+            f"{cfg.train.epochs} epochs, mix {cfg.mix.variant} -> {item['run_dir']}"
+        )
+    if args.dry_run:
+        print(
+            f"dry run: {sum(i['state'] != 'done' for i in mine)} of {len(plan)} runs would be trained"
+            + (f" by shard {shard[0]}/{shard[1]}" if shard else "")
+        )
+        return 0
+    t0 = time.perf_counter()
+    # Under torchrun every rank must train the same runs, so distributed reproductions do not claim.
+    claiming = int(os.environ.get("WORLD_SIZE", "1")) == 1
+
+    trained: set[int] = set()  # each run is trained at most once per command (a max_steps run stays unfinished)
+
+    def train(item: dict[str, Any], announce: bool) -> bool:
+        """Claim and train one run; False when a live process holds it or it is already complete."""
+        run_dir = item["run_dir"]
+        held = claim(run_dir) if claiming else None
+        if claiming and held is None:
+            if announce:
+                print(f"  [claimed] {run_dir}: another process is training it; skipped")
+            return False
+        try:
+            if complete(run_dir):  # finished by another process since the plan was made
+                return False
+            trained.add(id(item))
+            if held is not None and held.previous is not None:
+                print(f"  [takeover] {run_dir}: its claim ({held.previous}) names a process that no longer runs")
+            resume = (run_dir / "checkpoint.pt").is_file()
+            summary = Trainer(item["cfg"], run_dir, resume=resume, quiet=args.quiet, restart_unfinished=True).fit()
+        finally:
+            if held is not None:
+                held.release()
+        if Trainer.is_rank0():
+            _print_summary(summary, run_dir)
+        return True
+
+    for item in mine:
+        if item["state"] != "done":
+            train(item, announce=True)
+    if claiming:
+        # Take over what dead processes left: unfinished runs of this process's share that no live process holds,
+        # and runs of other shards whose claim names a dead process. Repeat while that trains something.
+        progressed = True
+        while progressed:
+            progressed = False
+            for item in plan:
+                if id(item) in trained or complete(item["run_dir"]):
+                    continue
+                if id(item) in mine_ids or (item["run_dir"] / CLAIM).exists():
+                    progressed = train(item, announce=False) or progressed
+    pending = [i for i in plan if not complete(i["run_dir"])]
+    who = f"shard {shard[0]}/{shard[1]}" if shard is not None else "this process"
+    if pending:
+        # Other shards or processes are still training: the last one to finish goes on.
+        print(
+            f"{who} done; {len(pending)} runs trained elsewhere are not finished yet (the last process to "
+            "finish writes the report; or run the command again once all are done)"
+        )
+        return 0
+    lock = finish_lock(out) if claiming else None
+    if claiming and lock is None:
+        print(f"{who} done; another process is writing the report ({out / FINISHING_LOCK})")
+        return 0
+    try:
+        runs = [i["run_dir"] for i in plan]
+        if claiming and _finished_since(out, runs, started):
+            print(f"{who} done; another process has written the report meanwhile ({out / 'report'})")
+            return 0
+        _finish(table.name, plan, args, out, t0)
+        if claiming:
+            _note_finished(out, runs)
+    finally:
+        if lock is not None:
+            lock.release()
+    return 0
+
+
+def _finish(table: str, plan: list[dict[str, Any]], args: argparse.Namespace, out: Path, t0: float) -> None:
+    """The step after training (if the table has one) and the report (rank 0)."""
+    from .report import make_report
+    from .trainer import Trainer
+
+    after = _after_training(table)
+    if after is not None and Trainer.is_rank0():
+        after(plan, args)
+    if Trainer.is_rank0():
+        result = make_report([out], out / "report")
+        print(result["markdown"])
+        print(f"report written to {out / 'report'} ({time.perf_counter() - t0:.0f} s of training)")
