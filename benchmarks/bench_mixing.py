@@ -307,7 +307,7 @@ def mixing_methods(
 def bench_mixing(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     cases = []
     for label, shape, classes in sizes(args):
-        for dtype in (torch.float32, torch.bfloat16, torch.uint8):
+        for dtype in [getattr(torch, d) for d in args.dtypes.split(",")]:
             case = mixing_case(args, device, label, shape, classes, dtype)
             add_ratios(case)
             print_case(case)
@@ -787,6 +787,7 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(KNOWN_SIZES),
         help=f"batch sizes of the mix/collate/loader sections: {list(KNOWN_SIZES)}",
     )
+    parser.add_argument("--dtypes", default="float32,bfloat16,uint8", help="dtypes of the mix section")
     parser.add_argument("--cache", choices=("warm", "cold"), default="warm", help="cache state before each timed call")
     parser.add_argument("--device", default="cpu", help="device of the mixing section (cuda: the GPU run)")
     parser.add_argument("--width", type=int, default=16, help="PreAct ResNet-18 base width of the cpu reference model")

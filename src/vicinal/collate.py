@@ -4,8 +4,9 @@ normalisation happen once, after mixing, usually on the GPU.
 
 Mixed pixels are rounded to the nearest integer (``round(lam * a + (1 - lam) * b)``), never truncated, and equal
 bit for bit to mixing in float32 and rounding. The stacked batch is a fresh tensor owned by the collate function, so
-it is mixed in place, one cache-sized slice at a time (:func:`vicinal.functional.mix_`): no float32 copy of the
-batch is ever made, only slice-sized float32 scratch buffers.
+it is mixed in place, one cache-sized slice at a time (:func:`vicinal.functional.mix_`): a gather of the partners'
+slice and one fused uint8 pass per slice (float32 slices only for per-sample lam or a torch without quantized ops);
+no float32 copy of the batch is ever made.
 """
 
 from __future__ import annotations
@@ -72,7 +73,11 @@ class MixupCollate:
             raise ValueError("cannot collate an empty batch")
         self._maybe_reseed()
         images = torch.stack([_to_chw_uint8(img) for img, _ in batch])  # (B, C, H, W) uint8
-        labels = torch.as_tensor([int(label) for _, label in batch], dtype=torch.long)
+        raw = [label for _, label in batch]
+        if all(isinstance(label, Tensor) and label.dim() == 0 for label in raw):
+            labels = torch.stack(raw).long()  # tensor labels (TensorDataset): one stack, no per-sample int()
+        else:
+            labels = torch.as_tensor([int(label) for label in raw], dtype=torch.long)
         # the same stream as self.mixer(images, labels); in place because `images` is ours
         params = self.mixer.sample(images, labels)
         return self.mixer.apply_inputs(images, params, inplace=True), self.mixer.apply_targets(labels, params)

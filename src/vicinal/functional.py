@@ -160,7 +160,8 @@ def mix_(
             float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
             roundoff of the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16), plus a
             subnormal-sized absolute term; derivation in ``tests/test_fast.py``. uint8 batches are always
-            exact: ``round(lam * a + (1 - lam) * b)`` computed in float32, as :func:`mix` does.
+            exact: ``round(lam * a + (1 - lam) * b)`` computed in float32, as :func:`mix` does (with one lam per
+            batch, one fused uint8 pass per slice, see ``_mix_uint8_quantized``).
 
     Returns:
         ``x``, mixed.
@@ -176,6 +177,29 @@ def mix_(
 
 def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: bool) -> Tensor:
     """:func:`mix_` for a lam and perm drawn by a transform (already valid): the same kernel, without the checks."""
+    if (
+        not exact
+        and not isinstance(lam, Tensor)
+        and x.is_floating_point()
+        and x.device.type == "cpu"
+        and perm.device.type == "cpu"
+        and x.is_contiguous()
+        and x.numel() * x.element_size() <= _SINGLE_PASS_BYTES
+        and not (x.requires_grad and torch.is_grad_enabled())
+        and not _functorch_wrapped(x)
+    ):
+        # the one-slice case of _mix_into (a batch that fits L2), without its layout and dtype dispatch: the same
+        # two ops (gather into the reused buffer, one lerp), so the same values bit for bit
+        n = x.shape[0]
+        x2 = x.view(n, -1)  # (B, F): index_select's row-copy path (a 4-D gather is several times slower)
+        ps = torch.index_select(x2, 0, perm, out=_scratch("p", x.numel(), x.dtype, x.device).view(n, -1))
+        lam = float(lam)
+        w = 1 - lam
+        if w <= 0.5:
+            torch.lerp(x2, ps, w, out=x2)
+        else:
+            torch.lerp(ps, x2, lam, out=x2)
+        return x
     return _mix_into(x, x, lam, perm, None, exact=exact or not x.is_floating_point())
 
 
@@ -237,9 +261,10 @@ def _scratch(slot: str, numel: int, dtype: torch.dtype, device: torch.device) ->
 
 
 def _worth_chunking(x: Tensor) -> bool:
-    # uint8 counts at float32 size: the formula would make float32 copies of the batch
-    itemsize = 4 if x.dtype == torch.uint8 else x.element_size()
-    return x.device.type == "cpu" and x.numel() * itemsize >= _MIN_CHUNKED_BYTES
+    if x.device.type != "cpu":
+        return False
+    # uint8 at any size: the fused uint8 pass (or float32 slices) beat the formula's float32 copies of the batch
+    return x.dtype == torch.uint8 or x.numel() * x.element_size() >= _MIN_CHUNKED_BYTES
 
 
 def _plain(*tensors: object) -> bool:
@@ -303,6 +328,9 @@ def _mix_into(
         w_lerp: float | Tensor = (1 - lam.to(x.device, torch.float64)).to(compute).reshape(n, 1)
     else:
         w_self, w_partner, w_lerp = float(lam), 1 - float(lam), 1 - float(lam)
+    if out.dtype == torch.uint8 and x.device.type == "cpu" and _quantized_mix_applies(lam):
+        _mix_uint8_quantized(o2, x2, float(lam), idx, p2)
+        return out
     for start in range(0, feats, width):
         xs = x2[:, start : start + width] if width < feats else x2  # (B, Fc), strided view into x
         os = o2[:, start : start + width] if width < feats else o2
@@ -342,6 +370,86 @@ def _mix_into(
         else:
             torch.lerp(ps, xs, float(lam), out=os)  # ps + lam (xs - ps), small weight on x
     return out
+
+
+# -- uint8: one fused pass per slice ----------------------------------------------------------------------------
+# PyTorch's quantized add computes ``requantize(dequantize(a) + dequantize(b))`` in one vectorised pass over uint8
+# data. With per-tensor scales lam and 1 - lam (zero point 0) and an output scale of 1 that is, operation for
+# operation, the formula on uint8 inputs: each dequantization is the float32 product ``float32(scale) * a`` (one
+# rounding), the two products are added in float32 (one rounding), and requantization multiplies by 1/1 (exact),
+# rounds to nearest-even (torch.round's ties) and saturates to [0, 255] (the formula's clamp). So the result equals
+# ``round(lam * a + (1 - lam) * b)`` computed in float32 bit for bit; the first use in a process checks exactly
+# that over all 65,536 (a, b) pairs for several lam, and any mismatch or missing op falls back to the float32 slices.
+# The quantized tensors are only aliases: x (or out) is read and written where it lies, through quint8 views of its
+# own storage, so a slice costs one gather of the partners and one fused pass (the float32 path needs seven).
+
+_Q_CHUNK_BYTES = 1 << 20  # bytes of one (B, Fc) uint8 slice, and of the gathered partner buffer
+_Q_MIN_SCALE = 2.0**-100  # lam and 1 - lam must be positive, normal float32 scales for the quantized ops
+_quantized_ok: bool | None = None
+_quantized_lock = threading.Lock()
+
+
+def _quantized_mix_applies(lam: float | Tensor) -> bool:
+    if isinstance(lam, Tensor):
+        return False  # per-sample lam: one scale per tensor only, the float32 slices apply
+    lam = float(lam)
+    return lam >= _Q_MIN_SCALE and 1.0 - lam >= _Q_MIN_SCALE and _quantized_available()
+
+
+def _quantized_alias(t: Tensor, scale: float) -> Tensor:
+    """A quint8 view (scale, zero point 0) of the memory of the uint8 tensor ``t``: no copy."""
+    q = torch._empty_affine_quantized((0,), scale=scale, zero_point=0, dtype=torch.quint8)
+    return q.set_(t.untyped_storage(), t.storage_offset(), t.shape, t.stride())
+
+
+def _quantized_available() -> bool:
+    """Whether the fused uint8 kernel exists and is bit-identical to the formula (checked once per process)."""
+    global _quantized_ok
+    if _quantized_ok is None:
+        with _quantized_lock:
+            if _quantized_ok is None:
+                _quantized_ok = _quantized_self_check()
+    return _quantized_ok
+
+
+def _quantized_self_check() -> bool:
+    import warnings
+
+    try:
+        grid = torch.arange(256, dtype=torch.uint8)
+        a = grid.repeat_interleave(256).view(256, 256)  # a[i, j] = i
+        b = grid.repeat(256).view(256, 256)  # b[i, j] = j: every (a, b) pair once
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # quantized tensor creation warns (once per process) of a deprecation
+            for lam in (0.5, 0.25, 0.75, 1 / 3, 0.1234567891, 0.987654321, 1e-7, 1 - 1e-7):
+                got = torch.empty_like(a)
+                _mix_uint8_quantized(got, a, lam, None, b)
+                if not torch.equal(got, _formula(a, lam, b, None)):
+                    return False
+        return True
+    except Exception:  # quantized ops missing in this build (or removed in a later release)
+        return False
+
+
+def _mix_uint8_quantized(o2: Tensor, x2: Tensor, lam: float, idx: Tensor | None, p2: Tensor | None) -> None:
+    """``o2 = round(lam * x2 + (1 - lam) * partner)`` for uint8 (B, F) views, one (B, Fc) slice at a time."""
+    n, feats = x2.shape
+    width = feats if n * feats <= _Q_CHUNK_BYTES else max(64, _Q_CHUNK_BYTES // n)
+    cols_max = min(width, feats)
+    qb = torch._empty_affine_quantized((n * cols_max,), scale=1.0 - lam, zero_point=0, dtype=torch.quint8)
+    qb_u8 = torch.empty(0, dtype=torch.uint8, device=x2.device).set_(qb.untyped_storage(), 0, (n * cols_max,), (1,))
+    for start in range(0, feats, width):
+        xs = x2[:, start : start + width] if width < feats else x2
+        os = o2[:, start : start + width] if width < feats else o2
+        cols = xs.shape[1]
+        bs = qb_u8[: n * cols].view(n, cols)
+        if idx is not None:
+            torch.index_select(xs, 0, idx, out=bs)  # the partners' slice, before os may overwrite xs
+        else:
+            assert p2 is not None
+            bs.copy_(p2[:, start : start + width] if width < feats else p2)
+        qa, qo = _quantized_alias(xs, lam), _quantized_alias(os, 1.0)
+        torch.ops.quantized.add_out(qa, qb[: n * cols].view(n, cols), qo)
 
 
 def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dtype | None = None) -> Tensor:
