@@ -4,7 +4,8 @@
 # resumes where it stopped, and the last process to finish a table writes its report.
 #   nohup scripts/reproduce-cpu.sh > suite-0.log 2>&1 &
 #   nohup scripts/reproduce-cpu.sh > suite-1.log 2>&1 &
-# RUNS (default runs) is the output root (tables go to RUNS/TABLE-cpu, as `vicinal reproduce` defaults to); arguments, when given, replace the list of tables.
+# RUNS (default runs) is the output root (tables go to RUNS/TABLE-cpu, as `vicinal reproduce` defaults to); arguments,
+# when given, replace the list of tables, each TABLE or TABLE:SEEDS (default: the table's own seed count).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -12,14 +13,17 @@ VICINAL=${VICINAL:-.venv/bin/vicinal}
 export OMP_NUM_THREADS=1
 tables=("$@")
 if [ ${#tables[@]} -eq 0 ]; then
-  tables=(cifar adversarial corrupted-labels datasize ablation)
+  tables=(cifar adversarial corrupted-labels ablation datasize)
 fi
-for table in "${tables[@]}"; do
+for item in "${tables[@]}"; do
+  table=${item%%:*}
+  seeds=()
+  [ "$item" != "$table" ] && seeds=(--seeds "${item#*:}")
   out="$RUNS/$table-cpu"
   # Table 3 attacks the cifar table's models and the data-size curve reuses them as its 2,000-image point: both
   # share the cifar table's folder.
   case "$table" in adversarial | datasize) out="$RUNS/cifar-cpu" ;; esac
   echo "== $(date -u +%FT%TZ) $table -> $out"
-  "$VICINAL" reproduce "$table" --scale cpu --out "$out" --quiet
+  "$VICINAL" reproduce "$table" --scale cpu --out "$out" --quiet "${seeds[@]}"
 done
 echo "== $(date -u +%FT%TZ) suite done"

@@ -189,7 +189,16 @@ def test_cpu_configs_differ_only_in_the_documented_ways() -> None:
         "model.kwargs",
         "schedule.milestones",
         "train.epochs",
+        # the regime recipe's evaluation plan: test every 25 epochs and each of the last 10 (their median is the
+        # metric), un-augmented training error every 25, one thread, checkpoints every 5 epochs
+        "train.eval_every",
+        "train.eval_last",
+        "train.train_eval_every",
+        "train.threads",
+        "train.checkpoint_every",
     }
+    # the rule of the regime: 2,000 training images, 150 epochs, lr /10 at 50% and 75%
+    assert (erm.data.subset_per_class, erm.train.epochs, erm.schedule.milestones) == (200, 150, [75, 112])
 
 
 def test_demo_yaml_mirrors_the_embedded_default() -> None:

@@ -87,7 +87,7 @@ def test_reproduce_dry_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     assert get_table("corrupted-labels").name == "corrupted-labels"
     assert main(["reproduce", "corrupted-labels", "--scale", "cpu", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "12 of 12 runs would be trained" in out and "c80-mixup_a32-cpu seed 0" in out
+    assert "20 of 20 runs would be trained" in out and "c80-mixup_a32-cpu seed 0" in out
     assert (
         main(["reproduce", "adversarial", "--scale", "cpu", "--dry-run", "--seeds", "2", "--out", str(tmp_path)]) == 0
     )
@@ -327,3 +327,20 @@ def test_reproduce_adversarial_trains_attacks_and_reports(capsys: pytest.Capture
     )
     assert not (tmp_path / "cifar10-preact_resnet18-erm-source-cpu" / "seed1000" / "attacks").exists()
     assert "## Table 3" in out and "| black box | top-1 | mixup |" in out
+
+
+def test_corrupted_labels_run_three_seeds_at_50_percent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "corrupted-labels", "--scale", "cpu", "--out", str(tmp_path), "--dry-run"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  [")]
+    seeds = {}
+    for line in lines:
+        name, _, rest = line.split("] ", 1)[1].partition(" seed ")
+        seeds.setdefault(name, []).append(int(rest.split(":")[0]))
+    assert len(lines) == 20 and len(seeds) == 12
+    assert all(s == ([0, 1, 2] if "-c50-" in n else [0]) for n, s in seeds.items())
+    # --seeds overrides the per-row counts
+    assert (
+        main(["reproduce", "corrupted-labels", "--scale", "cpu", "--out", str(tmp_path), "--dry-run", "--seeds", "2"])
+        == 0
+    )
+    assert "dry run: 24 of 24 runs would be trained" in capsys.readouterr().out

@@ -203,18 +203,24 @@ def plan_runs(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path
     from .tasks import get_table
 
     table = get_table(args.table)
-    seeds = args.seeds if args.seeds is not None else table.default_seeds.get(args.scale, 1)
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
     plan = []
     # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
     # adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
-    bases = [(path, load_config(path, args.overrides).train.seed) for path in table.configs(args.scale)]
+    # --seeds applies to every row; without it each row has the table's count (some tables want more seeds for
+    # some rows, e.g. Table 2's 50% level).
+    bases = [
+        (path, load_config(path, args.overrides).train.seed, args.seeds or table.seeds_of(args.scale, path))
+        for path in table.configs(args.scale)
+    ]
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
     # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
-    for k in range(seeds):
-        for path, base in bases:
+    for k in range(max((n for _, _, n in bases), default=0)):
+        for path, base, n in bases:
+            if k >= n:
+                continue
             seed = base + k
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
             run_dir = run_dir_of(out, cfg)

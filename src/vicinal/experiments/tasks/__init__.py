@@ -39,6 +39,8 @@ class Table:
         configs: ``scale -> list of config files`` (one per row).
         default_seeds: seeds per scale when ``--seeds`` is not given.
         notes: how the cpu scale differs from the paper and why.
+        row_seeds: ``(scale, config path) -> seeds`` for tables whose rows want different seed counts; ``None``
+            (the default) gives every row ``default_seeds[scale]``. ``--seeds`` overrides both.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
             dry_run=False)`` trains and reports the whole table (``seeds`` None: the table's default). It prints
             its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
@@ -50,6 +52,13 @@ class Table:
     default_seeds: dict[str, int] = field(default_factory=lambda: {"cpu": 3, "paper": 1})
     notes: str = ""
     runner: Callable[..., Any] | None = None
+    row_seeds: Callable[[str, Path], int] | None = None
+
+    def seeds_of(self, scale: str, path: Path) -> int:
+        """Seeds of the row ``path`` at ``scale`` when ``--seeds`` is not given."""
+        if self.row_seeds is not None:
+            return self.row_seeds(scale, path)
+        return self.default_seeds.get(scale, 1)
 
 
 def register_table(table: Table) -> Table:
