@@ -18,9 +18,9 @@ from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 
 
 from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
-from vicinal.experiments.paths import PROJECT_ROOT
+from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 
-CONFIGS = PROJECT_ROOT / "configs"
+CONFIGS = configs_dir()
 DEMO = CONFIGS / "demo" / "digits.yaml"
 TINY = [
     f"data.name={SYNTHETIC}",

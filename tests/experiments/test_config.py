@@ -17,9 +17,9 @@ from vicinal.experiments.config import (
     load_config,
 )
 from vicinal.experiments.demo import DEMO_CONFIG
-from vicinal.experiments.paths import PROJECT_ROOT
+from vicinal.experiments.paths import configs_dir
 
-CONFIGS = PROJECT_ROOT / "configs"
+CONFIGS = configs_dir()
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -20,10 +20,10 @@ from vicinal.experiments.cli import UsageError, main
 from vicinal.experiments.config import ConfigError
 from vicinal.experiments.data import TensorSplits, build_data, register_dataset
 from vicinal.experiments.errors import DataError, LabError, LabWarning
-from vicinal.experiments.paths import PROJECT_ROOT
+from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 from vicinal.experiments.trainer import TIMING_FIELDS, TRAIN_EVAL_FIELDS, RunError, Trainer
 
-DEMO = PROJECT_ROOT / "configs" / "demo" / "digits.yaml"
+DEMO = configs_dir() / "demo" / "digits.yaml"
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from vicinal.experiments.paths import PROJECT_ROOT
+from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 
-DEMO = PROJECT_ROOT / "configs" / "demo" / "digits.yaml"
+DEMO = configs_dir() / "demo" / "digits.yaml"
 TESTS = Path(__file__).resolve().parent
 QUICK = ["train.epochs=1", "data.batch_size=64", "train.reliability_diagram=false"]
 # `vicinal reproduce cifar` on the synthetic images: 2 rows x 2 seeds of a width-4 PreAct ResNet, 1 epoch each.

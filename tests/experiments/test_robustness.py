@@ -60,7 +60,7 @@ def test_adversarial_configs_cpu_and_missing_imagenet(tmp_path: Path, monkeypatc
     monkeypatch.setattr(robustness, "configs_dir", lambda: tmp_path / "configs")
     with pytest.raises(
         FileNotFoundError,
-        match=r"needs .configs/imagenet/resnet101-erm-90.yaml. or .configs/imagenet/paper/imagenet-resnet101-90ep-erm.yaml. \(ImageNet",
+        match=r"needs .imagenet/resnet101-erm-90.yaml. or .imagenet/paper/imagenet-resnet101-90ep-erm.yaml. \(ImageNet",
     ):
         robustness.adversarial_configs("paper")
     with pytest.raises(ValueError, match=r"unknown scale 'gpu'"):

@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 from vicinal.experiments.data.base import TensorSplits
-from vicinal.experiments.paths import PROJECT_ROOT, data_root
+from vicinal.experiments.paths import configs_dir, data_root
 from vicinal.experiments.tasks.uci import (
     PAPER_TABLE4,
     Member,
@@ -274,7 +274,7 @@ def write_yaml(tmp_path: Path, proto: UCIProtocol) -> Path:
 
 
 def test_config_file_equals_the_defaults() -> None:
-    assert load_protocol(PROJECT_ROOT / "configs" / "uci" / "uci.yaml") == UCIProtocol()
+    assert load_protocol(configs_dir() / "uci" / "uci.yaml") == UCIProtocol()
 
 
 def test_real_iris_smoke() -> None:

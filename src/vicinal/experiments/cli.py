@@ -1,4 +1,7 @@
-"""The ``vicinal`` command: ``demo``, ``train``, ``reproduce``, ``report``, ``attack``.
+"""The ``vicinal`` command: ``demo``, ``train``, ``reproduce``, ``report``, ``figure``, ``attack``, ``configs``.
+
+A config is a YAML file or the name of a shipped one (``vicinal configs`` lists them). The data root is ``--data DIR``
+or ``$VICINAL_DATA`` (a source checkout falls back to ``../shared/data``; see :mod:`vicinal.experiments.paths`).
 
 Every user error (unknown config key, wrong type, missing file, bad checkpoint, unknown table ...) prints one line
 ``vicinal: error: ...`` on stderr and exits with code 2, without a traceback (set ``VICINAL_DEBUG=1`` to get one).
@@ -17,22 +20,25 @@ import linecache
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .config import ConfigError, apply_overrides, load_config
+from .config import ConfigError, apply_overrides, load_config, shipped_configs
 from .errors import LabError, LabWarning
 from .orchestrate import parse_shard
 
 __all__ = ["main", "build_parser"]
 
 EXAMPLES_TRAIN = """examples:
-  vicinal train configs/cifar/cpu/cifar10-preact_resnet18-mixup.yaml --set train.seed=1 optim.lr=0.05
-  vicinal train configs/demo/digits.yaml --set mix.variant=mixup mix.alpha=1.0 --out runs/
+  vicinal train cifar/cpu/cifar10-preact_resnet18-mixup --set train.seed=1 optim.lr=0.05
+  vicinal train demo/digits --set mix.variant=mixup mix.alpha=1.0 --out runs/
+  vicinal train my-config.yaml --data ~/datasets               # any YAML file; data root ~/datasets
   vicinal train --resume runs/demo-digits/seed0                 # continue an interrupted run exactly
   torchrun --nproc_per_node=2 -m vicinal train CONFIG.yaml      # DistributedDataParallel, one process per GPU
 
+CONFIG is a YAML file or the name of a shipped config ('vicinal configs' lists them, e.g. cifar/cpu/...).
 The run folder is OUT/<config name>/seed<seed> and holds config.yaml, provenance.json, metrics.jsonl,
 summary.json and checkpoint.pt. --set values are YAML (3 is an int, 0.1 a float, [1, 2] a list, null None);
 keys are checked against the config schema. Put CONFIG before --set (--set takes several values)."""
@@ -54,8 +60,19 @@ def _add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    """The ``--data DIR`` option of the commands that read data (it sets ``VICINAL_DATA`` for the command)."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="root folder of the datasets (default: $VICINAL_DATA; in a source checkout ../shared/data beside it)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``vicinal`` (sub-commands demo, train, reproduce, report)."""
+    """The argument parser of ``vicinal`` (sub-commands demo, train, reproduce, report, figure, attack, configs)."""
     from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS
 
     parser = _Parser(
@@ -82,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=None, help="keep the run folders here (default: a temporary folder)")
     _add_overrides(p, "config overrides applied to both methods, e.g. train.epochs=5")
+    _add_data(p)
 
     p = sub.add_parser(
         "train",
@@ -90,8 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES_TRAIN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", nargs="?", type=Path, help="the YAML config (optional with --resume)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        help="a YAML config file, or the name of a shipped config (see 'vicinal configs'); optional with --resume",
+    )
     _add_overrides(p, "override config keys, e.g. optim.lr=0.05 model.kwargs.width=16")
+    _add_data(p)
     p.add_argument(
         "--resume",
         type=Path,
@@ -142,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the adversarial table) and writes the report",
     )
     _add_overrides(p, "config overrides applied to every run")
+    _add_data(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser(
@@ -179,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "behaviour between training pairs, from two trained runs. Figure 3b: test error over epochs.",
     )
     figure_parser(p)
+    for action in p._actions:  # fig2 reads the test images of its runs' dataset
+        if isinstance(action, argparse._SubParsersAction) and "fig2" in action.choices:
+            _add_data(action.choices["fig2"])
 
     p = sub.add_parser(
         "attack",
@@ -211,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="attack every K-th test image only (a deterministic subset spread over the split; default 1 = all)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    _add_data(p)
+
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped configs (names for 'vicinal train NAME')",
+        description="List the names of the configs shipped with vicinal, one a line; 'vicinal train NAME' runs one.",
+    )
+    p.add_argument(
+        "prefix", nargs="?", default="", metavar="PREFIX", help="only names starting with it, e.g. cifar/cpu"
+    )
     return parser
 
 
@@ -354,6 +392,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    """`vicinal configs [PREFIX]`: the names of the shipped configs."""
+    names = shipped_configs(args.prefix)
+    if not names:
+        from .paths import configs_dir
+
+        raise ConfigError(f"no shipped config name starts with '{args.prefix}' (under '{configs_dir()}')")
+    print("\n".join(names))
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo,
     "train": cmd_train,
@@ -361,6 +410,7 @@ COMMANDS = {
     "report": cmd_report,
     "figure": cmd_figure,
     "attack": cmd_attack,
+    "configs": cmd_configs,
 }
 
 
@@ -409,6 +459,26 @@ def _check_out(args: argparse.Namespace) -> None:
             return
 
 
+@contextmanager
+def _data_option(data: Path | None) -> Iterator[None]:
+    """``--data DIR``: ``VICINAL_DATA`` is ``DIR`` while the command runs (restored afterwards)."""
+    if data is None:
+        yield
+        return
+    if not data.is_dir():
+        what = "does not exist" if not data.exists() else "is not a folder"
+        raise UsageError(f"--data '{data}' {what}")
+    old = os.environ.get("VICINAL_DATA")
+    os.environ["VICINAL_DATA"] = str(data.resolve())
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("VICINAL_DATA", None)
+        else:
+            os.environ["VICINAL_DATA"] = old
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vicinal`` / ``python -m vicinal``; returns the exit code."""
     debug = bool(os.environ.get("VICINAL_DEBUG"))
@@ -423,7 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 build_parser().print_help()
                 return 2
             _check_out(args)
-            return COMMANDS[args.command](args)
+            with _data_option(getattr(args, "data", None)):
+                return COMMANDS[args.command](args)
         except TrainingInterrupted as exc:
             if exc.checkpoint is not None:
                 print(f"vicinal: {exc}; resume with: vicinal train --resume {exc.checkpoint.parent}", file=sys.stderr)

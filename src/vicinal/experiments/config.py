@@ -38,6 +38,8 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "resolve_config",
+    "shipped_configs",
     "apply_overrides",
     "dump_config",
     "diff_configs",
@@ -483,6 +485,45 @@ def _read_config_file(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     return _merge(_read_config_file(base_path, (*chain, path.resolve())), data)
 
 
+def shipped_configs(prefix: str = "") -> list[str]:
+    """Names of the configs shipped with the package (``cifar/cpu/cifar10-preact_resnet18-mixup``), sorted; with
+    ``prefix``, only the names that start with it."""
+    from .paths import configs_dir
+
+    root = configs_dir()
+    names = sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml") if p.is_file())
+    return [n for n in names if n.startswith(prefix)]
+
+
+def resolve_config(path: str | Path) -> Path:
+    """The file of a config named by a path or by its shipped name.
+
+    An existing path (file or folder) or an absolute path is taken as it is. Otherwise ``path`` is a name relative
+    to the shipped configs (``vicinal.experiments.paths.configs_dir()``), with or without ``.yaml``; a leading
+    ``configs/`` (how a source checkout spelled them before they moved into the package) is dropped.
+
+    Raises:
+        ConfigError: neither a file nor a shipped name (one line, saying where it looked).
+    """
+    from .paths import configs_dir
+
+    given = Path(path)
+    if given.exists() or given.is_absolute():
+        return given
+    root = configs_dir()
+    name = given.as_posix()
+    if name.startswith("configs/"):
+        name = name[len("configs/") :]
+    if name and name != ".":
+        for candidate in (root / name, root / f"{name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(
+        f"config file '{path}' does not exist, nor does '{name}[.yaml]' among the shipped configs in '{root}' "
+        "('vicinal configs' lists them)"
+    )
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
     """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
 
@@ -490,13 +531,14 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     file first and merges this file's keys over it (sections merge key by key; lists and scalars replace).
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or the name of a shipped config (``cifar/cpu/cifar10-preact_resnet18-mixup``, with
+            or without ``.yaml``; see :func:`resolve_config`), used when no file ``path`` exists.
         overrides: strings ``"a.b=value"`` (value parsed with ``yaml.safe_load``).
 
     Raises:
-        ConfigError: missing/unreadable file, invalid YAML, unknown key, wrong type, bad value.
+        ConfigError: missing/unreadable file, unknown name, invalid YAML, unknown key, wrong type, bad value.
     """
-    path = Path(path)
+    path = resolve_config(path)
     data = _read_config_file(path, ())
     try:
         cfg = _build(ExperimentConfig, data, "")

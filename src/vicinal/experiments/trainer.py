@@ -365,10 +365,13 @@ def run_finished(run_dir: Path) -> bool:
 
 def _git(*args: str) -> str | None:
     """Output of a read-only git command in the project root, or None (no git, not a checkout, no commit)."""
-    from .paths import PROJECT_ROOT
+    from .paths import source_root
 
+    root = source_root()
+    if root is None:  # an installed package: whatever repository holds the environment is not vicinal's
+        return None
     try:
-        out = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

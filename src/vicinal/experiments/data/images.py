@@ -417,7 +417,13 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
         raise ValueError(f"load_cifar_torchvision: name must be 'cifar10' or 'cifar100', got {name!r}")
     cls, num_classes = classes[name]
     if root is None:
-        candidates = [data_root(), data_root() / name, cache_dir() / "datasets"]
+        try:
+            roots = [data_root(), data_root() / name]
+        except DataNotFoundError:  # no data root (an installed package without VICINAL_DATA or --data)
+            if not download:
+                raise
+            roots = []  # download into the cache
+        candidates = [*roots, cache_dir() / "datasets"]
         found = [c for c in candidates if (c / cls.base_folder).is_dir()]
         if found:
             root = found[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..paths import PROJECT_ROOT
+from ..paths import configs_dir as _package_configs_dir
 
 __all__ = ["SCALES", "TABLES", "Table", "configs_dir", "get_table", "load_tables", "register_table"]
 
@@ -25,8 +25,8 @@ _TASK_MODULES = ("cifar", "robustness", "datasize", "speech", "uci", "imagenet",
 
 
 def configs_dir() -> Path:
-    """The project's ``configs/`` folder (configs are data beside the source tree)."""
-    return PROJECT_ROOT / "configs"
+    """The shipped configs: the package folder ``vicinal/experiments/configs`` (package data, also in a wheel)."""
+    return _package_configs_dir()
 
 
 @dataclass(frozen=True)

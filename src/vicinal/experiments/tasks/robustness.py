@@ -145,10 +145,10 @@ def corrupted_label_configs(scale: str) -> list[Path]:
 
 # The ImageNet ResNet-101 (90 epochs) configs of Table 1, under the names they may have (first existing wins). The
 # source config's ``base:`` points at the second form, the one the imagenet task writes.
-IMAGENET_ERM = ("configs/imagenet/resnet101-erm-90.yaml", "configs/imagenet/paper/imagenet-resnet101-90ep-erm.yaml")
+IMAGENET_ERM = ("imagenet/resnet101-erm-90.yaml", "imagenet/paper/imagenet-resnet101-90ep-erm.yaml")
 IMAGENET_MIXUP = (
-    "configs/imagenet/resnet101-mixup-90.yaml",
-    "configs/imagenet/paper/imagenet-resnet101-90ep-mixup.yaml",
+    "imagenet/resnet101-mixup-90.yaml",
+    "imagenet/paper/imagenet-resnet101-90ep-mixup.yaml",
 )
 
 
@@ -158,7 +158,7 @@ def _first_existing(root: Path, candidates: tuple[str, ...]) -> Path:
             return root / rel
     raise FileNotFoundError(
         f"the paper-scale adversarial table needs '{candidates[0]}' or '{candidates[1]}' (ImageNet ResNet-101, "
-        "Table 1's configs); neither exists in this checkout"
+        "Table 1's configs); neither exists in the shipped configs"
     )
 
 
@@ -171,17 +171,17 @@ def adversarial_configs(scale: str) -> list[Path]:
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
-    root = configs_dir().parent
+    root = configs_dir()
     if scale == "cpu":
         files = [
-            root / "configs/cifar/cpu/cifar10-preact_resnet18-erm.yaml",
-            root / "configs/adversarial/cpu/cifar10-preact_resnet18-erm-source.yaml",
-            root / "configs/cifar/cpu/cifar10-preact_resnet18-mixup.yaml",
+            root / "cifar/cpu/cifar10-preact_resnet18-erm.yaml",
+            root / "adversarial/cpu/cifar10-preact_resnet18-erm-source.yaml",
+            root / "cifar/cpu/cifar10-preact_resnet18-mixup.yaml",
         ]
     else:
         files = [
             _first_existing(root, IMAGENET_ERM),
-            root / "configs/adversarial/paper/resnet101-erm-90-source.yaml",
+            root / "adversarial/paper/resnet101-erm-90-source.yaml",
             _first_existing(root, IMAGENET_MIXUP),
         ]
     missing = [str(f) for f in files if not f.is_file()]
