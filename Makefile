@@ -25,8 +25,11 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# After the tests: the wheel, installed in a fresh venv outside the checkout (reusing this venv's torch), runs the
+# lab from anywhere (.ci/wheel-check.sh; seconds).
 test: lint
 	$(BIN)/python -m pytest -q
+	VENV=$(abspath $(VENV)) bash .ci/wheel-check.sh
 
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'

@@ -4,7 +4,7 @@ Real data, no download, about a minute on 2 CPU cores. Every run goes through th
 paper-scale experiments (run folders under a temporary directory unless ``--out`` is given), then the trained
 model is attacked with FGSM in [0, 1] pixel space (normalisation is the model's first layer).
 
-The embedded default below is mirrored by ``configs/demo/digits.yaml`` (a test keeps the two equal).
+The embedded default below is mirrored by the shipped config ``demo/digits`` (a test keeps the two equal).
 """
 
 from __future__ import annotations

@@ -44,9 +44,7 @@ def source_root() -> Path | None:
 
 def configs_dir() -> Path:
     """The shipped configs: the package folder ``vicinal/experiments/configs`` (package data of the wheel)."""
-    if _PACKAGE_CONFIGS.is_dir() or not SOURCE_CHECKOUT:
-        return _PACKAGE_CONFIGS
-    return PROJECT_ROOT / "configs"  # a checkout from before the configs moved into the package
+    return _PACKAGE_CONFIGS
 
 
 def default_data_root() -> Path | None:

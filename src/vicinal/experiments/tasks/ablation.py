@@ -248,7 +248,7 @@ def ablation_configs(scale: str) -> list[Path]:
     folder = configs_dir() / "ablation" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs/ folder of a source checkout)")
+        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 

@@ -31,7 +31,7 @@ def datasize_configs(scale: str) -> list[Path]:
     folder = configs_dir() / "datasize" / "cpu"
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs/ folder of a source checkout)")
+        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return cifar_configs("cpu") + files
 
 

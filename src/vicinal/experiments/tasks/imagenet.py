@@ -100,7 +100,7 @@ def imagenet_configs(scale: str) -> list[Path]:
     folder = configs_dir() / "imagenet" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs/ folder of a source checkout)")
+        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 

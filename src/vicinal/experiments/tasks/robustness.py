@@ -139,7 +139,7 @@ def corrupted_label_configs(scale: str) -> list[Path]:
     files = [folder / n for n in corrupted_label_config_texts(scale)]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"missing config files (a source checkout's configs/ folder): {', '.join(missing)}")
+        raise FileNotFoundError(f"missing config files (the configs shipped in the package): {', '.join(missing)}")
     return files
 
 

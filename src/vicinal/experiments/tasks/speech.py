@@ -66,7 +66,7 @@ def speech_configs(scale: str) -> list[Path]:
     folder = configs_dir() / "speech" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs/ folder of a source checkout)")
+        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 
