@@ -249,6 +249,7 @@ def _cuda() -> bool:
 # Tables whose reproduction has a step after the trainings (read by ``vicinal reproduce``).
 AFTER_TRAINING: dict[str, Callable[[list[dict[str, Any]], Any], Any]] = {"adversarial": run_adversarial_attacks}
 
+
 def _corrupted_label_seeds(scale: str, path: Path) -> int:
     """cpu scale: 3 seeds at 50% corruption (the level the regime issue asks >= 3 for), 1 at 20% and 80%."""
     return 3 if scale == "cpu" and "-c50-" in path.name else 1
