@@ -16,7 +16,6 @@ fewer images than ``data.subset_per_class``) print as ``vicinal: warning: ...``.
 from __future__ import annotations
 
 import argparse
-import linecache
 import os
 import sys
 import warnings
@@ -419,24 +418,6 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-_OTHERS = (Path(__file__).resolve().parent / "tasks", Path(__file__).resolve().parent / "report")
-
-
-def _input_check_of_others(exc: BaseException) -> bool:
-    """Whether ``exc`` (a ValueError, TypeError or FileNotFoundError) was raised by a ``raise`` statement of the
-    tasks/ or report/ packages: their own checks of the user's input, which do not raise LabError yet. An error
-    raised anywhere else (or by a call inside those packages) is not a user error: it keeps its traceback."""
-    tb = exc.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = Path(tb.tb_frame.f_code.co_filename).resolve()
-    if not any(filename.is_relative_to(d) for d in _OTHERS):
-        return False
-    return linecache.getline(str(filename), tb.tb_lineno).lstrip().startswith("raise ")
-
-
 def _format_warning(message: Any, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
     if issubclass(category, LabWarning):
         return f"vicinal: warning: {' '.join(str(message).split())}\n"
@@ -502,11 +483,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (LabError, ReportError) as exc:
             # User errors: one line, exit 2. Anything else is a bug and keeps its traceback.
             if debug:
-                raise
-            print(f"vicinal: error: {_one_line(exc)}", file=sys.stderr)
-            return 2
-        except (ValueError, TypeError, FileNotFoundError) as exc:
-            if debug or not _input_check_of_others(exc):
                 raise
             print(f"vicinal: error: {_one_line(exc)}", file=sys.stderr)
             return 2

@@ -22,6 +22,8 @@ __all__ = [
     "ModelArgumentError",
     "LabFileNotFoundError",
     "LabWarning",
+    "TaskError",
+    "TaskArgumentError",
 ]
 
 
@@ -51,6 +53,14 @@ class ModelArgumentError(LabError, TypeError):
 
 class LabFileNotFoundError(LabError, FileNotFoundError):
     """A file or folder the user named (a run folder, a config file) does not exist or is not what it should be."""
+
+
+class TaskError(LabError, ValueError):
+    """A table, figure or task cannot run as asked: unknown table or scale, a bad protocol value, missing runs."""
+
+
+class TaskArgumentError(LabError, TypeError):
+    """A table, figure or task got an argument of the wrong type."""
 
 
 class LabWarning(UserWarning):

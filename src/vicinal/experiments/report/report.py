@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from ..errors import LabError
 from ..stats import fmt_mean_std, mean_std, paired
 from ..tasks.datasize import datasize_markdown, plot_datasize
 
@@ -69,7 +70,7 @@ PAPER_SOURCES: dict[str, str] = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(LabError, ValueError):
     """A path given to the report is not a run folder or holds none."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import TaskError
 from ..paths import configs_dir as _package_configs_dir
 
 __all__ = ["SCALES", "TABLES", "Table", "configs_dir", "get_table", "load_tables", "register_table"]
@@ -64,7 +65,7 @@ class Table:
 def register_table(table: Table) -> Table:
     """Add ``table`` to :data:`TABLES`; a second table of the same name is an error."""
     if table.name in TABLES:
-        raise ValueError(f"table {table.name!r} is already registered")
+        raise ValueError(f"table {table.name!r} is already registered")  # a programming error, not the user's
     TABLES[table.name] = table
     return table
 
@@ -79,5 +80,5 @@ def get_table(name: str) -> Table:
     """The registered table ``name``; ValueError listing the known tables otherwise."""
     load_tables()
     if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}")
+        raise TaskError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}")
     return TABLES[name]

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from ..errors import LabFileNotFoundError, TaskError
 from . import SCALES, Table, configs_dir, register_table
 
 __all__ = [
@@ -192,7 +193,7 @@ def build_configs(scale: str) -> dict[str, dict[str, Any]]:
     the weight decay and the ``mix`` section.
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     out: dict[str, dict[str, Any]] = {}
     rows = ROWS if scale == "paper" else tuple(_BY_KEY[k] for k in CPU_ROWS)
     for row in rows:
@@ -244,11 +245,11 @@ def write_configs(root: str | Path | None = None) -> list[Path]:
 def ablation_configs(scale: str) -> list[Path]:
     """The config files of ``scale`` ("cpu" or "paper"), sorted by name."""
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     folder = configs_dir() / "ablation" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
+        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 

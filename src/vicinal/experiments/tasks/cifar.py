@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import LabFileNotFoundError, TaskError
 from . import SCALES, Table, configs_dir, register_table
 
 __all__ = ["CIFAR", "ROWS", "cifar_configs"]
@@ -28,11 +29,11 @@ ROWS = tuple(f"{d}/{m}/{k}" for d in DATASETS for m in MODELS for k in METHODS)
 def cifar_configs(scale: str) -> list[Path]:
     """The config files of ``scale`` ("cpu" or "paper"), sorted by name."""
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     folder = configs_dir() / "cifar" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
+        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 

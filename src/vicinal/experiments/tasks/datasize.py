@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import LabFileNotFoundError, TaskError
 from ..stats import Paired, fmt_mean_std, mean_std, paired
 from . import Table, configs_dir, register_table
 from .cifar import cifar_configs
@@ -27,11 +28,11 @@ METRIC = "median_last10_test_error"
 def datasize_configs(scale: str) -> list[Path]:
     """The configs of the curve: the cifar cpu pair (2,000 images) and the other sizes. cpu scale only."""
     if scale != "cpu":
-        raise ValueError(f"the datasize table exists at cpu scale only (a curve beyond the paper), got {scale!r}")
+        raise TaskError(f"the datasize table exists at cpu scale only (a curve beyond the paper), got {scale!r}")
     folder = configs_dir() / "datasize" / "cpu"
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
+        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return cifar_configs("cpu") + files
 
 

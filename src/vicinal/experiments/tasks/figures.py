@@ -37,6 +37,8 @@ from torch import Tensor, nn
 
 import vicinal
 
+from ..errors import TaskError
+
 __all__ = [
     "FIGURES",
     "build_parser",
@@ -87,9 +89,9 @@ def toy_moons(n_per_class: int = 100, noise: float = 0.15, *, generator: torch.G
     Gaussian noise of standard deviation ``noise``.
     """
     if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+        raise TaskError(f"n_per_class must be >= 1, got {n_per_class}")
     if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+        raise TaskError(f"noise must be >= 0, got {noise}")
     t = torch.rand(2, n_per_class, generator=generator) * math.pi  # (2, n) angles
     upper = torch.stack([t[0].cos(), t[0].sin()], dim=1)  # (n, 2)
     lower = torch.stack([1.0 - t[1].cos(), 0.5 - t[1].sin()], dim=1)  # (n, 2)
@@ -149,9 +151,9 @@ def figure1b(
         0.1 < p < 0.9 (a wider, linear transition gives a larger share).
     """
     if alpha <= 0:
-        raise ValueError(f"alpha must be > 0 for the mixup panel, got {alpha}")
+        raise TaskError(f"alpha must be > 0 for the mixup panel, got {alpha}")
     if steps < 1 or grid < 2:
-        raise ValueError(f"steps must be >= 1 and grid >= 2, got steps={steps}, grid={grid}")
+        raise TaskError(f"steps must be >= 1 and grid >= 2, got steps={steps}, grid={grid}")
     gen = torch.Generator().manual_seed(seed)
     x, y = toy_moons(n_per_class, noise, generator=gen)
     lo, hi = x.min(dim=0).values - 0.5, x.max(dim=0).values + 0.5  # (2,), (2,)
@@ -210,7 +212,7 @@ def load_trained(run_dir: str | Path, *, device: str = "cpu") -> tuple[nn.Module
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise ValueError(f"'{run_dir}' is not a run folder (no config.yaml)")
+        raise TaskError(f"'{run_dir}' is not a run folder (no config.yaml)")
     cfg = load_config(run_dir / "config.yaml")
     data = build_data(
         cfg.data.name,
@@ -266,7 +268,7 @@ def interpolation_curves(
         with L = lam*CE(f(x), y_i) + (1-lam)*CE(f(x), y_j) per sample.
     """
     if x_i.shape != x_j.shape or y_i.shape != y_j.shape or x_i.shape[0] != y_i.shape[0]:
-        raise ValueError(
+        raise TaskError(
             f"pairs must match: x_i {tuple(x_i.shape)}, x_j {tuple(x_j.shape)}, y_i {tuple(y_i.shape)}, "
             f"y_j {tuple(y_j.shape)}"
         )
@@ -275,7 +277,7 @@ def interpolation_curves(
     miss, norms = [], []
     for lam in lams:
         if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"every lam must lie in [0, 1], got {lam}")
+            raise TaskError(f"every lam must lie in [0, 1], got {lam}")
         wrong, norm_sum = 0, 0.0
         for s in range(0, n, batch_size):
             xi, xj = x_i[s : s + batch_size].to(device), x_j[s : s + batch_size].to(device)
@@ -311,24 +313,24 @@ def figure2(
     been trained on the same data: same dataset, subset and seed of the subset).
     """
     if n_pairs < 1:
-        raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
+        raise TaskError(f"n_pairs must be >= 1, got {n_pairs}")
     models: dict[str, nn.Module] = {}
     sets = {}
     for method, run in (("erm", erm), ("mixup", mixup)):
         model, cfg, data = load_trained(run, device=device)
         if data.train_dataset_x is None or data.train_dataset_y is None:
-            raise ValueError(f"run '{run}': dataset {cfg.data.name!r} is not held in memory; Figure 2 needs it")
+            raise TaskError(f"run '{run}': dataset {cfg.data.name!r} is not held in memory; Figure 2 needs it")
         models[method] = model
         sets[method] = (cfg.data.name, data.train_dataset_x, data.train_dataset_y)
     (name_e, xe, ye), (name_m, xm, ym) = sets["erm"], sets["mixup"]
     if name_e != name_m or xe.shape != xm.shape or not torch.equal(ye, ym):
-        raise ValueError(
+        raise TaskError(
             f"the two runs were trained on different data ({name_e} {tuple(xe.shape)} vs {name_m} {tuple(xm.shape)}); "
             "Figure 2 compares models at the same points"
         )
     n = ye.shape[0]
     if n < 2:
-        raise ValueError(f"Figure 2 needs at least 2 training points, got {n}")
+        raise TaskError(f"Figure 2 needs at least 2 training points, got {n}")
     gen = torch.Generator().manual_seed(seed)
     i = torch.randint(0, n, (n_pairs,), generator=gen)
     j = (i + torch.randint(1, n, (n_pairs,), generator=gen)) % n  # j != i
@@ -381,7 +383,7 @@ def _curve(paths: Iterable[str | Path]) -> dict[str, Any]:
             if r.get("test_error") is not None:
                 per_epoch.setdefault(int(r["epoch"]), []).append(float(r["test_error"]))
     if not per_epoch:
-        raise ValueError(f"no evaluated epochs in the runs below {', '.join(str(p) for p in paths)}")
+        raise TaskError(f"no evaluated epochs in the runs below {', '.join(str(p) for p in paths)}")
     epochs = sorted(per_epoch)
     mean = [statistics.mean(per_epoch[e]) for e in epochs]
     best = min(mean)
@@ -401,7 +403,7 @@ def _curve(paths: Iterable[str | Path]) -> dict[str, Any]:
 def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
     """Figure 3b: test error against epochs, ERM vs mixup, from run folders (or folders holding them)."""
     if not erm or not mixup:
-        raise ValueError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
+        raise TaskError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
     curves = {"erm": _curve(erm), "mixup": _curve(mixup)}
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -470,7 +472,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.figure == "fig3b":
         return figure3b(args.erm, args.mixup, args.out)
-    raise ValueError(f"unknown figure {args.figure!r}; known: {', '.join(FIGURES)}")
+    raise TaskError(f"unknown figure {args.figure!r}; known: {', '.join(FIGURES)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

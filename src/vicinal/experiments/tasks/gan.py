@@ -52,6 +52,7 @@ from torch import Tensor
 from torch.func import grad_and_value, vmap
 
 from ...gan import LAM_DISTRIBUTIONS, generator_loss, mixup_discriminator_loss, sample_gan_lam
+from ..errors import TaskArgumentError, TaskError
 from ..models import build_model
 from ..paths import PROJECT_ROOT
 from . import Table, register_table
@@ -94,7 +95,7 @@ EVAL_SEED = 20180225  # a fixed seed for the evaluation's noise and real sample,
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        raise TaskError(f"{name} must be an int >= 1, got {value!r}")
     return value
 
 
@@ -146,11 +147,11 @@ class GANConfig:
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
+            raise TaskError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
+            raise TaskError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
         if self.lam_distribution not in LAM_DISTRIBUTIONS:
-            raise ValueError(
+            raise TaskError(
                 f"unknown lam_distribution {self.lam_distribution!r}; known: {', '.join(LAM_DISTRIBUTIONS)}"
             )
         for name in ("iterations", "batch_size", "d_steps", "width", "layers", "noise_dim", "eval_every"):
@@ -160,12 +161,12 @@ class GANConfig:
         for name in ("alpha", "std"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+                raise TaskError(f"{name} must be a number > 0, got {value!r}")
         if self.n_snapshot > self.n_eval:
-            raise ValueError(f"n_snapshot ({self.n_snapshot}) must not exceed n_eval ({self.n_eval})")
+            raise TaskError(f"n_snapshot ({self.n_snapshot}) must not exceed n_eval ({self.n_eval})")
         bad = [it for it in self.snapshot_iters if not (isinstance(it, int) and 1 <= it <= self.iterations)]
         if bad:
-            raise ValueError(f"snapshot_iters must lie in [1, iterations={self.iterations}], got {list(bad)}")
+            raise TaskError(f"snapshot_iters must lie in [1, iterations={self.iterations}], got {list(bad)}")
 
 
 @dataclass
@@ -235,7 +236,7 @@ def init_gan_params(config: GANConfig, seed: int) -> tuple[dict[str, Tensor], di
     ``build_model(..., seed=...)`` (PyTorch's default initialisation, global RNG untouched).
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+        raise TaskArgumentError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     gen = torch.Generator().manual_seed(seed)
     g_seed, d_seed = (int(s) for s in torch.randint(0, 2**62, (2,), generator=gen))
     common = {"hidden": config.width, "layers": config.layers}
@@ -274,7 +275,7 @@ def erm_discriminator_loss(discriminator: Callable[[Tensor], Tensor], real: Tens
     One forward pass over ``cat([real, fake])`` ``(2B, 2)``, which gives the same per-sample logits as two.
     """
     if real.shape != fake.shape:
-        raise ValueError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
+        raise TaskError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
     logits = discriminator(torch.cat([real, fake])).reshape(-1)  # (2B,)
     b = real.shape[0]
     return F.binary_cross_entropy_with_logits(
@@ -302,7 +303,7 @@ def adam_step(
         betas, eps: Adam's constants.
     """
     if not (len(params) == len(grads) == len(exp_avg) == len(exp_avg_sq)):
-        raise ValueError(
+        raise TaskError(
             f"adam_step got {len(params)} params, {len(grads)} grads, {len(exp_avg)} and {len(exp_avg_sq)} moments"
         )
     b1, b2 = betas
@@ -347,12 +348,12 @@ def train_gan_runs(
     """
     seeds = list(seeds)
     if not seeds:
-        raise ValueError("seeds is empty; give at least one seed")
+        raise TaskError("seeds is empty; give at least one seed")
     lr_list = [float(lrs)] * len(seeds) if isinstance(lrs, int | float) else [float(x) for x in lrs]
     if len(lr_list) != len(seeds):
-        raise ValueError(f"got {len(lr_list)} learning rates for {len(seeds)} seeds; give one per seed or one for all")
+        raise TaskError(f"got {len(lr_list)} learning rates for {len(seeds)} seeds; give one per seed or one for all")
     if any(not (math.isfinite(x) and x > 0) for x in lr_list):
-        raise ValueError(f"learning rates must be finite and > 0, got {lr_list}")
+        raise TaskError(f"learning rates must be finite and > 0, got {lr_list}")
     c = config
     dev = torch.device(device)
     S = len(seeds)
@@ -497,16 +498,16 @@ class GANProtocol:
         for name in ("widths", "d_steps", "lrs", "seeds", "datasets", "methods"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or not values:
-                raise ValueError(f"{name} must be a non-empty tuple, got {values!r}")
+                raise TaskError(f"{name} must be a non-empty tuple, got {values!r}")
             if len(set(values)) != len(values):
-                raise ValueError(f"{name} has repeated values: {values!r}")
+                raise TaskError(f"{name} has repeated values: {values!r}")
         if self.default_lr not in self.lrs:
-            raise ValueError(f"default_lr {self.default_lr} is not in lrs {self.lrs}")
+            raise TaskError(f"default_lr {self.default_lr} is not in lrs {self.lrs}")
         if self.default_d_steps not in self.d_steps:
-            raise ValueError(f"default_d_steps {self.default_d_steps} is not in d_steps {self.d_steps}")
+            raise TaskError(f"default_d_steps {self.default_d_steps} is not in d_steps {self.d_steps}")
         for seed in self.seeds:
             if isinstance(seed, bool) or not isinstance(seed, int):
-                raise TypeError(f"seeds must be ints, got {type(seed).__name__} {seed!r}")
+                raise TaskArgumentError(f"seeds must be ints, got {type(seed).__name__} {seed!r}")
         for config in self.configs():  # validates every field shared with GANConfig
             del config
 
@@ -644,16 +645,16 @@ def plot_gan_figure(
     import matplotlib.pyplot as plt
 
     if not samples:
-        raise ValueError("samples is empty: nothing to plot")
+        raise TaskError("samples is empty: nothing to plot")
     rows = list(samples)
     iters = sorted(samples[rows[0]])
     for row in rows:
         if sorted(samples[row]) != iters:
-            raise ValueError(f"row {row} has iterations {sorted(samples[row])}, expected {iters}")
+            raise TaskError(f"row {row} has iterations {sorted(samples[row])}, expected {iters}")
         if row[0] not in real:
-            raise ValueError(f"no real points for dataset {row[0]!r}")
+            raise TaskError(f"no real points for dataset {row[0]!r}")
     if paper_iterations is not None and len(paper_iterations) != len(iters):
-        raise ValueError(f"{len(paper_iterations)} paper_iterations for {len(iters)} columns")
+        raise TaskError(f"{len(paper_iterations)} paper_iterations for {len(iters)} columns")
     fig, axes = plt.subplots(len(rows), len(iters), figsize=(2.2 * len(iters), 2.2 * len(rows)), squeeze=False)
     for r, (dataset, method) in enumerate(rows):
         lim = 1.5 if dataset == "ring" else 2.8
@@ -810,13 +811,13 @@ def run_gan_table(
         ``snapshots.npz`` (the figure's points).
     """
     if scale not in PROTOCOLS:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(PROTOCOLS)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(PROTOCOLS)}")
     if threads is not None:
         _positive_int("threads", threads)
     overrides: dict[str, Any] = {}
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, int | list | tuple | range):
-            raise TypeError(f"seeds must be an int or a sequence of ints, got {type(seeds).__name__}")
+            raise TaskArgumentError(f"seeds must be an int or a sequence of ints, got {type(seeds).__name__}")
         if isinstance(seeds, int):
             overrides["seeds"] = tuple(range(_positive_int("seeds", seeds)))
         else:
@@ -844,7 +845,7 @@ def run_gan_table(
 
     out = Path(out_dir)
     if (out / "metrics.jsonl").exists():
-        raise ValueError(f"'{out}' already holds a run (metrics.jsonl); choose a new out_dir")
+        raise TaskError(f"'{out}' already holds a run (metrics.jsonl); choose a new out_dir")
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _msg: None)
     protocol_json = {
@@ -996,7 +997,7 @@ def _reproduce(
 ) -> Path | None:
     """``vicinal reproduce gan``: the whole grid of ``scale`` into ``out_dir``."""
     if overrides:  # checked before the banner, so that the error stays the only line
-        raise ValueError("table 'gan' is not made of config files: --set does not apply")
+        raise TaskError("table 'gan' is not made of config files: --set does not apply")
     print(f"vicinal reproduce gan --scale {scale}: {GAN_TABLE.title}")
     if scale == "cpu":
         print(f"  {GAN_TABLE.notes}")

@@ -27,6 +27,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import TaskArgumentError, TaskError
+
 __all__ = [
     "DATASETS",
     "DEFAULT_MIN_COUNT",
@@ -50,7 +52,7 @@ CONVERGED_QUALITY = 0.5  # share of high-quality samples a converged run needs a
 
 def _check_dataset(name: str) -> str:
     if name not in DATASETS:
-        raise ValueError(f"unknown toy dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise TaskError(f"unknown toy dataset {name!r}; known: {', '.join(DATASETS)}")
     return name
 
 
@@ -72,9 +74,9 @@ def sample_toy(name: str, n: int, *, generator: torch.Generator, std: float = DE
     """
     modes = toy_modes(name)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+        raise TaskError(f"n must be an int >= 1, got {n!r}")
     if not isinstance(std, int | float) or isinstance(std, bool) or not std > 0:
-        raise ValueError(f"std must be a number > 0, got {std!r}")
+        raise TaskError(f"std must be a number > 0, got {std!r}")
     idx = torch.randint(len(modes), (n,), generator=generator)  # (n,)
     noise = torch.randn(n, 2, generator=generator)  # (n, 2)
     return modes[idx] + std * noise
@@ -82,9 +84,9 @@ def sample_toy(name: str, n: int, *, generator: torch.Generator, std: float = DE
 
 def _check_samples(samples: Tensor, what: str = "samples") -> None:
     if not isinstance(samples, Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(samples).__name__}")
+        raise TaskArgumentError(f"{what} must be a torch.Tensor, got {type(samples).__name__}")
     if samples.dim() < 2 or samples.shape[-1] != 2 or samples.shape[-2] == 0:
-        raise ValueError(f"{what} must have shape (..., N, 2) with N >= 1, got {tuple(samples.shape)}")
+        raise TaskError(f"{what} must have shape (..., N, 2) with N >= 1, got {tuple(samples.shape)}")
 
 
 def high_quality_mask(samples: Tensor, modes: Tensor, std: float = DEFAULT_STD) -> tuple[Tensor, Tensor]:
@@ -131,9 +133,9 @@ def sliced_wasserstein(a: Tensor, b: Tensor, n_proj: int = 64) -> Tensor:
     _check_samples(a, "a")
     _check_samples(b, "b")
     if a.shape[-2] != b.shape[-2]:
-        raise ValueError(f"a has {a.shape[-2]} points but b has {b.shape[-2]}; sliced_wasserstein needs equal sizes")
+        raise TaskError(f"a has {a.shape[-2]} points but b has {b.shape[-2]}; sliced_wasserstein needs equal sizes")
     if isinstance(n_proj, bool) or not isinstance(n_proj, int) or n_proj < 2:
-        raise ValueError(f"n_proj must be an int >= 2, got {n_proj!r}")
+        raise TaskError(f"n_proj must be an int >= 2, got {n_proj!r}")
     theta = torch.arange(n_proj, dtype=torch.float64) * (math.pi / n_proj)
     u = torch.stack([theta.cos(), theta.sin()]).to(a.device, a.dtype)  # (2, P)
     pa = (a @ u).sort(dim=-2).values  # (..., N, P)
@@ -161,7 +163,7 @@ def evaluate_samples(
     """
     modes = toy_modes(name)
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        raise TaskError(f"min_count must be an int >= 1, got {min_count!r}")
     mask, nearest = high_quality_mask(samples, modes, std)
     counts = (torch.nn.functional.one_hot(nearest, len(modes)) * mask.unsqueeze(-1)).sum(-2)  # (..., K)
     return {

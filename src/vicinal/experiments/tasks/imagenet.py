@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
 from . import SCALES, Table, configs_dir, register_table
 
 __all__ = ["GLOBAL_BATCH", "IMAGENET", "PAPER_IMAGENET", "ROWS", "imagenet_configs", "per_rank_batch_size"]
@@ -75,11 +76,11 @@ def per_rank_batch_size(world_size: int, global_batch: int = GLOBAL_BATCH) -> in
     """
     for label, value in (("world_size", world_size), ("global_batch", global_batch)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{label} must be an int, got {type(value).__name__} {value!r}")
+            raise TaskArgumentError(f"{label} must be an int, got {type(value).__name__} {value!r}")
         if value < 1:
-            raise ValueError(f"{label} must be >= 1, got {value}")
+            raise TaskError(f"{label} must be >= 1, got {value}")
     if global_batch % world_size:
-        raise ValueError(
+        raise TaskError(
             f"global batch {global_batch} is not divisible by world size {world_size}; use a world size that "
             f"divides it (1, 2, 4, 8, 16, ...) or rescale optim.lr linearly with the global batch (Goyal et al.)"
         )
@@ -94,13 +95,13 @@ def imagenet_configs(scale: str) -> list[Path]:
         FileNotFoundError: the folder holds no config (not a source checkout).
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     if scale != "paper":
-        raise ValueError(NO_CPU_SCALE)
+        raise TaskError(NO_CPU_SCALE)
     folder = configs_dir() / "imagenet" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
+        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import LabFileNotFoundError, TaskError
 from . import SCALES, Table, configs_dir, register_table
 
 __all__ = [
@@ -54,7 +55,7 @@ def _p(v: float) -> str:
 def corrupted_label_rows(scale: str) -> list[dict[str, Any]]:
     """The rows of Table 2 at ``scale``: ``{"level", "row", "variant", "alpha", "dropout"}`` each."""
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     rows = []
     for level in LEVELS:
         p_best, a_best = PAPER_CHOICE[level]
@@ -139,7 +140,7 @@ def corrupted_label_configs(scale: str) -> list[Path]:
     files = [folder / n for n in corrupted_label_config_texts(scale)]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"missing config files (the configs shipped in the package): {', '.join(missing)}")
+        raise LabFileNotFoundError(f"missing config files (the configs shipped in the package): {', '.join(missing)}")
     return files
 
 
@@ -156,7 +157,7 @@ def _first_existing(root: Path, candidates: tuple[str, ...]) -> Path:
     for rel in candidates:
         if (root / rel).is_file():
             return root / rel
-    raise FileNotFoundError(
+    raise LabFileNotFoundError(
         f"the paper-scale adversarial table needs '{candidates[0]}' or '{candidates[1]}' (ImageNet ResNet-101, "
         "Table 1's configs); neither exists in the shipped configs"
     )
@@ -170,7 +171,7 @@ def adversarial_configs(scale: str) -> list[Path]:
     ResNet-101 configs (90 epochs) and their source.
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     root = configs_dir()
     if scale == "cpu":
         files = [
@@ -186,7 +187,7 @@ def adversarial_configs(scale: str) -> list[Path]:
         ]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"missing config files: {', '.join(missing)}")
+        raise LabFileNotFoundError(f"missing config files: {', '.join(missing)}")
     return files
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import LabFileNotFoundError, TaskError
 from . import SCALES, Table, configs_dir, register_table
 
 __all__ = ["CPU_NOTES", "PAPER_SPEECH", "ROWS", "SPEECH", "speech_configs"]
@@ -62,11 +63,11 @@ def speech_configs(scale: str) -> list[Path]:
         FileNotFoundError: the folder holds no config (not a source checkout).
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     folder = configs_dir() / "speech" / scale
     files = sorted(folder.glob("*.yaml"))
     if not files:
-        raise FileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
+        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
     return files
 
 

@@ -59,6 +59,7 @@ from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 from vicinal.experiments.models import build_model
 from vicinal.experiments.paths import PROJECT_ROOT
 
+from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
 from . import Table, configs_dir, register_table
 
 __all__ = [
@@ -139,15 +140,15 @@ class UCIProtocol:
         for name in ("epochs", "batch_size", "hidden", "layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"UCIProtocol.{name} must be a positive int, got {value!r}")
+                raise TaskError(f"UCIProtocol.{name} must be a positive int, got {value!r}")
         object.__setattr__(self, "alphas", _check_alphas(self.alphas))
         if not self.lr > 0 or not self.eps > 0:
-            raise ValueError(f"UCIProtocol.lr and eps must be > 0, got lr={self.lr!r}, eps={self.eps!r}")
+            raise TaskError(f"UCIProtocol.lr and eps must be > 0, got lr={self.lr!r}, eps={self.eps!r}")
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"UCIProtocol.{name} must be in [0, 1), got {getattr(self, name)!r}")
+                raise TaskError(f"UCIProtocol.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
+            raise TaskError(
                 f"UCIProtocol.val_fraction must be in (0, 1) (alpha is chosen on it), got {self.val_fraction!r}"
             )
 
@@ -155,11 +156,11 @@ class UCIProtocol:
     def from_dict(cls, data: Mapping[str, Any]) -> UCIProtocol:
         """Build from a mapping (e.g. a YAML file); an unknown key is an error, missing keys keep their defaults."""
         if not isinstance(data, Mapping):
-            raise TypeError(f"a UCI protocol must be a mapping, got {type(data).__name__}")
+            raise TaskArgumentError(f"a UCI protocol must be a mapping, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown UCI protocol key(s) {unknown}; known: {sorted(known)}")
+            raise TaskError(f"unknown UCI protocol key(s) {unknown}; known: {sorted(known)}")
         kwargs = dict(data)
         if "alphas" in kwargs:
             kwargs["alphas"] = tuple(kwargs["alphas"])
@@ -174,13 +175,13 @@ class UCIProtocol:
 
 def _check_alphas(alphas: Sequence[float]) -> tuple[float, ...]:
     if isinstance(alphas, str | bytes) or not isinstance(alphas, Sequence) or len(alphas) == 0:
-        raise ValueError(f"alphas must be a non-empty sequence of positive floats, got {alphas!r}")
+        raise TaskError(f"alphas must be a non-empty sequence of positive floats, got {alphas!r}")
     out = tuple(float(a) for a in alphas)
     for a in out:
         if not (math.isfinite(a) and a > 0):
-            raise ValueError(f"every mixup alpha must be a finite float > 0 (ERM is always run), got {a!r}")
+            raise TaskError(f"every mixup alpha must be a finite float > 0 (ERM is always run), got {a!r}")
     if len(set(out)) != len(out):
-        raise ValueError(f"alphas contain duplicates: {list(out)}")
+        raise TaskError(f"alphas contain duplicates: {list(out)}")
     return out
 
 
@@ -190,7 +191,7 @@ def load_protocol(path: str | Path) -> UCIProtocol:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"UCI protocol file {path} does not exist")
+        raise LabFileNotFoundError(f"UCI protocol file {path} does not exist")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return UCIProtocol.from_dict(data)
 
@@ -205,10 +206,10 @@ class Member:
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"Member.seed must be an int >= 0, got {self.seed!r}")
+            raise TaskError(f"Member.seed must be an int >= 0, got {self.seed!r}")
         alpha = float(self.alpha)
         if not (math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"Member.alpha must be a finite float >= 0 (0 = ERM), got {self.alpha!r}")
+            raise TaskError(f"Member.alpha must be a finite float >= 0 (0 = ERM), got {self.alpha!r}")
         object.__setattr__(self, "alpha", alpha)
 
     @property
@@ -242,7 +243,7 @@ def epoch_plan(member: Member, epoch: int, n_train: int, batch_size: int) -> Epo
     uniforms.
     """
     if n_train < 1 or batch_size < 1:
-        raise ValueError(f"epoch_plan needs n_train >= 1 and batch_size >= 1, got {n_train} and {batch_size}")
+        raise TaskError(f"epoch_plan needs n_train >= 1 and batch_size >= 1, got {n_train} and {batch_size}")
     steps = math.ceil(n_train / batch_size)
     last = n_train - (steps - 1) * batch_size  # rows in the last step, 1..B
     order = torch.randperm(n_train, generator=make_generator(member.seed, _STREAM_ORDER, epoch))
@@ -333,21 +334,21 @@ class MemberResult:
 def _check_splits(splits: Mapping[int, TensorSplits], members: Sequence[Member]) -> tuple[int, int, int]:
     """Validate that all members can share one batched model: returns (n_train, num_features, num_classes)."""
     if not members:
-        raise ValueError("no members to train")
+        raise TaskError("no members to train")
     for m in members:
         if not isinstance(m, Member):
-            raise TypeError(f"members must be Member objects, got {type(m).__name__}")
+            raise TaskArgumentError(f"members must be Member objects, got {type(m).__name__}")
         if m.seed not in splits:
-            raise ValueError(f"member seed {m.seed} has no split; splits are given for seeds {sorted(splits)}")
+            raise TaskError(f"member seed {m.seed} has no split; splits are given for seeds {sorted(splits)}")
     shapes = {}
     for seed in sorted({m.seed for m in members}):
         s = splits[seed]
         if not isinstance(s, TensorSplits):
-            raise TypeError(f"splits[{seed}] must be a TensorSplits, got {type(s).__name__}")
+            raise TaskArgumentError(f"splits[{seed}] must be a TensorSplits, got {type(s).__name__}")
         if s.val is None:
-            raise ValueError(f"splits[{seed}] has no validation split (alpha is chosen on validation error)")
+            raise TaskError(f"splits[{seed}] has no validation split (alpha is chosen on validation error)")
         if s.train[0].dim() != 2 or not s.train[0].is_floating_point():
-            raise ValueError(
+            raise TaskError(
                 f"splits[{seed}].train inputs must be float (N, D) features, got {s.train[0].dtype} "
                 f"of shape {tuple(s.train[0].shape)}"
             )
@@ -358,7 +359,7 @@ def _check_splits(splits: Mapping[int, TensorSplits], members: Sequence[Member])
             s.num_classes,
         )
     if len(set(shapes.values())) > 1:
-        raise ValueError(
+        raise TaskError(
             "all seeds' splits must have the same sizes to train as one batched model; got "
             + ", ".join(f"seed {k}: train/val/test {v[0]}/{v[1]}/{v[2]}, {v[3]} classes" for k, v in shapes.items())
         )
@@ -474,7 +475,7 @@ def train_vmapped(
     if chunk_size is None:
         chunk_size = _chunk_size(num_features, num_classes, protocol)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        raise TaskError(f"chunk_size must be a positive int, got {chunk_size!r}")
     results: list[MemberResult] = []
     for start in range(0, len(members), chunk_size):
         chunk = list(members[start : start + chunk_size])
@@ -575,7 +576,7 @@ def select_alpha(results: Sequence[MemberResult]) -> tuple[float, dict[float, fl
         if r.alpha > 0:
             by_alpha.setdefault(r.alpha, []).append(r.val_error[-1])
     if not by_alpha:
-        raise ValueError("select_alpha needs mixup results (alpha > 0); got ERM results only")
+        raise TaskError("select_alpha needs mixup results (alpha > 0); got ERM results only")
     means = {a: float(np.mean(v)) for a, v in sorted(by_alpha.items())}
     best = min(means, key=lambda a: (means[a], a))
     return best, means
@@ -593,7 +594,7 @@ def paired_test(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, Any]:
 
     a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired_test needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
+        raise TaskError(f"paired_test needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
     diff = b - a
     n = len(diff)
     out: dict[str, Any] = {
@@ -636,11 +637,11 @@ def summarize_dataset(name: str, results: Sequence[MemberResult], majority_error
     """
     erm = sorted((r for r in results if r.alpha == 0.0), key=lambda r: r.seed)
     if not erm:
-        raise ValueError(f"{name}: no ERM results (alpha 0) to compare with")
+        raise TaskError(f"{name}: no ERM results (alpha 0) to compare with")
     alpha, val_means = select_alpha(results)
     mix = sorted((r for r in results if r.alpha == alpha), key=lambda r: r.seed)
     if [r.seed for r in erm] != [r.seed for r in mix]:
-        raise ValueError(
+        raise TaskError(
             f"{name}: ERM seeds {[r.seed for r in erm]} and mixup alpha={alpha:g} seeds {[r.seed for r in mix]} "
             "differ; the paired test needs the same seeds"
         )
@@ -803,14 +804,14 @@ def _provenance(seeds: Sequence[int], device: torch.device) -> dict[str, Any]:
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, bool):
-        raise TypeError(f"seeds must be an int or a sequence of ints, got {seeds!r}")
+        raise TaskArgumentError(f"seeds must be an int or a sequence of ints, got {seeds!r}")
     if isinstance(seeds, int):
         if seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {seeds}")
+            raise TaskError(f"seeds must be >= 1, got {seeds}")
         return list(range(seeds))
     out = [int(s) for s in seeds]
     if not out or len(set(out)) != len(out) or min(out) < 0:
-        raise ValueError(f"seeds must be distinct ints >= 0, got {list(seeds)}")
+        raise TaskError(f"seeds must be distinct ints >= 0, got {list(seeds)}")
     return out
 
 
@@ -855,9 +856,9 @@ def run_uci_table(
     names = [str(d).lower().removeprefix("uci:") for d in datasets]
     for n in names:
         if n not in UCI_DATASETS:
-            raise ValueError(f"unknown UCI dataset {n!r}; expected some of {', '.join(ALL_DATASETS)}")
+            raise TaskError(f"unknown UCI dataset {n!r}; expected some of {', '.join(ALL_DATASETS)}")
     if not names or len(set(names)) != len(names):
-        raise ValueError(f"datasets must be distinct and non-empty, got {list(datasets)}")
+        raise TaskError(f"datasets must be distinct and non-empty, got {list(datasets)}")
     dev = torch.device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -940,7 +941,7 @@ def parse_overrides(protocol: UCIProtocol, overrides: Sequence[str]) -> UCIProto
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"override {item!r} is not of the form KEY=VALUE")
+            raise TaskError(f"override {item!r} is not of the form KEY=VALUE")
         data[key.strip()] = yaml.safe_load(value)
     return UCIProtocol.from_dict(data)
 
@@ -963,7 +964,7 @@ def reproduce(
         device: torch device. quiet: no per-dataset lines. dry_run: print what would run, train nothing.
     """
     if scale not in ("cpu", "paper"):
-        raise ValueError(f"unknown scale {scale!r}; known scales: cpu, paper")
+        raise TaskError(f"unknown scale {scale!r}; known scales: cpu, paper")
     protocol = parse_overrides(UCIProtocol(), overrides)
     if dry_run:
         members = seeds * (1 + len(protocol.alphas))
