@@ -241,7 +241,7 @@ def test_reproduce_processes_share_runs_through_claims(capsys: pytest.CaptureFix
 def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "demo", "--seeds", "2", "--set", "train.epochs=1")
     assert code == 0
-    assert "| method | n | test error (%) | FGSM error (%), eps=0.1 |" in out
+    assert "| method | n | train error (%) | test error (%) | FGSM error (%), eps=0.1 |" in out
     assert "| ERM | 2 |" in out and "| mixup (alpha=1) | 2 |" in out and " ± " in out
     assert err.count("seed 1: test error") == 2
 
