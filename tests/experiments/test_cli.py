@@ -243,7 +243,7 @@ def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "| method | n | train error (%) | test error (%) | FGSM error (%), eps=0.1 |" in out
     assert "| ERM | 2 |" in out and "| mixup (alpha=1) | 2 |" in out and " ± " in out
-    assert err.count("seed 1: test error") == 2
+    assert err.count("seed 1: train error") == 2 and err.count("%  test error") == 4
 
 
 # -- real processes -----------------------------------------------------------------------------------------------
