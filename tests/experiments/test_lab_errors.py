@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +203,19 @@ def test_runs_without_integer_labels_measure_nothing(tmp_path: Path) -> None:
     trainer.fit()
     trainer.data.train_dataset_y = trainer.data.train_dataset_y.float()  # e.g. regression targets
     assert trainer._train_labels() is None
+
+
+def test_ctrl_c_while_torch_is_imported_exits_130_with_one_line() -> None:
+    # The console script's module lives outside the package, so a SIGINT that lands while `import vicinal` (torch)
+    # runs is caught too; one that lands later is caught by main. Either way: one line, exit code 130.
+    script = Path(sys.executable).parent / "vicinal"
+    if not script.is_file():
+        pytest.skip("the vicinal console script is not installed beside this interpreter")
+    proc = subprocess.Popen([str(script), "configs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # past the interpreter's own start-up, usually inside the torch import
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the command finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert err == "vicinal: interrupted\n" and "Traceback" not in err
