@@ -38,7 +38,7 @@ def test_crash_mid_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.
     def boom(src: str, dst: str) -> None:
         raise OSError("disk pulled out")
 
-    monkeypatch.setattr(ck.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk pulled out"):
         save_checkpoint({"epoch": 2, "big": torch.zeros(1000)}, path)
     monkeypatch.undo()
@@ -50,8 +50,8 @@ def test_crash_mid_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.
 def test_save_uses_fsync_and_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(ck.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(ck.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
     save_checkpoint({"epoch": 1}, tmp_path / "c.pt")
     assert calls == ["fsync", "replace", "fsync"]  # file data, rename, directory entry
 

@@ -13,11 +13,11 @@ from vicinal.experiments.config import (
     config_from_dict,
     config_to_dict,
     diff_configs,
-    dump_config,
     load_config,
 )
 from vicinal.experiments.demo import DEMO_CONFIG
 from vicinal.experiments.paths import configs_dir
+from vicinal.experiments.runs import dump_config
 
 CONFIGS = configs_dir()
 

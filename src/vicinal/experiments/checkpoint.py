@@ -1,8 +1,8 @@
 """Checkpoints that survive crashes and never run code: atomic writes, safe loads, every RNG state.
 
-Saving writes a temporary file in the target's directory, flushes and fsyncs it, renames it over the target with
-``os.replace`` (atomic on POSIX) and fsyncs the directory, so a crash at any moment leaves either the old checkpoint
-or the new one, never a torn file. Loading uses ``torch.load(..., weights_only=True)``: only tensors and plain
+Saving goes through :func:`vicinal.experiments.runs.atomic_write`, like every file of a run folder: a temporary
+file in the target's directory, flushed and fsynced, renamed over the target with ``os.replace`` (atomic on POSIX),
+the directory fsynced; a crash at any moment leaves either the old checkpoint or the new one, never a torn file. Loading uses ``torch.load(..., weights_only=True)``: only tensors and plain
 Python containers are accepted, so the RNG states are stored as tensors, ints, floats and lists (never numpy
 objects or tuples of unknown classes). A truncated, foreign or unreadable file raises :class:`CheckpointError`
 naming the file; the trainer never falls back silently to a fresh start.
@@ -10,11 +10,7 @@ naming the file; the trainer never falls back silently to a fresh start.
 
 from __future__ import annotations
 
-import os
 import random
-import socket
-import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import LabError
+from .runs import atomic_write, clean_stale_temp_files
 
 __all__ = [
     "CheckpointError",
@@ -43,28 +40,6 @@ class CheckpointError(LabError, ValueError):
     """A checkpoint file is missing, truncated, foreign or from an incompatible version (a user error)."""
 
 
-# Temporary files of a write in progress: ``.<name>.<host>~<pid>~<random>.tmp``, so that a later process can tell
-# whether the writer still runs (a SIGKILL during the write leaves the file behind; see `clean_stale_temp_files`).
-_TMP_SEP = "~"
-# A temporary file that names no live process of this host is removed only once it is this old (seconds): a
-# writer on another host sharing the folder may still be writing it.
-FOREIGN_TMP_AGE_S = 3600.0
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable: fsync the directory entry (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     """Atomically write ``state`` (plus the format marker) to ``path``.
 
@@ -75,63 +50,8 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    owner = f"{socket.gethostname()}{_TMP_SEP}{os.getpid()}{_TMP_SEP}"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{owner}", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # The old checkpoint (if any) is untouched; only remove our partial temp file.
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -> list[Path]:
-    """Remove the temporary files that interrupted writes of ``directory/name`` left behind; returns them.
-
-    A write killed by SIGKILL (or a power cut) cannot remove its ``.<name>.*.tmp`` file. A file whose writer
-    (host and pid are in its name) is a process of this host that no longer runs is removed; one from another
-    host, or in the older name format without a writer, only once it is older than ``FOREIGN_TMP_AGE_S``. Files
-    of a live writer are never touched.
-    """
-    directory = Path(directory)
-    removed: list[Path] = []
-    if not directory.is_dir():
-        return removed
-    host = socket.gethostname()
-    for tmp in directory.glob(f".{name}.*.tmp"):
-        parts = tmp.name[len(name) + 2 : -len(".tmp")].split(_TMP_SEP)
-        stale: bool
-        if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
-            stale = int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))
-        else:
-            try:
-                stale = time.time() - tmp.stat().st_mtime > FOREIGN_TMP_AGE_S
-            except FileNotFoundError:
-                continue
-        if stale:
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -24,9 +25,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .attacks import attack_run
 from .config import ConfigError, apply_overrides, load_config, shipped_configs
+from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, run_demo
 from .errors import LabError, LabWarning
-from .orchestrate import parse_shard
+from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
+from .paths import configs_dir
+from .report import ReportError, make_report
+from .report.document import environment_tag, make_document
+from .runs import read_summary
+from .tasks import SCALES, TABLES, load_tables
+from .tasks.figures import build_parser as figure_parser
+from .tasks.figures import run as run_figure
+from .trainer import Trainer, TrainingInterrupted, check_device
 
 __all__ = ["main", "build_parser"]
 
@@ -72,8 +83,6 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vicinal`` (sub-commands demo, train, reproduce, report, figure, attack, configs)."""
-    from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS
-
     parser = _Parser(
         prog="vicinal",
         description="mixup and its family for PyTorch: train, reproduce the paper's tables, report.",
@@ -130,8 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         "holding a checkpoint or results is refused",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
-
-    from .tasks import SCALES, TABLES, load_tables
 
     load_tables()
     tables = "\n".join(f"  {name}: {t.title}" for name, t in sorted(TABLES.items()))
@@ -194,8 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="report", help="file stem of the --document pages (default: report)")
     p.add_argument("--tag", action="store_true", help="with --document: append the environment tag to --name")
 
-    from .tasks.figures import build_parser as figure_parser
-
     p = sub.add_parser(
         "figure",
         help="the paper's Figures 1b, 2 and 3b (PNG + JSON with the numbers)",
@@ -254,8 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands ---------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """`vicinal train`: one run (or its resumption) into a run folder."""
-    from .orchestrate import _print_summary, run_dir_of
-    from .trainer import Trainer
 
     if args.resume is not None:
         run_dir = args.resume
@@ -283,8 +286,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """`vicinal reproduce`: every row x seed of a table, then the report (see `orchestrate`)."""
-    from .orchestrate import reproduce
-
     return reproduce(args)
 
 
@@ -293,8 +294,6 @@ _DEVICES = ("cpu", "cuda", "cuda:N", "mps")
 
 def cmd_attack(args: argparse.Namespace) -> int:
     """`vicinal attack`: FGSM / I-FGSM error of a trained run, white or black box."""
-    from .attacks import attack_run
-
     if args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if not 0 <= args.eps <= 255:
@@ -303,13 +302,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.every < 1:
         raise ConfigError(f"--every must be >= 1, got {args.every}")
-    import re
-
     if not re.fullmatch(r"cpu|cuda|cuda:\d+|mps", args.device):
         raise ConfigError(f"--device must be one of {', '.join(_DEVICES)}, got {args.device!r}")
     if args.device != "cpu":
-        from .trainer import check_device
-
         check_device(args.device, "--device")
     for label, path in (("RUN_DIR", args.run), ("--source", args.source)):
         if path is not None and not path.is_dir():
@@ -337,16 +332,12 @@ def cmd_attack(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """`vicinal report`: tables and a plot from run folders."""
     if args.document:
-        from .report.document import environment_tag, make_document
-
         _check_summaries(args.runs)
         name = f"{args.name}-{environment_tag()}" if args.tag else args.name
         command = "vicinal report --document " + " ".join(str(r) for r in args.runs) + f" --out {args.out}"
         result = make_document(args.runs, args.out, name=name, command=command)
         print(f"written: {', '.join(str(f) for f in result['files'])}")
         return 0
-    from .report import make_report
-
     _check_summaries(args.runs)
     result = make_report(args.runs, args.out)
     print(result["markdown"])
@@ -356,8 +347,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _check_summaries(paths: Sequence[Path]) -> None:
     """Name a corrupt ``summary.json`` under ``paths`` (the report would fail on it without naming the file)."""
-    from .trainer import read_summary
-
     for path in paths:
         if path.is_dir():
             for summary in sorted(path.rglob("summary.json")):
@@ -366,17 +355,13 @@ def _check_summaries(paths: Sequence[Path]) -> None:
 
 def cmd_figure(args: argparse.Namespace) -> int:
     """`vicinal figure fig1b | fig2 | fig3b`: one of the paper's figures, PNG + JSON."""
-    from .tasks.figures import run
-
-    result = run(args)
+    result = run_figure(args)
     print(f"written: {', '.join(str(f) for f in result['files'])}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`vicinal demo`: ERM vs mixup on digits, test and FGSM error."""
-    from .demo import run_demo
-
     if args.seeds < 1:  # checked before the banner, so that the error stays the only line
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     print(
@@ -395,8 +380,6 @@ def cmd_configs(args: argparse.Namespace) -> int:
     """`vicinal configs [PREFIX]`: the names of the shipped configs."""
     names = shipped_configs(args.prefix)
     if not names:
-        from .paths import configs_dir
-
         raise ConfigError(f"no shipped config name starts with '{args.prefix}' (under '{configs_dir()}')")
     print("\n".join(names))
     return 0
@@ -465,9 +448,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("VICINAL_DEBUG"))
     warnings.formatwarning = _format_warning
     try:
-        from .report import ReportError
-        from .trainer import TrainingInterrupted
-
         try:
             args = build_parser().parse_args(argv)
             if args.command is None:

@@ -24,7 +24,10 @@ from typing import Any, Union
 
 import yaml
 
+import vicinal
+
 from .errors import LabError
+from .paths import configs_dir
 
 __all__ = [
     "ConfigError",
@@ -41,7 +44,6 @@ __all__ = [
     "resolve_config",
     "shipped_configs",
     "apply_overrides",
-    "dump_config",
     "diff_configs",
 ]
 
@@ -421,12 +423,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         )
     if cfg.mix.variant == "gaussian_noise" and cfg.mix.sigma <= 0:
         raise ConfigError(f"mix.variant 'gaussian_noise' needs config key 'mix.sigma' > 0, got {cfg.mix.sigma}")
-    try:  # the library owns the list of variants; it is imported lazily so the config module stays light.
-        import vicinal
-
-        variants = getattr(vicinal, "VARIANTS", None)
-    except ImportError:  # pragma: no cover - the lab always has the library
-        variants = None
+    variants = getattr(vicinal, "VARIANTS", None)  # the library owns the list of variants
     if variants and cfg.mix.variant not in variants:
         raise ConfigError(f"config key 'mix.variant' must be one of {', '.join(variants)}, got {cfg.mix.variant!r}")
     return cfg
@@ -488,8 +485,6 @@ def _read_config_file(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
 def shipped_configs(prefix: str = "") -> list[str]:
     """Names of the configs shipped with the package (``cifar/cpu/cifar10-preact_resnet18-mixup``), sorted; with
     ``prefix``, only the names that start with it."""
-    from .paths import configs_dir
-
     root = configs_dir()
     names = sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml") if p.is_file())
     return [n for n in names if n.startswith(prefix)]
@@ -505,8 +500,6 @@ def resolve_config(path: str | Path) -> Path:
     Raises:
         ConfigError: neither a file nor a shipped name (one line, saying where it looked).
     """
-    from .paths import configs_dir
-
     given = Path(path)
     if given.exists() or given.is_absolute():
         return given
@@ -608,21 +601,6 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
         else:
             raise ConfigError(f"override key '{key}': '{full}' is a {_type_name(tp)}, not a section")
         node = node[part]
-
-
-def dump_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    """Write ``cfg`` as YAML (readable by :func:`load_config`), atomically: a reader (or a crash) never sees half a
-    file, and a failed write leaves the old file as it was."""
-    import os
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def diff_configs(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:

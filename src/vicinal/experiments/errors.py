@@ -21,6 +21,7 @@ __all__ = [
     "ModelConfigError",
     "ModelArgumentError",
     "LabFileNotFoundError",
+    "RunError",
     "LabWarning",
     "TaskError",
     "TaskArgumentError",
@@ -53,6 +54,10 @@ class ModelArgumentError(LabError, TypeError):
 
 class LabFileNotFoundError(LabError, FileNotFoundError):
     """A file or folder the user named (a run folder, a config file) does not exist or is not what it should be."""
+
+
+class RunError(LabError, ValueError):
+    """A run cannot start as asked (run folder clash, missing CUDA, ...) or its folder holds a corrupt file."""
 
 
 class TaskError(LabError, ValueError):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
-import json
 import os
 import socket
 import time
@@ -33,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ExperimentConfig, diff_configs, load_config
+from .report import make_report
+from .runs import read_json, read_summary, write_json
+from .tasks import get_table, robustness
+from .trainer import Trainer
 
 __all__ = [
     "Claim",
@@ -58,8 +61,6 @@ def run_dir_of(out: Path, cfg: ExperimentConfig) -> Path:
 
 def complete(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a finished run (its summary says so); a corrupt summary is an error naming it."""
-    from .trainer import read_summary
-
     summary = read_summary(run_dir)
     return summary is not None and summary.get("status") == "complete"
 
@@ -184,24 +185,20 @@ def finish_lock(out: Path) -> Claim | None:
 def _finished_since(out: Path, runs: list[Path], since: float) -> bool:
     """Whether another process finished (report written) these runs after ``since`` (a time.time())."""
     try:
-        note = json.loads((out / FINISHED).read_text(encoding="utf-8"))
+        note = read_json(out / FINISHED)
         return float(note["time"]) >= since and {str(r) for r in runs} <= set(note["runs"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # absent (None), corrupt (RunError) or not a note
         return False
 
 
 def _note_finished(out: Path, runs: list[Path]) -> None:
-    from .trainer import _write_json
-
     note = {"time": time.time(), "host": socket.gethostname(), "pid": os.getpid(), "runs": [str(r) for r in runs]}
-    _write_json(out / FINISHED, note)
+    write_json(out / FINISHED, note)
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------
 def plan_runs(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
     """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each."""
-    from .tasks import get_table
-
     table = get_table(args.table)
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
@@ -241,8 +238,6 @@ def plan_runs(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path
 
 def _after_training(table: str) -> Any:
     """The step a table runs after its trainings (the adversarial table's attacks), or None."""
-    from .tasks import robustness
-
     return robustness.AFTER_TRAINING.get(table)
 
 
@@ -260,9 +255,6 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 def reproduce(args: argparse.Namespace) -> int:
     """`vicinal reproduce`: every row x seed of a table, then the report (see the module doc)."""
-    from .tasks import get_table
-    from .trainer import Trainer
-
     started = time.time()
     runner_table = get_table(args.table)
     if runner_table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
@@ -363,9 +355,6 @@ def reproduce(args: argparse.Namespace) -> int:
 
 def _finish(table: str, plan: list[dict[str, Any]], args: argparse.Namespace, out: Path, t0: float) -> None:
     """The step after training (if the table has one) and the report (rank 0)."""
-    from .report import make_report
-    from .trainer import Trainer
-
     after = _after_training(table)
     if after is not None and Trainer.is_rank0():
         after(plan, args)

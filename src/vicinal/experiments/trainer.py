@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
-import platform
+import random
+import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -47,9 +45,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 import vicinal
 
+from . import runs
 from .checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -65,9 +65,14 @@ from .config import (
     config_from_dict,
     config_to_dict,
     diff_configs,
-    dump_config,
 )
-from .errors import LabError
+from .data import build_data
+from .data.base import derive_seed
+from .data.corrupt import CorruptedLabels, corruption_counts, counts_to_errors
+from .errors import LabError, RunError
+from .models import MODELS, build_model
+from .report.report import reliability_bins, save_reliability_diagram
+from .runs import read_summary, run_finished  # noqa: F401  (read_summary: importable from here, as before)
 
 __all__ = [
     "Callback",
@@ -124,10 +129,6 @@ RUN_FILES = (
 RUN_FOLDERS = ("attacks", "tensorboard")
 # Metric fields that depend on the machine's speed, not on the computation (ignored when comparing runs).
 TIMING_FIELDS = ("epoch_time_s", "eval_time_s", "images_per_s", "wall_time_s")
-
-
-class RunError(LabError, ValueError):
-    """A run cannot start as asked (run folder clash, missing CUDA, ...): a user error, not a bug."""
 
 
 class TrainingInterrupted(Exception):
@@ -331,72 +332,9 @@ def summarize(records: Sequence[dict[str, Any]], status: str, extra: dict[str, A
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-def _write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp + rename), so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    """``run_dir/summary.json`` as a dict; None when absent. A corrupt file is a RunError naming it."""
-    path = run_dir / "summary.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    try:
-        summary = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunError(
-            f"'{path}' is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); repair or delete it "
-            "(the run is then resumed from its checkpoint)"
-        ) from None
-    if not isinstance(summary, dict):
-        raise RunError(f"'{path}' does not hold a JSON object; repair or delete it")
-    return summary
-
-
-def run_finished(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a finished run: its summary's status is complete (or max_steps)."""
-    summary = read_summary(run_dir)
-    return summary is not None and summary.get("status") in ("complete", "max_steps")
-
-
-def _git(*args: str) -> str | None:
-    """Output of a read-only git command in the project root, or None (no git, not a checkout, no commit)."""
-    from .paths import source_root
-
-    root = source_root()
-    if root is None:  # an installed package: whatever repository holds the environment is not vicinal's
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _git_commit() -> str | None:
-    return _git("rev-parse", "HEAD") or None
-
-
-def _git_dirty() -> bool | None:
-    """True when tracked files differ from the commit (the run used uncommitted code)."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
-
-
-def _package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("vicinal", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pyyaml", "tqdm", "matplotlib"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return versions
+# Run folders are read and written by `runs.py`; `read_summary` and `run_finished` stay importable from here, and
+# `_write_json` for processes started before `runs.py` existed (their orchestrate imports it when it finishes).
+_write_json = runs.write_json
 
 
 def _dist_env() -> tuple[int, int, int]:
@@ -456,8 +394,6 @@ def build_run_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
     config does not set them; the data's mean/std become the model's normalisation layer. Used by the trainer and
     by everything that reloads a run's weights (attacks).
     """
-    from .models import MODELS, build_model
-
     model_kwargs = dict(cfg.model.kwargs)
     if cfg.model.name in MODELS:
         params = inspect.signature(MODELS[cfg.model.name]).parameters
@@ -618,8 +554,6 @@ class Trainer:
 
     def _clear_run_folder(self) -> None:
         """``--overwrite``: remove the previous run's files (only the lab's own, never the folder itself)."""
-        import shutil
-
         for name in (CHECKPOINT_NAME, *RUN_FILES):
             (self.run_dir / name).unlink(missing_ok=True)
         for name in RUN_FOLDERS:
@@ -641,9 +575,6 @@ class Trainer:
         self.is_main = self.rank == 0
 
     def _setup(self) -> None:
-        from .data import build_data
-        from .data.base import derive_seed
-
         cfg, t = self.cfg, self.cfg.train
         if t.amp == "fp16" and self.device.type != "cuda":
             raise RunError(f"train.amp 'fp16' needs a CUDA device, but the run is on {self.device} (use bf16 or none)")
@@ -651,8 +582,6 @@ class Trainer:
         global_seed = derive_seed(t.seed, STREAM_GLOBAL, self.rank)
         torch.manual_seed(global_seed)
         np.random.seed(global_seed % 2**32)  # noqa: NPY002 - third-party code may use it
-        import random
-
         random.seed(global_seed)
 
         self.data = build_data(
@@ -742,39 +671,25 @@ class Trainer:
 
     # -- provenance and checkpoints -----------------------------------------------------------------------------
     def _provenance(self) -> dict[str, Any]:
-        return {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "argv": self.argv,
-            "cwd": os.getcwd(),
-            "git_commit": _git_commit(),
-            "git_dirty": _git_dirty(),
-            "versions": _package_versions(),
-            "device": str(self.device),
-            "device_name": torch.cuda.get_device_name(self.device)
-            if self.device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "world_size": self.world_size,
-            "seed": self.cfg.train.seed,
-            "mix_seed_rank0": self.mix_seed if self.rank == 0 else None,
-            "hostname": socket.gethostname(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-        }
+        return runs.provenance(
+            argv=self.argv,
+            device=self.device,
+            world_size=self.world_size,
+            seed=self.cfg.train.seed,
+            mix_seed_rank0=self.mix_seed if self.rank == 0 else None,
+        )
 
     def _write_provenance(self, resumed_from: dict[str, Any] | None) -> None:
         if not self.is_main:
             return
         # Created only now, after data and model were built: a config error leaves no empty run folder behind.
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / "provenance.json"
-        if resumed_from is None or not path.exists():
+        prov = runs.read_provenance(self.run_dir) if resumed_from is not None else None
+        runs.write_config(self.run_dir, self.cfg)  # a resume may extend train.epochs
+        if prov is None:
             prov = self._provenance()
             prov["resumes"] = []
-            dump_config(self.cfg, self.run_dir / "config.yaml")
         else:
-            prov = json.loads(path.read_text(encoding="utf-8"))
-            dump_config(self.cfg, self.run_dir / "config.yaml")  # a resume may extend train.epochs
             entry = self._provenance()
             entry["from_epoch"] = int(resumed_from["epoch"])
             entry["from_step_in_epoch"] = int(resumed_from["step_in_epoch"])
@@ -787,7 +702,7 @@ class Trainer:
                 {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()},
                 self.run_dir / "corrupted_labels.pt",
             )
-        _write_json(path, prov)
+        runs.write_provenance(self.run_dir, prov)
 
     def _checkpoint_state(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -858,10 +773,7 @@ class Trainer:
         return int(state["epoch"]), int(state["step_in_epoch"]), accum
 
     def _rewrite_metrics(self) -> None:
-        path = self.run_dir / "metrics.jsonl"
-        tmp = path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records), encoding="utf-8")
-        os.replace(tmp, path)
+        runs.write_metrics(self.run_dir, self.records)
 
     # -- signals ------------------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> dict[int, Any]:
@@ -960,8 +872,6 @@ class Trainer:
     def _progress(self, epoch: int, start_batch: int) -> Any:
         if self.quiet or not self.is_main or not sys.stderr.isatty():
             return None
-        from tqdm import tqdm
-
         return tqdm(
             total=self.steps_per_epoch,
             initial=start_batch,
@@ -982,7 +892,7 @@ class Trainer:
         if not self.resume:
             self.global_step = 0
             if self.is_main:
-                (self.run_dir / "metrics.jsonl").write_text("", encoding="utf-8")
+                runs.write_metrics(self.run_dir, [])
         status = "complete"
         self.train_model.train()
         self._log(
@@ -1050,9 +960,8 @@ class Trainer:
             if (epoch + 1) % t.checkpoint_every == 0 or epoch == t.epochs - 1 or stopped_early:
                 self.save(epoch + 1, 0, None)
             if self.is_main:
-                with (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
-                _write_json(self.run_dir / "summary.json", self._summary("running"))
+                runs.append_metrics(self.run_dir, record)
+                runs.write_summary(self.run_dir, self._summary("running"))
             self._emit("on_epoch_end", record)
             self._log(self._epoch_line(record))
             if stopped_early:
@@ -1061,7 +970,7 @@ class Trainer:
                 self._interrupt(epoch + 1, 0, None)
         summary = self._summary(status)
         if self.is_main:
-            _write_json(self.run_dir / "summary.json", summary)
+            runs.write_summary(self.run_dir, summary)
             self._write_reliability()
         return summary
 
@@ -1125,8 +1034,6 @@ class Trainer:
     # -- training error on un-augmented images, corrupted labels (Table 2) -------------------------------------
     def _train_labels(self) -> Any:
         """The `CorruptedLabels` of the training set (a clean one with nothing replaced when no corruption)."""
-        from .data.corrupt import CorruptedLabels
-
         if self.data.corruption is not None:
             return self.data.corruption
         y = self.data.train_dataset_y
@@ -1152,8 +1059,6 @@ class Trainer:
     @torch.no_grad()
     def _train_eval(self) -> dict[str, Any]:
         """Errors of the model on the un-augmented training set against the noisy and the true labels."""
-        from .data.corrupt import corruption_counts, counts_to_errors
-
         was_training = self.model.training
         self.model.eval()
         counts = torch.zeros(10, dtype=torch.float64)
@@ -1173,12 +1078,10 @@ class Trainer:
         """reliability.json + reliability.png from the last evaluation's 15 confidence bins (rank 0)."""
         if not (self.is_main and self.cfg.train.reliability_diagram and self.last_eval_sums is not None):
             return
-        from .report.report import reliability_bins, save_reliability_diagram
-
         bins = reliability_bins(self.last_eval_sums, ECE_BINS)
         bins["epoch"] = self.records[-1]["epoch"] if self.records else None
         bins["name"] = self.cfg.name
-        _write_json(self.run_dir / "reliability.json", bins)
+        runs.write_json(self.run_dir / "reliability.json", bins)
         try:
             save_reliability_diagram(
                 bins, self.run_dir / "reliability.png", title=f"{self.cfg.name} seed {self.cfg.train.seed}"
@@ -1190,7 +1093,7 @@ class Trainer:
         assert self._stop_signal is not None
         path = self.save(epoch, step_in_epoch, accum)
         if self.is_main:
-            _write_json(self.run_dir / "summary.json", self._summary("interrupted"))
+            runs.write_summary(self.run_dir, self._summary("interrupted"))
         self._log(f"vicinal: stopping at epoch {epoch + 1} step {step_in_epoch}; checkpoint {path}")
         raise TrainingInterrupted(self._stop_signal, path)
 

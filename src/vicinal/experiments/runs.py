@@ -1,0 +1,377 @@
+"""Run folders: the one module that writes and reads them.
+
+A trainer run folder holds::
+
+    config.yaml        the resolved config (what `vicinal train --resume` reloads)
+    provenance.json    command line, git commit, package versions, device, seeds, host (+ one entry per resume)
+    metrics.jsonl      one JSON line per epoch (errors in percent)
+    summary.json       best / last test error, median of the last 10 epochs, status
+    checkpoint.pt      the latest checkpoint (written by `checkpoint.py` through :func:`atomic_write`)
+
+The tasks that are not trainer runs (UCI, GAN) and the figures write their JSON, their ``metrics.jsonl`` and their
+``provenance.json`` through the same functions, so every file of every run folder is written one way.
+
+Writes are atomic: a temporary file in the target's directory, flushed and fsynced, renamed over the target with
+``os.replace`` (atomic on POSIX), then the directory fsynced. A reader (or a crash at any moment) sees the old file
+or the new one, never half a file. The temporary file is ``.<name>.<host>~<pid>~<random>.tmp``, so a later process
+can tell whether its writer still runs (:func:`clean_stale_temp_files`). Appending to a ``.jsonl`` file is the one
+write that is not atomic (a crash can leave a torn last line; :func:`read_jsonl` names it).
+
+Provenance (:func:`provenance`) is one function for every writer: time, command line, working directory, git
+commit and dirty flag (only from a source checkout: an installed package has no repository of its own), package
+versions, device, host; each writer adds its own fields (seeds, world size, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+import yaml
+
+from .config import ExperimentConfig, config_to_dict, load_config
+from .errors import RunError
+from .paths import source_root
+
+__all__ = [
+    "CONFIG",
+    "METRICS",
+    "PROVENANCE",
+    "SUMMARY",
+    "append_jsonl",
+    "append_metrics",
+    "atomic_write",
+    "clean_stale_temp_files",
+    "dump_config",
+    "git_state",
+    "package_versions",
+    "provenance",
+    "read_config",
+    "read_json",
+    "read_jsonl",
+    "read_metrics",
+    "read_provenance",
+    "read_summary",
+    "run_finished",
+    "write_config",
+    "write_json",
+    "write_jsonl",
+    "write_metrics",
+    "write_provenance",
+    "write_summary",
+    "write_text",
+]
+
+CONFIG = "config.yaml"
+PROVENANCE = "provenance.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+# Packages whose versions every provenance records.
+VERSIONED_PACKAGES = (
+    "vicinal",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pyyaml",
+    "tqdm",
+    "matplotlib",
+)
+
+# Temporary files of a write in progress: ``.<name>.<host>~<pid>~<random>.tmp`` (see `clean_stale_temp_files`).
+TMP_SEP = "~"
+# A temporary file that names no live process of this host is removed only once it is this old (seconds): a
+# writer on another host sharing the folder may still be writing it.
+FOREIGN_TMP_AGE_S = 3600.0
+
+
+# -- atomic writes ----------------------------------------------------------------------------------------------
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: fsync the directory entry (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write ``path`` atomically: ``write(f)`` fills a temporary binary file, which then replaces ``path``.
+
+    The directory is created if needed. On any failure the temporary file is removed and ``path`` is untouched.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = f"{socket.gethostname()}{TMP_SEP}{os.getpid()}{TMP_SEP}"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{owner}", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def _json_default(obj: Any) -> Any:
+    """JSON for the values results hold besides plain types: tensors, numpy scalars and arrays, paths."""
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, np.generic | np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _dumps(obj: Any, indent: int | None = 2) -> str:
+    return json.dumps(obj, indent=indent, default=_json_default)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (plus a final newline) atomically; tensors, numpy values and paths too."""
+    return write_text(path, _dumps(obj) + "\n")
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> Path:
+    """Write one JSON line per record atomically (an empty iterable writes an empty file)."""
+    return write_text(path, "".join(_dumps(r, indent=None) + "\n" for r in records))
+
+
+def append_jsonl(path: str | Path, records: Iterable[Any]) -> None:
+    """Append one JSON line per record to ``path`` (created if absent); not atomic, see the module doc."""
+    text = "".join(_dumps(r, indent=None) + "\n" for r in records)
+    with Path(path).open("a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+    """Write ``cfg`` as YAML (readable by :func:`~vicinal.experiments.config.load_config`) to ``path``, atomically."""
+    return write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+# -- reads ------------------------------------------------------------------------------------------------------
+def read_json(path: str | Path, *, hint: str = "repair or delete it") -> Any | None:
+    """The JSON value in ``path``; None when the file is absent. A corrupt file is a RunError naming it (+ ``hint``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunError(
+            f"'{path}' is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {hint}"
+        ) from None
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
+    obj = read_json(path, hint="repair or delete it (the run is then resumed from its checkpoint)")
+    if obj is not None and not isinstance(obj, dict):
+        raise RunError(f"'{path}' does not hold a JSON object; repair or delete it")
+    return obj
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """The records of a ``.jsonl`` file, blank lines skipped; [] when absent. A bad line is a RunError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    records = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunError(f"'{path}' line {i} is not valid JSON") from None
+    return records
+
+
+# -- the files of a run folder ----------------------------------------------------------------------------------
+def write_config(run_dir: str | Path, cfg: ExperimentConfig) -> Path:
+    """``run_dir/config.yaml``: the resolved config."""
+    return dump_config(cfg, Path(run_dir) / CONFIG)
+
+
+def read_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The validated config of ``run_dir`` (``config.yaml``), with ``--set`` style ``overrides`` applied."""
+    return load_config(Path(run_dir) / CONFIG, overrides)
+
+
+def write_metrics(run_dir: str | Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Replace ``run_dir/metrics.jsonl`` with ``records`` (one JSON line each), atomically."""
+    return write_jsonl(Path(run_dir) / METRICS, records)
+
+
+def append_metrics(run_dir: str | Path, *records: dict[str, Any]) -> None:
+    """Append ``records`` to ``run_dir/metrics.jsonl``."""
+    append_jsonl(Path(run_dir) / METRICS, records)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The records of ``run_dir/metrics.jsonl`` ([] when absent); a line that is not JSON is a RunError."""
+    return read_jsonl(Path(run_dir) / METRICS)
+
+
+def write_summary(run_dir: str | Path, summary: Any) -> Path:
+    """``run_dir/summary.json``, atomically."""
+    return write_json(Path(run_dir) / SUMMARY, summary)
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` as a dict; None when absent. A corrupt file is a RunError naming it."""
+    return _read_object(Path(run_dir) / SUMMARY)
+
+
+def run_finished(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a finished run: its summary's status is complete (or max_steps)."""
+    summary = read_summary(run_dir)
+    return summary is not None and summary.get("status") in ("complete", "max_steps")
+
+
+def write_provenance(run_dir: str | Path, prov: dict[str, Any]) -> Path:
+    """``run_dir/provenance.json``, atomically."""
+    return write_json(Path(run_dir) / PROVENANCE, prov)
+
+
+def read_provenance(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run_dir/provenance.json`` as a dict; None when absent. A corrupt file is a RunError naming it."""
+    return _read_object(Path(run_dir) / PROVENANCE)
+
+
+# -- provenance -------------------------------------------------------------------------------------------------
+def _git(*args: str) -> str | None:
+    """Output of a read-only git command in the project root, or None (no git, not a checkout, no commit)."""
+    root = source_root()
+    if root is None:  # an installed package: whatever repository holds the environment is not vicinal's
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """``git_commit`` (None outside a source checkout) and ``git_dirty``: tracked files differ from the commit."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD") or None, "git_dirty": None if status is None else bool(status)}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's version and the installed version of each of :data:`VERSIONED_PACKAGES` (None: not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in VERSIONED_PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
+
+
+def provenance(
+    *, argv: Sequence[str] | None = None, device: str | torch.device = "cpu", **fields: Any
+) -> dict[str, Any]:
+    """Where, when, with what code and on what machine a run ran: the ``provenance.json`` of every writer.
+
+    Args:
+        argv: the command line (default ``sys.argv``).
+        device: the device the run computes on.
+        fields: the writer's own entries (seeds, world size, ...), placed after the device's.
+
+    Returns:
+        ``time, argv, cwd, git_commit, git_dirty, versions, device, device_name, <fields>, hostname, cpu_count,
+        torch_threads, platform``.
+    """
+    device = torch.device(device)
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": list(sys.argv if argv is None else argv),
+        "cwd": os.getcwd(),
+        **git_state(),
+        "versions": package_versions(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        **fields,
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+# -- cleaning up ------------------------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -> list[Path]:
+    """Remove the temporary files that interrupted writes of ``directory/name`` left behind; returns them.
+
+    A write killed by SIGKILL (or a power cut) cannot remove its ``.<name>.*.tmp`` file. A file whose writer
+    (host and pid are in its name) is a process of this host that no longer runs is removed; one from another
+    host, or in the older name format without a writer, only once it is older than ``FOREIGN_TMP_AGE_S``. Files
+    of a live writer are never touched.
+    """
+    directory = Path(directory)
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    host = socket.gethostname()
+    for tmp in directory.glob(f".{name}.*.tmp"):
+        parts = tmp.name[len(name) + 2 : -len(".tmp")].split(TMP_SEP)
+        stale: bool
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
+            stale = int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))
+        else:
+            try:
+                stale = time.time() - tmp.stat().st_mtime > FOREIGN_TMP_AGE_S
+            except FileNotFoundError:
+                continue
+        if stale:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
