@@ -10,8 +10,6 @@ I-FGSM (Kurakin et al., 2017), as in the paper "10 iterations, equal step size":
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,6 +18,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import ConfigError, load_config
+from .data import build_data
+from .errors import LabFileNotFoundError
+from .runs import write_json
+from .trainer import CHECKPOINT_NAME, build_run_model
 
 __all__ = [
     "ATTACKS",
@@ -234,12 +239,6 @@ def load_run_model(
     Raises:
         FileNotFoundError: not a run folder or no checkpoint. CheckpointError: bad checkpoint or other weights.
     """
-    from .checkpoint import CheckpointError, load_checkpoint
-    from .config import load_config
-    from .data import build_data
-    from .errors import LabFileNotFoundError
-    from .trainer import CHECKPOINT_NAME, build_run_model
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise LabFileNotFoundError(f"'{run_dir}' is not a run folder (no config.yaml)")
@@ -306,8 +305,6 @@ def attack_run(
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be an int >= 1, got {every!r}")
-    from .config import ConfigError
-
     t0 = time.perf_counter()
     model, cfg, data = load_run_model(run_dir, device, eval_batch_size=eval_batch_size)
     stored = data.train_dataset_x.dtype if data.train_dataset_x is not None else None
@@ -347,10 +344,6 @@ def attack_run(
     if write:
         source_id = None if src_cfg is None else (src_cfg.name, src_cfg.train.seed)
         name = attack_file_stem(attack, eps, steps, every, source_id)
-        folder = Path(run_dir) / "attacks"
-        folder.mkdir(exist_ok=True)
-        tmp = folder / f".{name}.json.{os.getpid()}.tmp"  # per process: two writers never share a temp file
-        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / f"{name}.json")
-        result["file"] = str(folder / f"{name}.json")
+        path = write_json(Path(run_dir) / "attacks" / f"{name}.json", result)
+        result["file"] = str(path)
     return result

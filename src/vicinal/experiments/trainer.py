@@ -67,8 +67,8 @@ from .config import (
     diff_configs,
 )
 from .data import build_data
-from .data.base import derive_seed
 from .data.corrupt import CorruptedLabels, corruption_counts, counts_to_errors
+from .data.seeds import derive_seed
 from .errors import LabError, RunError
 from .models import MODELS, build_model
 from .report.report import reliability_bins, save_reliability_diagram

@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:  # corrupt.py imports this module; the annotation only needs the name
-    from vicinal.experiments.data.corrupt import CorruptedLabels
+from vicinal.experiments.data.corrupt import CorruptedLabels
+from vicinal.experiments.data.seeds import derive_seed, make_generator  # noqa: F401  (derive_seed: importable from here)
 
 Batch = tuple[Tensor, Tensor, Tensor]  # (x float32 (B, ...), y int64 (B,), idx int64 (B,)), all on the device
 Augment = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) -> (B, C, H, W), any dtype
@@ -31,38 +31,6 @@ STREAM_AUGMENT = 2  # per-batch augmentation parameters
 STREAM_FETCH = 3  # partner samples drawn by `fetch` without an explicit generator
 STREAM_SUBSET = 4  # which samples a `subset_per_class` keeps
 STREAM_SPLIT = 5  # train/test splits made here (digits)
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(z: int) -> int:
-    """One round of the SplitMix64 finaliser (Steele et al., 2014): a bijective 64-bit mixer."""
-    z = (z + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def derive_seed(*parts: int) -> int:
-    """Hash integers (seed, stream, epoch, rank, ...) into one 63-bit seed for `torch.Generator.manual_seed`.
-
-    Neighbouring inputs (epoch 3 vs 4, rank 0 vs 1) give unrelated seeds, unlike ``seed + epoch``.
-
-    Args:
-        *parts: Non-negative or negative Python ints; each is reduced modulo 2**64.
-
-    Returns:
-        An int in ``[0, 2**63)``.
-    """
-    h = 0x243F6A8885A308D3  # arbitrary non-zero start (digits of pi)
-    for p in parts:
-        h = _splitmix64(h ^ (int(p) & _MASK64))
-    return h >> 1
-
-
-def make_generator(*parts: int) -> torch.Generator:
-    """A fresh CPU `torch.Generator` seeded with ``derive_seed(*parts)``."""
-    return torch.Generator().manual_seed(derive_seed(*parts))
 
 
 def _check_xy(x: Tensor, y: Tensor, what: str) -> None:

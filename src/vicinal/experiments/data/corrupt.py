@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vicinal.experiments.data.base import derive_seed
+from vicinal.experiments.data.seeds import derive_seed
 
 __all__ = ["STREAM_CORRUPT", "CorruptedLabels", "corrupt_labels", "corruption_counts", "counts_to_errors"]
 

@@ -21,8 +21,6 @@ settings and ``command``, the command line that regenerates the figure (the repo
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
 import math
 import shlex
 import statistics
@@ -37,7 +35,10 @@ from torch import Tensor, nn
 
 import vicinal
 
+from ..attacks import load_run_model
 from ..errors import TaskError
+from ..report.report import find_runs, load_run
+from ..runs import write_json
 
 __all__ = [
     "FIGURES",
@@ -73,7 +74,7 @@ def _write(out: Path, name: str, fig: Any, payload: dict[str, Any]) -> dict[str,
     fig.savefig(png, dpi=120)
     _plt().close(fig)
     payload = {"figure": name, **payload, "png": png.name}
-    meta.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_json(meta, payload)
     return {**payload, "files": [png, meta]}
 
 
@@ -205,40 +206,10 @@ def load_trained(run_dir: str | Path, *, device: str = "cpu") -> tuple[nn.Module
     Returns:
         ``(model in eval mode, ExperimentConfig, DataBundle)``.
     """
-    from ..checkpoint import load_checkpoint
-    from ..config import load_config
-    from ..data import build_data
-    from ..models import MODELS, build_model
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise TaskError(f"'{run_dir}' is not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
-    data = build_data(
-        cfg.data.name,
-        root=cfg.data.root,
-        batch_size=cfg.data.batch_size,
-        eval_batch_size=cfg.data.eval_batch_size,
-        seed=cfg.train.seed,
-        device=device,
-        augment=False,
-        subset_per_class=cfg.data.subset_per_class,
-        **cfg.data.kwargs,
-    )
-    kwargs = dict(cfg.model.kwargs)
-    if cfg.model.name in MODELS:  # as the trainer does: input size from the data
-        params = inspect.signature(MODELS[cfg.model.name]).parameters
-        shape = tuple(data.input_shape)
-        if "in_channels" in params and "in_channels" not in kwargs and len(shape) >= 2:
-            kwargs["in_channels"] = int(shape[0])
-        if "in_features" in params and "in_features" not in kwargs:
-            kwargs["in_features"] = int(math.prod(shape))
-    model = build_model(
-        cfg.model.name, num_classes=data.num_classes, mean=data.mean, std=data.std, seed=cfg.train.seed, **kwargs
-    )
-    state = load_checkpoint(run_dir / "checkpoint.pt", map_location="cpu")
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), cfg, data
+    return load_run_model(run_dir, device)
 
 
 def _as_float(x: Tensor) -> Tensor:
@@ -374,8 +345,6 @@ def figure2(
 # -- Figure 3b ------------------------------------------------------------------------------------------------
 def _curve(paths: Iterable[str | Path]) -> dict[str, Any]:
     """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count."""
-    from ..report.report import find_runs, load_run
-
     runs = [load_run(p) for p in find_runs(paths)]
     per_epoch: dict[int, list[float]] = {}
     for run in runs:

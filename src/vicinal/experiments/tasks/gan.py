@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +51,7 @@ from torch.func import grad_and_value, vmap
 from ...gan import LAM_DISTRIBUTIONS, generator_loss, mixup_discriminator_loss, sample_gan_lam
 from ..errors import TaskArgumentError, TaskError
 from ..models import build_model
-from ..paths import PROJECT_ROOT
+from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
 from . import Table, register_table
 from .gan_metrics import (
     DATASETS,
@@ -577,37 +574,12 @@ PROTOCOLS: dict[str, GANProtocol] = {
 }
 
 
-def _git_state() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    status = git("status", "--porcelain")
-    return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status)}
-
-
-def _provenance(protocol: GANProtocol, device: str | torch.device) -> dict[str, Any]:
-    return {
-        **_git_state(),
-        "command": sys.argv,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": __import__("os").cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "seeds": list(protocol.seeds),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
 def _mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (NaN for n < 2) and n of the finite values."""
+    """Mean, sample standard deviation (NaN for n < 2) and n of the finite values.
+
+    Not `stats.mean_std`: that one sums exactly (``statistics``), this one as numpy does, and ``summary.csv`` holds
+    these floats at full precision, so switching would change its last digits for runs already reported.
+    """
     xs = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if xs.size == 0:
         return math.nan, math.nan, 0
@@ -856,7 +828,7 @@ def run_gan_table(
         "groups": [asdict(c) for c in protocol.configs()],
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
     }
-    (out / "protocol.json").write_text(json.dumps(protocol_json, indent=2))
+    write_json(out / "protocol.json", protocol_json)
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -873,8 +845,8 @@ def _run_table(
     device: str | torch.device,
     say: Callable[[str], None],
 ) -> Path:
-    provenance = _provenance(protocol, device)
-    provenance["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    prov = provenance(device=device, seeds=list(protocol.seeds))
+    prov["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
     start = time.perf_counter()
 
     finals: list[dict[str, Any]] = []
@@ -884,27 +856,25 @@ def _run_table(
     # every run of a group: each learning rate with each seed
     member_lrs = [lr for lr in protocol.lrs for _ in protocol.seeds]
     member_seeds = [s for _ in protocol.lrs for s in protocol.seeds]
-    with open(out / "metrics.jsonl", "w") as metrics_file:
-        for g, config in enumerate(configs, 1):
-            tag = {"dataset": config.dataset, "method": config.method, "width": config.width, "d_steps": config.d_steps}
-            say(f"[{g}/{len(configs)}] {tag}: {len(member_seeds)} runs x {config.iterations} iterations")
-            runs = train_gan_runs(config, member_seeds, member_lrs, device=device)
-            group_seconds.append({**tag, "seconds": round(runs.seconds, 2), "runs": len(member_seeds)})
-            for rec in runs.history:
-                metrics_file.write(json.dumps({**tag, **rec}) + "\n")
-            metrics_file.flush()
-            for rec in runs.final():
-                finals.append({**tag, **rec})
-            if config.width == protocol.default_width and config.d_steps == protocol.default_d_steps:
-                s = member_lrs.index(protocol.default_lr)  # the first seed at the paper's lr
-                fig_samples[(config.dataset, config.method)] = {
-                    it: runs.snapshots[it][s].numpy() for it in protocol.snapshot_iters
-                }
-            done = [r for r in finals if (r["dataset"], r["method"]) == (config.dataset, config.method)]
-            say(
-                f"    {runs.seconds:.0f} s; converged {sum(r['converged'] for r in done[-len(member_seeds) :])}"
-                f"/{len(member_seeds)}; modes {[r['modes_covered'] for r in done[-len(member_seeds) :]]}"
-            )
+    write_metrics(out, [])  # metrics.jsonl exists from the start: the folder holds a run
+    for g, config in enumerate(configs, 1):
+        tag = {"dataset": config.dataset, "method": config.method, "width": config.width, "d_steps": config.d_steps}
+        say(f"[{g}/{len(configs)}] {tag}: {len(member_seeds)} runs x {config.iterations} iterations")
+        runs = train_gan_runs(config, member_seeds, member_lrs, device=device)
+        group_seconds.append({**tag, "seconds": round(runs.seconds, 2), "runs": len(member_seeds)})
+        append_metrics(out, *({**tag, **rec} for rec in runs.history))
+        for rec in runs.final():
+            finals.append({**tag, **rec})
+        if config.width == protocol.default_width and config.d_steps == protocol.default_d_steps:
+            s = member_lrs.index(protocol.default_lr)  # the first seed at the paper's lr
+            fig_samples[(config.dataset, config.method)] = {
+                it: runs.snapshots[it][s].numpy() for it in protocol.snapshot_iters
+            }
+        done = [r for r in finals if (r["dataset"], r["method"]) == (config.dataset, config.method)]
+        say(
+            f"    {runs.seconds:.0f} s; converged {sum(r['converged'] for r in done[-len(member_seeds) :])}"
+            f"/{len(member_seeds)}; modes {[r['modes_covered'] for r in done[-len(member_seeds) :]]}"
+        )
 
     fields = [
         "dataset",
@@ -944,12 +914,12 @@ def _run_table(
         **{f"{d}_{m}_it{it}": pts for (d, m), by_it in fig_samples.items() for it, pts in by_it.items()},
         **{f"{d}_real": pts for d, pts in real.items()},
     )
-    provenance["wall_seconds"] = round(time.perf_counter() - start, 1)
-    provenance["group_seconds"] = group_seconds
-    provenance["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    (out / "provenance.json").write_text(json.dumps(provenance, indent=2))
+    prov["wall_seconds"] = round(time.perf_counter() - start, 1)
+    prov["group_seconds"] = group_seconds
+    prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_provenance(out, prov)
     say(md)
-    say(f"wrote {out} in {provenance['wall_seconds']:.0f} s")
+    say(f"wrote {out} in {prov['wall_seconds']:.0f} s")
     return out
 
 

@@ -37,10 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import math
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -50,6 +47,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
+from scipy import stats as sstats
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
@@ -57,9 +56,10 @@ import vicinal
 from vicinal.experiments.data.base import TensorSplits, make_generator
 from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 from vicinal.experiments.models import build_model
-from vicinal.experiments.paths import PROJECT_ROOT
 
+from .. import runs
 from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
+from ..stats import mean_std
 from . import Table, configs_dir, register_table
 
 __all__ = [
@@ -187,8 +187,6 @@ def _check_alphas(alphas: Sequence[float]) -> tuple[float, ...]:
 
 def load_protocol(path: str | Path) -> UCIProtocol:
     """Read a protocol YAML file (such as ``configs/uci/uci.yaml``); unknown keys are errors."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise LabFileNotFoundError(f"UCI protocol file {path} does not exist")
@@ -590,8 +588,6 @@ def paired_test(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, Any]:
     ``wilcoxon_stat``, ``wilcoxon_p``; p = 1 when every difference is zero, NaN with fewer than 2 pairs) and the
     paired t-test p-value ``ttest_p`` for reference.
     """
-    from scipy import stats
-
     a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise TaskError(f"paired_test needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
@@ -613,18 +609,13 @@ def paired_test(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, Any]:
     if not np.any(diff != 0):
         out.update(wilcoxon_stat=0.0, wilcoxon_p=1.0, ttest_p=1.0)
         return out
-    w = stats.wilcoxon(b, a, zero_method="wilcox", alternative="two-sided")
+    w = sstats.wilcoxon(b, a, zero_method="wilcox", alternative="two-sided")
     out["wilcoxon_stat"], out["wilcoxon_p"] = float(w.statistic), float(w.pvalue)
     if np.ptp(diff) > 0:  # the t statistic is undefined for a constant non-zero difference
-        out["ttest_p"] = float(stats.ttest_rel(b, a).pvalue)
+        out["ttest_p"] = float(sstats.ttest_rel(b, a).pvalue)
     else:
         out["ttest_p"] = 0.0
     return out
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
 
 
 def summarize_dataset(name: str, results: Sequence[MemberResult], majority_errors: Sequence[float]) -> dict[str, Any]:
@@ -651,9 +642,9 @@ def summarize_dataset(name: str, results: Sequence[MemberResult], majority_error
     for a in sorted({r.alpha for r in results}):
         rs = [r for r in results if r.alpha == a]
         per_alpha[a] = {
-            "val": _mean_std([100 * r.val_error[-1] for r in rs]),
-            "test": _mean_std([100 * r.test_error[-1] for r in rs]),
-            "train": _mean_std([100 * r.train_error for r in rs]),
+            "val": mean_std([100 * r.val_error[-1] for r in rs])[:2],
+            "test": mean_std([100 * r.test_error[-1] for r in rs])[:2],
+            "train": mean_std([100 * r.train_error for r in rs])[:2],
         }
     paper = PAPER_TABLE4.get(name, (float("nan"), float("nan")))
     return {
@@ -662,10 +653,11 @@ def summarize_dataset(name: str, results: Sequence[MemberResult], majority_error
         "seeds": [r.seed for r in erm],
         "majority_error": 100 * float(np.mean(majority_errors)),
         "majority_error_range": [100 * float(np.min(majority_errors)), 100 * float(np.max(majority_errors))],
-        "erm": _mean_std(erm_test),
-        "mixup": _mean_std(mix_test),
+        "erm": mean_std(erm_test)[:2],
+        "mixup": mean_std(mix_test)[:2],
         "alpha": alpha,
-        "val_by_alpha": {"0": 100 * _mean_std([r.val_error[-1] for r in erm])[0]}
+        # ERM's validation error averaged as `select_alpha` averages the mixup alphas' (the same rounding)
+        "val_by_alpha": {"0": 100 * float(np.mean([r.val_error[-1] for r in erm]))}
         | {f"{a:g}": 100 * v for a, v in val_means.items()},
         "per_alpha": {f"{a:g}": v for a, v in per_alpha.items()},
         "test": paired_test(erm_test, mix_test),
@@ -753,53 +745,13 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             )
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Tensor):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def _provenance(seeds: Sequence[int], device: torch.device) -> dict[str, Any]:
-    """Code version and environment of a run (git commit and whether tracked files differ from it)."""
-    from importlib import metadata
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("vicinal", "numpy", "scipy", "pyyaml"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    versions["torch"] = torch.__version__  # with the build tag (e.g. +cu130), which metadata drops
-    # Uncommitted or untracked code under src/ and configs/ means the commit alone does not pin what ran;
-    # the hash of this module's source does, for the task itself.
-    status = git("status", "--porcelain", "--", "src", "configs")
-    return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
-        "task_source_sha256": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-        "versions": versions,
-        "seeds": list(seeds),
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "argv": sys.argv,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    """The run's provenance (`runs.provenance`) plus the hash of this module's source, which pins the task itself."""
+    return runs.provenance(
+        device=device,
+        seeds=list(seeds),
+        task_source_sha256=hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+    )
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -882,7 +834,7 @@ def run_uci_table(
         folder = out / name
         folder.mkdir(exist_ok=True)
         info = splits[seed_list[0]].info
-        _write_json(
+        runs.write_json(
             folder / "protocol.json",
             {
                 "protocol": protocol.to_dict(),
@@ -903,9 +855,7 @@ def run_uci_table(
                 },
             },
         )
-        with (folder / "members.jsonl").open("w", encoding="utf-8") as f:
-            for r in results:
-                f.write(json.dumps(r.record()) + "\n")
+        runs.write_jsonl(folder / "members.jsonl", [r.record() for r in results])
         with (folder / "members.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["seed", "method", "alpha", "val_error", "test_error", "train_error", "last_train_loss"])
@@ -913,8 +863,8 @@ def run_uci_table(
                 writer.writerow(
                     [r.seed, r.method, r.alpha, r.val_error[-1], r.test_error[-1], r.train_error, r.train_loss[-1]]
                 )
-        _write_json(folder / "summary.json", row)
-        _write_json(folder / "provenance.json", prov)
+        runs.write_summary(folder, row)
+        runs.write_provenance(folder, prov)
         if verbose:
             print(
                 f"[uci] {name}: {len(members)} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
@@ -924,19 +874,17 @@ def run_uci_table(
             )
     (out / "summary.md").write_text(format_markdown(rows, protocol), encoding="utf-8")
     _write_csv(out / "summary.csv", rows)
-    _write_json(out / "summary.json", rows)
+    runs.write_summary(out, rows)
     prov = _provenance(seed_list, dev)
     prov["wall_s"] = {"total": time.perf_counter() - t_all}
     prov["datasets"] = names
     prov["protocol"] = protocol.to_dict()
-    _write_json(out / "provenance.json", prov)
+    runs.write_provenance(out, prov)
     return rows
 
 
 def parse_overrides(protocol: UCIProtocol, overrides: Sequence[str]) -> UCIProtocol:
     """Apply ``KEY=VALUE`` overrides (values parsed as YAML, e.g. ``alphas=[0.2,1]``) to a protocol."""
-    import yaml
-
     data = protocol.to_dict()
     for item in overrides:
         key, sep, value = item.partition("=")
