@@ -83,7 +83,7 @@ def test_report_tables(runs: Path, tmp_path: Path) -> None:
     assert lines["c10-mixup"].startswith("| c10-mixup | 3 (0 1 2) | 3/3 | 9.50 ± 0.50 | 9.50 ± 0.50 | 8.00 ± 0.00 |")
     assert lines["c10-mixup"].endswith("| 4.2 |")
     assert lines["other"] == "| other | 1 (7) | 0/1 | 40.00 | 45.00 | 40.00 | 4.000 | 1.00 | - |"
-    assert "Paper column (cifar): Zhang et al." in md and "mean ± sample standard deviation over seeds" in md
+    assert "Paper column (cifar): Zhang et al." in md and "mean ± sample standard deviation over the finished runs" in md
 
     with (out / "report.csv").open() as f:
         rows = {r["name"]: r for r in csv.DictReader(f)}
@@ -140,3 +140,13 @@ def test_errors(tmp_path: Path, runs: Path) -> None:
     bad.write_text('{"epoch": 1}\n{not json\n')
     with pytest.raises(ReportError, match=r"'.*metrics.jsonl' line 2 is not valid JSON"):
         make_report([runs], tmp_path / "o")
+
+
+def test_unfinished_runs_are_not_averaged_with_finished_ones(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 10.0])
+    make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 1, [50.0], status="interrupted")  # still training
+    md = make_report([root], tmp_path / "report")["markdown"]
+    line = next(x for x in md.splitlines() if x.startswith("| c10-erm |"))
+    # n counts the finished run only; 'done' says 1 of the 2 runs found finished; the mean is the finished run's
+    assert line.startswith("| c10-erm | 1 (0) | 1/2 | 10.00 | 20.00 | 10.00 |"), line

@@ -134,10 +134,12 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         p = Path(p)
         if not p.exists():
             raise ReportError(f"'{p}' does not exist")
+        # Absolute but not resolved: a run folder reached through a link keeps the path the user gave, so the
+        # report's relative paths follow the user's layout rather than the link's target.
         if (p / "config.yaml").is_file():
-            found.add(p.resolve())
+            found.add(p.absolute())
             continue
-        below = {c.parent.resolve() for c in p.rglob("config.yaml")}
+        below = {c.parent.absolute() for c in p.rglob("config.yaml")}
         if not below:
             raise ReportError(f"'{p}' holds no run folders (no config.yaml below it)")
         found |= below
@@ -254,19 +256,25 @@ def save_reliability_diagram(bins: dict[str, Any], path: str | Path, title: str 
 
 
 def _group_stats(g: Group) -> dict[str, Any]:
+    # Statistics over the finished runs only, once there are any: a run still training (or stopped) has a "last"
+    # error from an earlier epoch, which is not comparable. A group with no finished run shows its partial runs,
+    # and the 'done' column says so.
+    done = [r for r in g.runs if r.status == "complete"]
+    counted = done or g.runs
     row: dict[str, Any] = {
         "name": g.name,
         "table": g.table,
         "row": g.row,
-        "n": len(g.runs),
-        "seeds": " ".join(str(r.seed) for r in g.runs),
-        "complete": sum(r.status == "complete" for r in g.runs),
-        "epochs": " ".join(sorted({str(r.summary.get("epochs_completed", len(r.records))) for r in g.runs})),
+        "n": len(counted),
+        "seeds": " ".join(str(r.seed) for r in counted),
+        "complete": len(done),
+        "runs": len(g.runs),
+        "epochs": " ".join(sorted({str(r.summary.get("epochs_completed", len(r.records))) for r in counted})),
         "paper": PAPER.get(g.table, {}).get(g.row),
-        "train_time_s": mean_std([r.summary.get("train_time_s") for r in g.runs])[0],
+        "train_time_s": mean_std([r.summary.get("train_time_s") for r in counted])[0],
     }
     for key, _ in (*_COLUMNS, *_TRAIN_COLUMNS):
-        m, s, n = mean_std([r.summary.get(key) for r in g.runs])
+        m, s, n = mean_std([r.summary.get(key) for r in counted])
         row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = m, s, n
     return row
 
@@ -284,7 +292,7 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
     head = ["run", "n (seeds)", "done"] + [label for _, label in columns] + ["paper (%)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in stats:
-        cells = [s["name"], f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['n']}"]
+        cells = [s["name"], f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['runs']}"]
         for key, _ in columns:
             digits = 3 if key == "last_test_nll" else 2
             cells.append(_fmt(s[f"{key}_mean"], s[f"{key}_std"], s[f"{key}_n"], digits))
@@ -501,7 +509,7 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
 
 def _relpath(path: Path, start: Path) -> str:
     """``path`` relative to ``start`` (with ``..`` where needed), POSIX separators."""
-    return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
+    return Path(os.path.relpath(Path(path).absolute(), Path(start).absolute())).as_posix()
 
 
 def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
@@ -519,8 +527,9 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     table = markdown_table(stats)
     sources = sorted({g.table for g in groups if g.table in PAPER_SOURCES})
     lines = ["# vicinal report", "", table, ""]
-    lines.append("Errors in percent: mean ± sample standard deviation over seeds (n given); 'done' counts runs")
-    lines.append("that finished all their epochs. 'median of last 10 epochs' follows the first author's repository.")
+    lines.append("Errors in percent: mean ± sample standard deviation over the finished runs' seeds (n given); 'done'")
+    lines.append("counts the runs that finished all their epochs among those found (a row with none finished shows its")
+    lines.append("partial runs). 'median of last 10 epochs' follows the first author's repository.")
     for t in sources:
         lines.append(f"Paper column ({t}): {PAPER_SOURCES[t]}.")
     pairs = paired_markdown(groups)
