@@ -83,7 +83,9 @@ def test_report_tables(runs: Path, tmp_path: Path) -> None:
     assert lines["c10-mixup"].startswith("| c10-mixup | 3 (0 1 2) | 3/3 | 9.50 ± 0.50 | 9.50 ± 0.50 | 8.00 ± 0.00 |")
     assert lines["c10-mixup"].endswith("| 4.2 |")
     assert lines["other"] == "| other | 1 (7) | 0/1 | 40.00 | 45.00 | 40.00 | 4.000 | 1.00 | - |"
-    assert "Paper column (cifar): Zhang et al." in md and "mean ± sample standard deviation over the finished runs" in md
+    assert (
+        "Paper column (cifar): Zhang et al." in md and "mean ± sample standard deviation over the finished runs" in md
+    )
 
     with (out / "report.csv").open() as f:
         rows = {r["name"]: r for r in csv.DictReader(f)}
