@@ -14,6 +14,7 @@ uint8 (rounded to nearest):
 from __future__ import annotations
 
 import threading
+import warnings
 
 import torch
 from torch import Tensor
@@ -413,8 +414,6 @@ def _quantized_available() -> bool:
 
 
 def _quantized_self_check() -> bool:
-    import warnings
-
     try:
         grid = torch.arange(256, dtype=torch.uint8)
         a = grid.repeat_interleave(256).view(256, 256)  # a[i, j] = i

@@ -247,7 +247,8 @@ def test_run_uci_table_writes_run_folders_and_summary(tmp_path: Path) -> None:
         and "git_commit" in prov
         and len(prov["task_source_sha256"]) == 64
         and prov["versions"]["torch"] == torch.__version__.split("+")[0]
-        and prov["argv"] and prov["hostname"]  # the one provenance of every run folder (runs.provenance)
+        and prov["argv"]
+        and prov["hostname"]  # the one provenance of every run folder (runs.provenance)
     )
     assert prov["wall_s"]["total"] > 0
     with (run / "summary.csv").open() as f:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from vicinal.experiments.data.base import (
     STREAM_AUGMENT,
@@ -196,8 +197,6 @@ def decode_images(
     Raises:
         ValueError: images of different sizes and no ``image_size``.
     """
-    from tqdm.auto import tqdm
-
     if not paths:
         raise ValueError("decode_images got an empty list of files")
     out: Tensor | None = None

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from vicinal.experiments.data import images
 from vicinal.experiments.data.augment import RandomCropFlip
 from vicinal.experiments.data.base import (
     DataBundle,
@@ -32,6 +33,7 @@ from vicinal.experiments.data.base import (
     check_rank,
     subset_per_class_indices,
 )
+from vicinal.experiments.data.corrupt import corrupt_labels
 from vicinal.experiments.errors import DataArgumentError, DataError, LabWarning
 from vicinal.experiments.paths import data_root
 
@@ -219,8 +221,6 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
     train = _subset(splits.train, req.subset_per_class, req.seed, "training", classes)
     corruption = None
     if req.corrupt_fraction > 0:
-        from vicinal.experiments.data.corrupt import corrupt_labels
-
         # After the subset: the fraction is of the labels actually trained on.
         corruption = corrupt_labels(train[1], splits.num_classes, req.corrupt_fraction, req.corrupt_seed)
         train = (train[0], corruption.noisy.to(train[1].device))
@@ -285,8 +285,6 @@ def _cifar10(
     """CIFAR-10. ``source``: ``"jpeg"`` (an ImageFolder JPEG tree: ``root`` or ``data_root()/cifar10-jpeg``),
     ``"torchvision"`` (python batches at ``root``, ``download`` allowed), or ``"auto"``: torchvision if
     ``root`` holds ``cifar-10-batches-py`` or ``download`` is set, else the JPEG tree."""
-    from vicinal.experiments.data import images
-
     if source not in ("auto", "jpeg", "torchvision"):
         raise DataError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
     if source == "auto":
@@ -300,8 +298,6 @@ def _cifar10(
 @register_dataset("cifar100")
 def _cifar100(req: DataRequest, *, download: bool = False) -> TensorSplits:
     """CIFAR-100 through torchvision (``download`` only when asked)."""
-    from vicinal.experiments.data import images
-
     return images.load_cifar_torchvision("cifar100", req.root, download=download)
 
 
@@ -315,8 +311,6 @@ def _imagefolder_memory(
     progress: bool = True,
 ) -> TensorSplits:
     """A small ImageFolder tree decoded into memory (``root`` required)."""
-    from vicinal.experiments.data import images
-
     if req.root is None:
         raise DataError("imagefolder_memory needs root=<folder with train/ and test/ or val/>")
     return images.load_image_folder_memory(
@@ -335,8 +329,6 @@ def _imagefolder_bundle(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
 ) -> DataBundle:
-    from vicinal.experiments.data import images
-
     test_dir, val_dir = images._eval_split_dirs(root)
     train_samples, classes = images.image_folder_samples(root / "train")
     if req.subset_per_class is not None:
@@ -411,8 +403,6 @@ def _imagefolder(req: DataRequest, **kwargs: Any) -> DataBundle:
 @register_dataset("digits")
 def _digits(req: DataRequest, *, test_fraction: float = 1 / 3) -> TensorSplits:
     """scikit-learn digits, stratified seeded split (see `images.load_digits_splits`)."""
-    from vicinal.experiments.data import images
-
     return images.load_digits_splits(seed=req.seed, test_fraction=test_fraction)
 
 

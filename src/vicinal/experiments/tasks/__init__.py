@@ -9,65 +9,14 @@ tasks register theirs with :func:`register_table` in their own module and add th
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from ..errors import TaskError
-from ..paths import configs_dir as _package_configs_dir
+from .registry import SCALES, TABLES, Table, configs_dir, register_table
 
 __all__ = ["SCALES", "TABLES", "Table", "configs_dir", "get_table", "load_tables", "register_table"]
 
-SCALES = ("cpu", "paper")
-TABLES: dict[str, Table] = {}
 # Modules that register tables when imported (each task adds its own line).
 _TASK_MODULES = ("cifar", "robustness", "datasize", "speech", "uci", "imagenet", "ablation", "gan")
-
-
-def configs_dir() -> Path:
-    """The shipped configs: the package folder ``vicinal/experiments/configs`` (package data, also in a wheel)."""
-    return _package_configs_dir()
-
-
-@dataclass(frozen=True)
-class Table:
-    """One paper table (or figure) to reproduce.
-
-    Attributes:
-        name: the registry key (``vicinal reproduce NAME``).
-        title: what it reproduces, with the paper's section.
-        configs: ``scale -> list of config files`` (one per row).
-        default_seeds: seeds per scale when ``--seeds`` is not given.
-        notes: how the cpu scale differs from the paper and why.
-        row_seeds: ``(scale, config path) -> seeds`` for tables whose rows want different seed counts; ``None``
-            (the default) gives every row ``default_seeds[scale]``. ``--seeds`` overrides both.
-        runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
-            dry_run=False)`` trains and reports the whole table (``seeds`` None: the table's default). It prints
-            its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
-    """
-
-    name: str
-    title: str
-    configs: Callable[[str], list[Path]]
-    default_seeds: dict[str, int] = field(default_factory=lambda: {"cpu": 3, "paper": 1})
-    notes: str = ""
-    runner: Callable[..., Any] | None = None
-    row_seeds: Callable[[str, Path], int] | None = None
-
-    def seeds_of(self, scale: str, path: Path) -> int:
-        """Seeds of the row ``path`` at ``scale`` when ``--seeds`` is not given."""
-        if self.row_seeds is not None:
-            return self.row_seeds(scale, path)
-        return self.default_seeds.get(scale, 1)
-
-
-def register_table(table: Table) -> Table:
-    """Add ``table`` to :data:`TABLES`; a second table of the same name is an error."""
-    if table.name in TABLES:
-        raise ValueError(f"table {table.name!r} is already registered")  # a programming error, not the user's
-    TABLES[table.name] = table
-    return table
 
 
 def load_tables() -> None:

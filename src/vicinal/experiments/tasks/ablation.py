@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from ..errors import LabFileNotFoundError, TaskError
-from . import SCALES, Table, configs_dir, register_table
+from ..report.report import find_runs, load_run
+from .registry import SCALES, Table, configs_dir, register_table
 
 __all__ = [
     "ABLATION",
@@ -285,8 +286,6 @@ def row_errors(paths: Iterable[str | Path]) -> dict[str, tuple[float, int]]:
 
     Only complete runs of table "ablation" count (an interrupted run's median is not comparable).
     """
-    from ..report.report import find_runs, load_run
-
     values: dict[str, list[float]] = {}
     for path in find_runs(paths):
         run = load_run(path)

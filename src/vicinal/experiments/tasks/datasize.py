@@ -17,8 +17,8 @@ from typing import Any
 
 from ..errors import LabFileNotFoundError, TaskError
 from ..stats import Paired, fmt_mean_std, mean_std, paired
-from . import Table, configs_dir, register_table
 from .cifar import cifar_configs
+from .registry import Table, configs_dir, register_table
 
 __all__ = ["DATASIZE", "datasize_configs", "datasize_markdown", "datasize_points", "plot_datasize"]
 

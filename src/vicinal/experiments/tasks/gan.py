@@ -52,7 +52,6 @@ from ...gan import LAM_DISTRIBUTIONS, generator_loss, mixup_discriminator_loss, 
 from ..errors import TaskArgumentError, TaskError
 from ..models import build_model
 from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
-from . import Table, register_table
 from .gan_metrics import (
     DATASETS,
     DEFAULT_MIN_COUNT,
@@ -62,6 +61,7 @@ from .gan_metrics import (
     sample_toy,
     toy_modes,
 )
+from .registry import Table, register_table
 
 __all__ = [
     "FIGURE5_ITERATIONS",

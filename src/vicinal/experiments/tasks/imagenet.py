@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
-from . import SCALES, Table, configs_dir, register_table
+from .registry import SCALES, Table, configs_dir, register_table
 
 __all__ = ["GLOBAL_BATCH", "IMAGENET", "PAPER_IMAGENET", "ROWS", "imagenet_configs", "per_rank_batch_size"]
 

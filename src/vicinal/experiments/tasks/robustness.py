@@ -20,8 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..attacks import attack_file_stem, attack_run
 from ..errors import LabFileNotFoundError, TaskError
-from . import SCALES, Table, configs_dir, register_table
+from .registry import SCALES, Table, configs_dir, register_table
 
 __all__ = [
     "ADVERSARIAL",
@@ -206,8 +209,6 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
     image (cpu scale: every 5th). Results already on disk are kept
     (``attacks/*.json`` in each target run folder), so an interrupted reproduction continues.
     """
-    from ..attacks import attack_file_stem, attack_run
-
     by_role: dict[str, list[dict[str, Any]]] = {"erm": [], "mixup": [], "source": []}
     for item in plan:
         by_role[_role(item)].append(item)
@@ -242,8 +243,6 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
 
 
 def _cuda() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import LabFileNotFoundError, TaskError
-from . import SCALES, Table, configs_dir, register_table
+from .registry import SCALES, Table, configs_dir, register_table
 
 __all__ = ["CPU_NOTES", "PAPER_SPEECH", "ROWS", "SPEECH", "speech_configs"]
 

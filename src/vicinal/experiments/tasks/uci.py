@@ -60,7 +60,7 @@ from vicinal.experiments.models import build_model
 from .. import runs
 from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
 from ..stats import mean_std
-from . import Table, configs_dir, register_table
+from .registry import Table, configs_dir, register_table
 
 __all__ = [
     "ALL_DATASETS",
