@@ -33,7 +33,7 @@ from typing import Any
 
 from .config import ConfigError, ExperimentConfig, diff_configs, load_config
 from .report import make_report
-from .runs import read_json, read_summary, write_json
+from .runs import pid_alive, read_json, read_summary, write_json
 from .tasks import get_table, robustness
 from .trainer import Trainer
 
@@ -74,17 +74,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
     return i, n
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 # -- locks and claims -------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ __all__ = [
     "dump_config",
     "git_state",
     "package_versions",
+    "pid_alive",
     "provenance",
     "read_config",
     "read_json",
@@ -338,7 +339,8 @@ def provenance(
 
 
 # -- cleaning up ------------------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -365,7 +367,7 @@ def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -
         parts = tmp.name[len(name) + 2 : -len(".tmp")].split(TMP_SEP)
         stale: bool
         if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
-            stale = int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1]))
+            stale = int(parts[1]) != os.getpid() and not pid_alive(int(parts[1]))
         else:
             try:
                 stale = time.time() - tmp.stat().st_mtime > FOREIGN_TMP_AGE_S
