@@ -13,7 +13,7 @@ VICINAL=${VICINAL:-.venv/bin/vicinal}
 export OMP_NUM_THREADS=1
 tables=("$@")
 if [ ${#tables[@]} -eq 0 ]; then
-  tables=(cifar adversarial corrupted-labels ablation datasize)
+  tables=(cifar adversarial corrupted-labels ablation datasize speech)
 fi
 for item in "${tables[@]}"; do
   table=${item%%:*}
