@@ -1,22 +1,35 @@
 """Entry point of the ``vicinal`` command, kept outside the ``vicinal`` package on purpose.
 
-Importing the package imports torch, which takes about a second. A Ctrl-C in that second must end the command
-like a Ctrl-C at any later moment (one line, exit code 130), and only code that runs before the import can
-arrange that: any module inside the package would run ``vicinal/__init__`` first.
+Importing the package imports torch, numpy and scipy, which takes about a second. A Ctrl-C in that second must end
+the command like a Ctrl-C at any later moment (one line, exit code 130), and only code that runs before the import
+can arrange that: any module inside the package would run ``vicinal/__init__`` first. The signal is *deferred*
+while the import runs, not caught as a ``KeyboardInterrupt`` inside it: an exception raised in the middle of
+torch's or numpy's own imports can be swallowed there and leave a half-imported module behind, which then fails
+with an unrelated error.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any
 
 __all__ = ["main"]
 
 
 def main() -> int:
-    """Import the lab's command line and run it; a Ctrl-C during the import exits 130 with one line."""
+    """Import the lab's command line (Ctrl-C deferred until the import ends) and run it."""
+    received: list[int] = []
+
+    def defer(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, defer)
     try:
         from vicinal.experiments.cli import main as cli_main
-    except KeyboardInterrupt:
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
         print("vicinal: interrupted", file=sys.stderr)
         return 130
     return cli_main()

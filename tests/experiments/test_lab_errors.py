@@ -212,7 +212,7 @@ def test_ctrl_c_while_torch_is_imported_exits_130_with_one_line() -> None:
     if not script.is_file():
         pytest.skip("the vicinal console script is not installed beside this interpreter")
     proc = subprocess.Popen([str(script), "configs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)  # past the interpreter's own start-up, usually inside the torch import
+    time.sleep(0.5)  # past the interpreter's own start-up: usually inside the torch import, else in main
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
