@@ -211,8 +211,20 @@ def test_ctrl_c_while_torch_is_imported_exits_130_with_one_line() -> None:
     script = Path(sys.executable).parent / "vicinal"
     if not script.is_file():
         pytest.skip("the vicinal console script is not installed beside this interpreter")
+    if not Path("/proc/self/maps").is_file():
+        pytest.skip("needs /proc to see when the child is importing torch")
     proc = subprocess.Popen([str(script), "configs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)  # past the interpreter's own start-up: usually inside the torch import, else in main
+    # Wait until torch's library is mapped: the launcher is then running (its handler installed before the import),
+    # whatever the machine's load; a signal during Python's own start-up, before any of our code, is out of reach.
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            pass
+        time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
