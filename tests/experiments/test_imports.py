@@ -19,7 +19,6 @@ PACKAGE = "vicinal"
 
 _MATPLOTLIB = "matplotlib is imported only to draw a figure (Agg backend set first); nothing else needs it"
 _TORCHVISION = "torchvision is imported only when an image dataset or model that needs it is built"
-_REPORT = "report/ belongs to the report's owner (see /work/notes/runs-for-lead.md): no cycle, can move to the top"
 # (module, imported module) -> why the import stays inside a function.
 LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("vicinal.experiments.data.images", "PIL"): "Pillow decodes the JPEG trees only (comes with torchvision)",
@@ -39,10 +38,6 @@ LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("vicinal.experiments.tasks.figures", "matplotlib.pyplot"): _MATPLOTLIB,
     ("vicinal.experiments.tasks.gan", "matplotlib"): _MATPLOTLIB,
     ("vicinal.experiments.tasks.gan", "matplotlib.pyplot"): _MATPLOTLIB,
-    ("vicinal.experiments.report.document", "importlib"): _REPORT,
-    ("vicinal.experiments.report.document", "torch"): _REPORT,
-    ("vicinal.experiments.report.document", "vicinal.experiments.tasks"): _REPORT,
-    ("vicinal.experiments.report.document", "vicinal.experiments.tasks.ablation"): _REPORT,
 }
 
 

@@ -29,9 +29,14 @@ import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..tasks import TABLES, load_tables
+from ..tasks.ablation import PAPER_ABLATION, PAPER_ABLATION_SOURCE, ablation_findings, findings_markdown
 from .report import PAPER_SOURCES, ReportError, group_runs, load_run, make_report, markdown_table
 
 __all__ = ["Document", "collect", "environment", "environment_tag", "main", "make_document", "md_blocks"]
@@ -128,10 +133,6 @@ def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Docume
 # -- environment ----------------------------------------------------------------------------------------------
 def environment() -> dict[str, Any]:
     """This machine and the package versions of this process."""
-    from importlib import metadata
-
-    import torch
-
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in ("vicinal", "torch", "torchvision", "numpy", "scipy", "matplotlib", "pyyaml"):
         try:
@@ -323,15 +324,11 @@ def _render_html(blocks: Sequence[Block], title: str) -> str:
 # -- the document ---------------------------------------------------------------------------------------------
 def _extra_paper() -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """Paper numbers of tables that report.py's PAPER does not hold (yet): the ablation's verified rows."""
-    from ..tasks.ablation import PAPER_ABLATION, PAPER_ABLATION_SOURCE
-
     return {"ablation": PAPER_ABLATION}, {"ablation": PAPER_ABLATION_SOURCE}
 
 
 def _reproduce_command(table: str, names: Sequence[str]) -> str | None:
     """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (scale from the config names)."""
-    from ..tasks import TABLES, load_tables
-
     load_tables()
     if table not in TABLES:
         return None
@@ -359,8 +356,6 @@ def _table_blocks(table: str, runs: list[Path], out_dir: Path, images: dict[Path
     notes.append(f"CSV: `{(tdir / 'report.csv').relative_to(out_dir)}` (per row), `runs.csv` beside it (per run).")
     blocks.append(("p", " ".join(notes)))
     if table == "ablation":
-        from ..tasks.ablation import ablation_findings, findings_markdown
-
         blocks += [
             ("h", 3, "The paper's findings at this scale"),
             *md_blocks(findings_markdown(ablation_findings(runs))),
