@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import LabFileNotFoundError, TaskError
+from ..errors import TaskError
 from ..report.report import find_runs, load_run
-from .registry import SCALES, Table, configs_dir, register_table
+from .registry import SCALES, Table, config_files, configs_dir, register_table
 
 __all__ = [
     "ABLATION",
@@ -245,13 +245,7 @@ def write_configs(root: str | Path | None = None) -> list[Path]:
 
 def ablation_configs(scale: str) -> list[Path]:
     """The config files of ``scale`` ("cpu" or "paper"), sorted by name."""
-    if scale not in SCALES:
-        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
-    folder = configs_dir() / "ablation" / scale
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
-        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
-    return files
+    return config_files("ablation", scale)
 
 
 ABLATION = register_table(

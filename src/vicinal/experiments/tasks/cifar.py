@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LabFileNotFoundError, TaskError
-from .registry import SCALES, Table, configs_dir, register_table
+from .registry import Table, config_files, register_table
 
 __all__ = ["CIFAR", "ROWS", "cifar_configs"]
 
@@ -28,13 +27,7 @@ ROWS = tuple(f"{d}/{m}/{k}" for d in DATASETS for m in MODELS for k in METHODS)
 
 def cifar_configs(scale: str) -> list[Path]:
     """The config files of ``scale`` ("cpu" or "paper"), sorted by name."""
-    if scale not in SCALES:
-        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
-    folder = configs_dir() / "cifar" / scale
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
-        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
-    return files
+    return config_files("cifar", scale)
 
 
 CIFAR = register_table(

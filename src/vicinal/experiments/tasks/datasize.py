@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import LabFileNotFoundError, TaskError
+from ..errors import TaskError
 from ..stats import Paired, fmt_mean_std, mean_std, paired
 from .cifar import cifar_configs
-from .registry import Table, configs_dir, register_table
+from .registry import Table, config_files, register_table
 
 __all__ = ["DATASIZE", "datasize_configs", "datasize_markdown", "datasize_points", "plot_datasize"]
 
@@ -29,11 +29,7 @@ def datasize_configs(scale: str) -> list[Path]:
     """The configs of the curve: the cifar cpu pair (2,000 images) and the other sizes. cpu scale only."""
     if scale != "cpu":
         raise TaskError(f"the datasize table exists at cpu scale only (a curve beyond the paper), got {scale!r}")
-    folder = configs_dir() / "datasize" / "cpu"
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
-        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
-    return cifar_configs("cpu") + files
+    return cifar_configs("cpu") + config_files("datasize", "cpu")
 
 
 def _size(run: Any) -> int | None:

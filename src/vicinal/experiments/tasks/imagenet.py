@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
-from .registry import SCALES, Table, configs_dir, register_table
+from ..errors import TaskArgumentError, TaskError
+from .registry import SCALES, Table, config_files, register_table
 
 __all__ = ["GLOBAL_BATCH", "IMAGENET", "PAPER_IMAGENET", "ROWS", "imagenet_configs", "per_rank_batch_size"]
 
@@ -98,11 +98,7 @@ def imagenet_configs(scale: str) -> list[Path]:
         raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
     if scale != "paper":
         raise TaskError(NO_CPU_SCALE)
-    folder = configs_dir() / "imagenet" / scale
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
-        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
-    return files
+    return config_files("imagenet", scale)
 
 
 IMAGENET = register_table(

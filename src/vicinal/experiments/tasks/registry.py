@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import LabFileNotFoundError, TaskError
 from ..paths import configs_dir as _package_configs_dir
 
-__all__ = ["SCALES", "TABLES", "Table", "configs_dir", "register_table"]
+__all__ = ["SCALES", "TABLES", "Table", "config_files", "configs_dir", "register_table"]
 
 SCALES = ("cpu", "paper")
 TABLES: dict[str, Table] = {}
@@ -22,6 +23,20 @@ TABLES: dict[str, Table] = {}
 def configs_dir() -> Path:
     """The shipped configs: the package folder ``vicinal/experiments/configs`` (package data, also in a wheel)."""
     return _package_configs_dir()
+
+
+def config_files(folder: str, scale: str, scales: tuple[str, ...] = SCALES) -> list[Path]:
+    """The shipped config files of ``configs/<folder>/<scale>/``, sorted by name (the rows of a table).
+
+    Raises TaskError for a scale outside ``scales`` and LabFileNotFoundError when the folder holds no config.
+    """
+    if scale not in scales:
+        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(scales)}")
+    path = configs_dir() / folder / scale
+    files = sorted(path.glob("*.yaml"))
+    if not files:
+        raise LabFileNotFoundError(f"no config files in '{path}' (the configs shipped in the package)")
+    return files
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import LabFileNotFoundError, TaskError
-from .registry import SCALES, Table, configs_dir, register_table
+from .registry import Table, config_files, register_table
 
 __all__ = ["CPU_NOTES", "PAPER_SPEECH", "ROWS", "SPEECH", "speech_configs"]
 
@@ -62,13 +61,7 @@ def speech_configs(scale: str) -> list[Path]:
         ValueError: unknown scale.
         FileNotFoundError: the folder holds no config (not a source checkout).
     """
-    if scale not in SCALES:
-        raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(SCALES)}")
-    folder = configs_dir() / "speech" / scale
-    files = sorted(folder.glob("*.yaml"))
-    if not files:
-        raise LabFileNotFoundError(f"no config files in '{folder}' (the configs shipped in the package)")
-    return files
+    return config_files("speech", scale)
 
 
 SPEECH = register_table(
