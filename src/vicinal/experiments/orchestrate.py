@@ -138,6 +138,12 @@ def _owner_alive(text: str) -> bool:
     return False  # garbled (a process killed while writing it): nobody holds the lock, so nobody trains the run
 
 
+def _write_owner(fd: int) -> None:
+    """Replace the content of a locked claim or lock file by ``host pid`` of this process."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
+
+
 def claim(run_dir: Path) -> Claim | None:
     """Claim ``run_dir`` for this process: a `Claim`, or None when a live process holds it (see the module doc)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,9 +156,7 @@ def claim(run_dir: Path) -> Claim | None:
         if text and _owner_alive(text):
             os.close(fd)  # keep the file: it is that process's claim
             return None
-        me = f"{socket.gethostname()} {os.getpid()}".encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, me, 0)
+        _write_owner(fd)
     except BaseException:
         os.close(fd)
         raise
@@ -166,8 +170,7 @@ def finish_lock(out: Path) -> Claim | None:
     fd = _lock(path)
     if fd is None:
         return None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
+    _write_owner(fd)
     return Claim(path, fd)
 
 

@@ -332,9 +332,7 @@ def summarize(records: Sequence[dict[str, Any]], status: str, extra: dict[str, A
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-# Run folders are read and written by `runs.py`; `read_summary` and `run_finished` stay importable from here, and
-# `_write_json` for processes started before `runs.py` existed (their orchestrate imports it when it finishes).
-_write_json = runs.write_json
+# Run folders are read and written by `runs.py`; `read_summary` and `run_finished` stay importable from here.
 
 
 def _dist_env() -> tuple[int, int, int]:
