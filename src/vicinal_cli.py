@@ -10,6 +10,7 @@ with an unrelated error.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any
@@ -32,7 +33,14 @@ def main() -> int:
     if received:
         print("vicinal: interrupted", file=sys.stderr)
         return 130
-    return cli_main()
+    try:
+        return cli_main()
+    except BrokenPipeError:
+        # the reader of our output went away (`vicinal configs | head`): not an error of ours, so no traceback.
+        # Point stdout at /dev/null first, or the interpreter's final flush of the buffered rest fails again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # what a shell reports for a writer ended by SIGPIPE (as `yes | head` does)
 
 
 if __name__ == "__main__":
