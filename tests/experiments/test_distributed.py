@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 from torch import nn
@@ -39,3 +42,18 @@ def test_single_process_setup_and_collectives_are_no_ops(monkeypatch: pytest.Mon
     t = torch.arange(3.0)
     assert distributed.all_reduce(t, 1) is t
     distributed.sync_buffers(nn.BatchNorm1d(2), 1)
+
+
+def test_stop_signals_record_the_first_signal_and_restore_the_handlers() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    stop = distributed.StopSignals()
+    stop.install()
+    try:
+        assert not stop.agreed(1, torch.device("cpu"))
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM and stop.agreed(1, torch.device("cpu"))
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        stop.restore()
+    assert signal.getsignal(signal.SIGTERM) is before

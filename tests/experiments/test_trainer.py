@@ -116,7 +116,7 @@ class StopAt:
 
     def on_step(self, trainer: Trainer, step: dict[str, Any]) -> None:
         if (step["epoch"], step["batch"]) == (self.epoch, self.batch):
-            trainer._stop_signal = signal.SIGTERM
+            trainer.stop.signum = signal.SIGTERM
 
 
 @pytest.fixture(scope="module")

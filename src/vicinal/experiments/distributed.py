@@ -1,4 +1,5 @@
-"""Where a run executes: the device, the torchrun process group, and the collectives the trainer needs.
+"""Where a run executes: the device, the torchrun process group, the collectives the trainer needs, and the stop
+signals every rank must agree on.
 
 Under ``torchrun`` (env ``WORLD_SIZE`` > 1) a run joins the process group (NCCL on CUDA, gloo on CPU, so two CPU
 processes test it here); a single process needs none of this and every helper is then a no-op.
@@ -7,7 +8,10 @@ processes test it here); a single process needs none of this and every helper is
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -15,7 +19,16 @@ from torch import Tensor, nn
 
 from .errors import RunError
 
-__all__ = ["Placement", "all_reduce", "check_device", "dist_env", "resolve_device", "setup", "sync_buffers"]
+__all__ = [
+    "Placement",
+    "StopSignals",
+    "all_reduce",
+    "check_device",
+    "dist_env",
+    "resolve_device",
+    "setup",
+    "sync_buffers",
+]
 
 
 def dist_env() -> tuple[int, int, int]:
@@ -94,3 +107,41 @@ def sync_buffers(model: nn.Module, world_size: int) -> None:
     if world_size > 1:
         for b in model.buffers():
             dist.broadcast(b, src=0)
+
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop after the current step (the trainer then saves a checkpoint); a second
+    Ctrl-C stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Catch SIGINT and SIGTERM until :meth:`restore`."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handler)
+
+    def restore(self) -> None:
+        """Put back the handlers found by :meth:`install`."""
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signum = signum
+
+    def agreed(self, world_size: int, device: torch.device) -> bool:
+        """True when a signal arrived on any rank (ranks must stop at the same step, or DDP would hang); a rank
+        that received none then takes the other's, in :attr:`signum`."""
+        if world_size == 1:
+            return self.signum is not None
+        flag = torch.tensor([self.signum or 0], dtype=torch.int64, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if int(flag) and self.signum is None:
+            self.signum = int(flag)
+        return bool(int(flag))

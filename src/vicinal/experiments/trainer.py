@@ -29,7 +29,6 @@ import random
 import shutil
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -193,7 +192,7 @@ class Trainer:
         self.argv = list(sys.argv if argv is None else argv)
         self.records: list[dict[str, Any]] = []
         self.last_eval: EvalSums | None = None
-        self._stop_signal: int | None = None
+        self.stop = distributed.StopSignals()
         self._handlers: list[Any] = []
         self.global_step = 0
 
@@ -221,7 +220,7 @@ class Trainer:
         self.placement = distributed.setup(self.cfg.train.device)
         self.rank, self.world_size = self.placement.rank, self.placement.world_size
         self.device, self.is_main = self.placement.device, self.placement.is_main
-        signals = self._install_signal_handlers()
+        self.stop.install()
         try:
             self._setup()
             state = load_checkpoint(ckpt_path, map_location=self.device) if self.resume else None
@@ -239,7 +238,7 @@ class Trainer:
             return summary
         finally:
             self._emit("on_close")
-            self._restore_signal_handlers(signals)
+            self.stop.restore()
             torch.set_num_threads(threads_before)
             if self.placement.owns_group and dist.is_initialized():
                 dist.destroy_process_group()
@@ -434,38 +433,8 @@ class Trainer:
             accum = _Accum(partial["sums"].to(self.device), float(partial["time_s"]))
         return int(state["epoch"]), int(state["step_in_epoch"]), accum
 
-    # -- signals ------------------------------------------------------------------------------------------------
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # a second Ctrl-C: stop now
-            self._stop_signal = signum
-
-        old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handler)
-        return old
-
-    @staticmethod
-    def _restore_signal_handlers(old: dict[int, Any]) -> None:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-
-    def _should_stop(self) -> bool:
-        """True when a signal arrived (on any rank: ranks must stop at the same step, or DDP would hang)."""
-        if self.world_size == 1:
-            return self._stop_signal is not None
-        flag = torch.tensor([self._stop_signal or 0], dtype=torch.int64, device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if int(flag) and self._stop_signal is None:
-            self._stop_signal = int(flag)
-        return bool(int(flag))
-
     def _interrupt(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> None:
-        assert self._stop_signal is not None
+        assert self.stop.signum is not None
         path = self.save(epoch, step_in_epoch, accum)
         if self.is_main:
             runs.write_summary(self.run_dir, self._summary("interrupted"))
@@ -475,7 +444,7 @@ class Trainer:
                     file=sys.stderr,
                     flush=True,
                 )
-        raise TrainingInterrupted(self._stop_signal, path)
+        raise TrainingInterrupted(self.stop.signum, path)
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:
@@ -553,7 +522,7 @@ class Trainer:
                 self.global_step += 1
                 step = {"epoch": epoch, "batch": batch, "global_step": self.global_step, "loss": loss, "lr": lr}
                 self._emit("on_step", {**step, "batch_size": bsz})
-                if self._should_stop():
+                if self.stop.agreed(self.world_size, self.device):
                     accum.time_s += time.perf_counter() - t0
                     self._interrupt(epoch, batch + 1, accum)
                 if t.max_steps is not None and self.global_step >= t.max_steps:
@@ -575,7 +544,7 @@ class Trainer:
             self._emit("on_epoch_end", record)
             if stopped_early:
                 break
-            if self._should_stop():
+            if self.stop.agreed(self.world_size, self.device):
                 self._interrupt(epoch + 1, 0, None)
         summary = self._summary(status)
         if self.is_main:
