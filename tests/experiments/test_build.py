@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from vicinal.experiments.build import (
     build_run_data,
     build_run_model,
     load_run_model,
+    lr_at,
     mixer_options,
 )
 from vicinal.experiments.config import ConfigError, MixConfig, ScheduleConfig
@@ -127,3 +129,37 @@ def test_load_run_model_reloads_the_trained_weights(tmp_path: Path) -> None:
         load_run_model(tmp_path / "run", data=data)
     with pytest.raises(LabFileNotFoundError, match=r"is not a run folder \(no config.yaml\)"):
         load_run_model(tmp_path)
+
+
+# -- schedules ----------------------------------------------------------------------------------------------------
+def test_multistep_follows_the_official_code() -> None:
+    # official mixup-cifar10: lr = 0.1, /10 once epoch >= 100 and again once epoch >= 150 (0-based epochs)
+    s = ScheduleConfig(name="multistep", milestones=[100, 150], gamma=0.1)
+    at = {
+        e: lr_at(e * 10, schedule=s, base_lr=0.1, epochs=200, steps_per_epoch=10) for e in (0, 99, 100, 149, 150, 199)
+    }
+    assert at[0] == at[99] == 0.1
+    assert at[100] == at[149] == pytest.approx(0.01, rel=1e-12)
+    assert at[150] == at[199] == pytest.approx(0.001, rel=1e-12)
+    assert lr_at(999, schedule=s, base_lr=0.1, epochs=200, steps_per_epoch=10) == 0.1  # last step of epoch 99
+
+
+def test_linear_warmup_then_step() -> None:
+    # Goyal et al. / paper 3.1: 0.1 -> 0.4 linearly over 5 epochs, then /10 at 30, 60, 80
+    s = ScheduleConfig(name="multistep", milestones=[30, 60, 80], warmup_epochs=5, warmup_start_lr=0.1)
+    kw = {"schedule": s, "base_lr": 0.4, "epochs": 90, "steps_per_epoch": 4}
+    assert lr_at(0, **kw) == pytest.approx(0.1)
+    assert lr_at(10, **kw) == pytest.approx(0.1 + 0.3 * 2.5 / 5)  # step 10 = epoch 2.5
+    assert lr_at(20, **kw) == pytest.approx(0.4)
+    assert lr_at(30 * 4, **kw) == pytest.approx(0.04)
+
+
+def test_cosine_and_step_and_constant() -> None:
+    cos = ScheduleConfig(name="cosine", eta_min=0.001)
+    kw: dict[str, Any] = {"base_lr": 0.1, "epochs": 10, "steps_per_epoch": 5}
+    assert lr_at(0, schedule=cos, **kw) == pytest.approx(0.1)
+    assert lr_at(25, schedule=cos, **kw) == pytest.approx(0.001 + 0.099 * 0.5)  # half way
+    assert lr_at(50, schedule=cos, **kw) == pytest.approx(0.001)
+    step = ScheduleConfig(name="step", step_size=3, gamma=0.5)
+    assert [lr_at(e * 5, schedule=step, **kw) for e in (0, 2, 3, 6)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    assert lr_at(37, schedule=ScheduleConfig(name="constant"), **kw) == 0.1

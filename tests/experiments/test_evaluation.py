@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vicinal.experiments.data.corrupt import CorruptedLabels, counts_to_errors
-from vicinal.experiments.evaluation import EvalSums, evaluate, train_set_counts
+from vicinal.experiments.evaluation import EvalSums, eval_metrics, evaluate, summarize, train_set_counts
 
 
 def _loader() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -64,3 +65,38 @@ def test_train_set_counts_against_noisy_and_true_labels() -> None:
     pred = torch.cat([b[0] for b in loader]).argmax(1)
     assert errors["train_eval_error"] == pytest.approx(100 * (pred != noisy).double().mean().item())
     assert errors["train_true_error"] == pytest.approx(100 * (pred != true).double().mean().item())
+
+
+# -- evaluation ---------------------------------------------------------------------------------------------------
+def test_evaluate_against_direct_formulas() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(50, 7) * 3
+    y = torch.randint(0, 7, (50,))
+    model = nn.Identity()
+    loader = [(logits[:20], y[:20], None), (logits[20:], y[20:], None)]
+    m = eval_metrics(evaluate(model, loader))
+    probs = logits.softmax(1)
+    conf, pred = probs.max(1)
+    top5 = logits.topk(5, 1).indices
+    assert m["test_n"] == 50
+    assert m["test_error"] == pytest.approx(100 * (pred != y).double().mean().item())
+    assert m["test_top5_error"] == pytest.approx(100 * (1 - (top5 == y[:, None]).any(1).double().mean().item()))
+    assert m["test_nll"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    ece = 0.0  # Guo et al. 2017: sum over 15 equal-width bins of |acc - conf| * n_bin / N
+    for b in range(15):
+        inside = (conf > b / 15) & (conf <= (b + 1) / 15)
+        if inside.any():
+            acc = (pred[inside] == y[inside]).double().mean().item()
+            ece += abs(acc - conf[inside].double().mean().item()) * inside.sum().item() / 50
+    assert m["test_ece"] == pytest.approx(100 * ece, rel=1e-9)
+
+
+def test_summarize() -> None:
+    records = [
+        {"epoch": i + 1, "test_error": e, "train_loss": 1.0 / (i + 1), "train_error": 50.0 - i, "epoch_time_s": 2.0}
+        for i, e in enumerate([30.0, 20.0, 25.0, 10.0, 12.0, 11.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0])
+    ]
+    s = summarize(records, "complete")
+    assert s["best_test_error"] == 10.0 and s["best_epoch"] == 4 and s["last_test_error"] == 18.0
+    assert s["median_last10_test_error"] == 14.5  # median of epochs 3..12
+    assert s["train_time_s"] == 24.0 and s["epochs_completed"] == 12 and s["status"] == "complete"
