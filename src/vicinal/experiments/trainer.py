@@ -19,6 +19,10 @@ Distributed. Under ``torchrun`` (env ``WORLD_SIZE`` > 1) the trainer joins the p
 CPU), wraps the model in DistributedDataParallel and builds the data for its rank. Each rank mixes its own
 minibatch with its own generator: partners come from the rank's own batch, as in the paper's single-loader
 implementation, so no samples travel between GPUs. Metrics are summed over ranks; only rank 0 writes files.
+
+Extras. The training error on un-augmented images (Table 2), the reliability diagram, TensorBoard and the progress
+output are callbacks (`callbacks.py`) attached from the config; building the run's pieces is `build.py`, evaluation
+`evaluation.py`, devices, process group and stop signals `distributed.py`.
 """
 
 from __future__ import annotations
@@ -204,6 +208,7 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Run (or resume) training to ``train.epochs``; returns the summary. Raises TrainingInterrupted."""
+        self._handlers = []  # attached once the run is built (a refused start calls no callback)
         ckpt_path = self.run_dir / CHECKPOINT_NAME
         if self.resume and not ckpt_path.is_file():
             raise CheckpointError(
