@@ -17,6 +17,7 @@ import pytest
 import torch
 from lab_helpers import SYNTHETIC, one_thread, register_synthetic, tiny_config  # noqa: F401 (one_thread: autouse)
 
+from vicinal.experiments.callbacks import train_labels
 from vicinal.experiments.checkpoint import CheckpointError
 from vicinal.experiments.cli import UsageError, main
 from vicinal.experiments.config import ConfigError
@@ -182,7 +183,8 @@ def test_every_run_measures_its_training_error_and_nothing_else_changes(
     assert last["train_eval_error"] is not None and last["train_error_real"] == last["train_eval_error"]
     assert "train_eval_error" not in first  # the records of other epochs keep their format
     assert summary["last_train_eval_error"] == last["train_eval_error"] and summary["train_eval_epoch"] == 2
-    monkeypatch.setattr(Trainer, "_train_eval_enabled", lambda self: False)  # the measurement switched off
+    # the measurement switched off (TrainEval measures nothing when the training labels are not class labels)
+    monkeypatch.setattr("vicinal.experiments.callbacks.train_labels", lambda data: None)
     without = Trainer(cfg, tmp_path / "b", quiet=True)
     without.fit()
     skip = {*TIMING_FIELDS, *TRAIN_EVAL_FIELDS}
@@ -202,7 +204,7 @@ def test_runs_without_integer_labels_measure_nothing(tmp_path: Path) -> None:
     trainer = Trainer(cfg, tmp_path / "r", quiet=True)
     trainer.fit()
     trainer.data.train_dataset_y = trainer.data.train_dataset_y.float()  # e.g. regression targets
-    assert trainer._train_labels() is None
+    assert train_labels(trainer.data) is None
 
 
 def test_ctrl_c_while_torch_is_imported_exits_130_with_one_line() -> None:

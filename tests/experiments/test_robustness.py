@@ -15,7 +15,7 @@ from lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
 from vicinal.experiments.cli import main
 from vicinal.experiments.config import ConfigError, diff_configs, load_config
 from vicinal.experiments.report import report as report_module
-from vicinal.experiments.report.report import make_report, reliability_bins
+from vicinal.experiments.report.report import make_report
 from vicinal.experiments.tasks import get_table, robustness
 from vicinal.experiments.trainer import Trainer
 
@@ -280,21 +280,6 @@ def test_report_table2_section(tmp_path: Path) -> None:
         in line
     )
     assert "train error, corrupted labels (%)" in md  # the generic table gains the training columns too
-
-
-def test_reliability_bins_hand_example() -> None:
-    # 2 bins; 4 samples: confidences 0.3 (right), 0.4 (wrong) -> bin 0; 0.9 (right), 0.8 (right) -> bin 1.
-    sums = torch.zeros(5 + 3 * 2, dtype=torch.float64)
-    sums[0] = 4
-    sums[5:7] = torch.tensor([2.0, 2.0])  # counts
-    sums[7:9] = torch.tensor([0.7, 1.7])  # confidence sums
-    sums[9:11] = torch.tensor([1.0, 2.0])  # correct
-    b = reliability_bins(sums, 2)
-    assert b["count"] == [2, 2] and b["edges"] == [0.0, 0.5, 1.0]
-    assert b["confidence"] == pytest.approx([0.35, 0.85]) and b["accuracy"] == [0.5, 1.0]
-    assert b["ece"] == pytest.approx(100 * (0.3 + 0.3) / 4)
-    with pytest.raises(ValueError, match=r"evaluation sums must hold 11 values for 2 bins, got 5"):
-        reliability_bins(torch.zeros(5), 2)
 
 
 def test_a_paper_corrupted_config_runs_two_steps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

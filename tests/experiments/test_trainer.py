@@ -10,93 +10,20 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
-from torch import nn
 
 import vicinal
+import vicinal.experiments.trainer as trainer_module
+from vicinal.experiments import build, callbacks, distributed, evaluation
 from vicinal.experiments.checkpoint import CheckpointError, load_checkpoint
-from vicinal.experiments.config import ScheduleConfig, config_from_dict
+from vicinal.experiments.config import config_from_dict
 from vicinal.experiments.trainer import (
     TIMING_FIELDS,
     RunError,
     Trainer,
     TrainingInterrupted,
-    eval_metrics,
-    evaluate,
-    lr_at,
-    summarize,
 )
-
-
-# -- schedules ----------------------------------------------------------------------------------------------------
-def test_multistep_follows_the_official_code() -> None:
-    # official mixup-cifar10: lr = 0.1, /10 once epoch >= 100 and again once epoch >= 150 (0-based epochs)
-    s = ScheduleConfig(name="multistep", milestones=[100, 150], gamma=0.1)
-    at = {
-        e: lr_at(e * 10, schedule=s, base_lr=0.1, epochs=200, steps_per_epoch=10) for e in (0, 99, 100, 149, 150, 199)
-    }
-    assert at[0] == at[99] == 0.1
-    assert at[100] == at[149] == pytest.approx(0.01, rel=1e-12)
-    assert at[150] == at[199] == pytest.approx(0.001, rel=1e-12)
-    assert lr_at(999, schedule=s, base_lr=0.1, epochs=200, steps_per_epoch=10) == 0.1  # last step of epoch 99
-
-
-def test_linear_warmup_then_step() -> None:
-    # Goyal et al. / paper 3.1: 0.1 -> 0.4 linearly over 5 epochs, then /10 at 30, 60, 80
-    s = ScheduleConfig(name="multistep", milestones=[30, 60, 80], warmup_epochs=5, warmup_start_lr=0.1)
-    kw = {"schedule": s, "base_lr": 0.4, "epochs": 90, "steps_per_epoch": 4}
-    assert lr_at(0, **kw) == pytest.approx(0.1)
-    assert lr_at(10, **kw) == pytest.approx(0.1 + 0.3 * 2.5 / 5)  # step 10 = epoch 2.5
-    assert lr_at(20, **kw) == pytest.approx(0.4)
-    assert lr_at(30 * 4, **kw) == pytest.approx(0.04)
-
-
-def test_cosine_and_step_and_constant() -> None:
-    cos = ScheduleConfig(name="cosine", eta_min=0.001)
-    kw: dict[str, Any] = {"base_lr": 0.1, "epochs": 10, "steps_per_epoch": 5}
-    assert lr_at(0, schedule=cos, **kw) == pytest.approx(0.1)
-    assert lr_at(25, schedule=cos, **kw) == pytest.approx(0.001 + 0.099 * 0.5)  # half way
-    assert lr_at(50, schedule=cos, **kw) == pytest.approx(0.001)
-    step = ScheduleConfig(name="step", step_size=3, gamma=0.5)
-    assert [lr_at(e * 5, schedule=step, **kw) for e in (0, 2, 3, 6)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
-    assert lr_at(37, schedule=ScheduleConfig(name="constant"), **kw) == 0.1
-
-
-# -- evaluation ---------------------------------------------------------------------------------------------------
-def test_evaluate_against_direct_formulas() -> None:
-    torch.manual_seed(0)
-    logits = torch.randn(50, 7) * 3
-    y = torch.randint(0, 7, (50,))
-    model = nn.Identity()
-    loader = [(logits[:20], y[:20], None), (logits[20:], y[20:], None)]
-    m = eval_metrics(evaluate(model, loader))
-    probs = logits.softmax(1)
-    conf, pred = probs.max(1)
-    top5 = logits.topk(5, 1).indices
-    assert m["test_n"] == 50
-    assert m["test_error"] == pytest.approx(100 * (pred != y).double().mean().item())
-    assert m["test_top5_error"] == pytest.approx(100 * (1 - (top5 == y[:, None]).any(1).double().mean().item()))
-    assert m["test_nll"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
-    ece = 0.0  # Guo et al. 2017: sum over 15 equal-width bins of |acc - conf| * n_bin / N
-    for b in range(15):
-        inside = (conf > b / 15) & (conf <= (b + 1) / 15)
-        if inside.any():
-            acc = (pred[inside] == y[inside]).double().mean().item()
-            ece += abs(acc - conf[inside].double().mean().item()) * inside.sum().item() / 50
-    assert m["test_ece"] == pytest.approx(100 * ece, rel=1e-9)
-
-
-def test_summarize() -> None:
-    records = [
-        {"epoch": i + 1, "test_error": e, "train_loss": 1.0 / (i + 1), "train_error": 50.0 - i, "epoch_time_s": 2.0}
-        for i, e in enumerate([30.0, 20.0, 25.0, 10.0, 12.0, 11.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0])
-    ]
-    s = summarize(records, "complete")
-    assert s["best_test_error"] == 10.0 and s["best_epoch"] == 4 and s["last_test_error"] == 18.0
-    assert s["median_last10_test_error"] == 14.5  # median of epochs 3..12
-    assert s["train_time_s"] == 24.0 and s["epochs_completed"] == 12 and s["status"] == "complete"
 
 
 # -- runs -----------------------------------------------------------------------------------------------------------
@@ -116,7 +43,7 @@ class StopAt:
 
     def on_step(self, trainer: Trainer, step: dict[str, Any]) -> None:
         if (step["epoch"], step["batch"]) == (self.epoch, self.batch):
-            trainer._stop_signal = signal.SIGTERM
+            trainer.stop.signum = signal.SIGTERM
 
 
 @pytest.fixture(scope="module")
@@ -351,3 +278,13 @@ def test_threads_are_set_for_the_run_and_restored(tmp_path: Path) -> None:
     Trainer(tiny_config("train.threads=2", "train.max_steps=1"), tmp_path / "r", quiet=True, callbacks=[Spy()]).fit()
     assert seen == [2] and torch.get_num_threads() == before
     assert json.loads((tmp_path / "r" / "provenance.json").read_text())["torch_threads"] == 2
+
+
+def test_names_that_moved_out_stay_importable_from_the_trainer() -> None:
+    # code outside the package (and processes started before the split) import these from trainer
+    trainer = trainer_module
+    assert trainer.lr_at is build.lr_at and trainer.LRSchedule is build.LRSchedule
+    assert trainer.build_run_model is build.build_run_model and trainer.CHECKPOINT_NAME == "checkpoint.pt"
+    assert trainer.evaluate is evaluation.evaluate and trainer.eval_metrics is evaluation.eval_metrics
+    assert trainer.summarize is evaluation.summarize and trainer.TRAIN_EVAL_FIELDS is evaluation.TRAIN_EVAL_FIELDS
+    assert trainer.check_device is distributed.check_device and trainer.Callback is callbacks.Callback

@@ -19,12 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, load_config
-from .data import build_data
-from .errors import LabFileNotFoundError
+from .build import load_run_model
+from .config import ConfigError
 from .runs import write_json
-from .trainer import CHECKPOINT_NAME, build_run_model
 
 __all__ = [
     "ATTACKS",
@@ -225,47 +222,6 @@ def attack_errors(
         "top1_error": 100.0 * a1 / n,
         "top5_error": 100.0 * a5 / n,
     }
-
-
-def load_run_model(
-    run_dir: str | Path, device: str | torch.device = "cpu", *, data: Any = None, eval_batch_size: int | None = None
-) -> tuple[nn.Module, Any, Any]:
-    """The trained network of a run folder: ``(model in eval mode, config, data bundle)``.
-
-    Reads ``config.yaml`` (``yaml.safe_load``) and the weights of ``checkpoint.pt`` (``torch.load(...,
-    weights_only=True)``: a checkpoint never runs code). ``data`` reuses an already built bundle (the black-box
-    source is evaluated on the target's data); otherwise the run's own data is built (its test split).
-
-    Raises:
-        FileNotFoundError: not a run folder or no checkpoint. CheckpointError: bad checkpoint or other weights.
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise LabFileNotFoundError(f"'{run_dir}' is not a run folder (no config.yaml)")
-    ckpt = run_dir / CHECKPOINT_NAME
-    if not ckpt.is_file():
-        raise LabFileNotFoundError(f"run folder '{run_dir}' holds no {CHECKPOINT_NAME} (train it first)")
-    cfg = load_config(run_dir / "config.yaml")
-    if data is None:
-        data = build_data(
-            cfg.data.name,
-            root=cfg.data.root,
-            batch_size=cfg.data.batch_size,
-            eval_batch_size=eval_batch_size or cfg.data.eval_batch_size,
-            seed=cfg.train.seed,
-            device=str(device),
-            augment=False,
-            subset_per_class=cfg.data.subset_per_class,
-            **cfg.data.kwargs,
-        )
-    model = build_run_model(cfg, data)
-    state = load_checkpoint(ckpt, map_location="cpu")
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint file '{ckpt}' does not fit the model of '{run_dir}': {first}") from None
-    return model.to(device).eval(), cfg, data
 
 
 def attack_run(

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 import vicinal
 
-from ..attacks import load_run_model
+from ..build import load_run_model
 from ..errors import TaskError
 from ..report.report import find_runs, load_run
 from ..runs import write_json

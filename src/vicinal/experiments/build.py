@@ -1,0 +1,277 @@
+"""What a config builds: the run's data, network, optimiser, learning-rate schedule and mixer.
+
+The trainer, the attacks and the figures all build a run's pieces here, so a config means the same thing to each
+of them (the attacks and figures reload a trained run with :func:`load_run_model`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import vicinal
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import ConfigError, ExperimentConfig, MixConfig, OptimConfig, ScheduleConfig, load_config
+from .data import build_data
+from .errors import LabError, LabFileNotFoundError, RunError
+from .models import MODELS, build_model
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "LRSchedule",
+    "Mixing",
+    "build_mixing",
+    "build_optimizer",
+    "build_run_data",
+    "build_run_model",
+    "load_run_model",
+    "lr_at",
+    "mixer_options",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"  # the run folder's checkpoint (written by the trainer, read by load_run_model)
+
+
+# -- data and network -------------------------------------------------------------------------------------------
+def build_run_data(
+    cfg: ExperimentConfig,
+    device: str | torch.device,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    train: bool = True,
+    eval_batch_size: int | None = None,
+) -> Any:
+    """The run's DataBundle for ``rank``. ``train=False`` builds it for evaluating a trained run: no augmentation
+    and no label corruption (only the test split is read; the training labels do not matter)."""
+    d = cfg.data
+    extra: dict[str, Any] = {}
+    if train:
+        extra = {"corrupt_fraction": d.corrupt_fraction, "corrupt_seed": d.corrupt_seed}
+    return build_data(
+        d.name,
+        root=d.root,
+        batch_size=d.batch_size,
+        eval_batch_size=eval_batch_size or d.eval_batch_size,
+        seed=cfg.train.seed,
+        device=str(device),
+        rank=rank,
+        world_size=world_size,
+        augment=d.augment if train else False,
+        subset_per_class=d.subset_per_class,
+        **extra,
+        **d.kwargs,
+    )
+
+
+def build_run_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
+    """The run's network, freshly initialised from ``train.seed``, sized for ``data`` (a DataBundle).
+
+    ``in_channels`` / ``in_features`` are filled from the data's input shape when the model takes them and the
+    config does not set them; the data's mean/std become the model's normalisation layer. Used by the trainer and
+    by everything that reloads a run's weights (:func:`load_run_model`).
+    """
+    model_kwargs = dict(cfg.model.kwargs)
+    if cfg.model.name in MODELS:
+        params = inspect.signature(MODELS[cfg.model.name]).parameters
+        shape = tuple(data.input_shape)
+        if "in_channels" in params and "in_channels" not in model_kwargs and len(shape) >= 2:
+            model_kwargs["in_channels"] = int(shape[0])
+        if "in_features" in params and "in_features" not in model_kwargs:
+            model_kwargs["in_features"] = int(math.prod(shape))
+    return build_model(
+        cfg.model.name,
+        num_classes=data.num_classes,
+        mean=data.mean,
+        std=data.std,
+        seed=cfg.train.seed,  # identical initial weights on every rank (DDP also broadcasts rank 0's)
+        **model_kwargs,
+    )
+
+
+def load_run_model(
+    run_dir: str | Path, device: str | torch.device = "cpu", *, data: Any = None, eval_batch_size: int | None = None
+) -> tuple[nn.Module, Any, Any]:
+    """The trained network of a run folder: ``(model in eval mode, config, data bundle)``.
+
+    Reads ``config.yaml`` (``yaml.safe_load``) and the weights of ``checkpoint.pt`` (``torch.load(...,
+    weights_only=True)``: a checkpoint never runs code). ``data`` reuses an already built bundle (the black-box
+    source is evaluated on the target's data); otherwise the run's own data is built (its test split).
+
+    Raises:
+        FileNotFoundError: not a run folder or no checkpoint. CheckpointError: bad checkpoint or other weights.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise LabFileNotFoundError(f"'{run_dir}' is not a run folder (no config.yaml)")
+    ckpt = run_dir / CHECKPOINT_NAME
+    if not ckpt.is_file():
+        raise LabFileNotFoundError(f"run folder '{run_dir}' holds no {CHECKPOINT_NAME} (train it first)")
+    cfg = load_config(run_dir / "config.yaml")
+    if data is None:
+        data = build_run_data(cfg, device, train=False, eval_batch_size=eval_batch_size)
+    model = build_run_model(cfg, data)
+    state = load_checkpoint(ckpt, map_location="cpu")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint file '{ckpt}' does not fit the model of '{run_dir}': {first}") from None
+    return model.to(device).eval(), cfg, data
+
+
+# -- optimiser and learning rate --------------------------------------------------------------------------------
+def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD or Adam over every parameter; weight decay applies to all of them, as in the paper's official code."""
+    if optim.name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=optim.lr,
+            momentum=optim.momentum,
+            nesterov=optim.nesterov,
+            weight_decay=optim.weight_decay,
+        )
+    return torch.optim.Adam(
+        model.parameters(), lr=optim.lr, betas=(optim.betas[0], optim.betas[1]), weight_decay=optim.weight_decay
+    )
+
+
+def lr_at(step: int, *, schedule: ScheduleConfig, base_lr: float, epochs: int, steps_per_epoch: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based), from the fractional epoch ``step / steps_per_epoch``.
+
+    Linear warm-up from ``warmup_start_lr`` to ``base_lr`` over ``warmup_epochs`` (per step, Goyal et al.), then
+    "multistep" (x gamma for each milestone <= the integer epoch), "step", "cosine" or "constant".
+    """
+    t = step / steps_per_epoch  # fractional epoch
+    epoch = step // steps_per_epoch  # integer epoch, exact
+    warm = schedule.warmup_epochs
+    if warm > 0 and t < warm:
+        return schedule.warmup_start_lr + (base_lr - schedule.warmup_start_lr) * t / warm
+    if schedule.name == "multistep":
+        return base_lr * schedule.gamma ** sum(epoch >= m for m in schedule.milestones)
+    if schedule.name == "step":
+        return base_lr * schedule.gamma ** (epoch // schedule.step_size)
+    if schedule.name == "cosine":
+        progress = min(max((t - warm) / max(epochs - warm, 1e-12), 0.0), 1.0)
+        return schedule.eta_min + (base_lr - schedule.eta_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule.name == "constant":
+        return base_lr
+    raise ConfigError(f"unknown schedule {schedule.name!r}")
+
+
+class LRSchedule:
+    """Sets every param group's lr from :func:`lr_at` each step; ``state_dict`` is just the step count."""
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, base_lr: float, epochs: int, steps: int
+    ) -> None:
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.base_lr = base_lr
+        self.epochs = epochs
+        self.steps_per_epoch = steps
+        self.step_count = 0
+        self._apply()
+
+    def lr(self, step: int | None = None) -> float:
+        """The lr of optimiser step ``step`` (0-based); by default the next one."""
+        return lr_at(
+            self.step_count if step is None else step,
+            schedule=self.schedule,
+            base_lr=self.base_lr,
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+        )
+
+    def _apply(self) -> None:
+        lr = self.lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        """Advance one optimiser step."""
+        self.step_count += 1
+        self._apply()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The number of steps taken (the lr follows from it)."""
+        return {"step_count": self.step_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a saved step count."""
+        self.step_count = int(state["step_count"])
+        self._apply()
+
+
+# -- mixing -----------------------------------------------------------------------------------------------------
+def mixer_options(mix: MixConfig) -> dict[str, Any]:
+    """The ``vicinal.build`` options of the configured variant (each variant takes its own set).
+
+    The config's typed fields (``alpha``, ``pairing``, ``lam_mode``, ``smoothing``, ``sigma``) are passed to the
+    variants that take them; ``mix.kwargs`` is passed as it is, last. The library validates the result.
+    """
+    opts: dict[str, Any] = {}
+    if mix.smoothing > 0:
+        opts["smoothing"] = mix.smoothing
+    if mix.variant in ("mixup", "cutmix", "mix_inputs_only", "mix_inputs_label_smoothing"):
+        opts.update(alpha=mix.alpha, pairing=mix.pairing)
+        if mix.variant != "cutmix" or mix.lam_mode != "batch":
+            opts["lam_mode"] = mix.lam_mode
+    elif mix.variant == "mixup_or_cutmix":
+        opts.update(mixup_alpha=mix.alpha, cutmix_alpha=mix.alpha, pairing=mix.pairing)
+    elif mix.variant == "dirichlet":
+        opts.update(alpha=mix.alpha, lam_mode=mix.lam_mode)
+    elif mix.variant == "gaussian_noise":
+        opts["sigma"] = mix.sigma
+    opts.update(mix.kwargs)
+    return opts
+
+
+@dataclass
+class Mixing:
+    """The run's vicinal risk: ``mixer`` (None for plain ERM), ``latent`` when latent representations are mixed
+    (its ``mixer`` is then ``mixer``), ``knn`` when partners are nearest neighbours."""
+
+    mixer: vicinal.BatchMix | None = None
+    latent: vicinal.LatentMixup | None = None
+    knn: vicinal.KNNPartners | None = None
+
+
+def _rejected(cfg: ExperimentConfig, exc: Exception) -> ConfigError:
+    """The library checks the mixing arguments the config gave it: its ValueError/TypeError is a config error."""
+    return ConfigError(f"the mix section of config {cfg.name!r} is rejected by vicinal: {exc}")
+
+
+def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: torch.Generator) -> Mixing:
+    """The mixer of ``cfg.mix`` (``vicinal.build``, or ``vicinal.LatentMixup`` on ``model`` when ``mix.layer`` is
+    set) and its k-NN partners; all draw from ``generator``. Rejected options raise ConfigError."""
+    m = cfg.mix
+    out = Mixing()
+    opts = {"num_classes": data.num_classes, "generator": generator, **mixer_options(m)}
+    try:
+        if m.layer is not None:
+            if cfg.train.compile:
+                raise RunError("train.compile cannot be combined with latent mixing (mix.layer): hooks need eager mode")
+            opts.pop("alpha")
+            out.latent = vicinal.LatentMixup(model, m.layer, alpha=m.alpha, **opts)
+            out.mixer = out.latent.mixer
+        elif m.variant != "erm" or m.smoothing > 0:
+            out.mixer = vicinal.build(m.variant, **opts)
+        if m.pairing == "knn":
+            if data.train_dataset_x is None:
+                raise RunError(f"mix.pairing 'knn' needs an in-memory dataset; {cfg.data.name!r} is not one")
+            feats = data.train_dataset_x.float()  # (N, ...) raw inputs; the scale does not change neighbours
+            labels = data.train_dataset_y if m.knn_same_class else None
+            out.knn = vicinal.KNNPartners.fit(feats, labels, k=m.knn_k, same_class=m.knn_same_class)
+    except LabError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise _rejected(cfg, exc) from exc
+    return out

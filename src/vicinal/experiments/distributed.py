@@ -1,0 +1,147 @@
+"""Where a run executes: the device, the torchrun process group, the collectives the trainer needs, and the stop
+signals every rank must agree on.
+
+Under ``torchrun`` (env ``WORLD_SIZE`` > 1) a run joins the process group (NCCL on CUDA, gloo on CPU, so two CPU
+processes test it here); a single process needs none of this and every helper is then a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .errors import RunError
+
+__all__ = [
+    "Placement",
+    "StopSignals",
+    "all_reduce",
+    "check_device",
+    "dist_env",
+    "resolve_device",
+    "setup",
+    "sync_buffers",
+]
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from the torchrun environment; (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    return rank, world, local
+
+
+def check_device(name: str, what: str = "train.device") -> None:
+    """Raise RunError unless device ``name`` (cpu, cuda, cuda:N, mps) exists on this machine."""
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RunError(f"{what} is {name!r} but CUDA is not available on this machine (use auto or cpu)")
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise RunError(f"{what} is {name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RunError(f"{what} is 'mps' but MPS (Apple GPU) is not available on this machine (use auto or cpu)")
+
+
+def resolve_device(name: str, local_rank: int) -> torch.device:
+    """The device of ``train.device`` for this process: "auto" is this rank's GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    check_device(name)
+    if name.startswith("cuda"):
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """This process's place in the run: ``owns_group`` says whether :func:`setup` created the process group (and
+    so must destroy it)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that prints and writes the run folder."""
+        return self.rank == 0
+
+
+def setup(device: str) -> Placement:
+    """Resolve ``device`` and join the torchrun process group when there is more than one process."""
+    rank, world, local = dist_env()
+    dev = resolve_device(device, local)
+    owns = False
+    if world > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        owns = True
+    elif dist.is_initialized():  # a caller (a test, a launcher) already joined: its group decides
+        rank, world = dist.get_rank(), dist.get_world_size()
+    return Placement(rank, world, local, dev, owns)
+
+
+def all_reduce(t: Tensor, world_size: int) -> Tensor:
+    """The sum of ``t`` over ranks, as a new tensor (``t`` itself is left as it was); ``t`` in one process."""
+    if world_size > 1:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
+def sync_buffers(model: nn.Module, world_size: int) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics drift apart by each rank's last forward)."""
+    if world_size > 1:
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
+
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop after the current step (the trainer then saves a checkpoint); a second
+    Ctrl-C stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Catch SIGINT and SIGTERM until :meth:`restore`."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handler)
+
+    def restore(self) -> None:
+        """Put back the handlers found by :meth:`install`."""
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signum = signum
+
+    def agreed(self, world_size: int, device: torch.device) -> bool:
+        """True when a signal arrived on any rank (ranks must stop at the same step, or DDP would hang); a rank
+        that received none then takes the other's, in :attr:`signum`."""
+        if world_size == 1:
+            return self.signum is not None
+        flag = torch.tensor([self.signum or 0], dtype=torch.int64, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if int(flag) and self.signum is None:
+            self.signum = int(flag)
+        return bool(int(flag))

@@ -1,0 +1,59 @@
+"""Device and process-group helpers (experiments/distributed.py); two real processes: test_ddp.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+from vicinal.experiments import distributed
+from vicinal.experiments.errors import RunError
+
+
+def test_dist_env_reads_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    assert distributed.dist_env() == (0, 1, 0)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    assert distributed.dist_env() == (3, 4, 3)  # LOCAL_RANK defaults to RANK
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.dist_env() == (3, 4, 1)
+
+
+def test_devices() -> None:
+    assert distributed.resolve_device("cpu", 0) == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert distributed.resolve_device("auto", 1) == torch.device("cpu")
+        with pytest.raises(RunError, match=r"--device is 'cuda:1' but CUDA is not available on this machine"):
+            distributed.check_device("cuda:1", "--device")
+    else:
+        assert distributed.resolve_device("cuda", 0) == torch.device("cuda:0")
+
+
+def test_single_process_setup_and_collectives_are_no_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    p = distributed.setup("cpu")
+    assert (p.rank, p.world_size, p.is_main, p.owns_group, p.device) == (0, 1, True, False, torch.device("cpu"))
+    t = torch.arange(3.0)
+    assert distributed.all_reduce(t, 1) is t
+    distributed.sync_buffers(nn.BatchNorm1d(2), 1)
+
+
+def test_stop_signals_record_the_first_signal_and_restore_the_handlers() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    stop = distributed.StopSignals()
+    stop.install()
+    try:
+        assert not stop.agreed(1, torch.device("cpu"))
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM and stop.agreed(1, torch.device("cpu"))
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        stop.restore()
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -1,0 +1,102 @@
+"""Evaluation sums as a named result (experiments/evaluation.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vicinal.experiments.data.corrupt import CorruptedLabels, counts_to_errors
+from vicinal.experiments.evaluation import EvalSums, eval_metrics, evaluate, summarize, train_set_counts
+
+
+def _loader() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    torch.manual_seed(0)
+    logits = torch.randn(30, 4) * 3
+    y = torch.randint(0, 4, (30,))
+    return [(logits[:16], y[:16], torch.arange(16)), (logits[16:], y[16:], torch.arange(16, 30))]
+
+
+def test_evaluate_names_its_sums() -> None:
+    loader = _loader()
+    logits = torch.cat([b[0] for b in loader])
+    y = torch.cat([b[1] for b in loader])
+    s = evaluate(nn.Identity(), loader, n_bins=5)
+    assert s.n_bins == 5 and s.n.dtype == torch.float64 and float(s.n) == 30
+    assert float(s.top1_correct) == (logits.argmax(1) == y).sum().item()
+    assert float(s.topk_correct) == 30  # k = min(5, C) = 4 = C: the label is always among them
+    assert float(s.nll_sum) == pytest.approx(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
+    conf = logits.softmax(1).max(1).values
+    assert s.bin_count.tolist() == [float(((conf > b / 5) & (conf <= (b + 1) / 5)).sum()) for b in range(5)]
+    assert float(s.bin_conf_sum.sum()) == pytest.approx(conf.double().sum().item())
+    assert float(s.bin_acc_sum.sum()) == float(s.top1_correct)
+
+
+def test_pack_unpack_round_trip_and_shape_check() -> None:
+    s = evaluate(nn.Identity(), _loader(), n_bins=3)
+    packed = s.pack()
+    assert packed.shape == (4 + 3 * 3,) and packed.dtype == torch.float64
+    back = EvalSums.unpack(packed)
+    for name in ("n", "nll_sum", "top1_correct", "topk_correct", "bin_count", "bin_conf_sum", "bin_acc_sum"):
+        assert torch.equal(getattr(back, name), getattr(s, name)), name
+    assert back.metrics() == s.metrics()
+    with pytest.raises(ValueError, match=r"packed evaluation sums must have shape \(4 \+ 3 \* n_bins,\), got \(6,\)"):
+        EvalSums.unpack(torch.zeros(6))
+
+
+def test_evaluate_restores_the_mode_and_refuses_an_empty_loader() -> None:
+    model = nn.Dropout(0.5).train()
+    evaluate(model, _loader())
+    assert model.training
+    with pytest.raises(ValueError, match=r"the evaluation loader yielded no batches"):
+        evaluate(model, [])
+
+
+def test_train_set_counts_against_noisy_and_true_labels() -> None:
+    loader = _loader()
+    true = torch.cat([b[1] for b in loader])
+    noisy = true.clone()
+    noisy[:5] = (noisy[:5] + 1) % 4  # 5 replaced labels, each now wrong
+    replaced = torch.zeros(30, dtype=torch.bool)
+    replaced[:5] = True
+    labels = CorruptedLabels(true, noisy, replaced, 5 / 30, 0, 4)
+    errors = counts_to_errors(train_set_counts(nn.Identity(), loader, labels))
+    pred = torch.cat([b[0] for b in loader]).argmax(1)
+    assert errors["train_eval_error"] == pytest.approx(100 * (pred != noisy).double().mean().item())
+    assert errors["train_true_error"] == pytest.approx(100 * (pred != true).double().mean().item())
+
+
+# -- evaluation ---------------------------------------------------------------------------------------------------
+def test_evaluate_against_direct_formulas() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(50, 7) * 3
+    y = torch.randint(0, 7, (50,))
+    model = nn.Identity()
+    loader = [(logits[:20], y[:20], None), (logits[20:], y[20:], None)]
+    m = eval_metrics(evaluate(model, loader))
+    probs = logits.softmax(1)
+    conf, pred = probs.max(1)
+    top5 = logits.topk(5, 1).indices
+    assert m["test_n"] == 50
+    assert m["test_error"] == pytest.approx(100 * (pred != y).double().mean().item())
+    assert m["test_top5_error"] == pytest.approx(100 * (1 - (top5 == y[:, None]).any(1).double().mean().item()))
+    assert m["test_nll"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    ece = 0.0  # Guo et al. 2017: sum over 15 equal-width bins of |acc - conf| * n_bin / N
+    for b in range(15):
+        inside = (conf > b / 15) & (conf <= (b + 1) / 15)
+        if inside.any():
+            acc = (pred[inside] == y[inside]).double().mean().item()
+            ece += abs(acc - conf[inside].double().mean().item()) * inside.sum().item() / 50
+    assert m["test_ece"] == pytest.approx(100 * ece, rel=1e-9)
+
+
+def test_summarize() -> None:
+    records = [
+        {"epoch": i + 1, "test_error": e, "train_loss": 1.0 / (i + 1), "train_error": 50.0 - i, "epoch_time_s": 2.0}
+        for i, e in enumerate([30.0, 20.0, 25.0, 10.0, 12.0, 11.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0])
+    ]
+    s = summarize(records, "complete")
+    assert s["best_test_error"] == 10.0 and s["best_epoch"] == 4 and s["last_test_error"] == 18.0
+    assert s["median_last10_test_error"] == 14.5  # median of epochs 3..12
+    assert s["train_time_s"] == 24.0 and s["epochs_completed"] == 12 and s["status"] == "complete"
