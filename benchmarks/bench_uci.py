@@ -6,7 +6,7 @@ checks that they agree (max parameter difference), so the timing compares two im
 * sequential: :func:`vicinal.experiments.tasks.uci.train_sequential`, one member after another (``nn.Module``,
   ``torch.optim.Adam``, one minibatch of 16 at a time);
 * batched: :func:`vicinal.experiments.tasks.uci.train_vmapped`, every member at once (``torch.func.vmap`` over
-  stacked parameters, Adam with ``torch._foreach`` ops).
+  stacked parameters, ``torch.optim.Adam`` over them: the seed-ensemble engine of ``experiments/ensemble.py``).
 
 Both include the per-epoch validation/test evaluation. Rounds alternate batched and sequential training, so that
 the load of a shared machine hits both alike; the sequential time is measured on ``--sequential-members`` members

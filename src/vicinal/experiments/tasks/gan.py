@@ -17,11 +17,12 @@ Goodfellow et al. (2014) train the generator with the non-saturating one.
 
 Many small runs. ``S`` runs of one architecture (seeds, and learning rates, which are per run) train together:
 the parameters of G and D (``gan_mlp`` of the models package, initialised by ``build_model``) are stacked along
-a leading run dimension, the losses are written as functions of one run's parameters (:func:`mlp_forward`, equal
-to ``functional_call`` of ``gan_mlp``) and batched with ``torch.func.vmap(torch.func.grad_and_value(...))``, and
-Adam (:func:`adam_step`) is written with torch ops on the stacked tensors.
-Each run draws its data, noise and lam from its own ``torch.Generator(seed)`` in the same order whatever ``S``
-is, so a batched run equals the same seed trained alone (asserted in the tests).
+a leading run dimension (:class:`~vicinal.experiments.ensemble.Ensemble`, the lab's seed-ensemble engine), the
+losses are written as functions of one run's parameters (:func:`mlp_forward`, equal to ``functional_call`` of
+``gan_mlp``) and batched with ``torch.func.vmap(torch.func.grad_and_value(...))``, and ``torch.optim.Adam`` steps
+the stacked tensors, one parameter group per learning rate (exactly one Adam per run: see the engine).
+Each run draws its data, noise and lam from its own ``make_generator(seed, STREAM_DATA)`` in the same order
+whatever ``S`` is, so a batched run equals the same seed trained alone (asserted in the tests).
 
 The table. :func:`run_gan_table` trains ``datasets x methods x widths x discriminator steps x learning rates x
 seeds`` runs and reports, per dataset and method, the final metrics of the default setting (lr 1e-3, five
@@ -49,9 +50,13 @@ from torch import Tensor
 from torch.func import grad_and_value, vmap
 
 from ...gan import LAM_DISTRIBUTIONS, generator_loss, mixup_discriminator_loss, sample_gan_lam
+from .. import runs as run_folders
+from ..data.seeds import derive_seed, make_generator
+from ..ensemble import Ensemble
 from ..errors import TaskArgumentError, TaskError
 from ..models import build_model
 from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
+from ..stats import mean_std
 from .gan_metrics import (
     DATASETS,
     DEFAULT_MIN_COUNT,
@@ -70,7 +75,6 @@ __all__ = [
     "GANConfig",
     "GANProtocol",
     "GANRuns",
-    "adam_step",
     "draw_block",
     "erm_discriminator_loss",
     "init_gan_params",
@@ -78,12 +82,18 @@ __all__ = [
     "mlp_forward",
     "plot_gan_figure",
     "run_gan_table",
+    "run_name",
     "train_gan_runs",
 ]
 
 METHODS = ("erm", "mixup")
 FIGURE5_ITERATIONS = (10, 100, 1000, 10000, 20000)  # the columns of Figure 5, out of 20,000 iterations
 EVAL_SEED = 20180225  # a fixed seed for the evaluation's noise and real sample, shared by every run
+# Random streams of this task, hashed with a run's seed (or EVAL_SEED) by derive_seed (uci.py uses 601-603).
+STREAM_INIT = 701  # initial weights of G (part 0) and D (part 1)
+STREAM_DATA = 702  # real points, noise and lam of every step
+STREAM_EVAL = 703  # the evaluation's noise and real sample (with EVAL_SEED)
+STREAM_FIGURE = 704  # the figure's real points (with EVAL_SEED)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -227,15 +237,16 @@ def mlp_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
 
 
 def init_gan_params(config: GANConfig, seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor], torch.Generator]:
-    """Initial parameters of G and D for one run, and the run's generator, positioned for its data draws.
+    """Initial parameters of G and D for one run, and the run's generator for its data draws.
 
-    The run's ``torch.Generator(seed)`` first draws two init seeds; G and D are then ``gan_mlp``s built with
-    ``build_model(..., seed=...)`` (PyTorch's default initialisation, global RNG untouched).
+    G and D are ``gan_mlp``s built with ``build_model(..., seed=derive_seed(seed, STREAM_INIT, 0 / 1))``
+    (PyTorch's default initialisation, global RNG untouched); the data, noise and lam of the run come from
+    ``make_generator(seed, STREAM_DATA)``.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskArgumentError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    gen = torch.Generator().manual_seed(seed)
-    g_seed, d_seed = (int(s) for s in torch.randint(0, 2**62, (2,), generator=gen))
+    gen = make_generator(seed, STREAM_DATA)
+    g_seed, d_seed = derive_seed(seed, STREAM_INIT, 0), derive_seed(seed, STREAM_INIT, 1)
     common = {"hidden": config.width, "layers": config.layers}
     g = build_model("gan_mlp", in_features=config.noise_dim, out_features=2, seed=g_seed, **common)
     d = build_model("gan_mlp", in_features=2, out_features=1, seed=d_seed, **common)
@@ -278,40 +289,6 @@ def erm_discriminator_loss(discriminator: Callable[[Tensor], Tensor], real: Tens
     return F.binary_cross_entropy_with_logits(
         logits[:b], torch.ones_like(logits[:b])
     ) + F.binary_cross_entropy_with_logits(logits[b:], torch.zeros_like(logits[b:]))
-
-
-def adam_step(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    exp_avg: Sequence[Tensor],
-    exp_avg_sq: Sequence[Tensor],
-    step: int,
-    lr: Tensor,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> None:
-    """Adam (as ``torch.optim.Adam``, no weight decay) on stacked parameters ``(S, ...)``, in place.
-
-    Args:
-        params, grads, exp_avg, exp_avg_sq: Matching sequences of ``(S, ...)`` tensors; ``params``, ``exp_avg`` and
-            ``exp_avg_sq`` are updated in place.
-        step: The step number after this update (1 for the first), shared by all runs.
-        lr: ``(S,)`` learning rate per run.
-        betas, eps: Adam's constants.
-    """
-    if not (len(params) == len(grads) == len(exp_avg) == len(exp_avg_sq)):
-        raise TaskError(
-            f"adam_step got {len(params)} params, {len(grads)} grads, {len(exp_avg)} and {len(exp_avg_sq)} moments"
-        )
-    b1, b2 = betas
-    bc1 = 1 - b1**step
-    bc2_sqrt = math.sqrt(1 - b2**step)
-    for p, g, m, v in zip(params, grads, exp_avg, exp_avg_sq, strict=True):
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v.sqrt() / bc2_sqrt).add_(eps)
-        step_size = (lr / bc1).view(-1, *([1] * (p.dim() - 1)))  # (S, 1, ...)
-        p.sub_(step_size * m / denom)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -357,14 +334,12 @@ def train_gan_runs(
 
     inits = [init_gan_params(c, s) for s in seeds]
     gens = [gen for _, _, gen in inits]
-    # Stacked parameters as tuples in layer order (a tuple is the cheapest pytree for vmap to flatten):
-    # (w1, b1, ..., w_head, b_head), each (S, ...).
-    g_names, d_names = list(inits[0][0]), list(inits[0][1])
-    pG = tuple(torch.stack([g[k] for g, _, _ in inits]).to(dev) for k in g_names)
-    pD = tuple(torch.stack([d[k] for _, d, _ in inits]).to(dev) for k in d_names)
-    mG, vG = ([torch.zeros_like(p) for p in pG] for _ in range(2))
-    mD, vD = ([torch.zeros_like(p) for p in pD] for _ in range(2))
-    lr = torch.tensor(lr_list, device=dev)  # (S,)
+    # Stacked parameters in layer order, (w1, b1, ..., w_head, b_head), each (S, ...); the tuples `G.params` and
+    # `D.params` are what the vmapped losses take (a tuple is the cheapest pytree for vmap to flatten). Each
+    # network has its own torch Adam, one group per learning rate.
+    adam = {"device": dev, "per_member": {"lr": lr_list}, "betas": c.betas, "eps": c.eps}
+    G = Ensemble([g for g, _, _ in inits], torch.optim.Adam, **adam)
+    D = Ensemble([d for _, d, _ in inits], torch.optim.Adam, **adam)
 
     def d_loss(d_params: tuple[Tensor, ...], g_params: tuple[Tensor, ...], real: Tensor, z: Tensor, lam: Tensor):
         def disc(x: Tensor) -> Tensor:
@@ -382,7 +357,7 @@ def train_gan_runs(
     g_step = vmap(grad_and_value(g_loss))
     gen_eval = vmap(_mlp, in_dims=(0, None))
 
-    eval_gen = torch.Generator().manual_seed(EVAL_SEED)
+    eval_gen = make_generator(EVAL_SEED, STREAM_EVAL)
     z_eval = torch.randn(c.n_eval, c.noise_dim, generator=eval_gen).to(dev)  # (N, noise_dim), shared by runs
     real_eval = sample_toy(c.dataset, c.n_eval, generator=eval_gen, std=c.std).to(dev)  # (N, 2)
 
@@ -394,7 +369,7 @@ def train_gan_runs(
 
     def evaluate(it: int) -> None:
         with torch.no_grad():
-            fake = gen_eval(pG, z_eval)  # (S, N, 2)
+            fake = gen_eval(G.params, z_eval)  # (S, N, 2)
         if it in snap_iters:
             snapshots[it] = fake[:, : c.n_snapshot].cpu().clone()
         if it not in eval_iters:
@@ -433,10 +408,10 @@ def train_gan_runs(
                 key: torch.stack([d[key] for d in draws], dim=2 if key != "z_g" else 1).to(dev) for key in draws[0]
             }
         for k in range(c.d_steps):
-            gD, last_d = d_step(pD, pG, block["real"][j, k], block["z_d"][j, k], block["lam"][j, k])
-            adam_step(pD, gD, mD, vD, (it - 1) * c.d_steps + k + 1, lr, c.betas, c.eps)
-        gG, last_g = g_step(pG, pD, block["z_g"][j])
-        adam_step(pG, gG, mG, vG, it, lr, c.betas, c.eps)
+            gD, last_d = d_step(D.params, G.params, block["real"][j, k], block["z_d"][j, k], block["lam"][j, k])
+            D.step(gD)
+        gG, last_g = g_step(G.params, D.params, block["z_g"][j])
+        G.step(gG)
         if it in eval_iters or it in snap_iters:
             evaluate(it)
     seconds = time.perf_counter() - start
@@ -446,8 +421,8 @@ def train_gan_runs(
         lrs=lr_list,
         history=history,
         snapshots=snapshots,
-        g_params={k: v.cpu() for k, v in zip(g_names, pG, strict=True)},
-        d_params={k: v.cpu() for k, v in zip(d_names, pD, strict=True)},
+        g_params={k: v.cpu() for k, v in G.as_dict().items()},
+        d_params={k: v.cpu() for k, v in D.as_dict().items()},
         seconds=seconds,
     )
 
@@ -574,18 +549,6 @@ PROTOCOLS: dict[str, GANProtocol] = {
 }
 
 
-def _mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (NaN for n < 2) and n of the finite values.
-
-    Not `stats.mean_std`: that one sums exactly (``statistics``), this one as numpy does, and ``summary.csv`` holds
-    these floats at full precision, so switching would change its last digits for runs already reported.
-    """
-    xs = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if xs.size == 0:
-        return math.nan, math.nan, 0
-    return float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else math.nan, int(xs.size)
-
-
 def _fmt(mean: float, std: float, n: int, digits: int) -> str:
     if n == 0:
         return "n/a (n = 0)"
@@ -666,7 +629,7 @@ def _summarise(protocol: GANProtocol, finals: list[dict[str, Any]]) -> tuple[lis
         ]
         row: dict[str, Any] = {"dataset": dataset, "method": method, "n_modes": runs[0]["n_modes"]}
         for key in ("modes_covered", "high_quality", "sliced_w2"):
-            mean, std, n = _mean_std([r[key] for r in default])
+            mean, std, n = mean_std([r[key] for r in default])
             row.update({f"{key}_mean": mean, f"{key}_std": std, f"{key}_n": n})
         row["converged_default"] = sum(r["converged"] for r in default)
         row["runs_default"] = len(default)
@@ -779,8 +742,9 @@ def run_gan_table(
 
     Returns:
         ``out_dir``, holding ``protocol.json``, ``provenance.json``, ``metrics.jsonl`` (every evaluation of every
-        run), ``runs.csv`` (last iteration of every run), ``summary.csv``, ``summary.md``, ``gan_figure.png`` and
-        ``snapshots.npz`` (the figure's points).
+        run), ``runs.csv`` (last iteration of every run), ``summary.csv``, ``summary.md``, ``gan_figure.png``,
+        ``snapshots.npz`` (the figure's points) and ``runs/<name>/seed<seed>/``, one standard run folder per run
+        (``config.yaml``, ``provenance.json``, ``metrics.jsonl``, ``summary.json``: see :func:`run_name`).
     """
     if scale not in PROTOCOLS:
         raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(PROTOCOLS)}")
@@ -865,6 +829,7 @@ def _run_table(
         append_metrics(out, *({**tag, **rec} for rec in runs.history))
         for rec in runs.final():
             finals.append({**tag, **rec})
+        _write_run_folders(out, protocol, runs, prov)
         if config.width == protocol.default_width and config.d_steps == protocol.default_d_steps:
             s = member_lrs.index(protocol.default_lr)  # the first seed at the paper's lr
             fig_samples[(config.dataset, config.method)] = {
@@ -904,7 +869,7 @@ def _run_table(
         writer.writerows(rows)
     (out / "summary.md").write_text(md)
 
-    eval_gen = torch.Generator().manual_seed(EVAL_SEED + 1)  # the figure's real points, apart from the metrics'
+    eval_gen = make_generator(EVAL_SEED, STREAM_FIGURE)  # the figure's real points, apart from the metrics'
     real = {d: sample_toy(d, 1000, generator=eval_gen, std=protocol.std).numpy() for d in protocol.datasets}
     scaled = protocol.snapshot_iters
     paper_its = list(FIGURE5_ITERATIONS) if len(scaled) == len(FIGURE5_ITERATIONS) else None
@@ -921,6 +886,49 @@ def _run_table(
     say(md)
     say(f"wrote {out} in {prov['wall_seconds']:.0f} s")
     return out
+
+
+def run_name(config: GANConfig, lr: float) -> str:
+    """The config name of the runs of ``config`` at ``lr`` (their seeds differ): ``gan-ring-mixup-w128-d5-lr0.001``."""
+    return f"gan-{config.dataset}-{config.method}-w{config.width}-d{config.d_steps}-lr{lr:g}"
+
+
+def _write_run_folders(out: Path, protocol: GANProtocol, runs: GANRuns, prov: dict[str, Any]) -> None:
+    """One standard run folder per run, ``out/runs/<name>/seed<seed>`` (config, provenance, metrics, summary).
+
+    The report groups them by name; ``row`` is ``<dataset>/<method>`` for the paper's setting (lr, D steps and
+    width of the protocol's default) and ``<dataset>/w<width>_d<d_steps>_lr<lr>/<method>`` for the rest of the grid.
+    """
+    c, p = runs.config, protocol
+    finals = runs.final()
+    for s, (seed, lr) in enumerate(zip(runs.seeds, runs.lrs, strict=True)):
+        default = (c.width, c.d_steps, lr) == (p.default_width, p.default_d_steps, p.default_lr)
+        row = f"{c.dataset}/{c.method}" if default else f"{c.dataset}/w{c.width}_d{c.d_steps}_lr{lr:g}/{c.method}"
+        folder = out / "runs" / run_name(c, lr) / f"seed{seed}"
+        run_folders.write_task_config(
+            folder,
+            {
+                "name": run_name(c, lr),
+                "table": "gan",
+                "row": row,
+                "notes": f"one run of the gan table ({p.scale} scale), trained in an ensemble of {len(runs.seeds)}",
+                "train": {"seed": seed, "lr": lr},
+                "gan": {**asdict(c), "betas": list(c.betas), "snapshot_iters": list(c.snapshot_iters)},
+            },
+        )
+        write_provenance(folder, {**prov, "seed": seed, "lr": lr, "ensemble": {"runs": len(runs.seeds)}})
+        write_metrics(folder, [r for r in runs.history if r["run"] == s])
+        final = {k: v for k, v in finals[s].items() if k != "run"}
+        run_folders.write_summary(
+            folder,
+            {
+                "status": "complete",
+                "iterations": c.iterations,
+                **final,
+                # the wall time of the whole ensemble, which trained these runs together
+                "train_time_s": runs.seconds,
+            },
+        )
 
 
 def _parse_seeds(text: str) -> int | list[int]:

@@ -20,9 +20,10 @@ alpha and no number of repeats. This module fixes them, once, in :class:`UCIProt
   to the CSV.
 
 Speed: at batch 16 one training step costs far more Python than arithmetic, so all members of a dataset (seeds x
-{ERM, each alpha}) train at once as ONE batched model: the MLP is run with ``torch.func.functional_call`` under
-``torch.func.vmap`` over parameters stacked along a leading member axis ``M``, and Adam updates the stacked
-parameters with ``torch._foreach`` ops (the same arithmetic as ``torch.optim.Adam``'s single-tensor path). Each
+{ERM, each alpha}) train at once as ONE batched model, the lab's seed-ensemble engine
+(:class:`~vicinal.experiments.ensemble.Ensemble`): the MLP is run with ``torch.func.functional_call`` under
+``torch.func.vmap`` over parameters stacked along a leading member axis ``M``, and ``torch.optim.Adam`` updates the
+stacked parameters (elementwise, so exactly one Adam per member). Each
 member keeps its own initialisation, data order and mixing ``(lam, perm)``, all drawn from its own seeded
 generators (:func:`member_init`, :func:`epoch_plan`); :func:`train_sequential` is the plain loop (``nn.Module``,
 ``torch.optim.Adam``, ``vicinal.functional.mix``, ``vicinal.soft_cross_entropy``) that one vmapped member must
@@ -50,7 +51,6 @@ import torch
 import yaml
 from scipy import stats as sstats
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
 
 import vicinal
 from vicinal.experiments.data.base import TensorSplits, make_generator
@@ -58,8 +58,11 @@ from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 from vicinal.experiments.models import build_model
 
 from .. import runs
+from ..config import ExperimentConfig, config_from_dict
+from ..ensemble import Ensemble
 from ..errors import LabFileNotFoundError, TaskArgumentError, TaskError
 from ..stats import mean_std
+from ..trainer import summarize
 from .registry import Table, configs_dir, register_table
 
 __all__ = [
@@ -74,7 +77,9 @@ __all__ = [
     "format_markdown",
     "load_protocol",
     "main",
+    "member_config",
     "member_init",
+    "member_records",
     "paired_test",
     "parse_overrides",
     "reproduce",
@@ -297,6 +302,8 @@ class MemberResult:
         train_loss: mean minibatch loss of each epoch (on the mixed batches).
         val_error, test_error: error after each epoch; the protocol reports the last entry.
         train_error: error on the unmixed training split after the last epoch.
+        epoch_time_s: wall time of each epoch (training and evaluation) of the ensemble that trained the member,
+            shared by all its members.
         state: final parameters (only when asked for; never written to disk).
     """
 
@@ -306,6 +313,7 @@ class MemberResult:
     val_error: list[float] = field(default_factory=list)
     test_error: list[float] = field(default_factory=list)
     train_error: float = float("nan")
+    epoch_time_s: list[float] = field(default_factory=list)
     state: dict[str, Tensor] | None = None
 
     @property
@@ -414,29 +422,6 @@ def train_sequential(
     return result
 
 
-def _adam_step(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    step: int,
-    protocol: UCIProtocol,
-) -> None:
-    """Adam (no weight decay, no amsgrad) on stacked parameters ``(M, ...)``: the arithmetic of
-    ``torch.optim.Adam``'s single-tensor path, op for op, so a member matches a sequentially trained network.
-    All members are at the same step, so the bias corrections are scalars."""
-    beta1, beta2 = protocol.beta1, protocol.beta2
-    torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sq, beta2)
-    torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-    bias_correction1 = 1 - beta1**step
-    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-    denom = torch._foreach_sqrt(exp_avg_sq)
-    torch._foreach_div_(denom, bias_correction2_sqrt)
-    torch._foreach_add_(denom, protocol.eps)
-    torch._foreach_addcdiv_(params, exp_avg, denom, value=-protocol.lr / bias_correction1)
-
-
 def _chunk_size(num_features: int, num_classes: int, protocol: UCIProtocol) -> int:
     """Members per batched model so that one stacked copy of the parameters stays under ``_CHUNK_PARAMS``."""
     h, k = protocol.hidden, protocol.layers
@@ -501,29 +486,27 @@ def _train_chunk(
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = stack("train"), stack("val"), stack("test")
     d = x_train.shape[-1]
     model = _meta_mlp(num_classes, d, protocol)
-    names = [n for n, _ in model.named_parameters()]
-    inits = [member_init(model, m.seed) for m in members]
-    params = [torch.stack([s[n] for s in inits]).to(dev).requires_grad_(True) for n in names]  # each (M, ...)
-    exp_avg = [torch.zeros_like(p) for p in params]
-    exp_avg_sq = [torch.zeros_like(p) for p in params]
-
-    def one_member(p: dict[str, Tensor], x: Tensor) -> Tensor:
-        return functional_call(model, p, (x,))  # (b, D) -> (b, C)
-
-    batched = vmap(one_member)  # ({name: (M, ...)}, (M, b, D)) -> (M, b, C)
+    ensemble = Ensemble(
+        [member_init(model, m.seed) for m in members],
+        torch.optim.Adam,
+        device=dev,
+        lr=protocol.lr,
+        betas=(protocol.beta1, protocol.beta2),
+        eps=protocol.eps,
+    )
 
     def errors(x: Tensor, y: Tensor) -> Tensor:
         wrong = torch.zeros(len(members), dtype=torch.float64, device=dev)
         with torch.no_grad():
             for lo in range(0, x.shape[1], _EVAL_ROWS):  # row blocks bound the (M, rows, hidden) activations
-                logits = batched(dict(zip(names, params, strict=True)), x[sidx, lo : lo + _EVAL_ROWS])  # (M, r, C)
+                logits = ensemble.forward(model, x[sidx, lo : lo + _EVAL_ROWS])  # (M, r, C)
                 wrong += (logits.argmax(-1) != y[sidx, lo : lo + _EVAL_ROWS]).sum(-1)
         return wrong / x.shape[1]  # (M,)
 
     m_count, bs = len(members), protocol.batch_size
     results = [MemberResult(seed=m.seed, alpha=m.alpha) for m in members]
-    step = 0
     for epoch in range(protocol.epochs):
+        start = time.perf_counter()
         plans = [epoch_plan(m, epoch, n_train, bs) for m in members]
         order = torch.stack([p.order for p in plans]).to(dev)  # (M, N)
         lam = torch.stack([p.lam for p in plans]).to(dev)  # (M, S) float64
@@ -541,24 +524,24 @@ def _train_chunk(
             wt, wp = w[:, t, None, None], w_partner[:, t, None, None]  # (M, 1, 1)
             x = wt * x + wp * x.gather(1, pt.expand(-1, -1, d))  # ERM: 1 * x + 0 * x[perm] == x exactly
             y = wt * y + wp * y.gather(1, pt.expand(-1, -1, num_classes))
-            logits = batched(dict(zip(names, params, strict=True)), x)  # (M, b, C)
-            losses = -(y * torch.log_softmax(logits, dim=-1)).sum(-1).mean(-1)  # (M,) soft cross-entropy
-            # Members share no parameters, so the gradient of the sum is each member's own gradient.
-            grads = torch.autograd.grad(losses.sum(), params)
-            step += 1
-            with torch.no_grad():
-                _adam_step(params, list(grads), exp_avg, exp_avg_sq, step, protocol)
-            loss_sum += losses.detach()
+
+            def soft_cross_entropy(params: tuple[Tensor, ...], x: Tensor = x, y: Tensor = y) -> Tensor:
+                logits = ensemble.forward(model, x, params)  # (M, b, C)
+                return -(y * torch.log_softmax(logits, dim=-1)).sum(-1).mean(-1)  # (M,)
+
+            loss_sum += ensemble.autograd_step(soft_cross_entropy)
         val, test = errors(x_val, y_val).tolist(), errors(x_test, y_test).tolist()
+        seconds = time.perf_counter() - start
         for i, r in enumerate(results):
             r.train_loss.append(float(loss_sum[i]) / steps)
             r.val_error.append(val[i])
             r.test_error.append(test[i])
+            r.epoch_time_s.append(seconds)
     train_err = errors(x_train, y_train).tolist()
     for i, r in enumerate(results):
         r.train_error = train_err[i]
         if return_state:
-            r.state = {n: p[i].detach().clone() for n, p in zip(names, params, strict=True)}
+            r.state = ensemble.member(i)
     return results
 
 
@@ -745,6 +728,82 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             )
 
 
+def member_config(
+    dataset: str, member: Member, protocol: UCIProtocol, *, selected: bool = False, device: str = "cpu"
+) -> ExperimentConfig:
+    """The ``config.yaml`` of one member's run folder: the protocol as an :class:`ExperimentConfig`.
+
+    Name ``uci-<dataset>-erm`` or ``uci-<dataset>-mixup_a<alpha>`` (the report groups the seeds by it); row
+    ``<dataset>/erm``, ``<dataset>/mixup`` for the alpha the table selected (its headline, paired against ERM by
+    the report) and ``<dataset>/mixup_a<alpha>`` for the other alphas of the grid.
+    """
+    tag = "erm" if member.alpha == 0.0 else f"mixup_a{member.alpha:g}"
+    return config_from_dict(
+        {
+            "name": f"uci-{dataset}-{tag}",
+            "notes": "a member of the uci table (Table 4 right), trained by the seed-ensemble engine with its own "
+            f"random streams (init, order, mix: make_generator(seed, {_STREAM_INIT} / {_STREAM_ORDER} / "
+            f"{_STREAM_MIX})); Adam eps {protocol.eps:g}; alpha grid {list(protocol.alphas)}",
+            "table": "uci",
+            "row": f"{dataset}/{'mixup' if selected else tag}",
+            "data": {
+                "name": f"uci:{dataset}",
+                "batch_size": protocol.batch_size,
+                "augment": False,
+                "kwargs": {"test_fraction": protocol.test_fraction, "val_fraction": protocol.val_fraction},
+            },
+            "model": {"name": "mlp", "kwargs": {"hidden": protocol.hidden, "layers": protocol.layers}},
+            "optim": {"name": "adam", "lr": protocol.lr, "betas": [protocol.beta1, protocol.beta2], "weight_decay": 0},
+            "schedule": {"name": "constant"},
+            "mix": {"variant": member.method, "alpha": member.alpha},
+            "train": {"epochs": protocol.epochs, "seed": member.seed, "device": device},
+        }
+    )
+
+
+def member_records(result: MemberResult) -> list[dict[str, Any]]:
+    """The member's ``metrics.jsonl``: one record per epoch, errors in percent, as the Trainer writes them (the
+    training error on the unmixed training split, ``train_eval_error``, is measured after the last epoch only)."""
+    records = []
+    for e, (loss, val, test, seconds) in enumerate(
+        zip(result.train_loss, result.val_error, result.test_error, result.epoch_time_s, strict=True), start=1
+    ):
+        records.append(
+            {
+                "epoch": e,
+                "train_loss": loss,
+                "train_error": None,  # the mixed batches' error is not measured
+                "val_error": 100 * val,
+                "test_error": 100 * test,
+                "epoch_time_s": seconds,
+            }
+        )
+    if records:
+        records[-1]["train_eval_error"] = 100 * result.train_error
+    return records
+
+
+def _write_member_runs(
+    folder: Path,
+    dataset: str,
+    results: Sequence[MemberResult],
+    selected_alpha: float,
+    protocol: UCIProtocol,
+    prov: dict[str, Any],
+    device: torch.device,
+) -> None:
+    """One standard run folder per member, ``folder/<erm | mixup_a<alpha>>/seed<seed>``, that the report reads."""
+    for r in results:
+        member = Member(r.seed, r.alpha)
+        cfg = member_config(dataset, member, protocol, selected=r.alpha == selected_alpha, device=device.type)
+        run_dir = folder / cfg.name.removeprefix(f"uci-{dataset}-") / f"seed{r.seed}"
+        records = member_records(r)
+        runs.write_config(run_dir, cfg)
+        runs.write_provenance(run_dir, {**prov, "seed": r.seed, "alpha": r.alpha, "ensemble_members": len(results)})
+        runs.write_metrics(run_dir, records)
+        runs.write_summary(run_dir, summarize(records, "complete", {"alpha": r.alpha}))
+
+
 def _provenance(seeds: Sequence[int], device: torch.device) -> dict[str, Any]:
     """The run's provenance (`runs.provenance`) plus the hash of this module's source, which pins the task itself."""
     return runs.provenance(
@@ -783,7 +842,9 @@ def run_uci_table(
 
     Writes ``out_dir/<dataset>/`` (``protocol.json``: protocol and dataset description; ``members.jsonl`` and
     ``members.csv``: per-member metrics per epoch / final; ``summary.json``; ``provenance.json``: git commit,
-    versions, seeds, device, wall time) and ``out_dir/summary.{md,csv,json}``.
+    versions, seeds, device, wall time; and one standard run folder per member, ``<erm | mixup_a<alpha>>/seed<s>``
+    with ``config.yaml``, ``provenance.json``, ``metrics.jsonl`` and ``summary.json``, which ``vicinal report``
+    reads: :func:`member_config`) and ``out_dir/summary.{md,csv,json}``.
 
     Args:
         out_dir: run folder (created; existing files of the same names are overwritten).
@@ -797,7 +858,7 @@ def run_uci_table(
         verbose: print one line per dataset to stderr.
 
     Returns:
-        The summary rows (one dict per dataset, errors in %), as in ``summary.json``.
+        The summary rows (one dict per dataset, errors in %), as in ``summary.json``'s ``rows``.
     """
     protocol = protocol or UCIProtocol()
     if alphas is not None:
@@ -865,6 +926,7 @@ def run_uci_table(
                 )
         runs.write_summary(folder, row)
         runs.write_provenance(folder, prov)
+        _write_member_runs(folder, name, results, row["alpha"], protocol, prov, dev)
         if verbose:
             print(
                 f"[uci] {name}: {len(members)} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
@@ -874,7 +936,8 @@ def run_uci_table(
             )
     (out / "summary.md").write_text(format_markdown(rows, protocol), encoding="utf-8")
     _write_csv(out / "summary.csv", rows)
-    runs.write_summary(out, rows)
+    # An object, as every summary.json is (`vicinal report` reads them all); the rows are the table.
+    runs.write_summary(out, {"table": "uci", "protocol": protocol.to_dict(), "rows": rows})
     prov = _provenance(seed_list, dev)
     prov["wall_s"] = {"total": time.perf_counter() - t_all}
     prov["datasets"] = names
