@@ -26,6 +26,8 @@ versions, device, host; each writer adds its own fields (seeds, world size, ...)
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
@@ -69,6 +71,7 @@ __all__ = [
     "read_summary",
     "run_finished",
     "write_config",
+    "write_csv",
     "write_json",
     "write_jsonl",
     "write_metrics",
@@ -167,6 +170,20 @@ def _dumps(obj: Any, indent: int | None = 2) -> str:
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (plus a final newline) atomically; tensors, numpy values and paths too."""
     return write_text(path, _dumps(obj) + "\n")
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Path:
+    """Write a CSV file (``csv`` module defaults, ``\\r\\n`` line ends) atomically: ``header``, then one line per row.
+
+    A row is a sequence of values in the order of ``header``, or a mapping whose values are taken by the header's
+    names (a missing name is an empty cell, names outside the header are left out).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
+    return write_text(path, buffer.getvalue())
 
 
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> Path:

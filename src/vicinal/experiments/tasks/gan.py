@@ -33,7 +33,6 @@ claim is that "the training of mixup GANs seems promisingly robust to hyper-para
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
@@ -857,17 +856,10 @@ def _run_table(
         "g_loss",
         "converged",
     ]
-    with open(out / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(finals)
-
+    run_folders.write_csv(out / "runs.csv", fields, finals)
     rows, md = _summarise(protocol, finals)
-    with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "summary.md").write_text(md)
+    run_folders.write_csv(out / "summary.csv", list(rows[0]), rows)
+    run_folders.write_text(out / "summary.md", md)
 
     eval_gen = make_generator(EVAL_SEED, STREAM_FIGURE)  # the figure's real points, apart from the metrics'
     real = {d: sample_toy(d, 1000, generator=eval_gen, std=protocol.std).numpy() for d in protocol.datasets}

@@ -36,7 +36,6 @@ vicinal.experiments.tasks.uci --out DIR --seeds 10``.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import math
 import sys
@@ -714,18 +713,17 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         "paper_erm",
         "paper_mixup",
     ]
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(cols)
-        for r in rows:
-            t = r["test"]
-            writer.writerow(
-                [r["dataset"], r["n"], f"{r['majority_error']:.4f}", f"{r['erm'][0]:.4f}", f"{r['erm'][1]:.4f}"]
-                + [r["alpha"], f"{r['mixup'][0]:.4f}", f"{r['mixup'][1]:.4f}"]
-                + [f"{t['diff_mean']:.4f}", f"{t['diff_std']:.4f}", t["wins"], t["ties"], t["losses"]]
-                + [f"{t['wilcoxon_stat']:.4g}", f"{t['wilcoxon_p']:.4g}", f"{t['ttest_p']:.4g}"]
-                + [r["paper_erm"], r["paper_mixup"]]
-            )
+    lines = []
+    for r in rows:
+        t = r["test"]
+        lines.append(
+            [r["dataset"], r["n"], f"{r['majority_error']:.4f}", f"{r['erm'][0]:.4f}", f"{r['erm'][1]:.4f}"]
+            + [r["alpha"], f"{r['mixup'][0]:.4f}", f"{r['mixup'][1]:.4f}"]
+            + [f"{t['diff_mean']:.4f}", f"{t['diff_std']:.4f}", t["wins"], t["ties"], t["losses"]]
+            + [f"{t['wilcoxon_stat']:.4g}", f"{t['wilcoxon_p']:.4g}", f"{t['ttest_p']:.4g}"]
+            + [r["paper_erm"], r["paper_mixup"]]
+        )
+    runs.write_csv(path, cols, lines)
 
 
 def member_config(
@@ -917,13 +915,14 @@ def run_uci_table(
             },
         )
         runs.write_jsonl(folder / "members.jsonl", [r.record() for r in results])
-        with (folder / "members.csv").open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["seed", "method", "alpha", "val_error", "test_error", "train_error", "last_train_loss"])
-            for r in results:
-                writer.writerow(
-                    [r.seed, r.method, r.alpha, r.val_error[-1], r.test_error[-1], r.train_error, r.train_loss[-1]]
-                )
+        runs.write_csv(
+            folder / "members.csv",
+            ["seed", "method", "alpha", "val_error", "test_error", "train_error", "last_train_loss"],
+            (
+                [r.seed, r.method, r.alpha, r.val_error[-1], r.test_error[-1], r.train_error, r.train_loss[-1]]
+                for r in results
+            ),
+        )
         runs.write_summary(folder, row)
         runs.write_provenance(folder, prov)
         _write_member_runs(folder, name, results, row["alpha"], protocol, prov, dev)
@@ -934,7 +933,7 @@ def run_uci_table(
                 file=sys.stderr,
                 flush=True,
             )
-    (out / "summary.md").write_text(format_markdown(rows, protocol), encoding="utf-8")
+    runs.write_text(out / "summary.md", format_markdown(rows, protocol))
     _write_csv(out / "summary.csv", rows)
     # An object, as every summary.json is (`vicinal report` reads them all); the rows are the table.
     runs.write_summary(out, {"table": "uci", "protocol": protocol.to_dict(), "rows": rows})
