@@ -1,4 +1,4 @@
-"""Tests for vicinal.experiments.tasks.uci: the batched (vmapped) trainer against the plain loop, the per-member
+"""Tests for vicinal.experiments.tasks.uci and .uci_train: the batched (vmapped) trainer against the plain loop, the per-member
 randomness, selection and statistics, the run folder, and the errors."""
 
 from __future__ import annotations
@@ -19,19 +19,21 @@ from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_config, read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.uci import (
     PAPER_TABLE4,
+    format_markdown,
+    main,
+    paired_test,
+    run_uci_table,
+    select_alpha,
+    summarize_dataset,
+)
+from vicinal.experiments.tasks.uci_train import (
     Member,
     MemberResult,
     UCIProtocol,
     _meta_mlp,
     epoch_plan,
-    format_markdown,
     load_protocol,
-    main,
     member_init,
-    paired_test,
-    run_uci_table,
-    select_alpha,
-    summarize_dataset,
     train_sequential,
     train_vmapped,
 )
@@ -85,7 +87,7 @@ def test_member_does_not_depend_on_its_batch_mates_or_chunking(
 ) -> None:
     target = Member(1, 0.4)
     alone = train_vmapped(splits, [target], FAST, return_state=True)[0]
-    monkeypatch.setattr("vicinal.experiments.tasks.uci._EVAL_ROWS", 7)  # evaluation in blocks of 7 rows
+    monkeypatch.setattr("vicinal.experiments.tasks.uci_train._EVAL_ROWS", 7)  # evaluation in blocks of 7 rows
     blocks = train_vmapped(splits, [target], FAST)[0]
     monkeypatch.undo()
     assert (blocks.val_error, blocks.test_error, blocks.train_error) == (
