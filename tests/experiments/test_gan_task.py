@@ -1,4 +1,5 @@
-"""The GAN task (Section 3.7): toy data, metrics, the vmapped trainer against a plain one, the table and figure."""
+"""The GAN task (Section 3.7; tasks.gan and tasks.gan_train): toy data, metrics, the vmapped trainer against a
+plain one, the table and figure."""
 
 from __future__ import annotations
 
@@ -13,22 +14,12 @@ import yaml
 from torch.func import functional_call
 
 import vicinal.experiments.tasks.gan as gan_task
+import vicinal.experiments.tasks.gan_train as gan_train
 from vicinal.experiments.data.seeds import derive_seed, make_generator
 from vicinal.experiments.models import build_model
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
-from vicinal.experiments.tasks.gan import (
-    PROTOCOLS,
-    GANConfig,
-    GANProtocol,
-    draw_block,
-    erm_discriminator_loss,
-    init_gan_params,
-    mlp_forward,
-    plot_gan_figure,
-    run_gan_table,
-    train_gan_runs,
-)
+from vicinal.experiments.tasks.gan import PROTOCOLS, GANProtocol, plot_gan_figure, run_gan_table
 from vicinal.experiments.tasks.gan_metrics import (
     evaluate_samples,
     high_quality_mask,
@@ -37,6 +28,14 @@ from vicinal.experiments.tasks.gan_metrics import (
     sample_toy,
     sliced_wasserstein,
     toy_modes,
+)
+from vicinal.experiments.tasks.gan_train import (
+    GANConfig,
+    draw_block,
+    erm_discriminator_loss,
+    init_gan_params,
+    mlp_forward,
+    train_gan_runs,
 )
 
 
@@ -268,10 +267,10 @@ def test_each_seed_has_its_own_derived_streams():
     g1, _, _ = init_gan_params(config, 1)
     common = {"hidden": config.width, "layers": config.layers}
     expected_g = build_model(
-        "gan_mlp", in_features=2, out_features=2, seed=derive_seed(0, gan_task.STREAM_INIT, 0), **common
+        "gan_mlp", in_features=2, out_features=2, seed=derive_seed(0, gan_train.STREAM_INIT, 0), **common
     )
     expected_d = build_model(
-        "gan_mlp", in_features=2, out_features=1, seed=derive_seed(0, gan_task.STREAM_INIT, 1), **common
+        "gan_mlp", in_features=2, out_features=1, seed=derive_seed(0, gan_train.STREAM_INIT, 1), **common
     )
     for name, p in expected_g.named_parameters():
         assert torch.equal(g0[name], p.detach())
@@ -279,7 +278,7 @@ def test_each_seed_has_its_own_derived_streams():
         assert torch.equal(d0[name], p.detach())
     assert not torch.equal(g0["head.weight"], g1["head.weight"])
     # the data stream is make_generator(seed, STREAM_DATA), not a generator seeded with the bare seed
-    reference = make_generator(0, gan_task.STREAM_DATA)
+    reference = make_generator(0, gan_train.STREAM_DATA)
     assert torch.equal(draw_block(config, gen0, 2)["real"], draw_block(config, reference, 2)["real"])
 
 
@@ -296,7 +295,7 @@ def test_training_is_deterministic_and_block_is_part_of_the_stream():
 
 def test_mixup_path_calls_the_library_objective(monkeypatch):
     calls = {"mixup": 0, "generator": 0}
-    lib_mixup, lib_gen = gan_task.mixup_discriminator_loss, gan_task.generator_loss
+    lib_mixup, lib_gen = gan_train.mixup_discriminator_loss, gan_train.generator_loss
 
     def spy_mixup(*args, **kwargs):
         calls["mixup"] += 1
@@ -306,8 +305,8 @@ def test_mixup_path_calls_the_library_objective(monkeypatch):
         calls["generator"] += 1
         return lib_gen(*args, **kwargs)
 
-    monkeypatch.setattr(gan_task, "mixup_discriminator_loss", spy_mixup)
-    monkeypatch.setattr(gan_task, "generator_loss", spy_gen)
+    monkeypatch.setattr(gan_train, "mixup_discriminator_loss", spy_mixup)
+    monkeypatch.setattr(gan_train, "generator_loss", spy_gen)
     config = tiny()
     train_gan_runs(config, [0, 1])
     # one call per discriminator step (vmap traces the per-run function once per batched call)

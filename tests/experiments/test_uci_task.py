@@ -1,5 +1,5 @@
-"""Tests for vicinal.experiments.tasks.uci and .uci_train: the batched (vmapped) trainer against the plain loop, the per-member
-randomness, selection and statistics, the run folder, and the errors."""
+"""Tests for vicinal.experiments.tasks.uci and .uci_train: the batched (vmapped) trainer against the plain loop,
+the per-member randomness, selection and statistics, the run folders, and the errors."""
 
 from __future__ import annotations
 
