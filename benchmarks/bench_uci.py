@@ -3,10 +3,10 @@
 Both train the same members with the same initialisations, data orders and mixing (lam, perm), and the script
 checks that they agree (max parameter difference), so the timing compares two implementations of one computation:
 
-* sequential: :func:`vicinal.experiments.tasks.uci.train_sequential`, one member after another (``nn.Module``,
+* sequential: :func:`vicinal.experiments.tasks.uci_train.train_sequential`, one member after another (``nn.Module``,
   ``torch.optim.Adam``, one minibatch of 16 at a time);
-* batched: :func:`vicinal.experiments.tasks.uci.train_vmapped`, every member at once (``torch.func.vmap`` over
-  stacked parameters, Adam with ``torch._foreach`` ops).
+* batched: :func:`vicinal.experiments.tasks.uci_train.train_vmapped`, every member at once (``torch.func.vmap`` over
+  stacked parameters, ``torch.optim.Adam`` over them: the seed-ensemble engine of ``experiments/ensemble.py``).
 
 Both include the per-epoch validation/test evaluation. Rounds alternate batched and sequential training, so that
 the load of a shared machine hits both alike; the sequential time is measured on ``--sequential-members`` members
@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 
 from vicinal.experiments.data.uci import load_uci
-from vicinal.experiments.tasks.uci import DEFAULT_ALPHAS, Member, UCIProtocol, train_sequential, train_vmapped
+from vicinal.experiments.tasks.uci_train import DEFAULT_ALPHAS, Member, UCIProtocol, train_sequential, train_vmapped
 
 
 def main() -> None:

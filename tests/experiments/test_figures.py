@@ -13,7 +13,9 @@ import yaml
 from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from torch import nn
 
+from vicinal.experiments.data.seeds import derive_seed
 from vicinal.experiments.tasks.figures import (
+    STREAM_TOY_INIT,
     figure1b,
     figure2,
     figure3b,
@@ -22,6 +24,7 @@ from vicinal.experiments.tasks.figures import (
     main,
     toy_moons,
     train_toy_mlp,
+    train_toy_mlps,
 )
 from vicinal.experiments.trainer import Trainer, summarize
 
@@ -45,6 +48,25 @@ def test_train_toy_mlp_is_seeded() -> None:
     c = train_toy_mlp(x, y, alpha=0.0, seed=3, steps=5)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
+    d = train_toy_mlp(x, y, alpha=1.0, seed=4, steps=5)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), d.parameters(), strict=True))
+
+
+def test_train_toy_mlps_members_equal_single_runs_and_share_the_init() -> None:
+    x, y = toy_moons(20, 0.1, generator=torch.Generator().manual_seed(0))
+    together = train_toy_mlps(x, y, alphas=(0.0, 0.4, 1.0), seed=3, steps=6)
+    for alpha, model in zip((0.0, 0.4, 1.0), together, strict=True):
+        alone = train_toy_mlp(x, y, alpha=alpha, seed=3, steps=6)
+        for p, q in zip(model.parameters(), alone.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+    # zero steps: every member is the initialisation derived from the seed's own stream
+    start = train_toy_mlps(x, y, alphas=(0.0, 1.0), seed=3, steps=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(3, STREAM_TOY_INIT))
+        expected = torch.nn.Linear(2, 64).weight.detach()
+    assert torch.equal(start[0][0].weight, expected) and torch.equal(start[1][0].weight, expected)
+    with pytest.raises(ValueError, match=r"alphas must be a non-empty sequence .* got \[-1.0\]"):
+        train_toy_mlps(x, y, alphas=[-1.0], seed=0)
 
 
 def test_figure1b_mixup_transitions_smoothly(tmp_path: Path) -> None:

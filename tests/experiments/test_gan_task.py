@@ -1,4 +1,5 @@
-"""The GAN task (Section 3.7): toy data, metrics, the vmapped trainer against a plain one, the table and figure."""
+"""The GAN task (Section 3.7; tasks.gan and tasks.gan_train): toy data, metrics, the vmapped trainer against a
+plain one, the table and figure."""
 
 from __future__ import annotations
 
@@ -9,23 +10,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch.func import functional_call
 
 import vicinal.experiments.tasks.gan as gan_task
+import vicinal.experiments.tasks.gan_train as gan_train
+from vicinal.experiments.data.seeds import derive_seed, make_generator
 from vicinal.experiments.models import build_model
-from vicinal.experiments.tasks.gan import (
-    PROTOCOLS,
-    GANConfig,
-    GANProtocol,
-    adam_step,
-    draw_block,
-    erm_discriminator_loss,
-    init_gan_params,
-    mlp_forward,
-    plot_gan_figure,
-    run_gan_table,
-    train_gan_runs,
-)
+from vicinal.experiments.report import make_report
+from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
+from vicinal.experiments.tasks.gan import PROTOCOLS, GANProtocol, plot_gan_figure, run_gan_table
 from vicinal.experiments.tasks.gan_metrics import (
     evaluate_samples,
     high_quality_mask,
@@ -34,6 +28,14 @@ from vicinal.experiments.tasks.gan_metrics import (
     sample_toy,
     sliced_wasserstein,
     toy_modes,
+)
+from vicinal.experiments.tasks.gan_train import (
+    GANConfig,
+    draw_block,
+    erm_discriminator_loss,
+    init_gan_params,
+    mlp_forward,
+    train_gan_runs,
 )
 
 
@@ -259,6 +261,27 @@ def test_vmapped_member_equals_single_run_and_plain_reference(method):
     assert last["sliced_w2"] == pytest.approx(single["sliced_w2"], abs=1e-5)
 
 
+def test_each_seed_has_its_own_derived_streams():
+    config = tiny()
+    g0, d0, gen0 = init_gan_params(config, 0)
+    g1, _, _ = init_gan_params(config, 1)
+    common = {"hidden": config.width, "layers": config.layers}
+    expected_g = build_model(
+        "gan_mlp", in_features=2, out_features=2, seed=derive_seed(0, gan_train.STREAM_INIT, 0), **common
+    )
+    expected_d = build_model(
+        "gan_mlp", in_features=2, out_features=1, seed=derive_seed(0, gan_train.STREAM_INIT, 1), **common
+    )
+    for name, p in expected_g.named_parameters():
+        assert torch.equal(g0[name], p.detach())
+    for name, p in expected_d.named_parameters():
+        assert torch.equal(d0[name], p.detach())
+    assert not torch.equal(g0["head.weight"], g1["head.weight"])
+    # the data stream is make_generator(seed, STREAM_DATA), not a generator seeded with the bare seed
+    reference = make_generator(0, gan_train.STREAM_DATA)
+    assert torch.equal(draw_block(config, gen0, 2)["real"], draw_block(config, reference, 2)["real"])
+
+
 def test_training_is_deterministic_and_block_is_part_of_the_stream():
     a = train_gan_runs(tiny(block=3), [5])
     b = train_gan_runs(tiny(block=3), [5])
@@ -272,7 +295,7 @@ def test_training_is_deterministic_and_block_is_part_of_the_stream():
 
 def test_mixup_path_calls_the_library_objective(monkeypatch):
     calls = {"mixup": 0, "generator": 0}
-    lib_mixup, lib_gen = gan_task.mixup_discriminator_loss, gan_task.generator_loss
+    lib_mixup, lib_gen = gan_train.mixup_discriminator_loss, gan_train.generator_loss
 
     def spy_mixup(*args, **kwargs):
         calls["mixup"] += 1
@@ -282,8 +305,8 @@ def test_mixup_path_calls_the_library_objective(monkeypatch):
         calls["generator"] += 1
         return lib_gen(*args, **kwargs)
 
-    monkeypatch.setattr(gan_task, "mixup_discriminator_loss", spy_mixup)
-    monkeypatch.setattr(gan_task, "generator_loss", spy_gen)
+    monkeypatch.setattr(gan_train, "mixup_discriminator_loss", spy_mixup)
+    monkeypatch.setattr(gan_train, "generator_loss", spy_gen)
     config = tiny()
     train_gan_runs(config, [0, 1])
     # one call per discriminator step (vmap traces the per-run function once per batched call)
@@ -341,26 +364,6 @@ def test_training_errors():
         train_gan_runs(tiny(), [0], 0.0)
     with pytest.raises(TypeError, match="seed must be an int, got str '0'"):
         init_gan_params(tiny(), "0")
-    w = [torch.zeros(2, 3)]
-    with pytest.raises(ValueError, match="adam_step got 1 params, 0 grads, 1 and 1 moments"):
-        adam_step(w, [], w, w, 1, torch.ones(2))
-
-
-def test_adam_step_matches_torch_optim_adam_per_run_lr():
-    gen = torch.Generator().manual_seed(0)
-    p0 = torch.randn(2, 3, 4, generator=gen)  # two runs
-    grads = [torch.randn(2, 3, 4, generator=gen) for _ in range(3)]
-    lrs = torch.tensor([1e-2, 1e-3])
-    p, m, v = [p0.clone()], [torch.zeros_like(p0)], [torch.zeros_like(p0)]
-    for t, g in enumerate(grads, 1):
-        adam_step(p, [g], m, v, t, lrs)
-    for s in range(2):
-        ref = torch.nn.Parameter(p0[s].clone())
-        opt = torch.optim.Adam([ref], lr=float(lrs[s]))
-        for g in grads:
-            ref.grad = g[s].clone()
-            opt.step()
-        torch.testing.assert_close(p[0][s], ref.detach(), rtol=0, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------------------------------- table
@@ -406,6 +409,28 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["seeds"] == [0, 1] and prov["versions"]["torch"] == torch.__version__.split("+")[0]
     assert "git_commit" in prov and prov["argv"] and prov["group_seconds"] and prov["wall_seconds"] >= 0
+    # one standard run folder per run, which the report groups by name (seeds pooled)
+    for method, seed in ((m, s) for m in ("erm", "mixup") for s in (0, 1)):
+        folder = out / "runs" / f"gan-ring-{method}-w8-d1-lr0.001" / f"seed{seed}"
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert (config["name"], config["table"], config["row"]) == (
+            f"gan-ring-{method}-w8-d1-lr0.001",
+            "gan",
+            f"ring/{method}",
+        )
+        assert config["train"] == {"seed": seed, "lr": 1e-3} and config["gan"]["width"] == 8
+        summary = read_summary(folder)
+        final = [r for r in finals if (r["method"], r["seed"]) == (method, str(seed))][0]
+        assert summary["status"] == "complete" and summary["iteration"] == 20
+        assert summary["high_quality"] == pytest.approx(float(final["high_quality"]))
+        assert summary["converged"] == (final["converged"] == "True")
+        assert [r["iteration"] for r in read_metrics(folder)] == [0, 10, 20]
+        assert read_provenance(folder)["seed"] == seed
+    report = make_report([out], tmp_path / "report")
+    assert {g["name"]: g["n"] for g in report["groups"]} == {
+        "gan-ring-erm-w8-d1-lr0.001": 2,
+        "gan-ring-mixup-w8-d1-lr0.001": 2,
+    }
     with pytest.raises(ValueError, match="already holds a run"):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
 

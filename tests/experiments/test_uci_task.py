@@ -1,5 +1,5 @@
-"""Tests for vicinal.experiments.tasks.uci: the batched (vmapped) trainer against the plain loop, the per-member
-randomness, selection and statistics, the run folder, and the errors."""
+"""Tests for vicinal.experiments.tasks.uci and .uci_train: the batched (vmapped) trainer against the plain loop,
+the per-member randomness, selection and statistics, the run folders, and the errors."""
 
 from __future__ import annotations
 
@@ -15,21 +15,25 @@ from scipy import stats
 
 from vicinal.experiments.data.base import TensorSplits
 from vicinal.experiments.paths import configs_dir, data_root
+from vicinal.experiments.report import make_report
+from vicinal.experiments.runs import read_config, read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.uci import (
     PAPER_TABLE4,
+    format_markdown,
+    main,
+    paired_test,
+    run_uci_table,
+    select_alpha,
+    summarize_dataset,
+)
+from vicinal.experiments.tasks.uci_train import (
     Member,
     MemberResult,
     UCIProtocol,
     _meta_mlp,
     epoch_plan,
-    format_markdown,
     load_protocol,
-    main,
     member_init,
-    paired_test,
-    run_uci_table,
-    select_alpha,
-    summarize_dataset,
     train_sequential,
     train_vmapped,
 )
@@ -83,7 +87,7 @@ def test_member_does_not_depend_on_its_batch_mates_or_chunking(
 ) -> None:
     target = Member(1, 0.4)
     alone = train_vmapped(splits, [target], FAST, return_state=True)[0]
-    monkeypatch.setattr("vicinal.experiments.tasks.uci._EVAL_ROWS", 7)  # evaluation in blocks of 7 rows
+    monkeypatch.setattr("vicinal.experiments.tasks.uci_train._EVAL_ROWS", 7)  # evaluation in blocks of 7 rows
     blocks = train_vmapped(splits, [target], FAST)[0]
     monkeypatch.undo()
     assert (blocks.val_error, blocks.test_error, blocks.train_error) == (
@@ -263,8 +267,52 @@ def test_run_uci_table_writes_run_folders_and_summary(tmp_path: Path) -> None:
         )
         == 0
     )
-    cli_rows = json.loads((tmp_path / "cli" / "summary.json").read_text())
-    assert cli_rows[0]["erm_test_by_seed"] == rows[0]["erm_test_by_seed"]
+    cli_summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert cli_summary["table"] == "uci" and cli_summary["protocol"]["alphas"] == [0.2, 1.0]
+    assert cli_summary["rows"][0]["erm_test_by_seed"] == rows[0]["erm_test_by_seed"]
+
+
+def test_member_run_folders_are_standard_and_the_report_reads_them(tmp_path: Path) -> None:
+    write_tiny_iris(tmp_path / "data")
+    proto = UCIProtocol(epochs=2, hidden=8)
+    rows = run_uci_table(tmp_path / "run", seeds=3, datasets=["iris"], alphas=[0.2, 1.0], data_root=tmp_path / "data",
+                         protocol=proto, verbose=False)  # fmt: skip
+    chosen = rows[0]["alpha"]
+    other = 1.0 if chosen == 0.2 else 0.2
+    members = {
+        (m["seed"], m["alpha"]): m
+        for m in map(json.loads, (tmp_path / "run" / "iris" / "members.jsonl").read_text().splitlines())
+    }
+    for tag, alpha in (("erm", 0.0), (f"mixup_a{chosen:g}", chosen), (f"mixup_a{other:g}", other)):
+        for seed in range(3):
+            folder = tmp_path / "run" / "iris" / tag / f"seed{seed}"
+            cfg = read_config(folder)  # a valid ExperimentConfig
+            assert (cfg.name, cfg.table, cfg.train.seed, cfg.mix.alpha) == (f"uci-iris-{tag}", "uci", seed, alpha)
+            assert cfg.row == {"erm": "iris/erm", f"mixup_a{chosen:g}": "iris/mixup"}.get(tag, f"iris/{tag}")
+            assert (cfg.data.name, cfg.data.batch_size, cfg.model.name, cfg.optim.name) == (
+                "uci:iris",
+                16,
+                "mlp",
+                "adam",
+            )
+            member = members[(seed, alpha)]
+            records = read_metrics(folder)
+            assert [r["epoch"] for r in records] == [1, 2]
+            assert [r["test_error"] for r in records] == pytest.approx([100 * e for e in member["test_error"]])
+            assert [r["val_error"] for r in records] == pytest.approx([100 * e for e in member["val_error"]])
+            summary = read_summary(folder)
+            assert summary["status"] == "complete" and summary["epochs_completed"] == 2
+            assert summary["last_test_error"] == pytest.approx(100 * member["final_test_error"])
+            assert summary["last_train_eval_error"] == pytest.approx(100 * member["final_train_error"])
+            assert read_provenance(folder)["seed"] == seed
+    # `vicinal report` reads them like any table: one row per config name, and the chosen alpha paired with ERM
+    report = make_report([tmp_path / "run"], tmp_path / "report")
+    groups = {g["name"]: g for g in report["groups"]}
+    assert set(groups) == {"uci-iris-erm", "uci-iris-mixup_a0.2", "uci-iris-mixup_a1"}
+    assert groups["uci-iris-erm"]["n"] == 3 and groups["uci-iris-erm"]["complete"] == 3
+    assert groups["uci-iris-erm"]["last_test_error_mean"] == pytest.approx(rows[0]["erm"][0])
+    assert groups[f"uci-iris-mixup_a{chosen:g}"]["last_test_error_mean"] == pytest.approx(rows[0]["mixup"][0])
+    assert f"| uci-iris-mixup_a{chosen:g} | uci-iris-erm | last epoch |" in report["markdown"]
 
 
 def write_yaml(tmp_path: Path, proto: UCIProtocol) -> Path:

@@ -8,8 +8,10 @@ A trainer run folder holds::
     summary.json       best / last test error, median of the last 10 epochs, status
     checkpoint.pt      the latest checkpoint (written by `checkpoint.py` through :func:`atomic_write`)
 
-The tasks that are not trainer runs (UCI, GAN) and the figures write their JSON, their ``metrics.jsonl`` and their
-``provenance.json`` through the same functions, so every file of every run folder is written one way.
+The tasks that are not trainer runs (UCI, GAN: the seed-ensemble engine's) write run folders of the same schema
+through the same functions (a UCI member's ``config.yaml`` is an ExperimentConfig, a GAN run's a mapping with the
+same ``name``, ``table``, ``row`` and ``train.seed``: :func:`write_task_config`), and the figures their JSON, so
+every file of every run folder is written one way.
 
 Writes are atomic: a temporary file in the target's directory, flushed and fsynced, renamed over the target with
 ``os.replace`` (atomic on POSIX), then the directory fsynced. A reader (or a crash at any moment) sees the old file
@@ -24,6 +26,8 @@ versions, device, host; each writer adds its own fields (seeds, world size, ...)
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
@@ -32,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -67,11 +71,13 @@ __all__ = [
     "read_summary",
     "run_finished",
     "write_config",
+    "write_csv",
     "write_json",
     "write_jsonl",
     "write_metrics",
     "write_provenance",
     "write_summary",
+    "write_task_config",
     "write_text",
 ]
 
@@ -166,6 +172,20 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, _dumps(obj) + "\n")
 
 
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Path:
+    """Write a CSV file (``csv`` module defaults, ``\\r\\n`` line ends) atomically: ``header``, then one line per row.
+
+    A row is a sequence of values in the order of ``header``, or a mapping whose values are taken by the header's
+    names (a missing name is an empty cell, names outside the header are left out).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
+    return write_text(path, buffer.getvalue())
+
+
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> Path:
     """Write one JSON line per record atomically (an empty iterable writes an empty file)."""
     return write_text(path, "".join(_dumps(r, indent=None) + "\n" for r in records))
@@ -227,6 +247,15 @@ def read_jsonl(path: str | Path) -> list[Any]:
 def write_config(run_dir: str | Path, cfg: ExperimentConfig) -> Path:
     """``run_dir/config.yaml``: the resolved config."""
     return dump_config(cfg, Path(run_dir) / CONFIG)
+
+
+def write_task_config(run_dir: str | Path, config: Mapping[str, Any]) -> Path:
+    """``run_dir/config.yaml`` of a run the Trainer did not train (the GAN grid's): a mapping with the keys the
+    report groups by (``name``, ``table``, ``row``, ``train.seed``) and the task's own settings beside them."""
+    missing = [k for k in ("name", "table", "row") if k not in config]
+    if missing or not isinstance(config.get("train"), Mapping) or "seed" not in config["train"]:
+        raise RunError(f"a task config needs name, table, row and train.seed; {missing or ['train.seed']} missing")
+    return write_text(Path(run_dir) / CONFIG, yaml.safe_dump(dict(config), sort_keys=False))
 
 
 def read_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

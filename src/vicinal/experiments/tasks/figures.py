@@ -36,6 +36,8 @@ from torch import Tensor, nn
 import vicinal
 
 from ..build import load_run_model
+from ..data.seeds import derive_seed, make_generator
+from ..ensemble import Ensemble
 from ..errors import TaskError
 from ..report.report import find_runs, load_run
 from ..runs import write_json
@@ -51,11 +53,15 @@ __all__ = [
     "main",
     "toy_moons",
     "train_toy_mlp",
+    "train_toy_mlps",
 ]
 
 PROG = "python -m vicinal.experiments.tasks.figures"
 FIGURES = ("fig1b", "fig2", "fig3b")
 DEFAULT_LAMS = tuple(i / 10 for i in range(11))
+# Random streams of Figure 1b's toy MLPs, hashed with the figure's seed by derive_seed (gan.py uses 701-704).
+STREAM_TOY_INIT = 801  # initial weights
+STREAM_TOY_MIX = 802  # mixing lam and partners
 
 
 def _plt() -> Any:
@@ -101,6 +107,69 @@ def toy_moons(n_per_class: int = 100, noise: float = 0.15, *, generator: torch.G
     return x, y
 
 
+def _toy_mlp(hidden: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+
+def train_toy_mlps(
+    x: Tensor,
+    y: Tensor,
+    *,
+    alphas: Sequence[float],
+    seed: int,
+    steps: int = 1000,
+    hidden: int = 64,
+    lr: float = 0.01,
+) -> list[nn.Module]:
+    """One 2-``hidden``-``hidden``-2 ReLU MLP per alpha (``0`` = ERM, else mixup), trained full-batch with Adam at
+    once as a seed ensemble (:class:`~vicinal.experiments.ensemble.Ensemble`).
+
+    Every member starts from the same weights (PyTorch's default init under ``derive_seed(seed, STREAM_TOY_INIT)``,
+    the global RNG untouched), so the panels differ by the method alone; each mixup member draws one lam per (full)
+    batch and a random permutation of partners from its own ``make_generator(seed, STREAM_TOY_MIX)``. The loss is
+    the soft cross-entropy, against one-hot targets for ERM (the cross-entropy).
+    """
+    if not alphas or any(not (math.isfinite(a) and a >= 0) for a in alphas):
+        raise TaskError(f"alphas must be a non-empty sequence of finite floats >= 0 (0 = ERM), got {list(alphas)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, STREAM_TOY_INIT))
+        init = {n: p.detach() for n, p in _toy_mlp(hidden).named_parameters()}
+    ensemble = Ensemble([init] * len(alphas), torch.optim.Adam, lr=lr)
+    mixers = [
+        vicinal.build("mixup", alpha=a, num_classes=2, generator=make_generator(seed, STREAM_TOY_MIX))
+        if a > 0
+        else None
+        for a in alphas
+    ]
+    with torch.device("meta"):
+        template = _toy_mlp(hidden)  # the architecture for functional_call; its own weights are never used
+    one_hot = F.one_hot(y, 2).float()
+    for _ in range(steps):
+        inputs, targets = [], []
+        for mixer in mixers:
+            if mixer is None:
+                inputs.append(x)
+                targets.append(one_hot)
+            else:
+                params = mixer.sample(x, y)
+                inputs.append(mixer.apply_inputs(x, params))
+                targets.append(mixer.apply_targets(y, params))
+        xs, ts = torch.stack(inputs), torch.stack(targets)  # (S, N, 2) each
+
+        def losses(params: tuple[Tensor, ...], xs: Tensor = xs, ts: Tensor = ts) -> Tensor:
+            return vicinal.soft_cross_entropy(ensemble.forward(template, xs, params), ts, reduction="none").mean(-1)
+
+        ensemble.autograd_step(losses)
+    models = []
+    for i in range(len(alphas)):
+        with torch.device("meta"):
+            model = _toy_mlp(hidden)
+        model = model.to_empty(device=x.device)
+        model.load_state_dict(ensemble.member(i))
+        models.append(model.eval())
+    return models
+
+
 def train_toy_mlp(
     x: Tensor,
     y: Tensor,
@@ -111,28 +180,8 @@ def train_toy_mlp(
     hidden: int = 64,
     lr: float = 0.01,
 ) -> nn.Module:
-    """A 2-``hidden``-``hidden``-2 ReLU MLP trained full-batch with Adam; ``alpha = 0`` is ERM, else mixup.
-
-    Initialisation and mixing come from ``seed`` alone (a forked global RNG for the init, a generator for mixing).
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = nn.Sequential(
-            nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2)
-        )
-    gen = torch.Generator().manual_seed(seed + 1)
-    mixer = vicinal.build("mixup", alpha=alpha, num_classes=2, generator=gen) if alpha > 0 else None
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        if mixer is None:
-            loss = F.cross_entropy(model(x), y)
-        else:
-            params = mixer.sample(x, y)  # one lam per (full) batch, partners a random permutation
-            loss = vicinal.soft_cross_entropy(model(mixer.apply_inputs(x, params)), mixer.apply_targets(y, params))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return model.eval()
+    """One toy MLP (``alpha = 0`` is ERM, else mixup): :func:`train_toy_mlps` with one member."""
+    return train_toy_mlps(x, y, alphas=[alpha], seed=seed, steps=steps, hidden=hidden, lr=lr)[0]
 
 
 def figure1b(
@@ -166,8 +215,8 @@ def figure1b(
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
     shares: dict[str, float] = {}
     train_error: dict[str, float] = {}
-    for ax, (method, a) in zip(axes, (("erm", 0.0), ("mixup", alpha)), strict=True):
-        model = train_toy_mlp(x, y, alpha=a, seed=seed, steps=steps)
+    models = train_toy_mlps(x, y, alphas=(0.0, alpha), seed=seed, steps=steps)
+    for ax, method, model in zip(axes, ("erm", "mixup"), models, strict=True):
         with torch.no_grad():
             p = model(points).softmax(dim=1)[:, 1].reshape(grid, grid)  # (grid, grid)
             train_error[method] = 100.0 * float((model(x).argmax(dim=1) != y).double().mean())

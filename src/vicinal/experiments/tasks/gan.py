@@ -1,27 +1,7 @@
-"""The GAN experiment (Section 3.7, Figure 5): ERM GANs vs mixup GANs on toy 2-D mixtures of Gaussians.
+"""The ``gan`` table (Section 3.7, Figure 5): ERM GANs vs mixup GANs over a grid of runs on toy 2-D data.
 
-Setting (paper and EXPERIMENTS.md 3.7): generator and discriminator are MLPs with three hidden layers of 512
-ReLU units (``gan_mlp`` of the models package); the generator maps 2-D Gaussian noise to 2-D points; minibatches
-of 128; Adam with default parameters (betas 0.9, 0.999, eps 1e-8; lr 1e-3, PyTorch's default); five discriminator
-steps per generator step; 20,000 generator iterations. Datasets ``ring`` and ``grid`` (see :mod:`.gan_metrics`).
-
-Objectives, per discriminator step (one real batch ``x`` and one noise batch ``z`` of 128 each):
-
-- ERM GAN: ``BCE(D(x), 1) + BCE(D(G(z)), 0)`` (the standard GAN discriminator, two means summed);
-- mixup GAN: ``BCE(D(lam x + (1 - lam) G(z)), lam)`` with one ``lam`` per sample, Beta(alpha, alpha) by
-  default (the paper) or Uniform(0, alpha) (the authors' demo), alpha = 0.2: :func:`vicinal.gan.mixup_discriminator_loss`.
-
-The generator loss is the non-saturating ``BCE(D(G(z)), 1)`` (:func:`vicinal.gan.generator_loss`) for both
-methods: the paper writes the min-max (saturating) form, whose generator gradient vanishes while D wins, and
-Goodfellow et al. (2014) train the generator with the non-saturating one.
-
-Many small runs. ``S`` runs of one architecture (seeds, and learning rates, which are per run) train together:
-the parameters of G and D (``gan_mlp`` of the models package, initialised by ``build_model``) are stacked along
-a leading run dimension, the losses are written as functions of one run's parameters (:func:`mlp_forward`, equal
-to ``functional_call`` of ``gan_mlp``) and batched with ``torch.func.vmap(torch.func.grad_and_value(...))``, and
-Adam (:func:`adam_step`) is written with torch ops on the stacked tensors.
-Each run draws its data, noise and lam from its own ``torch.Generator(seed)`` in the same order whatever ``S``
-is, so a batched run equals the same seed trained alone (asserted in the tests).
+The runs themselves (the setting, the objectives, the vmapped training on the seed-ensemble engine) are
+:mod:`.gan_train`.
 
 The table. :func:`run_gan_table` trains ``datasets x methods x widths x discriminator steps x learning rates x
 seeds`` runs and reports, per dataset and method, the final metrics of the default setting (lr 1e-3, five
@@ -32,7 +12,6 @@ claim is that "the training of mixup GANs seems promisingly robust to hyper-para
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 import time
@@ -44,412 +23,28 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
-from torch.func import grad_and_value, vmap
 
-from ...gan import LAM_DISTRIBUTIONS, generator_loss, mixup_discriminator_loss, sample_gan_lam
+from ...gan import LAM_DISTRIBUTIONS
+from .. import runs as run_folders
+from ..data.seeds import make_generator
 from ..errors import TaskArgumentError, TaskError
-from ..models import build_model
 from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
-from .gan_metrics import (
-    DATASETS,
-    DEFAULT_MIN_COUNT,
-    DEFAULT_STD,
-    evaluate_samples,
-    is_converged,
-    sample_toy,
-    toy_modes,
-)
+from ..stats import mean_std
+from .gan_metrics import DATASETS, DEFAULT_MIN_COUNT, DEFAULT_STD, sample_toy
+from .gan_train import EVAL_SEED, FIGURE5_ITERATIONS, METHODS, GANConfig, GANRuns, check_positive_int, train_gan_runs
 from .registry import Table, register_table
 
 __all__ = [
-    "FIGURE5_ITERATIONS",
-    "METHODS",
     "PROTOCOLS",
-    "GANConfig",
+    "STREAM_FIGURE",
     "GANProtocol",
-    "GANRuns",
-    "adam_step",
-    "draw_block",
-    "erm_discriminator_loss",
-    "init_gan_params",
     "main",
-    "mlp_forward",
     "plot_gan_figure",
     "run_gan_table",
-    "train_gan_runs",
+    "run_name",
 ]
 
-METHODS = ("erm", "mixup")
-FIGURE5_ITERATIONS = (10, 100, 1000, 10000, 20000)  # the columns of Figure 5, out of 20,000 iterations
-EVAL_SEED = 20180225  # a fixed seed for the evaluation's noise and real sample, shared by every run
-
-
-# --------------------------------------------------------------------------------------------------------------
-# configuration
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TaskError(f"{name} must be an int >= 1, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class GANConfig:
-    """One architecture and schedule; the runs that share it differ only in seed and learning rate.
-
-    Attributes:
-        dataset: ``ring`` or ``grid``.
-        method: ``erm`` or ``mixup``.
-        iterations: Generator iterations (paper: 20,000).
-        batch_size: Real and fake samples per step (paper: 128).
-        d_steps: Discriminator steps per generator step (paper: 5).
-        width: Hidden units per layer of G and D (paper: 512).
-        layers: Hidden layers of G and D (paper: 3).
-        noise_dim: Dimension of the generator's Gaussian noise (paper: 2).
-        alpha: mixup's alpha (paper: 0.2); ignored by ERM.
-        lam_distribution: ``beta`` (paper) or ``uniform`` (Uniform(0, alpha), the authors' demo).
-        betas, eps: Adam's (defaults of the paper: PyTorch's).
-        std: Standard deviation of the modes (paper: 0.01).
-        eval_every: Metrics every this many iterations (and at 0 and the last iteration).
-        n_eval: Generated and real points per evaluation (2,500).
-        min_count: High-quality samples a mode needs to count as covered.
-        snapshot_iters: Iterations whose samples are kept for the figure.
-        n_snapshot: Points kept per snapshot.
-        block: Iterations of randomness drawn per call to the generators. Part of the random stream's
-            definition: another block size interleaves the draws differently (same distribution, other values).
-    """
-
-    dataset: str = "ring"
-    method: str = "mixup"
-    iterations: int = 20_000
-    batch_size: int = 128
-    d_steps: int = 5
-    width: int = 512
-    layers: int = 3
-    noise_dim: int = 2
-    alpha: float = 0.2
-    lam_distribution: str = "beta"
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    std: float = DEFAULT_STD
-    eval_every: int = 1000
-    n_eval: int = 2500
-    min_count: int = DEFAULT_MIN_COUNT
-    snapshot_iters: tuple[int, ...] = FIGURE5_ITERATIONS
-    n_snapshot: int = 512
-    block: int = 50
-
-    def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise TaskError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}")
-        if self.method not in METHODS:
-            raise TaskError(f"unknown method {self.method!r}; known: {', '.join(METHODS)}")
-        if self.lam_distribution not in LAM_DISTRIBUTIONS:
-            raise TaskError(
-                f"unknown lam_distribution {self.lam_distribution!r}; known: {', '.join(LAM_DISTRIBUTIONS)}"
-            )
-        for name in ("iterations", "batch_size", "d_steps", "width", "layers", "noise_dim", "eval_every"):
-            _positive_int(name, getattr(self, name))
-        for name in ("n_eval", "min_count", "n_snapshot", "block"):
-            _positive_int(name, getattr(self, name))
-        for name in ("alpha", "std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise TaskError(f"{name} must be a number > 0, got {value!r}")
-        if self.n_snapshot > self.n_eval:
-            raise TaskError(f"n_snapshot ({self.n_snapshot}) must not exceed n_eval ({self.n_eval})")
-        bad = [it for it in self.snapshot_iters if not (isinstance(it, int) and 1 <= it <= self.iterations)]
-        if bad:
-            raise TaskError(f"snapshot_iters must lie in [1, iterations={self.iterations}], got {list(bad)}")
-
-
-@dataclass
-class GANRuns:
-    """The result of :func:`train_gan_runs`: S runs of one :class:`GANConfig`.
-
-    Attributes:
-        config: The shared configuration.
-        seeds, lrs: Per run, in order (run ``s`` is index ``s`` of every stacked tensor).
-        history: One record per run and evaluated iteration: ``run`` (index), ``seed``, ``lr``, ``iteration``,
-            ``modes_covered``, ``n_modes``, ``high_quality``, ``sliced_w2`` (None if diverged), ``d_loss``,
-            ``g_loss`` (of the last step before the evaluation; None at iteration 0).
-        snapshots: ``iteration -> (S, n_snapshot, 2)`` generated points.
-        g_params, d_params: Final parameters, ``name -> (S, ...)`` (names of ``gan_mlp``'s state dict).
-        seconds: Wall time of the training loop.
-    """
-
-    config: GANConfig
-    seeds: list[int]
-    lrs: list[float]
-    history: list[dict[str, Any]]
-    snapshots: dict[int, Tensor]
-    g_params: dict[str, Tensor]
-    d_params: dict[str, Tensor]
-    seconds: float
-
-    def final(self) -> list[dict[str, Any]]:
-        """The last record of each run, with ``converged`` (see :func:`.gan_metrics.is_converged`)."""
-        last = {rec["run"]: rec for rec in self.history}  # the history is in iteration order
-        out = []
-        for s in range(len(self.seeds)):
-            rec = dict(last[s])
-            rec["converged"] = is_converged(rec["modes_covered"], rec["n_modes"], rec["high_quality"])
-            out.append(rec)
-        return out
-
-
-# --------------------------------------------------------------------------------------------------------------
-# networks, losses, optimiser
-
-
-def _mlp(weights: Sequence[Tensor], x: Tensor) -> Tensor:
-    """The MLP on a flat sequence ``(w1, b1, ..., w_head, b_head)``: a tuple is the cheapest pytree for vmap."""
-    h = x
-    for i in range(0, len(weights) - 2, 2):
-        h = F.linear(h, weights[i], weights[i + 1]).relu()  # (B, width)
-    return F.linear(h, weights[-2], weights[-1])
-
-
-def mlp_forward(params: dict[str, Tensor], x: Tensor) -> Tensor:
-    """The ``gan_mlp`` forward pass written with ``F.linear``: ``(B, in) -> (B, out)`` for one run's parameters.
-
-    ``params`` uses the names of ``gan_mlp``'s state dict (``layer{i}.0.weight``, ..., ``head.bias``), so it equals
-    ``torch.func.functional_call(build_model("gan_mlp", ...), params, (x,))`` (asserted in the tests). Written out
-    because ``vmap`` over it runs faster than over the module's ``functional_call`` on a CPU (no module dispatch,
-    no in-place ReLU to re-batch; measured about 20% at width 128).
-    """
-    n_layers = sum(1 for k in params if k.endswith(".0.weight"))
-    order = [f"layer{i}.0.{kind}" for i in range(1, n_layers + 1) for kind in ("weight", "bias")]
-    return _mlp([params[k] for k in [*order, "head.weight", "head.bias"]], x)
-
-
-def init_gan_params(config: GANConfig, seed: int) -> tuple[dict[str, Tensor], dict[str, Tensor], torch.Generator]:
-    """Initial parameters of G and D for one run, and the run's generator, positioned for its data draws.
-
-    The run's ``torch.Generator(seed)`` first draws two init seeds; G and D are then ``gan_mlp``s built with
-    ``build_model(..., seed=...)`` (PyTorch's default initialisation, global RNG untouched).
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TaskArgumentError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    gen = torch.Generator().manual_seed(seed)
-    g_seed, d_seed = (int(s) for s in torch.randint(0, 2**62, (2,), generator=gen))
-    common = {"hidden": config.width, "layers": config.layers}
-    g = build_model("gan_mlp", in_features=config.noise_dim, out_features=2, seed=g_seed, **common)
-    d = build_model("gan_mlp", in_features=2, out_features=1, seed=d_seed, **common)
-    g_params = {k: v.detach() for k, v in g.named_parameters()}
-    d_params = {k: v.detach() for k, v in d.named_parameters()}
-    return g_params, d_params, gen
-
-
-def draw_block(config: GANConfig, gen: torch.Generator, n_iter: int) -> dict[str, Tensor]:
-    """The randomness of ``n_iter`` generator iterations of one run, drawn from ``gen`` in a fixed order.
-
-    Returns:
-        ``real`` ``(n_iter, d_steps, B, 2)`` real points; ``z_d`` ``(n_iter, d_steps, B, noise_dim)`` noise of
-        the discriminator steps; ``lam`` ``(n_iter, d_steps, B)`` (mixup only; zeros for ERM, no draws);
-        ``z_g`` ``(n_iter, B, noise_dim)`` noise of the generator steps.
-    """
-    c = config
-    modes = toy_modes(c.dataset)
-    shape = (n_iter, c.d_steps, c.batch_size)
-    idx = torch.randint(len(modes), shape, generator=gen)
-    real = modes[idx] + c.std * torch.randn(*shape, 2, generator=gen)
-    z_d = torch.randn(*shape, c.noise_dim, generator=gen)
-    if c.method == "mixup":
-        lam = sample_gan_lam(math.prod(shape), c.alpha, distribution=c.lam_distribution, generator=gen).view(shape)
-    else:
-        lam = torch.zeros(shape)
-    z_g = torch.randn(n_iter, c.batch_size, c.noise_dim, generator=gen)
-    return {"real": real, "z_d": z_d, "lam": lam, "z_g": z_g}
-
-
-def erm_discriminator_loss(discriminator: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
-    """The standard GAN discriminator loss ``BCE(D(real), 1) + BCE(D(fake), 0)`` (logits; two means summed).
-
-    One forward pass over ``cat([real, fake])`` ``(2B, 2)``, which gives the same per-sample logits as two.
-    """
-    if real.shape != fake.shape:
-        raise TaskError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
-    logits = discriminator(torch.cat([real, fake])).reshape(-1)  # (2B,)
-    b = real.shape[0]
-    return F.binary_cross_entropy_with_logits(
-        logits[:b], torch.ones_like(logits[:b])
-    ) + F.binary_cross_entropy_with_logits(logits[b:], torch.zeros_like(logits[b:]))
-
-
-def adam_step(
-    params: Sequence[Tensor],
-    grads: Sequence[Tensor],
-    exp_avg: Sequence[Tensor],
-    exp_avg_sq: Sequence[Tensor],
-    step: int,
-    lr: Tensor,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> None:
-    """Adam (as ``torch.optim.Adam``, no weight decay) on stacked parameters ``(S, ...)``, in place.
-
-    Args:
-        params, grads, exp_avg, exp_avg_sq: Matching sequences of ``(S, ...)`` tensors; ``params``, ``exp_avg`` and
-            ``exp_avg_sq`` are updated in place.
-        step: The step number after this update (1 for the first), shared by all runs.
-        lr: ``(S,)`` learning rate per run.
-        betas, eps: Adam's constants.
-    """
-    if not (len(params) == len(grads) == len(exp_avg) == len(exp_avg_sq)):
-        raise TaskError(
-            f"adam_step got {len(params)} params, {len(grads)} grads, {len(exp_avg)} and {len(exp_avg_sq)} moments"
-        )
-    b1, b2 = betas
-    bc1 = 1 - b1**step
-    bc2_sqrt = math.sqrt(1 - b2**step)
-    for p, g, m, v in zip(params, grads, exp_avg, exp_avg_sq, strict=True):
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v.sqrt() / bc2_sqrt).add_(eps)
-        step_size = (lr / bc1).view(-1, *([1] * (p.dim() - 1)))  # (S, 1, ...)
-        p.sub_(step_size * m / denom)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# training
-
-
-def _none_if_nan(x: float) -> float | None:
-    return None if not math.isfinite(x) else x
-
-
-def train_gan_runs(
-    config: GANConfig,
-    seeds: Sequence[int],
-    lrs: Sequence[float] | float = 1e-3,
-    *,
-    device: str | torch.device = "cpu",
-    log: Callable[[str], None] | None = None,
-) -> GANRuns:
-    """Train ``len(seeds)`` GANs of one configuration together (vmapped); run ``s`` uses ``seeds[s]``, ``lrs[s]``.
-
-    Args:
-        config: Architecture, method, dataset and schedule.
-        seeds: One int per run (repeats allowed, e.g. one seed at several learning rates).
-        lrs: Adam learning rate per run, or one for all.
-        device: Where the networks train (randomness is drawn on the CPU and moved, so results do not depend
-            on the device's generator).
-        log: Called with a progress line at each evaluation, if given.
-
-    Returns:
-        A :class:`GANRuns`.
-    """
-    seeds = list(seeds)
-    if not seeds:
-        raise TaskError("seeds is empty; give at least one seed")
-    lr_list = [float(lrs)] * len(seeds) if isinstance(lrs, int | float) else [float(x) for x in lrs]
-    if len(lr_list) != len(seeds):
-        raise TaskError(f"got {len(lr_list)} learning rates for {len(seeds)} seeds; give one per seed or one for all")
-    if any(not (math.isfinite(x) and x > 0) for x in lr_list):
-        raise TaskError(f"learning rates must be finite and > 0, got {lr_list}")
-    c = config
-    dev = torch.device(device)
-    S = len(seeds)
-
-    inits = [init_gan_params(c, s) for s in seeds]
-    gens = [gen for _, _, gen in inits]
-    # Stacked parameters as tuples in layer order (a tuple is the cheapest pytree for vmap to flatten):
-    # (w1, b1, ..., w_head, b_head), each (S, ...).
-    g_names, d_names = list(inits[0][0]), list(inits[0][1])
-    pG = tuple(torch.stack([g[k] for g, _, _ in inits]).to(dev) for k in g_names)
-    pD = tuple(torch.stack([d[k] for _, d, _ in inits]).to(dev) for k in d_names)
-    mG, vG = ([torch.zeros_like(p) for p in pG] for _ in range(2))
-    mD, vD = ([torch.zeros_like(p) for p in pD] for _ in range(2))
-    lr = torch.tensor(lr_list, device=dev)  # (S,)
-
-    def d_loss(d_params: tuple[Tensor, ...], g_params: tuple[Tensor, ...], real: Tensor, z: Tensor, lam: Tensor):
-        def disc(x: Tensor) -> Tensor:
-            return _mlp(d_params, x)  # (B, 2) -> (B, 1) logits
-
-        fake = _mlp(g_params, z)  # (B, 2); not differentiated: grad is taken w.r.t. d_params only
-        if c.method == "mixup":
-            return mixup_discriminator_loss(disc, real, fake, lam)
-        return erm_discriminator_loss(disc, real, fake)
-
-    def g_loss(g_params: tuple[Tensor, ...], d_params: tuple[Tensor, ...], z: Tensor) -> Tensor:
-        return generator_loss(lambda x: _mlp(d_params, x), _mlp(g_params, z))
-
-    d_step = vmap(grad_and_value(d_loss))  # per run: (grads of D, loss)
-    g_step = vmap(grad_and_value(g_loss))
-    gen_eval = vmap(_mlp, in_dims=(0, None))
-
-    eval_gen = torch.Generator().manual_seed(EVAL_SEED)
-    z_eval = torch.randn(c.n_eval, c.noise_dim, generator=eval_gen).to(dev)  # (N, noise_dim), shared by runs
-    real_eval = sample_toy(c.dataset, c.n_eval, generator=eval_gen, std=c.std).to(dev)  # (N, 2)
-
-    history: list[dict[str, Any]] = []
-    snapshots: dict[int, Tensor] = {}
-    eval_iters = set(range(0, c.iterations + 1, c.eval_every)) | {c.iterations}
-    snap_iters = set(c.snapshot_iters)
-    last_d = last_g = None
-
-    def evaluate(it: int) -> None:
-        with torch.no_grad():
-            fake = gen_eval(pG, z_eval)  # (S, N, 2)
-        if it in snap_iters:
-            snapshots[it] = fake[:, : c.n_snapshot].cpu().clone()
-        if it not in eval_iters:
-            return
-        m = evaluate_samples(fake.float().cpu(), c.dataset, real_eval.cpu(), std=c.std, min_count=c.min_count)
-        for s in range(S):
-            history.append(
-                {
-                    "run": s,
-                    "seed": seeds[s],
-                    "lr": lr_list[s],
-                    "iteration": it,
-                    "modes_covered": int(m["modes_covered"][s]),
-                    "n_modes": int(m["n_modes"]),
-                    "high_quality": float(m["high_quality"][s]),
-                    "sliced_w2": _none_if_nan(float(m["sliced_w2"][s])),
-                    "d_loss": None if last_d is None else _none_if_nan(float(last_d[s])),
-                    "g_loss": None if last_g is None else _none_if_nan(float(last_g[s])),
-                }
-            )
-        if log is not None:
-            hq = [r["high_quality"] for r in history[-S:]]
-            modes = [r["modes_covered"] for r in history[-S:]]
-            log(f"  it {it:>6}: modes {modes}, high quality {[round(h, 2) for h in hq]}")
-
-    start = time.perf_counter()
-    evaluate(0)
-    block: dict[str, Tensor] = {}
-    for it in range(1, c.iterations + 1):
-        j = (it - 1) % c.block
-        if j == 0:
-            n = min(c.block, c.iterations - it + 1)
-            draws = [draw_block(c, gen, n) for gen in gens]
-            # runs stacked after the step dimensions, so block[key][j, k] is a contiguous (S, B, ...) batch
-            block = {
-                key: torch.stack([d[key] for d in draws], dim=2 if key != "z_g" else 1).to(dev) for key in draws[0]
-            }
-        for k in range(c.d_steps):
-            gD, last_d = d_step(pD, pG, block["real"][j, k], block["z_d"][j, k], block["lam"][j, k])
-            adam_step(pD, gD, mD, vD, (it - 1) * c.d_steps + k + 1, lr, c.betas, c.eps)
-        gG, last_g = g_step(pG, pD, block["z_g"][j])
-        adam_step(pG, gG, mG, vG, it, lr, c.betas, c.eps)
-        if it in eval_iters or it in snap_iters:
-            evaluate(it)
-    seconds = time.perf_counter() - start
-    return GANRuns(
-        config=c,
-        seeds=seeds,
-        lrs=lr_list,
-        history=history,
-        snapshots=snapshots,
-        g_params={k: v.cpu() for k, v in zip(g_names, pG, strict=True)},
-        d_params={k: v.cpu() for k, v in zip(d_names, pD, strict=True)},
-        seconds=seconds,
-    )
+STREAM_FIGURE = 704  # the figure's real points, with gan_train.EVAL_SEED (gan_train uses 701-703)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -574,18 +169,6 @@ PROTOCOLS: dict[str, GANProtocol] = {
 }
 
 
-def _mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (NaN for n < 2) and n of the finite values.
-
-    Not `stats.mean_std`: that one sums exactly (``statistics``), this one as numpy does, and ``summary.csv`` holds
-    these floats at full precision, so switching would change its last digits for runs already reported.
-    """
-    xs = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if xs.size == 0:
-        return math.nan, math.nan, 0
-    return float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else math.nan, int(xs.size)
-
-
 def _fmt(mean: float, std: float, n: int, digits: int) -> str:
     if n == 0:
         return "n/a (n = 0)"
@@ -666,7 +249,7 @@ def _summarise(protocol: GANProtocol, finals: list[dict[str, Any]]) -> tuple[lis
         ]
         row: dict[str, Any] = {"dataset": dataset, "method": method, "n_modes": runs[0]["n_modes"]}
         for key in ("modes_covered", "high_quality", "sliced_w2"):
-            mean, std, n = _mean_std([r[key] for r in default])
+            mean, std, n = mean_std([r[key] for r in default])
             row.update({f"{key}_mean": mean, f"{key}_std": std, f"{key}_n": n})
         row["converged_default"] = sum(r["converged"] for r in default)
         row["runs_default"] = len(default)
@@ -779,19 +362,20 @@ def run_gan_table(
 
     Returns:
         ``out_dir``, holding ``protocol.json``, ``provenance.json``, ``metrics.jsonl`` (every evaluation of every
-        run), ``runs.csv`` (last iteration of every run), ``summary.csv``, ``summary.md``, ``gan_figure.png`` and
-        ``snapshots.npz`` (the figure's points).
+        run), ``runs.csv`` (last iteration of every run), ``summary.csv``, ``summary.md``, ``gan_figure.png``,
+        ``snapshots.npz`` (the figure's points) and ``runs/<name>/seed<seed>/``, one standard run folder per run
+        (``config.yaml``, ``provenance.json``, ``metrics.jsonl``, ``summary.json``: see :func:`run_name`).
     """
     if scale not in PROTOCOLS:
         raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(PROTOCOLS)}")
     if threads is not None:
-        _positive_int("threads", threads)
+        check_positive_int("threads", threads)
     overrides: dict[str, Any] = {}
     if seeds is not None:
         if isinstance(seeds, bool) or not isinstance(seeds, int | list | tuple | range):
             raise TaskArgumentError(f"seeds must be an int or a sequence of ints, got {type(seeds).__name__}")
         if isinstance(seeds, int):
-            overrides["seeds"] = tuple(range(_positive_int("seeds", seeds)))
+            overrides["seeds"] = tuple(range(check_positive_int("seeds", seeds)))
         else:
             overrides["seeds"] = tuple(seeds)
     for name, value in (("widths", widths), ("d_steps", d_steps), ("lrs", lrs)):
@@ -865,6 +449,7 @@ def _run_table(
         append_metrics(out, *({**tag, **rec} for rec in runs.history))
         for rec in runs.final():
             finals.append({**tag, **rec})
+        _write_run_folders(out, protocol, runs, prov)
         if config.width == protocol.default_width and config.d_steps == protocol.default_d_steps:
             s = member_lrs.index(protocol.default_lr)  # the first seed at the paper's lr
             fig_samples[(config.dataset, config.method)] = {
@@ -892,19 +477,12 @@ def _run_table(
         "g_loss",
         "converged",
     ]
-    with open(out / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(finals)
-
+    run_folders.write_csv(out / "runs.csv", fields, finals)
     rows, md = _summarise(protocol, finals)
-    with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "summary.md").write_text(md)
+    run_folders.write_csv(out / "summary.csv", list(rows[0]), rows)
+    run_folders.write_text(out / "summary.md", md)
 
-    eval_gen = torch.Generator().manual_seed(EVAL_SEED + 1)  # the figure's real points, apart from the metrics'
+    eval_gen = make_generator(EVAL_SEED, STREAM_FIGURE)  # the figure's real points, apart from the metrics'
     real = {d: sample_toy(d, 1000, generator=eval_gen, std=protocol.std).numpy() for d in protocol.datasets}
     scaled = protocol.snapshot_iters
     paper_its = list(FIGURE5_ITERATIONS) if len(scaled) == len(FIGURE5_ITERATIONS) else None
@@ -921,6 +499,49 @@ def _run_table(
     say(md)
     say(f"wrote {out} in {prov['wall_seconds']:.0f} s")
     return out
+
+
+def run_name(config: GANConfig, lr: float) -> str:
+    """The config name of the runs of ``config`` at ``lr`` (their seeds differ): ``gan-ring-mixup-w128-d5-lr0.001``."""
+    return f"gan-{config.dataset}-{config.method}-w{config.width}-d{config.d_steps}-lr{lr:g}"
+
+
+def _write_run_folders(out: Path, protocol: GANProtocol, runs: GANRuns, prov: dict[str, Any]) -> None:
+    """One standard run folder per run, ``out/runs/<name>/seed<seed>`` (config, provenance, metrics, summary).
+
+    The report groups them by name; ``row`` is ``<dataset>/<method>`` for the paper's setting (lr, D steps and
+    width of the protocol's default) and ``<dataset>/w<width>_d<d_steps>_lr<lr>/<method>`` for the rest of the grid.
+    """
+    c, p = runs.config, protocol
+    finals = runs.final()
+    for s, (seed, lr) in enumerate(zip(runs.seeds, runs.lrs, strict=True)):
+        default = (c.width, c.d_steps, lr) == (p.default_width, p.default_d_steps, p.default_lr)
+        row = f"{c.dataset}/{c.method}" if default else f"{c.dataset}/w{c.width}_d{c.d_steps}_lr{lr:g}/{c.method}"
+        folder = out / "runs" / run_name(c, lr) / f"seed{seed}"
+        run_folders.write_task_config(
+            folder,
+            {
+                "name": run_name(c, lr),
+                "table": "gan",
+                "row": row,
+                "notes": f"one run of the gan table ({p.scale} scale), trained in an ensemble of {len(runs.seeds)}",
+                "train": {"seed": seed, "lr": lr},
+                "gan": {**asdict(c), "betas": list(c.betas), "snapshot_iters": list(c.snapshot_iters)},
+            },
+        )
+        write_provenance(folder, {**prov, "seed": seed, "lr": lr, "ensemble": {"runs": len(runs.seeds)}})
+        write_metrics(folder, [r for r in runs.history if r["run"] == s])
+        final = {k: v for k, v in finals[s].items() if k != "run"}
+        run_folders.write_summary(
+            folder,
+            {
+                "status": "complete",
+                "iterations": c.iterations,
+                **final,
+                # the wall time of the whole ensemble, which trained these runs together
+                "train_time_s": runs.seconds,
+            },
+        )
 
 
 def _parse_seeds(text: str) -> int | list[int]:
