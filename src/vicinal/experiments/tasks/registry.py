@@ -68,7 +68,8 @@ class Table:
             markdown lines appended to the report (``[]`` when the runs hold nothing for it). ``runs`` are the loaded
             run folders (``report.Run``: ``path``, ``config``, ``records``, ``summary``, ``seed``, ``status``),
             ``stats`` the report's per-row statistics; it may write figures into ``out_dir``. Every table's hook
-            sees all runs (the data-size curve also uses the cifar table's runs), in the order of registration.
+            sees all runs (the data-size curve also uses the cifar table's runs), in the order of ``TABLES``
+            (``tasks._TASK_MODULES`` after ``tasks.load_tables()``).
         after_training: the step after every run of the table is trained (the adversarial table's attacks):
             ``after_training(plan, args)`` with the plan of ``vicinal reproduce`` (dicts with ``config``, ``cfg``,
             ``seed``, ``run_dir``) and its arguments; run once, by the process that writes the report.
