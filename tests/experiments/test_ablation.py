@@ -1,4 +1,4 @@
-"""The ablation table (Table 5): generated configs, 2-step smoke runs of every row, the findings checker."""
+"""The ablation table (Table 5): its two sweeps of configs, 2-step smoke runs of every row, the findings checker."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 
 from vicinal.experiments.config import MixConfig, apply_overrides, config_to_dict, diff_configs, load_config
+from vicinal.experiments.report import find_runs, load_run
 from vicinal.experiments.tasks import configs_dir, get_table
 from vicinal.experiments.tasks.ablation import (
     CPU_ROWS,
@@ -18,10 +19,8 @@ from vicinal.experiments.tasks.ablation import (
     Finding,
     ablation_configs,
     ablation_findings,
-    build_configs,
     findings_markdown,
     row_errors,
-    write_configs,
 )
 from vicinal.experiments.trainer import Trainer, summarize
 
@@ -39,19 +38,25 @@ def test_rows_cover_table5() -> None:
         "mix_inputs_label_smoothing",
         "gaussian_noise",
     }
-    layers = [r.mix.get("layer") for r in ROWS if r.family == "latent"]
+    paper = {load_config(p).row: load_config(p) for p in ablation_configs("paper")}
+    layers = [paper[f"{r.key}/wd1e-4"].mix.layer for r in ROWS if r.family == "latent"]
     assert layers == ["layer1", "layer2", "layer3", "layer4", "head"]
 
 
 @pytest.mark.parametrize("scale", ["cpu", "paper"])
-def test_committed_configs_equal_generated(scale: str, tmp_path: Path) -> None:
-    """configs/ablation is exactly what write_configs produces (regenerate with --write-configs)."""
-    write_configs(tmp_path)
-    committed = ablation_configs(scale)
-    assert [p.name for p in committed] == sorted(p.name for p in (tmp_path / scale).glob("*.yaml"))
-    assert len(committed) == {"paper": 40, "cpu": 18}[scale]
-    for path in committed:
-        assert path.read_text() == (tmp_path / scale / path.name).read_text(), path.name
+def test_the_sweeps_hold_the_tables_rows(scale: str) -> None:
+    """configs/ablation/<scale>.yaml: ROWS (paper) or CPU_ROWS (cpu) x both weight decays, labelled as ROWS says."""
+    keys = [r.key for r in ROWS] if scale == "paper" else list(CPU_ROWS)
+    files = ablation_configs(scale)
+    expected = sorted(f"{k}-{wd}.yaml" for k in keys for wd in ("wd1e-4", "wd5e-4"))
+    assert [p.name for p in files] == expected and len(files) == {"paper": 40, "cpu": 18}[scale]
+    label = {r.key: r.label for r in ROWS}
+    suffix = "-cpu" if scale == "cpu" else ""
+    for path in files:
+        cfg = load_config(path)
+        key, wd = cfg.row.split("/")
+        assert path.name == f"{key}-{wd}.yaml" and cfg.name == f"ablation-{key}-{wd}{suffix}"
+        assert cfg.notes == f"Table 5 row '{label[key]}' at weight decay {cfg.optim.weight_decay:g}, {scale} scale"
 
 
 def test_paper_and_cpu_configs() -> None:
@@ -96,7 +101,7 @@ def test_table_registered() -> None:
     with pytest.raises(ValueError, match="unknown scale 'gpu'"):
         ablation_configs("gpu")
     with pytest.raises(ValueError, match="unknown scale 'huge'"):
-        build_configs("huge")
+        get_table("ablation").configs("huge")
 
 
 @pytest.mark.parametrize("path", ablation_configs("cpu"), ids=lambda p: p.stem)
@@ -209,7 +214,8 @@ def test_row_errors_from_run_folders(tmp_path: Path) -> None:
     _summary_run(tmp_path, "erm/wd1e-4", 0, [90, 80] + [6.0] * 5 + [5.0] * 5)  # median 5.5
     _summary_run(tmp_path, "erm/wd1e-4", 1, [4.0] * 12)
     _summary_run(tmp_path, "erm/wd5e-4", 0, [3.0] * 12, status="interrupted")  # ignored: not complete
-    errors = row_errors([tmp_path])
+    runs = [load_run(p) for p in find_runs([tmp_path])]
+    errors = row_errors(runs)
     assert errors == {"erm/wd1e-4": (4.75, 2)}
-    assert ablation_findings([tmp_path])[2].holds is None
+    assert ablation_findings(runs)[2].holds is None
     assert config_to_dict(load_config(ablation_configs("cpu")[0]))["table"] == "ablation"

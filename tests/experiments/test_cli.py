@@ -19,6 +19,7 @@ from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 
 from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
+from vicinal.experiments.tasks.cifar import cifar_configs
 
 CONFIGS = configs_dir()
 DEMO = CONFIGS / "demo" / "digits.yaml"
@@ -169,7 +170,7 @@ def paper_smoke_overrides(path: Path) -> list[str]:
 
 
 def test_every_paper_config_runs_two_steps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    files = sorted((CONFIGS / "cifar" / "paper").glob("*.yaml"))
+    files = cifar_configs("paper")
     assert len(files) == 12
     for path in files:
         code, out, err = run_cli(

@@ -10,10 +10,13 @@ from vicinal.experiments.config import (
     ConfigError,
     ExperimentConfig,
     apply_overrides,
+    config_exists,
     config_from_dict,
     config_to_dict,
     diff_configs,
     load_config,
+    shipped_configs,
+    sweep_rows,
 )
 from vicinal.experiments.demo import DEMO_CONFIG
 from vicinal.experiments.paths import configs_dir
@@ -152,7 +155,7 @@ def test_roundtrip_and_diff(tmp_path: Path) -> None:
 
 
 def test_paper_configs_hold_the_papers_settings() -> None:
-    files = sorted((CONFIGS / "cifar" / "paper").glob("*.yaml"))
+    files = [CONFIGS / "cifar" / "paper" / f"{row}.yaml" for row in sweep_rows(CONFIGS / "cifar" / "paper.yaml")]
     assert len(files) == 12
     rows = set()
     for f in files:
@@ -209,3 +212,104 @@ def test_config_to_dict_is_plain() -> None:
     d = config_to_dict(ExperimentConfig())
     assert d["optim"]["betas"] == [0.9, 0.999] and d["train"]["max_steps"] is None
     assert config_from_dict(d) == ExperimentConfig()
+
+
+# -- sweeps -------------------------------------------------------------------------------------------------------
+SWEEP = """\
+base: recipe.yaml
+name: "exp-{method}-{wd}"
+notes: "{label} at weight decay {wd}"
+row: "{method}/{wd}"
+sweep:
+  config: "{method}-{wd}"
+  rows:
+    - method:
+        erm: {vars: {label: ERM}, mix: {variant: erm}}
+        mixup: {vars: {label: mixup}, mix.variant: mixup, mix.alpha: 0.5}
+      wd:
+        wd1e-4: {optim: {weight_decay: 1.0e-4}}
+        wd5e-4: {optim.weight_decay: 5.0e-4}
+    - method:
+        cutmix: {vars: {label: CutMix}, mix: {variant: cutmix}}
+      wd: {wd0: {optim: {weight_decay: 0.0}}}
+"""
+
+
+def _sweep_folder(tmp_path: Path, text: str = SWEEP) -> Path:
+    (tmp_path / "recipe.yaml").write_text("name: recipe\ntrain: {epochs: 3}\nmix: {alpha: 2.0}\n")
+    (tmp_path / "grid.yaml").write_text(text)
+    return tmp_path / "grid.yaml"
+
+
+def test_a_sweep_expands_in_memory_into_named_rows(tmp_path: Path) -> None:
+    sweep = _sweep_folder(tmp_path)
+    # the union of the two products, first axis outermost, in declared order
+    assert sweep_rows(sweep) == ["erm-wd1e-4", "erm-wd5e-4", "mixup-wd1e-4", "mixup-wd5e-4", "cutmix-wd0"]
+    row = tmp_path / "grid" / "mixup-wd5e-4.yaml"
+    assert not row.exists() and config_exists(row) and not config_exists(tmp_path / "grid" / "nope.yaml")
+    cfg = load_config(row)
+    # templates filled from the axis ids and vars; dotted keys; the base underneath; the row over the common keys
+    assert (cfg.name, cfg.notes, cfg.row) == ("exp-mixup-wd5e-4", "mixup at weight decay wd5e-4", "mixup/wd5e-4")
+    assert (cfg.mix.variant, cfg.mix.alpha, cfg.optim.weight_decay, cfg.train.epochs) == ("mixup", 0.5, 5e-4, 3)
+    erm = load_config(tmp_path / "grid" / "erm-wd1e-4")  # with or without .yaml
+    assert (erm.mix.variant, erm.mix.alpha, erm.optim.weight_decay) == ("erm", 2.0, 1e-4)  # alpha from the base
+    assert diff_configs(erm, load_config(tmp_path / "grid" / "erm-wd5e-4.yaml")) == [
+        "name", "notes", "optim.weight_decay", "row"
+    ]  # fmt: skip
+    # a config may start from a sweep row (base: grid/ROW.yaml), as the ablation starts from the cifar sweep
+    (tmp_path / "child.yaml").write_text("base: grid/cutmix-wd0.yaml\nname: child\n")
+    child = load_config(tmp_path / "child.yaml")
+    assert (child.name, child.mix.variant, child.row) == ("child", "cutmix", "cutmix/wd0")
+
+
+def test_a_sweep_axis_may_list_the_values_of_a_config_key(tmp_path: Path) -> None:
+    (tmp_path / "wd.yaml").write_text("sweep:\n  rows:\n    optim.weight_decay: [1.0e-4, 5.0e-4]\n")
+    assert sweep_rows(tmp_path / "wd.yaml") == ["0.0001", "0.0005"]
+    assert load_config(tmp_path / "wd" / "0.0005.yaml").optim.weight_decay == 5e-4
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            ("{label} at", "{nope} at"),
+            r"template '\{nope\} at weight decay \{wd\}' names 'nope', which is no axis or var",
+        ),
+        (('config: "{method}-{wd}"', 'config: "same"'), r"row name 'same' names two rows"),
+        (('config: "{method}-{wd}"', 'config: "a/{wd}"'), r"row name 'a/wd1e-4' holds a '/'"),
+        (("  rows:", "  row:"), r"config key 'sweep' in '.*grid.yaml' must be a mapping with 'rows'"),
+        (("wd: {wd0:", "wd: [] #"), r"sweep axis 'wd' in '.*grid.yaml' must map ids to overrides"),
+        (
+            ("{vars: {label: CutMix}", "{vars: [CutMix]"),
+            r"'vars' of sweep row 'method: cutmix' in '.*' must be a mapping",
+        ),
+        (("mix.alpha: 0.5}", "mix.alpha: 0.5, mix.nope: 1}"), r"unknown config key 'mix.nope'"),
+    ],
+)
+def test_sweep_errors_name_the_file_and_the_problem(tmp_path: Path, change: tuple[str, str], match: str) -> None:
+    sweep = _sweep_folder(tmp_path, SWEEP.replace(*change))
+    with pytest.raises(ConfigError, match=match):
+        load_config(sweep.parent / "grid" / "mixup-wd1e-4.yaml")
+
+
+def test_a_sweep_file_or_a_missing_row_is_not_a_config(tmp_path: Path) -> None:
+    sweep = _sweep_folder(tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"'.*grid.yaml' is a sweep of 5 configs; name one of them, e.g. '.*grid/erm-wd1e-4'"
+    ):
+        load_config(sweep)
+    with pytest.raises(ConfigError, match=r"the sweep '.*grid.yaml' has no row 'nope' \(its rows: erm-wd1e-4, "):
+        load_config(tmp_path / "grid" / "nope.yaml")
+
+
+def test_shipped_sweeps_list_their_rows_by_name() -> None:
+    names = shipped_configs()
+    assert "ablation/cpu/mixup-acrp-a1-wd1e-4" in names and "cifar/paper/cifar10-preact_resnet18-erm" in names
+    assert not any(n in names for n in ("ablation/cpu", "cifar/paper", "speech/cpu"))  # the sweep files themselves
+    assert len(names) == len(set(names)) == 156
+    assert load_config("ablation/cpu/mixup-acrp-a1-wd1e-4").name == "ablation-mixup-acrp-a1-wd1e-4-cpu"
+    assert load_config("configs/ablation/cpu/mixup-acrp-a1-wd1e-4.yaml").row == "mixup-acrp-a1/wd1e-4"
+    # the paper-scale ablation inherits the paper CIFAR recipe (base:), so a fix to the recipe reaches it
+    recipe = load_config("cifar/paper/cifar10-preact_resnet18-erm")
+    row = load_config("ablation/paper/erm-wd5e-4")
+    assert diff_configs(recipe, row) == ["name", "notes", "optim.weight_decay", "row", "table"]

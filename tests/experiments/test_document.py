@@ -70,7 +70,7 @@ def test_document(inputs: dict[str, Path], tmp_path: Path) -> None:
     md, page = result["markdown"], result["html"]
     assert (out / "report.md").read_text() == md and (out / "report.html").read_text() == page
     assert result["tables"] == ["ablation", "cifar"]
-    # the cifar table beside the paper (report.py's PAPER) and the ablation's verified rows (the task's numbers)
+    # the cifar table beside the paper and the ablation's verified rows (each table's own numbers, Table.paper)
     assert re.search(r"\| c10-erm \| 2 \(0 1\) \| 2/2 \| 11\.00 ± 1\.41 \| .* \| 5\.6 \|", md)
     assert re.search(r"\| abl-erm-lo \| 1 \(0\) \| 1/1 \| 5\.00 \| .* \| 5\.53 \|", md)
     assert "Paper column (ablation): median test error of the last 10 epochs" in md

@@ -16,9 +16,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from vicinal.experiments import orchestrate
+from vicinal.experiments.cli import main
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 
 DEMO = configs_dir() / "demo" / "digits.yaml"
@@ -102,6 +105,7 @@ def test_a_run_folder_with_results_is_not_overwritten(tmp_path: Path) -> None:
 CLAIMER = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from vicinal.experiments import orchestrate
 
 alive = orchestrate.pid_alive
@@ -235,3 +239,47 @@ def test_a_plan_of_max_steps_runs_ends(tmp_path: Path, capsys: pytest.CaptureFix
     register_synthetic()
     assert main([*TINY_TABLE, "train.max_steps=1", "--out", str(tmp_path)]) == 0
     assert "this process done; 4 runs trained elsewhere are not finished yet" in capsys.readouterr().out
+
+
+def test_reproduce_looks_its_table_up_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    looked_up: list[str] = []
+    real = orchestrate.get_table
+
+    def counting(name: str) -> Any:
+        looked_up.append(name)
+        return real(name)
+
+    monkeypatch.setattr(orchestrate, "get_table", counting)
+    assert main(["reproduce", "ablation", "--scale", "cpu", "--dry-run", "--out", str(tmp_path)]) == 0
+    assert looked_up == ["ablation"]
+    out = capsys.readouterr().out
+    assert "dry run: 36 of 36 runs would be trained" in out  # 18 rows of the cpu sweep x 2 seeds
+
+
+def test_the_help_imports_no_task_module_but_the_reproduce_help_lists_every_table() -> None:
+    code = (
+        "import sys\n"
+        "from vicinal.experiments.cli import build_parser\n"
+        "p = build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('vicinal.experiments.tasks.')))\n"
+        "p._subparsers._group_actions[0].choices['reproduce'].print_help()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    loaded, _, help_text = out.partition("\n")
+    for task in ("uci", "gan", "speech", "imagenet", "robustness", "datasize", "cifar"):
+        assert f"vicinal.experiments.tasks.{task}'" not in loaded, loaded
+    for table in (
+        "ablation",
+        "adversarial",
+        "cifar",
+        "corrupted-labels",
+        "datasize",
+        "gan",
+        "imagenet",
+        "speech",
+        "uci",
+    ):
+        assert f"\n  {table}: " in help_text

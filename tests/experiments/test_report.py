@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict
-from vicinal.experiments.report import PAPER, ReportError, find_runs, make_report, mean_std
+from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
+from vicinal.experiments.report import ReportError, find_runs, make_report, mean_std, paper_number, paper_sources
+from vicinal.experiments.runs import write_config, write_summary
+from vicinal.experiments.tasks import TABLES, load_tables
 from vicinal.experiments.trainer import summarize
 
 
@@ -55,6 +58,12 @@ def runs(tmp_path: Path) -> Path:
         make_run(root, "c10-mixup", "cifar10/preact_resnet18/mixup", seed, [25.0, 8.0, last])
     make_run(root, "other", "", 7, [50.0, 40.0], status="interrupted")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _tables() -> None:
+    """Every table registered, as `vicinal report` has them: the paper column and the sections come from them."""
+    load_tables()
 
 
 def test_mean_std() -> None:
@@ -122,7 +131,7 @@ def test_runs_may_be_listed_one_by_one(runs: Path, tmp_path: Path) -> None:
 
 def test_paper_numbers_match_experiments_md() -> None:
     # The paper column is transcribed from paper/EXPERIMENTS.md 3.2 (Figure 3a); spot-check all twelve.
-    assert PAPER["cifar"] == {
+    assert TABLES["cifar"].paper == {
         "cifar10/preact_resnet18/erm": 5.6, "cifar10/preact_resnet18/mixup": 4.2,
         "cifar10/wrn28_10/erm": 3.8, "cifar10/wrn28_10/mixup": 2.7,
         "cifar10/densenet_bc190/erm": 3.7, "cifar10/densenet_bc190/mixup": 2.7,
@@ -130,6 +139,30 @@ def test_paper_numbers_match_experiments_md() -> None:
         "cifar100/wrn28_10/erm": 19.4, "cifar100/wrn28_10/mixup": 17.5,
         "cifar100/densenet_bc190/erm": 19.0, "cifar100/densenet_bc190/mixup": 16.8,
     }  # fmt: skip
+
+
+def test_every_table_with_published_rows_has_a_paper_column_and_its_source() -> None:
+    """The tables own their published numbers: each row number reaches the report, with its source."""
+    published = {name for name, t in TABLES.items() if t.paper}
+    assert {"cifar", "corrupted-labels", "speech", "imagenet", "ablation"} <= published
+    assert paper_number("speech", "vgg11/mixup0.2") == 3.4  # Table 4 left: test error (validation 3.9)
+    assert paper_number("imagenet", "resnet101/90/mixup") == 21.5  # Table 1: top-1 (top-5 5.6)
+    assert paper_number("corrupted-labels", "50/mixup_a32") == 12.7  # Table 2: last-epoch test error
+    assert paper_number("ablation", "erm/wd5e-4") == 5.18 and paper_number("cifar", "no/such/row") is None
+    assert paper_number("no-such-table", "x") is None
+    sources = paper_sources(["speech", "adversarial", "cifar", "imagenet", "speech"])
+    assert list(sources) == ["cifar", "imagenet", "speech"]  # sorted; adversarial publishes no row numbers
+    assert all(sources.values()) and "Table 4 (left)" in sources["speech"] and "Table 1" in sources["imagenet"]
+
+
+def test_a_speech_report_shows_the_papers_test_error(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        run = tmp_path / "runs" / "speech-vgg11-mixup0.2-cpu" / f"seed{seed}"
+        write_config(run, load_config("speech/cpu/speech-vgg11-mixup0.2", [f"train.seed={seed}"]))
+        write_summary(run, {"status": "complete", "last_test_error": 4.0 + seed, "epochs_completed": 30})
+    md = make_report([tmp_path / "runs"], tmp_path / "report")["markdown"]
+    assert re.search(r"\| speech-vgg11-mixup0\.2-cpu \| 2 \(0 1\) \| 2/2 \| 4\.50 ± 0\.71 \| .* \| 3\.4 \|", md)
+    assert "Paper column (speech): Zhang et al., mixup, ICLR 2018, Table 4 (left)" in md
 
 
 def test_errors(tmp_path: Path, runs: Path) -> None:

@@ -14,7 +14,6 @@ from lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
 
 from vicinal.experiments.cli import main
 from vicinal.experiments.config import ConfigError, diff_configs, load_config
-from vicinal.experiments.report import report as report_module
 from vicinal.experiments.report.report import make_report
 from vicinal.experiments.tasks import get_table, robustness
 from vicinal.experiments.trainer import Trainer
@@ -22,14 +21,17 @@ from vicinal.experiments.trainer import Trainer
 
 # -- configs --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("scale", "n"), [("cpu", 12), ("paper", 36)])
-def test_corrupted_label_configs_match_the_generator(scale: str, n: int) -> None:
+def test_corrupted_label_sweep_holds_the_tables_rows_in_order(scale: str, n: int) -> None:
+    """configs/corrupted_labels/<scale>.yaml declares exactly the rows of corrupted_label_rows, in its order."""
     files = robustness.corrupted_label_configs(scale)
-    texts = robustness.corrupted_label_config_texts(scale)
-    assert len(files) == n == len(texts)
-    folder = files[0].parent
-    assert sorted(p.name for p in folder.glob("*.yaml")) == sorted(texts)  # no stale files
+    assert len(files) == n == len(robustness.corrupted_label_rows(scale))
+    assert [load_config(f).row for f in files] == [r["row"] for r in robustness.corrupted_label_rows(scale)]
+    assert all(not f.exists() and f.parent.with_suffix(".yaml").is_file() for f in files)  # rows of one sweep file
+    suffix = "-cpu" if scale == "cpu" else ""
     for f in files:
-        assert f.read_text() == texts[f.name], f"{f} differs from corrupted_label_config_texts; regenerate it"
+        cfg = load_config(f)
+        assert f.name == f"{cfg.name}.yaml" and cfg.name.endswith(f"{suffix}")
+        assert cfg.name == f"cifar10-preact_resnet18-c{cfg.row.replace('/', '-').replace('.', '')}{suffix}"
 
 
 def test_corrupted_label_rows_load_with_the_right_settings() -> None:
@@ -58,10 +60,7 @@ def test_adversarial_configs_cpu_and_missing_imagenet(tmp_path: Path, monkeypatc
     assert diff_configs(a, b) == ["name", "notes", "row", "table", "train.seed"]
     assert b.train.seed == 1000 and load_config(mixup).mix.variant == "mixup"
     monkeypatch.setattr(robustness, "configs_dir", lambda: tmp_path / "configs")
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"needs .imagenet/resnet101-erm-90.yaml. or .imagenet/paper/imagenet-resnet101-90ep-erm.yaml. \(ImageNet",
-    ):
+    with pytest.raises(FileNotFoundError, match=r"missing config files: .*imagenet/paper/imagenet-resnet101-90ep-erm"):
         robustness.adversarial_configs("paper")
     with pytest.raises(ValueError, match=r"unknown scale 'gpu'"):
         robustness.adversarial_configs("gpu")
@@ -208,7 +207,7 @@ def test_adversarial_attack_step_and_report(runs: dict[str, Path], tmp_path: Pat
     md = report["markdown"]
     assert "## Table 3" in md and "90.7 / 99.9" in md
     full, _, quarter = md.partition("Attacked: every 4th test image (n = 10 per model).")
-    assert [report_module._ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102)] == [
+    assert [robustness._ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 102)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "102nd"
     ]  # fmt: skip
     assert "Attacked: every test image (n = 40 per model)." in full and quarter

@@ -63,6 +63,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+_TABLES_EPILOG = "tables: (listed when the help is shown)"
+
+
+class _TablesFormatter(argparse.RawDescriptionHelpFormatter):
+    """The help of ``vicinal reproduce``: its epilog lists the registered tables. Listing them imports every task
+    module, which only this help needs, so the list is made when the help is formatted, not for every command."""
+
+    def add_text(self, text: str | None) -> None:
+        if text == _TABLES_EPILOG:
+            load_tables()
+            text = "tables:\n" + "\n".join(f"  {name}: {t.title}" for name, t in sorted(TABLES.items()))
+        super().add_text(text)
+
+
 def _add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     """The ``--set KEY=VALUE ...`` option shared by demo, train and reproduce."""
     parser.add_argument(
@@ -140,8 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
-    load_tables()
-    tables = "\n".join(f"  {name}: {t.title}" for name, t in sorted(TABLES.items()))
     p = sub.add_parser(
         "reproduce",
         help="run every row of a paper table for several seeds, then report",
@@ -149,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Expand a paper table into its runs (one config per row, several seeds), train them one after the "
             "other (finished runs are skipped, interrupted ones resumed), then write the report."
         ),
-        epilog=f"tables:\n{tables}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_TABLES_EPILOG,
+        formatter_class=_TablesFormatter,
     )
     p.add_argument("table", help="the table to reproduce, e.g. cifar")
     p.add_argument(
@@ -339,6 +351,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"written: {', '.join(str(f) for f in result['files'])}")
         return 0
     _check_summaries(args.runs)
+    load_tables()  # the report's paper column and sections come from the tables
     result = make_report(args.runs, args.out)
     print(result["markdown"])
     print(f"written: {', '.join(str(f) for f in result['files'])}")

@@ -1,7 +1,8 @@
 """Experiments as data: typed dataclasses, YAML files and strict ``--set a.b=value`` overrides.
 
 One :class:`ExperimentConfig` describes one run completely (data, model, optimiser, schedule, mixing, training
-loop). Files are read with ``yaml.safe_load`` (a config never runs code). Every key is checked against the
+loop). Files are read with ``yaml.safe_load`` (a config never runs code) by :mod:`vicinal.experiments.config_yaml`
+(``base:`` inheritance, sweeps declared as data, shipped names; its public names are re-exported here). Every key is checked against the
 dataclass fields: an unknown key is an error that lists the valid keys, a value of the wrong type is an error that
 names the key, the expected type and what it received. Errors are :class:`ConfigError` (a ``ValueError`` and a
 ``LabError``).
@@ -26,8 +27,15 @@ import yaml
 
 import vicinal
 
-from .errors import LabError
-from .paths import configs_dir
+from .config_yaml import (
+    ConfigError,
+    config_exists,
+    describe,
+    read_config_data,
+    resolve_config,
+    shipped_configs,
+    sweep_rows,
+)
 
 __all__ = [
     "ConfigError",
@@ -38,18 +46,16 @@ __all__ = [
     "MixConfig",
     "TrainConfig",
     "ExperimentConfig",
+    "config_exists",
     "config_from_dict",
     "config_to_dict",
     "load_config",
     "resolve_config",
     "shipped_configs",
+    "sweep_rows",
     "apply_overrides",
     "diff_configs",
 ]
-
-
-class ConfigError(LabError, ValueError):
-    """A config file or override is invalid (unknown key, wrong type, bad value, missing file); a user error."""
 
 
 @dataclass
@@ -269,14 +275,6 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _describe(value: Any) -> str:
-    """``str 'abc'`` / ``int 3`` for error messages."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
-
-
 def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (int -> float widened). Raise ConfigError."""
     origin = typing.get_origin(tp)
@@ -294,18 +292,18 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
                 return _coerce(key, value, arg)
             except ConfigError as exc:
                 errors.append(exc)
-        raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+        raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {describe(value)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+            raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {describe(value)}")
         return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+            raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {describe(value)}")
         for k in value:
             if not isinstance(k, str):
-                raise ConfigError(f"config key '{key}' expects string keys, got key {_describe(k)}")
+                raise ConfigError(f"config key '{key}' expects string keys, got key {describe(k)}")
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
@@ -317,7 +315,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ConfigError(f"config key '{key}' expects a finite float, got {_describe(value)}")
+                raise ConfigError(f"config key '{key}' expects a finite float, got {describe(value)}")
             return float(value)
         if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
             return float(value)  # YAML 1.1 reads "1e-4" as a string; see the module docstring.
@@ -326,7 +324,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return value
     else:  # pragma: no cover - every field type is handled above
         raise TypeError(f"unsupported config field type {tp!r} at '{key}'")
-    raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {_describe(value)}")
+    raise ConfigError(f"config key '{key}' expects {_type_name(tp)}, got {describe(value)}")
 
 
 def _fields(cls: type) -> dict[str, Any]:
@@ -339,7 +337,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     """Instantiate dataclass ``cls`` from a mapping, recursively, strictly."""
     where = f"'{prefix}'" if prefix else "the top level"
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config section {where} must be a mapping, got {_describe(data)}")
+        raise ConfigError(f"config section {where} must be a mapping, got {describe(data)}")
     fields = _fields(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
@@ -439,89 +437,13 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``: mappings merge key by key (recursively), anything else (lists too) is replaced."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_config_file(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    """The mapping of a YAML config file, with its ``base:`` file (if any) merged underneath."""
-    if path.is_dir():
-        what = f" (the base of '{chain[-1]}')" if chain else ""
-        raise ConfigError(f"config file '{path}'{what} is a folder, not a YAML file")
-    if not path.is_file():
-        if chain:
-            raise ConfigError(f"config file '{path}' (the base of '{chain[-1]}') does not exist")
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
-    except OSError as exc:
-        raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror}") from None
-    if data is not None and not isinstance(data, Mapping):
-        raise ConfigError(f"config file '{path}' must hold a mapping at the top level, got {_describe(data)}")
-    data = dict(data or {})
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    if not isinstance(base, str):
-        raise ConfigError(f"config key 'base' in '{path}' must be a path string, got {_describe(base)}")
-    base_path = (path.parent / base).resolve()
-    if base_path in chain or base_path == path.resolve():
-        raise ConfigError(f"config file '{path}' inherits from itself through 'base: {base}'")
-    return _merge(_read_config_file(base_path, (*chain, path.resolve())), data)
-
-
-def shipped_configs(prefix: str = "") -> list[str]:
-    """Names of the configs shipped with the package (``cifar/cpu/cifar10-preact_resnet18-mixup``), sorted; with
-    ``prefix``, only the names that start with it."""
-    root = configs_dir()
-    names = sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml") if p.is_file())
-    return [n for n in names if n.startswith(prefix)]
-
-
-def resolve_config(path: str | Path) -> Path:
-    """The file of a config named by a path or by its shipped name.
-
-    An existing path (file or folder) or an absolute path is taken as it is. Otherwise ``path`` is a name relative
-    to the shipped configs (``vicinal.experiments.paths.configs_dir()``), with or without ``.yaml``; a leading
-    ``configs/`` (how a source checkout spelled them before they moved into the package) is dropped.
-
-    Raises:
-        ConfigError: neither a file nor a shipped name (one line, saying where it looked).
-    """
-    given = Path(path)
-    if given.exists() or given.is_absolute():
-        return given
-    root = configs_dir()
-    name = given.as_posix()
-    if name.startswith("configs/"):
-        name = name[len("configs/") :]
-    if name and name != ".":
-        for candidate in (root / name, root / f"{name}.yaml"):
-            if candidate.is_file():
-                return candidate
-    raise ConfigError(
-        f"config file '{path}' does not exist, nor does '{name}[.yaml]' among the shipped configs in '{root}' "
-        "('vicinal configs' lists them)"
-    )
-
-
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
     """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
 
     A file may start from another one: a top-level ``base: OTHER.yaml`` (relative to the file) loads that
-    file first and merges this file's keys over it (sections merge key by key; lists and scalars replace).
+    file first and merges this file's keys over it (sections merge key by key; lists and scalars replace). A sweep
+    row (``X/Y/NAME.yaml`` of the sweep file ``X/Y.yaml``, see :mod:`vicinal.experiments.config_yaml`) is the sweep
+    file's common keys with the row's overrides merged over them, then the same ``base:`` rule.
 
     Args:
         path: the YAML file, or the name of a shipped config (``cifar/cpu/cifar10-preact_resnet18-mixup``, with
@@ -532,7 +454,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
         ConfigError: missing/unreadable file, unknown name, invalid YAML, unknown key, wrong type, bad value.
     """
     path = resolve_config(path)
-    data = _read_config_file(path, ())
+    data = read_config_data(path, ())
     try:
         cfg = _build(ExperimentConfig, data, "")
     except ConfigError as exc:

@@ -34,7 +34,7 @@ from typing import Any
 from .config import ConfigError, ExperimentConfig, diff_configs, load_config
 from .report import make_report
 from .runs import pid_alive, read_json, read_summary, write_json
-from .tasks import get_table, robustness
+from .tasks import Table, get_table
 from .trainer import Trainer
 
 __all__ = [
@@ -189,9 +189,12 @@ def _note_finished(out: Path, runs: list[Path]) -> None:
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------
-def plan_runs(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path]:
-    """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each."""
-    table = get_table(args.table)
+def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Table, list[dict[str, Any]], Path]:
+    """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each.
+
+    ``table``: the table ``args.table`` when the caller already looked it up (default: look it up).
+    """
+    table = table if table is not None else get_table(args.table)
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
@@ -228,11 +231,6 @@ def plan_runs(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]], Path
     return table, plan, out
 
 
-def _after_training(table: str) -> Any:
-    """The step a table runs after its trainings (the adversarial table's attacks), or None."""
-    return robustness.AFTER_TRAINING.get(table)
-
-
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     if summary.get("last_test_error") is None:
         print(f"vicinal: {summary['status']}; run folder {run_dir}")
@@ -248,14 +246,14 @@ def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 def reproduce(args: argparse.Namespace) -> int:
     """`vicinal reproduce`: every row x seed of a table, then the report (see the module doc)."""
     started = time.time()
-    runner_table = get_table(args.table)
-    if runner_table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
+    table = get_table(args.table)
+    if table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
         if getattr(args, "shard", None) is not None:
-            raise ConfigError(f"--shard: table {runner_table.name!r} trains as one batched job and cannot be split")
-        out = args.out if args.out is not None else Path("runs") / f"{runner_table.name}-{args.scale}"
-        runner_table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
+            raise ConfigError(f"--shard: table {table.name!r} trains as one batched job and cannot be split")
+        out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
+        table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
         return 0
-    table, plan, out = plan_runs(args)
+    table, plan, out = plan_runs(args, table)
     print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")
     if args.scale == "cpu" and table.notes:
         print(f"  {table.notes}")
@@ -336,7 +334,7 @@ def reproduce(args: argparse.Namespace) -> int:
         if claiming and _finished_since(out, runs, started):
             print(f"{who} done; another process has written the report meanwhile ({out / 'report'})")
             return 0
-        _finish(table.name, plan, args, out, t0)
+        _finish(table, plan, args, out, t0)
         if claiming:
             _note_finished(out, runs)
     finally:
@@ -345,11 +343,10 @@ def reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finish(table: str, plan: list[dict[str, Any]], args: argparse.Namespace, out: Path, t0: float) -> None:
+def _finish(table: Table, plan: list[dict[str, Any]], args: argparse.Namespace, out: Path, t0: float) -> None:
     """The step after training (if the table has one) and the report (rank 0)."""
-    after = _after_training(table)
-    if after is not None and Trainer.is_rank0():
-        after(plan, args)
+    if table.after_training is not None and Trainer.is_rank0():
+        table.after_training(plan, args)
     if Trainer.is_rank0():
         result = make_report([out], out / "report")
         print(result["markdown"])

@@ -21,7 +21,6 @@ import argparse
 import base64
 import html
 import json
-import os
 import platform
 import re
 import shlex
@@ -29,15 +28,16 @@ import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import RunError
+from ..runs import provenance, read_provenance
 from ..tasks import TABLES, load_tables
-from ..tasks.ablation import PAPER_ABLATION, PAPER_ABLATION_SOURCE, ablation_findings, findings_markdown
-from .report import PAPER_SOURCES, ReportError, group_runs, load_run, make_report, markdown_table
+from ..tasks.ablation import ablation_findings, findings_markdown
+from .report import ReportError, group_runs, load_run, make_report
 
 __all__ = ["Document", "collect", "environment", "environment_tag", "main", "make_document", "md_blocks"]
 
@@ -132,21 +132,17 @@ def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Docume
 
 # -- environment ----------------------------------------------------------------------------------------------
 def environment() -> dict[str, Any]:
-    """This machine and the package versions of this process."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("vicinal", "torch", "torchvision", "numpy", "scipy", "matplotlib", "pyyaml"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
+    """This machine and the package versions of this process (from :func:`vicinal.experiments.runs.provenance`,
+    the one that every run folder records, plus the processor)."""
     cuda = torch.cuda.is_available()
+    prov = provenance(device="cuda" if cuda else "cpu")
     return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
+        "hostname": prov["hostname"],
+        "platform": prov["platform"],
         "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-        "versions": versions,
+        "cpu_count": prov["cpu_count"],
+        "device": prov["device_name"] if cuda else "cpu",
+        "versions": prov["versions"],
     }
 
 
@@ -159,12 +155,10 @@ def environment_tag(env: dict[str, Any] | None = None) -> str:
 
 
 def _provenance(run: Path) -> dict[str, Any]:
-    path = run / "provenance.json"
-    if not path.is_file():
-        return {}
+    """The run's ``provenance.json``, or {} when it is absent or corrupt (the page still lists the run)."""
     try:
-        prov = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        prov = read_provenance(run)
+    except RunError:
         return {}
     return prov if isinstance(prov, dict) else {}
 
@@ -322,14 +316,8 @@ def _render_html(blocks: Sequence[Block], title: str) -> str:
 
 
 # -- the document ---------------------------------------------------------------------------------------------
-def _extra_paper() -> tuple[dict[str, dict[str, float]], dict[str, str]]:
-    """Paper numbers of tables that report.py's PAPER does not hold (yet): the ablation's verified rows."""
-    return {"ablation": PAPER_ABLATION}, {"ablation": PAPER_ABLATION_SOURCE}
-
-
 def _reproduce_command(table: str, names: Sequence[str]) -> str | None:
     """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (scale from the config names)."""
-    load_tables()
     if table not in TABLES:
         return None
     scale = "cpu" if all(n.endswith("-cpu") for n in names) else "paper"
@@ -340,31 +328,22 @@ def _table_blocks(table: str, runs: list[Path], out_dir: Path, images: dict[Path
     label = table or "runs without a table"
     tdir = out_dir / "tables" / (table or "other")
     result = make_report(runs, tdir)
-    extra, extra_sources = _extra_paper()
-    # report.py's PAPER first; the task's own numbers where it has none
-    stats = [
-        {**s, "paper": s["paper"] if s["paper"] is not None else extra.get(table, {}).get(s["row"])}
-        for s in result["groups"]
-    ]
-    # report.py's page minus its title, with the task's paper numbers filled into the main table.
+    # report.py's page minus its title; the paper column and its source come from the table (Table.paper).
     text = result["markdown"].split("\n", 1)[1] if result["markdown"].startswith("# ") else result["markdown"]
-    text = text.replace(markdown_table(result["groups"]), markdown_table(stats), 1)
     blocks: list[Block] = [("h", 2, f"Table: {label}"), *md_blocks(text, shift=2)]
-    notes = []
-    if table not in PAPER_SOURCES and table in extra_sources and any(s["paper"] is not None for s in stats):
-        notes.append(f"Paper column ({table}): {extra_sources[table]}.")
-    notes.append(f"CSV: `{(tdir / 'report.csv').relative_to(out_dir)}` (per row), `runs.csv` beside it (per run).")
-    blocks.append(("p", " ".join(notes)))
+    blocks.append(
+        ("p", f"CSV: `{(tdir / 'report.csv').relative_to(out_dir)}` (per row), `runs.csv` beside it (per run).")
+    )
+    loaded = [load_run(r) for r in runs]
     if table == "ablation":
         blocks += [
             ("h", 3, "The paper's findings at this scale"),
-            *md_blocks(findings_markdown(ablation_findings(runs))),
+            *md_blocks(findings_markdown(ablation_findings(loaded))),
         ]
-    if len(stats) <= MAX_PLOTTED_GROUPS:
+    if len(result["groups"]) <= MAX_PLOTTED_GROUPS:
         plot = tdir / "test_error.png"
         images[plot] = str(plot.relative_to(out_dir))
         blocks.append(("img", plot, f"{label}: test error against epochs (mean over seeds, band min-max)"))
-    loaded = [load_run(r) for r in runs]
     reproduce = _reproduce_command(table, [r.name for r in loaded]) if table else None
     if reproduce:
         blocks.append(("p", f"Regenerate the whole table: `{reproduce}` (then this page, see the end)."))
@@ -443,6 +422,7 @@ def make_document(
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
     doc = collect(inputs, exclude=out_dir)
+    load_tables()  # each table's paper column and sections
     out_dir.mkdir(parents=True, exist_ok=True)
     images: dict[Path, str] = {}
     blocks: list[Block] = [("h", 1, title)]

@@ -16,13 +16,33 @@ from pathlib import Path
 
 from .registry import Table, config_files, register_table
 
-__all__ = ["CIFAR", "ROWS", "cifar_configs"]
+__all__ = ["CIFAR", "PAPER_CIFAR", "PAPER_CIFAR_SOURCE", "ROWS", "cifar_configs"]
 
 DATASETS = ("cifar10", "cifar100")
 MODELS = ("preact_resnet18", "wrn28_10", "densenet_bc190")
 METHODS = ("erm", "mixup")
 # Row keys as used in configs (`row:`) and in the report's paper column.
 ROWS = tuple(f"{d}/{m}/{k}" for d in DATASETS for m in MODELS for k in METHODS)
+# Published test errors (percent), transcribed from paper/EXPERIMENTS.md 3.2.
+PAPER_CIFAR: dict[str, float] = {
+    "cifar10/preact_resnet18/erm": 5.6,
+    "cifar10/preact_resnet18/mixup": 4.2,
+    "cifar10/wrn28_10/erm": 3.8,
+    "cifar10/wrn28_10/mixup": 2.7,
+    "cifar10/densenet_bc190/erm": 3.7,
+    "cifar10/densenet_bc190/mixup": 2.7,
+    "cifar100/preact_resnet18/erm": 25.6,
+    "cifar100/preact_resnet18/mixup": 21.1,
+    "cifar100/wrn28_10/erm": 19.4,
+    "cifar100/wrn28_10/mixup": 17.5,
+    "cifar100/densenet_bc190/erm": 19.0,
+    "cifar100/densenet_bc190/mixup": 16.8,
+}
+PAPER_CIFAR_SOURCE = (
+    "Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018, Figure 3a (arXiv v1 PDF; PreAct "
+    "ResNet-18 CIFAR-10 mixup from v2, v1 said 3.9), via paper/EXPERIMENTS.md 3.2; full-scale training "
+    "(200 epochs, 50,000 images)"
+)
 
 
 def cifar_configs(scale: str) -> list[Path]:
@@ -36,6 +56,8 @@ CIFAR = register_table(
         title="Figure 3a (Section 3.2): CIFAR-10/100 test error, ERM vs mixup (alpha = 1)",
         configs=cifar_configs,
         default_seeds={"cpu": 5, "paper": 1},
+        paper=PAPER_CIFAR,
+        paper_source=PAPER_CIFAR_SOURCE,
         notes=(
             "cpu scale, in the regime where ERM fits its training set (rule in the ERM config file): CIFAR-10 only "
             "(the shared JPEG copy; CIFAR-100 needs a download), PreAct ResNet-18 at width 16 (0.70 M parameters "

@@ -117,12 +117,24 @@ def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
     return True
 
 
+def _sections(runs: Sequence[Any], stats: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
+    """The report's data-size section and its plot ``out_dir/datasize.png`` (empty without paired sizes)."""
+    sizes = datasize_markdown(runs)
+    if not sizes:
+        return []
+    lines = ["", "## mixup's gain against the training-set size (beyond the paper)", "", sizes]
+    if plot_datasize(runs, out_dir / "datasize.png"):
+        lines += ["", "![mixup - ERM against the training-set size](datasize.png)"]
+    return lines
+
+
 DATASIZE = register_table(
     Table(
         name="datasize",
         title="Beyond the paper: mixup's gain over ERM against the training-set size (CIFAR-10, PreAct ResNet-18)",
         configs=datasize_configs,
         default_seeds={"cpu": 3},
+        sections=_sections,
         notes=(
             "cpu scale only: the cifar cpu recipe at 500, 1,000, 2,000 and 5,000 training images, ERM and mixup "
             "(alpha 1), 3 seeds; epochs: 2,400 SGD steps for <= 2,000 images (600, 300, 150 epochs), 150 epochs for "

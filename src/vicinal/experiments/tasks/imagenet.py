@@ -26,7 +26,15 @@ from pathlib import Path
 from ..errors import TaskArgumentError, TaskError
 from .registry import SCALES, Table, config_files, register_table
 
-__all__ = ["GLOBAL_BATCH", "IMAGENET", "PAPER_IMAGENET", "ROWS", "imagenet_configs", "per_rank_batch_size"]
+__all__ = [
+    "GLOBAL_BATCH",
+    "IMAGENET",
+    "PAPER_IMAGENET",
+    "PAPER_IMAGENET_SOURCE",
+    "ROWS",
+    "imagenet_configs",
+    "per_rank_batch_size",
+]
 
 GLOBAL_BATCH = 1024  # Goyal et al. / the paper: minibatch 1,024 summed over all processes
 # (model, epochs, method, alpha) of every config.
@@ -58,6 +66,12 @@ PAPER_IMAGENET: dict[str, tuple[float, float | None]] = {
     "resnext101_32x4d/200/erm": (21.3, 5.9),
     "resnext101_32x4d/200/mixup": (20.1, 5.0),
 }
+PAPER_IMAGENET_SOURCE = (
+    "Zhang et al., mixup, ICLR 2018, Table 1 via paper/EXPERIMENTS.md 3.1: ImageNet-2012 validation error; the "
+    "column is the top-1 error (top-1 / top-5: "
+    + ", ".join(f"{row} {t1:g} / {'-' if t5 is None else f'{t5:g}'}" for row, (t1, t5) in PAPER_IMAGENET.items())
+    + ")"
+)
 
 NO_CPU_SCALE = (
     "the imagenet table has no cpu scale (ImageNet-2012 needs GPUs: one ResNet-50 epoch is 1.28 M images); "
@@ -108,5 +122,7 @@ IMAGENET = register_table(
         configs=imagenet_configs,
         default_seeds={"paper": 1},
         notes=NO_CPU_SCALE,
+        paper={row: top1 for row, (top1, _) in PAPER_IMAGENET.items()},
+        paper_source=PAPER_IMAGENET_SOURCE,
     )
 )

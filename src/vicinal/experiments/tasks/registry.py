@@ -6,15 +6,16 @@ the task modules (``load_tables``). So the registry depends on no task, and no t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import sweep_rows
 from ..errors import LabFileNotFoundError, TaskError
 from ..paths import configs_dir as _package_configs_dir
 
-__all__ = ["SCALES", "TABLES", "Table", "config_files", "configs_dir", "register_table"]
+__all__ = ["SCALES", "TABLES", "Table", "config_files", "configs_dir", "register_table", "sweep_files"]
 
 SCALES = ("cpu", "paper")
 TABLES: dict[str, Table] = {}
@@ -25,18 +26,27 @@ def configs_dir() -> Path:
     return _package_configs_dir()
 
 
-def config_files(folder: str, scale: str, scales: tuple[str, ...] = SCALES) -> list[Path]:
-    """The shipped config files of ``configs/<folder>/<scale>/``, sorted by name (the rows of a table).
+def sweep_files(folder: str, scale: str, scales: tuple[str, ...] = SCALES) -> list[Path]:
+    """The configs of ``configs/<folder>/<scale>``: the rows of the sweep file ``configs/<folder>/<scale>.yaml`` in
+    declared order (their paths ``configs/<folder>/<scale>/<row>.yaml`` name no file: ``load_config`` expands the
+    sweep), then the files in the folder ``configs/<folder>/<scale>/``, sorted by name.
 
-    Raises TaskError for a scale outside ``scales`` and LabFileNotFoundError when the folder holds no config.
+    Raises TaskError for a scale outside ``scales`` and LabFileNotFoundError when there is no config.
     """
     if scale not in scales:
         raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(scales)}")
     path = configs_dir() / folder / scale
-    files = sorted(path.glob("*.yaml"))
+    sweep = path.with_suffix(".yaml")
+    files = [path / f"{row}.yaml" for row in sweep_rows(sweep)] if sweep.is_file() else []
+    files += sorted(path.glob("*.yaml"))
     if not files:
-        raise LabFileNotFoundError(f"no config files in '{path}' (the configs shipped in the package)")
+        raise LabFileNotFoundError(f"no configs in '{sweep}' nor in '{path}' (the configs shipped in the package)")
     return files
+
+
+def config_files(folder: str, scale: str, scales: tuple[str, ...] = SCALES) -> list[Path]:
+    """:func:`sweep_files` sorted by name (the rows of a table, in the order of their file names)."""
+    return sorted(sweep_files(folder, scale, scales))
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,18 @@ class Table:
         notes: how the cpu scale differs from the paper and why.
         row_seeds: ``(scale, config path) -> seeds`` for tables whose rows want different seed counts; ``None``
             (the default) gives every row ``default_seeds[scale]``. ``--seeds`` overrides both.
+        paper: the published number of each row (config ``row`` key -> percent) that the report shows in its
+            "paper (%)" column beside the measured test error; rows the paper does not report are absent.
+        paper_source: where :attr:`paper` comes from (publication, table, transcription), printed under the table.
+        sections: the table's own report layout beyond the common table: ``sections(runs, stats, out_dir)`` returns
+            markdown lines appended to the report (``[]`` when the runs hold nothing for it). ``runs`` are the loaded
+            run folders (``report.Run``: ``path``, ``config``, ``records``, ``summary``, ``seed``, ``status``),
+            ``stats`` the report's per-row statistics; it may write figures into ``out_dir``. Every table's hook
+            sees all runs (the data-size curve also uses the cifar table's runs), in the order of ``TABLES``
+            (``tasks._TASK_MODULES`` after ``tasks.load_tables()``).
+        after_training: the step after every run of the table is trained (the adversarial table's attacks):
+            ``after_training(plan, args)`` with the plan of ``vicinal reproduce`` (dicts with ``config``, ``cfg``,
+            ``seed``, ``run_dir``) and its arguments; run once, by the process that writes the report.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
             dry_run=False)`` trains and reports the whole table (``seeds`` None: the table's default). It prints
             its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
@@ -63,6 +85,10 @@ class Table:
     notes: str = ""
     runner: Callable[..., Any] | None = None
     row_seeds: Callable[[str, Path], int] | None = None
+    after_training: Callable[[list[dict[str, Any]], Any], Any] | None = None
+    paper: Mapping[str, float] = field(default_factory=dict)
+    paper_source: str = ""
+    sections: Callable[[Sequence[Any], Sequence[dict[str, Any]], Path], list[str]] | None = None
 
     def seeds_of(self, scale: str, path: Path) -> int:
         """Seeds of the row ``path`` at ``scale`` when ``--seeds`` is not given."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .registry import Table, config_files, register_table
 
-__all__ = ["CPU_NOTES", "PAPER_SPEECH", "ROWS", "SPEECH", "speech_configs"]
+__all__ = ["CPU_NOTES", "PAPER_SPEECH", "PAPER_SPEECH_SOURCE", "ROWS", "SPEECH", "speech_configs"]
 
 MODELS = ("lenet", "vgg11")
 METHODS = ("erm", "mixup0.1", "mixup0.2")
@@ -40,6 +40,12 @@ PAPER_SPEECH: dict[str, tuple[float, float]] = {
     "vgg11/mixup0.1": (4.0, 3.8),
     "vgg11/mixup0.2": (3.9, 3.4),
 }
+PAPER_SPEECH_SOURCE = (
+    "Zhang et al., mixup, ICLR 2018, Table 4 (left) via paper/EXPERIMENTS.md 3.3: Google Speech Commands v0.01, "
+    "full LeNet and VGG-11, 30 epochs; the column is the test error (validation / test: "
+    + ", ".join(f"{row} {v:g} / {t:g}" for row, (v, t) in PAPER_SPEECH.items())
+    + ")"
+)
 
 CPU_NOTES = (
     "cpu scale: FSDD (10 spoken digits, 6 speakers, 8 kHz; 2,430 train / 270 validation / 300 test, "
@@ -71,5 +77,7 @@ SPEECH = register_table(
         configs=speech_configs,
         default_seeds={"cpu": 3, "paper": 1},
         notes=CPU_NOTES,
+        paper={row: test for row, (_, test) in PAPER_SPEECH.items()},
+        paper_source=PAPER_SPEECH_SOURCE,
     )
 )
