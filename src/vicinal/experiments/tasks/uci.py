@@ -50,8 +50,8 @@ from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 from .. import runs
 from ..config import ExperimentConfig, config_from_dict
 from ..errors import TaskArgumentError, TaskError
+from ..evaluation import summarize
 from ..stats import mean_std
-from ..trainer import summarize
 from .registry import Table, configs_dir, register_table
 from .uci_train import (
     STREAM_INIT,
