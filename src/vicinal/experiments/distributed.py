@@ -94,6 +94,18 @@ def setup(device: str) -> Placement:
     return Placement(rank, world, local, dev, owns)
 
 
+def teardown(placement: Placement, *, completed: bool) -> None:
+    """Destroy the process group :func:`setup` created. After a completed fit every rank first waits for the others:
+    a rank that tears gloo down while its peer still holds the connection open can be aborted at exit ("terminate
+    called without an active exception", seen in about one 2-process run in five). No barrier after an error: a
+    peer that failed elsewhere would never arrive."""
+    if not (placement.owns_group and dist.is_initialized()):
+        return
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def all_reduce(t: Tensor, world_size: int) -> Tensor:
     """The sum of ``t`` over ranks, as a new tensor (``t`` itself is left as it was); ``t`` in one process."""
     if world_size > 1:

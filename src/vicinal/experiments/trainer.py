@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -226,6 +225,7 @@ class Trainer:
         self.rank, self.world_size = self.placement.rank, self.placement.world_size
         self.device, self.is_main = self.placement.device, self.placement.is_main
         self.stop.install()
+        completed = False
         try:
             self._setup()
             state = load_checkpoint(ckpt_path, map_location=self.device) if self.resume else None
@@ -240,13 +240,13 @@ class Trainer:
             self._emit("on_fit_start")
             summary = self._loop(start_epoch, start_batch, accum)
             self._emit("on_fit_end", summary)
+            completed = True
             return summary
         finally:
             self._emit("on_close")
             self.stop.restore()
             torch.set_num_threads(threads_before)
-            if self.placement.owns_group and dist.is_initialized():
-                dist.destroy_process_group()
+            distributed.teardown(self.placement, completed=completed)
 
     def _check_fresh_folder(self, ckpt_path: Path) -> bool:
         """Refuse a folder holding another run (see the class doc); True when an unfinished one is to be cleared."""
