@@ -95,10 +95,9 @@ def setup(device: str) -> Placement:
 
 
 def teardown(placement: Placement, *, completed: bool) -> None:
-    """Destroy the process group :func:`setup` created. After a completed fit every rank first waits for the others:
-    a rank that tears gloo down while its peer still holds the connection open can be aborted at exit ("terminate
-    called without an active exception", seen in about one 2-process run in five). No barrier after an error: a
-    peer that failed elsewhere would never arrive."""
+    """Destroy the process group :func:`setup` created. After a completed fit every rank first waits for the others,
+    so no rank tears the group down while a peer may still use it (the trainer frees its DDP wrapper before this:
+    see ``Trainer.fit``). No barrier after an error: a peer that failed elsewhere would never arrive."""
     if not (placement.owns_group and dist.is_initialized()):
         return
     if completed:

@@ -28,6 +28,7 @@ output are callbacks (`callbacks.py`) attached from the config; building the run
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import random
 import shutil
@@ -246,6 +247,12 @@ class Trainer:
             self._emit("on_close")
             self.stop.restore()
             torch.set_num_threads(threads_before)
+            if self.train_model is not self.model:
+                # free the DDP wrapper (its reducer holds gloo work and the process group) while the interpreter is
+                # alive: left to interpreter shutdown, gloo's threads were torn down in an order that aborted the
+                # process ("terminate called without an active exception", ~1 torchrun run in 5 on this machine)
+                self.train_model = self.model
+                gc.collect()
             distributed.teardown(self.placement, completed=completed)
 
     def _check_fresh_folder(self, ckpt_path: Path) -> bool:
