@@ -247,7 +247,7 @@ class Trainer:
             self._emit("on_close")
             self.stop.restore()
             torch.set_num_threads(threads_before)
-            if self.train_model is not self.model:
+            if getattr(self, "train_model", None) is not getattr(self, "model", None):  # None: setup failed
                 # free the DDP wrapper (its reducer holds gloo work and the process group) while the interpreter is
                 # alive: left to interpreter shutdown, gloo's threads were torn down in an order that aborted the
                 # process ("terminate called without an active exception", ~1 torchrun run in 5 on this machine)
