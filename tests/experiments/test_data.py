@@ -22,6 +22,7 @@ from vicinal.experiments.data import (
     build_data,
     images,
     register_dataset,
+    streaming,
 )
 from vicinal.experiments.data.augment import CropFlipParams, RandomCropFlip, crop_flip
 from vicinal.experiments.data.base import (
@@ -418,14 +419,14 @@ def test_imagefolder_streaming_bundle(tmp_path: Path) -> None:
 
 
 def test_seeded_random_resized_crop_params_stay_inside_the_image() -> None:
-    t = images.SeededRandomResizedCrop(16)
+    t = streaming.SeededRandomResizedCrop(16)
     g = torch.Generator().manual_seed(0)
     for _ in range(200):
         top, left, h, w, _flip = t.params(30, 50, g)
         assert 0 <= top and top + h <= 30 and 0 <= left and left + w <= 50 and h > 0 and w > 0
     assert t.params(30, 50, torch.Generator().manual_seed(5)) == t.params(30, 50, torch.Generator().manual_seed(5))
     # An extreme aspect ratio never fits: the fallback is the central crop clamped to ratio 4/3.
-    assert images.SeededRandomResizedCrop(16, scale=(0.99, 1.0)).params(10, 1000, g)[:4] == (0, 493, 10, 13)
+    assert streaming.SeededRandomResizedCrop(16, scale=(0.99, 1.0)).params(10, 1000, g)[:4] == (0, 493, 10, 13)
 
 
 # ------------------------------------------------------------------------------------------------ digits
@@ -572,7 +573,7 @@ def test_image_tree_errors_name_what_they_got(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(ValueError, match=r"channel_stats expects \(N, C, H, W\), got shape \(2, 3\)"):
         images.channel_stats(torch.zeros(2, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="ImageFolderLoader got no samples"):
-        images.ImageFolderLoader([], train=True, batch_size=2, seed=0, device="cpu")
+        streaming.ImageFolderLoader([], train=True, batch_size=2, seed=0, device="cpu")
     monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "nothing"))
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py not found in .*; pass download=True or root="):
         images.load_cifar_torchvision("cifar10")

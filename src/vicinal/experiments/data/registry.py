@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from vicinal.experiments.data import images
+from vicinal.experiments.data import images, streaming
 from vicinal.experiments.data.augment import RandomCropFlip
 from vicinal.experiments.data.base import (
     DataBundle,
@@ -329,12 +329,12 @@ def _imagefolder_bundle(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
 ) -> DataBundle:
-    test_dir, val_dir = images._eval_split_dirs(root)
-    train_samples, classes = images.image_folder_samples(root / "train")
+    test_dir, val_dir = images.eval_split_dirs(root)
+    train_samples, classes = streaming.image_folder_samples(root / "train")
     if req.subset_per_class is not None:
         labels = torch.tensor([label for _, label in train_samples], dtype=torch.int64)
         warn_short_classes(labels, req.subset_per_class, "training", classes)
-        train_samples = images.subset_samples(train_samples, req.subset_per_class, req.seed)
+        train_samples = streaming.subset_samples(train_samples, req.subset_per_class, req.seed)
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
     common = {
@@ -347,19 +347,19 @@ def _imagefolder_bundle(
         "resize": resize,
     }
 
-    def evaluation(split_dir: Path, subset: bool = True) -> images.ImageFolderLoader:
-        samples, eval_classes = images.image_folder_samples(split_dir)
+    def evaluation(split_dir: Path, subset: bool = True) -> streaming.ImageFolderLoader:
+        samples, eval_classes = streaming.image_folder_samples(split_dir)
         if eval_classes != classes:
             raise DataError(f"{split_dir} has {len(eval_classes)} classes that differ from train's {len(classes)}")
         if subset and req.test_subset_per_class is not None:
-            samples = images.subset_samples(samples, req.test_subset_per_class, req.seed)
-        return images.ImageFolderLoader(samples, train=False, batch_size=req.eval_batch_size, **common)
+            samples = streaming.subset_samples(samples, req.test_subset_per_class, req.seed)
+        return streaming.ImageFolderLoader(samples, train=False, batch_size=req.eval_batch_size, **common)
 
     # With augment=False the training loader uses the evaluation transform (centre crop).
-    train = images.ImageFolderLoader(
+    train = streaming.ImageFolderLoader(
         train_samples, train=req.augment, batch_size=req.batch_size, drop_last=req.drop_last, **common
     )
-    train_eval = images.ImageFolderLoader(train_samples, train=False, batch_size=req.eval_batch_size, **common)
+    train_eval = streaming.ImageFolderLoader(train_samples, train=False, batch_size=req.eval_batch_size, **common)
     if mean is None or std is None:
         mean, std = images.IMAGENET_MEAN, images.IMAGENET_STD
     return DataBundle(
