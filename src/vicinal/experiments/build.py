@@ -22,6 +22,7 @@ from .config import ConfigError, ExperimentConfig, MixConfig, OptimConfig, Sched
 from .data import build_data
 from .errors import LabError, LabFileNotFoundError, RunError
 from .models import MODELS, build_model
+from .runs import CHECKPOINT_NAME
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -35,8 +36,6 @@ __all__ = [
     "lr_at",
     "mixer_options",
 ]
-
-CHECKPOINT_NAME = "checkpoint.pt"  # the run folder's checkpoint (written by the trainer, read by load_run_model)
 
 
 # -- data and network -------------------------------------------------------------------------------------------

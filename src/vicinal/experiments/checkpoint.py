@@ -18,11 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import ConfigError, ExperimentConfig, config_from_dict, diff_configs
 from .errors import LabError
 from .runs import atomic_write, clean_stale_temp_files
 
 __all__ = [
     "CheckpointError",
+    "RESUME_MUTABLE",
+    "check_resumable",
     "FORMAT",
     "VERSION",
     "save_checkpoint",
@@ -34,6 +37,21 @@ __all__ = [
 
 FORMAT = "vicinal-checkpoint"
 VERSION = 1
+# Config keys a resume may change (longer training, logging, another device); everything else must match.
+RESUME_MUTABLE = (
+    "notes",
+    "train.epochs",
+    "train.max_steps",
+    "train.log_every",
+    "train.eval_every",
+    "train.eval_last",
+    "train.checkpoint_every",
+    "train.tensorboard",
+    "train.device",
+    "train.threads",
+    "train.train_eval_every",
+    "train.reliability_diagram",
+)
 
 
 class CheckpointError(LabError, ValueError):
@@ -125,3 +143,23 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         # A checkpoint from a machine with more GPUs restores the ones this machine has.
         n = min(len(cuda_states), torch.cuda.device_count())
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[:n]])
+
+
+def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size: int, path: str | Path) -> None:
+    """Refuse to resume run ``cfg`` on ``world_size`` processes from ``state`` (loaded from ``path``) when the
+    checkpoint was written by another config (beyond `RESUME_MUTABLE`) or another number of processes."""
+    try:
+        saved_cfg = config_from_dict(state["config"])
+    except (ConfigError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint file '{path}' holds no valid config: {exc}") from None
+    changed = [k for k in diff_configs(saved_cfg, cfg) if k not in RESUME_MUTABLE]
+    if changed:
+        raise CheckpointError(
+            f"checkpoint file '{path}' was written by a different config (differs at {', '.join(changed)}); "
+            f"only {', '.join(RESUME_MUTABLE)} may change on resume"
+        )
+    if int(state.get("world_size", 1)) != world_size:
+        raise CheckpointError(
+            f"checkpoint file '{path}' was written by {state.get('world_size')} processes; this run has "
+            f"{world_size} (exact resume needs the same number)"
+        )

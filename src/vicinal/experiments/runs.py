@@ -31,6 +31,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -305,6 +306,40 @@ def read_provenance(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 # -- provenance -------------------------------------------------------------------------------------------------
+def record_start(
+    run_dir: str | Path,
+    cfg: ExperimentConfig,
+    entry: dict[str, Any],
+    resumed_from: Mapping[str, Any] | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create ``run_dir`` and write its config and provenance as a run (re)starts; returns the provenance.
+
+    ``entry`` is this process's `provenance`; a fresh start records it with an empty ``resumes`` list, a resume
+    (``resumed_from``: the checkpoint it continues) appends it to ``resumes`` with the epoch and step it continued
+    from. ``extra`` fields (e.g. the label corruption's statistics) are added at the top level.
+    """
+    run_dir = Path(run_dir)
+    # Created only now, after data and model were built: a config error leaves no empty run folder behind.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prov = read_provenance(run_dir) if resumed_from is not None else None
+    write_config(run_dir, cfg)  # a resume may extend train.epochs
+    if prov is None:
+        prov = {**entry, "resumes": []}
+    else:
+        assert resumed_from is not None
+        resume = {
+            **entry,
+            "from_epoch": int(resumed_from["epoch"]),
+            "from_step_in_epoch": int(resumed_from["step_in_epoch"]),
+        }
+        prov.setdefault("resumes", []).append(resume)
+    prov.update(extra or {})
+    write_provenance(run_dir, prov)
+    return prov
+
+
 def _git(*args: str) -> str | None:
     """Output of a read-only git command in the project root, or None (no git, not a checkout, no commit)."""
     root = source_root()
@@ -365,6 +400,71 @@ def provenance(
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
     }
+
+
+# -- starting a run in a folder ---------------------------------------------------------------------------------
+CHECKPOINT_NAME = "checkpoint.pt"  # the run folder's checkpoint (written by the trainer, read by load_run_model)
+# What a run folder holds besides its checkpoint; `--overwrite` removes these (and nothing else).
+RUN_FILES = (
+    "config.yaml",
+    "provenance.json",
+    "metrics.jsonl",
+    "summary.json",
+    "reliability.json",
+    "reliability.png",
+    "corrupted_labels.pt",
+)
+RUN_FOLDERS = ("attacks", "tensorboard")
+
+
+def results_in(run_dir: str | Path) -> list[str]:
+    """The result files ``run_dir`` holds (``summary.json``, a non-empty ``metrics.jsonl``); [] if none."""
+    run_dir = Path(run_dir)
+    held = []
+    if (run_dir / "summary.json").exists():
+        held.append("summary.json")
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size > 0:
+        held.append("metrics.jsonl")
+    return held
+
+
+def check_fresh_run_folder(run_dir: str | Path, *, restart_unfinished: bool = False) -> bool:
+    """Refuse to start a new run in a folder that holds another one (RunError naming what it holds).
+
+    Returns True when the folder holds an unfinished run without a checkpoint that ``restart_unfinished``
+    allows to start again (the caller clears it with `clear_run_folder` once its own checks passed).
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / CHECKPOINT_NAME).exists():
+        raise RunError(
+            f"run folder '{run_dir}' already holds a checkpoint; resume it with --resume {run_dir} "
+            "or choose another --out (--overwrite replaces the run)"
+        )
+    held = results_in(run_dir)
+    if held and restart_unfinished and not run_finished(run_dir):
+        return True
+    if held and restart_unfinished:
+        raise RunError(
+            f"run folder '{run_dir}' holds a finished run of another plan ({', '.join(held)}) and no "
+            "checkpoint; it is never overwritten: move it away or use another --out"
+        )
+    if held:
+        raise RunError(
+            f"run folder '{run_dir}' already holds results ({', '.join(held)}) and no checkpoint to "
+            "resume; choose another --out, or replace them with --overwrite"
+        )
+    return False
+
+
+def clear_run_folder(run_dir: str | Path) -> None:
+    """Remove a previous run's files (only the lab's own, `RUN_FILES` and `RUN_FOLDERS`, never the folder)."""
+    run_dir = Path(run_dir)
+    for name in (CHECKPOINT_NAME, *RUN_FILES):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (run_dir / name).is_dir():
+            shutil.rmtree(run_dir / name)
 
 
 # -- cleaning up ------------------------------------------------------------------------------------------------

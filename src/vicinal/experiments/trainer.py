@@ -31,7 +31,6 @@ import contextlib
 import gc
 import math
 import random
-import shutil
 import signal
 import sys
 import time
@@ -61,17 +60,18 @@ from .callbacks import Callback, default_callbacks
 from .checkpoint import (
     CheckpointError,
     capture_rng_state,
+    check_resumable,
     clean_stale_temp_files,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
-from .config import ConfigError, ExperimentConfig, config_from_dict, config_to_dict, diff_configs
+from .config import ExperimentConfig, config_to_dict
 from .data.seeds import derive_seed
 from .distributed import check_device
 from .errors import RunError
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, eval_metrics, evaluate, summarize
-from .runs import read_summary, run_finished
+from .runs import read_summary
 
 # Names that lived here before build.py, evaluation.py, distributed.py and callbacks.py: still importable.
 __all__ = [
@@ -95,32 +95,6 @@ __all__ = [
 
 STREAM_MIX = 101  # derive_seed stream of the mixing generator (the data layer uses 1..5)
 STREAM_GLOBAL = 102  # derive_seed stream of the global RNGs (dropout)
-# Config keys a resume may change (longer training, logging, another device); everything else must match.
-RESUME_MUTABLE = (
-    "notes",
-    "train.epochs",
-    "train.max_steps",
-    "train.log_every",
-    "train.eval_every",
-    "train.eval_last",
-    "train.checkpoint_every",
-    "train.tensorboard",
-    "train.device",
-    "train.threads",
-    "train.train_eval_every",
-    "train.reliability_diagram",
-)
-# What a run folder holds besides its checkpoint; `--overwrite` removes these (and nothing else).
-RUN_FILES = (
-    "config.yaml",
-    "provenance.json",
-    "metrics.jsonl",
-    "summary.json",
-    "reliability.json",
-    "reliability.png",
-    "corrupted_labels.pt",
-)
-RUN_FOLDERS = ("attacks", "tensorboard")
 # Metric fields that depend on the machine's speed, not on the computation (ignored when comparing runs).
 TIMING_FIELDS = ("epoch_time_s", "eval_time_s", "images_per_s", "wall_time_s")
 
@@ -161,8 +135,8 @@ class Trainer:
         resume: continue from ``run_dir/checkpoint.pt`` (exactly; a missing or bad checkpoint is an error).
         quiet: no progress output (the demo runs many small runs).
         argv: the command line recorded in the provenance (default ``sys.argv``).
-        overwrite: replace what ``run_dir`` holds (checkpoint, metrics, summary, attacks ...: `RUN_FILES`,
-            `RUN_FOLDERS`) by a new run; the files are removed only once the config, data and model were built.
+        overwrite: replace what ``run_dir`` holds (checkpoint, metrics, summary, attacks ...:
+            `runs.RUN_FILES`, `runs.RUN_FOLDERS`) by a new run; the files are removed only once the config, data and model were built.
         restart_unfinished: a run folder holding the results of an unfinished run that cannot be resumed (killed
             before its first checkpoint) is started again from scratch (same numbers: training is deterministic);
             a finished run is still refused (``vicinal reproduce`` uses this).
@@ -216,7 +190,7 @@ class Trainer:
             )
         clear = self.overwrite and not self.resume
         if not self.resume and not self.overwrite:
-            clear = self._check_fresh_folder(ckpt_path)
+            clear = runs.check_fresh_run_folder(self.run_dir, restart_unfinished=self.restart_unfinished)
         if self.is_rank0():  # a write killed by SIGKILL left its temporary file: remove it now
             clean_stale_temp_files(self.run_dir, CHECKPOINT_NAME)
         threads_before = torch.get_num_threads()
@@ -233,7 +207,7 @@ class Trainer:
             # Every check first (the checkpoint's config, world size and weights), every write after.
             start_epoch, start_batch, accum = self._restore(state) if state is not None else (0, 0, None)
             if clear and self.is_main:
-                self._clear_run_folder()
+                runs.clear_run_folder(self.run_dir)
             self._write_provenance(resumed_from=state)
             if state is not None and self.is_main:  # metrics.jsonl must match the checkpoint
                 runs.write_metrics(self.run_dir, self.records)
@@ -254,47 +228,6 @@ class Trainer:
                 self.train_model = self.model
                 gc.collect()
             distributed.teardown(self.placement, completed=completed)
-
-    def _check_fresh_folder(self, ckpt_path: Path) -> bool:
-        """Refuse a folder holding another run (see the class doc); True when an unfinished one is to be cleared."""
-        if ckpt_path.exists():
-            raise RunError(
-                f"run folder '{self.run_dir}' already holds a checkpoint; resume it with --resume {self.run_dir} "
-                "or choose another --out (--overwrite replaces the run)"
-            )
-        held = self.results_in(self.run_dir)
-        if held and self.restart_unfinished and not run_finished(self.run_dir):
-            return True
-        if held and self.restart_unfinished:
-            raise RunError(
-                f"run folder '{self.run_dir}' holds a finished run of another plan ({', '.join(held)}) and no "
-                "checkpoint; it is never overwritten: move it away or use another --out"
-            )
-        if held:
-            raise RunError(
-                f"run folder '{self.run_dir}' already holds results ({', '.join(held)}) and no checkpoint to "
-                "resume; choose another --out, or replace them with --overwrite"
-            )
-        return False
-
-    @staticmethod
-    def results_in(run_dir: Path) -> list[str]:
-        """The result files ``run_dir`` holds (``summary.json``, a non-empty ``metrics.jsonl``); [] if none."""
-        held = []
-        if (run_dir / "summary.json").exists():
-            held.append("summary.json")
-        metrics = run_dir / "metrics.jsonl"
-        if metrics.is_file() and metrics.stat().st_size > 0:
-            held.append("metrics.jsonl")
-        return held
-
-    def _clear_run_folder(self) -> None:
-        """``--overwrite``: remove the previous run's files (only the lab's own, never the folder itself)."""
-        for name in (CHECKPOINT_NAME, *RUN_FILES):
-            (self.run_dir / name).unlink(missing_ok=True)
-        for name in RUN_FOLDERS:
-            if (self.run_dir / name).is_dir():
-                shutil.rmtree(self.run_dir / name)
 
     # -- setup --------------------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -343,39 +276,25 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     # -- provenance and checkpoints -----------------------------------------------------------------------------
-    def _provenance(self) -> dict[str, Any]:
-        return runs.provenance(
+    def _write_provenance(self, resumed_from: dict[str, Any] | None) -> None:
+        if not self.is_main:
+            return
+        entry = runs.provenance(
             argv=self.argv,
             device=self.device,
             world_size=self.world_size,
             seed=self.cfg.train.seed,
             mix_seed_rank0=self.mix_seed if self.rank == 0 else None,
         )
-
-    def _write_provenance(self, resumed_from: dict[str, Any] | None) -> None:
-        if not self.is_main:
-            return
-        # Created only now, after data and model were built: a config error leaves no empty run folder behind.
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        prov = runs.read_provenance(self.run_dir) if resumed_from is not None else None
-        runs.write_config(self.run_dir, self.cfg)  # a resume may extend train.epochs
-        if prov is None:
-            prov = self._provenance()
-            prov["resumes"] = []
-        else:
-            entry = self._provenance()
-            entry["from_epoch"] = int(resumed_from["epoch"])
-            entry["from_step_in_epoch"] = int(resumed_from["step_in_epoch"])
-            prov.setdefault("resumes", []).append(entry)
-        if self.data.corruption is not None:
-            c = self.data.corruption
-            prov["corruption"] = c.stats()
-            # Per-sample labels, so the Table 2 columns can be recomputed from the run folder alone.
+        c = self.data.corruption
+        runs.record_start(
+            self.run_dir, self.cfg, entry, resumed_from, extra=None if c is None else {"corruption": c.stats()}
+        )
+        if c is not None:  # per-sample labels, so the Table 2 columns can be recomputed from the run folder alone
             torch.save(
                 {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()},
                 self.run_dir / "corrupted_labels.pt",
             )
-        runs.write_provenance(self.run_dir, prov)
 
     def _checkpoint_state(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -406,21 +325,7 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int, _Accum | None]:
         path = self.run_dir / CHECKPOINT_NAME
-        try:
-            saved_cfg = config_from_dict(state["config"])
-        except (ConfigError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint file '{path}' holds no valid config: {exc}") from None
-        changed = [k for k in diff_configs(saved_cfg, self.cfg) if k not in RESUME_MUTABLE]
-        if changed:
-            raise CheckpointError(
-                f"checkpoint file '{path}' was written by a different config (differs at {', '.join(changed)}); "
-                f"only {', '.join(RESUME_MUTABLE)} may change on resume"
-            )
-        if int(state.get("world_size", 1)) != self.world_size:
-            raise CheckpointError(
-                f"checkpoint file '{path}' was written by {state.get('world_size')} processes; this run has "
-                f"{self.world_size} (exact resume needs the same number)"
-            )
+        check_resumable(state, self.cfg, self.world_size, path)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

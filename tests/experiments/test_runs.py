@@ -1,0 +1,103 @@
+"""The run-folder module (runs.py): which folders a new run may use, what --overwrite removes, the provenance a
+start and a resume record, and the writers the seed-ensemble tasks use (CSV files, a task's config.yaml)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vicinal.experiments.config import ExperimentConfig
+from vicinal.experiments.errors import RunError
+from vicinal.experiments.runs import (
+    CHECKPOINT_NAME,
+    RUN_FILES,
+    check_fresh_run_folder,
+    clear_run_folder,
+    read_config,
+    record_start,
+    results_in,
+    write_csv,
+    write_task_config,
+)
+
+
+def _summary(run: Path, status: str) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "summary.json").write_text(json.dumps({"status": status}))
+
+
+def test_a_fresh_or_empty_folder_may_start_a_run(tmp_path: Path) -> None:
+    assert check_fresh_run_folder(tmp_path / "missing") is False
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metrics.jsonl").write_text("")  # an empty metrics file is no result
+    assert results_in(tmp_path / "empty") == []
+    assert check_fresh_run_folder(tmp_path / "empty") is False
+
+
+def test_a_folder_with_a_checkpoint_or_results_is_refused_by_name(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / CHECKPOINT_NAME).write_bytes(b"x")
+    with pytest.raises(RunError, match=rf"^run folder '{run}' already holds a checkpoint; resume it with --resume"):
+        check_fresh_run_folder(run, restart_unfinished=True)
+    (run / CHECKPOINT_NAME).unlink()
+    _summary(run, "running")
+    (run / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(RunError, match=r"already holds results \(summary.json, metrics.jsonl\) and no checkpoint"):
+        check_fresh_run_folder(run)
+    # an unfinished run killed before its first checkpoint is restarted (training is deterministic) ...
+    assert check_fresh_run_folder(run, restart_unfinished=True) is True
+    # ... a finished one never is
+    _summary(run, "complete")
+    with pytest.raises(RunError, match=r"holds a finished run of another plan \(summary.json, metrics.jsonl\)"):
+        check_fresh_run_folder(run, restart_unfinished=True)
+
+
+def test_clear_run_folder_removes_the_labs_files_only(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "attacks").mkdir(parents=True)
+    (run / "attacks" / "fgsm.json").write_text("{}")
+    for name in (CHECKPOINT_NAME, *RUN_FILES, "notes.txt"):
+        (run / name).write_text("x")
+    clear_run_folder(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+
+def test_record_start_appends_each_resume_to_the_provenance(tmp_path: Path) -> None:
+    run = tmp_path / "a" / "run"
+    cfg = ExperimentConfig(name="t")
+    prov = record_start(run, cfg, {"argv": ["first"]}, extra={"corruption": {"fraction": 0.5}})
+    assert prov == {"argv": ["first"], "resumes": [], "corruption": {"fraction": 0.5}}
+    assert read_config(run).name == "t"
+    prov = record_start(run, cfg, {"argv": ["again"]}, {"epoch": 3, "step_in_epoch": 7})
+    assert prov["argv"] == ["first"]
+    assert prov["resumes"] == [{"argv": ["again"], "from_epoch": 3, "from_step_in_epoch": 7}]
+    assert json.loads((run / "provenance.json").read_text()) == prov
+
+
+def test_write_csv_equals_the_csv_module_for_sequences_and_mappings(tmp_path: Path) -> None:
+    rows = [{"a": 1.5, "b": None, "c": True, "extra": "left out"}, {"a": float("nan"), "b": 'q,"r', "c": False}]
+    expected = io.StringIO()
+    writer = csv.DictWriter(expected, fieldnames=["a", "b", "c"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_csv(tmp_path / "d.csv", ["a", "b", "c"], rows)
+    assert (tmp_path / "d.csv").read_bytes() == expected.getvalue().encode()
+    write_csv(tmp_path / "s.csv", ["x", "y"], [[1, "two"], [3.25, None]])
+    assert (tmp_path / "s.csv").read_bytes() == b"x,y\r\n1,two\r\n3.25,\r\n"
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temporary file left behind
+
+
+def test_write_task_config_needs_the_keys_the_report_groups_by(tmp_path: Path) -> None:
+    config = {"name": "gan-ring-erm", "table": "gan", "row": "ring/erm", "train": {"seed": 2}, "gan": {"width": 8}}
+    path = write_task_config(tmp_path / "run", config)
+    assert path == tmp_path / "run" / "config.yaml" and yaml.safe_load(path.read_text()) == config
+    with pytest.raises(RunError, match=r"\['row'\] missing"):
+        write_task_config(tmp_path / "bad", {"name": "x", "table": "gan", "train": {"seed": 0}})
+    with pytest.raises(RunError, match=r"\['train.seed'\] missing"):
+        write_task_config(tmp_path / "bad", {"name": "x", "table": "gan", "row": "r", "train": {}})
