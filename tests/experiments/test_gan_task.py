@@ -431,6 +431,13 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
         "gan-ring-erm-w8-d1-lr0.001": 2,
         "gan-ring-mixup-w8-d1-lr0.001": 2,
     }
+    # and prints the GAN outcome tables from the run folders, equal to the table's own summary
+    md = (out / "summary.md").read_text()
+    for row in ("| ring | erm |", "| ring | mixup |"):
+        table_lines = [line for line in md.splitlines() if line.startswith(row)]
+        report_lines = [line for line in report["markdown"].splitlines() if line.startswith(row)]
+        assert len(table_lines) == 2 and report_lines == table_lines
+    assert "## GANs (Figure 5): the paper's setting" in report["markdown"]
     with pytest.raises(ValueError, match="already holds a run"):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
 

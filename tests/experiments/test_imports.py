@@ -39,8 +39,8 @@ LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("vicinal.experiments.tasks.datasize", "matplotlib.pyplot"): _MATPLOTLIB,
     ("vicinal.experiments.tasks.figures", "matplotlib"): _MATPLOTLIB,
     ("vicinal.experiments.tasks.figures", "matplotlib.pyplot"): _MATPLOTLIB,
-    ("vicinal.experiments.tasks.gan", "matplotlib"): _MATPLOTLIB,
-    ("vicinal.experiments.tasks.gan", "matplotlib.pyplot"): _MATPLOTLIB,
+    ("vicinal.experiments.tasks.gan_summary", "matplotlib"): _MATPLOTLIB,
+    ("vicinal.experiments.tasks.gan_summary", "matplotlib.pyplot"): _MATPLOTLIB,
 }
 
 

@@ -313,6 +313,11 @@ def test_member_run_folders_are_standard_and_the_report_reads_them(tmp_path: Pat
     assert groups["uci-iris-erm"]["last_test_error_mean"] == pytest.approx(rows[0]["erm"][0])
     assert groups[f"uci-iris-mixup_a{chosen:g}"]["last_test_error_mean"] == pytest.approx(rows[0]["mixup"][0])
     assert f"| uci-iris-mixup_a{chosen:g} | uci-iris-erm | last epoch |" in report["markdown"]
+    # the paper column: Table 4's numbers beside the ERM row and the selected alpha's row, none beside the other
+    assert groups["uci-iris-erm"]["paper"] == PAPER_TABLE4["iris"][0]
+    assert groups[f"uci-iris-mixup_a{chosen:g}"]["paper"] == PAPER_TABLE4["iris"][1]
+    assert groups[f"uci-iris-mixup_a{other:g}"]["paper"] is None
+    assert "Paper column (uci): Zhang et al. (ICLR 2018), Table 4 (right)" in report["markdown"]
 
 
 def write_yaml(tmp_path: Path, proto: UCIProtocol) -> Path:

@@ -12,7 +12,6 @@ claim is that "the training of mixup GANs seems promisingly robust to hyper-para
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,8 +28,8 @@ from .. import runs as run_folders
 from ..data.seeds import make_generator
 from ..errors import TaskArgumentError, TaskError
 from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
-from ..stats import mean_std
 from .gan_metrics import DATASETS, DEFAULT_MIN_COUNT, DEFAULT_STD, sample_toy
+from .gan_summary import outcome_markdown, outcome_rows, plot_gan_figure, report_sections
 from .gan_train import EVAL_SEED, FIGURE5_ITERATIONS, METHODS, GANConfig, GANRuns, check_positive_int, train_gan_runs
 from .registry import Table, register_table
 
@@ -169,96 +168,16 @@ PROTOCOLS: dict[str, GANProtocol] = {
 }
 
 
-def _fmt(mean: float, std: float, n: int, digits: int) -> str:
-    if n == 0:
-        return "n/a (n = 0)"
-    spread = "" if math.isnan(std) else f" ± {std:.{digits}f}"
-    return f"{mean:.{digits}f}{spread} (n = {n})"
-
-
-def plot_gan_figure(
-    samples: dict[tuple[str, str], dict[int, np.ndarray]],
-    real: dict[str, np.ndarray],
-    path: str | Path,
-    *,
-    paper_iterations: Sequence[int] | None = None,
-) -> Path:
-    """Figure 5: one row per (dataset, method), one column per iteration; real points blue, generated orange.
-
-    Args:
-        samples: ``(dataset, method) -> {iteration: (n, 2) generated points}``, all rows with the same iterations.
-        real: ``dataset -> (n, 2)`` real points.
-        path: The PNG to write.
-        paper_iterations: Labels of the paper's matching iterations, one per column (when the run is shorter).
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not samples:
-        raise TaskError("samples is empty: nothing to plot")
-    rows = list(samples)
-    iters = sorted(samples[rows[0]])
-    for row in rows:
-        if sorted(samples[row]) != iters:
-            raise TaskError(f"row {row} has iterations {sorted(samples[row])}, expected {iters}")
-        if row[0] not in real:
-            raise TaskError(f"no real points for dataset {row[0]!r}")
-    if paper_iterations is not None and len(paper_iterations) != len(iters):
-        raise TaskError(f"{len(paper_iterations)} paper_iterations for {len(iters)} columns")
-    fig, axes = plt.subplots(len(rows), len(iters), figsize=(2.2 * len(iters), 2.2 * len(rows)), squeeze=False)
-    for r, (dataset, method) in enumerate(rows):
-        lim = 1.5 if dataset == "ring" else 2.8
-        for col, it in enumerate(iters):
-            ax = axes[r][col]
-            ax.scatter(*real[dataset].T, s=2, c="tab:blue", alpha=0.5, linewidths=0)
-            ax.scatter(*samples[(dataset, method)][it].T, s=2, c="tab:orange", alpha=0.6, linewidths=0)
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_aspect("equal")
-            if r == 0:
-                label = f"iteration {it}"
-                if paper_iterations is not None and paper_iterations[col] != it:
-                    label += f"\n(paper: {paper_iterations[col]})"
-                ax.set_title(label, fontsize=8)
-            if col == 0:
-                ax.set_ylabel(f"{dataset}\n{'ERM GAN' if method == 'erm' else 'mixup GAN'}", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _summarise(protocol: GANProtocol, finals: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """Summary rows (one per dataset x method) and the markdown page."""
     p = protocol
-    rows: list[dict[str, Any]] = []
-    for dataset, method in product(p.datasets, p.methods):
-        runs = [r for r in finals if r["dataset"] == dataset and r["method"] == method]
-        default = [
-            r
-            for r in runs
-            if r["width"] == p.default_width and r["d_steps"] == p.default_d_steps and r["lr"] == p.default_lr
-        ]
-        row: dict[str, Any] = {"dataset": dataset, "method": method, "n_modes": runs[0]["n_modes"]}
-        for key in ("modes_covered", "high_quality", "sliced_w2"):
-            mean, std, n = mean_std([r[key] for r in default])
-            row.update({f"{key}_mean": mean, f"{key}_std": std, f"{key}_n": n})
-        row["converged_default"] = sum(r["converged"] for r in default)
-        row["runs_default"] = len(default)
-        row["converged_grid"] = sum(r["converged"] for r in runs)
-        row["runs_grid"] = len(runs)
-        row["converge_share_grid"] = row["converged_grid"] / row["runs_grid"]
-        row["diverged_grid"] = sum(r["sliced_w2"] is None for r in runs)
-        rows.append(row)
-
+    rows = outcome_rows(
+        finals,
+        lambda r: (r["width"], r["d_steps"], r["lr"]) == (p.default_width, p.default_d_steps, p.default_lr),
+        p.datasets,
+        p.methods,
+    )
+    setting, grid = outcome_markdown(rows)
     md = [
         f"# GANs (Section 3.7, Figure 5): ERM GAN vs mixup GAN (alpha = {p.alpha}), {p.scale} scale",
         "",
@@ -275,30 +194,13 @@ def _summarise(protocol: GANProtocol, finals: list[dict[str, Any]]) -> tuple[lis
         f"## Paper's setting (lr {p.default_lr:g}, {p.default_d_steps} D steps per G step, width "
         f"{p.default_width}): last iteration, mean ± std over seeds",
         "",
-        "| dataset | method | modes covered | high-quality share | sliced W2 | converged |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        md.append(
-            f"| {row['dataset']} | {row['method']} | "
-            f"{_fmt(row['modes_covered_mean'], row['modes_covered_std'], row['modes_covered_n'], 2)} of "
-            f"{row['n_modes']} | {_fmt(row['high_quality_mean'], row['high_quality_std'], row['high_quality_n'], 3)} | "
-            f"{_fmt(row['sliced_w2_mean'], row['sliced_w2_std'], row['sliced_w2_n'], 3)} | "
-            f"{row['converged_default']}/{row['runs_default']} |"
-        )
-    md += [
+        *setting,
         "",
         f"## Robustness: runs that converge over the grid (widths {list(p.widths)} x D steps {list(p.d_steps)} x "
         f"lr {list(p.lrs)} x {len(p.seeds)} seeds)",
         "",
-        "| dataset | method | converged | share | diverged (non-finite) |",
-        "|---|---|---|---|---|",
+        *grid,
     ]
-    for row in rows:
-        md.append(
-            f"| {row['dataset']} | {row['method']} | {row['converged_grid']}/{row['runs_grid']} | "
-            f"{100 * row['converge_share_grid']:.0f}% | {row['diverged_grid']} |"
-        )
     md += [
         "",
         "## Per grid point: converged runs / seeds, and mean modes covered and high-quality share at the end",
@@ -606,6 +508,7 @@ GAN_TABLE = register_table(
         default_seeds={"cpu": 3, "paper": 3},
         notes=PROTOCOLS["cpu"].notes,
         runner=_reproduce,
+        sections=report_sections,
     )
 )
 

@@ -581,6 +581,11 @@ UCI_TABLE = register_table(
         default_seeds={"cpu": 10, "paper": 10},
         notes="the paper's setting is already CPU-sized: cpu and paper scale are the same protocol",
         runner=_reproduce,
+        # the run folders' rows: <dataset>/erm and <dataset>/mixup (the alpha chosen on validation)
+        paper={
+            f"{d}/{m}": err for d, pair in PAPER_TABLE4.items() for m, err in zip(("erm", "mixup"), pair, strict=True)
+        },
+        paper_source=PAPER_SOURCE,
     )
 )
 
