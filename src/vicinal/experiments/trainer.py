@@ -67,7 +67,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ExperimentConfig, config_to_dict
-from .data.seeds import derive_seed
+from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
 from .distributed import check_device
 from .errors import RunError
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, eval_metrics, evaluate, summarize
@@ -93,8 +93,6 @@ __all__ = [
     "train",
 ]
 
-STREAM_MIX = 101  # derive_seed stream of the mixing generator (the data layer uses 1..5)
-STREAM_GLOBAL = 102  # derive_seed stream of the global RNGs (dropout)
 # Metric fields that depend on the machine's speed, not on the computation (ignored when comparing runs).
 TIMING_FIELDS = ("epoch_time_s", "eval_time_s", "images_per_s", "wall_time_s")
 

@@ -20,17 +20,20 @@ import torch
 from torch import Tensor
 
 from vicinal.experiments.data.corrupt import CorruptedLabels
-from vicinal.experiments.data.seeds import derive_seed, make_generator  # noqa: F401  (derive_seed: importable from here)
+
+# derive_seed and the data layer's stream numbers stay importable from here (their owner is data/seeds.py)
+from vicinal.experiments.data.seeds import (  # noqa: F401
+    STREAM_AUGMENT,
+    STREAM_FETCH,
+    STREAM_ORDER,
+    STREAM_SPLIT,
+    STREAM_SUBSET,
+    derive_seed,
+    make_generator,
+)
 
 Batch = tuple[Tensor, Tensor, Tensor]  # (x float32 (B, ...), y int64 (B,), idx int64 (B,)), all on the device
 Augment = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) -> (B, C, H, W), any dtype
-
-# Independent random streams derived from one user seed (see `derive_seed`).
-STREAM_ORDER = 1  # per-epoch permutation of the dataset
-STREAM_AUGMENT = 2  # per-batch augmentation parameters
-STREAM_FETCH = 3  # partner samples drawn by `fetch` without an explicit generator
-STREAM_SUBSET = 4  # which samples a `subset_per_class` keeps
-STREAM_SPLIT = 5  # train/test splits made here (digits)
 
 
 def _check_xy(x: Tensor, y: Tensor, what: str) -> None:

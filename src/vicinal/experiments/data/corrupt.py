@@ -25,11 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vicinal.experiments.data.seeds import derive_seed
+from vicinal.experiments.data.seeds import STREAM_CORRUPT, derive_seed
 
 __all__ = ["STREAM_CORRUPT", "CorruptedLabels", "corrupt_labels", "corruption_counts", "counts_to_errors"]
 
-STREAM_CORRUPT = 6  # derive_seed stream of the label corruption (base.py uses 1..5)
 # Order of the sums returned by `corruption_counts` (all-reducible across ranks).
 COUNT_KEYS = (
     "n",

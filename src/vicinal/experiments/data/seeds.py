@@ -1,16 +1,43 @@
 """Seeds of the lab's independent random streams: one user seed, hashed with a stream number (and epoch, rank ...).
 
 Every random choice of the data layer (order, augmentation, subsets, splits, label corruption) and of the trainer
-(mixing, dropout) draws from a generator seeded with ``derive_seed(seed, STREAM, ...)``; the stream numbers live
-beside their users (``base.STREAM_*``, ``corrupt.STREAM_CORRUPT``, ``trainer.STREAM_MIX``). This module imports only
-torch, so every module of the data layer can use it without importing another.
+(mixing, dropout) and of the seed-ensemble tasks (UCI, GAN, the toy figure) draws from a generator seeded with
+``derive_seed(seed, STREAM, ...)``. This module owns every stream number (`STREAMS`; a test checks that they are
+distinct); the users import theirs from here. Changing a number changes every result drawn from that stream. This
+module imports only torch, so every module of the data layer can use it without importing another.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["derive_seed", "make_generator"]
+__all__ = ["STREAMS", "derive_seed", "make_generator"]
+
+# -- the stream numbers ------------------------------------------------------------------------------------------
+# data layer (data/base.py, data/corrupt.py)
+STREAM_ORDER = 1  # per-epoch permutation of the dataset
+STREAM_AUGMENT = 2  # per-batch augmentation parameters
+STREAM_FETCH = 3  # partner samples drawn by `fetch` without an explicit generator
+STREAM_SUBSET = 4  # which samples a `subset_per_class` keeps
+STREAM_SPLIT = 5  # train/test splits made by the loaders (digits, UCI)
+STREAM_CORRUPT = 6  # the label corruption of Table 2
+# trainer
+STREAM_MIX = 101  # the mixing generator of each rank (lam, partners, KNN)
+STREAM_GLOBAL = 102  # the global RNGs of each rank (dropout, third-party code)
+# UCI seed ensemble (tasks/uci_train.py)
+STREAM_UCI_INIT = 601  # initial weights
+STREAM_UCI_ORDER = 602  # per-epoch order of the training rows
+STREAM_UCI_MIX = 603  # per-epoch mixing lam and partners
+# GAN seed ensemble (tasks/gan_train.py, tasks/gan.py)
+STREAM_GAN_INIT = 701  # initial weights of G (part 0) and D (part 1)
+STREAM_GAN_DATA = 702  # real points, noise and lam of every step
+STREAM_GAN_EVAL = 703  # the evaluation's noise and real sample (with gan_train.EVAL_SEED)
+STREAM_GAN_FIGURE = 704  # the figure's real points (with gan_train.EVAL_SEED)
+# Figure 1b's toy MLPs (tasks/figures.py)
+STREAM_TOY_INIT = 801  # initial weights
+STREAM_TOY_MIX = 802  # mixing lam and partners
+
+STREAMS: dict[str, int] = {k: v for k, v in dict(globals()).items() if k.startswith("STREAM_")}
 
 _MASK64 = (1 << 64) - 1
 

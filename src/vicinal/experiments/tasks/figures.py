@@ -36,7 +36,7 @@ from torch import Tensor, nn
 import vicinal
 
 from ..build import load_run_model
-from ..data.seeds import derive_seed, make_generator
+from ..data.seeds import STREAM_TOY_INIT, STREAM_TOY_MIX, derive_seed, make_generator
 from ..ensemble import Ensemble
 from ..errors import TaskError
 from ..report.report import find_runs, load_run
@@ -60,8 +60,6 @@ PROG = "python -m vicinal.experiments.tasks.figures"
 FIGURES = ("fig1b", "fig2", "fig3b")
 DEFAULT_LAMS = tuple(i / 10 for i in range(11))
 # Random streams of Figure 1b's toy MLPs, hashed with the figure's seed by derive_seed (gan.py uses 701-704).
-STREAM_TOY_INIT = 801  # initial weights
-STREAM_TOY_MIX = 802  # mixing lam and partners
 
 
 def _plt() -> Any:

@@ -25,6 +25,7 @@ import torch
 
 from ...gan import LAM_DISTRIBUTIONS
 from .. import runs as run_folders
+from ..data.seeds import STREAM_GAN_FIGURE as STREAM_FIGURE
 from ..data.seeds import make_generator
 from ..errors import TaskArgumentError, TaskError
 from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
@@ -42,8 +43,6 @@ __all__ = [
     "run_gan_table",
     "run_name",
 ]
-
-STREAM_FIGURE = 704  # the figure's real points, with gan_train.EVAL_SEED (gan_train uses 701-703)
 
 
 # --------------------------------------------------------------------------------------------------------------

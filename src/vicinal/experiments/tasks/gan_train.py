@@ -41,6 +41,9 @@ from torch import Tensor
 from torch.func import grad_and_value, vmap
 
 from ...gan import LAM_DISTRIBUTIONS, generator_loss, mixup_discriminator_loss, sample_gan_lam
+from ..data.seeds import STREAM_GAN_DATA as STREAM_DATA
+from ..data.seeds import STREAM_GAN_EVAL as STREAM_EVAL
+from ..data.seeds import STREAM_GAN_INIT as STREAM_INIT
 from ..data.seeds import derive_seed, make_generator
 from ..ensemble import Ensemble
 from ..errors import TaskArgumentError, TaskError
@@ -68,9 +71,6 @@ METHODS = ("erm", "mixup")
 FIGURE5_ITERATIONS = (10, 100, 1000, 10000, 20000)  # the columns of Figure 5, out of 20,000 iterations
 EVAL_SEED = 20180225  # a fixed seed for the evaluation's noise and real sample, shared by every run
 # Random streams of the GAN runs, hashed with a run's seed (or EVAL_SEED) by derive_seed (uci_train uses 601-603).
-STREAM_INIT = 701  # initial weights of G (part 0) and D (part 1)
-STREAM_DATA = 702  # real points, noise and lam of every step
-STREAM_EVAL = 703  # the evaluation's noise and real sample (with EVAL_SEED)
 
 
 # --------------------------------------------------------------------------------------------------------------

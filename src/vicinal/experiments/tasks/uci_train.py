@@ -28,6 +28,9 @@ from torch import Tensor, nn
 
 import vicinal
 from vicinal.experiments.data.base import TensorSplits, make_generator
+from vicinal.experiments.data.seeds import STREAM_UCI_INIT as STREAM_INIT
+from vicinal.experiments.data.seeds import STREAM_UCI_MIX as STREAM_MIX
+from vicinal.experiments.data.seeds import STREAM_UCI_ORDER as STREAM_ORDER
 from vicinal.experiments.models import build_model
 
 from ..ensemble import Ensemble
@@ -52,9 +55,6 @@ __all__ = [
 DEFAULT_ALPHAS: tuple[float, ...] = (0.1, 0.2, 0.4, 1.0)
 
 # Random streams of this task, hashed with the member seed by make_generator (distinct from data.base's 1-5).
-STREAM_INIT = 601  # initial weights
-STREAM_ORDER = 602  # per-epoch order of the training rows
-STREAM_MIX = 603  # per-epoch mixing lam and partners
 
 # Stacked parameters per chunk of members (2**25 floats = 128 MiB per copy; Adam holds 4 copies). Only Arcene's
 # 10000-feature first layer (1.3 M parameters per member) needs more than one chunk.

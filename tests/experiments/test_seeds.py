@@ -1,0 +1,41 @@
+"""The owner of the lab's random streams (data/seeds.py): every stream number defined there once, all distinct."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from vicinal.experiments.data import seeds
+from vicinal.experiments.tasks import figures, gan, gan_train, uci_train
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "vicinal"
+
+
+def test_stream_numbers_are_distinct_and_listed() -> None:
+    assert len(set(seeds.STREAMS.values())) == len(seeds.STREAMS)
+    assert seeds.STREAMS["STREAM_ORDER"] == 1 and seeds.STREAMS["STREAM_TOY_MIX"] == 802
+    assert all(isinstance(v, int) for v in seeds.STREAMS.values())
+
+
+def test_no_module_but_seeds_defines_a_stream_number() -> None:
+    defined = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "seeds.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id.startswith("STREAM_"):
+                    defined.append(f"{path.relative_to(SRC)}: {target.id}")
+    assert defined == []
+
+
+def test_the_users_names_are_the_owners_numbers() -> None:
+    assert (uci_train.STREAM_INIT, uci_train.STREAM_ORDER, uci_train.STREAM_MIX) == (601, 602, 603)
+    assert (gan_train.STREAM_INIT, gan_train.STREAM_DATA, gan_train.STREAM_EVAL, gan.STREAM_FIGURE) == (
+        701,
+        702,
+        703,
+        704,
+    )
+    assert (figures.STREAM_TOY_INIT, figures.STREAM_TOY_MIX) == (801, 802)
