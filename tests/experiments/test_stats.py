@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as sstats
 
-from vicinal.experiments.stats import fmt_mean_std, mean_std, paired
+from vicinal.experiments.stats import fmt_mean_std, mean_std, paired, paired_wilcoxon
 
 
 def test_mean_std_is_the_sample_std_of_the_finite_values() -> None:
@@ -44,3 +45,21 @@ def test_paired_sign_flip_counts_ties_and_edge_cases() -> None:
     assert none.n == 0 and none.describe() == "-"
     same = paired({0: 1.0, 1: 2.0}, {0: 1.5, 1: 2.5})  # zero spread: the t-test is undefined, not 0
     assert math.isnan(same.p_t) and same.mean == 0.5
+
+
+def test_paired_wilcoxon_matches_scipy() -> None:
+    erm = [10.0, 12.0, 11.0, 9.0, 14.0, 10.0]
+    mix = [9.0, 12.0, 8.0, 9.5, 10.0, 7.0]
+    out = paired_wilcoxon(erm, mix)
+    ref = sstats.wilcoxon(mix, erm)
+    assert out["wilcoxon_p"] == pytest.approx(ref.pvalue) and out["wilcoxon_stat"] == pytest.approx(ref.statistic)
+    assert out["ttest_p"] == pytest.approx(sstats.ttest_rel(mix, erm).pvalue)
+    assert (out["wins"], out["ties"], out["losses"]) == (4, 1, 1)
+    assert out["diff_mean"] == pytest.approx(-10.5 / 6)
+    assert out["diff_std"] == pytest.approx(np.std(np.subtract(mix, erm), ddof=1))
+    assert paired_wilcoxon([3.0, 4.0], [3.0, 4.0])["wilcoxon_p"] == 1.0
+    assert math.isnan(paired_wilcoxon([3.0], [2.0])["wilcoxon_p"])
+    with pytest.raises(
+        ValueError, match=r"paired_wilcoxon needs two 1-D sequences of equal length, got \(2,\) and \(3,\)"
+    ):
+        paired_wilcoxon([1.0, 2.0], [1.0, 2.0, 3.0])

@@ -21,7 +21,6 @@ from vicinal.experiments.tasks.uci import (
     PAPER_TABLE4,
     format_markdown,
     main,
-    paired_test,
     run_uci_table,
     select_alpha,
     summarize_dataset,
@@ -184,20 +183,6 @@ def test_select_alpha_uses_validation_and_breaks_ties_to_the_smaller_alpha() -> 
     assert select_alpha(rs) == (1.0, {0.2: 0.3, 1.0: 0.2})  # test error would pick 0.2: not looked at
     tie = [result(0, 0.4, 0.2, 0.0), result(0, 0.1, 0.2, 0.0)]
     assert select_alpha(tie)[0] == 0.1
-
-
-def test_paired_test_matches_scipy() -> None:
-    erm = [10.0, 12.0, 11.0, 9.0, 14.0, 10.0]
-    mix = [9.0, 12.0, 8.0, 9.5, 10.0, 7.0]
-    out = paired_test(erm, mix)
-    ref = stats.wilcoxon(mix, erm)
-    assert out["wilcoxon_p"] == pytest.approx(ref.pvalue) and out["wilcoxon_stat"] == pytest.approx(ref.statistic)
-    assert out["ttest_p"] == pytest.approx(stats.ttest_rel(mix, erm).pvalue)
-    assert (out["wins"], out["ties"], out["losses"]) == (4, 1, 1)
-    assert out["diff_mean"] == pytest.approx(-10.5 / 6)
-    assert out["diff_std"] == pytest.approx(np.std(np.subtract(mix, erm), ddof=1))
-    assert paired_test([3.0, 4.0], [3.0, 4.0])["wilcoxon_p"] == 1.0
-    assert math.isnan(paired_test([3.0], [2.0])["wilcoxon_p"])
 
 
 def test_summarize_dataset_on_synthetic_results() -> None:
@@ -387,8 +372,6 @@ def test_errors(splits: dict[int, TensorSplits], tmp_path: Path) -> None:
         train_vmapped(splits, [Member(0)], FAST, chunk_size=0)
     with pytest.raises(ValueError, match="epoch_plan needs n_train >= 1"):
         epoch_plan(Member(0), 0, 0, 16)
-    with pytest.raises(ValueError, match=r"equal length, got \(2,\) and \(3,\)"):
-        paired_test([1.0, 2.0], [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="select_alpha needs mixup results"):
         select_alpha([result(0, 0.0, 0.1, 0.1)])
     with pytest.raises(ValueError, match="ERM seeds \\[0, 1\\] and mixup alpha=0.2 seeds \\[0\\] differ"):

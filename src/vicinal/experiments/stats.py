@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from scipy import stats as sstats
 
-__all__ = ["Paired", "fmt_mean_std", "mean_std", "paired"]
+__all__ = ["Paired", "fmt_mean_std", "mean_std", "paired", "paired_wilcoxon"]
 
 
 def _finite(values: Sequence[Any]) -> list[float]:
@@ -116,3 +117,41 @@ def _signs(n: int) -> list[tuple[int, ...]]:
     if n > 16:
         raise ValueError(f"the exact sign-flip test enumerates 2**n assignments; n = {n} is too many (at most 16)")
     return list(itertools.product((1, -1), repeat=n))
+
+
+def paired_wilcoxon(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, Any]:
+    """Paired comparison of per-seed errors (same seeds, same order), as the UCI table reports it (many seeds).
+
+    Returns a dict with ``n``, mean and std (ddof=1) of ``mixup - erm``, ``wins``/``ties``/``losses`` (seeds where
+    mixup's error is lower/equal/higher), the Wilcoxon signed-rank test (two-sided, zero differences dropped:
+    ``wilcoxon_stat``, ``wilcoxon_p``; p = 1 when every difference is zero, NaN with fewer than 2 pairs) and the
+    paired t-test p-value ``ttest_p`` for reference.
+    """
+    a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired_wilcoxon needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
+    diff = b - a
+    n = len(diff)
+    out: dict[str, Any] = {
+        "n": n,
+        "diff_mean": float(np.round(diff.mean(), 12)) + 0.0 if n else float("nan"),  # no "-0.00" from round-off
+        "diff_std": float(diff.std(ddof=1)) if n > 1 else float("nan"),
+        "wins": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+        "losses": int((diff > 0).sum()),
+        "wilcoxon_stat": float("nan"),
+        "wilcoxon_p": float("nan"),
+        "ttest_p": float("nan"),
+    }
+    if n < 2:
+        return out
+    if not np.any(diff != 0):
+        out.update(wilcoxon_stat=0.0, wilcoxon_p=1.0, ttest_p=1.0)
+        return out
+    w = sstats.wilcoxon(b, a, zero_method="wilcox", alternative="two-sided")
+    out["wilcoxon_stat"], out["wilcoxon_p"] = float(w.statistic), float(w.pvalue)
+    if np.ptp(diff) > 0:  # the t statistic is undefined for a constant non-zero difference
+        out["ttest_p"] = float(sstats.ttest_rel(b, a).pvalue)
+    else:
+        out["ttest_p"] = 0.0
+    return out

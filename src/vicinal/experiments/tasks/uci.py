@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from scipy import stats as sstats
 
 from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 
@@ -51,7 +50,7 @@ from .. import runs
 from ..config import ExperimentConfig, config_from_dict
 from ..errors import TaskArgumentError, TaskError
 from ..evaluation import summarize
-from ..stats import mean_std
+from ..stats import mean_std, paired_wilcoxon
 from .registry import Table, configs_dir, register_table
 from .uci_train import (
     STREAM_INIT,
@@ -71,7 +70,6 @@ __all__ = [
     "main",
     "member_config",
     "member_records",
-    "paired_test",
     "parse_overrides",
     "reproduce",
     "run_uci_table",
@@ -109,44 +107,6 @@ def select_alpha(results: Sequence[MemberResult]) -> tuple[float, dict[float, fl
     means = {a: float(np.mean(v)) for a, v in sorted(by_alpha.items())}
     best = min(means, key=lambda a: (means[a], a))
     return best, means
-
-
-def paired_test(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, Any]:
-    """Paired comparison of per-seed errors (same seeds, same order).
-
-    Returns a dict with ``n``, mean and std (ddof=1) of ``mixup - erm``, ``wins``/``ties``/``losses`` (seeds where
-    mixup's error is lower/equal/higher), the Wilcoxon signed-rank test (two-sided, zero differences dropped:
-    ``wilcoxon_stat``, ``wilcoxon_p``; p = 1 when every difference is zero, NaN with fewer than 2 pairs) and the
-    paired t-test p-value ``ttest_p`` for reference.
-    """
-    a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise TaskError(f"paired_test needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
-    diff = b - a
-    n = len(diff)
-    out: dict[str, Any] = {
-        "n": n,
-        "diff_mean": float(np.round(diff.mean(), 12)) + 0.0 if n else float("nan"),  # no "-0.00" from round-off
-        "diff_std": float(diff.std(ddof=1)) if n > 1 else float("nan"),
-        "wins": int((diff < 0).sum()),
-        "ties": int((diff == 0).sum()),
-        "losses": int((diff > 0).sum()),
-        "wilcoxon_stat": float("nan"),
-        "wilcoxon_p": float("nan"),
-        "ttest_p": float("nan"),
-    }
-    if n < 2:
-        return out
-    if not np.any(diff != 0):
-        out.update(wilcoxon_stat=0.0, wilcoxon_p=1.0, ttest_p=1.0)
-        return out
-    w = sstats.wilcoxon(b, a, zero_method="wilcox", alternative="two-sided")
-    out["wilcoxon_stat"], out["wilcoxon_p"] = float(w.statistic), float(w.pvalue)
-    if np.ptp(diff) > 0:  # the t statistic is undefined for a constant non-zero difference
-        out["ttest_p"] = float(sstats.ttest_rel(b, a).pvalue)
-    else:
-        out["ttest_p"] = 0.0
-    return out
 
 
 def summarize_dataset(name: str, results: Sequence[MemberResult], majority_errors: Sequence[float]) -> dict[str, Any]:
@@ -191,7 +151,7 @@ def summarize_dataset(name: str, results: Sequence[MemberResult], majority_error
         "val_by_alpha": {"0": 100 * float(np.mean([r.val_error[-1] for r in erm]))}
         | {f"{a:g}": 100 * v for a, v in val_means.items()},
         "per_alpha": {f"{a:g}": v for a, v in per_alpha.items()},
-        "test": paired_test(erm_test, mix_test),
+        "test": paired_wilcoxon(erm_test, mix_test),
         "erm_test_by_seed": erm_test,
         "mixup_test_by_seed": mix_test,
         "paper_erm": paper[0],
