@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,6 +22,7 @@ import vicinal
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError, ExperimentConfig, MixConfig, OptimConfig, ScheduleConfig, load_config
 from .data import build_data
+from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
 from .errors import LabError, LabFileNotFoundError, RunError
 from .models import MODELS, build_model
 from .runs import CHECKPOINT_NAME
@@ -28,8 +31,10 @@ __all__ = [
     "CHECKPOINT_NAME",
     "LRSchedule",
     "Mixing",
+    "RunParts",
     "build_mixing",
     "build_optimizer",
+    "build_run",
     "build_run_data",
     "build_run_model",
     "load_run_model",
@@ -274,3 +279,75 @@ def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: 
     except (ValueError, TypeError) as exc:
         raise _rejected(cfg, exc) from exc
     return out
+
+
+@dataclass
+class RunParts:
+    """What `build_run` builds for one process of a run (see there)."""
+
+    data: Any
+    steps_per_epoch: int
+    model: nn.Module
+    train_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: LRSchedule
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    mix_seed: int
+    mix_generator: torch.Generator
+    mixing: Mixing
+
+
+def build_run(cfg: ExperimentConfig, device: torch.device, *, rank: int = 0, world_size: int = 1) -> RunParts:
+    """Seed this process's global RNGs and build the run's data, model, optimiser, schedule, AMP and mixing.
+
+    ``model`` is the plain module (checkpoints, evaluation, attacks), ``train_model`` what the training step calls
+    (DistributedDataParallel when ``world_size`` > 1, then ``torch.compile`` when asked). The order of the steps is
+    part of the run's random stream (the global RNGs are seeded before anything draws from them).
+    """
+    t = cfg.train
+    if t.amp == "fp16" and device.type != "cuda":
+        raise RunError(f"train.amp 'fp16' needs a CUDA device, but the run is on {device} (use bf16 or none)")
+    # Global RNGs only feed stochastic layers (dropout) and third-party code; seeded per rank.
+    global_seed = derive_seed(t.seed, STREAM_GLOBAL, rank)
+    torch.manual_seed(global_seed)
+    np.random.seed(global_seed % 2**32)  # noqa: NPY002 - third-party code may use it
+    random.seed(global_seed)
+
+    data = build_run_data(cfg, device, rank=rank, world_size=world_size)
+    steps_per_epoch = len(data.train)
+    if steps_per_epoch < 1:
+        raise RunError(f"the training loader of {cfg.data.name!r} has no batches (batch size too large?)")
+
+    model = build_run_model(cfg, data).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_model: nn.Module = model
+    if world_size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if t.compile:  # after DDP, as PyTorch recommends (DDP's graph-break optimiser sees the buckets)
+        train_model = torch.compile(train_model)  # type: ignore[assignment]
+
+    optimizer = build_optimizer(cfg.optim, model)
+    scheduler = LRSchedule(optimizer, cfg.schedule, cfg.optim.lr, t.epochs, steps_per_epoch)
+    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.amp]
+    scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
+
+    # Mixing: one generator per rank; the mixer, LatentMixup and KNN sampling all draw from it.
+    mix_seed = derive_seed(t.seed, STREAM_MIX, rank)
+    mix_generator = torch.Generator().manual_seed(mix_seed)
+    mixing = build_mixing(cfg, train_model, data, mix_generator)
+    return RunParts(
+        data,
+        steps_per_epoch,
+        model,
+        train_model,
+        optimizer,
+        scheduler,
+        amp_dtype,
+        scaler,
+        mix_seed,
+        mix_generator,
+        mixing,
+    )

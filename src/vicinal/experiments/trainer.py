@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import random
 import signal
 import sys
 import time
@@ -39,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -50,9 +48,7 @@ from . import distributed, runs
 from .build import (
     CHECKPOINT_NAME,
     LRSchedule,
-    build_mixing,
-    build_optimizer,
-    build_run_data,
+    build_run,
     build_run_model,
     lr_at,
 )
@@ -67,7 +63,6 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ExperimentConfig, config_to_dict
-from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
 from .distributed import check_device
 from .errors import RunError
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, eval_metrics, evaluate, summarize
@@ -229,43 +224,20 @@ class Trainer:
 
     # -- setup --------------------------------------------------------------------------------------------------
     def _setup(self) -> None:
-        cfg, t = self.cfg, self.cfg.train
-        if t.amp == "fp16" and self.device.type != "cuda":
-            raise RunError(f"train.amp 'fp16' needs a CUDA device, but the run is on {self.device} (use bf16 or none)")
-        # Global RNGs only feed stochastic layers (dropout) and third-party code; seeded per rank.
-        global_seed = derive_seed(t.seed, STREAM_GLOBAL, self.rank)
-        torch.manual_seed(global_seed)
-        np.random.seed(global_seed % 2**32)  # noqa: NPY002 - third-party code may use it
-        random.seed(global_seed)
-
-        self.data = build_run_data(cfg, self.device, rank=self.rank, world_size=self.world_size)
-        self.steps_per_epoch = len(self.data.train)
-        if self.steps_per_epoch < 1:
-            raise RunError(f"the training loader of {cfg.data.name!r} has no batches (batch size too large?)")
-
-        model = build_run_model(cfg, self.data).to(self.device)
-        if t.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model  # the plain module: checkpoints, evaluation, attacks
-        self.train_model: nn.Module = model  # what the training step calls: DDP and/or compiled around `model`
-        if self.world_size > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        if t.compile:  # after DDP, as PyTorch recommends (DDP's graph-break optimiser sees the buckets)
-            self.train_model = torch.compile(self.train_model)  # type: ignore[assignment]
-
-        self.optimizer = build_optimizer(cfg.optim, model)
-        self.scheduler = LRSchedule(self.optimizer, cfg.schedule, cfg.optim.lr, t.epochs, self.steps_per_epoch)
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[t.amp]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
-
-        # Mixing: one generator per rank; the mixer, LatentMixup and KNN sampling all draw from it.
-        self.mix_seed = derive_seed(t.seed, STREAM_MIX, self.rank)
-        self.mix_generator = torch.Generator().manual_seed(self.mix_seed)
-        mixing = build_mixing(cfg, self.train_model, self.data, self.mix_generator)
-        self.mixer: vicinal.BatchMix | None = mixing.mixer
-        self.latent: vicinal.LatentMixup | None = mixing.latent
-        self.knn: vicinal.KNNPartners | None = mixing.knn
+        p = build_run(self.cfg, self.device, rank=self.rank, world_size=self.world_size)
+        self.data, self.steps_per_epoch, self.optimizer, self.scheduler = (
+            p.data,
+            p.steps_per_epoch,
+            p.optimizer,
+            p.scheduler,
+        )
+        self.model = p.model  # the plain module: checkpoints, evaluation, attacks
+        self.train_model: nn.Module = p.train_model  # what the training step calls: DDP and/or compiled around `model`
+        self.amp_dtype, self.scaler = p.amp_dtype, p.scaler
+        self.mix_seed, self.mix_generator = p.mix_seed, p.mix_generator
+        self.mixer: vicinal.BatchMix | None = p.mixing.mixer
+        self.latent: vicinal.LatentMixup | None = p.mixing.latent
+        self.knn: vicinal.KNNPartners | None = p.mixing.knn
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The AMP context of this run (a no-op when ``train.amp`` is none)."""
