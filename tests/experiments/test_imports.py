@@ -190,3 +190,53 @@ def test_function_local_imports_are_the_allowed_ones() -> None:
     stale = sorted(f"{m}: {t}" for m, t in LOCAL_IMPORTS if (m, t) not in LOCAL)
     assert not stale, f"LOCAL_IMPORTS entries that no longer exist (remove them): {stale}"
     assert all(reason.strip() for reason in LOCAL_IMPORTS.values())
+
+
+# The lab's layers, lowest first (docs/lab.md "Layout"): a module imports only modules of its own layer or below.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "foundation",
+        ("errors", "paths", "stats", "data.seeds", "config_yaml", "config", "runs", "checkpoint"),
+    ),
+    ("data and models", ("data", "models")),
+    ("building and evaluating a run", ("build", "evaluation", "reliability", "distributed", "ensemble", "callbacks")),
+    ("engines", ("trainer", "attacks")),
+    ("tables", ("tasks",)),
+    ("report", ("report",)),
+    ("commands", ("orchestrate", "demo", "cli", "")),
+)
+
+
+def _layer(module: str) -> int:
+    """The index in LAYERS of a lab module (its longest matching prefix); the package itself is a command."""
+    rest = module.removeprefix(f"{PACKAGE}.experiments").removeprefix(".")
+    best, best_len = None, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (rest == p or rest.startswith(p + ".") or p == "") and len(p) > best_len:
+                best, best_len = i, len(p)
+    assert best is not None and (best_len > 0 or rest == ""), f"{module} is in no layer of LAYERS: add it"
+    return best
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    lab = f"{PACKAGE}.experiments"
+    return sorted(
+        f"{m} ({LAYERS[_layer(m)][0]}) -> {d} ({LAYERS[_layer(d)][0]})"
+        for m, deps in graph.items()
+        if m == lab or m.startswith(lab + ".")
+        for d in deps
+        if (d == lab or d.startswith(lab + ".")) and _layer(d) > _layer(m)
+    )
+
+
+def test_layer_check_finds_an_upward_import() -> None:
+    lab = f"{PACKAGE}.experiments"
+    assert _upward({f"{lab}.runs": {f"{lab}.report.report"}, f"{lab}.report.report": {f"{lab}.runs"}}) == [
+        f"{lab}.runs (foundation) -> {lab}.report.report (report)"
+    ]
+
+
+def test_lab_imports_only_point_down_the_layers() -> None:
+    upward = _upward(GRAPH)
+    assert not upward, "imports from a lower layer to a higher one:\n" + "\n".join(upward)

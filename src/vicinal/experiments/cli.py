@@ -351,7 +351,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"written: {', '.join(str(f) for f in result['files'])}")
         return 0
     _check_summaries(args.runs)
-    load_tables()  # the report's paper column and sections come from the tables
     result = make_report(args.runs, args.out)
     print(result["markdown"])
     print(f"written: {', '.join(str(f) for f in result['files'])}")

@@ -22,6 +22,7 @@ __all__ = [
     "ModelArgumentError",
     "LabFileNotFoundError",
     "RunError",
+    "ReportError",
     "LabWarning",
     "TaskError",
     "TaskArgumentError",
@@ -66,6 +67,10 @@ class TaskError(LabError, ValueError):
 
 class TaskArgumentError(LabError, TypeError):
     """A table, figure or task got an argument of the wrong type."""
+
+
+class ReportError(LabError, ValueError):
+    """A path given to the report (or a figure) is not a run folder, or holds none."""
 
 
 class LabWarning(UserWarning):

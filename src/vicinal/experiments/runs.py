@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -47,20 +48,28 @@ import torch
 import yaml
 
 from .config import ExperimentConfig, config_to_dict, load_config
-from .errors import RunError
+from .errors import ReportError, RunError
 from .paths import source_root
 
 __all__ = [
+    "CHECKPOINT_NAME",
     "CONFIG",
     "METRICS",
     "PROVENANCE",
+    "RUN_FILES",
+    "RUN_FOLDERS",
     "SUMMARY",
+    "Run",
     "append_jsonl",
     "append_metrics",
     "atomic_write",
+    "check_fresh_run_folder",
     "clean_stale_temp_files",
+    "clear_run_folder",
     "dump_config",
+    "find_runs",
     "git_state",
+    "load_run",
     "package_versions",
     "pid_alive",
     "provenance",
@@ -70,6 +79,8 @@ __all__ = [
     "read_metrics",
     "read_provenance",
     "read_summary",
+    "record_start",
+    "results_in",
     "run_finished",
     "write_config",
     "write_csv",
@@ -338,6 +349,67 @@ def record_start(
     prov.update(extra or {})
     write_provenance(run_dir, prov)
     return prov
+
+
+# -- reading run folders as the report and the figures do ----------------------------------------------------
+@dataclass
+class Run:
+    """One run folder, loaded."""
+
+    path: Path
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", self.path.name))
+
+    @property
+    def seed(self) -> int | None:
+        return self.config.get("train", {}).get("seed")
+
+    @property
+    def status(self) -> str:
+        return str(self.summary.get("status", "unknown"))
+
+
+def load_run(path: str | Path) -> Run:
+    """Read ``config.yaml``, ``metrics.jsonl`` and ``summary.json`` of a run folder.
+
+    The config is kept as the plain mapping stored in the folder (not re-validated: a report still reads runs whose config holds
+    a key that a later version of the lab removed).
+    """
+    path = Path(path)
+    cfg_path = path / CONFIG
+    if not cfg_path.is_file():
+        raise ReportError(f"'{path}' is not a run folder (no config.yaml)")
+    config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    try:
+        records = read_metrics(path)
+        summary = read_summary(path) or {}
+    except RunError as exc:
+        raise ReportError(str(exc)) from None
+    return Run(path, config, records, summary)
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders at or below each path (a run folder holds ``config.yaml``), sorted, without duplicates."""
+    found: set[Path] = set()
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise ReportError(f"'{p}' does not exist")
+        # Absolute but not resolved: a run folder reached through a link keeps the path the user gave, so the
+        # report's relative paths follow the user's layout rather than the link's target.
+        if (p / "config.yaml").is_file():
+            found.add(p.absolute())
+            continue
+        below = {c.parent.absolute() for c in p.rglob("config.yaml")}
+        if not below:
+            raise ReportError(f"'{p}' holds no run folders (no config.yaml below it)")
+        found |= below
+    return sorted(found)
 
 
 def _git(*args: str) -> str | None:

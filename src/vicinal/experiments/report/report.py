@@ -7,10 +7,9 @@ runs are reported with their status, never silently mixed with complete ones: a 
 how many of its runs finished. Each table adds its own sections (``Table.sections``: Table 2's layout, the attack
 table, the data-size curve); the report reads the tables, never the reverse.
 
-The tables are those registered in ``tasks.registry.TABLES``: ``vicinal report``, ``vicinal reproduce`` and
-:func:`~vicinal.experiments.report.document.make_document` register all of them first (``tasks.load_tables()``).
-This module imports only the registry: tasks/figures.py reads run folders through it, so importing the task
-modules here would make a cycle.
+The tables are those of ``tasks.TABLES``; `make_report` registers all of them first (``tasks.load_tables()``).
+Run folders are read by `vicinal.experiments.runs` (``load_run``, ``find_runs``), which the figure tasks use too,
+so no task imports the report.
 """
 
 from __future__ import annotations
@@ -24,13 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import LabError, RunError
+from ..errors import ReportError
 from ..reliability import reliability_bins, save_reliability_diagram
-from ..runs import CONFIG, read_metrics, read_summary
+from ..runs import Run, find_runs, load_run
 from ..stats import fmt_mean_std, mean_std, paired
-from ..tasks.registry import TABLES
+from ..tasks import TABLES, load_tables
 
 __all__ = [
     "paper_number",
@@ -60,32 +57,6 @@ def paper_sources(tables: Iterable[str]) -> dict[str, str]:
     return {t: TABLES[t].paper_source for t in sorted(set(tables)) if t in TABLES and TABLES[t].paper}
 
 
-class ReportError(LabError, ValueError):
-    """A path given to the report is not a run folder or holds none."""
-
-
-@dataclass
-class Run:
-    """One run folder, loaded."""
-
-    path: Path
-    config: dict[str, Any]
-    records: list[dict[str, Any]]
-    summary: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name", self.path.name))
-
-    @property
-    def seed(self) -> int | None:
-        return self.config.get("train", {}).get("seed")
-
-    @property
-    def status(self) -> str:
-        return str(self.summary.get("status", "unknown"))
-
-
 @dataclass
 class Group:
     """Runs sharing a config name (one table row), one per seed."""
@@ -94,45 +65,6 @@ class Group:
     table: str
     row: str
     runs: list[Run] = field(default_factory=list)
-
-
-def load_run(path: str | Path) -> Run:
-    """Read ``config.yaml``, ``metrics.jsonl`` and ``summary.json`` of a run folder.
-
-    Metrics and summary are read by :mod:`vicinal.experiments.runs` (the one reader of run folders); the config is
-    kept as the plain mapping stored in the folder (not re-validated: a report still reads runs whose config holds
-    a key that a later version of the lab removed).
-    """
-    path = Path(path)
-    cfg_path = path / CONFIG
-    if not cfg_path.is_file():
-        raise ReportError(f"'{path}' is not a run folder (no config.yaml)")
-    config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    try:
-        records = read_metrics(path)
-        summary = read_summary(path) or {}
-    except RunError as exc:
-        raise ReportError(str(exc)) from None
-    return Run(path, config, records, summary)
-
-
-def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders at or below each path (a run folder holds ``config.yaml``), sorted, without duplicates."""
-    found: set[Path] = set()
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
-            raise ReportError(f"'{p}' does not exist")
-        # Absolute but not resolved: a run folder reached through a link keeps the path the user gave, so the
-        # report's relative paths follow the user's layout rather than the link's target.
-        if (p / "config.yaml").is_file():
-            found.add(p.absolute())
-            continue
-        below = {c.parent.absolute() for c in p.rglob("config.yaml")}
-        if not below:
-            raise ReportError(f"'{p}' holds no run folders (no config.yaml below it)")
-        found |= below
-    return sorted(found)
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
@@ -304,12 +236,12 @@ def _relpath(path: Path, start: Path) -> str:
 def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     """Write ``report.md``, ``report.csv``, ``runs.csv`` and ``test_error.png`` into ``out``.
 
-    The paper column and the tables' own sections come from the registered tables (call ``tasks.load_tables()``
-    first to have all of them; see the module doc).
+    The paper column and the tables' own sections come from the tables (all of them: ``tasks.load_tables()``).
 
     Returns:
         ``{"markdown": str, "groups": list of per-group statistics, "files": list of written paths}``.
     """
+    load_tables()
     runs = [load_run(p) for p in find_runs(paths)]
     groups = group_runs(runs)
     stats = [_group_stats(g) for g in groups]

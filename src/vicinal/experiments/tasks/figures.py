@@ -39,8 +39,7 @@ from ..build import load_run_model
 from ..data.seeds import STREAM_TOY_INIT, STREAM_TOY_MIX, derive_seed, make_generator
 from ..ensemble import Ensemble
 from ..errors import TaskError
-from ..report.report import find_runs, load_run
-from ..runs import write_json
+from ..runs import find_runs, load_run, write_json
 
 __all__ = [
     "FIGURES",
