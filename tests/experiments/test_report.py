@@ -185,3 +185,18 @@ def test_unfinished_runs_are_not_averaged_with_finished_ones(tmp_path: Path) -> 
     line = next(x for x in md.splitlines() if x.startswith("| c10-erm |"))
     # n counts the finished run only; 'done' says 1 of the 2 runs found finished; the mean is the finished run's
     assert line.startswith("| c10-erm | 1 (0) | 1/2 | 10.00 | 20.00 | 10.00 |"), line
+
+
+def test_validation_column_appears_only_when_runs_measured_it(runs: Path, tmp_path: Path) -> None:
+    assert "validation error" not in make_report([runs], tmp_path / "r1")["markdown"]
+    for seed, val in enumerate([3.0, 5.0]):
+        run = make_run(runs, "speechlike", "", seed, [20.0, 10.0])
+        summary = json.loads((run / "summary.json").read_text())
+        write_summary(run, {**summary, "last_val_error": val})
+    report = make_report([runs], tmp_path / "r2")
+    header = report["markdown"].splitlines()[2]
+    assert "| validation error, last epoch (%) |" in header
+    row = next(line for line in report["markdown"].splitlines() if line.startswith("| speechlike |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[header.strip("|").split("|").index(" validation error, last epoch (%) ")] == "4.00 ± 1.41"
+    assert {g["name"]: g["last_val_error_n"] for g in report["groups"]}["speechlike"] == 2
