@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import vicinal
+from tests.mixing_reference import dirichlet_reference, mix_reference, uint8_batch
 
 
 def samples(n=6, seed=0):
@@ -74,3 +76,27 @@ def test_errors():
     with pytest.raises(TypeError, match=r"pass options to the mixer, not to MixupCollate: \['num_classes'\]"):
         vicinal.MixupCollate(vicinal.Mixup(), num_classes=3)
     _ = np  # numpy inputs covered above
+
+
+def test_collate_mixes_in_place_and_equals_float_mix_then_round():
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (32, 3, 24, 24), dtype=torch.uint8, generator=g)  # 55 KiB per batch
+    labels = torch.randint(0, 10, (32,), generator=g)
+    batch = [(imgs[i], int(labels[i])) for i in range(32)]
+    for lam_mode in ["batch", "sample"]:
+        xm, ym = vicinal.MixupCollate(alpha=1.0, num_classes=10, lam_mode=lam_mode, seed=4)(batch)
+        p = vicinal.Mixup(1.0, num_classes=10, lam_mode=lam_mode, seed=4).sample(imgs, labels)
+        assert xm.dtype == torch.uint8 and torch.equal(xm, mix_reference(imgs, p.lam, imgs[p.perm]))
+        lam = p.lam if lam_mode == "batch" else p.lam.float()[:, None]
+        yh = F.one_hot(labels, 10).float()
+        assert torch.equal(ym, lam * yh + (1 - lam) * yh[p.perm])
+    assert torch.equal(torch.stack([img for img, _ in batch]), imgs)  # the samples themselves are never written
+
+
+def test_dirichlet_through_mixup_collate_uint8():
+    x, y = uint8_batch(6)
+    batch = [(x[i], int(y[i])) for i in range(6)]
+    xm, _ = vicinal.MixupCollate(mixer=vicinal.DirichletMixup(alpha=1.0, k=3, num_classes=4, seed=2))(batch)
+    params = vicinal.DirichletMixup(alpha=1.0, k=3, num_classes=4, seed=2).sample(x, y)
+    assert xm.dtype == torch.uint8
+    assert float((xm.float() - dirichlet_reference(x, params)).abs().max()) <= 0.5 + 1e-4

@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from tests.mixing_reference import DTYPES, lams, make, mix_reference, within_rounding_bound
 from vicinal import functional as VF
 
 
@@ -39,3 +41,293 @@ def test_errors():
         VF.mix_many(x, torch.ones(4, 2), torch.zeros(3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="cutmix needs perm or partner"):
         VF.cutmix(torch.randn(2, 1, 4, 4), (0, 2, 0, 2))
+
+
+# -- the fast paths (issue 7) against the formula, tests/mixing_reference.py -------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, channels_last", [((9, 3, 5, 7), False), ((9, 3, 5, 7), True), ((6, 50), False)])
+def test_chunked_paths_equal_formula(small_chunks, dtype, shape, channels_last):
+    x = make(shape, dtype, channels_last=channels_last)
+    perm = torch.randperm(shape[0], generator=torch.Generator().manual_seed(1))
+    for lam in lams(shape[0]):
+        ref = mix_reference(x, lam, x[perm])
+        before = x.clone()
+        assert torch.equal(VF.mix(x, lam, perm), ref)  # default: fresh output, chunked
+        out = torch.empty_like(x)
+        assert VF.mix(x, lam, perm, out=out) is out and torch.equal(out, ref)
+        assert torch.equal(x, before)  # out-of-place paths leave x alone
+        y = x.clone(memory_format=torch.preserve_format)
+        assert VF.mix_(y, lam, perm, exact=True) is y and torch.equal(y, ref)
+        z = x.clone(memory_format=torch.preserve_format)
+        assert VF.mix_(z, lam, perm) is z and z.dtype == dtype
+        if dtype == torch.uint8:
+            assert torch.equal(z, ref)  # uint8 is always exact
+        else:
+            assert within_rounding_bound(z, ref, x, x[perm])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_default_sizes_use_several_slices_and_stay_exact(dtype):
+    # the kernel's real settings on a batch above the single-pass size: several slices in float32 and uint8
+    x = make((96, 3, 48, 48), dtype, seed=3)
+    assert VF._worth_chunking(x)
+    if dtype in (torch.float32, torch.uint8):
+        assert x.numel() * 4 > VF._SINGLE_PASS_BYTES and 3 * 48 * 48 > VF._CHUNK_BYTES // (96 * 4)
+    perm = torch.randperm(96, generator=torch.Generator().manual_seed(2))
+    for lam in lams(96, seed=1):
+        ref = mix_reference(x, lam, x[perm])
+        assert torch.equal(VF.mix(x, lam, perm), ref)
+        y = x.clone()
+        assert torch.equal(VF.mix_(y, lam, perm, exact=True), ref)
+        if dtype != torch.uint8:
+            z = VF.mix_(x.clone(), lam, perm)
+            assert within_rounding_bound(z, ref, x, x[perm])
+            assert not torch.equal(z, x)  # it did mix
+
+
+def test_rounding_bound_is_tight_enough_to_catch_a_wrong_weight():
+    # guards within_rounding_bound: a weight off by 1e-6 (16 float32 ulps of 1) already fails it
+    x = make((8, 64), torch.float32)
+    perm = torch.arange(8).roll(1)
+    ref = mix_reference(x, 0.3, x[perm])
+    assert not within_rounding_bound(mix_reference(x, 0.3 + 1e-6, x[perm]), ref, x, x[perm])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_partner_batch_paths(small_chunks, dtype):
+    x, xp = make((7, 2, 6, 5), dtype, seed=1), make((7, 2, 6, 5), dtype, seed=2)
+    for lam in lams(7):
+        ref = mix_reference(x, lam, xp)
+        assert torch.equal(VF.mix(x, lam, partner=xp), ref)
+        assert torch.equal(VF.mix_(x.clone(), lam, partner=xp, exact=True), ref)
+        kept = xp.clone()
+        fast = VF.mix_(x.clone(), lam, partner=xp)
+        assert torch.equal(xp, kept)  # the partner batch is read, never written
+        assert torch.equal(fast, ref) if dtype == torch.uint8 else within_rounding_bound(fast, ref, x, xp)
+
+
+def test_uint8_float_output_with_out(small_chunks):
+    x = make((5, 3, 4, 4), torch.uint8)
+    perm = torch.tensor([4, 0, 1, 2, 3])
+    out = torch.empty(x.shape, dtype=torch.float32)
+    expected = 0.35 * x.float() + 0.65 * x[perm].float()
+    assert torch.equal(VF.mix(x, 0.35, perm, out_dtype=torch.float32, out=out), expected)
+    # float64 output: the rare path falls back to the formula, still exact
+    out64 = torch.empty(x.shape, dtype=torch.float64)
+    assert torch.equal(VF.mix(x, 0.35, perm, out_dtype=torch.float64, out=out64), reference_f64(x, 0.35, perm))
+
+
+def reference_f64(x, lam, perm):
+    return lam * x.double() + (1 - lam) * x[perm].double()
+
+
+def test_uint8_extremes_round_to_nearest_even_and_stay_in_range(small_chunks):
+    # 0/255 pairs at lam near 0 and 1, and exact .5 ties (round half to even, as torch.round)
+    a = torch.tensor([0, 255, 0, 255, 1, 2, 3], dtype=torch.uint8).repeat(4, 1)
+    a[1::2] = torch.tensor([255, 0, 1, 254, 2, 3, 4], dtype=torch.uint8)
+    perm = torch.tensor([1, 0, 3, 2])
+    for lam in [0.0, 1e-9, 0.5, 1 - 1e-9, 1.0, torch.tensor([0.5, 1e-12, 1 - 1e-12, 0.25], dtype=torch.float64)]:
+        ref = mix_reference(a, lam, a[perm])
+        assert torch.equal(VF.mix_(a.clone(), lam, perm), ref)
+    for lam in [1.5, -0.25, torch.tensor([1.5, 0.5, -1.0, 0.0], dtype=torch.float64)]:  # extrapolation (#11)
+        with pytest.raises(ValueError, match=r"lam must be in \[0, 1\]"):
+            VF.mix_(a.clone(), lam, perm)
+    half = VF.mix_(a.clone(), 0.5, perm)
+    assert half[0, 4] == 2 and half[0, 5] == 2 and half[0, 6] == 4  # 1.5 -> 2, 2.5 -> 2, 3.5 -> 4
+
+
+def test_uint8_every_pair_of_grey_levels(monkeypatch):
+    monkeypatch.setattr(VF, "_CHUNK_BYTES", 1 << 14)  # 32 slices of 2048 columns
+    # all 65536 (a, b) pairs: row 0 holds a, row 1 holds b; partners swap rows. Exhausts the kernel's rounding
+    # (2**23 trick) against torch.round, ties included (lam = 0.5, 0.25 give exact .5 fractions).
+    a = torch.arange(256, dtype=torch.uint8).repeat_interleave(256)
+    b = torch.arange(256, dtype=torch.uint8).repeat(256)
+    x = torch.stack([a, b])  # (2, 65536)
+    perm = torch.tensor([1, 0])
+    for lam in [0.5, 0.25, 0.1, 0.3, 0.7, 1 / 3, 0.999, torch.tensor([0.5, 0.125], dtype=torch.float64)]:
+        assert torch.equal(VF.mix_(x.clone(), lam, perm), mix_reference(x, lam, x[perm])), lam
+
+
+def test_non_dense_input_falls_back_exactly():
+    base = make((6, 3, 8, 8), torch.float32)
+    x = base[:, :, ::2]  # gaps between elements: no (B, F) view exists
+    perm = torch.tensor([5, 4, 3, 2, 1, 0])
+    ref = mix_reference(x, 0.4, x[perm])
+    assert torch.equal(VF.mix(x, 0.4, perm, out=torch.empty_like(x)), ref)
+    before = base.clone()
+    VF.mix_(x, 0.4, perm)
+    assert torch.equal(x, ref)
+    assert torch.equal(base[:, :, 1::2], before[:, :, 1::2])  # only the view's elements were written
+
+
+def test_one_dimensional_batches(small_chunks):
+    x = make((40,), torch.float32)
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(VF.mix(x, 0.7, perm), mix_reference(x, 0.7, x[perm]))
+    assert torch.equal(VF.mix_(x.clone(), 0.7, perm, exact=True), mix_reference(x, 0.7, x[perm]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_paths_equal_formula(dtype):
+    x = make((16, 3, 8, 8), dtype).cuda()
+    perm = torch.randperm(16).cuda()
+    for lam in lams(16):
+        ref = mix_reference(x, lam.cuda() if isinstance(lam, torch.Tensor) else lam, x[perm])
+        assert torch.equal(VF.mix(x, lam, perm, out=torch.empty_like(x)), ref)
+        assert torch.equal(VF.mix_(x.clone(), lam, perm, exact=True), ref)
+
+
+def test_out_equal_to_x_is_in_place():
+    x = make((6, 40), torch.float32)
+    perm = torch.tensor([1, 2, 3, 4, 5, 0])
+    ref = mix_reference(x, 0.6, x[perm])
+    assert VF.mix(x, 0.6, perm, out=x) is x and torch.equal(x, ref)
+
+
+def test_autograd_and_vmap_fall_back_to_the_formula(small_chunks):
+    # out= kernels cannot record autograd graphs or run under vmap: those calls take the formula, same values
+    perm = torch.tensor([2, 0, 1, 5, 3, 4])
+    x = make((6, 40), torch.float32).requires_grad_()
+    mixed = VF.mix(x, 0.3, perm)
+    assert torch.equal(mixed, mix_reference(x.detach(), 0.3, x.detach()[perm]))
+    mixed.sum().backward()  # each x_i enters once with weight lam and once with 1 - lam
+    torch.testing.assert_close(x.grad, torch.full_like(x, 0.3 + 0.7))
+    h = x * 2.0  # a non-leaf activation, mixed in place (latent mixing)
+    VF.mix_(h, 0.3, perm, exact=True)
+    h.sum().backward()
+    torch.testing.assert_close(x.grad, torch.full_like(x, 3.0))
+    members = make((3, 6, 40), torch.float32, seed=4)
+    batched = torch.func.vmap(lambda t: VF.mix(t, 0.3, perm))(members)
+    assert torch.equal(batched, torch.stack([mix_reference(m, 0.3, m[perm]) for m in members]))
+
+
+def test_out_partner_and_perm_errors():
+    x = make((4, 3), torch.float32)
+    perm = torch.tensor([1, 0, 3, 2])
+    with pytest.raises(ValueError, match=r"out has shape \(4, 2\), dtype torch.float32 and device cpu; expected shape"):
+        VF.mix(x, 0.5, perm, out=torch.empty(4, 2))
+    with pytest.raises(
+        ValueError, match=r"dtype torch.float64 and device cpu; expected shape \(4, 3\), dtype torch.float32"
+    ):
+        VF.mix(x, 0.5, perm, out=torch.empty(4, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="out must be a torch.Tensor, got list"):
+        VF.mix(x, 0.5, perm, out=[0.0])
+    base = torch.zeros(5, 3)
+    with pytest.raises(ValueError, match="out shares memory with x; pass separate tensors"):
+        VF.mix(base[:4], 0.5, perm, out=base[1:])
+    with pytest.raises(ValueError, match="out shares memory with partner"):
+        VF.mix(x, 0.5, partner=base[:4], out=base[1:])
+    with pytest.raises(ValueError, match="x shares memory with partner"):
+        VF.mix_(base[:4], 0.5, partner=base[1:])
+    with pytest.raises(ValueError, match=r"perm has shape \(3,\) but the batch has 4 samples"):
+        VF.mix_(x, 0.5, torch.arange(3))
+    with pytest.raises(ValueError, match="pass either perm or partner, not both"):
+        VF.mix_(x, 0.5, perm, partner=x.clone())
+    with pytest.raises(ValueError, match=r"mix needs perm \(partner indices into the batch\) or partner"):
+        VF.mix_(x, 0.5)
+    with pytest.raises(ValueError, match="cutmix needs perm or partner"):
+        VF.cutmix_(torch.zeros(2, 1, 4, 4), (0, 2, 0, 2))
+
+
+# -- issue 11: named argument errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("lam", [1.5, -0.1, float("nan"), torch.tensor([0.5, 1.5, 0.2, 0.1])])
+def test_mix_rejects_lam_outside_unit_interval(lam):
+    x = torch.randn(4, 3)
+    for call in (lambda: VF.mix(x, lam, torch.arange(4)), lambda: VF.mix_(x.clone(), lam, torch.arange(4))):
+        with pytest.raises(ValueError, match=r"lam must be in \[0, 1\]"):
+            call()
+    with pytest.raises(ValueError, match=r"lam must be in \[0, 1\]"):
+        VF.mix_targets(torch.eye(4), lam, torch.arange(4))
+
+
+def test_perm_out_of_range():
+    x = torch.randn(4, 3)
+    for perm in (torch.tensor([0, 1, 2, 4]), torch.tensor([-1, 0, 1, 2])):
+        with pytest.raises(ValueError, match=r"perm must hold indices in \[0, 4\)"):
+            VF.mix(x, 0.5, perm)
+        with pytest.raises(ValueError, match=r"perm must hold indices in \[0, 4\)"):
+            VF.mix_(x.clone(), 0.5, perm)
+    with pytest.raises(TypeError, match="perm must be an integer tensor"):
+        VF.mix(x, 0.5, torch.zeros(4))
+
+
+# -- issue 14: one-hot targets and the fused uint8 kernel, bit-identical to the formula --------------------------------
+@pytest.mark.parametrize("n, c", [(1, 2), (7, 3), (128, 10), (64, 1000)])
+@pytest.mark.parametrize("lam_kind", ["batch", "sample", "edges"])
+def test_mixed_one_hot_equals_formula(n, c, lam_kind):
+    g = torch.Generator().manual_seed(n + c)
+    y = torch.randint(0, c, (n,), generator=g)
+    perm = torch.randperm(n, generator=g)
+    lams = {
+        "batch": [float(torch.rand((), generator=g, dtype=torch.float64)), 0.5, 0.1 + 0.2],
+        "sample": [torch.rand(n, generator=g, dtype=torch.float64)],
+        "edges": [0.0, 1.0, torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)],
+    }[lam_kind]
+    for lam in lams:
+        expected = VF.mix_targets(F.one_hot(y, c).float(), lam, perm)  # the formula: w * y + (1 - w) * y[perm]
+        assert torch.equal(VF.mixed_one_hot(y, lam, perm, c), expected)
+
+
+def _u8_formula(a, b, lam):
+    """The contract: mix in float32 (weights float32(lam), float32(1 - lam)), round to nearest-even, clamp."""
+    return (lam * a.float() + (1 - lam) * b.float()).round().clamp(0, 255).to(torch.uint8)
+
+
+ALL_PAIRS_LAMS = [0.5, 0.25, 0.75, 1 / 3, 2 / 3, 0.1, 0.9, 0.3 + 0.2, 1e-6, 1 - 1e-6, 2.0**-90, 1 - 2.0**-40]
+
+
+def test_fused_uint8_is_used_and_exact_over_every_pair():
+    """Exhaustive: all 65,536 (a, b) pairs, exact ties (lam = 1/2, 1/4, 3/4) included: bound 0 (bit-identical)."""
+    assert VF._quantized_available()  # this torch has the quantized add: the fused path is what is tested below
+    grid = torch.arange(256, dtype=torch.uint8)
+    a = grid.repeat_interleave(256).view(256, 256)
+    b = grid.repeat(256).view(256, 256)
+    g = torch.Generator().manual_seed(14)
+    lams = ALL_PAIRS_LAMS + torch.rand(24, generator=g, dtype=torch.float64).tolist()
+    for lam in lams:
+        expected = _u8_formula(a, b, lam)
+        assert torch.equal(VF.mix(a, lam, partner=b), expected), lam
+        x = torch.cat([a, b])  # partners by perm: row i of a is paired with row i of b
+        perm = torch.cat([torch.arange(256, 512), torch.arange(256)])
+        assert torch.equal(VF.mix_(x.clone(), lam, perm)[:256], expected), lam
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (32, 3, 32, 32), (256, 3, 40, 40), (9, 3, 100, 100)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_fused_uint8_paths_equal_formula(shape, layout):
+    """In place (any perm, several slices), out=, new tensor, partner=: torch.equal to the float32 formula."""
+    g = torch.Generator().manual_seed(sum(shape))
+    x0 = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    if layout == "channels_last" and x0.dim() == 4:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        x0 = torch.randint(0, 256, (shape[0], *shape[1:-1], 2 * shape[-1]), generator=g, dtype=torch.uint8)[..., ::2]
+    n = shape[0]
+    for lam in [float(torch.rand((), generator=g, dtype=torch.float64)), 0.5, 0.37]:
+        perm = torch.randint(0, n, (n,), generator=g)  # any index map, not only permutations
+        expected = _u8_formula(x0, x0[perm], lam)
+        assert torch.equal(VF.mix(x0, lam, perm), expected)
+        assert torch.equal(VF.mix(x0, lam, perm, out=torch.empty_like(x0)), expected)
+        assert torch.equal(VF.mix_(x0.clone(), lam, perm), expected)
+        assert torch.equal(VF.mix_(x0.clone(), lam, partner=x0[perm].clone()), expected)
+
+
+def test_fused_uint8_small_chunks_cover_every_column(monkeypatch):
+    monkeypatch.setattr(VF, "_Q_CHUNK_BYTES", 64 * 7)  # many slices, a ragged last one
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randint(0, 256, (7, 3, 11, 13), generator=g, dtype=torch.uint8)
+    perm = torch.randperm(7, generator=g)
+    assert torch.equal(VF.mix_(x0.clone(), 0.61, perm), _u8_formula(x0, x0[perm], 0.61))
+
+
+def test_uint8_without_fused_kernel_falls_back_to_the_float_slices(monkeypatch):
+    monkeypatch.setattr(VF, "_quantized_ok", False)  # as on a torch without quantized ops
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randint(0, 256, (64, 3, 32, 32), generator=g, dtype=torch.uint8)
+    perm = torch.randperm(64, generator=g)
+    assert torch.equal(VF.mix_(x0.clone(), 0.5, perm), _u8_formula(x0, x0[perm], 0.5))
+    lam = torch.rand(64, generator=g, dtype=torch.float64)  # per-sample lam never takes the fused path
+    w = lam.float().view(-1, 1, 1, 1)
+    expected = (w * x0.float() + (1 - w) * x0[perm].float()).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(VF.mix_(x0.clone(), lam, perm), expected)

@@ -45,3 +45,9 @@ def test_errors():
         vicinal.mixup_discriminator_loss(disc, torch.zeros(4, 2), torch.zeros(3, 2), torch.zeros(4))
     with pytest.raises(ValueError, match=r"lam has shape \(3,\), expected \(4,\)"):
         vicinal.mixup_discriminator_loss(disc, torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 2.5, True])
+def test_sample_gan_lam_batch_size(bad):
+    with pytest.raises((ValueError, TypeError), match=r"batch_size must be an int >= 1"):
+        vicinal.sample_gan_lam(bad, generator=torch.Generator())

@@ -1,5 +1,7 @@
 """Soft-target CE equals the official two-label loss; per-sample lam and Dirichlet too."""
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -70,3 +72,52 @@ def test_soft_cross_entropy_errors():
         vicinal.soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="unknown reduction 'avg'; known: mean, sum, none"):
         vicinal.soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 3), reduction="avg")
+
+
+# -- issue 11: mixed_criterion equals soft_cross_entropy for every variant, or says why not ----------------------------
+@pytest.mark.parametrize("name", vicinal.VARIANTS)
+@pytest.mark.parametrize("lam_mode", ["batch", "sample"])
+def test_mixed_criterion_matches_soft_targets_for_every_variant(name, lam_mode):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 3, 6, 6, generator=g), torch.randint(0, 5, (8,), generator=g)
+    logits = torch.randn(8, 5, generator=g) * 2
+    kwargs = {"num_classes": 5, "seed": 0}
+    if lam_mode == "sample" and name in ("mixup", "mix_inputs_only", "mix_inputs_label_smoothing", "dirichlet"):
+        kwargs["lam_mode"] = "sample"
+    mixer = vicinal.build(name, **kwargs)
+    for _ in range(4):
+        p = mixer.sample(x, y)
+        soft = vicinal.soft_cross_entropy(logits, mixer.apply_targets(y, p))
+        if mixer.smoothing:
+            with pytest.raises(ValueError, match=r"label smoothing.*smoothing=0\.1.*label_smoothing="):
+                vicinal.mixed_criterion(F.cross_entropy, logits, y, p)
+            ce = functools.partial(F.cross_entropy, label_smoothing=mixer.smoothing)
+            two = vicinal.mixed_criterion(ce, logits, y, p, label_smoothing=mixer.smoothing)
+        else:
+            two = vicinal.mixed_criterion(F.cross_entropy, logits, y, p)
+        torch.testing.assert_close(two, soft, rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_criterion_smoothing_mismatch():
+    x, y = torch.randn(4, 3), torch.arange(4)
+    p = vicinal.Mixup(1.0, num_classes=4, smoothing=0.1, seed=0).sample(x, y)
+    with pytest.raises(ValueError, match=r"label_smoothing=0\.2 .* mixer's smoothing=0\.1"):
+        vicinal.mixed_criterion(F.cross_entropy, torch.zeros(4, 4), y, p, label_smoothing=0.2)
+
+
+def test_mixed_criterion_closer_targets():
+    x, y = torch.randn(6, 3), torch.arange(6) % 3
+    mixer = vicinal.Mixup(1.0, num_classes=3, targets="closer", lam_mode="sample", seed=0)
+    p = mixer.sample(x, y)
+    logits = torch.randn(6, 3)
+    closer = torch.where(p.lam >= 0.5, y, y[p.perm])
+    torch.testing.assert_close(vicinal.mixed_criterion(F.cross_entropy, logits, y, p), F.cross_entropy(logits, closer))
+
+
+def test_mixed_criterion_batch_mismatch():
+    x, y = torch.randn(8, 3), torch.arange(8) % 4
+    p = vicinal.Mixup(1.0, num_classes=4, seed=0).sample(x, y)
+    with pytest.raises(ValueError, match=r"labels have 4 samples but predictions have 8"):
+        vicinal.mixed_criterion(F.cross_entropy, torch.zeros(8, 4), y[:4], p)
+    with pytest.raises(ValueError, match=r"params were drawn for a batch of 8 but predictions have 4"):
+        vicinal.mixed_criterion(F.cross_entropy, torch.zeros(4, 4), y[:4], p)

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vicinal
+from tests.mixing_reference import DTYPES, dirichlet_reference, make, mix_reference, uint8_batch, within_rounding_bound
 from vicinal import functional as VF
 
 
@@ -378,3 +379,229 @@ def test_variant_specific_errors():
         vicinal.GaussianNoise(0.1, num_classes=4)(torch.zeros(4, 3, dtype=torch.uint8), y)
     with pytest.raises(ValueError, match="Dirichlet mixing draws its partners from the batch"):
         vicinal.DirichletMixup(num_classes=4)(x, y, partner=(x, y))
+
+
+# -- the in-place fast path (issue 7) ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lam_mode", ["batch", "sample"])
+@pytest.mark.parametrize("pairing", ["random", "matching"])
+def test_mixup_inplace_modifies_input_iff_inplace(small_chunks, dtype, lam_mode, pairing):
+    x = make((8, 3, 4, 4), dtype)
+    y = torch.arange(8) % 4
+    kept = x.clone()
+    plain = vicinal.Mixup(1.0, num_classes=4, lam_mode=lam_mode, pairing=pairing, seed=5)
+    xm, ym = plain(x, y)
+    assert torch.equal(x, kept) and xm.data_ptr() != x.data_ptr()
+    p = vicinal.Mixup(1.0, num_classes=4, lam_mode=lam_mode, pairing=pairing, seed=5).sample(x, y)
+    ref = mix_reference(x, p.lam, x[p.perm])
+    assert torch.equal(xm, ref)
+
+    fast = vicinal.Mixup(1.0, num_classes=4, lam_mode=lam_mode, pairing=pairing, inplace=True, seed=5)
+    xf, yf = fast(x, y)
+    assert xf is x and not torch.equal(x, kept)
+    assert torch.equal(yf, ym)  # same stream, same targets
+    if dtype == torch.uint8:
+        assert torch.equal(xf, ref)
+    else:
+        assert within_rounding_bound(xf, ref, kept, kept[p.perm])
+
+    exact = vicinal.Mixup(1.0, num_classes=4, lam_mode=lam_mode, pairing=pairing, inplace=True, exact=True, seed=5)
+    x2 = kept.clone()
+    assert torch.equal(exact(x2, y)[0], ref) and torch.equal(x2, ref)
+
+
+def test_inplace_other_variants():
+    x = make((6, 3, 8, 8), torch.float32)
+    y = torch.arange(6) % 3
+    for name, kwargs in [("cutmix", {}), ("dirichlet", {}), ("gaussian_noise", {"sigma": 0.1})]:
+        expected, _ = vicinal.build(name, num_classes=3, seed=2, **kwargs)(x.clone(), y)
+        z = x.clone()
+        got, _ = vicinal.build(name, num_classes=3, seed=2, inplace=True, **kwargs)(z, y)
+        assert got is z and torch.equal(got, expected), name
+    # identity (alpha=0, a batch of one) returns the input itself, untouched
+    z = x.clone()
+    assert vicinal.Mixup(0.0, num_classes=3, inplace=True)(z, y)[0] is z and torch.equal(z, x)
+
+
+def test_mixup_or_cutmix_inplace_matches_default():
+    x = make((6, 3, 8, 8), torch.float32)
+    y = torch.arange(6) % 3
+    a = vicinal.MixupOrCutMix(num_classes=3, seed=0)
+    b = vicinal.MixupOrCutMix(num_classes=3, seed=0, inplace=True, exact=True)
+    for _ in range(6):
+        z = x.clone()
+        xa, ya = a(x, y)
+        xb, yb = b(z, y)
+        assert xb is z and torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_per_sample_lam_large_batch_without_python_loops():
+    # 512 samples, each with its own lam: one vectorised pass, exact against the broadcast formula
+    x = make((512, 3, 8, 8), torch.float32)
+    mixer = vicinal.Mixup(0.4, num_classes=4, lam_mode="sample", inplace=True, exact=True, seed=0)
+    y = torch.arange(512) % 4
+    p = vicinal.Mixup(0.4, num_classes=4, lam_mode="sample", seed=0).sample(x, y)
+    ref = mix_reference(x, p.lam, x[p.perm])
+    assert torch.equal(mixer(x.clone(), y)[0], ref)
+    assert len(set(p.lam.tolist())) == 512
+
+
+def test_inplace_and_pairing_errors():
+    with pytest.raises(ValueError, match=r"inplace=True writes the mix into the input tensor.*uint8_output='float'"):
+        vicinal.Mixup(inplace=True, uint8_output="float")
+    mixer = vicinal.Mixup(1.0, num_classes=2, uint8_output="float", seed=0)
+    xu = torch.zeros(4, 3, dtype=torch.uint8)
+    params = mixer.sample(xu, torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="cannot mix a uint8 batch in place with uint8_output='float'"):
+        mixer.apply_inputs(xu, params, inplace=True)
+    with pytest.raises(ValueError, match=r"unknown pairing 'pairs'; known: .*knn, matching"):
+        vicinal.Mixup(pairing="pairs")
+
+
+# -- issue 11: uint8 batches, eager validation, named errors, CutMix rounding ------------------------------------------
+@pytest.mark.parametrize("lam_mode", ["batch", "sample"])
+def test_dirichlet_mixes_uint8_in_float32_and_rounds(lam_mode):
+    x = torch.full((4, 3, 2, 2), 200, dtype=torch.uint8)
+    out = vicinal.DirichletMixup(alpha=1.0, k=3, num_classes=4, lam_mode=lam_mode, seed=0)(x, torch.arange(4))[0]
+    assert out.dtype == torch.uint8 and torch.equal(out, x)  # a convex combination of 200s is 200
+    x, y = uint8_batch()
+    mixer = vicinal.DirichletMixup(alpha=1.0, k=3, num_classes=4, lam_mode=lam_mode, seed=1)
+    params = mixer.sample(x, y)
+    out = mixer.apply_inputs(x, params)
+    exact = dirichlet_reference(x, params)
+    assert out.dtype == torch.uint8
+    assert float((out.float() - exact).abs().max()) <= 0.5 + 1e-4  # rounded to nearest, never truncated
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: vicinal.Mixup(0.0, num_classes=4, uint8_output="float"),  # alpha=0: nothing mixed
+        lambda: vicinal.Mixup(1.0, num_classes=4, uint8_output="float", seed=0),
+        lambda: vicinal.CutMix(1.0, num_classes=4, uint8_output="float", seed=0),
+        lambda: vicinal.MixupOrCutMix(num_classes=4, uint8_output="float", seed=0),
+        lambda: vicinal.DirichletMixup(1.0, num_classes=4, uint8_output="float", seed=0),
+        lambda: vicinal.ERM(num_classes=4, uint8_output="float"),
+    ],
+)
+@pytest.mark.parametrize("n", [1, 8])
+def test_uint8_output_float_dtype_depends_on_options_only(make, n):
+    mixer = make()
+    x, y = uint8_batch(n)
+    for _ in range(6):
+        out = mixer(x, y)[0]
+        assert out.dtype == torch.float32
+    assert torch.equal(x, uint8_batch(n)[0])  # the caller's batch is untouched
+
+
+def test_uint8_output_float_when_lam_is_exactly_one():
+    mixer = vicinal.Mixup(1.0, num_classes=4, uint8_output="float")
+    x, y = uint8_batch()
+    p = vicinal.MixParams(op="mix", lam=1.0, perm=torch.arange(8).flip(0))
+    out = mixer.apply_inputs(x, p)
+    assert out.dtype == torch.float32 and torch.equal(out, x.float())
+
+
+def test_uint8_output_float_cutmix_is_exact_paste():
+    mixer = vicinal.CutMix(1.0, num_classes=4, uint8_output="float", seed=0)
+    x, y = uint8_batch()
+    p = mixer.sample(x, y)
+    out = mixer.apply_inputs(x, p)
+    assert torch.equal(out, VF.cutmix(x, p.box, p.perm).float())
+
+
+def test_mixup_or_cutmix_rejects_2d_batches_on_every_call():
+    mixer = vicinal.MixupOrCutMix(num_classes=4, switch_prob=0.5, seed=0)
+    x, y = torch.randn(8, 5), torch.arange(8) % 4
+    for _ in range(20):
+        with pytest.raises(ValueError, match=r"CutMix needs inputs of shape \(B, \.\.\., H, W\), got shape \(8, 5\)"):
+            mixer(x, y)
+    with pytest.raises(ValueError, match=r"CutMix needs inputs of shape \(B, \.\.\., H, W\), got shape \(1, 5\)"):
+        vicinal.CutMix(num_classes=4)(torch.randn(1, 5), torch.tensor([0]))
+    # switch_prob=0 never draws CutMix: tabular batches stay accepted
+    xm, _ = vicinal.MixupOrCutMix(num_classes=4, switch_prob=0.0, seed=0)(x, y)
+    assert xm.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (torch.tensor([[0.5, 0.4], [0.0, 1.0]]), r"probability labels must sum to 1.*row 0 sums to 0\.9"),
+        (torch.tensor([[1.5, -0.5], [0.0, 1.0]]), r"probability labels must be >= 0.*-0\.5"),
+        (torch.tensor([[float("nan"), 1.0], [0.0, 1.0]]), r"probability labels contain 1 non-finite"),
+    ],
+)
+def test_probability_labels_validated(labels, message):
+    with pytest.raises(ValueError, match=message):
+        vicinal.Mixup(1.0, num_classes=2, seed=0)(torch.randn(2, 3), labels)
+
+
+def test_probability_labels_accept_rounding_and_smoothing():
+    y = F.one_hot(torch.arange(3), 3).float() * 0.9 + 0.1 / 3  # label smoothing, rows sum to 1 up to rounding
+    vicinal.Mixup(1.0, num_classes=3, seed=0)(torch.randn(3, 2), y)
+    vicinal.Mixup(1.0, num_classes=3, seed=0)(torch.randn(3, 2), y.bfloat16())
+
+
+def test_load_state_dict_errors():
+    mixer = vicinal.Mixup(1.0, num_classes=2)
+    with pytest.raises(ValueError, match=r"state has no 'generator' entry"):
+        mixer.load_state_dict({})
+    with pytest.raises(TypeError, match=r"state must be a dict from state_dict\(\), got list"):
+        mixer.load_state_dict([])
+    with pytest.raises(TypeError, match=r"state\['generator'\] must be the uint8 tensor"):
+        mixer.load_state_dict({"generator": 3})
+
+
+def test_cutmix_docstring_states_rounding_convention():
+    doc = vicinal.CutMix.__doc__
+    assert "rounded" in doc and "nearest" in doc and "timm" in doc and "truncat" in doc
+    # lam is corrected to the pasted box whatever the rounding
+    x, y = uint8_batch(4, shape=(3, 7, 9))
+    mixer = vicinal.CutMix(1.0, num_classes=4, seed=5)
+    for _ in range(10):
+        p = mixer.sample(x, y)
+        y0, y1, x0, x1 = p.box
+        assert p.lam == 1 - (y1 - y0) * (x1 - x0) / 63
+
+
+# -- issue 14: fast targets and drawn params ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_mixup_fast_targets_equal_formula_for_integer_label_dtypes(dtype):
+    x = torch.randn(16, 3, 4, 4)
+    y = (torch.arange(16) % 5).to(dtype)
+    for lam_mode in ("batch", "sample"):
+        mixer = vicinal.Mixup(1.0, num_classes=5, lam_mode=lam_mode, inplace=True, seed=1)
+        p = mixer.sample(x, y)
+        yh = F.one_hot(y.long(), 5).float()
+        w = p.lam.float()[:, None] if isinstance(p.lam, torch.Tensor) else p.lam
+        assert torch.equal(mixer.apply_targets(y, p), w * yh + (1 - w) * yh[p.perm])
+
+
+def test_drawn_params_skip_checks_but_user_params_do_not():
+    x, y = torch.randn(4, 3), torch.arange(4)
+    mixer = vicinal.Mixup(1.0, num_classes=4, inplace=True, seed=0)
+    drawn = mixer.sample(x, y)
+    assert drawn._drawn and drawn == vicinal.MixParams(op="mix", lam=drawn.lam, perm=drawn.perm)
+    bad = vicinal.MixParams(op="mix", lam=0.5, perm=torch.tensor([0, 1, 2, 9]))
+    with pytest.raises(ValueError, match=r"perm must hold indices in \[0, 4\)"):
+        mixer.apply_inputs(x, bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("shape", [(32, 3, 32, 32), (128, 3, 32, 32), (5, 7)])
+def test_drawn_inplace_lean_path_equals_mix_(dtype, shape):
+    """Mixup(inplace=True)'s short path for small batches: bit-identical to functional.mix_ (which is within the
+    stated lerp bound of the formula, tests/mixing_reference.py), for lam on both sides of 1/2."""
+    g = torch.Generator().manual_seed(shape[0])
+    x0 = torch.randn(shape, generator=g).to(dtype)
+    y = torch.arange(shape[0]) % 3
+    mixer = vicinal.Mixup(1.0, num_classes=3, inplace=True, seed=5)
+    for _ in range(6):
+        p = mixer.sample(x0, y)
+        got = mixer.apply_inputs(x0.clone(), p)
+        assert torch.equal(got, VF.mix_(x0.clone(), p.lam, p.perm))
+        w = p.lam
+        ref = (w * x0.double() + (1 - w) * x0.double()[p.perm]).to(dtype)
+        u = {torch.float32: 2.0**-24, torch.float64: 2.0**-53, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}[dtype]
+        bound = 6 * u * (x0.double().abs() + x0.double()[p.perm].abs()) + 1e-30
+        assert ((got.double() - ref.double()).abs() <= bound + u * ref.double().abs()).all()

@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vicinal.pairing import KNNPartners, batch_pairs, fixed_pairs, random_pairs, same_class_pairs
+import vicinal
+from tests.mixing_reference import make
+from vicinal.pairing import KNNPartners, batch_pairs, fixed_pairs, matching_pairs, random_pairs, same_class_pairs
 
 
 def g(seed=0):
@@ -132,3 +135,92 @@ def test_knn_errors():
     knn = KNNPartners.fit(x, k=2)
     with pytest.raises(ValueError, match=r"indices must be in \[0, 10\), got values from 0 to 10"):
         knn.sample(torch.tensor([0, 10]), generator=g())
+
+
+# -- matching pairing (issue 7) ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [2, 4, 10, 128])
+def test_matching_is_an_involution_without_self_pairs_for_even_batches(n):
+    for seed in range(20):
+        for allow_self in (True, False):
+            perm = matching_pairs(n, generator=torch.Generator().manual_seed(seed), allow_self=allow_self)
+            assert torch.equal(perm.sort().values, torch.arange(n))
+            assert torch.equal(perm[perm], torch.arange(n))
+            assert not bool((perm == torch.arange(n)).any())
+
+
+@pytest.mark.parametrize("n", [3, 5, 9])
+def test_matching_odd_batches(n):
+    ar = torch.arange(n)
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        perm = matching_pairs(n, generator=g, allow_self=True)
+        assert torch.equal(perm[perm], ar) and int((perm == ar).sum()) == 1  # one leftover keeps itself
+        perm = matching_pairs(n, generator=g, allow_self=False)
+        assert torch.equal(perm.sort().values, ar) and not bool((perm == ar).any())
+        moved = perm[perm] != ar
+        assert int(moved.sum()) == 3  # the 3-cycle
+        cyc = ar[moved]
+        assert torch.equal(perm[perm[perm[cyc]]], cyc)
+    assert matching_pairs(1, generator=torch.Generator()).tolist() == [0]
+
+
+@pytest.mark.parametrize("n, allow_self", [(6, True), (5, True), (5, False)])
+def test_matching_partner_is_uniform(n, allow_self):
+    # sample 0's partner over 6000 draws: uniform over the other n - 1 (even n, or odd n without self-pairs) or
+    # over all n (odd n, allow_self: the leftover is uniform). Counts are binomial(6000, 1/k): std = sqrt(6000 p (1 -
+    # p)) <= 33; tolerance 5 std.
+    gen = torch.Generator().manual_seed(7)
+    hits = torch.zeros(n)
+    for _ in range(6000):
+        hits[matching_pairs(n, generator=gen, allow_self=allow_self)[0]] += 1
+    support = n if (n % 2 == 1 and allow_self) else n - 1
+    p = 1.0 / support
+    std = (6000 * p * (1 - p)) ** 0.5
+    expected = torch.full((n,), 6000 * p)
+    if support == n - 1:
+        assert hits[0] == 0
+        expected[0] = 0
+    assert float((hits - expected).abs().max()) < 5 * std
+
+
+def test_matching_pairs_share_their_two_inputs():
+    # each pair's two outputs come from the same two inputs: x~_i + x~_j = x_i + x_j for a pair (i, j)
+    x = make((10, 4), torch.float64)
+    y = torch.arange(10) % 5
+    mixer = vicinal.Mixup(1.0, num_classes=5, pairing="matching", seed=3)
+    p = mixer.sample(x, y)
+    xm, ym = mixer.apply_inputs(x, p), mixer.apply_targets(y, p)
+    torch.testing.assert_close(xm + xm[p.perm], x + x[p.perm], rtol=0, atol=1e-12)
+    yh = F.one_hot(y, 5).double()
+    torch.testing.assert_close((ym + ym[p.perm]).double(), yh + yh[p.perm], rtol=0, atol=1e-6)
+    assert torch.equal(batch_pairs("matching", 10, None, generator=torch.Generator().manual_seed(0)).sort().values,
+                       torch.arange(10))  # fmt: skip
+
+
+# -- issue 11: k-NN neighbours are translation invariant and keep float64 ----------------------------------------------
+def brute_force_neighbours(feats, k):
+    d = ((feats[:, None, :] - feats[None, :, :]) ** 2).sum(-1)
+    d.fill_diagonal_(float("inf"))
+    return d.topk(k, dim=1, largest=False).indices
+
+
+def test_knn_translation_invariant_float64():
+    b = torch.randn(300, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    base = vicinal.KNNPartners.fit(b, k=5, chunk_size=128)
+    shifted = vicinal.KNNPartners.fit(b + 1000, k=5, chunk_size=128)
+    assert torch.equal(base.neighbours, brute_force_neighbours(b, 5))
+    assert torch.equal(shifted.neighbours, base.neighbours)
+
+
+def test_knn_keeps_float64_precision():
+    # sample 0's nearest neighbour is sample 2 (distance 1) by 1e-10 over sample 1: float32 cannot tell them apart
+    feats = torch.tensor([[0.0], [-1.0 - 1e-10], [1.0]], dtype=torch.float64)
+    knn = vicinal.KNNPartners.fit(feats, k=1)
+    assert knn.neighbours[:, 0].tolist() == [2, 0, 0]
+
+
+def test_knn_rejects_non_finite_features():
+    feats = torch.randn(10, 3)
+    feats[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"features contain 1 non-finite value"):
+        vicinal.KNNPartners.fit(feats, k=2)

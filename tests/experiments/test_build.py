@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import torch
-from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 
 import vicinal
+from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.build import (
     CHECKPOINT_NAME,
     LRSchedule,

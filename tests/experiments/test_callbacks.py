@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+import torch
 
+from tests.experiments.lab_helpers import SYNTHETIC, one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.callbacks import (
     Callback,
     Progress,
@@ -19,8 +20,9 @@ from vicinal.experiments.callbacks import (
     epoch_line,
     train_labels,
 )
+from vicinal.experiments.config import apply_overrides
 from vicinal.experiments.evaluation import TRAIN_EVAL_FIELDS
-from vicinal.experiments.trainer import Trainer
+from vicinal.experiments.trainer import TIMING_FIELDS, Trainer
 
 
 class Recorder(Callback):
@@ -115,3 +117,79 @@ def test_epoch_line() -> None:
         epoch_line(r)
         == "epoch 3: train loss 0.5000 err 12.00% test err 20.00% un-augmented train err real 4.00% lr 0.1 2.0s 100 img/s"
     )
+
+
+def test_trainer_records_table2_columns(tmp_path: Path) -> None:
+    cfg = tiny_config("train.epochs=2", "data.corrupt_fraction=0.5", "data.corrupt_seed=4", "mix.variant=erm")
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    summary = trainer.fit()
+    run = tmp_path / "run"
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["train_error_corrupted"] is None  # only after the last epoch by default
+    last = records[-1]
+    # Recompute independently from the saved per-sample labels and the final model on un-augmented images.
+    saved = torch.load(run / "corrupted_labels.pt", weights_only=True)
+    assert saved["n_replaced"] == 80 and torch.equal(saved["noisy"], trainer.data.train_dataset_y)
+    x = trainer.data.train_dataset_x.float() / 255  # (160, 3, 8, 8) in dataset order
+    trainer.model.eval()
+    with torch.no_grad():
+        pred = trainer.model(x).argmax(dim=1)
+    kept, rep = ~saved["replaced"], saved["replaced"]
+    real = 100.0 * float((pred[kept] != saved["true"][kept]).double().mean())
+    corrupted = 100.0 * float((pred[rep] != saved["noisy"][rep]).double().mean())
+    assert last["train_error_real"] == pytest.approx(real)
+    assert last["train_error_corrupted"] == pytest.approx(corrupted)
+    assert summary["last_train_error_real"] == pytest.approx(real)
+    assert summary["last_train_error_corrupted"] == pytest.approx(corrupted)
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["corruption"]["fraction"] == 0.5 and prov["corruption"]["seed"] == 4
+    # The reliability diagram: bins of the last evaluation, whose ECE is the summary's.
+    bins = json.loads((run / "reliability.json").read_text())
+    assert bins["ece"] == pytest.approx(summary["last_test_ece"]) and sum(bins["count"]) == bins["n"] == 40
+    assert (run / "reliability.png").stat().st_size > 1000
+
+
+def test_train_eval_every_on_a_clean_run(tmp_path: Path) -> None:
+    cfg = apply_overrides(
+        tiny_config("train.epochs=2"), ["train.train_eval_every=1", "train.reliability_diagram=false"]
+    )
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    trainer.fit()
+    r = trainer.records
+    assert all(x["train_eval_error"] is not None for x in r)
+    assert r[-1]["train_error_corrupted"] is None and r[-1]["train_error_real"] == r[-1]["train_eval_error"]
+    assert not (tmp_path / "run" / "reliability.png").exists()
+
+
+def test_every_run_measures_its_training_error_and_nothing_else_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config("train.epochs=2", "train.reliability_diagram=false")
+    with_eval = Trainer(cfg, tmp_path / "a", quiet=True)
+    summary = with_eval.fit()
+    first, last = with_eval.records
+    assert last["train_eval_error"] is not None and last["train_error_real"] == last["train_eval_error"]
+    assert "train_eval_error" not in first  # the records of other epochs keep their format
+    assert summary["last_train_eval_error"] == last["train_eval_error"] and summary["train_eval_epoch"] == 2
+    # the measurement switched off (TrainEval measures nothing when the training labels are not class labels)
+    monkeypatch.setattr("vicinal.experiments.callbacks.train_labels", lambda data: None)
+    without = Trainer(cfg, tmp_path / "b", quiet=True)
+    without.fit()
+    skip = {*TIMING_FIELDS, *TRAIN_EVAL_FIELDS}
+    for a, b in zip(with_eval.records, without.records, strict=True):
+        assert {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+    for (k, p), q in zip(with_eval.model.state_dict().items(), without.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q), k
+    ck_a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    ck_b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert torch.equal(ck_a["rng"]["torch"], ck_b["rng"]["torch"])
+    assert torch.equal(ck_a["mix_generator"], ck_b["mix_generator"])
+    assert json.loads((tmp_path / "b" / "summary.json").read_text()).get("last_train_eval_error") is None
+
+
+def test_runs_without_integer_labels_measure_nothing(tmp_path: Path) -> None:
+    cfg = tiny_config("train.epochs=1", "train.reliability_diagram=false", f"data.name={SYNTHETIC}")
+    trainer = Trainer(cfg, tmp_path / "r", quiet=True)
+    trainer.fit()
+    trainer.data.train_dataset_y = trainer.data.train_dataset_y.float()  # e.g. regression targets
+    assert train_labels(trainer.data) is None

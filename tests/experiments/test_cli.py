@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 
+from tests.experiments.data.data_helpers import small_jpeg, write_two_class_tree
+from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
@@ -52,6 +53,11 @@ def assert_one_line_error(code: int, err: str, match: str) -> None:
     assert len(lines) == 1, err
     assert lines[0].startswith("vicinal: error: ") and "Traceback" not in err
     assert match in lines[0], lines[0]
+
+
+def one_line(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> None:
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, match)
 
 
 @pytest.mark.parametrize(
@@ -292,3 +298,68 @@ def test_killed_run_resumes(capsys: pytest.CaptureFixture[str], tmp_path: Path, 
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
     assert json.loads((run / "summary.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.parametrize("broken", ["truncated", "text"])
+def test_an_undecodable_image_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path, broken: str) -> None:
+    write_two_class_tree(tmp_path / "imgs")
+    bad = tmp_path / "imgs" / "train" / "dog" / "bad.jpg"
+    bad.write_bytes(small_jpeg(99)[:200] if broken == "truncated" else b"not an image at all\n")
+    argv = ["train", str(DEMO), "--set", "data.name=imagefolder_memory", f"data.root={tmp_path / 'imgs'}",
+            "data.kwargs={progress: false, cache: false}"]  # fmt: skip
+    one_line(capsys, argv, f"image file '{bad}' cannot be decoded")
+
+
+def test_more_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    Path("afile").write_text("x")
+    one_line(capsys, ["train", str(DEMO), "--out", "afile"], "--out 'afile' is not a folder")
+    one_line(capsys, ["report", str(tmp_path), "--out", "afile/rep"], "--out 'afile/rep' is not a folder ('afile' is")
+    one_line(capsys, ["train", str(DEMO), "--set", "train.device=mps"], "train.device is 'mps' but MPS")
+    assert not Path("runs").exists()
+    for device, match in (("gpu", "--device must be one of cpu, cuda, cuda:N, mps, got 'gpu'"), ("mps", "MPS")):
+        one_line(capsys, ["attack", str(tmp_path), "--attack", "fgsm", "--device", device], match)
+    Path("cfgdir").mkdir()
+    one_line(capsys, ["train", "cfgdir"], "config file 'cfgdir' is a folder, not a YAML file")
+    one_line(capsys, ["train", "--resume", "afile"], "run folder 'afile' is not a folder")
+
+
+def test_a_corrupt_summary_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run = tmp_path / "t" / "cifar10-preact_resnet18-erm-cpu" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: x\n")
+    (run / "summary.json").write_text("{'status': 'complete'}")
+    match = f"'{run / 'summary.json'}' is not valid JSON (Expecting property name enclosed in double quotes"
+    one_line(capsys, ["report", str(tmp_path / "t"), "--out", "rep"], match)
+    one_line(capsys, ["reproduce", "cifar", "--scale", "cpu", "--out", str(tmp_path / "t"), "--dry-run"], match)
+
+
+def test_the_warning_is_one_line_on_the_command_line(tmp_path: Path) -> None:
+    argv = ["train", str(DEMO), "--set", "data.subset_per_class=150", "train.max_steps=1", "--out", str(tmp_path),
+            "--quiet"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "vicinal", *argv], capture_output=True, text=True, env=_env(),
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if "subset_per_class" in line]
+    assert len(warning) == 1 and warning[0].startswith("vicinal: warning: data.subset_per_class=150 but 10 training")
+
+
+def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    script = (
+        "import sys; import vicinal.experiments.trainer as t\n"
+        "def bug(*a, **k): raise ValueError('a bug, not bad input')\n"
+        "t.summarize = bug\n"
+        "from vicinal.experiments.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+    argv = ["train", str(DEMO), "--set", "train.max_steps=1", "--out", str(tmp_path), "--quiet"]
+    proc = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env=_env(),
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
+    assert proc.stderr.strip().endswith("ValueError: a bug, not bad input")
+
+
+def test_config_mistakes_caught_by_the_library_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    one_line(capsys, ["train", str(DEMO), "--set", "data.kwargs={sed: 1}"], "dataset 'digits': ")
+    one_line(capsys, ["train", str(DEMO), "--set", "data.kwargs={sed: 1}"], "(check data.kwargs)")
+    one_line(capsys, ["train", str(DEMO), "--set", "mix.variant=mixup", "mix.kwargs={nope: 1}"],
+             "the mix section of config 'demo-digits' is rejected by vicinal")  # fmt: skip
+    one_line(capsys, ["train", str(DEMO), "--set", "model.kwargs.widht=3"], "got unexpected keyword argument(s) widht")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.experiments.lab_helpers import tiny_config
 from vicinal.experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -313,3 +314,10 @@ def test_shipped_sweeps_list_their_rows_by_name() -> None:
     recipe = load_config("cifar/paper/cifar10-preact_resnet18-erm")
     row = load_config("ablation/paper/erm-wd5e-4")
     assert diff_configs(recipe, row) == ["name", "notes", "optim.weight_decay", "row", "table"]
+
+
+def test_config_key_range() -> None:
+    with pytest.raises(ConfigError, match=r"'data.corrupt_fraction' must be in \[0, 1\], got 1.5"):
+        tiny_config("data.corrupt_fraction=1.5")
+    with pytest.raises(ConfigError, match=r"'train.train_eval_every' must be >= 1 or null, got 0"):
+        tiny_config("train.train_eval_every=0")

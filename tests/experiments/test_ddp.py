@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from lab_helpers import ddp_worker
 
+from tests.experiments.lab_helpers import ddp_worker
 from vicinal.experiments.trainer import TIMING_FIELDS
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")

@@ -158,8 +158,7 @@ def test_the_finishing_lock_is_taken_without_shard(tmp_path: Path) -> None:
 def test_a_report_written_meanwhile_is_not_written_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from lab_helpers import register_synthetic
-
+    from tests.experiments.lab_helpers import register_synthetic
     from vicinal.experiments import orchestrate
     from vicinal.experiments.cli import main
 
@@ -232,8 +231,7 @@ def test_stale_checkpoint_temp_files_are_removed(tmp_path: Path) -> None:
 
 def test_a_plan_of_max_steps_runs_ends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Such runs stay unfinished (status max_steps): the take-over pass trains each at most once per command.
-    from lab_helpers import register_synthetic
-
+    from tests.experiments.lab_helpers import register_synthetic
     from vicinal.experiments.cli import main
 
     register_synthetic()

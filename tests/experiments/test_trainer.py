@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 
 import vicinal
 import vicinal.experiments.trainer as trainer_module
+from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments import build, callbacks, distributed, evaluation
 from vicinal.experiments.checkpoint import CheckpointError, load_checkpoint
-from vicinal.experiments.config import config_from_dict
+from vicinal.experiments.config import apply_overrides, config_from_dict
 from vicinal.experiments.trainer import (
     TIMING_FIELDS,
     RunError,
@@ -288,3 +288,16 @@ def test_names_that_moved_out_stay_importable_from_the_trainer() -> None:
     assert trainer.evaluate is evaluation.evaluate and trainer.eval_metrics is evaluation.eval_metrics
     assert trainer.summarize is evaluation.summarize and trainer.TRAIN_EVAL_FIELDS is evaluation.TRAIN_EVAL_FIELDS
     assert trainer.check_device is distributed.check_device and trainer.Callback is callbacks.Callback
+
+
+@pytest.mark.parametrize(("eval_last", "expected"), [(0, [4, 6]), (2, [4, 5, 6]), (6, [1, 2, 3, 4, 5, 6])])
+def test_eval_last_adds_the_final_epochs(tmp_path: Path, eval_last: int, expected: list[int]) -> None:
+    # eval_every=4 over 6 epochs tests after epochs 4 and 6 (the last); eval_last=N adds each of the last N.
+    cfg = apply_overrides(
+        tiny_config("train.epochs=6"),
+        ["train.eval_every=4", f"train.eval_last={eval_last}", "train.reliability_diagram=false"],
+    )
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    summary = trainer.fit()
+    assert [r["epoch"] for r in trainer.records if r["test_error"] is not None] == expected
+    assert summary["median_last10_n"] == len(expected)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from vicinal.experiments.data import seeds
+from vicinal.experiments.data import (
+    seeds,
+)
+from vicinal.experiments.data.base import (
+    STREAM_AUGMENT,
+    derive_seed,
+)
 from vicinal.experiments.tasks import figures, gan, gan_train, uci_train
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "vicinal"
+SRC = Path(__file__).resolve().parents[3] / "src" / "vicinal"
 
 
 def test_stream_numbers_are_distinct_and_listed() -> None:
@@ -39,3 +45,11 @@ def test_the_users_names_are_the_owners_numbers() -> None:
         704,
     )
     assert (figures.STREAM_TOY_INIT, figures.STREAM_TOY_MIX) == (801, 802)
+
+
+def test_derive_seed_is_deterministic_and_separates_neighbours() -> None:
+    assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2)
+    seeds = {derive_seed(0, STREAM_AUGMENT, e) for e in range(100)}
+    assert len(seeds) == 100
+    assert derive_seed(1, 2) != derive_seed(2, 1)
+    assert all(0 <= s < 2**63 for s in seeds)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 import scipy.signal
-from lab_helpers import one_thread  # noqa: F401 - autouse fixture: torch on one thread for this module
 
+from tests.experiments.lab_helpers import one_thread  # noqa: F401 - autouse fixture: torch on one thread for this module
 from vicinal.experiments.config import diff_configs, load_config
 from vicinal.experiments.tasks import TABLES
 from vicinal.experiments.tasks.speech import PAPER_SPEECH, ROWS, SPEECH, speech_configs
@@ -84,7 +84,7 @@ def test_cpu_configs_differ_from_paper_only_where_documented() -> None:
 @pytest.fixture(scope="module")
 def commands_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Speech Commands layout from 12 FSDD files: 3 words x 4 takes, 16 kHz int16, take 0 test, take 1 val."""
-    from conftest import require_data_path
+    from tests.experiments.conftest import require_data_path
 
     fsdd = require_data_path("fsdd") / "recordings"
     root = tmp_path_factory.mktemp("speech_commands")

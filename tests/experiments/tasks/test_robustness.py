@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
 
+from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
 from vicinal.experiments.cli import main
 from vicinal.experiments.config import ConfigError, diff_configs, load_config
 from vicinal.experiments.report.report import make_report

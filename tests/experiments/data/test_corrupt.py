@@ -1,15 +1,12 @@
-"""Corrupted labels (Table 2): the corruption rule, the training-error counts, the data option and the trainer."""
+"""Corrupted labels (Table 2, data/corrupt.py): the corruption rule, the training-error counts and build_data's option
+(the trainer's Table 2 columns are tested in test_callbacks.py)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from lab_helpers import SYNTHETIC, one_thread, register_synthetic, tiny_config  # noqa: F401 (autouse fixture)
 
-from vicinal.experiments.config import ConfigError, apply_overrides
+from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.data import DATASETS, build_data, register_dataset
 from vicinal.experiments.data.corrupt import (
     CorruptedLabels,
@@ -18,7 +15,6 @@ from vicinal.experiments.data.corrupt import (
     counts_to_errors,
 )
 from vicinal.experiments.data.registry import bundle_from_splits
-from vicinal.experiments.trainer import Trainer
 
 
 def test_exact_count_and_only_chosen_labels_change() -> None:
@@ -131,71 +127,9 @@ def test_build_data_corruption_errors() -> None:
 
         @register_dataset("streamed_fake")
         def _fake(req, **kwargs):  # type: ignore[no-untyped-def]
-            from lab_helpers import synthetic_splits
+            from tests.experiments.lab_helpers import synthetic_splits
 
             return bundle_from_splits(synthetic_splits(), req, "streamed_fake")
 
     with pytest.raises(ValueError, match=r"needs an in-memory dataset; 'streamed_fake' streams from disk"):
         build_data("streamed_fake", corrupt_fraction=0.2)
-
-
-def test_config_key_range() -> None:
-    with pytest.raises(ConfigError, match=r"'data.corrupt_fraction' must be in \[0, 1\], got 1.5"):
-        tiny_config("data.corrupt_fraction=1.5")
-    with pytest.raises(ConfigError, match=r"'train.train_eval_every' must be >= 1 or null, got 0"):
-        tiny_config("train.train_eval_every=0")
-
-
-def test_trainer_records_table2_columns(tmp_path: Path) -> None:
-    cfg = tiny_config("train.epochs=2", "data.corrupt_fraction=0.5", "data.corrupt_seed=4", "mix.variant=erm")
-    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
-    summary = trainer.fit()
-    run = tmp_path / "run"
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert records[0]["train_error_corrupted"] is None  # only after the last epoch by default
-    last = records[-1]
-    # Recompute independently from the saved per-sample labels and the final model on un-augmented images.
-    saved = torch.load(run / "corrupted_labels.pt", weights_only=True)
-    assert saved["n_replaced"] == 80 and torch.equal(saved["noisy"], trainer.data.train_dataset_y)
-    x = trainer.data.train_dataset_x.float() / 255  # (160, 3, 8, 8) in dataset order
-    trainer.model.eval()
-    with torch.no_grad():
-        pred = trainer.model(x).argmax(dim=1)
-    kept, rep = ~saved["replaced"], saved["replaced"]
-    real = 100.0 * float((pred[kept] != saved["true"][kept]).double().mean())
-    corrupted = 100.0 * float((pred[rep] != saved["noisy"][rep]).double().mean())
-    assert last["train_error_real"] == pytest.approx(real)
-    assert last["train_error_corrupted"] == pytest.approx(corrupted)
-    assert summary["last_train_error_real"] == pytest.approx(real)
-    assert summary["last_train_error_corrupted"] == pytest.approx(corrupted)
-    prov = json.loads((run / "provenance.json").read_text())
-    assert prov["corruption"]["fraction"] == 0.5 and prov["corruption"]["seed"] == 4
-    # The reliability diagram: bins of the last evaluation, whose ECE is the summary's.
-    bins = json.loads((run / "reliability.json").read_text())
-    assert bins["ece"] == pytest.approx(summary["last_test_ece"]) and sum(bins["count"]) == bins["n"] == 40
-    assert (run / "reliability.png").stat().st_size > 1000
-
-
-def test_train_eval_every_on_a_clean_run(tmp_path: Path) -> None:
-    cfg = apply_overrides(
-        tiny_config("train.epochs=2"), ["train.train_eval_every=1", "train.reliability_diagram=false"]
-    )
-    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
-    trainer.fit()
-    r = trainer.records
-    assert all(x["train_eval_error"] is not None for x in r)
-    assert r[-1]["train_error_corrupted"] is None and r[-1]["train_error_real"] == r[-1]["train_eval_error"]
-    assert not (tmp_path / "run" / "reliability.png").exists()
-
-
-@pytest.mark.parametrize(("eval_last", "expected"), [(0, [4, 6]), (2, [4, 5, 6]), (6, [1, 2, 3, 4, 5, 6])])
-def test_eval_last_adds_the_final_epochs(tmp_path: Path, eval_last: int, expected: list[int]) -> None:
-    # eval_every=4 over 6 epochs tests after epochs 4 and 6 (the last); eval_last=N adds each of the last N.
-    cfg = apply_overrides(
-        tiny_config("train.epochs=6"),
-        ["train.eval_every=4", f"train.eval_last={eval_last}", "train.reliability_diagram=false"],
-    )
-    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
-    summary = trainer.fit()
-    assert [r["epoch"] for r in trainer.records if r["test_error"] is not None] == expected
-    assert summary["median_last10_n"] == len(expected)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from lab_helpers import one_thread  # noqa: F401 - autouse fixture: torch on one thread for this module
 
+from tests.experiments.lab_helpers import one_thread  # noqa: F401 - autouse fixture: torch on one thread for this module
 from vicinal.experiments.cli import main
 from vicinal.experiments.config import load_config
 from vicinal.experiments.models import count_parameters

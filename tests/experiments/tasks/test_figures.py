@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from torch import nn
 
+from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.data.seeds import derive_seed
 from vicinal.experiments.tasks.figures import (
     STREAM_TOY_INIT,

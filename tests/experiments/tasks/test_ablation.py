@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 
+from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.config import MixConfig, apply_overrides, config_to_dict, diff_configs, load_config
 from vicinal.experiments.report import find_runs, load_run
 from vicinal.experiments.tasks import configs_dir, get_table

@@ -1,0 +1,14 @@
+"""Shared fixtures of the library's tests (the lab's own are in ``tests/experiments/conftest.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vicinal import functional as VF
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Force the chunked kernel on tiny tensors and cut them into many slices (16 columns per slice)."""
+    monkeypatch.setattr(VF, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(VF, "_MIN_CHUNKED_BYTES", 0)

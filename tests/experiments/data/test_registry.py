@@ -1,0 +1,154 @@
+"""The dataset registry and build_data (data/registry.py): the paper's datasets, builders, options, errors."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.experiments.data.data_helpers import write_image_tree
+from vicinal.experiments.data import (
+    DATASETS,
+    DataBundle,
+    TensorSplits,
+    build_data,
+    register_dataset,
+)
+from vicinal.experiments.errors import LabWarning
+
+
+def test_imagefolder_memory_bundle(tmp_path: Path) -> None:
+    from PIL import Image
+
+    write_image_tree(tmp_path, {"train": 4, "test": 2, "val": 1}, size=(16, 16))
+    b = build_data("imagefolder_memory", root=tmp_path, batch_size=3, eval_batch_size=5, progress=False)
+    assert isinstance(b, DataBundle) and b.num_classes == 2 and b.input_shape == (3, 16, 16)
+    assert b.info["sizes"] == {"train": 8, "test": 4, "val": 2}
+    assert b.train_dataset_x is not None and b.train_dataset_x.dtype == torch.uint8
+    xb, _, ib = next(iter(b.test))
+    assert torch.equal(ib, torch.arange(4)) and xb.shape == (4, 3, 16, 16)
+    assert b.info["augment"] == "RandomCropFlip(padding=4, flip=True)"
+    xf, yf = b.fetch(torch.tensor([0, 5]))
+    assert xf.shape == (2, 3, 16, 16) and yf.tolist() == [0, 1]
+
+    # Images of different sizes need image_size.
+    other = tmp_path / "mixed"
+    write_image_tree(other, {"train": 1, "test": 1}, size=(20, 12))
+    Image.new("RGB", (12, 20)).save(other / "train" / "a_cls" / "001.jpg")  # PIL size is (width, height)
+    with pytest.raises(ValueError, match=r"has shape \(3, 20, 12\) but .* has \(3, 12, 20\); pass image_size"):
+        build_data("imagefolder_memory", root=other, batch_size=2, progress=False)
+
+
+def test_imagefolder_memory_resizes_with_image_size(tmp_path: Path) -> None:
+    write_image_tree(tmp_path, {"train": 2, "test": 1}, size=(20, 12))
+    b = build_data("imagefolder_memory", root=tmp_path, batch_size=2, image_size=8, progress=False)
+    assert b.input_shape == (3, 8, 8)
+
+
+def test_subset_per_class_in_build_data() -> None:
+    b = build_data("digits", batch_size=8, subset_per_class=5, test_subset_per_class=2)
+    assert b.info["sizes"] == {"train": 50, "test": 20}
+    assert torch.bincount(b.train_dataset_y).tolist() == [5] * 10
+
+
+def test_registry_lists_the_paper_datasets() -> None:
+    expected = {
+        "cifar10",
+        "cifar100",
+        "imagefolder_memory",
+        "imagenet",
+        "imagefolder",
+        "digits",
+        "fsdd",
+        "speech_commands",
+    }
+    assert expected | {f"uci:{n}" for n in ("abalone", "arcene", "arrhythmia", "htru2", "iris", "phishing")} <= set(
+        DATASETS
+    )
+
+
+def test_registry_errors() -> None:
+    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'; known datasets: cifar10, cifar100, digits"):
+        build_data("mnist")
+    with pytest.raises(ValueError, match="dataset 'digits' is already registered"):
+        register_dataset("digits")(lambda req: None)
+    with pytest.raises(ValueError, match="dataset name must be a non-empty string"):
+        register_dataset("")
+    with pytest.raises(ValueError, match="eval_batch_size must be >= 1, got 0"):
+        build_data("digits", eval_batch_size=0)
+    with pytest.raises(ValueError, match=r"rank must be in \[0, world_size=2\), got rank=3"):
+        build_data("digits", rank=3, world_size=2)
+    with pytest.raises(ValueError, match="test_subset_per_class must be >= 1, got -2"):
+        build_data("digits", test_subset_per_class=-2)
+    with pytest.raises(ValueError, match="cifar10: source must be 'auto', 'jpeg' or 'torchvision', got 'png'"):
+        build_data("cifar10", source="png")
+    with pytest.raises(ValueError, match="imagefolder_memory needs root="):
+        build_data("imagefolder_memory")
+    with pytest.raises(ValueError, match="imagefolder needs root="):
+        build_data("imagefolder")
+
+
+def test_registry_rejects_builders_returning_other_things() -> None:
+    register_dataset("_bad_for_test")(lambda req: 42)
+    try:
+        with pytest.raises(TypeError, match="dataset builder '_bad_for_test' returned int"):
+            build_data("_bad_for_test")
+    finally:
+        del DATASETS["_bad_for_test"]
+
+
+def test_wrapped_loaders_are_imported_lazily_and_pass_floats_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def load_uci(name: str, root=None, *, seed: int = 0) -> TensorSplits:
+        calls.append((name, root, seed))
+        x = torch.linspace(-3, 3, 24, dtype=torch.float32).reshape(6, 4)
+        return TensorSplits(
+            train=(x, torch.tensor([0, 1, 2, 0, 1, 2])), test=(x[:2], torch.tensor([0, 1])), num_classes=3
+        )
+
+    def load_fsdd(root=None, *, seed: int = 0, val_fraction: float = 0.1, sample_level: str = "spectrogram"):
+        calls.append(("fsdd", root, seed, val_fraction))
+        x = torch.randn(4, 1, 5, 3, generator=torch.Generator().manual_seed(0))
+        return TensorSplits(
+            train=(x, torch.tensor([0, 1, 0, 1])), test=(x, torch.tensor([0, 1, 0, 1])), val=(x[:1], torch.tensor([1]))
+        )
+
+    monkeypatch.setitem(sys.modules, "vicinal.experiments.data.uci", types.SimpleNamespace(load_uci=load_uci))
+    monkeypatch.setitem(sys.modules, "vicinal.experiments.data.audio", types.SimpleNamespace(load_fsdd=load_fsdd))
+    b = build_data("uci:htru2", batch_size=4, seed=3)
+    assert calls[-1] == ("htru2", None, 3)
+    xb, _, ib = next(iter(b.train_eval))
+    assert torch.equal(xb, torch.linspace(-3, 3, 24).reshape(6, 4)[ib])  # no /255, no augmentation
+    assert b.input_shape == (4,) and b.num_classes == 3 and b.info["augment"] is None
+    f = build_data("fsdd", batch_size=2, seed=1, val_fraction=0.2)
+    assert calls[-1] == ("fsdd", None, 1, 0.2) and f.val is not None and len(f.val) == 1
+
+
+def test_augment_false_turns_off_crop_flip(tmp_path: Path) -> None:
+    write_image_tree(tmp_path, {"train": 2, "test": 1}, size=(8, 8))
+    b = build_data("imagefolder_memory", root=tmp_path, batch_size=4, augment=False, progress=False)
+    assert b.info["augment"] is None
+    xb, _, ib = next(iter(b.train))
+    assert torch.equal(xb, b.train_dataset_x[ib].float() / 255)
+
+
+def test_short_classes_of_a_subset_are_warned_about() -> None:
+    name = "imbalanced_for_test"
+    if name not in __import__("vicinal.experiments.data", fromlist=["DATASETS"]).DATASETS:
+
+        @register_dataset(name)
+        def _imbalanced(req: object) -> TensorSplits:
+            y = torch.tensor([0] * 60 + [1] * 12 + [2] * 60)
+            x = torch.zeros(len(y), 4)
+            return TensorSplits(train=(x, y), test=(x, y), num_classes=3, mean=(0.0,), std=(1.0,),
+                                info={"classes": ["ant", "bee", "cow"]})  # fmt: skip
+
+    with pytest.warns(
+        LabWarning, match=r"data.subset_per_class=50 but 1 training class\(es\) .*class 1 \(bee\) has 12"
+    ):
+        bundle = build_data(name, subset_per_class=50)
+    assert bundle.train_dataset_y.bincount().tolist() == [50, 12, 50]
