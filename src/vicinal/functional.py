@@ -160,7 +160,7 @@ def mix_(
             the weight passed is the smaller of ``lam`` and ``1 - lam``. It then differs from the formula only by
             float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
             roundoff of the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16), plus a
-            subnormal-sized absolute term; derivation in ``tests/test_fast.py``. uint8 batches are always
+            subnormal-sized absolute term; derivation in ``tests/mixing_reference.py``. uint8 batches are always
             exact: ``round(lam * a + (1 - lam) * b)`` computed in float32, as :func:`mix` does (with one lam per
             batch, one fused uint8 pass per slice, see ``_mix_uint8_quantized``).
 

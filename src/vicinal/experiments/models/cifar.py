@@ -10,7 +10,7 @@ Every model takes inputs of any spatial size (global average pooling by ``nn.Ada
 - ``densenet_bc``: ``conv1``, ``dense1``, ``trans1``, ``dense2``, ``trans2``, ``dense3``,
   ``head`` (final BN-ReLU, pool, flatten, ``linear``).
 
-Parameter counts at paper scale with 10 classes (asserted in tests/experiments/test_models.py):
+Parameter counts at paper scale with 10 classes (asserted in tests/experiments/models/test_cifar.py):
 PreAct ResNet-18 11,171,146; WRN-28-10 36,479,194; DenseNet-BC-190 (k = 40) 25,624,430.
 """
 

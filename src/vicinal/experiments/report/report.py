@@ -273,7 +273,9 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
         writer.writeheader()
         for s in stats:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()})
-    run_fields = ["name", "seed", "status", "path", "epochs_completed"] + [k for k, _ in (*_COLUMNS, *_MEASURED_COLUMNS)]
+    run_fields = ["name", "seed", "status", "path", "epochs_completed"] + [
+        k for k, _ in (*_COLUMNS, *_MEASURED_COLUMNS)
+    ]
     run_fields.append("train_time_s")
     with files[2].open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=run_fields)

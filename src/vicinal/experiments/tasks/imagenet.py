@@ -16,7 +16,7 @@ BN of each residual branch, RandomResizedCrop 224 + horizontal flip, evaluation 
 
 There is no cpu scale: one ResNet-50 epoch on ImageNet is ~1.3 M images (hours on a GPU, weeks on 2 CPU cores).
 The configs are tested on CPU with a tiny generated ImageFolder, one process and two gloo processes
-(``tests/experiments/test_imagenet_task.py``). How to launch a row with ``torchrun``: ``docs/imagenet.md``.
+(``tests/experiments/tasks/test_imagenet.py``). How to launch a row with ``torchrun``: ``docs/imagenet.md``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ PAPER_IMAGENET_SOURCE = (
 NO_CPU_SCALE = (
     "the imagenet table has no cpu scale (ImageNet-2012 needs GPUs: one ResNet-50 epoch is 1.28 M images); "
     "use --scale paper on a GPU node (docs/imagenet.md). The configs are smoke-tested on CPU by "
-    "tests/experiments/test_imagenet_task.py with a tiny generated ImageFolder"
+    "tests/experiments/tasks/test_imagenet.py with a tiny generated ImageFolder"
 )
 
 
