@@ -8,7 +8,7 @@ from vicinal import functional as VF
 
 
 @pytest.fixture
-def small_chunks(monkeypatch):
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the chunked kernel on tiny tensors and cut them into many slices (16 columns per slice)."""
     monkeypatch.setattr(VF, "_CHUNK_BYTES", 64)
     monkeypatch.setattr(VF, "_MIN_CHUNKED_BYTES", 0)

@@ -15,9 +15,10 @@ import yaml
 import vicinal
 import vicinal.experiments.trainer as trainer_module
 from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
-from vicinal.experiments import build, callbacks, distributed, evaluation
+from vicinal.experiments import build, callbacks, checkpoint, distributed, evaluation, runs
 from vicinal.experiments.checkpoint import CheckpointError, load_checkpoint
 from vicinal.experiments.config import apply_overrides, config_from_dict
+from vicinal.experiments.data import seeds
 from vicinal.experiments.trainer import (
     TIMING_FIELDS,
     RunError,
@@ -288,6 +289,10 @@ def test_names_that_moved_out_stay_importable_from_the_trainer() -> None:
     assert trainer.evaluate is evaluation.evaluate and trainer.eval_metrics is evaluation.eval_metrics
     assert trainer.summarize is evaluation.summarize and trainer.TRAIN_EVAL_FIELDS is evaluation.TRAIN_EVAL_FIELDS
     assert trainer.check_device is distributed.check_device and trainer.Callback is callbacks.Callback
+    # and the run-folder, resume and seed names that left it later
+    assert trainer.RUN_FILES is runs.RUN_FILES and trainer.RUN_FOLDERS is runs.RUN_FOLDERS
+    assert trainer.Trainer.results_in is runs.results_in and trainer.RESUME_MUTABLE is checkpoint.RESUME_MUTABLE
+    assert (trainer.STREAM_MIX, trainer.STREAM_GLOBAL) == (seeds.STREAM_MIX, seeds.STREAM_GLOBAL) == (101, 102)
 
 
 @pytest.mark.parametrize(("eval_last", "expected"), [(0, [4, 6]), (2, [4, 5, 6]), (6, [1, 2, 3, 4, 5, 6])])

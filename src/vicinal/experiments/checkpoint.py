@@ -2,10 +2,12 @@
 
 Saving goes through :func:`vicinal.experiments.runs.atomic_write`, like every file of a run folder: a temporary
 file in the target's directory, flushed and fsynced, renamed over the target with ``os.replace`` (atomic on POSIX),
-the directory fsynced; a crash at any moment leaves either the old checkpoint or the new one, never a torn file. Loading uses ``torch.load(..., weights_only=True)``: only tensors and plain
-Python containers are accepted, so the RNG states are stored as tensors, ints, floats and lists (never numpy
-objects or tuples of unknown classes). A truncated, foreign or unreadable file raises :class:`CheckpointError`
-naming the file; the trainer never falls back silently to a fresh start.
+the directory fsynced; a crash at any moment leaves either the old checkpoint or the new one, never a torn file.
+Loading uses ``torch.load(..., weights_only=True)``: only tensors and plain Python containers are accepted, so the
+RNG states are stored as tensors, ints, floats and lists (never numpy objects or tuples of unknown classes). A
+truncated, foreign or unreadable file raises :class:`CheckpointError` naming the file; the trainer never falls back
+silently to a fresh start. A resume must come from the same config (`check_resumable`; only the keys in
+`RESUME_MUTABLE`, such as the number of epochs, may change) and the same number of processes.
 """
 
 from __future__ import annotations

@@ -377,8 +377,8 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Read ``config.yaml``, ``metrics.jsonl`` and ``summary.json`` of a run folder.
 
-    The config is kept as the plain mapping stored in the folder (not re-validated: a report still reads runs whose config holds
-    a key that a later version of the lab removed).
+    The config is kept as the plain mapping stored in the folder (not re-validated: a report still reads runs
+    whose config holds a key that a later version of the lab removed).
     """
     path = Path(path)
     cfg_path = path / CONFIG

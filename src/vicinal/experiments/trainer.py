@@ -54,6 +54,7 @@ from .build import (
 )
 from .callbacks import Callback, default_callbacks
 from .checkpoint import (
+    RESUME_MUTABLE,
     CheckpointError,
     capture_rng_state,
     check_resumable,
@@ -63,14 +64,20 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ExperimentConfig, config_to_dict
+from .data.seeds import STREAM_GLOBAL, STREAM_MIX
 from .distributed import check_device
 from .errors import RunError
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, eval_metrics, evaluate, summarize
-from .runs import read_summary
+from .runs import RUN_FILES, RUN_FOLDERS, read_summary
 
 # Names that lived here before build.py, evaluation.py, distributed.py and callbacks.py: still importable.
 __all__ = [
     "CHECKPOINT_NAME",
+    "RESUME_MUTABLE",
+    "RUN_FILES",
+    "RUN_FOLDERS",
+    "STREAM_GLOBAL",
+    "STREAM_MIX",
     "TIMING_FIELDS",
     "TRAIN_EVAL_FIELDS",
     "Callback",
@@ -129,7 +136,8 @@ class Trainer:
         quiet: no progress output (the demo runs many small runs).
         argv: the command line recorded in the provenance (default ``sys.argv``).
         overwrite: replace what ``run_dir`` holds (checkpoint, metrics, summary, attacks ...:
-            `runs.RUN_FILES`, `runs.RUN_FOLDERS`) by a new run; the files are removed only once the config, data and model were built.
+            `runs.RUN_FILES`, `runs.RUN_FOLDERS`) by a new run; the files are removed only once the config, data
+            and model were built.
         restart_unfinished: a run folder holding the results of an unfinished run that cannot be resumed (killed
             before its first checkpoint) is started again from scratch (same numbers: training is deterministic);
             a finished run is still refused (``vicinal reproduce`` uses this).
@@ -168,6 +176,8 @@ class Trainer:
         self.global_step = 0
 
     # -- public -------------------------------------------------------------------------------------------------
+    results_in = staticmethod(runs.results_in)  # moved to runs.py; kept for callers of Trainer.results_in
+
     @staticmethod
     def is_rank0() -> bool:
         """True in a single process and on rank 0 of a torchrun job (the process that prints and writes)."""
@@ -257,14 +267,15 @@ class Trainer:
             mix_seed_rank0=self.mix_seed if self.rank == 0 else None,
         )
         c = self.data.corruption
-        runs.record_start(
-            self.run_dir, self.cfg, entry, resumed_from, extra=None if c is None else {"corruption": c.stats()}
-        )
         if c is not None:  # per-sample labels, so the Table 2 columns can be recomputed from the run folder alone
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             torch.save(
                 {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()},
                 self.run_dir / "corrupted_labels.pt",
             )
+        runs.record_start(
+            self.run_dir, self.cfg, entry, resumed_from, extra=None if c is None else {"corruption": c.stats()}
+        )
 
     def _checkpoint_state(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> dict[str, Any]:
         state: dict[str, Any] = {

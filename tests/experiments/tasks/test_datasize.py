@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vicinal.experiments.config import load_config
-from vicinal.experiments.report.report import Run
+from vicinal.experiments.runs import Run
 from vicinal.experiments.tasks import get_table
 from vicinal.experiments.tasks.datasize import datasize_configs, datasize_markdown, datasize_points, plot_datasize
 

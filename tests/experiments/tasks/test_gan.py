@@ -70,6 +70,7 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
             f"ring/{method}",
         )
         assert config["train"] == {"seed": seed, "lr": 1e-3} and config["gan"]["width"] == 8
+        assert (config["scale"], config["paper_setting"]) == ("cpu", True)
         summary = read_summary(folder)
         final = [r for r in finals if (r["method"], r["seed"]) == (method, str(seed))][0]
         assert summary["status"] == "complete" and summary["iteration"] == 20
@@ -88,9 +89,34 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
         table_lines = [line for line in md.splitlines() if line.startswith(row)]
         report_lines = [line for line in report["markdown"].splitlines() if line.startswith(row)]
         assert len(table_lines) == 2 and report_lines == table_lines
-    assert "## GANs (Figure 5): the paper's setting" in report["markdown"]
+    assert "## GANs (Figure 5), cpu scale: the paper's setting" in report["markdown"]
     with pytest.raises(ValueError, match="already holds a run"):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
+
+
+def test_report_separates_the_papers_setting_from_the_grid_as_the_summary_does(tmp_path):
+    # two learning rates: only the protocol's default (1e-3) is the paper's setting; the other is grid only
+    out = run_gan_table(
+        tmp_path / "run",
+        "cpu",
+        seeds=1,
+        iterations=10,
+        widths=(8,),
+        d_steps=(1,),
+        lrs=(1e-4, 1e-3),
+        eval_every=10,
+        n_eval=100,
+        datasets=("ring",),
+        log=None,
+    )
+    md = (out / "summary.md").read_text().splitlines()
+    report = make_report([out], tmp_path / "report")["markdown"].splitlines()
+    for row in ("| ring | erm |", "| ring | mixup |"):
+        table_lines = [line for line in md if line.startswith(row)]
+        assert [line for line in report if line.startswith(row)] == table_lines
+        setting, grid = table_lines
+        assert setting.endswith("| 0/1 |") or setting.endswith("| 1/1 |")  # one run in the paper's setting
+        assert "/2 |" in grid  # both learning rates in the grid
 
 
 def test_protocols_and_table_errors(tmp_path):

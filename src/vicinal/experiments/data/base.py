@@ -12,6 +12,7 @@ and fresh `torch.Generator`s, never from global RNGs, so the batches of epoch ``
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -31,6 +32,7 @@ from vicinal.experiments.data.seeds import (  # noqa: F401
     derive_seed,
     make_generator,
 )
+from vicinal.experiments.errors import DataError
 
 Batch = tuple[Tensor, Tensor, Tensor]  # (x float32 (B, ...), y int64 (B,), idx int64 (B,)), all on the device
 Augment = Callable[[Tensor, torch.Generator], Tensor]  # (B, C, H, W) -> (B, C, H, W), any dtype
@@ -386,3 +388,9 @@ def subset_per_class_indices(y: Tensor, per_class: int, seed: int) -> Tensor:
     ys = y[perm]
     keep = [perm[ys == c][:per_class] for c in torch.unique(ys).tolist()]
     return torch.cat(keep).sort().values
+
+
+def unreadable_image(path: str | os.PathLike[str], exc: BaseException) -> DataError:
+    """The user error for an image file that cannot be decoded (truncated, corrupt, not an image)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return DataError(f"image file '{path}' cannot be decoded ({type(exc).__name__}: {text}); replace or remove it")

@@ -33,6 +33,16 @@ from vicinal.experiments.data.base import (
     STREAM_SPLIT,
     TensorSplits,
     make_generator,
+    unreadable_image,
+)
+
+# The streamed ImageFolder loader lived here until it moved to streaming.py: its names stay importable from here.
+from vicinal.experiments.data.streaming import (  # noqa: F401
+    CenterCropEval,
+    ImageFolderLoader,
+    SeededRandomResizedCrop,
+    image_folder_samples,
+    subset_samples,
 )
 from vicinal.experiments.errors import DataError, DataNotFoundError, LabWarning
 from vicinal.experiments.paths import cache_dir, data_root
@@ -123,12 +133,6 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
             mtimes.append(st.st_mtime_ns)
             labels.append(label)
     return FolderListing(root, tuple(classes), tuple(files), tuple(sizes), tuple(mtimes), tuple(labels))
-
-
-def unreadable_image(path: Path | str, exc: BaseException) -> DataError:
-    """The user error for an image file that cannot be decoded (truncated, corrupt, not an image)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return DataError(f"image file '{path}' cannot be decoded ({type(exc).__name__}: {text}); replace or remove it")
 
 
 def _decode_pil(path: Path) -> Tensor:
@@ -555,6 +559,7 @@ __all__ = [
     "FolderListing",
     "channel_stats",
     "decode_images",
+    "eval_split_dirs",
     "list_image_folder",
     "load_cifar10_jpeg",
     "load_cifar_torchvision",

@@ -11,7 +11,28 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["STREAMS", "derive_seed", "make_generator"]
+__all__ = [
+    "STREAM_AUGMENT",
+    "STREAM_CORRUPT",
+    "STREAM_FETCH",
+    "STREAM_GAN_DATA",
+    "STREAM_GAN_EVAL",
+    "STREAM_GAN_FIGURE",
+    "STREAM_GAN_INIT",
+    "STREAM_GLOBAL",
+    "STREAM_MIX",
+    "STREAM_ORDER",
+    "STREAM_SPLIT",
+    "STREAM_SUBSET",
+    "STREAM_TOY_INIT",
+    "STREAM_TOY_MIX",
+    "STREAM_UCI_INIT",
+    "STREAM_UCI_MIX",
+    "STREAM_UCI_ORDER",
+    "STREAMS",
+    "derive_seed",
+    "make_generator",
+]
 
 # -- the stream numbers ------------------------------------------------------------------------------------------
 # data layer (data/base.py, data/corrupt.py)

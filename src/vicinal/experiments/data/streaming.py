@@ -23,8 +23,8 @@ from vicinal.experiments.data.base import (
     make_generator,
     subset_per_class_indices,
     to_model_input,
+    unreadable_image,
 )
-from vicinal.experiments.data.images import unreadable_image
 from vicinal.experiments.errors import DataError, DataNotFoundError
 
 

@@ -179,7 +179,7 @@ class Finding:
 def row_errors(runs: Iterable[Any]) -> dict[str, tuple[float, int]]:
     """``row -> (mean over seeds of median_last10_test_error, n seeds)`` of the ablation runs among ``runs``.
 
-    ``runs`` are loaded run folders (``report.Run``: ``config`` as a dict, ``summary``, ``status``); only complete
+    ``runs`` are loaded run folders (``runs.Run``: ``config`` as a dict, ``summary``, ``status``); only complete
     runs of table "ablation" count (an interrupted run's median is not comparable).
     """
     values: dict[str, list[float]] = {}
@@ -221,7 +221,7 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
     """Check the paper's four findings of Section 3.8.
 
     Args:
-        errors: :func:`row_errors`'s mapping, or loaded run folders (``report.Run``) to compute it from.
+        errors: :func:`row_errors`'s mapping, or loaded run folders (``runs.Run``) to compute it from.
 
     Returns:
         Four :class:`Finding` objects, in the paper's order:

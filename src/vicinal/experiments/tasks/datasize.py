@@ -41,7 +41,7 @@ def _size(run: Any) -> int | None:
 def datasize_points(runs: Sequence[Any], metric: str = METRIC) -> list[tuple[int, Paired, dict[str, list[float]]]]:
     """Per training-set size: the paired difference mixup - ERM over seeds, and each method's values.
 
-    ``runs`` are loaded run folders (``report.Run``) of the cifar and datasize tables; only finished CIFAR-10 PreAct
+    ``runs`` are loaded run folders (``runs.Run``) of the cifar and datasize tables; only finished CIFAR-10 PreAct
     ResNet-18 runs with variant erm or mixup (alpha 1) count.
     """
     values: dict[int, dict[str, dict[int, float]]] = {}

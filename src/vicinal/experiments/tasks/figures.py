@@ -58,7 +58,6 @@ __all__ = [
 PROG = "python -m vicinal.experiments.tasks.figures"
 FIGURES = ("fig1b", "fig2", "fig3b")
 DEFAULT_LAMS = tuple(i / 10 for i in range(11))
-# Random streams of Figure 1b's toy MLPs, hashed with the figure's seed by derive_seed (gan.py uses 701-704).
 
 
 def _plt() -> Any:

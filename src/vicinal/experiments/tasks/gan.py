@@ -426,6 +426,9 @@ def _write_run_folders(out: Path, protocol: GANProtocol, runs: GANRuns, prov: di
                 "table": "gan",
                 "row": row,
                 "notes": f"one run of the gan table ({p.scale} scale), trained in an ensemble of {len(runs.seeds)}",
+                # what the report needs to rebuild the table's own summary from the run folders alone
+                "scale": p.scale,
+                "paper_setting": default,
                 "train": {"seed": seed, "lr": lr},
                 "gan": {**asdict(c), "betas": list(c.betas), "snapshot_iters": list(c.snapshot_iters)},
             },

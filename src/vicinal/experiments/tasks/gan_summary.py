@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TaskError
+from ..runs import Run
 from ..stats import mean_std
 from .gan_metrics import DATASETS
 from .gan_train import METHODS
@@ -138,32 +139,35 @@ def outcome_markdown(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[st
     return setting, grid
 
 
-def report_sections(runs: Sequence[Any], stats: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
-    """The report's GAN section, from the run folders of ``vicinal reproduce gan`` (a row ``<dataset>/<method>``
-    is the paper's setting, a longer row a point of the robustness grid); empty without GAN runs."""
-    finals = []
+def report_sections(runs: Sequence[Run], stats: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
+    """The report's GAN section from the run folders of ``vicinal reproduce gan``: the table's outcome tables, one
+    pair per scale (runs of several scales are never pooled); empty without finished GAN runs."""
+    by_scale: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         if run.config.get("table") != "gan" or run.status != "complete":
             continue
         g = run.config.get("gan", {})
-        finals.append(
+        row = str(run.config.get("row", ""))
+        by_scale.setdefault(str(run.config.get("scale", "?")), []).append(
             {
                 **run.summary,
                 "dataset": g.get("dataset"),
                 "method": g.get("method"),
-                "default": str(run.config.get("row", "")).count("/") == 1,
+                # run folders written before the flag: the row of the paper's setting is <dataset>/<method>
+                "paper_setting": bool(run.config.get("paper_setting", row.count("/") == 1)),
             }
         )
-    if not finals:
-        return []
-    setting, grid = outcome_markdown(outcome_rows(finals, lambda r: r["default"]))
-    return [
-        "",
-        "## GANs (Figure 5): the paper's setting, last iteration, mean ± std over seeds",
-        "",
-        *setting,
-        "",
-        "## GANs: runs that converge over the whole grid (every width, D steps and lr)",
-        "",
-        *grid,
-    ]
+    lines: list[str] = []
+    for scale, finals in sorted(by_scale.items()):
+        setting, grid = outcome_markdown(outcome_rows(finals, lambda r: r["paper_setting"]))
+        lines += [
+            "",
+            f"## GANs (Figure 5), {scale} scale: the paper's setting, last iteration, mean ± std over seeds",
+            "",
+            *setting,
+            "",
+            f"## GANs, {scale} scale: runs that converge over the whole grid (every width, D steps and lr)",
+            "",
+            *grid,
+        ]
+    return lines

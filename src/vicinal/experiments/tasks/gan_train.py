@@ -70,7 +70,6 @@ __all__ = [
 METHODS = ("erm", "mixup")
 FIGURE5_ITERATIONS = (10, 100, 1000, 10000, 20000)  # the columns of Figure 5, out of 20,000 iterations
 EVAL_SEED = 20180225  # a fixed seed for the evaluation's noise and real sample, shared by every run
-# Random streams of the GAN runs, hashed with a run's seed (or EVAL_SEED) by derive_seed (uci_train uses 601-603).
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class Table:
         paper_source: where :attr:`paper` comes from (publication, table, transcription), printed under the table.
         sections: the table's own report layout beyond the common table: ``sections(runs, stats, out_dir)`` returns
             markdown lines appended to the report (``[]`` when the runs hold nothing for it). ``runs`` are the loaded
-            run folders (``report.Run``: ``path``, ``config``, ``records``, ``summary``, ``seed``, ``status``),
+            run folders (``runs.Run``: ``path``, ``config``, ``records``, ``summary``, ``seed``, ``status``),
             ``stats`` the report's per-row statistics; it may write figures into ``out_dir``. Every table's hook
             sees all runs (the data-size curve also uses the cifar table's runs), in the order of ``TABLES``
             (``tasks._TASK_MODULES`` after ``tasks.load_tables()``).

@@ -63,6 +63,9 @@ from .uci_train import (
     train_vmapped,
 )
 
+# moved to stats.py; the old name stays importable
+paired_test = paired_wilcoxon
+
 __all__ = [
     "ALL_DATASETS",
     "PAPER_TABLE4",

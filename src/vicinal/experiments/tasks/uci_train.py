@@ -54,7 +54,6 @@ __all__ = [
 
 DEFAULT_ALPHAS: tuple[float, ...] = (0.1, 0.2, 0.4, 1.0)
 
-# Random streams of this task, hashed with the member seed by make_generator (distinct from data.base's 1-5).
 
 # Stacked parameters per chunk of members (2**25 floats = 128 MiB per copy; Adam holds 4 copies). Only Arcene's
 # 10000-feature first layer (1.3 M parameters per member) needs more than one chunk.
