@@ -35,7 +35,9 @@ def test_configs_follow_the_epoch_rule() -> None:
         table.configs("paper")
 
 
-def _run(table: str, size: int, variant: str, seed: int, err: float, status: str = "complete") -> Run:
+def _run(
+    table: str, size: int, variant: str, seed: int, err: float, status: str = "complete", fit: float | None = None
+) -> Run:
     config = {
         "table": table,
         "name": f"n{size}-{variant}",
@@ -44,15 +46,16 @@ def _run(table: str, size: int, variant: str, seed: int, err: float, status: str
         "mix": {"variant": variant},
         "train": {"seed": seed},
     }
-    return Run(Path("."), config, [], {"status": status, "median_last10_test_error": err})
+    summary = {"status": status, "median_last10_test_error": err, "last_train_eval_error": fit}
+    return Run(Path("."), config, [], summary)
 
 
 def test_points_pair_by_seed_and_skip_unfinished_runs(tmp_path: Path) -> None:
     runs = [
-        _run("cifar", 2000, "erm", 0, 30.0),
-        _run("cifar", 2000, "mixup", 0, 28.0),
-        _run("cifar", 2000, "erm", 1, 31.0),
-        _run("cifar", 2000, "mixup", 1, 28.5),
+        _run("cifar", 2000, "erm", 0, 30.0, fit=0.1),
+        _run("cifar", 2000, "mixup", 0, 28.0, fit=0.5),
+        _run("cifar", 2000, "erm", 1, 31.0, fit=0.3),
+        _run("cifar", 2000, "mixup", 1, 28.5, fit=0.5),
         _run("datasize", 500, "erm", 0, 50.0),
         _run("datasize", 500, "mixup", 0, 45.0),
         _run("datasize", 500, "mixup", 1, 1.0, status="interrupted"),  # not finished: left out
@@ -63,5 +66,7 @@ def test_points_pair_by_seed_and_skip_unfinished_runs(tmp_path: Path) -> None:
     assert [(s, p.n, p.mean) for s, p, _ in points] == [(500, 1, -5.0), (2000, 2, -2.25)]
     md = datasize_markdown(runs)
     assert "| 2,000 | 30.50 ± 0.71 (n=2) | 28.25 ± 0.35 (n=2) | -2.25 [" in md
+    # the last column is ERM's training error (the regime rule), "-" where the runs did not measure it
+    assert md.splitlines()[3].endswith(" | 0.20 ± 0.14 |") and md.splitlines()[2].endswith(" | - |")
     assert plot_datasize(runs, tmp_path / "c.png") and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     assert not plot_datasize(runs[-2:], tmp_path / "empty.png") and datasize_markdown(runs[-2:]) == ""
