@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TaskArgumentError, TaskError
-from .registry import SCALES, Table, config_files, register_table
+from .registry import SCALES, Table, config_files, paper_pairs_source, register_table
 
 __all__ = [
     "GLOBAL_BATCH",
@@ -66,11 +66,11 @@ PAPER_IMAGENET: dict[str, tuple[float, float | None]] = {
     "resnext101_32x4d/200/erm": (21.3, 5.9),
     "resnext101_32x4d/200/mixup": (20.1, 5.0),
 }
-PAPER_IMAGENET_SOURCE = (
-    "Zhang et al., mixup, ICLR 2018, Table 1 via paper/EXPERIMENTS.md 3.1: ImageNet-2012 validation error; the "
-    "column is the top-1 error (top-1 / top-5: "
-    + ", ".join(f"{row} {t1:g} / {'-' if t5 is None else f'{t5:g}'}" for row, (t1, t5) in PAPER_IMAGENET.items())
-    + ")"
+PAPER_IMAGENET_SOURCE = paper_pairs_source(
+    "Zhang et al., mixup, ICLR 2018, Table 1 via paper/EXPERIMENTS.md 3.1: ImageNet-2012 validation error",
+    "top-1 error",
+    ("top-1", "top-5"),
+    PAPER_IMAGENET,
 )
 
 NO_CPU_SCALE = (

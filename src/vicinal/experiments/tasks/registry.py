@@ -15,7 +15,16 @@ from ..config import sweep_rows
 from ..errors import LabFileNotFoundError, TaskError
 from ..paths import configs_dir as _package_configs_dir
 
-__all__ = ["SCALES", "TABLES", "Table", "config_files", "configs_dir", "register_table", "sweep_files"]
+__all__ = [
+    "SCALES",
+    "TABLES",
+    "Table",
+    "config_files",
+    "configs_dir",
+    "paper_pairs_source",
+    "register_table",
+    "sweep_files",
+]
 
 SCALES = ("cpu", "paper")
 TABLES: dict[str, Table] = {}
@@ -47,6 +56,19 @@ def sweep_files(folder: str, scale: str, scales: tuple[str, ...] = SCALES) -> li
 def config_files(folder: str, scale: str, scales: tuple[str, ...] = SCALES) -> list[Path]:
     """:func:`sweep_files` sorted by name (the rows of a table, in the order of their file names)."""
     return sorted(sweep_files(folder, scale, scales))
+
+
+def paper_pairs_source(
+    source: str, shown: str, names: tuple[str, str], numbers: Mapping[str, tuple[float | None, float | None]]
+) -> str:
+    """The ``paper_source`` of a table that publishes two numbers per row but shows one in the paper column:
+    ``"<source>; the column is the <shown> (<a> / <b>: row a / b, ...)"``, ``-`` for a number the paper omits."""
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:g}"
+
+    pairs = ", ".join(f"{row} {cell(a)} / {cell(b)}" for row, (a, b) in numbers.items())
+    return f"{source}; the column is the {shown} ({names[0]} / {names[1]}: {pairs})"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .registry import Table, config_files, register_table
+from .registry import Table, config_files, paper_pairs_source, register_table
 
 __all__ = ["CPU_NOTES", "PAPER_SPEECH", "PAPER_SPEECH_SOURCE", "ROWS", "SPEECH", "speech_configs"]
 
@@ -40,11 +40,12 @@ PAPER_SPEECH: dict[str, tuple[float, float]] = {
     "vgg11/mixup0.1": (4.0, 3.8),
     "vgg11/mixup0.2": (3.9, 3.4),
 }
-PAPER_SPEECH_SOURCE = (
+PAPER_SPEECH_SOURCE = paper_pairs_source(
     "Zhang et al., mixup, ICLR 2018, Table 4 (left) via paper/EXPERIMENTS.md 3.3: Google Speech Commands v0.01, "
-    "full LeNet and VGG-11, 30 epochs; the column is the test error (validation / test: "
-    + ", ".join(f"{row} {v:g} / {t:g}" for row, (v, t) in PAPER_SPEECH.items())
-    + ")"
+    "full LeNet and VGG-11, 30 epochs",
+    "test error",
+    ("validation", "test"),
+    PAPER_SPEECH,
 )
 
 CPU_NOTES = (
