@@ -20,20 +20,25 @@ from vicinal.experiments.tasks.gan import PROTOCOLS, GANProtocol, plot_gan_figur
 # ---------------------------------------------------------------------------------------------------- table
 
 
-def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
-    out = run_gan_table(
+def _tiny_ring_table(tmp_path, *, seeds, iterations, lrs):
+    """The cpu table on the ring only, width 8, 1 D step, evaluated every 10 iterations on 100 points."""
+    return run_gan_table(
         tmp_path / "run",
         "cpu",
-        seeds=2,
-        iterations=20,
+        seeds=seeds,
+        iterations=iterations,
         widths=(8,),
         d_steps=(1,),
-        lrs=(1e-3,),
+        lrs=lrs,
         eval_every=10,
         n_eval=100,
         datasets=("ring",),
         log=None,
     )
+
+
+def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
+    out = _tiny_ring_table(tmp_path, seeds=2, iterations=20, lrs=(1e-3,))
     names = {p.name for p in out.iterdir()}
     expected = {"protocol.json", "provenance.json", "metrics.jsonl", "runs.csv", "summary.csv", "summary.md"}
     assert expected | {"gan_figure.png", "snapshots.npz"} <= names
@@ -96,19 +101,7 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
 
 def test_report_separates_the_papers_setting_from_the_grid_as_the_summary_does(tmp_path):
     # two learning rates: only the protocol's default (1e-3) is the paper's setting; the other is grid only
-    out = run_gan_table(
-        tmp_path / "run",
-        "cpu",
-        seeds=1,
-        iterations=10,
-        widths=(8,),
-        d_steps=(1,),
-        lrs=(1e-4, 1e-3),
-        eval_every=10,
-        n_eval=100,
-        datasets=("ring",),
-        log=None,
-    )
+    out = _tiny_ring_table(tmp_path, seeds=1, iterations=10, lrs=(1e-4, 1e-3))
     md = (out / "summary.md").read_text().splitlines()
     report = make_report([out], tmp_path / "report")["markdown"].splitlines()
     for row in ("| ring | erm |", "| ring | mixup |"):
