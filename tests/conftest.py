@@ -11,4 +11,5 @@ from vicinal import functional as VF
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the chunked kernel on tiny tensors and cut them into many slices (16 columns per slice)."""
     monkeypatch.setattr(VF, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(VF, "_MIN_ROW_BYTES", 0)
     monkeypatch.setattr(VF, "_MIN_CHUNKED_BYTES", 0)

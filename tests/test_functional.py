@@ -138,6 +138,7 @@ def test_uint8_extremes_round_to_nearest_even_and_stay_in_range(small_chunks):
 
 def test_uint8_every_pair_of_grey_levels(monkeypatch):
     monkeypatch.setattr(VF, "_CHUNK_BYTES", 1 << 14)  # 32 slices of 2048 columns
+    monkeypatch.setattr(VF, "_MIN_ROW_BYTES", 0)
     # all 65536 (a, b) pairs: row 0 holds a, row 1 holds b; partners swap rows. Exhausts the kernel's rounding
     # (2**23 trick) against torch.round, ties included (lam = 0.5, 0.25 give exact .5 fractions).
     a = torch.arange(256, dtype=torch.uint8).repeat_interleave(256)
@@ -315,6 +316,7 @@ def test_fused_uint8_paths_equal_formula(shape, layout):
 
 def test_fused_uint8_small_chunks_cover_every_column(monkeypatch):
     monkeypatch.setattr(VF, "_Q_CHUNK_BYTES", 64 * 7)  # many slices, a ragged last one
+    monkeypatch.setattr(VF, "_MIN_ROW_BYTES", 0)
     g = torch.Generator().manual_seed(3)
     x0 = torch.randint(0, 256, (7, 3, 11, 13), generator=g, dtype=torch.uint8)
     perm = torch.randperm(7, generator=g)

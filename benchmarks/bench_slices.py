@@ -1,0 +1,59 @@
+"""A/B of the slice length of the chunked in-place kernel (``vicinal.functional._MIN_ROW_BYTES``): each row's piece
+of a (B, Fc) slice at least 16 KiB ("new") against slices sized by ``_CHUNK_BYTES`` alone ("old").
+
+    .venv/bin/python benchmarks/bench_slices.py [--calls 16] [--threads 2]
+
+Calls alternate between the two settings (ABBA order) on the same batch, restored before every call, so a load
+change on the machine hits both alike; medians of the calls after the first two. Both settings compute the same
+values bit for bit (mixing is elementwise; only the slicing differs). Rerun it to retune the constant on another CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import torch
+
+import vicinal
+from vicinal import functional as VF
+
+SHAPES = ((64, 3, 224, 224), (256, 3, 224, 224))
+SETTINGS = {"old": 0, "new": VF._MIN_ROW_BYTES}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=16, help="calls per setting (the first two warm up)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")  # the uint8 kernel's quantized ops warn of their deprecation once
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; Mixup(inplace=True) full call, median ms")
+    for shape in SHAPES:
+        for dtype in (torch.float32, torch.bfloat16, torch.uint8):
+            g = torch.Generator().manual_seed(0)
+            if dtype == torch.uint8:
+                x0 = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+            else:
+                x0 = torch.randn(shape, generator=g).to(dtype)
+            x, y = x0.clone(), torch.arange(shape[0]) % 1000
+            mixer = vicinal.Mixup(1.0, num_classes=1000, inplace=True, seed=0)
+            times: dict[str, list[float]] = {name: [] for name in SETTINGS}
+            for call in range(args.calls):
+                for name in SETTINGS if call % 2 == 0 else reversed(SETTINGS):
+                    VF._MIN_ROW_BYTES = SETTINGS[name]
+                    x.copy_(x0)
+                    t0 = time.perf_counter()
+                    mixer(x, y)
+                    times[name].append(time.perf_counter() - t0)
+            VF._MIN_ROW_BYTES = SETTINGS["new"]
+            row = "  ".join(f"{name} {1e3 * statistics.median(t[2:]):7.2f}" for name, t in times.items())
+            print(f"{'x'.join(map(str, shape)):<16} {str(dtype).replace('torch.', ''):<9} {row}")
+
+
+if __name__ == "__main__":
+    main()
