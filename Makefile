@@ -31,9 +31,10 @@ test: lint
 	$(BIN)/python -m pytest -q
 	VENV=$(abspath $(VENV)) bash .ci/wheel-check.sh
 
+# BENCH_ARGS: options of bench_mixing.py, e.g. BENCH_ARGS="--readme --tag epyc2-warm" (see benchmarks/README.md)
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python benchmarks/bench_mixing.py
+	$(BIN)/python benchmarks/bench_mixing.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

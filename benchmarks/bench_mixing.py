@@ -435,47 +435,95 @@ def collate_case(args: argparse.Namespace, label: str, shape: tuple[int, ...], c
 
 
 # -- section 3: loader throughput --------------------------------------------------------------------------------------
+# Two kinds of dataset per batch size. "tensors": uint8 images already in memory, no per-image work, so the collate
+# and mixing are all the loader does (the worst case for collate-time mixing). "augmented": the per-image work of the
+# standard training pipeline that feeds such a loader: CIFAR's 4-pixel-padded random crop + flip on a uint8 tensor
+# (torchvision's CIFAR recipe), ImageNet's JPEG decode + RandomResizedCrop(224) + flip (timm's / torchvision's).
+LOADER_DATA = ("tensors", "augmented")
+
+
 def bench_loader(args: argparse.Namespace) -> list[dict[str, Any]]:
     """images/s of a DataLoader pipeline ending in a float batch in [0, 1] (the model's input, before normalisation)."""
     rows = []
     for label, shape, classes in sizes(args):
-        row = loader_case(args, label, shape, classes, 24 if label.startswith("small") else 4)
-        base = row["results"]["no mixing (to float only)"]["images_per_s_median"]
-        print(
-            f"\nloader {label} {'x'.join(map(str, shape[1:]))} uint8 images, batch {shape[0]}, "
-            f"num_workers={args.loader_workers}; load {row['load_before']} -> {row['load_after']}"
-        )
-        print(f"  {'pipeline':<42} {'images/s':>11} {'vs no mixing':>13}")
-        for name, r in row["results"].items():
-            r["relative_to_no_mixing"] = r["images_per_s_median"] / base
-            print(f"  {name:<42} {r['images_per_s_median']:11.0f} {r['relative_to_no_mixing']:12.3f}x")
-        rows.append(row)
-        gc.collect()
+        for data in args.loader_data.split(","):
+            n_batches = 24 if label.startswith("small") else 4
+            row = loader_case(args, label, shape, classes, n_batches, data)
+            base = row["results"]["no mixing (to float only)"]["images_per_s_median"]
+            print(
+                f"\nloader {label} {'x'.join(map(str, shape[1:]))} uint8 images ({data}), batch {shape[0]}, "
+                f"num_workers={args.loader_workers}; load {row['load_before']} -> {row['load_after']}"
+            )
+            print(f"  {'pipeline':<42} {'images/s':>11} {'vs no mixing':>13}")
+            for name, r in row["results"].items():
+                r["relative_to_no_mixing"] = r["images_per_s_median"] / base
+                print(f"  {name:<42} {r['images_per_s_median']:11.0f} {r['relative_to_no_mixing']:12.3f}x")
+            rows.append(row)
+            gc.collect()
     return rows
 
 
+class AugmentedImages(torch.utils.data.Dataset):
+    """Training images with their per-image augmentation, returned as uint8 (C, H, W) for collate-time mixing.
+
+    32x32: uint8 tensors in memory, RandomCrop(32, padding=4) + RandomHorizontalFlip. 224x224: JPEG files held in
+    memory (smooth synthetic 256x256 images, so decoding costs what a photo of that size costs, not what noise
+    costs), decode_jpeg + RandomResizedCrop(224) + RandomHorizontalFlip.
+    """
+
+    def __init__(self, n: int, size: int, classes: int) -> None:
+        from torchvision import io
+        from torchvision.transforms import v2
+
+        g = torch.Generator().manual_seed(0)
+        self.classes = classes
+        self.decode = None
+        if size <= 32:
+            self.items = list(torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8))
+            self.transform = v2.Compose([v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()])
+        else:
+            coarse = torch.rand((n, 3, 16, 16), generator=g) * 255
+            fine = F.interpolate(coarse, size=(256, 256), mode="bicubic", align_corners=False)
+            fine = (fine + 8 * torch.randn(fine.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+            self.items = [io.encode_jpeg(img, quality=90) for img in fine]
+            self.decode = io.decode_jpeg
+            self.transform = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = self.items[i]
+        if self.decode is not None:
+            img = self.decode(img)
+        return self.transform(img), i % self.classes
+
+
 def loader_case(
-    args: argparse.Namespace, label: str, shape: tuple[int, ...], classes: int, n_batches: int
+    args: argparse.Namespace, label: str, shape: tuple[int, ...], classes: int, n_batches: int, data: str
 ) -> dict[str, Any]:
     wait_for_quiet(args)
     n = shape[0] * n_batches
-    images = make_batch((n, *shape[1:]), torch.uint8, torch.device("cpu"))
-    ds = torch.utils.data.TensorDataset(images, torch.arange(n) % classes)
+    if data == "tensors":
+        images = make_batch((n, *shape[1:]), torch.uint8, torch.device("cpu"))
+        ds: torch.utils.data.Dataset = torch.utils.data.TensorDataset(images, torch.arange(n) % classes)
+    else:
+        ds = AugmentedImages(n, shape[-1], classes)
     after_inplace = vicinal.Mixup(1.0, num_classes=classes, inplace=True, seed=0)
     after_default = vicinal.Mixup(1.0, num_classes=classes, seed=0)
+    default_collate = torch.utils.data.default_collate
     pipelines: dict[str, tuple[Any, Callable[[Any], Any]]] = {
-        "no mixing (to float only)": (None, lambda b: b[0].float().div_(255)),
+        "no mixing (to float only)": (default_collate, lambda b: b[0].float().div_(255)),
         "uint8 MixupCollate, then to float": (
             vicinal.MixupCollate(alpha=1.0, num_classes=classes, seed=0),
             lambda b: (b[0].float().div_(255), b[1]),
         ),
-        "to float, then Mixup(inplace=True)": (None, lambda b: after_inplace(b[0].float().div_(255), b[1])),
-        "to float, then Mixup() default": (None, lambda b: after_default(b[0].float().div_(255), b[1])),
+        "to float, then Mixup(inplace=True)": (default_collate, lambda b: after_inplace(b[0].float().div_(255), b[1])),
+        "to float, then Mixup() default": (default_collate, lambda b: after_default(b[0].float().div_(255), b[1])),
     }
-    results = {}
-    load_before = load()
-    for name, (collate, finish) in pipelines.items():
-        loader = torch.utils.data.DataLoader(
+    results: dict[str, Any] = {name: {"images_per_s": []} for name in pipelines}
+    loaders = {
+        name: torch.utils.data.DataLoader(
             ds,
             batch_size=shape[0],
             shuffle=True,
@@ -484,17 +532,24 @@ def loader_case(
             generator=torch.Generator().manual_seed(0),
             persistent_workers=args.loader_workers > 0,
         )
-        epochs = []
-        for epoch in range(1 + max(3, args.repeats // 5)):
+        for name, (collate, _) in pipelines.items()
+    }
+    load_before = load()
+    # Pipelines take turns epoch by epoch (as the mixing section interleaves calls), so a load change on the machine
+    # hits all of them alike; each pipeline's first epoch warms up (and starts its workers).
+    for epoch in range(1 + max(3, args.repeats // 5)):
+        for name, (_, finish) in pipelines.items():
             t0 = time.perf_counter()
-            for b in loader:
+            for b in loaders[name]:
                 finish(b)
-            if epoch > 0:  # the first epoch warms up (and starts the workers)
-                epochs.append(n / (time.perf_counter() - t0))
-        results[name] = {"images_per_s_median": statistics.median(epochs), "images_per_s": epochs}
-        del loader
+            if epoch > 0:
+                results[name]["images_per_s"].append(n / (time.perf_counter() - t0))
+    for r in results.values():
+        r["images_per_s_median"] = statistics.median(r["images_per_s"])
+    del loaders
     return {
         "case": label,
+        "data": data,
         "shape": list(shape),
         "num_workers": args.loader_workers,
         "load_before": load_before,
@@ -760,7 +815,8 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{label}: fast path fraction of copy roofline", frac, f">= {goal_f}", frac >= goal_f)
     for row in report.get("loader", []):
         r = row["results"]["uint8 MixupCollate, then to float"]["relative_to_no_mixing"]
-        add(f"loader {row['case']}: MixupCollate images/s / no mixing", r, ">= 0.95", r >= 0.95)
+        data = row.get("data", "tensors")
+        add(f"loader {row['case']} ({data}): MixupCollate images/s / no mixing", r, ">= 0.95", r >= 0.95)
     e2e = report.get("e2e")
     if e2e:
         v = e2e["mixup Mixup(inplace=True)"]["paired_ratio"]
@@ -774,6 +830,100 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         met = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
         print(f"  {t['target']:<66} {value:>10}  goal {t['goal']:<8} {met}")
     return targets
+
+
+# one block per cache state, so a warm and a cold run each regenerate their own table
+README_BEGIN = "<!-- bench_mixing.py --readme, {cache} cache: begin -->"
+README_END = "<!-- bench_mixing.py --readme, {cache} cache: end -->"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    """One run as markdown: the machine, the command, the cache state, then per batch the fastest vicinal path
+    beside timm, torchvision and the copy roofline, the loader ratios and the targets of issue 14."""
+    m, a = report["machine"], report["args"]
+    where = m.get("gpu") or f"{m['cpu_model']}, {m['cpu_count']} cores, caches per core {m['caches_per_core']}"
+    lines = [
+        f"Run `{a['tag']}`: {where}; torch {m['torch']} ({m['torch_threads']} threads), timm {m['timm']}, "
+        f"torchvision {m['torchvision']}; **{a['cache']} cache**, {a['clock']} clock, medians of {a['repeats']} calls "
+        f"(x10 for 32x32 batches); load average {m['load_average_start']} at the start, "
+        f"{m.get('load_average_end', '-')} at the end. Command: `{report['command']}`.",
+        "",
+    ]
+    if report.get("mix"):
+        lines += [
+            "| batch | vicinal fastest path | median | vs timm `Mixup` | vs torchvision `MixUp` "
+            "| fast path % of copy roofline | copy |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for case in report["mix"]:
+            name, t = best_vicinal(case)
+            res = case["results"]
+            fast = res["vicinal Mixup(inplace=True) [fast]"]["fraction_of_roofline"]
+            copy = res["copy into preallocated (roofline)"]["median_s"]
+            lines.append(
+                f"| {'x'.join(map(str, case['shape']))} {case['dtype']} | `{name}` | {fmt_time(t).strip()} "
+                f"| {_ratio(res[name]['speedup_vs_timm'])} | {_ratio(res[name]['speedup_vs_torchvision'])} "
+                f"| {100 * fast:.0f}% | {fmt_time(copy).strip()} |"
+            )
+        lines.append("")
+    if report.get("loader"):
+        lines += [
+            "| loader (num_workers) | dataset | no mixing, images/s | uint8 `MixupCollate` | float `Mixup(inplace=True)` |",
+            "|---|---|---|---|---|",
+        ]
+        for row in report["loader"]:
+            res = row["results"]
+            lines.append(
+                f"| {'x'.join(map(str, row['shape']))} ({row['num_workers']}) | {row.get('data', 'tensors')} "
+                f"| {res['no mixing (to float only)']['images_per_s_median']:.0f} "
+                f"| {res['uint8 MixupCollate, then to float']['relative_to_no_mixing']:.3f}x "
+                f"| {res['to float, then Mixup(inplace=True)']['relative_to_no_mixing']:.3f}x |"
+            )
+        lines.append("")
+    if report.get("targets"):
+        lines += ["| target (issue 14) | value | goal | |", "|---|---|---|---|"]
+        for t in report["targets"]:
+            if t["value"] is None:
+                continue  # no peer to compare with (timm and torchvision have no uint8 batch mixing)
+            value = f"{t['value']:.3f}"
+            met = {True: "met", False: "**not met**", None: "n/a"}[t["met"]]
+            lines.append(f"| {t['target']} | {value} | {t['goal']} | {met} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def splice_readme(path: Path, text: str, cache: str) -> None:
+    """Replace what lies between the two marker lines of ``path`` for this cache state with ``text``."""
+    readme = path.read_text()
+    begin, end = README_BEGIN.format(cache=cache), README_END.format(cache=cache)
+    if begin not in readme or end not in readme:
+        raise SystemExit(f"bench_mixing.py: error: {path} has no {begin} ... {end} markers")
+    head, rest = readme.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text}{end}{tail}")
+
+
+def write_summary(report: dict[str, Any], path: Path, *, readme: bool) -> None:
+    """The markdown summary of a run beside its JSON, and with ``readme`` in benchmarks/README.md."""
+    md = summary_markdown(report)
+    path.with_suffix(".md").write_text(md)
+    print(f"wrote {path.with_suffix('.md')}")
+    if readme:
+        splice_readme(Path(__file__).resolve().parent / "README.md", md, report["args"]["cache"])
+        print("updated benchmarks/README.md")
+
+
+def render(path: Path, *, readme: bool) -> int:
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"bench_mixing.py: error: cannot read the run {path}: {err}") from None
+    write_summary(report, path, readme=readme)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -794,11 +944,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-steps", type=int, default=20)
     parser.add_argument("--trainer-steps", type=int, default=10)
     parser.add_argument("--loader-workers", type=int, default=0)
+    parser.add_argument(
+        "--loader-data", default=",".join(LOADER_DATA), help=f"datasets of the loader section: {list(LOADER_DATA)}"
+    )
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="clock of the tables and ratios")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--max-load", type=float, default=None, help="wait for a 1-min load average below this")
     parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for --max-load per case")
-    parser.add_argument("--no-write", action="store_true", help="print only, write no JSON")
+    parser.add_argument("--no-write", action="store_true", help="print only, write no JSON or markdown")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        default=None,
+        help="measure nothing: write the markdown summary of a saved run (results/<tag>.json) again",
+    )
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="also put this run's markdown summary into benchmarks/README.md (between its markers)",
+    )
     args = parser.parse_args(argv)
     sections = [s for s in args.only.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -807,8 +971,15 @@ def main(argv: list[str] | None = None) -> int:
     bad_sizes = sorted(set(args.sizes.split(",")) - {*KNOWN_SIZES, ""})
     if bad_sizes:
         parser.error(f"unknown sizes {bad_sizes}; known: {', '.join(KNOWN_SIZES)}")
+    bad_data = sorted(set(args.loader_data.split(",")) - {*LOADER_DATA, ""})
+    if bad_data:
+        parser.error(f"unknown --loader-data {bad_data}; known: {', '.join(LOADER_DATA)}")
+    if args.readme and args.no_write:
+        parser.error("--readme writes the run's summary; it cannot go with --no-write")
     if args.repeats < 10:
         parser.error(f"--repeats must be >= 10 (medians of at least 10 calls), got {args.repeats}")
+    if args.render is not None:
+        return render(Path(args.render), readme=args.readme)
     global CLOCK, CACHE
     CLOCK = args.clock
     CACHE = args.cache
@@ -838,6 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
         path = RESULTS_DIR / f"{args.tag}.json"
         path.write_text(json.dumps(report, indent=1, default=str))
         print(f"\nwrote {path}")
+        write_summary(report, path, readme=args.readme)
     return 0
 
 

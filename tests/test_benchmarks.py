@@ -1,0 +1,104 @@
+"""The benchmark's reporting (not its timings): the markdown summary of a run and its splice into the README."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mixing.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_mixing", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(median_s: float, roof_s: float, timm_s: float | None, tv_s: float | None) -> dict:
+    return {
+        "median_s": median_s,
+        "fraction_of_roofline": roof_s / median_s,
+        "speedup_vs_timm": None if timm_s is None else timm_s / median_s,
+        "speedup_vs_torchvision": None if tv_s is None else tv_s / median_s,
+    }
+
+
+def _report(bench: ModuleType) -> dict:
+    roof, timm_t, tv_t = 25e-6, 160e-6, 250e-6
+    names = {
+        "copy into preallocated (roofline)": roof,
+        "vicinal Mixup() [default, exact]": 200e-6,
+        "vicinal Mixup(inplace=True) [fast]": 100e-6,
+        "timm Mixup (in place, flip)": timm_t,
+        "torchvision v2.MixUp (roll)": tv_t,
+    }
+    case = {
+        "case": "small",
+        "shape": list(bench.SMALL),
+        "dtype": "float32",
+        "results": {k: _result(v, roof, timm_t, tv_t) for k, v in names.items()},
+    }
+    loader = {
+        "case": "small",
+        "data": "augmented",
+        "shape": list(bench.SMALL),
+        "num_workers": 0,
+        "results": {
+            "no mixing (to float only)": {"images_per_s_median": 32000.0},
+            "uint8 MixupCollate, then to float": {"relative_to_no_mixing": 0.97},
+            "to float, then Mixup(inplace=True)": {"relative_to_no_mixing": 0.96},
+        },
+    }
+    report = {
+        "machine": {
+            "cpu_model": "Test CPU",
+            "cpu_count": 2,
+            "caches_per_core": {"L2": "1024K"},
+            "torch": "2.14.1",
+            "torch_threads": 2,
+            "timm": "1.0",
+            "torchvision": "0.29",
+            "load_average_start": [0.1, 0.1, 0.1],
+            "load_average_end": [0.2, 0.1, 0.1],
+        },
+        "args": {"tag": "t", "cache": "warm", "clock": "wall", "repeats": 15},
+        "command": "benchmarks/bench_mixing.py --tag t",
+        "mix": [case],
+        "loader": [loader],
+    }
+    report["targets"] = bench.check_targets(report)
+    return report
+
+
+def test_summary_markdown_names_the_run_and_the_fastest_path(bench: ModuleType) -> None:
+    report = _report(bench)
+    report["targets"].append(
+        {"target": "128x3x32x32 uint8: fastest vicinal vs timm", "value": None, "goal": "", "met": None}
+    )
+    md = bench.summary_markdown(report)
+    assert "uint8: fastest vicinal vs timm" not in md  # no peer, no row
+    assert "Test CPU, 2 cores" in md and "**warm cache**" in md and "`benchmarks/bench_mixing.py --tag t`" in md
+    # fastest exact path 100 us: 1.6x timm (160 us), 2.5x torchvision (250 us), 25% of a 25 us copy
+    assert "| 128x3x32x32 float32 | `vicinal Mixup(inplace=True) [fast]` | 100.0 us | 1.60x | 2.50x | 25% |" in md
+    assert "| 128x3x32x32 (0) | augmented | 32000 | 0.970x | 0.960x |" in md
+    assert "| 128x3x32x32 float32: fastest vicinal vs timm | 1.600 | >= 1.5x | met |" in md
+    assert "| 128x3x32x32 float32: fastest vicinal call / copy_ (warm cache) | 4.000 | <= 4x | met |" in md
+    assert "| loader small (augmented): MixupCollate images/s / no mixing | 0.970 | >= 0.95 | met |" in md
+
+
+def test_splice_readme_replaces_only_the_marked_block(bench: ModuleType, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    warm = [bench.README_BEGIN.format(cache="warm"), bench.README_END.format(cache="warm")]
+    cold = [bench.README_BEGIN.format(cache="cold"), bench.README_END.format(cache="cold")]
+    readme.write_text(f"intro\n{warm[0]}\nold warm\n{warm[1]}\n{cold[0]}\nold cold\n{cold[1]}\noutro\n")
+    bench.splice_readme(readme, "new warm\n", "warm")
+    assert readme.read_text() == f"intro\n{warm[0]}\nnew warm\n{warm[1]}\n{cold[0]}\nold cold\n{cold[1]}\noutro\n"
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="has no <!-- bench_mixing.py --readme, cold cache: begin --> ... <!--"):
+        bench.splice_readme(readme, "x", "cold")
