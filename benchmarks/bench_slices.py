@@ -1,7 +1,9 @@
 """A/B of the slice length of the chunked in-place kernel (``vicinal.functional._MIN_ROW_BYTES``): each row's piece
-of a (B, Fc) slice at least 16 KiB ("new") against slices sized by ``_CHUNK_BYTES`` alone ("old").
+of a (B, Fc) slice at least 16 KiB, slices up to 4 MiB ("new"), against slices sized by ``_CHUNK_BYTES`` alone ("old").
 
-    .venv/bin/python benchmarks/bench_slices.py [--calls 16] [--threads 2]
+    .venv/bin/python benchmarks/bench_slices.py [--calls 16] [--threads 2] [--tag epyc2]
+
+With ``--tag`` the table is also written to ``results/bench_slices-<tag>.md``.
 
 Calls alternate between the two settings (ABBA order) on the same batch, restored before every call, so a load
 change on the machine hits both alike; medians of the calls after the first two. Both settings compute the same
@@ -12,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 
 import vicinal
 from vicinal import functional as VF
 
-SHAPES = ((64, 3, 224, 224), (256, 3, 224, 224))
+# CIFAR-sized batches above the single-pass size, and ImageNet-sized ones
+SHAPES = ((256, 3, 32, 32), (1024, 3, 32, 32), (64, 3, 224, 224), (256, 3, 224, 224))
 SETTINGS = {"old": 0, "new": VF._MIN_ROW_BYTES}
 
 
@@ -28,11 +33,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=16, help="calls per setting (the first two warm up)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--tag", default=None, help="also write results/bench_slices-TAG.md")
     args = parser.parse_args()
+    if args.calls < 4:
+        parser.error(f"--calls must be >= 4 (the first two warm up), got {args.calls}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")  # the uint8 kernel's quantized ops warn of their deprecation once
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; Mixup(inplace=True) full call, median ms")
+    lines = [
+        f"`{' '.join(['benchmarks/bench_slices.py', *sys.argv[1:]])}`: torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; Mixup(inplace=True) full call, median ms of {args.calls - 2} calls",
+        "",
+        "| batch | dtype | old (slices of _CHUNK_BYTES) | new (rows >= 16 KiB) |",
+        "|---|---|---|---|",
+    ]
+    print(lines[0])
     for shape in SHAPES:
         for dtype in (torch.float32, torch.bfloat16, torch.uint8):
             g = torch.Generator().manual_seed(0)
@@ -51,8 +66,15 @@ def main() -> None:
                     mixer(x, y)
                     times[name].append(time.perf_counter() - t0)
             VF._MIN_ROW_BYTES = SETTINGS["new"]
-            row = "  ".join(f"{name} {1e3 * statistics.median(t[2:]):7.2f}" for name, t in times.items())
-            print(f"{'x'.join(map(str, shape)):<16} {str(dtype).replace('torch.', ''):<9} {row}")
+            old, new = (1e3 * statistics.median(times[name][2:]) for name in SETTINGS)
+            lines.append(
+                f"| {'x'.join(map(str, shape))} | {str(dtype).replace('torch.', '')} | {old:.3f} | {new:.3f} |"
+            )
+            print(lines[-1], flush=True)
+    if args.tag:
+        path = Path(__file__).resolve().parent / "results" / f"bench_slices-{args.tag}.md"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

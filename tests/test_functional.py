@@ -72,7 +72,7 @@ def test_default_sizes_use_several_slices_and_stay_exact(dtype):
     x = make((96, 3, 48, 48), dtype, seed=3)
     assert VF._worth_chunking(x)
     if dtype in (torch.float32, torch.uint8):
-        assert x.numel() * 4 > VF._SINGLE_PASS_BYTES and 3 * 48 * 48 > VF._CHUNK_BYTES // (96 * 4)
+        assert x.numel() * 4 > VF._SINGLE_PASS_BYTES and 3 * 48 * 48 > VF._slice_width(96, 4, VF._CHUNK_BYTES, 16)
     perm = torch.randperm(96, generator=torch.Generator().manual_seed(2))
     for lam in lams(96, seed=1):
         ref = mix_reference(x, lam, x[perm])
@@ -294,7 +294,36 @@ def test_fused_uint8_is_used_and_exact_over_every_pair():
         assert torch.equal(VF.mix_(x.clone(), lam, perm)[:256], expected), lam
 
 
-@pytest.mark.parametrize("shape", [(3, 5), (32, 3, 32, 32), (256, 3, 40, 40), (9, 3, 100, 100)])
+def test_slice_width_rule():
+    # 1 MiB slices while rows stay >= 16 KiB; longer rows for many-row batches, up to 4 MiB slices; a column floor
+    assert VF._slice_width(64, 4, 1 << 20, 16) == 4096  # 64 rows x 16 KiB: 1 MiB
+    assert VF._slice_width(256, 4, 1 << 20, 16) == 4096  # not 1024 (4 KiB rows): a 4 MiB slice
+    assert VF._slice_width(1024, 4, 1 << 20, 16) == 1024  # 4 KiB rows: the 4 MiB cap
+    assert VF._slice_width(256, 1, 1 << 20, 64) == 16384  # uint8: 16 KiB rows, 4 MiB
+    assert VF._slice_width(1 << 20, 4, 1 << 20, 16) == 16  # the floor
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_long_row_slices_with_a_ragged_tail(dtype):
+    # real constants: 80 rows of 21,000 features, cut by the 16 KiB row minimum (float32: 4096 columns, 6 slices;
+    # uint8: 16384 columns, 2 slices), the last one ragged
+    x = make((80, 3, 100, 70), dtype, seed=5)
+    itemsize = 1 if dtype == torch.uint8 else x.element_size()  # uint8: the fused pass slices the uint8 batch
+    width = VF._slice_width(80, itemsize, VF._Q_CHUNK_BYTES if dtype == torch.uint8 else VF._CHUNK_BYTES, 16)
+    assert width == VF._MIN_ROW_BYTES // itemsize and 21000 // width >= 1 and 21000 % width
+    perm = torch.randperm(80, generator=torch.Generator().manual_seed(6))
+    for lam in lams(80, seed=7):
+        ref = mix_reference(x, lam, x[perm])
+        assert torch.equal(VF.mix(x, lam, perm), ref)
+        assert torch.equal(VF.mix_(x.clone(), lam, perm, exact=True), ref)
+        fast = VF.mix_(x.clone(), lam, perm)
+        if dtype == torch.uint8:
+            assert torch.equal(fast, ref)
+        else:
+            assert within_rounding_bound(fast, ref, x, x[perm])
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (32, 3, 32, 32), (80, 3, 100, 70), (9, 3, 100, 100)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 def test_fused_uint8_paths_equal_formula(shape, layout):
     """In place (any perm, several slices), out=, new tensor, partner=: torch.equal to the float32 formula."""

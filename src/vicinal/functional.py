@@ -235,13 +235,13 @@ def _check_out(x: Tensor, out: Tensor, dtype: torch.dtype, partner: Tensor | Non
 # temporaries (x[perm], lam * x, (1 - lam) * x[perm], their sum), each a fresh allocation that page-faults.
 
 _CHUNK_BYTES = 1 << 20  # bytes of one (B, Fc) slice: with two threads each core holds half of it and of the buffer
-# Each row's piece of a slice is at least this long. A slice is B strided pieces; pieces of one 4 KiB page (256 rows of
-# float32 at 1 MiB) restart the hardware prefetchers and miss the TLB on every row, so large batches take longer
-# slices. benchmarks/bench_slices.py on the 2-core AMD EPYC (in-place Mixup, 2 threads, trainings paused): 256 x 3 x
-# 224 x 224 with 1 MiB slices -> 16 KiB pieces (4 MiB slices): float32 9.8 -> 7.7 ms, bfloat16 7.2 -> 6.7 ms, uint8
-# 5.1 -> 4.6 ms; at 64 x 3 x 224 x 224 the 1 MiB slices already have 16 KiB pieces (unchanged). Values do not depend
-# on the slicing (mixing is elementwise).
+# Each row's piece of a slice is at least this long, up to slices of _MAX_SLICE_BYTES. A slice is B strided pieces;
+# pieces of one 4 KiB page (256 rows of float32 at 1 MiB) restart the hardware prefetchers and miss the TLB on every
+# row, so large batches take longer slices, still far below the last-level cache. benchmarks/bench_slices.py
+# (results/bench_slices-epyc2.md) measures the rule against slices of _CHUNK_BYTES alone. Values do not depend on the
+# slicing (mixing is elementwise).
 _MIN_ROW_BYTES = 16 << 10
+_MAX_SLICE_BYTES = 4 << 20
 _MIN_CHUNKED_BYTES = 1 << 18  # below this, the formula's few small ops are as fast as the slice loop
 _SINGLE_PASS_BYTES = 1 << 21  # up to this (batch in the compute dtype), one slice: batch + buffer fit 2 x 2 MiB L2
 _ROUND_MAGIC = float(2**23)  # s + 2**23 rounds s in [0, 2**22) to an integer held in the low mantissa bits
@@ -266,6 +266,13 @@ def _scratch(slot: str, numel: int, dtype: torch.dtype, device: torch.device) ->
         buf = torch.empty(numel, dtype=dtype)
         _WORKSPACE.buffers[(slot, dtype)] = buf
     return buf[:numel]
+
+
+def _slice_width(n: int, itemsize: int, chunk_bytes: int, min_cols: int) -> int:
+    """Columns of one (B, Fc) slice of B = ``n`` rows: ``chunk_bytes`` per slice, longer when that leaves rows shorter
+    than _MIN_ROW_BYTES (but never beyond _MAX_SLICE_BYTES), and at least ``min_cols``."""
+    long_rows = min(_MIN_ROW_BYTES // itemsize, _MAX_SLICE_BYTES // (n * itemsize))
+    return max(min_cols, long_rows, chunk_bytes // (n * itemsize))
 
 
 def _worth_chunking(x: Tensor) -> bool:
@@ -326,7 +333,7 @@ def _mix_into(
         # gathered copy fit the cores' L2 caches together (strided slices would only add work)
         width = feats
     else:
-        width = max(16, _MIN_ROW_BYTES // itemsize, _CHUNK_BYTES // (n * itemsize))
+        width = _slice_width(n, itemsize, _CHUNK_BYTES, 16)
     # weights exactly as the formula forms them: a Python float, or (B, 1) in the compute dtype and its complement
     # computed in that dtype
     if isinstance(lam, Tensor):
@@ -440,7 +447,7 @@ def _quantized_self_check() -> bool:
 def _mix_uint8_quantized(o2: Tensor, x2: Tensor, lam: float, idx: Tensor | None, p2: Tensor | None) -> None:
     """``o2 = round(lam * x2 + (1 - lam) * partner)`` for uint8 (B, F) views, one (B, Fc) slice at a time."""
     n, feats = x2.shape
-    width = feats if n * feats <= _Q_CHUNK_BYTES else max(64, _MIN_ROW_BYTES, _Q_CHUNK_BYTES // n)
+    width = feats if n * feats <= _Q_CHUNK_BYTES else _slice_width(n, 1, _Q_CHUNK_BYTES, 64)
     cols_max = min(width, feats)
     qb = torch._empty_affine_quantized((n * cols_max,), scale=1.0 - lam, zero_point=0, dtype=torch.quint8)
     qb_u8 = torch.empty(0, dtype=torch.uint8, device=x2.device).set_(qb.untyped_storage(), 0, (n * cols_max,), (1,))
