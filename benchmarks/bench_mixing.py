@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -59,6 +60,7 @@ KNOWN_SIZES = {
     "large64": ((64, 3, 224, 224), 1000),
     "large": (LARGE, 1000),
 }
+DEFAULT_DTYPES = "float32,bfloat16,uint8"
 CACHE = "warm"  # --cache: "cold" evicts the caches (writes a buffer twice the last-level cache) before every call
 _FLUSH: torch.Tensor | None = None
 
@@ -445,30 +447,37 @@ LOADER_DATA = ("tensors", "augmented")
 def bench_loader(args: argparse.Namespace) -> list[dict[str, Any]]:
     """images/s of a DataLoader pipeline ending in a float batch in [0, 1] (the model's input, before normalisation)."""
     rows = []
+    datasets = [d for d in args.loader_data.split(",") if d]
+    if "augmented" in datasets and not _has_torchvision():
+        print("  (torchvision not installed: `pip install -e .[bench]`; skipping the augmented loader)")
+        datasets.remove("augmented")
     for label, shape, classes in sizes(args):
-        for data in args.loader_data.split(","):
+        for data in datasets:
             n_batches = 24 if label.startswith("small") else 4
             row = loader_case(args, label, shape, classes, n_batches, data)
-            base = row["results"]["no mixing (to float only)"]["images_per_s_median"]
             print(
                 f"\nloader {label} {'x'.join(map(str, shape[1:]))} uint8 images ({data}), batch {shape[0]}, "
                 f"num_workers={args.loader_workers}; load {row['load_before']} -> {row['load_after']}"
             )
-            print(f"  {'pipeline':<42} {'images/s':>11} {'vs no mixing':>13}")
+            print(f"  {'pipeline':<42} {'images/s':>11} {'vs no mixing (paired)':>22}")
             for name, r in row["results"].items():
-                r["relative_to_no_mixing"] = r["images_per_s_median"] / base
-                print(f"  {name:<42} {r['images_per_s_median']:11.0f} {r['relative_to_no_mixing']:12.3f}x")
+                print(f"  {name:<42} {r['images_per_s_median']:11.0f} {r['relative_to_no_mixing']:21.3f}x")
             rows.append(row)
             gc.collect()
     return rows
+
+
+def _has_torchvision() -> bool:
+    return importlib.util.find_spec("torchvision") is not None
 
 
 class AugmentedImages(torch.utils.data.Dataset):
     """Training images with their per-image augmentation, returned as uint8 (C, H, W) for collate-time mixing.
 
     32x32: uint8 tensors in memory, RandomCrop(32, padding=4) + RandomHorizontalFlip. 224x224: JPEG files held in
-    memory (smooth synthetic 256x256 images, so decoding costs what a photo of that size costs, not what noise
-    costs), decode_jpeg + RandomResizedCrop(224) + RandomHorizontalFlip.
+    memory (smooth synthetic 256x256 images, ~24 KB each, so decoding costs what a photo of that size costs, not what
+    noise costs; ImageNet's photos average ~500x375, so this per-image work is on the low side), decode_jpeg +
+    RandomResizedCrop(224) + RandomHorizontalFlip.
     """
 
     def __init__(self, n: int, size: int, classes: int) -> None:
@@ -482,10 +491,12 @@ class AugmentedImages(torch.utils.data.Dataset):
             self.items = list(torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8))
             self.transform = v2.Compose([v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()])
         else:
-            coarse = torch.rand((n, 3, 16, 16), generator=g) * 255
-            fine = F.interpolate(coarse, size=(256, 256), mode="bicubic", align_corners=False)
-            fine = (fine + 8 * torch.randn(fine.shape, generator=g)).clamp(0, 255).to(torch.uint8)
-            self.items = [io.encode_jpeg(img, quality=90) for img in fine]
+            self.items = []
+            for _ in range(n):  # one image at a time: no batch-sized float temporaries
+                coarse = torch.rand((1, 3, 16, 16), generator=g) * 255
+                fine = F.interpolate(coarse, size=(256, 256), mode="bicubic", align_corners=False)[0]
+                fine = (fine + 8 * torch.randn(fine.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+                self.items.append(io.encode_jpeg(fine, quality=90))
             self.decode = io.decode_jpeg
             self.transform = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
 
@@ -507,8 +518,10 @@ def loader_case(
     if data == "tensors":
         images = make_batch((n, *shape[1:]), torch.uint8, torch.device("cpu"))
         ds: torch.utils.data.Dataset = torch.utils.data.TensorDataset(images, torch.arange(n) % classes)
-    else:
+    elif data == "augmented":
         ds = AugmentedImages(n, shape[-1], classes)
+    else:
+        raise ValueError(f"unknown loader dataset {data!r}; known: {', '.join(LOADER_DATA)}")
     after_inplace = vicinal.Mixup(1.0, num_classes=classes, inplace=True, seed=0)
     after_default = vicinal.Mixup(1.0, num_classes=classes, seed=0)
     default_collate = torch.utils.data.default_collate
@@ -535,17 +548,22 @@ def loader_case(
         for name, (collate, _) in pipelines.items()
     }
     load_before = load()
-    # Pipelines take turns epoch by epoch (as the mixing section interleaves calls), so a load change on the machine
-    # hits all of them alike; each pipeline's first epoch warms up (and starts its workers).
-    for epoch in range(1 + max(3, args.repeats // 5)):
-        for name, (_, finish) in pipelines.items():
+    # Pipelines take turns epoch by epoch (as the mixing section interleaves calls), in an order that alternates
+    # between rounds, so a load change on the machine hits all of them alike; each pipeline's first epoch warms up
+    # (and starts its workers). The ratio to "no mixing" is paired: the median over rounds of the round's ratio.
+    names = list(pipelines)
+    for epoch in range(1 + max(7, args.repeats // 2)):
+        for name in names if epoch % 2 == 0 else names[::-1]:
+            finish = pipelines[name][1]
             t0 = time.perf_counter()
             for b in loaders[name]:
                 finish(b)
             if epoch > 0:
                 results[name]["images_per_s"].append(n / (time.perf_counter() - t0))
+    base = results[names[0]]["images_per_s"]
     for r in results.values():
         r["images_per_s_median"] = statistics.median(r["images_per_s"])
+        r["relative_to_no_mixing"] = statistics.median(v / b for v, b in zip(r["images_per_s"], base, strict=True))
     del loaders
     return {
         "case": label,
@@ -845,10 +863,11 @@ def summary_markdown(report: dict[str, Any]) -> str:
     """One run as markdown: the machine, the command, the cache state, then per batch the fastest vicinal path
     beside timm, torchvision and the copy roofline, the loader ratios and the targets of issue 14."""
     m, a = report["machine"], report["args"]
-    where = m.get("gpu") or f"{m['cpu_model']}, {m['cpu_count']} cores, caches per core {m['caches_per_core']}"
+    where = m.get("gpu") or f"{m['cpu_model']}, {m['cpu_count']} cores, caches per core {m.get('caches_per_core')}"
     lines = [
-        f"Run `{a['tag']}`: {where}; torch {m['torch']} ({m['torch_threads']} threads), timm {m['timm']}, "
-        f"torchvision {m['torchvision']}; **{a['cache']} cache**, {a['clock']} clock, medians of {a['repeats']} calls "
+        f"Run `{a.get('tag')}`: {where}; torch {m['torch']} ({m.get('torch_threads')} threads), timm {m.get('timm')}, "
+        f"torchvision {m.get('torchvision')}; **{a.get('cache', 'warm')} cache**, {a.get('clock', 'wall')} clock, "
+        f"medians of {a.get('repeats')} calls "
         f"(x10 for 32x32 batches); load average {m['load_average_start']} at the start, "
         f"{m.get('load_average_end', '-')} at the end. Command: `{report['command']}`.",
         "",
@@ -872,7 +891,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if report.get("loader"):
         lines += [
-            "| loader (num_workers) | dataset | no mixing, images/s | uint8 `MixupCollate` | float `Mixup(inplace=True)` |",
+            "| loader (num_workers) | dataset | no mixing, images/s | uint8 `MixupCollate` vs no mixing "
+            "| float `Mixup(inplace=True)` vs no mixing |",
             "|---|---|---|---|---|",
         ]
         for row in report["loader"]:
@@ -880,8 +900,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {'x'.join(map(str, row['shape']))} ({row['num_workers']}) | {row.get('data', 'tensors')} "
                 f"| {res['no mixing (to float only)']['images_per_s_median']:.0f} "
-                f"| {res['uint8 MixupCollate, then to float']['relative_to_no_mixing']:.3f}x "
-                f"| {res['to float, then Mixup(inplace=True)']['relative_to_no_mixing']:.3f}x |"
+                f"| {res['uint8 MixupCollate, then to float']['relative_to_no_mixing']:.4g}x "
+                f"| {res['to float, then Mixup(inplace=True)']['relative_to_no_mixing']:.4g}x |"
             )
         lines.append("")
     if report.get("targets"):
@@ -889,19 +909,29 @@ def summary_markdown(report: dict[str, Any]) -> str:
         for t in report["targets"]:
             if t["value"] is None:
                 continue  # no peer to compare with (timm and torchvision have no uint8 batch mixing)
-            value = f"{t['value']:.3f}"
+            value = f"{t['value']:.4g}"  # 4 digits: 0.9499 must not read as 0.950 next to ">= 0.95"
             met = {True: "met", False: "**not met**", None: "n/a"}[t["met"]]
             lines.append(f"| {t['target']} | {value} | {t['goal']} | {met} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def splice_readme(path: Path, text: str, cache: str) -> None:
-    """Replace what lies between the two marker lines of ``path`` for this cache state with ``text``."""
+README = Path(__file__).resolve().parent / "README.md"
+
+
+def check_readme_markers(path: Path, cache: str) -> None:
+    """Fail before measuring anything when ``path`` lacks the marker lines of this cache state."""
     readme = path.read_text()
     begin, end = README_BEGIN.format(cache=cache), README_END.format(cache=cache)
     if begin not in readme or end not in readme:
         raise SystemExit(f"bench_mixing.py: error: {path} has no {begin} ... {end} markers")
+
+
+def splice_readme(path: Path, text: str, cache: str) -> None:
+    """Replace what lies between the two marker lines of ``path`` for this cache state with ``text``."""
+    check_readme_markers(path, cache)
+    readme = path.read_text()
+    begin, end = README_BEGIN.format(cache=cache), README_END.format(cache=cache)
     head, rest = readme.split(begin, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{begin}\n{text}{end}{tail}")
@@ -913,7 +943,7 @@ def write_summary(report: dict[str, Any], path: Path, *, readme: bool) -> None:
     path.with_suffix(".md").write_text(md)
     print(f"wrote {path.with_suffix('.md')}")
     if readme:
-        splice_readme(Path(__file__).resolve().parent / "README.md", md, report["args"]["cache"])
+        splice_readme(README, md, report["args"].get("cache", "warm"))
         print("updated benchmarks/README.md")
 
 
@@ -937,7 +967,7 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(KNOWN_SIZES),
         help=f"batch sizes of the mix/collate/loader sections: {list(KNOWN_SIZES)}",
     )
-    parser.add_argument("--dtypes", default="float32,bfloat16,uint8", help="dtypes of the mix section")
+    parser.add_argument("--dtypes", default=DEFAULT_DTYPES, help="dtypes of the mix section")
     parser.add_argument("--cache", choices=("warm", "cold"), default="warm", help="cache state before each timed call")
     parser.add_argument("--device", default="cpu", help="device of the mixing section (cuda: the GPU run)")
     parser.add_argument("--width", type=int, default=16, help="PreAct ResNet-18 base width of the cpu reference model")
@@ -974,8 +1004,14 @@ def main(argv: list[str] | None = None) -> int:
     bad_data = sorted(set(args.loader_data.split(",")) - {*LOADER_DATA, ""})
     if bad_data:
         parser.error(f"unknown --loader-data {bad_data}; known: {', '.join(LOADER_DATA)}")
-    if args.readme and args.no_write:
-        parser.error("--readme writes the run's summary; it cannot go with --no-write")
+    if args.no_write and (args.readme or args.render):
+        parser.error("--readme and --render write a run's summary; they cannot go with --no-write")
+    if args.readme and not args.render:
+        # the README's tables are full CPU runs of every size and dtype (sections may be chosen: the cold table is
+        # the mixing section alone); a GPU or partial run would silently replace them
+        if args.device != "cpu" or args.sizes != ",".join(KNOWN_SIZES) or args.dtypes != DEFAULT_DTYPES:
+            parser.error("--readme needs a CPU run of every size and dtype (no --device, --sizes or --dtypes)")
+        check_readme_markers(README, args.cache)
     if args.repeats < 10:
         parser.error(f"--repeats must be >= 10 (medians of at least 10 calls), got {args.repeats}")
     if args.render is not None:
