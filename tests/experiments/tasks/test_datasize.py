@@ -9,7 +9,13 @@ import pytest
 from vicinal.experiments.config import load_config
 from vicinal.experiments.runs import Run
 from vicinal.experiments.tasks import get_table
-from vicinal.experiments.tasks.datasize import datasize_configs, datasize_markdown, datasize_points, plot_datasize
+from vicinal.experiments.tasks.datasize import (
+    datasize_configs,
+    datasize_markdown,
+    datasize_points,
+    outside_rule,
+    plot_datasize,
+)
 
 
 def test_configs_follow_the_epoch_rule() -> None:
@@ -69,4 +75,9 @@ def test_points_pair_by_seed_and_skip_unfinished_runs(tmp_path: Path) -> None:
     # the last column is ERM's training error (the regime rule), "-" where the runs did not measure it
     assert md.splitlines()[3].endswith(" | 0.20 ± 0.14 |") and md.splitlines()[2].endswith(" | - |")
     assert plot_datasize(runs, tmp_path / "c.png") and (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    # the regime rule per size: 2,000 fits (mean 0.2%), 500 has no measurement; an ERM at 2.5% is outside
+    assert outside_rule(runs) == set()
+    assert outside_rule(
+        [*runs, _run("datasize", 5000, "mixup", 0, 19.0, fit=9.0), _run("datasize", 5000, "erm", 0, 20.0, fit=2.5)]
+    ) == {5000}
     assert not plot_datasize(runs[-2:], tmp_path / "empty.png") and datasize_markdown(runs[-2:]) == ""

@@ -20,9 +20,11 @@ from ..stats import Paired, fmt_mean_std, mean_std, paired
 from .cifar import cifar_configs
 from .registry import Table, config_files, register_table
 
-__all__ = ["DATASIZE", "datasize_configs", "datasize_markdown", "datasize_points", "plot_datasize"]
+__all__ = ["DATASIZE", "datasize_configs", "datasize_markdown", "datasize_points", "outside_rule", "plot_datasize"]
 
 METRIC = "median_last10_test_error"
+TRAIN_METRIC = "last_train_eval_error"
+RULE_MAX_TRAIN_ERROR = 1.0  # the regime rule: ERM ends at <= 1% error on its own un-augmented training images
 
 
 def datasize_configs(scale: str) -> list[Path]:
@@ -71,7 +73,7 @@ def datasize_markdown(runs: Sequence[Any]) -> str:
     if not points:
         return ""
     # the regime rule, per size: ERM's error on its own un-augmented training images
-    train = {size: raw["erm"] for size, _, raw in datasize_points(runs, "last_train_eval_error")}
+    train = _erm_train_errors(runs)
     lines = [
         "| training images | ERM (%) | mixup (%) | mixup - ERM (points), 95% interval, tests | ERM train error (%) |",
         "|---|---|---|---|---|",
@@ -84,13 +86,24 @@ def datasize_markdown(runs: Sequence[Any]) -> str:
         "",
         "Test error: median of the last 10 epochs, mean ± sample std over seeds; the difference pairs ERM and mixup "
         "runs of the same seed (same training images and initial weights). ERM train error: after the last epoch, "
-        "on the un-augmented training images (the regime rule asks <= 1%).",
+        f"on the un-augmented training images (the regime rule asks <= {RULE_MAX_TRAIN_ERROR:g}%).",
     ]
     return "\n".join(lines)
 
 
+def _erm_train_errors(runs: Sequence[Any]) -> dict[int, list[float]]:
+    """Per size: ERM's final error on its own un-augmented training images, one value per seed."""
+    return {size: raw["erm"] for size, _, raw in datasize_points(runs, TRAIN_METRIC)}
+
+
+def outside_rule(runs: Sequence[Any]) -> set[int]:
+    """Sizes whose ERM runs end above the regime rule's training error (mean over seeds): points to read apart."""
+    return {s for s, errs in _erm_train_errors(runs).items() if errs and sum(errs) / len(errs) > RULE_MAX_TRAIN_ERROR}
+
+
 def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
-    """Draw the curve into ``path`` (PNG): mean paired difference and its 95% interval per size. False if empty."""
+    """Draw the curve into ``path`` (PNG): mean paired difference and its 95% interval per size, a hollow marker
+    where ERM does not fit its training set (outside the regime rule). False if there is nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,13 +116,28 @@ def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
     means = [p.mean for _, p in points]
     lo = [p.mean - p.ci_low if p.n > 1 else 0.0 for _, p in points]
     hi = [p.ci_high - p.mean if p.n > 1 else 0.0 for _, p in points]
+    outside = outside_rule(runs)
+    train = _erm_train_errors(runs)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.errorbar(sizes, means, yerr=[lo, hi], marker="o", capsize=4)
+    line = ax.errorbar(sizes, means, yerr=[lo, hi], marker="o", capsize=4)
+    colour = line.lines[0].get_color()
     for s, p in points:
-        ax.annotate(f"n={p.n}", (s, p.mean), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        fit = train.get(s)
+        label = f"n={p.n}" + ("" if not fit else f", ERM train {sum(fit) / len(fit):.1f}%")
+        last = s == sizes[-1]  # its label goes left of the point, inside the axes
+        ax.annotate(
+            label, (s, p.mean), textcoords="offset points", xytext=(-8 if last else 8, -14), fontsize=7,
+            ha="right" if last else "left",
+        )  # fmt: skip
+        if s in outside:
+            ax.plot([s], [p.mean], marker="o", markersize=8, color="white", markeredgecolor=colour, zorder=3)
+    if outside:
+        ax.plot([], [], "o", color="white", markeredgecolor=colour, label="ERM does not fit its training set")
+        ax.legend(fontsize=7, loc="lower right")
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+    ax.minorticks_off()  # the log axis's minor labels overlap the sizes
     ax.set_xlabel("training images (CIFAR-10, 10 classes)")
     ax.set_ylabel("mixup - ERM test error (points)")
     ax.set_title("mixup's gain vs training-set size (paired by seed; 95% t interval)", fontsize=9)
