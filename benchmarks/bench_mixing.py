@@ -971,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", choices=("warm", "cold"), default="warm", help="cache state before each timed call")
     parser.add_argument("--device", default="cpu", help="device of the mixing section (cuda: the GPU run)")
     parser.add_argument("--width", type=int, default=16, help="PreAct ResNet-18 base width of the cpu reference model")
-    parser.add_argument("--e2e-steps", type=int, default=20)
+    parser.add_argument("--e2e-steps", type=int, default=100, help="paired steps (20 left the ratio +-3%% noisy)")
     parser.add_argument("--trainer-steps", type=int, default=10)
     parser.add_argument("--loader-workers", type=int, default=0)
     parser.add_argument(
