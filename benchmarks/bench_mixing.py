@@ -552,7 +552,7 @@ def loader_case(
     # between rounds, so a load change on the machine hits all of them alike; each pipeline's first epoch warms up
     # (and starts its workers). The ratio to "no mixing" is paired: the median over rounds of the round's ratio.
     names = list(pipelines)
-    for epoch in range(1 + max(7, args.repeats // 2)):
+    for epoch in range(1 + max(15, args.repeats)):  # 7 rounds left +-1% on the ratio, as much as its margin
         for name in names if epoch % 2 == 0 else names[::-1]:
             finish = pipelines[name][1]
             t0 = time.perf_counter()
