@@ -96,9 +96,13 @@ def _erm_train_errors(runs: Sequence[Any]) -> dict[int, list[float]]:
     return {size: raw["erm"] for size, _, raw in datasize_points(runs, TRAIN_METRIC)}
 
 
+def _above_rule(train: dict[int, list[float]]) -> set[int]:
+    return {s for s, errs in train.items() if errs and sum(errs) / len(errs) > RULE_MAX_TRAIN_ERROR}
+
+
 def outside_rule(runs: Sequence[Any]) -> set[int]:
     """Sizes whose ERM runs end above the regime rule's training error (mean over seeds): points to read apart."""
-    return {s for s, errs in _erm_train_errors(runs).items() if errs and sum(errs) / len(errs) > RULE_MAX_TRAIN_ERROR}
+    return _above_rule(_erm_train_errors(runs))
 
 
 def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
@@ -116,8 +120,8 @@ def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
     means = [p.mean for _, p in points]
     lo = [p.mean - p.ci_low if p.n > 1 else 0.0 for _, p in points]
     hi = [p.ci_high - p.mean if p.n > 1 else 0.0 for _, p in points]
-    outside = outside_rule(runs)
     train = _erm_train_errors(runs)
+    outside = _above_rule(train)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     line = ax.errorbar(sizes, means, yerr=[lo, hi], marker="o", capsize=4)
     colour = line.lines[0].get_color()
