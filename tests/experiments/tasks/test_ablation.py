@@ -10,7 +10,7 @@ import yaml
 
 from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.config import MixConfig, apply_overrides, config_to_dict, diff_configs, load_config
-from vicinal.experiments.report import find_runs, load_run
+from vicinal.experiments.report import find_runs, load_run, make_report
 from vicinal.experiments.tasks import configs_dir, get_table
 from vicinal.experiments.tasks.ablation import (
     CPU_ROWS,
@@ -219,3 +219,68 @@ def test_row_errors_from_run_folders(tmp_path: Path) -> None:
     assert errors == {"erm/wd1e-4": (4.75, 2)}
     assert ablation_findings(runs)[2].holds is None
     assert config_to_dict(load_config(ablation_configs("cpu")[0]))["table"] == "ablation"
+
+
+def _two_seeds(root: Path, rows: dict[str, tuple[float, float]]) -> list:
+    """Complete runs at seeds 0 and 1 whose median of the last 10 epochs is the given pair of errors."""
+    for row, errs in rows.items():
+        for seed, e in enumerate(errs):
+            _summary_run(root, row, seed, [e] * 12)
+    return [load_run(p) for p in find_runs([root])]
+
+
+def test_findings_pair_rows_seed_by_seed(tmp_path: Path) -> None:
+    runs = _two_seeds(
+        tmp_path,
+        {
+            "mixup-acrp-a1/wd1e-4": (4.0, 4.2),
+            "latent-layer1/wd1e-4": (5.0, 5.1),  # mixup - latent: -1.0, -0.9: interval [-1.59, -0.31]
+            "mix-inputs-label-smoothing/wd1e-4": (5.5, 5.0),
+            "erm/wd1e-4": (5.6, 5.6),  # mix inputs + LS - ERM: -0.1, -0.6: interval [-3.53, +2.83]
+        },
+    )
+    f = ablation_findings(runs)
+    assert [x.holds for x in f] == [True, True, None, None]
+    (label, first), (label2, second) = f[0].paired[0], f[1].paired[0]
+    assert label == "mixup-acrp-a1/wd1e-4 - latent-layer1/wd1e-4" and first.diffs == pytest.approx((-1.0, -0.9))
+    assert first.ci_high == pytest.approx(-0.95 + 12.7062 * (0.1 / 2**0.5) / 2**0.5, abs=1e-3)
+    assert label2 == "mix-inputs-label-smoothing/wd1e-4 - erm/wd1e-4" and second.diffs == pytest.approx((-0.1, -0.6))
+    assert (f[0].beyond_noise, f[1].beyond_noise, f[2].beyond_noise) == (True, False, None)
+    assert "; paired mixup-acrp-a1/wd1e-4 - latent-layer1/wd1e-4: -0.95 [-1.59, -0.31] (n=2," in f[0].evidence
+    md = findings_markdown(f).splitlines()
+    assert md[0].startswith("- **holds**: mixup (AC+RP) is the best method. best mixup: mixup-acrp-a1/wd1e-4 4.10")
+    assert md[1].startswith("- **holds in direction only**: mix inputs + label smoothing is second")
+    # from means alone (no seeds) nothing is paired and the wording is the plain one
+    assert ablation_findings(row_errors(runs))[1].paired == () and "**holds**: mix" in findings_markdown(
+        ablation_findings(row_errors(runs))
+    )
+
+
+def test_report_pairs_rows_with_erm_at_their_weight_decay(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _two_seeds(
+        runs,
+        {
+            "erm/wd1e-4": (6.0, 7.0),
+            "erm/wd5e-4": (5.0, 6.1),
+            "latent-layer1/wd1e-4": (5.0, 5.5),
+            "latent-layer1/wd5e-4": (4.0, 4.6),
+            "mixup-acrp-a1/wd1e-4": (4.5, 5.0),
+            "mixup-acrp-a1/wd5e-4": (5.5, 6.1),
+        },
+    )
+    md = make_report([runs], tmp_path / "out")["markdown"]
+    pairs = [line for line in md.splitlines() if "| median of last 10 |" in line]
+    assert [line.split(" | ")[:2] for line in pairs] == [
+        ["| latent-layer1-wd1e-4", "erm-wd1e-4"],
+        ["| latent-layer1-wd5e-4", "erm-wd5e-4"],
+        ["| mixup-acrp-a1-wd1e-4", "erm-wd1e-4"],
+        ["| mixup-acrp-a1-wd5e-4", "erm-wd5e-4"],
+    ]
+    assert "| 0: -1.00, 1: -1.50 |" in pairs[0] and "| 0: -1.00, 1: -1.50 |" in pairs[1]
+    # the findings section, from these runs: ERM prefers 5e-4 and mixup 1e-4 on both seeds, beyond the noise
+    assert "## Table 5: the paper's findings at this scale" in md
+    assert "- **holds**: ERM prefers weight decay 5e-4, mixup (AC+RP, alpha 1) prefers 1e-4." in md
+    assert (
+        "paired erm/wd5e-4 - erm/wd1e-4: -0.95 [-1.59, -0.31]" in md and "paired mixup-acrp-a1/wd1e-4 - mixup-acrp-a1/wd5e-4" in md
+    )

@@ -5,8 +5,8 @@ JSON or markdown files) and writes:
 
 * one table per paper table (runs grouped by their config's ``table``), built by
   :func:`vicinal.experiments.report.report.make_report` (whose CSV and plot land in ``out_dir/tables/<table>/``),
-  with the paper's number beside every row that has one, and the regenerating command of every run;
-* the ablation findings (:func:`vicinal.experiments.tasks.ablation.ablation_findings`) when there are ablation runs;
+  with the paper's number beside every row that has one, the table's own sections (Table 2's layout, the
+  ablation's findings, the data-size curve) and the regenerating command of every run;
 * every figure (a ``<name>.png`` with its ``<name>.json`` from ``tasks/figures.py``: title and command), and any other
   PNG and markdown file found outside run folders;
 * the machine and package versions of this process and of every run (from ``provenance.json``).
@@ -36,7 +36,6 @@ import torch
 from ..errors import RunError
 from ..runs import provenance, read_provenance
 from ..tasks import TABLES, load_tables
-from ..tasks.ablation import ablation_findings, findings_markdown
 from .report import ReportError, group_runs, load_run, make_report
 
 __all__ = ["Document", "collect", "environment", "environment_tag", "main", "make_document", "md_blocks"]
@@ -335,11 +334,6 @@ def _table_blocks(table: str, runs: list[Path], out_dir: Path, images: dict[Path
         ("p", f"CSV: `{(tdir / 'report.csv').relative_to(out_dir)}` (per row), `runs.csv` beside it (per run).")
     )
     loaded = [load_run(r) for r in runs]
-    if table == "ablation":
-        blocks += [
-            ("h", 3, "The paper's findings at this scale"),
-            *md_blocks(findings_markdown(ablation_findings(loaded))),
-        ]
     if len(result["groups"]) <= MAX_PLOTTED_GROUPS:
         plot = tdir / "test_error.png"
         images[plot] = str(plot.relative_to(out_dir))

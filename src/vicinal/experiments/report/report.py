@@ -146,8 +146,9 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# Paired comparisons: each row against the ERM row of the same table and row prefix ("cifar10/preact_resnet18/mixup"
-# against "cifar10/preact_resnet18/erm"), seed by seed; a row without such a partner is not compared.
+# Paired comparisons: each row against its table's baseline row, seed by seed: by default the ERM row of the same
+# row prefix ("cifar10/preact_resnet18/mixup" against "cifar10/preact_resnet18/erm"), or what ``Table.baseline``
+# names (Table 5 pairs "latent-layer1/wd5e-4" with "erm/wd5e-4"); a row without such a partner is not compared.
 _PAIRED_METRICS = (
     ("median_last10_test_error", "median of last 10"),
     ("last_test_error", "last epoch"),
@@ -155,10 +156,13 @@ _PAIRED_METRICS = (
 
 
 def _baseline_key(table: str, row: str) -> tuple[str, str] | None:
-    prefix, _, method = row.rpartition("/")
-    if not prefix or method == "erm":
-        return None
-    return table, f"{prefix}/erm"
+    t = TABLES.get(table)
+    if t is not None and t.baseline is not None:
+        base = t.baseline(row)
+    else:
+        prefix, _, method = row.rpartition("/")
+        base = f"{prefix}/erm" if prefix and method != "erm" else None
+    return None if base is None or base == row else (table, base)
 
 
 def paired_markdown(groups: Sequence[Group]) -> str:

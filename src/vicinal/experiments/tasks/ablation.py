@@ -13,7 +13,8 @@ Choices the paper's text does not fix (stated in every config's ``notes``):
 * Gaussian noise is added to inputs in [0, 1] pixel space (before the model's normalisation);
 * KNN: ``mix.knn_k`` nearest neighbours on raw pixels (paper: 200 of 5,000 images per class).
 
-:func:`ablation_findings` checks the paper's four findings on a set of run folders.
+:func:`ablation_findings` checks the paper's four findings on a set of run folders; the report shows them (the
+table's ``sections``), and pairs every row with ERM at the same weight decay (``Table.baseline``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..stats import Paired, paired
 from .registry import Table, config_files, register_table
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "ablation_findings",
     "findings_markdown",
     "row_errors",
+    "row_seed_errors",
 ]
 
 WEIGHT_DECAYS: tuple[float, ...] = (1e-4, 5e-4)
@@ -147,19 +150,6 @@ def ablation_configs(scale: str) -> list[Path]:
     return config_files("ablation", scale)
 
 
-ABLATION = register_table(
-    Table(
-        name="ablation",
-        title="Table 5 (Section 3.8): CIFAR-10 PreAct ResNet-18 ablation, median test error of the last 10 epochs",
-        configs=ablation_configs,
-        default_seeds={"cpu": 2, "paper": 1},
-        notes=CPU_NOTES,
-        paper=PAPER_ABLATION,
-        paper_source=PAPER_ABLATION_SOURCE,
-    )
-)
-
-
 # -- findings ---------------------------------------------------------------------------------------------------
 @dataclass
 class Finding:
@@ -167,30 +157,48 @@ class Finding:
 
     Attributes:
         claim: the paper's statement.
-        holds: True / False, or None when the runs needed are missing.
-        evidence: the numbers compared (mean over seeds of the median of the last 10 epochs, percent).
+        holds: True / False (the means over seeds are ordered as the paper says, or not), or None when the runs
+            needed are missing.
+        evidence: the numbers compared (mean over seeds of the median of the last 10 epochs, percent), and the
+            paired differences.
+        paired: the rows compared seed by seed, each as ``(label, difference)`` with the difference taken so that
+            a negative value supports the claim (the row the paper puts ahead minus the other); empty when the
+            findings were computed from means alone.
     """
 
     claim: str
     holds: bool | None
     evidence: str
+    paired: tuple[tuple[str, Paired], ...] = ()
+
+    @property
+    def beyond_noise(self) -> bool | None:
+        """Whether every paired difference's 95% interval lies below 0; None without two or more paired seeds."""
+        if not self.paired or any(p.n < 2 for _, p in self.paired):
+            return None
+        return all(p.ci_high < 0 for _, p in self.paired)
 
 
-def row_errors(runs: Iterable[Any]) -> dict[str, tuple[float, int]]:
-    """``row -> (mean over seeds of median_last10_test_error, n seeds)`` of the ablation runs among ``runs``.
+def row_seed_errors(runs: Iterable[Any]) -> dict[str, dict[int | None, float]]:
+    """``row -> {seed: median_last10_test_error}`` of the ablation runs among ``runs``.
 
-    ``runs`` are loaded run folders (``runs.Run``: ``config`` as a dict, ``summary``, ``status``); only complete
-    runs of table "ablation" count (an interrupted run's median is not comparable).
+    ``runs`` are loaded run folders (``runs.Run``: ``config`` as a dict, ``summary``, ``status``, ``seed``); only
+    complete runs of table "ablation" count (an interrupted run's median is not comparable).
     """
-    values: dict[str, list[float]] = {}
+    values: dict[str, dict[int | None, float]] = {}
     for run in runs:
         if run.config.get("table") != "ablation" or run.status != "complete":
             continue
         err = run.summary.get("median_last10_test_error")
         if err is None or not math.isfinite(float(err)):
             continue
-        values.setdefault(str(run.config.get("row")), []).append(float(err))
-    return {row: (sum(v) / len(v), len(v)) for row, v in values.items()}
+        values.setdefault(str(run.config.get("row")), {})[run.seed] = float(err)
+    return values
+
+
+def row_errors(runs: Iterable[Any]) -> dict[str, tuple[float, int]]:
+    """``row -> (mean over seeds of median_last10_test_error, n seeds)`` of :func:`row_seed_errors`."""
+    return {row: (sum(v.values()) / len(v), len(v)) for row, v in row_seed_errors(runs).items()}
 
 
 def _spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -220,6 +228,9 @@ def _spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
 def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> list[Finding]:
     """Check the paper's four findings of Section 3.8.
 
+    Each finding compares means over seeds. Given run folders, it also compares the two rows it rests on seed by
+    seed (:attr:`Finding.paired`: at one seed both rows train on the same images from the same initial weights).
+
     Args:
         errors: :func:`row_errors`'s mapping, or loaded run folders (``runs.Run``) to compute it from.
 
@@ -234,14 +245,33 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
         4. higher latent layers regularise less: the advantage of the larger weight decay,
            err(wd 1e-4) - err(wd 5e-4), grows with the layer (Spearman correlation over Layers 1-5 > 0).
     """
+    per_seed: dict[str, dict[int, float]] = {}
     if not isinstance(errors, dict):
-        errors = row_errors(errors)
+        seeded = row_seed_errors(errors)
+        per_seed = {row: {s: e for s, e in v.items() if s is not None} for row, v in seeded.items()}
+        errors = {row: (sum(v.values()) / len(v), len(v)) for row, v in seeded.items()}
     err = {row: float(v[0]) for row, v in errors.items()}
     n_of = {row: int(v[1]) for row, v in errors.items()}
     lo, hi = (_wd_tag(w) for w in WEIGHT_DECAYS)
 
     def fmt(row: str) -> str:
         return f"{row} {err[row]:.2f} (n={n_of[row]})"
+
+    def compare(*pairs: tuple[str, str]) -> tuple[tuple[str, Paired], ...]:
+        """``ahead - behind`` seed by seed for each (ahead, behind) pair of rows, where both have seeded runs."""
+        out = []
+        for ahead, behind in pairs:
+            if ahead in per_seed and behind in per_seed:
+                result = paired(per_seed[behind], per_seed[ahead])
+                if result.n:
+                    out.append((f"{ahead} - {behind}", result))
+        return tuple(out)
+
+    def finding(claim: str, holds: bool, evidence: str, *pairs: tuple[str, str]) -> Finding:
+        compared = compare(*pairs)
+        for label, result in compared:
+            evidence += f"; paired {label}: {result.describe()}"
+        return Finding(claim, holds, evidence, compared)
 
     def best(family: str) -> str | None:
         rows = [r for r in err if r.split("/")[0] in _BY_KEY and _BY_KEY[r.split("/")[0]].family == family]
@@ -257,7 +287,9 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
     else:
         m = bests["mixup"]
         rival = min(others.values(), key=lambda r: err[r])
-        findings.append(Finding(claim, err[m] < err[rival], f"best mixup: {fmt(m)}; best other: {fmt(rival)}"))
+        findings.append(
+            finding(claim, err[m] < err[rival], f"best mixup: {fmt(m)}; best other: {fmt(rival)}", (m, rival))
+        )
 
     claim = "mix inputs + label smoothing is second (best of the methods that are not mixup variants)"
     plain = ("erm", "mix_inputs_only", "label_smoothing", "mix_inputs_label_smoothing", "gaussian_noise")
@@ -267,7 +299,9 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
         findings.append(Finding(claim, None, "needs mix inputs + label smoothing runs and another method's runs"))
     else:
         rival = min((b for f, b in candidates.items() if f != "mix_inputs_label_smoothing"), key=lambda r: err[r])
-        findings.append(Finding(claim, err[target] < err[rival], f"{fmt(target)}; best other: {fmt(rival)}"))
+        findings.append(
+            finding(claim, err[target] < err[rival], f"{fmt(target)}; best other: {fmt(rival)}", (target, rival))
+        )
 
     claim = "ERM prefers weight decay 5e-4, mixup (AC+RP, alpha 1) prefers 1e-4"
     need = [f"erm/{lo}", f"erm/{hi}", f"mixup-acrp-a1/{lo}", f"mixup-acrp-a1/{hi}"]
@@ -277,11 +311,13 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
         erm_ok = err[f"erm/{hi}"] < err[f"erm/{lo}"]
         mix_ok = err[f"mixup-acrp-a1/{lo}"] < err[f"mixup-acrp-a1/{hi}"]
         findings.append(
-            Finding(
+            finding(
                 claim,
                 erm_ok and mix_ok,
                 f"ERM: {fmt(need[0])} vs {fmt(need[1])} ({'holds' if erm_ok else 'fails'}); "
                 f"mixup: {fmt(need[2])} vs {fmt(need[3])} ({'holds' if mix_ok else 'fails'})",
+                (need[1], need[0]),
+                (need[2], need[3]),
             )
         )
 
@@ -305,6 +341,60 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
 
 
 def findings_markdown(findings: Sequence[Finding]) -> str:
-    """The findings as a markdown list: ``- **holds** claim: evidence``."""
+    """The findings as a markdown list: ``- **holds** claim: evidence``.
+
+    A finding whose means are ordered as the paper says but whose paired 95% interval includes 0 reads "holds in
+    direction only": the seeds do not separate the rows.
+    """
     word = {True: "holds", False: "does not hold", None: "undetermined"}
-    return "\n".join(f"- **{word[f.holds]}**: {f.claim}. {f.evidence}." for f in findings)
+
+    def verdict(f: Finding) -> str:
+        if f.holds and f.beyond_noise is False:
+            return "holds in direction only"
+        return word[f.holds]
+
+    return "\n".join(f"- **{verdict(f)}**: {f.claim}. {f.evidence}." for f in findings)
+
+
+FINDINGS_NOTE = (
+    "Each finding compares the rows' means over seeds of the median test error of the last 10 epochs; 'paired' "
+    "gives the difference of the two rows seed by seed (same training images and initial weights at a seed), "
+    "the row the paper puts ahead minus the other, so a negative difference supports the claim, with its 95% "
+    "Student-t interval; 'holds in direction only': that interval includes 0."
+)
+
+
+def _baseline(row: str) -> str | None:
+    """The report pairs every row with ERM at the same weight decay ("latent-layer1/wd5e-4" -> "erm/wd5e-4")."""
+    key, _, wd = row.partition("/")
+    return None if key == "erm" or not wd else f"erm/{wd}"
+
+
+def _sections(runs: Sequence[Any], stats: Sequence[dict[str, Any]], out_dir: Path) -> list[str]:
+    """The report's findings section (empty without ablation runs)."""
+    mine = [r for r in runs if r.config.get("table") == "ablation"]
+    if not mine:
+        return []
+    return [
+        "",
+        "## Table 5: the paper's findings at this scale",
+        "",
+        findings_markdown(ablation_findings(mine)),
+        "",
+        FINDINGS_NOTE,
+    ]
+
+
+ABLATION = register_table(
+    Table(
+        name="ablation",
+        title="Table 5 (Section 3.8): CIFAR-10 PreAct ResNet-18 ablation, median test error of the last 10 epochs",
+        configs=ablation_configs,
+        default_seeds={"cpu": 2, "paper": 1},
+        notes=CPU_NOTES,
+        paper=PAPER_ABLATION,
+        paper_source=PAPER_ABLATION_SOURCE,
+        sections=_sections,
+        baseline=_baseline,
+    )
+)

@@ -95,6 +95,8 @@ class Table:
         after_training: the step after every run of the table is trained (the adversarial table's attacks):
             ``after_training(plan, args)`` with the plan of ``vicinal reproduce`` (dicts with ``config``, ``cfg``,
             ``seed``, ``run_dir``) and its arguments; run once, by the process that writes the report.
+        baseline: the row each row is compared with seed by seed in the report's paired differences (``row ->
+            baseline row``, None for none); ``None`` (the default) pairs ``prefix/method`` with ``prefix/erm``.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
             dry_run=False)`` trains and reports the whole table (``seeds`` None: the table's default). It prints
             its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
@@ -111,6 +113,7 @@ class Table:
     paper: Mapping[str, float] = field(default_factory=dict)
     paper_source: str = ""
     sections: Callable[[Sequence[Any], Sequence[dict[str, Any]], Path], list[str]] | None = None
+    baseline: Callable[[str], str | None] | None = None
 
     def seeds_of(self, scale: str, path: Path) -> int:
         """Seeds of the row ``path`` at ``scale`` when ``--seeds`` is not given."""
