@@ -100,3 +100,18 @@ def test_dirichlet_through_mixup_collate_uint8():
     params = vicinal.DirichletMixup(alpha=1.0, k=3, num_classes=4, seed=2).sample(x, y)
     assert xm.dtype == torch.uint8
     assert float((xm.float() - dirichlet_reference(x, params)).abs().max()) <= 0.5 + 1e-4
+
+
+def test_labels_must_be_class_indices_and_grayscale_arrays_get_a_channel():
+    img = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    c = vicinal.MixupCollate(alpha=0.0, num_classes=10, seed=0)
+    for labels in ((torch.tensor(2.7), torch.tensor(3.9)), (2.7, 3), (2.0, 3)):  # 2.7 was truncated to class 2
+        with pytest.raises(
+            TypeError, match=r"MixupCollate needs integer class labels, one per sample; got torch.float"
+        ):
+            c([(img, labels[0]), (img, labels[1])])
+    assert c([(img, np.int64(3)), (img, torch.tensor(1))])[1].argmax(1).tolist() == [3, 1]
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    for sample in (gray, torch.from_numpy(gray), Image.fromarray(gray)):  # (H, W) arrays as PIL "L" images
+        x, _ = c([(sample, 1), (sample, 2)])
+        assert x.shape == (2, 1, 8, 8) and torch.equal(x[0, 0], torch.from_numpy(gray))

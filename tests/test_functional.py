@@ -362,3 +362,121 @@ def test_uint8_without_fused_kernel_falls_back_to_the_float_slices(monkeypatch):
     w = lam.float().view(-1, 1, 1, 1)
     expected = (w * x0.float() + (1 - w) * x0[perm].float()).round().clamp(0, 255).to(torch.uint8)
     assert torch.equal(VF.mix_(x0.clone(), lam, perm), expected)
+
+
+# -- argument checks of every entry point: what was wrong, named -----------------------------------------------------
+def test_inputs_other_than_float_or_uint8_are_refused():
+    perm = torch.tensor([1, 0, 3, 2])
+    xi = torch.tensor([[1000], [3000], [-5], [7]], dtype=torch.int32)  # the formula would give 2000: never clamp it
+    for call in (lambda: VF.mix(xi, 0.5, perm), lambda: VF.mix_(xi, 0.5, perm)):
+        with pytest.raises(TypeError, match="x must be a floating-point or uint8 tensor, got dtype torch.int32"):
+            call()
+    with pytest.raises(TypeError, match="x must be a floating-point or uint8 tensor, got dtype torch.int32"):
+        VF.mix_many(xi, torch.full((4, 2), 0.5), torch.stack([torch.arange(4), perm]))
+    xu = torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8)
+    with pytest.raises(
+        TypeError, match=r"out_dtype must be a floating-point dtype \(the unrounded mix\), got torch.int32"
+    ):
+        VF.mix(xu, 0.3, perm, out_dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"x must have at least 1 dimension\(s\) with the batch first, got shape \(\)"):
+        VF.mix(torch.tensor(1.0), 0.5, perm)
+
+
+def test_perm_dtype_and_partner_dtype_are_checked():
+    x = torch.randn(4, 3)
+    with pytest.raises(
+        TypeError, match=r"perm must be an integer tensor of partner indices \(int64 or int32\), got dtype torch.uint8"
+    ):
+        VF.mix(x, 0.5, torch.tensor([1, 0, 3, 2], dtype=torch.uint8))
+    assert torch.equal(
+        VF.mix(x, 0.5, torch.tensor([1, 0, 3, 2], dtype=torch.int32)), VF.mix(x, 0.5, torch.tensor([1, 0, 3, 2]))
+    )
+    # a float64 partner of a float32 batch: the result's dtype would depend on the batch size (formula vs kernel)
+    for shape in ((4, 3), (4, 3, 128, 128)):
+        xs = torch.randn(shape)
+        with pytest.raises(
+            ValueError, match="partner batch has dtype torch.float64 on cpu but inputs have dtype torch.float32 on cpu"
+        ):
+            VF.mix(xs, 0.5, partner=xs.double())
+    xu = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="partner batch has dtype torch.float32"):
+        VF.mix_(xu, 0.5, partner=xu.float())
+    with pytest.raises(TypeError, match="partner must be a torch.Tensor"):
+        VF.mix(x, 0.5, partner=x.numpy())
+
+
+def test_a_one_value_tensor_lam_is_the_per_batch_lam():
+    """Validation admits lam as a tensor of one value: every path then mixes with that float, bit for bit."""
+    perm = torch.tensor([1, 0, 3, 2])
+    for x in (
+        torch.randn(4, 3, 4, 4),
+        torch.randn(4, 3, 128, 128),
+        torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8),
+    ):
+        for lam in (torch.tensor(0.3), torch.tensor([0.3]), torch.tensor(0.3, dtype=torch.float64)):
+            assert torch.equal(VF.mix(x, lam, perm), VF.mix(x, 0.3, perm))
+            assert torch.equal(VF.mix_(x.clone(), lam, perm), VF.mix_(x.clone(), 0.3, perm))
+    y = torch.tensor([0, 1, 2, 3])
+    assert torch.equal(VF.mixed_one_hot(y, torch.tensor(0.3), perm, 5), VF.mixed_one_hot(y, 0.3, perm, 5))
+    with pytest.raises(ValueError, match=r"lam must be in \[0, 1\] \(a convex combination\), got nan"):
+        VF.mix(torch.randn(4, 3), torch.tensor(float("nan")), perm)
+    with pytest.raises(TypeError, match="lam must hold real numbers, got dtype torch.bool"):
+        VF.mix(torch.randn(4, 3), torch.tensor(True), perm)
+
+
+def test_target_helpers_check_their_arguments():
+    y = torch.tensor([10, 20, 30, 40])
+    perm = torch.tensor([1, 0, 3, 2])
+    # integer labels with a per-sample lam were once cast to lam = 0 (the partners' labels); now refused by name
+    with pytest.raises(
+        TypeError,
+        match=r"mix_targets mixes float targets .* got dtype torch.int64; for class indices use mixed_one_hot",
+    ):
+        VF.mix_targets(y, torch.full((4,), 0.3), perm)
+    assert torch.equal(VF.mix_targets(y.float(), torch.full((4,), 0.3), perm), VF.mix_targets(y.float(), 0.3, perm))
+    labels = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"perm has shape \(8,\) but the batch has 4 samples"):
+        VF.mixed_one_hot(labels, 0.3, torch.arange(8), 5)
+    with pytest.raises(ValueError, match=r"lam must be in \[0, 1\] \(a convex combination\), got 1.5"):
+        VF.mixed_one_hot(labels, 1.5, perm, 5)
+
+
+def test_mix_many_checks_indices_and_weights():
+    x = torch.randn(6, 3)
+    idx = torch.stack([torch.arange(6), torch.tensor([1, 0, 3, 2, 5, 4])])
+    w = torch.full((6, 2), 0.5)
+    assert torch.equal(VF.mix_many(x, w, idx), 0.5 * x + 0.5 * x[idx[1]])
+    with pytest.raises(
+        ValueError, match=r"indices must lie in \[0, 6\) \(partners within the batch\), got values from 0 to 9"
+    ):
+        VF.mix_many(x, w, torch.stack([torch.arange(6), torch.tensor([9, 0, 3, 2, 5, 4])]))
+    with pytest.raises(
+        ValueError, match=r"indices must be \(k, 6\) partner indices \(one row per example mixed\), got \(2, 3\)"
+    ):
+        VF.mix_many(x, w, torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(
+        TypeError,
+        match=r"perm must be an integer tensor of partner indices \(int64 or int32\), got dtype torch.float32",
+    ):
+        VF.mix_many(x, w, idx.float())
+    for bad in (torch.full((6, 2), float("nan")), torch.tensor([[1.5, -0.5]] * 6), torch.full((6, 2), 0.4)):
+        with pytest.raises(
+            ValueError, match=r"weights must be finite, >= 0 and sum to 1 in every row \(a convex combination\)"
+        ):
+            VF.mix_many(x, bad, idx)
+
+
+def test_cutmix_checks_partner_and_layout():
+    x = torch.randn(6, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"partner batch has shape \(6, 1, 8, 8\) but inputs have \(6, 3, 8, 8\)"):
+        VF.cutmix(x, (0, 4, 0, 4), partner=torch.randn(6, 1, 8, 8))  # once broadcast over the channels, silently
+    with pytest.raises(
+        ValueError, match=r"x must have at least 3 dimension\(s\) with the batch first, got shape \(6, 8\)"
+    ):
+        VF.cutmix_(torch.randn(6, 8), (0, 4, 0, 4), torch.arange(6))
+    with pytest.raises(ValueError, match="x shares memory with partner"):
+        VF.cutmix_(x, (0, 4, 0, 4), partner=x)
+    p = torch.randn(6, 3, 8, 8)
+    expected = x.clone()
+    expected[..., 0:4, 0:4] = p[..., 0:4, 0:4]
+    assert torch.equal(VF.cutmix(x, (0, 4, 0, 4), partner=p), expected)

@@ -51,3 +51,16 @@ def test_errors():
 def test_sample_gan_lam_batch_size(bad):
     with pytest.raises((ValueError, TypeError), match=r"batch_size must be an int >= 1"):
         vicinal.sample_gan_lam(bad, generator=torch.Generator())
+
+
+def test_lam_must_be_a_weight_in_the_unit_interval():
+    g = torch.Generator().manual_seed(0)
+    # U(0, 2) would give lam up to 2: refused, where U(0, 1) is the widest uniform weight
+    with pytest.raises(ValueError, match=r"distribution='uniform' draws lam from U\(0, alpha\), .* got alpha=2.0"):
+        vicinal.sample_gan_lam(4, 2.0, distribution="uniform", generator=g)
+    assert float(vicinal.sample_gan_lam(1000, 1.0, distribution="uniform", generator=g).max()) <= 1.0
+    disc = torch.nn.Linear(2, 1)
+    real, fake = torch.randn(4, 2), torch.randn(4, 2)
+    for bad, shown in ((float("nan"), "nan"), (1.7, "1.7")):
+        with pytest.raises(ValueError, match=rf"lam must be in \[0, 1\] \(a convex combination\), got {shown}"):
+            vicinal.mixup_discriminator_loss(disc, real, fake, torch.tensor([bad, 0.5, 0.5, 0.5]))

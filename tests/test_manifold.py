@@ -120,3 +120,14 @@ def test_finds_layer_through_ddp_like_wrapper():
     wrapper.forward = model.forward
     lm = vicinal.LatentMixup(wrapper, "layer1", alpha=1.0, num_classes=3, seed=0)
     assert lm.module is model.layer1
+
+
+def test_latent_layers_refuse_in_place_mixing():
+    """Autograd saved the activation a layer receives: mixing it in place broke backward()."""
+    model, x, y = setup()
+    with pytest.raises(ValueError, match="LatentMixup mixes the activations at 'layer2' out of place; inplace=True"):
+        vicinal.LatentMixup(model, "layer2", alpha=1.0, num_classes=3, inplace=True)
+    lm = vicinal.LatentMixup(model, "input", alpha=1.0, num_classes=3, seed=0, inplace=True)  # the input: allowed
+    p = vicinal.LatentMixup(model, "input", alpha=1.0, num_classes=3, seed=0).mixer.sample(x, y)
+    expected = model(p.lam * x + (1 - p.lam) * x[p.perm])
+    torch.testing.assert_close(lm(x.clone(), y)[0], expected)

@@ -605,3 +605,19 @@ def test_drawn_inplace_lean_path_equals_mix_(dtype, shape):
         u = {torch.float32: 2.0**-24, torch.float64: 2.0**-53, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}[dtype]
         bound = 6 * u * (x0.double().abs() + x0.double()[p.perm].abs()) + 1e-30
         assert ((got.double() - ref.double()).abs() <= bound + u * ref.double().abs()).all()
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_params_apply_to_the_batch_they_were_drawn_for(inplace):
+    """Params for 8 samples applied to 12 once gave targets whose last rows summed to lam, silently."""
+    m = vicinal.Mixup(1.0, num_classes=10, seed=0, inplace=inplace)
+    p = m.sample(torch.randn(8, 3, 4, 4), torch.randint(0, 10, (8,)))
+    msg = r"these params were drawn for a batch of 8 samples \(perm\) but the {} have 12; draw them with sample\(\)"
+    with pytest.raises(ValueError, match=msg.format("labels")):
+        m.apply_targets(torch.randint(0, 10, (12,)), p)
+    with pytest.raises(ValueError, match=msg.format("inputs")):
+        m.apply_inputs(torch.randn(12, 3, 4, 4), p)
+    d = vicinal.DirichletMixup(1.0, k=3, num_classes=10, seed=0)
+    pd = d.sample(torch.randn(8, 3), torch.randint(0, 10, (8,)))
+    with pytest.raises(ValueError, match=r"drawn for a batch of 8 samples \(lam\) but the inputs have 5"):
+        d.apply_inputs(torch.randn(5, 3), pd)

@@ -66,6 +66,28 @@ def check_inputs(x: Tensor, *, min_dim: int = 1, check_finite: bool = False, wha
     return int(x.shape[0])
 
 
+def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
+    """lam must lie in [0, 1] (NaN rejected): a float, or a tensor of one value or ``(n,)`` values (one reduction).
+
+    Returns lam as the kernels take it: a tensor holding one value for the whole batch (any shape but ``(n,)``)
+    becomes that float, the per-batch lam it means.
+    """
+    if isinstance(lam, Tensor):
+        if lam.numel() != 1 and lam.shape != (n,):
+            raise ValueError(f"lam has shape {tuple(lam.shape)}; expected a float, one value or ({n},) per-sample")
+        if lam.is_complex() or lam.dtype == torch.bool:
+            raise TypeError(f"lam must hold real numbers, got dtype {lam.dtype}")
+        if not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
+            bad = lam[~((lam >= 0) & (lam <= 1))].flatten()[0].item()
+            raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
+        return lam if lam.shape == (n,) else float(lam.item())
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__} {lam!r}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1] (a convex combination), got {lam!r}")
+    return lam
+
+
 def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regression: bool = False) -> int | None:
     """Check labels against the batch and return the number of classes (None for regression).
 

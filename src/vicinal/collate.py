@@ -34,7 +34,23 @@ def _to_chw_uint8(img: Any) -> Tensor:
         t = t.permute(2, 0, 1) if t.dim() == 3 else t.unsqueeze(0)
     if t.dtype != torch.uint8:
         raise TypeError(f"collate-time mixing needs uint8 images, got dtype {t.dtype}")
+    if t.dim() == 2:
+        t = t.unsqueeze(0)  # a grayscale (H, W) image, as PIL's "L" images: one channel
     return t
+
+
+def _labels(raw: list[Any]) -> Tensor:
+    """Class indices ``(B,)`` int64; a float label is refused rather than truncated to a class."""
+    if all(isinstance(label, Tensor) and label.dim() == 0 for label in raw):
+        labels = torch.stack(raw)  # tensor labels (TensorDataset): one stack, no per-sample int()
+    else:
+        labels = torch.as_tensor([label.item() if isinstance(label, Tensor) else label for label in raw])
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.dim() != 1:
+        raise TypeError(
+            f"MixupCollate needs integer class labels, one per sample; got {labels.dtype} labels of shape "
+            f"{tuple(labels.shape)}"
+        )
+    return labels.long()
 
 
 class MixupCollate:
@@ -73,11 +89,7 @@ class MixupCollate:
             raise ValueError("cannot collate an empty batch")
         self._maybe_reseed()
         images = torch.stack([_to_chw_uint8(img) for img, _ in batch])  # (B, C, H, W) uint8
-        raw = [label for _, label in batch]
-        if all(isinstance(label, Tensor) and label.dim() == 0 for label in raw):
-            labels = torch.stack(raw).long()  # tensor labels (TensorDataset): one stack, no per-sample int()
-        else:
-            labels = torch.as_tensor([int(label) for label in raw], dtype=torch.long)
+        labels = _labels([label for _, label in batch])
         # the same stream as self.mixer(images, labels); in place because `images` is ours
         params = self.mixer.sample(images, labels)
         return self.mixer.apply_inputs(images, params, inplace=True), self.mixer.apply_targets(labels, params)

@@ -19,6 +19,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from ._validation import check_inputs, check_lam
+
 
 def _expand(lam: float | Tensor, x: Tensor, dtype: torch.dtype) -> float | Tensor:
     """A per-sample lam (B,) broadcast over the trailing dimensions of x: (B, 1, 1, ...)."""
@@ -31,22 +33,35 @@ def _check_partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> No
     if partner is not None:
         if perm is not None:
             raise ValueError("pass either perm or partner, not both")
+        if not isinstance(partner, Tensor):
+            raise TypeError(f"partner must be a torch.Tensor (the partner batch), got {type(partner).__name__}")
         if partner.shape != x.shape:
             raise ValueError(f"partner batch has shape {tuple(partner.shape)} but inputs have {tuple(x.shape)}")
+        # a partner of another dtype would make the result's dtype (and uint8 rounding) depend on the path taken
+        if partner.dtype != x.dtype or partner.device != x.device:
+            raise ValueError(
+                f"partner batch has dtype {partner.dtype} on {partner.device} but inputs have dtype {x.dtype} "
+                f"on {x.device}; convert the partners to match"
+            )
         return
     if perm is None:
         raise ValueError("mix needs perm (partner indices into the batch) or partner (the partner batch)")
     _check_perm(perm, x.shape[0])
 
 
-def _check_perm(perm: Tensor, n: int) -> None:
-    """``perm`` must be ``(n,)`` integer indices in ``[0, n)``: one min/max reduction."""
+def _check_perm_shape(perm: Tensor, n: int) -> None:
+    """``perm`` must be ``(n,)`` int64 or int32 indices (the index dtypes of ``index_select``): no device sync."""
     if not isinstance(perm, Tensor):
         raise TypeError(f"perm must be a torch.Tensor of partner indices, got {type(perm).__name__}")
-    if perm.is_floating_point() or perm.is_complex() or perm.dtype == torch.bool:
-        raise TypeError(f"perm must be an integer tensor of partner indices, got dtype {perm.dtype}")
+    if perm.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"perm must be an integer tensor of partner indices (int64 or int32), got dtype {perm.dtype}")
     if perm.shape != (n,):
         raise ValueError(f"perm has shape {tuple(perm.shape)} but the batch has {n} samples")
+
+
+def _check_perm(perm: Tensor, n: int) -> None:
+    """``perm`` must be ``(n,)`` integer indices in ``[0, n)``: one min/max reduction."""
+    _check_perm_shape(perm, n)
     lo, hi = torch.stack(torch.aminmax(perm)).tolist()  # one reduction, one device sync
     if lo < 0 or hi >= n:
         raise ValueError(
@@ -54,19 +69,12 @@ def _check_perm(perm: Tensor, n: int) -> None:
         )
 
 
-def _check_lam(lam: float | Tensor, n: int) -> None:
-    """lam must lie in [0, 1] (NaN rejected): a float, or a tensor of one value or ``(n,)`` values (one reduction)."""
-    if isinstance(lam, Tensor):
-        if lam.numel() != 1 and lam.shape != (n,):
-            raise ValueError(f"lam has shape {tuple(lam.shape)}; expected a float, one value or ({n},) per-sample")
-        if not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
-            bad = lam[~((lam >= 0) & (lam <= 1))].flatten()[0].item()
-            raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
-        return
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
-        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__} {lam!r}")
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1] (a convex combination), got {lam!r}")
+def _check_x(x: Tensor, out_dtype: torch.dtype | None = None) -> None:
+    """The batch a kernel mixes: float or uint8 with the batch first (other dtypes would be truncated or clamped),
+    and ``out_dtype`` a float dtype (the exact mix of uint8 inputs)."""
+    check_inputs(x, what="x")
+    if out_dtype is not None and not (isinstance(out_dtype, torch.dtype) and out_dtype.is_floating_point):
+        raise TypeError(f"out_dtype must be a floating-point dtype (the unrounded mix), got {out_dtype!r}")
 
 
 def _partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> Tensor:
@@ -121,8 +129,9 @@ def mix(
     Returns:
         The mixed batch, same shape as ``x`` (``out`` itself when given).
     """
+    _check_x(x, out_dtype)
     _check_partner(x, perm, partner)
-    _check_lam(lam, x.shape[0])
+    lam = check_lam(lam, x.shape[0])
     result_dtype = x.dtype if (x.is_floating_point() or out_dtype is None) else out_dtype
     if out is not None:
         _check_out(x, out, result_dtype, partner)
@@ -160,15 +169,18 @@ def mix_(
             the weight passed is the smaller of ``lam`` and ``1 - lam``. It then differs from the formula only by
             float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
             roundoff of the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16), plus a
-            subnormal-sized absolute term; derivation in ``tests/mixing_reference.py``. uint8 batches are always
+            subnormal-sized absolute term; derivation in ``tests/mixing_reference.py``. The bound needs
+            ``|x_i - x_j|`` to be finite (values below half the dtype's largest, ~1.7e38 in float32 and bfloat16):
+            beyond that the difference the lerp forms overflows, where the formula does not. uint8 batches are always
             exact: ``round(lam * a + (1 - lam) * b)`` computed in float32, as :func:`mix` does (with one lam per
             batch, one fused uint8 pass per slice, see ``_mix_uint8_quantized``).
 
     Returns:
         ``x``, mixed.
     """
+    _check_x(x)
     _check_partner(x, perm, partner)
-    _check_lam(lam, x.shape[0])
+    lam = check_lam(lam, x.shape[0])
     if partner is not None:
         _check_no_overlap(x, partner, "x", "partner")
     if not exact and not x.is_floating_point():
@@ -475,11 +487,25 @@ def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dt
         indices: ``(k, B)`` partner indices; row 0 is usually the identity.
         out_dtype: for uint8 inputs, a float dtype returns the unrounded mix in that dtype.
     """
-    if weights.dim() == 1:
-        weights = weights.expand(x.shape[0], -1)
+    _check_x(x, out_dtype)
+    n = x.shape[0]
+    if not isinstance(indices, Tensor) or indices.dim() != 2 or indices.shape[1] != n or indices.shape[0] < 1:
+        shape = tuple(indices.shape) if isinstance(indices, Tensor) else type(indices).__name__
+        raise ValueError(f"indices must be (k, {n}) partner indices (one row per example mixed), got {shape}")
     k = indices.shape[0]
-    if weights.shape != (x.shape[0], k):
-        raise ValueError(f"weights have shape {tuple(weights.shape)}, expected ({x.shape[0]}, {k})")
+    _check_perm_shape(indices[0], n)  # the index dtype (the shape is checked above)
+    lo, hi = torch.stack(torch.aminmax(indices)).tolist()
+    if lo < 0 or hi >= n:
+        raise ValueError(f"indices must lie in [0, {n}) (partners within the batch), got values from {lo} to {hi}")
+    if not isinstance(weights, Tensor) or not weights.is_floating_point():
+        raise TypeError(f"weights must be a float tensor, got {getattr(weights, 'dtype', type(weights).__name__)}")
+    if weights.dim() == 1:
+        weights = weights.expand(n, -1)
+    if weights.shape != (n, k):
+        raise ValueError(f"weights have shape {tuple(weights.shape)}, expected ({n}, {k})")
+    tol = 1e-3 + torch.finfo(weights.dtype).eps  # as for probability labels: float rounding, not a wrong weight
+    if not bool(torch.isfinite(weights).all() & (weights >= 0).all() & ((weights.sum(1) - 1).abs() <= tol).all()):
+        raise ValueError("weights must be finite, >= 0 and sum to 1 in every row (a convex combination)")
     compute = x.dtype if x.is_floating_point() else (out_dtype or torch.float32)
     out = None
     for j in range(k):
@@ -508,8 +534,17 @@ def smooth(y_soft: Tensor, eps: float) -> Tensor:
 
 
 def mix_targets(y: Tensor, lam: float | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None) -> Tensor:
-    """``lam * y + (1 - lam) * y[perm]`` for soft labels ``(B, C)`` or regression targets ``(B,)`` / ``(B, K)``."""
-    _check_lam(lam, y.shape[0])
+    """``lam * y + (1 - lam) * y[perm]`` for soft labels ``(B, C)`` or regression targets ``(B,)`` / ``(B, K)``.
+
+    Float targets only: integer class labels go through :func:`mixed_one_hot` (or :func:`one_hot` first).
+    """
+    if isinstance(y, Tensor) and not y.is_floating_point():
+        raise TypeError(
+            f"mix_targets mixes float targets (soft labels or regression values), got dtype {y.dtype}; "
+            "for class indices use mixed_one_hot(y, lam, perm, num_classes)"
+        )
+    check_inputs(y, what="targets")
+    lam = check_lam(lam, y.shape[0])
     yp = _partner(y, perm, partner)
     w = _expand(lam, y, y.dtype)
     return w * y + (1 - w) * yp
@@ -526,6 +561,8 @@ def mixed_one_hot(
     (the transforms check this before calling).
     """
     n = y.shape[0]
+    _check_perm_shape(perm, n)  # the shape only: a shorter perm would leave rows of zeros, silently
+    lam = check_lam(lam, n)
     idx = y.reshape(n, 1).long()
     out = torch.zeros(n, num_classes, dtype=dtype, device=y.device)
     pidx = idx.index_select(0, perm.to(y.device))
@@ -541,12 +578,19 @@ def closer_targets(
     y: Tensor, lam: float | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None
 ) -> Tensor:
     """ "Mix inputs only" (Table 5): the target of the closer sample, ``y_i`` where ``lam >= 0.5`` else ``y_j``."""
-    _check_lam(lam, y.shape[0])
+    lam = check_lam(lam, y.shape[0])
     yp = _partner(y, perm, partner)
     if isinstance(lam, Tensor):
         keep = (lam.to(y.device) >= 0.5).reshape(-1, *([1] * (y.dim() - 1)))
         return torch.where(keep, y, yp)
     return y if lam >= 0.5 else yp
+
+
+def _check_cutmix(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> None:
+    check_inputs(x, min_dim=3, what="x")  # a box on the last two dimensions of (B, ..., H, W)
+    if perm is None and partner is None:
+        raise ValueError("cutmix needs perm or partner")
+    _check_partner(x, perm, partner)
 
 
 def cutmix(
@@ -556,15 +600,14 @@ def cutmix(
 
     ``box = (y0, y1, x0, x1)`` on the last two dimensions; shared by the batch.
     """
+    _check_cutmix(x, perm, partner)
     y0, y1, x0, x1 = box
     out = x.clone()
     if y1 > y0 and x1 > x0:
         if partner is not None:
             out[..., y0:y1, x0:x1] = partner[..., y0:y1, x0:x1]
         else:
-            if perm is None:
-                raise ValueError("cutmix needs perm or partner")
-            _check_perm(perm, x.shape[0])
+            assert perm is not None
             out[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1].index_select(0, perm.to(x.device))
     return out
 
@@ -576,14 +619,15 @@ def cutmix_(
 
     Only the box moves: its partner pixels are gathered (a box-sized temporary) before ``x`` is written.
     """
+    _check_cutmix(x, perm, partner)
+    if partner is not None:
+        _check_no_overlap(x, partner, "x", "partner")
     y0, y1, x0, x1 = box
     if y1 > y0 and x1 > x0:
         if partner is not None:
             x[..., y0:y1, x0:x1] = partner[..., y0:y1, x0:x1]
         else:
-            if perm is None:
-                raise ValueError("cutmix needs perm or partner")
-            _check_perm(perm, x.shape[0])
+            assert perm is not None
             x[..., y0:y1, x0:x1] = x[..., y0:y1, x0:x1].index_select(0, perm.to(x.device))
     return x
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_alpha, check_choice
+from ._validation import check_alpha, check_choice, check_lam
+from .functional import _functorch_wrapped
 from .sampling import sample_beta
 
 LAM_DISTRIBUTIONS = ("beta", "uniform")
@@ -29,6 +30,11 @@ def sample_gan_lam(
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     alpha = check_alpha(alpha)
     check_choice(distribution, LAM_DISTRIBUTIONS, "distribution")
+    if distribution == "uniform" and alpha > 1:
+        raise ValueError(
+            f"distribution='uniform' draws lam from U(0, alpha), a weight in [0, 1] only for alpha <= 1; "
+            f"got alpha={alpha!r}"
+        )
     if distribution == "beta":
         # drawn in float64; in float32 about 2% of Beta(0.2, 0.2) draws round to exactly 0 or 1
         return sample_beta(alpha, (batch_size,), generator=generator).to(dtype)
@@ -49,8 +55,11 @@ def mixup_discriminator_loss(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
-    if lam.shape != (real.shape[0],):
-        raise ValueError(f"lam has shape {tuple(lam.shape)}, expected ({real.shape[0]},)")
+    if not isinstance(lam, Tensor) or lam.shape != (real.shape[0],):
+        shape = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
+        raise ValueError(f"lam has shape {shape}, expected ({real.shape[0]},)")
+    if not _functorch_wrapped(lam):  # under vmap (an ensemble of GANs) no value can be read; drawn lams are valid
+        check_lam(lam, real.shape[0])  # in [0, 1], NaN rejected: lam is both a mixing weight and a BCE target
     w = lam.to(real.device, real.dtype).reshape(-1, *([1] * (real.dim() - 1)))
     logits = discriminator(w * real + (1 - w) * fake).reshape(-1)
     return F.binary_cross_entropy_with_logits(logits, lam.to(logits.device, logits.dtype))

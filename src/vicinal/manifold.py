@@ -48,6 +48,12 @@ class LatentMixup:
         self.model = model
         self.layer = layer
         self.module = None if layer in ("", "input") else _find(model, layer)
+        if self.module is not None and kwargs.get("inplace"):
+            # autograd keeps the activation a layer receives for its backward pass: overwriting it breaks backward()
+            raise ValueError(
+                f"LatentMixup mixes the activations at {layer!r} out of place; inplace=True applies to "
+                "the input layer only"
+            )
         self.mixer = Mixup(alpha, **kwargs)
 
     @property

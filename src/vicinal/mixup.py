@@ -69,6 +69,25 @@ class MixParams:
     _drawn: bool = field(default=False, repr=False, compare=False)
 
 
+def _check_params_batch(params: MixParams, n: int, what: str) -> None:
+    """Params apply to the batch they were drawn for: a shape check (no device sync) of what they index or weight.
+    Applied to another batch size, a permutation would leave rows unmixed or fail deep inside an index op."""
+    drawn = {
+        "perm": params.perm,
+        "lam": params.lam if isinstance(params.lam, Tensor) else None,
+        "weights": params.weights,
+        "indices": None if params.indices is None else params.indices[0],
+        "partner_x": params.partner_x,
+        "noise": params.noise,
+    }
+    for name, t in drawn.items():
+        if t is not None and t.dim() and t.shape[0] != n:
+            raise ValueError(
+                f"these params were drawn for a batch of {t.shape[0]} samples ({name}) but the {what} have "
+                f"{n if n >= 0 else 'no batch dimension'}; draw them with sample() on this batch"
+            )
+
+
 class BatchMix:
     """Base class: validation, targets, generator and state handling shared by every variant.
 
@@ -146,6 +165,7 @@ class BatchMix:
         stacked in place, whatever the transform's default).
         """
         inplace = self.inplace if inplace is None else bool(inplace)
+        _check_params_batch(params, x.shape[0] if isinstance(x, Tensor) and x.dim() else -1, "inputs")
         # uint8_output="float": uint8 batches come back float32 whatever was drawn (identity, lam == 1, CutMix, ...)
         to_float = x.dtype == torch.uint8 and self.uint8_output == "float"
         if to_float and inplace:
@@ -188,6 +208,7 @@ class BatchMix:
 
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""
+        _check_params_batch(params, y.shape[0] if isinstance(y, Tensor) and y.dim() else -1, "labels")
         if (
             params.op in ("mix", "cutmix")
             and params.perm is not None
