@@ -55,6 +55,7 @@ __all__ = [
     "sweep_rows",
     "apply_overrides",
     "diff_configs",
+    "flat_config",
 ]
 
 
@@ -525,17 +526,18 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
         node = node[part]
 
 
+def flat_config(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config mapping as ``{dotted key: value}`` (``kwargs`` dicts kept whole: they are one value each)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and k != "kwargs":
+            out.update(flat_config(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def diff_configs(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
     """Dotted keys whose values differ between two configs (dict fields compared as a whole)."""
-
-    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            if isinstance(v, Mapping) and k != "kwargs":
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-
-    fa, fb = flat(config_to_dict(a)), flat(config_to_dict(b))
+    fa, fb = flat_config(config_to_dict(a)), flat_config(config_to_dict(b))
     return sorted(k for k in fa if fa[k] != fb.get(k))

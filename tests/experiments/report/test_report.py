@@ -17,8 +17,10 @@ from vicinal.experiments.tasks import TABLES, load_tables
 from vicinal.experiments.trainer import summarize
 
 
-def make_run(root: Path, name: str, row: str, seed: int, errors: list[float], status: str = "complete") -> Path:
-    """A run folder as the trainer writes it, with the given per-epoch test errors."""
+def make_run(
+    root: Path, name: str, row: str, seed: int, errors: list[float], status: str = "complete", epochs: int = 0
+) -> Path:
+    """A run folder as the trainer writes it, with the given per-epoch test errors (of ``epochs``, default all)."""
     run = root / name / f"seed{seed}"
     run.mkdir(parents=True)
     cfg = apply_overrides(
@@ -28,7 +30,7 @@ def make_run(root: Path, name: str, row: str, seed: int, errors: list[float], st
             "table=cifar" if row else "table=''",
             f"row='{row}'",
             f"train.seed={seed}",
-            f"train.epochs={len(errors)}",
+            f"train.epochs={epochs or len(errors)}",
         ],
     )
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)))
@@ -180,7 +182,7 @@ def test_errors(tmp_path: Path, runs: Path) -> None:
 def test_unfinished_runs_are_not_averaged_with_finished_ones(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 10.0])
-    make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 1, [50.0], status="interrupted")  # still training
+    make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 1, [50.0], status="interrupted", epochs=2)  # training
     md = make_report([root], tmp_path / "report")["markdown"]
     line = next(x for x in md.splitlines() if x.startswith("| c10-erm |"))
     # n counts the finished run only; 'done' says 1 of the 2 runs found finished; the mean is the finished run's
@@ -200,3 +202,28 @@ def test_validation_column_appears_only_when_runs_measured_it(runs: Path, tmp_pa
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[header.strip("|").split("|").index(" validation error, last epoch (%) ")] == "4.00 ± 1.41"
     assert {g["name"]: g["last_val_error_n"] for g in report["groups"]}["speechlike"] == 2
+
+
+def test_runs_of_one_name_must_share_their_recipe_and_differ_in_seed(tmp_path: Path) -> None:
+    """A 2-epoch and a 3-epoch run named alike were once averaged as two seeds of one row, silently."""
+    a = make_run(tmp_path / "a", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 20.0])
+    b = make_run(tmp_path / "b", "c10-erm", "cifar10/preact_resnet18/erm", 1, [30.0, 20.0, 10.0])
+    with pytest.raises(
+        ReportError,
+        match=rf"runs named 'c10-erm' differ in train.epochs \(2 vs 3\): {re.escape(str(a))} and "
+        rf"{re.escape(str(b))}; report them separately",
+    ):
+        make_report([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    c = make_run(tmp_path / "c", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 25.0])
+    with pytest.raises(
+        ReportError, match=rf"two runs named 'c10-erm' at seed 0: {re.escape(str(a))} and {re.escape(str(c))}"
+    ):
+        make_report([tmp_path / "a", tmp_path / "c"], tmp_path / "out")
+    # keys that do not change the result may differ, and a key one run lacks (another version of the lab) is skipped
+    d = make_run(tmp_path / "d", "c10-erm", "cifar10/preact_resnet18/erm", 2, [30.0, 10.0])
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["train"]["log_every"], cfg["notes"] = 7, "another note"
+    del cfg["train"]["eval_every"]
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    stats = make_report([tmp_path / "a", tmp_path / "d"], tmp_path / "out")["groups"]
+    assert [(s["name"], s["n"]) for s in stats] == [("c10-erm", 2)]

@@ -18,11 +18,12 @@ import csv
 import math
 import os
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import flat_config
 from ..errors import ReportError
 from ..reliability import reliability_bins, save_reliability_diagram
 from ..runs import Run, find_runs, load_run
@@ -67,13 +68,49 @@ class Group:
     runs: list[Run] = field(default_factory=list)
 
 
+# Keys that do not change what a run computes: runs of one config name may differ in them (and in the seed).
+_NOT_RESULT_KEYS = frozenset(
+    {
+        "notes",
+        "train.seed",
+        "train.device",
+        "train.threads",
+        "train.log_every",
+        "train.checkpoint_every",
+        "train.tensorboard",
+    }
+)
+
+
+def _check_same_config(first: Run, run: Run) -> None:
+    """Runs pooled as seeds of one row must share their config (keys one of them lacks, from another version of
+    the lab, are not compared) and differ in seed: else the row's mean would mix two recipes, silently."""
+    a, b = (flat_config(r.config) if isinstance(r.config, Mapping) else {} for r in (first, run))
+    differ = sorted(k for k in a.keys() & b.keys() if k not in _NOT_RESULT_KEYS and a[k] != b[k])
+    if differ:
+        shown = ", ".join(f"{k} ({a[k]!r} vs {b[k]!r})" for k in differ[:3]) + (" ..." if len(differ) > 3 else "")
+        raise ReportError(
+            f"runs named {run.name!r} differ in {shown}: {first.path} and {run.path}; report them separately"
+        )
+    if run.seed is not None and run.seed == first.seed:
+        raise ReportError(
+            f"two runs named {run.name!r} at seed {run.seed}: {first.path} and {run.path}; report one of them"
+        )
+
+
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """Group by config name, in order of first appearance; seeds sorted within a group."""
+    """Group by config name, in order of first appearance; seeds sorted within a group.
+
+    Raises:
+        ReportError: when two runs of one name differ in a key that changes the result, or share a seed.
+    """
     groups: dict[str, Group] = {}
     for run in runs:
         g = groups.setdefault(
             run.name, Group(run.name, str(run.config.get("table", "")), str(run.config.get("row", "")))
         )
+        for other in g.runs:
+            _check_same_config(other, run)
         g.runs.append(run)
     for g in groups.values():
         g.runs.sort(key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, str(r.path)))
