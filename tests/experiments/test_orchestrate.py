@@ -74,7 +74,7 @@ def test_refused_resume_leaves_the_run_folder_as_it_was(tmp_path: Path) -> None:
     one_line_error(proc, "was written by a different config (differs at optim.lr)")
     other = tmp_path / "other.yaml"
     other.write_text(DEMO.read_text().replace("lr: 0.05", "lr: 0.5"))
-    one_line_error(vicinal("train", str(other), "--resume", str(run)), "optim.lr); only notes")
+    one_line_error(vicinal("train", str(other), "--resume", str(run)), "at optim.lr (0.05 in the run, 0.5 in it);")
     assert snapshot(run) == before  # config.yaml still says lr 0.05, provenance.json has no new resume entry
     proc = vicinal("train", "--resume", str(run), "--quiet")  # so a plain resume still works
     assert proc.returncode == 0 and proc.stdout.startswith("vicinal: complete:"), proc.stderr
@@ -230,13 +230,26 @@ def test_stale_checkpoint_temp_files_are_removed(tmp_path: Path) -> None:
 
 
 def test_a_plan_of_max_steps_runs_ends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Such runs stay unfinished (status max_steps): the take-over pass trains each at most once per command.
+    """Runs stopped at the plan's step limit are done for that plan: the report is written, a second call trains
+    nothing (it once said the runs were "trained elsewhere" and then took one more step each), and a raised limit
+    resumes them."""
     from tests.experiments.lab_helpers import register_synthetic
     from vicinal.experiments.cli import main
 
     register_synthetic()
-    assert main([*TINY_TABLE, "train.max_steps=1", "--out", str(tmp_path)]) == 0
-    assert "this process done; 4 runs trained elsewhere are not finished yet" in capsys.readouterr().out
+    two_epochs = [*TINY_TABLE, "train.epochs=2"]  # one step per epoch (40 images, batch 128)
+    assert main([*two_epochs, "train.max_steps=1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"report written to {tmp_path / 'report'}" in out and "not finished yet" not in out
+    summaries = sorted(tmp_path.glob("*/seed*/summary.json"))
+    assert len(summaries) == 4 and all(json.loads(p.read_text())["global_step"] == 1 for p in summaries)
+    assert main([*two_epochs, "train.max_steps=1", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("[  done]") == 4
+    assert all(json.loads(p.read_text())["global_step"] == 1 for p in summaries)
+    assert main([*two_epochs, "train.max_steps=2", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("[resume]") == 4
+    finished = [json.loads(p.read_text()) for p in summaries]
+    assert all(s["global_step"] == 2 and s["status"] == "complete" for s in finished)  # the limit met the end
 
 
 def test_reproduce_looks_its_table_up_once(

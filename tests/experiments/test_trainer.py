@@ -83,6 +83,39 @@ def test_resume_is_bit_identical(
     assert len(prov["resumes"]) == 1 and prov["resumes"][0]["from_step_in_epoch"] == stop_batch + 1
 
 
+@pytest.mark.parametrize("limit", [12, 10], ids=["mid-epoch-3", "end-of-epoch-2"])
+def test_a_step_limit_pauses_and_a_raised_limit_resumes_bit_identically(
+    straight: tuple[Trainer, Path], tmp_path: Path, limit: int
+) -> None:
+    """A run stopped by train.max_steps inside an epoch once skipped the rest of that epoch on resume and was
+    marked complete with a short epoch; resuming at its limit also took one more step."""
+    full, _ = straight
+    run = tmp_path / "run"
+    stopped = Trainer(tiny_config(f"train.max_steps={limit}"), run, quiet=True)
+    assert stopped.fit()["status"] == "max_steps" and stopped.global_step == limit
+    last = stopped.records[-1]
+    assert last.get("partial_epoch", False) == (limit % 5 != 0) and last["train_n"] == 32 * (limit % 5 or 5)
+    ck = load_checkpoint(run / "checkpoint.pt")
+    assert (ck["epoch"], ck["step_in_epoch"]) == ((limit // 5, limit % 5) if limit % 5 else (limit // 5, 0))
+    # resumed at the same limit: nothing is trained, the summary is the same
+    again = Trainer(tiny_config(f"train.max_steps={limit}"), run, resume=True, quiet=True)
+    assert again.fit()["status"] == "max_steps" and again.global_step == limit
+    # the limit lifted: the run continues as if it had never stopped
+    resumed = Trainer(tiny_config("train.max_steps=null"), run, resume=True, quiet=True)
+    assert resumed.fit()["status"] == "complete"
+    a, b = state_of(full), state_of(resumed)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    got, want = untimed(resumed.records), untimed(full.records)
+    if limit % 5 == 0:  # the epoch that ended at the limit was evaluated as a last epoch: its extra measurements
+        extra = {k: got[1][k] for k in got[1].keys() - want[1].keys()}
+        assert "train_eval_error" in extra and {k: got[1][k] for k in want[1]} == want[1]
+        got[1] = want[1]
+    assert got == want
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [{k: r[k] for k in w} for r, w in zip(untimed(lines), want, strict=True)] == want
+
+
 def test_run_folder(straight: tuple[Trainer, Path]) -> None:
     trainer, run = straight
     assert sorted(p.name for p in run.iterdir()) == [

@@ -59,10 +59,17 @@ def run_dir_of(out: Path, cfg: ExperimentConfig) -> Path:
     return out / cfg.name / f"seed{cfg.train.seed}"
 
 
-def complete(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a finished run (its summary says so); a corrupt summary is an error naming it."""
+def complete(run_dir: Path, max_steps: int | None = None) -> bool:
+    """Whether ``run_dir`` holds a finished run: its summary says complete, or that it stopped at a step limit of at
+    least ``max_steps`` (the plan's ``train.max_steps``: a smoke run is done at its limit, and resumed when the
+    limit is raised). A corrupt summary is an error naming it."""
     summary = read_summary(run_dir)
-    return summary is not None and summary.get("status") == "complete"
+    if summary is None:
+        return False
+    if summary.get("status") == "complete":
+        return True
+    reached = summary.get("global_step")
+    return summary.get("status") == "max_steps" and max_steps is not None and (reached or 0) >= max_steps
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -217,7 +224,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
             run_dir = run_dir_of(out, cfg)
             state = "new"
-            if complete(run_dir):
+            if complete(run_dir, cfg.train.max_steps):
                 state = "done"
                 changed = diff_configs(load_config(run_dir / "config.yaml"), cfg)
                 if changed:
@@ -288,7 +295,7 @@ def reproduce(args: argparse.Namespace) -> int:
                 print(f"  [claimed] {run_dir}: another process is training it; skipped")
             return False
         try:
-            if complete(run_dir):  # finished by another process since the plan was made
+            if complete(run_dir, item["cfg"].train.max_steps):  # finished by another process since the plan
                 return False
             trained.add(id(item))
             if held is not None and held.previous is not None:
@@ -312,11 +319,11 @@ def reproduce(args: argparse.Namespace) -> int:
         while progressed:
             progressed = False
             for item in plan:
-                if id(item) in trained or complete(item["run_dir"]):
+                if id(item) in trained or complete(item["run_dir"], item["cfg"].train.max_steps):
                     continue
                 if id(item) in mine_ids or (item["run_dir"] / CLAIM).exists():
                     progressed = train(item, announce=False) or progressed
-    pending = [i for i in plan if not complete(i["run_dir"])]
+    pending = [i for i in plan if not complete(i["run_dir"], i["cfg"].train.max_steps)]
     who = f"shard {shard[0]}/{shard[1]}" if shard is not None else "this process"
     if pending:
         # Other shards or processes are still training: the last one to finish goes on.

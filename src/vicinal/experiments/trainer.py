@@ -405,6 +405,9 @@ class Trainer:
                 runs.write_metrics(self.run_dir, [])
         status = "complete"
         self.train_model.train()
+        if t.max_steps is not None and self.global_step >= t.max_steps and start_epoch < t.epochs:
+            # resumed at (or past) its step limit: nothing to train; without this check one more step was taken
+            start_epoch, status = t.epochs, "max_steps"
         for epoch in range(start_epoch, t.epochs):
             mixing = self._mixing_active(epoch)
             self._emit("on_epoch_start", epoch)
@@ -423,18 +426,27 @@ class Trainer:
                 if self.stop.agreed(self.world_size, self.device):
                     accum.time_s += time.perf_counter() - t0
                     self._interrupt(epoch, batch + 1, accum)
-                if t.max_steps is not None and self.global_step >= t.max_steps:
-                    stopped_early = True
+                last_step = epoch == t.epochs - 1 and batch + 1 == self.steps_per_epoch
+                if t.max_steps is not None and self.global_step >= t.max_steps and not last_step:
+                    stopped_early = True  # a limit at the run's natural end is just its end: complete
                     status = "max_steps"
                     break
             accum.time_s += time.perf_counter() - t0
             start_batch = 0
+            mid_epoch = stopped_early and batch + 1 < self.steps_per_epoch
+            if mid_epoch:
+                # A step limit inside an epoch is a pause, not the epoch's end: the checkpoint says "go on with
+                # batch b + 1" and holds the epoch's running sums and the records before this one, so a resume with
+                # a larger limit continues bit-identically and replaces the partial epoch's record below.
+                self.save(epoch, batch + 1, accum)
             # The lr of the epoch's last step, from the step count (identical after a resume at any step).
             last_lr = self.scheduler.lr(self.global_step - 1)
             record = self._end_epoch(epoch, accum, last_lr, mixing, final=stopped_early or epoch == t.epochs - 1)
+            if mid_epoch:
+                record["partial_epoch"] = True  # trained on train_n samples of the epoch, then stopped
             accum = None
             # The checkpoint after epoch e says "start at epoch e + 1, batch 0".
-            if (epoch + 1) % t.checkpoint_every == 0 or epoch == t.epochs - 1 or stopped_early:
+            if not mid_epoch and ((epoch + 1) % t.checkpoint_every == 0 or epoch == t.epochs - 1 or stopped_early):
                 self.save(epoch + 1, 0, None)
             if self.is_main:
                 runs.append_metrics(self.run_dir, record)
@@ -496,7 +508,14 @@ class Trainer:
 
     def _summary(self, status: str) -> dict[str, Any]:
         c = self.cfg
-        extra = {"name": c.name, "table": c.table, "row": c.row, "seed": c.train.seed, "epochs": c.train.epochs}
+        extra = {
+            "name": c.name,
+            "table": c.table,
+            "row": c.row,
+            "seed": c.train.seed,
+            "epochs": c.train.epochs,
+            "global_step": self.global_step,  # how far a max_steps run got (orchestrate.complete reads it)
+        }
         return summarize(self.records, status, extra)
 
 
