@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from tests.experiments.data.data_helpers import small_jpeg, write_two_class_tree
 from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
+from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 from vicinal.experiments.tasks.cifar import cifar_configs
 
@@ -121,6 +123,28 @@ def test_train_then_bad_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path:
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
     code, _, err = run_cli(capsys, "train", "--resume", str(run))
     assert_one_line_error(code, err, f"checkpoint file '{run / 'checkpoint.pt'}' is unreadable")
+
+
+def test_resume_keeps_the_runs_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`train CONFIG --resume RUN` once re-read CONFIG, putting back the epochs a --set had changed, silently."""
+    tiny = [o for o in TINY if not o.startswith("train.epochs=")]
+    code, _, _ = run_cli(
+        capsys, "train", str(DEMO), "--set", *tiny, "train.epochs=1", "--out", str(tmp_path), "--quiet"
+    )
+    assert code == 0
+    run = tmp_path / "demo-digits" / "seed0"
+    code, _, err = run_cli(capsys, "train", str(DEMO), "--set", *tiny, "--resume", str(run))
+    assert_one_line_error(
+        code,
+        err,
+        f"{DEMO} differs from the config of the run in '{run}' at train.epochs (1 in the run, 12 in it); "
+        f"resume with 'vicinal train --resume {run}'",
+    )
+    # what a resume may change is changed by --set, and said
+    with pytest.warns(LabWarning, match=re.escape(f"resuming '{run}' with train.epochs 1 -> 2")):
+        code, out, _ = run_cli(capsys, "train", "--resume", str(run), "--set", "train.epochs=2", "--quiet")
+    assert code == 0 and out.startswith("vicinal: complete:")
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
 def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
