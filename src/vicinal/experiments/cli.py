@@ -26,16 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .attacks import attack_run
-from .config import (
-    ConfigError,
-    ExperimentConfig,
-    apply_overrides,
-    config_to_dict,
-    diff_configs,
-    flat_config,
-    load_config,
-    shipped_configs,
-)
+from .config import ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, run_demo
 from .errors import LabError, LabWarning
 from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
@@ -293,7 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         # changed when the run started (its epochs, hence its lr schedule), silently.
         cfg = apply_overrides(saved, args.overrides)
         if args.config is not None:
-            differ = _config_changes(
+            differ = config_changes(
                 load_config(args.config, args.overrides), cfg, "{k} ({b!r} in the run, {a!r} in it)"
             )
             if differ:
@@ -301,9 +292,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                     f"{args.config} differs from the config of the run in '{run_dir}' at {differ}; resume with "
                     f"'vicinal train --resume {run_dir}' (--set KEY=VALUE changes what a resume may change)"
                 )
-        changes = _config_changes(saved, cfg)
-        if changes:
-            warnings.warn(f"resuming '{run_dir}' with {changes}", LabWarning, stacklevel=1)
     else:
         if args.config is None:
             raise UsageError("train needs a CONFIG.yaml (or --resume RUN_DIR) (see 'vicinal train --help')")
@@ -314,12 +302,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if Trainer.is_rank0():
         _print_summary(summary, run_dir)
     return 0
-
-
-def _config_changes(old: ExperimentConfig, new: ExperimentConfig, fmt: str = "{k} {a!r} -> {b!r}") -> str:
-    """``"train.epochs 2 -> 5, ..."`` (``fmt`` of key, old and new value) where ``new`` differs ("" when nowhere)."""
-    a, b = flat_config(config_to_dict(old)), flat_config(config_to_dict(new))
-    return ", ".join(fmt.format(k=k, a=a.get(k), b=b.get(k)) for k in diff_configs(old, new))
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ __all__ = [
     "shipped_configs",
     "sweep_rows",
     "apply_overrides",
+    "config_changes",
     "diff_configs",
     "flat_config",
 ]
@@ -541,3 +542,9 @@ def diff_configs(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
     """Dotted keys whose values differ between two configs (dict fields compared as a whole)."""
     fa, fb = flat_config(config_to_dict(a)), flat_config(config_to_dict(b))
     return sorted(k for k in fa if fa[k] != fb.get(k))
+
+
+def config_changes(old: ExperimentConfig, new: ExperimentConfig, fmt: str = "{k} {a!r} -> {b!r}") -> str:
+    """``"train.epochs 2 -> 5, ..."`` (``fmt`` of key, old and new value) where ``new`` differs ("" when nowhere)."""
+    a, b = flat_config(config_to_dict(old)), flat_config(config_to_dict(new))
+    return ", ".join(fmt.format(k=k, a=a.get(k), b=b.get(k)) for k in diff_configs(old, new))

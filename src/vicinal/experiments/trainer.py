@@ -33,6 +33,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,10 @@ from .checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from .config import ExperimentConfig, config_to_dict
+from .config import ExperimentConfig, config_changes, config_from_dict, config_to_dict
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX
 from .distributed import check_device
-from .errors import RunError
+from .errors import LabWarning, RunError
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, eval_metrics, evaluate, summarize
 from .runs import RUN_FILES, RUN_FOLDERS, read_summary
 
@@ -209,6 +210,11 @@ class Trainer:
             state = load_checkpoint(ckpt_path, map_location=self.device) if self.resume else None
             # Every check first (the checkpoint's config, world size and weights), every write after.
             start_epoch, start_batch, accum = self._restore(state) if state is not None else (0, 0, None)
+            if state is not None and self.is_main:
+                # what a resume may change (epochs, logging, ...) is said: the lr schedule follows the epochs
+                changes = config_changes(config_from_dict(state["config"]), self.cfg)
+                if changes:
+                    warnings.warn(f"resuming '{self.run_dir}' with {changes}", LabWarning, stacklevel=1)
             if clear and self.is_main:
                 runs.clear_run_folder(self.run_dir)
             self._write_provenance(resumed_from=state)
