@@ -333,6 +333,32 @@ def test_a_corrupt_summary_is_named(capsys: pytest.CaptureFixture[str], tmp_path
     one_line(capsys, ["reproduce", "cifar", "--scale", "cpu", "--out", str(tmp_path / "t"), "--dry-run"], match)
 
 
+@pytest.mark.parametrize(
+    ("file", "text", "problem"),
+    [
+        ("config.yaml", "name: [unclosed\n", " is not valid YAML at line 2: expected ',' or ']'"),
+        ("config.yaml", "- a\n- b\n", " must hold a mapping at the top level, got list ['a', 'b']"),
+        ("metrics.jsonl", "[1, 2]\n", " line 1 is not a JSON object (got list)"),
+    ],
+)
+def test_a_run_file_of_the_wrong_shape_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, file: str, text: str, problem: str
+) -> None:
+    good = tmp_path / "good" / "seed0"
+    good.mkdir(parents=True)
+    (good / "config.yaml").write_text("name: good\ntrain: {seed: 0}\n")
+    (good / "summary.json").write_text('{"status": "complete", "last_test_error": 5.0}')
+    bad = tmp_path / "bad" / "seed0"
+    bad.mkdir(parents=True)
+    (bad / "config.yaml").write_text("name: bad\n")
+    (bad / file).write_text(text)
+    match = f"'{bad / file}'{problem}"
+    one_line(capsys, ["report", str(tmp_path / "bad"), "--out", "rep"], match)
+    one_line(capsys, ["report", "--document", str(tmp_path / "bad"), "--out", "doc"], match)
+    figure = ["figure", "fig3b", "--erm", str(tmp_path / "bad"), "--mixup", str(tmp_path / "good"), "--out", "fig"]
+    one_line(capsys, figure, match)
+
+
 def test_the_warning_is_one_line_on_the_command_line(tmp_path: Path) -> None:
     argv = ["train", str(DEMO), "--set", "data.subset_per_class=150", "train.max_steps=1", "--out", str(tmp_path),
             "--quiet"]  # fmt: skip
