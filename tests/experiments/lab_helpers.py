@@ -5,6 +5,7 @@
   model can learn it, with the crop + flip augmentation of CIFAR. Sizes are keyword arguments.
 * ``tiny_config(...)`` is a small, fast ExperimentConfig on it.
 * ``one_thread`` (fixture, import it into a test module): torch on one thread for the module's tests.
+* ``spy_atomic_writes(monkeypatch)`` records the paths written through ``runs.atomic_write`` (the report's tests).
 * ``ddp_worker`` is the per-process body of the 2-process gloo test (spawned by torch.multiprocessing).
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 
+import vicinal.experiments.runs as runs_module
 from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_from_dict
 from vicinal.experiments.data import DATASETS, TensorSplits, register_dataset
 
@@ -122,3 +124,16 @@ def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
         },
         Path(out) / f"rank{rank}.pt",
     )
+
+
+def spy_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths written through ``runs.atomic_write`` from now on (the writes still happen)."""
+    written: list[Path] = []
+    real = runs_module.atomic_write
+
+    def spy(path: str | Path, write: Any) -> Path:
+        written.append(Path(path))
+        return real(path, write)
+
+    monkeypatch.setattr(runs_module, "atomic_write", spy)
+    return written

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.experiments.data.data_helpers import small_jpeg, write_two_class_tree
 from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
@@ -355,6 +356,75 @@ def test_a_corrupt_summary_is_named(capsys: pytest.CaptureFixture[str], tmp_path
     match = f"'{run / 'summary.json'}' is not valid JSON (Expecting property name enclosed in double quotes"
     one_line(capsys, ["report", str(tmp_path / "t"), "--out", "rep"], match)
     one_line(capsys, ["reproduce", "cifar", "--scale", "cpu", "--out", str(tmp_path / "t"), "--dry-run"], match)
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "problem"),
+    [
+        ("config.yaml", "name: [unclosed\n", " is not valid YAML at line 2: expected ',' or ']'"),
+        ("config.yaml", "- a\n- b\n", " must hold a mapping at the top level, got list ['a', 'b']"),
+        ("metrics.jsonl", "[1, 2]\n", " line 1 is not a JSON object (got list)"),
+    ],
+)
+def test_a_run_file_of_the_wrong_shape_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, file: str, text: str, problem: str
+) -> None:
+    good = tmp_path / "good" / "seed0"
+    good.mkdir(parents=True)
+    (good / "config.yaml").write_text("name: good\ntrain: {seed: 0}\n")
+    (good / "summary.json").write_text('{"status": "complete", "last_test_error": 5.0}')
+    bad = tmp_path / "bad" / "seed0"
+    bad.mkdir(parents=True)
+    (bad / "config.yaml").write_text("name: bad\n")
+    (bad / file).write_text(text)
+    match = f"'{bad / file}'{problem}"
+    one_line(capsys, ["report", str(tmp_path / "bad"), "--out", "rep"], match)
+    one_line(capsys, ["report", "--document", str(tmp_path / "bad"), "--out", "doc"], match)
+    figure = ["figure", "fig3b", "--erm", str(tmp_path / "bad"), "--mixup", str(tmp_path / "good"), "--out", "fig"]
+    one_line(capsys, figure, match)
+
+
+def test_report_document_name_must_be_a_plain_file_stem(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run = tmp_path / "r" / "x" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: x\ntrain: {seed: 0}\n")
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "test_error": 5.0}\n')
+    (run / "summary.json").write_text('{"status": "complete", "last_test_error": 5.0}')
+    for name in ("a/b", "", ".x"):
+        argv = ["report", "--document", str(tmp_path / "r"), "--out", "doc", "--name", name]
+        one_line(capsys, argv, f"--name {name!r} must be a plain file stem: not empty, without a path separator")
+    assert not Path("doc").exists()
+    code, out, _ = run_cli(
+        capsys, "report", "--document", str(tmp_path / "r"), "--out", "doc", "--name", "page", "--tag"
+    )
+    assert code == 0, out
+    (md,) = Path("doc").glob("page-*.md")
+    # the page's regenerating command names its files as this one did
+    assert f"vicinal report --document {tmp_path / 'r'} --out doc --name page --tag\n" in md.read_text()
+
+
+def test_options_are_checked_before_anything_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["demo", "--eps", "-1"], "--eps must be a finite float >= 0, got -1.0"),
+        (["demo", "--alpha", "-1"], "--alpha must be a finite float >= 0, got -1.0"),
+        (["demo", "--set", "train.epochs=0"], "config key 'train.epochs' must be >= 1, got 0"),
+        (["reproduce", "uci", "--scale", "cpu", "--seeds", "-2", "--dry-run"], "--seeds must be >= 1, got -2"),
+        (["reproduce", "gan", "--scale", "cpu", "--seeds", "-1", "--dry-run"], "--seeds must be >= 1, got -1"),
+        (["reproduce", "cifar", "--scale", "cpu", "--seeds", "0", "--dry-run"], "--seeds must be >= 1, got 0"),
+    ]
+    for argv, match in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert_one_line_error(code, err, match)  # no banner before the error
+        assert out == "", argv
+    assert not Path("runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_attack_device_hint_names_a_device_attack_takes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["attack", str(tmp_path), "--attack", "fgsm", "--device", "cuda"]
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, "--device is 'cuda' but CUDA is not available on this machine (use cpu)")
+    assert err.rstrip().endswith("(use cpu)")  # not "auto": attack refuses it
 
 
 def test_the_warning_is_one_line_on_the_command_line(tmp_path: Path) -> None:

@@ -100,6 +100,7 @@ def test_overrides_do_not_mutate_the_input() -> None:
         ("train.max_steps=0", r"config key 'train.max_steps' must be >= 1 or null, got 0"),
         ("train.threads=0", r"config key 'train.threads' must be >= 1 or null, got 0"),
         ("optim.lr=-1", r"config key 'optim.lr' must be >= 0, got -1.0"),
+        ("train.seed=-1", r"config key 'train.seed' must be >= 0, got -1$"),
         ("optim.betas=[0.9]", r"config key 'optim.betas' must hold 2 floats, got \[0.9\]"),
         ("schedule.milestones=[5, 2]", r"config key 'schedule.milestones' must be increasing, got \[5, 2\]"),
         ("mix.variant=mixupp", r"config key 'mix.variant' must be one of erm, mixup, cutmix"),

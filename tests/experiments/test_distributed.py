@@ -30,6 +30,11 @@ def test_devices() -> None:
         assert distributed.resolve_device("auto", 1) == torch.device("cpu")
         with pytest.raises(RunError, match=r"--device is 'cuda:1' but CUDA is not available on this machine"):
             distributed.check_device("cuda:1", "--device")
+        # the hint names what the caller accepts: train.device takes auto, attack's --device does not
+        with pytest.raises(RunError, match=r"^train.device is 'cuda' but CUDA .* \(use auto or cpu\)$"):
+            distributed.check_device("cuda")
+        with pytest.raises(RunError, match=r"^--device is 'cuda' but CUDA .* \(use cpu\)$"):
+            distributed.check_device("cuda", "--device", fallback="cpu")
     else:
         assert distributed.resolve_device("cuda", 0) == torch.device("cuda:0")
 

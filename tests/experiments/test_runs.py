@@ -6,19 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from vicinal.experiments.config import ExperimentConfig
-from vicinal.experiments.errors import RunError
+from vicinal.experiments.errors import ReportError, RunError
 from vicinal.experiments.runs import (
     CHECKPOINT_NAME,
     RUN_FILES,
     check_fresh_run_folder,
     clear_run_folder,
+    load_run,
     read_config,
+    read_jsonl,
     record_start,
     results_in,
     write_csv,
@@ -101,3 +104,37 @@ def test_write_task_config_needs_the_keys_the_report_groups_by(tmp_path: Path) -
         write_task_config(tmp_path / "bad", {"name": "x", "table": "gan", "train": {"seed": 0}})
     with pytest.raises(RunError, match=r"\['train.seed'\] missing"):
         write_task_config(tmp_path / "bad", {"name": "x", "table": "gan", "row": "r", "train": {}})
+
+
+def test_read_jsonl_names_a_line_that_is_not_a_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"epoch": 1}\n\n{"epoch": 2}\n')
+    assert read_jsonl(path) == [{"epoch": 1}, {"epoch": 2}]  # the blank line is skipped
+    path.write_text('{"epoch": 1}\n[1, 2]\n')
+    with pytest.raises(RunError, match=rf"^'{re.escape(str(path))}' line 2 is not a JSON object \(got list\)$"):
+        read_jsonl(path)
+
+
+@pytest.mark.parametrize(
+    ("config", "metrics", "match"),
+    [
+        ("name: [unclosed\n", "", r"config file '{run}/config.yaml' is not valid YAML at line 2: expected ',' or ']'"),
+        ("- a\n- b\n", "", r"config file '{run}/config.yaml' must hold a mapping at the top level, got list \['a'"),
+        ("name: x\ntrain: 3\n", "", r"config file '{run}/config.yaml': key 'train' must be a mapping, got int 3$"),
+        ("name: x\n", "[1, 2]\n", r"'{run}/metrics.jsonl' line 1 is not a JSON object \(got list\)$"),
+        ("name: x\n", '"text"\n', r"'{run}/metrics.jsonl' line 1 is not a JSON object \(got str\)$"),
+    ],
+)
+def test_load_run_names_a_file_of_the_wrong_shape(tmp_path: Path, config: str, metrics: str, match: str) -> None:
+    run = tmp_path / "x" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(config)
+    (run / "metrics.jsonl").write_text(metrics)
+    with pytest.raises(ReportError, match="^" + match.format(run=re.escape(str(run)))):
+        load_run(run)
+
+
+def test_load_run_reads_an_empty_train_section_as_no_seed(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("name: x\ntrain:\n")
+    run = load_run(tmp_path)
+    assert (run.name, run.seed, run.records, run.status) == ("x", None, [], "unknown")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -27,12 +28,12 @@ from typing import Any, NoReturn
 
 from .attacks import attack_run
 from .config import ConfigError, apply_overrides, config_changes, load_config, shipped_configs
-from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, run_demo
+from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
 from .errors import LabError, LabWarning
 from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
 from .report import ReportError, make_report
-from .report.document import environment_tag, make_document
+from .report.document import check_page_name, environment_tag, make_document
 from .runs import read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
@@ -325,7 +326,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if not re.fullmatch(r"cpu|cuda|cuda:\d+|mps", args.device):
         raise ConfigError(f"--device must be one of {', '.join(_DEVICES)}, got {args.device!r}")
     if args.device != "cpu":
-        check_device(args.device, "--device")
+        check_device(args.device, "--device", fallback="cpu")  # attack has no "auto"
     for label, path in (("RUN_DIR", args.run), ("--source", args.source)):
         if path is not None and not path.is_dir():
             raise ConfigError(f"{label} '{path}' is not a folder")
@@ -352,9 +353,14 @@ def cmd_attack(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """`vicinal report`: tables and a plot from run folders."""
     if args.document:
+        check_page_name(args.name, "--name")
         _check_summaries(args.runs)
         name = f"{args.name}-{environment_tag()}" if args.tag else args.name
-        command = "vicinal report --document " + " ".join(str(r) for r in args.runs) + f" --out {args.out}"
+        # The command that regenerates this page, with the options that name its files.
+        words = ["vicinal", "report", "--document", *map(str, args.runs), "--out", str(args.out)]
+        words += ["--name", args.name] if args.name != "report" else []
+        words += ["--tag"] if args.tag else []
+        command = " ".join(shlex.quote(w) for w in words)
         result = make_document(args.runs, args.out, name=name, command=command)
         print(f"written: {', '.join(str(f) for f in result['files'])}")
         return 0
@@ -382,8 +388,8 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`vicinal demo`: ERM vs mixup on digits, test and FGSM error."""
-    if args.seeds < 1:  # checked before the banner, so that the error stays the only line
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    # Every option is checked before the banner, so that an error stays the only line.
+    check_demo_options(seeds=args.seeds, alpha=args.alpha, eps=args.eps, overrides=args.overrides)
     print(
         f"vicinal demo: digits_cnn on sklearn digits, ERM vs mixup (alpha={args.alpha:g}), {args.seeds} seeds, "
         f"FGSM eps={args.eps:g} in [0,1] pixels",

@@ -398,6 +398,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         "mix.smoothing": cfg.mix.smoothing,
         "mix.sigma": cfg.mix.sigma,
         "data.corrupt_seed": cfg.data.corrupt_seed,
+        "train.seed": cfg.train.seed,
     }
     for key, value in non_negative.items():
         if value < 0:

@@ -22,6 +22,7 @@ __all__ = [
     "config_exists",
     "describe",
     "read_config_data",
+    "read_yaml_mapping",
     "resolve_config",
     "shipped_configs",
     "sweep_rows",
@@ -51,8 +52,12 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_yaml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    """The top-level mapping of the YAML file ``path`` (``chain``: the files that inherit from it, for errors)."""
+def read_yaml_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The top-level mapping of the YAML file ``path`` (``chain``: the files that inherit from it, for errors).
+
+    Raises:
+        ConfigError: ``path`` is missing, a folder, unreadable, not valid YAML or not a mapping (one line each).
+    """
     if path.is_dir():
         what = f" (the base of '{chain[-1]}')" if chain else ""
         raise ConfigError(f"config file '{path}'{what} is a folder, not a YAML file")
@@ -188,7 +193,7 @@ def _sweep_of(path: Path) -> tuple[Path, str] | None:
 def sweep_rows(path: str | Path) -> list[str]:
     """The row names of the sweep file ``path``, in declared order; ConfigError if it is no sweep."""
     path = Path(path)
-    data = _read_yaml(path, ())
+    data = read_yaml_mapping(path, ())
     if "sweep" not in data:
         raise ConfigError(f"config file '{path}' declares no 'sweep'")
     return list(_expand_sweep(path, data))
@@ -208,7 +213,7 @@ def read_config_data(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     row = _sweep_of(path)
     if row is not None:
         sweep, name = row
-        rows = _expand_sweep(sweep, _read_yaml(sweep, chain))
+        rows = _expand_sweep(sweep, read_yaml_mapping(sweep, chain))
         if name not in rows:
             what = f" (the base of '{chain[-1]}')" if chain else ""
             raise ConfigError(
@@ -217,7 +222,7 @@ def read_config_data(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
             )
         data, folder = dict(rows[name]), sweep.parent
     else:
-        data, folder = _read_yaml(path, chain), path.parent
+        data, folder = read_yaml_mapping(path, chain), path.parent
         if "sweep" in data:
             names = list(_expand_sweep(path, data))
             stem = path.with_suffix("")
@@ -245,7 +250,7 @@ def shipped_configs(prefix: str = "") -> list[str]:
         if not p.is_file():
             continue
         stem = p.relative_to(root).with_suffix("").as_posix()
-        data = _read_yaml(p, ())
+        data = read_yaml_mapping(p, ())
         names += [f"{stem}/{row}" for row in _expand_sweep(p, data)] if "sweep" in data else [stem]
     return sorted(n for n in names if n.startswith(prefix))
 

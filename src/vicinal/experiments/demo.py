@@ -23,7 +23,16 @@ from .config import ConfigError, ExperimentConfig, apply_overrides, config_from_
 from .stats import fmt_mean_std, mean_std
 from .trainer import Trainer
 
-__all__ = ["DEMO_CONFIG", "DEMO_ALPHA", "DEMO_EPS", "DEMO_SEEDS", "DemoRow", "run_demo", "format_table"]
+__all__ = [
+    "DEMO_CONFIG",
+    "DEMO_ALPHA",
+    "DEMO_EPS",
+    "DEMO_SEEDS",
+    "DemoRow",
+    "check_demo_options",
+    "run_demo",
+    "format_table",
+]
 
 # The small convnet of the models package on 1x8x8 digits (pixels / 16, in [0, 1]); 1,198 train / 599 test
 # images per seed (the split is seeded too). Cosine schedule, no augmentation (8x8 digits have no room to crop).
@@ -84,6 +93,22 @@ def demo_configs(alpha: float = DEMO_ALPHA, overrides: Sequence[str] = ()) -> li
     return [("ERM", erm), (f"mixup (alpha={alpha:g})", mix)]
 
 
+def check_demo_options(
+    *, seeds: int, alpha: float, eps: float, overrides: Sequence[str] = ()
+) -> list[tuple[str, ExperimentConfig]]:
+    """Check the demo's options (ConfigError naming the first bad one); returns :func:`demo_configs`.
+
+    Everything is checked before anything trains or prints, so that an error is the only line the command shows.
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ConfigError(f"--eps must be a finite float >= 0, got {eps}")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ConfigError(f"--alpha must be a finite float >= 0, got {alpha}")
+    return demo_configs(alpha, overrides)  # the --set overrides, applied to both methods' configs
+
+
 def run_demo(
     *,
     seeds: int = DEMO_SEEDS,
@@ -95,10 +120,7 @@ def run_demo(
 ) -> tuple[list[DemoRow], str]:
     """Train ERM and mixup for ``seeds`` seeds, attack each model with FGSM, return rows and the table text."""
     stream = stream or sys.stdout
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ConfigError(f"--eps must be a finite float >= 0, got {eps}")
+    configs = check_demo_options(seeds=seeds, alpha=alpha, eps=eps, overrides=overrides)
     t0 = time.perf_counter()
     tmp = None
     if out is None:
@@ -107,7 +129,7 @@ def run_demo(
     out = Path(out)
     rows = []
     try:
-        for label, cfg in demo_configs(alpha, overrides):
+        for label, cfg in configs:
             row = DemoRow(label, [], [])
             for seed in range(seeds):
                 run_cfg = apply_overrides(cfg, [f"train.seed={seed}"])

@@ -39,17 +39,20 @@ def dist_env() -> tuple[int, int, int]:
     return rank, world, local
 
 
-def check_device(name: str, what: str = "train.device") -> None:
-    """Raise RunError unless device ``name`` (cpu, cuda, cuda:N, mps) exists on this machine."""
+def check_device(name: str, what: str = "train.device", *, fallback: str = "auto or cpu") -> None:
+    """Raise RunError unless device ``name`` (cpu, cuda, cuda:N, mps) exists on this machine.
+
+    ``fallback``: the values of ``what`` the error suggests instead (those the caller accepts that always work).
+    """
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RunError(f"{what} is {name!r} but CUDA is not available on this machine (use auto or cpu)")
+            raise RunError(f"{what} is {name!r} but CUDA is not available on this machine (use {fallback})")
         if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
             raise RunError(f"{what} is {name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise RunError(f"{what} is 'mps' but MPS (Apple GPU) is not available on this machine (use auto or cpu)")
+            raise RunError(f"{what} is 'mps' but MPS (Apple GPU) is not available on this machine (use {fallback})")
 
 
 def resolve_device(name: str, local_rank: int) -> torch.device:

@@ -196,14 +196,19 @@ def _note_finished(out: Path, runs: list[Path]) -> None:
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------
+def _check_seeds(seeds: int | None) -> None:
+    """``--seeds`` (None: the table's count) must be >= 1, for trainer and runner tables alike."""
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+
+
 def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Table, list[dict[str, Any]], Path]:
     """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each.
 
     ``table``: the table ``args.table`` when the caller already looked it up (default: look it up).
     """
     table = table if table is not None else get_table(args.table)
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    _check_seeds(args.seeds)
     out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
     plan = []
     # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
@@ -254,6 +259,7 @@ def reproduce(args: argparse.Namespace) -> int:
     """`vicinal reproduce`: every row x seed of a table, then the report (see the module doc)."""
     started = time.time()
     table = get_table(args.table)
+    _check_seeds(args.seeds)  # before the runner branch: a dry run of a runner table prints its plan
     if table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
         if getattr(args, "shard", None) is not None:
             raise ConfigError(f"--shard: table {table.name!r} trains as one batched job and cannot be split")

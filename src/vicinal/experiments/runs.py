@@ -48,6 +48,7 @@ import torch
 import yaml
 
 from .config import ExperimentConfig, config_to_dict, load_config
+from .config_yaml import ConfigError, describe, read_yaml_mapping
 from .errors import ReportError, RunError
 from .paths import source_root
 
@@ -238,8 +239,12 @@ def _read_object(path: Path) -> dict[str, Any] | None:
     return obj
 
 
-def read_jsonl(path: str | Path) -> list[Any]:
-    """The records of a ``.jsonl`` file, blank lines skipped; [] when absent. A bad line is a RunError naming it."""
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records (JSON objects) of a ``.jsonl`` file, blank lines skipped; [] when absent.
+
+    A line that is not JSON, or is JSON but not an object, is a RunError naming the file and the line: every
+    reader of the records looks fields up by name.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -249,9 +254,12 @@ def read_jsonl(path: str | Path) -> list[Any]:
     for i, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 raise RunError(f"'{path}' line {i} is not valid JSON") from None
+            if not isinstance(record, dict):
+                raise RunError(f"'{path}' line {i} is not a JSON object (got {type(record).__name__})")
+            records.append(record)
     return records
 
 
@@ -286,7 +294,7 @@ def append_metrics(run_dir: str | Path, *records: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``run_dir/metrics.jsonl`` ([] when absent); a line that is not JSON is a RunError."""
+    """The records of ``run_dir/metrics.jsonl`` ([] when absent); a line that is not a JSON object is a RunError."""
     return read_jsonl(Path(run_dir) / METRICS)
 
 
@@ -367,7 +375,7 @@ class Run:
 
     @property
     def seed(self) -> int | None:
-        return self.config.get("train", {}).get("seed")
+        return (self.config.get("train") or {}).get("seed")  # `train:` left empty reads as None
 
     @property
     def status(self) -> str:
@@ -378,18 +386,26 @@ def load_run(path: str | Path) -> Run:
     """Read ``config.yaml``, ``metrics.jsonl`` and ``summary.json`` of a run folder.
 
     The config is kept as the plain mapping stored in the folder (not re-validated: a report still reads runs
-    whose config holds a key that a later version of the lab removed).
+    whose config holds a key that a later version of the lab removed). Only its shape is checked: a mapping, with
+    a mapping (or nothing) under ``train``, where :attr:`Run.seed` looks.
+
+    Raises:
+        ReportError: no config.yaml, or a config.yaml, metrics.jsonl or summary.json that cannot be read as such
+            (one line naming the file).
     """
     path = Path(path)
     cfg_path = path / CONFIG
     if not cfg_path.is_file():
         raise ReportError(f"'{path}' is not a run folder (no config.yaml)")
-    config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
     try:
+        config = read_yaml_mapping(cfg_path)
         records = read_metrics(path)
         summary = read_summary(path) or {}
-    except RunError as exc:
+    except (ConfigError, RunError) as exc:
         raise ReportError(str(exc)) from None
+    train = config.get("train")
+    if train is not None and not isinstance(train, Mapping):
+        raise ReportError(f"config file '{cfg_path}': key 'train' must be a mapping, got {describe(train)}")
     return Run(path, config, records, summary)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.experiments.lab_helpers import spy_atomic_writes
 from vicinal.experiments.report import ReportError
 from vicinal.experiments.report.document import environment_tag, make_document, md_blocks
 from vicinal.experiments.tasks.figures import figure3b
@@ -123,6 +124,24 @@ def test_document_errors(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(ReportError, match="'.*x.txt' is not a run folder, PNG, figure JSON or markdown file"):
         make_document([tmp_path / "x.txt"], tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "../up"])
+def test_a_page_name_that_is_not_a_plain_file_stem_is_refused(tmp_path: Path, name: str) -> None:
+    match = rf"^page name {re.escape(repr(name))} must be a plain file stem: not empty, without a path separator"
+    with pytest.raises(ReportError, match=match):
+        make_document([tmp_path / "missing"], tmp_path / "out", name=name)  # refused before the inputs are read
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_pages_are_written_atomically(
+    inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = spy_atomic_writes(monkeypatch)
+    result = make_document([inputs["runs"]], tmp_path / "doc", name="page")
+    assert {"page.md", "page.html"} <= {p.name for p in written}
+    assert [p.name for p in result["files"]] == ["page.md", "page.html"]
+    assert not list((tmp_path / "doc").glob(".*.tmp"))  # no temporary file left behind
 
 
 def test_md_blocks() -> None:

@@ -21,6 +21,7 @@ import argparse
 import base64
 import html
 import json
+import os
 import platform
 import re
 import shlex
@@ -34,11 +35,20 @@ from typing import Any
 import torch
 
 from ..errors import RunError
-from ..runs import provenance, read_provenance
+from ..runs import provenance, read_provenance, write_text
 from ..tasks import TABLES, load_tables
 from .report import ReportError, group_runs, load_run, make_report
 
-__all__ = ["Document", "collect", "environment", "environment_tag", "main", "make_document", "md_blocks"]
+__all__ = [
+    "Document",
+    "check_page_name",
+    "collect",
+    "environment",
+    "environment_tag",
+    "main",
+    "make_document",
+    "md_blocks",
+]
 
 PROG = "python -m vicinal.experiments.report.document"
 MAX_PLOTTED_GROUPS = 12  # a test-error plot with more lines than this is unreadable; the CSV has the numbers
@@ -392,6 +402,16 @@ def _environment_blocks(runs: Sequence[Path]) -> list[Block]:
     return blocks
 
 
+def check_page_name(name: str, what: str = "page name") -> None:
+    """Raise ReportError unless ``name`` is a plain file stem: the pages are ``<name>.md`` and ``<name>.html`` in
+    the output folder, so a separator would write elsewhere (or fail) and a leading dot would hide them."""
+    separators = {"/", os.sep, os.altsep or "/", "\0"}
+    if not name or name.startswith(".") or any(c in name for c in separators):
+        raise ReportError(
+            f"{what} {name!r} must be a plain file stem: not empty, without a path separator, not starting with '.'"
+        )
+
+
 def make_document(
     inputs: Iterable[str | Path],
     out_dir: str | Path,
@@ -413,6 +433,7 @@ def make_document(
     Returns:
         ``{"markdown": str, "html": str, "files": [md, html], "tables": [table names], "figures": [png paths]}``.
     """
+    check_page_name(name)
     inputs = [Path(p) for p in inputs]
     out_dir = Path(out_dir)
     doc = collect(inputs, exclude=out_dir)
@@ -455,8 +476,8 @@ def make_document(
     markdown = _render_md(blocks, images)
     page = _render_html(blocks, title)
     md_path, html_path = out_dir / f"{name}.md", out_dir / f"{name}.html"
-    md_path.write_text(markdown, encoding="utf-8")
-    html_path.write_text(page, encoding="utf-8")
+    write_text(md_path, markdown)
+    write_text(html_path, page)
     return {
         "markdown": markdown,
         "html": page,

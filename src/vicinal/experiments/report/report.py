@@ -14,7 +14,6 @@ so no task imports the report.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import statistics
@@ -26,7 +25,7 @@ from typing import Any
 from ..config import flat_config
 from ..errors import ReportError
 from ..reliability import reliability_bins, save_reliability_diagram
-from ..runs import Run, find_runs, load_run
+from ..runs import Run, find_runs, load_run, write_csv, write_text
 from ..stats import fmt_mean_std, mean_std, paired
 from ..tasks import TABLES, load_tables
 
@@ -307,24 +306,24 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
             lines += t.sections(runs, stats, out)
     markdown = "\n".join(lines) + "\n"
     files = [out / "report.md", out / "report.csv", out / "runs.csv", out / "test_error.png"]
-    files[0].write_text(markdown, encoding="utf-8")
-
-    with files[1].open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(stats[0]) if stats else ["name"])
-        writer.writeheader()
-        for s in stats:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()})
+    # Written atomically (runs.write_text / write_csv), like every file of a run folder: a reader of the report
+    # folder never sees half a file.
+    write_text(files[0], markdown)
+    write_csv(
+        files[1],
+        list(stats[0]) if stats else ["name"],
+        ({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()} for s in stats),
+    )
     run_fields = ["name", "seed", "status", "path", "epochs_completed"] + [
         k for k, _ in (*_COLUMNS, *_MEASURED_COLUMNS)
     ]
     run_fields.append("train_time_s")
-    with files[2].open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=run_fields)
-        writer.writeheader()
-        for run in runs:
-            # Relative to the report folder, so a committed report says nothing of one machine's layout.
-            row = {"name": run.name, "seed": run.seed, "status": run.status, "path": _relpath(run.path, out)}
-            row.update({k: run.summary.get(k) for k in run_fields[4:]})
-            writer.writerow(row)
+    run_rows = []
+    for run in runs:
+        # Relative to the report folder, so a committed report says nothing of one machine's layout.
+        row = {"name": run.name, "seed": run.seed, "status": run.status, "path": _relpath(run.path, out)}
+        row.update({k: run.summary.get(k) for k in run_fields[4:]})
+        run_rows.append(row)
+    write_csv(files[2], run_fields, run_rows)
     _plot(groups, files[3])
     return {"markdown": markdown, "groups": stats, "files": files}
