@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vicinal.experiments import runs
 from vicinal.experiments.config import ExperimentConfig
 from vicinal.experiments.errors import ReportError, RunError
 from vicinal.experiments.runs import (
@@ -138,3 +139,14 @@ def test_load_run_reads_an_empty_train_section_as_no_seed(tmp_path: Path) -> Non
     (tmp_path / "config.yaml").write_text("name: x\ntrain:\n")
     run = load_run(tmp_path)
     assert (run.name, run.seed, run.records, run.status) == ("x", None, [], "unknown")
+
+
+def test_provenance_names_the_code_the_process_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite process that trains for hours ran the code it imported; its runs once named the later HEAD."""
+    monkeypatch.setattr(runs, "_GIT_AT_LOAD", {"git_commit": "a" * 40, "git_dirty": False})
+    monkeypatch.setattr(runs, "_git", lambda *args: "b" * 40 if args == ("rev-parse", "HEAD") else "")
+    state = runs.git_state()
+    assert state == {"git_commit": "a" * 40, "git_dirty": False, "git_head_now": "b" * 40}
+    monkeypatch.setattr(runs, "_git", lambda *args: "a" * 40 if args == ("rev-parse", "HEAD") else "")
+    assert runs.git_state() == {"git_commit": "a" * 40, "git_dirty": False}
+    assert runs.provenance()["git_commit"] == "a" * 40

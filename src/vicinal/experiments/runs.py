@@ -440,10 +440,29 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def git_state() -> dict[str, Any]:
-    """``git_commit`` (None outside a source checkout) and ``git_dirty``: tracked files differ from the commit."""
+def _read_git_state() -> dict[str, Any]:
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"git_commit": _git("rev-parse", "HEAD") or None, "git_dirty": None if status is None else bool(status)}
+
+
+# The checkout when this process loaded the lab (read at the end of this module). A long-lived process (a CPU suite
+# trains for hours) runs the code it imported then, whatever HEAD becomes: its runs must name that commit.
+_GIT_AT_LOAD: dict[str, Any] | None = None
+
+
+def git_state() -> dict[str, Any]:
+    """``git_commit`` of the code this process runs (the checkout when it loaded the lab; None outside a source
+    checkout), ``git_dirty`` (tracked files then differed from that commit), and ``git_head_now`` when HEAD has
+    moved since (commits made while the process ran)."""
+    global _GIT_AT_LOAD
+    if _GIT_AT_LOAD is None:
+        _GIT_AT_LOAD = _read_git_state()
+    state = dict(_GIT_AT_LOAD)
+    if state["git_commit"] is not None:
+        now = _git("rev-parse", "HEAD") or None
+        if now != state["git_commit"]:
+            state["git_head_now"] = now
+    return state
 
 
 def package_versions() -> dict[str, str | None]:
@@ -594,3 +613,6 @@ def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+_GIT_AT_LOAD = _read_git_state()  # see git_state: the code this process loaded
