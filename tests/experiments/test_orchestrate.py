@@ -22,6 +22,7 @@ import pytest
 
 from vicinal.experiments import orchestrate
 from vicinal.experiments.cli import main
+from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 
 DEMO = configs_dir() / "demo" / "digits.yaml"
@@ -246,7 +247,8 @@ def test_a_plan_of_max_steps_runs_ends(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([*two_epochs, "train.max_steps=1", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count("[  done]") == 4
     assert all(json.loads(p.read_text())["global_step"] == 1 for p in summaries)
-    assert main([*two_epochs, "train.max_steps=2", "--out", str(tmp_path)]) == 0
+    with pytest.warns(LabWarning, match=r"with train.max_steps 1 -> 2$"):
+        assert main([*two_epochs, "train.max_steps=2", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count("[resume]") == 4
     finished = [json.loads(p.read_text()) for p in summaries]
     assert all(s["global_step"] == 2 and s["status"] == "complete" for s in finished)  # the limit met the end

@@ -19,6 +19,7 @@ from vicinal.experiments import build, callbacks, checkpoint, distributed, evalu
 from vicinal.experiments.checkpoint import CheckpointError, load_checkpoint
 from vicinal.experiments.config import apply_overrides, config_from_dict
 from vicinal.experiments.data import seeds
+from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.trainer import (
     TIMING_FIELDS,
     RunError,
@@ -102,7 +103,8 @@ def test_a_step_limit_pauses_and_a_raised_limit_resumes_bit_identically(
     assert again.fit()["status"] == "max_steps" and again.global_step == limit
     # the limit lifted: the run continues as if it had never stopped
     resumed = Trainer(tiny_config("train.max_steps=null"), run, resume=True, quiet=True)
-    assert resumed.fit()["status"] == "complete"
+    with pytest.warns(LabWarning, match=rf"with train.max_steps {limit} -> None$"):
+        assert resumed.fit()["status"] == "complete"
     a, b = state_of(full), state_of(resumed)
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -278,7 +280,8 @@ def test_resume_may_extend_training(straight: tuple[Trainer, Path], tmp_path: Pa
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     t = Trainer(tiny_config("train.epochs=5"), copy, resume=True, quiet=True)
-    s = t.fit()
+    with pytest.warns(LabWarning, match=r"resuming '.*copy' with train.epochs 4 -> 5$"):
+        s = t.fit()
     assert s["epochs_completed"] == 5 and [r["epoch"] for r in t.records] == [1, 2, 3, 4, 5]
     assert yaml.safe_load((copy / "config.yaml").read_text())["train"]["epochs"] == 5
 
