@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,20 @@ def test_provenance_names_the_code_the_process_loaded(monkeypatch: pytest.Monkey
     monkeypatch.setattr(runs, "_git", lambda *args: "a" * 40 if args == ("rev-parse", "HEAD") else "")
     assert runs.git_state() == {"git_commit": "a" * 40, "git_dirty": False}
     assert runs.provenance()["git_commit"] == "a" * 40
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mkstemp creates 0600: without the chmod every run file and report would be unreadable to the rest of a team
+    runs.write_text(tmp_path / "report.md", "x")
+    (tmp_path / "plain.md").write_text("x")
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == stat.S_IMODE((tmp_path / "plain.md").stat().st_mode)
+    mask = os.umask(0o027)
+    try:
+        assert runs._process_umask() == 0o027
+        monkeypatch.setattr(runs, "_FILE_MODE", 0o666 & ~runs._process_umask())
+        runs.write_text(tmp_path / "shared.md", "x")
+        (tmp_path / "shared-plain.md").write_text("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "shared.md").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "shared-plain.md").stat().st_mode) == 0o640

@@ -133,10 +133,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _process_umask() -> int:
+    # os.umask can only be read by setting it; done once at import, before any thread of this process writes files
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_process_umask()  # what open() would give a new file: mkstemp's 0600 would hide results
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Write ``path`` atomically: ``write(f)`` fills a temporary binary file, which then replaces ``path``.
 
-    The directory is created if needed. On any failure the temporary file is removed and ``path`` is untouched.
+    The directory is created if needed, and the file gets the permissions a plain ``open()`` would give it (the
+    umask's). On any failure the temporary file is removed and ``path`` is untouched.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -151,6 +162,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, make_gener
 from vicinal.experiments.data.uci import stratified_split
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import cache_dir, data_root
+from vicinal.experiments.runs import atomic_write
 
 __all__ = [
     "N_FRAMES",
@@ -223,16 +222,7 @@ def _cached(prefix: str, key: dict[str, Any], build: Callable[[], dict], use_cac
         except (RuntimeError, OSError, EOFError, ValueError):
             pass  # truncated or foreign file: rebuild it
     data = build()
-    # Write to a temporary file in the same folder, then rename: readers never see a half-written cache.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(data, fh)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is as readable as any other cache file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: torch.save(data, fh))  # readers never see a half-written cache
     return data, "miss"
 
 
