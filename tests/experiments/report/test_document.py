@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.experiments.lab_helpers import spy_atomic_writes
-from vicinal.experiments.report import ReportError
+from vicinal.experiments.report import ReportError, make_report
 from vicinal.experiments.report.document import environment_tag, make_document, md_blocks
 from vicinal.experiments.tasks.figures import figure3b
 from vicinal.experiments.trainer import summarize
@@ -161,3 +161,43 @@ def test_environment_tag() -> None:
     gpu = {"device": "NVIDIA H100 80GB HBM3", "cpu_count": 16, "versions": {"torch": "2.14.1+cu128"}}
     assert environment_tag(gpu) == "NVIDIA-H100-80GB-HBM3-torch2.14.1-cu128"
     assert re.fullmatch(r"[A-Za-z0-9._-]+", environment_tag())
+
+
+def _png(path: Path, shade: int) -> Path:
+    """A tiny distinct PNG (matplotlib is a lab dependency)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, [[shade / 255.0]], cmap="gray", vmin=0.0, vmax=1.0)
+    return path
+
+
+def test_reports_beside_runs_are_rebuilt_not_repeated(inputs: dict[str, Path], tmp_path: Path) -> None:
+    # what `vicinal reproduce` leaves beside a table's runs: the page would list its tables and plots twice
+    report = inputs["runs"] / "report"
+    make_report([inputs["runs"] / "c10-erm", inputs["runs"] / "c10-mixup"], report)
+    md = make_document([inputs["runs"]], tmp_path / "doc")["markdown"]
+    assert "From " not in md and "## Figures" not in md
+    # given on its own (no runs beside it), a report folder is the page's content
+    md = make_document([report], tmp_path / "doc2")["markdown"]
+    assert f"## From {(report / 'report.md').resolve()}" in md
+
+
+def test_images_of_one_name_stay_distinct_and_markdown_images_are_placed(tmp_path: Path) -> None:
+    a = _png(tmp_path / "cifar" / "report" / "test_error.png", 10)
+    b = _png(tmp_path / "speech" / "report" / "test_error.png", 200)
+    notes = tmp_path / "notes" / "gan.md"
+    _png(notes.parent / "plots" / "modes.png", 90)
+    notes.write_text("# GAN\n\n![modes over iterations](plots/modes.png)\n\n![missing](nothere.png)\n")
+    out = tmp_path / "doc"
+    result = make_document([tmp_path / "cifar", tmp_path / "speech", notes], out)
+    md, page = result["markdown"], result["html"]
+    copies = sorted((out / "figures").iterdir())
+    assert [c.name for c in copies] == ["modes.png", "report-test_error.png", "test_error.png"]
+    assert {c.read_bytes() for c in copies[1:]} == {a.read_bytes(), b.read_bytes()}  # neither overwrote the other
+    assert "](figures/modes.png)" in md and "![missing](nothere.png)" in md  # a missing file stays text
+    for png in (a, b, notes.parent / "plots" / "modes.png"):
+        assert base64.b64encode(png.read_bytes()).decode() in page

@@ -78,11 +78,17 @@ def _figure_meta(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _is_report_folder(folder: Path) -> bool:
+    """A folder ``vicinal report`` wrote: its page and both CSV files."""
+    return all((folder / f).is_file() for f in ("report.md", "report.csv", "runs.csv"))
+
+
 def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Document:
     """Find run folders, figures (PNG + JSON), loose PNG and markdown files at or below ``inputs``.
 
-    Files inside run folders are not collected separately (a run's plots belong to it); ``exclude`` (the output
-    folder) is skipped, so a document can be rebuilt in place.
+    Files inside run folders are not collected separately (a run's plots belong to it), nor, in a folder that holds
+    runs, the report folders written by ``vicinal report`` (the page rebuilds those tables from the runs); ``exclude``
+    (the output folder) is skipped, so a document can be rebuilt in place.
 
     Raises:
         ReportError: an input does not exist, or nothing usable was found.
@@ -110,10 +116,14 @@ def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Docume
         else:
             found_runs = {c.parent.resolve() for c in p.rglob("config.yaml") if not skip(c)}
             runs |= found_runs
+            # reports `vicinal report` (or reproduce) wrote beside these runs: the page rebuilds their tables and
+            # plots from the runs themselves, so their copies would only repeat them
+            reports = {f.parent.resolve() for f in p.rglob("report.csv") if _is_report_folder(f.parent)}
+            owned = found_runs | (reports if found_runs else set())
             files = [
                 f
                 for f in sorted(p.rglob("*"))
-                if f.is_file() and not skip(f) and not any(r in f.resolve().parents for r in found_runs)
+                if f.is_file() and not skip(f) and not any(r in f.resolve().parents for r in owned)
             ]
         for f in files:
             suffix = f.suffix.lower()
@@ -212,11 +222,25 @@ def _table_html(md: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def md_blocks(text: str, shift: int = 0) -> list[Block]:
-    """Parse the markdown subset the lab writes (headings, pipe tables, ``-`` lists, code fences, paragraphs).
+_IMAGE_LINE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
-    Headings are demoted by ``shift`` levels (a table's own ``#`` title sits under the document's ``##``). Anything
-    else is kept as paragraph text, which the HTML page escapes: no markdown input can inject HTML.
+
+def _local_png(base: Path | None, ref: str) -> Path | None:
+    """The PNG file a relative image link of a markdown file in ``base`` names, if it exists."""
+    if base is None or Path(ref).is_absolute() or not ref.lower().endswith(".png"):
+        return None
+    target = base / ref
+    return target.resolve() if target.is_file() else None
+
+
+def md_blocks(text: str, shift: int = 0, base: Path | None = None) -> list[Block]:
+    """Parse the markdown subset the lab writes (headings, pipe tables, ``-`` lists, code fences, paragraphs, and
+    images on a line of their own).
+
+    Headings are demoted by ``shift`` levels (a table's own ``#`` title sits under the document's ``##``). An image
+    whose relative path names a PNG file under ``base`` (the markdown file's folder) becomes an image block, which
+    the page places beside itself; anything else is kept as paragraph text, which the HTML page escapes: no markdown
+    input can inject HTML.
     """
     blocks: list[Block] = []
     lines = text.splitlines()
@@ -240,7 +264,12 @@ def md_blocks(text: str, shift: int = 0) -> list[Block]:
             i = j + 1
             continue
         heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
-        if heading:
+        image = _IMAGE_LINE.fullmatch(stripped)
+        picture = _local_png(base, image.group(2)) if image else None
+        if image and picture is not None:
+            flush()
+            blocks.append(("img", picture, image.group(1)))
+        elif heading:
             flush()
             blocks.append(("h", min(len(heading.group(1)) + shift, 6), heading.group(2).strip()))
         elif stripped.startswith("|"):
@@ -333,20 +362,19 @@ def _reproduce_command(table: str, names: Sequence[str]) -> str | None:
     return f"vicinal reproduce {table} --scale {scale}"
 
 
-def _table_blocks(table: str, runs: list[Path], out_dir: Path, images: dict[Path, str]) -> list[Block]:
+def _table_blocks(table: str, runs: list[Path], out_dir: Path) -> list[Block]:
     label = table or "runs without a table"
     tdir = out_dir / "tables" / (table or "other")
     result = make_report(runs, tdir)
     # report.py's page minus its title; the paper column and its source come from the table (Table.paper).
     text = result["markdown"].split("\n", 1)[1] if result["markdown"].startswith("# ") else result["markdown"]
-    blocks: list[Block] = [("h", 2, f"Table: {label}"), *md_blocks(text, shift=2)]
+    blocks: list[Block] = [("h", 2, f"Table: {label}"), *md_blocks(text, shift=2, base=tdir)]
     blocks.append(
         ("p", f"CSV: `{(tdir / 'report.csv').relative_to(out_dir)}` (per row), `runs.csv` beside it (per run).")
     )
     loaded = [load_run(r) for r in runs]
     if len(result["groups"]) <= MAX_PLOTTED_GROUPS:
         plot = tdir / "test_error.png"
-        images[plot] = str(plot.relative_to(out_dir))
         blocks.append(("img", plot, f"{label}: test error against epochs (mean over seeds, band min-max)"))
     reproduce = _reproduce_command(table, [r.name for r in loaded]) if table else None
     if reproduce:
@@ -362,6 +390,36 @@ def _table_blocks(table: str, runs: list[Path], out_dir: Path, images: dict[Path
         ("table", "\n".join(lines))
     ]))  # fmt: skip
     return blocks
+
+
+def _place_images(blocks: list[Block], out_dir: Path, images: dict[Path, str], placed: dict[Path, Path]) -> list[Block]:
+    """Every image of the page inside ``out_dir``: a file already there stays, any other is copied into
+    ``figures/`` under a name no other image of this page has (the shortest tail of its path that is free, so three
+    reports' ``test_error.png`` stay three files). ``images`` maps each to its link, ``placed`` each copy to its
+    source."""
+    out_dir = out_dir.resolve()
+    result: list[Block] = []
+    for b in blocks:
+        if b[0] == "details":
+            result.append((*b[:2], _place_images(b[2], out_dir, images, placed)))
+            continue
+        if b[0] != "img":
+            result.append(b)
+            continue
+        src = Path(b[1]).resolve()
+        target = src
+        if out_dir not in src.parents:
+            fig_dir = out_dir / "figures"
+            fig_dir.mkdir(parents=True, exist_ok=True)
+            parts = src.parts[1:]
+            names = ["-".join(parts[-k:]) for k in range(1, len(parts) + 1)]
+            names += [f"{src.stem}-{i}{src.suffix}" for i in range(2, 2 + len(blocks))]
+            target = next(fig_dir / n for n in names if placed.get(fig_dir / n, src) == src)
+            placed[target] = src
+            shutil.copyfile(src, target)
+        images[target] = str(target.relative_to(out_dir))
+        result.append(("img", target, *b[2:]))
+    return result
 
 
 def _environment_blocks(runs: Sequence[Path]) -> list[Block]:
@@ -449,30 +507,23 @@ def make_document(
     contents = [f"table {t or '(none)'}" for t in tables] + [f"{n_fig} figure{'s' * (n_fig != 1)}"] * bool(n_fig)
     blocks.append(("p", f"Contents: {', '.join(contents + ['machine and versions'])}."))
     for table in tables:
-        blocks += _table_blocks(table, by_table[table], out_dir, images)
+        blocks += _table_blocks(table, by_table[table], out_dir)
     if doc.figures:
         blocks.append(("h", 2, "Figures"))
-        fig_dir = out_dir / "figures"
-        fig_dir.mkdir(exist_ok=True)
         for png, meta in doc.figures:
-            target = fig_dir / png.name
-            if target.resolve() != png:
-                if target.exists() and target.read_bytes() != png.read_bytes():
-                    target = fig_dir / f"{png.parent.name}-{png.name}"
-                shutil.copyfile(png, target)
-            images[target] = str(target.relative_to(out_dir))
             caption = str(meta.get("title") or png.stem)
-            blocks += [("h", 3, caption), ("img", target, f"{caption} ({png})")]
+            blocks += [("h", 3, caption), ("img", png, f"{caption} ({png})")]
             if meta.get("command"):
                 blocks.append(("code", str(meta["command"])))
     for md in doc.markdown:
-        blocks += [("h", 2, f"From {md}"), *md_blocks(md.read_text(encoding="utf-8"), shift=2)]
+        blocks += [("h", 2, f"From {md}"), *md_blocks(md.read_text(encoding="utf-8"), shift=2, base=md.parent)]
     blocks += _environment_blocks(doc.runs)
     if command is None:
         command = " ".join([PROG, *(shlex.quote(str(p)) for p in inputs), "--out", shlex.quote(str(out_dir))])
         command += f" --name {shlex.quote(name)}" if name != "report" else ""
     blocks += [("h", 2, "This page"), ("code", command)]
 
+    blocks = _place_images(blocks, out_dir, images, {})
     markdown = _render_md(blocks, images)
     page = _render_html(blocks, title)
     md_path, html_path = out_dir / f"{name}.md", out_dir / f"{name}.html"
