@@ -1,5 +1,7 @@
 """Batch transforms against the paper's formula, for a given (lam, perm), every variant and dtype."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -605,6 +607,24 @@ def test_drawn_inplace_lean_path_equals_mix_(dtype, shape):
         u = {torch.float32: 2.0**-24, torch.float64: 2.0**-53, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}[dtype]
         bound = 6 * u * (x0.double().abs() + x0.double()[p.perm].abs()) + 1e-30
         assert ((got.double() - ref.double()).abs() <= bound + u * ref.double().abs()).all()
+
+
+def test_lean_path_scratch_view_follows_shape_and_buffer_changes():
+    """The lean path keeps its gather buffer's (B, F) view between calls: batches of other shapes (same numel
+    included), and a larger batch that makes the chunked kernel grow the buffer, must not reuse a wrong view."""
+    mixer = vicinal.Mixup(1.0, num_classes=3, inplace=True, seed=1)
+    g = torch.Generator().manual_seed(0)
+    for shape in [(128, 3, 32, 32), (5, 7), (128, 3, 32, 32), (96, 3, 64, 64), (128, 3, 32, 32), (64, 6, 32, 32)]:
+        x0 = torch.randn(shape, generator=g)
+        y = torch.arange(shape[0]) % 3
+        p = mixer.sample(x0, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a view of the wrong shape would be resized by index_select, with a warning
+            got = mixer.apply_inputs(x0.clone(), p)
+        x2 = x0.reshape(shape[0], -1)
+        lam = p.lam
+        want = torch.lerp(x2, x2[p.perm], 1 - lam) if 1 - lam <= 0.5 else torch.lerp(x2[p.perm], x2, lam)
+        assert torch.equal(got.reshape(shape[0], -1), want), shape
 
 
 @pytest.mark.parametrize("inplace", [False, True])

@@ -80,6 +80,15 @@ def test_sample_lam_modes():
         sample_lam(1.0, 8, "row", generator=g)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 0.05, 0.2, 1, 1.0, 32.0])
+def test_one_lam_per_batch_is_the_first_component_of_sample_beta(alpha):
+    # the batch mode's fast path must draw the same stream as sample_beta: seeded runs regenerate bit for bit
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    fast = [sample_lam(alpha, 8, "batch", generator=g1) for _ in range(200)]
+    assert fast == [float(sample_beta(alpha, generator=g2)) for _ in range(200)]
+    assert all(type(v) is float for v in fast)
+
+
 @pytest.mark.parametrize(
     "alpha, err, msg",
     [
@@ -92,6 +101,8 @@ def test_sample_lam_modes():
 def test_bad_alpha(alpha, err, msg):
     with pytest.raises(err, match=msg):
         sample_beta(alpha, generator=torch.Generator())
+    with pytest.raises(err, match=msg):
+        sample_lam(alpha, 4, "batch", generator=torch.Generator())
 
 
 def test_dirichlet_needs_two_examples():

@@ -122,7 +122,8 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
             raise ValueError(f"integer labels must have shape (B,), got shape {tuple(y.shape)}")
         if num_classes is None:
             raise ValueError("num_classes is required to turn integer labels into one-hot targets")
-        lo, hi = torch.stack(torch.aminmax(y)).tolist()  # one reduction
+        mm = torch.aminmax(y)  # one reduction, then one device sync off the CPU (two cheap reads on it)
+        lo, hi = (mm.min.item(), mm.max.item()) if y.device.type == "cpu" else torch.stack(mm).tolist()
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"labels must be in [0, {num_classes}), got values from {lo} to {hi}")
         return num_classes

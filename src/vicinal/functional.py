@@ -193,11 +193,11 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
     if (
         not exact
         and not isinstance(lam, Tensor)
+        and x.is_cpu
+        and perm.is_cpu
         and x.is_floating_point()
-        and x.device.type == "cpu"
-        and perm.device.type == "cpu"
         and x.is_contiguous()
-        and x.numel() * x.element_size() <= _SINGLE_PASS_BYTES
+        and x.nbytes <= _SINGLE_PASS_BYTES
         and not (x.requires_grad and torch.is_grad_enabled())
         and not _functorch_wrapped(x)
     ):
@@ -205,7 +205,7 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
         # two ops (gather into the reused buffer, one lerp), so the same values bit for bit
         n = x.shape[0]
         x2 = x.view(n, -1)  # (B, F): index_select's row-copy path (a 4-D gather is several times slower)
-        ps = torch.index_select(x2, 0, perm, out=_scratch("p", x.numel(), x.dtype, x.device).view(n, -1))
+        ps = torch.index_select(x2, 0, perm, out=_scratch_rows("p", n, x2.shape[1], x.dtype))
         lam = float(lam)
         w = 1 - lam
         if w <= 0.5:
@@ -264,6 +264,7 @@ class _Workspace(threading.local):
 
     def __init__(self) -> None:
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
+        self.rows: dict[tuple[str, torch.dtype], Tensor] = {}  # the last (n, cols) view of each buffer
 
 
 _WORKSPACE = _Workspace()
@@ -278,6 +279,19 @@ def _scratch(slot: str, numel: int, dtype: torch.dtype, device: torch.device) ->
         buf = torch.empty(numel, dtype=dtype)
         _WORKSPACE.buffers[(slot, dtype)] = buf
     return buf[:numel]
+
+
+def _scratch_rows(slot: str, n: int, cols: int, dtype: torch.dtype) -> Tensor:
+    """``_scratch`` on CPU as an ``(n, cols)`` view, the view itself kept for the next call of the same shape (a
+    transform mixes batches of one shape: slicing and viewing the buffer cost as much as a small batch's lerp). A
+    kept view may outlive a buffer the chunked kernel has since replaced by a larger one: it still owns its memory
+    (at most _SINGLE_PASS_BYTES), so it stays correct."""
+    key = (slot, dtype)
+    view = _WORKSPACE.rows.get(key)
+    if view is None or view.shape != (n, cols):
+        view = _scratch(slot, n * cols, dtype, torch.device("cpu")).view(n, cols)
+        _WORKSPACE.rows[key] = view
+    return view
 
 
 def _slice_width(n: int, itemsize: int, chunk_bytes: int, min_cols: int) -> int:
@@ -562,7 +576,12 @@ def mixed_one_hot(
     """
     n = y.shape[0]
     _check_perm_shape(perm, n)  # the shape only: a shorter perm would leave rows of zeros, silently
-    lam = check_lam(lam, n)
+    return _mixed_one_hot(y, check_lam(lam, n), perm, num_classes, dtype)
+
+
+def _mixed_one_hot(y: Tensor, lam: float | Tensor, perm: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """:func:`mixed_one_hot` for a lam and perm already checked (drawn by a transform)."""
+    n = y.shape[0]
     idx = y.reshape(n, 1).long()
     out = torch.zeros(n, num_classes, dtype=dtype, device=y.device)
     pidx = idx.index_select(0, perm.to(y.device))

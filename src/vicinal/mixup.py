@@ -72,15 +72,15 @@ class MixParams:
 def _check_params_batch(params: MixParams, n: int, what: str) -> None:
     """Params apply to the batch they were drawn for: a shape check (no device sync) of what they index or weight.
     Applied to another batch size, a permutation would leave rows unmixed or fail deep inside an index op."""
-    drawn = {
-        "perm": params.perm,
-        "lam": params.lam if isinstance(params.lam, Tensor) else None,
-        "weights": params.weights,
-        "indices": None if params.indices is None else params.indices[0],
-        "partner_x": params.partner_x,
-        "noise": params.noise,
-    }
-    for name, t in drawn.items():
+    drawn = (
+        ("perm", params.perm),
+        ("lam", params.lam if isinstance(params.lam, Tensor) else None),
+        ("weights", params.weights),
+        ("indices", None if params.indices is None else params.indices[0]),
+        ("partner_x", params.partner_x),
+        ("noise", params.noise),
+    )
+    for name, t in drawn:
         if t is not None and t.dim() and t.shape[0] != n:
             raise ValueError(
                 f"these params were drawn for a batch of {t.shape[0]} samples ({name}) but the {what} have "
@@ -220,6 +220,8 @@ class BatchMix:
             and self.num_classes is not None
         ):
             # integer labels, no smoothing: two scatters, bit-identical to mixing the one-hots
+            if params._drawn:  # lam and perm come from sample() and the batch size was checked above
+                return F._mixed_one_hot(y, params.lam, params.perm, self.num_classes, torch.float32)
             return F.mixed_one_hot(y, params.lam, params.perm, self.num_classes)
         soft = self.soft_targets(y)
         partner = None if params.partner_y is None else self.soft_targets(params.partner_y)

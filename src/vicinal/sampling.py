@@ -10,6 +10,8 @@ is used instead (several times faster for one lam per batch).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -63,10 +65,20 @@ def sample_beta(alpha: float, size: tuple[int, ...] = (), *, generator: torch.Ge
     return sample_dirichlet(alpha, 2, size, generator=generator)[..., 0]
 
 
+@functools.lru_cache(maxsize=8)
+def _pair_concentration(alpha: float) -> Tensor:
+    """``(alpha, alpha)`` in float64, built once per alpha (read-only: the sampler never writes it)."""
+    return torch.full((2,), alpha, dtype=torch.float64)
+
+
 def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Generator) -> float | Tensor:
     """One lam per batch (``mode="batch"``, the paper's choice, returned as a float) or one per sample
     (``mode="sample"``, a float64 tensor of shape (B,))."""
     if mode == "batch":
+        alpha = check_alpha(alpha)
+        if alpha >= _LOG_SPACE_BELOW:
+            # sample_beta's fused draw, on a cached concentration tensor: the same values, a third of the time
+            return torch._sample_dirichlet(_pair_concentration(alpha), generator=generator).tolist()[0]
         return float(sample_beta(alpha, generator=generator))
     if mode == "sample":
         return sample_beta(alpha, (batch_size,), generator=generator)
