@@ -115,3 +115,25 @@ def test_labels_must_be_class_indices_and_grayscale_arrays_get_a_channel():
     for sample in (gray, torch.from_numpy(gray), Image.fromarray(gray)):  # (H, W) arrays as PIL "L" images
         x, _ = c([(sample, 1), (sample, 2)])
         assert x.shape == (2, 1, 8, 8) and torch.equal(x[0, 0], torch.from_numpy(gray))
+
+
+def test_one_call_stacking_equals_the_per_image_path():
+    """Tensors of one shape and plain labels are stacked in one call; anything else goes image by image. Both must
+    give the same batch and labels (and the per-image path keeps naming what is wrong)."""
+    from vicinal.collate import _labels, _stack_images, _to_chw_uint8
+
+    g = torch.Generator().manual_seed(0)
+    chw = [torch.randint(0, 256, (3, 4, 5), dtype=torch.uint8, generator=g) for _ in range(4)]
+    hw = [c[0] for c in chw]
+    mixed = [chw[0], chw[1].permute(1, 2, 0).numpy(), Image.fromarray(chw[2].permute(1, 2, 0).numpy()), chw[3]]
+    for images in (chw, hw, mixed):
+        assert torch.equal(_stack_images(images), torch.stack([_to_chw_uint8(i) for i in images]))
+    assert torch.equal(_stack_images(hw), torch.stack(hw).unsqueeze(1))
+    for raw in ([1, 2, 3], [torch.tensor(1), torch.tensor(2)], [torch.tensor([1]), torch.tensor([2])],
+                [np.int64(1), 2], [torch.tensor(1), 2]):  # fmt: skip
+        got = _labels(raw)
+        assert got.dtype == torch.int64 and got.tolist() == [int(v) for v in raw]
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        _stack_images([chw[0], chw[1][:, :2]])
+    with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.int16"):
+        _stack_images([c.short() for c in chw])

@@ -39,11 +39,27 @@ def _to_chw_uint8(img: Any) -> Tensor:
     return t
 
 
+def _stack_images(images: list[Any]) -> Tensor:
+    """``(B, C, H, W)`` uint8 from CHW uint8 tensors (or (H, W) ones), numpy HWC arrays or PIL images."""
+    if isinstance(images[0], Tensor):
+        # the common case (tensors of one shape and dtype) in one call: a per-image check costs as much as mixing
+        try:
+            stacked = torch.stack(images)
+        except (TypeError, RuntimeError):  # mixed types or shapes: the per-image path says what is wrong
+            stacked = None
+        if stacked is not None and stacked.dtype == torch.uint8 and stacked.dim() in (3, 4):
+            return stacked.unsqueeze(1) if stacked.dim() == 3 else stacked
+    return torch.stack([_to_chw_uint8(img) for img in images])
+
+
 def _labels(raw: list[Any]) -> Tensor:
     """Class indices ``(B,)`` int64; a float label is refused rather than truncated to a class."""
-    if all(isinstance(label, Tensor) and label.dim() == 0 for label in raw):
-        labels = torch.stack(raw)  # tensor labels (TensorDataset): one stack, no per-sample int()
-    else:
+    labels = None
+    try:  # one call for the common cases: Python ints (torchvision datasets), 0-d tensors (TensorDataset)
+        labels = torch.stack(raw) if isinstance(raw[0], Tensor) else torch.as_tensor(raw)
+    except (TypeError, RuntimeError, ValueError):
+        pass
+    if labels is None or labels.dim() != 1:  # e.g. one-element (1,) tensors, or a mix of tensors and numbers
         labels = torch.as_tensor([label.item() if isinstance(label, Tensor) else label for label in raw])
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.dim() != 1:
         raise TypeError(
@@ -88,7 +104,7 @@ class MixupCollate:
         if len(batch) == 0:
             raise ValueError("cannot collate an empty batch")
         self._maybe_reseed()
-        images = torch.stack([_to_chw_uint8(img) for img, _ in batch])  # (B, C, H, W) uint8
+        images = _stack_images([img for img, _ in batch])  # (B, C, H, W) uint8
         labels = _labels([label for _, label in batch])
         # the same stream as self.mixer(images, labels); in place because `images` is ours
         params = self.mixer.sample(images, labels)
