@@ -13,3 +13,4 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(VF, "_CHUNK_BYTES", 64)
     monkeypatch.setattr(VF, "_MIN_ROW_BYTES", 0)
     monkeypatch.setattr(VF, "_MIN_CHUNKED_BYTES", 0)
+    monkeypatch.setattr(VF, "_SINGLE_PASS_BYTES", 0)  # else batches this small take the one-slice path

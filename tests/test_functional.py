@@ -69,12 +69,12 @@ def test_chunked_paths_equal_formula(small_chunks, dtype, shape, channels_last):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_default_sizes_use_several_slices_and_stay_exact(dtype):
     # the kernel's real settings on a batch above the single-pass size: several slices in float32 and uint8
-    x = make((96, 3, 48, 48), dtype, seed=3)
+    x = make((160, 3, 64, 64), dtype, seed=3)
     assert VF._worth_chunking(x)
     if dtype in (torch.float32, torch.uint8):
-        assert x.numel() * 4 > VF._SINGLE_PASS_BYTES and 3 * 48 * 48 > VF._slice_width(96, 4, VF._CHUNK_BYTES, 16)
-    perm = torch.randperm(96, generator=torch.Generator().manual_seed(2))
-    for lam in lams(96, seed=1):
+        assert x.numel() * 4 > VF._SINGLE_PASS_BYTES and 3 * 64 * 64 > VF._slice_width(160, 4, VF._CHUNK_BYTES, 16)
+    perm = torch.randperm(160, generator=torch.Generator().manual_seed(2))
+    for lam in lams(160, seed=1):
         ref = mix_reference(x, lam, x[perm])
         assert torch.equal(VF.mix(x, lam, perm), ref)
         y = x.clone()
@@ -139,6 +139,8 @@ def test_uint8_extremes_round_to_nearest_even_and_stay_in_range(small_chunks):
 def test_uint8_every_pair_of_grey_levels(monkeypatch):
     monkeypatch.setattr(VF, "_CHUNK_BYTES", 1 << 14)  # 32 slices of 2048 columns
     monkeypatch.setattr(VF, "_MIN_ROW_BYTES", 0)
+    monkeypatch.setattr(VF, "_SINGLE_PASS_BYTES", 0)
+    monkeypatch.setattr(VF, "_Q_CHUNK_BYTES", 1 << 12)  # the fused uint8 pass in slices too
     # all 65536 (a, b) pairs: row 0 holds a, row 1 holds b; partners swap rows. Exhausts the kernel's rounding
     # (2**23 trick) against torch.round, ties included (lam = 0.5, 0.25 give exact .5 fractions).
     a = torch.arange(256, dtype=torch.uint8).repeat_interleave(256)
@@ -480,3 +482,16 @@ def test_cutmix_checks_partner_and_layout():
     expected = x.clone()
     expected[..., 0:4, 0:4] = p[..., 0:4, 0:4]
     assert torch.equal(VF.cutmix(x, (0, 4, 0, 4), partner=p), expected)
+
+
+def test_small_chunks_fixture_really_slices(small_chunks, monkeypatch):
+    # the slice tests above rest on this: tiny batches cut into many slices, in float and in the fused uint8 pass
+    calls = []
+    real = torch.index_select
+    monkeypatch.setattr(torch, "index_select", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(VF, "_Q_CHUNK_BYTES", 64)
+    perm = torch.tensor([1, 2, 3, 0])
+    for x in (make((4, 3, 8, 8), torch.float32), make((4, 3, 16, 16), torch.uint8)):
+        calls.clear()
+        VF.mix_(x, 0.3, perm)
+        assert len(calls) >= 8, x.dtype

@@ -155,7 +155,7 @@ def mix_(
     Works for any permutation (not only pairings that are involutions): on CPU the batch is processed one
     cache-sized slice of every sample at a time, and each slice's partners are gathered before the slice is
     overwritten, so each element is read from memory once and written once, and no batch-sized temporary is
-    allocated (scratch buffers of one slice are kept per thread and reused). Tensors that autograd or functorch
+    allocated (scratch buffers of one slice, at most 6 MiB, are kept per thread and reused). Tensors that autograd or functorch
     must see (``requires_grad``, ``vmap``) are mixed with the formula and copied back instead.
 
     Args:
@@ -255,7 +255,10 @@ _CHUNK_BYTES = 1 << 20  # bytes of one (B, Fc) slice: with two threads each core
 _MIN_ROW_BYTES = 16 << 10
 _MAX_SLICE_BYTES = 4 << 20
 _MIN_CHUNKED_BYTES = 1 << 18  # below this, the formula's few small ops are as fast as the slice loop
-_SINGLE_PASS_BYTES = 1 << 21  # up to this (batch in the compute dtype), one slice: batch + buffer fit 2 x 2 MiB L2
+# Up to this (batch in the compute dtype), one slice: the whole gather, then one pass. Measured on this project's
+# machine (benchmarks/README.md, 2 threads): warm or cold, one pass beats slices at 3 and 6 MiB in float32 (by 25-35%
+# at 64x3x64x64) and ties them in bfloat16; slices win from 12 MiB on, where batch + gathered copy crowd the L3.
+_SINGLE_PASS_BYTES = 6 << 20
 _ROUND_MAGIC = float(2**23)  # s + 2**23 rounds s in [0, 2**22) to an integer held in the low mantissa bits
 
 
@@ -356,7 +359,7 @@ def _mix_into(
     compute, itemsize = (x.dtype, x.element_size()) if x.is_floating_point() else (torch.float32, 4)
     if x.device.type != "cpu" or n * feats * itemsize <= _SINGLE_PASS_BYTES:
         # one slice: on accelerators (the gather buffer is the only temporary), and on CPU when the batch and its
-        # gathered copy fit the cores' L2 caches together (strided slices would only add work)
+        # gathered copy stay in cache together (strided slices would only add work)
         width = feats
     else:
         width = _slice_width(n, itemsize, _CHUNK_BYTES, 16)
