@@ -137,3 +137,36 @@ def test_one_call_stacking_equals_the_per_image_path():
         _stack_images([chw[0], chw[1][:, :2]])
     with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.int16"):
         _stack_images([c.short() for c in chw])
+
+
+def test_pil_images_that_are_not_8_bit_intensities_are_refused():
+    # np.asarray(img, dtype=uint8) turned a 16-bit 1000 into 232 and a float 0.5 into 0, silently
+    c = vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=0)
+    for img, match in (
+        (Image.fromarray(np.full((4, 4), 1000, dtype=np.uint16)), r"got an image of mode 'I;16' \(uint16 values\)"),
+        (Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32)), r"got an image of mode 'F' \(float32 values\)"),
+        (Image.new("1", (4, 4)), r"got an image of mode '1' \(bool values\)"),
+    ):
+        with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, " + match):
+            c([(img, 0), (img, 1)])
+    with pytest.raises(TypeError, match=r"needs pixel values, got a palette \('P'\) image; img.convert\('RGB'\) it"):
+        c([(Image.new("P", (4, 4)), 0), (Image.new("P", (4, 4)), 1)])
+
+
+def test_worker_seeds_mix_the_loader_seed_with_the_mixer_seed(monkeypatch):
+    """In a worker the mixer was seeded with the worker seed alone: the very numbers the worker's global RNG gives the
+    dataset's augmentations, whatever seed the mixer was given."""
+    info = type("Info", (), {"id": 0, "seed": 1234})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+
+    def first_draws(seed):
+        c = vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=seed)
+        c._maybe_reseed()
+        return torch.rand(4, generator=c.mixer.generator)
+
+    augmentations = torch.rand(4, generator=torch.Generator().manual_seed(1234))
+    assert not torch.equal(first_draws(0), augmentations)
+    assert torch.equal(first_draws(0), first_draws(0)) and not torch.equal(first_draws(0), first_draws(1))
+    epoch0 = first_draws(0)
+    info.seed = 1235  # the next epoch's workers: new numbers
+    assert not torch.equal(first_draws(0), epoch0)

@@ -29,7 +29,14 @@ def _to_chw_uint8(img: Any) -> Tensor:
         if t.dim() == 3:
             t = t.permute(2, 0, 1)  # numpy images are (H, W, C)
     else:  # a PIL image
-        arr = np.asarray(img, dtype=np.uint8)
+        mode = getattr(img, "mode", None)
+        if mode == "P":  # its values are palette indices, not intensities: mixing them mixes colour-table rows
+            raise TypeError("collate-time mixing needs pixel values, got a palette ('P') image; img.convert('RGB') it")
+        arr = np.asarray(img)  # no dtype=: a cast would wrap 16-bit and truncate float images silently
+        if arr.dtype != np.uint8:
+            raise TypeError(
+                f"collate-time mixing needs uint8 images, got an image of mode {mode!r} ({arr.dtype} values)"
+            )
         t = torch.from_numpy(arr.copy())
         t = t.permute(2, 0, 1) if t.dim() == 3 else t.unsqueeze(0)
     if t.dtype != torch.uint8:
@@ -79,9 +86,12 @@ class MixupCollate:
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.
 
-    Reproducibility across DataLoader workers: each worker re-seeds its copy once from
-    ``torch.utils.data.get_worker_info().seed`` (derived by the DataLoader from its own ``generator``), so the
-    workers draw different, reproducible streams. In the main process the transform's own generator is used.
+    Reproducibility across DataLoader workers: each worker re-seeds its copy once from two numbers, the worker's
+    ``torch.utils.data.get_worker_info().seed`` (which the DataLoader derives from its ``generator``, or from the
+    global torch RNG, anew for every epoch's workers) and the mixer's own seed, so the workers draw different
+    streams, each epoch new ones, and the same again when both the loader and the mixer are seeded. The worker seed
+    alone would replay the numbers the worker's global RNG gives the dataset's augmentations. In the main process
+    (``num_workers=0``) the mixer's own generator is used.
     """
 
     def __init__(self, mixer: BatchMix | None = None, *, alpha: float = 1.0, **kwargs: Any) -> None:
@@ -92,12 +102,14 @@ class MixupCollate:
         if mixer.uint8_output != "round":
             raise ValueError("MixupCollate keeps batches uint8: the mixer needs uint8_output='round'")
         self.mixer = mixer
+        self._seed = mixer.generator.initial_seed()  # the user's seed (or the OS entropy an unseeded mixer drew)
         self._worker_seeded: int | None = None
 
     def _maybe_reseed(self) -> None:
         info = torch.utils.data.get_worker_info()
         if info is not None and self._worker_seeded != info.id:
-            self.mixer.generator.manual_seed(info.seed)
+            seed = np.random.SeedSequence([info.seed, self._seed]).generate_state(1, np.uint64)[0]
+            self.mixer.generator.manual_seed(int(seed))
             self._worker_seeded = info.id
 
     def __call__(self, batch: Sequence[tuple[Any, Any]]) -> tuple[Tensor, Tensor]:
