@@ -477,6 +477,16 @@ def _mix_uint8_quantized(o2: Tensor, x2: Tensor, lam: float, idx: Tensor | None,
     """``o2 = round(lam * x2 + (1 - lam) * partner)`` for uint8 (B, F) views, one (B, Fc) slice at a time."""
     n, feats = x2.shape
     width = feats if n * feats <= _Q_CHUNK_BYTES else _slice_width(n, 1, _Q_CHUNK_BYTES, 64)
+    if width >= feats:  # one slice (collate-sized batches): the same ops without the per-slice views
+        qb = torch._empty_affine_quantized((n, feats), scale=1.0 - lam, zero_point=0, dtype=torch.quint8)
+        bs = torch.empty(0, dtype=torch.uint8, device=x2.device).set_(qb.untyped_storage(), 0, (n, feats), (feats, 1))
+        if idx is not None:
+            torch.index_select(x2, 0, idx, out=bs)
+        else:
+            assert p2 is not None
+            bs.copy_(p2)
+        torch.ops.quantized.add_out(_quantized_alias(x2, lam), qb, _quantized_alias(o2, 1.0))
+        return
     cols_max = min(width, feats)
     qb = torch._empty_affine_quantized((n * cols_max,), scale=1.0 - lam, zero_point=0, dtype=torch.quint8)
     qb_u8 = torch.empty(0, dtype=torch.uint8, device=x2.device).set_(qb.untyped_storage(), 0, (n * cols_max,), (1,))
