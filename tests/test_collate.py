@@ -149,8 +149,6 @@ def test_pil_images_that_are_not_8_bit_intensities_are_refused():
     ):
         with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, " + match):
             c([(img, 0), (img, 1)])
-    with pytest.raises(TypeError, match=r"needs pixel values, got a palette \('P'\) image; img.convert\('RGB'\) it"):
-        c([(Image.new("P", (4, 4)), 0), (Image.new("P", (4, 4)), 1)])
 
 
 def test_worker_seeds_mix_the_loader_seed_with_the_mixer_seed(monkeypatch):
@@ -170,3 +168,27 @@ def test_worker_seeds_mix_the_loader_seed_with_the_mixer_seed(monkeypatch):
     epoch0 = first_draws(0)
     info.seed = 1235  # the next epoch's workers: new numbers
     assert not torch.equal(first_draws(0), epoch0)
+
+
+def test_palette_and_hue_images_and_unusable_labels_are_named():
+    c = vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=0)
+    for mode, why in (("P", "palette indices"), ("PA", "palette indices"), ("HSV", "hue is an angle")):
+        img = Image.new(mode, (4, 4))
+        with pytest.raises(TypeError, match=rf"needs pixel intensities, got a '{mode}' image \({why}\)"):
+            c([(img, 0), (img, 1)])
+    img = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    assert c([(img, np.array(2)), (img, np.array([1]))])[1].argmax(1).tolist() == [2, 1]  # one-value arrays
+    for labels, what in (((torch.tensor([0.0, 1, 0]), torch.tensor([1.0, 0, 0])), r"Tensor of shape \(3,\)"),
+                         (("cat", "dog"), r"str of shape \(\)")):  # fmt: skip
+        with pytest.raises(TypeError, match=rf"needs integer class labels, one per sample; got {what}"):
+            c([(img, labels[0]), (img, labels[1])])
+
+
+def test_worker_seed_follows_a_mixer_seeded_after_wrapping(monkeypatch):
+    info = type("Info", (), {"id": 0, "seed": 77})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    late = vicinal.MixupCollate(vicinal.Mixup(1.0, num_classes=3))  # unseeded at construction
+    late.mixer.generator.manual_seed(5)
+    early = vicinal.MixupCollate(vicinal.Mixup(1.0, num_classes=3, seed=5))
+    late._maybe_reseed(), early._maybe_reseed()
+    assert torch.equal(torch.rand(4, generator=late.mixer.generator), torch.rand(4, generator=early.mixer.generator))

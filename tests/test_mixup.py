@@ -1,5 +1,6 @@
 """Batch transforms against the paper's formula, for a given (lam, perm), every variant and dtype."""
 
+import dataclasses
 import warnings
 
 import pytest
@@ -641,3 +642,30 @@ def test_params_apply_to_the_batch_they_were_drawn_for(inplace):
     pd = d.sample(torch.randn(8, 3), torch.randint(0, 10, (8,)))
     with pytest.raises(ValueError, match=r"drawn for a batch of 8 samples \(lam\) but the inputs have 5"):
         d.apply_inputs(torch.randn(5, 3), pd)
+
+
+def test_params_changed_with_replace_are_checked_again():
+    # _drawn once travelled through dataclasses.replace, so an edited lam skipped the checks of the drawn fast paths
+    x, y = torch.randn(8, 3, 4, 4), torch.arange(8) % 4
+    for inplace in (False, True):
+        m = vicinal.Mixup(1.0, num_classes=4, seed=0, inplace=inplace)
+        bad = dataclasses.replace(m.sample(x, y), lam=1.5)
+        with pytest.raises(ValueError, match=r"lam must be in \[0, 1\] \(a convex combination\), got 1.5"):
+            m.apply_targets(y, bad)
+        with pytest.raises(ValueError, match=r"lam must be in \[0, 1\] \(a convex combination\), got 1.5"):
+            m.apply_inputs(x.clone(), bad)
+        p = m.sample(x, y)
+        one = dataclasses.replace(p, lam=torch.tensor(p.lam, dtype=torch.float64))  # a 0-d lam means that float
+        assert torch.equal(m.apply_targets(y, one), m.apply_targets(y, p))
+
+
+def test_scratch_made_under_inference_mode_still_works_outside(monkeypatch):
+    monkeypatch.setattr(VF._WORKSPACE, "buffers", {})  # the next mix allocates them, here inside inference_mode
+    monkeypatch.setattr(VF._WORKSPACE, "rows", {})
+    x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+    for inplace in (False, True):
+        m = vicinal.Mixup(1.0, num_classes=10, seed=0, inplace=inplace)
+        with torch.inference_mode():
+            m(x.clone(), y)
+        got, _ = m(x.clone(), y)  # raised "Inplace update to inference tensor outside InferenceMode"
+        assert not got.is_inference()

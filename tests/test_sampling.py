@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from vicinal.sampling import new_generator, sample_beta, sample_dirichlet, sample_lam
+from vicinal.sampling import _pair_concentration, new_generator, sample_beta, sample_dirichlet, sample_lam
 
 # 20,000 draws: the KS statistic of a correct sampler stays below ~0.0096 (p = 0.05); we require p > 1e-3 at a
 # fixed seed, so a wrong distribution (e.g. Beta(alpha, 1)) fails by orders of magnitude.
@@ -125,3 +125,14 @@ def test_tiny_alpha_does_not_collapse_to_one_half():
     lam = sample_beta(0.001, (10_000,), generator=torch.Generator().manual_seed(0))
     assert float(((lam > 0.01) & (lam < 0.99)).double().mean()) < 0.01
     assert abs(float((lam > 0.5).double().mean()) - 0.5) < 0.025
+
+
+def test_batch_lam_does_not_keep_the_first_calls_default_device():
+    # the cached concentration once took the default device of its first call: one draw under torch.device("meta")
+    # broke every later draw at that alpha
+    _pair_concentration.cache_clear()
+    g = torch.Generator().manual_seed(0)
+    with torch.device("meta"):
+        inside = sample_lam(0.3, 4, "batch", generator=g)
+    outside = sample_lam(0.3, 4, "batch", generator=g)
+    assert isinstance(inside, float) and isinstance(outside, float)

@@ -20,6 +20,9 @@ from torch import Tensor
 
 from .mixup import BatchMix, Mixup
 
+# PIL modes whose 8-bit values are not intensities, so that a weighted average of two of them means nothing
+_NOT_INTENSITIES = {"P": "palette indices", "PA": "palette indices", "HSV": "hue is an angle"}
+
 
 def _to_chw_uint8(img: Any) -> Tensor:
     if isinstance(img, Tensor):
@@ -30,8 +33,11 @@ def _to_chw_uint8(img: Any) -> Tensor:
             t = t.permute(2, 0, 1)  # numpy images are (H, W, C)
     else:  # a PIL image
         mode = getattr(img, "mode", None)
-        if mode == "P":  # its values are palette indices, not intensities: mixing them mixes colour-table rows
-            raise TypeError("collate-time mixing needs pixel values, got a palette ('P') image; img.convert('RGB') it")
+        if mode in _NOT_INTENSITIES:
+            raise TypeError(
+                f"collate-time mixing needs pixel intensities, got a {mode!r} image ({_NOT_INTENSITIES[mode]}); "
+                "img.convert('RGB') it"
+            )
         arr = np.asarray(img)  # no dtype=: a cast would wrap 16-bit and truncate float images silently
         if arr.dtype != np.uint8:
             raise TypeError(
@@ -59,6 +65,15 @@ def _stack_images(images: list[Any]) -> Tensor:
     return torch.stack([_to_chw_uint8(img) for img in images])
 
 
+def _scalar(label: Any) -> Any:
+    """One label as a Python number: one-element tensors and arrays give their value."""
+    if isinstance(label, Tensor | np.ndarray):
+        if (label.size if isinstance(label, np.ndarray) else label.numel()) != 1:
+            raise TypeError("not one value")
+        return label.item()
+    return label
+
+
 def _labels(raw: list[Any]) -> Tensor:
     """Class indices ``(B,)`` int64; a float label is refused rather than truncated to a class."""
     labels = None
@@ -67,7 +82,13 @@ def _labels(raw: list[Any]) -> Tensor:
     except (TypeError, RuntimeError, ValueError):
         pass
     if labels is None or labels.dim() != 1:  # e.g. one-element (1,) tensors, or a mix of tensors and numbers
-        labels = torch.as_tensor([label.item() if isinstance(label, Tensor) else label for label in raw])
+        try:
+            labels = torch.as_tensor([_scalar(label) for label in raw])
+        except (TypeError, ValueError, RuntimeError):
+            kinds = sorted({f"{type(label).__name__} of shape {tuple(np.shape(label))}" for label in raw})
+            raise TypeError(
+                f"MixupCollate needs integer class labels, one per sample; got {', '.join(kinds)}"
+            ) from None
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.dim() != 1:
         raise TypeError(
             f"MixupCollate needs integer class labels, one per sample; got {labels.dtype} labels of shape "
@@ -102,13 +123,14 @@ class MixupCollate:
         if mixer.uint8_output != "round":
             raise ValueError("MixupCollate keeps batches uint8: the mixer needs uint8_output='round'")
         self.mixer = mixer
-        self._seed = mixer.generator.initial_seed()  # the user's seed (or the OS entropy an unseeded mixer drew)
         self._worker_seeded: int | None = None
 
     def _maybe_reseed(self) -> None:
         info = torch.utils.data.get_worker_info()
         if info is not None and self._worker_seeded != info.id:
-            seed = np.random.SeedSequence([info.seed, self._seed]).generate_state(1, np.uint64)[0]
+            # the mixer's seed as it stands when the loader starts (a manual_seed after wrapping counts)
+            mixer_seed = self.mixer.generator.initial_seed()
+            seed = np.random.SeedSequence([info.seed, mixer_seed]).generate_state(1, np.uint64)[0]
             self.mixer.generator.manual_seed(int(seed))
             self._worker_seeded = info.id
 

@@ -279,7 +279,8 @@ def _scratch(slot: str, numel: int, dtype: torch.dtype, device: torch.device) ->
         return torch.empty(numel, dtype=dtype, device=device)  # the caching allocator already reuses memory
     buf = _WORKSPACE.buffers.get((slot, dtype))
     if buf is None or buf.numel() < numel:
-        buf = torch.empty(numel, dtype=dtype)
+        with torch.inference_mode(False):  # made inside inference_mode it could not be written outside it again
+            buf = torch.empty(numel, dtype=dtype)
         _WORKSPACE.buffers[(slot, dtype)] = buf
     return buf[:numel]
 

@@ -65,8 +65,9 @@ class MixParams:
     noise: Tensor | None = None
     targets: str = "mixed"
     smoothing: float = 0.0
-    # set by BatchMix.sample: lam and perm were drawn (and so are valid), apply_inputs may skip re-checking them
-    _drawn: bool = field(default=False, repr=False, compare=False)
+    # set by BatchMix.sample: lam and perm were drawn (and so are valid), apply_* may skip re-checking them; not an
+    # init field, so dataclasses.replace(params, lam=...) gives params that are checked again
+    _drawn: bool = field(default=False, init=False, repr=False, compare=False)
 
 
 def _check_params_batch(params: MixParams, n: int, what: str) -> None:

@@ -68,7 +68,7 @@ def sample_beta(alpha: float, size: tuple[int, ...] = (), *, generator: torch.Ge
 @functools.lru_cache(maxsize=8)
 def _pair_concentration(alpha: float) -> Tensor:
     """``(alpha, alpha)`` in float64, built once per alpha (read-only: the sampler never writes it)."""
-    return torch.full((2,), alpha, dtype=torch.float64)
+    return torch.full((2,), alpha, dtype=torch.float64, device="cpu")  # not the default device of the first call
 
 
 def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Generator) -> float | Tensor:
