@@ -16,8 +16,9 @@ from vicinal.experiments.data import (
     TensorSplits,
     build_data,
     register_dataset,
+    streaming,
 )
-from vicinal.experiments.errors import LabWarning
+from vicinal.experiments.errors import DataError, LabWarning
 
 
 def test_imagefolder_memory_bundle(tmp_path: Path) -> None:
@@ -152,3 +153,39 @@ def test_short_classes_of_a_subset_are_warned_about() -> None:
     ):
         bundle = build_data(name, subset_per_class=50)
     assert bundle.train_dataset_y.bincount().tolist() == [50, 12, 50]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("digits", {"test_fraction": "abc"}, r"test_fraction must be a number in \(0, 1\), got 'abc'"),
+        ("digits", {"test_fraction": None}, r"test_fraction must be a number in \(0, 1\), got None"),
+        ("digits", {"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\), got 1.0"),
+        ("digits", {"test_fraction": float("nan")}, r"test_fraction must be in \(0, 1\), got nan"),
+        ("uci:iris", {"test_fraction": "abc"}, r"test_fraction must be a number in \(0, 1\), got 'abc'"),
+        ("uci:iris", {"val_fraction": None}, r"val_fraction must be a number in \[0, 1\), got None"),
+        ("imagefolder_memory", {"image_size": 0}, r"image_size must be >= 1, got 0"),
+        ("imagefolder_memory", {"image_size": 8.5}, r"image_size must be an int >= 1 or null, got 8.5"),
+        ("imagefolder_memory", {"crop_padding": -1}, r"crop_padding must be >= 0, got -1"),
+        ("imagefolder_memory", {"cache": "no"}, r"cache must be true or false, got 'no'"),
+        ("imagefolder", {"num_workers": -1}, r"num_workers must be >= 0, got -1"),
+        ("imagefolder", {"num_workers": "2"}, r"num_workers must be an int >= 0 or null, got '2'"),
+        ("imagefolder", {"image_size": 0}, r"image_size must be >= 1, got 0"),
+        ("imagefolder", {"resize": 2.5}, r"resize must be an int >= 1, got 2.5"),
+        ("cifar10", {"download": "no"}, r"download must be true or false, got 'no'"),
+    ],
+)
+def test_bad_option_values_are_data_errors(tmp_path: Path, name: str, kwargs: dict, match: str) -> None:
+    """Finding 2 of the data audit: these gave TypeErrors/RuntimeErrors, the streamed ones at the first batch."""
+    write_image_tree(tmp_path, {"train": 1, "test": 1}, size=(8, 8))
+    extra = {"progress": False} if name == "imagefolder_memory" else {}
+    with pytest.raises(DataError, match=f"^{match}$"):
+        build_data(name, root=tmp_path if "image" in name else None, **extra, **kwargs)
+
+
+def test_streamed_loader_checks_its_sizes() -> None:
+    samples = [("a.jpg", 0)]
+    with pytest.raises(DataError, match=r"^num_workers must be >= 0, got -2$"):
+        streaming.ImageFolderLoader(samples, train=True, batch_size=2, seed=0, device="cpu", num_workers=-2)
+    with pytest.raises(DataError, match=r"^batch_size must be an int >= 1, got 0.5$"):
+        streaming.ImageFolderLoader(samples, train=True, batch_size=0.5, seed=0, device="cpu")

@@ -11,10 +11,12 @@ and fresh `torch.Generator`s, never from global RNGs, so the batches of epoch ``
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -394,3 +396,86 @@ def unreadable_image(path: str | os.PathLike[str], exc: BaseException) -> DataEr
     """The user error for an image file that cannot be decoded (truncated, corrupt, not an image)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return DataError(f"image file '{path}' cannot be decoded ({type(exc).__name__}: {text}); replace or remove it")
+
+
+def no_class_folders(split_dir: str | os.PathLike[str]) -> str:
+    """The message for an ImageFolder split without class folders (in-memory and streamed loaders alike); when
+    the images lie directly in the split (as in ImageNet's official, flat validation tarball), it says so."""
+    flat = sum(1 for e in os.scandir(split_dir) if e.is_file() and not e.name.startswith("."))
+    hint = (
+        f"; it holds {flat} files directly: sort them into one sub-folder per class (ImageNet's validation "
+        "tarball is flat: move each image into the folder of its class, e.g. with the devkit's labels)"
+        if flat
+        else ""
+    )
+    return f"no class folders in {split_dir} (expected <split>/<class>/<image files>){hint}"
+
+
+def empty_class_folder(folder: str | os.PathLike[str], extensions: Iterable[str]) -> str:
+    """The message for an ImageFolder class folder that holds no image file with one of ``extensions``."""
+    return f"class folder {folder} has no image files ({', '.join(extensions)})"
+
+
+def file_list_key(root: Path, files: Iterable[tuple[str, int, int]], *, version: int, options: dict[str, Any]) -> str:
+    """The cache key of files decoded from one folder: a sha256 hex digest of the folder's resolved path, the
+    cache format ``version``, the decode ``options`` and each file's ``(relative path, size, st_mtime_ns)``.
+
+    Any added, removed, renamed or rewritten file (a rewrite changes the mtime even at the same size), or the same
+    names in another folder, changes the key, so a stale decoded cache is never reused.
+    """
+    head = f"v{version};{Path(root).resolve()};{sorted(options.items())!r}\n"
+    h = hashlib.sha256(head.encode())
+    for rel, size, mtime in files:
+        h.update(f"{rel}\t{size}\t{mtime}\n".encode())
+    return h.hexdigest()
+
+
+def stat_files(files: Iterable[Path], base: Path) -> list[tuple[str, int, int]]:
+    """``(path relative to base, size, st_mtime_ns)`` per file: the input of `file_list_key`."""
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append((f.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def check_fraction(name: str, value: Any, *, zero_ok: bool = False) -> float:
+    """A dataset option that is a share of the samples: a number in (0, 1), or [0, 1) with ``zero_ok``.
+
+    Raises:
+        DataError: ``value`` is not a number (a string, None, a bool) or lies outside the range; the message
+            names ``name`` and the value, so a bad ``data.kwargs`` entry is one line, not a traceback.
+    """
+    interval = "[0, 1)" if zero_ok else "(0, 1)"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(f"{name} must be a number in {interval}, got {value!r}")
+    if not ((0.0 <= value if zero_ok else 0.0 < value) and value < 1.0):  # also refuses nan
+        raise DataError(f"{name} must be in {interval}, got {value}")
+    return float(value)
+
+
+def check_option_int(name: str, value: Any, minimum: int, *, none_ok: bool = False) -> int | None:
+    """A dataset option that is a count or a size: an int >= ``minimum`` (or None with ``none_ok``).
+
+    Raises:
+        DataError: ``value`` is not an int (a float, a string, a bool) or is below ``minimum``; the message names
+            ``name`` and the value.
+    """
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{name} must be an int >= {minimum}{' or null' if none_ok else ''}, got {value!r}")
+    if value < minimum:
+        raise DataError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_option_bool(name: str, value: Any) -> bool:
+    """A dataset on/off option (``download``, ``cache``): True or False, not a string such as ``"no"``.
+
+    Raises:
+        DataError: ``value`` is not a bool (the message names ``name`` and the value).
+    """
+    if not isinstance(value, bool):
+        raise DataError(f"{name} must be true or false, got {value!r}")
+    return value

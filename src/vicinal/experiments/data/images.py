@@ -13,7 +13,6 @@ to PIL on the CIFAR files); non-JPEG files fall back to PIL.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -32,7 +31,13 @@ from tqdm.auto import tqdm
 from vicinal.experiments.data.base import (
     STREAM_SPLIT,
     TensorSplits,
+    check_fraction,
+    check_option_bool,
+    check_option_int,
+    empty_class_folder,
+    file_list_key,
     make_generator,
+    no_class_folders,
     unreadable_image,
 )
 
@@ -93,11 +98,8 @@ class FolderListing:
     def key(self, **options: Any) -> str:
         """The cache key: a hash of the split's absolute path, the relative file list, each file's size and
         modification time, and the decode options. Any added, removed, renamed or rewritten file changes it."""
-        head = f"v{_CACHE_VERSION};{self.root.resolve()};{sorted(options.items())!r}\n"
-        h = hashlib.sha256(head.encode())
-        for rel, size, mtime in zip(self.files, self.sizes, self.mtimes, strict=True):
-            h.update(f"{rel}\t{size}\t{mtime}\n".encode())
-        return h.hexdigest()[:20]
+        files = zip(self.files, self.sizes, self.mtimes, strict=True)
+        return file_list_key(self.root, files, version=_CACHE_VERSION, options=options)[:20]
 
 
 def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None) -> FolderListing:
@@ -114,7 +116,7 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
         raise ValueError(f"max_per_class must be a positive int or None, got {max_per_class!r}")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
-        raise DataError(f"no class folders in {root} (expected <split>/<class>/<image files>)")
+        raise DataError(no_class_folders(root))
     files: list[str] = []
     sizes: list[int] = []
     mtimes: list[int] = []
@@ -125,7 +127,7 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
             key=lambda e: e.name,
         )
         if not entries:
-            raise DataError(f"class folder {root / cls} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(empty_class_folder(root / cls, IMAGE_EXTENSIONS))
         for e in entries[:max_per_class]:
             files.append(f"{cls}/{e.name}")
             st = e.stat()
@@ -294,6 +296,8 @@ def load_image_folder_split(
         cache: Read and write the decoded tensor cache.
         progress: tqdm bar while decoding.
     """
+    check_option_int("image_size", image_size, 1, none_ok=True)
+    check_option_bool("cache", cache)
     listing = list_image_folder(split_dir, max_per_class=max_per_class)
     key = listing.key(image_size=image_size)
     root = listing.root
@@ -413,6 +417,7 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
     if name not in classes:
         raise ValueError(f"load_cifar_torchvision: name must be 'cifar10' or 'cifar100', got {name!r}")
     cls, num_classes = classes[name]
+    check_option_bool("download", download)
     if root is None:
         try:
             roots = [data_root(), data_root() / name]
@@ -475,6 +480,7 @@ def load_image_folder_memory(
     ``root/val``. All splits must have the same classes. Training augmentation: random crop with
     ``crop_padding`` zero padding + horizontal flip.
     """
+    check_option_int("crop_padding", crop_padding, 0)
     root = Path(root)
     test_dir, val_dir = eval_split_dirs(root)
     kw: dict[str, Any] = {
@@ -525,8 +531,7 @@ def load_digits_splits(*, seed: int = 0, test_fraction: float = 1 / 3) -> Tensor
     """
     from sklearn.datasets import load_digits
 
-    if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    check_fraction("test_fraction", test_fraction)
     d = load_digits()
     x = torch.from_numpy(d.images).to(torch.float32).div_(16.0).unsqueeze(1)  # (1797, 1, 8, 8)
     y = torch.from_numpy(d.target).to(torch.int64)

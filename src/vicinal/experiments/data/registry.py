@@ -30,6 +30,8 @@ from vicinal.experiments.data.base import (
     InMemoryLoader,
     TensorSplits,
     _check_int,
+    check_option_bool,
+    check_option_int,
     check_rank,
     subset_per_class_indices,
 )
@@ -287,6 +289,7 @@ def _cifar10(
     ``root`` holds ``cifar-10-batches-py`` or ``download`` is set, else the JPEG tree."""
     if source not in ("auto", "jpeg", "torchvision"):
         raise DataError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
+    check_option_bool("download", download)  # before "auto" reads it: a string "no" would be true
     if source == "auto":
         has_batches = req.root is not None and (req.root / "cifar-10-batches-py").is_dir()
         source = "torchvision" if has_batches or download else "jpeg"
@@ -329,6 +332,10 @@ def _imagefolder_bundle(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
 ) -> DataBundle:
+    # Checked before the (for ImageNet, minutes long) file scan; ImageFolderLoader checks them again.
+    check_option_int("num_workers", num_workers, 0, none_ok=True)
+    check_option_int("image_size", image_size, 1)
+    check_option_int("resize", resize, 1)
     test_dir, val_dir = images.eval_split_dirs(root)
     train_samples, classes = streaming.image_folder_samples(root / "train")
     if req.subset_per_class is not None:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, make_generator
+from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, check_fraction, make_generator
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import data_root
 
@@ -300,10 +300,8 @@ def load_uci(
     key = name.lower().removeprefix("uci:")
     if key not in UCI_DATASETS:
         raise DataError(f"unknown UCI dataset {name!r}; expected one of {', '.join(UCI_DATASETS)}")
-    if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_fraction("test_fraction", test_fraction)
+    check_fraction("val_fraction", val_fraction, zero_ok=True)
     base = Path(root) if root is not None else data_root() / "uci"
     folder = base / key
     if not folder.is_dir():
