@@ -441,7 +441,10 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
         raise DataNotFoundError(f"{name}: {root / cls.base_folder} not found; pass download=True to fetch it")
     out = {}
     for split, train in (("train", True), ("test", False)):
-        ds = cls(str(root), train=train, download=download)
+        try:
+            ds = cls(str(root), train=train, download=download)
+        except (OSError, RuntimeError) as exc:  # URLError (no network) is an OSError; bad archives RuntimeErrors
+            raise _torchvision_failure(name, cls, root, download, exc) from None
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N,H,W,C)->(N,C,H,W)
         out[split] = (x, torch.tensor(ds.targets, dtype=torch.int64))
     mean, std = channel_stats(out["train"][0])
@@ -452,6 +455,21 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
         mean=mean,
         std=std,
         info={"source": f"torchvision.{cls.__name__}", "root": str(root), "augment": "crop_flip", "crop_padding": 4},
+    )
+
+
+def _torchvision_failure(name: str, cls: type, root: Path, download: bool, exc: BaseException) -> DataError:
+    """The one-line error for a torchvision CIFAR that could not be downloaded or read, saying how to supply it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if download:
+        return DataError(
+            f"{name}: downloading {cls.url} into {root} failed ({type(exc).__name__}: {text}); without network "
+            f"access, extract {cls.filename} elsewhere and put its {cls.base_folder} folder into {root} (or point "
+            "data.root / --data at the folder holding it), then run with data.kwargs.download=false"
+        )
+    return DataError(
+        f"{name}: {root / cls.base_folder} cannot be read ({type(exc).__name__}: {text}); replace it with a fresh "
+        f"copy extracted from {cls.filename}, or set data.kwargs.download=true to fetch it"
     )
 
 
