@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -18,6 +19,7 @@ from vicinal.experiments.data import (
     register_dataset,
     streaming,
 )
+from vicinal.experiments.data.base import data_changes
 from vicinal.experiments.errors import DataError, LabWarning
 
 
@@ -189,3 +191,24 @@ def test_streamed_loader_checks_its_sizes() -> None:
         streaming.ImageFolderLoader(samples, train=True, batch_size=2, seed=0, device="cpu", num_workers=-2)
     with pytest.raises(DataError, match=r"^batch_size must be an int >= 1, got 0.5$"):
         streaming.ImageFolderLoader(samples, train=True, batch_size=0.5, seed=0, device="cpu")
+
+
+def test_bundle_records_name_what_was_read(tmp_path: Path) -> None:
+    write_image_tree(tmp_path, {"train": 2, "val": 1}, size=(8, 8))
+    streamed = build_data("imagefolder", root=tmp_path, num_workers=0, image_size=8, resize=8).record()
+    assert streamed == {
+        "name": "imagefolder",
+        "source": "torchvision.datasets.ImageFolder",
+        "root": str(tmp_path.resolve()),
+        "sizes": {"train": 4, "test": 2},
+        "num_classes": 2,
+    }
+    memory = build_data("imagefolder_memory", root=tmp_path, progress=False).record()
+    assert memory["sizes"] == {"train": 4, "test": 2} and memory["source"] == "imagefolder_memory"
+    assert memory["fingerprint"].startswith("train ") and " test " in memory["fingerprint"]
+    touched = tmp_path / "train" / "a_cls" / "000.jpg"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    again = build_data("imagefolder_memory", root=tmp_path, progress=False).record()
+    assert data_changes(memory, again).startswith("fingerprint 'train ")
+    assert data_changes(memory, memory) == "" and data_changes(None, again) == ""
+    assert data_changes({"root": "/a", "old_field": 1}, {"root": "/b"}) == "root '/a' -> '/b'"

@@ -222,11 +222,12 @@ def _cached(
     prefix: str, files: Sequence[Path], base: Path, sample_level: str, use_cache: bool
 ) -> tuple[dict, str, str]:
     """``_decode(files, sample_level)``'s tensors, from ``cache_dir()`` if present, else decoded and stored
-    atomically; also the status ("hit", "miss", "off") and the cache key (see `file_list_key`; "" when off)."""
-    if not use_cache:
-        return _decode(files, sample_level), "off", ""
+    atomically; also the status ("hit", "miss", "off") and the cache key (see `file_list_key`; computed even when
+    the cache is off: it is the data's fingerprint in a run's provenance)."""
     options = {"level": sample_level, "seconds": 1.0, "freq": N_FREQ, "frames": N_FRAMES}
     key = file_list_key(base, stat_files(files, base), version=_CACHE_VERSION, options=options)[:20]
+    if not use_cache:
+        return _decode(files, sample_level), "off", key
     path = cache_dir() / f"{prefix}-{key}.pt"
     if path.is_file():
         try:
@@ -273,8 +274,8 @@ def load_fsdd(
     Returns:
         :class:`TensorSplits`, 10 classes, ``mean``/``std`` ``None``; ``info`` has ``sample_rate``, ``n_fft``,
         ``hop``, ``speakers``, ``counts`` (per split), ``class_counts``, ``padded``/``cut`` file counts,
-        ``cache`` ("hit", "miss" or "off"), ``cache_key`` (the hash of the folder, its files' names, sizes and
-        mtimes and the settings; "" when off), ``files`` (file names per split) and a ``split`` description.
+        ``root`` (the recordings folder), ``cache`` ("hit", "miss" or "off"), ``cache_key`` (the hash of the
+        folder, its files' names, sizes and mtimes and the settings), ``files`` (file names per split) and a ``split`` description.
 
     Raises:
         FileNotFoundError: no recordings folder or no WAV files in it (the message names the path).
@@ -309,6 +310,7 @@ def load_fsdd(
     n_fft, hop = spectrogram_settings(rate)
     info: dict[str, Any] = {
         "dataset": "fsdd",
+        "root": str(rec),
         "sample_level": sample_level,
         "sample_rate": rate,
         "n_fft": n_fft,
@@ -416,6 +418,7 @@ def load_speech_commands(
     n_fft, hop = spectrogram_settings(rate)
     info: dict[str, Any] = {
         "dataset": "speech_commands",
+        "root": str(root),
         "version": detected,
         "classes": words,
         "sample_level": sample_level,

@@ -361,6 +361,26 @@ class DataBundle:
     info: dict[str, Any] = field(default_factory=dict)
     corruption: CorruptedLabels | None = None
 
+    def record(self) -> dict[str, Any]:
+        """What this bundle holds, for a run's provenance (JSON-able): ``name``, ``source``, ``root`` (resolved),
+        ``sizes`` (samples per split), ``num_classes`` and, where the loader computes one, ``fingerprint`` (the
+        hash of the files' names, sizes and mtimes that keys the decoded cache). Absent entries are left out.
+
+        Two records differ when a resume reads other data than the run started on (another ``--data`` /
+        ``VICINAL_DATA``, another source picked by ``source: auto``, rewritten files); see `data_changes`.
+        """
+        info = self.info
+        root = info.get("root")
+        fields = {
+            "name": self.name,
+            "source": info.get("source", info.get("dataset")),
+            "root": str(Path(root).resolve()) if root is not None else None,
+            "sizes": info.get("sizes"),
+            "num_classes": self.num_classes,
+            "fingerprint": info.get("fingerprint", info.get("cache_key")) or None,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
     def fetch(self, indices: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Augmented training samples by dataset index; see `InMemoryLoader.fetch`."""
         fetch = getattr(self.train, "fetch", None)
@@ -396,6 +416,18 @@ def unreadable_image(path: str | os.PathLike[str], exc: BaseException) -> DataEr
     """The user error for an image file that cannot be decoded (truncated, corrupt, not an image)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return DataError(f"image file '{path}' cannot be decoded ({type(exc).__name__}: {text}); replace or remove it")
+
+
+def data_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """``"root '/a' -> '/b', sizes ..."``: the entries of two data records (`DataBundle.record`) that differ.
+
+    "" when none differ, and when ``old`` is None (a run whose provenance predates data records: nothing to compare).
+    Only entries both records have are compared: a field a later version adds (or a loader drops) is no change of
+    the data. Records are compared as JSON reads them back (dicts, lists, scalars).
+    """
+    if old is None:
+        return ""
+    return ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in sorted(old.keys() & new.keys()) if old[k] != new[k])
 
 
 def no_class_folders(split_dir: str | os.PathLike[str]) -> str:

@@ -38,6 +38,7 @@ from vicinal.experiments.data.base import (
     file_list_key,
     make_generator,
     no_class_folders,
+    stat_files,
     unreadable_image,
 )
 
@@ -253,6 +254,7 @@ class DecodedSplit:
     cache_path: Path | None
     cache_hit: bool
     decode_seconds: float  # time of the original decode (also reported on cache hits)
+    key: str = ""  # FolderListing.key: the cache key, also the split's fingerprint in a run's provenance
 
 
 def _read_cache(path: Path) -> dict[str, Any] | None:
@@ -315,6 +317,7 @@ def load_image_folder_split(
                 path,
                 True,
                 float(blob["decode_seconds"]),
+                key,
             )
     t0 = time.perf_counter()
     x = decode_images(
@@ -340,7 +343,7 @@ def load_image_folder_split(
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         torch.save(blob, tmp)
         os.replace(tmp, path)
-    return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds)
+    return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds, key)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -392,6 +395,7 @@ def load_cifar10_jpeg(
             "augment": "crop_flip",
             "crop_padding": 4,
             "cache": [str(tr.cache_path), str(te.cache_path)],
+            "cache_key": f"train {tr.key} test {te.key}",
             "decode_seconds": tr.decode_seconds + te.decode_seconds,
         },
     )
@@ -448,13 +452,21 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N,H,W,C)->(N,C,H,W)
         out[split] = (x, torch.tensor(ds.targets, dtype=torch.int64))
     mean, std = channel_stats(out["train"][0])
+    batches = root / cls.base_folder
+    fingerprint = file_list_key(batches, stat_files(sorted(batches.iterdir()), batches), version=1, options={})
     return TensorSplits(
         train=out["train"],
         test=out["test"],
         num_classes=num_classes,
         mean=mean,
         std=std,
-        info={"source": f"torchvision.{cls.__name__}", "root": str(root), "augment": "crop_flip", "crop_padding": 4},
+        info={
+            "source": f"torchvision.{cls.__name__}",
+            "root": str(root),
+            "augment": "crop_flip",
+            "crop_padding": 4,
+            "fingerprint": fingerprint[:20],  # of the batch files: a run's provenance records it
+        },
     )
 
 
@@ -535,6 +547,7 @@ def load_image_folder_memory(
             "test_dir": str(test_dir),
             "augment": "crop_flip",
             "crop_padding": crop_padding,
+            "cache_key": " ".join(f"{k} {d.key}" for k, d in (("train", tr), *evals.items())),
         },
     )
 

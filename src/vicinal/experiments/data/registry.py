@@ -367,12 +367,14 @@ def _imagefolder_bundle(
         train_samples, train=req.augment, batch_size=req.batch_size, drop_last=req.drop_last, **common
     )
     train_eval = streaming.ImageFolderLoader(train_samples, train=False, batch_size=req.eval_batch_size, **common)
+    test = evaluation(test_dir)
+    val = evaluation(val_dir) if val_dir is not None else None
     if mean is None or std is None:
         mean, std = images.IMAGENET_MEAN, images.IMAGENET_STD
     return DataBundle(
         train=train,
-        test=evaluation(test_dir),
-        val=evaluation(val_dir) if val_dir is not None else None,
+        test=test,
+        val=val,
         train_eval=train_eval,
         num_classes=len(classes),
         input_shape=(3, image_size, image_size),
@@ -386,6 +388,8 @@ def _imagefolder_bundle(
             "root": str(root),
             "classes": classes,
             "test_dir": str(test_dir),
+            "sizes": {"train": len(train.targets), "test": len(test.targets)}
+            | ({"val": len(val.targets)} if val is not None else {}),
             "augment": "RandomResizedCrop+flip" if req.augment else None,
             "num_workers": num_workers,
         },

@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, check_fraction, make_generator
+from vicinal.experiments.data.base import (
+    STREAM_SPLIT,
+    TensorSplits,
+    check_fraction,
+    file_list_key,
+    make_generator,
+    stat_files,
+)
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import data_root
 
@@ -356,8 +363,12 @@ def load_uci(
 
     y_train, y_test = y[train_idx], y[test_idx]
     majority = int(torch.bincount(y_train, minlength=num_classes).argmax())
+    # the files' names, sizes and mtimes: a run's provenance records it, to notice other data on a resume
+    files = stat_files([base / rel for rel in spec["files"]], base)
     info: dict[str, Any] = {
         "dataset": key,
+        "root": str(base),
+        "fingerprint": file_list_key(base, files, version=1, options={})[:20],
         "rows": len(y),
         "num_features": x.shape[1],
         "class_values": class_values.tolist(),
