@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import warnings
 from pathlib import Path
@@ -376,8 +377,12 @@ def test_a_resume_on_other_data_is_recorded_and_warned(tmp_path: Path, monkeypat
         rf"^resuming '{run}' on other data: fingerprint '{first['fingerprint']}' -> '[0-9a-f]{{20}}', "
         rf"root '{tmp_path / 'a' / 'uci'}' -> '{tmp_path / 'b' / 'uci'}'$"
     )
-    with pytest.warns(LabWarning, match=changed):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         resumed.fit()
+    said = [str(w.message) for w in caught if issubclass(w.category, LabWarning)]
+    assert len(said) == 2 and said[0] == f"resuming '{run}' with train.max_steps 2 -> 4", said
+    assert re.match(changed, said[1]), said[1]
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["data"]["root"] == str((tmp_path / "b" / "uci").resolve())
     assert prov["resumes"][-1]["data_changes"] == resumed.data_changes and "root" in resumed.data_changes
