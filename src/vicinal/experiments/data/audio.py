@@ -275,7 +275,8 @@ def load_fsdd(
         :class:`TensorSplits`, 10 classes, ``mean``/``std`` ``None``; ``info`` has ``sample_rate``, ``n_fft``,
         ``hop``, ``speakers``, ``counts`` (per split), ``class_counts``, ``padded``/``cut`` file counts,
         ``root`` (the recordings folder), ``cache`` ("hit", "miss" or "off"), ``cache_key`` (the hash of the
-        folder, its files' names, sizes and mtimes and the settings), ``files`` (file names per split) and a ``split`` description.
+        folder, its files' names, sizes and mtimes and the settings), ``files`` (file names per split) and a
+        ``split`` description.
 
     Raises:
         FileNotFoundError: no recordings folder or no WAV files in it (the message names the path).
@@ -376,8 +377,8 @@ def load_speech_commands(
 
     Returns:
         :class:`TensorSplits` (train, val, test), ``mean``/``std`` ``None``; ``info`` has ``version``,
-        ``classes``, ``sample_rate``, ``n_fft``, ``hop``, ``counts``, ``padded``/``cut``, ``cache``, ``cache_key`` and
-        ``files`` (relative paths per split).
+        ``root``, ``classes``, ``sample_rate``, ``n_fft``, ``hop``, ``counts``, ``padded``/``cut``, ``cache``,
+        ``cache_key`` (as for FSDD) and ``files`` (relative paths per split).
 
     Raises:
         FileNotFoundError: ``root`` or a list file is missing, or there are no WAV files.

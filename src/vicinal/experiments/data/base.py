@@ -4,6 +4,9 @@ Every in-memory dataset (CIFAR, digits, FSDD, Speech Commands, UCI) is first loa
 (whole splits as tensors), then wrapped into `InMemoryLoader`s that gather, move, augment and convert
 one minibatch at a time. Big datasets (ImageNet) bring their own loader with the same protocol (`Loader`).
 
+Also the small pieces every loader module shares: the checks of dataset options (``data.kwargs``), the cache key of
+a decoded file list (`file_list_key`), the wording of ImageFolder layout errors, and a bundle's provenance record.
+
 Determinism: everything random in a loader derives from ``(seed, epoch, rank)`` through `derive_seed`
 and fresh `torch.Generator`s, never from global RNGs, so the batches of epoch ``e`` are a pure function of
 ``(seed, e, rank)``, and ``iter_from(e, b)`` resumes exactly where an interrupted epoch stopped.
