@@ -75,6 +75,10 @@ def one_line(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) ->
         (["train", str(DEMO), "--set", "model.name=nope"], "unknown model 'nope'"),
         (["train", str(DEMO), "--set", "data.name=nope"], "unknown dataset 'nope'"),
         (
+            ["train", str(DEMO), "--set", "data.kwargs.test_fraction=abc"],
+            "test_fraction must be a number in (0, 1), got 'abc'",
+        ),
+        (
             ["train", str(DEMO), "--set", "model.kwargs.widht=3"],
             "model 'digits_cnn' got unexpected keyword argument(s) widht",
         ),

@@ -111,3 +111,19 @@ def test_train_without_data_root_is_one_line(
     assert "VICINAL_DATA" in err[0] and "--data" in err[0]
     assert main(["train", ERM, "--data", str(elsewhere / "nowhere")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_unusable_cache_folder_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Finding 7 of the data audit: VICINAL_CACHE naming a file gave a FileExistsError traceback."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for value, error in ((afile, "FileExistsError"), (afile / "below", r"(FileExistsError|NotADirectoryError)")):
+        monkeypatch.setenv("VICINAL_CACHE", str(value))
+        with pytest.raises(LabError, match=rf"^VICINAL_CACHE='{value}' cannot be used as the cache folder \({error}: "):
+            paths.cache_dir()
+    monkeypatch.setenv("VICINAL_CACHE", str(afile))
+    rc = main(["train", "speech/cpu/speech-lenet-erm", "--out", str(tmp_path / "runs"), "--set", "train.max_steps=1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("vicinal: error: VICINAL_CACHE=") and len(err.splitlines()) == 1, err

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +344,68 @@ def test_eval_last_adds_the_final_epochs(tmp_path: Path, eval_last: int, expecte
     summary = trainer.fit()
     assert [r["epoch"] for r in trainer.records if r["test_error"] is not None] == expected
     assert summary["median_last10_n"] == len(expected)
+
+
+def _write_iris(data_root: Path, shift: int) -> None:
+    """An iris-format file (30 rows, 3 classes) under ``data_root/uci``; ``shift`` rotates every label."""
+    folder = data_root / "uci" / "iris"
+    folder.mkdir(parents=True)
+    names = ("Iris-setosa", "Iris-versicolor", "Iris-virginica")
+    rows = [f"{i % 7}.1,{i % 5}.2,{i % 3}.3,{c}.4,{names[(c + shift) % 3]}" for c in range(3) for i in range(10)]
+    (folder / "bezdekIris.data").write_text("\n".join(rows) + "\n")
+
+
+def test_a_resume_on_other_data_is_recorded_and_warned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 6 of the data audit: a resume under another VICINAL_DATA continued silently on other data."""
+    _write_iris(tmp_path / "a", 0)
+    _write_iris(tmp_path / "b", 1)
+    cfg = ["data.name=uci:iris", "data.batch_size=8", "model.name=mlp", "model.kwargs={}", "train.epochs=3"]
+    run = tmp_path / "run"
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "a"))
+    assert Trainer(tiny_config(*cfg, "train.max_steps=2"), run, quiet=True).fit()["status"] == "max_steps"
+    first = json.loads((run / "provenance.json").read_text())["data"]
+    assert first["name"] == "uci:iris" and first["source"] == "iris" and first["num_classes"] == 3
+    assert first["root"] == str((tmp_path / "a" / "uci").resolve()) and first["sizes"]["train"] > 0
+    assert len(first["fingerprint"]) == 20
+    # the same data again: no warning (a config change would be warned; nothing else is said)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabWarning)
+        Trainer(tiny_config(*cfg, "train.max_steps=2"), run, resume=True, quiet=True).fit()
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "b"))
+    resumed = Trainer(tiny_config(*cfg, "train.max_steps=4"), run, resume=True, quiet=True)
+    changed = (
+        rf"^resuming '{run}' on other data: fingerprint '{first['fingerprint']}' -> '[0-9a-f]{{20}}', "
+        rf"root '{tmp_path / 'a' / 'uci'}' -> '{tmp_path / 'b' / 'uci'}'$"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed.fit()
+    said = [str(w.message) for w in caught if issubclass(w.category, LabWarning)]
+    assert len(said) == 2 and said[0] == f"resuming '{run}' with train.max_steps 2 -> 4", said
+    assert re.match(changed, said[1]), said[1]
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["data"]["root"] == str((tmp_path / "b" / "uci").resolve())
+    assert prov["resumes"][-1]["data_changes"] == resumed.data_changes and "root" in resumed.data_changes
+    assert "data_changes" not in prov["resumes"][0]
+
+
+def test_a_run_without_a_data_record_resumes_without_comparison(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Provenance written before data records existed has no "data": a resume compares nothing and records one."""
+    _write_iris(tmp_path / "a", 0)
+    _write_iris(tmp_path / "b", 1)
+    cfg = ["data.name=uci:iris", "data.batch_size=8", "model.name=mlp", "model.kwargs={}", "train.epochs=3"]
+    run = tmp_path / "run"
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "a"))
+    Trainer(tiny_config(*cfg, "train.max_steps=2"), run, quiet=True).fit()
+    prov = json.loads((run / "provenance.json").read_text())
+    del prov["data"]
+    (run / "provenance.json").write_text(json.dumps(prov))
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "b"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert Trainer(tiny_config(*cfg), run, resume=True, quiet=True).fit()["status"] == "complete"
+    said = [str(w.message) for w in caught]
+    assert any("with train.max_steps 2 -> None" in m for m in said) and not any("other data" in m for m in said)
+    assert json.loads((run / "provenance.json").read_text())["data"]["root"] == str((tmp_path / "b" / "uci").resolve())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import DataNotFoundError
+from .errors import DataNotFoundError, LabFileNotFoundError
 
 __all__ = [
     "PROJECT_ROOT",
@@ -73,8 +73,20 @@ def data_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """Directory for decoded datasets and other caches: ``$VICINAL_CACHE``, else ``~/.cache/vicinal``."""
+    """Directory for decoded datasets and other caches: ``$VICINAL_CACHE``, else ``~/.cache/vicinal``.
+
+    Raises:
+        LabFileNotFoundError: the folder cannot be created (``VICINAL_CACHE`` names a file, a path below a file,
+            or a place without write permission); the message names the variable and what to do.
+    """
     env = os.environ.get("VICINAL_CACHE")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "vicinal"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FileExistsError for a file, NotADirectoryError below one, PermissionError
+        what = f"VICINAL_CACHE={env!r}" if env else f"the default cache folder {str(path)!r}"
+        reason = f"{type(exc).__name__}: {exc.strerror or exc}"
+        raise LabFileNotFoundError(
+            f"{what} cannot be used as the cache folder ({reason}); set VICINAL_CACHE to a writable folder"
+        ) from None
     return path

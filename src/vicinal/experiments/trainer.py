@@ -65,6 +65,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ExperimentConfig, config_changes, config_from_dict, config_to_dict
+from .data.base import data_changes
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX
 from .distributed import check_device
 from .errors import LabWarning, RunError
@@ -175,6 +176,7 @@ class Trainer:
         self.stop = distributed.StopSignals()
         self._handlers: list[Any] = []
         self.global_step = 0
+        self.data_changes = ""  # how a resume's data differ from the recorded ones (set by fit)
 
     # -- public -------------------------------------------------------------------------------------------------
     results_in = staticmethod(runs.results_in)  # moved to runs.py; kept for callers of Trainer.results_in
@@ -215,6 +217,14 @@ class Trainer:
                 changes = config_changes(config_from_dict(state["config"]), self.cfg)
                 if changes:
                     warnings.warn(f"resuming '{self.run_dir}' with {changes}", LabWarning, stacklevel=1)
+                # data.root null means "under the data root of now": another --data / VICINAL_DATA, or rewritten
+                # files, would continue the run on other data without a word
+                prov = runs.read_provenance(self.run_dir)
+                self.data_changes = data_changes(prov.get("data") if prov else None, self.data.record())
+                if self.data_changes:
+                    warnings.warn(
+                        f"resuming '{self.run_dir}' on other data: {self.data_changes}", LabWarning, stacklevel=1
+                    )
             if clear and self.is_main:
                 runs.clear_run_folder(self.run_dir)
             self._write_provenance(resumed_from=state)
@@ -272,6 +282,8 @@ class Trainer:
             seed=self.cfg.train.seed,
             mix_seed_rank0=self.mix_seed if self.rank == 0 else None,
         )
+        if self.data_changes:  # the resume's entry says on what other data it continued
+            entry["data_changes"] = self.data_changes
         c = self.data.corruption
         if c is not None:  # per-sample labels, so the Table 2 columns can be recomputed from the run folder alone
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -279,9 +291,11 @@ class Trainer:
                 {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()},
                 self.run_dir / "corrupted_labels.pt",
             )
-        runs.record_start(
-            self.run_dir, self.cfg, entry, resumed_from, extra=None if c is None else {"corruption": c.stats()}
-        )
+        # "data": what this (re)start trained on (DataBundle.record); a resume replaces it with its own
+        extra: dict[str, Any] = {"data": self.data.record()}
+        if c is not None:
+            extra["corruption"] = c.stats()
+        runs.record_start(self.run_dir, self.cfg, entry, resumed_from, extra=extra)
 
     def _checkpoint_state(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> dict[str, Any]:
         state: dict[str, Any] = {

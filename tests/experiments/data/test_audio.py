@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from vicinal.experiments.data.audio import (
     spectrogram_settings,
     spectrograms,
 )
+from vicinal.experiments.errors import DataError
 from vicinal.experiments.paths import data_root
 
 FSDD = data_root() / "fsdd" / "recordings"
@@ -227,6 +231,50 @@ def test_fsdd_errors(tmp_path: Path) -> None:
         load_fsdd(tmp_path, val_fraction=1.5)
 
 
+def _write_fsdd(folder: Path, scale: int) -> None:
+    """Two takes of two digits, 0.1 s of a ramp times ``scale``: rewriting with another scale keeps each size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("0_a_0.wav", "0_a_5.wav", "1_a_0.wav", "1_a_5.wav"):
+        scipy.io.wavfile.write(folder / name, 8000, (np.arange(800, dtype=np.int16) % 100) * scale)
+
+
+def test_fsdd_cache_misses_for_rewritten_files_and_other_folders(tmp_path: Path) -> None:
+    """Finding 1 of the data audit: the key was (name, size) only, so both cases below returned the old audio."""
+    rec = tmp_path / "a" / "recordings"
+    _write_fsdd(rec, 2)
+    first = load_fsdd(rec.parent, sample_level="waveform", val_fraction=0.0)
+    assert first.info["cache"] == "miss" and float(first.train[0].abs().max()) == pytest.approx(198 / 32768)
+    again = load_fsdd(rec.parent, sample_level="waveform", val_fraction=0.0)
+    assert again.info["cache"] == "hit" and again.info["cache_key"] == first.info["cache_key"]
+    sizes = sorted(f.stat().st_size for f in rec.iterdir())
+    _write_fsdd(rec, 1)  # same names and sizes, half the amplitude; a later mtime (set, not left to the clock)
+    for f in rec.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
+    assert sorted(f.stat().st_size for f in rec.iterdir()) == sizes
+    halved = load_fsdd(rec.parent, sample_level="waveform", val_fraction=0.0)
+    assert halved.info["cache"] == "miss" and float(halved.train[0].abs().max()) == pytest.approx(99 / 32768)
+    other = tmp_path / "b" / "recordings"
+    shutil.copytree(rec, other)  # copy2: same names, sizes and mtimes, another folder
+    for f in other.iterdir():
+        st = f.stat()
+        f.write_bytes(f.read_bytes()[:44] + bytes(st.st_size - 44))  # silence, same size
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    silent = load_fsdd(other.parent, sample_level="waveform", val_fraction=0.0)
+    assert silent.info["cache"] == "miss" and float(silent.train[0].abs().max()) == 0.0
+    assert silent.info["cache_key"] != halved.info["cache_key"]
+
+
+def test_fsdd_option_values_are_checked(tmp_path: Path) -> None:
+    _write_fsdd(tmp_path / "recordings", 1)
+    for bad in ("abc", None, True):
+        with pytest.raises(
+            DataError, match=rf"^val_fraction must be a number in \[0, 1\), got {re.escape(repr(bad))}$"
+        ):
+            load_fsdd(tmp_path, val_fraction=bad)
+    with pytest.raises(DataError, match=r"^cache must be true or false, got 'no'$"):
+        load_fsdd(tmp_path, cache="no")
+
+
 def test_mixed_sample_rates_are_rejected(tmp_path: Path) -> None:
     scipy.io.wavfile.write(tmp_path / "0_a_0.wav", 8000, np.zeros(800, dtype=np.int16))
     scipy.io.wavfile.write(tmp_path / "1_a_0.wav", 16000, np.zeros(800, dtype=np.int16))
@@ -315,3 +363,12 @@ def test_speech_commands_errors(tiny_tree: Path, tmp_path: Path) -> None:
     (tiny_tree / "testing_list.txt").unlink()
     with pytest.raises(FileNotFoundError, match="Speech Commands split list not found: .*testing_list.txt"):
         load_speech_commands(tiny_tree, cache=False)
+
+
+def test_speech_commands_cache_is_keyed_by_folder(tiny_tree: Path, tmp_path: Path) -> None:
+    first = load_speech_commands(tiny_tree, sample_level="waveform")
+    assert first.info["cache"] == "miss"
+    assert load_speech_commands(tiny_tree, sample_level="waveform").info["cache"] == "hit"
+    moved = shutil.copytree(tiny_tree, tmp_path / "elsewhere")  # same names, sizes and mtimes
+    again = load_speech_commands(moved, sample_level="waveform")
+    assert again.info["cache"] == "miss" and again.info["cache_key"] != first.info["cache_key"]

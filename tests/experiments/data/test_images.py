@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from vicinal.experiments.data import (
     images,
     streaming,
 )
-from vicinal.experiments.errors import LabWarning
+from vicinal.experiments.errors import DataError, LabWarning
 
 
 def test_cifar10_jpeg_subset_decodes_like_pil(require_data) -> None:
@@ -135,3 +136,23 @@ def test_a_corrupt_decoded_cache_is_named_and_rebuilt(tmp_path: Path) -> None:
     assert not again.cache_hit and torch.equal(again.x, first.x)
     third = load_image_folder_split(tmp_path / "imgs" / "train", progress=False)  # rebuilt: read from it
     assert third.cache_hit and torch.equal(third.x, first.x)
+
+
+def test_cifar_download_without_network_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 7 of the data audit: data.kwargs.download=true without network gave a URLError traceback."""
+    import torchvision.datasets.cifar as tv_cifar
+
+    def offline(*args, **kwargs):
+        raise URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
+    with pytest.raises(DataError) as info:
+        images.load_cifar_torchvision("cifar10", tmp_path, download=True)
+    assert str(info.value).startswith(
+        f"cifar10: downloading https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into {tmp_path} failed "
+        "(URLError: <urlopen error [Errno -2] Name or service not known>); without network access, extract "
+        f"cifar-10-python.tar.gz elsewhere and put its cifar-10-batches-py folder into {tmp_path}"
+    )
+    (tmp_path / "cifar-10-batches-py").mkdir()  # present but empty: torchvision's integrity check fails
+    with pytest.raises(DataError, match=r"^cifar10: .*cifar-10-batches-py cannot be read \(RuntimeError: Dataset not"):
+        images.load_cifar_torchvision("cifar10", tmp_path)

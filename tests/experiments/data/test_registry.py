@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -16,8 +17,10 @@ from vicinal.experiments.data import (
     TensorSplits,
     build_data,
     register_dataset,
+    streaming,
 )
-from vicinal.experiments.errors import LabWarning
+from vicinal.experiments.data.base import data_changes
+from vicinal.experiments.errors import DataError, LabWarning
 
 
 def test_imagefolder_memory_bundle(tmp_path: Path) -> None:
@@ -152,3 +155,60 @@ def test_short_classes_of_a_subset_are_warned_about() -> None:
     ):
         bundle = build_data(name, subset_per_class=50)
     assert bundle.train_dataset_y.bincount().tolist() == [50, 12, 50]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("digits", {"test_fraction": "abc"}, r"test_fraction must be a number in \(0, 1\), got 'abc'"),
+        ("digits", {"test_fraction": None}, r"test_fraction must be a number in \(0, 1\), got None"),
+        ("digits", {"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\), got 1.0"),
+        ("digits", {"test_fraction": float("nan")}, r"test_fraction must be in \(0, 1\), got nan"),
+        ("uci:iris", {"test_fraction": "abc"}, r"test_fraction must be a number in \(0, 1\), got 'abc'"),
+        ("uci:iris", {"val_fraction": None}, r"val_fraction must be a number in \[0, 1\), got None"),
+        ("imagefolder_memory", {"image_size": 0}, r"image_size must be >= 1, got 0"),
+        ("imagefolder_memory", {"image_size": 8.5}, r"image_size must be an int >= 1 or null, got 8.5"),
+        ("imagefolder_memory", {"crop_padding": -1}, r"crop_padding must be >= 0, got -1"),
+        ("imagefolder_memory", {"cache": "no"}, r"cache must be true or false, got 'no'"),
+        ("imagefolder", {"num_workers": -1}, r"num_workers must be >= 0, got -1"),
+        ("imagefolder", {"num_workers": "2"}, r"num_workers must be an int >= 0 or null, got '2'"),
+        ("imagefolder", {"image_size": 0}, r"image_size must be >= 1, got 0"),
+        ("imagefolder", {"resize": 2.5}, r"resize must be an int >= 1, got 2.5"),
+        ("cifar10", {"download": "no"}, r"download must be true or false, got 'no'"),
+    ],
+)
+def test_bad_option_values_are_data_errors(tmp_path: Path, name: str, kwargs: dict, match: str) -> None:
+    """Finding 2 of the data audit: these gave TypeErrors/RuntimeErrors, the streamed ones at the first batch."""
+    write_image_tree(tmp_path, {"train": 1, "test": 1}, size=(8, 8))
+    extra = {"progress": False} if name == "imagefolder_memory" else {}
+    with pytest.raises(DataError, match=f"^{match}$"):
+        build_data(name, root=tmp_path if "image" in name else None, **extra, **kwargs)
+
+
+def test_streamed_loader_checks_its_sizes() -> None:
+    samples = [("a.jpg", 0)]
+    with pytest.raises(DataError, match=r"^num_workers must be >= 0, got -2$"):
+        streaming.ImageFolderLoader(samples, train=True, batch_size=2, seed=0, device="cpu", num_workers=-2)
+    with pytest.raises(DataError, match=r"^batch_size must be an int >= 1, got 0.5$"):
+        streaming.ImageFolderLoader(samples, train=True, batch_size=0.5, seed=0, device="cpu")
+
+
+def test_bundle_records_name_what_was_read(tmp_path: Path) -> None:
+    write_image_tree(tmp_path, {"train": 2, "val": 1}, size=(8, 8))
+    streamed = build_data("imagefolder", root=tmp_path, num_workers=0, image_size=8, resize=8).record()
+    assert streamed == {
+        "name": "imagefolder",
+        "source": "torchvision.datasets.ImageFolder",
+        "root": str(tmp_path.resolve()),
+        "sizes": {"train": 4, "test": 2},
+        "num_classes": 2,
+    }
+    memory = build_data("imagefolder_memory", root=tmp_path, progress=False).record()
+    assert memory["sizes"] == {"train": 4, "test": 2} and memory["source"] == "imagefolder_memory"
+    assert memory["fingerprint"].startswith("train ") and " test " in memory["fingerprint"]
+    touched = tmp_path / "train" / "a_cls" / "000.jpg"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    again = build_data("imagefolder_memory", root=tmp_path, progress=False).record()
+    assert data_changes(memory, again).startswith("fingerprint 'train ")
+    assert data_changes(memory, memory) == "" and data_changes(None, again) == ""
+    assert data_changes({"root": "/a", "old_field": 1}, {"root": "/b"}) == "root '/a' -> '/b'"

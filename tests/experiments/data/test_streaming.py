@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.experiments.data.data_helpers import assert_same_batches, collect_batches, write_image_tree
+from tests.experiments.data.data_helpers import assert_same_batches, collect_batches, small_jpeg, write_image_tree
 from vicinal.experiments.data import (
     Loader,
     build_data,
     streaming,
 )
+from vicinal.experiments.errors import DataError, DataNotFoundError
 
 
 def test_imagefolder_streaming_bundle(tmp_path: Path) -> None:
@@ -59,3 +60,35 @@ def test_streaming_loader_rejects_bad_epoch_and_start(tmp_path: Path) -> None:
         b.train.iter_from(0, 3)
     with pytest.raises(ValueError, match="epoch must be >= 0, got -2"):
         b.train.set_epoch(-2)
+
+
+def test_streamed_tree_layout_errors_are_one_line(tmp_path: Path) -> None:
+    """Finding 3 of the data audit: torchvision's FileNotFoundError escaped with a traceback."""
+    inet = tmp_path / "inet"
+    for cls in ("n01440764", "n01443537"):
+        (inet / "train" / cls).mkdir(parents=True)
+        (inet / "train" / cls / "a.JPEG").write_bytes(small_jpeg(0))
+    (inet / "val").mkdir()
+    for k in range(3):  # the official ImageNet validation tarball: images directly in val/
+        (inet / "val" / f"ILSVRC2012_val_{k:08d}.JPEG").write_bytes(small_jpeg(k))
+    flat = (
+        rf"^no class folders in {inet / 'val'} \(expected <split>/<class>/<image files>\); it holds 3 files "
+        r"directly: sort them into one sub-folder per class \(ImageNet's validation tarball is flat"
+    )
+    with pytest.raises(DataNotFoundError, match=flat):
+        build_data("imagenet", root=inet, num_workers=0)
+    (inet / "val" / "n01440764").mkdir()  # a class folder, but empty
+    with pytest.raises(DataNotFoundError, match=rf"^class folder {inet / 'val' / 'n01440764'} has no image files \("):
+        build_data("imagefolder", root=inet, num_workers=0)
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "val" / "dog").mkdir(parents=True)
+    with pytest.raises(
+        DataNotFoundError, match=rf"^no class folders in {empty / 'train'} \(expected <split>/<class>/<image files>\)$"
+    ):
+        build_data("imagefolder", root=empty, num_workers=0)
+    # the in-memory loader words the same trees the same way
+    with pytest.raises(
+        DataError, match=rf"^no class folders in {empty / 'train'} \(expected <split>/<class>/<image files>\)$"
+    ):
+        build_data("imagefolder_memory", root=empty, progress=False)

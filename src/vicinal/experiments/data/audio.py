@@ -19,16 +19,15 @@ longer files keep their first second (the tail is cut; in FSDD the 20 files long
 their energy that way, the speech being at the start).
 
 Datasets are decoded once for the whole set (files read in chunks, STFT batched) and cached as a ``.pt`` file in
-``cache_dir()``, keyed by a hash of the file list (names and sizes) and every setting; a training step never
-touches a WAV file.
+``cache_dir()``, keyed by a hash of the folder's resolved path, the file list (names, sizes and modification
+times) and every setting, so an edited file or another folder with the same names misses the cache; a training
+step never touches a WAV file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, make_generator
+from vicinal.experiments.data.base import (
+    STREAM_SPLIT,
+    TensorSplits,
+    check_fraction,
+    check_option_bool,
+    file_list_key,
+    make_generator,
+    stat_files,
+)
 from vicinal.experiments.data.uci import stratified_split
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import cache_dir, data_root
@@ -58,7 +65,8 @@ __all__ = [
 
 N_FREQ = 160  # frequency bins kept (paper: 160 x 101)
 N_FRAMES = 101  # time frames (1 s at a 10 ms hop, centred frames)
-_CACHE_VERSION = 1  # bump when the decoding changes, so stale caches are not reused
+# Bump when the decoding or the key changes, so stale caches are not reused (2: the key has the folder and mtimes).
+_CACHE_VERSION = 2
 
 SPEECH_COMMANDS_WORDS: dict[str, tuple[str, ...]] = {
     # v0.01 (Warden, 2017): 30 words, 64,727 utterances; the paper's "30 classes".
@@ -210,24 +218,25 @@ def _decode(files: Sequence[Path], sample_level: str, *, seconds: float = 1.0, c
     return {"x": out, "sample_rate": torch.tensor(rate), "padded": torch.tensor(n_short), "cut": torch.tensor(n_long)}
 
 
-def _cached(prefix: str, key: dict[str, Any], build: Callable[[], dict], use_cache: bool) -> tuple[dict, str]:
-    """Load ``build()``'s tensors from ``cache_dir()`` if present, else build and store them atomically."""
+def _cached(
+    prefix: str, files: Sequence[Path], base: Path, sample_level: str, use_cache: bool
+) -> tuple[dict, str, str]:
+    """``_decode(files, sample_level)``'s tensors, from ``cache_dir()`` if present, else decoded and stored
+    atomically; also the status ("hit", "miss", "off") and the cache key (see `file_list_key`; computed even when
+    the cache is off: it is the data's fingerprint in a run's provenance)."""
+    options = {"level": sample_level, "seconds": 1.0, "freq": N_FREQ, "frames": N_FRAMES}
+    key = file_list_key(base, stat_files(files, base), version=_CACHE_VERSION, options=options)[:20]
     if not use_cache:
-        return build(), "off"
-    digest = hashlib.sha256(json.dumps({"v": _CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()
-    path = cache_dir() / f"{prefix}-{digest[:20]}.pt"
+        return _decode(files, sample_level), "off", key
+    path = cache_dir() / f"{prefix}-{key}.pt"
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), "hit"
+            return torch.load(path, map_location="cpu", weights_only=True), "hit", key
         except (RuntimeError, OSError, EOFError, ValueError):
             pass  # truncated or foreign file: rebuild it
-    data = build()
+    data = _decode(files, sample_level)
     atomic_write(path, lambda fh: torch.save(data, fh))  # readers never see a half-written cache
-    return data, "miss"
-
-
-def _file_key(files: Sequence[Path], base: Path) -> list[list[Any]]:
-    return [[f.relative_to(base).as_posix(), f.stat().st_size] for f in files]
+    return data, "miss", key
 
 
 def _check_sample_level(sample_level: str) -> None:
@@ -265,15 +274,17 @@ def load_fsdd(
     Returns:
         :class:`TensorSplits`, 10 classes, ``mean``/``std`` ``None``; ``info`` has ``sample_rate``, ``n_fft``,
         ``hop``, ``speakers``, ``counts`` (per split), ``class_counts``, ``padded``/``cut`` file counts,
-        ``cache`` ("hit", "miss" or "off"), ``files`` (file names per split) and a ``split`` description.
+        ``root`` (the recordings folder), ``cache`` ("hit", "miss" or "off"), ``cache_key`` (the hash of the
+        folder, its files' names, sizes and mtimes and the settings), ``files`` (file names per split) and a
+        ``split`` description.
 
     Raises:
         FileNotFoundError: no recordings folder or no WAV files in it (the message names the path).
         ValueError: bad ``sample_level``/``val_fraction``, a file name not of the FSDD form, or mixed rates.
     """
     _check_sample_level(sample_level)
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_fraction("val_fraction", val_fraction, zero_ok=True)
+    check_option_bool("cache", cache)
     base = Path(root) if root is not None else data_root() / "fsdd"
     rec = base / "recordings" if (base / "recordings").is_dir() else base
     if not rec.is_dir():
@@ -288,12 +299,7 @@ def load_fsdd(
         raise DataNotFoundError(f"no .wav files in the FSDD recordings folder {rec}")
     parsed.sort(key=lambda t: t[:3])
     files = [p[3] for p in parsed]
-    data, status = _cached(
-        "fsdd",
-        {"files": _file_key(files, rec), "level": sample_level, "seconds": 1.0, "freq": N_FREQ, "frames": N_FRAMES},
-        lambda: _decode(files, sample_level),
-        cache,
-    )
+    data, status, key = _cached("fsdd", files, rec, sample_level, cache)
     x = data["x"]
     y = torch.tensor([p[0] for p in parsed], dtype=torch.long)  # (N,)
     take = torch.tensor([p[2] for p in parsed])
@@ -305,6 +311,7 @@ def load_fsdd(
     n_fft, hop = spectrogram_settings(rate)
     info: dict[str, Any] = {
         "dataset": "fsdd",
+        "root": str(rec),
         "sample_level": sample_level,
         "sample_rate": rate,
         "n_fft": n_fft,
@@ -319,6 +326,7 @@ def load_fsdd(
         "padded": int(data["padded"]),
         "cut": int(data["cut"]),
         "cache": status,
+        "cache_key": key,
         "files": {
             k: [files[j].name for j in i.tolist()]
             for k, i in (("train", train_idx), ("val", val_idx), ("test", test_idx))
@@ -369,8 +377,8 @@ def load_speech_commands(
 
     Returns:
         :class:`TensorSplits` (train, val, test), ``mean``/``std`` ``None``; ``info`` has ``version``,
-        ``classes``, ``sample_rate``, ``n_fft``, ``hop``, ``counts``, ``padded``/``cut``, ``cache`` and
-        ``files`` (relative paths per split).
+        ``root``, ``classes``, ``sample_rate``, ``n_fft``, ``hop``, ``counts``, ``padded``/``cut``, ``cache``,
+        ``cache_key`` (as for FSDD) and ``files`` (relative paths per split).
 
     Raises:
         FileNotFoundError: ``root`` or a list file is missing, or there are no WAV files.
@@ -378,6 +386,7 @@ def load_speech_commands(
             bad ``sample_level``.
     """
     _check_sample_level(sample_level)
+    check_option_bool("cache", cache)
     if version is not None and version not in SPEECH_COMMANDS_WORDS:
         raise DataError(f"version must be one of {tuple(SPEECH_COMMANDS_WORDS)} or None, got {version!r}")
     root = Path(root)
@@ -401,12 +410,7 @@ def load_speech_commands(
     files, rel, where = [files[i] for i in order], [rel[i] for i in order], [where[i] for i in order]
     if not files:
         raise DataNotFoundError(f"no .wav files in the word folders of {root}")
-    data, status = _cached(
-        "speech_commands",
-        {"files": _file_key(files, root), "level": sample_level, "seconds": 1.0, "freq": N_FREQ, "frames": N_FRAMES},
-        lambda: _decode(files, sample_level),
-        cache,
-    )
+    data, status, key = _cached("speech_commands", files, root, sample_level, cache)
     x = data["x"]
     y = torch.tensor([words.index(r.split("/")[0]) for r in rel], dtype=torch.long)  # (N,)
     bounds = np.cumsum([0] + [where.count(i) for i in range(3)]).tolist()
@@ -415,6 +419,7 @@ def load_speech_commands(
     n_fft, hop = spectrogram_settings(rate)
     info: dict[str, Any] = {
         "dataset": "speech_commands",
+        "root": str(root),
         "version": detected,
         "classes": words,
         "sample_level": sample_level,
@@ -426,6 +431,7 @@ def load_speech_commands(
         "padded": int(data["padded"]),
         "cut": int(data["cut"]),
         "cache": status,
+        "cache_key": key,
         "files": {k: rel[i] for k, i in idx.items()},  # paths relative to root, per split
         "split": "validation_list.txt / testing_list.txt of the release; all other files train",
     }

@@ -4,6 +4,9 @@ Every in-memory dataset (CIFAR, digits, FSDD, Speech Commands, UCI) is first loa
 (whole splits as tensors), then wrapped into `InMemoryLoader`s that gather, move, augment and convert
 one minibatch at a time. Big datasets (ImageNet) bring their own loader with the same protocol (`Loader`).
 
+Also the small pieces every loader module shares: the checks of dataset options (``data.kwargs``), the cache key of
+a decoded file list (`file_list_key`), the wording of ImageFolder layout errors, and a bundle's provenance record.
+
 Determinism: everything random in a loader derives from ``(seed, epoch, rank)`` through `derive_seed`
 and fresh `torch.Generator`s, never from global RNGs, so the batches of epoch ``e`` are a pure function of
 ``(seed, e, rank)``, and ``iter_from(e, b)`` resumes exactly where an interrupted epoch stopped.
@@ -11,10 +14,12 @@ and fresh `torch.Generator`s, never from global RNGs, so the batches of epoch ``
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -359,6 +364,26 @@ class DataBundle:
     info: dict[str, Any] = field(default_factory=dict)
     corruption: CorruptedLabels | None = None
 
+    def record(self) -> dict[str, Any]:
+        """What this bundle holds, for a run's provenance (JSON-able): ``name``, ``source``, ``root`` (resolved),
+        ``sizes`` (samples per split), ``num_classes`` and, where the loader computes one, ``fingerprint`` (the
+        hash of the files' names, sizes and mtimes that keys the decoded cache). Absent entries are left out.
+
+        Two records differ when a resume reads other data than the run started on (another ``--data`` /
+        ``VICINAL_DATA``, another source picked by ``source: auto``, rewritten files); see `data_changes`.
+        """
+        info = self.info
+        root = info.get("root")
+        fields = {
+            "name": self.name,
+            "source": info.get("source", info.get("dataset")),
+            "root": str(Path(root).resolve()) if root is not None else None,
+            "sizes": info.get("sizes"),
+            "num_classes": self.num_classes,
+            "fingerprint": info.get("fingerprint", info.get("cache_key")) or None,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
     def fetch(self, indices: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Augmented training samples by dataset index; see `InMemoryLoader.fetch`."""
         fetch = getattr(self.train, "fetch", None)
@@ -394,3 +419,98 @@ def unreadable_image(path: str | os.PathLike[str], exc: BaseException) -> DataEr
     """The user error for an image file that cannot be decoded (truncated, corrupt, not an image)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return DataError(f"image file '{path}' cannot be decoded ({type(exc).__name__}: {text}); replace or remove it")
+
+
+def data_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """``"root '/a' -> '/b', sizes ..."``: the entries of two data records (`DataBundle.record`) that differ.
+
+    "" when none differ, and when ``old`` is None (a run whose provenance predates data records: nothing to compare).
+    Only entries both records have are compared: a field a later version adds (or a loader drops) is no change of
+    the data. Records are compared as JSON reads them back (dicts, lists, scalars).
+    """
+    if old is None:
+        return ""
+    return ", ".join(f"{k} {old[k]!r} -> {new[k]!r}" for k in sorted(old.keys() & new.keys()) if old[k] != new[k])
+
+
+def no_class_folders(split_dir: str | os.PathLike[str]) -> str:
+    """The message for an ImageFolder split without class folders (in-memory and streamed loaders alike); when
+    the images lie directly in the split (as in ImageNet's official, flat validation tarball), it says so."""
+    flat = sum(1 for e in os.scandir(split_dir) if e.is_file() and not e.name.startswith("."))
+    hint = (
+        f"; it holds {flat} files directly: sort them into one sub-folder per class (ImageNet's validation "
+        "tarball is flat: move each image into the folder of its class, e.g. with the devkit's labels)"
+        if flat
+        else ""
+    )
+    return f"no class folders in {split_dir} (expected <split>/<class>/<image files>){hint}"
+
+
+def empty_class_folder(folder: str | os.PathLike[str], extensions: Iterable[str]) -> str:
+    """The message for an ImageFolder class folder that holds no image file with one of ``extensions``."""
+    return f"class folder {folder} has no image files ({', '.join(extensions)})"
+
+
+def file_list_key(root: Path, files: Iterable[tuple[str, int, int]], *, version: int, options: dict[str, Any]) -> str:
+    """The cache key of files decoded from one folder: a sha256 hex digest of the folder's resolved path, the
+    cache format ``version``, the decode ``options`` and each file's ``(relative path, size, st_mtime_ns)``.
+
+    Any added, removed, renamed or rewritten file (a rewrite changes the mtime even at the same size), or the same
+    names in another folder, changes the key, so a stale decoded cache is never reused.
+    """
+    head = f"v{version};{Path(root).resolve()};{sorted(options.items())!r}\n"
+    h = hashlib.sha256(head.encode())
+    for rel, size, mtime in files:
+        h.update(f"{rel}\t{size}\t{mtime}\n".encode())
+    return h.hexdigest()
+
+
+def stat_files(files: Iterable[Path], base: Path) -> list[tuple[str, int, int]]:
+    """``(path relative to base, size, st_mtime_ns)`` per file: the input of `file_list_key`."""
+    out = []
+    for f in files:
+        st = f.stat()
+        out.append((f.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
+    return out
+
+
+def check_fraction(name: str, value: Any, *, zero_ok: bool = False) -> float:
+    """A dataset option that is a share of the samples: a number in (0, 1), or [0, 1) with ``zero_ok``.
+
+    Raises:
+        DataError: ``value`` is not a number (a string, None, a bool) or lies outside the range; the message
+            names ``name`` and the value, so a bad ``data.kwargs`` entry is one line, not a traceback.
+    """
+    interval = "[0, 1)" if zero_ok else "(0, 1)"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(f"{name} must be a number in {interval}, got {value!r}")
+    if not ((0.0 <= value if zero_ok else 0.0 < value) and value < 1.0):  # also refuses nan
+        raise DataError(f"{name} must be in {interval}, got {value}")
+    return float(value)
+
+
+def check_option_int(name: str, value: Any, minimum: int, *, none_ok: bool = False) -> int | None:
+    """A dataset option that is a count or a size: an int >= ``minimum`` (or None with ``none_ok``).
+
+    Raises:
+        DataError: ``value`` is not an int (a float, a string, a bool) or is below ``minimum``; the message names
+            ``name`` and the value.
+    """
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{name} must be an int >= {minimum}{' or null' if none_ok else ''}, got {value!r}")
+    if value < minimum:
+        raise DataError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_option_bool(name: str, value: Any) -> bool:
+    """A dataset on/off option (``download``, ``cache``): True or False, not a string such as ``"no"``.
+
+    Raises:
+        DataError: ``value`` is not a bool (the message names ``name`` and the value).
+    """
+    if not isinstance(value, bool):
+        raise DataError(f"{name} must be true or false, got {value!r}")
+    return value

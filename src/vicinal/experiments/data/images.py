@@ -13,7 +13,6 @@ to PIL on the CIFAR files); non-JPEG files fall back to PIL.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -32,7 +31,14 @@ from tqdm.auto import tqdm
 from vicinal.experiments.data.base import (
     STREAM_SPLIT,
     TensorSplits,
+    check_fraction,
+    check_option_bool,
+    check_option_int,
+    empty_class_folder,
+    file_list_key,
     make_generator,
+    no_class_folders,
+    stat_files,
     unreadable_image,
 )
 
@@ -93,11 +99,8 @@ class FolderListing:
     def key(self, **options: Any) -> str:
         """The cache key: a hash of the split's absolute path, the relative file list, each file's size and
         modification time, and the decode options. Any added, removed, renamed or rewritten file changes it."""
-        head = f"v{_CACHE_VERSION};{self.root.resolve()};{sorted(options.items())!r}\n"
-        h = hashlib.sha256(head.encode())
-        for rel, size, mtime in zip(self.files, self.sizes, self.mtimes, strict=True):
-            h.update(f"{rel}\t{size}\t{mtime}\n".encode())
-        return h.hexdigest()[:20]
+        files = zip(self.files, self.sizes, self.mtimes, strict=True)
+        return file_list_key(self.root, files, version=_CACHE_VERSION, options=options)[:20]
 
 
 def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None) -> FolderListing:
@@ -114,7 +117,7 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
         raise ValueError(f"max_per_class must be a positive int or None, got {max_per_class!r}")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
-        raise DataError(f"no class folders in {root} (expected <split>/<class>/<image files>)")
+        raise DataError(no_class_folders(root))
     files: list[str] = []
     sizes: list[int] = []
     mtimes: list[int] = []
@@ -125,7 +128,7 @@ def list_image_folder(split_dir: str | Path, *, max_per_class: int | None = None
             key=lambda e: e.name,
         )
         if not entries:
-            raise DataError(f"class folder {root / cls} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(empty_class_folder(root / cls, IMAGE_EXTENSIONS))
         for e in entries[:max_per_class]:
             files.append(f"{cls}/{e.name}")
             st = e.stat()
@@ -251,6 +254,7 @@ class DecodedSplit:
     cache_path: Path | None
     cache_hit: bool
     decode_seconds: float  # time of the original decode (also reported on cache hits)
+    key: str = ""  # FolderListing.key: the cache key, also the split's fingerprint in a run's provenance
 
 
 def _read_cache(path: Path) -> dict[str, Any] | None:
@@ -294,6 +298,8 @@ def load_image_folder_split(
         cache: Read and write the decoded tensor cache.
         progress: tqdm bar while decoding.
     """
+    check_option_int("image_size", image_size, 1, none_ok=True)
+    check_option_bool("cache", cache)
     listing = list_image_folder(split_dir, max_per_class=max_per_class)
     key = listing.key(image_size=image_size)
     root = listing.root
@@ -311,6 +317,7 @@ def load_image_folder_split(
                 path,
                 True,
                 float(blob["decode_seconds"]),
+                key,
             )
     t0 = time.perf_counter()
     x = decode_images(
@@ -336,7 +343,7 @@ def load_image_folder_split(
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         torch.save(blob, tmp)
         os.replace(tmp, path)
-    return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds)
+    return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds, key)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -388,6 +395,7 @@ def load_cifar10_jpeg(
             "augment": "crop_flip",
             "crop_padding": 4,
             "cache": [str(tr.cache_path), str(te.cache_path)],
+            "cache_key": f"train {tr.key} test {te.key}",
             "decode_seconds": tr.decode_seconds + te.decode_seconds,
         },
     )
@@ -413,6 +421,7 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
     if name not in classes:
         raise ValueError(f"load_cifar_torchvision: name must be 'cifar10' or 'cifar100', got {name!r}")
     cls, num_classes = classes[name]
+    check_option_bool("download", download)
     if root is None:
         try:
             roots = [data_root(), data_root() / name]
@@ -436,17 +445,43 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
         raise DataNotFoundError(f"{name}: {root / cls.base_folder} not found; pass download=True to fetch it")
     out = {}
     for split, train in (("train", True), ("test", False)):
-        ds = cls(str(root), train=train, download=download)
+        try:
+            ds = cls(str(root), train=train, download=download)
+        except (OSError, RuntimeError) as exc:  # URLError (no network) is an OSError; bad archives RuntimeErrors
+            raise _torchvision_failure(name, cls, root, download, exc) from None
         x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N,H,W,C)->(N,C,H,W)
         out[split] = (x, torch.tensor(ds.targets, dtype=torch.int64))
     mean, std = channel_stats(out["train"][0])
+    batches = root / cls.base_folder
+    fingerprint = file_list_key(batches, stat_files(sorted(batches.iterdir()), batches), version=1, options={})
     return TensorSplits(
         train=out["train"],
         test=out["test"],
         num_classes=num_classes,
         mean=mean,
         std=std,
-        info={"source": f"torchvision.{cls.__name__}", "root": str(root), "augment": "crop_flip", "crop_padding": 4},
+        info={
+            "source": f"torchvision.{cls.__name__}",
+            "root": str(root),
+            "augment": "crop_flip",
+            "crop_padding": 4,
+            "fingerprint": fingerprint[:20],  # of the batch files: a run's provenance records it
+        },
+    )
+
+
+def _torchvision_failure(name: str, cls: type, root: Path, download: bool, exc: BaseException) -> DataError:
+    """The one-line error for a torchvision CIFAR that could not be downloaded or read, saying how to supply it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if download:
+        return DataError(
+            f"{name}: downloading {cls.url} into {root} failed ({type(exc).__name__}: {text}); without network "
+            f"access, extract {cls.filename} elsewhere and put its {cls.base_folder} folder into {root} (or point "
+            "data.root / --data at the folder holding it), then run with data.kwargs.download=false"
+        )
+    return DataError(
+        f"{name}: {root / cls.base_folder} cannot be read ({type(exc).__name__}: {text}); replace it with a fresh "
+        f"copy extracted from {cls.filename}, or set data.kwargs.download=true to fetch it"
     )
 
 
@@ -475,6 +510,7 @@ def load_image_folder_memory(
     ``root/val``. All splits must have the same classes. Training augmentation: random crop with
     ``crop_padding`` zero padding + horizontal flip.
     """
+    check_option_int("crop_padding", crop_padding, 0)
     root = Path(root)
     test_dir, val_dir = eval_split_dirs(root)
     kw: dict[str, Any] = {
@@ -511,6 +547,7 @@ def load_image_folder_memory(
             "test_dir": str(test_dir),
             "augment": "crop_flip",
             "crop_padding": crop_padding,
+            "cache_key": " ".join(f"{k} {d.key}" for k, d in (("train", tr), *evals.items())),
         },
     )
 
@@ -525,8 +562,7 @@ def load_digits_splits(*, seed: int = 0, test_fraction: float = 1 / 3) -> Tensor
     """
     from sklearn.datasets import load_digits
 
-    if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    check_fraction("test_fraction", test_fraction)
     d = load_digits()
     x = torch.from_numpy(d.images).to(torch.float32).div_(16.0).unsqueeze(1)  # (1797, 1, 8, 8)
     y = torch.from_numpy(d.target).to(torch.int64)

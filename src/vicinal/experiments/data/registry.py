@@ -30,6 +30,8 @@ from vicinal.experiments.data.base import (
     InMemoryLoader,
     TensorSplits,
     _check_int,
+    check_option_bool,
+    check_option_int,
     check_rank,
     subset_per_class_indices,
 )
@@ -287,6 +289,7 @@ def _cifar10(
     ``root`` holds ``cifar-10-batches-py`` or ``download`` is set, else the JPEG tree."""
     if source not in ("auto", "jpeg", "torchvision"):
         raise DataError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
+    check_option_bool("download", download)  # before "auto" reads it: a string "no" would be true
     if source == "auto":
         has_batches = req.root is not None and (req.root / "cifar-10-batches-py").is_dir()
         source = "torchvision" if has_batches or download else "jpeg"
@@ -329,6 +332,10 @@ def _imagefolder_bundle(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
 ) -> DataBundle:
+    # Checked before the (for ImageNet, minutes long) file scan; ImageFolderLoader checks them again.
+    check_option_int("num_workers", num_workers, 0, none_ok=True)
+    check_option_int("image_size", image_size, 1)
+    check_option_int("resize", resize, 1)
     test_dir, val_dir = images.eval_split_dirs(root)
     train_samples, classes = streaming.image_folder_samples(root / "train")
     if req.subset_per_class is not None:
@@ -360,12 +367,14 @@ def _imagefolder_bundle(
         train_samples, train=req.augment, batch_size=req.batch_size, drop_last=req.drop_last, **common
     )
     train_eval = streaming.ImageFolderLoader(train_samples, train=False, batch_size=req.eval_batch_size, **common)
+    test = evaluation(test_dir)
+    val = evaluation(val_dir) if val_dir is not None else None
     if mean is None or std is None:
         mean, std = images.IMAGENET_MEAN, images.IMAGENET_STD
     return DataBundle(
         train=train,
-        test=evaluation(test_dir),
-        val=evaluation(val_dir) if val_dir is not None else None,
+        test=test,
+        val=val,
         train_eval=train_eval,
         num_classes=len(classes),
         input_shape=(3, image_size, image_size),
@@ -379,6 +388,8 @@ def _imagefolder_bundle(
             "root": str(root),
             "classes": classes,
             "test_dir": str(test_dir),
+            "sizes": {"train": len(train.targets), "test": len(test.targets)}
+            | ({"val": len(val.targets)} if val is not None else {}),
             "augment": "RandomResizedCrop+flip" if req.augment else None,
             "num_workers": num_workers,
         },

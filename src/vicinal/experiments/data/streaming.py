@@ -8,6 +8,7 @@ that do not (ImageNet's 1.28 M training images), so each epoch decodes its image
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from vicinal.experiments.data.base import (
     STREAM_AUGMENT,
     STREAM_FETCH,
     Batch,
+    check_option_int,
     check_rank,
+    empty_class_folder,
     make_generator,
+    no_class_folders,
     subset_per_class_indices,
     to_model_input,
     unreadable_image,
@@ -171,6 +175,11 @@ class ImageFolderLoader:
         from torchvision.datasets.folder import default_loader
 
         check_rank(rank, world_size)
+        # data.kwargs reach here unchecked: refuse bad values now, not when the first batch is drawn
+        check_option_int("batch_size", batch_size, 1)
+        check_option_int("num_workers", num_workers, 0)
+        check_option_int("image_size", image_size, 1)
+        check_option_int("resize", resize, 1)
         if not samples:
             raise DataError("ImageFolderLoader got no samples")
         self.train = train
@@ -261,14 +270,34 @@ class ImageFolderLoader:
 
 
 def image_folder_samples(split_dir: str | Path) -> tuple[list[tuple[str, int]], list[str]]:
-    """``(samples, classes)`` of a torchvision ImageFolder (the class scan and file walk happen here)."""
+    """``(samples, classes)`` of a torchvision ImageFolder (the class scan and file walk happen here).
+
+    Raises:
+        DataNotFoundError: ``split_dir`` is missing, has no class folders (e.g. a flat ImageNet ``val/``) or has
+            a class folder without image files; the message says which and what layout is expected.
+    """
     from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS
 
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise DataNotFoundError(f"image folder split not found: {split_dir}")
-    folder = ImageFolder(str(split_dir))
+    try:
+        folder = ImageFolder(str(split_dir))
+    except FileNotFoundError as exc:  # torchvision's wording for both layout errors: say which, in the lab's words
+        raise DataNotFoundError(_layout_problem(split_dir, IMG_EXTENSIONS) or str(exc)) from None
     return list(folder.samples), list(folder.classes)
+
+
+def _layout_problem(split_dir: Path, extensions: tuple[str, ...]) -> str | None:
+    """What makes ``split_dir`` no ImageFolder split (torchvision's own rules), or None if nothing is found."""
+    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        return no_class_folders(split_dir)
+    for cls in classes:
+        if not any(e.is_file() and e.name.lower().endswith(extensions) for e in os.scandir(split_dir / cls)):
+            return empty_class_folder(split_dir / cls, extensions)
+    return None
 
 
 def subset_samples(samples: list[tuple[str, int]], per_class: int, seed: int) -> list[tuple[str, int]]:

@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vicinal.experiments.data.base import STREAM_SPLIT, TensorSplits, make_generator
+from vicinal.experiments.data.base import (
+    STREAM_SPLIT,
+    TensorSplits,
+    check_fraction,
+    file_list_key,
+    make_generator,
+    stat_files,
+)
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import data_root
 
@@ -300,10 +307,8 @@ def load_uci(
     key = name.lower().removeprefix("uci:")
     if key not in UCI_DATASETS:
         raise DataError(f"unknown UCI dataset {name!r}; expected one of {', '.join(UCI_DATASETS)}")
-    if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    check_fraction("test_fraction", test_fraction)
+    check_fraction("val_fraction", val_fraction, zero_ok=True)
     base = Path(root) if root is not None else data_root() / "uci"
     folder = base / key
     if not folder.is_dir():
@@ -358,8 +363,12 @@ def load_uci(
 
     y_train, y_test = y[train_idx], y[test_idx]
     majority = int(torch.bincount(y_train, minlength=num_classes).argmax())
+    # the files' names, sizes and mtimes: a run's provenance records it, to notice other data on a resume
+    files = stat_files([base / rel for rel in spec["files"]], base)
     info: dict[str, Any] = {
         "dataset": key,
+        "root": str(base),
+        "fingerprint": file_list_key(base, files, version=1, options={})[:20],
         "rows": len(y),
         "num_features": x.shape[1],
         "class_values": class_values.tolist(),
