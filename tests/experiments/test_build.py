@@ -21,7 +21,7 @@ from vicinal.experiments.build import (
     lr_at,
     mixer_options,
 )
-from vicinal.experiments.config import ConfigError, MixConfig, ScheduleConfig
+from vicinal.experiments.config import ConfigError, MixConfig, OptimConfig, ScheduleConfig
 from vicinal.experiments.errors import LabFileNotFoundError, RunError
 from vicinal.experiments.trainer import Trainer
 
@@ -101,6 +101,15 @@ def test_build_optimizer() -> None:
     assert isinstance(adam, torch.optim.Adam) and adam.defaults["betas"] == (0.8, 0.9)
     sgd = build_optimizer(tiny_config("optim.nesterov=true").optim, model)
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"] and sgd.defaults["weight_decay"] == 5e-4
+
+
+def test_build_optimizer_wraps_what_torch_rejects_in_a_config_error() -> None:
+    # validate() refuses the known cases first; an OptimConfig built by hand reaches torch's own check
+    bad = OptimConfig(lr=-1.0)
+    with pytest.raises(ConfigError, match=r"^the optim section is rejected by torch.optim: Invalid learning rate: -1"):
+        build_optimizer(bad, torch.nn.Linear(3, 2))
+    with pytest.raises(ConfigError, match=r"rejected by torch.optim: .*beta parameter at index 1: 1.5"):
+        build_optimizer(OptimConfig(name="adam", betas=[0.9, 1.5]), torch.nn.Linear(3, 2))
 
 
 def test_lr_schedule_sets_the_groups_and_resumes_from_its_step_count() -> None:

@@ -461,3 +461,91 @@ def test_config_mistakes_caught_by_the_library_are_one_line(capsys: pytest.Captu
     one_line(capsys, ["train", str(DEMO), "--set", "mix.variant=mixup", "mix.kwargs={nope: 1}"],
              "the mix section of config 'demo-digits' is rejected by vicinal")  # fmt: skip
     one_line(capsys, ["train", str(DEMO), "--set", "model.kwargs.widht=3"], "got unexpected keyword argument(s) widht")
+
+
+# -- audit "train" (2026-12-01): refused before anything trains or is written ---------------------------------
+def test_configs_that_crashed_at_the_first_step_are_one_line_before_any_run_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    Path("dup.yaml").write_text(f"base: {DEMO}\nname: dup\nmix:\n  variant: mixup\nmix:\n  alpha: 0.2\n")
+    quick = ["train.epochs=1", "train.max_steps=1"]
+    cases = [
+        (["train", "dup.yaml"], "config file 'dup.yaml' repeats key 'mix' (lines 3 and 5)"),
+        (
+            ["train", str(DEMO), "--set", *quick, "mix.variant=mixup", "mix.pairing=knn", "mix.layer=layer2"],
+            "mix.pairing 'knn' cannot be combined with mix.layer (latent mixing), got 'layer2'",
+        ),
+        (
+            ["train", str(DEMO), "--set", *quick, "mix.variant=dirichlet", "mix.pairing=knn", "mix.knn_k=5"],
+            "config key 'mix.pairing' is not used by mix.variant 'dirichlet'",
+        ),
+        (
+            ["train", str(DEMO), "--set", *quick, "optim.nesterov=true", "optim.momentum=0"],
+            "config key 'optim.nesterov' needs optim.momentum > 0, got 0",
+        ),
+        (
+            ["train", str(DEMO), "--set", *quick, "optim.name=adam", "optim.betas=[0.9, 1.5]"],
+            "config key 'optim.betas' must lie in [0, 1), got [0.9, 1.5]",
+        ),
+        (
+            ["train", str(DEMO), "--set", *quick, "name=../../escape"],
+            "config key 'name' must be a plain folder name (not empty, without a path separator, not starting "
+            "with '.'), got '../../escape'",
+        ),
+        (["train", str(DEMO), "--set", *quick, "name=''"], "config key 'name' must be a plain folder name"),
+    ]
+    for argv, match in cases:
+        one_line(capsys, [*argv, "--out", str(tmp_path / "o")], match)
+    assert not (tmp_path / "o").exists() and not Path("runs").exists() and not (tmp_path.parent / "escape").exists()
+
+
+def test_demo_refuses_a_set_of_the_keys_that_define_its_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    """--set mix.variant=cutmix trained cutmix in both rows ("ERM" and "mixup"), --set mix.alpha=0.2 kept the
+    label "mixup (alpha=1)", --set name=foo made both methods share one run folder."""
+    for key, value in (("mix.variant", "cutmix"), ("mix.alpha", "0.2"), ("name", "foo"), ("train.seed", "3")):
+        code, out, err = run_cli(capsys, "demo", "--seeds", "1", "--set", "train.epochs=1", f"{key}={value}")
+        assert_one_line_error(code, err, f"--set {key} is not allowed in the demo: the demo sets {key} itself")
+        assert out == ""
+    one_line(capsys, ["demo", "--set", "mix={variant: cutmix}"], "--set mix is not allowed in the demo: the demo "
+             "sets mix.variant, mix.alpha itself for the methods it compares (use --alpha")  # fmt: skip
+    assert not Path("runs").exists()
+
+
+def test_reproduce_refuses_rows_that_share_a_run_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--set name=mine mapped ERM and mixup to one folder: only ERM trained, mixup was skipped as "complete"."""
+    argv = ["reproduce", "cifar", "--scale", "cpu", "--seeds", "1", "--set", "name=mine", "--out", str(tmp_path)]
+    code, out, err = run_cli(capsys, *argv, "--dry-run")
+    assert_one_line_error(code, err, "rows '")
+    assert re.search(
+        r"rows '[^']*erm[^']*' and '[^']*mixup[^']*' of the plan share the run folder '.*mine/seed0' \(name "
+        r"'mine', seed 0\) \(--set name=\.\.\. gives every row one name\); each row needs its own name",
+        err,
+    ), err
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_figure2_checks_its_device_as_attack_does(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["figure", "fig2", "--erm", str(tmp_path), "--mixup", str(tmp_path), "--out", str(tmp_path / "f")]
+    one_line(capsys, [*argv, "--device", "bogus"], "--device must be one of cpu, cuda, cuda:N, mps, got 'bogus'")
+    if not torch.cuda.is_available():
+        one_line(capsys, [*argv, "--device", "cuda"], "--device is 'cuda' but CUDA is not available on this machine")
+    assert not (tmp_path / "f").exists()
+
+
+def test_a_missing_optional_package_is_a_lab_warning(tmp_path: Path) -> None:
+    """The TensorBoard (and matplotlib) warnings were printed in Python's default format with a source line."""
+    script = (
+        "import sys; sys.modules['torch.utils.tensorboard'] = sys.modules['matplotlib'] = None\n"  # not installed
+        "from vicinal.experiments.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+    argv = ["train", str(DEMO), "--set", "train.tensorboard=true", "train.max_steps=1", "--out", str(tmp_path),
+            "--quiet"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env=_env(),
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "install" in line or "fn(self" in line]
+    assert lines == [
+        "vicinal: warning: train.tensorboard is on but TensorBoard is not installed; skipping it",
+        "vicinal: warning: matplotlib is not installed; reliability.png skipped",
+    ], proc.stderr
+    assert (tmp_path / "demo-digits" / "seed0" / "reliability.json").is_file()  # the numbers are still written

@@ -322,3 +322,104 @@ def test_config_key_range() -> None:
         tiny_config("data.corrupt_fraction=1.5")
     with pytest.raises(ConfigError, match=r"'train.train_eval_every' must be >= 1 or null, got 0"):
         tiny_config("train.train_eval_every=0")
+
+
+# -- audit "train" (2026-12-01): keys written twice, combinations a variant ignores, values with no use ----------
+def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_path: Path) -> None:
+    """yaml.safe_load kept the last value: a ``mix:`` section written twice trained ERM, without a word."""
+    path = write(tmp_path, "name: dup\nmix:\n  variant: mixup\n  alpha: 1.0\ntrain: {epochs: 1}\nmix:\n  alpha: 0.2\n")
+    with pytest.raises(ConfigError, match=r"^config file '.*c.yaml' repeats key 'mix' \(lines 2 and 6\)$"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"config file '.*c.yaml' repeats key 'lr' \(lines 2 and 3\)$"):
+        load_config(write(tmp_path, "optim:\n  lr: 0.1\n  lr: 0.2\n"))
+    with pytest.raises(ConfigError, match=r"config file '.*c.yaml' repeats key 'lr' \(lines 1 and 1\)$"):
+        load_config(write(tmp_path, "optim: {lr: 0.1, lr: 0.2}\n"))
+    # in a base: file, and in a sweep file (its rows and the file itself)
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 2\n  epochs: 3\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nname: child\n")
+    with pytest.raises(ConfigError, match=r"config file '.*base.yaml' repeats key 'epochs' \(lines 2 and 3\)$"):
+        load_config(tmp_path / "child.yaml")
+    sweep = _sweep_folder(tmp_path, SWEEP.replace("wd: {wd0:", "wd: {wd0: {optim: {}}, wd0:"))
+    with pytest.raises(ConfigError, match=r"config file '.*grid.yaml' repeats key 'wd0' \(lines 16 and 16\)$"):
+        load_config(sweep.parent / "grid" / "cutmix-wd0.yaml")
+    with pytest.raises(ConfigError, match=r"config file '.*grid.yaml' repeats key 'wd0'"):
+        sweep_rows(sweep)
+    # a YAML merge key's keys may be overridden (that is what it is for, not a repeat)
+    merged = load_config(write(tmp_path, "optim:\n  <<: {lr: 0.2, momentum: 0.5}\n  lr: 0.3\n"))
+    assert (merged.optim.lr, merged.optim.momentum) == (0.3, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        # finding 3: accepted by validate, then a traceback at the first step
+        (
+            ["mix.variant=mixup", "mix.pairing=knn", "mix.layer=layer2"],
+            r"mix.pairing 'knn' cannot be combined with mix.layer",
+        ),
+        (
+            ["mix.variant=dirichlet", "mix.pairing=knn"],
+            r"'mix.pairing' is not used by mix.variant 'dirichlet'.*got 'knn'",
+        ),
+        (["optim.nesterov=true", "optim.momentum=0"], r"'optim.nesterov' needs optim.momentum > 0, got 0"),
+        (["optim.name=adam", "optim.betas=[0.9, 1.5]"], r"'optim.betas' must lie in \[0, 1\), got \[0.9, 1.5\]"),
+        (["optim.name=adam", "optim.betas=[-0.1, 0.9]"], r"'optim.betas' must lie in \[0, 1\)"),
+        # finding 4: options the variant never reads
+        (
+            ["mix.variant=mixup", "mix.knn_same_class=true"],
+            r"'mix.knn_same_class' needs mix.pairing 'knn', got 'random'",
+        ),
+        (
+            ["mix.variant=mixup_or_cutmix", "mix.lam_mode=sample"],
+            r"'mix.lam_mode' 'sample' is not used by mix.variant 'mixup_or_cutmix'",
+        ),
+        (["mix.variant=cutmix", "mix.lam_mode=sample"], r"'mix.lam_mode' 'sample' is not used by mix.variant 'cutmix'"),
+        (["mix.variant=dirichlet", "mix.pairing=flip"], r"'mix.pairing' is not used by mix.variant 'dirichlet'"),
+        (["mix.variant=erm", "mix.pairing=knn"], r"'mix.pairing' is not used by mix.variant 'erm'"),
+        (
+            ["mix.variant=label_smoothing", "mix.smoothing=0.1", "mix.pairing=knn"],
+            r"'mix.pairing' is not used by mix.variant 'label_smoothing'",
+        ),
+        (
+            ["mix.variant=gaussian_noise", "mix.sigma=0.1", "mix.pairing=knn"],
+            r"'mix.pairing' is not used by mix.variant 'gaussian_noise' \(only by mixup, cutmix",
+        ),
+        # finding 5: values with no sensible use
+        (["schedule.gamma=0"], r"'schedule.gamma' must be > 0, got 0.0"),
+        (["schedule.gamma=-1"], r"'schedule.gamma' must be > 0, got -1.0"),
+        (["schedule.eta_min=-1"], r"'schedule.eta_min' must be >= 0, got -1.0"),
+        (["mix.off_epoch=-1"], r"'mix.off_epoch' must be null or > mix.warmup_epochs \(0\), got -1"),
+        (
+            ["mix.warmup_epochs=3", "mix.off_epoch=3"],
+            r"'mix.off_epoch' must be null or > mix.warmup_epochs \(3\), got 3",
+        ),
+        # a run name must stay inside --out
+        (["name=../../escape"], r"config key 'name' must be a plain folder name \(not empty, without a path separator"),
+        (["name=''"], r"config key 'name' must be a plain folder name .*got ''"),
+        (["name=a/b"], r"config key 'name' must be a plain folder name .*got 'a/b'"),
+        (["name=.hidden"], r"config key 'name' must be a plain folder name .*got '.hidden'"),
+    ],
+)
+def test_combinations_and_values_a_run_cannot_use_are_refused(overrides: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        tiny_config(*overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["mix.pairing=knn", "mix.knn_same_class=true", "mix.knn_k=5"],
+        ["mix.variant=cutmix", "mix.pairing=knn"],
+        ["mix.variant=mixup_or_cutmix", "mix.pairing=same_class"],
+        ["mix.variant=dirichlet", "mix.lam_mode=sample"],
+        ["mix.variant=mix_inputs_only", "mix.lam_mode=sample", "mix.pairing=flip"],
+        ["mix.layer=layer2", "mix.pairing=same_class", "mix.lam_mode=sample"],
+        ["mix.warmup_epochs=1", "mix.off_epoch=2"],
+        ["optim.nesterov=true"],
+        ["optim.name=adam", "optim.betas=[0.0, 0.999]"],
+        ["schedule.eta_min=0", "schedule.gamma=2"],
+        ["name=cifar10-preact_resnet18-mixup"],
+    ],
+)
+def test_combinations_that_a_variant_uses_are_accepted(overrides: list[str]) -> None:
+    tiny_config(*overrides)

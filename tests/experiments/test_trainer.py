@@ -288,6 +288,39 @@ def test_resume_may_extend_training(straight: tuple[Trainer, Path], tmp_path: Pa
     assert yaml.safe_load((copy / "config.yaml").read_text())["train"]["epochs"] == 5
 
 
+def _files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.is_file()}
+
+
+def test_a_resume_may_not_end_before_the_checkpoint(straight: tuple[Trainer, Path], tmp_path: Path) -> None:
+    """train.epochs below the checkpoint's position once marked the run complete with a summary of fewer epochs
+    than its weights had seen (an interrupted epoch's sums dropped); the run folder is left as it was."""
+    _, run = straight  # 4 epochs, complete
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot resume from '.*run/checkpoint.pt' with train.epochs 3: the checkpoint has completed 4 "
+        r"epoch\(s\), so train.epochs must be >= 4$",
+    ):
+        Trainer(tiny_config("train.epochs=3"), run, resume=True, quiet=True).fit()
+    paused = tmp_path / "paused"
+    assert Trainer(tiny_config("train.max_steps=12"), paused, quiet=True).fit()["status"] == "max_steps"
+    before = _files(paused)  # checkpoint: epoch 2 (0-based), 2 of its 5 steps done
+    for epochs in (1, 2):
+        with pytest.raises(
+            CheckpointError,
+            match=rf"with train.epochs {epochs}: the checkpoint has completed 2 epoch\(s\) and is part-way through "
+            r"the next, so train.epochs must be >= 3$",
+        ):
+            Trainer(
+                tiny_config(f"train.epochs={epochs}", "train.max_steps=null"), paused, resume=True, quiet=True
+            ).fit()
+    assert _files(paused) == before
+    resumed = Trainer(tiny_config("train.epochs=3", "train.max_steps=null"), paused, resume=True, quiet=True)
+    with pytest.warns(LabWarning, match=r"train.epochs 4 -> 3"):
+        summary = resumed.fit()
+    assert summary["status"] == "complete" and summary["epochs_completed"] == 3 and resumed.global_step == 15
+
+
 def test_interrupt_exit_codes() -> None:
     assert TrainingInterrupted(signal.SIGINT, None).exit_code == 130
     assert TrainingInterrupted(signal.SIGTERM, None).exit_code == 143
@@ -298,7 +331,7 @@ def test_tensorboard_is_optional(tmp_path: Path) -> None:
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        with pytest.warns(UserWarning, match="train.tensorboard is on but TensorBoard is not installed; skipping it"):
+        with pytest.warns(LabWarning, match="train.tensorboard is on but TensorBoard is not installed; skipping it"):
             Trainer(tiny_config("train.tensorboard=true", "train.max_steps=1"), tmp_path / "r", quiet=True).fit()
         assert not (tmp_path / "r" / "tensorboard").exists()
     else:

@@ -133,18 +133,25 @@ def load_run_model(
 
 # -- optimiser and learning rate --------------------------------------------------------------------------------
 def build_optimizer(optim: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD or Adam over every parameter; weight decay applies to all of them, as in the paper's official code."""
-    if optim.name == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=optim.lr,
-            momentum=optim.momentum,
-            nesterov=optim.nesterov,
-            weight_decay=optim.weight_decay,
+    """SGD or Adam over every parameter; weight decay applies to all of them, as in the paper's official code.
+
+    Raises:
+        ConfigError: torch rejects the optimiser's arguments (``validate`` checks the known cases first).
+    """
+    try:
+        if optim.name == "sgd":
+            return torch.optim.SGD(
+                model.parameters(),
+                lr=optim.lr,
+                momentum=optim.momentum,
+                nesterov=optim.nesterov,
+                weight_decay=optim.weight_decay,
+            )
+        return torch.optim.Adam(
+            model.parameters(), lr=optim.lr, betas=(optim.betas[0], optim.betas[1]), weight_decay=optim.weight_decay
         )
-    return torch.optim.Adam(
-        model.parameters(), lr=optim.lr, betas=(optim.betas[0], optim.betas[1]), weight_decay=optim.weight_decay
-    )
+    except ValueError as exc:  # a value torch refuses is the config's fault, not a bug: one line, not a traceback
+        raise ConfigError(f"the optim section is rejected by torch.optim: {exc}") from None
 
 
 def lr_at(step: int, *, schedule: ScheduleConfig, base_lr: float, epochs: int, steps_per_epoch: int) -> float:

@@ -26,6 +26,7 @@ from . import runs
 from .config import ExperimentConfig
 from .data.corrupt import CorruptedLabels, counts_to_errors
 from .distributed import all_reduce
+from .errors import LabWarning
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, train_set_counts
 from .reliability import reliability_bins, save_reliability_diagram
 
@@ -157,7 +158,7 @@ class ReliabilityDiagram(Callback):
             title = f"{trainer.cfg.name} seed {trainer.cfg.train.seed}"
             save_reliability_diagram(bins, trainer.run_dir / "reliability.png", title=title)
         except ImportError:  # pragma: no cover - matplotlib is in the lab extra
-            warnings.warn("matplotlib is not installed; reliability.png skipped", stacklevel=2)
+            warnings.warn("matplotlib is not installed; reliability.png skipped", LabWarning, stacklevel=2)
 
 
 # -- TensorBoard ------------------------------------------------------------------------------------------------
@@ -173,7 +174,9 @@ class TensorBoard(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            warnings.warn("train.tensorboard is on but TensorBoard is not installed; skipping it", stacklevel=2)
+            warnings.warn(
+                "train.tensorboard is on but TensorBoard is not installed; skipping it", LabWarning, stacklevel=2
+            )
             return
         self.writer = SummaryWriter(log_dir=str(trainer.run_dir / "tensorboard"))
 

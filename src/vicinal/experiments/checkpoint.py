@@ -149,7 +149,8 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size: int, path: str | Path) -> None:
     """Refuse to resume run ``cfg`` on ``world_size`` processes from ``state`` (loaded from ``path``) when the
-    checkpoint was written by another config (beyond `RESUME_MUTABLE`) or another number of processes."""
+    checkpoint was written by another config (beyond `RESUME_MUTABLE`), another number of processes, or is past
+    ``cfg.train.epochs`` (a started epoch counts)."""
     try:
         saved_cfg = config_from_dict(state["config"])
     except (ConfigError, KeyError) as exc:
@@ -159,6 +160,15 @@ def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size:
         raise CheckpointError(
             f"checkpoint file '{path}' was written by a different config (differs at {', '.join(changed)}); "
             f"only {', '.join(RESUME_MUTABLE)} may change on resume"
+        )
+    # Fewer epochs than the checkpoint has reached would end the loop before it starts: the run was marked
+    # complete with a summary of fewer epochs than its weights (a partial epoch's sums dropped).
+    done, in_epoch = int(state.get("epoch", 0)), int(state.get("step_in_epoch", 0)) > 0
+    if cfg.train.epochs < done + in_epoch:
+        where = f"has completed {done} epoch(s)" + (" and is part-way through the next" if in_epoch else "")
+        raise CheckpointError(
+            f"cannot resume from '{path}' with train.epochs {cfg.train.epochs}: the checkpoint {where}, so "
+            f"train.epochs must be >= {done + in_epoch}"
         )
     if int(state.get("world_size", 1)) != world_size:
         raise CheckpointError(

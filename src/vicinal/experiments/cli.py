@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import sys
 import warnings
@@ -29,6 +28,7 @@ from typing import Any, NoReturn
 from .attacks import attack_run
 from .config import ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
+from .distributed import check_explicit_device
 from .errors import LabError, LabWarning
 from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
@@ -38,7 +38,7 @@ from .runs import read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
 from .tasks.figures import run as run_figure
-from .trainer import Trainer, TrainingInterrupted, check_device
+from .trainer import Trainer, TrainingInterrupted
 
 __all__ = ["main", "build_parser"]
 
@@ -121,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--eps", type=float, default=DEMO_EPS, help=f"FGSM L-inf radius in [0,1] pixels (default {DEMO_EPS:g})"
     )
     p.add_argument("--out", type=Path, default=None, help="keep the run folders here (default: a temporary folder)")
-    _add_overrides(p, "config overrides applied to both methods, e.g. train.epochs=5")
+    _add_overrides(
+        p,
+        "config overrides applied to both methods, e.g. train.epochs=5 (not name, mix.variant, mix.alpha, train.seed)",
+    )
     _add_data(p)
 
     p = sub.add_parser(
@@ -310,9 +313,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return reproduce(args)
 
 
-_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
-
-
 def cmd_attack(args: argparse.Namespace) -> int:
     """`vicinal attack`: FGSM / I-FGSM error of a trained run, white or black box."""
     if args.steps < 1:
@@ -323,10 +323,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.every < 1:
         raise ConfigError(f"--every must be >= 1, got {args.every}")
-    if not re.fullmatch(r"cpu|cuda|cuda:\d+|mps", args.device):
-        raise ConfigError(f"--device must be one of {', '.join(_DEVICES)}, got {args.device!r}")
-    if args.device != "cpu":
-        check_device(args.device, "--device", fallback="cpu")  # attack has no "auto"
+    check_explicit_device(args.device)  # attack has no "auto"
     for label, path in (("RUN_DIR", args.run), ("--source", args.source)):
         if path is not None and not path.is_dir():
             raise ConfigError(f"{label} '{path}' is not a folder")

@@ -1,11 +1,12 @@
 """Experiments as data: typed dataclasses, YAML files and strict ``--set a.b=value`` overrides.
 
 One :class:`ExperimentConfig` describes one run completely (data, model, optimiser, schedule, mixing, training
-loop). Files are read with ``yaml.safe_load`` (a config never runs code) by :mod:`vicinal.experiments.config_yaml`
-(``base:`` inheritance, sweeps declared as data, shipped names; its public names are re-exported here). Every key is checked against the
-dataclass fields: an unknown key is an error that lists the valid keys, a value of the wrong type is an error that
-names the key, the expected type and what it received. Errors are :class:`ConfigError` (a ``ValueError`` and a
-``LabError``).
+loop). Files are read with a ``yaml.SafeLoader`` (a config never runs code; a key written twice is an error) by
+:mod:`vicinal.experiments.config_yaml` (``base:`` inheritance, sweeps declared as data, shipped names; its public
+names are re-exported here). Every key is checked against the dataclass fields: an unknown key is an error that
+lists the valid keys, a value of the wrong type is an error that names the key, the expected type and what it
+received; ``validate`` also refuses values and combinations that a run cannot use (an option the chosen variant
+would ignore, say). Errors are :class:`ConfigError` (a ``ValueError`` and a ``LabError``).
 
 YAML 1.1 (PyYAML) reads ``1e-4`` as the *string* "1e-4" (it wants ``1.0e-4``). A float field therefore also accepts
 a string that Python's ``float()`` reads as a finite number; that is the only coercion besides int -> float.
@@ -28,9 +29,11 @@ import yaml
 import vicinal
 
 from .config_yaml import (
+    PLAIN_NAME,
     ConfigError,
     config_exists,
     describe,
+    is_plain_name,
     read_config_data,
     resolve_config,
     shipped_configs,
@@ -151,16 +154,16 @@ class MixConfig:
         variant: a name in ``vicinal.VARIANTS`` ("erm", "mixup", ...).
         alpha: Beta(alpha, alpha) parameter.
         pairing: "random" (AC+RP), "same_class" (SC+RP), "knn" (AC+KNN, or SC+KNN with ``knn_same_class``),
-            "roll", "flip".
-        lam_mode: "batch" (one lam per minibatch, the paper) or "sample".
+            "roll", "flip"; only the variants that draw partners read it ("knn": not with ``layer``).
+        lam_mode: "batch" (one lam per minibatch, the paper) or "sample" (mixup, mix_inputs_*, dirichlet).
         smoothing: label-smoothing epsilon for the smoothing variants.
         sigma: standard deviation of the "gaussian_noise" variant.
         layer: mix latent representations entering this module (``vicinal.LatentMixup``); ``None`` = inputs.
         warmup_epochs: the first N epochs train without mixing (speech: 5).
-        off_epoch: stop mixing from this 0-based epoch on; ``None`` = never.
+        off_epoch: stop mixing from this 0-based epoch on (> ``warmup_epochs``); ``None`` = never.
         two_label: use the official two-label loss lam*CE(y_i) + (1-lam)*CE(y_j) instead of soft targets.
         knn_k: neighbours per training sample for "knn" pairing (paper: 200).
-        knn_same_class: "knn" pairing restricted to the same class (SC+KNN).
+        knn_same_class: "knn" pairing restricted to the same class (SC+KNN); needs ``pairing: knn``.
         kwargs: extra keyword arguments for ``vicinal.build``.
     """
 
@@ -258,6 +261,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # Variants whose targets are plain mixed one-hots, so the two-label loss is exact for them.
 _TWO_LABEL_VARIANTS = ("erm", "mixup", "cutmix", "mixup_or_cutmix", "dirichlet", "gaussian_noise")
 _NEEDS_SMOOTHING = ("label_smoothing", "mix_inputs_label_smoothing")
+# The variants that read mix.pairing and mix.lam_mode "sample" (``build.mixer_options`` passes them to these only):
+# anywhere else the option was ignored and the run silently trained something other than what its config says.
+_PAIRING_VARIANTS = ("mixup", "cutmix", "mix_inputs_only", "mix_inputs_label_smoothing", "mixup_or_cutmix")
+_SAMPLE_LAM_VARIANTS = ("mixup", "mix_inputs_only", "mix_inputs_label_smoothing", "dirichlet")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -403,10 +410,26 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
+    if cfg.schedule.gamma <= 0:  # a negative lr after the first decay, or none at all
+        raise ConfigError(f"config key 'schedule.gamma' must be > 0, got {cfg.schedule.gamma}")
+    if cfg.schedule.eta_min < 0:
+        raise ConfigError(f"config key 'schedule.eta_min' must be >= 0, got {cfg.schedule.eta_min}")
+    if cfg.mix.off_epoch is not None and cfg.mix.off_epoch <= cfg.mix.warmup_epochs:
+        # mixing is on for epochs warmup_epochs <= e < off_epoch: none at all otherwise (an "ERM" run in disguise)
+        raise ConfigError(
+            f"config key 'mix.off_epoch' must be null or > mix.warmup_epochs ({cfg.mix.warmup_epochs}), "
+            f"got {cfg.mix.off_epoch}"
+        )
+    if not is_plain_name(cfg.name):  # the run folder is OUT/<name>/seed<seed>: the name must stay inside OUT
+        raise ConfigError(f"config key 'name' must be a plain folder name ({PLAIN_NAME}), got {cfg.name!r}")
     if not 0.0 <= cfg.data.corrupt_fraction <= 1.0:
         raise ConfigError(f"config key 'data.corrupt_fraction' must be in [0, 1], got {cfg.data.corrupt_fraction}")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"config key 'optim.betas' must hold 2 floats, got {cfg.optim.betas}")
+    if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise ConfigError(f"config key 'optim.betas' must lie in [0, 1), got {cfg.optim.betas}")
+    if cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.optim.momentum <= 0:
+        raise ConfigError(f"config key 'optim.nesterov' needs optim.momentum > 0, got {cfg.optim.momentum}")
     if cfg.schedule.milestones != sorted(cfg.schedule.milestones):
         raise ConfigError(f"config key 'schedule.milestones' must be increasing, got {cfg.schedule.milestones}")
     if cfg.mix.two_label and (cfg.mix.variant not in _TWO_LABEL_VARIANTS or cfg.mix.smoothing > 0):
@@ -427,7 +450,27 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     variants = getattr(vicinal, "VARIANTS", None)  # the library owns the list of variants
     if variants and cfg.mix.variant not in variants:
         raise ConfigError(f"config key 'mix.variant' must be one of {', '.join(variants)}, got {cfg.mix.variant!r}")
+    _check_mix_options(cfg.mix)
     return cfg
+
+
+def _check_mix_options(mix: MixConfig) -> None:
+    """Refuse mix options that the configured variant would silently ignore (or crash on at the first step)."""
+    if mix.pairing != "random" and mix.variant not in _PAIRING_VARIANTS:
+        raise ConfigError(
+            f"config key 'mix.pairing' is not used by mix.variant {mix.variant!r} (only by "
+            f"{', '.join(_PAIRING_VARIANTS)}), got {mix.pairing!r}"
+        )
+    if mix.lam_mode != "batch" and mix.variant not in _SAMPLE_LAM_VARIANTS:
+        raise ConfigError(
+            f"config key 'mix.lam_mode' {mix.lam_mode!r} is not used by mix.variant {mix.variant!r} (only by "
+            f"{', '.join(_SAMPLE_LAM_VARIANTS)})"
+        )
+    if mix.knn_same_class and mix.pairing != "knn":
+        raise ConfigError(f"config key 'mix.knn_same_class' needs mix.pairing 'knn', got {mix.pairing!r}")
+    if mix.pairing == "knn" and mix.layer is not None:
+        # the k-NN partners are input images; a latent mixer needs partners in the space of mix.layer
+        raise ConfigError(f"mix.pairing 'knn' cannot be combined with mix.layer (latent mixing), got {mix.layer!r}")
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> ExperimentConfig:

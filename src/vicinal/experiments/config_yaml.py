@@ -1,4 +1,4 @@
-"""Config files: YAML read with ``yaml.safe_load``, ``base:`` inheritance, sweeps declared as data, shipped names.
+"""Config files: safe YAML (a repeated key is an error), ``base:`` inheritance, sweeps declared as data, shipped names.
 
 This module turns a config's name or path into the plain mapping that :func:`vicinal.experiments.config.load_config`
 validates against the schema (the dataclasses of :mod:`vicinal.experiments.config`, which re-exports the public
@@ -8,6 +8,7 @@ names below). It knows nothing of the schema, so that reading files and checking
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ __all__ = [
     "ConfigError",
     "config_exists",
     "describe",
+    "PLAIN_NAME",
+    "is_plain_name",
     "read_config_data",
     "read_yaml_mapping",
     "resolve_config",
@@ -41,6 +44,16 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+PLAIN_NAME = "not empty, without a path separator, not starting with '.'"
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` can name one file or folder inside a given folder (:data:`PLAIN_NAME`): a separator or
+    ``..`` would put it elsewhere (or fail), and a leading dot would hide it."""
+    separators = {"/", os.sep, os.altsep or "/", "\0"}
+    return bool(name) and not name.startswith(".") and not any(c in name for c in separators)
+
+
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """``top`` over ``base``: mappings merge key by key (recursively), anything else (lists too) is replaced."""
     out = dict(base)
@@ -50,6 +63,45 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key written twice: PyYAML keeps the last value silently, so a
+    section written twice (``mix:`` ... ``mix:``) dropped the first one whole (a mixup config trained ERM)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _RepeatedKeyError(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class raises its own error for it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+class _RepeatedKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, second: int) -> None:
+        super().__init__(f"repeats key {key!r} (lines {first} and {second})")
+        self.key, self.first, self.second = key, first, second
+
+
+def _load_yaml(path: Path) -> Any:
+    """The YAML document of ``path``, read safely (no code runs) and strictly (a repeated key is an error).
+
+    Raises:
+        yaml.YAMLError: not valid YAML. ConfigError: a key written twice in one mapping (naming it, the file and
+        both lines). OSError, UnicodeDecodeError: unreadable.
+    """
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except _RepeatedKeyError as exc:
+        raise ConfigError(f"config file '{path}' {exc}") from None
 
 
 def read_yaml_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -66,7 +118,7 @@ def read_yaml_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any
             raise ConfigError(f"config file '{path}' (the base of '{chain[-1]}') does not exist")
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _load_yaml(path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -182,7 +234,7 @@ def _sweep_of(path: Path) -> tuple[Path, str] | None:
     if not sweep.is_file():
         return None
     try:
-        head = yaml.safe_load(sweep.read_text(encoding="utf-8"))
+        head = _load_yaml(sweep)
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         return None  # not a readable sweep: the caller reports the path as missing
     if not isinstance(head, Mapping) or "sweep" not in head:

@@ -85,8 +85,27 @@ def format_table(rows: Sequence[DemoRow], eps: float, seconds: float) -> str:
     return "\n".join(lines)
 
 
+# Keys the demo sets itself for each method and seed (its rows are labelled from them): a --set of one of them (or of
+# a section holding one) relabelled nothing, turned both rows into one method, or made them share a run folder.
+_DEMO_OWNED = ("name", "mix.variant", "mix.alpha", "train.seed")
+
+
+def _check_demo_overrides(overrides: Sequence[str]) -> None:
+    """ConfigError for a ``--set`` of a key in :data:`_DEMO_OWNED` (or a section above one)."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        owned = [k for k in _DEMO_OWNED if k == key or k.startswith(f"{key}.")]
+        if "=" in item and owned:
+            raise ConfigError(
+                f"--set {key} is not allowed in the demo: the demo sets {', '.join(owned)} itself for the methods "
+                "it compares (use --alpha for mixup's alpha, --seeds for the seeds, or 'vicinal train' for other "
+                "methods)"
+            )
+
+
 def demo_configs(alpha: float = DEMO_ALPHA, overrides: Sequence[str] = ()) -> list[tuple[str, ExperimentConfig]]:
-    """(method label, config) for ERM and mixup (seed still to set)."""
+    """(method label, config) for ERM and mixup (seed still to set); ``overrides`` may not touch what defines them."""
+    _check_demo_overrides(overrides)
     base = config_from_dict(DEMO_CONFIG)
     erm = apply_overrides(base, ["name=demo-digits-erm", "mix.variant=erm", *overrides])
     mix = apply_overrides(base, ["name=demo-digits-mixup", "mix.variant=mixup", f"mix.alpha={alpha}", *overrides])

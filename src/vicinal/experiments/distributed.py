@@ -8,6 +8,7 @@ processes test it here); a single process needs none of this and every helper is
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -53,6 +54,17 @@ def check_device(name: str, what: str = "train.device", *, fallback: str = "auto
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             raise RunError(f"{what} is 'mps' but MPS (Apple GPU) is not available on this machine (use {fallback})")
+
+
+_EXPLICIT_DEVICES = ("cpu", "cuda", "cuda:N", "mps")
+
+
+def check_explicit_device(name: str, what: str = "--device") -> None:
+    """Raise RunError unless ``name`` names a device (cpu, cuda, cuda:N, mps; no "auto") that exists here: the
+    ``--device`` option of the commands that evaluate trained runs (attack, figure fig2)."""
+    if not re.fullmatch(r"cpu|cuda|cuda:\d+|mps", name):
+        raise RunError(f"{what} must be one of {', '.join(_EXPLICIT_DEVICES)}, got {name!r}")
+    check_device(name, what, fallback="cpu")
 
 
 def resolve_device(name: str, local_rank: int) -> torch.device:

@@ -221,6 +221,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     ]
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
     # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
+    rows_of: dict[Path, Any] = {}  # run folder -> the row that trains into it
     for k in range(max((n for _, _, n in bases), default=0)):
         for path, base, n in bases:
             if k >= n:
@@ -228,6 +229,17 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
             seed = base + k
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
             run_dir = run_dir_of(out, cfg)
+            other = rows_of.setdefault(run_dir, path)
+            if other != path:  # only the first would train; the next found it "done" and was silently skipped
+                given = (
+                    " (--set name=... gives every row one name)"
+                    if any(o.split("=", 1)[0].strip() == "name" for o in args.overrides)
+                    else ""
+                )
+                raise ConfigError(
+                    f"rows '{other}' and '{path}' of the plan share the run folder '{run_dir}' (name {cfg.name!r}, "
+                    f"seed {seed}){given}; each row needs its own name"
+                )
             state = "new"
             if complete(run_dir, cfg.train.max_steps):
                 state = "done"

@@ -21,7 +21,6 @@ import argparse
 import base64
 import html
 import json
-import os
 import platform
 import re
 import shlex
@@ -34,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ..config_yaml import PLAIN_NAME, is_plain_name
 from ..errors import RunError
 from ..runs import provenance, read_provenance, write_text
 from ..tasks import TABLES, load_tables
@@ -463,11 +463,8 @@ def _environment_blocks(runs: Sequence[Path]) -> list[Block]:
 def check_page_name(name: str, what: str = "page name") -> None:
     """Raise ReportError unless ``name`` is a plain file stem: the pages are ``<name>.md`` and ``<name>.html`` in
     the output folder, so a separator would write elsewhere (or fail) and a leading dot would hide them."""
-    separators = {"/", os.sep, os.altsep or "/", "\0"}
-    if not name or name.startswith(".") or any(c in name for c in separators):
-        raise ReportError(
-            f"{what} {name!r} must be a plain file stem: not empty, without a path separator, not starting with '.'"
-        )
+    if not is_plain_name(name):
+        raise ReportError(f"{what} {name!r} must be a plain file stem: {PLAIN_NAME}")
 
 
 def make_document(

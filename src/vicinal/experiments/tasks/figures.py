@@ -37,6 +37,7 @@ import vicinal
 
 from ..build import load_run_model
 from ..data.seeds import STREAM_TOY_INIT, STREAM_TOY_MIX, derive_seed, make_generator
+from ..distributed import check_explicit_device
 from ..ensemble import Ensemble
 from ..errors import TaskError
 from ..runs import find_runs, load_run, write_json
@@ -330,6 +331,7 @@ def figure2(
     """
     if n_pairs < 1:
         raise TaskError(f"n_pairs must be >= 1, got {n_pairs}")
+    check_explicit_device(device, "device")
     models: dict[str, nn.Module] = {}
     sets = {}
     for method, run in (("erm", erm), ("mixup", mixup)):
@@ -481,6 +483,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.out, seed=args.seed, alpha=args.alpha, steps=args.steps, n_per_class=args.n_per_class, noise=args.noise
         )
     if args.figure == "fig2":
+        check_explicit_device(args.device)  # named as the option the user gave, before any run is loaded
         return figure2(
             args.erm, args.mixup, args.out, n_pairs=args.n_pairs, seed=args.seed, device=args.device, lams=args.lams
         )
