@@ -4,8 +4,11 @@
 # resumes where it stopped, and the last process to finish a table writes its report.
 #   nohup scripts/reproduce-cpu.sh > suite-0.log 2>&1 &
 #   nohup scripts/reproduce-cpu.sh > suite-1.log 2>&1 &
-# RUNS (default runs) is the output root (tables go to RUNS/TABLE-cpu, as `vicinal reproduce` defaults to); arguments,
-# when given, replace the list of tables, each TABLE or TABLE:SEEDS (default: the table's own seed count).
+# RUNS (default runs) is the output root (tables go to RUNS/TABLE-cpu, as `vicinal reproduce` defaults to, except
+# adversarial and datasize, which reuse the cifar table's models in RUNS/cifar-cpu); arguments, when given, replace
+# the list of tables, each TABLE or TABLE:SEEDS (default: the table's own seed count). The default list is the
+# published suite (Table 3 with 3 seeds, as in results/README.md). The uci and gan tables train in one process each
+# (no shared plans): run `vicinal reproduce uci --scale cpu` and `... gan --scale cpu` once, not from two suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -13,7 +16,7 @@ VICINAL=${VICINAL:-.venv/bin/vicinal}
 export OMP_NUM_THREADS=1
 tables=("$@")
 if [ ${#tables[@]} -eq 0 ]; then
-  tables=(cifar adversarial corrupted-labels ablation datasize speech)
+  tables=(cifar adversarial:3 corrupted-labels ablation datasize speech)
 fi
 for item in "${tables[@]}"; do
   table=${item%%:*}

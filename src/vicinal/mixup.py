@@ -160,7 +160,8 @@ class BatchMix:
 
     # -- deterministic application ------------------------------------------------------------------------------
     def apply_inputs(self, x: Tensor, params: MixParams, *, inplace: bool | None = None) -> Tensor:
-        """The mixed inputs for ``params`` (the input tensor itself when nothing is mixed).
+        """The mixed inputs for ``params`` (the input tensor itself when nothing is mixed, except a uint8 batch with
+        ``uint8_output="float"``, which comes back as a new float32 tensor).
 
         ``inplace`` overrides the transform's own setting for this call (collate functions mix the batch they just
         stacked in place, whatever the transform's default).

@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=SCALES,
         required=True,
-        help="cpu: a CPU-sized variant (about an hour on 2 cores); paper: the paper's exact settings",
+        help="cpu: a CPU-sized variant (minutes to ~8 CPU-hours per table on 2 cores; --dry-run lists its runs); "
+        "paper: the paper's exact settings",
     )
     p.add_argument("--seeds", type=int, default=None, help="seeds per row, 0..N-1 (default: the table's)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<table>-<scale>)")
