@@ -423,6 +423,17 @@ def test_options_are_checked_before_anything_is_printed(capsys: pytest.CaptureFi
     assert not Path("runs").exists()
 
 
+def test_reproduce_uci_set_values_of_the_wrong_type_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for setting, match in (
+        ("lr=abc", "UCIProtocol.lr must be a number, got 'abc'"),
+        ("alphas=0.5", "alphas must be a non-empty sequence of positive floats, got 0.5"),
+        ("alphas=[0.2,null]", "every mixup alpha must be a finite float > 0 (ERM is always run), got None"),
+    ):
+        argv = ["reproduce", "uci", "--scale", "cpu", "--seeds", "1", "--set", setting, "--dry-run"]
+        one_line(capsys, argv, match)
+    assert not Path("runs").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_the_attack_device_hint_names_a_device_attack_takes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     argv = ["attack", str(tmp_path), "--attack", "fgsm", "--device", "cuda"]
