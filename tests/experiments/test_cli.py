@@ -166,7 +166,10 @@ def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
 def test_report_document_and_figure_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path / "r"), "--quiet")
     assert code == 0
-    code, out, _ = run_cli(capsys, "figure", "fig3b", "--erm", str(tmp_path / "r"), "--mixup", str(tmp_path / "r"),
+    mixup = ["name=demo-mixup", "mix.variant=mixup"]
+    code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, *mixup, "--out", str(tmp_path / "m"), "--quiet")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "figure", "fig3b", "--erm", str(tmp_path / "r"), "--mixup", str(tmp_path / "m"),
                            "--out", str(tmp_path / "fig"))  # fmt: skip
     assert code == 0 and (tmp_path / "fig" / "fig3b.png").is_file() and "fig3b.png" in out
     code, out, _ = run_cli(
