@@ -23,6 +23,7 @@ from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
 from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
+from vicinal.experiments.tasks import gan, uci
 from vicinal.experiments.tasks.cifar import cifar_configs
 
 CONFIGS = configs_dir()
@@ -435,6 +436,29 @@ def test_reproduce_uci_set_values_of_the_wrong_type_are_one_line(capsys: pytest.
         argv = ["reproduce", "uci", "--scale", "cpu", "--seeds", "1", "--set", setting, "--dry-run"]
         one_line(capsys, argv, match)
     assert not Path("runs").exists()
+
+
+def test_reproduce_uci_and_gan_pass_quiet_to_their_runners(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The runners' training is replaced: what is tested is that --quiet reaches the progress switch of each task
+    seen: list[tuple[str, bool]] = []
+
+    def uci_table(out: Path, *, verbose: bool, **_: object) -> list[dict[str, object]]:
+        seen.append(("uci", verbose))
+        return []
+
+    def gan_table(out: Path, scale: str, seeds: int, *, log: object) -> Path:
+        seen.append(("gan", log is not None))
+        return out
+
+    monkeypatch.setattr(uci, "run_uci_table", uci_table)
+    monkeypatch.setattr(gan, "run_gan_table", gan_table)
+    for table in ("uci", "gan"):
+        for quiet in ([], ["--quiet"]):
+            code, _, _ = run_cli(capsys, "reproduce", table, "--scale", "cpu", "--out", str(tmp_path / table), *quiet)
+            assert code == 0
+    assert seen == [("uci", True), ("uci", False), ("gan", True), ("gan", False)]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -488,9 +488,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reproduce(
-    out_dir: Path, scale: str, seeds: int | None, *, overrides: Sequence[str] = (), dry_run: bool = False
+    out_dir: Path,
+    scale: str,
+    seeds: int | None,
+    *,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    quiet: bool = False,
 ) -> Path | None:
-    """``vicinal reproduce gan``: the whole grid of ``scale`` into ``out_dir``."""
+    """``vicinal reproduce gan``: the whole grid of ``scale`` into ``out_dir`` (``quiet``: no per-group lines)."""
     if overrides:  # checked before the banner, so that the error stays the only line
         raise TaskError("table 'gan' is not made of config files: --set does not apply")
     print(f"vicinal reproduce gan --scale {scale}: {GAN_TABLE.title}")
@@ -499,7 +505,9 @@ def _reproduce(
     if dry_run:
         print(f"dry run: the gan table would be trained into {out_dir}")
         return None
-    return run_gan_table(out_dir, scale, seeds, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return run_gan_table(
+        out_dir, scale, seeds, log=None if quiet else lambda msg: print(msg, file=sys.stderr, flush=True)
+    )
 
 
 GAN_TABLE = register_table(

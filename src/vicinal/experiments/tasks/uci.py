@@ -568,11 +568,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reproduce(
-    out_dir: Path, scale: str, seeds: int | None, *, overrides: Sequence[str] = (), dry_run: bool = False
+    out_dir: Path,
+    scale: str,
+    seeds: int | None,
+    *,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    quiet: bool = False,
 ) -> int:
     print(f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}")
     n = seeds if seeds is not None else UCI_TABLE.default_seeds[scale]
-    return reproduce(out_dir, n, scale=scale, overrides=overrides, dry_run=dry_run)
+    return reproduce(out_dir, n, scale=scale, overrides=overrides, dry_run=dry_run, quiet=quiet)
 
 
 UCI_TABLE = register_table(
