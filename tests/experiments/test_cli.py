@@ -438,6 +438,16 @@ def test_reproduce_uci_set_values_of_the_wrong_type_are_one_line(capsys: pytest.
     assert not Path("runs").exists()
 
 
+def test_figure_seed_out_of_range_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    big = "99999999999999999999999"
+    one_line(
+        capsys, ["figure", "fig1b", "--seed", big, "--out", "fig"], f"seed must be an int in [0, 2**63), got {big}"
+    )
+    argv = ["figure", "fig2", "--erm", str(tmp_path), "--mixup", str(tmp_path), "--seed", big, "--out", "fig"]
+    one_line(capsys, argv, f"seed must be an int in [0, 2**63), got {big}")
+    assert not Path("fig").exists()
+
+
 def test_reproduce_uci_and_gan_pass_quiet_to_their_runners(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -155,6 +155,17 @@ def test_figure2_errors(tmp_path: Path) -> None:
         load_trained(tmp_path)
 
 
+def test_figure_seeds_out_of_range_are_task_errors(tmp_path: Path) -> None:
+    # torch.Generator.manual_seed overflowed with a traceback past 2**64; checked before anything is trained or read
+    for bad in (2**63, 99999999999999999999999, -1, True):
+        with pytest.raises(TaskError, match=rf"^seed must be an int in \[0, 2\*\*63\), got {bad!r}$"):
+            figure1b(tmp_path / "figs", seed=bad, steps=1)
+        with pytest.raises(TaskError, match=rf"^seed must be an int in \[0, 2\*\*63\), got {bad!r}$"):
+            figure2(tmp_path / "no-erm", tmp_path / "no-mixup", tmp_path / "figs", seed=bad)
+    assert not (tmp_path / "figs").exists()
+    assert figure1b(tmp_path / "figs", seed=2**63 - 1, steps=1, n_per_class=4, grid=2)["settings"]["seed"] == 2**63 - 1
+
+
 def _run(root: Path, name: str, seed: int, errors: list[float | None]) -> Path:
     run = root / name / f"seed{seed}"
     run.mkdir(parents=True)

@@ -183,6 +183,13 @@ def train_toy_mlp(
     return train_toy_mlps(x, y, alphas=[alpha], seed=seed, steps=steps, hidden=hidden, lr=lr)[0]
 
 
+def _check_seed(seed: int) -> None:
+    """The range ``torch.Generator.manual_seed`` takes without wrapping (a larger int overflowed in C with a
+    traceback), and the one ``derive_seed`` returns; a negative seed is refused as the trainer refuses it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise TaskError(f"seed must be an int in [0, 2**63), got {seed!r}")
+
+
 def figure1b(
     out: str | Path,
     *,
@@ -199,6 +206,7 @@ def figure1b(
         The JSON payload plus ``files``; ``uncertain_share`` maps "erm"/"mixup" to the share of grid points with
         0.1 < p < 0.9 (a wider, linear transition gives a larger share).
     """
+    _check_seed(seed)
     if alpha <= 0:
         raise TaskError(f"alpha must be > 0 for the mixup panel, got {alpha}")
     if steps < 1 or grid < 2:
@@ -331,6 +339,7 @@ def figure2(
     Pairs ``(i, j)``, ``i != j``, are drawn from ``seed`` over the ERM run's training set (the mixup run must have
     been trained on the same data: same dataset, subset and seed of the subset).
     """
+    _check_seed(seed)
     if n_pairs < 1:
         raise TaskError(f"n_pairs must be >= 1, got {n_pairs}")
     check_explicit_device(device, "device")
