@@ -250,7 +250,8 @@ def run_gan_table(
     """Train the GAN grid of ``scale`` and write a run folder with metrics, summary and Figure 5.
 
     Args:
-        out_dir: The run folder (created; it must not already hold a ``metrics.jsonl``).
+        out_dir: The run folder (created; it must not already hold a ``metrics.jsonl``: a grid, finished or
+            interrupted, is never continued).
         scale: ``cpu`` or ``paper`` (:data:`PROTOCOLS`).
         seeds: Number of seeds (``0 .. n-1``) or the seeds themselves; default: the protocol's.
         iterations, widths, d_steps, lrs, datasets, methods, lam_distribution, eval_every, n_eval: Overrides of
@@ -302,7 +303,12 @@ def run_gan_table(
 
     out = Path(out_dir)
     if (out / "metrics.jsonl").exists():
-        raise TaskError(f"'{out}' already holds a run (metrics.jsonl); choose a new out_dir")
+        # Finished groups are not resumed: the figure's snapshots and the summary's rows live only in memory until
+        # the grid ends, so an interrupted grid is refused like a finished one rather than half-rebuilt.
+        raise TaskError(
+            f"'{out}' already holds a run (metrics.jsonl) of a finished or interrupted GAN grid; a GAN grid cannot "
+            "be continued and restarts from scratch: choose a new --out (or delete the folder)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _msg: None)
     protocol_json = {
