@@ -23,6 +23,7 @@ from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
 from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
+from vicinal.experiments.tasks import gan, uci
 from vicinal.experiments.tasks.cifar import cifar_configs
 
 CONFIGS = configs_dir()
@@ -166,7 +167,10 @@ def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
 def test_report_document_and_figure_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path / "r"), "--quiet")
     assert code == 0
-    code, out, _ = run_cli(capsys, "figure", "fig3b", "--erm", str(tmp_path / "r"), "--mixup", str(tmp_path / "r"),
+    mixup = ["name=demo-mixup", "mix.variant=mixup"]
+    code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, *mixup, "--out", str(tmp_path / "m"), "--quiet")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "figure", "fig3b", "--erm", str(tmp_path / "r"), "--mixup", str(tmp_path / "m"),
                            "--out", str(tmp_path / "fig"))  # fmt: skip
     assert code == 0 and (tmp_path / "fig" / "fig3b.png").is_file() and "fig3b.png" in out
     code, out, _ = run_cli(
@@ -421,6 +425,50 @@ def test_options_are_checked_before_anything_is_printed(capsys: pytest.CaptureFi
         assert_one_line_error(code, err, match)  # no banner before the error
         assert out == "", argv
     assert not Path("runs").exists()
+
+
+def test_reproduce_uci_set_values_of_the_wrong_type_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for setting, match in (
+        ("lr=abc", "UCIProtocol.lr must be a number, got 'abc'"),
+        ("alphas=0.5", "alphas must be a non-empty sequence of positive floats, got 0.5"),
+        ("alphas=[0.2,null]", "every mixup alpha must be a finite float > 0 (ERM is always run), got None"),
+    ):
+        argv = ["reproduce", "uci", "--scale", "cpu", "--seeds", "1", "--set", setting, "--dry-run"]
+        one_line(capsys, argv, match)
+    assert not Path("runs").exists()
+
+
+def test_figure_seed_out_of_range_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    big = "99999999999999999999999"
+    one_line(
+        capsys, ["figure", "fig1b", "--seed", big, "--out", "fig"], f"seed must be an int in [0, 2**63), got {big}"
+    )
+    argv = ["figure", "fig2", "--erm", str(tmp_path), "--mixup", str(tmp_path), "--seed", big, "--out", "fig"]
+    one_line(capsys, argv, f"seed must be an int in [0, 2**63), got {big}")
+    assert not Path("fig").exists()
+
+
+def test_reproduce_uci_and_gan_pass_quiet_to_their_runners(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The runners' training is replaced: what is tested is that --quiet reaches the progress switch of each task
+    seen: list[tuple[str, bool]] = []
+
+    def uci_table(out: Path, *, verbose: bool, **_: object) -> list[dict[str, object]]:
+        seen.append(("uci", verbose))
+        return []
+
+    def gan_table(out: Path, scale: str, seeds: int, *, log: object) -> Path:
+        seen.append(("gan", log is not None))
+        return out
+
+    monkeypatch.setattr(uci, "run_uci_table", uci_table)
+    monkeypatch.setattr(gan, "run_gan_table", gan_table)
+    for table in ("uci", "gan"):
+        for quiet in ([], ["--quiet"]):
+            code, _, _ = run_cli(capsys, "reproduce", table, "--scale", "cpu", "--out", str(tmp_path / table), *quiet)
+            assert code == 0
+    assert seen == [("uci", True), ("uci", False), ("gan", True), ("gan", False)]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

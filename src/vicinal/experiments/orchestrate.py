@@ -276,7 +276,8 @@ def reproduce(args: argparse.Namespace) -> int:
         if getattr(args, "shard", None) is not None:
             raise ConfigError(f"--shard: table {table.name!r} trains as one batched job and cannot be split")
         out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
-        table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run)
+        quiet = getattr(args, "quiet", False)
+        table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run, quiet=quiet)
         return 0
     table, plan, out = plan_runs(args, table)
     print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")

@@ -22,7 +22,14 @@ def make_run(root: Path, name: str, table: str, row: str, seed: int, errors: lis
     """A run folder as the trainer writes it (config, metrics, summary and, optionally, provenance)."""
     run = root / name / f"seed{seed}"
     run.mkdir(parents=True)
-    cfg = {"name": name, "table": table, "row": row, "train": {"seed": seed, "epochs": len(errors)}}
+    variant = "mixup" if "mixup" in name else "erm"  # figure 3b checks each run's method against its option
+    cfg = {
+        "name": name,
+        "table": table,
+        "row": row,
+        "mix": {"variant": variant},
+        "train": {"seed": seed, "epochs": len(errors)},
+    }
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     records = [
         {"epoch": i + 1, "test_error": e, "train_loss": 1.0, "train_error": 2.0, "epoch_time_s": 1.0}

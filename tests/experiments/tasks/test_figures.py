@@ -14,6 +14,7 @@ from torch import nn
 
 from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.data.seeds import derive_seed
+from vicinal.experiments.errors import LabWarning, TaskError
 from vicinal.experiments.tasks.figures import (
     STREAM_TOY_INIT,
     figure1b,
@@ -154,10 +155,24 @@ def test_figure2_errors(tmp_path: Path) -> None:
         load_trained(tmp_path)
 
 
+def test_figure_seeds_out_of_range_are_task_errors(tmp_path: Path) -> None:
+    # torch.Generator.manual_seed overflowed with a traceback past 2**64; checked before anything is trained or read
+    for bad in (2**63, 99999999999999999999999, -1, True):
+        with pytest.raises(TaskError, match=rf"^seed must be an int in \[0, 2\*\*63\), got {bad!r}$"):
+            figure1b(tmp_path / "figs", seed=bad, steps=1)
+        with pytest.raises(TaskError, match=rf"^seed must be an int in \[0, 2\*\*63\), got {bad!r}$"):
+            figure2(tmp_path / "no-erm", tmp_path / "no-mixup", tmp_path / "figs", seed=bad)
+    assert not (tmp_path / "figs").exists()
+    assert figure1b(tmp_path / "figs", seed=2**63 - 1, steps=1, n_per_class=4, grid=2)["settings"]["seed"] == 2**63 - 1
+
+
 def _run(root: Path, name: str, seed: int, errors: list[float | None]) -> Path:
     run = root / name / f"seed{seed}"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"name": name, "train": {"seed": seed}}))
+    variant = "erm" if name == "erm" else "mixup"
+    (run / "config.yaml").write_text(
+        yaml.safe_dump({"name": name, "mix": {"variant": variant}, "train": {"seed": seed}})
+    )
     records = [
         {"epoch": k + 1, "test_error": e, "train_loss": 1.0, "train_error": 1.0, "epoch_time_s": 1.0}
         for k, e in enumerate(errors)
@@ -181,6 +196,41 @@ def test_figure3b_curves(tmp_path: Path) -> None:
     assert (tmp_path / "figs" / "fig3b.png").is_file()
     with pytest.raises(ValueError, match="figure 3b needs ERM and mixup run folders, got 1 and 0"):
         figure3b([mix], [], tmp_path)
+
+
+def test_figure3b_refuses_runs_of_the_other_method(tmp_path: Path) -> None:
+    _run(tmp_path / "t", "erm", 0, [50.0, 30.0])
+    mix = _run(tmp_path / "t", "mixup", 0, [40.0, 20.0])
+    # a table folder given to both options: the two curves would be the same runs
+    with pytest.raises(TaskError, match=rf"^--erm takes ERM runs, but '{mix}' has mix.variant 'mixup'$"):
+        figure3b([tmp_path / "t"], [tmp_path / "t"], tmp_path / "figs")
+    with pytest.raises(TaskError, match=r"^--mixup takes mixup runs \(mix.variant other than erm\), but .*'erm'$"):
+        figure3b([tmp_path / "t" / "erm"], [tmp_path / "t" / "erm"], tmp_path / "figs")
+    # a config without mix: is an ERM run, as the trainer reads it
+    plain = tmp_path / "plain" / "seed0"
+    plain.mkdir(parents=True)
+    (plain / "config.yaml").write_text("name: plain\ntrain: {seed: 0}\n")
+    (plain / "metrics.jsonl").write_text('{"epoch": 1, "test_error": 5.0}\n')
+    with pytest.raises(TaskError, match=rf"^--mixup takes mixup runs .*'{plain}' has mix.variant 'erm'$"):
+        figure3b([tmp_path / "t" / "erm"], [plain], tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
+
+
+def test_figure3b_averages_only_the_epochs_every_run_has(tmp_path: Path) -> None:
+    # seed 1 was interrupted after epoch 1: epochs 2-3 would be seed 0 alone under a legend saying n=2
+    _run(tmp_path / "erm", "erm", 0, [20.0, 10.0, 10.0])
+    short = _run(tmp_path / "erm", "erm", 1, [16.0])
+    mix = _run(tmp_path / "mix", "mixup", 0, [30.0, 12.0, 8.0])
+    with pytest.warns(
+        LabWarning, match=r"fig3b --erm: plotting only the 1 epoch\(s\) evaluated in all 2 runs; .*seed0 eval"
+    ):
+        result = figure3b([tmp_path / "erm"], [mix], tmp_path / "figs")
+    erm = result["curves"]["erm"]
+    assert erm["n_runs"] == 2 and erm["epoch"] == [1] and erm["mean"] == [18.0] and erm["min"] == [16.0]
+    assert result["curves"]["mixup"]["epoch"] == [1, 2, 3]
+    (short / "metrics.jsonl").write_text('{"epoch": 1, "test_error": null}\n')  # no evaluated epoch at all
+    with pytest.raises(TaskError, match=rf"^--erm: no epoch is evaluated in every run below .* \(none in {short}\)$"):
+        figure3b([tmp_path / "erm"], [mix], tmp_path / "figs")
 
 
 def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

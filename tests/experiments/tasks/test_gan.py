@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
 from tests.experiments.lab_helpers import one_thread  # noqa: F401 (autouse fixture: torch on one thread)
+from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.gan import PROTOCOLS, GANProtocol, plot_gan_figure, run_gan_table
@@ -95,8 +97,27 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
         report_lines = [line for line in report["markdown"].splitlines() if line.startswith(row)]
         assert len(table_lines) == 2 and report_lines == table_lines
     assert "## GANs (Figure 5), cpu scale: the paper's setting" in report["markdown"]
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(ValueError, match=REFUSED):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
+
+
+REFUSED = (
+    r"already holds a run \(metrics.jsonl\) of a finished or interrupted GAN grid; a GAN grid cannot be continued "
+    r"and restarts from scratch: choose a new --out \(or delete the folder\)$"
+)
+
+
+def test_an_interrupted_grid_is_refused_with_a_message_naming_out(tmp_path):
+    def stop_at_second_group(msg: str) -> None:
+        if msg.startswith("[2/"):
+            raise KeyboardInterrupt
+
+    grid = {"seeds": 1, "iterations": 2, "widths": (8, 16), "d_steps": (1,), "lrs": (1e-3,), "datasets": ("ring",)}
+    with pytest.raises(KeyboardInterrupt):
+        run_gan_table(tmp_path / "g", "cpu", **grid, eval_every=1, n_eval=50, log=stop_at_second_group)
+    assert (tmp_path / "g" / "runs").is_dir() and not (tmp_path / "g" / "summary.md").exists()  # one group finished
+    with pytest.raises(TaskError, match="^" + re.escape(f"'{tmp_path / 'g'}' ") + REFUSED):
+        run_gan_table(tmp_path / "g", "cpu", **grid, eval_every=1, n_eval=50, log=None)
 
 
 def test_report_separates_the_papers_setting_from_the_grid_as_the_summary_does(tmp_path):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_config, read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.uci import (
@@ -196,3 +198,38 @@ def test_errors(tmp_path: Path) -> None:
         run_uci_table(tmp_path, seeds=2, datasets=["mnist"])
     with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
         run_uci_table(tmp_path, seeds=0, datasets=["iris"])
+
+
+def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_training(tmp_path: Path) -> None:
+    # An earlier run's member folders (named by alpha and seed only) would stay beside the new run's, and the
+    # report would show a stale alpha's `row: iris/mixup` as a second headline row: such a folder is refused.
+    write_tiny_iris(tmp_path / "data")
+    proto = UCIProtocol(epochs=1, hidden=8, alphas=(0.2, 1.0))
+    out = tmp_path / "run"
+    run_uci_table(out, seeds=2, datasets=["iris"], data_root=tmp_path / "data", protocol=proto, verbose=False)
+    before = (out / "iris" / "members.jsonl").read_text()
+    for other, seeds, diff in (
+        (UCIProtocol(epochs=1, hidden=8, alphas=(1.0,)), 2, r"alphas \[0.2, 1.0\] \(now \[1.0\]\)"),
+        (UCIProtocol(epochs=2, hidden=8, alphas=(0.2, 1.0)), 2, r"epochs 1 \(now 2\)"),
+        (proto, 3, r"seeds \[0, 1\] \(now \[0, 1, 2\]\)"),
+        (proto, 1, r"seeds \[0, 1\] \(now \[0\]\)"),  # fewer seeds: the report would pool the old seed1 folders
+    ):
+        match = rf"^'{re.escape(str(out / 'iris'))}' holds a UCI run of another protocol or seeds \({diff}\); "
+        with pytest.raises(
+            TaskError, match=match + r"its member folders would mix with this run's: choose a new --out"
+        ):
+            run_uci_table(out, seeds=seeds, datasets=["iris"], data_root=tmp_path / "data", protocol=other)
+    assert (out / "iris" / "members.jsonl").read_text() == before  # refused before anything was trained or written
+    assert sorted(p.name for p in (out / "iris").iterdir() if p.is_dir()) == ["erm", "mixup_a0.2", "mixup_a1"]
+    assert not (out / "iris" / "erm" / "seed2").exists()
+    # The same protocol and seeds write the same member folders: the rerun replaces them
+    rows = run_uci_table(out, seeds=2, datasets=["iris"], data_root=tmp_path / "data", protocol=proto, verbose=False)
+    assert rows[0]["n"] == 2
+    # A non-empty dataset folder that holds no UCI run is refused too; an empty one is used
+    (tmp_path / "other" / "iris").mkdir(parents=True)
+    (tmp_path / "other" / "iris" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"is not empty and holds no complete UCI run .*; choose a new --out"):
+        run_uci_table(tmp_path / "other", seeds=1, datasets=["iris"], data_root=tmp_path / "data", protocol=proto)
+    (tmp_path / "empty" / "iris").mkdir(parents=True)
+    run_uci_table(tmp_path / "empty", seeds=1, datasets=["iris"], data_root=tmp_path / "data", protocol=proto,
+                  verbose=False)  # fmt: skip

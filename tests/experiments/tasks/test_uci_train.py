@@ -12,7 +12,9 @@ import torch
 from scipy import stats
 
 from vicinal.experiments.data.base import TensorSplits
+from vicinal.experiments.errors import TaskError
 from vicinal.experiments.paths import configs_dir, data_root
+from vicinal.experiments.tasks.uci import parse_overrides
 from vicinal.experiments.tasks.uci_train import (
     Member,
     UCIProtocol,
@@ -212,3 +214,29 @@ def test_errors(splits: dict[int, TensorSplits], tmp_path: Path) -> None:
         epoch_plan(Member(0), 0, 0, 16)
     with pytest.raises(FileNotFoundError, match="UCI protocol file .*nope.yaml does not exist"):
         load_protocol(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("lr=abc", "UCIProtocol.lr must be a number, got 'abc'"),
+        ("eps=null", "UCIProtocol.eps must be a number, got None"),
+        ("beta1=x", "UCIProtocol.beta1 must be a number, got 'x'"),
+        ("beta2=true", "UCIProtocol.beta2 must be a number, got True"),
+        ("val_fraction=[1]", r"UCIProtocol.val_fraction must be a number, got \[1\]"),
+        ("test_fraction=abc", "UCIProtocol.test_fraction must be a number, got 'abc'"),
+        ("alphas=0.5", "alphas must be a non-empty sequence of positive floats, got 0.5"),
+        ("alphas={a: 1}", "alphas must be a non-empty sequence of positive floats, got {'a': 1}"),
+        ("alphas=[a]", r"every mixup alpha must be a finite float > 0 \(ERM is always run\), got 'a'"),
+        ("alphas=[0.2,null]", r"every mixup alpha must be a finite float > 0 \(ERM is always run\), got None"),
+    ],
+)
+def test_overrides_of_the_wrong_type_are_task_errors_naming_key_and_value(override: str, match: str) -> None:
+    # Checked before the range comparisons: a str or None compared with a number was a TypeError with a traceback
+    with pytest.raises(TaskError, match=f"^{match}$"):
+        parse_overrides(UCIProtocol(), [override])
+
+
+def test_number_like_protocol_values_are_still_accepted() -> None:
+    assert UCIProtocol.from_dict({"lr": 1, "alphas": np.array([0.5, 1.0])}).alphas == (0.5, 1.0)
+    assert UCIProtocol(lr=np.float32(0.01), alphas=(np.float32(0.5), 1)).alphas == (0.5, 1.0)

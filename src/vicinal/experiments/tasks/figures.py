@@ -25,7 +25,8 @@ import math
 import shlex
 import statistics
 import sys
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,12 @@ from torch import Tensor, nn
 import vicinal
 
 from ..build import load_run_model
+from ..config import MixConfig
 from ..data.seeds import STREAM_TOY_INIT, STREAM_TOY_MIX, derive_seed, make_generator
 from ..distributed import check_explicit_device
 from ..ensemble import Ensemble
-from ..errors import TaskError
-from ..runs import find_runs, load_run, write_json
+from ..errors import LabWarning, TaskError
+from ..runs import Run, find_runs, load_run, write_json
 
 __all__ = [
     "FIGURES",
@@ -181,6 +183,13 @@ def train_toy_mlp(
     return train_toy_mlps(x, y, alphas=[alpha], seed=seed, steps=steps, hidden=hidden, lr=lr)[0]
 
 
+def _check_seed(seed: int) -> None:
+    """The range ``torch.Generator.manual_seed`` takes without wrapping (a larger int overflowed in C with a
+    traceback), and the one ``derive_seed`` returns; a negative seed is refused as the trainer refuses it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise TaskError(f"seed must be an int in [0, 2**63), got {seed!r}")
+
+
 def figure1b(
     out: str | Path,
     *,
@@ -197,6 +206,7 @@ def figure1b(
         The JSON payload plus ``files``; ``uncertain_share`` maps "erm"/"mixup" to the share of grid points with
         0.1 < p < 0.9 (a wider, linear transition gives a larger share).
     """
+    _check_seed(seed)
     if alpha <= 0:
         raise TaskError(f"alpha must be > 0 for the mixup panel, got {alpha}")
     if steps < 1 or grid < 2:
@@ -329,6 +339,7 @@ def figure2(
     Pairs ``(i, j)``, ``i != j``, are drawn from ``seed`` over the ERM run's training set (the mixup run must have
     been trained on the same data: same dataset, subset and seed of the subset).
     """
+    _check_seed(seed)
     if n_pairs < 1:
         raise TaskError(f"n_pairs must be >= 1, got {n_pairs}")
     check_explicit_device(device, "device")
@@ -390,17 +401,46 @@ def figure2(
 
 
 # -- Figure 3b ------------------------------------------------------------------------------------------------
-def _curve(paths: Iterable[str | Path]) -> dict[str, Any]:
-    """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count."""
+def _variant(run: Run) -> str:
+    """The run's ``mix.variant`` as the trainer read it: a config without ``mix`` (or its ``variant``) is ERM."""
+    mix = run.config.get("mix")
+    return str(mix.get("variant", MixConfig.variant)) if isinstance(mix, Mapping) else MixConfig.variant
+
+
+def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
+    """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count.
+
+    Every run must be of the method its ``option`` (``--erm`` or ``--mixup``) names, and only the epochs evaluated
+    in every run are plotted: a curve averaged over the runs that happen to have an epoch would change its runs
+    along the x axis (an interrupted seed drops out and the band collapses) while the legend's n counts them all.
+    """
     runs = [load_run(p) for p in find_runs(paths)]
-    per_epoch: dict[int, list[float]] = {}
+    want_erm = option == "--erm"
     for run in runs:
-        for r in run.records:
-            if r.get("test_error") is not None:
-                per_epoch.setdefault(int(r["epoch"]), []).append(float(r["test_error"]))
-    if not per_epoch:
-        raise TaskError(f"no evaluated epochs in the runs below {', '.join(str(p) for p in paths)}")
-    epochs = sorted(per_epoch)
+        if (_variant(run) == "erm") != want_erm:
+            kind = "ERM runs" if want_erm else "mixup runs (mix.variant other than erm)"
+            raise TaskError(f"{option} takes {kind}, but '{run.path}' has mix.variant {_variant(run)!r}")
+    evaluated = {
+        run.path: {int(r["epoch"]): float(r["test_error"]) for r in run.records if r.get("test_error") is not None}
+        for run in runs
+    }
+    common = set.intersection(*(set(e) for e in evaluated.values()))
+    if not common:
+        empty = [str(p) for p, e in evaluated.items() if not e]
+        raise TaskError(
+            f"{option}: no epoch is evaluated in every run below {', '.join(str(p) for p in paths)}"
+            + (f" (none in {', '.join(empty)})" if empty else "")
+        )
+    epochs = sorted(common)
+    shorter = [str(p) for p, e in evaluated.items() if set(e) != common]
+    if shorter:
+        warnings.warn(
+            f"fig3b {option}: plotting only the {len(epochs)} epoch(s) evaluated in all {len(runs)} runs; "
+            f"{', '.join(shorter)} evaluated other epochs too",
+            LabWarning,
+            stacklevel=2,
+        )
+    per_epoch = {e: [evaluated[run.path][e] for run in runs] for e in epochs}
     mean = [statistics.mean(per_epoch[e]) for e in epochs]
     best = min(mean)
     return {
@@ -420,7 +460,7 @@ def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | 
     """Figure 3b: test error against epochs, ERM vs mixup, from run folders (or folders holding them)."""
     if not erm or not mixup:
         raise TaskError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
-    curves = {"erm": _curve(erm), "mixup": _curve(mixup)}
+    curves = {"erm": _curve(erm, "--erm"), "mixup": _curve(mixup, "--mixup")}
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, c in curves.items():

@@ -250,7 +250,8 @@ def run_gan_table(
     """Train the GAN grid of ``scale`` and write a run folder with metrics, summary and Figure 5.
 
     Args:
-        out_dir: The run folder (created; it must not already hold a ``metrics.jsonl``).
+        out_dir: The run folder (created; it must not already hold a ``metrics.jsonl``: a grid, finished or
+            interrupted, is never continued).
         scale: ``cpu`` or ``paper`` (:data:`PROTOCOLS`).
         seeds: Number of seeds (``0 .. n-1``) or the seeds themselves; default: the protocol's.
         iterations, widths, d_steps, lrs, datasets, methods, lam_distribution, eval_every, n_eval: Overrides of
@@ -302,7 +303,12 @@ def run_gan_table(
 
     out = Path(out_dir)
     if (out / "metrics.jsonl").exists():
-        raise TaskError(f"'{out}' already holds a run (metrics.jsonl); choose a new out_dir")
+        # Finished groups are not resumed: the figure's snapshots and the summary's rows live only in memory until
+        # the grid ends, so an interrupted grid is refused like a finished one rather than half-rebuilt.
+        raise TaskError(
+            f"'{out}' already holds a run (metrics.jsonl) of a finished or interrupted GAN grid; a GAN grid cannot "
+            "be continued and restarts from scratch: choose a new --out (or delete the folder)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _msg: None)
     protocol_json = {
@@ -488,9 +494,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reproduce(
-    out_dir: Path, scale: str, seeds: int | None, *, overrides: Sequence[str] = (), dry_run: bool = False
+    out_dir: Path,
+    scale: str,
+    seeds: int | None,
+    *,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    quiet: bool = False,
 ) -> Path | None:
-    """``vicinal reproduce gan``: the whole grid of ``scale`` into ``out_dir``."""
+    """``vicinal reproduce gan``: the whole grid of ``scale`` into ``out_dir`` (``quiet``: no per-group lines)."""
     if overrides:  # checked before the banner, so that the error stays the only line
         raise TaskError("table 'gan' is not made of config files: --set does not apply")
     print(f"vicinal reproduce gan --scale {scale}: {GAN_TABLE.title}")
@@ -499,7 +511,9 @@ def _reproduce(
     if dry_run:
         print(f"dry run: the gan table would be trained into {out_dir}")
         return None
-    return run_gan_table(out_dir, scale, seeds, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return run_gan_table(
+        out_dir, scale, seeds, log=None if quiet else lambda msg: print(msg, file=sys.stderr, flush=True)
+    )
 
 
 GAN_TABLE = register_table(

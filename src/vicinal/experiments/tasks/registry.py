@@ -98,8 +98,8 @@ class Table:
         baseline: the row each row is compared with seed by seed in the report's paired differences (``row ->
             baseline row``, None for none); ``None`` (the default) pairs ``prefix/method`` with ``prefix/erm``.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
-            dry_run=False)`` trains and reports the whole table (``seeds`` None: the table's default). It prints
-            its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
+            dry_run=False, quiet=False)`` trains and reports the whole table (``seeds`` None: the table's default;
+            ``quiet``: no progress lines). It prints its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
     """
 
     name: str

@@ -336,6 +336,42 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
+def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> None:
+    """Refuse a dataset folder that holds a UCI run of another protocol or other seeds.
+
+    Its member folders are named by alpha and seed only, so writing a different run over them would leave the old
+    run's extra alphas and seeds beside the new ones, and ``vicinal report`` would show them as rows of this run
+    (a stale ``row: <dataset>/mixup`` becomes a second headline). The same protocol and seeds write the same
+    member folders, so such a rerun replaces every file and may proceed.
+    """
+    hint = "choose a new --out (or delete the folder)"
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise TaskError(f"'{folder}' is a file, not a UCI dataset folder; {hint}")
+    if not any(folder.iterdir()):
+        return
+    recorded = runs.read_json(folder / "protocol.json", hint=hint)
+    prov = runs.read_provenance(folder)
+    if not isinstance(recorded, dict) or not isinstance(prov, dict):
+        raise TaskError(
+            f"'{folder}' is not empty and holds no complete UCI run (protocol.json, provenance.json); {hint}"
+        )
+    old = recorded.get("protocol")
+    old = old if isinstance(old, dict) else {}
+    new = protocol.to_dict()
+    changed = [
+        f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+    ]
+    if prov.get("seeds") != seeds:
+        changed.append(f"seeds {prov.get('seeds')!r} (now {seeds!r})")
+    if changed:
+        raise TaskError(
+            f"'{folder}' holds a UCI run of another protocol or seeds ({'; '.join(changed)}); its member folders "
+            f"would mix with this run's: {hint}"
+        )
+
+
 def run_uci_table(
     out_dir: str | Path,
     seeds: int | Sequence[int] = 10,
@@ -357,7 +393,8 @@ def run_uci_table(
     reads: :func:`member_config`) and ``out_dir/summary.{md,csv,json}``.
 
     Args:
-        out_dir: run folder (created; existing files of the same names are overwritten).
+        out_dir: run folder (created; a ``<dataset>/`` folder of an earlier run is refused unless its
+            ``protocol.json`` and seeds equal this run's, which then overwrites it).
         seeds: number of seeds (0..n-1) or the seeds themselves; seed s uses split s.
         datasets: names from :data:`ALL_DATASETS`.
         alphas: mixup alpha grid (default: ``protocol.alphas``).
@@ -384,6 +421,8 @@ def run_uci_table(
         raise TaskError(f"datasets must be distinct and non-empty, got {list(datasets)}")
     dev = torch.device(device)
     out = Path(out_dir)
+    for name in names:  # every folder before any training: a refusal must not cost the datasets before it
+        _check_reusable(out / name, protocol, seed_list)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     t_all = time.perf_counter()
@@ -529,11 +568,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reproduce(
-    out_dir: Path, scale: str, seeds: int | None, *, overrides: Sequence[str] = (), dry_run: bool = False
+    out_dir: Path,
+    scale: str,
+    seeds: int | None,
+    *,
+    overrides: Sequence[str] = (),
+    dry_run: bool = False,
+    quiet: bool = False,
 ) -> int:
     print(f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}")
     n = seeds if seeds is not None else UCI_TABLE.default_seeds[scale]
-    return reproduce(out_dir, n, scale=scale, overrides=overrides, dry_run=dry_run)
+    return reproduce(out_dir, n, scale=scale, overrides=overrides, dry_run=dry_run, quiet=quiet)
 
 
 UCI_TABLE = register_table(

@@ -16,8 +16,9 @@ that one vmapped member must equal.
 from __future__ import annotations
 
 import math
+import numbers
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,11 @@ class UCIProtocol:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TaskError(f"UCIProtocol.{name} must be a positive int, got {value!r}")
+        for name in ("lr", "beta1", "beta2", "eps", "test_fraction", "val_fraction"):
+            # before the range checks below: comparing a str or None with a number is a TypeError, not a message
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TaskError(f"UCIProtocol.{name} must be a number, got {value!r}")
         object.__setattr__(self, "alphas", _check_alphas(self.alphas))
         if not self.lr > 0 or not self.eps > 0:
             raise TaskError(f"UCIProtocol.lr and eps must be > 0, got lr={self.lr!r}, eps={self.eps!r}")
@@ -114,7 +120,11 @@ class UCIProtocol:
             raise TaskError(f"unknown UCI protocol key(s) {unknown}; known: {sorted(known)}")
         kwargs = dict(data)
         if "alphas" in kwargs:
-            kwargs["alphas"] = tuple(kwargs["alphas"])
+            alphas = kwargs["alphas"]
+            # a scalar (`--set alphas=0.5`) is refused by name rather than failing in tuple() with a TypeError
+            if isinstance(alphas, str | bytes | Mapping) or not isinstance(alphas, Iterable):
+                raise TaskError(f"alphas must be a non-empty sequence of positive floats, got {alphas!r}")
+            kwargs["alphas"] = tuple(alphas)
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +137,9 @@ class UCIProtocol:
 def _check_alphas(alphas: Sequence[float]) -> tuple[float, ...]:
     if isinstance(alphas, str | bytes) or not isinstance(alphas, Sequence) or len(alphas) == 0:
         raise TaskError(f"alphas must be a non-empty sequence of positive floats, got {alphas!r}")
+    for a in alphas:
+        if isinstance(a, bool) or not isinstance(a, numbers.Real):
+            raise TaskError(f"every mixup alpha must be a finite float > 0 (ERM is always run), got {a!r}")
     out = tuple(float(a) for a in alphas)
     for a in out:
         if not (math.isfinite(a) and a > 0):
