@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every row of a paper table for several seeds, then report",
         description=(
             "Expand a paper table into its runs (one config per row, several seeds), train them one after the "
-            "other (finished runs are skipped, interrupted ones resumed), then write the report."
+            "other (finished runs are skipped, interrupted ones resumed; the uci and gan tables train in one "
+            "process and restart from scratch), then write the report."
         ),
         epilog=_TABLES_EPILOG,
         formatter_class=_TablesFormatter,
