@@ -1,6 +1,7 @@
 """Batch transforms against the paper's formula, for a given (lam, perm), every variant and dtype."""
 
 import dataclasses
+import functools
 import warnings
 
 import pytest
@@ -669,3 +670,104 @@ def test_scratch_made_under_inference_mode_still_works_outside(monkeypatch):
             m(x.clone(), y)
         got, _ = m(x.clone(), y)  # raised "Inplace update to inference tensor outside InferenceMode"
         assert not got.is_inference()
+
+
+# -- prob: transform a batch with probability prob (timm's prob, kornia's p) -----------------------------------------
+
+
+def test_prob_one_draws_no_coin():
+    # the default: the same stream as a transform built before the option existed (no extra draw)
+    x, y = batch()
+    a, b = vicinal.Mixup(num_classes=4, seed=5), vicinal.Mixup(num_classes=4, prob=1.0, seed=5)
+    for _ in range(5):
+        pa, pb = a.sample(x, y), b.sample(x, y)
+        assert pa.op == pb.op == "mix" and pa.lam == pb.lam and torch.equal(pa.perm, pb.perm)
+
+
+def test_prob_coin_is_drawn_first_from_the_generator():
+    x, y = batch()
+    mixer = vicinal.Mixup(alpha=0.4, num_classes=4, prob=0.5, seed=7)
+    g = torch.Generator().manual_seed(7)  # the reference: coin, then the unchanged Mixup draws
+    ops = []
+    for _ in range(40):
+        p = mixer.sample(x, y)
+        ops.append(p.op)
+        if float(torch.rand((), generator=g, dtype=torch.float64)) < 0.5:
+            lam = vicinal.sampling.sample_lam(0.4, 6, "batch", generator=g)
+            perm = torch.randperm(6, generator=g)
+            assert p.op == "mix" and p.lam == lam and torch.equal(p.perm, perm)
+        else:
+            assert p.op == "identity" and p.perm is None
+    assert set(ops) == {"mix", "identity"}
+
+
+def test_prob_frequency():
+    x, y = batch()
+    mixer = vicinal.MixupOrCutMix(num_classes=4, prob=0.3, switch_prob=0.5, seed=0)
+    ops = [mixer.sample(x, y).op for _ in range(2000)]
+    # binomial(2000, 0.7) batches left alone: std 20.5; 5 std tolerance; the rest split between the two branches
+    assert abs(ops.count("identity") - 1400) < 103
+    assert ops.count("mix") > 0 and ops.count("cutmix") > 0
+    assert all(vicinal.Mixup(num_classes=4, prob=0.0, seed=s).sample(x, y).op == "identity" for s in range(20))
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_prob_skipped_batch_is_unchanged_with_one_hot_targets(inplace):
+    x, y = batch()
+    mixer = vicinal.Mixup(num_classes=4, smoothing=0.1, prob=0.0, inplace=inplace, seed=0)
+    x0 = x.clone()
+    p = mixer.sample(x, y)
+    xm, ym = mixer.apply_inputs(x, p), mixer.apply_targets(y, p)
+    assert torch.equal(xm, x0)
+    assert torch.equal(ym, F.one_hot(y, 4).float() * 0.9 + 0.1 / 4)
+    pred = torch.randn(6, 4)
+    ce = functools.partial(F.cross_entropy, label_smoothing=0.1)
+    loss = vicinal.mixed_criterion(ce, pred, y, p, label_smoothing=0.1)
+    assert torch.allclose(loss, vicinal.soft_cross_entropy(pred, ym), atol=1e-6)
+
+
+def test_prob_uint8_float_output_and_collate():
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
+    y = torch.tensor([0, 1, 2, 3])
+    out, _ = vicinal.Mixup(num_classes=4, prob=0.0, uint8_output="float", seed=0)(x, y)
+    assert out.dtype == torch.float32 and torch.equal(out, x.float())
+    collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, prob=0.0, seed=0)
+    xb, yb = collate([(img, int(label)) for img, label in zip(x, y, strict=True)])
+    assert torch.equal(xb, x) and torch.equal(yb, F.one_hot(y, 4).float())
+
+
+def test_prob_resume_continues_the_stream():
+    x, y = batch()
+    a = vicinal.Mixup(num_classes=4, prob=0.5, seed=3)
+    for _ in range(3):
+        a.sample(x, y)
+    b = vicinal.Mixup(num_classes=4, prob=0.5, seed=99)
+    b.load_state_dict(a.state_dict())
+    for _ in range(10):
+        pa, pb = a.sample(x, y), b.sample(x, y)
+        assert pa.op == pb.op and pa.lam == pb.lam
+        assert (pa.perm is None and pb.perm is None) or torch.equal(pa.perm, pb.perm)
+
+
+def test_prob_noise_and_latent():
+    x, y = batch()
+    noise = vicinal.GaussianNoise(0.1, num_classes=4, prob=0.5, seed=0)
+    assert {noise.sample(x, y).op for _ in range(50)} == {"noise", "identity"}
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 4))
+    latent = vicinal.LatentMixup(model, "1", alpha=1.0, num_classes=4, prob=0.0, seed=0)
+    out, targets = latent(x, y)
+    assert torch.equal(out, model(x)) and torch.equal(targets, F.one_hot(y, 4).float())
+
+
+def test_prob_errors():
+    with pytest.raises(ValueError, match=r"prob must be in \[0, 1\], got 1.5"):
+        vicinal.Mixup(prob=1.5)
+    with pytest.raises(TypeError, match="prob must be a number, got str 'half'"):
+        vicinal.Mixup(prob="half")
+    with pytest.raises(
+        ValueError, match="ERM leaves every batch's inputs as they are, so prob=0.5 would change nothing"
+    ):
+        vicinal.ERM(prob=0.5)
+    with pytest.raises(ValueError, match="LabelSmoothing leaves every batch's inputs as they are"):
+        vicinal.build("label_smoothing", prob=0.9)
+    assert "prob=0.25" in repr(vicinal.CutMix(prob=0.25)) and "prob" not in repr(vicinal.CutMix())

@@ -97,6 +97,10 @@ class BatchMix:
         smoothing: label-smoothing eps applied to the one-hot targets before mixing.
         regression: targets are float ``(B,)`` or ``(B, K)`` values mixed linearly (paper, Section 5), not classes.
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
+        prob: probability of transforming a batch (timm's ``prob``, kornia's ``p``): with ``1 - prob`` the batch
+            passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin per batch, drawn from
+            ``generator`` before anything else; with the default ``1.0`` no coin is drawn, so the random stream is
+            the same as without the option.
         uint8_output: ``"round"`` mixes uint8 batches in float32 and rounds back to uint8; ``"float"`` returns the
             unrounded float32 mix (in the 0-255 scale).
         inplace: overwrite the input batch with the mixed one instead of allocating a new tensor (the fast path:
@@ -115,6 +119,7 @@ class BatchMix:
         smoothing: float = 0.0,
         regression: bool = False,
         check_finite: bool = False,
+        prob: float = 1.0,
         uint8_output: str = "round",
         inplace: bool = False,
         exact: bool = False,
@@ -127,6 +132,7 @@ class BatchMix:
             raise ValueError("label smoothing does not apply to regression targets")
         self.regression = bool(regression)
         self.check_finite = bool(check_finite)
+        self.prob = check_probability(prob, "prob")
         self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
         self.inplace = bool(inplace)
         self.exact = bool(exact)
@@ -141,11 +147,19 @@ class BatchMix:
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
         """Validate the batch and draw the random parameters for it."""
         n = self._validate(x, y, partner)
-        if n == 1 and partner is None:
+        if not self._coin():
+            params = MixParams()  # this batch is left as it is (prob < 1)
+        elif n == 1 and partner is None:
             params = MixParams()  # the only possible partner is the sample itself: nothing to mix
         else:
             params = self._sample(x, y, n, partner)
         return self._stamp(params)
+
+    def _coin(self) -> bool:
+        """Whether this batch is transformed: always at ``prob == 1`` (nothing drawn), else one uniform draw."""
+        if self.prob == 1.0:
+            return True
+        return float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.prob
 
     def _stamp(self, params: MixParams) -> MixParams:
         """Record how targets are formed (read by :func:`vicinal.mixed_criterion`)."""
@@ -291,6 +305,8 @@ class BatchMix:
 
     def _repr_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_classes": self.num_classes, "smoothing": self.smoothing}
+        if self.prob != 1.0:
+            opts["prob"] = self.prob
         if self.inplace:
             opts["inplace"] = True
         return opts
@@ -299,6 +315,14 @@ class BatchMix:
 class ERM(BatchMix):
     """No mixing: the inputs unchanged and one-hot targets (the baseline). With ``smoothing`` it is label
     smoothing alone (Table 5)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.prob != 1.0:
+            raise ValueError(
+                f"{type(self).__name__} leaves every batch's inputs as they are, so prob={self.prob!r} would change "
+                "nothing; prob applies to transforms that mix or add noise"
+            )
 
 
 class LabelSmoothing(ERM):
@@ -325,7 +349,8 @@ class GaussianNoise(BatchMix):
 
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
         n = self._validate(x, y, partner)
-        return self._stamp(self._sample(x, y, n, partner))  # noise applies to a batch of one too
+        # noise applies to a batch of one too
+        return self._stamp(self._sample(x, y, n, partner) if self._coin() else MixParams())
 
     def _repr_options(self) -> dict[str, Any]:
         return {"sigma": self.sigma, **super()._repr_options()}
