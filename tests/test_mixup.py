@@ -379,6 +379,13 @@ def test_variant_specific_errors():
         vicinal.DirichletMixup(k=1)
     with pytest.raises(ValueError, match=r"switch_prob must be in \[0, 1\], got 2.0"):
         vicinal.MixupOrCutMix(switch_prob=2.0)
+    with pytest.raises(ValueError, match=r"cutmix_alpha=0 leaves the batches of its branch unmixed .* use Mixup"):
+        vicinal.MixupOrCutMix(mixup_alpha=0.8, cutmix_alpha=0.0)
+    with pytest.raises(ValueError, match=r"mixup_alpha=0 leaves .*switch_prob=0.3; for one method alone use CutMix"):
+        vicinal.MixupOrCutMix(mixup_alpha=0.0, cutmix_alpha=1.0, switch_prob=0.3)
+    # the branch that is never drawn may have alpha 0, and both 0 is the ERM limit
+    assert vicinal.MixupOrCutMix(mixup_alpha=0.8, cutmix_alpha=0.0, switch_prob=0.0).cutmix.alpha == 0.0
+    assert vicinal.MixupOrCutMix(mixup_alpha=0.0, cutmix_alpha=0.0).mixup.alpha == 0.0
     with pytest.raises(TypeError, match="gaussian noise needs float inputs, got dtype torch.uint8"):
         vicinal.GaussianNoise(0.1, num_classes=4)(torch.zeros(4, 3, dtype=torch.uint8), y)
     with pytest.raises(ValueError, match="Dirichlet mixing draws its partners from the batch"):
@@ -771,3 +778,48 @@ def test_prob_errors():
     with pytest.raises(ValueError, match="LabelSmoothing leaves every batch's inputs as they are"):
         vicinal.build("label_smoothing", prob=0.9)
     assert "prob=0.25" in repr(vicinal.CutMix(prob=0.25)) and "prob" not in repr(vicinal.CutMix())
+
+
+# -- the peers' methods, written out as their code computes them (README "Coming from timm or torchvision") ----------
+
+
+def _timm_batch_mixup(x, y, lam, num_classes, smoothing):
+    """timm ``Mixup(mode="batch", cutmix_alpha=0)``: flip partners, in place, then smoothed one-hot targets."""
+    x = x.clone()
+    x_flipped = x.flip(0).mul_(1.0 - lam)
+    x.mul_(lam).add_(x_flipped)
+    off = smoothing / num_classes
+    on = 1.0 - smoothing + off
+
+    def one_hot(t):
+        return torch.full((t.shape[0], num_classes), off).scatter_(1, t.long().view(-1, 1), on)
+
+    return x, one_hot(y) * lam + one_hot(y.flip(0)) * (1.0 - lam)
+
+
+def _torchvision_mixup(x, y, lam, num_classes):
+    """torchvision ``v2.MixUp``: roll partners, then one-hot targets mixed the same way."""
+    x_rolled = x.roll(1, 0).mul_(1.0 - lam)
+    x = x.mul(lam).add_(x_rolled)
+    yh = F.one_hot(y, num_classes).float()
+    return x, yh.roll(1, 0).mul_(1.0 - lam).add_(yh.mul(lam))
+
+
+@pytest.mark.parametrize("lam", [0.3, 0.8125, 0.999])
+def test_flip_and_roll_pairing_equal_timm_and_torchvision(lam):
+    x, y = batch((8, 3, 5, 5), num_classes=5)
+    flip = vicinal.Mixup(num_classes=5, pairing="flip")
+    p = vicinal.MixParams(op="mix", lam=lam, perm=torch.arange(8).flip(0))
+    tx, ty = _timm_batch_mixup(x, y, lam, 5, 0.0)
+    assert torch.equal(flip.apply_inputs(x, p), tx) and torch.equal(flip.apply_targets(y, p), ty)
+    smoothed = vicinal.Mixup(num_classes=5, pairing="flip", smoothing=0.1)
+    _, ty = _timm_batch_mixup(x, y, lam, 5, 0.1)
+    # timm forms on/off values in double precision, vicinal smooths in float32: equal to float32 rounding
+    assert torch.allclose(smoothed.apply_targets(y, p), ty, rtol=0, atol=2**-23)
+    roll = vicinal.Mixup(num_classes=5, pairing="roll")
+    p = vicinal.MixParams(op="mix", lam=lam, perm=torch.arange(8).roll(1))
+    vx, vy = _torchvision_mixup(x, y, lam, 5)
+    assert torch.equal(roll.apply_inputs(x, p), vx) and torch.equal(roll.apply_targets(y, p), vy)
+    # and the transforms draw exactly those partners
+    assert torch.equal(roll.sample(x, y).perm, torch.arange(8).roll(1))
+    assert torch.equal(flip.sample(x, y).perm, torch.arange(8).flip(0))

@@ -498,6 +498,17 @@ class MixupOrCutMix(BatchMix):
         # Both share this transform's generator, so one state_dict covers the whole stream.
         self.mixup = Mixup(mixup_alpha, **shared)
         self.cutmix = CutMix(cutmix_alpha, **shared)
+        # alpha = 0 is the ERM limit of a branch, while timm reads it as "branch disabled": with one alpha 0 and
+        # its branch drawn, that share of the batches would silently go unmixed, so it is refused
+        for name, alpha, drawn, other in (
+            ("mixup_alpha", self.mixup.alpha, self.switch_prob < 1.0, "CutMix(cutmix_alpha) or switch_prob=1"),
+            ("cutmix_alpha", self.cutmix.alpha, self.switch_prob > 0.0, "Mixup(mixup_alpha) or switch_prob=0"),
+        ):
+            if alpha == 0.0 and drawn and self.mixup.alpha + self.cutmix.alpha > 0.0:
+                raise ValueError(
+                    f"{name}=0 leaves the batches of its branch unmixed (the ERM limit, not a disabled branch as in "
+                    f"timm), here with switch_prob={self.switch_prob}; for one method alone use {other}"
+                )
 
     def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
         # every branch that can be drawn checks every batch: an input one of them rejects fails on every call
