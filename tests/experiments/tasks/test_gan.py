@@ -7,13 +7,17 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
 from tests.experiments.lab_helpers import one_thread  # noqa: F401 (autouse fixture: torch on one thread)
+from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
@@ -97,27 +101,214 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
         report_lines = [line for line in report["markdown"].splitlines() if line.startswith(row)]
         assert len(table_lines) == 2 and report_lines == table_lines
     assert "## GANs (Figure 5), cpu scale: the paper's setting" in report["markdown"]
-    with pytest.raises(ValueError, match=REFUSED):
+    # every group recorded by the first (and only) process
+    assert prov["resumes"] == [] and [g["session"] for g in prov["group_seconds"]] == [0, 0]
+    assert sorted(p.name for p in (out / "groups").iterdir()) == ["01-ring-erm-w8-d1.json", "02-ring-mixup-w8-d1.json"]
+    # the cpu scale's own grid, with 1 seed and 2 iterations: refused, naming each key that differs
+    refused = re.escape("holds a GAN grid of another protocol (d_steps [1] (now [1, 5]); ") + ".*"
+    refused += re.escape("; iterations 20 (now 2); ") + ".*" + re.escape("; seeds [0, 1] (now [0]); widths [8] (now")
+    with pytest.raises(ValueError, match=refused):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
 
 
-REFUSED = (
-    r"already holds a run \(metrics.jsonl\) of a finished or interrupted GAN grid; a GAN grid cannot be continued "
-    r"and restarts from scratch: choose a new --out \(or delete the folder\)$"
-)
+# -------------------------------------------------------------------------------------------- resuming a grid
+
+# ring only, widths 8 and 16 (the paper's setting is the largest: groups 2 and 4 give the figure), one seed:
+# four groups, erm-w8, erm-w16, mixup-w8, mixup-w16, trained in that order
+GRID = {
+    "seeds": 1,
+    "iterations": 3,
+    "widths": (8, 16),
+    "d_steps": (1,),
+    "lrs": (1e-3,),
+    "datasets": ("ring",),
+    "eval_every": 1,
+    "n_eval": 50,
+    "log": None,
+}
+TRAIN_GAN_RUNS = gan_task.train_gan_runs  # the real one, which _count_training wraps however often it is called
+OUTPUTS = ("runs.csv", "summary.csv", "summary.md", "metrics.jsonl", "gan_figure.png")
 
 
-def test_an_interrupted_grid_is_refused_with_a_message_naming_out(tmp_path):
-    def stop_at_second_group(msg: str) -> None:
-        if msg.startswith("[2/"):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The grid trained in one go: what an interrupted and resumed run must write."""
+    return run_gan_table(tmp_path_factory.mktemp("gan") / "whole", "cpu", **GRID)
+
+
+def _count_training(monkeypatch, stop_at: int | None = None) -> list[int]:
+    """Count calls of train_gan_runs (the groups trained); the ``stop_at``-th raises KeyboardInterrupt (a Ctrl-C)."""
+    calls: list[int] = []
+
+    def counted(*args, **kwargs):
+        calls.append(len(calls) + 1)
+        if calls[-1] == stop_at:
             raise KeyboardInterrupt
+        return TRAIN_GAN_RUNS(*args, **kwargs)
 
-    grid = {"seeds": 1, "iterations": 2, "widths": (8, 16), "d_steps": (1,), "lrs": (1e-3,), "datasets": ("ring",)}
+    monkeypatch.setattr(gan_task, "train_gan_runs", counted)
+    return calls
+
+
+def _assert_same_outputs(out, expected):
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (expected / name).read_bytes(), name
+    with np.load(out / "snapshots.npz") as got, np.load(expected / "snapshots.npz") as want:
+        assert sorted(got) == sorted(want)
+        for key in want:
+            assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key
+    run_metrics = sorted(p.relative_to(expected) for p in expected.glob("runs/*/seed*/metrics.jsonl"))
+    assert len(run_metrics) == 4
+    assert sorted(p.relative_to(out) for p in out.glob("runs/*/seed*/metrics.jsonl")) == run_metrics
+    for rel in run_metrics:
+        assert (out / rel).read_bytes() == (expected / rel).read_bytes(), rel
+
+
+def test_an_interrupted_grid_resumes_and_writes_what_an_uninterrupted_run_writes(tmp_path, monkeypatch, uninterrupted):
+    calls = _count_training(monkeypatch, stop_at=3)
     with pytest.raises(KeyboardInterrupt):
-        run_gan_table(tmp_path / "g", "cpu", **grid, eval_every=1, n_eval=50, log=stop_at_second_group)
-    assert (tmp_path / "g" / "runs").is_dir() and not (tmp_path / "g" / "summary.md").exists()  # one group finished
-    with pytest.raises(TaskError, match="^" + re.escape(f"'{tmp_path / 'g'}' ") + REFUSED):
-        run_gan_table(tmp_path / "g", "cpu", **grid, eval_every=1, n_eval=50, log=None)
+        run_gan_table(tmp_path / "g", "cpu", **GRID)
+    out = tmp_path / "g"
+    # two groups recorded (one of them the figure's), their metrics only, no outputs of the end yet
+    assert sorted(p.name for p in (out / "groups").iterdir()) == ["01-ring-erm-w8-d1.json", "02-ring-erm-w16-d1.json"]
+    assert {(r["method"], r["width"]) for r in read_metrics(out)} == {("erm", 8), ("erm", 16)}
+    assert not (out / "summary.md").exists() and "finished" not in read_provenance(out)
+    first = read_provenance(out)
+
+    calls = _count_training(monkeypatch)
+    run_gan_table(out, "cpu", **GRID)
+    assert calls == [1, 2]  # only the two groups not recorded were trained
+    _assert_same_outputs(out, uninterrupted)
+    prov = read_provenance(out)
+    assert {k: prov[k] for k in ("time", "argv", "seeds")} == {k: first[k] for k in ("time", "argv", "seeds")}
+    assert [r["groups_recorded"] for r in prov["resumes"]] == [2] and prov["resumes"][0]["seeds"] == [0]
+    assert [(g["method"], g["width"], g["session"]) for g in prov["group_seconds"]] == [
+        ("erm", 8, 0),
+        ("erm", 16, 0),
+        ("mixup", 8, 1),
+        ("mixup", 16, 1),
+    ]
+    assert prov["wall_seconds"] >= sum(g["seconds"] for g in prov["group_seconds"] if g["session"] == 0)
+    assert "finished" in prov
+
+
+def test_a_finished_grid_rerun_trains_nothing_and_rewrites_the_same_outputs(tmp_path, monkeypatch, uninterrupted):
+    out = tmp_path / "done"
+    shutil.copytree(uninterrupted, out)
+    prov = (out / "provenance.json").read_bytes()
+    (out / "summary.md").unlink()  # an output lost since: rewritten from the records
+    calls = _count_training(monkeypatch)
+    # seeds given as the list [0] rather than the count 1: the same protocol, spelled otherwise
+    run_gan_table(out, "cpu", **{**GRID, "seeds": [0]})
+    assert calls == []
+    _assert_same_outputs(out, uninterrupted)
+    assert (out / "provenance.json").read_bytes() == prov  # nothing trained: the provenance stays as it was
+
+
+def test_a_rerun_with_another_protocol_is_refused_and_changes_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "g"
+    _count_training(monkeypatch, stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_gan_table(out, "cpu", **GRID)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    tail = "; a grid is continued only with the protocol it started with: choose a new --out (or delete the folder)"
+    for change, differs in (
+        ({"iterations": 4}, "iterations 3 (now 4)"),
+        ({"widths": (8,)}, "widths [8, 16] (now [8])"),
+        ({"seeds": 2}, "seeds [0] (now [0, 1])"),
+        ({"lam_distribution": "uniform"}, "lam_distribution 'beta' (now 'uniform')"),
+    ):
+        with pytest.raises(
+            TaskError, match="^" + re.escape(f"'{out}' holds a GAN grid of another protocol ({differs})" + tail) + "$"
+        ):
+            run_gan_table(out, "cpu", **{**GRID, **change})
+    with pytest.raises(TaskError, match=re.escape("(scale 'cpu' (now 'paper'); ")):
+        run_gan_table(out, "paper", **GRID)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_crash_between_a_groups_record_and_metrics_leaves_no_duplicate_metrics(tmp_path, monkeypatch, uninterrupted):
+    out = tmp_path / "g"
+    written = []
+    write_metrics = gan_task.write_metrics
+
+    def crash_after_the_second_record(folder, records):
+        if folder == out:  # the table's metrics.jsonl, not a run folder's
+            written.append(1)
+        if written == [1, 1, 1]:  # the rewrite after group 2's record (the first empties it, the second: group 1)
+            raise KeyboardInterrupt
+        return write_metrics(folder, records)
+
+    monkeypatch.setattr(gan_task, "write_metrics", crash_after_the_second_record)
+    with pytest.raises(KeyboardInterrupt):
+        run_gan_table(out, "cpu", **GRID)
+    monkeypatch.setattr(gan_task, "write_metrics", write_metrics)
+    assert (out / "groups" / "02-ring-erm-w16-d1.json").is_file()
+    assert {r["width"] for r in read_metrics(out)} == {8}  # group 2 recorded, its metrics not yet written
+    # and what an interrupted append would leave (as older versions of the lab appended): records of a group
+    # twice, and a torn last line
+    stray = [line for line in (uninterrupted / "metrics.jsonl").read_text().splitlines() if '"width": 16' in line]
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write("\n".join(stray + stray) + '\n{"dataset": "ri')
+    calls = _count_training(monkeypatch)
+    run_gan_table(out, "cpu", **GRID)
+    assert calls == [1, 2]
+    records = read_metrics(out)
+    keys = [(r["method"], r["width"], r["seed"], r["lr"], r["iteration"]) for r in records]
+    assert len(keys) == len(set(keys)) == 4 * 4  # groups x evaluations (0, 1, 2, 3), each once
+    _assert_same_outputs(out, uninterrupted)
+
+
+def test_a_grid_of_an_earlier_lab_version(tmp_path, monkeypatch, uninterrupted):
+    # interrupted (protocol.json and metrics.jsonl, no groups/ nor provenance): nothing to reuse, trained again
+    out = tmp_path / "interrupted"
+    _count_training(monkeypatch, stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_gan_table(out, "cpu", **GRID)
+    shutil.rmtree(out / "groups")
+    (out / "provenance.json").unlink()
+    calls = _count_training(monkeypatch)
+    run_gan_table(out, "cpu", **GRID)
+    assert calls == [1, 2, 3, 4] and read_provenance(out)["resumes"] == []
+    _assert_same_outputs(out, uninterrupted)
+    # finished: its results are kept, not trained over
+    shutil.rmtree(out / "groups")
+    with pytest.raises(TaskError, match="finished by an earlier version of the lab, without the groups/ records"):
+        run_gan_table(out, "cpu", **GRID)
+    # no protocol.json: not a GAN grid
+    (out / "protocol.json").unlink()
+    with pytest.raises(TaskError, match=re.escape(f"'{out}' holds metrics.jsonl but no protocol.json")):
+        run_gan_table(out, "cpu", **GRID)
+
+
+def test_a_corrupt_group_record_is_named(tmp_path, monkeypatch):
+    out = tmp_path / "g"
+    _count_training(monkeypatch, stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_gan_table(out, "cpu", **GRID)
+    record = out / "groups" / "01-ring-erm-w8-d1.json"
+    record.write_text(record.read_text().replace('"erm"', '"mixup"', 1))
+    with pytest.raises(TaskError, match=re.escape(f"'{record}' is not the record of group ")):
+        run_gan_table(out, "cpu", **GRID)
+
+
+def test_reproduce_gan_continues_an_interrupted_grid(tmp_path, monkeypatch, capsys, uninterrupted):
+    # the cpu scale made the tiny grid, so that the command trains it in seconds
+    tiny = replace(
+        PROTOCOLS["cpu"], **{k: v for k, v in GRID.items() if k not in ("seeds", "log")}, seeds=(0,), default_d_steps=1
+    )
+    monkeypatch.setitem(gan_task.PROTOCOLS, "cpu", tiny)
+    calls = _count_training(monkeypatch, stop_at=2)
+    out = tmp_path / "cli"
+    assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 130  # a Ctrl-C in group 2
+    assert capsys.readouterr().err.endswith("vicinal: interrupted\n")
+    calls = _count_training(monkeypatch)
+    assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 0
+    assert calls == [1, 2, 3]
+    assert "1 of 4 groups recorded; training the rest" in capsys.readouterr().err
+    _assert_same_outputs(out, uninterrupted)
+    assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out), "--seeds", "2"]) == 2
+    assert "holds a GAN grid of another protocol (seeds [0] (now [0, 1]))" in capsys.readouterr().err
 
 
 def test_report_separates_the_papers_setting_from_the_grid_as_the_summary_does(tmp_path):

@@ -7,11 +7,20 @@ The table. :func:`run_gan_table` trains ``datasets x methods x widths x discrimi
 seeds`` runs and reports, per dataset and method, the final metrics of the default setting (lr 1e-3, five
 discriminator steps, the largest width) over seeds, and the share of all grid runs that converge: the paper's
 claim is that "the training of mixup GANs seems promisingly robust to hyper-parameter and architectural choices".
+
+Resuming. The grid trains group by group (one :func:`train_gan_runs` call: a dataset, method, width and D steps,
+every learning rate and seed). As a group ends, its run folders are written, then ``groups/<NN>-<...>.json``
+(atomically, last: the group is recorded wholly or not at all) holds everything the end of the table needs from it:
+its final rows, training seconds, metrics records and, for the paper's setting, the figure's points. A rerun into
+the same folder with the same protocol skips the recorded groups, trains the rest and writes every output from the
+records, so it writes what an uninterrupted run writes (training is seeded per group); a finished grid is not
+trained again (its outputs are rewritten from the records, its provenance kept). Another protocol is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +37,16 @@ from .. import runs as run_folders
 from ..data.seeds import STREAM_GAN_FIGURE as STREAM_FIGURE
 from ..data.seeds import make_generator
 from ..errors import TaskArgumentError, TaskError
-from ..runs import append_metrics, provenance, write_json, write_metrics, write_provenance
+from ..runs import (
+    METRICS,
+    clean_stale_temp_files,
+    provenance,
+    read_json,
+    read_provenance,
+    write_json,
+    write_metrics,
+    write_provenance,
+)
 from .gan_metrics import DATASETS, DEFAULT_MIN_COUNT, DEFAULT_STD, sample_toy
 from .gan_summary import outcome_markdown, outcome_rows, plot_gan_figure, report_sections
 from .gan_train import EVAL_SEED, FIGURE5_ITERATIONS, METHODS, GANConfig, GANRuns, check_positive_int, train_gan_runs
@@ -250,8 +268,9 @@ def run_gan_table(
     """Train the GAN grid of ``scale`` and write a run folder with metrics, summary and Figure 5.
 
     Args:
-        out_dir: The run folder (created; it must not already hold a ``metrics.jsonl``: a grid, finished or
-            interrupted, is never continued).
+        out_dir: The run folder (created). One that holds a grid of the same protocol (``protocol.json``) is
+            continued: its recorded groups are skipped and the rest trained (a finished grid trains nothing and
+            gets its outputs rewritten); one of another protocol is refused.
         scale: ``cpu`` or ``paper`` (:data:`PROTOCOLS`).
         seeds: Number of seeds (``0 .. n-1``) or the seeds themselves; default: the protocol's.
         iterations, widths, d_steps, lrs, datasets, methods, lam_distribution, eval_every, n_eval: Overrides of
@@ -265,8 +284,12 @@ def run_gan_table(
     Returns:
         ``out_dir``, holding ``protocol.json``, ``provenance.json``, ``metrics.jsonl`` (every evaluation of every
         run), ``runs.csv`` (last iteration of every run), ``summary.csv``, ``summary.md``, ``gan_figure.png``,
-        ``snapshots.npz`` (the figure's points) and ``runs/<name>/seed<seed>/``, one standard run folder per run
-        (``config.yaml``, ``provenance.json``, ``metrics.jsonl``, ``summary.json``: see :func:`run_name`).
+        ``snapshots.npz`` (the figure's points), ``groups/`` (one record per trained group, what a rerun resumes
+        from) and ``runs/<name>/seed<seed>/``, one standard run folder per run (``config.yaml``,
+        ``provenance.json``, ``metrics.jsonl``, ``summary.json``: see :func:`run_name`). ``provenance.json`` is the
+        first process's, with one entry per later process in ``resumes`` (``groups_recorded``: the groups it found
+        done), ``group_seconds`` (each group's training seconds and ``session``: 0 the first process, k the k-th
+        resume) and ``wall_seconds`` (this process's time plus the training seconds of groups earlier ones recorded).
     """
     if scale not in PROTOCOLS:
         raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(PROTOCOLS)}")
@@ -302,15 +325,6 @@ def run_gan_table(
     protocol = replace(base, **overrides)
 
     out = Path(out_dir)
-    if (out / "metrics.jsonl").exists():
-        # Finished groups are not resumed: the figure's snapshots and the summary's rows live only in memory until
-        # the grid ends, so an interrupted grid is refused like a finished one rather than half-rebuilt.
-        raise TaskError(
-            f"'{out}' already holds a run (metrics.jsonl) of a finished or interrupted GAN grid; a GAN grid cannot "
-            "be continued and restarts from scratch: choose a new --out (or delete the folder)"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    say = log or (lambda _msg: None)
     protocol_json = {
         **asdict(protocol),
         "default_width": protocol.default_width,
@@ -319,14 +333,108 @@ def run_gan_table(
         "groups": [asdict(c) for c in protocol.configs()],
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
     }
-    write_json(out / "protocol.json", protocol_json)
+    resuming = _check_continuable(out, protocol_json)  # before anything is written: a refusal changes nothing
+    out.mkdir(parents=True, exist_ok=True)
+    if not resuming:  # a continued grid keeps the protocol.json (and its overrides) it started with
+        write_json(out / "protocol.json", protocol_json)
+    say = log or (lambda _msg: None)
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_table(out, protocol, overrides, device, say)
+        return _run_table(out, protocol, overrides, device, say, resuming=resuming)
     finally:
         torch.set_num_threads(saved_threads)
+
+
+GROUPS = "groups"  # out/groups/: one record per finished group (see the module doc)
+# protocol.json keys that follow from others: named in a refusal only when nothing else differs
+_DERIVED_KEYS = ("default_width", "groups", "notes", "paper_snapshot_iters", "snapshot_iters")
+
+
+def _protocol_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between a saved ``protocol.json`` and this run's, as ``key old (now new)`` items.
+
+    ``overrides`` is not compared: it records how the protocol was asked for (``--seeds 3`` or the scale's three
+    seeds), and the same effective protocol trains the same groups whichever way it was spelled.
+    """
+    new = json.loads(json.dumps(new))  # as saved: tuples become lists
+    keys = sorted((set(saved) | set(new)) - {"overrides"})
+    changed = [k for k in keys if saved.get(k) != new.get(k)]
+    primary = [k for k in changed if k not in _DERIVED_KEYS]
+    items = []
+    for k in primary or changed:
+        old_groups, new_groups = saved.get(k), new.get(k)
+        if k == "groups" and isinstance(old_groups, list) and isinstance(new_groups, list):
+            fields = sorted(
+                {
+                    f
+                    for a, b in zip(old_groups, new_groups, strict=False)
+                    if isinstance(a, dict) and isinstance(b, dict)
+                    for f in a
+                    if a.get(f) != b.get(f)
+                }
+            )
+            items.append(
+                f"groups ({len(old_groups)} now {len(new_groups)}; fields differing: {', '.join(fields) or 'none'})"
+            )
+        else:
+            items.append(f"{k} {saved.get(k)!r} (now {new.get(k)!r})")
+    return items
+
+
+def _check_continuable(out: Path, protocol_json: dict[str, Any]) -> bool:
+    """Whether ``out`` holds a GAN grid to continue (True) or is new (False); a grid that cannot be is a TaskError.
+
+    A grid is continued only with the protocol it started with: its recorded groups and run folders belong to it.
+    A finished grid of a lab version that recorded no ``groups/`` is refused rather than trained again over its
+    results; an interrupted one of that version has nothing to reuse and is trained again in place (the same
+    numbers: training is seeded).
+    """
+    hint = "choose a new --out (or delete the folder)"
+    saved = read_json(out / "protocol.json", hint=hint)
+    if saved is None:
+        held = [name for name in (METRICS, GROUPS) if (out / name).exists()]
+        if held:
+            raise TaskError(
+                f"'{out}' holds {' and '.join(held)} but no protocol.json: not a GAN grid that can be continued; {hint}"
+            )
+        return False
+    if not isinstance(saved, dict):
+        raise TaskError(f"'{out / 'protocol.json'}' does not hold a GAN protocol (a JSON object); {hint}")
+    changed = _protocol_changes(saved, protocol_json)
+    if changed:
+        raise TaskError(
+            f"'{out}' holds a GAN grid of another protocol ({'; '.join(changed)}); a grid is continued only with the "
+            f"protocol it started with: {hint}"
+        )
+    prov = read_provenance(out)
+    if prov is not None and "finished" in prov and not (out / GROUPS).is_dir():
+        raise TaskError(
+            f"'{out}' holds a GAN grid finished by an earlier version of the lab, without the groups/ records its "
+            f"outputs are rewritten from; it is kept as it is: {hint}"
+        )
+    return True
+
+
+def _group_path(out: Path, g: int, config: GANConfig) -> Path:
+    """The record of group ``g`` (1-based, in training order): ``groups/03-ring-mixup-w128-d5.json``."""
+    return out / GROUPS / f"{g:02d}-{config.dataset}-{config.method}-w{config.width}-d{config.d_steps}.json"
+
+
+def _group_tag(config: GANConfig) -> dict[str, Any]:
+    return {"dataset": config.dataset, "method": config.method, "width": config.width, "d_steps": config.d_steps}
+
+
+def _read_group(path: Path, config: GANConfig) -> dict[str, Any]:
+    """The record of ``config``'s group at ``path``; one that is not that group's is a TaskError naming the file."""
+    record = read_json(path, hint="delete it (its group is then trained again)")
+    keys = ("tag", "seconds", "runs", "session", "finals", "metrics", "snapshots")
+    if not isinstance(record, dict) or any(k not in record for k in keys) or record["tag"] != _group_tag(config):
+        raise TaskError(
+            f"'{path}' is not the record of group {_group_tag(config)}; delete it (its group is then trained again)"
+        )
+    return record
 
 
 def _run_table(
@@ -335,39 +443,115 @@ def _run_table(
     overrides: dict[str, Any],
     device: str | torch.device,
     say: Callable[[str], None],
+    *,
+    resuming: bool,
 ) -> Path:
-    prov = provenance(device=device, seeds=list(protocol.seeds))
-    prov["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    entry = provenance(device=device, seeds=list(protocol.seeds))  # this process's; the run folders it trains get it
+    entry["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
     start = time.perf_counter()
 
-    finals: list[dict[str, Any]] = []
-    fig_samples: dict[tuple[str, str], dict[int, np.ndarray]] = {}
-    group_seconds: list[dict[str, Any]] = []
     configs = protocol.configs()
+    records: dict[int, dict[str, Any]] = {}  # group (1-based) -> its record, as read back from groups/
+    for g, config in enumerate(configs, 1):
+        path = _group_path(out, g, config)
+        clean_stale_temp_files(path.parent, path.name)  # a write killed mid-way leaves its temporary file behind
+        if resuming and path.is_file():
+            records[g] = _read_group(path, config)
+
+    # Provenance as the trainer's runs keep it (runs.record_start): the first process's entry, and one entry per
+    # later process in ``resumes`` (with the groups it found recorded); each group's record names its session.
+    prov = read_provenance(out) if resuming else None
+    finished = prov is not None and "finished" in prov and len(records) == len(configs)
+    if prov is None:
+        prov = {**entry, "resumes": []}
+    elif not finished:
+        for key in ("finished", "wall_seconds", "group_seconds"):  # of an earlier end, rewritten at this one
+            prov.pop(key, None)
+        prov.setdefault("resumes", []).append({**entry, "groups_recorded": len(records)})
+    session = len(prov.get("resumes", []))  # this process: 0 the first, k the k-th resume (unused when finished)
+    if not finished:
+        write_provenance(out, prov)
+    if resuming:
+        say(
+            f"'{out}': {len(records)} of {len(configs)} groups recorded; "
+            + ("nothing to train" if finished else "training the rest")
+        )
+
+    def recorded_metrics() -> list[dict[str, Any]]:
+        return [rec for g in sorted(records) for rec in records[g]["metrics"]]
+
+    # metrics.jsonl is rewritten whole (atomically) from the records, never appended to: it then holds exactly the
+    # recorded groups, never the records of a group interrupted before its record was written (a crash between
+    # an append and the record would leave those twice once the group is trained again), nor a torn last line.
+    write_metrics(out, recorded_metrics())
     # every run of a group: each learning rate with each seed
     member_lrs = [lr for lr in protocol.lrs for _ in protocol.seeds]
     member_seeds = [s for _ in protocol.lrs for s in protocol.seeds]
-    write_metrics(out, [])  # metrics.jsonl exists from the start: the folder holds a run
+    s_fig = member_lrs.index(protocol.default_lr)  # the figure's run: the first seed at the paper's lr
     for g, config in enumerate(configs, 1):
-        tag = {"dataset": config.dataset, "method": config.method, "width": config.width, "d_steps": config.d_steps}
+        tag = _group_tag(config)
+        if g in records:
+            say(f"[{g}/{len(configs)}] {tag}: recorded, skipped")
+            continue
         say(f"[{g}/{len(configs)}] {tag}: {len(member_seeds)} runs x {config.iterations} iterations")
         runs = train_gan_runs(config, member_seeds, member_lrs, device=device)
-        group_seconds.append({**tag, "seconds": round(runs.seconds, 2), "runs": len(member_seeds)})
-        append_metrics(out, *({**tag, **rec} for rec in runs.history))
-        for rec in runs.final():
-            finals.append({**tag, **rec})
-        _write_run_folders(out, protocol, runs, prov)
-        if config.width == protocol.default_width and config.d_steps == protocol.default_d_steps:
-            s = member_lrs.index(protocol.default_lr)  # the first seed at the paper's lr
-            fig_samples[(config.dataset, config.method)] = {
-                it: runs.snapshots[it][s].numpy() for it in protocol.snapshot_iters
+        _write_run_folders(out, protocol, runs, entry)
+        figure = config.width == protocol.default_width and config.d_steps == protocol.default_d_steps
+        record = {
+            "tag": tag,
+            "seconds": round(runs.seconds, 2),
+            "runs": len(member_seeds),
+            "session": session,
+            "finals": [{**tag, **rec} for rec in runs.final()],
+            "metrics": [{**tag, **rec} for rec in runs.history],
+            # the figure's points of the paper's setting (JSON floats give float32 values back exactly)
+            "snapshots": {
+                "dtype": str(runs.snapshots[protocol.snapshot_iters[0]].numpy().dtype),
+                "points": {str(it): runs.snapshots[it][s_fig].numpy() for it in protocol.snapshot_iters},
             }
-        done = [r for r in finals if (r["dataset"], r["method"]) == (config.dataset, config.method)]
+            if figure
+            else None,
+        }
+        path = write_json(_group_path(out, g, config), record)  # the group is recorded: written last, atomically
+        # read back: an uninterrupted and a resumed run build the outputs from the same records
+        records[g] = _read_group(path, config)
+        write_metrics(out, recorded_metrics())
+        finals = records[g]["finals"]
         say(
-            f"    {runs.seconds:.0f} s; converged {sum(r['converged'] for r in done[-len(member_seeds) :])}"
-            f"/{len(member_seeds)}; modes {[r['modes_covered'] for r in done[-len(member_seeds) :]]}"
+            f"    {runs.seconds:.0f} s; converged {sum(r['converged'] for r in finals)}/{len(finals)}; "
+            f"modes {[r['modes_covered'] for r in finals]}"
         )
 
+    md = _write_outputs(out, protocol, [records[g] for g in sorted(records)])
+    say(md)
+    if finished:  # nothing trained: the provenance of the processes that trained it stays as it is
+        say(f"rewrote the outputs of {out} from its {len(records)} recorded groups")
+        return out
+    elapsed = time.perf_counter() - start
+    # the time spent on this grid: this process's, and the training of the groups earlier processes recorded
+    # (the unrecorded group an interrupted process was training is lost time, not counted)
+    earlier = sum(rec["seconds"] for rec in records.values() if rec["session"] != session)
+    prov["wall_seconds"] = round(elapsed + earlier, 1)
+    prov["group_seconds"] = [
+        {**records[g]["tag"], **{k: records[g][k] for k in ("seconds", "runs", "session")}} for g in sorted(records)
+    ]
+    prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_provenance(out, prov)
+    say(f"wrote {out} in {prov['wall_seconds']:.0f} s over {1 + len(prov['resumes'])} process(es)")
+    return out
+
+
+def _write_outputs(out: Path, protocol: GANProtocol, records: list[dict[str, Any]]) -> str:
+    """The table's outputs from the groups' records, in training order: ``runs.csv``, ``summary.csv``,
+    ``summary.md`` (returned), ``gan_figure.png``, ``snapshots.npz``."""
+    finals = [row for record in records for row in record["finals"]]
+    fig_samples: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+    for record in records:
+        snaps, tag = record["snapshots"], record["tag"]
+        if snaps is not None:
+            fig_samples[(tag["dataset"], tag["method"])] = {
+                it: np.asarray(snaps["points"][str(it)], dtype=snaps["dtype"]) for it in protocol.snapshot_iters
+            }
     fields = [
         "dataset",
         "method",
@@ -394,18 +578,13 @@ def _run_table(
     scaled = protocol.snapshot_iters
     paper_its = list(FIGURE5_ITERATIONS) if len(scaled) == len(FIGURE5_ITERATIONS) else None
     plot_gan_figure(fig_samples, real, out / "gan_figure.png", paper_iterations=paper_its)
-    np.savez_compressed(
-        out / "snapshots.npz",
+    arrays = {
         **{f"{d}_{m}_it{it}": pts for (d, m), by_it in fig_samples.items() for it, pts in by_it.items()},
         **{f"{d}_real": pts for d, pts in real.items()},
-    )
-    prov["wall_seconds"] = round(time.perf_counter() - start, 1)
-    prov["group_seconds"] = group_seconds
-    prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_provenance(out, prov)
-    say(md)
-    say(f"wrote {out} in {prov['wall_seconds']:.0f} s")
-    return out
+    }
+    # atomically: a rerun rewrites it over the previous one
+    run_folders.atomic_write(out / "snapshots.npz", lambda f: np.savez_compressed(f, **arrays))
+    return md
 
 
 def run_name(config: GANConfig, lr: float) -> str:
@@ -466,7 +645,9 @@ def _parse_seeds(text: str) -> int | list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m vicinal.experiments.tasks.gan --out DIR [--scale cpu|paper] [--seeds N|a,b,c] ...``."""
     parser = argparse.ArgumentParser(prog="python -m vicinal.experiments.tasks.gan", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="the run folder to create")
+    parser.add_argument(
+        "--out", required=True, help="the run folder (one holding a grid of the same protocol is continued)"
+    )
     parser.add_argument("--scale", default="cpu", choices=sorted(PROTOCOLS))
     parser.add_argument("--seeds", type=_parse_seeds, default=None, help="a count (0..n-1) or a list: 0,1,2")
     parser.add_argument("--iterations", type=int, default=None, help="override the protocol's iterations")
