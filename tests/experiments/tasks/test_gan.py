@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
-from tests.experiments.lab_helpers import one_thread  # noqa: F401 (autouse fixture: torch on one thread)
+from tests.experiments.lab_helpers import break_writer, one_thread  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
@@ -105,6 +105,14 @@ REFUSED = (
     r"already holds a run \(metrics.jsonl\) of a finished or interrupted GAN grid; a GAN grid cannot be continued "
     r"and restarts from scratch: choose a new --out \(or delete the folder\)$"
 )
+
+
+def test_snapshots_that_fail_half_way_leave_no_torn_file(tmp_path, monkeypatch):
+    break_writer(monkeypatch, gan_task.np, "savez_compressed", 0)
+    with pytest.raises(OSError, match="^disk full$"):
+        _tiny_ring_table(tmp_path, seeds=1, iterations=10, lrs=(1e-3,))
+    assert not (tmp_path / "run" / "snapshots.npz").exists()
+    assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
 def test_an_interrupted_grid_is_refused_with_a_message_naming_out(tmp_path):

@@ -394,11 +394,11 @@ def _run_table(
     scaled = protocol.snapshot_iters
     paper_its = list(FIGURE5_ITERATIONS) if len(scaled) == len(FIGURE5_ITERATIONS) else None
     plot_gan_figure(fig_samples, real, out / "gan_figure.png", paper_iterations=paper_its)
-    np.savez_compressed(
-        out / "snapshots.npz",
+    snapshots = {
         **{f"{d}_{m}_it{it}": pts for (d, m), by_it in fig_samples.items() for it, pts in by_it.items()},
         **{f"{d}_real": pts for d, pts in real.items()},
-    )
+    }
+    run_folders.atomic_write(out / "snapshots.npz", lambda f: np.savez_compressed(f, **snapshots))
     prov["wall_seconds"] = round(time.perf_counter() - start, 1)
     prov["group_seconds"] = group_seconds
     prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
