@@ -159,10 +159,10 @@ class MixConfig:
         smoothing: label-smoothing epsilon for the smoothing variants.
         sigma: standard deviation of the "gaussian_noise" variant.
         layer: mix latent representations entering this module (``vicinal.LatentMixup``); ``None`` = inputs.
-        warmup_epochs: the first N epochs train without mixing (speech: 5).
+        warmup_epochs: the first N epochs train without mixing (speech: 5); < ``train.epochs``.
         off_epoch: stop mixing from this 0-based epoch on (> ``warmup_epochs``); ``None`` = never.
         two_label: use the official two-label loss lam*CE(y_i) + (1-lam)*CE(y_j) instead of soft targets.
-        knn_k: neighbours per training sample for "knn" pairing (paper: 200).
+        knn_k: neighbours per training sample for "knn" pairing (paper: 200); another value needs ``pairing: knn``.
         knn_same_class: "knn" pairing restricted to the same class (SC+KNN); needs ``pairing: knn``.
         kwargs: extra keyword arguments for ``vicinal.build``.
     """
@@ -420,6 +420,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             f"config key 'mix.off_epoch' must be null or > mix.warmup_epochs ({cfg.mix.warmup_epochs}), "
             f"got {cfg.mix.off_epoch}"
         )
+    if cfg.mix.warmup_epochs >= cfg.train.epochs:  # epochs >= 1: a warmup of 0 never trips this
+        # the unmixed warm-up covers every epoch: mixing never starts (an "ERM" run in disguise)
+        raise ConfigError(
+            f"config key 'mix.warmup_epochs' must be < train.epochs ({cfg.train.epochs}): mixing would never start, "
+            f"got {cfg.mix.warmup_epochs}"
+        )
     if not is_plain_name(cfg.name):  # the run folder is OUT/<name>/seed<seed>: the name must stay inside OUT
         raise ConfigError(f"config key 'name' must be a plain folder name ({PLAIN_NAME}), got {cfg.name!r}")
     if not 0.0 <= cfg.data.corrupt_fraction <= 1.0:
@@ -468,6 +474,8 @@ def _check_mix_options(mix: MixConfig) -> None:
         )
     if mix.knn_same_class and mix.pairing != "knn":
         raise ConfigError(f"config key 'mix.knn_same_class' needs mix.pairing 'knn', got {mix.pairing!r}")
+    if mix.knn_k != MixConfig.knn_k and mix.pairing != "knn":  # a set knn_k is told apart by its differing value
+        raise ConfigError(f"config key 'mix.knn_k' ({mix.knn_k}) needs mix.pairing 'knn', got {mix.pairing!r}")
     if mix.pairing == "knn" and mix.layer is not None:
         # the k-NN partners are input images; a latent mixer needs partners in the space of mix.layer
         raise ConfigError(f"mix.pairing 'knn' cannot be combined with mix.layer (latent mixing), got {mix.layer!r}")
