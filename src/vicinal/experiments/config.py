@@ -49,6 +49,8 @@ __all__ = [
     "MixConfig",
     "TrainConfig",
     "ExperimentConfig",
+    "VARIANT_OPTIONS",
+    "VariantOptions",
     "config_exists",
     "config_from_dict",
     "config_to_dict",
@@ -261,10 +263,42 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # Variants whose targets are plain mixed one-hots, so the two-label loss is exact for them.
 _TWO_LABEL_VARIANTS = ("erm", "mixup", "cutmix", "mixup_or_cutmix", "dirichlet", "gaussian_noise")
 _NEEDS_SMOOTHING = ("label_smoothing", "mix_inputs_label_smoothing")
-# The variants that read mix.pairing and mix.lam_mode "sample" (``build.mixer_options`` passes them to these only):
-# anywhere else the option was ignored and the run silently trained something other than what its config says.
-_PAIRING_VARIANTS = ("mixup", "cutmix", "mix_inputs_only", "mix_inputs_label_smoothing", "mixup_or_cutmix")
-_SAMPLE_LAM_VARIANTS = ("mixup", "mix_inputs_only", "mix_inputs_label_smoothing", "dirichlet")
+
+
+@dataclass(frozen=True)
+class VariantOptions:
+    """What one ``vicinal.build`` variant reads of the mix section, besides ``smoothing`` and ``kwargs``.
+
+    Attributes:
+        alpha: the ``vicinal.build`` arguments that take ``mix.alpha`` (``mixup_or_cutmix`` has two).
+        pairing: it takes ``mix.pairing``.
+        lam_modes: the ``mix.lam_mode`` values it takes; ``()`` = no ``lam_mode`` argument.
+        sigma: it takes ``mix.sigma``.
+    """
+
+    alpha: tuple[str, ...] = ()
+    pairing: bool = False
+    lam_modes: tuple[str, ...] = ()
+    sigma: bool = False
+
+
+_MIXUP_LIKE = VariantOptions(alpha=("alpha",), pairing=True, lam_modes=_CHOICES["mix.lam_mode"])
+# The one table of which variant reads which mix option: `validate` refuses an option the variant would ignore (the
+# run would silently train something other than what its config says), ``build.mixer_options`` passes each variant
+# the options it reads. Its order is the order the error messages list the variants in.
+VARIANT_OPTIONS: dict[str, VariantOptions] = {
+    "mixup": _MIXUP_LIKE,
+    "cutmix": VariantOptions(alpha=("alpha",), pairing=True, lam_modes=("batch",)),  # one box per batch
+    "mix_inputs_only": _MIXUP_LIKE,
+    "mix_inputs_label_smoothing": _MIXUP_LIKE,
+    "mixup_or_cutmix": VariantOptions(alpha=("mixup_alpha", "cutmix_alpha"), pairing=True),
+    "dirichlet": VariantOptions(alpha=("alpha",), lam_modes=_CHOICES["mix.lam_mode"]),
+    "gaussian_noise": VariantOptions(sigma=True),
+    "erm": VariantOptions(),
+    "label_smoothing": VariantOptions(),
+}
+_PAIRING_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if o.pairing)
+_SAMPLE_LAM_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if "sample" in o.lam_modes)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
