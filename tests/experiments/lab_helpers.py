@@ -6,6 +6,8 @@
 * ``tiny_config(...)`` is a small, fast ExperimentConfig on it.
 * ``one_thread`` (fixture, import it into a test module): torch on one thread for the module's tests.
 * ``spy_atomic_writes(monkeypatch)`` records the paths written through ``runs.atomic_write`` (the report's tests).
+* ``break_writer(monkeypatch, owner, name, target)`` makes a writer (``torch.save``, ``Figure.savefig``, ...) fail
+  half-way: it writes a few bytes into its target, then raises ``OSError("disk full")``.
 * ``ddp_worker`` is the per-process body of the 2-process gloo test (spawned by torch.multiprocessing).
 """
 
@@ -124,6 +126,21 @@ def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
         },
         Path(out) / f"rank{rank}.pt",
     )
+
+
+def break_writer(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, target: int) -> None:
+    """Replace ``owner.name`` by a writer that puts a few bytes into its ``target``-th positional argument (a path
+    or an open file), then raises ``OSError("disk full")``: a write that dies half-way, as on a full disk."""
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        dest = args[target]
+        if hasattr(dest, "write"):
+            dest.write(b"partial")
+        else:
+            Path(dest).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(owner, name, broken)
 
 
 def spy_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:

@@ -21,7 +21,7 @@ from vicinal.experiments.build import (
     lr_at,
     mixer_options,
 )
-from vicinal.experiments.config import ConfigError, MixConfig, OptimConfig, ScheduleConfig
+from vicinal.experiments.config import VARIANT_OPTIONS, ConfigError, MixConfig, OptimConfig, ScheduleConfig
 from vicinal.experiments.errors import LabFileNotFoundError, RunError
 from vicinal.experiments.trainer import Trainer
 
@@ -52,6 +52,43 @@ def test_every_variant_builds_from_its_options() -> None:
     for variant in ("mixup", "cutmix", "mixup_or_cutmix", "dirichlet", "gaussian_noise", "mix_inputs_only"):
         mixer = vicinal.build(variant, num_classes=3, **mixer_options(MixConfig(variant=variant, sigma=0.1)))
         assert isinstance(mixer, vicinal.BatchMix)
+
+
+def _library_takes(variant: str, **option: Any) -> bool:
+    try:
+        vicinal.build(variant, num_classes=3, **option)
+    except (TypeError, ValueError):  # an argument it does not take, or a value it refuses
+        return False
+    return True
+
+
+def _config_takes(variant: str, *overrides: str) -> bool:
+    try:
+        tiny_config(f"mix.variant={variant}", "mix.smoothing=0.1", "mix.sigma=0.1", *overrides)
+    except ConfigError:
+        return False
+    return True
+
+
+def test_the_options_validate_allows_are_the_ones_mixer_options_passes_and_the_library_takes() -> None:
+    # One table (config.VARIANT_OPTIONS) feeds validate and mixer_options; this catches it drifting from the
+    # library: a variant added to vicinal.VARIANTS, or a variant that starts or stops taking pairing / lam_mode.
+    assert set(VARIANT_OPTIONS) == set(vicinal.VARIANTS)
+    for v in vicinal.VARIANTS:
+        pairing = _library_takes(v, pairing="flip")
+        sample = _library_takes(v, lam_mode="sample")
+        assert _config_takes(v, "mix.pairing=flip") == pairing, v
+        assert _config_takes(v, "mix.lam_mode=sample") == sample, v
+        mix = MixConfig(
+            variant=v, alpha=0.5, smoothing=0.1, sigma=0.1, pairing="flip" if pairing else "random",
+            lam_mode="sample" if sample else "batch",
+        )  # fmt: skip
+        opts = mixer_options(mix)
+        assert (opts.get("pairing") == "flip") == pairing and (opts.get("lam_mode") == "sample") == sample, v
+        alphas = {k for k in ("alpha", "mixup_alpha", "cutmix_alpha") if _library_takes(v, **{k: 0.5})}
+        assert {k for k, x in opts.items() if k.endswith("alpha") and x == 0.5} == alphas, v
+        assert ("sigma" in opts) == _library_takes(v, sigma=0.1), v
+        assert isinstance(vicinal.build(v, num_classes=3, **opts), vicinal.BatchMix)  # all of it taken
 
 
 def test_build_mixing_wraps_library_errors_in_a_config_error() -> None:

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 import torch
 
-from tests.experiments.lab_helpers import SYNTHETIC, one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+from tests.experiments.lab_helpers import (  # noqa: F401 (one_thread: autouse fixture)
+    SYNTHETIC,
+    break_writer,
+    one_thread,
+    tiny_config,
+)
 from vicinal.experiments.callbacks import (
     Callback,
     Progress,
@@ -147,6 +152,20 @@ def test_trainer_records_table2_columns(tmp_path: Path) -> None:
     bins = json.loads((run / "reliability.json").read_text())
     assert bins["ece"] == pytest.approx(summary["last_test_ece"]) and sum(bins["count"]) == bins["n"] == 40
     assert (run / "reliability.png").stat().st_size > 1000
+
+
+def test_corrupted_labels_that_fail_half_way_leave_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "corrupted_labels.pt").write_bytes(b"previous")  # not a run's result: the folder may start a run
+    break_writer(monkeypatch, torch, "save", 1)
+    cfg = tiny_config("train.epochs=1", "data.corrupt_fraction=0.5", "mix.variant=erm")
+    with pytest.raises(OSError, match="^disk full$"):
+        Trainer(cfg, run, quiet=True).fit()
+    assert (run / "corrupted_labels.pt").read_bytes() == b"previous"
+    assert not list(run.glob(".*.tmp"))
 
 
 def test_train_eval_every_on_a_clean_run(tmp_path: Path) -> None:

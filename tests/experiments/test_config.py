@@ -304,6 +304,14 @@ def test_a_sweep_file_or_a_missing_row_is_not_a_config(tmp_path: Path) -> None:
         load_config(tmp_path / "grid" / "nope.yaml")
 
 
+def test_every_shipped_run_config_passes_validation() -> None:
+    # a check added to validate must not refuse a config the lab ships (uci/uci is the UCI protocol, not a run)
+    names = [n for n in shipped_configs() if n != "uci/uci"]
+    assert len(names) == 155
+    for name in names:
+        load_config(name)  # validates: a refused config raises ConfigError naming it
+
+
 def test_shipped_sweeps_list_their_rows_by_name() -> None:
     names = shipped_configs()
     assert "ablation/cpu/mixup-acrp-a1-wd1e-4" in names and "cifar/paper/cifar10-preact_resnet18-erm" in names
@@ -369,6 +377,11 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
             ["mix.variant=mixup", "mix.knn_same_class=true"],
             r"'mix.knn_same_class' needs mix.pairing 'knn', got 'random'",
         ),
+        (["mix.variant=mixup", "mix.knn_k=5"], r"'mix.knn_k' \(5\) needs mix.pairing 'knn', got 'random'"),
+        (
+            ["mix.variant=cutmix", "mix.pairing=same_class", "mix.knn_k=300"],
+            r"'mix.knn_k' \(300\) needs mix.pairing 'knn', got 'same_class'",
+        ),
         (
             ["mix.variant=mixup_or_cutmix", "mix.lam_mode=sample"],
             r"'mix.lam_mode' 'sample' is not used by mix.variant 'mixup_or_cutmix'",
@@ -393,6 +406,15 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
             ["mix.warmup_epochs=3", "mix.off_epoch=3"],
             r"'mix.off_epoch' must be null or > mix.warmup_epochs \(3\), got 3",
         ),
+        # a warm-up that never ends: mixing never starts (tiny_config trains 4 epochs)
+        (
+            ["mix.warmup_epochs=4"],
+            r"'mix.warmup_epochs' must be < train.epochs \(4\): mixing would never start, got 4",
+        ),
+        (
+            ["mix.warmup_epochs=5", "train.epochs=2"],
+            r"'mix.warmup_epochs' must be < train.epochs \(2\): mixing would never start, got 5",
+        ),
         # a run name must stay inside --out
         (["name=../../escape"], r"config key 'name' must be a plain folder name \(not empty, without a path separator"),
         (["name=''"], r"config key 'name' must be a plain folder name .*got ''"),
@@ -415,6 +437,9 @@ def test_combinations_and_values_a_run_cannot_use_are_refused(overrides: list[st
         ["mix.variant=mix_inputs_only", "mix.lam_mode=sample", "mix.pairing=flip"],
         ["mix.layer=layer2", "mix.pairing=same_class", "mix.lam_mode=sample"],
         ["mix.warmup_epochs=1", "mix.off_epoch=2"],
+        ["mix.warmup_epochs=3"],  # the last of tiny_config's 4 epochs mixes
+        ["mix.knn_k=200"],  # the default value cannot be told from an unset knn_k
+        ["mix.variant=cutmix", "mix.pairing=knn", "mix.knn_k=7"],
         ["optim.nesterov=true"],
         ["optim.name=adam", "optim.betas=[0.0, 0.999]"],
         ["schedule.eta_min=0", "schedule.gamma=2"],

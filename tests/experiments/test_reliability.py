@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.experiments.lab_helpers import break_writer
 from vicinal.experiments.evaluation import EvalSums
 from vicinal.experiments.reliability import reliability_bins, save_reliability_diagram
 
@@ -47,3 +48,15 @@ def test_save_reliability_diagram_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     save_reliability_diagram(reliability_bins(_hand_sums()), tmp_path / "r.png", title="hand")
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_reliability_diagram_that_fails_half_way_leaves_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matplotlib_figure = pytest.importorskip("matplotlib.figure")
+    (tmp_path / "r.png").write_bytes(b"previous")
+    break_writer(monkeypatch, matplotlib_figure.Figure, "savefig", 1)
+    with pytest.raises(OSError, match="^disk full$"):
+        save_reliability_diagram(reliability_bins(_hand_sums()), tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes() == b"previous"
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -169,3 +169,24 @@ def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path, monkeypat
         os.umask(mask)
     assert stat.S_IMODE((tmp_path / "shared.md").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "shared-plain.md").stat().st_mode) == 0o640
+
+
+def test_write_figure_saves_in_the_suffix_format_and_atomically(tmp_path: Path) -> None:
+    plt = pytest.importorskip("matplotlib.pyplot")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    runs.write_figure(tmp_path / "f.png", fig, dpi=50)
+    runs.write_figure(tmp_path / "f.pdf", fig, dpi=50)
+    plt.close(fig)
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "f.pdf").read_bytes()[:5] == b"%PDF-"
+
+    class Torn:  # a figure whose rendering dies after the first bytes
+        def savefig(self, f: object, **kwargs: object) -> None:
+            f.write(b"partial")  # type: ignore[attr-defined]
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="^disk full$"):
+        runs.write_figure(tmp_path / "f.png", Torn(), dpi=50)
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))

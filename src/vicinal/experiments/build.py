@@ -20,7 +20,16 @@ from torch import nn
 import vicinal
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, ExperimentConfig, MixConfig, OptimConfig, ScheduleConfig, load_config
+from .config import (
+    VARIANT_OPTIONS,
+    ConfigError,
+    ExperimentConfig,
+    MixConfig,
+    OptimConfig,
+    ScheduleConfig,
+    VariantOptions,
+    load_config,
+)
 from .data import build_data
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
 from .errors import LabError, LabFileNotFoundError, RunError
@@ -225,21 +234,21 @@ class LRSchedule:
 def mixer_options(mix: MixConfig) -> dict[str, Any]:
     """The ``vicinal.build`` options of the configured variant (each variant takes its own set).
 
-    The config's typed fields (``alpha``, ``pairing``, ``lam_mode``, ``smoothing``, ``sigma``) are passed to the
-    variants that take them; ``mix.kwargs`` is passed as it is, last. The library validates the result.
+    The config's typed fields (``alpha``, ``pairing``, ``lam_mode``, ``sigma``) are passed to the variants that take
+    them (``config.VARIANT_OPTIONS``, the table `validate` checks against), ``smoothing`` to any variant when > 0;
+    ``mix.kwargs`` is passed as it is, last. The library validates the result.
     """
+    reads = VARIANT_OPTIONS.get(mix.variant, VariantOptions())
     opts: dict[str, Any] = {}
     if mix.smoothing > 0:
         opts["smoothing"] = mix.smoothing
-    if mix.variant in ("mixup", "cutmix", "mix_inputs_only", "mix_inputs_label_smoothing"):
-        opts.update(alpha=mix.alpha, pairing=mix.pairing)
-        if mix.variant != "cutmix" or mix.lam_mode != "batch":
-            opts["lam_mode"] = mix.lam_mode
-    elif mix.variant == "mixup_or_cutmix":
-        opts.update(mixup_alpha=mix.alpha, cutmix_alpha=mix.alpha, pairing=mix.pairing)
-    elif mix.variant == "dirichlet":
-        opts.update(alpha=mix.alpha, lam_mode=mix.lam_mode)
-    elif mix.variant == "gaussian_noise":
+    opts.update(dict.fromkeys(reads.alpha, mix.alpha))
+    if reads.pairing:
+        opts["pairing"] = mix.pairing
+    if len(reads.lam_modes) > 1 or (reads.lam_modes and mix.lam_mode not in reads.lam_modes):
+        # a variant with one lam mode (cutmix: "batch") has it implied; another one is passed for the library to refuse
+        opts["lam_mode"] = mix.lam_mode
+    if reads.sigma:
         opts["sigma"] = mix.sigma
     opts.update(mix.kwargs)
     return opts

@@ -49,6 +49,8 @@ __all__ = [
     "MixConfig",
     "TrainConfig",
     "ExperimentConfig",
+    "VARIANT_OPTIONS",
+    "VariantOptions",
     "config_exists",
     "config_from_dict",
     "config_to_dict",
@@ -159,10 +161,10 @@ class MixConfig:
         smoothing: label-smoothing epsilon for the smoothing variants.
         sigma: standard deviation of the "gaussian_noise" variant.
         layer: mix latent representations entering this module (``vicinal.LatentMixup``); ``None`` = inputs.
-        warmup_epochs: the first N epochs train without mixing (speech: 5).
+        warmup_epochs: the first N epochs train without mixing (speech: 5); < ``train.epochs``.
         off_epoch: stop mixing from this 0-based epoch on (> ``warmup_epochs``); ``None`` = never.
         two_label: use the official two-label loss lam*CE(y_i) + (1-lam)*CE(y_j) instead of soft targets.
-        knn_k: neighbours per training sample for "knn" pairing (paper: 200).
+        knn_k: neighbours per training sample for "knn" pairing (paper: 200); another value needs ``pairing: knn``.
         knn_same_class: "knn" pairing restricted to the same class (SC+KNN); needs ``pairing: knn``.
         kwargs: extra keyword arguments for ``vicinal.build``.
     """
@@ -261,10 +263,42 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # Variants whose targets are plain mixed one-hots, so the two-label loss is exact for them.
 _TWO_LABEL_VARIANTS = ("erm", "mixup", "cutmix", "mixup_or_cutmix", "dirichlet", "gaussian_noise")
 _NEEDS_SMOOTHING = ("label_smoothing", "mix_inputs_label_smoothing")
-# The variants that read mix.pairing and mix.lam_mode "sample" (``build.mixer_options`` passes them to these only):
-# anywhere else the option was ignored and the run silently trained something other than what its config says.
-_PAIRING_VARIANTS = ("mixup", "cutmix", "mix_inputs_only", "mix_inputs_label_smoothing", "mixup_or_cutmix")
-_SAMPLE_LAM_VARIANTS = ("mixup", "mix_inputs_only", "mix_inputs_label_smoothing", "dirichlet")
+
+
+@dataclass(frozen=True)
+class VariantOptions:
+    """What one ``vicinal.build`` variant reads of the mix section, besides ``smoothing`` and ``kwargs``.
+
+    Attributes:
+        alpha: the ``vicinal.build`` arguments that take ``mix.alpha`` (``mixup_or_cutmix`` has two).
+        pairing: it takes ``mix.pairing``.
+        lam_modes: the ``mix.lam_mode`` values it takes; ``()`` = no ``lam_mode`` argument.
+        sigma: it takes ``mix.sigma``.
+    """
+
+    alpha: tuple[str, ...] = ()
+    pairing: bool = False
+    lam_modes: tuple[str, ...] = ()
+    sigma: bool = False
+
+
+_MIXUP_LIKE = VariantOptions(alpha=("alpha",), pairing=True, lam_modes=_CHOICES["mix.lam_mode"])
+# The one table of which variant reads which mix option: `validate` refuses an option the variant would ignore (the
+# run would silently train something other than what its config says), ``build.mixer_options`` passes each variant
+# the options it reads. Its order is the order the error messages list the variants in.
+VARIANT_OPTIONS: dict[str, VariantOptions] = {
+    "mixup": _MIXUP_LIKE,
+    "cutmix": VariantOptions(alpha=("alpha",), pairing=True, lam_modes=("batch",)),  # one box per batch
+    "mix_inputs_only": _MIXUP_LIKE,
+    "mix_inputs_label_smoothing": _MIXUP_LIKE,
+    "mixup_or_cutmix": VariantOptions(alpha=("mixup_alpha", "cutmix_alpha"), pairing=True),
+    "dirichlet": VariantOptions(alpha=("alpha",), lam_modes=_CHOICES["mix.lam_mode"]),
+    "gaussian_noise": VariantOptions(sigma=True),
+    "erm": VariantOptions(),
+    "label_smoothing": VariantOptions(),
+}
+_PAIRING_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if o.pairing)
+_SAMPLE_LAM_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if "sample" in o.lam_modes)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -420,6 +454,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             f"config key 'mix.off_epoch' must be null or > mix.warmup_epochs ({cfg.mix.warmup_epochs}), "
             f"got {cfg.mix.off_epoch}"
         )
+    if cfg.mix.warmup_epochs >= cfg.train.epochs:  # epochs >= 1: a warmup of 0 never trips this
+        # the unmixed warm-up covers every epoch: mixing never starts (an "ERM" run in disguise)
+        raise ConfigError(
+            f"config key 'mix.warmup_epochs' must be < train.epochs ({cfg.train.epochs}): mixing would never start, "
+            f"got {cfg.mix.warmup_epochs}"
+        )
     if not is_plain_name(cfg.name):  # the run folder is OUT/<name>/seed<seed>: the name must stay inside OUT
         raise ConfigError(f"config key 'name' must be a plain folder name ({PLAIN_NAME}), got {cfg.name!r}")
     if not 0.0 <= cfg.data.corrupt_fraction <= 1.0:
@@ -468,6 +508,8 @@ def _check_mix_options(mix: MixConfig) -> None:
         )
     if mix.knn_same_class and mix.pairing != "knn":
         raise ConfigError(f"config key 'mix.knn_same_class' needs mix.pairing 'knn', got {mix.pairing!r}")
+    if mix.knn_k != MixConfig.knn_k and mix.pairing != "knn":  # a set knn_k is told apart by its differing value
+        raise ConfigError(f"config key 'mix.knn_k' ({mix.knn_k}) needs mix.pairing 'knn', got {mix.pairing!r}")
     if mix.pairing == "knn" and mix.layer is not None:
         # the k-NN partners are input images; a latent mixer needs partners in the space of mix.layer
         raise ConfigError(f"mix.pairing 'knn' cannot be combined with mix.layer (latent mixing), got {mix.layer!r}")

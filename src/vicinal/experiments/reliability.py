@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluation import EvalSums
+from .runs import write_figure
 
 __all__ = ["reliability_bins", "save_reliability_diagram"]
 
@@ -74,5 +75,5 @@ def save_reliability_diagram(bins: dict[str, Any], path: str | Path, title: str 
     axc.set_ylabel("samples")
     axc.set_xlim(0, 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_figure(path, fig, dpi=100)
     plt.close(fig)

@@ -10,8 +10,8 @@ A trainer run folder holds::
 
 The tasks that are not trainer runs (UCI, GAN: the seed-ensemble engine's) write run folders of the same schema
 through the same functions (a UCI member's ``config.yaml`` is an ExperimentConfig, a GAN run's a mapping with the
-same ``name``, ``table``, ``row`` and ``train.seed``: :func:`write_task_config`), and the figures their JSON, so
-every file of every run folder is written one way.
+same ``name``, ``table``, ``row`` and ``train.seed``: :func:`write_task_config`), and the figures their JSON and
+images (:func:`write_figure`), so every file of every run folder is written one way.
 
 Writes are atomic: a temporary file in the target's directory, flushed and fsynced, renamed over the target with
 ``os.replace`` (atomic on POSIX), then the directory fsynced. A reader (or a crash at any moment) sees the old file
@@ -85,6 +85,7 @@ __all__ = [
     "run_finished",
     "write_config",
     "write_csv",
+    "write_figure",
     "write_json",
     "write_jsonl",
     "write_metrics",
@@ -209,6 +210,16 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[A
     for row in rows:
         writer.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
     return write_text(path, buffer.getvalue())
+
+
+def write_figure(path: str | Path, fig: Any, *, dpi: int) -> Path:
+    """Save the matplotlib figure ``fig`` to ``path`` atomically, in the format its suffix names (``.png``).
+
+    ``fig.savefig`` writes into the temporary file of :func:`atomic_write`, so a crash while a figure is rendered
+    leaves the previous figure, never a truncated image. The caller still closes ``fig``.
+    """
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi))
 
 
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> Path:

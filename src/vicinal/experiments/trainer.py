@@ -286,11 +286,8 @@ class Trainer:
             entry["data_changes"] = self.data_changes
         c = self.data.corruption
         if c is not None:  # per-sample labels, so the Table 2 columns can be recomputed from the run folder alone
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()},
-                self.run_dir / "corrupted_labels.pt",
-            )
+            labels = {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()}
+            runs.atomic_write(self.run_dir / "corrupted_labels.pt", lambda f: torch.save(labels, f))
         # "data": what this (re)start trained on (DataBundle.record); a resume replaces it with its own
         extra: dict[str, Any] = {"data": self.data.record()}
         if c is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 import torch
 
 from tests.experiments.data.data_helpers import write_image_tree
+from vicinal.experiments.build import build_run_data
+from vicinal.experiments.config import load_config
 from vicinal.experiments.data import (
     DATASETS,
     DataBundle,
@@ -92,6 +95,18 @@ def test_registry_errors() -> None:
         build_data("imagefolder_memory")
     with pytest.raises(ValueError, match="imagefolder needs root="):
         build_data("imagefolder")
+
+
+def test_digits_refuses_a_root_it_would_ignore(tmp_path: Path) -> None:
+    # scikit-learn's bundled copy: a data.root was silently ignored, so a run "on" other files trained on these
+    match = r"^dataset 'digits' is bundled with scikit-learn and reads no files: data.root must be null, got "
+    match += re.escape(f"'{tmp_path}'") + "$"
+    with pytest.raises(DataError, match=match):
+        build_data("digits", root=tmp_path)
+    cfg = load_config("demo/digits", [f"data.root={tmp_path}"])
+    with pytest.raises(DataError, match=match):
+        build_run_data(cfg, "cpu")
+    assert build_run_data(load_config("demo/digits"), "cpu").num_classes == 10  # no root: the bundled copy
 
 
 def test_registry_rejects_builders_returning_other_things() -> None:

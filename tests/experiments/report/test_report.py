@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.experiments.lab_helpers import spy_atomic_writes
+from tests.experiments.lab_helpers import break_writer, spy_atomic_writes
 from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
 from vicinal.experiments.report import ReportError, find_runs, make_report, mean_std, paper_number, paper_sources
 from vicinal.experiments.runs import write_config, write_summary
@@ -183,12 +183,26 @@ def test_errors(tmp_path: Path, runs: Path) -> None:
 def test_the_report_files_are_written_atomically(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written = spy_atomic_writes(monkeypatch)
     files = make_report([runs], tmp_path / "rep")["files"]
-    assert {"report.md", "report.csv", "runs.csv"} <= {p.name for p in written}
+    assert {"report.md", "report.csv", "runs.csv", "test_error.png"} <= {p.name for p in written}
     with (tmp_path / "rep" / "runs.csv").open(newline="") as f:  # still what csv.DictWriter wrote
         rows = list(csv.DictReader(f))
     assert rows and rows[0]["path"].startswith("../") and {r["seed"] for r in rows} >= {"0", "1"}
     assert (tmp_path / "rep" / "runs.csv").read_bytes().count(b"\r\n") == len(rows) + 1
     assert not list((tmp_path / "rep").glob(".*.tmp")) and all(p.is_file() for p in files)
+
+
+def test_a_plot_that_fails_half_way_leaves_the_previous_one(
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matplotlib_figure = pytest.importorskip("matplotlib.figure")
+    out = tmp_path / "rep"
+    make_report([runs], out)
+    before = (out / "test_error.png").read_bytes()
+    break_writer(monkeypatch, matplotlib_figure.Figure, "savefig", 1)
+    with pytest.raises(OSError, match="^disk full$"):
+        make_report([runs], out)
+    assert (out / "test_error.png").read_bytes() == before  # not the torn b"partial"
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_unfinished_runs_are_not_averaged_with_finished_ones(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
-from tests.experiments.lab_helpers import one_thread  # noqa: F401 (autouse fixture: torch on one thread)
+from tests.experiments.lab_helpers import break_writer, one_thread  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
@@ -109,6 +109,14 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
     refused += re.escape("; iterations 20 (now 2); ") + ".*" + re.escape("; seeds [0, 1] (now [0]); widths [8] (now")
     with pytest.raises(ValueError, match=refused):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
+
+
+def test_snapshots_that_fail_half_way_leave_no_torn_file(tmp_path, monkeypatch):
+    break_writer(monkeypatch, gan_task.np, "savez_compressed", 0)
+    with pytest.raises(OSError, match="^disk full$"):
+        _tiny_ring_table(tmp_path, seeds=1, iterations=10, lrs=(1e-3,))
+    assert not (tmp_path / "run" / "snapshots.npz").exists()
+    assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
 # -------------------------------------------------------------------------------------------- resuming a grid

@@ -52,6 +52,7 @@ from vicinal.experiments.data.streaming import (  # noqa: F401
 )
 from vicinal.experiments.errors import DataError, DataNotFoundError, LabWarning
 from vicinal.experiments.paths import cache_dir, data_root
+from vicinal.experiments.runs import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -339,10 +340,7 @@ def load_image_folder_split(
             "std": list(std),
             "decode_seconds": seconds,
         }
-        # Atomic: a crash or a concurrent reader never sees a half-written cache.
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(blob, f))  # a crash or a concurrent reader never sees half a cache
     return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds, key)
 
 

@@ -414,6 +414,11 @@ def _imagefolder(req: DataRequest, **kwargs: Any) -> DataBundle:
 @register_dataset("digits")
 def _digits(req: DataRequest, *, test_fraction: float = 1 / 3) -> TensorSplits:
     """scikit-learn digits, stratified seeded split (see `images.load_digits_splits`)."""
+    if req.root is not None:  # scikit-learn's bundled copy: a root would be ignored, so it may point at nothing
+        raise DataError(
+            f"dataset 'digits' is bundled with scikit-learn and reads no files: data.root must be null, "
+            f"got '{req.root}'"
+        )
     return images.load_digits_splits(seed=req.seed, test_fraction=test_fraction)
 
 

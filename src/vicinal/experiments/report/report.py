@@ -25,7 +25,7 @@ from typing import Any
 from ..config import flat_config
 from ..errors import ReportError
 from ..reliability import reliability_bins, save_reliability_diagram
-from ..runs import Run, find_runs, load_run, write_csv, write_text
+from ..runs import Run, find_runs, load_run, write_csv, write_figure, write_text
 from ..stats import fmt_mean_std, mean_std, paired
 from ..tasks import TABLES, load_tables
 
@@ -266,7 +266,7 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
     if ax.lines:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig, dpi=120)
     plt.close(fig)
 
 

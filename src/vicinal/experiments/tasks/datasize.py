@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaskError
+from ..runs import write_figure
 from ..stats import Paired, fmt_mean_std, mean_std, paired
 from .cifar import cifar_configs
 from .registry import Table, config_files, register_table
@@ -147,7 +148,7 @@ def plot_datasize(runs: Sequence[Any], path: str | Path) -> bool:
     ax.set_title("mixup's gain vs training-set size (paired by seed; 95% t interval)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig, dpi=120)
     plt.close(fig)
     return True
 

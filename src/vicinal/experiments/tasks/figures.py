@@ -42,7 +42,7 @@ from ..data.seeds import STREAM_TOY_INIT, STREAM_TOY_MIX, derive_seed, make_gene
 from ..distributed import check_explicit_device
 from ..ensemble import Ensemble
 from ..errors import LabWarning, TaskError
-from ..runs import Run, find_runs, load_run, write_json
+from ..runs import Run, find_runs, load_run, write_figure, write_json
 
 __all__ = [
     "FIGURES",
@@ -76,7 +76,7 @@ def _write(out: Path, name: str, fig: Any, payload: dict[str, Any]) -> dict[str,
     """Save ``fig`` as ``out/name.png`` and ``payload`` (+ file names) as ``out/name.json``."""
     out.mkdir(parents=True, exist_ok=True)
     png, meta = out / f"{name}.png", out / f"{name}.json"
-    fig.savefig(png, dpi=120)
+    write_figure(png, fig, dpi=120)
     _plt().close(fig)
     payload = {"figure": name, **payload, "png": png.name}
     write_json(meta, payload)

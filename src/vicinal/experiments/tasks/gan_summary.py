@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TaskError
-from ..runs import Run
+from ..runs import Run, write_figure
 from ..stats import mean_std
 from .gan_metrics import DATASETS
 from .gan_train import METHODS
@@ -82,7 +82,7 @@ def plot_gan_figure(
                 ax.set_ylabel(f"{dataset}\n{'ERM GAN' if method == 'erm' else 'mixup GAN'}", fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path
 
