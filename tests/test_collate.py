@@ -192,3 +192,32 @@ def test_worker_seed_follows_a_mixer_seeded_after_wrapping(monkeypatch):
     early = vicinal.MixupCollate(vicinal.Mixup(1.0, num_classes=3, seed=5))
     late._maybe_reseed(), early._maybe_reseed()
     assert torch.equal(torch.rand(4, generator=late.mixer.generator), torch.rand(4, generator=early.mixer.generator))
+
+
+@pytest.mark.parametrize(
+    "samples, what",
+    [
+        (
+            [{"image": torch.zeros(3, 4, 4, dtype=torch.uint8), "label": 1}] * 2,
+            r"a dict with keys \['image', 'label'\]",
+        ),
+        ([(torch.zeros(3, 4, 4, dtype=torch.uint8), 1, "path.png")] * 2, "a tuple of 3 items"),
+        ([torch.zeros(3, 4, 4, dtype=torch.uint8)] * 2, "a Tensor"),
+        (
+            [(torch.zeros(3, 4, 4, dtype=torch.uint8), 1), (torch.zeros(3, 4, 4, dtype=torch.uint8), 1, "x")],
+            "a tuple of 3 items",
+        ),
+    ],
+)
+def test_collate_names_samples_that_are_not_image_label_pairs(samples, what):
+    with pytest.raises(TypeError, match=r"^MixupCollate needs \(image, label\) samples; got " + what):
+        vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=0)(samples)
+
+
+def test_collate_refuses_alpha_beside_a_mixer():
+    # alpha is ignored when a mixer is given: refused like any other option
+    with pytest.raises(TypeError, match=r"pass options to the mixer, not to MixupCollate: \['alpha'\]"):
+        vicinal.MixupCollate(vicinal.Mixup(num_classes=3), alpha=0.2)
+    assert vicinal.MixupCollate(num_classes=3).mixer.alpha == 1.0
+    assert vicinal.MixupCollate(alpha=0.2, num_classes=3).mixer.alpha == 0.2
+    assert repr(vicinal.MixupCollate(alpha=0.2, num_classes=3)).startswith("MixupCollate(Mixup(alpha=0.2, ")

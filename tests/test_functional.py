@@ -495,3 +495,28 @@ def test_small_chunks_fixture_really_slices(small_chunks, monkeypatch):
         calls.clear()
         VF.mix_(x, 0.3, perm)
         assert len(calls) >= 8, x.dtype
+
+
+@pytest.mark.parametrize("box", [(0, 4, -3, 2), (3, 1, 0, 2), (0, 5, 0, 2), (0, 2, 0, 7), (0.5, 2, 0, 2), (0, 2, 0)])
+@pytest.mark.parametrize("fn", [VF.cutmix, VF.cutmix_])
+def test_cutmix_refuses_boxes_outside_the_image(fn, box):
+    # a negative bound would wrap around and an inverted box paste nothing, silently
+    x = torch.randn(2, 1, 4, 6)
+    with pytest.raises(ValueError, match=r"box must be 4 ints \(y0, y1, x0, x1\) with 0 <= y0 <= y1 <= 4 and 0 <= x0 "):
+        fn(x, box, torch.tensor([1, 0]))
+    out = fn(x.clone(), (0, 4, 0, 6), torch.tensor([1, 0]))  # the whole image is a valid box
+    assert torch.equal(out, x[[1, 0]])
+
+
+def test_label_helpers_validate_their_arguments():
+    y = torch.tensor([0, 5])
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\), got values from 0 to 5"):
+        VF.one_hot(y, 3)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\), got values from 0 to 5"):
+        VF.mixed_one_hot(y, 0.3, torch.tensor([1, 0]), 3)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 1, got 0"):
+        VF.one_hot(torch.tensor([0]), 0)
+    with pytest.raises(ValueError, match=r"eps must be in \[0, 1\], got 2.0"):
+        VF.smooth(torch.full((2, 3), 1 / 3), 2.0)
+    # under vmap the values cannot be read: the check steps aside
+    assert torch.vmap(lambda t: VF.one_hot(t, 3))(torch.tensor([[0, 1], [2, 0]])).shape == (2, 2, 3)

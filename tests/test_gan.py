@@ -64,3 +64,13 @@ def test_lam_must_be_a_weight_in_the_unit_interval():
     for bad, shown in ((float("nan"), "nan"), (1.7, "1.7")):
         with pytest.raises(ValueError, match=rf"lam must be in \[0, 1\] \(a convex combination\), got {shown}"):
             vicinal.mixup_discriminator_loss(disc, real, fake, torch.tensor([bad, 0.5, 0.5, 0.5]))
+
+
+def test_mixup_discriminator_loss_refuses_mixed_dtypes():
+    # a uint8 real batch would turn every lam < 1 into 0: the discriminator would see only the fake batch
+    d = torch.nn.Linear(2, 1)
+    lam = torch.full((4,), 0.5)
+    with pytest.raises(TypeError, match=r"real and fake batches must share one float dtype, got real torch.uint8 and "):
+        vicinal.mixup_discriminator_loss(d, torch.ones(4, 2, dtype=torch.uint8), torch.zeros(4, 2), lam)
+    with pytest.raises(TypeError, match="got real torch.float64 and fake torch.float32"):
+        vicinal.mixup_discriminator_loss(d, torch.ones(4, 2, dtype=torch.float64), torch.zeros(4, 2), lam)

@@ -131,3 +131,34 @@ def test_latent_layers_refuse_in_place_mixing():
     p = vicinal.LatentMixup(model, "input", alpha=1.0, num_classes=3, seed=0).mixer.sample(x, y)
     expected = model(p.lam * x + (1 - p.lam) * x[p.perm])
     torch.testing.assert_close(lm(x.clone(), y)[0], expected)
+
+
+class _KeywordBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, hidden_states, mask=None):
+        return self.fc(hidden_states) if mask is None else self.fc(hidden_states) * mask
+
+
+class _KeywordModel(nn.Module):
+    def __init__(self, with_mask=False):
+        super().__init__()
+        self.block, self.with_mask = _KeywordBlock(), with_mask
+
+    def forward(self, x):
+        return self.block(hidden_states=x, mask=torch.ones(4) if self.with_mask else None)
+
+
+def test_latent_mixup_of_a_module_called_with_keywords():
+    x, y = torch.randn(6, 4), torch.randint(0, 4, (6,))
+    model = _KeywordModel()
+    lm = vicinal.LatentMixup(model, "block", alpha=1.0, num_classes=4, seed=0)
+    p = lm.mixer.sample(x, y)
+    assert torch.equal(lm.forward(x, p), model.block.fc(p.lam * x + (1 - p.lam) * x[p.perm]))
+    assert repr(lm).startswith("LatentMixup(layer='block', alpha=1.0, pairing='random'")
+    with pytest.raises(
+        RuntimeError, match=r"module 'block' was called with keyword arguments only and 2 tensors among "
+    ):
+        vicinal.LatentMixup(_KeywordModel(with_mask=True), "block", alpha=1.0, num_classes=4, seed=0)(x, y)

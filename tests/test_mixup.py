@@ -823,3 +823,13 @@ def test_flip_and_roll_pairing_equal_timm_and_torchvision(lam):
     # and the transforms draw exactly those partners
     assert torch.equal(roll.sample(x, y).perm, torch.arange(8).roll(1))
     assert torch.equal(flip.sample(x, y).perm, torch.arange(8).flip(0))
+
+
+def test_repr_shows_every_option_away_from_its_default():
+    r = repr(vicinal.Mixup(num_classes=3, allow_self=False, uint8_output="float", exact=True, regression=False))
+    assert "allow_self=False" in r and "uint8_output='float'" in r and "exact=True" in r and "regression" not in r
+    r = repr(vicinal.MixupOrCutMix(num_classes=3, pairing="flip", allow_self=False))
+    assert "pairing='flip'" in r and "allow_self=False" in r
+    assert repr(vicinal.Mixup(num_classes=3)) == (
+        "Mixup(alpha=1.0, pairing='random', lam_mode='batch', targets='mixed', num_classes=3, smoothing=0.0)"
+    )

@@ -97,13 +97,24 @@ def _labels(raw: list[Any]) -> Tensor:
     return labels.long()
 
 
+def _describe_sample(sample: Any) -> str:
+    if isinstance(sample, dict):
+        return f"a dict with keys {sorted(map(str, sample))} (map it to (image, label) in the dataset)"
+    if isinstance(sample, tuple | list):
+        return f"a {type(sample).__name__} of {len(sample)} items"
+    return f"a {type(sample).__name__}"
+
+
 class MixupCollate:
     """A ``collate_fn`` that stacks ``(image, label)`` samples into a uint8 batch and mixes it.
 
     Args:
         mixer: the transform to apply (default: ``Mixup(alpha, num_classes=..., **kwargs)``); it must keep
             ``uint8_output="round"`` so the batch stays uint8.
-        alpha, **kwargs: used to build the default :class:`Mixup` when ``mixer`` is None.
+        alpha, **kwargs: used to build the default :class:`Mixup` (alpha 1.0 unless given) when ``mixer`` is None;
+            with ``mixer`` they are refused (they would be ignored).
+
+    Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset).
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.
 
@@ -115,15 +126,19 @@ class MixupCollate:
     (``num_workers=0``) the mixer's own generator is used.
     """
 
-    def __init__(self, mixer: BatchMix | None = None, *, alpha: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, mixer: BatchMix | None = None, *, alpha: float | None = None, **kwargs: Any) -> None:
         if mixer is None:
-            mixer = Mixup(alpha, **kwargs)
-        elif kwargs:
-            raise TypeError(f"pass options to the mixer, not to MixupCollate: {sorted(kwargs)}")
+            mixer = Mixup(1.0 if alpha is None else alpha, **kwargs)
+        elif kwargs or alpha is not None:
+            given = sorted(kwargs) + (["alpha"] if alpha is not None else [])
+            raise TypeError(f"pass options to the mixer, not to MixupCollate: {given}")
         if mixer.uint8_output != "round":
             raise ValueError("MixupCollate keeps batches uint8: the mixer needs uint8_output='round'")
         self.mixer = mixer
         self._worker_seeded: int | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.mixer!r})"
 
     def _maybe_reseed(self) -> None:
         info = torch.utils.data.get_worker_info()
@@ -138,8 +153,16 @@ class MixupCollate:
         if len(batch) == 0:
             raise ValueError("cannot collate an empty batch")
         self._maybe_reseed()
-        images = _stack_images([img for img, _ in batch])  # (B, C, H, W) uint8
-        labels = _labels([label for _, label in batch])
+        # samples of one dataset share their form: the first is checked, the rest must have as many items
+        if not (isinstance(batch[0], tuple | list) and len(batch[0]) == 2):
+            raise TypeError(f"MixupCollate needs (image, label) samples; got {_describe_sample(batch[0])}")
+        try:
+            images_raw, labels_raw = zip(*batch, strict=True)
+        except (TypeError, ValueError):
+            bad = next(s for s in batch if not (isinstance(s, tuple | list) and len(s) == 2))
+            raise TypeError(f"MixupCollate needs (image, label) samples; got {_describe_sample(bad)}") from None
+        images = _stack_images(list(images_raw))  # (B, C, H, W) uint8
+        labels = _labels(list(labels_raw))
         # the same stream as self.mixer(images, labels); in place because `images` is ours
         params = self.mixer.sample(images, labels)
         return self.mixer.apply_inputs(images, params, inplace=True), self.mixer.apply_targets(labels, params)

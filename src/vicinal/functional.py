@@ -19,7 +19,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from ._validation import check_inputs, check_lam
+from ._validation import check_inputs, check_lam, check_num_classes, check_probability, check_targets
 
 
 def _expand(lam: float | Tensor, x: Tensor, dtype: torch.dtype) -> float | Tensor:
@@ -551,11 +551,20 @@ def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> 
     """Integer labels ``(B,)`` to one-hot ``(B, C)``; float labels ``(B, C)`` pass through (cast to dtype)."""
     if y.is_floating_point():
         return y.to(dtype)
+    _check_class_labels(y, num_classes)
     return torch.nn.functional.one_hot(y.long(), num_classes).to(dtype)
+
+
+def _check_class_labels(y: Tensor, num_classes: int) -> None:
+    """Integer labels ``(B,)`` in ``[0, num_classes)``, with errors naming them (torch's index error does not)."""
+    if isinstance(y, Tensor) and _functorch_wrapped(y):  # under vmap no value can be read
+        return
+    check_targets(y, int(y.shape[0]) if isinstance(y, Tensor) and y.dim() else 0, check_num_classes(num_classes))
 
 
 def smooth(y_soft: Tensor, eps: float) -> Tensor:
     """Label smoothing: ``(1 - eps) * y + eps / C`` (1 - eps + eps/C on the true class, eps/C elsewhere)."""
+    eps = check_probability(eps, "eps")  # eps > 1 would give negative "probabilities"
     if eps == 0.0:
         return y_soft
     return y_soft * (1.0 - eps) + eps / y_soft.shape[-1]
@@ -586,8 +595,9 @@ def mixed_one_hot(
 
     Bit-identical to ``mix_targets(one_hot(y, C), lam, perm)``: each entry receives the same rounded weights, added
     in the same order (``lam`` then ``1 - lam``, formed as the formula forms them). Labels must lie in ``[0, C)``
-    (the transforms check this before calling).
+    (checked; the transforms' own calls skip the check, made once on the batch).
     """
+    _check_class_labels(y, num_classes)
     n = y.shape[0]
     _check_perm_shape(perm, n)  # the shape only: a shorter perm would leave rows of zeros, silently
     return _mixed_one_hot(y, check_lam(lam, n), perm, num_classes, dtype)
@@ -619,11 +629,23 @@ def closer_targets(
     return y if lam >= 0.5 else yp
 
 
-def _check_cutmix(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> None:
+def _check_cutmix(x: Tensor, box: tuple[int, int, int, int], perm: Tensor | None, partner: Tensor | None) -> None:
     check_inputs(x, min_dim=3, what="x")  # a box on the last two dimensions of (B, ..., H, W)
     if perm is None and partner is None:
         raise ValueError("cutmix needs perm or partner")
     _check_partner(x, perm, partner)
+    height, width = x.shape[-2], x.shape[-1]
+    # slicing would wrap a negative bound and make an inverted box empty, both silently: a box inside the image
+    if (
+        not isinstance(box, tuple | list)
+        or len(box) != 4
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        or not (0 <= box[0] <= box[1] <= height and 0 <= box[2] <= box[3] <= width)
+    ):
+        raise ValueError(
+            f"box must be 4 ints (y0, y1, x0, x1) with 0 <= y0 <= y1 <= {height} and 0 <= x0 <= x1 <= {width} "
+            f"(the image's height and width), got {box!r}"
+        )
 
 
 def cutmix(
@@ -633,7 +655,7 @@ def cutmix(
 
     ``box = (y0, y1, x0, x1)`` on the last two dimensions; shared by the batch.
     """
-    _check_cutmix(x, perm, partner)
+    _check_cutmix(x, box, perm, partner)
     y0, y1, x0, x1 = box
     out = x.clone()
     if y1 > y0 and x1 > x0:
@@ -652,7 +674,7 @@ def cutmix_(
 
     Only the box moves: its partner pixels are gathered (a box-sized temporary) before ``x`` is written.
     """
-    _check_cutmix(x, perm, partner)
+    _check_cutmix(x, box, perm, partner)
     if partner is not None:
         _check_no_overlap(x, partner, "x", "partner")
     y0, y1, x0, x1 = box

@@ -55,6 +55,12 @@ def mixup_discriminator_loss(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
+    if not real.is_floating_point() or real.dtype != fake.dtype:
+        # the mix is formed in real's dtype: an integer real batch would round every lam < 1 to 0
+        raise TypeError(
+            f"real and fake batches must share one float dtype, got real {real.dtype} and fake {fake.dtype}; "
+            "convert the real batch (e.g. real.float() / 255) to the generator's dtype"
+        )
     if not isinstance(lam, Tensor) or lam.shape != (real.shape[0],):
         shape = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
         raise ValueError(f"lam has shape {shape}, expected ({real.shape[0]},)")

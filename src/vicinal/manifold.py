@@ -56,6 +56,10 @@ class LatentMixup:
             )
         self.mixer = Mixup(alpha, **kwargs)
 
+    def __repr__(self) -> str:
+        opts = repr(self.mixer)[len("Mixup(") : -1]
+        return f"{type(self).__name__}(layer={self.layer!r}, {opts})"
+
     @property
     def generator(self) -> torch.Generator:
         return self.mixer.generator
@@ -71,16 +75,28 @@ class LatentMixup:
             return self.model(self.mixer.apply_inputs(x, params))
         calls = 0
 
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        def hook(
+            module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             nonlocal calls
             calls += 1
             if calls > 1:
                 raise RuntimeError(
                     f"module {self.layer!r} ran more than once in one forward pass; mix a module that runs once"
                 )
-            return (self.mixer.apply_inputs(args[0], params), *args[1:])
+            if args:  # the input is the first positional argument
+                return (self.mixer.apply_inputs(args[0], params), *args[1:]), kwargs
+            # called with keywords only (module(hidden_states=h)): the one tensor among them is the input
+            tensors = [k for k, v in kwargs.items() if isinstance(v, Tensor)]
+            if len(tensors) != 1:
+                raise RuntimeError(
+                    f"module {self.layer!r} was called with keyword arguments only and {len(tensors)} tensors among "
+                    f"them ({', '.join(tensors) or 'none'}); LatentMixup mixes its first positional argument, or "
+                    "its one tensor keyword argument"
+                )
+            return args, {**kwargs, tensors[0]: self.mixer.apply_inputs(kwargs[tensors[0]], params)}
 
-        handle = self.module.register_forward_pre_hook(hook)
+        handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
         try:
             out = self.model(x)
         finally:

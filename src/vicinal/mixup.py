@@ -305,10 +305,17 @@ class BatchMix:
 
     def _repr_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"num_classes": self.num_classes, "smoothing": self.smoothing}
-        if self.prob != 1.0:
-            opts["prob"] = self.prob
-        if self.inplace:
-            opts["inplace"] = True
+        # options away from their defaults only, so that the common repr stays short
+        for name, default in (
+            ("prob", 1.0),
+            ("regression", False),
+            ("check_finite", False),
+            ("uint8_output", "round"),
+            ("inplace", False),
+            ("exact", False),
+        ):
+            if getattr(self, name) != default:
+                opts[name] = getattr(self, name)
         return opts
 
 
@@ -422,13 +429,10 @@ class Mixup(BatchMix):
         return super().apply_targets(y, params)
 
     def _repr_options(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "pairing": self.pairing,
-            "lam_mode": self.lam_mode,
-            "targets": self.targets,
-            **super()._repr_options(),
-        }
+        opts = {"alpha": self.alpha, "pairing": self.pairing, "lam_mode": self.lam_mode, "targets": self.targets}
+        if not self.allow_self:
+            opts["allow_self"] = False
+        return {**opts, **super()._repr_options()}
 
 
 class CutMix(Mixup):
@@ -527,6 +531,8 @@ class MixupOrCutMix(BatchMix):
             "mixup_alpha": self.mixup.alpha,
             "cutmix_alpha": self.cutmix.alpha,
             "switch_prob": self.switch_prob,
+            "pairing": self.mixup.pairing,
+            **({} if self.mixup.allow_self else {"allow_self": False}),
             **super()._repr_options(),
         }
 
