@@ -8,6 +8,8 @@
 * ``spy_atomic_writes(monkeypatch)`` records the paths written through ``runs.atomic_write`` (the report's tests).
 * ``break_writer(monkeypatch, owner, name, target)`` makes a writer (``torch.save``, ``Figure.savefig``, ...) fail
   half-way: it writes a few bytes into its target, then raises ``OSError("disk full")``.
+* ``count_calls(monkeypatch, owner, name, real, stop_at)`` counts the calls of ``owner.name`` (a task's trainer),
+  the ``stop_at``-th raising KeyboardInterrupt: a Ctrl-C part-way through a table (the resume tests).
 * ``ddp_worker`` is the per-process body of the 2-process gloo test (spawned by torch.multiprocessing).
 """
 
@@ -141,6 +143,24 @@ def break_writer(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, target:
         raise OSError("disk full")
 
     monkeypatch.setattr(owner, name, broken)
+
+
+def count_calls(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, real: Any, stop_at: int | None = None
+) -> list[int]:
+    """Replace ``owner.name`` by ``real`` counted: the returned list gets 1, 2, ... as it is called, and the
+    ``stop_at``-th call raises KeyboardInterrupt (a Ctrl-C) instead. ``real`` is passed, not read from ``owner``, so
+    that a second replacement in one test wraps the real function, not the first replacement."""
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(calls) + 1)
+        if calls[-1] == stop_at:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
 
 
 def spy_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
-from tests.experiments.lab_helpers import break_writer, one_thread  # noqa: F401 (one_thread: autouse fixture)
+from tests.experiments.lab_helpers import break_writer, count_calls, one_thread  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
@@ -146,16 +146,7 @@ def uninterrupted(tmp_path_factory):
 
 def _count_training(monkeypatch, stop_at: int | None = None) -> list[int]:
     """Count calls of train_gan_runs (the groups trained); the ``stop_at``-th raises KeyboardInterrupt (a Ctrl-C)."""
-    calls: list[int] = []
-
-    def counted(*args, **kwargs):
-        calls.append(len(calls) + 1)
-        if calls[-1] == stop_at:
-            raise KeyboardInterrupt
-        return TRAIN_GAN_RUNS(*args, **kwargs)
-
-    monkeypatch.setattr(gan_task, "train_gan_runs", counted)
-    return calls
+    return count_calls(monkeypatch, gan_task, "train_gan_runs", TRAIN_GAN_RUNS, stop_at)
 
 
 def _assert_same_outputs(out, expected):
