@@ -163,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every row of a paper table for several seeds, then report",
         description=(
             "Expand a paper table into its runs (one config per row, several seeds), train them one after the "
-            "other (finished runs are skipped, interrupted ones resumed; the uci table trains in one process and "
-            "a rerun trains it again; the gan grid trains in one process and a rerun into the same --out trains "
-            "only the groups it had not finished), then write the report."
+            "other (finished runs are skipped, interrupted ones resumed; the uci table and the gan grid each train "
+            "in one process, and a rerun into the same --out trains only the datasets (uci) or groups (gan) it "
+            "had not finished), then write the report."
         ),
         epilog=_TABLES_EPILOG,
         formatter_class=_TablesFormatter,

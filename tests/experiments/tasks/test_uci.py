@@ -4,14 +4,20 @@ them, the reproduce hook and the errors (the batched trainer is tested in test_u
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+import vicinal.experiments.tasks.uci as uci_task
+from tests.experiments.lab_helpers import count_calls
+from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_config, read_metrics, read_provenance, read_summary
@@ -233,3 +239,216 @@ def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_trai
     (tmp_path / "empty" / "iris").mkdir(parents=True)
     run_uci_table(tmp_path / "empty", seeds=1, datasets=["iris"], data_root=tmp_path / "data", protocol=proto,
                   verbose=False)  # fmt: skip
+
+
+# ---------------------------------------------------------------- resuming
+
+
+def write_tiny_htru2(root: Path) -> None:
+    """A 60-row HTRU_2.csv (8 features and a 0/1 class), a second dataset the table trains after iris."""
+    g = np.random.default_rng(1)
+    x = g.normal(size=(60, 8))
+    y = (x[:, 0] + 0.5 * g.normal(size=60) > 0).astype(int)
+    (root / "htru2").mkdir(parents=True)
+    (root / "htru2" / "HTRU_2.csv").write_text(
+        "".join(",".join(f"{v:.3f}" for v in r) + f",{c}\n" for r, c in zip(x, y, strict=True))
+    )
+
+
+TINY = UCIProtocol(epochs=2, hidden=8, alphas=(0.2, 1.0))
+NAMES = ["iris", "htru2"]
+TRAIN_VMAPPED = uci_task.train_vmapped  # the real one, which count_training wraps however often it is called
+
+
+@pytest.fixture(scope="module")
+def uci_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("uci-data")
+    write_tiny_iris(root)
+    write_tiny_htru2(root)
+    return root
+
+
+def tiny_table(out: Path, data: Path, **changes: Any) -> list[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"seeds": 2, "datasets": NAMES, "protocol": TINY, "verbose": False} | changes
+    return run_uci_table(out, data_root=data, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory, uci_data: Path) -> Path:
+    """The table trained in one go: what an interrupted and resumed run must write."""
+    out = tmp_path_factory.mktemp("uci") / "whole"
+    tiny_table(out, uci_data)
+    return out
+
+
+def count_training(monkeypatch: pytest.MonkeyPatch, stop_at: int | None = None) -> list[int]:
+    """Count the datasets trained (calls of train_vmapped); the ``stop_at``-th raises KeyboardInterrupt (a Ctrl-C)."""
+    return count_calls(monkeypatch, uci_task, "train_vmapped", TRAIN_VMAPPED, stop_at)
+
+
+# files whose bytes hold training times (every other file of the table is deterministic on the CPU)
+TIMED_KEYS = {"metrics.jsonl": "epoch_time_s", "summary.json": "train_time_s", "record.json": "seconds"}
+
+
+def assert_same_outputs(out: Path, expected: Path) -> None:
+    """``out`` holds the files ``expected`` holds, equal byte for byte but for the training times (and the
+    provenance, which is the process's)."""
+    files = sorted(p.relative_to(expected) for p in expected.rglob("*") if p.is_file())
+    # summary.{md,csv,json} and provenance.json; per dataset 6 files and 3 alphas x 2 seeds member folders of 4 files
+    assert len(files) == 4 + 2 * (6 + 3 * 2 * 4)
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    for rel in files:
+        got, want = out / rel, expected / rel
+        key = TIMED_KEYS.get(rel.name) if len(rel.parts) > 2 or rel.name == "record.json" else None
+        if rel.name == "provenance.json":
+            continue
+        if key is None:
+            assert got.read_bytes() == want.read_bytes(), rel
+        elif rel.suffix == ".jsonl":
+            strip = [{k: v for k, v in r.items() if k != key} for r in read_metrics(want.parent)]
+            assert [{k: v for k, v in r.items() if k != key} for r in read_metrics(got.parent)] == strip, rel
+        else:
+            drop = {key, "session"}
+            g, w = json.loads(got.read_text()), json.loads(want.read_text())
+            assert {k: v for k, v in g.items() if k not in drop} == {k: v for k, v in w.items() if k not in drop}, rel
+
+
+@pytest.mark.parametrize("recorded", [0, 1])
+@pytest.mark.parametrize("where", ["training", "writing"])
+def test_an_interrupted_table_resumes_and_writes_what_an_uninterrupted_run_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path, recorded: int, where: str
+) -> None:
+    out = tmp_path / "t"
+    if where == "training":  # a Ctrl-C while dataset recorded + 1 trains: its folder is not written
+        count_training(monkeypatch, stop_at=recorded + 1)
+    else:  # while its member folders are written: its folder holds a part of them, and no record
+        write_member_runs = uci_task._write_member_runs
+        written: list[str] = []
+
+        def interrupted(folder: Path, *args: Any, **kwargs: Any) -> None:
+            written.append(folder.name)
+            write_member_runs(folder, *args, **kwargs)
+            if len(written) == recorded + 1:
+                shutil.rmtree(folder / "mixup_a1")
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(uci_task, "_write_member_runs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_table(out, uci_data)
+    assert [(out / n / "record.json").is_file() for n in NAMES] == [i < recorded for i in range(2)]
+    assert not (out / "summary.md").exists() and "finished" not in read_provenance(out)
+    first = read_provenance(out)
+    kept = {p: p.read_bytes() for p in out.glob(f"{NAMES[0]}/**/*") if p.is_file()} if recorded else {}
+
+    monkeypatch.undo()
+    calls = count_training(monkeypatch)
+    rows = tiny_table(out, uci_data)
+    assert calls == list(range(1, 3 - recorded))  # only the datasets not recorded were trained
+    assert_same_outputs(out, uninterrupted)
+    assert rows == json.loads((uninterrupted / "summary.json").read_text())["rows"]
+    assert {p: p.read_bytes() for p in kept} == kept  # a recorded dataset's folder is not written again
+    prov = read_provenance(out)
+    assert {k: prov[k] for k in ("time", "argv", "seeds")} == {k: first[k] for k in ("time", "argv", "seeds")}
+    assert [r["datasets_recorded"] for r in prov["resumes"]] == [NAMES[:recorded]]
+    assert [(d["dataset"], d["session"]) for d in prov["dataset_seconds"]] == [
+        (n, 0 if i < recorded else 1) for i, n in enumerate(NAMES)
+    ]
+    assert prov["wall_s"]["total"] >= sum(d["seconds"] for d in prov["dataset_seconds"] if d["session"] == 0)
+    assert "finished" in prov and prov["datasets"] == NAMES
+
+
+def test_a_finished_table_rerun_trains_nothing_and_rewrites_the_same_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "done"
+    shutil.copytree(uninterrupted, out)
+    prov = (out / "provenance.json").read_bytes()
+    (out / "summary.md").unlink()  # outputs lost or changed since: rewritten from the records
+    (out / "summary.csv").write_text("edited")
+    calls = count_training(monkeypatch)
+    rows = tiny_table(out, uci_data, seeds=[0, 1])  # the seeds as a list: the same seeds, spelled otherwise
+    assert calls == []
+    assert_same_outputs(out, uninterrupted)
+    assert rows == json.loads((uninterrupted / "summary.json").read_text())["rows"]
+    assert (out / "provenance.json").read_bytes() == prov  # nothing trained: the provenance stays as it was
+    for name in NAMES:  # the datasets' own provenance too: still the first process's
+        assert (out / name / "provenance.json").read_bytes() == (uninterrupted / name / "provenance.json").read_bytes()
+
+
+def test_a_rerun_of_an_interrupted_table_with_another_protocol_is_refused_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "t"
+    count_training(monkeypatch, stop_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_table(out, uci_data)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert out / "iris" / "record.json" in before
+    tail = "; its member folders would mix with this run's: choose a new --out (or delete the folder)"
+    for change, differs in (
+        ({"protocol": UCIProtocol(epochs=3, hidden=8, alphas=(0.2, 1.0))}, "epochs 2 (now 3)"),
+        ({"alphas": [1.0]}, "alphas [0.2, 1.0] (now [1.0])"),
+        ({"seeds": 3}, "seeds [0, 1] (now [0, 1, 2])"),
+    ):
+        with pytest.raises(
+            TaskError,
+            match="^"
+            + re.escape(f"'{out / 'iris'}' holds a UCI run of another protocol or seeds ({differs})" + tail)
+            + "$",
+        ):
+            tiny_table(out, uci_data, **change)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # a record that is not this dataset's (here: of other seeds, hand-edited) is named, not trusted
+    record = out / "iris" / "record.json"
+    record.write_text(record.read_text().replace('"seeds": [\n    0,', '"seeds": [\n    5,', 1))
+    with pytest.raises(
+        TaskError, match=re.escape(f"'{record}' is not the record of UCI dataset 'iris' with this protocol and seeds")
+    ):
+        tiny_table(out, uci_data)
+    record.write_bytes(before[record])
+    calls = count_training(monkeypatch)
+    tiny_table(out, uci_data)  # the protocol it started with: continued
+    assert calls == [1]
+    assert_same_outputs(out, uninterrupted)
+
+
+def test_a_table_of_an_earlier_lab_version_is_trained_again_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
+) -> None:
+    # as earlier versions wrote it: no record.json, a provenance.json without resumes
+    out = tmp_path / "old"
+    shutil.copytree(uninterrupted, out)
+    for name in NAMES:
+        (out / name / "record.json").unlink()
+    prov = read_provenance(out)
+    for key in ("resumes", "dataset_seconds", "finished"):
+        del prov[key]
+    (out / "provenance.json").write_text(json.dumps(prov))
+    calls = count_training(monkeypatch)
+    tiny_table(out, uci_data)
+    assert calls == [1, 2]  # nothing recorded to reuse: trained again (the same numbers: training is seeded)
+    assert_same_outputs(out, uninterrupted)
+    assert read_provenance(out)["resumes"] == []
+
+
+def test_reproduce_uci_continues_an_interrupted_table(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uci_data: Path,
+    uninterrupted: Path,
+) -> None:
+    # the command trains all six datasets from the data folder: here the two tiny ones
+    monkeypatch.setattr(uci_task, "run_uci_table", functools.partial(run_uci_table, datasets=NAMES, data_root=uci_data))
+    argv = ["reproduce", "uci", "--scale", "cpu", "--out", str(tmp_path / "cli"), "--seeds", "2"]
+    argv += ["--set", "epochs=2", "hidden=8", "alphas=[0.2, 1]"]
+    calls = count_training(monkeypatch, stop_at=2)
+    assert cli_main(argv) == 130  # a Ctrl-C in the second dataset
+    assert capsys.readouterr().err.endswith("vicinal: interrupted\n")
+    calls = count_training(monkeypatch)
+    assert cli_main(argv) == 0
+    assert calls == [1]
+    assert "1 of 2 datasets recorded; training the rest" in capsys.readouterr().err
+    assert_same_outputs(tmp_path / "cli", uninterrupted)
+    assert cli_main([*argv, "epochs=3"]) == 2
+    assert "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in capsys.readouterr().err

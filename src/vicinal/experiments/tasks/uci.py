@@ -25,6 +25,14 @@ Speed: at batch 16 one training step costs far more Python than arithmetic, so a
 ``(lam, perm)`` from its own seeded generators; :mod:`.uci_train` holds the members, their randomness and the
 trainer, and the plain loop one vmapped member must equal. ``benchmarks/bench_uci.py`` measures the speed-up.
 
+Resuming. The table trains dataset by dataset. As a dataset ends, its folder is written, then
+``<dataset>/record.json`` (atomically, last: the dataset is recorded wholly or not at all) holds what the end of the
+table needs from it: its summary row and seconds. A rerun into the same folder with the same protocol and seeds
+skips the recorded datasets, trains the rest (an unrecorded dataset folder, interrupted part-way, is trained again
+in place: the same member folders) and writes the summary from the records, so it writes what an uninterrupted run
+writes (training is seeded per member); a finished table is not trained again (its summary is rewritten from the
+records, its provenance kept). A dataset folder of another protocol or other seeds is refused.
+
 Entry points: :func:`run_uci_table` (writes the run folders and the summary) and ``python -m
 vicinal.experiments.tasks.uci --out DIR --seeds 10``. The members and their training live in :mod:`.uci_train`.
 """
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import sys
 import time
@@ -341,8 +350,8 @@ def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> No
 
     Its member folders are named by alpha and seed only, so writing a different run over them would leave the old
     run's extra alphas and seeds beside the new ones, and ``vicinal report`` would show them as rows of this run
-    (a stale ``row: <dataset>/mixup`` becomes a second headline). The same protocol and seeds write the same
-    member folders, so such a rerun replaces every file and may proceed.
+    (a stale ``row: <dataset>/mixup`` becomes a second headline). A folder of the same protocol and seeds is
+    continued: skipped if recorded (``record.json``), else trained again in place (the same member folders).
     """
     hint = "choose a new --out (or delete the folder)"
     if not folder.exists():
@@ -372,6 +381,105 @@ def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> No
         )
 
 
+RECORD = "record.json"  # out/<dataset>/record.json: the dataset's results, written last (see the module doc)
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), to compare with what a file holds."""
+    return json.loads(json.dumps(value))
+
+
+def _read_record(folder: Path, protocol: dict[str, Any], seeds: list[int]) -> dict[str, Any] | None:
+    """The record of the dataset trained into ``folder`` (None: not recorded); one that is not a record of this
+    dataset, protocol (as JSON) and seeds is a TaskError naming the file."""
+    path = folder / RECORD
+    hint = "delete it (its dataset is then trained again)"
+    record = runs.read_json(path, hint=hint)
+    if record is None:
+        return None
+    keys = ("dataset", "protocol", "seeds", "row", "seconds", "session")
+    if (
+        not isinstance(record, dict)
+        or any(k not in record for k in keys)
+        or (record["dataset"], record["protocol"], record["seeds"]) != (folder.name, protocol, seeds)
+    ):
+        raise TaskError(
+            f"'{path}' is not the record of UCI dataset {folder.name!r} with this protocol and seeds; {hint}"
+        )
+    return record
+
+
+def _train_dataset(
+    folder: Path,
+    protocol: UCIProtocol,
+    seed_list: list[int],
+    data_root: str | Path | None,
+    dev: torch.device,
+    chunk_size: int | None,
+    session: int,
+) -> dict[str, Any]:
+    """Train every member of the dataset ``folder.name``, write ``folder`` and return the dataset's record (not
+    yet written: the caller writes it, last)."""
+    name = folder.name
+    t0 = time.perf_counter()
+    prov = _provenance(seed_list, dev)
+    splits = {
+        s: load_uci(name, data_root, seed=s, test_fraction=protocol.test_fraction, val_fraction=protocol.val_fraction)
+        for s in seed_list
+    }
+    t_load = time.perf_counter() - t0
+    members = [Member(s, a) for s in seed_list for a in (0.0, *protocol.alphas)]
+    results = train_vmapped(splits, members, protocol, device=dev, chunk_size=chunk_size)
+    row = summarize_dataset(name, results, [splits[s].info["majority_class_error"] for s in seed_list])
+    prov["wall_s"] = {"load": t_load, "total": time.perf_counter() - t0}
+    folder.mkdir(exist_ok=True)
+    info = splits[seed_list[0]].info
+    # protocol.json and provenance.json first: a folder interrupted after them is recognised as this table's by
+    # `_check_reusable` (same protocol and seeds) and trained again in place
+    runs.write_json(
+        folder / "protocol.json",
+        {
+            "protocol": protocol.to_dict(),
+            "dataset": name,
+            "model": f"mlp: {protocol.layers} hidden layers of {protocol.hidden} ReLU units",
+            "members": len(members),
+            "selection": "alpha with the lowest last-epoch validation error averaged over seeds; ties: smaller",
+            "reported": "test error after the last epoch",
+            "split": info["split"].replace(f"seed {seed_list[0]}", "seed = member seed"),
+            "preprocessing": info["preprocessing"],
+            "sizes": {k: len(v) for k, v in info["indices"].items()},
+            "num_features": info["num_features"],
+            "class_counts_seed0": info["class_counts"],
+            "random_streams": {
+                "init": f"make_generator(seed, {STREAM_INIT})",
+                "order": f"make_generator(seed, {STREAM_ORDER}, epoch)",
+                "mix": f"make_generator(seed, {STREAM_MIX}, epoch)",
+            },
+        },
+    )
+    runs.write_provenance(folder, prov)
+    runs.write_jsonl(folder / "members.jsonl", [r.record() for r in results])
+    runs.write_csv(
+        folder / "members.csv",
+        ["seed", "method", "alpha", "val_error", "test_error", "train_error", "last_train_loss"],
+        (
+            [r.seed, r.method, r.alpha, r.val_error[-1], r.test_error[-1], r.train_error, r.train_loss[-1]]
+            for r in results
+        ),
+    )
+    runs.write_summary(folder, row)
+    _write_member_runs(folder, name, results, row["alpha"], protocol, prov, dev)
+    return {
+        "dataset": name,
+        "protocol": _as_json(protocol.to_dict()),
+        "seeds": seed_list,
+        "members": len(members),
+        "seconds": round(prov["wall_s"]["total"], 2),
+        "session": session,
+        "row": row,
+    }
+
+
 def run_uci_table(
     out_dir: str | Path,
     seeds: int | Sequence[int] = 10,
@@ -388,13 +496,18 @@ def run_uci_table(
 
     Writes ``out_dir/<dataset>/`` (``protocol.json``: protocol and dataset description; ``members.jsonl`` and
     ``members.csv``: per-member metrics per epoch / final; ``summary.json``; ``provenance.json``: git commit,
-    versions, seeds, device, wall time; and one standard run folder per member, ``<erm | mixup_a<alpha>>/seed<s>``
+    versions, seeds, device, wall time; one standard run folder per member, ``<erm | mixup_a<alpha>>/seed<s>``
     with ``config.yaml``, ``provenance.json``, ``metrics.jsonl`` and ``summary.json``, which ``vicinal report``
-    reads: :func:`member_config`) and ``out_dir/summary.{md,csv,json}``.
+    reads: :func:`member_config`; and, last, ``record.json``, what a rerun resumes from) and
+    ``out_dir/summary.{md,csv,json}`` and ``out_dir/provenance.json``. The latter is the first process's, with
+    one entry per later process in ``resumes`` (``datasets_recorded``: the datasets it found done),
+    ``dataset_seconds`` (each dataset's seconds and ``session``: 0 the first process, k the k-th resume) and
+    ``wall_s.total`` (this process's time plus the seconds of the datasets earlier ones recorded).
 
     Args:
-        out_dir: run folder (created; a ``<dataset>/`` folder of an earlier run is refused unless its
-            ``protocol.json`` and seeds equal this run's, which then overwrites it).
+        out_dir: run folder (created). A ``<dataset>/`` folder of an earlier run is refused unless its
+            ``protocol.json`` and seeds equal this run's; then a recorded dataset is skipped (see the module doc)
+            and an unrecorded one trained again in place.
         seeds: number of seeds (0..n-1) or the seeds themselves; seed s uses split s.
         datasets: names from :data:`ALL_DATASETS`.
         alphas: mixup alpha grid (default: ``protocol.alphas``).
@@ -423,75 +536,74 @@ def run_uci_table(
     out = Path(out_dir)
     for name in names:  # every folder before any training: a refusal must not cost the datasets before it
         _check_reusable(out / name, protocol, seed_list)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    t_all = time.perf_counter()
+    protocol_json = _as_json(protocol.to_dict())
+    records: dict[str, dict[str, Any]] = {}  # dataset -> its record, as read back from <dataset>/record.json
     for name in names:
-        t0 = time.perf_counter()
-        prov = _provenance(seed_list, dev)
-        splits = {
-            s: load_uci(
-                name, data_root, seed=s, test_fraction=protocol.test_fraction, val_fraction=protocol.val_fraction
-            )
-            for s in seed_list
-        }
-        t_load = time.perf_counter() - t0
-        members = [Member(s, a) for s in seed_list for a in (0.0, *protocol.alphas)]
-        results = train_vmapped(splits, members, protocol, device=dev, chunk_size=chunk_size)
-        row = summarize_dataset(name, results, [splits[s].info["majority_class_error"] for s in seed_list])
-        prov["wall_s"] = {"load": t_load, "total": time.perf_counter() - t0}
-        rows.append(row)
-        folder = out / name
-        folder.mkdir(exist_ok=True)
-        info = splits[seed_list[0]].info
-        runs.write_json(
-            folder / "protocol.json",
-            {
-                "protocol": protocol.to_dict(),
-                "dataset": name,
-                "model": f"mlp: {protocol.layers} hidden layers of {protocol.hidden} ReLU units",
-                "members": len(members),
-                "selection": "alpha with the lowest last-epoch validation error averaged over seeds; ties: smaller",
-                "reported": "test error after the last epoch",
-                "split": info["split"].replace(f"seed {seed_list[0]}", "seed = member seed"),
-                "preprocessing": info["preprocessing"],
-                "sizes": {k: len(v) for k, v in info["indices"].items()},
-                "num_features": info["num_features"],
-                "class_counts_seed0": info["class_counts"],
-                "random_streams": {
-                    "init": f"make_generator(seed, {STREAM_INIT})",
-                    "order": f"make_generator(seed, {STREAM_ORDER}, epoch)",
-                    "mix": f"make_generator(seed, {STREAM_MIX}, epoch)",
-                },
-            },
+        runs.clean_stale_temp_files(out / name, RECORD)  # a write killed mid-way leaves its temporary file behind
+        record = _read_record(out / name, protocol_json, seed_list)
+        if record is not None:
+            records[name] = record
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+
+    # Provenance as the GAN table keeps it: the first process's entry, and one entry per later process in
+    # ``resumes``; each dataset's record names its session. A provenance.json of another protocol or seeds, or of
+    # a lab version that did not resume (no ``resumes``), belongs to no table this one continues: replaced.
+    entry = _provenance(seed_list, dev)
+    prov = runs.read_provenance(out)
+    continuing = (
+        prov is not None
+        and isinstance(prov.get("resumes"), list)
+        and (prov.get("protocol"), prov.get("seeds")) == (protocol_json, seed_list)
+    )
+    finished = continuing and "finished" in prov and prov.get("datasets") == names and len(records) == len(names)
+    if not continuing:
+        prov = {**entry, "datasets": names, "protocol": protocol_json, "resumes": []}
+    elif not finished:
+        for key in ("finished", "wall_s", "dataset_seconds"):  # of an earlier end, rewritten at this one
+            prov.pop(key, None)
+        prov["resumes"].append({**entry, "datasets": names, "datasets_recorded": [n for n in names if n in records]})
+        prov["datasets"] = names
+    session = len(prov["resumes"])  # this process: 0 the first, k the k-th resume (unused when finished)
+    if not finished:
+        runs.write_provenance(out, prov)
+    if records:
+        say(
+            f"[uci] '{out}': {len(records)} of {len(names)} datasets recorded; "
+            + ("nothing to train" if finished else "training the rest")
         )
-        runs.write_jsonl(folder / "members.jsonl", [r.record() for r in results])
-        runs.write_csv(
-            folder / "members.csv",
-            ["seed", "method", "alpha", "val_error", "test_error", "train_error", "last_train_loss"],
-            (
-                [r.seed, r.method, r.alpha, r.val_error[-1], r.test_error[-1], r.train_error, r.train_loss[-1]]
-                for r in results
-            ),
+
+    trained: list[str] = []  # by this process
+    for name in names:
+        if name in records:
+            say(f"[uci] {name}: recorded, skipped")
+            continue
+        trained.append(name)
+        record = _train_dataset(out / name, protocol, seed_list, data_root, dev, chunk_size, session)
+        runs.write_json(out / name / RECORD, record)  # the dataset is recorded: written last, atomically
+        # read back: an uninterrupted and a resumed run build the summary from the same records
+        records[name] = _read_record(out / name, protocol_json, seed_list)
+        row = records[name]["row"]
+        say(
+            f"[uci] {name}: {record['members']} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
+            f"{_fmt(row['mixup'])}, {record['seconds']:.1f} s"
         )
-        runs.write_summary(folder, row)
-        runs.write_provenance(folder, prov)
-        _write_member_runs(folder, name, results, row["alpha"], protocol, prov, dev)
-        if verbose:
-            print(
-                f"[uci] {name}: {len(members)} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
-                f"{_fmt(row['mixup'])}, {prov['wall_s']['total']:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+
+    rows = [records[name]["row"] for name in names]
     runs.write_text(out / "summary.md", format_markdown(rows, protocol))
     _write_csv(out / "summary.csv", rows)
     # An object, as every summary.json is (`vicinal report` reads them all); the rows are the table.
     runs.write_summary(out, {"table": "uci", "protocol": protocol.to_dict(), "rows": rows})
-    prov = _provenance(seed_list, dev)
-    prov["wall_s"] = {"total": time.perf_counter() - t_all}
-    prov["datasets"] = names
-    prov["protocol"] = protocol.to_dict()
+    if finished:  # nothing trained: the provenance of the processes that trained it stays as it is
+        say(f"[uci] rewrote the summary of {out} from its {len(records)} recorded datasets")
+        return rows
+    # the time spent on this table: this process's, and the datasets earlier processes recorded (the unrecorded
+    # dataset an interrupted process was training is lost time, not counted)
+    earlier = sum(records[n]["seconds"] for n in names if n not in trained)
+    prov["wall_s"] = {"total": time.perf_counter() - t_all + earlier}
+    prov["dataset_seconds"] = [{k: records[n][k] for k in ("dataset", "seconds", "session")} for n in names]
+    prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     runs.write_provenance(out, prov)
     return rows
 
@@ -520,7 +632,8 @@ def reproduce(
     """``vicinal reproduce uci``: the whole table (the paper's settings are CPU-sized: ``cpu`` = ``paper`` scale).
 
     Args:
-        out: run folder. seeds: seeds per dataset. scale: ``"cpu"`` or ``"paper"`` (identical protocols).
+        out: run folder (one holding a table of the same protocol and seeds is continued: see the module doc).
+            seeds: seeds per dataset. scale: ``"cpu"`` or ``"paper"`` (identical protocols).
         overrides: ``KEY=VALUE`` changes to :class:`UCIProtocol` (e.g. ``epochs=5``); unknown keys are errors.
         device: torch device. quiet: no per-dataset lines. dry_run: print what would run, train nothing.
     """
@@ -539,7 +652,9 @@ def reproduce(
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m vicinal.experiments.tasks.uci --out DIR [--seeds 10] [--datasets iris,htru2] ...``."""
     parser = argparse.ArgumentParser(prog="python -m vicinal.experiments.tasks.uci", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument(
+        "--out", required=True, help="run folder (one holding a table of the same protocol and seeds is continued)"
+    )
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
     parser.add_argument("--datasets", default=",".join(ALL_DATASETS), help="comma-separated (default: all six)")
     parser.add_argument("--alphas", default=None, help="comma-separated mixup alphas (default: the protocol's)")
