@@ -228,7 +228,7 @@ def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_trai
     assert (out / "iris" / "members.jsonl").read_text() == before  # refused before anything was trained or written
     assert sorted(p.name for p in (out / "iris").iterdir() if p.is_dir()) == ["erm", "mixup_a0.2", "mixup_a1"]
     assert not (out / "iris" / "erm" / "seed2").exists()
-    # The same protocol and seeds write the same member folders: the rerun replaces them
+    # The same protocol and seeds: the table is continued (here finished: its summary rewritten from the records)
     rows = run_uci_table(out, seeds=2, datasets=["iris"], data_root=tmp_path / "data", protocol=proto, verbose=False)
     assert rows[0]["n"] == 2
     # A non-empty dataset folder that holds no UCI run is refused too; an empty one is used
@@ -299,6 +299,7 @@ def assert_same_outputs(out: Path, expected: Path) -> None:
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
     for rel in files:
         got, want = out / rel, expected / rel
+        # the times are in the member folders' files (<dataset>/<tag>/seed<s>/...) and the records
         key = TIMED_KEYS.get(rel.name) if len(rel.parts) > 2 or rel.name == "record.json" else None
         if rel.name == "provenance.json":
             continue
