@@ -131,3 +131,24 @@ def test_latent_layers_refuse_in_place_mixing():
     p = vicinal.LatentMixup(model, "input", alpha=1.0, num_classes=3, seed=0).mixer.sample(x, y)
     expected = model(p.lam * x + (1 - p.lam) * x[p.perm])
     torch.testing.assert_close(lm(x.clone(), y)[0], expected)
+
+
+def test_a_module_with_more_inputs_gets_the_others_unchanged():
+    """Only the first positional input (the activations) is mixed; the module's other inputs pass through."""
+
+    class Scaled(nn.Module):
+        def forward(self, h, scale):
+            return h * scale
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scaled = Scaled()
+
+        def forward(self, x):
+            return self.scaled(x, x.new_tensor(3.0))
+
+    x, y = torch.randn(4, 5, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 0])
+    lm = vicinal.LatentMixup(Model(), "scaled", alpha=1.0, num_classes=3, seed=0)
+    p = lm.mixer.sample(x, y)
+    assert torch.equal(lm.forward(x, p), (p.lam * x + (1 - p.lam) * x[p.perm]) * 3.0)
