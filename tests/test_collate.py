@@ -48,8 +48,11 @@ def test_cutmix_collate():
 
 
 def test_in_dataloader_workers_distinct_and_reproducible():
-    batch, imgs, labels = samples(16)
-    ds = torch.utils.data.TensorDataset(imgs, labels)
+    """Every batch holds the same four samples, so two batches differ only by what their worker drew: the two
+    workers draw different streams (each reseeds its copy of the mixer), a worker's batches follow one stream (it
+    reseeds once, not per batch), and the same seeds give the same batches again."""
+    _, imgs, labels = samples(4)
+    ds = torch.utils.data.TensorDataset(imgs.repeat(4, 1, 1, 1), labels.repeat(4))
 
     def run():
         loader = torch.utils.data.DataLoader(
@@ -59,11 +62,15 @@ def test_in_dataloader_workers_distinct_and_reproducible():
             collate_fn=vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0),
             generator=torch.Generator().manual_seed(5),
         )
-        return [xb for xb, _ in loader]
+        return list(loader)
 
     first, second = run(), run()
-    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     assert len(first) == 4
+    assert all(torch.equal(a, b) and torch.equal(ya, yb) for (a, ya), (b, yb) in zip(first, second, strict=True))
+    # batches 0 and 2 come from worker 0, 1 and 3 from worker 1
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not torch.equal(first[i][0], first[j][0]), (i, j)
 
 
 def test_errors():
@@ -221,3 +228,16 @@ def test_collate_refuses_alpha_beside_a_mixer():
     assert vicinal.MixupCollate(num_classes=3).mixer.alpha == 1.0
     assert vicinal.MixupCollate(alpha=0.2, num_classes=3).mixer.alpha == 0.2
     assert repr(vicinal.MixupCollate(alpha=0.2, num_classes=3)).startswith("MixupCollate(Mixup(alpha=0.2, ")
+
+
+def test_a_worker_reseeds_once_then_its_batches_follow_one_stream(monkeypatch):
+    info = type("Info", (), {"id": 0, "seed": 1234})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    batch, imgs, labels = samples()
+    collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0)
+    seed = int(np.random.SeedSequence([1234, 0]).generate_state(1, np.uint64)[0])
+    reference = vicinal.Mixup(1.0, num_classes=4, seed=seed)  # the worker's stream, continued batch after batch
+    for _ in range(3):
+        xm, ym = collate(batch)
+        x_ref, y_ref = reference(imgs.clone(), labels)
+        assert torch.equal(xm, x_ref) and torch.equal(ym, y_ref)

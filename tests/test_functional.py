@@ -520,3 +520,39 @@ def test_label_helpers_validate_their_arguments():
         VF.smooth(torch.full((2, 3), 1 / 3), 2.0)
     # under vmap the values cannot be read: the check steps aside
     assert torch.vmap(lambda t: VF.one_hot(t, 3))(torch.tensor([[0, 1], [2, 0]])).shape == (2, 2, 3)
+
+
+# -- boundaries the mutation run (notes/helper-mutation.md) found untested ------------------------------------------
+def test_closer_targets_keep_their_own_label_at_lam_one_half():
+    """``y_i`` where ``lam >= 0.5``: at exactly 1/2 a sample keeps its own target (float and per-sample lam)."""
+    oh = VF.one_hot(torch.tensor([0, 2, 1]), 3)
+    perm = torch.tensor([1, 2, 0])
+    assert torch.equal(VF.closer_targets(oh, 0.5, perm), oh)
+    lam = torch.tensor([0.5, 0.5 - 2**-40, 0.5 + 2**-40], dtype=torch.float64)
+    assert torch.equal(VF.closer_targets(oh, lam, perm), torch.stack([oh[0], oh[2], oh[2]]))
+
+
+def test_mix_many_rejects_the_first_index_past_the_batch():
+    x = torch.randn(6, 3)
+    w = torch.full((6, 2), 0.5)
+    for bad, lo, hi in ((6, 0, 6), (-1, -1, 5)):
+        idx = torch.stack([torch.arange(6), torch.tensor([1, 0, 3, 2, 5, bad])])
+        with pytest.raises(ValueError, match=rf"indices must lie in \[0, 6\) .*got values from {lo} to {hi}"):
+            VF.mix_many(x, w, idx)
+
+
+def test_lam_of_another_shape_with_the_batch_size_of_values_is_refused():
+    # (B, 1) holds one value per sample but is not the documented (B,) per-sample shape: a named error, not a
+    # failure inside a kernel
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"lam has shape \(4, 1\); expected a float, one value or \(4,\) per-sample"):
+        VF.mix(x, torch.full((4, 1), 0.3), torch.arange(4))
+
+
+def test_cutmix_box_sides_round_to_nearest_and_are_centred():
+    """Sides ``round(H sqrt(1 - lam))`` (timm truncates), ``cut // 2`` above/left of the centre, the rest below/right."""
+    # sqrt(1 - 0.64) = 0.6: sides round(11 * 0.6) = round(6.6) = 7 (truncation: 6) and round(9 * 0.6) = round(5.4) = 5;
+    # centre (int(0.5 * 11), int(0.5 * 9)) = (5, 4): rows 5 - 3 .. 5 + 4, columns 4 - 2 .. 4 + 3
+    box, lam = VF.cutmix_box(0.64, 11, 9, torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert box == (2, 9, 2, 7)
+    assert lam == 1 - 35 / 99

@@ -121,3 +121,30 @@ def test_mixed_criterion_batch_mismatch():
         vicinal.mixed_criterion(F.cross_entropy, torch.zeros(8, 4), y[:4], p)
     with pytest.raises(ValueError, match=r"params were drawn for a batch of 8 but predictions have 4"):
         vicinal.mixed_criterion(F.cross_entropy, torch.zeros(4, 4), y[:4], p)
+
+
+# -- behaviour the mutation run (notes/helper-mutation.md) found untested --------------------------------------------
+def test_mixed_criterion_closer_keeps_the_own_label_at_lam_one_half():
+    """``y_i`` where lam >= 0.5, as :func:`vicinal.functional.closer_targets`: at exactly 1/2 the sample's own."""
+    y, perm = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 3, 0])
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    own = F.cross_entropy(logits, y)
+    p = vicinal.MixParams(op="mix", lam=0.5, perm=perm, targets="closer")
+    assert torch.equal(vicinal.mixed_criterion(F.cross_entropy, logits, y, p), own)
+    lam = torch.tensor([0.5, 0.5, 0.5 - 2**-40, 0.5], dtype=torch.float64)
+    p = vicinal.MixParams(op="mix", lam=lam, perm=perm, targets="closer")
+    expected = F.cross_entropy(logits, torch.tensor([0, 1, 0, 0]))  # sample 2 takes its partner's label y[3] = 0
+    assert torch.equal(vicinal.mixed_criterion(F.cross_entropy, logits, y, p), expected)
+    mixer = vicinal.Mixup(1.0, num_classes=3, targets="closer", seed=0)
+    soft = mixer.apply_targets(y, vicinal.MixParams(op="mix", lam=lam, perm=perm, targets="closer"))
+    torch.testing.assert_close(vicinal.soft_cross_entropy(logits, soft), expected)
+
+
+def test_mixed_criterion_partner_labels_argument_overrides_params():
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    y, drawn, given = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 1, 1, 1]), torch.tensor([2, 0, 0, 1])
+    p = vicinal.MixParams(op="mix", lam=0.3, partner_y=drawn)
+    expected = 0.3 * F.cross_entropy(logits, y) + 0.7 * F.cross_entropy(logits, given)
+    assert torch.equal(vicinal.mixed_criterion(F.cross_entropy, logits, y, p, partner_y=given), expected)
+    with pytest.raises(ValueError, match=r"partner labels have 3 samples but predictions have 4"):
+        vicinal.mixed_criterion(F.cross_entropy, logits, y, p, partner_y=given[:3])

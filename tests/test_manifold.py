@@ -162,3 +162,24 @@ def test_latent_mixup_of_a_module_called_with_keywords():
         RuntimeError, match=r"module 'block' was called with keyword arguments only and 2 tensors among "
     ):
         vicinal.LatentMixup(_KeywordModel(with_mask=True), "block", alpha=1.0, num_classes=4, seed=0)(x, y)
+
+
+def test_a_module_with_more_inputs_gets_the_others_unchanged():
+    """Only the first positional input (the activations) is mixed; the module's other inputs pass through."""
+
+    class Scaled(nn.Module):
+        def forward(self, h, scale):
+            return h * scale
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scaled = Scaled()
+
+        def forward(self, x):
+            return self.scaled(x, x.new_tensor(3.0))
+
+    x, y = torch.randn(4, 5, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 0])
+    lm = vicinal.LatentMixup(Model(), "scaled", alpha=1.0, num_classes=3, seed=0)
+    p = lm.mixer.sample(x, y)
+    assert torch.equal(lm.forward(x, p), (p.lam * x + (1 - p.lam) * x[p.perm]) * 3.0)

@@ -833,3 +833,113 @@ def test_repr_shows_every_option_away_from_its_default():
     assert repr(vicinal.Mixup(num_classes=3)) == (
         "Mixup(alpha=1.0, pairing='random', lam_mode='batch', targets='mixed', num_classes=3, smoothing=0.0)"
     )
+
+
+# -- behaviour the mutation run (notes/helper-mutation.md) found untested --------------------------------------------
+def test_lean_inplace_path_equals_mix_at_lam_one_half(monkeypatch):
+    """At lam = 1/2 exactly both lerp directions pass the weight 1/2 and their float32 roundings differ: the lean
+    path of drawn params must take the same one as mix_ (``1 - lam <= 0.5``: from x towards the partner)."""
+    monkeypatch.setattr(vicinal.mixup, "sample_lam", lambda *args, **kwargs: 0.5)
+    x0, y = batch((64, 3, 8, 8))
+    mixer = vicinal.Mixup(1.0, num_classes=4, inplace=True, seed=0)
+    p = mixer.sample(x0, y)
+    assert p.lam == 0.5 and p._drawn
+    got = mixer.apply_inputs(x0.clone(), p)
+    assert torch.equal(got, VF.mix_(x0.clone(), 0.5, p.perm))
+    assert torch.equal(got, torch.lerp(x0, x0[p.perm], 0.5))
+
+
+def test_cutmix_params_are_the_box_of_the_drawn_lam_and_centre():
+    """The stream of CutMix: lam, the permutation, then the two centre uniforms; the box is cutmix_box of those on
+    (H, W) of the image (not (W, H): a non-square image tells them apart), lam the kept area."""
+    x, y = batch((5, 2, 11, 7), num_classes=4)
+    mixer = vicinal.CutMix(1.0, num_classes=4, seed=3)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        p = mixer.sample(x, y)
+        lam = vicinal.sampling.sample_lam(1.0, 5, "batch", generator=g)
+        perm = torch.randperm(5, generator=g)
+        u = torch.rand(2, generator=g, dtype=torch.float64)
+        box, kept = VF.cutmix_box(lam, 11, 7, u)
+        assert p.op == "cutmix" and torch.equal(p.perm, perm)
+        assert p.box == box and p.lam == kept
+        y0, y1, x0, x1 = box
+        assert p.lam == 1 - (y1 - y0) * (x1 - x0) / 77
+
+
+def test_cutmix_closer_targets_follow_the_corrected_lam():
+    x, y = batch((6, 3, 8, 8), num_classes=4)
+    mixer = vicinal.CutMix(1.0, num_classes=4, targets="closer", seed=1)
+    yh = F.one_hot(y, 4).float()
+    seen = set()
+    for _ in range(20):
+        p = mixer.sample(x, y)
+        seen.add(p.lam >= 0.5)
+        assert torch.equal(mixer.apply_targets(y, p), yh if p.lam >= 0.5 else yh[p.perm])
+    assert seen == {True, False}  # both branches met
+
+
+def test_closer_targets_with_dataset_partners():
+    x, y = batch((6, 3), num_classes=4)
+    xp, yp = batch((6, 3), num_classes=4, seed=1)
+    mixer = vicinal.Mixup(1.0, num_classes=4, targets="closer", lam_mode="sample", seed=0)
+    p = mixer.sample(x, y, partner=(xp, yp))
+    keep = (p.lam >= 0.5)[:, None]
+    assert torch.equal(mixer.apply_targets(y, p), torch.where(keep, F.one_hot(y, 4).float(), F.one_hot(yp, 4).float()))
+
+
+def test_batch_of_one_is_mixed_with_a_dataset_partner():
+    """Only a batch of one without partners has nothing to mix; a k-NN partner is another sample."""
+    x, y = batch((1, 3), num_classes=4)
+    xp, yp = torch.randn(1, 3), (y + 1) % 4
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
+    p = mixer.sample(x, y, partner=(xp, yp))
+    assert p.op == "mix" and 0.0 < p.lam < 1.0
+    assert torch.equal(mixer.apply_inputs(x, p), p.lam * x + (1 - p.lam) * xp)
+    yh, yph = F.one_hot(y, 4).float(), F.one_hot(yp, 4).float()
+    assert torch.equal(mixer.apply_targets(y, p), p.lam * yh + (1 - p.lam) * yph)
+
+
+def test_partner_labels_are_checked_like_the_batch_labels():
+    x, y = batch((4, 3), num_classes=4)
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\), got values from 0 to 4"):
+        mixer(x, y, partner=(x.clone(), torch.tensor([0, 1, 2, 4])))
+    soft = F.one_hot(y, 4).float()
+    with pytest.raises(ValueError, match=r"probability labels must sum to 1 in every row"):
+        mixer(x, soft, partner=(x.clone(), torch.tensor([[0.5, 0.6, 0.0, 0.0]] * 4)))
+
+
+def test_flip_odd_batch_without_self_pairs_is_refused_even_when_nothing_is_drawn():
+    """Eager validation: the refusal does not wait for a batch whose pairs are drawn (alpha 0, a coin that fails)."""
+    x, y = batch((5, 3), num_classes=4)
+    for kwargs in ({"alpha": 0.0}, {"alpha": 1.0, "prob": 0.0}):
+        mixer = vicinal.Mixup(pairing="flip", allow_self=False, num_classes=4, seed=0, **kwargs)
+        with pytest.raises(ValueError, match=r"flip pairing pairs the middle sample of an odd batch \(5\) with itself"):
+            mixer(x, y)
+
+
+def test_alpha_zero_draws_nothing():
+    """alpha = 0 is ERM: the batch unchanged, params of op "identity", and no random number consumed."""
+    x, y = batch()
+    for mixer in (vicinal.Mixup(0.0, num_classes=4, seed=0), vicinal.DirichletMixup(0.0, num_classes=4, seed=0)):
+        state = mixer.generator.get_state()
+        p = mixer.sample(x, y)
+        assert p.op == "identity" and p.perm is None
+        assert torch.equal(mixer.generator.get_state(), state)
+
+
+def test_dirichlet_params_lam_is_the_weight_of_the_sample_itself_and_batch_mode_shares_weights():
+    x, y = batch((8, 3), num_classes=4)
+    for lam_mode in ("batch", "sample"):
+        p = vicinal.DirichletMixup(1.0, k=3, lam_mode=lam_mode, num_classes=4, seed=0).sample(x, y)
+        assert torch.equal(p.indices[0], torch.arange(8))  # row 0: the sample itself, weighted by column 0
+        assert torch.equal(p.lam, p.weights[:, 0])
+        rows_equal = bool((p.weights == p.weights[0]).all())
+        assert rows_equal == (lam_mode == "batch")
+
+
+def test_regression_targets_of_three_dimensions_are_refused():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=r"regression targets must be float of shape \(B,\) or \(B, K\), got dtype "):
+        vicinal.Mixup(1.0, regression=True, seed=0)(x, torch.randn(4, 2, 2))

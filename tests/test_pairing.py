@@ -224,3 +224,12 @@ def test_knn_rejects_non_finite_features():
     feats[3, 1] = float("nan")
     with pytest.raises(ValueError, match=r"features contain 1 non-finite value"):
         vicinal.KNNPartners.fit(feats, k=2)
+
+
+def test_knn_translation_invariant_float32():
+    """float32 is where the |a|^2 + |b|^2 - 2ab expansion cancels: at an offset of 1000 on 32 dims the squared norms
+    are ~3e7, their float32 rounding (~2) exceeds the gaps between neighbour distances, unless features are centred."""
+    b = torch.randn(300, 32, generator=torch.Generator().manual_seed(0))
+    expected = brute_force_neighbours(b.double(), 5)
+    assert torch.equal(vicinal.KNNPartners.fit(b, k=5, chunk_size=128).neighbours, expected)
+    assert torch.equal(vicinal.KNNPartners.fit(b + 1000, k=5, chunk_size=128).neighbours, expected)

@@ -136,3 +136,10 @@ def test_batch_lam_does_not_keep_the_first_calls_default_device():
         inside = sample_lam(0.3, 4, "batch", generator=g)
     outside = sample_lam(0.3, 4, "batch", generator=g)
     assert isinstance(inside, float) and isinstance(outside, float)
+
+
+def test_unseeded_generators_draw_different_streams_without_touching_the_global_rng():
+    state = torch.get_rng_state()
+    seeds = {new_generator().initial_seed() for _ in range(4)}
+    assert len(seeds) == 4  # fresh OS entropy: a collision of 64-bit seeds has probability ~1e-18
+    assert torch.equal(torch.get_rng_state(), state)
