@@ -34,7 +34,9 @@ def main() -> int:
         print("vicinal: interrupted", file=sys.stderr)
         return 130
     try:
-        return cli_main()
+        code = cli_main()
+        sys.stdout.flush()  # buffered output (the usual case) first fails here, inside the try, not at exit
+        return code
     except BrokenPipeError:
         # the reader of our output went away (`vicinal configs | head`): not an error of ours, so no traceback.
         # Point stdout at /dev/null first, or the interpreter's final flush of the buffered rest fails again.

@@ -13,7 +13,8 @@ import pytest
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGPIPE and shell pipes are POSIX")
-def test_closed_pipe_ends_quietly_with_the_sigpipe_status() -> None:
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_closed_pipe_ends_quietly_with_the_sigpipe_status(unbuffered: str) -> None:
     # `vicinal configs | head -n 1`: once the reader has gone, every write fails with EPIPE. Closing the read end
     # before the command starts makes that certain (with a live reader the outcome would race the pipe buffer).
     # Before the fix this printed a BrokenPipeError traceback and exited 1.
@@ -25,6 +26,8 @@ def test_closed_pipe_ends_quietly_with_the_sigpipe_status() -> None:
             stdout=write_end,
             stderr=subprocess.PIPE,
             timeout=300,
+            # buffered stdout (the default) fails only at the final flush; unbuffered at the first write
+            env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
         )
     finally:
         os.close(write_end)
