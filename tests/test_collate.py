@@ -221,6 +221,12 @@ def test_collate_names_samples_that_are_not_image_label_pairs(samples, what):
         vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=0)(samples)
 
 
+def test_collate_names_a_dict_sample_anywhere_in_the_batch():
+    img = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    with pytest.raises(TypeError, match=r"got a dict with keys \['image', 'label'\]"):
+        vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=0)([(img, 1), {"image": img, "label": 1}])
+
+
 def test_collate_refuses_alpha_beside_a_mixer():
     # alpha is ignored when a mixer is given: refused like any other option
     with pytest.raises(TypeError, match=r"pass options to the mixer, not to MixupCollate: \['alpha'\]"):

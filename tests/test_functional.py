@@ -1,5 +1,6 @@
 """Kernels: the formula, argument checks, targets helpers."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -508,6 +509,18 @@ def test_cutmix_refuses_boxes_outside_the_image(fn, box):
     assert torch.equal(out, x[[1, 0]])
 
 
+@pytest.mark.parametrize("fn", [VF.cutmix, VF.cutmix_])
+def test_cutmix_takes_boxes_of_any_integer_type(fn):
+    # timm's rand_bbox returns numpy ints; 0-d integer tensors work as indices too; bools are not coordinates
+    x = torch.randn(2, 1, 4, 6)
+    want = fn(x.clone(), (1, 3, 2, 5), torch.tensor([1, 0]))
+    np_box = tuple(np.int64(v) for v in (1, 3, 2, 5))
+    assert torch.equal(fn(x.clone(), np_box, torch.tensor([1, 0])), want)
+    assert torch.equal(fn(x.clone(), tuple(torch.tensor(v) for v in (1, 3, 2, 5)), torch.tensor([1, 0])), want)
+    with pytest.raises(ValueError, match="box must be 4 ints"):
+        fn(x.clone(), (False, True, 0, 2), torch.tensor([1, 0]))
+
+
 def test_label_helpers_validate_their_arguments():
     y = torch.tensor([0, 5])
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\), got values from 0 to 5"):
@@ -518,6 +531,14 @@ def test_label_helpers_validate_their_arguments():
         VF.one_hot(torch.tensor([0]), 0)
     with pytest.raises(ValueError, match=r"eps must be in \[0, 1\], got 2.0"):
         VF.smooth(torch.full((2, 3), 1 / 3), 2.0)
+    with pytest.raises(TypeError, match="labels must be an integer tensor, got torch.float32"):
+        VF.mixed_one_hot(torch.tensor([0.0, 1.0]), 0.3, torch.tensor([1, 0]), 3)
+    # any real number type for eps, and integer labels of any shape (as torch's one_hot)
+    assert torch.equal(VF.smooth(torch.eye(3), np.float32(0.25)), VF.smooth(torch.eye(3), 0.25))
+    assert torch.equal(VF.smooth(torch.eye(3), torch.tensor(0.25)), VF.smooth(torch.eye(3), 0.25))
+    assert torch.equal(
+        VF.one_hot(torch.tensor([[0, 2], [1, 1]]), 3), F.one_hot(torch.tensor([[0, 2], [1, 1]]), 3).float()
+    )
     # under vmap the values cannot be read: the check steps aside
     assert torch.vmap(lambda t: VF.one_hot(t, 3))(torch.tensor([[0, 1], [2, 0]])).shape == (2, 2, 3)
 

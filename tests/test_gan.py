@@ -66,11 +66,17 @@ def test_lam_must_be_a_weight_in_the_unit_interval():
             vicinal.mixup_discriminator_loss(disc, real, fake, torch.tensor([bad, 0.5, 0.5, 0.5]))
 
 
-def test_mixup_discriminator_loss_refuses_mixed_dtypes():
-    # a uint8 real batch would turn every lam < 1 into 0: the discriminator would see only the fake batch
+def test_mixup_discriminator_loss_dtypes():
+    # an integer batch would turn every lam < 1 into 0 (the discriminator would see one side only): refused
     d = torch.nn.Linear(2, 1)
-    lam = torch.full((4,), 0.5)
-    with pytest.raises(TypeError, match=r"real and fake batches must share one float dtype, got real torch.uint8 and "):
+    lam = torch.tensor([0.5, 0.25, 1.0, 0.0])
+    with pytest.raises(
+        TypeError, match=r"real and fake batches must be float, got real torch.uint8 and fake torch.flo"
+    ):
         vicinal.mixup_discriminator_loss(d, torch.ones(4, 2, dtype=torch.uint8), torch.zeros(4, 2), lam)
-    with pytest.raises(TypeError, match="got real torch.float64 and fake torch.float32"):
-        vicinal.mixup_discriminator_loss(d, torch.ones(4, 2, dtype=torch.float64), torch.zeros(4, 2), lam)
+    # float batches of two dtypes (a float32 real batch beside an autocast bfloat16 fake one) mix in the promoted one
+    real, fake = torch.randn(4, 2), torch.randn(4, 2).bfloat16()
+    got = vicinal.mixup_discriminator_loss(d, real, fake, lam)
+    w = lam.reshape(4, 1)
+    want = F.binary_cross_entropy_with_logits(d(w * real + (1 - w) * fake.float()).reshape(-1), lam)
+    assert torch.equal(got, want)

@@ -679,16 +679,18 @@ def test_scratch_made_under_inference_mode_still_works_outside(monkeypatch):
         assert not got.is_inference()
 
 
-# -- prob: transform a batch with probability prob (timm's prob, kornia's p) -----------------------------------------
+# -- prob: transform a batch with probability prob (timm's prob, kornia's p_batch) -----------------------------------------
 
 
 def test_prob_one_draws_no_coin():
     # the default: the same stream as a transform built before the option existed (no extra draw)
     x, y = batch()
-    a, b = vicinal.Mixup(num_classes=4, seed=5), vicinal.Mixup(num_classes=4, prob=1.0, seed=5)
+    mixer = vicinal.Mixup(num_classes=4, prob=1.0, seed=5)
+    g = torch.Generator().manual_seed(5)  # the reference: Mixup's draws alone, no coin before them
     for _ in range(5):
-        pa, pb = a.sample(x, y), b.sample(x, y)
-        assert pa.op == pb.op == "mix" and pa.lam == pb.lam and torch.equal(pa.perm, pb.perm)
+        p = mixer.sample(x, y)
+        lam = vicinal.sampling.sample_lam(1.0, 6, "batch", generator=g)
+        assert p.op == "mix" and p.lam == lam and torch.equal(p.perm, torch.randperm(6, generator=g))
 
 
 def test_prob_coin_is_drawn_first_from_the_generator():

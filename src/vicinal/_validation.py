@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -20,8 +21,8 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
 
 
 def check_probability(p: float, name: str) -> float:
-    """Return ``p`` as a float after checking it lies in [0, 1]."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)):
+    """Return ``p`` as a float after checking it lies in [0, 1] (any real number type: numpy scalars too)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(p).__name__} {p!r}")
     p = float(p)
     if not 0.0 <= p <= 1.0:

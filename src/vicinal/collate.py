@@ -153,13 +153,15 @@ class MixupCollate:
         if len(batch) == 0:
             raise ValueError("cannot collate an empty batch")
         self._maybe_reseed()
-        # samples of one dataset share their form: the first is checked, the rest must have as many items
-        if not (isinstance(batch[0], tuple | list) and len(batch[0]) == 2):
-            raise TypeError(f"MixupCollate needs (image, label) samples; got {_describe_sample(batch[0])}")
+        # every sample a pair: the types once per distinct type (cheap), the lengths by the strict zip
+        odd = [t for t in set(map(type, batch)) if not issubclass(t, tuple | list)]
+        if odd or len(batch[0]) != 2:
+            bad = next(s for s in batch if type(s) in odd) if odd else batch[0]
+            raise TypeError(f"MixupCollate needs (image, label) samples; got {_describe_sample(bad)}")
         try:
             images_raw, labels_raw = zip(*batch, strict=True)
-        except (TypeError, ValueError):
-            bad = next(s for s in batch if not (isinstance(s, tuple | list) and len(s) == 2))
+        except ValueError:
+            bad = next(s for s in batch if len(s) != 2)
             raise TypeError(f"MixupCollate needs (image, label) samples; got {_describe_sample(bad)}") from None
         images = _stack_images(list(images_raw))  # (B, C, H, W) uint8
         labels = _labels(list(labels_raw))

@@ -13,13 +13,14 @@ uint8 (rounded to nearest):
 
 from __future__ import annotations
 
+import operator
 import threading
 import warnings
 
 import torch
 from torch import Tensor
 
-from ._validation import check_inputs, check_lam, check_num_classes, check_probability, check_targets
+from ._validation import check_inputs, check_lam, check_num_classes, check_probability
 
 
 def _expand(lam: float | Tensor, x: Tensor, dtype: torch.dtype) -> float | Tensor:
@@ -549,22 +550,33 @@ def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dt
 
 def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Integer labels ``(B,)`` to one-hot ``(B, C)``; float labels ``(B, C)`` pass through (cast to dtype)."""
+    if not y.is_floating_point():
+        _check_class_labels(y, num_classes)
+    return _one_hot(y, num_classes, dtype)
+
+
+def _one_hot(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """:func:`one_hot` for labels already checked (the transforms check each batch once)."""
     if y.is_floating_point():
         return y.to(dtype)
-    _check_class_labels(y, num_classes)
     return torch.nn.functional.one_hot(y.long(), num_classes).to(dtype)
 
 
 def _check_class_labels(y: Tensor, num_classes: int) -> None:
-    """Integer labels ``(B,)`` in ``[0, num_classes)``, with errors naming them (torch's index error does not)."""
-    if isinstance(y, Tensor) and _functorch_wrapped(y):  # under vmap no value can be read
+    """Integer labels of any shape in ``[0, num_classes)``, with errors naming them (torch's index error does not)."""
+    num_classes = check_num_classes(num_classes)
+    if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got {getattr(y, 'dtype', type(y).__name__)}")
+    if _functorch_wrapped(y) or y.numel() == 0:  # under vmap no value can be read
         return
-    check_targets(y, int(y.shape[0]) if isinstance(y, Tensor) and y.dim() else 0, check_num_classes(num_classes))
+    lo, hi = torch.stack(torch.aminmax(y)).tolist()
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"labels must be in [0, {num_classes}), got values from {lo} to {hi}")
 
 
 def smooth(y_soft: Tensor, eps: float) -> Tensor:
     """Label smoothing: ``(1 - eps) * y + eps / C`` (1 - eps + eps/C on the true class, eps/C elsewhere)."""
-    eps = check_probability(eps, "eps")  # eps > 1 would give negative "probabilities"
+    eps = check_probability(float(eps) if isinstance(eps, Tensor) else eps, "eps")  # eps > 1: negative probabilities
     if eps == 0.0:
         return y_soft
     return y_soft * (1.0 - eps) + eps / y_soft.shape[-1]
@@ -595,7 +607,7 @@ def mixed_one_hot(
 
     Bit-identical to ``mix_targets(one_hot(y, C), lam, perm)``: each entry receives the same rounded weights, added
     in the same order (``lam`` then ``1 - lam``, formed as the formula forms them). Labels must lie in ``[0, C)``
-    (checked; the transforms' own calls skip the check, made once on the batch).
+    (checked here; the transforms check each batch once and call the unchecked kernel).
     """
     _check_class_labels(y, num_classes)
     n = y.shape[0]
@@ -635,13 +647,14 @@ def _check_cutmix(x: Tensor, box: tuple[int, int, int, int], perm: Tensor | None
         raise ValueError("cutmix needs perm or partner")
     _check_partner(x, perm, partner)
     height, width = x.shape[-2], x.shape[-1]
-    # slicing would wrap a negative bound and make an inverted box empty, both silently: a box inside the image
-    if (
-        not isinstance(box, tuple | list)
-        or len(box) != 4
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
-        or not (0 <= box[0] <= box[1] <= height and 0 <= box[2] <= box[3] <= width)
-    ):
+    # slicing would wrap a negative bound and make an inverted box empty, both silently: a box inside the image.
+    # Any integer type counts (numpy ints from timm's rand_bbox, 0-d integer tensors): operator.index accepts them.
+    try:
+        y0, y1, x0, x1 = (operator.index(v) for v in box)
+        inside = 0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width
+    except (TypeError, ValueError):
+        inside = False
+    if not inside or any(isinstance(v, bool) for v in box):
         raise ValueError(
             f"box must be 4 ints (y0, y1, x0, x1) with 0 <= y0 <= y1 <= {height} and 0 <= x0 <= x1 <= {width} "
             f"(the image's height and width), got {box!r}"
@@ -656,7 +669,7 @@ def cutmix(
     ``box = (y0, y1, x0, x1)`` on the last two dimensions; shared by the batch.
     """
     _check_cutmix(x, box, perm, partner)
-    y0, y1, x0, x1 = box
+    y0, y1, x0, x1 = (operator.index(v) for v in box)
     out = x.clone()
     if y1 > y0 and x1 > x0:
         if partner is not None:
@@ -677,7 +690,7 @@ def cutmix_(
     _check_cutmix(x, box, perm, partner)
     if partner is not None:
         _check_no_overlap(x, partner, "x", "partner")
-    y0, y1, x0, x1 = box
+    y0, y1, x0, x1 = (operator.index(v) for v in box)
     if y1 > y0 and x1 > x0:
         if partner is not None:
             x[..., y0:y1, x0:x1] = partner[..., y0:y1, x0:x1]

@@ -55,18 +55,19 @@ def mixup_discriminator_loss(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real batch has shape {tuple(real.shape)} but fake batch has {tuple(fake.shape)}")
-    if not real.is_floating_point() or real.dtype != fake.dtype:
-        # the mix is formed in real's dtype: an integer real batch would round every lam < 1 to 0
+    if not (real.is_floating_point() and fake.is_floating_point()):
+        # an integer batch would round every lam < 1 to 0 (or 1): the discriminator would see one side only
         raise TypeError(
-            f"real and fake batches must share one float dtype, got real {real.dtype} and fake {fake.dtype}; "
-            "convert the real batch (e.g. real.float() / 255) to the generator's dtype"
+            f"real and fake batches must be float, got real {real.dtype} and fake {fake.dtype}; convert integer "
+            "data to float first (e.g. real.float() / 255)"
         )
     if not isinstance(lam, Tensor) or lam.shape != (real.shape[0],):
         shape = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
         raise ValueError(f"lam has shape {shape}, expected ({real.shape[0]},)")
     if not _functorch_wrapped(lam):  # under vmap (an ensemble of GANs) no value can be read; drawn lams are valid
         check_lam(lam, real.shape[0])  # in [0, 1], NaN rejected: lam is both a mixing weight and a BCE target
-    w = lam.to(real.device, real.dtype).reshape(-1, *([1] * (real.dim() - 1)))
+    # in the promoted dtype: a float32 real batch beside an autocast bf16/fp16 fake one mixes in float32
+    w = lam.to(real.device, torch.result_type(real, fake)).reshape(-1, *([1] * (real.dim() - 1)))
     logits = discriminator(w * real + (1 - w) * fake).reshape(-1)
     return F.binary_cross_entropy_with_logits(logits, lam.to(logits.device, logits.dtype))
 

@@ -97,7 +97,7 @@ class BatchMix:
         smoothing: label-smoothing eps applied to the one-hot targets before mixing.
         regression: targets are float ``(B,)`` or ``(B, K)`` values mixed linearly (paper, Section 5), not classes.
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
-        prob: probability of transforming a batch (timm's ``prob``, kornia's ``p``): with ``1 - prob`` the batch
+        prob: probability of transforming a batch (timm's ``prob``, kornia's ``p_batch``): with ``1 - prob`` the batch
             passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin per batch, drawn from
             ``generator`` before anything else; with the default ``1.0`` no coin is drawn, so the random stream is
             the same as without the option.
@@ -220,7 +220,7 @@ class BatchMix:
         if self.regression:
             return y
         num_classes = self.num_classes if self.num_classes is not None else int(y.shape[-1])
-        return F.smooth(F.one_hot(y, num_classes), self.smoothing)
+        return F.smooth(F._one_hot(y, num_classes), self.smoothing)  # y was checked by sample() / _validate
 
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""

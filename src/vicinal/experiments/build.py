@@ -282,7 +282,8 @@ def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: 
             opts.pop("alpha")
             out.latent = vicinal.LatentMixup(model, m.layer, alpha=m.alpha, **opts)
             out.mixer = out.latent.mixer
-        elif m.variant != "erm" or m.smoothing > 0:
+        elif m.variant != "erm" or m.smoothing > 0 or m.kwargs:
+            # plain ERM trains without a mixer; with mix.kwargs it is built so that the library checks them
             out.mixer = vicinal.build(m.variant, **opts)
         if m.pairing == "knn":
             if data.train_dataset_x is None:
