@@ -337,6 +337,18 @@ def run_finished(run_dir: str | Path) -> bool:
     return summary is not None and summary.get("status") in ("complete", "max_steps")
 
 
+def incomplete_outputs(folder: str | Path, files: Sequence[str], run_dirs: Iterable[str | Path] = ()) -> list[Path]:
+    """What a finished task folder lacks: each of ``folder/files`` that is absent, and each of ``run_dirs`` that
+    is not a finished run folder (config, provenance, metrics and a summary of status complete). A table that
+    records finished parts (the gan groups, the uci datasets) trusts a record only while this is empty."""
+    folder = Path(folder)
+    missing = [folder / name for name in files if not (folder / name).is_file()]
+    for run_dir in map(Path, run_dirs):
+        if not all((run_dir / name).is_file() for name in (CONFIG, PROVENANCE, METRICS)) or not run_finished(run_dir):
+            missing.append(run_dir)
+    return missing
+
+
 def write_provenance(run_dir: str | Path, prov: dict[str, Any]) -> Path:
     """``run_dir/provenance.json``, atomically."""
     return write_json(Path(run_dir) / PROVENANCE, prov)

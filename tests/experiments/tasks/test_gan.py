@@ -204,6 +204,28 @@ def test_a_finished_grid_rerun_trains_nothing_and_rewrites_the_same_outputs(tmp_
     assert (out / "provenance.json").read_bytes() == prov  # nothing trained: the provenance stays as it was
 
 
+def test_a_recorded_group_whose_run_folder_was_lost_is_trained_again(tmp_path, monkeypatch, uninterrupted):
+    out = tmp_path / "lost"
+    shutil.copytree(uninterrupted, out)
+    prov = read_provenance(out)
+    shutil.rmtree(out / "runs" / "gan-ring-mixup-w8-d1-lr0.001" / "seed0")  # group 3's only run folder
+    (out / "runs" / "gan-ring-erm-w16-d1-lr0.001" / "seed0" / "summary.json").unlink()  # group 2: unfinished
+    lines = []
+    calls = _count_training(monkeypatch)
+    run_gan_table(out, "cpu", **{**GRID, "log": lines.append})
+    assert calls == [1, 2]  # groups 2 and 3, not the two whose run folders are complete
+    assert lines[:3] == [
+        f"[2/4] '{out / 'runs' / 'gan-ring-erm-w16-d1-lr0.001' / 'seed0'}' is missing or unfinished: its group is "
+        "trained again",
+        f"[3/4] '{out / 'runs' / 'gan-ring-mixup-w8-d1-lr0.001' / 'seed0'}' is missing or unfinished: its group is "
+        "trained again",
+        f"'{out}': 2 of 4 groups recorded; training the rest",
+    ]
+    _assert_same_outputs(out, uninterrupted)
+    assert (out / "runs" / "gan-ring-erm-w16-d1-lr0.001" / "seed0" / "summary.json").is_file()
+    assert read_provenance(out)["resumes"][-1]["groups_recorded"] == 2 and "finished" in prov
+
+
 def test_a_rerun_with_another_protocol_is_refused_and_changes_nothing(tmp_path, monkeypatch):
     out = tmp_path / "g"
     _count_training(monkeypatch, stop_at=2)

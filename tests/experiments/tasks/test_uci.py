@@ -376,6 +376,30 @@ def test_a_finished_table_rerun_trains_nothing_and_rewrites_the_same_outputs(
         assert (out / name / "provenance.json").read_bytes() == (uninterrupted / name / "provenance.json").read_bytes()
 
 
+@pytest.mark.parametrize("lost", ["mixup_a1/seed1", "members.csv", "summary.json", "erm/seed0/summary.json"])
+def test_a_recorded_dataset_whose_files_were_lost_is_trained_again(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uci_data: Path,
+    uninterrupted: Path,
+    lost: str,
+) -> None:
+    out = tmp_path / "lost"
+    shutil.copytree(uninterrupted, out)
+    gone = out / "iris" / lost
+    shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+    calls = count_training(monkeypatch)
+    tiny_table(out, uci_data, verbose=True)
+    assert calls == [1]  # iris only: htru2's folder is complete
+    what = gone.parent if lost.endswith("seed0/summary.json") else gone  # a member folder without its summary
+    assert capsys.readouterr().err.splitlines()[:2] == [
+        f"[uci] '{what}' is missing or unfinished: iris is trained again",
+        f"[uci] '{out}': 1 of 2 datasets recorded; training the rest",
+    ]
+    assert_same_outputs(out, uninterrupted)
+
+
 def test_a_rerun_of_an_interrupted_table_with_another_protocol_is_refused_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
 ) -> None:

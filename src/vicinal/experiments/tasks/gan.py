@@ -40,6 +40,7 @@ from ..errors import TaskArgumentError, TaskError
 from ..runs import (
     METRICS,
     clean_stale_temp_files,
+    incomplete_outputs,
     provenance,
     read_json,
     read_provenance,
@@ -426,6 +427,11 @@ def _group_tag(config: GANConfig) -> dict[str, Any]:
     return {"dataset": config.dataset, "method": config.method, "width": config.width, "d_steps": config.d_steps}
 
 
+def _run_folders(out: Path, protocol: GANProtocol, config: GANConfig) -> list[Path]:
+    """The run folders of ``config``'s group, as :func:`_write_run_folders` writes them."""
+    return [out / "runs" / run_name(config, lr) / f"seed{seed}" for lr in protocol.lrs for seed in protocol.seeds]
+
+
 def _read_group(path: Path, config: GANConfig) -> dict[str, Any]:
     """The record of ``config``'s group at ``path``; one that is not that group's is a TaskError naming the file."""
     record = read_json(path, hint="delete it (its group is then trained again)")
@@ -456,7 +462,12 @@ def _run_table(
         path = _group_path(out, g, config)
         clean_stale_temp_files(path.parent, path.name)  # a write killed mid-way leaves its temporary file behind
         if resuming and path.is_file():
-            records[g] = _read_group(path, config)
+            record = _read_group(path, config)
+            missing = incomplete_outputs(out, (), _run_folders(out, protocol, config))
+            if missing:  # a run folder lost since it was recorded: the group is trained again (seeded: the same)
+                say(f"[{g}/{len(configs)}] '{missing[0]}' is missing or unfinished: its group is trained again")
+            else:
+                records[g] = record
 
     # Provenance as the trainer's runs keep it (runs.record_start): the first process's entry, and one entry per
     # later process in ``resumes`` (with the groups it found recorded); each group's record names its session.

@@ -247,6 +247,15 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     runs.write_csv(path, cols, lines)
 
 
+def _member_tag(alpha: float) -> str:
+    """A member's folder (and config name suffix): ``erm`` or ``mixup_a<alpha>``."""
+    return "erm" if alpha == 0.0 else f"mixup_a{alpha:g}"
+
+
+# what a dataset folder holds once written (`_train_dataset`), besides its member folders and record.json
+DATASET_FILES = ("protocol.json", "provenance.json", "members.jsonl", "members.csv", "summary.json")
+
+
 def member_config(
     dataset: str, member: Member, protocol: UCIProtocol, *, selected: bool = False, device: str = "cpu"
 ) -> ExperimentConfig:
@@ -256,7 +265,7 @@ def member_config(
     ``<dataset>/erm``, ``<dataset>/mixup`` for the alpha the table selected (its headline, paired against ERM by
     the report) and ``<dataset>/mixup_a<alpha>`` for the other alphas of the grid.
     """
-    tag = "erm" if member.alpha == 0.0 else f"mixup_a{member.alpha:g}"
+    tag = _member_tag(member.alpha)
     return config_from_dict(
         {
             "name": f"uci-{dataset}-{tag}",
@@ -537,13 +546,19 @@ def run_uci_table(
     for name in names:  # every folder before any training: a refusal must not cost the datasets before it
         _check_reusable(out / name, protocol, seed_list)
     protocol_json = _as_json(protocol.to_dict())
+    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
     records: dict[str, dict[str, Any]] = {}  # dataset -> its record, as read back from <dataset>/record.json
     for name in names:
         runs.clean_stale_temp_files(out / name, RECORD)  # a write killed mid-way leaves its temporary file behind
         record = _read_record(out / name, protocol_json, seed_list)
-        if record is not None:
+        if record is None:
+            continue
+        members = [out / name / _member_tag(a) / f"seed{s}" for a in (0.0, *protocol.alphas) for s in seed_list]
+        missing = runs.incomplete_outputs(out / name, DATASET_FILES, members)
+        if missing:  # a file lost since the dataset was recorded: trained again in place (seeded: the same)
+            say(f"[uci] '{missing[0]}' is missing or unfinished: {name} is trained again")
+        else:
             records[name] = record
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
 
