@@ -17,6 +17,7 @@ import torch
 
 import vicinal.experiments.tasks.uci as uci_task
 from tests.experiments.lab_helpers import count_calls
+from vicinal.experiments import runs
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
@@ -234,7 +235,7 @@ def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_trai
     # A non-empty dataset folder that holds no UCI run is refused too; an empty one is used
     (tmp_path / "other" / "iris").mkdir(parents=True)
     (tmp_path / "other" / "iris" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"is not empty and holds no complete UCI run .*; choose a new --out"):
+    with pytest.raises(ValueError, match=r"is not empty and holds no complete UCI run .*; delete '"):
         run_uci_table(tmp_path / "other", seeds=1, datasets=["iris"], data_root=tmp_path / "data", protocol=proto)
     (tmp_path / "empty" / "iris").mkdir(parents=True)
     run_uci_table(tmp_path / "empty", seeds=1, datasets=["iris"], data_root=tmp_path / "data", protocol=proto,
@@ -398,6 +399,45 @@ def test_a_recorded_dataset_whose_files_were_lost_is_trained_again(
         f"[uci] '{out}': 1 of 2 datasets recorded; training the rest",
     ]
     assert_same_outputs(out, uninterrupted)
+
+
+def test_a_dataset_folder_interrupted_at_its_start_is_trained_again_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "t"
+    write_provenance = runs.write_provenance
+
+    def ctrl_c_at_iris(folder: Path, prov: dict[str, Any]) -> Path:
+        if folder == out / "iris":  # just after iris/protocol.json: the folder holds it and nothing else
+            raise KeyboardInterrupt
+        return write_provenance(folder, prov)
+
+    monkeypatch.setattr(runs, "write_provenance", ctrl_c_at_iris)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_table(out, uci_data)
+    monkeypatch.setattr(runs, "write_provenance", write_provenance)
+    assert sorted(p.name for p in (out / "iris").iterdir()) == ["protocol.json"]
+    calls = count_training(monkeypatch)
+    tiny_table(out, uci_data)
+    assert calls == [1, 2]
+    assert_same_outputs(out, uninterrupted)
+    # the temporary files of writes killed there (and a protocol.json of another protocol: nothing was trained
+    # by it) do not make it a folder to refuse either
+    folder = tmp_path / "killed" / "iris"
+    folder.mkdir(parents=True)
+    (folder / "protocol.json").write_text('{"protocol": {"epochs": 9}}')
+    (folder / ".provenance.json.host~1~abc.tmp").write_text('{"se')
+    uci_task._check_reusable(folder, TINY, [0, 1])
+    # anything else there is refused, naming the folder to delete (the other datasets' records are kept)
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(
+        TaskError,
+        match=re.escape(
+            f"'{folder}' is not empty and holds no complete UCI run (protocol.json, provenance.json); delete "
+            f"'{folder}' (its dataset is then trained again; the recorded datasets are kept)"
+        ),
+    ):
+        uci_task._check_reusable(folder, TINY, [0, 1])
 
 
 def test_a_rerun_of_an_interrupted_table_with_another_protocol_is_refused_and_changes_nothing(

@@ -354,6 +354,16 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return out
 
 
+def _interrupted_start(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing a member was trained into: no record, only the protocol.json and
+    provenance.json `_train_dataset` writes first and temporary files of writes killed then (a Ctrl-C or kill at
+    the start of the folder's write). Such a folder is trained again in place, whatever protocol it names."""
+    return not (folder / RECORD).exists() and all(
+        p.is_file() and (p.name in ("protocol.json", "provenance.json") or (p.name[0] == "." and p.suffix == ".tmp"))
+        for p in folder.iterdir()
+    )
+
+
 def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> None:
     """Refuse a dataset folder that holds a UCI run of another protocol or other seeds.
 
@@ -366,14 +376,15 @@ def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> No
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise TaskError(f"'{folder}' is a file, not a UCI dataset folder; {hint}")
-    if not any(folder.iterdir()):
+        raise TaskError(f"'{folder}' is a file, not a UCI dataset folder; delete it (its dataset is then trained)")
+    if _interrupted_start(folder):
         return
-    recorded = runs.read_json(folder / "protocol.json", hint=hint)
+    delete = f"delete '{folder}' (its dataset is then trained again; the recorded datasets are kept)"
+    recorded = runs.read_json(folder / "protocol.json", hint=delete)
     prov = runs.read_provenance(folder)
     if not isinstance(recorded, dict) or not isinstance(prov, dict):
         raise TaskError(
-            f"'{folder}' is not empty and holds no complete UCI run (protocol.json, provenance.json); {hint}"
+            f"'{folder}' is not empty and holds no complete UCI run (protocol.json, provenance.json); {delete}"
         )
     old = recorded.get("protocol")
     old = old if isinstance(old, dict) else {}
