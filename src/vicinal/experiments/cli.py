@@ -29,10 +29,10 @@ from .attacks import attack_run
 from .config import ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
 from .distributed import check_explicit_device
-from .errors import LabError, LabWarning
+from .errors import LabError, LabWarning, exit_code
 from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
-from .report import ReportError, make_report
+from .report import make_report
 from .report.document import check_page_name, environment_tag, make_document
 from .runs import read_summary
 from .tasks import SCALES, TABLES, load_tables
@@ -422,11 +422,6 @@ COMMANDS = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def _format_warning(message: Any, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
     if issubclass(category, LabWarning):
         return f"vicinal: warning: {' '.join(str(message).split())}\n"
@@ -471,29 +466,24 @@ def _data_option(data: Path | None) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vicinal`` / ``python -m vicinal``; returns the exit code."""
-    debug = bool(os.environ.get("VICINAL_DEBUG"))
     warnings.formatwarning = _format_warning
     try:
-        try:
-            args = build_parser().parse_args(argv)
-            if args.command is None:
-                build_parser().print_help()
-                return 2
-            _check_out(args)
-            with _data_option(getattr(args, "data", None)):
-                return COMMANDS[args.command](args)
-        except TrainingInterrupted as exc:
-            if exc.checkpoint is not None:
-                print(f"vicinal: {exc}; resume with: vicinal train --resume {exc.checkpoint.parent}", file=sys.stderr)
-            return exc.exit_code
-        except (LabError, ReportError) as exc:
-            # User errors: one line, exit 2. Anything else is a bug and keeps its traceback.
-            if debug:
-                raise
-            print(f"vicinal: error: {_one_line(exc)}", file=sys.stderr)
-            return 2
-    except KeyboardInterrupt:
-        print("vicinal: interrupted", file=sys.stderr)
-        return 130
+        # User errors (LabError, ReportError among them): one line, exit 2; Ctrl-C: 130 (errors.exit_code).
+        return exit_code(lambda: _run(argv))
     finally:
         warnings.formatwarning = _FORMATWARNING
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        _check_out(args)
+        with _data_option(getattr(args, "data", None)):
+            return COMMANDS[args.command](args)
+    except TrainingInterrupted as exc:
+        if exc.checkpoint is not None:
+            print(f"vicinal: {exc}; resume with: vicinal train --resume {exc.checkpoint.parent}", file=sys.stderr)
+        return exc.exit_code

@@ -13,7 +13,12 @@ This module imports nothing heavy (no torch), so that any part of the lab may ra
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
+
 __all__ = [
+    "exit_code",
     "LabError",
     "DataError",
     "DataArgumentError",
@@ -75,3 +80,29 @@ class ReportError(LabError, ValueError):
 
 class LabWarning(UserWarning):
     """Something the user should know that does not stop the run (``vicinal`` prints ``vicinal: warning: ...``)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (its class name when it has none)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def exit_code(command: Callable[[], int], prog: str = "vicinal") -> int:
+    """Run a command's ``command()`` and return its exit code, as every entry point of the lab reports errors.
+
+    A :class:`LabError` prints ``<prog>: error: <message>`` as one line on stderr and gives 2 (``VICINAL_DEBUG=1``:
+    raised with its traceback); a Ctrl-C prints ``<prog>: interrupted`` and gives 130; anything else is a bug and
+    propagates with its traceback.
+    """
+    try:
+        try:
+            return command()
+        except LabError as exc:
+            if os.environ.get("VICINAL_DEBUG"):
+                raise
+            print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -380,3 +380,19 @@ def test_main_parses_arguments(monkeypatch, tmp_path):
     assert (seen["scale"], seen["seeds"], seen["threads"]) == ("cpu", 3, 1)
     with pytest.raises(SystemExit):
         gan_task.main(["--out", str(tmp_path), "--seeds", "a,b"])
+
+
+def test_main_reports_a_refusal_in_one_line_with_exit_2_and_a_ctrl_c_with_130(monkeypatch, tmp_path, capsys):
+    (tmp_path / "protocol.json").write_text('{"scale": "cp')  # refused before anything is trained
+    assert gan_task.main(["--out", str(tmp_path), "--iterations", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"python -m vicinal.experiments.tasks.gan: error: '{tmp_path / 'protocol.json'}' is not valid JSON "
+        "(Unterminated string starting at at line 1 column 11); choose a new --out (or delete the folder)\n"
+    )
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gan_task, "run_gan_table", ctrl_c)
+    assert gan_task.main(["--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "python -m vicinal.experiments.tasks.gan: interrupted\n"

@@ -207,6 +207,23 @@ def test_errors(tmp_path: Path) -> None:
         run_uci_table(tmp_path, seeds=0, datasets=["iris"])
 
 
+def test_main_reports_a_refusal_in_one_line_with_exit_2_and_a_ctrl_c_with_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--out", str(tmp_path), "--datasets", "iris,mnist"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m vicinal.experiments.tasks.uci: error: unknown UCI dataset 'mnist'; expected some of abalone, "
+        "arcene, arrhythmia, htru2, iris, phishing\n"
+    )
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uci_task, "run_uci_table", ctrl_c)
+    assert main(["--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "python -m vicinal.experiments.tasks.uci: interrupted\n"
+
+
 def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_training(tmp_path: Path) -> None:
     # An earlier run's member folders (named by alpha and seed only) would stay beside the new run's, and the
     # report would show a stale alpha's `row: iris/mixup` as a second headline row: such a folder is refused.

@@ -36,7 +36,7 @@ from ...gan import LAM_DISTRIBUTIONS
 from .. import runs as run_folders
 from ..data.seeds import STREAM_GAN_FIGURE as STREAM_FIGURE
 from ..data.seeds import make_generator
-from ..errors import TaskArgumentError, TaskError
+from ..errors import TaskArgumentError, TaskError, exit_code
 from ..runs import (
     METRICS,
     clean_stale_temp_files,
@@ -655,6 +655,11 @@ def _parse_seeds(text: str) -> int | list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m vicinal.experiments.tasks.gan --out DIR [--scale cpu|paper] [--seeds N|a,b,c] ...``."""
+    # a refusal (LabError) is one line and exit 2, a Ctrl-C exit 130, as with the ``vicinal`` command
+    return exit_code(lambda: _main(argv), prog="python -m vicinal.experiments.tasks.gan")
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vicinal.experiments.tasks.gan", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--out", required=True, help="the run folder (one holding a grid of the same protocol is continued)"

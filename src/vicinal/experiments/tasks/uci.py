@@ -57,7 +57,7 @@ from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 
 from .. import runs
 from ..config import ExperimentConfig, config_from_dict
-from ..errors import TaskArgumentError, TaskError
+from ..errors import TaskArgumentError, TaskError, exit_code
 from ..evaluation import summarize
 from ..stats import mean_std, paired_wilcoxon
 from .registry import Table, configs_dir, register_table
@@ -677,6 +677,11 @@ def reproduce(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m vicinal.experiments.tasks.uci --out DIR [--seeds 10] [--datasets iris,htru2] ...``."""
+    # a refusal (LabError) is one line and exit 2, a Ctrl-C exit 130, as with the ``vicinal`` command
+    return exit_code(lambda: _main(argv), prog="python -m vicinal.experiments.tasks.uci")
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vicinal.experiments.tasks.uci", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--out", required=True, help="run folder (one holding a table of the same protocol and seeds is continued)"
