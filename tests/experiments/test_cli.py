@@ -184,7 +184,7 @@ def test_report_document_and_figure_commands(capsys: pytest.CaptureFixture[str],
 
 def test_runner_tables_plan_and_reject_overrides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "reproduce", "gan", "--scale", "cpu", "--dry-run", "--out", str(tmp_path / "g"))
-    assert code == 0 and f"dry run: the gan table would be trained into {tmp_path / 'g'}" in out
+    assert code == 0 and f"dry run: '{tmp_path / 'g'}': 0 of 16 groups recorded; would train the other 16\n" in out
     assert not (tmp_path / "g").exists()
     code, _, err = run_cli(capsys, "reproduce", "gan", "--scale", "cpu", "--set", "train.epochs=1")
     assert code == 2 and err.strip() == "vicinal: error: table 'gan' is not made of config files: --set does not apply"

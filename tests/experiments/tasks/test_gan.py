@@ -226,6 +226,20 @@ def test_a_recorded_group_whose_run_folder_was_lost_is_trained_again(tmp_path, m
     assert read_provenance(out)["resumes"][-1]["groups_recorded"] == 2 and "finished" in prov
 
 
+def test_a_grid_killed_while_writing_its_outputs_says_nothing_is_left_to_train(tmp_path, monkeypatch, uninterrupted):
+    out = tmp_path / "g"
+    shutil.copytree(uninterrupted, out)
+    prov = read_provenance(out)
+    del prov["finished"]  # as a kill between the last record and the end leaves it
+    (out / "provenance.json").write_text(json.dumps(prov))
+    (out / "summary.md").unlink()
+    lines = []
+    calls = _count_training(monkeypatch)
+    run_gan_table(out, "cpu", **{**GRID, "log": lines.append})
+    assert calls == [] and lines[0] == f"'{out}': 4 of 4 groups recorded; nothing to train"
+    _assert_same_outputs(out, uninterrupted)
+
+
 def test_a_rerun_with_another_protocol_is_refused_and_changes_nothing(tmp_path, monkeypatch):
     out = tmp_path / "g"
     _count_training(monkeypatch, stop_at=2)
@@ -330,6 +344,45 @@ def test_reproduce_gan_continues_an_interrupted_grid(tmp_path, monkeypatch, caps
     _assert_same_outputs(out, uninterrupted)
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out), "--seeds", "2"]) == 2
     assert "holds a GAN grid of another protocol (seeds [0] (now [0, 1]))" in capsys.readouterr().err
+
+
+def test_reproduce_gan_dry_run_checks_the_folder_as_the_run_does_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, uninterrupted
+):
+    tiny = replace(
+        PROTOCOLS["cpu"], **{k: v for k, v in GRID.items() if k not in ("seeds", "log")}, seeds=(0,), default_d_steps=1
+    )
+    monkeypatch.setitem(gan_task.PROTOCOLS, "cpu", tiny)
+    calls = _count_training(monkeypatch)
+    out = tmp_path / "g"
+    argv = ["reproduce", "gan", "--scale", "cpu", "--out", str(out), "--dry-run"]
+    assert cli_main(argv) == 0
+    assert f"dry run: '{out}': 0 of 4 groups recorded; would train the other 4\n" in capsys.readouterr().out
+    assert not out.exists()
+    shutil.copytree(uninterrupted, out)
+    shutil.rmtree(out / "runs" / "gan-ring-mixup-w8-d1-lr0.001")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.endswith(
+        f"[3/4] '{out / 'runs' / 'gan-ring-mixup-w8-d1-lr0.001' / 'seed0'}' is missing or unfinished: its group is "
+        f"trained again\ndry run: '{out}': 3 of 4 groups recorded; would train the other 1\n"
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    (out / "groups" / "03-ring-mixup-w8-d1.json").unlink()
+    shutil.rmtree(out / "runs")
+    shutil.copytree(uninterrupted / "runs", out / "runs")
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.endswith(f"dry run: '{out}': 3 of 4 groups recorded; would train the other 1\n")
+    shutil.copy(uninterrupted / "groups" / "03-ring-mixup-w8-d1.json", out / "groups")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.endswith(
+        f"dry run: '{out}': 4 of 4 groups recorded; would train nothing (the outputs would be rewritten)\n"
+    )
+    # refused as the run would refuse it
+    assert cli_main([*argv, "--seeds", "2"]) == 2
+    assert "holds a GAN grid of another protocol (seeds [0] (now [0, 1]))" in capsys.readouterr().err
+    assert calls == [] and {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_report_separates_the_papers_setting_from_the_grid_as_the_summary_does(tmp_path):

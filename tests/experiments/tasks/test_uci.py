@@ -299,6 +299,14 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, uci_data: Path) -> P
     return out
 
 
+def reproduce_tiny_table(monkeypatch: pytest.MonkeyPatch, out: Path, data: Path, *options: str) -> list[str]:
+    """The argv of `vicinal reproduce uci` for the tiny table into ``out``, ``options`` added (the command trains
+    all six datasets from the data folder: here made the two tiny ones)."""
+    monkeypatch.setattr(uci_task, "run_uci_table", functools.partial(run_uci_table, datasets=NAMES, data_root=data))
+    argv = ["reproduce", "uci", "--scale", "cpu", "--out", str(out), "--seeds", "2", *options]
+    return [*argv, "--set", "epochs=2", "hidden=8", "alphas=[0.2, 1]"]
+
+
 def count_training(monkeypatch: pytest.MonkeyPatch, stop_at: int | None = None) -> list[int]:
     """Count the datasets trained (calls of train_vmapped); the ``stop_at``-th raises KeyboardInterrupt (a Ctrl-C)."""
     return count_calls(monkeypatch, uci_task, "train_vmapped", TRAIN_VMAPPED, stop_at)
@@ -457,6 +465,60 @@ def test_a_dataset_folder_interrupted_at_its_start_is_trained_again_in_place(
         uci_task._check_reusable(folder, TINY, [0, 1])
 
 
+def test_reproduce_uci_dry_run_checks_the_folder_as_the_run_does_and_writes_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uci_data: Path,
+    uninterrupted: Path,
+) -> None:
+    out = tmp_path / "cli"
+    argv = reproduce_tiny_table(monkeypatch, out, uci_data, "--dry-run")
+    calls = count_training(monkeypatch)
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.endswith(f"dry run: '{out}': 0 of 2 datasets recorded; would train the other 2\n")
+    assert not out.exists()
+    shutil.copytree(uninterrupted, out)
+    (out / "iris" / "members.csv").unlink()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.endswith(
+        f"[uci] '{out / 'iris' / 'members.csv'}' is missing or unfinished: iris is trained again\n"
+        f"dry run: '{out}': 1 of 2 datasets recorded; would train the other 1\n"
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    shutil.copy(uninterrupted / "iris" / "members.csv", out / "iris")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.endswith(
+        f"dry run: '{out}': 2 of 2 datasets recorded; would train nothing (the outputs would be rewritten)\n"
+    )
+    # refused as the run would refuse it
+    assert cli_main([*argv, "epochs=3"]) == 2
+    assert "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in capsys.readouterr().err
+    assert calls == [] and {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_table_killed_while_writing_its_summary_says_nothing_is_left_to_train(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    uci_data: Path,
+    uninterrupted: Path,
+) -> None:
+    out = tmp_path / "t"
+    shutil.copytree(uninterrupted, out)
+    prov = read_provenance(out)
+    del prov["finished"]  # as a kill between the records and the end leaves it
+    runs.write_provenance(out, prov)
+    (out / "summary.md").unlink()
+    calls = count_training(monkeypatch)
+    tiny_table(out, uci_data, verbose=True)
+    assert calls == []
+    assert capsys.readouterr().err.splitlines()[0] == f"[uci] '{out}': 2 of 2 datasets recorded; nothing to train"
+    assert_same_outputs(out, uninterrupted)
+
+
 def test_a_rerun_of_an_interrupted_table_with_another_protocol_is_refused_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
 ) -> None:
@@ -520,10 +582,7 @@ def test_reproduce_uci_continues_an_interrupted_table(
     uci_data: Path,
     uninterrupted: Path,
 ) -> None:
-    # the command trains all six datasets from the data folder: here the two tiny ones
-    monkeypatch.setattr(uci_task, "run_uci_table", functools.partial(run_uci_table, datasets=NAMES, data_root=uci_data))
-    argv = ["reproduce", "uci", "--scale", "cpu", "--out", str(tmp_path / "cli"), "--seeds", "2"]
-    argv += ["--set", "epochs=2", "hidden=8", "alphas=[0.2, 1]"]
+    argv = reproduce_tiny_table(monkeypatch, tmp_path / "cli", uci_data)
     calls = count_training(monkeypatch, stop_at=2)
     assert cli_main(argv) == 130  # a Ctrl-C in the second dataset
     assert capsys.readouterr().err.endswith("vicinal: interrupted\n")

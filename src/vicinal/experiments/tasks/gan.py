@@ -51,7 +51,7 @@ from ..runs import (
 from .gan_metrics import DATASETS, DEFAULT_MIN_COUNT, DEFAULT_STD, sample_toy
 from .gan_summary import outcome_markdown, outcome_rows, plot_gan_figure, report_sections
 from .gan_train import EVAL_SEED, FIGURE5_ITERATIONS, METHODS, GANConfig, GANRuns, check_positive_int, train_gan_runs
-from .registry import Table, register_table
+from .registry import Table, register_table, resume_line
 
 __all__ = [
     "PROTOCOLS",
@@ -265,6 +265,7 @@ def run_gan_table(
     device: str | torch.device = "cpu",
     threads: int | None = 1,
     log: Callable[[str], None] | None = print,
+    dry_run: bool = False,
 ) -> Path:
     """Train the GAN grid of ``scale`` and write a run folder with metrics, summary and Figure 5.
 
@@ -281,6 +282,8 @@ def run_gan_table(
             small, and on a shared CPU a second thread mostly spin-waits, which made steps ~10x slower here).
             None leaves torch's setting.
         log: Progress lines (None: silent).
+        dry_run: Check ``out_dir`` as a run would (refusing what it refuses), log how many groups it holds
+            recorded and write nothing.
 
     Returns:
         ``out_dir``, holding ``protocol.json``, ``provenance.json``, ``metrics.jsonl`` (every evaluation of every
@@ -335,10 +338,15 @@ def run_gan_table(
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
     }
     resuming = _check_continuable(out, protocol_json)  # before anything is written: a refusal changes nothing
+    say = log or (lambda _msg: None)
+    if dry_run:  # what the rerun would do: the same checks, read only
+        configs = protocol.configs()
+        recorded = len(_recorded_groups(out, protocol, say)) if resuming else 0
+        say(resume_line(out, recorded, len(configs), "groups", dry_run=True))
+        return out
     out.mkdir(parents=True, exist_ok=True)
     if not resuming:  # a continued grid keeps the protocol.json (and its overrides) it started with
         write_json(out / "protocol.json", protocol_json)
-    say = log or (lambda _msg: None)
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -432,6 +440,27 @@ def _run_folders(out: Path, protocol: GANProtocol, config: GANConfig) -> list[Pa
     return [out / "runs" / run_name(config, lr) / f"seed{seed}" for lr in protocol.lrs for seed in protocol.seeds]
 
 
+def _recorded_groups(out: Path, protocol: GANProtocol, say: Callable[[str], None]) -> dict[int, dict[str, Any]]:
+    """The records of the groups of ``protocol`` that ``out`` holds wholly (group, 1-based -> record); reads only.
+
+    A group whose run folders are not all there and finished (one deleted since) is left out, with a line to
+    ``say``: it is trained again, in place (training is seeded: the same numbers).
+    """
+    configs = protocol.configs()
+    records = {}
+    for g, config in enumerate(configs, 1):
+        path = _group_path(out, g, config)
+        if not path.is_file():
+            continue
+        record = _read_group(path, config)
+        missing = incomplete_outputs(out, (), _run_folders(out, protocol, config))
+        if missing:
+            say(f"[{g}/{len(configs)}] '{missing[0]}' is missing or unfinished: its group is trained again")
+        else:
+            records[g] = record
+    return records
+
+
 def _read_group(path: Path, config: GANConfig) -> dict[str, Any]:
     """The record of ``config``'s group at ``path``; one that is not that group's is a TaskError naming the file."""
     record = read_json(path, hint="delete it (its group is then trained again)")
@@ -457,17 +486,11 @@ def _run_table(
     start = time.perf_counter()
 
     configs = protocol.configs()
-    records: dict[int, dict[str, Any]] = {}  # group (1-based) -> its record, as read back from groups/
     for g, config in enumerate(configs, 1):
         path = _group_path(out, g, config)
         clean_stale_temp_files(path.parent, path.name)  # a write killed mid-way leaves its temporary file behind
-        if resuming and path.is_file():
-            record = _read_group(path, config)
-            missing = incomplete_outputs(out, (), _run_folders(out, protocol, config))
-            if missing:  # a run folder lost since it was recorded: the group is trained again (seeded: the same)
-                say(f"[{g}/{len(configs)}] '{missing[0]}' is missing or unfinished: its group is trained again")
-            else:
-                records[g] = record
+    # group (1-based) -> its record, as read back from groups/
+    records: dict[int, dict[str, Any]] = _recorded_groups(out, protocol, say) if resuming else {}
 
     # Provenance as the trainer's runs keep it (runs.record_start): the first process's entry, and one entry per
     # later process in ``resumes`` (with the groups it found recorded); each group's record names its session.
@@ -483,10 +506,7 @@ def _run_table(
     if not finished:
         write_provenance(out, prov)
     if resuming:
-        say(
-            f"'{out}': {len(records)} of {len(configs)} groups recorded; "
-            + ("nothing to train" if finished else "training the rest")
-        )
+        say(resume_line(out, len(records), len(configs), "groups"))
 
     def recorded_metrics() -> list[dict[str, Any]]:
         return [rec for g in sorted(records) for rec in records[g]["metrics"]]
@@ -705,8 +725,8 @@ def _reproduce(
     print(f"vicinal reproduce gan --scale {scale}: {GAN_TABLE.title}")
     if scale == "cpu":
         print(f"  {GAN_TABLE.notes}")
-    if dry_run:
-        print(f"dry run: the gan table would be trained into {out_dir}")
+    if dry_run:  # the continuation check of the real run, read only: refuses what it refuses
+        run_gan_table(out_dir, scale, seeds, dry_run=True, log=print)
         return None
     return run_gan_table(
         out_dir, scale, seeds, log=None if quiet else lambda msg: print(msg, file=sys.stderr, flush=True)

@@ -128,3 +128,13 @@ def register_table(table: Table) -> Table:
         raise ValueError(f"table {table.name!r} is already registered")  # a programming error, not the user's
     TABLES[table.name] = table
     return table
+
+
+def resume_line(out: Path, recorded: int, total: int, parts: str, *, dry_run: bool = False) -> str:
+    """What a rerun of a table that records its finished parts (gan groups, uci datasets) does with ``out``:
+    ``'<out>': 2 of 6 datasets recorded; training the rest`` (``dry_run``: ``dry run: ...; would train ...``)."""
+    if recorded == total:
+        todo = "would train nothing (the outputs would be rewritten)" if dry_run else "nothing to train"
+    else:
+        todo = f"would train the other {total - recorded}" if dry_run else "training the rest"
+    return f"{'dry run: ' if dry_run else ''}'{out}': {recorded} of {total} {parts} recorded; {todo}"

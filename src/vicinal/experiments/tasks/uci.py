@@ -45,7 +45,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ from ..config import ExperimentConfig, config_from_dict
 from ..errors import TaskArgumentError, TaskError, exit_code
 from ..evaluation import summarize
 from ..stats import mean_std, paired_wilcoxon
-from .registry import Table, configs_dir, register_table
+from .registry import Table, configs_dir, register_table, resume_line
 from .uci_train import (
     STREAM_INIT,
     STREAM_MIX,
@@ -429,6 +429,29 @@ def _read_record(folder: Path, protocol: dict[str, Any], seeds: list[int]) -> di
     return record
 
 
+def _recorded_datasets(
+    out: Path, names: Sequence[str], protocol: UCIProtocol, seeds: list[int], say: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """The records of the datasets ``names`` that ``out`` holds wholly (dataset -> record); reads only.
+
+    A dataset whose files or member folders are not all there and finished (one deleted since) is left out, with
+    a line to ``say``: it is trained again, in place (training is seeded: the same numbers).
+    """
+    protocol_json = _as_json(protocol.to_dict())
+    records = {}
+    for name in names:
+        record = _read_record(out / name, protocol_json, seeds)
+        if record is None:
+            continue
+        members = [out / name / _member_tag(a) / f"seed{s}" for a in (0.0, *protocol.alphas) for s in seeds]
+        missing = runs.incomplete_outputs(out / name, DATASET_FILES, members)
+        if missing:
+            say(f"[uci] '{missing[0]}' is missing or unfinished: {name} is trained again")
+        else:
+            records[name] = record
+    return records
+
+
 def _train_dataset(
     folder: Path,
     protocol: UCIProtocol,
@@ -511,6 +534,7 @@ def run_uci_table(
     device: str | torch.device = "cpu",
     chunk_size: int | None = None,
     verbose: bool = True,
+    dry_run: bool = False,
 ) -> list[dict[str, Any]]:
     """Reproduce Table 4 (right): ERM vs mixup on each dataset, all members trained as one batched model.
 
@@ -536,6 +560,8 @@ def run_uci_table(
         device: ``"cpu"`` or e.g. ``"cuda"``.
         chunk_size: members per batched model (default: automatic by parameter count).
         verbose: print one line per dataset to stderr.
+        dry_run: check ``out_dir`` as a run would (refusing what it refuses), print how many datasets it holds
+            recorded to stdout and write nothing; returns the recorded rows.
 
     Returns:
         The summary rows (one dict per dataset, errors in %), as in ``summary.json``'s ``rows``.
@@ -558,18 +584,14 @@ def run_uci_table(
         _check_reusable(out / name, protocol, seed_list)
     protocol_json = _as_json(protocol.to_dict())
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
-    records: dict[str, dict[str, Any]] = {}  # dataset -> its record, as read back from <dataset>/record.json
+    if dry_run:  # what the rerun would do: the same checks, read only
+        recorded = _recorded_datasets(out, names, protocol, seed_list, print)
+        print(resume_line(out, len(recorded), len(names), "datasets", dry_run=True))
+        return [recorded[n]["row"] for n in names if n in recorded]
     for name in names:
         runs.clean_stale_temp_files(out / name, RECORD)  # a write killed mid-way leaves its temporary file behind
-        record = _read_record(out / name, protocol_json, seed_list)
-        if record is None:
-            continue
-        members = [out / name / _member_tag(a) / f"seed{s}" for a in (0.0, *protocol.alphas) for s in seed_list]
-        missing = runs.incomplete_outputs(out / name, DATASET_FILES, members)
-        if missing:  # a file lost since the dataset was recorded: trained again in place (seeded: the same)
-            say(f"[uci] '{missing[0]}' is missing or unfinished: {name} is trained again")
-        else:
-            records[name] = record
+    # dataset -> its record, as read back from <dataset>/record.json
+    records = _recorded_datasets(out, names, protocol, seed_list, say)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
 
@@ -595,10 +617,7 @@ def run_uci_table(
     if not finished:
         runs.write_provenance(out, prov)
     if records:
-        say(
-            f"[uci] '{out}': {len(records)} of {len(names)} datasets recorded; "
-            + ("nothing to train" if finished else "training the rest")
-        )
+        say(f"[uci] {resume_line(out, len(records), len(names), 'datasets')}")
 
     trained: list[str] = []  # by this process
     for name in names:
@@ -666,9 +685,10 @@ def reproduce(
     if scale not in ("cpu", "paper"):
         raise TaskError(f"unknown scale {scale!r}; known scales: cpu, paper")
     protocol = parse_overrides(UCIProtocol(), overrides)
-    if dry_run:
+    if dry_run:  # what would be trained, and the continuation check of the real run (read only)
         members = seeds * (1 + len(protocol.alphas))
         print(f"dry run: {len(ALL_DATASETS)} datasets x {members} members ({protocol.to_dict()}) -> {out}")
+        run_uci_table(out, seeds=seeds, protocol=protocol, device=device, dry_run=True)
         return 0
     rows = run_uci_table(out, seeds=seeds, protocol=protocol, device=device, verbose=not quiet)
     print(format_markdown(rows, protocol))
