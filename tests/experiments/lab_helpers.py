@@ -16,7 +16,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +177,17 @@ def spy_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     monkeypatch.setattr(runs_module, "atomic_write", spy)
     return written
+
+
+def plant_killed_writes(root: Path, names: Iterable[str]) -> list[Path]:
+    """The temporary files that writes of ``root/<name>`` (relative paths) leave when SIGKILLed: named after this
+    host and a process that has ended, as :func:`vicinal.experiments.runs.atomic_write` names them."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    planted = []
+    for name in names:
+        path = root / name
+        tmp = path.parent / f".{path.name}.{socket.gethostname()}~{dead.pid}~k2j4.tmp"
+        tmp.write_bytes(b'{"torn')
+        planted.append(tmp)
+    return planted

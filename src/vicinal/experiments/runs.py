@@ -650,4 +650,12 @@ def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -
     return removed
 
 
+def clean_stale_writes(directory: str | Path, names: Iterable[str]) -> list[Path]:
+    """:func:`clean_stale_temp_files` for each file of ``names`` in ``directory`` (what a table writes there)."""
+    return [tmp for name in names for tmp in clean_stale_temp_files(directory, name)]
+
+
+TASK_RUN_FILES = (CONFIG, PROVENANCE, METRICS, SUMMARY)  # what a table's standard run folder holds
+
+
 _GIT_AT_LOAD = _read_git_state()  # see git_state: the code this process loaded

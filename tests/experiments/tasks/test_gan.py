@@ -16,7 +16,7 @@ import torch
 import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
-from tests.experiments.lab_helpers import break_writer, count_calls, one_thread  # noqa: F401 (one_thread: autouse fixture)
+from tests.experiments.lab_helpers import break_writer, count_calls, one_thread, plant_killed_writes  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.report import make_report
@@ -237,6 +237,17 @@ def test_a_grid_killed_while_writing_its_outputs_says_nothing_is_left_to_train(t
     calls = _count_training(monkeypatch)
     run_gan_table(out, "cpu", **{**GRID, "log": lines.append})
     assert calls == [] and lines[0] == f"'{out}': 4 of 4 groups recorded; nothing to train"
+    _assert_same_outputs(out, uninterrupted)
+
+
+def test_a_rerun_removes_the_temporary_files_of_writes_killed_in_the_grid(tmp_path, monkeypatch, uninterrupted):
+    out = tmp_path / "g"
+    shutil.copytree(uninterrupted, out)
+    run = "runs/gan-ring-erm-w8-d1-lr0.001/seed0"
+    names = [*gan_task.OUTPUTS, "protocol.json", "provenance.json", "metrics.jsonl", "groups/02-ring-erm-w16-d1.json"]
+    planted = plant_killed_writes(out, [*names, *(f"{run}/{f}" for f in ("config.yaml", "summary.json"))])
+    run_gan_table(out, "cpu", **GRID)
+    assert [p for p in planted if p.exists()] == []
     _assert_same_outputs(out, uninterrupted)
 
 

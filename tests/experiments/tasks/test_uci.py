@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import vicinal.experiments.tasks.uci as uci_task
-from tests.experiments.lab_helpers import count_calls
+from tests.experiments.lab_helpers import count_calls, plant_killed_writes
 from vicinal.experiments import runs
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import TaskError
@@ -516,6 +516,21 @@ def test_a_table_killed_while_writing_its_summary_says_nothing_is_left_to_train(
     tiny_table(out, uci_data, verbose=True)
     assert calls == []
     assert capsys.readouterr().err.splitlines()[0] == f"[uci] '{out}': 2 of 2 datasets recorded; nothing to train"
+    assert_same_outputs(out, uninterrupted)
+
+
+def test_a_rerun_removes_the_temporary_files_of_writes_killed_in_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "t"
+    shutil.copytree(uninterrupted, out)
+    names = ["summary.md", "summary.csv", "summary.json", "provenance.json"]
+    names += [f"iris/{f}" for f in (*uci_task.DATASET_FILES, "record.json")]
+    names += [f"htru2/mixup_a0.2/seed1/{f}" for f in ("config.yaml", "provenance.json", "metrics.jsonl")]
+    planted = plant_killed_writes(out, names)
+    calls = count_training(monkeypatch)
+    tiny_table(out, uci_data)
+    assert calls == [] and [p for p in planted if p.exists()] == []
     assert_same_outputs(out, uninterrupted)
 
 

@@ -39,6 +39,8 @@ from ..data.seeds import make_generator
 from ..errors import TaskArgumentError, TaskError, exit_code
 from ..runs import (
     METRICS,
+    PROVENANCE,
+    TASK_RUN_FILES,
     clean_stale_temp_files,
     incomplete_outputs,
     provenance,
@@ -356,6 +358,8 @@ def run_gan_table(
         torch.set_num_threads(saved_threads)
 
 
+# the table's outputs, rewritten from the records at every end (`_write_outputs`)
+OUTPUTS = ("runs.csv", "summary.csv", "summary.md", "gan_figure.png", "snapshots.npz")
 GROUPS = "groups"  # out/groups/: one record per finished group (see the module doc)
 # protocol.json keys that follow from others: named in a refusal only when nothing else differs
 _DERIVED_KEYS = ("default_width", "groups", "notes", "paper_snapshot_iters", "snapshot_iters")
@@ -486,9 +490,13 @@ def _run_table(
     start = time.perf_counter()
 
     configs = protocol.configs()
+    # a write killed mid-way (SIGKILL) leaves its temporary file behind: those of every file this table writes
+    run_folders.clean_stale_writes(out, (*OUTPUTS, "protocol.json", PROVENANCE, METRICS))
     for g, config in enumerate(configs, 1):
         path = _group_path(out, g, config)
-        clean_stale_temp_files(path.parent, path.name)  # a write killed mid-way leaves its temporary file behind
+        clean_stale_temp_files(path.parent, path.name)
+        for folder in _run_folders(out, protocol, config):
+            run_folders.clean_stale_writes(folder, TASK_RUN_FILES)
     # group (1-based) -> its record, as read back from groups/
     records: dict[int, dict[str, Any]] = _recorded_groups(out, protocol, say) if resuming else {}
 

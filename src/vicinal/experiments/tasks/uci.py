@@ -429,6 +429,11 @@ def _read_record(folder: Path, protocol: dict[str, Any], seeds: list[int]) -> di
     return record
 
 
+def _member_folders(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> list[Path]:
+    """The member folders of the dataset ``folder``, as `_write_member_runs` writes them."""
+    return [folder / _member_tag(a) / f"seed{s}" for a in (0.0, *protocol.alphas) for s in seeds]
+
+
 def _recorded_datasets(
     out: Path, names: Sequence[str], protocol: UCIProtocol, seeds: list[int], say: Callable[[str], None]
 ) -> dict[str, dict[str, Any]]:
@@ -443,8 +448,7 @@ def _recorded_datasets(
         record = _read_record(out / name, protocol_json, seeds)
         if record is None:
             continue
-        members = [out / name / _member_tag(a) / f"seed{s}" for a in (0.0, *protocol.alphas) for s in seeds]
-        missing = runs.incomplete_outputs(out / name, DATASET_FILES, members)
+        missing = runs.incomplete_outputs(out / name, DATASET_FILES, _member_folders(out / name, protocol, seeds))
         if missing:
             say(f"[uci] '{missing[0]}' is missing or unfinished: {name} is trained again")
         else:
@@ -588,8 +592,12 @@ def run_uci_table(
         recorded = _recorded_datasets(out, names, protocol, seed_list, print)
         print(resume_line(out, len(recorded), len(names), "datasets", dry_run=True))
         return [recorded[n]["row"] for n in names if n in recorded]
+    # a write killed mid-way (SIGKILL) leaves its temporary file behind: those of every file this table writes
+    runs.clean_stale_writes(out, ("summary.md", "summary.csv", runs.SUMMARY, runs.PROVENANCE))
     for name in names:
-        runs.clean_stale_temp_files(out / name, RECORD)  # a write killed mid-way leaves its temporary file behind
+        runs.clean_stale_writes(out / name, (*DATASET_FILES, RECORD))
+        for member_dir in _member_folders(out / name, protocol, seed_list):
+            runs.clean_stale_writes(member_dir, runs.TASK_RUN_FILES)
     # dataset -> its record, as read back from <dataset>/record.json
     records = _recorded_datasets(out, names, protocol, seed_list, say)
     out.mkdir(parents=True, exist_ok=True)
