@@ -255,10 +255,16 @@ def read_json(path: str | Path, *, hint: str = "repair or delete it") -> Any | N
         ) from None
 
 
-def _read_object(path: Path) -> dict[str, Any] | None:
-    obj = read_json(path, hint="repair or delete it (the run is then resumed from its checkpoint)")
+# what to do with a corrupt file of a trainer's run folder
+RUN_FILE_HINT = "repair or delete it (the run is then resumed from its checkpoint)"
+
+
+def _read_object(path: Path, hint: str | None = None) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (None: absent); a corrupt file is a RunError with ``hint`` (default: a trainer's
+    run folder's)."""
+    obj = read_json(path, hint=hint or RUN_FILE_HINT)
     if obj is not None and not isinstance(obj, dict):
-        raise RunError(f"'{path}' does not hold a JSON object; repair or delete it")
+        raise RunError(f"'{path}' does not hold a JSON object; {hint or 'repair or delete it'}")
     return obj
 
 
@@ -344,7 +350,11 @@ def incomplete_outputs(folder: str | Path, files: Sequence[str], run_dirs: Itera
     folder = Path(folder)
     missing = [folder / name for name in files if not (folder / name).is_file()]
     for run_dir in map(Path, run_dirs):
-        if not all((run_dir / name).is_file() for name in (CONFIG, PROVENANCE, METRICS)) or not run_finished(run_dir):
+        try:
+            finished = run_finished(run_dir)
+        except RunError:  # a corrupt summary: the part is written again, this file with it
+            finished = False
+        if not finished or not all((run_dir / name).is_file() for name in (CONFIG, PROVENANCE, METRICS)):
             missing.append(run_dir)
     return missing
 
@@ -354,9 +364,10 @@ def write_provenance(run_dir: str | Path, prov: dict[str, Any]) -> Path:
     return write_json(Path(run_dir) / PROVENANCE, prov)
 
 
-def read_provenance(run_dir: str | Path) -> dict[str, Any] | None:
-    """``run_dir/provenance.json`` as a dict; None when absent. A corrupt file is a RunError naming it."""
-    return _read_object(Path(run_dir) / PROVENANCE)
+def read_provenance(run_dir: str | Path, *, hint: str | None = None) -> dict[str, Any] | None:
+    """``run_dir/provenance.json`` as a dict; None when absent. A corrupt file is a RunError naming it, with
+    ``hint`` (what to do about it; the default is a trainer's run folder's)."""
+    return _read_object(Path(run_dir) / PROVENANCE, hint)
 
 
 # -- provenance -------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import yaml
 import vicinal.experiments.tasks.gan as gan_task
 from tests.experiments.lab_helpers import break_writer, count_calls, one_thread, plant_killed_writes  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.cli import main as cli_main
-from vicinal.experiments.errors import TaskError
+from vicinal.experiments.errors import RunError, TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.gan import PROTOCOLS, GANProtocol, plot_gan_figure, run_gan_table
@@ -249,6 +249,31 @@ def test_a_rerun_removes_the_temporary_files_of_writes_killed_in_the_grid(tmp_pa
     run_gan_table(out, "cpu", **GRID)
     assert [p for p in planted if p.exists()] == []
     _assert_same_outputs(out, uninterrupted)
+
+
+def test_a_corrupt_provenance_or_run_summary_of_a_grid(tmp_path, monkeypatch, uninterrupted):
+    out = tmp_path / "g"
+    shutil.copytree(uninterrupted, out)
+    # a run folder's summary: its group is trained again, which writes it again
+    summary = out / "runs" / "gan-ring-mixup-w16-d1-lr0.001" / "seed0" / "summary.json"
+    summary.write_text('{"status": "compl')
+    calls = _count_training(monkeypatch)
+    run_gan_table(out, "cpu", **GRID)
+    assert calls == [1]
+    _assert_same_outputs(out, uninterrupted)
+    assert read_summary(summary.parent)["status"] == "complete"
+    # the grid's provenance: named, with what deleting it costs (these tables have no checkpoint to resume from)
+    (out / "provenance.json").write_text('{"time')
+    with pytest.raises(
+        RunError,
+        match="^"
+        + re.escape(
+            f"'{out / 'provenance.json'}' is not valid JSON (Unterminated string starting at at line 1 column 2); "
+            "delete it (the provenance of the earlier processes is then lost; the recorded groups are kept)"
+        )
+        + "$",
+    ):
+        run_gan_table(out, "cpu", **GRID)
 
 
 def test_a_rerun_with_another_protocol_is_refused_and_changes_nothing(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ import vicinal.experiments.tasks.uci as uci_task
 from tests.experiments.lab_helpers import count_calls, plant_killed_writes
 from vicinal.experiments import runs
 from vicinal.experiments.cli import main as cli_main
-from vicinal.experiments.errors import TaskError
+from vicinal.experiments.errors import RunError, TaskError
 from vicinal.experiments.report import make_report
 from vicinal.experiments.runs import read_config, read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.uci import (
@@ -532,6 +532,37 @@ def test_a_rerun_removes_the_temporary_files_of_writes_killed_in_the_table(
     tiny_table(out, uci_data)
     assert calls == [] and [p for p in planted if p.exists()] == []
     assert_same_outputs(out, uninterrupted)
+
+
+def test_a_corrupt_provenance_of_the_table_or_a_dataset_is_named_with_what_to_delete(
+    tmp_path: Path, uci_data: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "t"
+    shutil.copytree(uninterrupted, out)
+    (out / "provenance.json").write_text('{"time')
+    error = "is not valid JSON (Unterminated string starting at at line 1 column 2); delete "
+    with pytest.raises(
+        RunError,
+        match="^"
+        + re.escape(
+            f"'{out / 'provenance.json'}' {error}it (the provenance of the earlier processes is then lost; the "
+            "recorded datasets are kept)"
+        )
+        + "$",
+    ):
+        tiny_table(out, uci_data)
+    shutil.copy(uninterrupted / "provenance.json", out)
+    (out / "iris" / "provenance.json").write_text('{"time')
+    with pytest.raises(
+        RunError,
+        match="^"
+        + re.escape(
+            f"'{out / 'iris' / 'provenance.json'}' {error}'{out / 'iris'}' (its dataset is then trained again; the "
+            "recorded datasets are kept)"
+        )
+        + "$",
+    ):
+        tiny_table(out, uci_data)
 
 
 def test_a_rerun_of_an_interrupted_table_with_another_protocol_is_refused_and_changes_nothing(

@@ -360,6 +360,8 @@ def run_gan_table(
 
 # the table's outputs, rewritten from the records at every end (`_write_outputs`)
 OUTPUTS = ("runs.csv", "summary.csv", "summary.md", "gan_figure.png", "snapshots.npz")
+# what to do with a corrupt provenance.json of the grid (it holds no results: the groups/ records do)
+PROVENANCE_HINT = "delete it (the provenance of the earlier processes is then lost; the recorded groups are kept)"
 GROUPS = "groups"  # out/groups/: one record per finished group (see the module doc)
 # protocol.json keys that follow from others: named in a refusal only when nothing else differs
 _DERIVED_KEYS = ("default_width", "groups", "notes", "paper_snapshot_iters", "snapshot_iters")
@@ -421,7 +423,7 @@ def _check_continuable(out: Path, protocol_json: dict[str, Any]) -> bool:
             f"'{out}' holds a GAN grid of another protocol ({'; '.join(changed)}); a grid is continued only with the "
             f"protocol it started with: {hint}"
         )
-    prov = read_provenance(out)
+    prov = read_provenance(out, hint=PROVENANCE_HINT)
     if prov is not None and "finished" in prov and not (out / GROUPS).is_dir():
         raise TaskError(
             f"'{out}' holds a GAN grid finished by an earlier version of the lab, without the groups/ records its "
@@ -502,7 +504,7 @@ def _run_table(
 
     # Provenance as the trainer's runs keep it (runs.record_start): the first process's entry, and one entry per
     # later process in ``resumes`` (with the groups it found recorded); each group's record names its session.
-    prov = read_provenance(out) if resuming else None
+    prov = read_provenance(out, hint=PROVENANCE_HINT) if resuming else None
     finished = prov is not None and "finished" in prov and len(records) == len(configs)
     if prov is None:
         prov = {**entry, "resumes": []}

@@ -381,7 +381,7 @@ def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> No
         return
     delete = f"delete '{folder}' (its dataset is then trained again; the recorded datasets are kept)"
     recorded = runs.read_json(folder / "protocol.json", hint=delete)
-    prov = runs.read_provenance(folder)
+    prov = runs.read_provenance(folder, hint=delete)
     if not isinstance(recorded, dict) or not isinstance(prov, dict):
         raise TaskError(
             f"'{folder}' is not empty and holds no complete UCI run (protocol.json, provenance.json); {delete}"
@@ -607,7 +607,9 @@ def run_uci_table(
     # ``resumes``; each dataset's record names its session. A provenance.json of another protocol or seeds, or of
     # a lab version that did not resume (no ``resumes``), belongs to no table this one continues: replaced.
     entry = _provenance(seed_list, dev)
-    prov = runs.read_provenance(out)
+    prov = runs.read_provenance(
+        out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
+    )
     continuing = (
         prov is not None
         and isinstance(prov.get("resumes"), list)
