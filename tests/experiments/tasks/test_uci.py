@@ -565,6 +565,45 @@ def test_a_corrupt_provenance_of_the_table_or_a_dataset_is_named_with_what_to_de
         tiny_table(out, uci_data)
 
 
+def test_datasets_named_apart_join_one_table_only_with_its_protocol_and_all_its_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "t"
+    tiny_table(out, uci_data, datasets=["iris"])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls = count_training(monkeypatch)
+    other = UCIProtocol(epochs=3, hidden=8, alphas=(0.2, 1.0))
+    for dry_run in (True, False):
+        with pytest.raises(
+            TaskError,
+            match="^"
+            + re.escape(
+                f"'{out}' holds a UCI table of another protocol or seeds (epochs 2 (now 3)); its datasets would be "
+                "reported beside this run's: choose a new --out"
+            )
+            + "$",
+        ):
+            tiny_table(out, uci_data, datasets=["htru2"], protocol=other, dry_run=dry_run)
+        with pytest.raises(TaskError, match=re.escape(f"'{out}' holds a UCI table of another protocol or seeds (")):
+            tiny_table(out, uci_data, datasets=["htru2"], seeds=3, dry_run=dry_run)
+        # the same protocol: the summary would lose iris, whose folder stays
+        with pytest.raises(
+            TaskError,
+            match="^"
+            + re.escape(
+                f"'{out}' holds a UCI table of the datasets iris; this run would rewrite its summary without iris: "
+                "name them too (a recorded dataset is not trained again) or choose a new --out"
+            )
+            + "$",
+        ):
+            tiny_table(out, uci_data, datasets=["htru2"], dry_run=dry_run)
+    assert calls == [] and {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    tiny_table(out, uci_data)  # iris and htru2: htru2 is trained, the table is the whole one
+    assert calls == [1]
+    assert_same_outputs(out, uninterrupted)
+    assert read_provenance(out)["datasets"] == NAMES
+
+
 def test_a_rerun_of_an_interrupted_table_with_another_protocol_is_refused_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path, uninterrupted: Path
 ) -> None:

@@ -31,7 +31,9 @@ table needs from it: its summary row and seconds. A rerun into the same folder w
 skips the recorded datasets, trains the rest (an unrecorded dataset folder, interrupted part-way, is trained again
 in place: the same member folders) and writes the summary from the records, so it writes what an uninterrupted run
 writes (training is seeded per member); a finished table is not trained again (its summary is rewritten from the
-records, its provenance kept). A dataset folder of another protocol or other seeds is refused.
+records, its provenance kept). A dataset folder of another protocol or other seeds is refused, and so is a table
+of another protocol or seeds, or one holding datasets this run does not name (``--datasets`` of the module's entry
+point: its summary would lose them).
 
 Entry points: :func:`run_uci_table` (writes the run folders and the summary) and ``python -m
 vicinal.experiments.tasks.uci --out DIR --seeds 10``. The members and their training live in :mod:`.uci_train`.
@@ -386,18 +388,52 @@ def _check_reusable(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> No
         raise TaskError(
             f"'{folder}' is not empty and holds no complete UCI run (protocol.json, provenance.json); {delete}"
         )
-    old = recorded.get("protocol")
-    old = old if isinstance(old, dict) else {}
-    new = protocol.to_dict()
-    changed = [
-        f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
-    ]
-    if prov.get("seeds") != seeds:
-        changed.append(f"seeds {prov.get('seeds')!r} (now {seeds!r})")
+    changed = _changes(recorded.get("protocol"), prov.get("seeds"), _as_json(protocol.to_dict()), seeds)
     if changed:
         raise TaskError(
             f"'{folder}' holds a UCI run of another protocol or seeds ({'; '.join(changed)}); its member folders "
             f"would mix with this run's: {hint}"
+        )
+
+
+def _changes(old: Any, old_seeds: Any, new: dict[str, Any], seeds: list[int]) -> list[str]:
+    """What differs between a saved protocol (as JSON) and seeds and this run's, as ``key old (now new)`` items."""
+    old = old if isinstance(old, dict) else {}
+    changed = [
+        f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+    ]
+    if old_seeds != seeds:
+        changed.append(f"seeds {old_seeds!r} (now {seeds!r})")
+    return changed
+
+
+def _check_table(
+    out: Path, prov: dict[str, Any] | None, protocol: dict[str, Any], seeds: list[int], names: list[str]
+) -> None:
+    """Refuse an ``out`` whose table (its ``provenance.json``, as this lab version writes it: with ``resumes``) is
+    of another protocol or seeds, or holds datasets this run does not name.
+
+    `_check_reusable` sees only the dataset folders named this time: a table trained with ``--datasets iris``
+    and continued with ``--datasets htru2`` and other ``--set`` values would mix two protocols in one folder
+    (``vicinal report`` shows them as one table). Naming fewer datasets than the table holds would rewrite its
+    summary without the others while their folders stay (the summary and the report would disagree); naming them
+    too costs nothing, as a recorded dataset is not trained again.
+    """
+    if prov is None or not isinstance(prov.get("resumes"), list):
+        return  # new, or a table of an earlier lab version: its dataset folders are checked one by one
+    changed = _changes(prov.get("protocol"), prov.get("seeds"), protocol, seeds)
+    if changed:
+        raise TaskError(
+            f"'{out}' holds a UCI table of another protocol or seeds ({'; '.join(changed)}); its datasets would be "
+            "reported beside this run's: choose a new --out"
+        )
+    held = prov.get("datasets") if isinstance(prov.get("datasets"), list) else []
+    left_out = [d for d in held if d not in names]
+    if left_out:
+        raise TaskError(
+            f"'{out}' holds a UCI table of the datasets {', '.join(map(str, held))}; this run would rewrite its "
+            f"summary without {', '.join(map(str, left_out))}: name them too (a recorded dataset is not trained "
+            "again) or choose a new --out"
         )
 
 
@@ -587,6 +623,10 @@ def run_uci_table(
     for name in names:  # every folder before any training: a refusal must not cost the datasets before it
         _check_reusable(out / name, protocol, seed_list)
     protocol_json = _as_json(protocol.to_dict())
+    prov = runs.read_provenance(
+        out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
+    )
+    _check_table(out, prov, protocol_json, seed_list, names)
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
     if dry_run:  # what the rerun would do: the same checks, read only
         recorded = _recorded_datasets(out, names, protocol, seed_list, print)
@@ -604,12 +644,9 @@ def run_uci_table(
     t_all = time.perf_counter()
 
     # Provenance as the GAN table keeps it: the first process's entry, and one entry per later process in
-    # ``resumes``; each dataset's record names its session. A provenance.json of another protocol or seeds, or of
-    # a lab version that did not resume (no ``resumes``), belongs to no table this one continues: replaced.
+    # ``resumes``; each dataset's record names its session. One of another protocol or seeds was refused
+    # (`_check_table`); one of a lab version that did not resume (no ``resumes``) is replaced.
     entry = _provenance(seed_list, dev)
-    prov = runs.read_provenance(
-        out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
-    )
     continuing = (
         prov is not None
         and isinstance(prov.get("resumes"), list)
