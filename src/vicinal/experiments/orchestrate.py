@@ -26,6 +26,7 @@ import errno
 import fcntl
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +278,15 @@ def reproduce(args: argparse.Namespace) -> int:
             raise ConfigError(f"--shard: table {table.name!r} trains as one batched job and cannot be split")
         out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
         quiet = getattr(args, "quiet", False)
-        table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run, quiet=quiet)
+        try:
+            table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run, quiet=quiet)
+        except KeyboardInterrupt:
+            # these tables record each finished part: say how to continue, as an interrupted trainer run does
+            print(
+                f"vicinal: interrupted; the finished parts are recorded in '{out}': rerun the same command to continue",
+                file=sys.stderr,
+            )
+            return 130
         return 0
     table, plan, out = plan_runs(args, table)
     print(f"vicinal reproduce {table.name} --scale {args.scale}: {table.title}")

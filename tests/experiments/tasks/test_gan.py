@@ -372,7 +372,9 @@ def test_reproduce_gan_continues_an_interrupted_grid(tmp_path, monkeypatch, caps
     calls = _count_training(monkeypatch, stop_at=2)
     out = tmp_path / "cli"
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 130  # a Ctrl-C in group 2
-    assert capsys.readouterr().err.endswith("vicinal: interrupted\n")
+    assert capsys.readouterr().err.endswith(
+        f"vicinal: interrupted; the finished parts are recorded in '{out}': rerun the same command to continue\n"
+    )
     calls = _count_training(monkeypatch)
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 0
     assert calls == [1, 2, 3]

@@ -670,7 +670,9 @@ def test_reproduce_uci_continues_an_interrupted_table(
     argv = reproduce_tiny_table(monkeypatch, tmp_path / "cli", uci_data)
     calls = count_training(monkeypatch, stop_at=2)
     assert cli_main(argv) == 130  # a Ctrl-C in the second dataset
-    assert capsys.readouterr().err.endswith("vicinal: interrupted\n")
+    assert capsys.readouterr().err.endswith(
+        f"vicinal: interrupted; the finished parts are recorded in '{tmp_path / 'cli'}': rerun the same command to continue\n"
+    )
     calls = count_training(monkeypatch)
     assert cli_main(argv) == 0
     assert calls == [1]
