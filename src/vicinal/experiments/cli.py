@@ -34,7 +34,7 @@ from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
 from .report import make_report
 from .report.document import check_page_name, environment_tag, make_document
-from .runs import read_summary
+from .runs import check_out_folder, read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
 from .tasks.figures import run as run_figure
@@ -434,14 +434,8 @@ _FORMATWARNING = warnings.formatwarning
 def _check_out(args: argparse.Namespace) -> None:
     """``--out`` must be a folder, or a path whose existing part is one (it is created)."""
     out = getattr(args, "out", None)
-    if not isinstance(out, Path):
-        return
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                where = "" if p == out else f" ('{p}' is a file)"
-                raise UsageError(f"--out '{out}' is not a folder{where}")
-            return
+    if isinstance(out, Path):
+        check_out_folder(out)
 
 
 @contextmanager

@@ -281,9 +281,11 @@ def reproduce(args: argparse.Namespace) -> int:
         try:
             table.runner(out, args.scale, args.seeds, overrides=args.overrides, dry_run=args.dry_run, quiet=quiet)
         except KeyboardInterrupt:
+            if args.dry_run:
+                raise
             # these tables record each finished part: say how to continue, as an interrupted trainer run does
             print(
-                f"vicinal: interrupted; the finished parts are recorded in '{out}': rerun the same command to continue",
+                f"vicinal: interrupted; what finished is recorded in '{out}': rerun the same command to continue",
                 file=sys.stderr,
             )
             return 130

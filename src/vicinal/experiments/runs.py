@@ -364,6 +364,16 @@ def write_provenance(run_dir: str | Path, prov: dict[str, Any]) -> Path:
     return write_json(Path(run_dir) / PROVENANCE, prov)
 
 
+def check_out_folder(out: Path) -> None:
+    """``--out`` must be a folder, or a path whose existing part is one (it is created): a RunError otherwise."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == out else f" ('{p}' is a file)"
+                raise RunError(f"--out '{out}' is not a folder{where}")
+            return
+
+
 def read_provenance(run_dir: str | Path, *, hint: str | None = None) -> dict[str, Any] | None:
     """``run_dir/provenance.json`` as a dict; None when absent. A corrupt file is a RunError naming it, with
     ``hint`` (what to do about it; the default is a trainer's run folder's)."""

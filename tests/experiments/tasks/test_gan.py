@@ -373,7 +373,7 @@ def test_reproduce_gan_continues_an_interrupted_grid(tmp_path, monkeypatch, caps
     out = tmp_path / "cli"
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 130  # a Ctrl-C in group 2
     assert capsys.readouterr().err.endswith(
-        f"vicinal: interrupted; the finished parts are recorded in '{out}': rerun the same command to continue\n"
+        f"vicinal: interrupted; what finished is recorded in '{out}': rerun the same command to continue\n"
     )
     calls = _count_training(monkeypatch)
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 0
@@ -487,3 +487,10 @@ def test_main_reports_a_refusal_in_one_line_with_exit_2_and_a_ctrl_c_with_130(mo
     monkeypatch.setattr(gan_task, "run_gan_table", ctrl_c)
     assert gan_task.main(["--out", str(tmp_path)]) == 130
     assert capsys.readouterr().err == "python -m vicinal.experiments.tasks.gan: interrupted\n"
+    monkeypatch.undo()
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert gan_task.main(["--out", str(afile)]) == 2
+    assert (
+        capsys.readouterr().err == f"python -m vicinal.experiments.tasks.gan: error: --out '{afile}' is not a folder\n"
+    )

@@ -223,6 +223,22 @@ def test_main_reports_a_refusal_in_one_line_with_exit_2_and_a_ctrl_c_with_130(
     assert main(["--out", str(tmp_path)]) == 130
     assert capsys.readouterr().err == "python -m vicinal.experiments.tasks.uci: interrupted\n"
 
+    # bad values are one line too: argparse's usage error (exit 2), and an --out that is a file
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.undo()
+    assert main(["--out", str(afile)]) == 2
+    assert (
+        capsys.readouterr().err == f"python -m vicinal.experiments.tasks.uci: error: --out '{afile}' is not a folder\n"
+    )
+    for bad, said in (
+        (["--alphas", "x"], "expected comma-separated numbers, got 'x'"),
+        (["--threads", "0"], "an int >= 1"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(["--out", str(tmp_path), *bad])
+        assert exc.value.code == 2 and said in capsys.readouterr().err
+
 
 def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_training(tmp_path: Path) -> None:
     # An earlier run's member folders (named by alpha and seed only) would stay beside the new run's, and the
@@ -671,7 +687,7 @@ def test_reproduce_uci_continues_an_interrupted_table(
     calls = count_training(monkeypatch, stop_at=2)
     assert cli_main(argv) == 130  # a Ctrl-C in the second dataset
     assert capsys.readouterr().err.endswith(
-        f"vicinal: interrupted; the finished parts are recorded in '{tmp_path / 'cli'}': rerun the same command to continue\n"
+        f"vicinal: interrupted; what finished is recorded in '{tmp_path / 'cli'}': rerun the same command to continue\n"
     )
     calls = count_training(monkeypatch)
     assert cli_main(argv) == 0
@@ -680,3 +696,21 @@ def test_reproduce_uci_continues_an_interrupted_table(
     assert_same_outputs(tmp_path / "cli", uninterrupted)
     assert cli_main([*argv, "epochs=3"]) == 2
     assert "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in capsys.readouterr().err
+
+
+def test_a_table_stopped_before_any_dataset_got_past_its_start_is_taken_as_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uci_data: Path
+) -> None:
+    # a Ctrl-C in the first dataset's training (or a wrong --data) leaves provenance.json and a started folder:
+    # a table of nothing, so a rerun with other settings or fewer datasets is not refused
+    out = tmp_path / "t"
+    count_training(monkeypatch, stop_at=1)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_table(out, uci_data)
+    assert read_provenance(out)["datasets"] == NAMES and not list(out.rglob("record.json"))
+    calls = count_training(monkeypatch)
+    other = UCIProtocol(epochs=3, hidden=8, alphas=(0.2, 1.0))
+    tiny_table(out, uci_data, datasets=[NAMES[0]], protocol=other)
+    assert calls == [1]
+    prov = read_provenance(out)
+    assert prov["datasets"] == [NAMES[0]] and prov["protocol"]["epochs"] == 3 and prov["resumes"] == []

@@ -331,6 +331,7 @@ def run_gan_table(
     protocol = replace(base, **overrides)
 
     out = Path(out_dir)
+    run_folders.check_out_folder(out)
     protocol_json = {
         **asdict(protocol),
         "default_width": protocol.default_width,

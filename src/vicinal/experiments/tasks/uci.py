@@ -421,13 +421,18 @@ def _check_table(
     """
     if prov is None or not isinstance(prov.get("resumes"), list):
         return  # new, or a table of an earlier lab version: its dataset folders are checked one by one
+    # the datasets the folder holds: a run stopped before any dataset got past its start (a wrong --data, an early
+    # Ctrl-C) leaves only provenance.json, a table of nothing, which is taken as new
+    named = prov.get("datasets") if isinstance(prov.get("datasets"), list) else []
+    held = [d for d in named if (out / str(d)).is_dir() and not _interrupted_start(out / str(d))]
+    if not held:
+        return
     changed = _changes(prov.get("protocol"), prov.get("seeds"), protocol, seeds)
     if changed:
         raise TaskError(
             f"'{out}' holds a UCI table of another protocol or seeds ({'; '.join(changed)}); its datasets would be "
             "reported beside this run's: choose a new --out"
         )
-    held = prov.get("datasets") if isinstance(prov.get("datasets"), list) else []
     left_out = [d for d in held if d not in names]
     if left_out:
         raise TaskError(
@@ -620,6 +625,7 @@ def run_uci_table(
         raise TaskError(f"datasets must be distinct and non-empty, got {list(datasets)}")
     dev = torch.device(device)
     out = Path(out_dir)
+    runs.check_out_folder(out)
     for name in names:  # every folder before any training: a refusal must not cost the datasets before it
         _check_reusable(out / name, protocol, seed_list)
     protocol_json = _as_json(protocol.to_dict())
@@ -742,6 +748,19 @@ def reproduce(
     return 0
 
 
+def _parse_alphas(text: str) -> list[float]:
+    try:
+        return [float(a) for a in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m vicinal.experiments.tasks.uci --out DIR [--seeds 10] [--datasets iris,htru2] ...``."""
     # a refusal (LabError) is one line and exit 2, a Ctrl-C exit 130, as with the ``vicinal`` command
@@ -755,18 +774,22 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
     parser.add_argument("--datasets", default=",".join(ALL_DATASETS), help="comma-separated (default: all six)")
-    parser.add_argument("--alphas", default=None, help="comma-separated mixup alphas (default: the protocol's)")
+    parser.add_argument(
+        "--alphas", type=_parse_alphas, default=None, help="comma-separated mixup alphas (default: the protocol's)"
+    )
     parser.add_argument("--config", default=None, help="protocol YAML (default: configs/uci/uci.yaml values)")
     parser.add_argument("--data-root", default=None, help="folder with the UCI dataset folders")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--chunk-size", type=int, default=None, help="members per batched model")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=_positive_int, default=None, help="torch.set_num_threads (default: torch's choice)"
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # 1 avoids thread oversubscription on a shared machine
     protocol = load_protocol(args.config) if args.config else UCIProtocol()
     if args.alphas:
-        protocol = UCIProtocol.from_dict(protocol.to_dict() | {"alphas": [float(a) for a in args.alphas.split(",")]})
+        protocol = UCIProtocol.from_dict(protocol.to_dict() | {"alphas": args.alphas})
     rows = run_uci_table(
         args.out,
         seeds=args.seeds,
