@@ -273,6 +273,9 @@ def mixing_methods(
     fast = vicinal.Mixup(1.0, num_classes=num_classes, inplace=True, seed=0)
     methods.append(("vicinal Mixup(inplace=True) [fast]", lambda: fast(x, y), True))
     if is_float:
+        # a new tensor within the rounding bound: the fused gather-and-mix (the caller's batch is kept)
+        fused = vicinal.Mixup(1.0, num_classes=num_classes, exact=False, seed=0)
+        methods.append(("vicinal Mixup(exact=False) [fast, new tensor]", lambda: fused(x, y), False))
         exact = vicinal.Mixup(1.0, num_classes=num_classes, inplace=True, exact=True, seed=0)
         methods.append(("vicinal Mixup(inplace=True, exact=True)", lambda: exact(x, y), True))
         matching = vicinal.Mixup(1.0, num_classes=num_classes, inplace=True, pairing="matching", seed=0)
@@ -797,6 +800,7 @@ VICINAL_EXACT = (
     "vicinal Mixup() [default, exact]",
     "vicinal mix(out=) [exact]",
     "vicinal Mixup(inplace=True) [fast]",
+    "vicinal Mixup(exact=False) [fast, new tensor]",
     "vicinal Mixup(inplace=True, exact=True)",
 )
 

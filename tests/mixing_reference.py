@@ -4,7 +4,8 @@ Shared by the tests of ``functional``, ``mixup``, ``pairing`` and ``collate`` (t
 kernel, out=, in place, matching pairing, uint8 collate). Every fast path is checked against ``mix_reference``:
 
 * ``mix`` (default, chunked on CPU), ``mix(out=)``, ``mix_(exact=True)``, uint8 rounding: ``torch.equal``.
-* ``mix_(exact=False)`` (one ``torch.lerp`` per slice): an elementwise rounding bound, derived here.
+* ``mix_(exact=False)`` (one ``torch.lerp`` per slice, or the fused gather-and-mix) and ``mix(exact=False)``: an
+  elementwise rounding bound, derived here.
 
 Rounding bound for ``exact=False``. Write a = x_i, b = x_j, m = lam a + (1 - lam) b exactly, u the unit roundoff of
 the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16; bfloat16/float16 ops compute in float32
@@ -17,6 +18,11 @@ and round once to the dtype, and float32 rounding errors are smaller than u). To
   ``end - (end - self)(1 - t)``, with 1 - t exact by Sterbenz, when t >= 0.5): the weight rounds once (u t |b - a|),
   the difference and the multiply-add round at most twice in float32, the result once in the dtype:
   ``|lerp - m| <= u t (|a| + |b|) + 2 u (|a| + |b|) t + u |m| <= 3 u (|a| + |b|)``.
+
+* fused gather-and-mix (``torch.embedding_bag``: weights w ~ lam and w' ~ 1 - lam each rounded once to the dtype,
+  products and their sum formed in float32 or wider, the result rounded once to the dtype): the weights err by
+  ``u lam |a| + u (1 - lam) |b|``, the float32 arithmetic by at most ``2 u (|a| + |b|)``, the last rounding by ``u |m|``:
+  ``|fused - m| <= 4 u (|a| + |b|)``, inside the ``3 u + 3 u`` budget of the lerp.
 
 Hence ``|mix_(exact=False) - formula| <= 6 u (|a| + |b|)`` plus, in the subnormal range, an absolute term of a few
 smallest subnormals (each rounding there errs by at most half of one). Observed on random normal data: at most

@@ -577,3 +577,91 @@ def test_cutmix_box_sides_round_to_nearest_and_are_centred():
     box, lam = VF.cutmix_box(0.64, 11, 9, torch.tensor([0.5, 0.5], dtype=torch.float64))
     assert box == (2, 9, 2, 7)
     assert lam == 1 - 35 / 99
+
+
+# -- exact=False: the fused gather-and-mix (torch.embedding_bag) and the lerp slices, within the rounding bound ----
+FUSED = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def _wide_range(shape, dtype, seed=0):
+    # magnitudes over six decades and both signs, so a wrong weight or a product rounded in the wrong place shows
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.logspace(-3, 3, shape[-1], dtype=torch.float64)
+    return (torch.randn(shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(9, 3, 5, 7), (6, 50), (1, 40)])
+def test_mix_not_exact_is_within_the_bound_and_leaves_x_alone(dtype, shape):
+    x = _wide_range(shape, dtype) if dtype != torch.uint8 else make(shape, dtype)
+    perm = torch.randperm(shape[0], generator=torch.Generator().manual_seed(1))
+    for lam in [*lams(shape[0]), 1e-7, 1 - 1e-7, 0.5]:
+        ref = mix_reference(x, lam, x[perm])
+        before = x.clone()
+        fast = VF.mix(x, lam, perm, exact=False)
+        assert torch.equal(x, before) and fast.shape == x.shape and fast.dtype == dtype
+        if dtype == torch.uint8:
+            assert torch.equal(fast, ref)  # uint8 is always exact
+        else:
+            assert within_rounding_bound(fast, ref, x, x[perm]), (dtype, lam)
+        out = torch.empty_like(x)
+        assert VF.mix(x, lam, perm, out=out, exact=False) is out
+        assert torch.equal(out, ref) if dtype == torch.uint8 else within_rounding_bound(out, ref, x, x[perm])
+
+
+@pytest.mark.parametrize("dtype", FUSED)
+def test_fused_gather_and_mix_is_taken_and_catches_a_wrong_weight(dtype, monkeypatch):
+    x = _wide_range((16, 3, 8, 8), dtype, seed=2)
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(3))
+    calls = []
+    real = VF._bag_mix
+    monkeypatch.setattr(VF, "_bag_mix", lambda *a: calls.append(1) or real(*a))
+    VF.mix(x, 0.3, perm, exact=False)
+    VF.mix_(x.clone(), 0.3, perm)  # in place: taken for the half dtypes only
+    assert len(calls) == (2 if dtype != torch.float32 else 1)
+    # the bound is tight enough to see the partner's weight given to the sample itself
+    swapped = real(x.view(16, -1), 0.7, perm).view_as(x)
+    assert not within_rounding_bound(swapped, mix_reference(x, 0.3, x[perm]), x, x[perm])
+
+
+@pytest.mark.parametrize("dtype", FUSED)
+def test_fused_kernel_reuses_its_buffers_across_sizes_lams_and_inference_mode(dtype):
+    # the index and weight buffers are kept per (batch size, dtype) and rewritten each call: interleave sizes,
+    # lam kinds and inference_mode and check every result
+    cases = []
+    for n, seed in [(8, 0), (5, 1), (8, 2), (5, 3)]:
+        x = _wide_range((n, 2, 3, 4), dtype, seed)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        cases += [(x, lam, perm) for lam in lams(n, seed)]
+    for i, (x, lam, perm) in enumerate(cases):
+        with torch.inference_mode(i % 2 == 1):
+            fast = VF.mix(x, lam, perm, exact=False)
+            y = VF.mix_(x.clone(), lam, perm)
+        ref = mix_reference(x, lam, x[perm])
+        assert within_rounding_bound(fast, ref, x, x[perm]) and within_rounding_bound(y, ref, x, x[perm])
+        assert torch.equal(VF.mix(x, lam, perm, exact=False), fast)  # deterministic
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_in_place_one_slice_with_per_sample_lam_and_channels_last(dtype):
+    x = _wide_range((12, 3, 6, 6), dtype, seed=4).contiguous(memory_format=torch.channels_last)
+    perm = torch.randperm(12, generator=torch.Generator().manual_seed(5))
+    for lam in lams(12, seed=6):
+        ref = mix_reference(x, lam, x[perm])
+        y = x.clone(memory_format=torch.preserve_format)
+        assert VF.mix_(y, lam, perm) is y and y.is_contiguous(memory_format=torch.channels_last)
+        assert within_rounding_bound(y, ref, x, x[perm])
+        assert within_rounding_bound(VF.mix(x, lam, perm, exact=False), ref, x, x[perm])
+
+
+def test_mix_not_exact_keeps_autograd_and_large_batches_use_slices():
+    x = torch.randn(4, 6, requires_grad=True)
+    perm = torch.tensor([1, 0, 3, 2])
+    VF.mix(x, 0.3, perm, exact=False).sum().backward()
+    assert torch.allclose(x.grad, torch.ones(4, 6))  # each sample's weights sum to 1 over the batch
+    big = make((160, 3, 64, 64), torch.float32, seed=7)  # above the one-slice size: lerp slices, new tensor
+    assert big.nbytes > VF._SINGLE_PASS_BYTES
+    perm = torch.randperm(160, generator=torch.Generator().manual_seed(8))
+    fast = VF.mix(big, 0.3, perm, exact=False)
+    assert fast.data_ptr() != big.data_ptr()
+    assert within_rounding_bound(fast, mix_reference(big, 0.3, big[perm]), big, big[perm])

@@ -420,6 +420,17 @@ def test_mixup_inplace_modifies_input_iff_inplace(small_chunks, dtype, lam_mode,
     x2 = kept.clone()
     assert torch.equal(exact(x2, y)[0], ref) and torch.equal(x2, ref)
 
+    # exact=False out of place: a new tensor within the bound (the fused gather-and-mix), the caller's batch kept
+    bounded = vicinal.Mixup(1.0, num_classes=4, lam_mode=lam_mode, pairing=pairing, exact=False, seed=5)
+    x3 = kept.clone()
+    xb, yb = bounded(x3, y)
+    assert torch.equal(x3, kept) and xb.data_ptr() != x3.data_ptr() and torch.equal(yb, ym)
+    if dtype == torch.uint8:
+        assert torch.equal(xb, ref)
+    else:
+        assert within_rounding_bound(xb, ref, kept, kept[p.perm])
+        assert not torch.equal(xb, kept)  # it did mix
+
 
 def test_inplace_other_variants():
     x = make((6, 3, 8, 8), torch.float32)
@@ -825,6 +836,15 @@ def test_flip_and_roll_pairing_equal_timm_and_torchvision(lam):
     # and the transforms draw exactly those partners
     assert torch.equal(roll.sample(x, y).perm, torch.arange(8).roll(1))
     assert torch.equal(flip.sample(x, y).perm, torch.arange(8).flip(0))
+
+
+def test_exact_defaults_to_exact_out_of_place_and_fast_in_place():
+    x, y = batch((8, 3, 4, 4), seed=3)
+    default = vicinal.Mixup(1.0, num_classes=4, seed=1)
+    assert default.exact is None and "exact" not in repr(default)
+    assert "exact=False" in repr(vicinal.Mixup(num_classes=4, exact=False))
+    p = vicinal.Mixup(1.0, num_classes=4, seed=1).sample(x, y)
+    assert torch.equal(default(x, y)[0], mix_reference(x, p.lam, x[p.perm]))  # bit for bit (timm, torchvision)
 
 
 def test_repr_shows_every_option_away_from_its_default():

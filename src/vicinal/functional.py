@@ -4,11 +4,12 @@ can be checked exactly against the paper's formula ``lam * x_i + (1 - lam) * x_j
 Three ways to mix a batch, all for any permutation, per-batch or per-sample lam, float32/64, bfloat16, float16 and
 uint8 (rounded to nearest):
 
-* ``mix(x, lam, perm)``: a new tensor, bit-identical to the formula (on CPU computed by the chunked kernel below).
+* ``mix(x, lam, perm)``: a new tensor, bit-identical to the formula (on CPU computed by the chunked kernel below);
+  with ``exact=False``, within the rounding bound of ``mix_`` and faster (one fused gather-and-mix pass on CPU).
 * ``mix(x, lam, perm, out=buf)``: the same values written into a preallocated tensor: no allocation per call.
 * ``mix_(x, lam, perm)``: in place, the fast path: no batch-sized allocation, each element read from memory once
-  and written once; one ``lerp`` per cache-sized slice (bounded rounding, see :func:`mix_`) or, with
-  ``exact=True``, bit-identical to the formula.
+  and written once; one ``lerp`` per cache-sized slice, or the fused gather-and-mix for a bfloat16/float16 batch of
+  one slice (bounded rounding, see :func:`mix_`), or, with ``exact=True``, bit-identical to the formula.
 """
 
 from __future__ import annotations
@@ -108,13 +109,17 @@ def mix(
     partner: Tensor | None = None,
     out_dtype: torch.dtype | None = None,
     out: Tensor | None = None,
+    exact: bool = True,
 ) -> Tensor:
     """``lam * x + (1 - lam) * x[perm]`` (or ``* partner``), the paper's vicinal sample.
 
-    The result is bit-identical (``torch.equal``) to that formula evaluated with PyTorch ops, whichever path
-    computes it: on CPU, batches of at least 256 KiB go through the chunked kernel below (it reproduces the
+    By default the result is bit-identical (``torch.equal``) to that formula evaluated with PyTorch ops, whichever
+    path computes it: on CPU, batches of at least 256 KiB go through the chunked kernel below (it reproduces the
     formula's roundings one cache-sized slice of every sample at a time, without the full-batch gather and
-    temporaries); smaller batches and other devices evaluate the formula directly.
+    temporaries); smaller batches and other devices evaluate the formula directly. ``exact=False`` trades the
+    bit-identity for speed within the rounding bound stated in :func:`mix_`: on CPU a float32, bfloat16 or float16
+    batch of up to 6 MiB is mixed in one fused pass that never writes the gathered partners (``torch.embedding_bag``
+    with per-sample weights), larger ones with one ``lerp`` per slice.
 
     Args:
         x: batch ``(B, ...)`` of any modality, float or uint8.
@@ -126,6 +131,8 @@ def mix(
             are mixed in float32 and rounded to the nearest integer (never truncated).
         out: a preallocated result tensor (same shape as ``x``; dtype ``out_dtype`` or that of ``x``) to write
             into: no allocation per call. ``out=x`` mixes in place (see :func:`mix_`).
+        exact: ``True`` (default) reproduces the formula bit for bit; ``False`` allows the faster kernels above,
+            within :func:`mix_`'s bound. uint8 batches are always exact.
 
     Returns:
         The mixed batch, same shape as ``x`` (``out`` itself when given).
@@ -133,14 +140,38 @@ def mix(
     _check_x(x, out_dtype)
     _check_partner(x, perm, partner)
     lam = check_lam(lam, x.shape[0])
+    exact = bool(exact)
     result_dtype = x.dtype if (x.is_floating_point() or out_dtype is None) else out_dtype
     if out is not None:
         _check_out(x, out, result_dtype, partner)
-        return _mix_into(out, x, lam, perm, partner, exact=True)
+        return _mix_into(out, x, lam, perm, partner, exact=exact)
+    if not exact and perm is not None and _bag_applies(x, lam, perm):
+        return _bag_mix(x.view(x.shape[0], -1), lam, perm).view_as(x)
     if _worth_chunking(x) and _plain(x, lam, partner):
         out = torch.empty_like(x, dtype=result_dtype)
-        return _mix_into(out, x, lam, perm, partner, exact=True)
+        return _mix_into(out, x, lam, perm, partner, exact=exact)
     return _formula(x, lam, _partner(x, perm, partner), out_dtype)
+
+
+def _bag_applies(x: Tensor, lam: float | Tensor, perm: Tensor) -> bool:
+    """Whether :func:`_bag_mix` may compute a new mixed batch: a contiguous CPU batch in _BAG_DTYPES of one slice,
+    and nothing autograd or functorch must see."""
+    return (
+        x.is_cpu
+        and perm.is_cpu
+        and x.dtype in _BAG_DTYPES
+        and x.is_contiguous()
+        and x.nbytes <= _SINGLE_PASS_BYTES
+        and _plain(x, lam)
+    )
+
+
+def _mix_drawn(x: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
+    """``mix(x, lam, perm, exact=False)`` for a lam and perm drawn by a transform (already valid), without the
+    checks on the hot path."""
+    if _bag_applies(x, lam, perm):
+        return _bag_mix(x.view(x.shape[0], -1), lam, perm).view_as(x)
+    return mix(x, lam, perm, exact=False)
 
 
 def mix_(
@@ -167,7 +198,8 @@ def mix_(
         exact: ``True`` reproduces the formula's roundings bit for bit (three arithmetic passes over each cached
             slice instead of one).
             ``False`` (default) computes each slice with one ``torch.lerp``, choosing the direction so that
-            the weight passed is the smaller of ``lam`` and ``1 - lam``. It then differs from the formula only by
+            the weight passed is the smaller of ``lam`` and ``1 - lam`` (a bfloat16 or float16 batch of one slice,
+            up to 6 MiB on CPU: the fused gather-and-mix of :func:`mix` with ``exact=False``, then one copy back). It then differs from the formula only by
             float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
             roundoff of the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16), plus a
             subnormal-sized absolute term; derivation in ``tests/mixing_reference.py``. The bound needs
@@ -203,11 +235,15 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
         and not _functorch_wrapped(x)
     ):
         # the one-slice case of _mix_into (a batch that fits L2), without its layout and dtype dispatch: the same
-        # two ops (gather into the reused buffer, one lerp), so the same values bit for bit
+        # ops (the fused gather-and-mix, or a gather into the reused buffer and one lerp), so the same values bit
+        # for bit
         n = x.shape[0]
         x2 = x.view(n, -1)  # (B, F): index_select's row-copy path (a 4-D gather is several times slower)
-        ps = torch.index_select(x2, 0, perm, out=_scratch_rows("p", n, x2.shape[1], x.dtype))
         lam = float(lam)
+        if x.dtype in _BAG_INPLACE_DTYPES:
+            x2.copy_(_bag_mix(x2, lam, perm))
+            return x
+        ps = torch.index_select(x2, 0, perm, out=_scratch_rows("p", n, x2.shape[1], x.dtype))
         w = 1 - lam
         if w <= 0.5:
             torch.lerp(x2, ps, w, out=x2)
@@ -269,6 +305,7 @@ class _Workspace(threading.local):
     def __init__(self) -> None:
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.rows: dict[tuple[str, torch.dtype], Tensor] = {}  # the last (n, cols) view of each buffer
+        self.bags: dict[tuple[int, torch.dtype], tuple[Tensor, Tensor, Tensor]] = {}  # _bag_mix's index and weights
 
 
 _WORKSPACE = _Workspace()
@@ -297,6 +334,41 @@ def _scratch_rows(slot: str, n: int, cols: int, dtype: torch.dtype) -> Tensor:
         view = _scratch(slot, n * cols, dtype, torch.device("cpu")).view(n, cols)
         _WORKSPACE.rows[key] = view
     return view
+
+
+# The fused gather-and-mix: each output row i is a weighted "bag" of two rows of the batch, i (weight lam) and
+# perm[i] (weight 1 - lam), which torch.embedding_bag (sum mode, per-sample weights; on x86 fbgemm's vectorised
+# kernel) reads, multiplies and adds in float32 in one pass, without writing the gathered partners anywhere. It beats
+# gather + lerp where one slice holds the batch (benchmarks/README.md): for a new tensor in float32, bfloat16 and
+# float16, and in place for bfloat16 and float16, whose lerp widens to float32 and back element by element (in
+# float32, in place, the copy back costs what the fusion saves). Rounding: the weights are rounded once to the
+# batch's dtype and products and sum are formed in float32 (at least), which is within mix_'s bound.
+_BAG_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_BAG_INPLACE_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def _bag_mix(x2: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
+    """``lam * x2 + (1 - lam) * x2[perm]`` as a new tensor, for a contiguous CPU ``(B, F)`` batch in _BAG_DTYPES
+    (lam and perm already checked), in one pass; within the rounding bound of :func:`mix_`."""
+    n = x2.shape[0]
+    key = (n, x2.dtype)
+    bag = _WORKSPACE.bags.get(key)
+    if bag is None:
+        with torch.inference_mode(False):  # reused across calls, inside and outside inference_mode
+            index = torch.arange(n).repeat_interleave(2).view(n, 2)  # column 0: the sample itself
+            bag = (index, torch.arange(0, 2 * n, 2), torch.empty(n, 2, dtype=x2.dtype))
+        _WORKSPACE.bags[key] = bag
+    index, offsets, weights = bag
+    index.select(1, 1).copy_(perm)  # column 1: its partner
+    if isinstance(lam, Tensor):
+        weights.select(1, 0).copy_(lam)
+        weights.select(1, 1).copy_(1 - lam.to(torch.float64))  # the complement rounded once, as mix_'s lerp weight
+    else:
+        weights.select(1, 0).fill_(lam)
+        weights.select(1, 1).fill_(1 - lam)
+    # positional: (weight, indices, offsets, scale_grad_by_freq, mode 0 = sum, sparse, per_sample_weights,
+    # include_last_offset); the first of the four results is the mix
+    return torch.embedding_bag(x2, index.view(-1), offsets, False, 0, False, weights.view(-1), False)[0]
 
 
 def _slice_width(n: int, itemsize: int, chunk_bytes: int, min_cols: int) -> int:
@@ -374,6 +446,9 @@ def _mix_into(
         w_lerp: float | Tensor = (1 - lam.to(x.device, torch.float64)).to(compute).reshape(n, 1)
     else:
         w_self, w_partner, w_lerp = float(lam), 1 - float(lam), 1 - float(lam)
+    if not exact and width == feats and idx is not None and x.device.type == "cpu" and x.dtype in _BAG_INPLACE_DTYPES:
+        o2.copy_(_bag_mix(x2, lam, idx))  # one slice in half precision: the fused gather-and-mix, then one copy
+        return out
     if out.dtype == torch.uint8 and x.device.type == "cpu" and _quantized_mix_applies(lam):
         _mix_uint8_quantized(o2, x2, float(lam), idx, p2)
         return out

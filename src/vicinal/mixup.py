@@ -106,9 +106,10 @@ class BatchMix:
         inplace: overwrite the input batch with the mixed one instead of allocating a new tensor (the fast path:
             no batch-sized allocation, each sample read from memory once; see :func:`vicinal.functional.mix_`).
             The caller's tensor is modified; targets are unaffected. Not with ``uint8_output="float"``.
-        exact: with ``inplace=True``, reproduce the formula's float roundings bit for bit (``True``) or mix with one
-            ``lerp`` per slice (``False``, default: faster, within a few units of rounding of the formula, bound
-            stated in :func:`vicinal.functional.mix_`). The out-of-place path is always exact.
+        exact: ``True`` reproduces the formula's float roundings bit for bit on both paths; ``False`` mixes with the
+            fastest kernels on both (a fused gather-and-mix or one ``lerp`` per slice, within a few units of
+            rounding of the formula, bound stated in :func:`vicinal.functional.mix_`). ``None`` (default): exact
+            out of place (the result matches timm and torchvision bit for bit), fast in place.
         generator, seed: the only source of randomness; same seed, same batches.
     """
 
@@ -122,7 +123,7 @@ class BatchMix:
         prob: float = 1.0,
         uint8_output: str = "round",
         inplace: bool = False,
-        exact: bool = False,
+        exact: bool | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
     ) -> None:
@@ -135,7 +136,7 @@ class BatchMix:
         self.prob = check_probability(prob, "prob")
         self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
         self.inplace = bool(inplace)
-        self.exact = bool(exact)
+        self.exact = None if exact is None else bool(exact)
         if self.inplace and self.uint8_output == "float":
             raise ValueError(
                 "inplace=True writes the mix into the input tensor, so it cannot return float32 for uint8 inputs "
@@ -197,10 +198,13 @@ class BatchMix:
             if inplace:
                 if params._drawn and params.partner_x is None and params.perm is not None:
                     # lam and perm come from sample(): skip re-validating them on the hot path
-                    return F._mix_inplace_drawn(x, params.lam, params.perm, exact=self.exact)
-                return F.mix_(x, params.lam, params.perm, partner=params.partner_x, exact=self.exact)
+                    return F._mix_inplace_drawn(x, params.lam, params.perm, exact=bool(self.exact))
+                return F.mix_(x, params.lam, params.perm, partner=params.partner_x, exact=bool(self.exact))
+            exact = self.exact is not False
+            if not exact and params._drawn and params.partner_x is None and params.perm is not None and not to_float:
+                return F._mix_drawn(x, params.lam, params.perm)
             out_dtype = torch.float32 if to_float else None
-            return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype)
+            return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype, exact=exact)
         if params.op == "cutmix":
             assert params.box is not None
             if inplace:
@@ -312,7 +316,7 @@ class BatchMix:
             ("check_finite", False),
             ("uint8_output", "round"),
             ("inplace", False),
-            ("exact", False),
+            ("exact", None),
         ):
             if getattr(self, name) != default:
                 opts[name] = getattr(self, name)
