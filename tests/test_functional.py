@@ -665,3 +665,33 @@ def test_mix_not_exact_keeps_autograd_and_large_batches_use_slices():
     fast = VF.mix(big, 0.3, perm, exact=False)
     assert fast.data_ptr() != big.data_ptr()
     assert within_rounding_bound(fast, mix_reference(big, 0.3, big[perm]), big, big[perm])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_above_one_slice_mixes_in_pieces_of_every_sample(dtype, monkeypatch):
+    # the real slice settings: 9.8 MB of bfloat16 is cut into equal pieces of each sample, mixed in place
+    x = make((64, 3, 160, 160), dtype, seed=9)
+    assert x.nbytes > VF._SINGLE_PASS_BYTES
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(10))
+    used = []
+    real = VF._bag_mix_pieces
+    monkeypatch.setattr(VF, "_bag_mix_pieces", lambda *a: used.append(a[-1]) or real(*a))
+    for lam in lams(64, seed=11):
+        ref = mix_reference(x, lam, x[perm])
+        y = x.clone()
+        assert VF.mix_(y, lam, perm) is y and within_rounding_bound(y, ref, x, x[perm])
+        assert within_rounding_bound(VF.mix(x, lam, perm, exact=False), ref, x, x[perm])
+    assert len(used) == 6 and all(k > 1 for k in used)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("cols", [105, 53])  # 53 has no divisor near the slice width: the lerp slices take it
+def test_half_precision_pieces_and_their_fallback(small_chunks, dtype, cols):
+    assert VF._bag_pieces(cols, 16) == (7 if cols == 105 else 0)
+    x = _wide_range((10, cols), dtype, seed=12)
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(13))
+    for lam in lams(10, seed=14):
+        ref = mix_reference(x, lam, x[perm])
+        assert within_rounding_bound(VF.mix_(x.clone(), lam, perm), ref, x, x[perm])
+        out = torch.empty_like(x)
+        assert within_rounding_bound(VF.mix(x, lam, perm, out=out, exact=False), ref, x, x[perm])

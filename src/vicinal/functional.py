@@ -8,8 +8,8 @@ uint8 (rounded to nearest):
   with ``exact=False``, within the rounding bound of ``mix_`` and faster (one fused gather-and-mix pass on CPU).
 * ``mix(x, lam, perm, out=buf)``: the same values written into a preallocated tensor: no allocation per call.
 * ``mix_(x, lam, perm)``: in place, the fast path: no batch-sized allocation, each element read from memory once
-  and written once; one ``lerp`` per cache-sized slice, or the fused gather-and-mix for a bfloat16/float16 batch of
-  one slice (bounded rounding, see :func:`mix_`), or, with ``exact=True``, bit-identical to the formula.
+  and written once; one ``lerp`` per cache-sized slice (the fused gather-and-mix in bfloat16/float16; bounded
+  rounding, see :func:`mix_`) or, with ``exact=True``, bit-identical to the formula.
 """
 
 from __future__ import annotations
@@ -198,8 +198,9 @@ def mix_(
         exact: ``True`` reproduces the formula's roundings bit for bit (three arithmetic passes over each cached
             slice instead of one).
             ``False`` (default) computes each slice with one ``torch.lerp``, choosing the direction so that
-            the weight passed is the smaller of ``lam`` and ``1 - lam`` (a bfloat16 or float16 batch of one slice,
-            up to 6 MiB on CPU: the fused gather-and-mix of :func:`mix` with ``exact=False``, then one copy back). It then differs from the formula only by
+            the weight passed is the smaller of ``lam`` and ``1 - lam`` (bfloat16 and float16 on CPU: the fused
+            gather-and-mix of :func:`mix` with ``exact=False``, one slice or equal pieces of every sample at a time,
+            each copied back). It then differs from the formula only by
             float rounding: elementwise ``|mix_(x) - formula| <= 6 u (|x_i| + |x_j|)`` with ``u`` the unit
             roundoff of the dtype (2**-24 float32, 2**-53 float64, 2**-8 bfloat16, 2**-11 float16), plus a
             subnormal-sized absolute term; derivation in ``tests/mixing_reference.py``. The bound needs
@@ -338,11 +339,12 @@ def _scratch_rows(slot: str, n: int, cols: int, dtype: torch.dtype) -> Tensor:
 
 # The fused gather-and-mix: each output row i is a weighted "bag" of two rows of the batch, i (weight lam) and
 # perm[i] (weight 1 - lam), which torch.embedding_bag (sum mode, per-sample weights; on x86 fbgemm's vectorised
-# kernel) reads, multiplies and adds in float32 in one pass, without writing the gathered partners anywhere. It beats
-# gather + lerp where one slice holds the batch (benchmarks/README.md): for a new tensor in float32, bfloat16 and
-# float16, and in place for bfloat16 and float16, whose lerp widens to float32 and back element by element (in
-# float32, in place, the copy back costs what the fusion saves). Rounding: the weights are rounded once to the
-# batch's dtype and products and sum are formed in float32 (at least), which is within mix_'s bound.
+# kernel) reads, multiplies and adds in float32 in one pass, without writing the gathered partners anywhere. Where
+# it beats gather + lerp (benchmarks/README.md, 2 threads): for a new tensor of one slice in float32, bfloat16 and
+# float16; in place (or into out=) in bfloat16 and float16 at every size, whose lerp widens to float32 and back
+# element by element, batches above one slice cut into equal pieces of every sample (_bag_mix_pieces). In float32,
+# in place, the copy back costs what the fusion saves. Rounding: the weights are rounded once to the batch's dtype
+# and products and sum are formed in float32 (at least), which is within mix_'s bound.
 _BAG_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _BAG_INPLACE_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -350,14 +352,19 @@ _BAG_INPLACE_DTYPES = (torch.bfloat16, torch.float16)
 def _bag_mix(x2: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
     """``lam * x2 + (1 - lam) * x2[perm]`` as a new tensor, for a contiguous CPU ``(B, F)`` batch in _BAG_DTYPES
     (lam and perm already checked), in one pass; within the rounding bound of :func:`mix_`."""
-    n = x2.shape[0]
-    key = (n, x2.dtype)
-    bag = _WORKSPACE.bags.get(key)
+    index, offsets, weights = _bag_inputs(x2.shape[0], x2.dtype, lam, perm)
+    return _embedding_bag(x2, index.view(-1), offsets, weights.view(-1))
+
+
+def _bag_inputs(n: int, dtype: torch.dtype, lam: float | Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The bags of a batch of ``n``: index ``(n, 2)`` (each sample, then its partner), offsets ``(n,)`` and weights
+    ``(n, 2)`` (lam, then 1 - lam) in ``dtype``; buffers kept per (n, dtype) and rewritten each call."""
+    bag = _WORKSPACE.bags.get((n, dtype))
     if bag is None:
         with torch.inference_mode(False):  # reused across calls, inside and outside inference_mode
             index = torch.arange(n).repeat_interleave(2).view(n, 2)  # column 0: the sample itself
-            bag = (index, torch.arange(0, 2 * n, 2), torch.empty(n, 2, dtype=x2.dtype))
-        _WORKSPACE.bags[key] = bag
+            bag = (index, torch.arange(0, 2 * n, 2), torch.empty(n, 2, dtype=dtype))
+        _WORKSPACE.bags[(n, dtype)] = bag
     index, offsets, weights = bag
     index.select(1, 1).copy_(perm)  # column 1: its partner
     if isinstance(lam, Tensor):
@@ -366,9 +373,38 @@ def _bag_mix(x2: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
     else:
         weights.select(1, 0).fill_(lam)
         weights.select(1, 1).fill_(1 - lam)
+    return bag
+
+
+def _embedding_bag(rows: Tensor, index: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
     # positional: (weight, indices, offsets, scale_grad_by_freq, mode 0 = sum, sparse, per_sample_weights,
     # include_last_offset); the first of the four results is the mix
-    return torch.embedding_bag(x2, index.view(-1), offsets, False, 0, False, weights.view(-1), False)[0]
+    return torch.embedding_bag(rows, index, offsets, False, 0, False, weights, False)[0]
+
+
+def _bag_pieces(feats: int, width: int) -> int:
+    """How many equal pieces to cut each sample's ``feats`` values into for :func:`_bag_mix_pieces`, each at most
+    about ``width`` long: the first divisor of ``feats`` from ``feats / width`` up to twice that; 0 if there is none
+    (the lerp slices take such batches)."""
+    first = max(1, round(feats / width))
+    return next((k for k in range(first, 2 * first + 1) if feats % k == 0), 0)
+
+
+def _bag_mix_pieces(o2: Tensor, x2: Tensor, lam: float | Tensor, perm: Tensor, pieces: int) -> None:
+    """The fused gather-and-mix of a batch larger than one slice, written into ``o2`` (``x2`` itself or another
+    contiguous (B, F) tensor). Viewing the batch as ``(B * pieces, F / pieces)`` rows keeps it one contiguous table
+    for ``embedding_bag``, in which sample i's piece p is row ``i * pieces + p``: piece p of the result reads only
+    the rows of piece p, all of them before it is written, so any permutation mixes correctly in place."""
+    n, feats = x2.shape
+    rows = x2.view(n * pieces, feats // pieces)
+    o3 = o2.view(n, pieces, feats // pieces)
+    index, offsets, weights = _bag_inputs(n, x2.dtype, lam, perm)
+    base = index * pieces  # (B, 2): the rows of piece 0 of each sample and of its partner; piece p adds p
+    shifted = torch.empty_like(base)
+    for p in range(pieces):
+        # no name for the piece's result: freed right after the copy, the next piece's result reuses its memory (a
+        # result kept alive over the next call made every piece a fresh, page-faulting allocation: 2x slower)
+        o3.select(1, p).copy_(_embedding_bag(rows, torch.add(base, p, out=shifted).view(-1), offsets, weights.view(-1)))
 
 
 def _slice_width(n: int, itemsize: int, chunk_bytes: int, min_cols: int) -> int:
@@ -446,9 +482,15 @@ def _mix_into(
         w_lerp: float | Tensor = (1 - lam.to(x.device, torch.float64)).to(compute).reshape(n, 1)
     else:
         w_self, w_partner, w_lerp = float(lam), 1 - float(lam), 1 - float(lam)
-    if not exact and width == feats and idx is not None and x.device.type == "cpu" and x.dtype in _BAG_INPLACE_DTYPES:
-        o2.copy_(_bag_mix(x2, lam, idx))  # one slice in half precision: the fused gather-and-mix, then one copy
-        return out
+    if not exact and idx is not None and x.device.type == "cpu" and x.dtype in _BAG_INPLACE_DTYPES:
+        # half precision: the fused gather-and-mix (then one copy), one slice or equal pieces of every sample
+        if width == feats:
+            o2.copy_(_bag_mix(x2, lam, idx))
+            return out
+        pieces = _bag_pieces(feats, width)
+        if pieces and o2.is_contiguous() and x2.is_contiguous():
+            _bag_mix_pieces(o2, x2, lam, idx, pieces)
+            return out
     if out.dtype == torch.uint8 and x.device.type == "cpu" and _quantized_mix_applies(lam):
         _mix_uint8_quantized(o2, x2, float(lam), idx, p2)
         return out
