@@ -13,6 +13,7 @@ import scipy.io.wavfile
 import scipy.signal
 import torch
 
+from tests.experiments.lab_helpers import plant_killed_writes
 from vicinal.experiments.data.audio import (
     N_FRAMES,
     N_FREQ,
@@ -372,3 +373,14 @@ def test_speech_commands_cache_is_keyed_by_folder(tiny_tree: Path, tmp_path: Pat
     moved = shutil.copytree(tiny_tree, tmp_path / "elsewhere")  # same names, sizes and mtimes
     again = load_speech_commands(moved, sample_level="waveform")
     assert again.info["cache"] == "miss" and again.info["cache_key"] != first.info["cache_key"]
+
+
+def test_a_rebuilt_cache_sweeps_the_temp_file_of_a_killed_write(tmp_path: Path) -> None:
+    rec = tmp_path / "a" / "recordings"
+    _write_fsdd(rec, 2)
+    first = load_fsdd(rec.parent, sample_level="waveform", val_fraction=0.0)
+    (cache,) = Path(os.environ["VICINAL_CACHE"]).glob(f"*{first.info['cache_key']}.pt")
+    cache.unlink()  # as if the decode that was to write it had been killed
+    (planted,) = plant_killed_writes(cache.parent, [cache.name])
+    again = load_fsdd(rec.parent, sample_level="waveform", val_fraction=0.0)
+    assert again.info["cache"] == "miss" and cache.is_file() and not planted.exists()

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.experiments.data.data_helpers import write_image_tree, write_two_class_tree
+from tests.experiments.lab_helpers import plant_killed_writes
 from vicinal.experiments.data import (
     build_data,
     images,
@@ -156,3 +157,12 @@ def test_cifar_download_without_network_is_one_line(tmp_path: Path, monkeypatch:
     (tmp_path / "cifar-10-batches-py").mkdir()  # present but empty: torchvision's integrity check fails
     with pytest.raises(DataError, match=r"^cifar10: .*cifar-10-batches-py cannot be read \(RuntimeError: Dataset not"):
         images.load_cifar_torchvision("cifar10", tmp_path)
+
+
+def test_a_rebuilt_cache_sweeps_the_temp_file_of_a_killed_write(tmp_path: Path) -> None:
+    write_image_tree(tmp_path, {"train": 3})
+    first = images.load_image_folder_split(tmp_path / "train", progress=False)
+    first.cache_path.unlink()  # as if the decode that was to write it had been killed
+    (planted,) = plant_killed_writes(first.cache_path.parent, [first.cache_path.name])
+    again = images.load_image_folder_split(tmp_path / "train", progress=False)
+    assert not again.cache_hit and again.cache_path.is_file() and not planted.exists()

@@ -49,7 +49,7 @@ from vicinal.experiments.data.base import (
 from vicinal.experiments.data.uci import stratified_split
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import cache_dir, data_root
-from vicinal.experiments.runs import atomic_write
+from vicinal.experiments.runs import atomic_write, clean_stale_temp_files
 
 __all__ = [
     "N_FRAMES",
@@ -235,6 +235,7 @@ def _cached(
         except (RuntimeError, OSError, EOFError, ValueError):
             pass  # truncated or foreign file: rebuild it
     data = _decode(files, sample_level)
+    clean_stale_temp_files(path.parent, path.name)  # what a killed earlier write of this cache left behind
     atomic_write(path, lambda fh: torch.save(data, fh))  # readers never see a half-written cache
     return data, "miss", key
 

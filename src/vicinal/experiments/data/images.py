@@ -52,7 +52,7 @@ from vicinal.experiments.data.streaming import (  # noqa: F401
 )
 from vicinal.experiments.errors import DataError, DataNotFoundError, LabWarning
 from vicinal.experiments.paths import cache_dir, data_root
-from vicinal.experiments.runs import atomic_write
+from vicinal.experiments.runs import atomic_write, clean_stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,7 @@ def load_image_folder_split(
             "std": list(std),
             "decode_seconds": seconds,
         }
+        clean_stale_temp_files(path.parent, path.name)  # a killed earlier write of this cache: its temp file
         atomic_write(path, lambda f: torch.save(blob, f))  # a crash or a concurrent reader never sees half a cache
     return DecodedSplit(x, y, listing.classes, mean, std, path if cache else None, False, seconds, key)
 
