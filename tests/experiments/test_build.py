@@ -97,8 +97,8 @@ def test_build_mixing_wraps_library_errors_in_a_config_error() -> None:
     model = build_run_model(cfg, data)
     with pytest.raises(ConfigError, match=r"the mix section of config 'tiny' is rejected by vicinal: .*nope"):
         build_mixing(cfg, model, data, torch.Generator())
-    with pytest.raises(ConfigError, match=r"the mix section of config 'tiny' is rejected by vicinal: .*alpha"):
-        build_mixing(tiny_config("mix.kwargs={alpha: -1.0}"), model, data, torch.Generator())
+    with pytest.raises(ConfigError, match=r"the mix section of config 'tiny' is rejected by vicinal: .*prob"):
+        build_mixing(tiny_config("mix.kwargs={prob: 1.5}"), model, data, torch.Generator())
     # plain ERM trains without a mixer, but options given for it are still checked by the library, not ignored
     erm = tiny_config("mix.variant=erm", "mix.kwargs={prob: 0.5}")
     with pytest.raises(ConfigError, match=r"rejected by vicinal: ERM leaves every batch's inputs as they are, so prob"):

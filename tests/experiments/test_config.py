@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.experiments.lab_helpers import tiny_config
+from vicinal.experiments.build import mixer_options
 from vicinal.experiments.config import (
     ConfigError,
     ExperimentConfig,
@@ -372,6 +373,21 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
         (["optim.nesterov=true", "optim.momentum=0"], r"'optim.nesterov' needs optim.momentum > 0, got 0"),
         (["optim.name=adam", "optim.betas=[0.9, 1.5]"], r"'optim.betas' must lie in \[0, 1\), got \[0.9, 1.5\]"),
         (["optim.name=adam", "optim.betas=[-0.1, 0.9]"], r"'optim.betas' must lie in \[0, 1\)"),
+        # audit "researcher" finding 4: a mix.kwargs key of a typed setting or of the trainer
+        (
+            ["mix.variant=mixup", "mix.kwargs.alpha=0.3"],
+            r"'mix.kwargs.alpha' is not an extra option: set it as mix.alpha",
+        ),
+        (["mix.variant=mixup", "mix.kwargs.pairing=knn"], r"'mix.kwargs.pairing' is not .*: set it as mix.pairing"),
+        (
+            ["mix.variant=mixup", "mix.two_label=true", "mix.kwargs.smoothing=0.1"],
+            r"'mix.kwargs.smoothing' is not an extra option: set it as mix.smoothing",
+        ),
+        (
+            ["mix.variant=mixup", "mix.kwargs={num_classes: 5, prob: 0.5}"],
+            r"'mix.kwargs.num_classes' is not an extra option: the trainer sets it \(from the data and train.seed\)",
+        ),
+        (["mix.variant=mixup", "mix.kwargs.seed=3"], r"'mix.kwargs.seed' is not an extra option: the trainer sets it"),
         # finding 4: options the variant never reads
         (
             ["mix.variant=mixup", "mix.knn_same_class=true"],
@@ -448,3 +464,11 @@ def test_combinations_and_values_a_run_cannot_use_are_refused(overrides: list[st
 )
 def test_combinations_that_a_variant_uses_are_accepted(overrides: list[str]) -> None:
     tiny_config(*overrides)
+
+
+def test_extra_mix_kwargs_reach_the_mixer_beside_the_typed_settings() -> None:
+    # what mix.kwargs are for: library options without a typed setting; mixup_or_cutmix's second alpha may differ
+    cfg = apply_overrides(ExperimentConfig(), ["mix.variant=mixup", "mix.alpha=0.4", "mix.kwargs={prob: 0.5}"])
+    assert mixer_options(cfg.mix) == {"alpha": 0.4, "pairing": "random", "lam_mode": "batch", "prob": 0.5}
+    cfg = apply_overrides(ExperimentConfig(), ["mix.variant=mixup_or_cutmix", "mix.kwargs.cutmix_alpha=0.5"])
+    assert mixer_options(cfg.mix)["mixup_alpha"] == 1.0 and mixer_options(cfg.mix)["cutmix_alpha"] == 0.5

@@ -297,6 +297,8 @@ VARIANT_OPTIONS: dict[str, VariantOptions] = {
     "erm": VariantOptions(),
     "label_smoothing": VariantOptions(),
 }
+_MIX_FIELDS = frozenset(f.name for f in dataclasses.fields(MixConfig)) - {"kwargs"}
+_MIXER_KEYS_OF_THE_TRAINER = frozenset({"num_classes", "generator", "seed"})
 _PAIRING_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if o.pairing)
 _SAMPLE_LAM_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if "sample" in o.lam_modes)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -513,6 +515,14 @@ def _check_mix_options(mix: MixConfig) -> None:
     if mix.pairing == "knn" and mix.layer is not None:
         # the k-NN partners are input images; a latent mixer needs partners in the space of mix.layer
         raise ConfigError(f"mix.pairing 'knn' cannot be combined with mix.layer (latent mixing), got {mix.layer!r}")
+    # mix.kwargs are for the vicinal.build options no typed setting covers (prob, allow_self, ...): a key of a typed
+    # setting would override it silently while config.yaml records the typed value, and the trainer's own keys
+    # (num_classes from the data, the run's generator) would crash at the first step
+    taken = sorted(k for k in mix.kwargs if k in _MIX_FIELDS or k in _MIXER_KEYS_OF_THE_TRAINER)
+    if taken:
+        key = taken[0]
+        owner = f"set it as mix.{key}" if key in _MIX_FIELDS else "the trainer sets it (from the data and train.seed)"
+        raise ConfigError(f"config key 'mix.kwargs.{key}' is not an extra option: {owner}")
 
 
 def config_from_dict(data: Mapping[str, Any] | None) -> ExperimentConfig:

@@ -23,7 +23,7 @@ from vicinal.experiments.data import (
     streaming,
 )
 from vicinal.experiments.data.base import data_changes
-from vicinal.experiments.errors import DataError, LabWarning
+from vicinal.experiments.errors import DataArgumentError, DataError, LabWarning
 
 
 def test_imagefolder_memory_bundle(tmp_path: Path) -> None:
@@ -227,3 +227,11 @@ def test_bundle_records_name_what_was_read(tmp_path: Path) -> None:
     assert data_changes(memory, again).startswith("fingerprint 'train ")
     assert data_changes(memory, memory) == "" and data_changes(None, again) == ""
     assert data_changes({"root": "/a", "old_field": 1}, {"root": "/b"}) == "root '/a' -> '/b'"
+
+
+@pytest.mark.parametrize("name", ["imagefolder", "imagenet", "fsdd", "speech_commands", "uci:iris"])
+def test_builders_that_pass_options_on_refuse_an_unknown_one_before_any_work(name: str, tmp_path: Path) -> None:
+    # these builders take **kwargs and hand them to a loader: the loader's signature is what is checked (a
+    # traceback from inside the loader before). The folder is empty: the refusal comes before any file is read.
+    with pytest.raises(DataArgumentError, match=rf"dataset '{name}': .*unexpected keyword argument 'progres' \(check"):
+        build_data(name, root=tmp_path, progres=False)

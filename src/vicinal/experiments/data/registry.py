@@ -161,11 +161,7 @@ def build_data(
         corrupt_fraction=float(corrupt_fraction),
         corrupt_seed=corrupt_seed,
     )
-    try:  # data.kwargs come from the user's config: a keyword the builder does not take is a config error
-        inspect.signature(DATASETS[name]).bind(req, **kwargs)
-    except TypeError as exc:
-        raise DataArgumentError(f"dataset {name!r}: {exc} (check data.kwargs)") from None
-    out = DATASETS[name](req, **kwargs)
+    out = _call_with_options(name, DATASETS[name], req, **kwargs)
     if isinstance(out, DataBundle):
         if corrupt_fraction > 0:
             raise DataError(
@@ -175,6 +171,17 @@ def build_data(
     if not isinstance(out, TensorSplits):
         raise TypeError(f"dataset builder {name!r} returned {type(out).__name__}, not TensorSplits or DataBundle")
     return bundle_from_splits(out, req, name)
+
+
+def _call_with_options(dataset: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` where ``kwargs`` come from the user's config (data.kwargs): a keyword ``fn`` does not
+    take is a config error, raised before any work. Builders that pass their options on to a loader call the loader
+    through this too (their own ``**kwargs`` signature would accept anything)."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise DataArgumentError(f"dataset {dataset!r}: {exc} (check data.kwargs)") from None
+    return fn(*args, **kwargs)
 
 
 def warn_short_classes(
@@ -400,7 +407,9 @@ def _imagefolder_bundle(
 def _imagenet(req: DataRequest, **kwargs: Any) -> DataBundle:
     """ImageNet-2012 as ImageFolder: ``root`` (default ``data_root()/imagenet``) with ``train/`` and ``val/``
     (class sub-folders); the test loader is the validation set, as in the paper's Table 1."""
-    return _imagefolder_bundle(req, "imagenet", req.root or data_root() / "imagenet", **kwargs)
+    return _call_with_options(
+        "imagenet", _imagefolder_bundle, req, "imagenet", req.root or data_root() / "imagenet", **kwargs
+    )
 
 
 @register_dataset("imagefolder")
@@ -408,7 +417,7 @@ def _imagefolder(req: DataRequest, **kwargs: Any) -> DataBundle:
     """Any ImageFolder tree streamed from disk (``root`` required; ``train/`` + ``test/`` or ``val/``)."""
     if req.root is None:
         raise DataError("imagefolder needs root=<folder with train/ and val/ or test/>")
-    return _imagefolder_bundle(req, "imagefolder", req.root, **kwargs)
+    return _call_with_options("imagefolder", _imagefolder_bundle, req, "imagefolder", req.root, **kwargs)
 
 
 @register_dataset("digits")
@@ -430,17 +439,18 @@ def _lazy(module: str) -> Any:
 @register_dataset("fsdd")
 def _fsdd(req: DataRequest, **kwargs: Any) -> TensorSplits:
     """Free Spoken Digit Dataset (`audio.load_fsdd`; kwargs: val_fraction, sample_level)."""
-    return _lazy("audio").load_fsdd(req.root, seed=req.seed, **kwargs)
+    return _call_with_options("fsdd", _lazy("audio").load_fsdd, req.root, seed=req.seed, **kwargs)
 
 
 @register_dataset("speech_commands")
 def _speech_commands(req: DataRequest, **kwargs: Any) -> TensorSplits:
     """Google Speech Commands (`audio.load_speech_commands`; root default ``data_root()/speech_commands``)."""
-    return _lazy("audio").load_speech_commands(req.root or data_root() / "speech_commands", **kwargs)
+    root = req.root or data_root() / "speech_commands"
+    return _call_with_options("speech_commands", _lazy("audio").load_speech_commands, root, **kwargs)
 
 
 def _uci(req: DataRequest, *, dataset: str, **kwargs: Any) -> TensorSplits:
-    return _lazy("uci").load_uci(dataset, req.root, seed=req.seed, **kwargs)
+    return _call_with_options(f"uci:{dataset}", _lazy("uci").load_uci, dataset, req.root, seed=req.seed, **kwargs)
 
 
 for _name in UCI_NAMES:
