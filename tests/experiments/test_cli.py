@@ -458,7 +458,7 @@ def test_reproduce_uci_and_gan_pass_quiet_to_their_runners(
         seen.append(("uci", verbose))
         return []
 
-    def gan_table(out: Path, scale: str, seeds: int, *, log: object) -> Path:
+    def gan_table(out: Path, scale: str, seeds: int, *, log: object, announce: object) -> Path:
         seen.append(("gan", log is not None))
         return out
 

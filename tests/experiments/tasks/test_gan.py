@@ -378,10 +378,13 @@ def test_reproduce_gan_continues_an_interrupted_grid(tmp_path, monkeypatch, caps
     calls = _count_training(monkeypatch)
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out)]) == 0
     assert calls == [1, 2, 3]
-    assert "1 of 4 groups recorded; training the rest" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert said.out.startswith("vicinal reproduce gan --scale cpu: ")
+    assert "1 of 4 groups recorded; training the rest" in said.err
     _assert_same_outputs(out, uninterrupted)
     assert cli_main(["reproduce", "gan", "--scale", "cpu", "--out", str(out), "--seeds", "2"]) == 2
-    assert "holds a GAN grid of another protocol (seeds [0] (now [0, 1]))" in capsys.readouterr().err
+    said = capsys.readouterr()  # the refusal is the only line: no banner before it
+    assert said.out == "" and "holds a GAN grid of another protocol (seeds [0] (now [0, 1]))" in said.err
 
 
 def test_reproduce_gan_dry_run_checks_the_folder_as_the_run_does_and_writes_nothing(

@@ -509,9 +509,10 @@ def test_reproduce_uci_dry_run_checks_the_folder_as_the_run_does_and_writes_noth
     assert capsys.readouterr().out.endswith(
         f"dry run: '{out}': 2 of 2 datasets recorded; would train nothing (the outputs would be rewritten)\n"
     )
-    # refused as the run would refuse it
+    # refused as the run would refuse it, the refusal the only line (no banner on stdout before it)
     assert cli_main([*argv, "epochs=3"]) == 2
-    assert "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert said.out == "" and "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in said.err
     assert calls == [] and {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -695,7 +696,8 @@ def test_reproduce_uci_continues_an_interrupted_table(
     assert "1 of 2 datasets recorded; training the rest" in capsys.readouterr().err
     assert_same_outputs(tmp_path / "cli", uninterrupted)
     assert cli_main([*argv, "epochs=3"]) == 2
-    assert "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert said.out == "" and "holds a UCI run of another protocol or seeds (epochs 2 (now 3))" in said.err
 
 
 def test_a_table_stopped_before_any_dataset_got_past_its_start_is_taken_as_new(

@@ -268,6 +268,7 @@ def run_gan_table(
     threads: int | None = 1,
     log: Callable[[str], None] | None = print,
     dry_run: bool = False,
+    announce: Callable[[], None] | None = None,
 ) -> Path:
     """Train the GAN grid of ``scale`` and write a run folder with metrics, summary and Figure 5.
 
@@ -286,6 +287,8 @@ def run_gan_table(
         log: Progress lines (None: silent).
         dry_run: Check ``out_dir`` as a run would (refusing what it refuses), log how many groups it holds
             recorded and write nothing.
+        announce: Called once every argument and ``out_dir`` passed their checks, before anything is logged or
+            trained (the CLI's banner: a refusal stays the only line).
 
     Returns:
         ``out_dir``, holding ``protocol.json``, ``provenance.json``, ``metrics.jsonl`` (every evaluation of every
@@ -341,6 +344,8 @@ def run_gan_table(
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
     }
     resuming = _check_continuable(out, protocol_json)  # before anything is written: a refusal changes nothing
+    if announce is not None:
+        announce()
     say = log or (lambda _msg: None)
     if dry_run:  # what the rerun would do: the same checks, read only
         configs = protocol.configs()
@@ -731,16 +736,23 @@ def _reproduce(
     quiet: bool = False,
 ) -> Path | None:
     """``vicinal reproduce gan``: the whole grid of ``scale`` into ``out_dir`` (``quiet``: no per-group lines)."""
-    if overrides:  # checked before the banner, so that the error stays the only line
+    if overrides:
         raise TaskError("table 'gan' is not made of config files: --set does not apply")
-    print(f"vicinal reproduce gan --scale {scale}: {GAN_TABLE.title}")
-    if scale == "cpu":
-        print(f"  {GAN_TABLE.notes}")
+
+    def banner() -> None:  # after every check, so that a refusal stays the only line
+        print(f"vicinal reproduce gan --scale {scale}: {GAN_TABLE.title}")
+        if scale == "cpu":
+            print(f"  {GAN_TABLE.notes}")
+
     if dry_run:  # the continuation check of the real run, read only: refuses what it refuses
-        run_gan_table(out_dir, scale, seeds, dry_run=True, log=print)
+        run_gan_table(out_dir, scale, seeds, dry_run=True, log=print, announce=banner)
         return None
     return run_gan_table(
-        out_dir, scale, seeds, log=None if quiet else lambda msg: print(msg, file=sys.stderr, flush=True)
+        out_dir,
+        scale,
+        seeds,
+        log=None if quiet else lambda msg: print(msg, file=sys.stderr, flush=True),
+        announce=banner,
     )
 
 

@@ -580,6 +580,7 @@ def run_uci_table(
     chunk_size: int | None = None,
     verbose: bool = True,
     dry_run: bool = False,
+    announce: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Reproduce Table 4 (right): ERM vs mixup on each dataset, all members trained as one batched model.
 
@@ -633,6 +634,8 @@ def run_uci_table(
         out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
     )
     _check_table(out, prov, protocol_json, seed_list, names)
+    if announce is not None:  # every check passed: the caller's banner (a refusal stays the only line)
+        announce()
     say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
     if dry_run:  # what the rerun would do: the same checks, read only
         recorded = _recorded_datasets(out, names, protocol, seed_list, print)
@@ -726,6 +729,7 @@ def reproduce(
     device: str = "cpu",
     quiet: bool = False,
     dry_run: bool = False,
+    announce: Callable[[], None] | None = None,
 ) -> int:
     """``vicinal reproduce uci``: the whole table (the paper's settings are CPU-sized: ``cpu`` = ``paper`` scale).
 
@@ -734,16 +738,22 @@ def reproduce(
             seeds: seeds per dataset. scale: ``"cpu"`` or ``"paper"`` (identical protocols).
         overrides: ``KEY=VALUE`` changes to :class:`UCIProtocol` (e.g. ``epochs=5``); unknown keys are errors.
         device: torch device. quiet: no per-dataset lines. dry_run: print what would run, train nothing.
+        announce: called once the arguments and ``out`` passed every check (see :func:`run_uci_table`).
     """
     if scale not in ("cpu", "paper"):
         raise TaskError(f"unknown scale {scale!r}; known scales: cpu, paper")
     protocol = parse_overrides(UCIProtocol(), overrides)
     if dry_run:  # what would be trained, and the continuation check of the real run (read only)
         members = seeds * (1 + len(protocol.alphas))
-        print(f"dry run: {len(ALL_DATASETS)} datasets x {members} members ({protocol.to_dict()}) -> {out}")
-        run_uci_table(out, seeds=seeds, protocol=protocol, device=device, dry_run=True)
+
+        def plan() -> None:
+            if announce is not None:
+                announce()
+            print(f"dry run: {len(ALL_DATASETS)} datasets x {members} members ({protocol.to_dict()}) -> {out}")
+
+        run_uci_table(out, seeds=seeds, protocol=protocol, device=device, dry_run=True, announce=plan)
         return 0
-    rows = run_uci_table(out, seeds=seeds, protocol=protocol, device=device, verbose=not quiet)
+    rows = run_uci_table(out, seeds=seeds, protocol=protocol, device=device, verbose=not quiet, announce=announce)
     print(format_markdown(rows, protocol))
     return 0
 
@@ -812,9 +822,16 @@ def _reproduce(
     dry_run: bool = False,
     quiet: bool = False,
 ) -> int:
-    print(f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}")
     n = seeds if seeds is not None else UCI_TABLE.default_seeds[scale]
-    return reproduce(out_dir, n, scale=scale, overrides=overrides, dry_run=dry_run, quiet=quiet)
+    return reproduce(
+        out_dir,
+        n,
+        scale=scale,
+        overrides=overrides,
+        dry_run=dry_run,
+        quiet=quiet,
+        announce=lambda: print(f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}"),
+    )
 
 
 UCI_TABLE = register_table(
