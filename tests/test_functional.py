@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 
 from tests.mixing_reference import DTYPES, lams, make, mix_reference, within_rounding_bound
@@ -695,3 +696,46 @@ def test_half_precision_pieces_and_their_fallback(small_chunks, dtype, cols):
         assert within_rounding_bound(VF.mix_(x.clone(), lam, perm), ref, x, x[perm])
         out = torch.empty_like(x)
         assert within_rounding_bound(VF.mix(x, lam, perm, out=out, exact=False), ref, x, x[perm])
+
+
+def test_fused_kernel_buffers_stay_bounded_when_the_batch_size_changes():
+    # one set of buffers per dtype, as long as the largest batch so far: a batch size that changes every call
+    # (graphs, tokens) must not add buffers
+    VF._WORKSPACE.bags.pop(torch.float32, None)
+    for n in [5, 9, 3, 7, 9, 2]:
+        x = _wide_range((n, 11), torch.float32, seed=n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(n))
+        assert within_rounding_bound(VF.mix(x, 0.3, perm, exact=False), mix_reference(x, 0.3, x[perm]), x, x[perm])
+    index, offsets, weights = VF._WORKSPACE.bags[torch.float32]
+    assert index.shape == (9, 2) and offsets.shape == (9,) and weights.shape == (9, 2)
+
+
+# torch's forward AD scripts a decomposition at first use, which warns in torch 2.14 (not vicinal's doing)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_fast_paths_fall_back_to_the_formula_under_forward_ad():
+    x, tangent = torch.randn(4, 6), torch.randn(4, 6)
+    perm = torch.tensor([2, 0, 3, 1])
+    with fwAD.dual_level():
+        for exact in (True, False):
+            mixed = VF.mix(fwAD.make_dual(x, tangent), 0.3, perm, exact=exact)
+            got = fwAD.unpack_dual(mixed).tangent
+            assert torch.allclose(got, 0.3 * tangent + 0.7 * tangent[perm], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("exact", [None, "no", 1])
+def test_exact_must_be_a_bool(exact):
+    x = torch.randn(4, 3)
+    perm = torch.tensor([1, 0, 3, 2])
+    with pytest.raises(TypeError, match=f"exact must be True or False, got {exact!r}"):
+        VF.mix(x, 0.3, perm, exact=exact)
+    with pytest.raises(TypeError, match=f"exact must be True or False, got {exact!r}"):
+        VF.mix_(x, 0.3, perm, exact=exact)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.uint8])
+def test_samples_without_values_mix_to_themselves(dtype):
+    x = torch.empty(4, 0, dtype=dtype)
+    perm = torch.tensor([1, 0, 3, 2])
+    assert VF.mix_(x, 0.3, perm) is x
+    out = torch.empty_like(x)
+    assert VF.mix(x, 0.3, perm, out=out) is out and VF.mix(x, 0.3, perm, exact=False).shape == (4, 0)

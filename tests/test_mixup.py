@@ -838,6 +838,11 @@ def test_flip_and_roll_pairing_equal_timm_and_torchvision(lam):
     assert torch.equal(flip.sample(x, y).perm, torch.arange(8).flip(0))
 
 
+def test_exact_is_true_false_or_none():
+    with pytest.raises(TypeError, match=r"exact must be True, False or None \(the default\), got 'no'"):
+        vicinal.Mixup(num_classes=3, exact="no")
+
+
 def test_exact_defaults_to_exact_out_of_place_and_fast_in_place():
     x, y = batch((8, 3, 4, 4), seed=3)
     default = vicinal.Mixup(1.0, num_classes=4, seed=1)
@@ -965,3 +970,10 @@ def test_regression_targets_of_three_dimensions_are_refused():
     x = torch.randn(4, 3)
     with pytest.raises(ValueError, match=r"regression targets must be float of shape \(B,\) or \(B, K\), got dtype "):
         vicinal.Mixup(1.0, regression=True, seed=0)(x, torch.randn(4, 2, 2))
+
+
+def test_transforms_mix_samples_without_values():
+    x, y = torch.empty(4, 0, dtype=torch.bfloat16), torch.tensor([0, 1, 2, 0])
+    for kwargs in ({"inplace": True}, {"exact": False}, {}):
+        xm, ym = vicinal.Mixup(1.0, num_classes=3, seed=0, **kwargs)(x, y)
+        assert xm.shape == (4, 0) and torch.allclose(ym.sum(1), torch.ones(4))

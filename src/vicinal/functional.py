@@ -5,11 +5,11 @@ Three ways to mix a batch, all for any permutation, per-batch or per-sample lam,
 uint8 (rounded to nearest):
 
 * ``mix(x, lam, perm)``: a new tensor, bit-identical to the formula (on CPU computed by the chunked kernel below);
-  with ``exact=False``, within the rounding bound of ``mix_`` and faster (one fused gather-and-mix pass on CPU).
+  with ``exact=False``, within the rounding bound of ``mix_`` and faster on CPU (see :func:`mix`).
 * ``mix(x, lam, perm, out=buf)``: the same values written into a preallocated tensor: no allocation per call.
-* ``mix_(x, lam, perm)``: in place, the fast path: no batch-sized allocation, each element read from memory once
-  and written once; one ``lerp`` per cache-sized slice (the fused gather-and-mix in bfloat16/float16; bounded
-  rounding, see :func:`mix_`) or, with ``exact=True``, bit-identical to the formula.
+* ``mix_(x, lam, perm)``: in place, the fast path, each element read from memory once and written once: one
+  ``lerp`` per cache-sized slice in float32/64 (no batch-sized allocation), the fused gather-and-mix in
+  bfloat16/float16 (bounded rounding, see :func:`mix_`) or, with ``exact=True``, bit-identical to the formula.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def _check_partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> No
     if perm is None:
         raise ValueError("mix needs perm (partner indices into the batch) or partner (the partner batch)")
     _check_perm(perm, x.shape[0])
+
+
+def _check_exact(exact: object) -> None:
+    if not isinstance(exact, bool):  # None or a string would otherwise pick a kernel by truthiness
+        raise TypeError(f"exact must be True or False, got {exact!r}")
 
 
 def _check_perm_shape(perm: Tensor, n: int) -> None:
@@ -117,9 +122,10 @@ def mix(
     path computes it: on CPU, batches of at least 256 KiB go through the chunked kernel below (it reproduces the
     formula's roundings one cache-sized slice of every sample at a time, without the full-batch gather and
     temporaries); smaller batches and other devices evaluate the formula directly. ``exact=False`` trades the
-    bit-identity for speed within the rounding bound stated in :func:`mix_`: on CPU a float32, bfloat16 or float16
-    batch of up to 6 MiB is mixed in one fused pass that never writes the gathered partners (``torch.embedding_bag``
-    with per-sample weights), larger ones with one ``lerp`` per slice.
+    bit-identity for speed within the rounding bound stated in :func:`mix_`: on CPU a contiguous float32, bfloat16
+    or float16 batch of up to 6 MiB is mixed in one fused pass that never writes the gathered partners
+    (``torch.embedding_bag`` with per-sample weights); a larger one, or another layout, the way :func:`mix_` mixes
+    it, into the new tensor. On other devices ``exact=False`` changes nothing.
 
     Args:
         x: batch ``(B, ...)`` of any modality, float or uint8.
@@ -140,7 +146,7 @@ def mix(
     _check_x(x, out_dtype)
     _check_partner(x, perm, partner)
     lam = check_lam(lam, x.shape[0])
-    exact = bool(exact)
+    _check_exact(exact)
     result_dtype = x.dtype if (x.is_floating_point() or out_dtype is None) else out_dtype
     if out is not None:
         _check_out(x, out, result_dtype, partner)
@@ -160,6 +166,7 @@ def _bag_applies(x: Tensor, lam: float | Tensor, perm: Tensor) -> bool:
         x.is_cpu
         and perm.is_cpu
         and x.dtype in _BAG_DTYPES
+        and x.numel() > 0  # embedding_bag has no rows of length 0
         and x.is_contiguous()
         and x.nbytes <= _SINGLE_PASS_BYTES
         and _plain(x, lam)
@@ -186,9 +193,11 @@ def mix_(
 
     Works for any permutation (not only pairings that are involutions): on CPU the batch is processed one
     cache-sized slice of every sample at a time, and each slice's partners are gathered before the slice is
-    overwritten, so each element is read from memory once and written once, and no batch-sized temporary is
-    allocated (scratch buffers of one slice, at most 6 MiB, are kept per thread and reused). Tensors that autograd or functorch
-    must see (``requires_grad``, ``vmap``) are mixed with the formula and copied back instead.
+    overwritten, so each element is read from memory once and written once. In float32/64 no batch-sized temporary
+    is allocated (scratch buffers of one slice, at most 6 MiB, are kept per thread and reused); in bfloat16/float16
+    the fused gather-and-mix writes each slice's (or each piece's) result to a new tensor, copied back. Tensors that
+    autograd or functorch must see (``requires_grad``, forward-AD duals, ``vmap``) are mixed with the formula and
+    copied back instead.
 
     Args:
         x: batch ``(B, ...)``, float (float32/64, bfloat16, float16) or uint8, overwritten.
@@ -215,6 +224,7 @@ def mix_(
     _check_x(x)
     _check_partner(x, perm, partner)
     lam = check_lam(lam, x.shape[0])
+    _check_exact(exact)
     if partner is not None:
         _check_no_overlap(x, partner, "x", "partner")
     if not exact and not x.is_floating_point():
@@ -242,7 +252,8 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
         x2 = x.view(n, -1)  # (B, F): index_select's row-copy path (a 4-D gather is several times slower)
         lam = float(lam)
         if x.dtype in _BAG_INPLACE_DTYPES:
-            x2.copy_(_bag_mix(x2, lam, perm))
+            if x2.shape[1]:  # embedding_bag has no rows of length 0; such samples mix to themselves
+                x2.copy_(_bag_mix(x2, lam, perm))
             return x
         ps = torch.index_select(x2, 0, perm, out=_scratch_rows("p", n, x2.shape[1], x.dtype))
         w = 1 - lam
@@ -306,7 +317,7 @@ class _Workspace(threading.local):
     def __init__(self) -> None:
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.rows: dict[tuple[str, torch.dtype], Tensor] = {}  # the last (n, cols) view of each buffer
-        self.bags: dict[tuple[int, torch.dtype], tuple[Tensor, Tensor, Tensor]] = {}  # _bag_mix's index and weights
+        self.bags: dict[torch.dtype, tuple[Tensor, Tensor, Tensor]] = {}  # _bag_inputs' buffers, per weight dtype
 
 
 _WORKSPACE = _Workspace()
@@ -358,14 +369,16 @@ def _bag_mix(x2: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
 
 def _bag_inputs(n: int, dtype: torch.dtype, lam: float | Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The bags of a batch of ``n``: index ``(n, 2)`` (each sample, then its partner), offsets ``(n,)`` and weights
-    ``(n, 2)`` (lam, then 1 - lam) in ``dtype``; buffers kept per (n, dtype) and rewritten each call."""
-    bag = _WORKSPACE.bags.get((n, dtype))
-    if bag is None:
+    ``(n, 2)`` (lam, then 1 - lam) in ``dtype``. One set of buffers per dtype, as long as the largest batch so far
+    (memory stays bounded when the batch size changes every call): the first ``n`` rows of its index column 0 and
+    offsets are those of any batch of ``n``; column 1 and the weights are rewritten each call."""
+    bag = _WORKSPACE.bags.get(dtype)
+    if bag is None or bag[1].shape[0] < n:
         with torch.inference_mode(False):  # reused across calls, inside and outside inference_mode
             index = torch.arange(n).repeat_interleave(2).view(n, 2)  # column 0: the sample itself
             bag = (index, torch.arange(0, 2 * n, 2), torch.empty(n, 2, dtype=dtype))
-        _WORKSPACE.bags[(n, dtype)] = bag
-    index, offsets, weights = bag
+        _WORKSPACE.bags[dtype] = bag
+    index, offsets, weights = (t[:n] for t in bag)
     index.select(1, 1).copy_(perm)  # column 1: its partner
     if isinstance(lam, Tensor):
         weights.select(1, 0).copy_(lam)
@@ -373,7 +386,7 @@ def _bag_inputs(n: int, dtype: torch.dtype, lam: float | Tensor, perm: Tensor) -
     else:
         weights.select(1, 0).fill_(lam)
         weights.select(1, 1).fill_(1 - lam)
-    return bag
+    return index, offsets, weights
 
 
 def _embedding_bag(rows: Tensor, index: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
@@ -424,11 +437,18 @@ def _worth_chunking(x: Tensor) -> bool:
 def _plain(*tensors: object) -> bool:
     """True when the out= kernel may compute these: no autograd graph to record (latent mixing of activations
     goes through the formula, which autograd differentiates) and no functorch wrapper (vmap, grad)."""
+    if _forward_ad_level() >= 0:  # dual tensors may be among them: the formula, which forward AD differentiates
+        return False
     grad = torch.is_grad_enabled()
     for t in tensors:
         if isinstance(t, Tensor) and ((grad and t.requires_grad) or _functorch_wrapped(t)):
             return False
     return True
+
+
+def _forward_ad_level() -> int:
+    """The innermost ``torch.autograd.forward_ad.dual_level`` entered (-1 outside any)."""
+    return getattr(torch.autograd.forward_ad, "_current_level", -1)
 
 
 _functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
@@ -465,6 +485,8 @@ def _mix_into(
     p2 = None if partner is None else partner.permute(0, *order).reshape(n, -1)
     idx = perm if perm is None or perm.device == x.device else perm.to(x.device)
     feats = x2.shape[1]
+    if feats == 0:  # samples without values (a zero-sized dimension): nothing to mix, and no slice width
+        return out
     # compute dtype: the float dtype itself, float32 for uint8 (as the formula)
     compute, itemsize = (x.dtype, x.element_size()) if x.is_floating_point() else (torch.float32, 4)
     if x.device.type != "cpu" or n * feats * itemsize <= _SINGLE_PASS_BYTES:

@@ -1,7 +1,8 @@
 """Batch transforms: draw (lam, partners) in :meth:`BatchMix.sample`, apply them deterministically.
 
 The torchvision v2 split: ``sample`` holds all randomness, ``apply_inputs`` / ``apply_targets`` are pure functions
-of their arguments, so ``mixer(x, y)`` equals ``functional.mix(x, lam, perm)`` for the drawn ``(lam, perm)``.
+of their arguments, so ``mixer(x, y)`` equals ``functional.mix(x, lam, perm)`` for the drawn ``(lam, perm)``
+(within the rounding bound of ``functional.mix_`` on the fast paths, ``inplace=True`` or ``exact=False``).
 
 The default path is the paper's whole method (Section 2)::
 
@@ -103,8 +104,9 @@ class BatchMix:
             the same as without the option.
         uint8_output: ``"round"`` mixes uint8 batches in float32 and rounds back to uint8; ``"float"`` returns the
             unrounded float32 mix (in the 0-255 scale).
-        inplace: overwrite the input batch with the mixed one instead of allocating a new tensor (the fast path:
-            no batch-sized allocation, each sample read from memory once; see :func:`vicinal.functional.mix_`).
+        inplace: overwrite the input batch with the mixed one instead of returning a new tensor (the fast path:
+            each sample read from memory once; no batch-sized allocation in float32; see
+            :func:`vicinal.functional.mix_`).
             The caller's tensor is modified; targets are unaffected. Not with ``uint8_output="float"``.
         exact: ``True`` reproduces the formula's float roundings bit for bit on both paths; ``False`` mixes with the
             fastest kernels on both (a fused gather-and-mix or one ``lerp`` per slice, within a few units of
@@ -136,7 +138,9 @@ class BatchMix:
         self.prob = check_probability(prob, "prob")
         self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
         self.inplace = bool(inplace)
-        self.exact = None if exact is None else bool(exact)
+        if exact is not None and not isinstance(exact, bool):
+            raise TypeError(f"exact must be True, False or None (the default), got {exact!r}")
+        self.exact = exact
         if self.inplace and self.uint8_output == "float":
             raise ValueError(
                 "inplace=True writes the mix into the input tensor, so it cannot return float32 for uint8 inputs "
