@@ -10,15 +10,19 @@
   half-way: it writes a few bytes into its target, then raises ``OSError("disk full")``.
 * ``count_calls(monkeypatch, owner, name, real, stop_at)`` counts the calls of ``owner.name`` (a task's trainer),
   the ``stop_at``-th raising KeyboardInterrupt: a Ctrl-C part-way through a table (the resume tests).
-* ``ddp_worker`` is the per-process body of the 2-process gloo test (spawned by torch.multiprocessing).
+* ``ddp_worker`` is the per-process body of the 2-process gloo tests (spawned by torch.multiprocessing): a straight
+  run and the same run interrupted and resumed; ``SignalOnRank`` is its SIGTERM on one rank.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -105,32 +109,79 @@ def tiny_config(*overrides: str) -> ExperimentConfig:
     return apply_overrides(base, list(overrides))
 
 
-def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
-    """One rank of the gloo test: train ``tiny_config`` for a few steps, save this rank's weights."""
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(world_size),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
-    torch.set_num_threads(1)
-    from vicinal.experiments.trainer import Trainer
+class SignalOnRank:
+    """A SIGTERM that reaches one rank only, during step (``epoch``, ``batch``): the ranks agree to stop after it."""
 
-    cfg = tiny_config("train.epochs=2")
-    trainer = Trainer(cfg, Path(out) / "run", quiet=True)
-    trainer.fit()
-    torch.save(
-        {
-            "params": {k: v.detach().clone() for k, v in trainer.model.named_parameters()},
-            "buffers": {k: v.detach().clone() for k, v in trainer.model.named_buffers()},
-            "records": trainer.records,
-            "mix_seed": trainer.mix_seed,
-        },
-        Path(out) / f"rank{rank}.pt",
-    )
+    def __init__(self, rank: int, epoch: int, batch: int) -> None:
+        self.rank, self.epoch, self.batch = rank, epoch, batch
+
+    def on_step(self, trainer: Any, step: dict[str, Any]) -> None:
+        if trainer.rank == self.rank and (step["epoch"], step["batch"]) == (self.epoch, self.batch):
+            trainer.stop.signum = signal.SIGTERM
+
+
+def _rank_result(trainer: Any) -> dict[str, Any]:
+    return {
+        "params": {k: v.detach().clone() for k, v in trainer.model.named_parameters()},
+        "buffers": {k: v.detach().clone() for k, v in trainer.model.named_buffers()},
+        "records": trainer.records,
+        "mix_seed": trainer.mix_seed,
+        "mix_state": trainer.mix_generator.get_state(),  # where this rank's mixing stream ended
+    }
+
+
+def ddp_worker(rank: int, world_size: int, ports: list[int], out: str) -> None:
+    """One rank of the gloo tests: ``tiny_config("train.epochs=2")`` (3 steps an epoch per rank) trained
+
+    * straight into ``out/run`` (this rank's result in ``out/rank{rank}.pt``);
+    * into ``out/resumed``: stopped by a SIGTERM on rank 1 alone in step 2 (mid-epoch 1; the checkpoint is copied
+      to ``out/interrupted.pt``), resumed to ``train.max_steps=3`` (the end of epoch 1), resumed to the end (result,
+      exit code and the warnings of both resumes in ``out/resumed{rank}.pt``);
+    * into ``out/legacy``: the interrupted checkpoint without its per-rank states (as an older vicinal wrote it),
+      resumed to ``train.max_steps=3`` (its warnings in ``legacy_warnings``).
+
+    Each fit joins its own process group, on the next of ``ports`` (5).
+    """
+    torch.set_num_threads(1)
+    from vicinal.experiments.trainer import Trainer, TrainingInterrupted
+
+    root, next_port = Path(out), iter(ports)
+
+    def fit(run: str, *overrides: str, resume: bool = False, callbacks: Any = ()) -> tuple[Any, list[str]]:
+        os.environ.update(
+            {
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": str(world_size),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(next(next_port)),
+            }
+        )
+        cfg = tiny_config("train.epochs=2", *overrides)
+        trainer = Trainer(cfg, root / run, resume=resume, quiet=True, callbacks=callbacks)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            trainer.fit()
+        return trainer, [str(w.message) for w in said]
+
+    straight, _ = fit("run")
+    torch.save(_rank_result(straight), root / f"rank{rank}.pt")
+    try:
+        fit("resumed", callbacks=[SignalOnRank(1, 0, 1)])
+        exit_code = 0
+    except TrainingInterrupted as exc:
+        exit_code = exc.exit_code
+    if rank == 0:  # before the next fit: rank 1 waits for rank 0 to join its process group
+        shutil.copyfile(root / "resumed" / "checkpoint.pt", root / "interrupted.pt")
+        shutil.copytree(root / "resumed", root / "legacy")
+        ck = torch.load(root / "legacy" / "checkpoint.pt", weights_only=True)
+        ck.pop("ranks", None)  # (None: a checkpoint of an older vicinal, which had none)
+        torch.save(ck, root / "legacy" / "checkpoint.pt")
+    _, said_paused = fit("resumed", "train.max_steps=3", resume=True)
+    resumed, said_resumed = fit("resumed", resume=True)
+    _, said_legacy = fit("legacy", "train.max_steps=3", resume=True)
+    result = {"exit_code": exit_code, "warnings": said_paused + said_resumed, "legacy_warnings": said_legacy}
+    torch.save({**_rank_result(resumed), **result}, root / f"resumed{rank}.pt")
 
 
 def break_writer(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, target: int) -> None:

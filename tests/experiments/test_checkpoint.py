@@ -105,3 +105,20 @@ def test_rng_state_roundtrip_through_a_file(tmp_path: Path) -> None:
     assert torch.equal(first[0], again[0])
     assert np.array_equal(first[1], again[1])
     assert first[2:] == again[2:]
+
+
+def test_each_rank_takes_its_own_state() -> None:
+    """Under torchrun every rank resumes from its own entry of "ranks"; one process (and a checkpoint of an older
+    vicinal, without "ranks") reads the top level, the latter flagged as not exact when there are several ranks."""
+    own = [{k: f"{k} of rank {r}" for k in ck.RANK_KEYS} for r in range(3)]
+    state = {**own[0], "epoch": 2, "world_size": 3, "ranks": own}
+    for r in range(3):
+        assert ck.rank_state(state, r, 3, "c.pt") == (own[r], True)
+    older = {**own[0], "epoch": 2}
+    assert ck.rank_state(older, 0, 1, "c.pt") == (own[0], True)  # the single-process format is unchanged
+    assert ck.rank_state(older, 2, 3, "c.pt") == (own[0], False)  # rank 0's, and said to be inexact
+    older.pop("loader")  # checkpoints written before the loader state existed
+    assert ck.rank_state(older, 0, 1, "c.pt") == ({**own[0], "loader": None}, True)
+    for bad, got in ((own[:2], "2 entries"), ([*own[:2], None], "3 entries"), ("x", "str")):
+        with pytest.raises(CheckpointError, match=rf"^checkpoint file 'c.pt' holds per-rank states \('ranks'\) with {got}; expected one dict for each of the 3 processes$"):  # fmt: skip
+            ck.rank_state({**state, "ranks": bad}, 1, 3, "c.pt")

@@ -46,6 +46,7 @@ def test_single_process_setup_and_collectives_are_no_ops(monkeypatch: pytest.Mon
     assert (p.rank, p.world_size, p.is_main, p.owns_group, p.device) == (0, 1, True, False, torch.device("cpu"))
     t = torch.arange(3.0)
     assert distributed.all_reduce(t, 1) is t
+    assert distributed.gather_to_main(t, 1)[0] is t  # type: ignore[index]
     distributed.sync_buffers(nn.BatchNorm1d(2), 1)
 
 

@@ -8,6 +8,12 @@ RNG states are stored as tensors, ints, floats and lists (never numpy objects or
 truncated, foreign or unreadable file raises :class:`CheckpointError` naming the file; the trainer never falls back
 silently to a fresh start. A resume must come from the same config (`check_resumable`; only the keys in
 `RESUME_MUTABLE`, such as the number of epochs, may change) and the same number of processes.
+
+Per-rank state. Under torchrun every rank has its own mixing generator, global RNG states, loader generator and
+share of a partial epoch's sums (`RANK_KEYS`). Rank 0 writes the one checkpoint: the top-level keys are its own, as
+in a single process, and ``"ranks"`` (only when there are several) lists every rank's, indexed by rank, so that each
+rank resumes from its own (`rank_state`). A checkpoint written before ``"ranks"`` existed still resumes, but every
+rank then continues from rank 0's state: not bit-identical (the trainer warns and records it).
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ from .runs import atomic_write, clean_stale_temp_files
 
 __all__ = [
     "CheckpointError",
+    "RANK_KEYS",
     "RESUME_MUTABLE",
     "check_resumable",
+    "rank_state",
     "FORMAT",
     "VERSION",
     "save_checkpoint",
@@ -54,6 +62,10 @@ RESUME_MUTABLE = (
     "train.train_eval_every",
     "train.reliability_diagram",
 )
+
+# What each rank holds of its own (saved per rank, see the module docstring): the global RNG states, the mixing
+# generator, the mixer's state, the partial epoch's sums and the training loader's state.
+RANK_KEYS = ("rng", "mix_generator", "mixer", "partial", "loader")
 
 
 class CheckpointError(LabError, ValueError):
@@ -175,3 +187,25 @@ def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size:
             f"checkpoint file '{path}' was written by {state.get('world_size')} processes; this run has "
             f"{world_size} (exact resume needs the same number)"
         )
+
+
+def rank_state(state: Mapping[str, Any], rank: int, world_size: int, path: str | Path) -> tuple[dict[str, Any], bool]:
+    """This rank's own part of checkpoint ``state`` (the `RANK_KEYS`; loaded from ``path``) and whether it is exact.
+
+    With one process that is the top level. With several it is entry ``rank`` of ``state["ranks"]``; a checkpoint
+    without that list (written before it existed) gives rank 0's state to every rank and ``False``: the resume then
+    runs, but ranks 1.. continue from rank 0's random streams and partial-epoch sums, not their own.
+
+    Raises:
+        CheckpointError: ``state["ranks"]`` does not hold one dict per process.
+    """
+    ranks = state.get("ranks")
+    if world_size == 1 or ranks is None:
+        return {k: state.get(k) for k in RANK_KEYS}, world_size == 1
+    if not isinstance(ranks, list) or len(ranks) != world_size or not all(isinstance(r, dict) for r in ranks):
+        got = f"{len(ranks)} entries" if isinstance(ranks, list) else type(ranks).__name__
+        raise CheckpointError(
+            f"checkpoint file '{path}' holds per-rank states ('ranks') with {got}; expected one dict for each of "
+            f"the {world_size} processes"
+        )
+    return {k: ranks[rank].get(k) for k in RANK_KEYS}, True

@@ -26,6 +26,7 @@ __all__ = [
     "all_reduce",
     "check_device",
     "dist_env",
+    "gather_to_main",
     "resolve_device",
     "setup",
     "sync_buffers",
@@ -126,6 +127,18 @@ def all_reduce(t: Tensor, world_size: int) -> Tensor:
         t = t.clone()
         dist.all_reduce(t)
     return t
+
+
+def gather_to_main(obj: Any, world_size: int) -> list[Any] | None:
+    """Every rank's ``obj`` (picklable), in rank order, on rank 0; None on the other ranks; ``[obj]`` in one process.
+
+    A collective: every rank must call it at the same point of the run, or the ranks wait for each other forever.
+    """
+    if world_size == 1:
+        return [obj]
+    gathered: list[Any] | None = [None] * world_size if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
 
 
 def sync_buffers(model: nn.Module, world_size: int) -> None:

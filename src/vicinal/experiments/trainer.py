@@ -13,7 +13,8 @@ Randomness. Model initialisation comes from ``build_model(seed=...)``; the data 
 ``e`` depend only on ``(seed, e, rank)`` (the data layer); mixing draws from one CPU ``torch.Generator`` per rank,
 seeded ``derive_seed(seed, STREAM_MIX, rank)`` (an independent stream: seeding it with the bare ``seed`` would
 correlate it with other consumers of the same seed). The global RNGs are seeded too, for dropout. Every one of
-these states is in the checkpoint, so a resumed run continues bit-identically on the CPU.
+these states is in the checkpoint, each rank's own under torchrun, so a resumed run continues bit-identically on
+the CPU.
 
 Distributed. Under ``torchrun`` (env ``WORLD_SIZE`` > 1) the trainer joins the process group (NCCL on CUDA, gloo on
 CPU), wraps the model in DistributedDataParallel and builds the data for its rank. Each rank mixes its own
@@ -61,6 +62,7 @@ from .checkpoint import (
     check_resumable,
     clean_stale_temp_files,
     load_checkpoint,
+    rank_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -177,6 +179,8 @@ class Trainer:
         self._handlers: list[Any] = []
         self.global_step = 0
         self.data_changes = ""  # how a resume's data differ from the recorded ones (set by fit)
+        # False when a multi-process resume read a checkpoint without per-rank states (`checkpoint.rank_state`)
+        self.exact_rank_state = True
 
     # -- public -------------------------------------------------------------------------------------------------
     results_in = staticmethod(runs.results_in)  # moved to runs.py; kept for callers of Trainer.results_in
@@ -224,6 +228,14 @@ class Trainer:
                 if self.data_changes:
                     warnings.warn(
                         f"resuming '{self.run_dir}' on other data: {self.data_changes}", LabWarning, stacklevel=1
+                    )
+                if not self.exact_rank_state:
+                    warnings.warn(
+                        f"resuming '{self.run_dir}' from a checkpoint without per-rank states (written by an older "
+                        "vicinal): every rank continues from rank 0's mixing and RNG states and partial-epoch sums, "
+                        "so the run is not bit-identical to an uninterrupted one",
+                        LabWarning,
+                        stacklevel=1,
                     )
             if clear and self.is_main:
                 runs.clear_run_folder(self.run_dir)
@@ -284,6 +296,8 @@ class Trainer:
         )
         if self.data_changes:  # the resume's entry says on what other data it continued
             entry["data_changes"] = self.data_changes
+        if not self.exact_rank_state:  # ... and that its ranks 1.. continued from rank 0's random state
+            entry["per_rank_state"] = False
         c = self.data.corruption
         if c is not None:  # per-sample labels, so the Table 2 columns can be recomputed from the run folder alone
             labels = {"true": c.true, "noisy": c.noisy, "replaced": c.replaced, **c.stats()}
@@ -294,7 +308,22 @@ class Trainer:
             extra["corruption"] = c.stats()
         runs.record_start(self.run_dir, self.cfg, entry, resumed_from, extra=extra)
 
-    def _checkpoint_state(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> dict[str, Any]:
+    def _rank_state(self, accum: _Accum | None) -> dict[str, Any]:
+        """What this rank holds of its own (`checkpoint.RANK_KEYS`): CPU tensors and plain types."""
+        loader_state = getattr(self.data.train, "state_dict", None)
+        return {
+            "rng": capture_rng_state(),
+            "mix_generator": self.mix_generator.get_state(),
+            "mixer": self.mixer.state_dict() if self.mixer is not None else None,
+            "partial": None if accum is None else {"sums": accum.sums.cpu(), "time_s": accum.time_s},
+            "loader": loader_state() if callable(loader_state) else None,
+        }
+
+    def _checkpoint_state(
+        self, epoch: int, step_in_epoch: int, own: dict[str, Any], ranks: list[Any] | None
+    ) -> dict[str, Any]:
+        """The checkpoint: what the ranks share, rank 0's `own` state at the top level (the single-process format)
+        and, with several processes, every rank's in ``ranks``."""
         state: dict[str, Any] = {
             "config": config_to_dict(self.cfg),
             "model": self.model.state_dict(),
@@ -304,22 +333,27 @@ class Trainer:
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
             "global_step": self.global_step,
-            "rng": capture_rng_state(),
-            "mix_generator": self.mix_generator.get_state(),
-            "mixer": self.mixer.state_dict() if self.mixer is not None else None,
             "records": self.records,
-            "partial": None if accum is None else {"sums": accum.sums.cpu(), "time_s": accum.time_s},
             "world_size": self.world_size,
+            **own,
         }
-        loader_state = getattr(self.data.train, "state_dict", None)
-        state["loader"] = loader_state() if callable(loader_state) else None
+        if self.world_size > 1:
+            state["ranks"] = ranks
         return state
 
     def save(self, epoch: int, step_in_epoch: int, accum: _Accum | None = None) -> Path | None:
-        """Write the checkpoint (rank 0 only); returns its path there, None elsewhere."""
+        """Write the checkpoint; returns its path on rank 0, None elsewhere.
+
+        Every rank must call it at the same step (it gathers each rank's own state to rank 0, a collective); the
+        trainer does: at the agreed stop, at a step limit and at epoch ends, all the same on every rank. Rank 0
+        writes the file.
+        """
+        own = self._rank_state(accum)
+        ranks = distributed.gather_to_main(own, self.world_size)
         if not self.is_main:
             return None
-        return save_checkpoint(self._checkpoint_state(epoch, step_in_epoch, accum), self.run_dir / CHECKPOINT_NAME)
+        state = self._checkpoint_state(epoch, step_in_epoch, own, ranks)
+        return save_checkpoint(state, self.run_dir / CHECKPOINT_NAME)
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int, _Accum | None]:
         path = self.run_dir / CHECKPOINT_NAME
@@ -334,15 +368,16 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint file '{path}' does not fit this run's model/optimiser: {first}"
             ) from None
-        restore_rng_state(state["rng"])
-        self.mix_generator.set_state(state["mix_generator"])
-        if self.mixer is not None and state.get("mixer") is not None:
-            self.mixer.load_state_dict(state["mixer"])
-        if state.get("loader") is not None and hasattr(self.data.train, "load_state_dict"):
-            self.data.train.load_state_dict(state["loader"])
+        own, self.exact_rank_state = rank_state(state, self.rank, self.world_size, path)
+        restore_rng_state(own["rng"])
+        self.mix_generator.set_state(own["mix_generator"])
+        if self.mixer is not None and own["mixer"] is not None:
+            self.mixer.load_state_dict(own["mixer"])
+        if own["loader"] is not None and hasattr(self.data.train, "load_state_dict"):
+            self.data.train.load_state_dict(own["loader"])
         self.records = list(state["records"])
         self.global_step = int(state["global_step"])
-        partial = state.get("partial")
+        partial = own["partial"]
         accum = None
         if partial is not None:
             accum = _Accum(partial["sums"].to(self.device), float(partial["time_s"]))
