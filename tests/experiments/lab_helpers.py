@@ -119,7 +119,7 @@ def ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     from vicinal.experiments.trainer import Trainer
 
-    cfg = tiny_config("train.epochs=2")
+    cfg = tiny_config("train.epochs=2", f"data.global_batch_size={32 * world_size}")  # the check passes under DDP
     trainer = Trainer(cfg, Path(out) / "run", quiet=True)
     trainer.fit()
     torch.save(

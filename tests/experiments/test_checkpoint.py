@@ -14,10 +14,12 @@ from vicinal.experiments import checkpoint as ck
 from vicinal.experiments.checkpoint import (
     CheckpointError,
     capture_rng_state,
+    check_resumable,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
+from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict
 
 
 def test_roundtrip(tmp_path: Path) -> None:
@@ -105,3 +107,12 @@ def test_rng_state_roundtrip_through_a_file(tmp_path: Path) -> None:
     assert torch.equal(first[0], again[0])
     assert np.array_equal(first[1], again[1])
     assert first[2:] == again[2:]
+
+
+def test_a_resume_may_declare_the_global_batch_but_not_change_the_batch() -> None:
+    """data.global_batch_size only checks batch x processes (both compared here): a run started before its config
+    declared it resumes; another per-process batch does not."""
+    state = {"config": config_to_dict(ExperimentConfig()), "epoch": 1, "world_size": 2}
+    check_resumable(state, apply_overrides(ExperimentConfig(), ["data.global_batch_size=256"]), 2, "ck.pt")
+    with pytest.raises(CheckpointError, match=r"differs at data.batch_size\); only notes, "):
+        check_resumable(state, apply_overrides(ExperimentConfig(), ["data.batch_size=64"]), 2, "ck.pt")
