@@ -157,7 +157,8 @@ def ddp_worker(rank: int, world_size: int, ports: list[int], out: str) -> None:
                 "MASTER_PORT": str(next(next_port)),
             }
         )
-        cfg = tiny_config("train.epochs=2", *overrides)
+        # the global batch the config declares: the check runs under DDP and passes
+        cfg = tiny_config("train.epochs=2", f"data.global_batch_size={32 * world_size}", *overrides)
         trainer = Trainer(cfg, root / run, resume=resume, quiet=True, callbacks=callbacks)
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")

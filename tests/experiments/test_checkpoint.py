@@ -14,10 +14,12 @@ from vicinal.experiments import checkpoint as ck
 from vicinal.experiments.checkpoint import (
     CheckpointError,
     capture_rng_state,
+    check_resumable,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
+from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict
 
 
 def test_roundtrip(tmp_path: Path) -> None:
@@ -122,3 +124,12 @@ def test_each_rank_takes_its_own_state() -> None:
     for bad, got in ((own[:2], "2 entries"), ([*own[:2], None], "3 entries"), ("x", "str")):
         with pytest.raises(CheckpointError, match=rf"^checkpoint file 'c.pt' holds per-rank states \('ranks'\) with {got}; expected one dict for each of the 3 processes$"):  # fmt: skip
             ck.rank_state({**state, "ranks": bad}, 1, 3, "c.pt")
+
+
+def test_a_resume_may_declare_the_global_batch_but_not_change_the_batch() -> None:
+    """data.global_batch_size only checks batch x processes (both compared here): a run started before its config
+    declared it resumes; another per-process batch does not."""
+    state = {"config": config_to_dict(ExperimentConfig()), "epoch": 1, "world_size": 2}
+    check_resumable(state, apply_overrides(ExperimentConfig(), ["data.global_batch_size=256"]), 2, "ck.pt")
+    with pytest.raises(CheckpointError, match=r"differs at data.batch_size\); only notes, "):
+        check_resumable(state, apply_overrides(ExperimentConfig(), ["data.batch_size=64"]), 2, "ck.pt")

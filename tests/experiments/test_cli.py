@@ -201,6 +201,7 @@ def paper_smoke_overrides(path: Path) -> list[str]:
         f"data.name={SYNTHETIC}",
         f"data.kwargs={{num_classes: {num_classes}, n_per_class: 2, n_test_per_class: 1}}",
         "data.batch_size=8",
+        "data.global_batch_size=8",  # the paper's 128, shrunk with the batch (one process)
         "data.eval_batch_size=128",
         "train.max_steps=2",
         "train.device=cpu",
@@ -222,6 +223,26 @@ def test_every_paper_config_runs_two_steps(capsys: pytest.CaptureFixture[str], t
         assert ck["global_step"] == 2 and ck["config"]["train"]["epochs"] == 200
 
 
+def test_a_paper_config_refuses_a_global_batch_it_was_not_written_for(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Finding 2 of the paper audit: a paper config's batch is the paper's global minibatch; training it at another
+    (here batch 8 in one process; under torchrun, 128 x the process count) is refused in one line, before any file
+    is written. The smoke test above also shrinks data.global_batch_size, and trains."""
+    path = next(p for p in cifar_configs("paper") if p.stem == "cifar10-preact_resnet18-erm")
+    smoke = [o for o in paper_smoke_overrides(path) if not o.startswith("data.global_batch_size=")]
+    code, _, err = run_cli(capsys, "train", str(path), "--set", *smoke, "--out", str(tmp_path), "--quiet")
+    assert_one_line_error(
+        code,
+        err,
+        "data.batch_size 8 x 1 process is a global batch of 8, but this config was written for a global batch of 128 "
+        "(data.global_batch_size: its learning rate assumes that batch, the paper's in a paper config): start 16 "
+        "processes, or --set data.batch_size=128 for 1 process, or --set data.global_batch_size=null to train at "
+        "another global batch on purpose",
+    )
+    assert not (tmp_path / path.stem).exists()
+
+
 def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run_cli(capsys, "reproduce", "cifar", "--scale", "paper", "--dry-run", "--out", str(tmp_path / "p"))
     assert code == 0 and out.count("[   new]") == 12 and "dry run: 12 of 12 runs would be trained" in out
@@ -234,6 +255,9 @@ def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[st
     assert "| cifar10-preact_resnet18-erm-cpu | 2 (0 1) | 2/2 |" in out and "| 5.6 |" in out and "| 4.2 |" in out
     assert (tmp_path / "c" / "report" / "report.md").is_file()
     code, out, _ = run_cli(capsys, *argv[:-1], "train.epochs=1", "--dry-run")
+    assert code == 0 and out.count("[  done]") == 4
+    # a config that now declares its global batch finds the runs of before done: the check changes no result
+    code, out, _ = run_cli(capsys, *argv[:-1], "train.epochs=1", "data.global_batch_size=512", "--dry-run")
     assert code == 0 and out.count("[  done]") == 4
     # Two shards over one output folder: the first leaves the report to the last one to finish.
     shard = [*argv[:6], "--out", str(tmp_path / "s"), *argv[8:]]

@@ -171,6 +171,10 @@ def test_paper_configs_hold_the_papers_settings() -> None:
         wrn = cfg.model.name == "wrn"
         assert cfg.schedule.milestones == ([60, 120, 180] if wrn else [100, 150])
         assert cfg.data.augment and cfg.data.subset_per_class is None
+        # the paper's batch of one process; the original CIFAR release, never the JPEG re-encoded copy
+        assert cfg.data.global_batch_size == 128
+        source = {"cifar10": {"source": "torchvision", "download": True}, "cifar100": {"download": True}}
+        assert cfg.data.kwargs == source[cfg.data.name]
         assert cfg.model.kwargs.get("dropout", 0.0) == 0.0
         if cfg.mix.variant == "mixup":
             assert cfg.mix.alpha == 1.0 and f.stem.endswith("-mixup")
@@ -191,7 +195,8 @@ def test_cpu_configs_differ_only_in_the_documented_ways() -> None:
         "notes",
         "data.eval_batch_size",
         "data.subset_per_class",
-        "data.kwargs",
+        "data.kwargs",  # the paper row trains on the original CIFAR-10, the cpu one on the shared JPEG copy
+        "data.global_batch_size",  # the paper's batch is checked against the number of processes
         "model.kwargs",
         "schedule.milestones",
         "train.epochs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
@@ -48,6 +49,42 @@ def test_single_process_setup_and_collectives_are_no_ops(monkeypatch: pytest.Mon
     assert distributed.all_reduce(t, 1) is t
     assert distributed.gather_to_main(t, 1)[0] is t  # type: ignore[index]
     distributed.sync_buffers(nn.BatchNorm1d(2), 1)
+
+
+def test_global_batch_rule_names_the_process_count_or_the_per_process_batch() -> None:
+    """Finding 2 of the paper audit: torchrun's 8 processes trained a CIFAR paper config at 8 x 128."""
+    for batch, world in ((128, 8), (128, 1), (1, 3)):
+        distributed.check_global_batch(batch, None, world)  # no declared global batch: nothing to check
+    distributed.check_global_batch(128, 1024, 8)
+    distributed.check_global_batch(16, 128, 8)
+    distributed.check_global_batch(128, 128, 1)
+    why = "(data.global_batch_size: its learning rate assumes that batch, the paper's in a paper config)"
+    cases = {
+        (128, 128, 8): "data.batch_size 128 x 8 processes is a global batch of 1024, but this config was written for "
+        f"a global batch of 128 {why}: run it in one process (no torchrun), or --set data.batch_size=16 for 8 "
+        "processes, or --set data.global_batch_size=null to train at another global batch on purpose",
+        (128, 1024, 1): "data.batch_size 128 x 1 process is a global batch of 128, but this config was written for a "
+        f"global batch of 1024 {why}: start 8 processes, or --set data.batch_size=1024 for 1 process, or --set "
+        "data.global_batch_size=null to train at another global batch on purpose",
+        # 1024 / 3 is no whole batch: only the process count (or the opt-out) is offered
+        (128, 1024, 3): "data.batch_size 128 x 3 processes is a global batch of 384, but this config was written for "
+        f"a global batch of 1024 {why}: start 8 processes, or --set data.global_batch_size=null",
+        (48, 128, 2): "data.batch_size 48 x 2 processes is a global batch of 96, but this config was written for a "
+        f"global batch of 128 {why}: --set data.batch_size=64 for 2 processes, or --set data.global_batch_size=null",
+    }
+    for (batch, declared, world), message in cases.items():
+        with pytest.raises(RunError, match="^" + re.escape(message)):
+            distributed.check_global_batch(batch, declared, world)
+
+
+def test_per_rank_batch_size() -> None:
+    assert [distributed.per_rank_batch_size(w, 128) for w in (1, 2, 8)] == [128, 64, 16]
+    with pytest.raises(RunError, match="global batch 100 is not divisible by world size 8"):
+        distributed.per_rank_batch_size(8, 100)
+    with pytest.raises(RunError, match="global_batch must be >= 1, got 0"):
+        distributed.per_rank_batch_size(1, 0)
+    with pytest.raises(TypeError, match="global_batch must be an int, got float 128.0"):
+        distributed.per_rank_batch_size(1, 128.0)  # type: ignore[arg-type]
 
 
 def test_stop_signals_record_the_first_signal_and_restore_the_handlers() -> None:

@@ -275,6 +275,32 @@ def test_user_errors(tmp_path: Path, straight: tuple[Trainer, Path]) -> None:
         Trainer(tiny_config("train.compile=true", "mix.layer=layer2"), tmp_path / "c", quiet=True).fit()
 
 
+def test_a_global_batch_the_config_was_not_written_for_is_refused_before_anything_is_read_or_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 2 of the paper audit: `torchrun --nproc_per_node=8` trained a CIFAR paper config (batch 128 per
+    process) at a global batch of 1,024 with the lr of 128. Eight processes are simulated (no process group)."""
+    eight = distributed.Placement(0, 8, 0, torch.device("cpu"), owns_group=False)
+    monkeypatch.setattr(distributed, "setup", lambda device: eight)
+
+    class Built(Exception):
+        """Raised by the stub build_run: the check let the run through to reading its data."""
+
+    def build_run(*args: Any, **kwargs: Any) -> None:
+        raise Built
+
+    monkeypatch.setattr(trainer_module, "build_run", build_run)
+    with pytest.raises(
+        RunError,
+        match=r"^data.batch_size 32 x 8 processes is a global batch of 256, but this config was written for a global "
+        r"batch of 32 .*: run it in one process \(no torchrun\), or --set data.batch_size=4 for 8 processes, or ",
+    ):
+        Trainer(tiny_config("data.global_batch_size=32"), tmp_path / "run", quiet=True).fit()
+    assert not (tmp_path / "run").exists()  # refused before build_run (which would have raised Built)
+    with pytest.raises(Built):  # 4 x 8 = 32: the check passes
+        Trainer(tiny_config("data.batch_size=4", "data.global_batch_size=32"), tmp_path / "run", quiet=True).fit()
+
+
 def test_resume_may_extend_training(straight: tuple[Trainer, Path], tmp_path: Path) -> None:
     import shutil
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ConfigError, ExperimentConfig, config_from_dict, diff_configs
+from .config import LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, config_from_dict, diff_configs
 from .errors import LabError
 from .runs import atomic_write, clean_stale_temp_files
 
@@ -61,6 +61,7 @@ RESUME_MUTABLE = (
     "train.threads",
     "train.train_eval_every",
     "train.reliability_diagram",
+    *LAUNCH_CHECK_KEYS,
 )
 
 # What each rank holds of its own (saved per rank, see the module docstring): the global RNG states, the mixing

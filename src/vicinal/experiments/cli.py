@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .attacks import attack_run
-from .config import ConfigError, apply_overrides, config_changes, load_config, shipped_configs
+from .config import LAUNCH_CHECK_KEYS, ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
 from .distributed import check_explicit_device
 from .errors import LabError, LabWarning, exit_code
@@ -292,7 +292,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = apply_overrides(saved, args.overrides)
         if args.config is not None:
             differ = config_changes(
-                load_config(args.config, args.overrides), cfg, "{k} ({b!r} in the run, {a!r} in it)"
+                load_config(args.config, args.overrides),
+                cfg,
+                "{k} ({b!r} in the run, {a!r} in it)",
+                ignore=LAUNCH_CHECK_KEYS,  # a run started before the config declared its global batch is the same run
             )
             if differ:
                 raise ConfigError(

@@ -49,6 +49,7 @@ __all__ = [
     "MixConfig",
     "TrainConfig",
     "ExperimentConfig",
+    "LAUNCH_CHECK_KEYS",
     "VARIANT_OPTIONS",
     "VariantOptions",
     "config_exists",
@@ -73,6 +74,10 @@ class DataConfig:
         name: dataset name in the data registry ("cifar10", "digits", ...).
         root: data directory; ``None`` means ``vicinal.experiments.paths.data_root()`` (the data layer decides).
         batch_size: training minibatch per process (per rank under DDP).
+        global_batch_size: the minibatch summed over all processes that the config was written for (the
+            paper's: its learning rate and schedule assume it); the trainer refuses to start when ``batch_size``
+            x the number of processes differs, and says what to set. ``None`` = no check. It changes nothing a
+            run computes, so a resume or a finished run may differ in it (`LAUNCH_CHECK_KEYS`).
         eval_batch_size: minibatch for evaluation.
         subset_per_class: keep only this many training examples per class (cpu-scale runs); ``None`` = all. A
             class with fewer keeps all of its examples, and a warning names it and its count (the run goes on).
@@ -86,6 +91,7 @@ class DataConfig:
     name: str = "digits"
     root: str | None = None
     batch_size: int = 128
+    global_batch_size: int | None = None
     eval_batch_size: int = 512
     subset_per_class: int | None = None
     augment: bool = True
@@ -252,6 +258,11 @@ class ExperimentConfig:
     mix: MixConfig = field(default_factory=MixConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+
+# Keys that check how a run is launched and change nothing it computes (``data.global_batch_size`` only checks
+# data.batch_size x processes, both recorded): a resume, or a run folder written before such a key existed, may
+# differ in them.
+LAUNCH_CHECK_KEYS = ("data.global_batch_size",)
 
 # Allowed values of the string fields that have a closed set of choices.
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -423,6 +434,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"config key 'train.eval_last' must be >= 0, got {cfg.train.eval_last}")
     optional_positive = {
         "data.subset_per_class": cfg.data.subset_per_class,
+        "data.global_batch_size": cfg.data.global_batch_size,
         "train.max_steps": cfg.train.max_steps,
         "train.threads": cfg.train.threads,
         "train.train_eval_every": cfg.train.train_eval_every,
@@ -640,7 +652,11 @@ def diff_configs(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
     return sorted(k for k in fa if fa[k] != fb.get(k))
 
 
-def config_changes(old: ExperimentConfig, new: ExperimentConfig, fmt: str = "{k} {a!r} -> {b!r}") -> str:
-    """``"train.epochs 2 -> 5, ..."`` (``fmt`` of key, old and new value) where ``new`` differs ("" when nowhere)."""
+def config_changes(
+    old: ExperimentConfig, new: ExperimentConfig, fmt: str = "{k} {a!r} -> {b!r}", ignore: Iterable[str] = ()
+) -> str:
+    """``"train.epochs 2 -> 5, ..."`` (``fmt`` of key, old and new value) where ``new`` differs ("" when nowhere),
+    leaving out the keys in ``ignore``."""
     a, b = flat_config(config_to_dict(old)), flat_config(config_to_dict(new))
-    return ", ".join(fmt.format(k=k, a=a.get(k), b=b.get(k)) for k in diff_configs(old, new))
+    skip = set(ignore)
+    return ", ".join(fmt.format(k=k, a=a.get(k), b=b.get(k)) for k in diff_configs(old, new) if k not in skip)

@@ -18,15 +18,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .errors import RunError
+from .errors import RunError, TaskArgumentError
 
 __all__ = [
     "Placement",
     "StopSignals",
     "all_reduce",
     "check_device",
+    "check_global_batch",
     "dist_env",
     "gather_to_main",
+    "per_rank_batch_size",
     "resolve_device",
     "setup",
     "sync_buffers",
@@ -76,6 +78,58 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     if name.startswith("cuda"):
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     return torch.device(name)
+
+
+def per_rank_batch_size(world_size: int, global_batch: int) -> int:
+    """``data.batch_size`` for ``world_size`` processes so that the global minibatch is ``global_batch``.
+
+    Raises:
+        TypeError: a non-integer argument.
+        ValueError: ``world_size`` < 1, or ``global_batch`` not divisible by ``world_size`` (the global batch,
+            and with it the paper's lr, would change).
+    """
+    for label, value in (("world_size", world_size), ("global_batch", global_batch)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TaskArgumentError(f"{label} must be an int, got {type(value).__name__} {value!r}")
+        if value < 1:
+            raise RunError(f"{label} must be >= 1, got {value}")
+    if global_batch % world_size:
+        raise RunError(
+            f"global batch {global_batch} is not divisible by world size {world_size}; use a world size that "
+            f"divides it (1, 2, 4, 8, 16, ...) or rescale optim.lr linearly with the global batch (Goyal et al.)"
+        )
+    return global_batch // world_size
+
+
+def check_global_batch(batch_size: int, global_batch_size: int | None, world_size: int) -> None:
+    """Refuse a run whose global minibatch, ``batch_size`` (per process) x ``world_size``, is not the
+    ``global_batch_size`` its config was written for (``data.global_batch_size``; None = no check): the config's
+    learning rate and schedule assume that batch, and torchrun's process count would change it without a word.
+
+    Raises:
+        RunError: one line naming the per-process batch to set or the number of processes to start.
+    """
+    if global_batch_size is None or batch_size * world_size == global_batch_size:
+        return
+    fixes = []
+    if global_batch_size % batch_size == 0:  # first: the process count keeps the config's per-process batch
+        n = global_batch_size // batch_size
+        fixes.append("run it in one process (no torchrun)" if n == 1 else f"start {n} processes")
+    try:
+        per_rank = per_rank_batch_size(world_size, global_batch_size)
+        fixes.append(f"--set data.batch_size={per_rank} for {_processes(world_size)}")
+    except RunError:  # no whole per-process batch for this many processes: only the process count can change
+        pass
+    fixes.append("--set data.global_batch_size=null to train at another global batch on purpose")
+    raise RunError(
+        f"data.batch_size {batch_size} x {_processes(world_size)} is a global batch of {batch_size * world_size}, "
+        f"but this config was written for a global batch of {global_batch_size} (data.global_batch_size: its "
+        f"learning rate assumes that batch, the paper's in a paper config): {', or '.join(fixes)}"
+    )
+
+
+def _processes(n: int) -> str:
+    return "1 process" if n == 1 else f"{n} processes"
 
 
 @dataclass(frozen=True)

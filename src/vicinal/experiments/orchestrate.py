@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, ExperimentConfig, diff_configs, load_config
+from .config import LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, diff_configs, load_config
 from .report import make_report
 from .runs import pid_alive, read_json, read_summary, write_json
 from .tasks import Table, get_table
@@ -245,6 +245,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
             if complete(run_dir, cfg.train.max_steps):
                 state = "done"
                 changed = diff_configs(load_config(run_dir / "config.yaml"), cfg)
+                changed = [k for k in changed if k not in LAUNCH_CHECK_KEYS]  # the same run, launched as checked
                 if changed:
                     raise ConfigError(
                         f"run folder '{run_dir}' holds a finished run of a different config "

@@ -20,6 +20,8 @@ Distributed. Under ``torchrun`` (env ``WORLD_SIZE`` > 1) the trainer joins the p
 CPU), wraps the model in DistributedDataParallel and builds the data for its rank. Each rank mixes its own
 minibatch with its own generator: partners come from the rank's own batch, as in the paper's single-loader
 implementation, so no samples travel between GPUs. Metrics are summed over ranks; only rank 0 writes files.
+``data.batch_size`` is per process, so the process count multiplies the global minibatch: a config that declares
+the one it was written for (``data.global_batch_size``, the paper configs) refuses to start at another.
 
 Extras. The training error on un-augmented images (Table 2), the reliability diagram, TensorBoard and the progress
 output are callbacks (`callbacks.py`) attached from the config; building the run's pieces is `build.py`, evaluation
@@ -212,6 +214,9 @@ class Trainer:
         self.stop.install()
         completed = False
         try:
+            # before any data is read or file written: torchrun's process count multiplies the per-process batch
+            d = self.cfg.data
+            distributed.check_global_batch(d.batch_size, d.global_batch_size, self.world_size)
             self._setup()
             state = load_checkpoint(ckpt_path, map_location=self.device) if self.resume else None
             # Every check first (the checkpoint's config, world size and weights), every write after.

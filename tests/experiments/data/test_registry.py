@@ -7,6 +7,7 @@ import re
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,11 +20,12 @@ from vicinal.experiments.data import (
     DataBundle,
     TensorSplits,
     build_data,
+    images,
     register_dataset,
     streaming,
 )
 from vicinal.experiments.data.base import data_changes
-from vicinal.experiments.errors import DataArgumentError, DataError, LabWarning
+from vicinal.experiments.errors import DataArgumentError, DataError, DataNotFoundError, LabWarning
 
 
 def test_imagefolder_memory_bundle(tmp_path: Path) -> None:
@@ -95,6 +97,56 @@ def test_registry_errors() -> None:
         build_data("imagefolder_memory")
     with pytest.raises(ValueError, match="imagefolder needs root="):
         build_data("imagefolder")
+
+
+class _Picked(Exception):
+    """Raised by the stubbed CIFAR-10 loaders: which one the builder called, and how."""
+
+
+def test_cifar10_source_paper_rows_read_the_original_and_auto_finds_it_under_the_data_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 1 of the paper audit: with data.root null, "auto" always picked the JPEG re-encoded copy, even with
+    the original python batches under VICINAL_DATA, and the paper configs (Figure 3a, Tables 2 and 5) trained on it.
+    The loaders are stubbed: nothing is read or downloaded."""
+
+    def stub(which: str) -> Any:
+        def load(*args: Any, **kwargs: Any) -> None:
+            raise _Picked(which, args, kwargs)
+
+        return load
+
+    monkeypatch.setattr(images, "load_cifar_torchvision", stub("torchvision"))
+    monkeypatch.setattr(images, "load_cifar10_jpeg", stub("jpeg"))
+
+    def picked(config: str) -> tuple[Any, ...]:
+        with pytest.raises(_Picked) as info:
+            build_run_data(load_config(config), "cpu")
+        return info.value.args
+
+    paper = ("cifar/paper/cifar10-preact_resnet18-erm", "corrupted_labels/paper/cifar10-preact_resnet18-c50-erm",
+             "ablation/paper/erm-wd5e-4")  # fmt: skip
+    cpu = "cifar/cpu/cifar10-preact_resnet18-erm"
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path))  # the JPEG copy only (as ../shared/data)
+    for config in paper:
+        assert picked(config) == ("torchvision", ("cifar10", None), {"download": True}), config
+    assert picked(cpu)[0] == "jpeg"
+    for holder in (tmp_path, tmp_path / "cifar10"):  # the places load_cifar_torchvision looks in
+        (holder / "cifar-10-batches-py").mkdir(parents=True)
+        assert picked(cpu) == ("torchvision", ("cifar10", None), {"download": False}), holder
+        (holder / "cifar-10-batches-py").rmdir()
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with pytest.raises(_Picked, match="jpeg"):  # an explicit source wins
+        build_data("cifar10", source="jpeg")
+    with pytest.raises(_Picked, match="jpeg"):  # an explicit root is the only place looked in
+        build_data("cifar10", root=tmp_path / "cifar10")
+    monkeypatch.delenv("VICINAL_DATA")
+    monkeypatch.setattr(images, "cifar_search_roots", _no_data_root)
+    assert picked(cpu)[0] == "jpeg"  # no data root: the JPEG loader names it
+
+
+def _no_data_root(name: str) -> list[Path]:
+    raise DataNotFoundError("no data folder")
 
 
 def test_digits_refuses_a_root_it_would_ignore(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from vicinal.experiments.paths import PROJECT_ROOT
 from vicinal.experiments.tasks import TABLES
 from vicinal.experiments.tasks.imagenet import (
     ALPHAS,
+    GLOBAL_BATCH,
     IMAGENET,
     PAPER_IMAGENET,
     ROWS,
@@ -85,6 +86,28 @@ def test_per_rank_batch_size() -> None:
         per_rank_batch_size(True)
 
 
+def test_every_config_declares_the_global_batch_the_trainer_checks(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """Finding 2 of the paper audit: the configs assume 8 processes, and one process trained at a global batch of
+    128 with the lr of 1,024 without a word. Refused in one line before any data is read (there is none here)."""
+    for path in imagenet_configs("paper"):
+        cfg = load_config(path)
+        assert cfg.data.global_batch_size == GLOBAL_BATCH == cfg.data.batch_size * 8
+        assert per_rank_batch_size(8) == cfg.data.batch_size
+    assert load_config("adversarial/paper/resnet101-erm-90-source").data.global_batch_size == GLOBAL_BATCH  # Table 3
+    path = _config("imagenet-resnet50-90ep-erm")
+    assert main(["train", str(path), "--set", "train.device=cpu", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "vicinal: error: data.batch_size 128 x 1 process is a global batch of 128, but this config was written for a "
+        "global batch of 1024 (data.global_batch_size: its learning rate assumes that batch, the paper's in a paper "
+        "config): start 8 processes, or --set data.batch_size=1024 for 1 process, or --set "
+        "data.global_batch_size=null to train at another global batch on purpose"
+    )
+    assert not (tmp_path / path.stem).exists()
+
+
 def test_cli_refuses_the_cpu_scale_and_plans_the_paper_scale(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["reproduce", "imagenet", "--scale", "cpu"]) == 2
     assert "vicinal: error: the imagenet table has no cpu scale" in capsys.readouterr().err
@@ -115,7 +138,7 @@ def tiny_imagenet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_one_epoch_of_a_paper_config_on_a_tiny_image_folder(tiny_imagenet: Path, tmp_path: Path) -> None:
     cfg = load_config(
         _config("imagenet-resnet50-90ep-mixup"),
-        [f"data.root={tiny_imagenet}", "data.batch_size=4", "train.epochs=1", *TINY],
+        [f"data.root={tiny_imagenet}", "data.batch_size=4", "data.global_batch_size=4", "train.epochs=1", *TINY],
     )
     trainer = Trainer(cfg, tmp_path / "run", quiet=True)
     summary = trainer.fit()
@@ -133,13 +156,14 @@ def test_one_epoch_of_a_paper_config_on_a_tiny_image_folder(tiny_imagenet: Path,
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_two_gloo_processes_with_torchrun(tiny_imagenet: Path, tmp_path: Path) -> None:
-    # The launch line of docs/imagenet.md, shrunk: 2 processes x batch 2 (global 4), 6 images per rank, 3 steps.
+    # The launch line of docs/imagenet.md, shrunk: 2 processes x batch 2 (global 4, which the trainer checks against
+    # data.global_batch_size), 6 images per rank, 3 steps.
     # The one-process test above trains the real ResNet-50; here a width-4 PreAct ResNet-18 keeps the gloo
     # all-reduce and the checkpoint small (ResNet-50's 94 MB of gradients per step dominate on 2 CPU cores).
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "vicinal", "train", str(_config("imagenet-resnet50-90ep-mixup")),
-        "--set", f"data.root={tiny_imagenet}", "data.batch_size=2", "train.epochs=1", *TINY,
+        "--set", f"data.root={tiny_imagenet}", "data.batch_size=2", "data.global_batch_size=4", "train.epochs=1", *TINY,
         "model.name=preact_resnet18", "model.kwargs={width: 4}", "--out", str(tmp_path), "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT / "src")}

@@ -73,6 +73,8 @@ def test_cpu_configs_differ_from_paper_only_where_documented() -> None:
         # epochs) and only adds the measurement of its training error.
         allowed = {"name", "notes", "data.name", "data.eval_batch_size", "data.kwargs", "model.kwargs"}
         allowed |= {"train.threads", "train.train_eval_every"}
+        allowed |= {"data.global_batch_size"}  # the paper's batch 100 of one process is checked at paper scale
+        assert (paper[row].data.global_batch_size, paper[row].data.batch_size) == (100, 100)
         assert set(diff_configs(paper[row], c)) <= allowed, row
         assert (c.data.name, c.train.epochs, c.schedule.step_size, c.train.threads) == ("fsdd", 30, 10, 1)
         assert c.mix.warmup_epochs == (5 if c.mix.variant == "mixup" else 0)
@@ -111,6 +113,7 @@ def test_two_steps_of_the_paper_config_on_a_tiny_speech_commands_tree(commands_t
             f"data.root={commands_tree}",
             "data.kwargs.version=null",
             "data.batch_size=4",
+            "data.global_batch_size=4",  # the paper's 100, shrunk with the batch
             "data.eval_batch_size=8",
             "train.max_steps=2",
             "train.device=cpu",
@@ -140,6 +143,7 @@ def test_mixing_starts_after_the_warmup_epochs(commands_tree: Path, tmp_path: Pa
             f"data.root={commands_tree}",
             "data.kwargs.version=null",
             "data.batch_size=6",
+            "data.global_batch_size=6",
             "train.epochs=3",
             "mix.warmup_epochs=2",
             "train.device=cpu",

@@ -400,6 +400,18 @@ def load_cifar10_jpeg(
     )
 
 
+def cifar_search_roots(name: str) -> list[Path]:
+    """Where the python batches of torchvision CIFAR ``name`` are looked for under the data root, in order:
+    ``data_root()``, then ``data_root()/name``. One list for both readers: `load_cifar_torchvision` and the cifar10
+    builder's ``source: auto``, which must pick the batches exactly when the loader would find them.
+
+    Raises:
+        DataNotFoundError: there is no data root (an installed package without ``VICINAL_DATA`` or ``--data``).
+    """
+    root = data_root()
+    return [root, root / name]
+
+
 def load_cifar_torchvision(name: str, root: str | Path | None = None, *, download: bool = False) -> TensorSplits:
     """CIFAR-10 or CIFAR-100 in torchvision's python format, converted to uint8 ``(N, 3, 32, 32)`` tensors.
 
@@ -423,7 +435,7 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
     check_option_bool("download", download)
     if root is None:
         try:
-            roots = [data_root(), data_root() / name]
+            roots = cifar_search_roots(name)
         except DataNotFoundError:  # no data root (an installed package without VICINAL_DATA or --data)
             if not download:
                 raise
@@ -593,6 +605,7 @@ __all__ = [
     "DecodedSplit",
     "FolderListing",
     "channel_stats",
+    "cifar_search_roots",
     "decode_images",
     "eval_split_dirs",
     "list_image_folder",

@@ -36,7 +36,7 @@ from vicinal.experiments.data.base import (
     subset_per_class_indices,
 )
 from vicinal.experiments.data.corrupt import corrupt_labels
-from vicinal.experiments.errors import DataArgumentError, DataError, LabWarning
+from vicinal.experiments.errors import DataArgumentError, DataError, DataNotFoundError, LabWarning
 from vicinal.experiments.paths import data_root
 
 UCI_NAMES = ("abalone", "arcene", "arrhythmia", "htru2", "iris", "phishing")
@@ -287,19 +287,29 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _holds_cifar10_batches(root: Path | None) -> bool:
+    """Whether the original CIFAR-10 (``cifar-10-batches-py``) is at ``root``, or without one under the data root
+    (where `images.load_cifar_torchvision` finds it): a null ``data.root`` once always meant the JPEG copy."""
+    try:
+        places = [root] if root is not None else images.cifar_search_roots("cifar10")
+    except DataNotFoundError:  # no data root at all: the JPEG loader's error names it
+        return False
+    return any((p / "cifar-10-batches-py").is_dir() for p in places)
+
+
 @register_dataset("cifar10")
 def _cifar10(
     req: DataRequest, *, source: str = "auto", download: bool = False, cache: bool = True, progress: bool = True
 ) -> TensorSplits:
     """CIFAR-10. ``source``: ``"jpeg"`` (an ImageFolder JPEG tree: ``root`` or ``data_root()/cifar10-jpeg``),
-    ``"torchvision"`` (python batches at ``root``, ``download`` allowed), or ``"auto"``: torchvision if
-    ``root`` holds ``cifar-10-batches-py`` or ``download`` is set, else the JPEG tree."""
+    ``"torchvision"`` (the original release's python batches, ``download`` allowed), or ``"auto"``: torchvision
+    if ``download`` is set or ``cifar-10-batches-py`` is where the torchvision loader looks (``root``; without
+    one, ``data_root()`` or ``data_root()/cifar10``), else the JPEG tree (the re-encoded shared copy)."""
     if source not in ("auto", "jpeg", "torchvision"):
         raise DataError(f"cifar10: source must be 'auto', 'jpeg' or 'torchvision', got {source!r}")
     check_option_bool("download", download)  # before "auto" reads it: a string "no" would be true
     if source == "auto":
-        has_batches = req.root is not None and (req.root / "cifar-10-batches-py").is_dir()
-        source = "torchvision" if has_batches or download else "jpeg"
+        source = "torchvision" if download or _holds_cifar10_batches(req.root) else "jpeg"
     if source == "torchvision":
         return images.load_cifar_torchvision("cifar10", req.root, download=download)
     return images.load_cifar10_jpeg(req.root, cache=cache, progress=progress)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import flat_config
+from ..config import LAUNCH_CHECK_KEYS, flat_config
 from ..errors import ReportError
 from ..reliability import reliability_bins, save_reliability_diagram
 from ..runs import Run, find_runs, load_run, write_csv, write_figure, write_text
@@ -77,6 +77,7 @@ _NOT_RESULT_KEYS = frozenset(
         "train.log_every",
         "train.checkpoint_every",
         "train.tensorboard",
+        *LAUNCH_CHECK_KEYS,
     }
 )
 

@@ -10,9 +10,10 @@ rows cite another recipe (batch 256, lr 0.1) and have no config here: the 64x4d 
 baseline on the paper's schedule, which the paper itself does not report.
 
 Settings (Goyal et al., 2017, as the paper states): global minibatch 1,024 (``data.batch_size`` is per process:
-use :func:`per_rank_batch_size`), SGD momentum 0.9, weight decay 1e-4, lr 0.1 -> 0.4 linearly per step over the
-first 5 epochs, divided by 10 at epochs 30/60/80 (90 epochs) or 60/120/180 (200 epochs), zero-initialised last
-BN of each residual branch, RandomResizedCrop 224 + horizontal flip, evaluation resize 256 + centre crop 224.
+use :func:`per_rank_batch_size`; the configs' ``data.global_batch_size: 1024`` makes the trainer refuse any other
+product), SGD momentum 0.9, weight decay 1e-4, lr 0.1 -> 0.4 linearly per step over the first 5 epochs, divided by
+10 at epochs 30/60/80 (90 epochs) or 60/120/180 (200 epochs), zero-initialised last BN of each residual branch,
+RandomResizedCrop 224 + horizontal flip, evaluation resize 256 + centre crop 224.
 
 There is no cpu scale: one ResNet-50 epoch on ImageNet is ~1.3 M images (hours on a GPU, weeks on 2 CPU cores).
 The configs are tested on CPU with a tiny generated ImageFolder, one process and two gloo processes
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TaskArgumentError, TaskError
+from .. import distributed
+from ..errors import TaskError
 from .registry import SCALES, Table, config_files, paper_pairs_source, register_table
 
 __all__ = [
@@ -36,7 +38,8 @@ __all__ = [
     "per_rank_batch_size",
 ]
 
-GLOBAL_BATCH = 1024  # Goyal et al. / the paper: minibatch 1,024 summed over all processes
+# Goyal et al. / the paper: minibatch 1,024 summed over all processes (every config's data.global_batch_size)
+GLOBAL_BATCH = 1024
 # (model, epochs, method, alpha) of every config.
 _SPECS = (
     ("resnet50", 90, 0.2),
@@ -81,24 +84,10 @@ NO_CPU_SCALE = (
 
 
 def per_rank_batch_size(world_size: int, global_batch: int = GLOBAL_BATCH) -> int:
-    """``data.batch_size`` for ``world_size`` processes so that the global minibatch is ``global_batch``.
-
-    Raises:
-        TypeError: a non-integer argument.
-        ValueError: ``world_size`` < 1, or ``global_batch`` not divisible by ``world_size`` (the global batch,
-            and with it the paper's lr, would change).
-    """
-    for label, value in (("world_size", world_size), ("global_batch", global_batch)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TaskArgumentError(f"{label} must be an int, got {type(value).__name__} {value!r}")
-        if value < 1:
-            raise TaskError(f"{label} must be >= 1, got {value}")
-    if global_batch % world_size:
-        raise TaskError(
-            f"global batch {global_batch} is not divisible by world size {world_size}; use a world size that "
-            f"divides it (1, 2, 4, 8, 16, ...) or rescale optim.lr linearly with the global batch (Goyal et al.)"
-        )
-    return global_batch // world_size
+    """``data.batch_size`` for ``world_size`` processes at the paper's global minibatch of 1,024 (or
+    ``global_batch``): :func:`vicinal.experiments.distributed.per_rank_batch_size`, which the trainer's check of
+    ``data.global_batch_size`` also uses. Raises its TypeError / ValueError."""
+    return distributed.per_rank_batch_size(world_size, global_batch)
 
 
 def imagenet_configs(scale: str) -> list[Path]:
