@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import vicinal.experiments.report.report as report_module
 from tests.experiments.lab_helpers import break_writer, spy_atomic_writes
 from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
 from vicinal.experiments.report import ReportError, find_runs, make_report, mean_std, paper_number, paper_sources
@@ -253,3 +254,23 @@ def test_runs_of_one_name_must_share_their_recipe_and_differ_in_seed(tmp_path: P
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     stats = make_report([tmp_path / "a", tmp_path / "d"], tmp_path / "out")["groups"]
     assert [(s["name"], s["n"]) for s in stats] == [("c10-erm", 2)]
+
+
+ERM, MIXUP = "cifar10/preact_resnet18/erm", "cifar10/preact_resnet18/mixup"
+
+
+def test_the_plot_shows_the_runs_the_table_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run still training was averaged into the curve and counted in the legend (n=2) beside '1 (0) | 1/2'."""
+    root = tmp_path / "runs"
+    make_run(root, "c10-erm", ERM, 0, [30.0, 10.0, 8.0])
+    make_run(root, "c10-erm", ERM, 1, [50.0, 40.0], status="interrupted", epochs=3)  # still training
+    make_run(root, "c10-mixup", MIXUP, 0, [50.0], status="interrupted", epochs=3)  # none finished: its partial run
+    figures = []
+    monkeypatch.setattr(report_module, "write_figure", lambda path, fig, dpi: figures.append(fig))
+    md = make_report([root], tmp_path / "r")["markdown"]
+    assert "| c10-erm | 1 (0) | 1/2 |" in md
+    (ax,) = figures[0].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["c10-erm (n=1)", "c10-mixup (n=1)"]
+    assert list(ax.lines[0].get_ydata()) == [30.0, 10.0, 8.0]  # the finished run's curve alone
+    assert list(ax.lines[1].get_ydata()) == [50.0]
+    assert not ax.collections  # no min-max band around a single run

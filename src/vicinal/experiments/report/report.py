@@ -245,8 +245,11 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for g in groups:
+        # the runs the table counts (`_group_stats`): the finished ones once there are any, so the legend's n and the
+        # curve agree with the table, and a run still training is not averaged into the finished ones' last epochs
+        counted = [r for r in g.runs if r.status == "complete"] or g.runs
         per_epoch: dict[int, list[float]] = {}
-        for run in g.runs:
+        for run in counted:
             for r in run.records:
                 if r.get("test_error") is not None:
                     per_epoch.setdefault(int(r["epoch"]), []).append(float(r["test_error"]))
@@ -254,8 +257,8 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
             continue
         epochs = sorted(per_epoch)
         mean = [statistics.mean(per_epoch[e]) for e in epochs]
-        (line,) = ax.plot(epochs, mean, label=f"{g.name} (n={len(g.runs)})")
-        if len(g.runs) > 1:
+        (line,) = ax.plot(epochs, mean, label=f"{g.name} (n={len(counted)})")
+        if len(counted) > 1:
             lo = [min(per_epoch[e]) for e in epochs]
             hi = [max(per_epoch[e]) for e in epochs]
             ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
