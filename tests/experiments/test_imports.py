@@ -199,7 +199,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("errors", "paths", "stats", "data.seeds", "config_yaml", "config", "runs", "checkpoint"),
     ),
     ("data and models", ("data", "models")),
-    ("building and evaluating a run", ("build", "evaluation", "reliability", "distributed", "ensemble", "callbacks")),
+    (
+        "building and evaluating a run",
+        ("build", "evaluation", "reliability", "distributed", "ensemble", "callbacks", "recipe"),
+    ),
     ("engines", ("trainer", "attacks")),
     ("tables", ("tasks",)),
     ("report", ("report",)),

@@ -5,23 +5,35 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+import vicinal.experiments.report.report as report_module
 from tests.experiments.lab_helpers import break_writer, spy_atomic_writes
 from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
 from vicinal.experiments.report import ReportError, find_runs, make_report, mean_std, paper_number, paper_sources
-from vicinal.experiments.runs import write_config, write_summary
+from vicinal.experiments.runs import write_config, write_provenance, write_summary
 from vicinal.experiments.tasks import TABLES, load_tables
 from vicinal.experiments.trainer import summarize
 
 
 def make_run(
-    root: Path, name: str, row: str, seed: int, errors: list[float], status: str = "complete", epochs: int = 0
+    root: Path,
+    name: str,
+    row: str,
+    seed: int,
+    errors: list[float],
+    status: str = "complete",
+    epochs: int = 0,
+    overrides: Sequence[str] = (),
+    provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """A run folder as the trainer writes it, with the given per-epoch test errors (of ``epochs``, default all)."""
+    """A run folder as the trainer writes it, with the given per-epoch test errors (of ``epochs``, default all),
+    config ``overrides`` and, when given, a ``provenance.json``."""
     run = root / name / f"seed{seed}"
     run.mkdir(parents=True)
     cfg = apply_overrides(
@@ -32,8 +44,11 @@ def make_run(
             f"row='{row}'",
             f"train.seed={seed}",
             f"train.epochs={epochs or len(errors)}",
+            *overrides,
         ],
     )
+    if provenance is not None:
+        write_provenance(run, provenance)
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)))
     records = [
         {
@@ -253,3 +268,115 @@ def test_runs_of_one_name_must_share_their_recipe_and_differ_in_seed(tmp_path: P
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     stats = make_report([tmp_path / "a", tmp_path / "d"], tmp_path / "out")["groups"]
     assert [(s["name"], s["n"]) for s in stats] == [("c10-erm", 2)]
+
+
+def _paired_rows(md: str) -> list[list[str]]:
+    """The rows of the paired-differences table: ``[method, vs, metric, ...]``."""
+    section = md.split("## Paired differences")[1].split("\n## ")[0] if "## Paired differences" in md else ""
+    return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| c")]
+
+
+ERM, MIXUP = "cifar10/preact_resnet18/erm", "cifar10/preact_resnet18/mixup"
+DATA = {"name": "cifar10", "source": "cifar10-jpeg", "root": "/data/cifar10-jpeg", "sizes": {"train": 50000}}
+
+
+def test_a_method_is_paired_only_with_the_erm_group_of_its_recipe(tmp_path: Path) -> None:
+    """A config derived with ``base:`` keeps its parent's table and row: the ERM row once was the last group found
+    (here the weight-decay variant, listed after the recipe's own ERM), whatever its recipe or data."""
+    root = tmp_path / "runs"
+    mixup = ["mix.variant=mixup", "notes='the method'"]
+    for seed, (erm, wd, mix) in enumerate([(20.0, 40.0, 18.0), (22.0, 44.0, 19.0)]):
+        make_run(root, "c10-erm", ERM, seed, [30.0, erm], provenance={"world_size": 1, "data": DATA})
+        make_run(root, "c10-erm-wd5e-4", ERM, seed, [30.0, wd], overrides=["optim.weight_decay=5e-4"])
+        make_run(root, "c10-mixup", MIXUP, seed, [30.0, mix], overrides=mixup, provenance={"data": DATA})
+    md = make_report([root], tmp_path / "r1")["markdown"]
+    assert [r[:3] for r in _paired_rows(md)] == [
+        ["c10-mixup", "c10-erm", "median of last 10"],
+        ["c10-mixup", "c10-erm", "last epoch"],
+    ]
+    assert _paired_rows(md)[1][4] == "0: -2.00, 1: -3.00" and "Not paired" not in md
+
+    # two ERM groups of the method's recipe: neither is chosen, the report names both
+    for seed in (0, 1):
+        make_run(root, "c10-erm-again", ERM, seed, [30.0, 21.0])
+    md = make_report([root], tmp_path / "r2")["markdown"]
+    assert _paired_rows(md) == []
+    assert "- c10-mixup: 2 groups of row 'cifar10/preact_resnet18/erm' ran its recipe: c10-erm, c10-erm-again." in md
+
+    # a mixup run on another data set (a 3-class ImageFolder tree) under the same row: no ERM group is its recipe
+    other = tmp_path / "other"
+    data3 = {**DATA, "name": "imagefolder_memory", "root": "/tmp/imf", "num_classes": 3}
+    make_run(other, "imf-mixup", MIXUP, 0, [30.0, 10.0], overrides=mixup, provenance={"data": data3})
+    make_run(other, "c10-erm", ERM, 0, [30.0, 20.0], provenance={"world_size": 1, "data": DATA})
+    md = make_report([other], tmp_path / "r3")["markdown"]
+    assert _paired_rows(md) == []
+    assert (
+        "- imf-mixup: no group of row 'cifar10/preact_resnet18/erm' ran its recipe (c10-erm differs in data: "
+        "name 'cifar10' -> 'imagefolder_memory', root '/data/cifar10-jpeg' -> '/tmp/imf')." in md
+    )
+
+
+def test_corrupted_label_rows_with_dropout_are_paired_with_erm(tmp_path: Path) -> None:
+    """Table 2's dropout rows differ from ERM in the model's dropout too: their table counts it as the method."""
+    root = tmp_path / "runs"
+    make_run(root, "c20-erm", "20/erm", 0, [30.0, 20.0], overrides=["table=corrupted-labels"])
+    drop = ["table=corrupted-labels", "model.kwargs.dropout=0.5", "mix.variant=mixup"]
+    make_run(root, "c20-mixup-dropout", "20/mixup_dropout_a8_p0.5", 0, [30.0, 15.0], overrides=drop)
+    wd = ["table=corrupted-labels", "optim.weight_decay=5e-4", "mix.variant=mixup"]
+    make_run(root, "c20-mixup-wd", "20/mixup_a8", 0, [30.0, 15.0], overrides=wd)
+    md = make_report([root], tmp_path / "r")["markdown"]
+    assert [r[:2] for r in _paired_rows(md)] == [["c20-mixup-dropout", "c20-erm"]] * 2
+    assert "- c20-mixup-wd: no group of row '20/erm' ran its recipe (c20-erm differs in optim.weight_decay" in md
+
+
+def test_seeds_that_ran_on_other_data_or_processes_are_not_pooled(tmp_path: Path) -> None:
+    """Two seeds of one config, one tested on 10,000 images and one on 200 of another tree, were once one row."""
+    root = tmp_path / "runs"
+    small = {**DATA, "root": "/tmp/data2/cifar10-jpeg", "sizes": {"train": 50000, "test": 200}}
+    make_run(root, "c10-erm", ERM, 0, [30.0, 20.0], provenance={"world_size": 1, "data": DATA})
+    make_run(root, "c10-erm", ERM, 1, [30.0, 24.0], provenance={"world_size": 1, "data": small})
+    make_run(root, "c10-erm", ERM, 2, [30.0, 22.0])  # no provenance (an older run folder): nothing to compare
+    make_run(root, "c10-mixup", MIXUP, 0, [30.0, 18.0], overrides=["mix.variant=mixup"], provenance={"data": DATA})
+    result = make_report([root], tmp_path / "r")
+    assert [(g["name"], g["seeds"]) for g in result["groups"]] == [
+        ("c10-erm [1 of 2]", "0 2"),
+        ("c10-erm [2 of 2]", "1"),
+        ("c10-mixup", "0"),
+    ]
+    md = result["markdown"]
+    assert (
+        "- c10-erm [2 of 2]: differs from c10-erm [1 of 2] in data: root '/data/cifar10-jpeg' -> "
+        "'/tmp/data2/cifar10-jpeg', sizes {'train': 50000} -> {'train': 50000, 'test': 200}." in md
+    )
+    # the method is paired with the part of its data
+    assert [r[:2] for r in _paired_rows(md)] == [["c10-mixup", "c10-erm [1 of 2]"]] * 2
+
+    # one process against two (DDP: twice the global batch, half the steps)
+    ddp = tmp_path / "ddp"
+    make_run(ddp, "c10-erm", ERM, 0, [30.0, 20.0], provenance={"world_size": 2})
+    make_run(ddp, "c10-erm", ERM, 1, [30.0, 24.0], provenance={"world_size": 1})
+    result = make_report([ddp], tmp_path / "r2")
+    assert [(g["name"], g["n"]) for g in result["groups"]] == [("c10-erm [1 of 2]", 1), ("c10-erm [2 of 2]", 1)]
+    assert "- c10-erm [2 of 2]: differs from c10-erm [1 of 2] in world_size 2 -> 1." in result["markdown"]
+
+    # a provenance.json that cannot be read is named: the report cannot tell what that run ran on
+    (ddp / "c10-erm" / "seed1" / "provenance.json").write_text("{")
+    with pytest.raises(ReportError, match=r"seed1/provenance.json' is not valid JSON .*; repair or delete it"):
+        make_report([ddp], tmp_path / "r3")
+
+
+def test_the_plot_shows_the_runs_the_table_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run still training was averaged into the curve and counted in the legend (n=2) beside '1 (0) | 1/2'."""
+    root = tmp_path / "runs"
+    make_run(root, "c10-erm", ERM, 0, [30.0, 10.0, 8.0])
+    make_run(root, "c10-erm", ERM, 1, [50.0, 40.0], status="interrupted", epochs=3)  # still training
+    make_run(root, "c10-mixup", MIXUP, 0, [50.0], status="interrupted", epochs=3)  # none finished: its partial run
+    figures = []
+    monkeypatch.setattr(report_module, "write_figure", lambda path, fig, dpi: figures.append(fig))
+    md = make_report([root], tmp_path / "r")["markdown"]
+    assert "| c10-erm | 1 (0) | 1/2 |" in md
+    (ax,) = figures[0].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["c10-erm (n=1)", "c10-mixup (n=1)"]
+    assert list(ax.lines[0].get_ydata()) == [30.0, 10.0, 8.0]  # the finished run's curve alone
+    assert list(ax.lines[1].get_ydata()) == [50.0]
+    assert not ax.collections  # no min-max band around a single run

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vicinal.experiments.config import load_config
-from vicinal.experiments.runs import Run
+from vicinal.experiments.runs import Run, write_provenance
 from vicinal.experiments.tasks import get_table
 from vicinal.experiments.tasks.datasize import (
     datasize_configs,
@@ -81,3 +82,55 @@ def test_points_pair_by_seed_and_skip_unfinished_runs(tmp_path: Path) -> None:
         [*runs, _run("datasize", 5000, "mixup", 0, 19.0, fit=9.0), _run("datasize", 5000, "erm", 0, 20.0, fit=2.5)]
     ) == {5000}
     assert not plot_datasize(runs[-2:], tmp_path / "empty.png") and datasize_markdown(runs[-2:]) == ""
+
+
+def _named(
+    tmp_path: Path, name: str, variant: str, seed: int, err: float, data: dict[str, Any] | None = None, **cfg: Any
+) -> Run:
+    """A finished 2,000-image run of config ``name`` in its own folder, with a provenance.json when ``data``."""
+    run = _run("cifar", 2000, variant, seed, err)
+    path = tmp_path / name / f"seed{seed}"
+    path.mkdir(parents=True)
+    if data is not None:
+        write_provenance(path, {"world_size": 1, "data": data})
+    return Run(path, {**run.config, "name": name, "optim": {"weight_decay": 1e-4}, **cfg}, [], run.summary)
+
+
+def test_mixup_is_paired_with_the_erm_runs_of_its_recipe(tmp_path: Path) -> None:
+    """A derived config keeps the cifar table: ERM runs of another weight decay or data were once taken as the
+    baseline at their size (the last one found), and a mixup run of another alpha as mixup."""
+    wd = {"optim": {"weight_decay": 5e-4}}
+    runs = [
+        _named(tmp_path, "erm", "erm", 0, 30.0),
+        _named(tmp_path, "erm", "erm", 1, 32.0),
+        _named(tmp_path, "mixup", "mixup", 0, 28.0),
+        _named(tmp_path, "mixup", "mixup", 1, 29.0),
+        _named(tmp_path, "erm-wd", "erm", 0, 40.0, **wd),
+        _named(tmp_path, "erm-wd", "erm", 1, 44.0, **wd),
+        _named(tmp_path, "mixup-a0.2", "mixup", 0, 1.0, mix={"variant": "mixup", "alpha": 0.2}),
+    ]
+    [(size, p, raw)] = datasize_points(runs)
+    assert (size, p.n, p.mean, raw) == (2000, 2, -2.5, {"erm": [30.0, 32.0], "mixup": [28.0, 29.0]})
+    assert "Not paired" not in datasize_markdown(runs)
+
+    # a second ERM group of the same recipe: no point, and the section says why
+    again = [_named(tmp_path, "erm-again", "erm", s, 31.0) for s in (0, 1)]
+    assert datasize_points([*runs, *again]) == []
+    assert datasize_markdown([*runs, *again]).endswith(
+        "- 2,000 images: several ERM groups ran the recipe of mixup (erm, erm-again), not drawn."
+    )
+
+    # mixup on other data (provenance): no ERM group of its recipe
+    data = {"name": "cifar10", "root": "/data/cifar10-jpeg"}
+    other = tmp_path / "other"
+    runs = [
+        _named(other, "erm", "erm", 0, 30.0, data=data),
+        _named(other, "mixup", "mixup", 0, 28.0, data={**data, "root": "/tmp/copy"}),
+    ]
+    assert datasize_points(runs) == [] and not plot_datasize(runs, tmp_path / "none.png")
+    assert datasize_markdown(runs).splitlines() == [
+        "Not paired (mixup is paired only with the ERM runs of its recipe: the same config outside mix, the same "
+        "data, the same number of processes):",
+        "- 2,000 images: no ERM group ran the recipe of mixup (erm differs in data: root '/data/cifar10-jpeg' -> "
+        "'/tmp/copy'), not drawn.",
+    ]

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import LAUNCH_CHECK_KEYS, flat_config
+from ..config import flat_config
 from ..errors import ReportError
+from ..recipe import NOT_RESULT_KEYS, recipe_differences, split_by_provenance
 from ..reliability import reliability_bins, save_reliability_diagram
 from ..runs import Run, find_runs, load_run, write_csv, write_figure, write_text
 from ..stats import fmt_mean_std, mean_std, paired
@@ -59,27 +60,21 @@ def paper_sources(tables: Iterable[str]) -> dict[str, str]:
 
 @dataclass
 class Group:
-    """Runs sharing a config name (one table row), one per seed."""
+    """Runs sharing a config name (one table row), one per seed.
+
+    ``apart``: for the parts of a config name whose runs ran on other data or another number of processes (not
+    pooled: `split_by_provenance`), how this part differs from the first; "" otherwise.
+    """
 
     name: str
     table: str
     row: str
     runs: list[Run] = field(default_factory=list)
+    apart: str = ""
 
 
-# Keys that do not change what a run computes: runs of one config name may differ in them (and in the seed).
-_NOT_RESULT_KEYS = frozenset(
-    {
-        "notes",
-        "train.seed",
-        "train.device",
-        "train.threads",
-        "train.log_every",
-        "train.checkpoint_every",
-        "train.tensorboard",
-        *LAUNCH_CHECK_KEYS,
-    }
-)
+# Keys that do not change what a run computes (owned by `recipe`, which also compares the runs' provenance).
+_NOT_RESULT_KEYS = NOT_RESULT_KEYS
 
 
 def _check_same_config(first: Run, run: Run) -> None:
@@ -101,8 +96,11 @@ def _check_same_config(first: Run, run: Run) -> None:
 def group_runs(runs: Sequence[Run]) -> list[Group]:
     """Group by config name, in order of first appearance; seeds sorted within a group.
 
+    Runs of one name that ran on other data or with another number of processes (provenance.json) become groups
+    of their own, named ``"name [i of k]"``, with :attr:`Group.apart` saying how they differ.
+
     Raises:
-        ReportError: when two runs of one name differ in a key that changes the result, or share a seed.
+        ReportError: when two runs of one name differ in a config key that changes the result, or share a seed.
     """
     groups: dict[str, Group] = {}
     for run in runs:
@@ -114,7 +112,20 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
         g.runs.append(run)
     for g in groups.values():
         g.runs.sort(key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, str(r.path)))
-    return list(groups.values())
+    return [part for g in groups.values() for part in _split_apart(g)]
+
+
+def _split_apart(g: Group) -> list[Group]:
+    """``g`` in one group per set of runs that ran alike (data, world size): seeds of one config trained on other
+    data or with another number of processes are other experiments, shown as rows "name [i of k]", never pooled."""
+    parts = split_by_provenance(g.name, g.runs)
+    if len(parts) == 1:
+        return [g]
+    first = parts[0][0]
+    return [
+        Group(name, g.table, g.row, runs, f"differs from {first} in {text}" if text else "")
+        for name, runs, text in parts
+    ]
 
 
 _fmt = fmt_mean_std
@@ -202,18 +213,56 @@ def _baseline_key(table: str, row: str) -> tuple[str, str] | None:
     return None if base is None or base == row else (table, base)
 
 
+def _baseline_of(g: Group, groups: Sequence[Group]) -> tuple[Group | None, str]:
+    """The group ``g`` is paired with, or None and why not ("" when no group holds its baseline row at all).
+
+    Of the groups of the baseline row, the one that ran ``g``'s recipe outside the method (`recipe_differences`
+    outside ``Table.method_keys``: same training recipe, same data, same number of processes): a config derived
+    with ``base:`` keeps its parent's table and row, so the baseline row may hold runs of another data set or
+    recipe, which are not a pairing of the same training images and initial weights.
+    """
+    key = _baseline_key(g.table, g.row)
+    rows = [b for b in groups if key is not None and (b.table, b.row) == key]
+    if not rows:
+        return None, ""
+    t = TABLES.get(g.table)
+    ignore = t.method_keys if t is not None else ("mix",)
+    differs = [(b, recipe_differences(b.runs[0], g.runs[0], ignore=ignore)) for b in rows]
+    same = [b for b, text in differs if not text]
+    if len(same) == 1:
+        return same[0], ""
+    if same:
+        return None, f"{len(same)} groups of row {key[1]!r} ran its recipe: {', '.join(b.name for b in same)}"
+    why = "; ".join(f"{b.name} differs in {text}" for b, text in differs)
+    return None, f"no group of row {key[1]!r} ran its recipe ({why})"
+
+
+_UNPAIRED = (
+    "Not paired (a method is paired only with the ERM group of its recipe: same config outside the method's keys, "
+    "same data, same number of processes):"
+)
+
+
+def _pairable(run: Run, metric: str) -> bool:
+    return run.status == "complete" and run.seed is not None and run.summary.get(metric) is not None
+
+
 def paired_markdown(groups: Sequence[Group]) -> str:
     """Each method minus its ERM row, paired by seed: mean difference, 95% interval, paired t-test, sign-flip test.
 
-    Negative differences mean the method has the lower test error. Runs that did not finish are left out.
+    Negative differences mean the method has the lower test error. Runs that did not finish are left out. A method
+    is paired only with the ERM group of its own recipe (`_baseline_of`); one with none, or several, is listed below
+    the table, unpaired.
     """
-    by_row = {(g.table, g.row): g for g in groups if g.row}
     lines: list[str] = []
+    unpaired: list[str] = []
     for g in groups:
-        key = _baseline_key(g.table, g.row)
-        if key is None or key not in by_row:
+        base, why = _baseline_of(g, groups)
+        # said only where a pairing would show a number (not for runs without test errors, as the GAN table's)
+        if why and any(_pairable(r, metric) for r in g.runs for metric, _ in _PAIRED_METRICS):
+            unpaired.append(f"- {g.name}: {why}.")
+        if base is None:
             continue
-        base = by_row[key]
         for metric, label in _PAIRED_METRICS:
             a = {r.seed: r.summary.get(metric) for r in base.runs if r.status == "complete" and r.seed is not None}
             b = {r.seed: r.summary.get(metric) for r in g.runs if r.status == "complete" and r.seed is not None}
@@ -225,15 +274,16 @@ def paired_markdown(groups: Sequence[Group]) -> str:
                 lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             per_seed = ", ".join(f"{s}: {d:+.2f}" for s, d in zip(result.seeds, result.diffs, strict=True))
             lines.append(f"| {g.name} | {base.name} | {label} | {result.describe()} | {per_seed} |")
-    if not lines:
-        return ""
-    lines += [
-        "",
-        "Difference = method minus ERM at the same seed (same training images and initial weights), in percentage "
-        "points; negative: the method errs less. Interval: Student t on the per-seed differences; t-test: paired, "
-        "two-sided; sign-flip: exact two-sided permutation test of the differences (with n seeds its smallest "
-        "possible p is 2/2^n).",
-    ]
+    if lines:
+        lines += [
+            "",
+            "Difference = method minus ERM at the same seed (same training images and initial weights), in "
+            "percentage points; negative: the method errs less. Interval: Student t on the per-seed differences; "
+            "t-test: paired, two-sided; sign-flip: exact two-sided permutation test of the differences (with n "
+            "seeds its smallest possible p is 2/2^n).",
+        ]
+    if unpaired:
+        lines += [*([""] if lines else []), _UNPAIRED, *unpaired]
     return "\n".join(lines)
 
 
@@ -246,8 +296,11 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for g in groups:
+        # the runs the table counts (`_group_stats`): the finished ones once there are any, so the legend's n and the
+        # curve agree with the table, and a run still training is not averaged into the finished ones' last epochs
+        counted = [r for r in g.runs if r.status == "complete"] or g.runs
         per_epoch: dict[int, list[float]] = {}
-        for run in g.runs:
+        for run in counted:
             for r in run.records:
                 if r.get("test_error") is not None:
                     per_epoch.setdefault(int(r["epoch"]), []).append(float(r["test_error"]))
@@ -255,8 +308,8 @@ def _plot(groups: Sequence[Group], path: Path) -> None:
             continue
         epochs = sorted(per_epoch)
         mean = [statistics.mean(per_epoch[e]) for e in epochs]
-        (line,) = ax.plot(epochs, mean, label=f"{g.name} (n={len(g.runs)})")
-        if len(g.runs) > 1:
+        (line,) = ax.plot(epochs, mean, label=f"{g.name} (n={len(counted)})")
+        if len(counted) > 1:
             lo = [min(per_epoch[e]) for e in epochs]
             hi = [max(per_epoch[e]) for e in epochs]
             ax.fill_between(epochs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -299,6 +352,10 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     lines.append("partial runs). 'median of last 10 epochs' follows the first author's repository.")
     for t, source in sources.items():
         lines.append(f"Paper column ({t}): {source}.")
+    apart = [f"- {g.name}: {g.apart}." for g in groups if g.apart]
+    if apart:
+        lines += ["", "Runs of one config that ran on other data or with another number of processes (provenance.json)"]
+        lines += ["are separate rows, not pooled as seeds:", *apart]
     pairs = paired_markdown(groups)
     if pairs:
         lines += ["", "## Paired differences against ERM", "", pairs]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaskError
+from ..recipe import recipe_differences, split_by_provenance
 from ..runs import write_figure
 from ..stats import Paired, fmt_mean_std, mean_std, paired
 from .cifar import cifar_configs
@@ -41,54 +42,99 @@ def _size(run: Any) -> int | None:
     return None if per_class is None else 10 * int(per_class)
 
 
-def datasize_points(runs: Sequence[Any], metric: str = METRIC) -> list[tuple[int, Paired, dict[str, list[float]]]]:
-    """Per training-set size: the paired difference mixup - ERM over seeds, and each method's values.
+def _size_pairs(runs: Sequence[Any]) -> tuple[dict[int, tuple[list[Any], list[Any]]], list[str]]:
+    """Per training-set size, the ERM runs and the mixup runs the curve pairs; and a line per size it cannot pair.
 
-    ``runs`` are loaded run folders (``runs.Run``) of the cifar and datasize tables; only finished CIFAR-10 PreAct
-    ResNet-18 runs with variant erm or mixup (alpha 1) count.
+    At a size, the finished CIFAR-10 PreAct ResNet-18 runs of variant erm or mixup (alpha 1) are grouped by config
+    name, a name split where its runs ran on other data or with another number of processes. The mixup group is
+    paired with the ERM group that ran its recipe outside ``mix`` (`recipe_differences`): a config derived with
+    ``base:`` from the cifar ones keeps their table, so a size may hold ERM runs of another recipe (weight decay,
+    data). A size with several mixup groups, or a mixup group with no such ERM group or several, is not drawn.
     """
-    values: dict[int, dict[str, dict[int, float]]] = {}
+    named: dict[int, dict[str, dict[str, list[Any]]]] = {}
     for run in runs:
         cfg = run.config
         if cfg.get("table") not in ("cifar", "datasize") or run.status != "complete":
             continue
         if cfg.get("data", {}).get("name") != "cifar10" or cfg.get("model", {}).get("name") != "preact_resnet18":
             continue
-        variant = cfg.get("mix", {}).get("variant")
+        mix = cfg.get("mix", {})
+        variant = mix.get("variant")
         size = _size(run)
-        if variant not in ("erm", "mixup") or size is None or run.summary.get(metric) is None:
+        if variant not in ("erm", "mixup") or (variant == "mixup" and mix.get("alpha", 1) != 1) or size is None:
             continue
-        values.setdefault(size, {}).setdefault(variant, {})[int(run.seed)] = float(run.summary[metric])
+        named.setdefault(size, {}).setdefault(variant, {}).setdefault(run.name, []).append(run)
+    chosen: dict[int, tuple[list[Any], list[Any]]] = {}
+    notes: list[str] = []
+    for size in sorted(named):
+        erm, mix = (
+            {part: rs for n, runs_n in named[size].get(v, {}).items() for part, rs, _ in split_by_provenance(n, runs_n)}
+            for v in ("erm", "mixup")
+        )
+        if not erm or not mix:
+            continue
+        if len(mix) > 1:
+            notes.append(f"{size:,} images: several mixup groups ({', '.join(mix)}), not drawn")
+            continue
+        m, mruns = next(iter(mix.items()))
+        differs = {e: recipe_differences(eruns[0], mruns[0], ignore=("mix",)) for e, eruns in erm.items()}
+        same = [e for e, text in differs.items() if not text]
+        if len(same) == 1:
+            chosen[size] = (erm[same[0]], mruns)
+        elif same:
+            notes.append(f"{size:,} images: several ERM groups ran the recipe of {m} ({', '.join(same)}), not drawn")
+        else:
+            why = "; ".join(f"{e} differs in {text}" for e, text in differs.items())
+            notes.append(f"{size:,} images: no ERM group ran the recipe of {m} ({why}), not drawn")
+    return chosen, notes
+
+
+def datasize_points(runs: Sequence[Any], metric: str = METRIC) -> list[tuple[int, Paired, dict[str, list[float]]]]:
+    """Per training-set size: the paired difference mixup - ERM over seeds, and each method's values.
+
+    ``runs`` are loaded run folders (``runs.Run``) of the cifar and datasize tables; only finished CIFAR-10 PreAct
+    ResNet-18 runs with variant erm or mixup (alpha 1) count, a mixup group with the ERM group of its recipe
+    (`_size_pairs`).
+    """
     points = []
-    for size in sorted(values):
-        by = values[size]
-        if "erm" in by and "mixup" in by:
+    for size, pair in _size_pairs(runs)[0].items():
+        by = {
+            k: {int(r.seed): float(r.summary[metric]) for r in rs if r.summary.get(metric) is not None}
+            for k, rs in zip(("erm", "mixup"), pair, strict=True)
+        }
+        if by["erm"] and by["mixup"]:
             raw = {k: [v for _, v in sorted(by[k].items())] for k in ("erm", "mixup")}
             points.append((size, paired(by["erm"], by["mixup"]), raw))
     return points
 
 
 def datasize_markdown(runs: Sequence[Any]) -> str:
-    """A table: size, n, ERM and mixup (mean ± std), paired difference with interval and tests."""
+    """A table: size, n, ERM and mixup (mean ± std), paired difference with interval and tests; and the sizes it
+    could not pair (`_size_pairs`)."""
     points = datasize_points(runs)
-    if not points:
-        return ""
-    # the regime rule, per size: ERM's error on its own un-augmented training images
-    train = _erm_train_errors(runs)
-    lines = [
-        "| training images | ERM (%) | mixup (%) | mixup - ERM (points), 95% interval, tests | ERM train error (%) |",
-        "|---|---|---|---|---|",
-    ]
-    for size, p, raw in points:
-        erm, mix, fit = mean_std(raw["erm"]), mean_std(raw["mixup"]), mean_std(train.get(size, []))
-        lines.append(f"| {size:,} | {fmt_mean_std(*erm)} (n={erm[2]}) | {fmt_mean_std(*mix)} (n={mix[2]}) | "
-                     f"{p.describe()} | {fmt_mean_std(*fit)} |")  # fmt: skip
-    lines += [
-        "",
-        "Test error: median of the last 10 epochs, mean ± sample std over seeds; the difference pairs ERM and mixup "
-        "runs of the same seed (same training images and initial weights). ERM train error: after the last epoch, "
-        f"on the un-augmented training images (the regime rule asks <= {RULE_MAX_TRAIN_ERROR:g}%).",
-    ]
+    unpaired = _size_pairs(runs)[1]
+    lines = []
+    if points:
+        # the regime rule, per size: ERM's error on its own un-augmented training images
+        train = _erm_train_errors(runs)
+        lines = [
+            "| training images | ERM (%) | mixup (%) | mixup - ERM (points), 95% interval, tests | ERM train error (%) |",
+            "|---|---|---|---|---|",
+        ]
+        for size, p, raw in points:
+            erm, mix, fit = mean_std(raw["erm"]), mean_std(raw["mixup"]), mean_std(train.get(size, []))
+            lines.append(f"| {size:,} | {fmt_mean_std(*erm)} (n={erm[2]}) | {fmt_mean_std(*mix)} (n={mix[2]}) | "
+                         f"{p.describe()} | {fmt_mean_std(*fit)} |")  # fmt: skip
+        lines += [
+            "",
+            "Test error: median of the last 10 epochs, mean ± sample std over seeds; the difference pairs ERM and "
+            "mixup runs of the same seed (same training images and initial weights). ERM train error: after the last "
+            f"epoch, on the un-augmented training images (the regime rule asks <= {RULE_MAX_TRAIN_ERROR:g}%).",
+        ]
+    if unpaired:
+        lines += [*([""] if lines else []), "Not paired (mixup is paired only with the ERM runs of its recipe: the "
+                  "same config outside mix, the same data, the same number of processes):"]  # fmt: skip
+        lines += [f"- {u}." for u in unpaired]
     return "\n".join(lines)
 
 

@@ -97,6 +97,9 @@ class Table:
             ``seed``, ``run_dir``) and its arguments; run once, by the process that writes the report.
         baseline: the row each row is compared with seed by seed in the report's paired differences (``row ->
             baseline row``, None for none); ``None`` (the default) pairs ``prefix/method`` with ``prefix/erm``.
+        method_keys: the config keys (dotted; each also stands for the keys below it) that make a row's method: a
+            row is paired with a run of its baseline row only when their recipes agree outside these (the same data,
+            optimizer, schedule, epochs, ...); the default ``("mix",)``, the mixing settings.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
             dry_run=False, quiet=False)`` trains and reports the whole table (``seeds`` None: the table's default;
             ``quiet``: no progress lines). It prints its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
@@ -114,6 +117,7 @@ class Table:
     paper_source: str = ""
     sections: Callable[[Sequence[Any], Sequence[dict[str, Any]], Path], list[str]] | None = None
     baseline: Callable[[str], str | None] | None = None
+    method_keys: tuple[str, ...] = ("mix",)
 
     def seeds_of(self, scale: str, path: Path) -> int:
         """Seeds of the row ``path`` at ``scale`` when ``--seeds`` is not given."""

@@ -359,6 +359,7 @@ CORRUPTED_LABELS = register_table(
         paper={row: last for row, (_, last, _, _) in PAPER_TABLE2.items()},  # the common table: last epoch
         paper_source=PAPER_TABLE2_SOURCE,
         sections=_table2_sections,
+        method_keys=("mix", "model.kwargs.dropout"),  # ERM + dropout and mixup + dropout are paired with ERM
         notes=(
             "cpu scale: the cifar cpu recipe unchanged (2,000 images, crop + flip, 150 epochs; clean ERM ends at <= "
             "1% training error), only the paper's selected row per level (ERM, ERM + dropout p=0.7/0.8, mixup "

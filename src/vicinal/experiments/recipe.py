@@ -1,0 +1,118 @@
+"""Whether run folders ran the same recipe: what the report checks before it pools runs as the seeds of one row, and
+before it pairs a method with its ERM baseline seed by seed (the paired table, the data-size curve).
+
+A run's recipe is its ``config.yaml`` outside the keys that do not change what it computes (:data:`NOT_RESULT_KEYS`:
+seed, device, logging, ...) and outside its labels (:data:`LABEL_KEYS`: name, notes, table, row), plus what its
+``provenance.json`` records of how it ran: the number of processes (``world_size``: under DDP the global batch is
+``data.batch_size`` times it, and an epoch has that many times fewer steps) and the data it read (``data``:
+`DataBundle.record`, compared with `data_changes`, the comparison a resume makes). An entry that one of two runs lacks
+(a run folder of an older lab, a task that records no data) is not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .config import LAUNCH_CHECK_KEYS, flat_config
+from .data.base import data_changes
+from .errors import ReportError, RunError
+from .runs import Run, read_provenance
+
+__all__ = [
+    "LABEL_KEYS",
+    "NOT_RESULT_KEYS",
+    "provenance_differences",
+    "recipe_differences",
+    "run_provenance",
+    "split_by_provenance",
+]
+
+# Keys that do not change what a run computes: runs of one config name may differ in them (and in the seed).
+NOT_RESULT_KEYS = frozenset(
+    {
+        "notes",
+        "train.seed",
+        "train.device",
+        "train.threads",
+        "train.log_every",
+        "train.checkpoint_every",
+        "train.tensorboard",
+        *LAUNCH_CHECK_KEYS,
+    }
+)
+# What a config is called, not what it computes: a method and its baseline differ in them by construction.
+LABEL_KEYS = frozenset({"name", "notes", "table", "row"})
+
+
+def run_provenance(run: Run) -> dict[str, Any]:
+    """``run``'s ``provenance.json`` ({} when absent). Raises ReportError naming a file that cannot be read."""
+    try:
+        return read_provenance(run.path) or {}
+    except RunError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def provenance_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """``"world_size 1 -> 2, data: root '/a' -> '/b'"``: how the runs of provenances ``a`` and ``b`` ran differently;
+    "" when they ran alike (entries one of them lacks are not compared)."""
+    parts = []
+    if a.get("world_size") is not None and b.get("world_size") is not None and a["world_size"] != b["world_size"]:
+        parts.append(f"world_size {a['world_size']!r} -> {b['world_size']!r}")
+    da, db = a.get("data"), b.get("data")
+    if isinstance(da, Mapping) and isinstance(db, Mapping):
+        changes = data_changes(dict(da), dict(db))
+        if changes:
+            parts.append(f"data: {changes}")
+    return ", ".join(parts)
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def _recipe_config(config: Any, ignore: Sequence[str]) -> dict[str, Any]:
+    flat = flat_config(config) if isinstance(config, Mapping) else {}
+    out: dict[str, Any] = {}
+    for k, v in flat.items():
+        if k in NOT_RESULT_KEYS or k in LABEL_KEYS or _under(k, ignore):
+            continue
+        if isinstance(v, Mapping):  # a kwargs dict (one value in flat_config): its ignored entries left out
+            v = {kk: vv for kk, vv in v.items() if not _under(f"{k}.{kk}", ignore)}
+        out[k] = v
+    return out
+
+
+def recipe_differences(a: Run, b: Run, *, ignore: Sequence[str] = ()) -> str:
+    """``"optim.weight_decay 0.0001 -> 0.0005, data: root ..."``: how run ``b``'s recipe differs from run ``a``'s
+    outside the config keys ``ignore`` (dotted keys, each also standing for the keys below it: ``"mix"``,
+    ``"model.kwargs.dropout"``); "" when they ran the same recipe. Config keys one of them lacks are not compared.
+    """
+    ca, cb = _recipe_config(a.config, ignore), _recipe_config(b.config, ignore)
+    differ = sorted(k for k in ca.keys() & cb.keys() if ca[k] != cb[k])
+    parts = [f"{k} {ca[k]!r} -> {cb[k]!r}" for k in differ[:3]] + (["..."] if len(differ) > 3 else [])
+    ran = provenance_differences(run_provenance(a), run_provenance(b))
+    return ", ".join(parts + ([ran] if ran else []))
+
+
+def split_by_provenance(name: str, runs: Sequence[Run]) -> list[tuple[str, list[Run], str]]:
+    """The runs of config ``name`` in parts that each ran alike (same world size, same data), in order of first
+    appearance: ``[(part name, runs, how they ran differently from the first part's first run)]``.
+
+    One part ``(name, runs, "")`` when all ran alike. Otherwise pooling them as seeds of one row would mix two
+    experiments: the parts are named ``"name [i of k]"``, and the first part's text is "".
+    """
+    provs = [run_provenance(r) for r in runs]
+    parts: list[tuple[list[int], str]] = []
+    for i in range(len(runs)):
+        for members, _ in parts:
+            if all(not provenance_differences(provs[j], provs[i]) for j in members):
+                members.append(i)
+                break
+        else:
+            parts.append(([i], provenance_differences(provs[0], provs[i]) if parts else ""))
+    k = len(parts)
+    return [
+        (name if k == 1 else f"{name} [{i} of {k}]", [runs[j] for j in members], text)
+        for i, (members, text) in enumerate(parts, start=1)
+    ]
