@@ -5,7 +5,8 @@ A run's recipe is its ``config.yaml`` outside the keys that do not change what i
 seed, device, logging, ...) and outside its labels (:data:`LABEL_KEYS`: name, notes, table, row), plus what its
 ``provenance.json`` records of how it ran: the number of processes (``world_size``: under DDP the global batch is
 ``data.batch_size`` times it, and an epoch has that many times fewer steps) and the data it read (``data``:
-`DataBundle.record`, compared with `data_changes`, the comparison a resume makes). An entry that one of two runs lacks
+`DataBundle.record`, compared with `data_changes`, the comparison a resume makes, without the folder and the file
+times: a copy of the same data elsewhere, or with new file times, is the same data). An entry that one of two runs lacks
 (a run folder of an older lab, a task that records no data) is not compared.
 """
 
@@ -45,6 +46,9 @@ NOT_RESULT_KEYS = frozenset(
 LABEL_KEYS = frozenset({"name", "notes", "table", "row"})
 
 
+_PLACE_KEYS = ("root", "fingerprint")  # of a data record (`DataBundle.record`): where and when, not what
+
+
 def run_provenance(run: Run) -> dict[str, Any]:
     """``run``'s ``provenance.json`` ({} when absent). Raises ReportError naming a file that cannot be read."""
     try:
@@ -61,7 +65,10 @@ def provenance_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
         parts.append(f"world_size {a['world_size']!r} -> {b['world_size']!r}")
     da, db = a.get("data"), b.get("data")
     if isinstance(da, Mapping) and isinstance(db, Mapping):
-        changes = data_changes(dict(da), dict(db))
+        # what the data is (dataset, source, split sizes, classes), not where it lay or when its files were
+        # written: the same data copied to another machine, or re-extracted (new file times: this project's
+        # shared data folder gets them every session), must pool; a resume still warns on any of them
+        changes = data_changes(*({k: v for k, v in d.items() if k not in _PLACE_KEYS} for d in (da, db)))
         if changes:
             parts.append(f"data: {changes}")
     return ", ".join(parts)
