@@ -281,6 +281,14 @@ def test_report_table2_section(tmp_path: Path) -> None:
     assert "train error, corrupted labels (%)" in md  # the generic table gains the training columns too
 
 
+def test_table2_source_says_the_paper_column_is_the_last_epoch_error() -> None:
+    """Table 2 publishes four numbers per row; the common table's paper column shows the last-epoch test error,
+    and its source sentence (printed under the column) says so."""
+    table = get_table("corrupted-labels")
+    assert table.paper == {row: last for row, (_, last, _, _) in robustness.PAPER_TABLE2.items()}
+    assert table.paper_source.endswith("; the report's paper column is the last-epoch test error")
+
+
 def test_a_paper_corrupted_config_runs_two_steps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = next(
         f for f in robustness.corrupted_label_configs("paper") if f.name.endswith("c80-mixup_dropout_a32_p07.yaml")

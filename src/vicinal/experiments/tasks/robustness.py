@@ -197,7 +197,8 @@ PAPER_TABLE2: dict[str, tuple[float, float, float, float]] = {
 }
 PAPER_TABLE2_SOURCE = (
     "Zhang et al., mixup, ICLR 2018, Table 2 (arXiv v1 PDF) via paper/EXPERIMENTS.md 3.4: CIFAR-10, PreAct "
-    "ResNet-18, 200 epochs, 50,000 images; columns best / last test error, train error real / corrupted"
+    "ResNet-18, 200 epochs, 50,000 images; columns best / last test error, train error real / corrupted; the report's paper column is the last-epoch test "
+    "error"
 )
 
 
