@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Group run folders by config name (one row per config, seeds pooled), and write report.md, "
             "report.csv, runs.csv and test_error.png: mean ± sample std over seeds with n, the paper's number "
-            "beside each row where there is one."
+            "beside each row where there is one, marked 'config differs: KEYS' where the runs' config.yaml is not "
+            "the row's shipped config (a --set override)."
         ),
     )
     p.add_argument(

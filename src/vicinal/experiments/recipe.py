@@ -29,16 +29,30 @@ __all__ = [
     "split_by_provenance",
 ]
 
-# Keys that do not change what a run computes: runs of one config name may differ in them (and in the seed).
+# Keys that do not change what a run computes: runs of one config name may differ in them (and in the seed), and
+# a run may differ in them from its row's shipped config and still stand beside the paper's number. Where the data
+# is read from (data.root; what the data is, provenance records), how big the evaluation batches are, speed options
+# that compute the same function (channels_last, compile), logging, checkpoints, launch checks and extra
+# measurements that change no other metric (train_eval_every, the reliability diagram; data.kwargs' progress bars
+# and decode caches). Precision (amp), the evaluation schedule (eval_every, eval_last: the best-epoch and
+# median-of-last-10 columns) and everything else count.
 NOT_RESULT_KEYS = frozenset(
     {
         "notes",
+        "data.root",
+        "data.eval_batch_size",
+        "data.kwargs.progress",
+        "data.kwargs.cache",
         "train.seed",
         "train.device",
         "train.threads",
+        "train.channels_last",
+        "train.compile",
         "train.log_every",
         "train.checkpoint_every",
         "train.tensorboard",
+        "train.train_eval_every",
+        "train.reliability_diagram",
         *LAUNCH_CHECK_KEYS,
     }
 )
@@ -85,7 +99,9 @@ def _recipe_config(config: Any, ignore: Sequence[str]) -> dict[str, Any]:
         if k in NOT_RESULT_KEYS or k in LABEL_KEYS or _under(k, ignore):
             continue
         if isinstance(v, Mapping):  # a kwargs dict (one value in flat_config): its ignored entries left out
-            v = {kk: vv for kk, vv in v.items() if not _under(f"{k}.{kk}", ignore)}
+            v = {
+                kk: vv for kk, vv in v.items() if not _under(f"{k}.{kk}", ignore) and f"{k}.{kk}" not in NOT_RESULT_KEYS
+            }
         out[k] = v
     return out
 

@@ -28,7 +28,7 @@ def make_run(root: Path, name: str, table: str, row: str, seed: int, errors: lis
         "table": table,
         "row": row,
         "mix": {"variant": variant},
-        "train": {"seed": seed, "epochs": len(errors)},
+        "train": {"seed": seed},  # no more of the recipe: the shipped row's (the paper column is not marked)
     }
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     records = [
@@ -191,6 +191,27 @@ def test_reports_beside_runs_are_rebuilt_not_repeated(inputs: dict[str, Path], t
     # given on its own (no runs beside it), a report folder is the page's content
     md = make_document([report], tmp_path / "doc2")["markdown"]
     assert f"## From {(report / 'report.md').resolve()}" in md
+
+
+@pytest.mark.parametrize(
+    ("name", "recorded", "scale"),
+    [
+        ("abl-erm-cpu", None, "cpu"),
+        ("abl-erm", None, "paper"),
+        ("abl-erm", "cpu", "cpu"),
+        ("abl-erm-cpu", "paper", "paper"),
+    ],
+)
+def test_the_reproduce_line_takes_the_scale_the_runs_record(
+    tmp_path: Path, name: str, recorded: str | None, scale: str
+) -> None:
+    """A run's recorded ``scale`` (the GAN table writes one) decides; without one the ``-cpu`` name rule does."""
+    run = make_run(tmp_path / "runs", name, "ablation", "erm/wd1e-4", 0, [6.0, 5.0])
+    if recorded is not None:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "scale": recorded}))
+    md = make_document([tmp_path / "runs"], tmp_path / "doc")["markdown"]
+    assert f"Regenerate the whole table: `vicinal reproduce ablation --scale {scale}`" in md
 
 
 def test_images_of_one_name_stay_distinct_and_markdown_images_are_placed(tmp_path: Path) -> None:

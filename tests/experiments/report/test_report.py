@@ -15,9 +15,16 @@ import yaml
 import vicinal.experiments.report.report as report_module
 from tests.experiments.lab_helpers import break_writer, spy_atomic_writes
 from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
+from vicinal.experiments.paths import configs_dir
 from vicinal.experiments.report import ReportError, find_runs, make_report, mean_std, paper_number, paper_sources
+from vicinal.experiments.report.report import (
+    CONFIG_DIFFERS_NOTE,
+    NO_SHIPPED_CONFIG,
+    config_differences,
+    shipped_differences,
+)
 from vicinal.experiments.runs import write_config, write_provenance, write_summary
-from vicinal.experiments.tasks import TABLES, load_tables
+from vicinal.experiments.tasks import TABLES, Table, load_tables
 from vicinal.experiments.trainer import summarize
 
 
@@ -32,21 +39,20 @@ def make_run(
     overrides: Sequence[str] = (),
     provenance: dict[str, Any] | None = None,
 ) -> Path:
-    """A run folder as the trainer writes it, with the given per-epoch test errors (of ``epochs``, default all),
-    config ``overrides`` and, when given, a ``provenance.json``."""
+    """A run folder as the trainer writes it, with the given per-epoch test errors. A cifar ``row`` that ships a cpu
+    config starts from that config (so the paper column is not marked), of ``epochs`` when given; any other run from
+    the default config (table cifar when it has a row) of ``epochs`` (default: all the errors). ``overrides`` are
+    applied last; ``provenance`` is written when given."""
     run = root / name / f"seed{seed}"
     run.mkdir(parents=True)
-    cfg = apply_overrides(
-        ExperimentConfig(),
-        [
-            f"name={name}",
-            "table=cifar" if row else "table=''",
-            f"row='{row}'",
-            f"train.seed={seed}",
-            f"train.epochs={epochs or len(errors)}",
-            *overrides,
-        ],
-    )
+    shipped = configs_dir() / "cifar" / "cpu" / f"{row.replace('/', '-')}.yaml"
+    if row and shipped.is_file():
+        head = [f"name={name}", f"train.seed={seed}"] + ([f"train.epochs={epochs}"] if epochs else [])
+        cfg = apply_overrides(load_config(shipped), [*head, *overrides])
+    else:
+        table = "table=cifar" if row else "table=''"
+        head = [f"name={name}", table, f"row='{row}'", f"train.seed={seed}", f"train.epochs={epochs or len(errors)}"]
+        cfg = apply_overrides(ExperimentConfig(), [*head, *overrides])
     if provenance is not None:
         write_provenance(run, provenance)
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)))
@@ -223,7 +229,7 @@ def test_a_plot_that_fails_half_way_leaves_the_previous_one(
 def test_unfinished_runs_are_not_averaged_with_finished_ones(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 10.0])
-    make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 1, [50.0], status="interrupted", epochs=2)  # training
+    make_run(root, "c10-erm", "cifar10/preact_resnet18/erm", 1, [50.0], status="interrupted")  # still training
     md = make_report([root], tmp_path / "report")["markdown"]
     line = next(x for x in md.splitlines() if x.startswith("| c10-erm |"))
     # n counts the finished run only; 'done' says 1 of the 2 runs found finished; the mean is the finished run's
@@ -247,21 +253,21 @@ def test_validation_column_appears_only_when_runs_measured_it(runs: Path, tmp_pa
 
 def test_runs_of_one_name_must_share_their_recipe_and_differ_in_seed(tmp_path: Path) -> None:
     """A 2-epoch and a 3-epoch run named alike were once averaged as two seeds of one row, silently."""
-    a = make_run(tmp_path / "a", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 20.0])
-    b = make_run(tmp_path / "b", "c10-erm", "cifar10/preact_resnet18/erm", 1, [30.0, 20.0, 10.0])
+    a = make_run(tmp_path / "a", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 20.0], epochs=2)
+    b = make_run(tmp_path / "b", "c10-erm", "cifar10/preact_resnet18/erm", 1, [30.0, 20.0, 10.0], epochs=3)
     with pytest.raises(
         ReportError,
         match=rf"runs named 'c10-erm' differ in train.epochs \(2 vs 3\): {re.escape(str(a))} and "
         rf"{re.escape(str(b))}; report them separately",
     ):
         make_report([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
-    c = make_run(tmp_path / "c", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 25.0])
+    c = make_run(tmp_path / "c", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 25.0], epochs=2)
     with pytest.raises(
         ReportError, match=rf"two runs named 'c10-erm' at seed 0: {re.escape(str(a))} and {re.escape(str(c))}"
     ):
         make_report([tmp_path / "a", tmp_path / "c"], tmp_path / "out")
     # keys that do not change the result may differ, and a key one run lacks (another version of the lab) is skipped
-    d = make_run(tmp_path / "d", "c10-erm", "cifar10/preact_resnet18/erm", 2, [30.0, 10.0])
+    d = make_run(tmp_path / "d", "c10-erm", "cifar10/preact_resnet18/erm", 2, [30.0, 10.0], epochs=2)
     cfg = yaml.safe_load((d / "config.yaml").read_text())
     cfg["train"]["log_every"], cfg["notes"] = 7, "another note"
     del cfg["train"]["eval_every"]
@@ -376,7 +382,7 @@ def test_seeds_that_ran_on_other_data_or_processes_are_not_pooled(tmp_path: Path
 def test_the_plot_shows_the_runs_the_table_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run still training was averaged into the curve and counted in the legend (n=2) beside '1 (0) | 1/2'."""
     root = tmp_path / "runs"
-    make_run(root, "c10-erm", ERM, 0, [30.0, 10.0, 8.0])
+    make_run(root, "c10-erm", ERM, 0, [30.0, 10.0, 8.0], epochs=3)
     make_run(root, "c10-erm", ERM, 1, [50.0, 40.0], status="interrupted", epochs=3)  # still training
     make_run(root, "c10-mixup", MIXUP, 0, [50.0], status="interrupted", epochs=3)  # none finished: its partial run
     figures = []
@@ -388,3 +394,137 @@ def test_the_plot_shows_the_runs_the_table_counts(tmp_path: Path, monkeypatch: p
     assert list(ax.lines[0].get_ydata()) == [30.0, 10.0, 8.0]  # the finished run's curve alone
     assert list(ax.lines[1].get_ydata()) == [50.0]
     assert not ax.collections  # no min-max band around a single run
+
+
+# -- the paper column beside runs of another recipe ------------------------------------------------------------------
+def test_config_differences_name_the_keys_that_change_the_result() -> None:
+    shipped = config_to_dict(load_config("cifar/cpu/cifar10-preact_resnet18-mixup"))
+    assert config_differences(shipped, shipped) == []
+    # bookkeeping and identity keys are not compared: where the data lives, the device, logging, the name, ...
+    bookkeeping = config_to_dict(
+        load_config(
+            "cifar/cpu/cifar10-preact_resnet18-mixup",
+            ["name=renamed", "notes=x", "data.root=/elsewhere", "data.eval_batch_size=7", "data.kwargs.progress=true",
+             "train.seed=9", "train.device=cpu", "train.threads=2", "train.compile=true", "train.log_every=3",
+             "train.checkpoint_every=9", "train.train_eval_every=5", "train.reliability_diagram=false"],
+        )
+    )  # fmt: skip
+    assert config_differences(bookkeeping, shipped) == []
+    # the recipe is: sorted dotted keys, a kwargs key one side lacks named by its own dotted key
+    changed = config_to_dict(
+        load_config(
+            "cifar/cpu/cifar10-preact_resnet18-mixup",
+            ["mix.alpha=0.2", "train.epochs=1", "model.kwargs.depth=3", "train.amp=bf16", "train.eval_last=0"],
+        )
+    )
+    assert config_differences(changed, shipped) == [
+        "mix.alpha",
+        "model.kwargs.depth",
+        "train.amp",
+        "train.epochs",
+        "train.eval_last",
+    ]
+    # a key only one side has (a run of another version of the lab) is not compared
+    older = {k: v for k, v in changed.items() if k != "mix"}
+    assert config_differences(older, shipped) == ["model.kwargs.depth", "train.amp", "train.epochs", "train.eval_last"]
+
+
+def _speech_run(root: Path, config: str, seed: int, overrides: list[str], error: float) -> None:
+    cfg = load_config(config, [f"train.seed={seed}", *overrides])
+    run = root / cfg.name / f"seed{seed}"
+    write_config(run, cfg)
+    write_summary(run, {"status": "complete", "last_test_error": error, "epochs_completed": cfg.train.epochs})
+
+
+def test_the_paper_number_beside_runs_of_another_recipe_is_marked(tmp_path: Path) -> None:
+    """A run trained with --set mix.alpha=0.3 train.epochs=6 once got the paper's 30-epoch alpha-0.2 number, plain."""
+    shipped, changed = tmp_path / "shipped", tmp_path / "changed"
+    for seed in (0, 1):
+        _speech_run(shipped, "speech/cpu/speech-vgg11-mixup0.2", seed, [], 4.0)
+        _speech_run(changed, "speech/cpu/speech-lenet-mixup0.2", seed, ["mix.alpha=0.3", "train.epochs=6"], 5.0)
+    _speech_run(changed, "speech/paper/speech-vgg11-erm", 0, [], 6.0)  # paper scale: compared with its own config
+    plain = make_report([shipped], tmp_path / "r1")
+    assert re.search(r"\| speech-vgg11-mixup0\.2-cpu \| .* \| 3\.4 \|$", plain["markdown"], re.M)
+    assert "config differs" not in plain["markdown"] and "paper_config_differs" not in plain["groups"][0]
+    assert "paper_config_differs" not in (tmp_path / "r1" / "report.csv").read_text()
+
+    report = make_report([shipped, changed], tmp_path / "r2")
+    md = report["markdown"]
+    lenet = next(line for line in md.splitlines() if line.startswith("| speech-lenet-mixup0.2-cpu |"))
+    assert lenet.endswith(f"| {paper_number('speech', 'lenet/mixup0.2'):g} (config differs: mix.alpha, train.epochs) |")
+    assert re.search(r"\| speech-vgg11-mixup0\.2-cpu \| .* \| 3\.4 \|$", md, re.M)
+    assert re.search(r"\| speech-vgg11-erm \| .* \| 4\.6 \|$", md, re.M)
+    assert CONFIG_DIFFERS_NOTE in md and "data.root" in CONFIG_DIFFERS_NOTE
+    with (tmp_path / "r2" / "report.csv").open() as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert rows["speech-lenet-mixup0.2-cpu"]["paper_config_differs"] == "mix.alpha train.epochs"
+    assert rows["speech-lenet-mixup0.2-cpu"]["paper"] == "11.3"  # the CSV keeps the number, beside the keys
+    assert rows["speech-vgg11-mixup0.2-cpu"]["paper_config_differs"] == ""
+
+
+def test_many_differing_keys_are_counted_and_a_row_nothing_ships_is_said(tmp_path: Path) -> None:
+    overrides = ["train.epochs=6", "optim.lr=0.1", "data.batch_size=7", "schedule.step_size=2"]
+    _speech_run(tmp_path / "runs", "speech/cpu/speech-lenet-erm", 0, overrides, 5.0)
+    row = make_report([tmp_path / "runs"], tmp_path / "r")["groups"][0]
+    assert row["paper_config_differs"] == "data.batch_size optim.lr schedule.step_size train.epochs"
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "(config differs: data.batch_size, optim.lr, schedule.step_size, train.epochs) |" in md  # 4 shown
+    _speech_run(tmp_path / "more", "speech/cpu/speech-lenet-mixup0.1", 0, [*overrides, "mix.alpha=0.3"], 5.0)
+    md = make_report([tmp_path / "more"], tmp_path / "r2")["markdown"]
+    assert "(config differs: data.batch_size, mix.alpha, optim.lr, schedule.step_size, +1 more) |" in md
+    # a config of the user's own naming a published row that no shipped config has: nothing to compare it with
+    cfg = apply_overrides(ExperimentConfig(), ["name=mine", "table=ablation", "row=erm/wd5e-4"])
+    assert shipped_differences([], []) is None
+    write_config(tmp_path / "own" / "mine" / "seed0", cfg)
+    write_summary(tmp_path / "own" / "mine" / "seed0", {"status": "complete", "last_test_error": 5.0})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Table, "row_configs", lambda self: {})
+        md = make_report([tmp_path / "own"], tmp_path / "r3")["markdown"]
+    assert f"| 5.18 ({NO_SHIPPED_CONFIG}) |" in md and NO_SHIPPED_CONFIG == "no shipped config of this row"
+
+
+def test_shipped_rows_of_each_table_are_its_configs_at_every_scale() -> None:
+    rows = TABLES["speech"].row_configs()
+    assert sorted(rows) == sorted(TABLES["speech"].paper) and all(len(c) == 2 for c in rows.values())  # cpu, paper
+    assert {c["name"] for c in rows["vgg11/mixup0.2"]} == {"speech-vgg11-mixup0.2", "speech-vgg11-mixup0.2-cpu"}
+    assert len(TABLES["imagenet"].row_configs()["resnet50/90/mixup"]) == 1  # no cpu scale
+    assert all(c["table"] == "datasize" for cs in TABLES["datasize"].row_configs().values() for c in cs)
+    assert TABLES["gan"].row_configs() == {}  # a runner, no published row numbers
+
+
+# -- ImageNet's top-5 ----------------------------------------------------------------------------------------------
+def test_imagenet_rows_get_a_top5_column_beside_the_papers_top5(tmp_path: Path) -> None:
+    """Table 1 publishes top-1 and top-5; the top-5 once appeared only in the source sentence."""
+    for model, top1, top5 in (("resnet50-90ep-mixup", 24.0, 7.0), ("resnet50-90ep-erm", 25.0, 8.0)):
+        for seed in (0, 1):
+            cfg = load_config(f"imagenet/paper/imagenet-{model}", [f"train.seed={seed}"])
+            run = tmp_path / "runs" / cfg.name / f"seed{seed}"
+            write_config(run, cfg)
+            write_summary(
+                run, {"status": "complete", "last_test_error": top1 + seed, "last_test_top5_error": top5 + seed}
+            )
+    md = make_report([tmp_path / "runs"], tmp_path / "r")["markdown"]
+    header = md.splitlines()[2]
+    assert header.startswith("| run | n (seeds) | done | test error, last epoch (%) | top-5 error, last epoch (%) |")
+    assert header.endswith("| paper (%) | paper top-5 (%) |")
+    assert re.search(r"^\| imagenet-resnet50-90ep-mixup \| 2 \(0 1\) \| 2/2 \| 24\.50 ± 0\.71 \| 7\.50 ± 0\.71 \| .* \| 23\.3 \| 6\.6 \|$", md, re.M)  # fmt: skip
+    assert re.search(
+        r"^\| imagenet-resnet50-90ep-erm \| .* \| 8\.50 ± 0\.71 \| .* \| 23\.5 \| - \|$", md, re.M
+    )  # no top-5
+    with (tmp_path / "r" / "report.csv").open() as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    mixup = rows["imagenet-resnet50-90ep-mixup"]
+    assert (
+        float(mixup["last_test_top5_error_mean"]) == 7.5 and mixup["paper_top5"] == "6.6" and mixup["paper"] == "23.3"
+    )
+    assert rows["imagenet-resnet50-90ep-erm"]["paper_top5"] == ""
+
+
+def test_other_tables_measure_top5_but_show_no_top5_column(runs: Path, tmp_path: Path) -> None:
+    """Every trainer run records ``last_test_top5_error``; only a table whose paper publishes top-5 shows it."""
+    before = make_report([runs], tmp_path / "r1")
+    for summary in runs.rglob("summary.json"):
+        write_summary(summary.parent, {**json.loads(summary.read_text()), "last_test_top5_error": 1.0})
+    after = make_report([runs], tmp_path / "r2")
+    assert after["markdown"] == before["markdown"] and "top-5" not in after["markdown"]
+    assert (tmp_path / "r2" / "report.csv").read_bytes() == (tmp_path / "r1" / "report.csv").read_bytes()

@@ -20,6 +20,7 @@ from tests.experiments.lab_helpers import break_writer, count_calls, one_thread,
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import RunError, TaskError
 from vicinal.experiments.report import make_report
+from vicinal.experiments.report.document import make_document
 from vicinal.experiments.runs import read_metrics, read_provenance, read_summary
 from vicinal.experiments.tasks.gan import PROTOCOLS, GANProtocol, plot_gan_figure, run_gan_table
 
@@ -142,6 +143,14 @@ OUTPUTS = ("runs.csv", "summary.csv", "summary.md", "metrics.jsonl", "gan_figure
 def uninterrupted(tmp_path_factory):
     """The grid trained in one go: what an interrupted and resumed run must write."""
     return run_gan_table(tmp_path_factory.mktemp("gan") / "whole", "cpu", **GRID)
+
+
+def test_the_document_regenerates_a_cpu_grid_at_cpu_scale(tmp_path, uninterrupted):
+    """GAN run names carry no scale ("gan-ring-mixup-w8-d1-lr0.001"): the page takes it from the runs' configs."""
+    assert all(not p.name.endswith("-cpu") for p in (uninterrupted / "runs").iterdir())
+    md = make_document([uninterrupted / "runs"], tmp_path / "doc")["markdown"]
+    assert "Regenerate the whole table: `vicinal reproduce gan --scale cpu`" in md
+    assert "--scale paper" not in md
 
 
 def _count_training(monkeypatch, stop_at: int | None = None) -> list[int]:

@@ -244,11 +244,11 @@ def test_cpu_scale_attacks_are_found_again(runs: dict[str, Path], monkeypatch: p
 
 
 # -- report: Table 2 and calibration -------------------------------------------------------------------------
-def _fake_run(root: Path, name: str, row: str, seed: int, summary: dict) -> None:
+def _fake_run(root: Path, name: str, row: str, seed: int, summary: dict, epochs: str = "") -> None:
     d = root / name / f"seed{seed}"
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(
-        f"name: {name}\ntable: corrupted-labels\nrow: {row}\ntrain: {{seed: {seed}}}\nmix: {{variant: erm}}\n"
+        f"name: {name}\ntable: corrupted-labels\nrow: {row}\ntrain: {{seed: {seed}{epochs}}}\nmix: {{variant: erm}}\n"
     )
     (d / "summary.json").write_text(json.dumps({"status": "complete", **summary}))
     (d / "metrics.jsonl").write_text("")
@@ -279,6 +279,22 @@ def test_report_table2_section(tmp_path: Path) -> None:
         in line
     )
     assert "train error, corrupted labels (%)" in md  # the generic table gains the training columns too
+
+
+def test_table2_marks_the_papers_row_beside_runs_of_another_recipe(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 0, {"last_test_error": 40.0}, epochs=", epochs: 1")
+    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
+    assert "| 16.6 (config differs: train.epochs) |" in md  # the common table
+    line = next(x for x in md.splitlines() if x.startswith("| 20% | erm |"))
+    assert line.endswith("| 12.7 / 16.6 / 0.05 / 0.28 (config differs) |")
+
+
+def test_table2_source_says_the_paper_column_is_the_last_epoch_error() -> None:
+    """Table 2 publishes four numbers per row; the common table's paper column shows the last-epoch test error,
+    and its source sentence (printed under the column) says so."""
+    table = get_table("corrupted-labels")
+    assert table.paper == {row: last for row, (_, last, _, _) in robustness.PAPER_TABLE2.items()}
+    assert table.paper_source.endswith("; the report's paper column is the last-epoch test error")
 
 
 def test_a_paper_corrupted_config_runs_two_steps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import scipy.signal
 
 from tests.experiments.lab_helpers import one_thread  # noqa: F401 - autouse fixture: torch on one thread for this module
 from vicinal.experiments.config import diff_configs, load_config
-from vicinal.experiments.tasks import TABLES
+from vicinal.experiments.tasks import TABLES, speech
 from vicinal.experiments.tasks.speech import PAPER_SPEECH, ROWS, SPEECH, speech_configs
 from vicinal.experiments.trainer import Trainer, lr_at
 
@@ -43,6 +43,14 @@ def test_table_is_registered_with_every_row() -> None:
         assert sorted(_by_row(scale)) == sorted(ROWS)
     with pytest.raises(ValueError, match="unknown scale 'gpu'; known scales: cpu, paper"):
         speech_configs("gpu")
+
+
+def test_module_doc_states_the_cpu_schedule_the_configs_run() -> None:
+    """The docstring's CPU schedule is the one the cpu configs train (it once said 9 epochs after they ran 30)."""
+    epochs = {load_config(p).train.epochs for p in speech_configs("cpu")}
+    assert epochs == {30}
+    doc = " ".join((speech.__doc__ or "").split())
+    assert "narrower models and the paper's 30-epoch schedule" in doc and "9-epoch" not in doc
 
 
 def test_paper_configs_hold_the_paper_settings() -> None:

@@ -167,6 +167,12 @@ def test_member_run_folders_are_standard_and_the_report_reads_them(tmp_path: Pat
     assert groups[f"uci-iris-mixup_a{chosen:g}"]["paper"] == PAPER_TABLE4["iris"][1]
     assert groups[f"uci-iris-mixup_a{other:g}"]["paper"] is None
     assert "Paper column (uci): Zhang et al. (ICLR 2018), Table 4 (right)" in report["markdown"]
+    # ... marked: this protocol (2 epochs, 8 hidden units) is not the shipped one the paper's numbers belong to; the
+    # selected alpha is one of the shipped grid's, so the mixup row differs in the same two keys only
+    for name in ("uci-iris-erm", f"uci-iris-mixup_a{chosen:g}"):
+        assert groups[name]["paper_config_differs"] == "model.kwargs.hidden train.epochs"
+    mixup = PAPER_TABLE4["iris"][1]
+    assert f"| {mixup:g} (config differs: model.kwargs.hidden, train.epochs) |" in report["markdown"]
 
 
 def test_reproduce_hook_overrides_and_dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -35,8 +35,8 @@ import torch
 
 from ..config_yaml import PLAIN_NAME, is_plain_name
 from ..errors import RunError
-from ..runs import provenance, read_provenance, write_text
-from ..tasks import TABLES, load_tables
+from ..runs import Run, provenance, read_provenance, write_text
+from ..tasks import SCALES, TABLES, load_tables
 from .report import ReportError, group_runs, load_run, make_report
 
 __all__ = [
@@ -354,11 +354,21 @@ def _render_html(blocks: Sequence[Block], title: str) -> str:
 
 
 # -- the document ---------------------------------------------------------------------------------------------
-def _reproduce_command(table: str, names: Sequence[str]) -> str | None:
-    """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (scale from the config names)."""
+def _run_scale(run: Run) -> str:
+    """The scale a run was trained at: what its config records (a GAN run writes ``scale``: GAN names carry none),
+    else the name rule of the trainer tables (cpu configs are named ``...-cpu``). UCI runs record no scale and fall
+    to "paper", which is right: the uci table's two scales are one protocol."""
+    recorded = run.config.get("scale")
+    if recorded in SCALES:
+        return str(recorded)
+    return "cpu" if run.name.endswith("-cpu") else "paper"
+
+
+def _reproduce_command(table: str, runs: Sequence[Run]) -> str | None:
+    """``vicinal reproduce TABLE --scale S`` when ``table`` is registered: cpu when every run is at cpu scale."""
     if table not in TABLES:
         return None
-    scale = "cpu" if all(n.endswith("-cpu") for n in names) else "paper"
+    scale = "cpu" if all(_run_scale(r) == "cpu" for r in runs) else "paper"
     return f"vicinal reproduce {table} --scale {scale}"
 
 
@@ -376,7 +386,7 @@ def _table_blocks(table: str, runs: list[Path], out_dir: Path) -> list[Block]:
     if len(result["groups"]) <= MAX_PLOTTED_GROUPS:
         plot = tdir / "test_error.png"
         blocks.append(("img", plot, f"{label}: test error against epochs (mean over seeds, band min-max)"))
-    reproduce = _reproduce_command(table, [r.name for r in loaded]) if table else None
+    reproduce = _reproduce_command(table, loaded) if table else None
     if reproduce:
         blocks.append(("p", f"Regenerate the whole table: `{reproduce}` (then this page, see the end)."))
     lines = ["| run | seed | status | median of last 10 (%) | command |", "|---|---|---|---|---|"]

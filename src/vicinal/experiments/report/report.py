@@ -2,7 +2,10 @@
 
 Runs are grouped by config name (the seed is not part of the name); each group shows n, mean ± sample standard
 deviation over seeds of the last, best and median-of-last-10-epochs test error, and the paper's number for its
-row where the paper has one (the run's table owns it: ``Table.paper``, with ``Table.paper_source``). Incomplete
+row where the paper has one (the run's table owns it: ``Table.paper``, with ``Table.paper_source``; ImageNet's
+top-5 too: ``Table.paper_top5``). The number is marked "config differs: KEYS" when the runs' recorded config differs
+from the row's shipped config (``Table.row_configs``) in keys that change the result (:func:`config_differences`):
+a run trained with ``--set mix.alpha=0.2`` is not the paper's recipe. Incomplete
 runs are reported with their status, never silently mixed with complete ones: a group's ``status`` column says
 how many of its runs finished. Each table adds its own sections (``Table.sections``: Table 2's layout, the attack
 table, the data-size curve); the report reads the tables, never the reverse.
@@ -31,8 +34,12 @@ from ..stats import fmt_mean_std, mean_std, paired
 from ..tasks import TABLES, load_tables
 
 __all__ = [
+    "CONFIG_DIFFERS_NOTE",
+    "NO_SHIPPED_CONFIG",
+    "config_differences",
     "paper_number",
     "paper_sources",
+    "paper_top5",
     "Group",
     "ReportError",
     "Run",
@@ -44,6 +51,7 @@ __all__ = [
     "paired_markdown",
     "reliability_bins",
     "save_reliability_diagram",
+    "shipped_differences",
 ]
 
 
@@ -51,6 +59,12 @@ def paper_number(table: str, row: str) -> float | None:
     """The published number of ``row`` in ``table`` (the table's ``paper`` column), or None."""
     t = TABLES.get(table)
     return None if t is None else t.paper.get(row)
+
+
+def paper_top5(table: str, row: str) -> float | None:
+    """The published top-5 error of ``row`` in ``table`` (``Table.paper_top5``: ImageNet's), or None."""
+    t = TABLES.get(table)
+    return None if t is None else t.paper_top5.get(row)
 
 
 def paper_sources(tables: Iterable[str]) -> dict[str, str]:
@@ -73,8 +87,47 @@ class Group:
     apart: str = ""
 
 
-# Keys that do not change what a run computes (owned by `recipe`, which also compares the runs' provenance).
+# Keys that do not change what a run computes (owned by `recipe`: seed pooling, pairing and the paper column all
+# read this one set).
 _NOT_RESULT_KEYS = NOT_RESULT_KEYS
+# Keys that name a run rather than its recipe (a `--set name=...` renames it); the run's (table, row) finds the
+# shipped config, whose name says the scale ("-cpu"), which the config itself shows.
+_IDENTITY_KEYS = frozenset({"name", "table", "row", "scale"})
+_MISSING = object()
+
+
+def config_differences(recorded: Mapping[str, Any], shipped: Mapping[str, Any]) -> list[str]:
+    """Dotted keys in which a run's recorded config differs from a shipped config, in a way that changes the result.
+
+    Keys only one side has (a run of another version of the lab) are not compared, nor :data:`_IDENTITY_KEYS` and
+    :data:`_NOT_RESULT_KEYS`. Inside a ``kwargs`` mapping a key one side lacks is a difference (``--set
+    model.kwargs.width=4`` on a config that leaves the width to the model's default), named ``model.kwargs.width``.
+    """
+    a, b = flat_config(recorded), flat_config(shipped)
+    keys: list[str] = []
+    for key in sorted(a.keys() & b.keys()):
+        if key in _IDENTITY_KEYS or key in _NOT_RESULT_KEYS:
+            continue
+        va, vb = a[key], b[key]
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            for sub in sorted(va.keys() | vb.keys(), key=str):
+                full = f"{key}.{sub}"
+                if full not in _NOT_RESULT_KEYS and va.get(sub, _MISSING) != vb.get(sub, _MISSING):
+                    keys.append(full)
+        elif va != vb:
+            keys.append(key)
+    return keys
+
+
+def shipped_differences(runs: Sequence[Run], shipped: Sequence[Mapping[str, Any]]) -> list[str] | None:
+    """The keys in which ``runs`` (one row's seeds) differ from the closest of their row's ``shipped`` configs (one
+    per scale: a cpu run is compared with the cpu config); ``[]``: trained as shipped; None: no shipped config."""
+    best: list[str] | None = None
+    for config in shipped:
+        keys = sorted({k for r in runs if isinstance(r.config, Mapping) for k in config_differences(r.config, config)})
+        if best is None or len(keys) < len(best):
+            best = keys
+    return best
 
 
 def _check_same_config(first: Run, run: Run) -> None:
@@ -147,8 +200,14 @@ _MEASURED_COLUMNS = (
     ("last_train_error_corrupted", "train error, corrupted labels (%)"),
 )
 
+# Shown beside the top-1 error for the tables whose paper publishes top-5 errors (``Table.paper_top5``: ImageNet).
+_TOP5_COLUMN = ("last_test_top5_error", "top-5 error, last epoch (%)")
 
-def _group_stats(g: Group) -> dict[str, Any]:
+
+def _group_stats(g: Group, shipped: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> dict[str, Any]:
+    """The group's row of the report; ``shipped`` (row -> shipped configs of its table) marks a paper number that
+    belongs to another recipe than the group's runs (``paper_config_differs``: the differing keys, or
+    :data:`NO_SHIPPED_CONFIG`)."""
     # Statistics over the finished runs only, once there are any: a run still training (or stopped) has a "last"
     # error from an earlier epoch, which is not comparable. A group with no finished run shows its partial runs,
     # and the 'done' column says so.
@@ -169,12 +228,52 @@ def _group_stats(g: Group) -> dict[str, Any]:
     for key, _ in (*_COLUMNS, *_MEASURED_COLUMNS):
         m, s, n = mean_std([r.summary.get(key) for r in counted])
         row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = m, s, n
+    table = TABLES.get(g.table)
+    if table is not None and table.paper_top5:
+        # only the rows of a table that publishes top-5 errors carry the keys (the CSV's columns): the other tables'
+        # runs measure top-5 as well, and their reports stay as they were
+        key = _TOP5_COLUMN[0]
+        m, s, n = mean_std([r.summary.get(key) for r in counted])
+        row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = m, s, n
+        row["paper_top5"] = paper_top5(g.table, g.row)
+    if shipped is not None and (row["paper"] is not None or row.get("paper_top5") is not None):
+        differs = shipped_differences(g.runs, shipped.get(g.row, ()))
+        if differs != []:  # the key only where it says something: the CSV of runs trained as shipped stays as it was
+            row["paper_config_differs"] = NO_SHIPPED_CONFIG if differs is None else " ".join(differs)
     return row
+
+
+NO_SHIPPED_CONFIG = "no shipped config of this row"
+CONFIG_DIFFERS_NOTE = (
+    "A paper number marked 'config differs: KEYS' stands beside runs whose recorded config (config.yaml) differs in "
+    "KEYS from the shipped config of their row (the closest of its scales): a `--set` override, an edited file, or a "
+    "config changed since the runs were trained. The paper's number is for the shipped recipe, not for these runs. "
+    "Not compared: the run's name, table, row and seed, and the keys that do not change the result ("
+    + ", ".join(sorted(_NOT_RESULT_KEYS - {"train.seed"}))
+    + ")."
+)
+_SHOWN_KEYS = 4  # a paper cell names this many differing keys, then counts the rest (the CSV has them all)
+
+
+def _paper_cell(number: float | None, differs: str | None = None) -> str:
+    """The paper's number, marked when the row's runs are not its shipped recipe (see ``_group_stats``)."""
+    if number is None:
+        return "-"
+    if differs is None:
+        return f"{number:g}"
+    if differs == NO_SHIPPED_CONFIG:
+        return f"{number:g} ({differs})"
+    keys = differs.split()
+    more = f", +{len(keys) - _SHOWN_KEYS} more" if len(keys) > _SHOWN_KEYS else ""
+    return f"{number:g} (config differs: {', '.join(keys[:_SHOWN_KEYS])}{more})"
 
 
 def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
     """Markdown table of group statistics (mean ± sample std over seeds)."""
     columns = list(_COLUMNS)
+    top5 = any(s.get(f"{_TOP5_COLUMN[0]}_n") for s in stats)
+    if top5:
+        columns.insert(1, _TOP5_COLUMN)
     corrupted = any(s.get("last_train_error_corrupted_n") for s in stats)
     for key, label in _MEASURED_COLUMNS:
         # On clean labels the "real labels" column repeats the un-augmented one; show the split only with noise.
@@ -183,13 +282,17 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
         if any(s.get(f"{key}_n") for s in stats):
             columns.append((key, label))
     head = ["run", "n (seeds)", "done"] + [label for _, label in columns] + ["paper (%)"]
+    if top5:
+        head.append("paper top-5 (%)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in stats:
         cells = [s["name"], f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['runs']}"]
         for key, _ in columns:
             digits = 3 if key == "last_test_nll" else 2
-            cells.append(_fmt(s[f"{key}_mean"], s[f"{key}_std"], s[f"{key}_n"], digits))
-        cells.append("-" if s["paper"] is None else f"{s['paper']:g}")
+            cells.append(_fmt(s.get(f"{key}_mean"), s.get(f"{key}_std"), s.get(f"{key}_n", 0), digits))
+        cells.append(_paper_cell(s.get("paper"), s.get("paper_config_differs")))
+        if top5:
+            cells.append(_paper_cell(s.get("paper_top5"), s.get("paper_config_differs")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -340,7 +443,13 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     load_tables()
     runs = [load_run(p) for p in find_runs(paths)]
     groups = group_runs(runs)
-    stats = [_group_stats(g) for g in groups]
+    # each table's shipped configs, loaded once (only for the tables whose runs stand beside a published number)
+    shipped = {
+        t: TABLES[t].row_configs()
+        for t in {g.table for g in groups}
+        if t in TABLES and (TABLES[t].paper or TABLES[t].paper_top5)
+    }
+    stats = [_group_stats(g, shipped.get(g.table)) for g in groups]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -356,6 +465,8 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     if apart:
         lines += ["", "Runs of one config that ran on other data or with another number of processes (provenance.json)"]
         lines += ["are separate rows, not pooled as seeds:", *apart]
+    if any("paper_config_differs" in s for s in stats):
+        lines.append(CONFIG_DIFFERS_NOTE)
     pairs = paired_markdown(groups)
     if pairs:
         lines += ["", "## Paired differences against ERM", "", pairs]
@@ -367,9 +478,11 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     # Written atomically (runs.write_text / write_csv), like every file of a run folder: a reader of the report
     # folder never sees half a file.
     write_text(files[0], markdown)
+    # every key of any row (a table's own columns, such as ImageNet's top-5, appear only in its rows' statistics)
+    header = list(dict.fromkeys(k for s in stats for k in s)) or ["name"]
     write_csv(
         files[1],
-        list(stats[0]) if stats else ["name"],
+        header,
         ({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()} for s in stats),
     )
     run_fields = ["name", "seed", "status", "path", "epochs_completed"] + [

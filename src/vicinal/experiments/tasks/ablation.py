@@ -1,9 +1,10 @@
 """The ``ablation`` table: Table 5 of the paper (Section 3.8), design choices of mixup on CIFAR-10.
 
-Every row of Table 5 at weight decay 1e-4 and 5e-4, PreAct ResNet-18 on CIFAR-10, reported as the median test
-error of the last 10 epochs (``median_last10_test_error`` of ``summary.json``). The configs are two sweeps,
-``configs/ablation/{cpu,paper}.yaml`` (method x weight decay, expanded in memory); :data:`ROWS` names the methods
-and their families, which the findings compare.
+20 methods at weight decay 1e-4 and 5e-4: the paper's 22 rows of Table 5 less three of its four "mix inputs +
+label smoothing (AC+RP)" rows (one is run, see below), plus mixup AC+RP at alpha 0.5. PreAct ResNet-18 on
+CIFAR-10, reported as the median test error of the last 10 epochs (``median_last10_test_error`` of
+``summary.json``). The configs are two sweeps, ``configs/ablation/{cpu,paper}.yaml`` (method x weight decay,
+expanded in memory); :data:`ROWS` names the methods and their families, which the findings compare.
 
 Choices the paper's text does not fix (stated in every config's ``notes``):
 

@@ -113,5 +113,6 @@ IMAGENET = register_table(
         notes=NO_CPU_SCALE,
         paper={row: top1 for row, (top1, _) in PAPER_IMAGENET.items()},
         paper_source=PAPER_IMAGENET_SOURCE,
+        paper_top5={row: top5 for row, (_, top5) in PAPER_IMAGENET.items() if top5 is not None},
     )
 )

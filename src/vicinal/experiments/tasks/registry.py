@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import sweep_rows
+from ..config import config_to_dict, load_config, sweep_rows
 from ..errors import LabFileNotFoundError, TaskError
 from ..paths import configs_dir as _package_configs_dir
 
@@ -86,6 +86,9 @@ class Table:
         paper: the published number of each row (config ``row`` key -> percent) that the report shows in its
             "paper (%)" column beside the measured test error; rows the paper does not report are absent.
         paper_source: where :attr:`paper` comes from (publication, table, transcription), printed under the table.
+        paper_top5: the published top-5 error of each row, for a table whose paper reports it beside the top-1 error
+            in :attr:`paper` (ImageNet's Table 1); a table with any gets a measured and a published top-5 column in
+            the report. The other tables' runs measure top-5 too, but their paper publishes none: no column.
         sections: the table's own report layout beyond the common table: ``sections(runs, stats, out_dir)`` returns
             markdown lines appended to the report (``[]`` when the runs hold nothing for it). ``runs`` are the loaded
             run folders (``runs.Run``: ``path``, ``config``, ``records``, ``summary``, ``seed``, ``status``),
@@ -95,6 +98,9 @@ class Table:
         after_training: the step after every run of the table is trained (the adversarial table's attacks):
             ``after_training(plan, args)`` with the plan of ``vicinal reproduce`` (dicts with ``config``, ``cfg``,
             ``seed``, ``run_dir``) and its arguments; run once, by the process that writes the report.
+        shipped_rows: for a table whose :attr:`configs` are no trainer configs (uci: one protocol file): ``() ->
+            {row: [config mapping, ...]}``, the configs its runs of each row record when trained as shipped (several
+            where the row has several recipes: the alphas a selected mixup row may have). See :meth:`row_configs`.
         baseline: the row each row is compared with seed by seed in the report's paired differences (``row ->
             baseline row``, None for none); ``None`` (the default) pairs ``prefix/method`` with ``prefix/erm``.
         method_keys: the config keys (dotted; each also stands for the keys below it) that make a row's method: a
@@ -115,9 +121,35 @@ class Table:
     after_training: Callable[[list[dict[str, Any]], Any], Any] | None = None
     paper: Mapping[str, float] = field(default_factory=dict)
     paper_source: str = ""
+    paper_top5: Mapping[str, float] = field(default_factory=dict)
     sections: Callable[[Sequence[Any], Sequence[dict[str, Any]], Path], list[str]] | None = None
     baseline: Callable[[str], str | None] | None = None
     method_keys: tuple[str, ...] = ("mix",)
+    shipped_rows: Callable[[], Mapping[str, Sequence[Mapping[str, Any]]]] | None = None
+
+    def row_configs(self) -> dict[str, list[dict[str, Any]]]:
+        """``row -> the row's shipped configs`` as plain mappings (one per scale that ships the row), which the report
+        compares a run's recorded config with before it puts the paper's number beside the run.
+
+        From :attr:`shipped_rows` when given; else every config of :attr:`configs` at every scale the table has,
+        loaded by ``load_config``, that names this table (the datasize table also lists cifar's configs). A table
+        with a ``runner`` and no ``shipped_rows`` (gan: no published row numbers) has none.
+        """
+        if self.shipped_rows is not None:
+            return {row: [dict(c) for c in configs] for row, configs in self.shipped_rows().items()}
+        rows: dict[str, list[dict[str, Any]]] = {}
+        if self.runner is not None:
+            return rows
+        for scale in SCALES:
+            try:
+                paths = self.configs(scale)
+            except TaskError:  # a scale this table does not have (imagenet: no cpu scale; datasize: no paper scale)
+                continue
+            for path in paths:
+                cfg = load_config(path)
+                if cfg.table == self.name:
+                    rows.setdefault(cfg.row, []).append(config_to_dict(cfg))
+        return rows
 
     def seeds_of(self, scale: str, path: Path) -> int:
         """Seeds of the row ``path`` at ``scale`` when ``--seeds`` is not given."""

@@ -11,8 +11,8 @@ where we train the network on original training examples": ``mix.warmup_epochs: 
 The paper states no weight decay: 0 (torch's Adam default, as in the GCommandsPytorch code the models follow).
 
 CPU scale (``configs/speech/cpu/``): the Free Spoken Digit Dataset (``../shared/data/fsdd``: 10 digits, 6
-speakers, 8 kHz; 2,430 train / 270 validation / 300 test), narrower models and a 9-epoch schedule with the
-paper's shape; see :data:`CPU_NOTES` for the measured cost.
+speakers, 8 kHz; 2,430 train / 270 validation / 300 test), narrower models and the paper's 30-epoch
+schedule; see :data:`CPU_NOTES` for the measured cost.
 
 Validation error. Whenever the bundle has a validation split, the trainer evaluates it with the test split and
 records ``val_error``, ``val_top5_error``, ``val_nll``, ``val_ece`` and ``val_n`` in every evaluated epoch's
