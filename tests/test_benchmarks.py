@@ -8,6 +8,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
+
+from vicinal import functional as VF
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mixing.py"
 
@@ -124,3 +127,25 @@ def test_render_writes_the_summary_of_a_saved_run(
     assert "--readme and --render write a run's summary; they cannot go with --no-write" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="cannot read the run"):
         bench.main(["--render", str(tmp_path / "missing.json")])
+
+
+def test_the_fused_a_b_switches_the_kernel_it_measures(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench_fused.py's "lerp" setting must really switch the fused gather-and-mix off, and "fused" restore it
+    spec = importlib.util.spec_from_file_location("bench_fused", BENCH.parent / "bench_fused.py")
+    assert spec is not None and spec.loader is not None
+    fused = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fused)
+    calls: list[int] = []
+    real = VF._bag_mix
+    monkeypatch.setattr(VF, "_bag_mix", lambda *a: calls.append(1) or real(*a))
+    x, perm = torch.randn(8, 3, 4, 4, dtype=torch.bfloat16), torch.randperm(8)
+    try:
+        for name, expected in (("lerp", 0), ("fused", 2)):
+            calls.clear()
+            fused._set(name)
+            VF.mix(x, 0.3, perm, exact=False)
+            VF.mix_(x.clone(), 0.3, perm)
+            assert len(calls) == expected, name
+    finally:
+        fused._set("fused")
+    assert VF._BAG_DTYPES == fused.SHIPPED["_BAG_DTYPES"]

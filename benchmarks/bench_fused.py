@@ -1,0 +1,99 @@
+"""A/B of the fused gather-and-mix (``torch.embedding_bag``, ``vicinal.functional._bag_mix``) against the gather +
+``lerp`` kernel it replaced where it is used: ``Mixup(inplace=True)`` in bfloat16/float16 and ``Mixup(exact=False)``
+(a new tensor) in float32/bfloat16/float16.
+
+    .venv/bin/python benchmarks/bench_fused.py [--calls 41] [--threads 2] [--tag epyc2]
+
+With ``--tag`` the table is also written to ``results/bench_fused-<tag>.md``.
+
+"lerp" switches the fused kernel off (``_BAG_DTYPES`` and ``_BAG_INPLACE_DTYPES`` emptied: the kernels of the code
+before it); "fused" is the code as shipped. Calls alternate between the two (ABBA order) on the same batch, restored
+before every in-place call, so a load change on the machine hits both alike; medians of the calls after the first
+two, full calls (lam, pairing, inputs, targets), warm cache. Single runs of ``bench_mixing.py`` on this shared
+machine move by up to 2x from run to run; this interleaved A/B is what the kernel choice rests on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import vicinal
+from vicinal import functional as VF
+
+SHAPES = ((32, 3, 32, 32), (128, 3, 32, 32), (256, 3, 32, 32), (64, 3, 224, 224), (256, 3, 224, 224))
+CASES = (  # (mode, dtype): where the fused kernel is used
+    ("inplace", torch.bfloat16),
+    ("inplace", torch.float16),
+    ("new tensor", torch.float32),
+    ("new tensor", torch.bfloat16),
+)
+SHIPPED = {"_BAG_DTYPES": VF._BAG_DTYPES, "_BAG_INPLACE_DTYPES": VF._BAG_INPLACE_DTYPES}
+SETTINGS = {"lerp": {"_BAG_DTYPES": (), "_BAG_INPLACE_DTYPES": ()}, "fused": SHIPPED}
+
+
+def _set(name: str) -> None:
+    for attr, value in SETTINGS[name].items():
+        if not hasattr(VF, attr):  # a renamed switch would leave both settings fused: a silent, wrong A/B
+            raise AttributeError(f"vicinal.functional has no {attr}: update bench_fused.SETTINGS")
+        setattr(VF, attr, value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=41, help="calls per setting (x5 for 32x32 batches; 2 warm up)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--tag", default=None, help="also write results/bench_fused-TAG.md")
+    args = parser.parse_args()
+    if args.calls < 4:
+        parser.error(f"--calls must be >= 4 (the first two warm up), got {args.calls}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    lines = [
+        f"`{' '.join(['benchmarks/bench_fused.py', *sys.argv[1:]])}`: torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; full call, warm cache, median of the calls after two warm-up calls "
+        "(lerp and fused interleaved)",
+        "",
+        "| batch | dtype | call | lerp (before) | fused | lerp / fused |",
+        "|---|---|---|---|---|---|",
+    ]
+    print(lines[0])
+    try:
+        for shape in SHAPES:
+            calls = args.calls * (5 if shape[-1] == 32 else 1)
+            for mode, dtype in CASES:
+                x0 = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+                x, y = x0.clone(), torch.arange(shape[0]) % 1000
+                kwargs = {"inplace": True} if mode == "inplace" else {"exact": False}
+                mixer = vicinal.Mixup(1.0, num_classes=1000, seed=0, **kwargs)
+                times: dict[str, list[float]] = {name: [] for name in SETTINGS}
+                for call in range(calls):
+                    for name in SETTINGS if call % 2 == 0 else reversed(SETTINGS):
+                        _set(name)
+                        x.copy_(x0)
+                        t0 = time.perf_counter()
+                        mixer(x, y)
+                        times[name].append(time.perf_counter() - t0)
+                lerp, fused = (statistics.median(times[name][2:]) for name in SETTINGS)
+                unit, scale = ("us", 1e6) if shape[-1] == 32 else ("ms", 1e3)
+                lines.append(
+                    f"| {'x'.join(map(str, shape))} | {str(dtype).replace('torch.', '')} | "
+                    f"`Mixup({', '.join(f'{k}={v}' for k, v in kwargs.items())})` | {lerp * scale:.1f} {unit} | "
+                    f"{fused * scale:.1f} {unit} | {lerp / fused:.2f}x |"
+                )
+                print(lines[-1], flush=True)
+    finally:
+        _set("fused")
+    if args.tag:
+        path = Path(__file__).resolve().parent / "results" / f"bench_fused-{args.tag}.md"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
