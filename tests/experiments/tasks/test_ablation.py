@@ -211,10 +211,13 @@ def test_findings_missing_rows() -> None:
     assert md == "- **holds**: c. e.\n- **undetermined**: d. f."
 
 
-def _summary_run(root: Path, row: str, seed: int, errors: list[float], status: str = "complete") -> None:
-    run = root / row.replace("/", "-") / f"seed{seed}"
+def _summary_run(
+    root: Path, row: str, seed: int, errors: list[float], status: str = "complete", name: str | None = None
+) -> None:
+    name = name or row.replace("/", "-")
+    run = root / name / f"seed{seed}"
     run.mkdir(parents=True)
-    cfg = {"name": row.replace("/", "-"), "table": "ablation", "row": row, "train": {"seed": seed}}
+    cfg = {"name": name, "table": "ablation", "row": row, "train": {"seed": seed}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     records = [
         {"epoch": i + 1, "test_error": e, "train_loss": 1.0, "train_error": 1.0, "epoch_time_s": 1.0}
@@ -299,3 +302,18 @@ def test_report_pairs_rows_with_erm_at_their_weight_decay(tmp_path: Path) -> Non
         "paired erm/wd5e-4 - erm/wd1e-4: -0.95 [-1.59, -0.31]" in md
         and "paired mixup-acrp-a1/wd1e-4 - mixup-acrp-a1/wd5e-4" in md
     )
+
+
+def test_a_row_claimed_by_runs_of_several_configs_is_left_out_of_the_findings(tmp_path: Path) -> None:
+    # a config derived with base: keeps its parent's row: its seeds replaced the row's own in the findings' average
+    runs = tmp_path / "runs"
+    _two_seeds(runs, {"mixup-acrp-a1/wd1e-4": (4.0, 4.2), "erm/wd1e-4": (5.6, 5.6)})
+    for seed in (0, 1):
+        _summary_run(runs, "mixup-acrp-a1/wd1e-4", seed, [9.0] * 12, name="my-mixup-variant")
+    md = make_report([runs], tmp_path / "out")["markdown"]
+    assert (
+        "- row mixup-acrp-a1/wd1e-4 is claimed by runs of 2 configs (mixup-acrp-a1-wd1e-4, my-mixup-variant): left "
+        "out of the findings; report them separately" in md
+    )
+    # without the row, the first finding has no mixup runs to judge (with the derived seeds it said 'does not hold')
+    assert "needs mixup AC+RP runs and runs of at least one other method" in md

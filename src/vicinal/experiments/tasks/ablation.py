@@ -376,11 +376,25 @@ def _sections(runs: Sequence[Any], stats: Sequence[dict[str, Any]], out_dir: Pat
     mine = [r for r in runs if r.config.get("table") == "ablation"]
     if not mine:
         return []
+    # The findings average each row's seeds. Runs of several configs under one row (a config derived with base:
+    # keeps its parent's row) would be averaged together, a seed of one replacing the other's: such a row is left
+    # out, and named.
+    names: dict[str, set[str]] = {}
+    for r in mine:
+        names.setdefault(str(r.config.get("row")), set()).add(str(r.config.get("name")))
+    shared = {row: sorted(n) for row, n in names.items() if len(n) > 1}
+    kept = [r for r in mine if str(r.config.get("row")) not in shared]
+    left_out = [
+        f"- row {row} is claimed by runs of {len(n)} configs ({', '.join(n)}): left out of the findings; report them "
+        "separately"
+        for row, n in sorted(shared.items())
+    ]
     return [
         "",
         "## Table 5: the paper's findings at this scale",
         "",
-        findings_markdown(ablation_findings(mine)),
+        findings_markdown(ablation_findings(kept)),
+        *(["", *left_out] if left_out else []),
         "",
         FINDINGS_NOTE,
     ]
