@@ -422,6 +422,10 @@ def test_a_finished_table_rerun_trains_nothing_and_rewrites_the_same_outputs(
     assert (out / "provenance.json").read_bytes() == prov  # nothing trained: the provenance stays as it was
     for name in NAMES:  # the datasets' own provenance too: still the first process's
         assert (out / name / "provenance.json").read_bytes() == (uninterrupted / name / "provenance.json").read_bytes()
+    # the same datasets named in another order: still finished (no resume recorded), rows in the order asked for
+    rows = tiny_table(out, uci_data, datasets=NAMES[::-1])
+    assert calls == [] and (out / "provenance.json").read_bytes() == prov
+    assert [r["dataset"] for r in rows] == NAMES[::-1]
 
 
 @pytest.mark.parametrize("lost", ["mixup_a1/seed1", "members.csv", "summary.json", "erm/seed0/summary.json"])

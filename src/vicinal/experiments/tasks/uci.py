@@ -662,7 +662,9 @@ def run_uci_table(
         and isinstance(prov.get("resumes"), list)
         and (prov.get("protocol"), prov.get("seeds")) == (protocol_json, seed_list)
     )
-    finished = continuing and "finished" in prov and prov.get("datasets") == names and len(records) == len(names)
+    # the same datasets in another order are the same finished table (its rows are written in the order asked for)
+    same_datasets = sorted(prov.get("datasets") or []) == sorted(names) if continuing else False
+    finished = continuing and "finished" in prov and same_datasets and len(records) == len(names)
     if not continuing:
         prov = {**entry, "datasets": names, "protocol": protocol_json, "resumes": []}
     elif not finished:
