@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, diff_configs, load_config
+from .distributed import check_global_batch
+from .errors import RunError
 from .report import make_report
 from .runs import pid_alive, read_json, read_summary, write_json
 from .tasks import Table, get_table
@@ -310,6 +312,16 @@ def reproduce(args: argparse.Namespace) -> int:
             f"dry run: {sum(i['state'] != 'done' for i in mine)} of {len(plan)} runs would be trained"
             + (f" by shard {shard[0]}/{shard[1]}" if shard else "")
         )
+        # the launch check each run makes at its start (a paper config's global batch), told before the launch
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        refused = []
+        for item in mine:
+            try:
+                check_global_batch(item["cfg"].data.batch_size, item["cfg"].data.global_batch_size, world_size)
+            except RunError as exc:
+                refused.append(str(exc))
+        if refused:
+            print(f"  but {len(refused)} of them would be refused at their start here: {refused[0]}")
         return 0
     t0 = time.perf_counter()
     # Under torchrun every rank must train the same runs, so distributed reproductions do not claim.

@@ -114,6 +114,11 @@ def test_cli_refuses_the_cpu_scale_and_plans_the_paper_scale(tmp_path: Path, cap
     assert main(["reproduce", "imagenet", "--scale", "paper", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "dry run: 14 of 14 runs would be trained" in out
+    # the launch check every run makes at its start, told before the launch (one process here, written for 8)
+    assert (
+        "  but 14 of them would be refused at their start here: data.batch_size 128 x 1 process is a global batch of "
+        "128, but this config was written for a global batch of 1024" in out
+    )
     assert "imagenet-resnext101_64x4d-90ep-mixup seed 0: resnext101_64x4d on imagenet, 90 epochs, mix mixup" in out
 
 
