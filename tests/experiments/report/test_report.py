@@ -528,3 +528,20 @@ def test_other_tables_measure_top5_but_show_no_top5_column(runs: Path, tmp_path:
     after = make_report([runs], tmp_path / "r2")
     assert after["markdown"] == before["markdown"] and "top-5" not in after["markdown"]
     assert (tmp_path / "r2" / "report.csv").read_bytes() == (tmp_path / "r1" / "report.csv").read_bytes()
+
+
+def test_the_report_says_which_data_the_runs_read(tmp_path: Path) -> None:
+    # paper-scale CIFAR-10 reads the original release, the cpu scale the JPEG re-encoded copy: the report says which
+    root = tmp_path / "runs"
+    original = {**DATA, "source": "torchvision.CIFAR10"}
+    make_run(root, "c10-erm", ERM, 0, [30.0, 20.0], provenance={"data": DATA})
+    make_run(root, "c10-mixup", MIXUP, 0, [30.0, 18.0], overrides=["mix.variant=mixup"], provenance={"data": DATA})
+    make_run(root, "c10-erm-original", ERM, 0, [30.0, 19.0], provenance={"data": original})
+    md = make_report([root], tmp_path / "r")["markdown"]
+    assert (
+        "Data (provenance.json): cifar10 from cifar10-jpeg (c10-erm, c10-mixup); cifar10 from torchvision.CIFAR10 "
+        "(c10-erm-original)." in md
+    )
+    older = tmp_path / "older"  # run folders without a data record (earlier lab versions): no line
+    make_run(older, "c10-erm", ERM, 0, [30.0, 20.0])
+    assert "Data (provenance.json)" not in make_report([older], tmp_path / "r2")["markdown"]

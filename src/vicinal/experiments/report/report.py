@@ -27,7 +27,7 @@ from typing import Any
 
 from ..config import flat_config
 from ..errors import ReportError
-from ..recipe import NOT_RESULT_KEYS, recipe_differences, split_by_provenance
+from ..recipe import NOT_RESULT_KEYS, recipe_differences, run_provenance, split_by_provenance
 from ..reliability import reliability_bins, save_reliability_diagram
 from ..runs import Run, find_runs, load_run, write_csv, write_figure, write_text
 from ..stats import fmt_mean_std, mean_std, paired
@@ -244,6 +244,25 @@ def _group_stats(g: Group, shipped: Mapping[str, Sequence[Mapping[str, Any]]] | 
 
 
 NO_SHIPPED_CONFIG = "no shipped config of this row"
+
+
+def data_line(groups: Sequence[Group]) -> str:
+    """``"Data (provenance.json): cifar10 from cifar10-jpeg (c10-erm, c10-mixup)."``: which data each group's runs
+    read (the dataset and the source the loader picked, e.g. CIFAR-10's JPEG re-encoded copy or the original
+    release); "" when no run recorded it (run folders of older lab versions)."""
+    used: dict[str, list[str]] = {}
+    for g in groups:
+        for run in g.runs:
+            record = run_provenance(run).get("data")
+            if isinstance(record, Mapping) and record.get("name"):
+                what = f"{record['name']}" + (f" from {record['source']}" if record.get("source") else "")
+                if g.name not in used.setdefault(what, []):
+                    used[what].append(g.name)
+    if not used:
+        return ""
+    return "Data (provenance.json): " + "; ".join(f"{what} ({', '.join(names)})" for what, names in used.items()) + "."
+
+
 CONFIG_DIFFERS_NOTE = (
     "A paper number marked 'config differs: KEYS' stands beside runs whose recorded config (config.yaml) differs in "
     "KEYS from the shipped config of their row (the closest of its scales): a `--set` override, an edited file, or a "
@@ -467,6 +486,9 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
         lines += ["are separate rows, not pooled as seeds:", *apart]
     if any("paper_config_differs" in s for s in stats):
         lines.append(CONFIG_DIFFERS_NOTE)
+    data = data_line(groups)
+    if data:
+        lines.append(data)
     pairs = paired_markdown(groups)
     if pairs:
         lines += ["", "## Paired differences against ERM", "", pairs]
