@@ -393,6 +393,10 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
             r"'mix.kwargs.num_classes' is not an extra option: the trainer sets it \(from the data and train.seed\)",
         ),
         (["mix.variant=mixup", "mix.kwargs.seed=3"], r"'mix.kwargs.seed' is not an extra option: the trainer sets it"),
+        (
+            ["mix.variant=mixup_or_cutmix", "mix.kwargs.mixup_alpha=0.2"],
+            r"'mix.kwargs.mixup_alpha' is not an extra option: set it as mix.alpha",
+        ),
         # finding 4: options the variant never reads
         (
             ["mix.variant=mixup", "mix.knn_same_class=true"],

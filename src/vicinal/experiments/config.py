@@ -530,10 +530,16 @@ def _check_mix_options(mix: MixConfig) -> None:
     # mix.kwargs are for the vicinal.build options no typed setting covers (prob, allow_self, ...): a key of a typed
     # setting would override it silently while config.yaml records the typed value, and the trainer's own keys
     # (num_classes from the data, the run's generator) would crash at the first step
-    taken = sorted(k for k in mix.kwargs if k in _MIX_FIELDS or k in _MIXER_KEYS_OF_THE_TRAINER)
+    # what mix.alpha sets is the variant's first alpha (mixup_or_cutmix: mixup_alpha); a second one (cutmix_alpha)
+    # may be given apart
+    fed = VARIANT_OPTIONS.get(mix.variant, VariantOptions()).alpha[:1]
+    taken = sorted(k for k in mix.kwargs if k in _MIX_FIELDS or k in _MIXER_KEYS_OF_THE_TRAINER or k in fed)
     if taken:
         key = taken[0]
-        owner = f"set it as mix.{key}" if key in _MIX_FIELDS else "the trainer sets it (from the data and train.seed)"
+        if key in _MIX_FIELDS or key in fed:
+            owner = f"set it as mix.{'alpha' if key in fed else key}"
+        else:
+            owner = "the trainer sets it (from the data and train.seed)"
         raise ConfigError(f"config key 'mix.kwargs.{key}' is not an extra option: {owner}")
 
 

@@ -33,8 +33,8 @@ __all__ = [
 # a run may differ in them from its row's shipped config and still stand beside the paper's number. Where the data
 # is read from (data.root; what the data is, provenance records), how big the evaluation batches are, speed options
 # that compute the same function (channels_last, compile), logging, checkpoints, launch checks and extra
-# measurements that change no other metric (train_eval_every, the reliability diagram; data.kwargs' progress bars
-# and decode caches). Precision (amp), the evaluation schedule (eval_every, eval_last: the best-epoch and
+# measurements that change no other metric (train_eval_every, the reliability diagram; data.kwargs' progress bars,
+# decode caches, loader processes and download permission). Precision (amp), the evaluation schedule (eval_every, eval_last: the best-epoch and
 # median-of-last-10 columns) and everything else count.
 NOT_RESULT_KEYS = frozenset(
     {
@@ -43,6 +43,8 @@ NOT_RESULT_KEYS = frozenset(
         "data.eval_batch_size",
         "data.kwargs.progress",
         "data.kwargs.cache",
+        "data.kwargs.num_workers",  # loader processes: every crop is seeded per sample, so the values do not change
+        "data.kwargs.download",  # whether a missing dataset may be fetched, not which data is read
         "train.seed",
         "train.device",
         "train.threads",

@@ -405,6 +405,7 @@ def test_config_differences_name_the_keys_that_change_the_result() -> None:
         load_config(
             "cifar/cpu/cifar10-preact_resnet18-mixup",
             ["name=renamed", "notes=x", "data.root=/elsewhere", "data.eval_batch_size=7", "data.kwargs.progress=true",
+             "data.kwargs.num_workers=10", "data.kwargs.download=true",
              "train.seed=9", "train.device=cpu", "train.threads=2", "train.compile=true", "train.log_every=3",
              "train.checkpoint_every=9", "train.train_eval_every=5", "train.reliability_diagram=false"],
         )

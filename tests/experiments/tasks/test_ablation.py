@@ -11,6 +11,7 @@ import yaml
 from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.config import MixConfig, apply_overrides, config_to_dict, diff_configs, load_config
 from vicinal.experiments.report import find_runs, load_run, make_report
+from vicinal.experiments.runs import write_provenance
 from vicinal.experiments.tasks import ablation as ablation_module
 from vicinal.experiments.tasks import configs_dir, get_table
 from vicinal.experiments.tasks.ablation import (
@@ -316,4 +317,18 @@ def test_a_row_claimed_by_runs_of_several_configs_is_left_out_of_the_findings(tm
         "out of the findings; report them separately" in md
     )
     # without the row, the first finding has no mixup runs to judge (with the derived seeds it said 'does not hold')
+    assert "needs mixup AC+RP runs and runs of at least one other method" in md
+
+
+def test_a_row_whose_seeds_ran_apart_is_left_out_of_the_findings(tmp_path: Path) -> None:
+    # the table splits a config's seeds that ran with another number of processes; the findings averaged them
+    runs = tmp_path / "runs"
+    _two_seeds(runs, {"mixup-acrp-a1/wd1e-4": (4.0, 4.2), "erm/wd1e-4": (5.6, 5.6)})
+    for seed, world_size in ((0, 1), (1, 2)):
+        write_provenance(runs / "mixup-acrp-a1-wd1e-4" / f"seed{seed}", {"world_size": world_size})
+    md = make_report([runs], tmp_path / "out")["markdown"]
+    assert (
+        "- row mixup-acrp-a1/wd1e-4: its seeds ran on other data or with another number of processes (see the "
+        "table): left out of the findings" in md
+    )
     assert "needs mixup AC+RP runs and runs of at least one other method" in md

@@ -726,3 +726,17 @@ def test_a_table_stopped_before_any_dataset_got_past_its_start_is_taken_as_new(
     assert calls == [1]
     prov = read_provenance(out)
     assert prov["datasets"] == [NAMES[0]] and prov["protocol"]["epochs"] == 3 and prov["resumes"] == []
+
+
+def test_missing_data_is_refused_before_the_banner_and_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a wrong --data once printed the banner, then the error, and left provenance.json in --out
+    out, empty = tmp_path / "cli", tmp_path / "empty"
+    empty.mkdir()
+    assert cli_main(reproduce_tiny_table(monkeypatch, out, empty)) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err == f"vicinal: error: UCI dataset 'iris' not found: folder {empty / 'iris'} does not exist " \
+        "(pass root= or set VICINAL_DATA)\n"  # fmt: skip
+    assert not out.exists()

@@ -38,7 +38,7 @@ from vicinal.experiments.data.base import (
 from vicinal.experiments.errors import DataError, DataNotFoundError
 from vicinal.experiments.paths import data_root
 
-__all__ = ["UCI_DATASETS", "load_uci", "stratified_split"]
+__all__ = ["UCI_DATASETS", "check_uci_files", "load_uci", "stratified_split"]
 
 # Documentation table and the single source of truth for the loaders below. Rows/features/classes are what
 # load_uci returns (features after preprocessing, e.g. one-hot); the tests check them against the files and
@@ -275,6 +275,28 @@ def _class_counts(y: Tensor, num_classes: int) -> list[int]:
     return torch.bincount(y, minlength=num_classes).tolist()
 
 
+def check_uci_files(name: str, root: Path | str | None = None) -> tuple[str, Path]:
+    """``(key, base folder)`` of UCI dataset ``name`` once its folder and files are found (what :func:`load_uci`
+    reads); a table checks every dataset with this before it writes or trains anything.
+
+    Raises:
+        DataError: unknown ``name``. DataNotFoundError: the dataset folder or one of its files is missing.
+    """
+    key = name.lower().removeprefix("uci:")
+    if key not in UCI_DATASETS:
+        raise DataError(f"unknown UCI dataset {name!r}; expected one of {', '.join(UCI_DATASETS)}")
+    base = Path(root) if root is not None else data_root() / "uci"
+    folder = base / key
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"UCI dataset {key!r} not found: folder {folder} does not exist (pass root= or set VICINAL_DATA)"
+        )
+    for rel in UCI_DATASETS[key]["files"]:
+        if not (base / rel).is_file():
+            raise DataNotFoundError(f"UCI dataset {key!r}: file {base / rel} is missing")
+    return key, base
+
+
 def load_uci(
     name: str,
     root: Path | str | None = None,
@@ -304,21 +326,10 @@ def load_uci(
         ValueError: unknown ``name``, fractions out of range, or a malformed file.
         FileNotFoundError: the dataset folder or one of its files is missing (the message names the path).
     """
-    key = name.lower().removeprefix("uci:")
-    if key not in UCI_DATASETS:
-        raise DataError(f"unknown UCI dataset {name!r}; expected one of {', '.join(UCI_DATASETS)}")
     check_fraction("test_fraction", test_fraction)
     check_fraction("val_fraction", val_fraction, zero_ok=True)
-    base = Path(root) if root is not None else data_root() / "uci"
-    folder = base / key
-    if not folder.is_dir():
-        raise DataNotFoundError(
-            f"UCI dataset {key!r} not found: folder {folder} does not exist (pass root= or set VICINAL_DATA)"
-        )
+    key, base = check_uci_files(name, root)
     spec = UCI_DATASETS[key]
-    for rel in spec["files"]:
-        if not (base / rel).is_file():
-            raise DataNotFoundError(f"UCI dataset {key!r}: file {base / rel} is missing")
 
     if key == "arcene":
         x_pool, y_pool, x_test_np, y_test_np = _read_arcene(base)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..recipe import split_by_provenance
 from ..stats import Paired, paired
 from .registry import Table, config_files, register_table
 
@@ -379,22 +380,31 @@ def _sections(runs: Sequence[Any], stats: Sequence[dict[str, Any]], out_dir: Pat
     # The findings average each row's seeds. Runs of several configs under one row (a config derived with base:
     # keeps its parent's row) would be averaged together, a seed of one replacing the other's: such a row is left
     # out, and named.
-    names: dict[str, set[str]] = {}
+    # Seeds of one config that ran on other data or with another number of processes are not one row either (the
+    # main table splits them: `recipe.split_by_provenance`).
+    by_row: dict[str, list[Any]] = {}
     for r in mine:
-        names.setdefault(str(r.config.get("row")), set()).add(str(r.config.get("name")))
-    shared = {row: sorted(n) for row, n in names.items() if len(n) > 1}
-    kept = [r for r in mine if str(r.config.get("row")) not in shared]
-    left_out = [
-        f"- row {row} is claimed by runs of {len(n)} configs ({', '.join(n)}): left out of the findings; report them "
-        "separately"
-        for row, n in sorted(shared.items())
-    ]
+        by_row.setdefault(str(r.config.get("row")), []).append(r)
+    left_out: dict[str, str] = {}  # row -> why
+    for row, row_runs in sorted(by_row.items()):
+        names = sorted({str(r.config.get("name")) for r in row_runs})
+        if len(names) > 1:
+            left_out[row] = (
+                f"row {row} is claimed by runs of {len(names)} configs ({', '.join(names)}): left out of the "
+                "findings; report them separately"
+            )
+        elif len(split_by_provenance(names[0], row_runs)) > 1:
+            left_out[row] = (
+                f"row {row}: its seeds ran on other data or with another number of processes (see the table): "
+                "left out of the findings"
+            )
+    kept = [r for row, row_runs in by_row.items() if row not in left_out for r in row_runs]
     return [
         "",
         "## Table 5: the paper's findings at this scale",
         "",
         findings_markdown(ablation_findings(kept)),
-        *(["", *left_out] if left_out else []),
+        *(["", *(f"- {why}" for why in left_out.values())] if left_out else []),
         "",
         FINDINGS_NOTE,
     ]

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import yaml
 
-from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
+from vicinal.experiments.data.uci import UCI_DATASETS, check_uci_files, load_uci
 
 from .. import runs
 from ..config import ExperimentConfig, config_from_dict, config_to_dict
@@ -630,6 +630,9 @@ def run_uci_table(
     runs.check_out_folder(out)
     for name in names:  # every folder before any training: a refusal must not cost the datasets before it
         _check_reusable(out / name, protocol, seed_list)
+    if not dry_run:  # the data too, before the banner and before anything is written (a dry run reads no data)
+        for name in names:
+            check_uci_files(name, data_root)
     protocol_json = _as_json(protocol.to_dict())
     prov = runs.read_provenance(
         out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
