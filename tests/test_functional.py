@@ -307,6 +307,34 @@ def test_slice_width_rule():
     assert VF._slice_width(1 << 20, 4, 1 << 20, 16) == 16  # the floor
 
 
+def test_drawn_uint8_batch_of_one_slice_skips_the_generic_kernel(monkeypatch):
+    """A collate-sized uint8 batch mixed in place by a transform takes the fused pass directly (bit-identical to the
+    formula); a batch above one slice, a per-sample lam or a strided batch still goes through _mix_into."""
+    import vicinal
+
+    calls = []
+    generic = VF._mix_into
+    monkeypatch.setattr(VF, "_mix_into", lambda *a, **k: calls.append(a[0].shape) or generic(*a, **k))
+    g = torch.Generator().manual_seed(3)
+    for shape, lam_mode, strided, generic_expected in [
+        ((32, 3, 32, 32), "batch", False, False),  # 96 KiB: one slice
+        ((64, 3, 64, 64), "batch", False, False),  # 768 KiB
+        ((128, 3, 64, 64), "batch", False, True),  # 1.5 MiB: slices
+        ((32, 3, 32, 32), "sample", False, True),  # per-sample lam: the float32 slices
+        ((32, 3, 32, 32), "batch", True, True),  # channels_last: the layout search
+    ]:
+        calls.clear()
+        x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+        if strided:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (shape[0],), generator=g)
+        mixer = vicinal.Mixup(num_classes=10, inplace=True, lam_mode=lam_mode, seed=shape[0])
+        p = mixer.sample(x, y)
+        expected = mix_reference(x, p.lam, x[p.perm])
+        assert torch.equal(mixer.apply_inputs(x, p), expected)
+        assert bool(calls) == generic_expected, (shape, lam_mode, strided)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_long_row_slices_with_a_ragged_tail(dtype):
     # real constants: 80 rows of 21,000 features, cut by the 16 KiB row minimum (float32: 4096 columns, 6 slices;

@@ -262,6 +262,21 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
         else:
             torch.lerp(ps, x2, lam, out=x2)
         return x
+    if (
+        x.dtype == torch.uint8
+        and not isinstance(lam, Tensor)
+        and x.is_cpu
+        and perm.is_cpu
+        and x.is_contiguous()
+        and 0 < x.numel() <= _Q_CHUNK_BYTES
+        and not _functorch_wrapped(x)
+        and _quantized_mix_applies(lam)
+    ):
+        # a collate-sized uint8 batch (one slice): _mix_into's fused uint8 pass without its layout and dtype
+        # dispatch, which costs as much as the pass itself at batch 32 (the same ops, so the same values bit for bit)
+        x2 = x.view(x.shape[0], -1)
+        _mix_uint8_quantized(x2, x2, float(lam), perm, None)
+        return x
     return _mix_into(x, x, lam, perm, None, exact=exact or not x.is_floating_point())
 
 
@@ -765,7 +780,8 @@ def _mixed_one_hot(y: Tensor, lam: float | Tensor, perm: Tensor, num_classes: in
         out.scatter_(1, idx, w)
         return out.scatter_add_(1, pidx, 1 - w)
     out.scatter_(1, idx, float(lam))
-    return out.scatter_add_(1, pidx, torch.full((n, 1), 1 - float(lam), dtype=dtype, device=y.device))
+    # the scalar form adds the complement rounded once to dtype, as a filled (n, 1) tensor would, without making it
+    return out.scatter_(1, pidx, 1 - float(lam), reduce="add")
 
 
 def closer_targets(
