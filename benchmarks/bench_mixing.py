@@ -734,63 +734,89 @@ def _bench_trainer(args: argparse.Namespace) -> dict[str, Any]:
     from vicinal.experiments.models import build_model
     from vicinal.experiments.trainer import Trainer
 
-    warm, steps = 3, args.trainer_steps
+    warm, steps, rounds = 3, args.trainer_steps, max(1, args.trainer_rounds)
     total = warm + steps + 1
+    batch = 128
     cfg = config_from_dict(
         {
             "name": "bench-trainer",
-            "data": {"name": "cifar10", "batch_size": 128, "subset_per_class": total * 128 // 10 + 1},
+            "data": {"name": "cifar10", "batch_size": batch, "subset_per_class": total * batch // 10 + 1},
             "model": {"name": "preact_resnet18", "kwargs": {"width": args.width}},
             "mix": {"variant": "mixup", "alpha": 1.0},
             "train": {"epochs": 1, "max_steps": total, "seed": 0, "device": "cpu"},
         }
     )
-    clock = _StepClock()
-    wait_for_quiet(args)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp) / "run", callbacks=[clock], quiet=True)
-        trainer.fit()
-    data = trainer.data
-    trainer_steps = [b - a for a, b in zip(clock.stamps[warm:], clock.stamps[warm + 1 :], strict=False)]
+    holder: dict[str, Any] = {}
 
-    # The bare loop a user would write: a fresh model of the same config, the same loader (epoch 0 again), mixing,
-    # soft-target loss, SGD. Timed the same way: one interval per full iteration, after the same warm-up.
-    model = build_model(
-        "preact_resnet18", num_classes=data.num_classes, mean=data.mean, std=data.std, seed=0, width=args.width
-    )
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    mixer = vicinal.Mixup(1.0, num_classes=data.num_classes, seed=0)
-    stamps = []
-    for i, (xb, yb, _idx) in enumerate(data.train.iter_from(0)):
-        if i >= total:
-            break
-        xm, ys = mixer(xb, yb)
-        loss = vicinal.soft_cross_entropy(model(xm), ys)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        stamps.append(time.perf_counter())
-    bare_steps = [b - a for a, b in zip(stamps[warm:], stamps[warm + 1 :], strict=False)]
-    batch = 128
+    def trainer_round() -> list[float]:
+        clock = _StepClock()
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(cfg, Path(tmp) / "run", callbacks=[clock], quiet=True)
+            trainer.fit()
+        holder.setdefault("data", trainer.data)
+        holder["reported"] = trainer.records[-1].get("images_per_s")
+        return [b - a for a, b in zip(clock.stamps[warm:], clock.stamps[warm + 1 :], strict=False)]
+
+    def bare_round() -> list[float]:
+        # The bare loop a user would write: a fresh model of the same config, the same loader (epoch 0 again),
+        # mixing, soft-target loss, SGD. Timed the same way: one interval per full iteration, after the same warm-up.
+        data = holder["data"]
+        model = build_model(
+            "preact_resnet18", num_classes=data.num_classes, mean=data.mean, std=data.std, seed=0, width=args.width
+        )
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        mixer = vicinal.Mixup(1.0, num_classes=data.num_classes, seed=0)
+        stamps = []
+        for i, (xb, yb, _idx) in enumerate(data.train.iter_from(0)):
+            if i >= total:
+                break
+            xm, ys = mixer(xb, yb)
+            loss = vicinal.soft_cross_entropy(model(xm), ys)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            stamps.append(time.perf_counter())
+        return [b - a for a, b in zip(stamps[warm:], stamps[warm + 1 :], strict=False)]
+
+    # Rounds alternate which loop goes first (the trainer first in round 0: it builds the data), so a drift in the
+    # machine's speed weighs on both alike. The ratio is the same as before, images/s from the median step of each
+    # loop, now over every round's steps; one trainer run followed by one bare loop moved it from 0.79 to 1.08
+    # between runs of unchanged code. The rounds' own ratios show the spread.
+    wait_for_quiet(args)
+    load_before = load()
+    trainer_steps: list[float] = []
+    bare_steps: list[float] = []
+    round_ratios: list[float] = []
+    for r in range(rounds):
+        order = ("trainer", "bare") if r % 2 == 0 else ("bare", "trainer")
+        got = {name: (trainer_round if name == "trainer" else bare_round)() for name in order}
+        trainer_steps += got["trainer"]
+        bare_steps += got["bare"]
+        round_ratios.append(statistics.median(got["bare"]) / statistics.median(got["trainer"]))
     res = {
         "steps_timed": len(trainer_steps),
+        "steps_per_round": steps,
+        "rounds": rounds,
         "warmup_steps": warm,
+        "load_before": load_before,
+        "load_after": load(),
         "trainer_step": steps_summary(trainer_steps),
         "bare_step": steps_summary(bare_steps),
         "trainer_images_per_s": batch / statistics.median(trainer_steps),
         "bare_loop_images_per_s": batch / statistics.median(bare_steps),
-        "trainer_reported_images_per_s": trainer.records[-1].get("images_per_s"),
+        "trainer_reported_images_per_s": holder.get("reported"),
+        "round_ratios": round_ratios,
     }
     res["ratio"] = res["trainer_images_per_s"] / res["bare_loop_images_per_s"]
     print(
-        f"\ntrainer vs bare loop: cifar10 subset, preact_resnet18 width {args.width}, mixup, batch 128, "
-        f"{len(trainer_steps)} timed iterations each after {warm} warm-up"
+        f"\ntrainer vs bare loop: cifar10 subset, preact_resnet18 width {args.width}, mixup, batch {batch}, "
+        f"{rounds} alternating rounds of {steps} timed iterations each after {warm} warm-up"
     )
     print(
-        f"  trainer {res['trainer_images_per_s']:.0f} images/s, bare loop {res['bare_loop_images_per_s']:.0f} images/s, "
-        f"ratio {res['ratio']:.3f} (trainer's own epoch figure, warm-up included: "
-        f"{res['trainer_reported_images_per_s']})"
+        f"  trainer {res['trainer_images_per_s']:.0f} images/s, bare loop {res['bare_loop_images_per_s']:.0f} images/s; "
+        f"ratio {res['ratio']:.3f} (per round {', '.join(f'{v:.3f}' for v in round_ratios)}) "
+        f"(trainer's own epoch figure, warm-up included: {res['trainer_reported_images_per_s']})"
     )
     return res
 
@@ -976,7 +1002,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="device of the mixing section (cuda: the GPU run)")
     parser.add_argument("--width", type=int, default=16, help="PreAct ResNet-18 base width of the cpu reference model")
     parser.add_argument("--e2e-steps", type=int, default=100, help="paired steps (20 left the ratio +-3%% noisy)")
-    parser.add_argument("--trainer-steps", type=int, default=10)
+    parser.add_argument("--trainer-steps", type=int, default=10, help="timed iterations per round and loop")
+    parser.add_argument(
+        "--trainer-rounds", type=int, default=5, help="alternating rounds of the trainer and the bare loop"
+    )
     parser.add_argument("--loader-workers", type=int, default=0)
     parser.add_argument(
         "--loader-data", default=",".join(LOADER_DATA), help=f"datasets of the loader section: {list(LOADER_DATA)}"
