@@ -15,12 +15,10 @@ machine move by up to 2x from run to run; this interleaved A/B is what the kerne
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import ab_cli
 import torch
 
 import vicinal
@@ -45,17 +43,11 @@ def _set(name: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=41, help="calls per setting (x5 for 32x32 batches; 2 warm up)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--tag", default=None, help="also write results/bench_fused-TAG.md")
-    args = parser.parse_args()
-    if args.calls < 4:
-        parser.error(f"--calls must be >= 4 (the first two warm up), got {args.calls}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = ab_cli.parse_args(
+        __doc__, "bench_fused", calls=41, calls_help="calls per setting (x5 for 32x32 batches; 2 warm up)"
+    )
     lines = [
-        f"`{' '.join(['benchmarks/bench_fused.py', *sys.argv[1:]])}`: torch {torch.__version__}, "
+        f"`{ab_cli.command('bench_fused')}`: torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; full call, warm cache, median of the calls after two warm-up calls "
         "(lerp and fused interleaved)",
         "",
@@ -89,10 +81,7 @@ def main() -> None:
                 print(lines[-1], flush=True)
     finally:
         _set("fused")
-    if args.tag:
-        path = Path(__file__).resolve().parent / "results" / f"bench_fused-{args.tag}.md"
-        path.write_text("\n".join(lines) + "\n")
-        print(f"wrote {path}")
+    ab_cli.write_table("bench_fused", args.tag, lines)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ values bit for bit (mixing is elementwise; only the slicing differs). Rerun it t
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 
+import ab_cli
 import torch
 
 import vicinal
@@ -30,18 +28,10 @@ SETTINGS = {"old": 0, "new": VF._MIN_ROW_BYTES}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=16, help="calls per setting (the first two warm up)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--tag", default=None, help="also write results/bench_slices-TAG.md")
-    args = parser.parse_args()
-    if args.calls < 4:
-        parser.error(f"--calls must be >= 4 (the first two warm up), got {args.calls}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    args = ab_cli.parse_args(__doc__, "bench_slices", calls=16, calls_help="calls per setting (the first two warm up)")
     warnings.simplefilter("ignore")  # the uint8 kernel's quantized ops warn of their deprecation once
     lines = [
-        f"`{' '.join(['benchmarks/bench_slices.py', *sys.argv[1:]])}`: torch {torch.__version__}, "
+        f"`{ab_cli.command('bench_slices')}`: torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; Mixup(inplace=True) full call, median ms of {args.calls - 2} calls",
         "",
         "| batch | dtype | old (slices of _CHUNK_BYTES) | new (rows >= 16 KiB) |",
@@ -71,10 +61,7 @@ def main() -> None:
                 f"| {'x'.join(map(str, shape))} | {str(dtype).replace('torch.', '')} | {old:.3f} | {new:.3f} |"
             )
             print(lines[-1], flush=True)
-    if args.tag:
-        path = Path(__file__).resolve().parent / "results" / f"bench_slices-{args.tag}.md"
-        path.write_text("\n".join(lines) + "\n")
-        print(f"wrote {path}")
+    ab_cli.write_table("bench_slices", args.tag, lines)
 
 
 if __name__ == "__main__":

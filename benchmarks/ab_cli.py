@@ -1,0 +1,47 @@
+"""The command line shared by the interleaved A/B scripts (``bench_fused.py``, ``bench_slices.py``,
+``bench_floors.py``): ``--calls``, ``--threads``, ``--tag``, and where a tagged run's table is written."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def parse_args(
+    doc: str | None,
+    script: str,
+    *,
+    calls: int,
+    calls_help: str,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """Parse the script's arguments (``extra`` adds its own) and apply ``--threads``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=calls, help=calls_help)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--tag", default=None, help=f"also write results/{script}-TAG.md")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    if args.calls < 4:
+        parser.error(f"--calls must be >= 4 (the first two warm up), got {args.calls}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def command(script: str) -> str:
+    """How this run was started, for the first line of its table."""
+    return " ".join([f"benchmarks/{script}.py", *sys.argv[1:]])
+
+
+def write_table(script: str, tag: str | None, lines: list[str]) -> None:
+    """``results/<script>-<tag>.md`` (nothing without a tag)."""
+    if tag:
+        path = Path(__file__).resolve().parent / "results" / f"{script}-{tag}.md"
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path}")
