@@ -262,6 +262,13 @@ def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[st
     # a config that now declares its global batch finds the runs of before done: the check changes no result
     code, out, _ = run_cli(capsys, *argv[:-1], "train.epochs=1", "data.global_batch_size=512", "--dry-run")
     assert code == 0 and out.count("[  done]") == 4
+    # nor do where the data lies, logging or the evaluation batch (recipe.NOT_RESULT_KEYS): a rerun without the
+    # first launch's --set data.root=... finds its runs done
+    ran_elsewhere = ["data.root=/elsewhere", "train.log_every=3", "data.eval_batch_size=7"]
+    code, out, _ = run_cli(capsys, *argv[:-1], "train.epochs=1", *ran_elsewhere, "--dry-run")
+    assert code == 0 and out.count("[  done]") == 4
+    code, _, err = run_cli(capsys, *argv[:-1], "train.epochs=1", "data.kwargs={'noise': 0.5}", "--dry-run")
+    assert_one_line_error(code, err, "holds a finished run of a different config (differs at data.kwargs)")
     # Two shards over one output folder: the first leaves the report to the last one to finish.
     shard = [*argv[:6], "--out", str(tmp_path / "s"), *argv[8:]]
     code, out, _ = run_cli(capsys, *shard, "--shard", "1/2")

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, diff_configs, load_config
+from .config import ConfigError, ExperimentConfig, config_to_dict, load_config
 from .distributed import check_global_batch
 from .errors import RunError
+from .recipe import result_key_differences
 from .report import make_report
 from .runs import pid_alive, read_json, read_summary, write_json
 from .tasks import Table, get_table
@@ -246,8 +247,12 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
             state = "new"
             if complete(run_dir, cfg.train.max_steps):
                 state = "done"
-                changed = diff_configs(load_config(run_dir / "config.yaml"), cfg)
-                changed = [k for k in changed if k not in LAUNCH_CHECK_KEYS]  # the same run, launched as checked
+                # the same run whatever differs only in where it read its data from, how it was launched and
+                # logged (recipe.NOT_RESULT_KEYS): a rerun without the first launch's --set data.root=... or
+                # data.kwargs.num_workers=... must find its finished runs, not refuse them
+                changed = result_key_differences(
+                    config_to_dict(load_config(run_dir / "config.yaml")), config_to_dict(cfg)
+                )
                 if changed:
                     raise ConfigError(
                         f"run folder '{run_dir}' holds a finished run of a different config "

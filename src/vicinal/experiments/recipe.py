@@ -25,6 +25,7 @@ __all__ = [
     "NOT_RESULT_KEYS",
     "provenance_differences",
     "recipe_differences",
+    "result_key_differences",
     "run_provenance",
     "split_by_provenance",
 ]
@@ -94,11 +95,11 @@ def _under(key: str, prefixes: Iterable[str]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
-def _recipe_config(config: Any, ignore: Sequence[str]) -> dict[str, Any]:
+def _recipe_config(config: Any, ignore: Sequence[str], *, labels: bool = False) -> dict[str, Any]:
     flat = flat_config(config) if isinstance(config, Mapping) else {}
     out: dict[str, Any] = {}
     for k, v in flat.items():
-        if k in NOT_RESULT_KEYS or k in LABEL_KEYS or _under(k, ignore):
+        if k in NOT_RESULT_KEYS or (k in LABEL_KEYS and not labels) or _under(k, ignore):
             continue
         if isinstance(v, Mapping):  # a kwargs dict (one value in flat_config): its ignored entries left out
             v = {
@@ -106,6 +107,17 @@ def _recipe_config(config: Any, ignore: Sequence[str]) -> dict[str, Any]:
             }
         out[k] = v
     return out
+
+
+def result_key_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Dotted keys at which configs ``a`` and ``b`` (``config.yaml`` dicts) differ outside :data:`NOT_RESULT_KEYS`,
+    entries of a kwargs mapping included (``data.kwargs``: one side lacking a key is a difference): where a finished
+    run of ``a`` is not the run that ``b`` asks for. Labels count (a run filed under another row is not this one)."""
+    ca, cb = _recipe_config(a, (), labels=True), _recipe_config(b, (), labels=True)
+    return sorted(k for k in ca.keys() | cb.keys() if ca.get(k, _MISSING_KEY) != cb.get(k, _MISSING_KEY))
+
+
+_MISSING_KEY = object()
 
 
 def recipe_differences(a: Run, b: Run, *, ignore: Sequence[str] = ()) -> str:
