@@ -17,13 +17,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import torch
 import vicinal.experiments.runs as runs_module
 from vicinal.experiments.config import ExperimentConfig, apply_overrides, config_from_dict
 from vicinal.experiments.data import DATASETS, TensorSplits, register_dataset
+from vicinal.experiments.errors import RunError
 
 SYNTHETIC = "synthetic_images"
 
@@ -243,3 +245,21 @@ def plant_killed_writes(root: Path, names: Iterable[str]) -> list[Path]:
         tmp.write_bytes(b'{"torn')
         planted.append(tmp)
     return planted
+
+
+def check_one_writer(out: Path, write_table: Callable[[], object]) -> None:
+    """``write_table()`` writes a table into ``out``: while another writer holds ``out``'s claim (here a second open
+    file of this process: ``flock`` refuses it all the same) it is refused in one error naming that writer, having
+    written nothing; once the claim is released it writes the table, and releases its own claim at the end."""
+    held = runs_module.claim(out)
+    assert held is not None
+    try:
+        owner = f"{socket.gethostname()} {os.getpid()}"
+        with pytest.raises(RunError, match=rf"^'{re.escape(str(out))}' is being written by another process \(host "
+                           rf"and pid: {owner}\); wait for it to finish or choose another --out"):  # fmt: skip
+            write_table()
+        assert sorted(p.name for p in out.iterdir()) == [runs_module.CLAIM]
+    finally:
+        held.release()
+    write_table()
+    assert not (out / runs_module.CLAIM).exists()

@@ -107,13 +107,13 @@ CLAIMER = """
 import sys, time
 from pathlib import Path
 from typing import Any
-from vicinal.experiments import orchestrate
+from vicinal.experiments import orchestrate, runs
 
-alive = orchestrate.pid_alive
+alive = runs.pid_alive
 def slow(pid):  # the pause of issue #11 item 10, between reading the stale claim and taking it over
     time.sleep(0.5)
     return alive(pid)
-orchestrate.pid_alive = slow
+runs.pid_alive = slow  # the claims' module (orchestrate.claim is runs.claim)
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.005)

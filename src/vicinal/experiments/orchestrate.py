@@ -22,13 +22,10 @@ them, and the report is written once.
 from __future__ import annotations
 
 import argparse
-import errno
-import fcntl
 import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,7 @@ from .distributed import check_global_batch
 from .errors import RunError
 from .recipe import result_key_differences
 from .report import make_report
-from .runs import pid_alive, read_json, read_summary, write_json
+from .runs import CLAIM, Claim, _lock, _write_owner, claim, pid_alive, read_json, read_summary, write_json
 from .tasks import Table, get_table
 from .trainer import Trainer
 
@@ -53,7 +50,6 @@ __all__ = [
     "run_dir_of",
 ]
 
-CLAIM = ".claim"
 FINISHING_LOCK = ".finishing.lock"
 FINISHED = ".finished.json"
 
@@ -88,92 +84,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 # -- locks and claims -------------------------------------------------------------------------------------------
-def _lock(path: Path) -> int | None:
-    """An exclusive ``flock`` on ``path`` (created if needed): the open descriptor, or None if another holds it.
-
-    The lock is on the file that ``path`` names *when it is held*: a holder releases by unlinking the path, then
-    closing, so a process that opened the old file before the unlink finds, once it has the lock, that the path
-    no longer names its file, and tries again on the new one.
-    """
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return None
-            raise
-        try:
-            st = os.stat(path)
-            same = (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev)
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
-
-
-def _unlock(path: Path, fd: int) -> None:
-    """Release a lock of `_lock`: unlink the path (if it is still our file), then close."""
-    try:
-        st = os.stat(path)
-        if (st.st_ino, st.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev):
-            path.unlink()
-    except FileNotFoundError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@dataclass
-class Claim:
-    """A held claim on a run folder (`claim`); `release` when done (also when training failed)."""
-
-    path: Path
-    fd: int
-    previous: str | None = None  # the text of a dead owner's claim that was taken over, if any
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            _unlock(self.path, self.fd)
-            self.fd = -1
-
-
-def _owner_alive(text: str) -> bool:
-    """Whether the claim text ``host pid`` names a process that may still train the run."""
-    parts = text.split()
-    if len(parts) == 2 and parts[1].isdigit():
-        host, pid = parts
-        return host != socket.gethostname() or pid_alive(int(pid))
-    return False  # garbled (a process killed while writing it): nobody holds the lock, so nobody trains the run
-
-
-def _write_owner(fd: int) -> None:
-    """Replace the content of a locked claim or lock file by ``host pid`` of this process."""
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}".encode(), 0)
-
-
-def claim(run_dir: Path) -> Claim | None:
-    """Claim ``run_dir`` for this process: a `Claim`, or None when a live process holds it (see the module doc)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CLAIM
-    fd = _lock(path)
-    if fd is None:
-        return None
-    try:
-        text = os.pread(fd, 4096, 0).decode("utf-8", errors="replace").strip()
-        if text and _owner_alive(text):
-            os.close(fd)  # keep the file: it is that process's claim
-            return None
-        _write_owner(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    return Claim(path, fd, previous=text or None)
-
-
 def finish_lock(out: Path) -> Claim | None:
     """The finishing lock ``out/.finishing.lock`` (see the module doc), or None when another process holds it."""
     out.mkdir(parents=True, exist_ok=True)

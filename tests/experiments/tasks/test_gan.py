@@ -16,7 +16,7 @@ import torch
 import yaml
 
 import vicinal.experiments.tasks.gan as gan_task
-from tests.experiments.lab_helpers import break_writer, count_calls, one_thread, plant_killed_writes  # noqa: F401 (one_thread: autouse fixture)
+from tests.experiments.lab_helpers import break_writer, check_one_writer, count_calls, one_thread, plant_killed_writes  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import RunError, TaskError
 from vicinal.experiments.report import make_report
@@ -506,3 +506,8 @@ def test_main_reports_a_refusal_in_one_line_with_exit_2_and_a_ctrl_c_with_130(mo
     assert (
         capsys.readouterr().err == f"python -m vicinal.experiments.tasks.gan: error: --out '{afile}' is not a folder\n"
     )
+
+
+def test_one_process_writes_a_grid(tmp_path):
+    # a second writer would train the same groups and sweep the first's temporary files as stale
+    check_one_writer(tmp_path / "g", lambda: run_gan_table(tmp_path / "g", "cpu", **GRID))

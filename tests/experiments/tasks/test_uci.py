@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import vicinal.experiments.tasks.uci as uci_task
-from tests.experiments.lab_helpers import count_calls, plant_killed_writes
+from tests.experiments.lab_helpers import check_one_writer, count_calls, plant_killed_writes
 from vicinal.experiments import runs
 from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.errors import RunError, TaskError
@@ -282,6 +282,11 @@ def test_rerun_into_a_folder_of_another_protocol_or_seeds_is_refused_before_trai
 
 
 # ---------------------------------------------------------------- resuming
+
+
+def test_one_process_writes_a_table(tmp_path: Path, uci_data: Path) -> None:
+    # a second writer would interleave provenance and records, and sweep the first's temporary files as stale
+    check_one_writer(tmp_path / "run", lambda: tiny_table(tmp_path / "run", uci_data, datasets=["iris"]))
 
 
 def write_tiny_htru2(root: Path) -> None:

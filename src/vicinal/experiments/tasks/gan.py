@@ -344,24 +344,29 @@ def run_gan_table(
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
     }
     resuming = _check_continuable(out, protocol_json)  # before anything is written: a refusal changes nothing
-    if announce is not None:
-        announce()
-    say = log or (lambda _msg: None)
-    if dry_run:  # what the rerun would do: the same checks, read only
-        configs = protocol.configs()
-        recorded = len(_recorded_groups(out, protocol, say)) if resuming else 0
-        say(resume_line(out, recorded, len(configs), "groups", dry_run=True))
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    if not resuming:  # a continued grid keeps the protocol.json (and its overrides) it started with
-        write_json(out / "protocol.json", protocol_json)
-    saved_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    # one process writes a grid: a second one would train the same groups and sweep the first's temporary files
+    held = None if dry_run else run_folders.claim_folder(out)
     try:
-        return _run_table(out, protocol, overrides, device, say, resuming=resuming)
+        if announce is not None:
+            announce()
+        say = log or (lambda _msg: None)
+        if dry_run:  # what the rerun would do: the same checks, read only
+            configs = protocol.configs()
+            recorded = len(_recorded_groups(out, protocol, say)) if resuming else 0
+            say(resume_line(out, recorded, len(configs), "groups", dry_run=True))
+            return out
+        if not resuming:  # a continued grid keeps the protocol.json (and its overrides) it started with
+            write_json(out / "protocol.json", protocol_json)
+        saved_threads = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            return _run_table(out, protocol, overrides, device, say, resuming=resuming)
+        finally:
+            torch.set_num_threads(saved_threads)
     finally:
-        torch.set_num_threads(saved_threads)
+        if held is not None:
+            held.release()
 
 
 # the table's outputs, rewritten from the records at every end (`_write_outputs`)

@@ -638,81 +638,89 @@ def run_uci_table(
         out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
     )
     _check_table(out, prov, protocol_json, seed_list, names)
-    if announce is not None:  # every check passed: the caller's banner (a refusal stays the only line)
-        announce()
-    say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
-    if dry_run:  # what the rerun would do: the same checks, read only
-        recorded = _recorded_datasets(out, names, protocol, seed_list, print)
-        print(resume_line(out, len(recorded), len(names), "datasets", dry_run=True))
-        return [recorded[n]["row"] for n in names if n in recorded]
-    # a write killed mid-way (SIGKILL) leaves its temporary file behind: those of every file this table writes
-    runs.clean_stale_writes(out, ("summary.md", "summary.csv", runs.SUMMARY, runs.PROVENANCE))
-    for name in names:
-        runs.clean_stale_writes(out / name, (*DATASET_FILES, RECORD))
-        for member_dir in _member_folders(out / name, protocol, seed_list):
-            runs.clean_stale_writes(member_dir, runs.TASK_RUN_FILES)
-    # dataset -> its record, as read back from <dataset>/record.json
-    records = _recorded_datasets(out, names, protocol, seed_list, say)
-    out.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
+    # one process writes a table: a second one would interleave its records and sweep the first's temporary files
+    held = None if dry_run else runs.claim_folder(out)
+    try:
+        if announce is not None:  # every check passed: the caller's banner (a refusal stays the only line)
+            announce()
+        say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
+        if dry_run:  # what the rerun would do: the same checks, read only
+            recorded = _recorded_datasets(out, names, protocol, seed_list, print)
+            print(resume_line(out, len(recorded), len(names), "datasets", dry_run=True))
+            return [recorded[n]["row"] for n in names if n in recorded]
+        # a write killed mid-way (SIGKILL) leaves its temporary file behind: those of every file this table writes
+        runs.clean_stale_writes(out, ("summary.md", "summary.csv", runs.SUMMARY, runs.PROVENANCE))
+        for name in names:
+            runs.clean_stale_writes(out / name, (*DATASET_FILES, RECORD))
+            for member_dir in _member_folders(out / name, protocol, seed_list):
+                runs.clean_stale_writes(member_dir, runs.TASK_RUN_FILES)
+        # dataset -> its record, as read back from <dataset>/record.json
+        records = _recorded_datasets(out, names, protocol, seed_list, say)
+        out.mkdir(parents=True, exist_ok=True)
+        t_all = time.perf_counter()
 
-    # Provenance as the GAN table keeps it: the first process's entry, and one entry per later process in
-    # ``resumes``; each dataset's record names its session. One of another protocol or seeds was refused
-    # (`_check_table`); one of a lab version that did not resume (no ``resumes``) is replaced.
-    entry = _provenance(seed_list, dev)
-    continuing = (
-        prov is not None
-        and isinstance(prov.get("resumes"), list)
-        and (prov.get("protocol"), prov.get("seeds")) == (protocol_json, seed_list)
-    )
-    # the same datasets in another order are the same finished table (its rows are written in the order asked for)
-    same_datasets = sorted(prov.get("datasets") or []) == sorted(names) if continuing else False
-    finished = continuing and "finished" in prov and same_datasets and len(records) == len(names)
-    if not continuing:
-        prov = {**entry, "datasets": names, "protocol": protocol_json, "resumes": []}
-    elif not finished:
-        for key in ("finished", "wall_s", "dataset_seconds"):  # of an earlier end, rewritten at this one
-            prov.pop(key, None)
-        prov["resumes"].append({**entry, "datasets": names, "datasets_recorded": [n for n in names if n in records]})
-        prov["datasets"] = names
-    session = len(prov["resumes"])  # this process: 0 the first, k the k-th resume (unused when finished)
-    if not finished:
-        runs.write_provenance(out, prov)
-    if records:
-        say(f"[uci] {resume_line(out, len(records), len(names), 'datasets')}")
-
-    trained: list[str] = []  # by this process
-    for name in names:
-        if name in records:
-            say(f"[uci] {name}: recorded, skipped")
-            continue
-        trained.append(name)
-        record = _train_dataset(out / name, protocol, seed_list, data_root, dev, chunk_size, session)
-        runs.write_json(out / name / RECORD, record)  # the dataset is recorded: written last, atomically
-        # read back: an uninterrupted and a resumed run build the summary from the same records
-        records[name] = _read_record(out / name, protocol_json, seed_list)
-        row = records[name]["row"]
-        say(
-            f"[uci] {name}: {record['members']} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
-            f"{_fmt(row['mixup'])}, {record['seconds']:.1f} s"
+        # Provenance as the GAN table keeps it: the first process's entry, and one entry per later process in
+        # ``resumes``; each dataset's record names its session. One of another protocol or seeds was refused
+        # (`_check_table`); one of a lab version that did not resume (no ``resumes``) is replaced.
+        entry = _provenance(seed_list, dev)
+        continuing = (
+            prov is not None
+            and isinstance(prov.get("resumes"), list)
+            and (prov.get("protocol"), prov.get("seeds")) == (protocol_json, seed_list)
         )
+        # the same datasets in another order are the same finished table (its rows are written in the order asked for)
+        same_datasets = sorted(prov.get("datasets") or []) == sorted(names) if continuing else False
+        finished = continuing and "finished" in prov and same_datasets and len(records) == len(names)
+        if not continuing:
+            prov = {**entry, "datasets": names, "protocol": protocol_json, "resumes": []}
+        elif not finished:
+            for key in ("finished", "wall_s", "dataset_seconds"):  # of an earlier end, rewritten at this one
+                prov.pop(key, None)
+            prov["resumes"].append(
+                {**entry, "datasets": names, "datasets_recorded": [n for n in names if n in records]}
+            )
+            prov["datasets"] = names
+        session = len(prov["resumes"])  # this process: 0 the first, k the k-th resume (unused when finished)
+        if not finished:
+            runs.write_provenance(out, prov)
+        if records:
+            say(f"[uci] {resume_line(out, len(records), len(names), 'datasets')}")
 
-    rows = [records[name]["row"] for name in names]
-    runs.write_text(out / "summary.md", format_markdown(rows, protocol))
-    _write_csv(out / "summary.csv", rows)
-    # An object, as every summary.json is (`vicinal report` reads them all); the rows are the table.
-    runs.write_summary(out, {"table": "uci", "protocol": protocol.to_dict(), "rows": rows})
-    if finished:  # nothing trained: the provenance of the processes that trained it stays as it is
-        say(f"[uci] rewrote the summary of {out} from its {len(records)} recorded datasets")
+        trained: list[str] = []  # by this process
+        for name in names:
+            if name in records:
+                say(f"[uci] {name}: recorded, skipped")
+                continue
+            trained.append(name)
+            record = _train_dataset(out / name, protocol, seed_list, data_root, dev, chunk_size, session)
+            runs.write_json(out / name / RECORD, record)  # the dataset is recorded: written last, atomically
+            # read back: an uninterrupted and a resumed run build the summary from the same records
+            records[name] = _read_record(out / name, protocol_json, seed_list)
+            row = records[name]["row"]
+            say(
+                f"[uci] {name}: {record['members']} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
+                f"{_fmt(row['mixup'])}, {record['seconds']:.1f} s"
+            )
+
+        rows = [records[name]["row"] for name in names]
+        runs.write_text(out / "summary.md", format_markdown(rows, protocol))
+        _write_csv(out / "summary.csv", rows)
+        # An object, as every summary.json is (`vicinal report` reads them all); the rows are the table.
+        runs.write_summary(out, {"table": "uci", "protocol": protocol.to_dict(), "rows": rows})
+        if finished:  # nothing trained: the provenance of the processes that trained it stays as it is
+            say(f"[uci] rewrote the summary of {out} from its {len(records)} recorded datasets")
+            return rows
+        # the time spent on this table: this process's, and the datasets earlier processes recorded (the unrecorded
+        # dataset an interrupted process was training is lost time, not counted)
+        earlier = sum(records[n]["seconds"] for n in names if n not in trained)
+        prov["wall_s"] = {"total": time.perf_counter() - t_all + earlier}
+        prov["dataset_seconds"] = [{k: records[n][k] for k in ("dataset", "seconds", "session")} for n in names]
+        prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        runs.write_provenance(out, prov)
         return rows
-    # the time spent on this table: this process's, and the datasets earlier processes recorded (the unrecorded
-    # dataset an interrupted process was training is lost time, not counted)
-    earlier = sum(records[n]["seconds"] for n in names if n not in trained)
-    prov["wall_s"] = {"total": time.perf_counter() - t_all + earlier}
-    prov["dataset_seconds"] = [{k: records[n][k] for k in ("dataset", "seconds", "session")} for n in names]
-    prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    runs.write_provenance(out, prov)
-    return rows
+    finally:
+        if held is not None:
+            held.release()
 
 
 def parse_overrides(protocol: UCIProtocol, overrides: Sequence[str]) -> UCIProtocol:
