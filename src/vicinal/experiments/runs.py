@@ -722,7 +722,8 @@ def _write_owner(fd: int) -> None:
 
 
 def claim(run_dir: Path) -> Claim | None:
-    """Claim ``run_dir`` for this process: a `Claim`, or None when a live process holds it (see the module doc)."""
+    """Claim ``run_dir`` for this process: a `Claim`, or None when a live process holds it (the rules: the module
+    doc of :mod:`vicinal.experiments.orchestrate`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CLAIM
     fd = _lock(path)
