@@ -10,9 +10,11 @@ restored before every call (warm cache), medians after two warm-up calls:
 
 1. **Small float32 batches vs timm.** The target is 1.5x timm's full call. The floor is the bare sequence of
    PyTorch ops one exact-to-bound call of the paper's method needs, with no Python around them: the label range
-   check (``aminmax``, two reads), lam (one Beta draw, one read), the random permutation, the gather of the partners
-   into a reused buffer, one ``lerp`` in place, and the soft targets (``zeros``, the partners' labels, two
-   scatters). timm pairs by flipping the batch (no permutation to draw) and checks nothing.
+   check (``aminmax``, two reads), lam (one Beta draw, one read), the random permutation, the mix, and the soft
+   targets (``zeros``, the partners' labels, two scatters). The mix either as ``Mixup(inplace=True)`` does it (the
+   gather of the partners into a reused buffer, one ``lerp`` in place) or as ``Mixup(exact=False)`` does (its
+   bag index and weights written into reused buffers, one fused gather-and-mix into a new tensor). timm pairs by
+   flipping the batch (no permutation to draw) and checks nothing.
 2. **Large batches vs the copy roofline** (256x3x224x224, bfloat16 and uint8). The floor of each kernel PyTorch
    offers for the mix, run on the whole batch without the gather and written into a preallocated tensor: uint8's
    quantized add (the only fused uint8 pass whose roundings equal the float32 formula), bfloat16's ``lerp``, and
@@ -70,22 +72,32 @@ def timm_mixup(num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], objec
     return Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, mode="batch", num_classes=num_classes, label_smoothing=0.0)
 
 
-def small_floor(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> Callable[[], object]:
-    """The ops of one Mixup(inplace=True) call, bare (see the module docstring)."""
+def small_floor(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, fused: bool = False) -> Callable[[], object]:
+    """The ops of one call, bare (see the module docstring): ``Mixup(inplace=True)``'s gather and ``lerp``, or with
+    ``fused`` ``Mixup(exact=False)``'s one fused gather-and-mix into a new tensor (its index and weights written into
+    reused buffers, as ``functional._bag_inputs`` does)."""
     n = x.shape[0]
     x2 = x.view(n, -1)
     buf = torch.empty_like(x2)
     gen = torch.Generator().manual_seed(0)
     conc = _pair_concentration(1.0)
     idx = y.view(n, 1)
+    bag_index = torch.arange(n).repeat_interleave(2).view(n, 2)
+    offsets, weights = torch.arange(0, 2 * n, 2), torch.empty(n, 2)
 
     def run() -> object:
         lo, hi = torch.aminmax(y)
         lo.item(), hi.item()
         lam = torch._sample_dirichlet(conc, generator=gen).tolist()[0]
         perm = torch.randperm(n, generator=gen)
-        torch.index_select(x2, 0, perm, out=buf)
-        torch.lerp(x2, buf, 1 - lam, out=x2)
+        if fused:
+            bag_index.select(1, 1).copy_(perm)
+            weights.select(1, 0).fill_(lam)
+            weights.select(1, 1).fill_(1 - lam)
+            torch.embedding_bag(x2, bag_index.view(-1), offsets, False, 0, False, weights.view(-1), False)
+        else:
+            torch.index_select(x2, 0, perm, out=buf)
+            torch.lerp(x2, buf, 1 - lam, out=x2)
         out = torch.zeros(n, num_classes)
         out.scatter_(1, idx, lam)
         return out.scatter_(1, idx.index_select(0, perm), 1 - lam, reduce="add")
@@ -97,9 +109,9 @@ def section_small(calls: int, lines: list[str]) -> None:
     lines += [
         "### Small float32 batches: the bare ops of one call against 1.5x timm",
         "",
-        "| batch | timm `Mixup` | target (timm / 1.5) | vicinal `Mixup(inplace=True)` | bare ops of one call "
-        "| bare ops / target |",
-        "|---|---|---|---|---|---|",
+        "| batch | timm `Mixup` | target (timm / 1.5) | vicinal `Mixup(inplace=True)` | bare ops, gather + lerp "
+        "| vicinal `Mixup(exact=False)` | bare ops, fused gather-and-mix | fastest bare ops / target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for shape in SMALL:
         row = small_case(shape, calls * 5)
@@ -111,19 +123,25 @@ def small_case(shape: tuple[int, ...], calls: int) -> str:
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(shape, generator=g)
     x, y = x0.clone(), torch.randint(0, 10, (shape[0],), generator=g)
-    mixer = vicinal.Mixup(1.0, num_classes=10, inplace=True, seed=0)
-    methods: dict[str, Callable[[], object]] = {"vicinal": lambda: mixer(x, y), "floor": small_floor(x, y, 10)}
+    inplace = vicinal.Mixup(1.0, num_classes=10, inplace=True, seed=0)
+    fast = vicinal.Mixup(1.0, num_classes=10, exact=False, seed=0)
+    methods: dict[str, Callable[[], object]] = {
+        "inplace": lambda: inplace(x, y),
+        "floor": small_floor(x, y, 10),
+        "new tensor": lambda: fast(x, y),
+        "fused floor": small_floor(x, y, 10, fused=True),
+    }
     peer = timm_mixup(10)
     if peer is not None:
         methods["timm"] = lambda: peer(x, y)
     t = interleaved(methods, lambda: x.copy_(x0), calls)
     label = "x".join(map(str, shape))
+    ours = f"{fmt(t['inplace'])} | {fmt(t['floor'])} | {fmt(t['new tensor'])} | {fmt(t['fused floor'])}"
     if "timm" not in t:
-        return f"| {label} | - | - | {fmt(t['vicinal'])} | {fmt(t['floor'])} | - |"
+        return f"| {label} | - | - | {ours} | - |"
     target = t["timm"] / 1.5
     return (
-        f"| {label} | {fmt(t['timm'])} | {fmt(target)} | {fmt(t['vicinal'])} | {fmt(t['floor'])} "
-        f"| {t['floor'] / target:.2f}x |"
+        f"| {label} | {fmt(t['timm'])} | {fmt(target)} | {ours} | {min(t['floor'], t['fused floor']) / target:.2f}x |"
     )
 
 

@@ -4,7 +4,9 @@
 
     .venv/bin/python benchmarks/bench_fused.py [--calls 41] [--threads 2] [--tag epyc2]
 
-With ``--tag`` the table is also written to ``results/bench_fused-<tag>.md``.
+With ``--tag`` the table is also written to ``results/bench_fused-<tag>.md``. ``--views`` times instead, on
+CIFAR-sized batches, the kernel's index and weight views kept for the next call of the same size against made
+anew at every call (``results/bench_fused-views-<tag>.md``).
 
 "lerp" switches the fused kernel off (``_BAG_DTYPES`` and ``_BAG_INPLACE_DTYPES`` emptied: the kernels of the code
 before it); "fused" is the code as shipped. Calls alternate between the two (ABBA order) on the same batch, restored
@@ -44,44 +46,61 @@ def _set(name: str) -> None:
 
 def main() -> None:
     args = ab_cli.parse_args(
-        __doc__, "bench_fused", calls=41, calls_help="calls per setting (x5 for 32x32 batches; 2 warm up)"
+        __doc__,
+        "bench_fused",
+        calls=41,
+        calls_help="calls per setting (x5 for 32x32 batches; 2 warm up)",
+        extra=lambda p: p.add_argument(
+            "--views",
+            action="store_true",
+            help="instead: the kernel's index and weight views kept for the next call of the same batch size against "
+            "rebuilt at every call (results/bench_fused-views-TAG.md), CIFAR-sized batches",
+        ),
     )
+    if args.views:
+        # before: the views of the index and weight buffers sliced and made anew at every call
+        hooks = {"rebuilt": VF._WORKSPACE.bag_views.clear, "kept": lambda: None}
+        shapes, name = SHAPES[:3], "bench_fused-views"
+    else:
+        hooks = {setting: (lambda s=setting: _set(s)) for setting in SETTINGS}
+        shapes, name = SHAPES, "bench_fused"
+    before, after = hooks
     lines = [
         f"`{ab_cli.command('bench_fused')}`: torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; full call, warm cache, median of the calls after two warm-up calls "
-        "(lerp and fused interleaved)",
+        f"({before} and {after} interleaved)",
         "",
-        "| batch | dtype | call | lerp (before) | fused | lerp / fused |",
+        f"| batch | dtype | call | {before} (before) | {after} | {before} / {after} |",
         "|---|---|---|---|---|---|",
     ]
     print(lines[0])
     try:
-        for shape in SHAPES:
+        for shape in shapes:
             calls = args.calls * (5 if shape[-1] == 32 else 1)
             for mode, dtype in CASES:
                 x0 = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
                 x, y = x0.clone(), torch.arange(shape[0]) % 1000
                 kwargs = {"inplace": True} if mode == "inplace" else {"exact": False}
                 mixer = vicinal.Mixup(1.0, num_classes=1000, seed=0, **kwargs)
-                times: dict[str, list[float]] = {name: [] for name in SETTINGS}
+                times: dict[str, list[float]] = {setting: [] for setting in hooks}
                 for call in range(calls):
-                    for name in SETTINGS if call % 2 == 0 else reversed(SETTINGS):
-                        _set(name)
+                    for setting in hooks if call % 2 == 0 else reversed(hooks):
+                        hooks[setting]()
                         x.copy_(x0)
                         t0 = time.perf_counter()
                         mixer(x, y)
-                        times[name].append(time.perf_counter() - t0)
-                lerp, fused = (statistics.median(times[name][2:]) for name in SETTINGS)
+                        times[setting].append(time.perf_counter() - t0)
+                old, new = (statistics.median(times[setting][2:]) for setting in hooks)
                 unit, scale = ("us", 1e6) if shape[-1] == 32 else ("ms", 1e3)
                 lines.append(
                     f"| {'x'.join(map(str, shape))} | {str(dtype).replace('torch.', '')} | "
-                    f"`Mixup({', '.join(f'{k}={v}' for k, v in kwargs.items())})` | {lerp * scale:.1f} {unit} | "
-                    f"{fused * scale:.1f} {unit} | {lerp / fused:.2f}x |"
+                    f"`Mixup({', '.join(f'{k}={v}' for k, v in kwargs.items())})` | {old * scale:.1f} {unit} | "
+                    f"{new * scale:.1f} {unit} | {old / new:.2f}x |"
                 )
                 print(lines[-1], flush=True)
     finally:
         _set("fused")
-    ab_cli.write_table("bench_fused", args.tag, lines)
+    ab_cli.write_table(name, args.tag, lines)
 
 
 if __name__ == "__main__":

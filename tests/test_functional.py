@@ -730,12 +730,39 @@ def test_fused_kernel_buffers_stay_bounded_when_the_batch_size_changes():
     # one set of buffers per dtype, as long as the largest batch so far: a batch size that changes every call
     # (graphs, tokens) must not add buffers
     VF._WORKSPACE.bags.pop(torch.float32, None)
+    VF._WORKSPACE.bag_views.pop(torch.float32, None)
     for n in [5, 9, 3, 7, 9, 2]:
         x = _wide_range((n, 11), torch.float32, seed=n)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(n))
         assert within_rounding_bound(VF.mix(x, 0.3, perm, exact=False), mix_reference(x, 0.3, x[perm]), x, x[perm])
     index, offsets, weights = VF._WORKSPACE.bags[torch.float32]
     assert index.shape == (9, 2) and offsets.shape == (9,) and weights.shape == (9, 2)
+
+
+def test_fused_kernel_keeps_its_views_for_the_next_call_of_the_same_size():
+    # slicing and viewing the buffers anew cost as much as a small batch's pass: the views of the last size are kept,
+    # rebuilt when the size changes, and made outside inference_mode so that either mode can write them next
+    VF._WORKSPACE.bags.pop(torch.bfloat16, None)
+    VF._WORKSPACE.bag_views.pop(torch.bfloat16, None)
+    g = torch.Generator().manual_seed(15)
+    perms = {n: torch.randperm(n, generator=g) for n in (6, 11)}
+    with torch.inference_mode():
+        first = VF._bag_inputs(6, torch.bfloat16, 0.25, perms[6])
+    again = VF._bag_inputs(6, torch.bfloat16, 0.75, perms[6].flip(0))  # outside inference_mode: writable
+    assert again is first and not again.index.is_inference()
+
+    def check(bag, n, perm, w):  # right after its call: the next call of any size rewrites the shared buffers
+        assert torch.equal(bag.index, torch.stack([torch.arange(n), perm], 1))
+        assert torch.equal(bag.index_flat, bag.index.reshape(-1)) and torch.equal(
+            bag.offsets, torch.arange(0, 2 * n, 2)
+        )
+        assert torch.equal(bag.weights, torch.tensor([[w, 1 - w]] * n, dtype=torch.bfloat16))
+
+    grown = VF._bag_inputs(11, torch.bfloat16, torch.full((11,), 0.5, dtype=torch.float64), perms[11])
+    check(grown, 11, perms[11], 0.5)
+    back = VF._bag_inputs(6, torch.bfloat16, 0.125, perms[6])
+    check(back, 6, perms[6], 0.125)
+    assert grown is not first and back is not first and back.index.untyped_storage().nbytes() == 11 * 2 * 8
 
 
 # torch's forward AD scripts a decomposition at first use, which warns in torch 2.14 (not vicinal's doing)

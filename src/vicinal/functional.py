@@ -17,6 +17,7 @@ from __future__ import annotations
 import operator
 import threading
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -333,6 +334,7 @@ class _Workspace(threading.local):
         self.buffers: dict[tuple[str, torch.dtype], Tensor] = {}
         self.rows: dict[tuple[str, torch.dtype], Tensor] = {}  # the last (n, cols) view of each buffer
         self.bags: dict[torch.dtype, tuple[Tensor, Tensor, Tensor]] = {}  # _bag_inputs' buffers, per weight dtype
+        self.bag_views: dict[torch.dtype, _Bag] = {}  # their views for the last batch size, per weight dtype
 
 
 _WORKSPACE = _Workspace()
@@ -378,30 +380,52 @@ _BAG_INPLACE_DTYPES = (torch.bfloat16, torch.float16)
 def _bag_mix(x2: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
     """``lam * x2 + (1 - lam) * x2[perm]`` as a new tensor, for a contiguous CPU ``(B, F)`` batch in _BAG_DTYPES
     (lam and perm already checked), in one pass; within the rounding bound of :func:`mix_`."""
-    index, offsets, weights = _bag_inputs(x2.shape[0], x2.dtype, lam, perm)
-    return _embedding_bag(x2, index.view(-1), offsets, weights.view(-1))
+    bag = _bag_inputs(x2.shape[0], x2.dtype, lam, perm)
+    return _embedding_bag(x2, bag.index_flat, bag.offsets, bag.weights_flat)
 
 
-def _bag_inputs(n: int, dtype: torch.dtype, lam: float | Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+class _Bag(NamedTuple):
+    """The bags of a batch of ``n`` (:func:`_bag_inputs`): views into the per-dtype buffers, kept for the next call
+    of the same size (slicing and viewing them anew costs as much as a small batch's fused pass)."""
+
+    n: int
+    index: Tensor  # (n, 2): each sample, then its partner
+    offsets: Tensor  # (n,)
+    weights: Tensor  # (n, 2): lam, then 1 - lam
+    index_flat: Tensor  # (2n,) views of the two above, as embedding_bag takes them
+    weights_flat: Tensor
+    partner: Tensor  # index column 1 and the weight columns, rewritten each call
+    w_self: Tensor
+    w_partner: Tensor
+
+
+def _bag_inputs(n: int, dtype: torch.dtype, lam: float | Tensor, perm: Tensor) -> _Bag:
     """The bags of a batch of ``n``: index ``(n, 2)`` (each sample, then its partner), offsets ``(n,)`` and weights
     ``(n, 2)`` (lam, then 1 - lam) in ``dtype``. One set of buffers per dtype, as long as the largest batch so far
     (memory stays bounded when the batch size changes every call): the first ``n`` rows of its index column 0 and
     offsets are those of any batch of ``n``; column 1 and the weights are rewritten each call."""
-    bag = _WORKSPACE.bags.get(dtype)
-    if bag is None or bag[1].shape[0] < n:
-        with torch.inference_mode(False):  # reused across calls, inside and outside inference_mode
-            index = torch.arange(n).repeat_interleave(2).view(n, 2)  # column 0: the sample itself
-            bag = (index, torch.arange(0, 2 * n, 2), torch.empty(n, 2, dtype=dtype))
-        _WORKSPACE.bags[dtype] = bag
-    index, offsets, weights = (t[:n] for t in bag)
-    index.select(1, 1).copy_(perm)  # column 1: its partner
+    bag = _WORKSPACE.bag_views.get(dtype)
+    if bag is None or bag.n != n:
+        full = _WORKSPACE.bags.get(dtype)
+        # made outside inference_mode: buffers and views made inside it could not be written outside it again
+        with torch.inference_mode(False):
+            if full is None or full[1].shape[0] < n:
+                index = torch.arange(n).repeat_interleave(2).view(n, 2)  # column 0: the sample itself
+                full = (index, torch.arange(0, 2 * n, 2), torch.empty(n, 2, dtype=dtype))
+                _WORKSPACE.bags[dtype] = full
+            index, offsets, weights = (t[:n] for t in full)
+            bag = _Bag(
+                n, index, offsets, weights, index.view(-1), weights.view(-1), index.select(1, 1), *weights.unbind(1)
+            )
+        _WORKSPACE.bag_views[dtype] = bag
+    bag.partner.copy_(perm)  # column 1: its partner
     if isinstance(lam, Tensor):
-        weights.select(1, 0).copy_(lam)
-        weights.select(1, 1).copy_(1 - lam.to(torch.float64))  # the complement rounded once, as mix_'s lerp weight
+        bag.w_self.copy_(lam)
+        bag.w_partner.copy_(1 - lam.to(torch.float64))  # the complement rounded once, as mix_'s lerp weight
     else:
-        weights.select(1, 0).fill_(lam)
-        weights.select(1, 1).fill_(1 - lam)
-    return index, offsets, weights
+        bag.w_self.fill_(lam)
+        bag.w_partner.fill_(1 - lam)
+    return bag
 
 
 def _embedding_bag(rows: Tensor, index: Tensor, offsets: Tensor, weights: Tensor) -> Tensor:
@@ -426,13 +450,15 @@ def _bag_mix_pieces(o2: Tensor, x2: Tensor, lam: float | Tensor, perm: Tensor, p
     n, feats = x2.shape
     rows = x2.view(n * pieces, feats // pieces)
     o3 = o2.view(n, pieces, feats // pieces)
-    index, offsets, weights = _bag_inputs(n, x2.dtype, lam, perm)
-    base = index * pieces  # (B, 2): the rows of piece 0 of each sample and of its partner; piece p adds p
+    bag = _bag_inputs(n, x2.dtype, lam, perm)
+    base = bag.index * pieces  # (B, 2): the rows of piece 0 of each sample and of its partner; piece p adds p
     shifted = torch.empty_like(base)
     for p in range(pieces):
         # no name for the piece's result: freed right after the copy, the next piece's result reuses its memory (a
         # result kept alive over the next call made every piece a fresh, page-faulting allocation: 2x slower)
-        o3.select(1, p).copy_(_embedding_bag(rows, torch.add(base, p, out=shifted).view(-1), offsets, weights.view(-1)))
+        o3.select(1, p).copy_(
+            _embedding_bag(rows, torch.add(base, p, out=shifted).view(-1), bag.offsets, bag.weights_flat)
+        )
 
 
 def _slice_width(n: int, itemsize: int, chunk_bytes: int, min_cols: int) -> int:
