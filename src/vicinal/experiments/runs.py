@@ -26,6 +26,7 @@ versions, device, host; each writer adds its own fields (seeds, world size, ...)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import fcntl
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -71,6 +72,7 @@ __all__ = [
     "check_fresh_run_folder",
     "claim",
     "claim_folder",
+    "hold_folder",
     "clean_stale_temp_files",
     "clear_run_folder",
     "dump_config",
@@ -743,9 +745,12 @@ def claim(run_dir: Path) -> Claim | None:
 
 def claim_folder(folder: Path) -> Claim:
     """Claim ``folder`` (`claim`) while this process writes a table into it; `Claim.release` when done. A folder
-    that another live process holds is a RunError naming it: two processes writing one table would interleave its
-    records and each sweep the other's temporary files as stale."""
-    held = claim(folder)
+    that another live process holds, or that cannot be created, is a RunError naming it: two processes writing one
+    table would interleave its records and each sweep the other's temporary files as stale."""
+    try:
+        held = claim(folder)
+    except OSError as exc:
+        raise RunError(f"cannot create or lock the folder '{folder}': {exc.strerror or exc}") from None
     if held is None:
         try:
             owner = (folder / CLAIM).read_text().strip() or "unknown"
@@ -756,6 +761,25 @@ def claim_folder(folder: Path) -> Claim:
             f"choose another --out (delete {folder / CLAIM} if that process is gone on another machine)"
         )
     return held
+
+
+@contextlib.contextmanager
+def hold_folder(folder: Path, *, dry_run: bool = False) -> Iterator[None]:
+    """Hold ``folder``'s claim (`claim_folder`) for the block, released however it ends; a folder the claim created
+    is removed again if the block leaves it empty (a refusal in the block then leaves nothing behind). A dry run
+    takes no claim: it only reads."""
+    if dry_run:
+        yield
+        return
+    created = not folder.exists()
+    held = claim_folder(folder)
+    try:
+        yield
+    finally:
+        held.release()
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the table wrote there
+                folder.rmdir()
 
 
 def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -> list[Path]:

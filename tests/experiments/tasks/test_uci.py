@@ -289,6 +289,20 @@ def test_one_process_writes_a_table(tmp_path: Path, uci_data: Path) -> None:
     check_one_writer(tmp_path / "run", lambda: tiny_table(tmp_path / "run", uci_data, datasets=["iris"]))
 
 
+def test_a_refused_table_leaves_no_folder_and_an_uncreatable_one_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the folder's claim is taken before the folder is read: a refusal after it removes the folder it created
+    with pytest.raises(FileNotFoundError, match="UCI dataset 'iris' not found"):
+        tiny_table(tmp_path / "new", tmp_path / "no-data", datasets=["iris"])
+    assert not (tmp_path / "new").exists()
+    if Path("/proc").is_dir():  # Linux: no folder can be made there
+        code = cli_main(["reproduce", "uci", "--scale", "cpu", "--out", "/proc/vicinal-test", "--seeds", "1"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1
+        assert "cannot create or lock the folder '/proc/vicinal-test': No such file or directory" in err
+
+
 def write_tiny_htru2(root: Path) -> None:
     """A 60-row HTRU_2.csv (8 features and a 0/1 class), a second dataset the table trains after iris."""
     g = np.random.default_rng(1)

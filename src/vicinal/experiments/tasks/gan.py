@@ -343,10 +343,10 @@ def run_gan_table(
         "groups": [asdict(c) for c in protocol.configs()],
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
     }
-    resuming = _check_continuable(out, protocol_json)  # before anything is written: a refusal changes nothing
-    # one process writes a grid: a second one would train the same groups and sweep the first's temporary files
-    held = None if dry_run else run_folders.claim_folder(out)
-    try:
+    # one process writes a grid, from its first look at the folder to its end: a second one would train the same
+    # groups and sweep the first's temporary files as stale (a dry run only reads)
+    with run_folders.hold_folder(out, dry_run=dry_run):
+        resuming = _check_continuable(out, protocol_json)  # before anything is written: a refusal changes nothing
         if announce is not None:
             announce()
         say = log or (lambda _msg: None)
@@ -364,9 +364,6 @@ def run_gan_table(
             return _run_table(out, protocol, overrides, device, say, resuming=resuming)
         finally:
             torch.set_num_threads(saved_threads)
-    finally:
-        if held is not None:
-            held.release()
 
 
 # the table's outputs, rewritten from the records at every end (`_write_outputs`)

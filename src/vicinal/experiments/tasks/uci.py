@@ -628,19 +628,19 @@ def run_uci_table(
     dev = torch.device(device)
     out = Path(out_dir)
     runs.check_out_folder(out)
-    for name in names:  # every folder before any training: a refusal must not cost the datasets before it
-        _check_reusable(out / name, protocol, seed_list)
-    if not dry_run:  # the data too, before the banner and before anything is written (a dry run reads no data)
-        for name in names:
-            check_uci_files(name, data_root)
-    protocol_json = _as_json(protocol.to_dict())
-    prov = runs.read_provenance(
-        out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
-    )
-    _check_table(out, prov, protocol_json, seed_list, names)
-    # one process writes a table: a second one would interleave its records and sweep the first's temporary files
-    held = None if dry_run else runs.claim_folder(out)
-    try:
+    # one process writes a table, from its first look at the folder to its end: a second one would interleave its
+    # records and sweep the first's temporary files as stale (a dry run only reads)
+    with runs.hold_folder(out, dry_run=dry_run):
+        for name in names:  # every folder before any training: a refusal must not cost the datasets before it
+            _check_reusable(out / name, protocol, seed_list)
+        if not dry_run:  # the data too, before the banner and before anything is written (a dry run reads no data)
+            for name in names:
+                check_uci_files(name, data_root)
+        protocol_json = _as_json(protocol.to_dict())
+        prov = runs.read_provenance(
+            out, hint="delete it (the provenance of the earlier processes is then lost; the recorded datasets are kept)"
+        )
+        _check_table(out, prov, protocol_json, seed_list, names)
         if announce is not None:  # every check passed: the caller's banner (a refusal stays the only line)
             announce()
         say = (lambda msg: print(msg, file=sys.stderr, flush=True)) if verbose else (lambda _msg: None)
@@ -718,9 +718,6 @@ def run_uci_table(
         prov["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         runs.write_provenance(out, prov)
         return rows
-    finally:
-        if held is not None:
-            held.release()
 
 
 def parse_overrides(protocol: UCIProtocol, overrides: Sequence[str]) -> UCIProtocol:
