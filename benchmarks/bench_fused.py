@@ -44,6 +44,11 @@ def _set(name: str) -> None:
         setattr(VF, attr, value)
 
 
+def _rebuild_views() -> None:
+    """The ``--views`` baseline: forget the kept views, so that the next call slices and views the buffers anew."""
+    VF._WORKSPACE.bag_views.clear()
+
+
 def main() -> None:
     args = ab_cli.parse_args(
         __doc__,
@@ -59,7 +64,7 @@ def main() -> None:
     )
     if args.views:
         # before: the views of the index and weight buffers sliced and made anew at every call
-        hooks = {"rebuilt": VF._WORKSPACE.bag_views.clear, "kept": lambda: None}
+        hooks = {"rebuilt": _rebuild_views, "kept": lambda: None}
         shapes, name = SHAPES[:3], "bench_fused-views"
     else:
         hooks = {setting: (lambda s=setting: _set(s)) for setting in SETTINGS}

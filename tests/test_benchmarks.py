@@ -131,6 +131,7 @@ def test_render_writes_the_summary_of_a_saved_run(
 
 def test_the_fused_a_b_switches_the_kernel_it_measures(monkeypatch: pytest.MonkeyPatch) -> None:
     # bench_fused.py's "lerp" setting must really switch the fused gather-and-mix off, and "fused" restore it
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # the scripts import their shared command line (ab_cli.py)
     spec = importlib.util.spec_from_file_location("bench_fused", BENCH.parent / "bench_fused.py")
     assert spec is not None and spec.loader is not None
     fused = importlib.util.module_from_spec(spec)
@@ -148,4 +149,13 @@ def test_the_fused_a_b_switches_the_kernel_it_measures(monkeypatch: pytest.Monke
             assert len(calls) == expected, name
     finally:
         fused._set("fused")
+    # --views: its baseline really drops the kept views (the next call makes new ones), its other setting keeps them
+    VF.mix(x, 0.3, perm, exact=False)
+    kept = VF._WORKSPACE.bag_views[torch.bfloat16]
+    VF.mix(x, 0.7, perm, exact=False)
+    assert VF._WORKSPACE.bag_views[torch.bfloat16] is kept
+    fused._rebuild_views()
+    assert not VF._WORKSPACE.bag_views
+    VF.mix(x, 0.7, perm, exact=False)
+    assert VF._WORKSPACE.bag_views[torch.bfloat16] is not kept
     assert VF._BAG_DTYPES == fused.SHIPPED["_BAG_DTYPES"]
