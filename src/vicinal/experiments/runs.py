@@ -765,21 +765,24 @@ def claim_folder(folder: Path) -> Claim:
 
 @contextlib.contextmanager
 def hold_folder(folder: Path, *, dry_run: bool = False) -> Iterator[None]:
-    """Hold ``folder``'s claim (`claim_folder`) for the block, released however it ends; a folder the claim created
-    is removed again if the block leaves it empty (a refusal in the block then leaves nothing behind). A dry run
-    takes no claim: it only reads."""
+    """Hold ``folder``'s claim (`claim_folder`) for the block, released however it ends; the folders the claim
+    created (``folder`` and any missing parents) are removed again, deepest first, where the block leaves them empty
+    (a refusal in the block then leaves nothing behind). A dry run takes no claim and creates nothing: it only
+    reads, so it cannot tell a folder that cannot be created."""
     if dry_run:
         yield
         return
-    created = not folder.exists()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     held = claim_folder(folder)
     try:
         yield
     finally:
         held.release()
-        if created:
-            with contextlib.suppress(OSError):  # not empty: the table wrote there
-                folder.rmdir()
+        for created in missing:
+            try:
+                created.rmdir()
+            except OSError:  # not empty (the table wrote there): neither are the folders above it
+                break
 
 
 def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -> list[Path]:

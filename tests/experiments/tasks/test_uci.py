@@ -293,9 +293,14 @@ def test_a_refused_table_leaves_no_folder_and_an_uncreatable_one_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # the folder's claim is taken before the folder is read: a refusal after it removes the folder it created
+    for out in (tmp_path / "new", tmp_path / "a" / "b" / "new"):  # missing parents are made and removed too
+        with pytest.raises(FileNotFoundError, match="UCI dataset 'iris' not found"):
+            tiny_table(out, tmp_path / "no-data", datasets=["iris"])
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()  # an existing folder stays, empty as it was
     with pytest.raises(FileNotFoundError, match="UCI dataset 'iris' not found"):
-        tiny_table(tmp_path / "new", tmp_path / "no-data", datasets=["iris"])
-    assert not (tmp_path / "new").exists()
+        tiny_table(tmp_path / "kept" / "new", tmp_path / "no-data", datasets=["iris"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
     if Path("/proc").is_dir():  # Linux: no folder can be made there
         code = cli_main(["reproduce", "uci", "--scale", "cpu", "--out", "/proc/vicinal-test", "--seeds", "1"])
         err = capsys.readouterr().err
