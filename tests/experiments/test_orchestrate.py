@@ -51,6 +51,14 @@ def vicinal(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str
                           timeout=timeout)  # fmt: skip
 
 
+def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """``vicinal ARGV`` through the command's own ``main`` in this process, as :func:`vicinal` reports it: the same
+    exit code and output without an interpreter start-up and torch import per call (seconds each)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(argv), code, out, err)
+
+
 def lab_runner(*argv: str) -> list[str]:
     """The command line of a subprocess running ``vicinal ARGV`` with the synthetic dataset registered."""
     return [sys.executable, "-c", RUNNER, str(TESTS), *argv]
@@ -67,39 +75,41 @@ def snapshot(run: Path) -> dict[str, bytes]:
 
 
 # -- item 8: a refused resume changes nothing ------------------------------------------------------------------
-def test_refused_resume_leaves_the_run_folder_as_it_was(tmp_path: Path) -> None:
-    assert vicinal("train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path), "--quiet").returncode == 0
+def test_refused_resume_leaves_the_run_folder_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert in_process(capsys, "train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path), "--quiet").returncode == 0
     run = tmp_path / "demo-digits" / "seed0"
     before = snapshot(run)
-    proc = vicinal("train", "--resume", str(run), "--set", "optim.lr=0.5")
+    proc = in_process(capsys, "train", "--resume", str(run), "--set", "optim.lr=0.5")
     one_line_error(proc, "was written by a different config (differs at optim.lr)")
     other = tmp_path / "other.yaml"
     other.write_text(DEMO.read_text().replace("lr: 0.05", "lr: 0.5"))
-    one_line_error(vicinal("train", str(other), "--resume", str(run)), "optim.lr (0.05 in the run, 0.5 in it), ")
+    one_line_error(
+        in_process(capsys, "train", str(other), "--resume", str(run)), "optim.lr (0.05 in the run, 0.5 in it), "
+    )
     assert snapshot(run) == before  # config.yaml still says lr 0.05, provenance.json has no new resume entry
-    proc = vicinal("train", "--resume", str(run), "--quiet")  # so a plain resume still works
+    proc = in_process(capsys, "train", "--resume", str(run), "--quiet")  # so a plain resume still works
     assert proc.returncode == 0 and proc.stdout.startswith("vicinal: complete:"), proc.stderr
     assert not list(run.glob(".*.tmp"))
 
 
 # -- item 9: results are never overwritten without --overwrite --------------------------------------------------
-def test_a_run_folder_with_results_is_not_overwritten(tmp_path: Path) -> None:
+def test_a_run_folder_with_results_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["train", str(DEMO), "--set", "train.epochs=2", *QUICK[1:], "--out", str(tmp_path), "--quiet"]
-    assert vicinal(*argv).returncode == 0
+    assert in_process(capsys, *argv).returncode == 0
     run = tmp_path / "demo-digits" / "seed0"
     (run / "checkpoint.pt").unlink()
     (run / "attacks").mkdir()
     (run / "attacks" / "white-fgsm-eps4.json").write_text("{}")
     before = snapshot(run)
-    proc = vicinal(*argv[:4], "train.epochs=1", *argv[4:])
+    proc = in_process(capsys, *argv[:4], "train.epochs=1", *argv[4:])
     one_line_error(proc, f"run folder '{run}' already holds results (summary.json, metrics.jsonl)")
     assert "--overwrite" in proc.stderr
     assert snapshot(run) == before and len((run / "metrics.jsonl").read_text().splitlines()) == 2
-    proc = vicinal(*argv[:4], "train.epochs=1", *argv[4:], "--overwrite")
+    proc = in_process(capsys, *argv[:4], "train.epochs=1", *argv[4:], "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1 and not (run / "attacks").exists()
     assert json.loads((run / "summary.json").read_text())["epochs"] == 1
-    one_line_error(vicinal("train", "--resume", str(run), "--overwrite"), "cannot be combined with --resume")
+    one_line_error(in_process(capsys, "train", "--resume", str(run), "--overwrite"), "cannot be combined with --resume")
 
 
 # -- item 10: taking over a stale claim is atomic ----------------------------------------------------------------
@@ -139,18 +149,19 @@ def test_two_processes_never_both_take_over_a_stale_claim(tmp_path: Path) -> Non
 
 
 # -- item 11: without --shard too, one process writes the report -------------------------------------------------
-def test_the_finishing_lock_is_taken_without_shard(tmp_path: Path) -> None:
+def test_the_finishing_lock_is_taken_without_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.experiments.lab_helpers import register_synthetic
+
+    register_synthetic()
     out = tmp_path / "t"
-    proc = subprocess.run(lab_runner(*TINY_TABLE, "--out", str(out)), capture_output=True, text=True, env=env(),
-                          timeout=300)  # fmt: skip
+    proc = in_process(capsys, *TINY_TABLE, "--out", str(out))
     assert proc.returncode == 0 and (out / "report" / "report.md").is_file(), proc.stderr
     for f in (out / "report").iterdir():
         f.unlink()
     (out / "report").rmdir()
     with (out / ".finishing.lock").open("w") as held:  # another process is finishing
-        fcntl.flock(held, fcntl.LOCK_EX)
-        proc = subprocess.run(lab_runner(*TINY_TABLE, "--out", str(out)), capture_output=True, text=True, env=env(),
-                              timeout=300)  # fmt: skip
+        fcntl.flock(held, fcntl.LOCK_EX)  # (a lock of its own open file: held against this process too)
+        proc = in_process(capsys, *TINY_TABLE, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "this process done; another process is writing the report" in proc.stdout
     assert not (out / "report").exists()
@@ -212,20 +223,20 @@ def test_the_survivor_finishes_the_runs_of_a_killed_process(tmp_path: Path) -> N
 
 
 # -- item 13: temporary files of killed checkpoint writes are removed --------------------------------------------
-def test_stale_checkpoint_temp_files_are_removed(tmp_path: Path) -> None:
-    assert vicinal("train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path), "--quiet").returncode == 0
+def test_stale_checkpoint_temp_files_are_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert in_process(capsys, "train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path), "--quiet").returncode == 0
     run = tmp_path / "demo-digits" / "seed0"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()
     killed = run / f".checkpoint.pt.{host}~{dead.pid}~k2j4.tmp"  # its writer was SIGKILLed
     old = run / ".checkpoint.pt.a8f3kq0z.tmp"  # an older version's name, hours old
-    live = run / f".checkpoint.pt.{host}~{os.getpid()}~x1.tmp"  # a live writer's: kept
+    live = run / f".checkpoint.pt.{host}~{os.getpid()}~x1.tmp"  # a live writer's (this process's): kept
     recent = run / ".checkpoint.pt.zz91b2c4.tmp"  # no writer named, recent: perhaps another host's, kept
     for f in (killed, old, live, recent):
         f.write_bytes(b"\0" * 1000)
     os.utime(old, (time.time() - 7200, time.time() - 7200))
-    proc = vicinal("train", "--resume", str(run), "--quiet")
+    proc = in_process(capsys, "train", "--resume", str(run), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert not killed.exists() and not old.exists() and live.exists() and recent.exists()
 
