@@ -45,15 +45,9 @@ def env() -> dict[str, str]:
     return e
 
 
-def vicinal(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m vicinal ARGV`` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "vicinal", *argv], capture_output=True, text=True, env=env(),
-                          timeout=timeout)  # fmt: skip
-
-
 def in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> subprocess.CompletedProcess[str]:
-    """``vicinal ARGV`` through the command's own ``main`` in this process, as :func:`vicinal` reports it: the same
-    exit code and output without an interpreter start-up and torch import per call (seconds each)."""
+    """``vicinal ARGV`` through the command's own ``main`` in this process, reported as a finished subprocess: the
+    same exit code and output without an interpreter start-up and torch import per call (seconds each)."""
     code = main(list(argv))
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(list(argv), code, out, err)
