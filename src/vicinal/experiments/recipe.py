@@ -109,15 +109,15 @@ def _recipe_config(config: Any, ignore: Sequence[str], *, labels: bool = False) 
     return out
 
 
+_MISSING_KEY = object()  # a key one config lacks: a difference
+
+
 def result_key_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """Dotted keys at which configs ``a`` and ``b`` (``config.yaml`` dicts) differ outside :data:`NOT_RESULT_KEYS`,
     entries of a kwargs mapping included (``data.kwargs``: one side lacking a key is a difference): where a finished
     run of ``a`` is not the run that ``b`` asks for. Labels count (a run filed under another row is not this one)."""
     ca, cb = _recipe_config(a, (), labels=True), _recipe_config(b, (), labels=True)
     return sorted(k for k in ca.keys() | cb.keys() if ca.get(k, _MISSING_KEY) != cb.get(k, _MISSING_KEY))
-
-
-_MISSING_KEY = object()
 
 
 def recipe_differences(a: Run, b: Run, *, ignore: Sequence[str] = ()) -> str:

@@ -657,7 +657,6 @@ def run_uci_table(
                 runs.clean_stale_writes(member_dir, runs.TASK_RUN_FILES)
         # dataset -> its record, as read back from <dataset>/record.json
         records = _recorded_datasets(out, names, protocol, seed_list, say)
-        out.mkdir(parents=True, exist_ok=True)
         t_all = time.perf_counter()
 
         # Provenance as the GAN table keeps it: the first process's entry, and one entry per later process in
