@@ -6,6 +6,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 
+import vicinal
 from tests.mixing_reference import DTYPES, lams, make, mix_reference, within_rounding_bound
 from vicinal import functional as VF
 
@@ -401,10 +402,22 @@ def test_inputs_other_than_float_or_uint8_are_refused():
     perm = torch.tensor([1, 0, 3, 2])
     xi = torch.tensor([[1000], [3000], [-5], [7]], dtype=torch.int32)  # the formula would give 2000: never clamp it
     for call in (lambda: VF.mix(xi, 0.5, perm), lambda: VF.mix_(xi, 0.5, perm)):
-        with pytest.raises(TypeError, match="x must be a floating-point or uint8 tensor, got dtype torch.int32"):
+        with pytest.raises(
+            TypeError, match="x must be a float16, bfloat16, float32, float64 or uint8 tensor, got dtype torch.int32"
+        ):
             call()
-    with pytest.raises(TypeError, match="x must be a floating-point or uint8 tensor, got dtype torch.int32"):
+    with pytest.raises(
+        TypeError, match="x must be a float16, bfloat16, float32, float64 or uint8 tensor, got dtype torch.int32"
+    ):
         VF.mix_many(xi, torch.full((4, 2), 0.5), torch.stack([torch.arange(4), perm]))
+    x8 = torch.randn(4, 3).to(torch.float8_e4m3fn)  # a float dtype without arithmetic on CPU
+    with pytest.raises(
+        TypeError,
+        match="x must be a float16, bfloat16, float32, float64 or uint8 tensor, got dtype torch.float8_e4m3fn",
+    ):
+        VF.mix(x8, 0.5, perm)
+    with pytest.raises(TypeError, match="inputs must be .* or uint8 tensor, got dtype torch.float8_e5m2"):
+        vicinal.Mixup(1.0, num_classes=2, seed=0)(x8.to(torch.float8_e5m2), torch.arange(4) % 2)
     xu = torch.randint(0, 256, (4, 3, 4, 4), dtype=torch.uint8)
     with pytest.raises(
         TypeError, match=r"out_dtype must be a floating-point dtype \(the unrounded mix\), got torch.int32"
@@ -775,6 +788,72 @@ def test_fast_paths_fall_back_to_the_formula_under_forward_ad():
             mixed = VF.mix(fwAD.make_dual(x, tangent), 0.3, perm, exact=exact)
             got = fwAD.unpack_dual(mixed).tangent
             assert torch.allclose(got, 0.3 * tangent + 0.7 * tangent[perm], rtol=0, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_transform_mixes_forward_ad_duals_in_place_with_the_formula(dtype):
+    # Mixup(inplace=True)'s one-slice fast path (gather into a buffer, or the fused bag) has no forward AD
+    x, tangent = torch.randn(8, 3, 4, 4).to(dtype), torch.randn(8, 3, 4, 4).to(dtype)
+    mixer = vicinal.Mixup(1.0, num_classes=10, inplace=True, seed=0)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x.clone(), tangent) * 1  # a non-leaf dual, as an activation would be
+        params = mixer.sample(dual, torch.arange(8))
+        primal, got = fwAD.unpack_dual(mixer.apply_inputs(dual, params))
+    lam, perm = params.lam, params.perm
+    assert within_rounding_bound(primal, mix_reference(x, lam, x[perm]), x, x[perm])
+    torch.testing.assert_close(got, mix_reference(tangent, lam, tangent[perm]))
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_a_learned_per_sample_lam_keeps_its_gradient_when_mixing_in_place(exact):
+    # autograd saves x for lam * x: mixing in place must not overwrite what lam's gradient reads
+    x, perm = torch.randn(6, 3, 4, 4), torch.tensor([2, 0, 1, 5, 3, 4])
+    expected = None
+    for mix in (lambda lam: VF.mix(x, lam, perm, exact=exact), lambda lam: VF.mix_(x.clone(), lam, perm, exact=exact)):
+        lam = torch.rand(6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        (mix(lam) ** 2).sum().backward()
+        if expected is None:
+            expected = lam.grad
+        else:
+            torch.testing.assert_close(lam.grad, expected)
+
+
+def test_memory_shared_through_another_storage_is_refused():
+    # two from_numpy views of one array are separate torch storages over the same memory
+    a = np.random.default_rng(0).standard_normal((9, 3, 4, 4)).astype(np.float32)
+    x, p = torch.from_numpy(a[1:]), torch.from_numpy(a[:8])
+    assert x.untyped_storage().data_ptr() != p.untyped_storage().data_ptr()
+    perm = torch.randperm(8)
+    with pytest.raises(ValueError, match="x shares memory with partner"):
+        VF.mix_(x, 0.3, partner=p)
+    with pytest.raises(ValueError, match="out shares memory with x"):
+        VF.mix(x, 0.3, perm, out=p)
+    with pytest.raises(ValueError, match="out shares memory with partner"):
+        VF.mix(torch.randn(8, 3, 4, 4), 0.3, partner=x, out=p)
+    with pytest.raises(ValueError, match="x shares memory with partner"):
+        VF.cutmix_(x, (0, 4, 0, 4), partner=p)
+    with pytest.raises(ValueError, match="x shares memory with partner"):
+        vicinal.Mixup(1.0, num_classes=2, inplace=True, seed=0)(
+            x, torch.arange(8) % 2, partner=(p, torch.arange(8) % 2)
+        )
+    assert torch.equal(torch.from_numpy(a[:8]), p)  # refused before anything was written
+    # halves of one storage that do not overlap are separate memory: mixed as the formula says
+    base = torch.randn(16, 5)
+    first, second = base[:8], base[8:]
+    expected = mix_reference(first.clone(), 0.3, second.clone())
+    assert torch.equal(VF.mix_(first, 0.3, partner=second, exact=True), expected)
+
+
+def test_empty_batches_share_no_memory():
+    # every empty tensor's storage starts at address 0: that is not shared memory
+    x, p = torch.zeros(4, 0), torch.zeros(4, 0)
+    assert VF.mix_(x, 0.3, partner=p) is x
+    y = torch.arange(4) % 2
+    mixed, _ = vicinal.Mixup(1.0, num_classes=2, inplace=True, seed=0)(x, y, partner=(p, y))
+    assert mixed.shape == (4, 0)
+    out = torch.zeros(0, 4).t()  # (4, 0) with other strides
+    assert VF.mix(x, 0.3, torch.tensor([1, 0, 3, 2]), out=out) is out
 
 
 @pytest.mark.parametrize("exact", [None, "no", 1])

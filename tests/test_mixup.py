@@ -335,7 +335,7 @@ def test_unknown_variant_lists_known():
         (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\)"),
         (torch.randn(2, 3), torch.zeros(2, 5), ValueError, r"labels have 5 classes \(shape \(2, 5\)\) but num_classes=4"),
         (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be integer class indices or float probabilities, got dtype torch.bool"),
-        (torch.randint(0, 5, (2, 3)), torch.tensor([0, 1]), TypeError, r"inputs must be a floating-point or uint8 tensor, got dtype torch.int64"),
+        (torch.randint(0, 5, (2, 3)), torch.tensor([0, 1]), TypeError, r"inputs must be a float16, bfloat16, float32, float64 or uint8 tensor, got dtype torch.int64"),
         (torch.randn(0, 3), torch.zeros(0, dtype=torch.long), ValueError, r"inputs is an empty batch \(shape \(0, 3\)\)"),
         (torch.tensor(1.0), torch.tensor([0]), ValueError, r"inputs must have at least 1 dimension\(s\) with the batch first, got shape \(\)"),
         ([1.0, 2.0], torch.tensor([0, 1]), TypeError, r"inputs must be a torch.Tensor, got list"),
@@ -540,6 +540,11 @@ def test_mixup_or_cutmix_rejects_2d_batches_on_every_call():
             mixer(x, y)
     with pytest.raises(ValueError, match=r"CutMix needs inputs of shape \(B, \.\.\., H, W\), got shape \(1, 5\)"):
         vicinal.CutMix(num_classes=4)(torch.randn(1, 5), torch.tensor([0]))
+    for shape in ((4, 3, 0, 0), (4, 3, 0, 5), (4, 3, 5, 0)):  # no pixels to cut a box from (area H * W = 0)
+        with pytest.raises(ValueError, match=rf"CutMix needs images of at least 1x1 pixels, got shape \({shape[0]}, "):
+            vicinal.CutMix(num_classes=4, seed=0)(torch.rand(shape), torch.arange(4))
+    with pytest.raises(ValueError, match="cutmix_box needs an image of at least 1x1 pixels, got height 0 and width 5"):
+        vicinal.functional.cutmix_box(0.5, 0, 5, torch.tensor([0.5, 0.5]))
     # switch_prob=0 never draws CutMix: tabular batches stay accepted
     xm, _ = vicinal.MixupOrCutMix(num_classes=4, switch_prob=0.0, seed=0)(x, y)
     assert xm.shape == x.shape

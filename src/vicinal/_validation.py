@@ -46,10 +46,16 @@ def check_num_classes(num_classes: int | None) -> int | None:
     return num_classes
 
 
+# the dtypes the mixing kernels compute in (float8 has no arithmetic on CPU; integers would be truncated)
+INPUT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8)
+_INPUT_DTYPE_NAMES = "float16, bfloat16, float32, float64 or uint8"
+
+
 def check_inputs(x: Tensor, *, min_dim: int = 1, check_finite: bool = False, what: str = "inputs") -> int:
     """Check a batch tensor and return its batch size.
 
-    Floating-point and uint8 batches are accepted; other dtypes would be silently truncated by mixing.
+    Batches in INPUT_DTYPES are accepted: other integer dtypes would be silently truncated by mixing, and float8
+    has no arithmetic to mix with.
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
@@ -57,8 +63,8 @@ def check_inputs(x: Tensor, *, min_dim: int = 1, check_finite: bool = False, wha
         raise ValueError(
             f"{what} must have at least {min_dim} dimension(s) with the batch first, got shape {tuple(x.shape)}"
         )
-    if not (x.is_floating_point() or x.dtype == torch.uint8):
-        raise TypeError(f"{what} must be a floating-point or uint8 tensor, got dtype {x.dtype}")
+    if x.dtype not in INPUT_DTYPES:
+        raise TypeError(f"{what} must be a {_INPUT_DTYPE_NAMES} tensor, got dtype {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError(f"{what} is an empty batch (shape {tuple(x.shape)})")
     if check_finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):

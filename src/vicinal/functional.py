@@ -243,8 +243,7 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
         and x.is_floating_point()
         and x.is_contiguous()
         and x.nbytes <= _SINGLE_PASS_BYTES
-        and not (x.requires_grad and torch.is_grad_enabled())
-        and not _functorch_wrapped(x)
+        and _plain(x)  # autograd, forward-AD duals and functorch take _mix_into's formula
     ):
         # the one-slice case of _mix_into (a batch that fits L2), without its layout and dtype dispatch: the same
         # ops (the fused gather-and-mix, or a gather into the reused buffer and one lerp), so the same values bit
@@ -282,9 +281,21 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
 
 
 def _check_no_overlap(a: Tensor, b: Tensor, a_name: str, b_name: str) -> None:
-    # conservative: any shared storage counts (overlap inside it would make the result depend on the slice order)
-    if a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr():
+    # conservative: any overlap of the two address ranges counts (overlap inside them would make the result depend
+    # on the slice order). Addresses, not storages: two torch storages can hold the same memory (from_numpy views of
+    # one array, frombuffer), and unrelated empty tensors share the storage address 0 while holding nothing.
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return
+    (a0, a1), (b0, b1) = _span(a), _span(b)
+    if a0 < b1 and b0 < a1:
         raise ValueError(f"{a_name} shares memory with {b_name}; pass separate tensors (out=x mixes in place)")
+
+
+def _span(t: Tensor) -> tuple[int, int]:
+    """The byte addresses ``[first, end)`` a non-empty tensor's elements lie in (torch strides are never negative)."""
+    first = t.data_ptr()
+    last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride(), strict=True))
+    return first, first + (last + 1) * t.element_size()
 
 
 def _check_out(x: Tensor, out: Tensor, dtype: torch.dtype, partner: Tensor | None) -> None:
@@ -521,6 +532,9 @@ def _mix_into(
     if x2 is None or o2 is None or uint8_other or not _plain(x, out, lam, partner):
         # no common (B, F) view (overlapping or gapped strides), a rare uint8 -> float64/16 output, or autograd /
         # vmap at work: the formula, copied into out
+        if isinstance(lam, Tensor) and lam.requires_grad and torch.is_grad_enabled() and out.data_ptr() == x.data_ptr():
+            # lam's gradient needs x as it was: autograd saves x for lam * x, and copying into out would overwrite it
+            x = x.clone()
         xp = _partner(x, perm, partner)
         return out.copy_(_formula(x, lam, xp, None if out.dtype == torch.uint8 else out.dtype))
     p2 = None if partner is None else partner.permute(0, *order).reshape(n, -1)
@@ -886,6 +900,8 @@ def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[in
 
     Returns the box and lam corrected to the area actually kept, ``1 - box_area / (H * W)``.
     """
+    if height < 1 or width < 1:
+        raise ValueError(f"cutmix_box needs an image of at least 1x1 pixels, got height {height} and width {width}")
     ratio = (1.0 - lam) ** 0.5
     cut_h, cut_w = int(round(height * ratio)), int(round(width * ratio))
     cy, cx = int(float(u[0]) * height), int(float(u[1]) * width)

@@ -466,6 +466,8 @@ class CutMix(Mixup):
         super()._check_batch(x, y, n, partner)
         if x.dim() < 3:
             raise ValueError(f"CutMix needs inputs of shape (B, ..., H, W), got shape {tuple(x.shape)}")
+        if x.shape[-2] == 0 or x.shape[-1] == 0:
+            raise ValueError(f"CutMix needs images of at least 1x1 pixels, got shape {tuple(x.shape)}")
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         base = super()._sample(x, y, n, partner)
