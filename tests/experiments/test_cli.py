@@ -23,6 +23,7 @@ from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import main
 from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
+from vicinal.experiments.runs import check_out_folder
 from vicinal.experiments.tasks import gan, uci
 from vicinal.experiments.tasks.cifar import cifar_configs
 
@@ -388,6 +389,24 @@ def test_more_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path
     Path("cfgdir").mkdir()
     one_line(capsys, ["train", "cfgdir"], "config file 'cfgdir' is a folder, not a YAML file")
     one_line(capsys, ["train", "--resume", "afile"], "run folder 'afile' is not a folder")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+def test_an_out_that_cannot_be_created_is_one_line_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = "/proc/vicinal-test/deeper"
+    for argv in (
+        ["train", str(DEMO), "--out", bad],
+        ["demo", "--out", bad],
+        ["reproduce", "cifar", "--scale", "cpu", "--out", bad, "--dry-run"],
+        ["report", str(tmp_path), "--out", bad],
+        ["figure", "fig1b", "--out", bad],
+    ):
+        one_line(capsys, argv, f"--out '{bad}' cannot be created or written: No such file or directory")
+    # the probe removes what it made: a new nested --out that can be created is left as it was, absent
+    check_out_folder(tmp_path / "a" / "b" / "c")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_corrupt_summary_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

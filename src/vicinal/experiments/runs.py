@@ -373,13 +373,26 @@ def write_provenance(run_dir: str | Path, prov: dict[str, Any]) -> Path:
 
 
 def check_out_folder(out: Path) -> None:
-    """``--out`` must be a folder, or a path whose existing part is one (it is created): a RunError otherwise."""
+    """``--out`` must be a folder this process can write in, or a path whose existing part is one and below which
+    it can be created: a RunError otherwise, before any work. A missing ``--out`` is created to find out and removed
+    again (with any missing parents, deepest first), so that a command refused later leaves nothing behind."""
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 where = "" if p == out else f" ('{p}' is a file)"
                 raise RunError(f"--out '{out}' is not a folder{where}")
-            return
+            break
+    missing = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    try:
+        if missing:
+            out.mkdir(parents=True)
+        elif not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        raise RunError(f"--out '{out}' cannot be created or written: {exc.strerror or exc}") from None
+    for created in missing:
+        with contextlib.suppress(OSError):  # another process may have written there meanwhile
+            created.rmdir()
 
 
 def read_provenance(run_dir: str | Path, *, hint: str | None = None) -> dict[str, Any] | None:
@@ -768,7 +781,7 @@ def hold_folder(folder: Path, *, dry_run: bool = False) -> Iterator[None]:
     """Hold ``folder``'s claim (`claim_folder`) for the block, released however it ends; the folders the claim
     created (``folder`` and any missing parents) are removed again, deepest first, where the block leaves them empty
     (a refusal in the block then leaves nothing behind). A dry run takes no claim and creates nothing: it only
-    reads, so it cannot tell a folder that cannot be created."""
+    reads (`check_out_folder` finds a folder that cannot be created)."""
     if dry_run:
         yield
         return

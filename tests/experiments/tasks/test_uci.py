@@ -305,7 +305,7 @@ def test_a_refused_table_leaves_no_folder_and_an_uncreatable_one_is_one_line(
         code = cli_main(["reproduce", "uci", "--scale", "cpu", "--out", "/proc/vicinal-test", "--seeds", "1"])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1
-        assert "cannot create or lock the folder '/proc/vicinal-test': No such file or directory" in err
+        assert "--out '/proc/vicinal-test' cannot be created or written: No such file or directory" in err
 
 
 def write_tiny_htru2(root: Path) -> None:

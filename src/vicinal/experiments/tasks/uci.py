@@ -607,9 +607,9 @@ def run_uci_table(
         device: ``"cpu"`` or e.g. ``"cuda"``.
         chunk_size: members per batched model (default: automatic by parameter count).
         verbose: print one line per dataset to stderr.
-        dry_run: check ``out_dir`` as a run would (refusing what it refuses, except a folder that cannot be
-            created: a dry run creates nothing), print how many datasets it holds recorded to stdout and write
-            nothing; returns the recorded rows.
+        dry_run: check ``out_dir`` as a run would (refusing what it refuses; a missing folder is created to see that
+            it can be, then removed), print how many datasets it holds recorded to stdout and write nothing; returns
+            the recorded rows.
 
     Returns:
         The summary rows (one dict per dataset, errors in %), as in ``summary.json``'s ``rows``.
