@@ -344,3 +344,20 @@ def test_corrupted_labels_run_three_seeds_at_50_percent(tmp_path: Path, capsys: 
         == 0
     )
     assert "dry run: 24 of 24 runs would be trained" in capsys.readouterr().out
+
+
+def test_table3_keeps_two_configs_of_one_method_apart(tmp_path: Path) -> None:
+    # two mixup models (say 1 and 3 epochs) attacked at seed 0 each are two rows, never two seeds of one
+    def run(name: str, variant: str, error: float) -> SimpleNamespace:
+        path = tmp_path / name / "seed0"
+        (path / "attacks").mkdir(parents=True)
+        result = {"every": 1, "n": 40, "eps_pixels": 4.0, "attack": "fgsm", "mode": "white", "top1_error": error,
+                  "top5_error": error / 2, "clean_top1_error": 1.0, "clean_top5_error": 0.5}  # fmt: skip
+        (path / "attacks" / "white-fgsm-eps4.json").write_text(json.dumps(result))
+        return SimpleNamespace(path=path, name=name, config={"mix": {"variant": variant}})
+
+    md = robustness.attack_markdown([run("a", "mixup", 10.0), run("b", "mixup", 30.0), run("e", "erm", 50.0)])
+    assert "| white box | top-1 | ERM | 1.00 | 50.00 | 90.7 / 99.9 |" in md
+    assert "| white box | top-1 | mixup (a) | 1.00 | 10.00 | 75.2 / 99.6 |" in md
+    assert "| white box | top-1 | mixup (b) | 1.00 | 30.00 | 75.2 / 99.6 |" in md
+    assert "20.00" not in md  # no mean of the two models

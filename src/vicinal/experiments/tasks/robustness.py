@@ -296,7 +296,16 @@ def attack_markdown(runs: Sequence[Any]) -> str:
     results = attack_results(runs)
     if not results:
         return ""
-    # (every, mode, metric, method, (eps, attack, steps)) -> errors; seeds and black-box sources are the samples
+    # one row per config (run name), seeds pooled as in the report's main table; the row is named by its method,
+    # with the config's name where two configs share a method (two models are never averaged as seeds of one)
+    configs: dict[str, set[str]] = {}
+    for r in results:
+        configs.setdefault(r["method"], set()).add(r["group"])
+    method_of: dict[str, str] = {}
+    for r in results:
+        r["row"] = r["method"] if len(configs[r["method"]]) == 1 else f"{r['method']} ({r['group']})"
+        method_of[r["row"]] = r["method"]
+    # (every, mode, metric, row, (eps, attack, steps)) -> errors; seeds and black-box sources are the samples
     cells: dict[tuple[int, str, str, str, tuple[float, str, int]], list[float]] = {}
     images: dict[int, set[int]] = {}
     for r in results:
@@ -304,15 +313,15 @@ def attack_markdown(runs: Sequence[Any]) -> str:
         images.setdefault(every, set()).add(int(r["n"]))
         column = (float(r["eps_pixels"]), r["attack"], int(r.get("steps", 1)) if r["attack"] == "ifgsm" else 1)
         for metric, key in (("top-1", "top1_error"), ("top-5", "top5_error")):
-            cells.setdefault((every, r["mode"], metric, r["method"], column), []).append(float(r[key]))
+            cells.setdefault((every, r["mode"], metric, r["row"], column), []).append(float(r[key]))
             if r["attack"] == "fgsm":  # the clean error of the same images, once per attacked model and mode
                 clean = (0.0, "clean", 0)
-                cells.setdefault((every, r["mode"], metric, r["method"], clean), []).append(float(r[f"clean_{key}"]))
+                cells.setdefault((every, r["mode"], metric, r["row"], clean), []).append(float(r[f"clean_{key}"]))
     lines: list[str] = []
     for every in sorted(images):
         keys = [k for k in cells if k[0] == every]
         columns = sorted({k[4] for k in keys}, key=lambda c: (c[1] != "clean", c[0], c[1] != "fgsm", c[2]))
-        rows = sorted({k[1:4] for k in keys}, key=lambda k: (k[0] != "white", k[1], k[2] != "ERM", k[2]))
+        rows = sorted({k[1:4] for k in keys}, key=lambda k: (k[0] != "white", k[1], method_of[k[2]] != "ERM", k[2]))
         if len(images) > 1 or every > 1:
             which = "every test image" if every == 1 else f"every {_ordinal(every)} test image"
             n_text = ", ".join(f"{n:,}" for n in sorted(images[every]))
@@ -329,7 +338,7 @@ def attack_markdown(runs: Sequence[Any]) -> str:
             line = [f"{mode} box", metric, method]
             for column in columns:
                 line.append(fmt_mean_std(*mean_std(cells.get((every, mode, metric, method, column), []))))
-            paper = PAPER_TABLE3.get((mode, metric, method))
+            paper = PAPER_TABLE3.get((mode, metric, method_of[method]))
             line.append(f"{paper[0]:g} / {paper[1]:g}" if paper else "-")
             lines.append("| " + " | ".join(line) + " |")
         lines.append("")
