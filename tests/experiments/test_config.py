@@ -311,8 +311,8 @@ def test_a_sweep_file_or_a_missing_row_is_not_a_config(tmp_path: Path) -> None:
 
 
 def test_every_shipped_run_config_passes_validation() -> None:
-    # a check added to validate must not refuse a config the lab ships (uci/uci is the UCI protocol, not a run)
-    names = [n for n in shipped_configs() if n != "uci/uci"]
+    # a check added to validate must not refuse a config the lab ships
+    names = shipped_configs()
     assert len(names) == 155
     for name in names:
         load_config(name)  # validates: a refused config raises ConfigError naming it
@@ -322,7 +322,7 @@ def test_shipped_sweeps_list_their_rows_by_name() -> None:
     names = shipped_configs()
     assert "ablation/cpu/mixup-acrp-a1-wd1e-4" in names and "cifar/paper/cifar10-preact_resnet18-erm" in names
     assert not any(n in names for n in ("ablation/cpu", "cifar/paper", "speech/cpu"))  # the sweep files themselves
-    assert len(names) == len(set(names)) == 156
+    assert len(names) == len(set(names)) == 155
     assert load_config("ablation/cpu/mixup-acrp-a1-wd1e-4").name == "ablation-mixup-acrp-a1-wd1e-4-cpu"
     assert load_config("configs/ablation/cpu/mixup-acrp-a1-wd1e-4.yaml").row == "mixup-acrp-a1/wd1e-4"
     # the paper-scale ablation inherits the paper CIFAR recipe (base:), so a fix to the recipe reaches it

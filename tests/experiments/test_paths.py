@@ -26,8 +26,14 @@ def test_configs_ship_inside_the_package() -> None:
     root = paths.configs_dir()
     assert root == Path(paths.__file__).resolve().parent / "configs" and root.is_dir()
     names = shipped_configs()
-    assert ERM in names and "demo/digits" in names and "uci/uci" in names
+    assert ERM in names and "demo/digits" in names
     assert shipped_configs("cifar/cpu/") == [ERM, "cifar/cpu/cifar10-preact_resnet18-mixup"]
+    # the table is called corrupted-labels, its folder corrupted_labels: either spelling lists its configs
+    assert shipped_configs("corrupted-labels") == shipped_configs("corrupted_labels") != []
+    # uci/uci is the UCI table's protocol (keys no trainer config has): not listed, and named as such by train
+    assert "uci/uci" not in names and (paths.configs_dir() / "uci" / "uci.yaml").is_file()
+    with pytest.raises(ConfigError, match="'uci/uci' is the UCI table's protocol, which 'vicinal reproduce uci"):
+        load_config("uci/uci")
 
 
 def test_load_config_resolves_a_shipped_name(elsewhere: Path) -> None:
@@ -64,6 +70,10 @@ def test_configs_command(capsys: pytest.CaptureFixture) -> None:
     assert capsys.readouterr().out.split() == [ERM, "cifar/cpu/cifar10-preact_resnet18-mixup"]
     assert main(["configs", "nope"]) == 2
     assert "no shipped config name starts with 'nope'" in capsys.readouterr().err
+    assert main(["configs", "uci"]) == 2
+    assert "; 'uci/uci' is the UCI table's protocol, which 'vicinal reproduce uci --scale cpu' trains\n" in (
+        capsys.readouterr().err
+    )
 
 
 def test_data_root_rule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

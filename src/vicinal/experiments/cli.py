@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from .attacks import attack_run
 from .config import LAUNCH_CHECK_KEYS, ConfigError, apply_overrides, config_changes, load_config, shipped_configs
+from .config_yaml import PROTOCOLS
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
 from .distributed import check_explicit_device
 from .errors import LabError, LabWarning, exit_code
@@ -410,7 +411,10 @@ def cmd_configs(args: argparse.Namespace) -> int:
     """`vicinal configs [PREFIX]`: the names of the shipped configs."""
     names = shipped_configs(args.prefix)
     if not names:
-        raise ConfigError(f"no shipped config name starts with '{args.prefix}' (under '{configs_dir()}')")
+        protocols = [f"; '{name}' is {what}" for name, what in PROTOCOLS.items() if name.startswith(args.prefix)]
+        raise ConfigError(
+            f"no shipped config name starts with '{args.prefix}' (under '{configs_dir()}'){''.join(protocols)}"
+        )
     print("\n".join(names))
     return 0
 

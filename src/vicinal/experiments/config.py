@@ -31,6 +31,7 @@ import vicinal
 from .config_yaml import (
     PLAIN_NAME,
     ConfigError,
+    check_not_protocol,
     config_exists,
     describe,
     is_plain_name,
@@ -570,6 +571,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
         ConfigError: missing/unreadable file, unknown name, invalid YAML, unknown key, wrong type, bad value.
     """
     path = resolve_config(path)
+    check_not_protocol(path)
     data = read_config_data(path, ())
     try:
         cfg = _build(ExperimentConfig, data, "")

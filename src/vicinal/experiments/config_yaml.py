@@ -293,18 +293,34 @@ def read_config_data(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     return _merge(read_config_data(base_path, (*chain, path.resolve())), data)
 
 
+# Shipped YAML files that are not trainer configs: the protocol of a table that trains in a process of its own.
+PROTOCOLS = {"uci/uci": "the UCI table's protocol, which 'vicinal reproduce uci --scale cpu' trains"}
+
+
+def check_not_protocol(path: Path) -> None:
+    """A ConfigError when ``path`` is one of the shipped PROTOCOLS (they have keys no trainer config has)."""
+    for name, what in PROTOCOLS.items():
+        if path.resolve() == (configs_dir() / f"{name}.yaml").resolve():
+            raise ConfigError(f"'{name}' is {what}, not a config for 'vicinal train'")
+
+
 def shipped_configs(prefix: str = "") -> list[str]:
     """Names of the configs shipped with the package (``cifar/cpu/cifar10-preact_resnet18-mixup``), sorted; with
-    ``prefix``, only the names that start with it. A sweep file ``X/Y.yaml`` contributes its rows ``X/Y/NAME``."""
+    ``prefix``, only the names that start with it or with it spelled with ``_`` for ``-`` (the table
+    ``corrupted-labels`` keeps its configs in ``corrupted_labels/``). A sweep file ``X/Y.yaml`` contributes its rows
+    ``X/Y/NAME``; the PROTOCOLS are not listed."""
     root = configs_dir()
     names = []
     for p in root.rglob("*.yaml"):
         if not p.is_file():
             continue
         stem = p.relative_to(root).with_suffix("").as_posix()
+        if stem in PROTOCOLS:
+            continue
         data = read_yaml_mapping(p, ())
         names += [f"{stem}/{row}" for row in _expand_sweep(p, data)] if "sweep" in data else [stem]
-    return sorted(n for n in names if n.startswith(prefix))
+    prefixes = (prefix, prefix.replace("-", "_"))
+    return sorted(n for n in names if n.startswith(prefixes))
 
 
 def resolve_config(path: str | Path) -> Path:
