@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .build import load_run_model
-from .config import ConfigError
+from .config import ConfigError, load_config
 from .runs import write_json
 
 __all__ = [
@@ -270,6 +270,20 @@ def attack_run(
         )
     src_model, src_cfg = None, None
     if source is not None:
+        if Path(source).resolve() == Path(run_dir).resolve():
+            raise ConfigError(f"source '{source}' is the target itself: a black-box source is another trained model")
+        src_file = Path(source) / "config.yaml"
+        if src_file.is_file():  # else load_run_model names what is missing
+            theirs = load_config(src_file)
+            for what, mine, other in (
+                ("data", cfg.data.name, theirs.data.name),
+                ("model", cfg.model.name, theirs.model.name),
+            ):
+                if mine != other:
+                    raise ConfigError(
+                        f"source '{source}' has {what} '{other}' but the target '{run_dir}' has '{mine}': a "
+                        "black-box source crafts examples for the target's inputs and classes"
+                    )
         src_model, src_cfg, _ = load_run_model(source, device, data=data)
         with torch.no_grad():
             x0 = next(iter(data.test))[0][:1]

@@ -135,7 +135,9 @@ def load_run_model(
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0]
+        # load_state_dict's first line only says "Error(s) in loading state_dict for X:"; the next names the key
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = " ".join(lines[:2])
         raise CheckpointError(f"checkpoint file '{ckpt}' does not fit the model of '{run_dir}': {first}") from None
     return model.to(device).eval(), cfg, data
 
