@@ -148,3 +148,88 @@ def test_mixed_criterion_partner_labels_argument_overrides_params():
     assert torch.equal(vicinal.mixed_criterion(F.cross_entropy, logits, y, p, partner_y=given), expected)
     with pytest.raises(ValueError, match=r"partner labels have 3 samples but predictions have 4"):
         vicinal.mixed_criterion(F.cross_entropy, logits, y, p, partner_y=given[:3])
+
+
+# -- the loss audit: per-sample weights broadcast over the loss, criterion options, masked logits, layouts ---------
+def test_per_sample_lam_weights_losses_of_any_shape_by_sample():
+    # regression (B, K) with K == B: lam (B,) must scale rows, not columns (it broadcast over the last dim before)
+    g = torch.Generator().manual_seed(0)
+    x, y, pred = torch.randn(4, 4, generator=g), torch.randn(4, 4, generator=g), torch.randn(4, 4, generator=g)
+    p = vicinal.Mixup(1.0, regression=True, lam_mode="sample", seed=0).sample(x, y)
+    lam = p.lam.float()[:, None]
+    expected = lam * F.mse_loss(pred, y, reduction="none") + (1 - lam) * F.mse_loss(pred, y[p.perm], reduction="none")
+    torch.testing.assert_close(vicinal.mixed_criterion(F.mse_loss, pred, y, p), expected.mean())
+    # segmentation-shaped losses (B, H, W): one lam per image
+    seg = vicinal.MixParams(op="mix", lam=torch.tensor([0.3, 0.8], dtype=torch.float64), perm=torch.tensor([1, 0]))
+    logits, labels = torch.randn(2, 3, 4, 5, generator=g), torch.randint(0, 3, (2, 4, 5), generator=g)
+    per = [F.cross_entropy(logits[i : i + 1], labels[i : i + 1]) for i in range(2)]
+    swapped = [F.cross_entropy(logits[i : i + 1], labels[1 - i : 2 - i]) for i in range(2)]
+    expected = sum(w * a + (1 - w) * b for w, a, b in zip((0.3, 0.8), per, swapped, strict=True)) / 2
+    torch.testing.assert_close(vicinal.mixed_criterion(F.cross_entropy, logits, labels, seg), expected)
+
+
+def test_per_sample_lam_reduces_as_the_criterion_or_refuses_what_it_cannot():
+    g = torch.Generator().manual_seed(0)
+    logits, y, perm = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g), torch.randperm(6)
+    batch = vicinal.MixParams(op="mix", lam=0.7, perm=perm)
+    sample = vicinal.MixParams(op="mix", lam=torch.full((6,), 0.7, dtype=torch.float64), perm=perm)
+    for reduction in ("sum", "none"):  # the same lam as one float and as (B,) values gives the same loss
+        crit = functools.partial(F.cross_entropy, reduction=reduction)
+        torch.testing.assert_close(
+            vicinal.mixed_criterion(crit, logits, y, sample), vicinal.mixed_criterion(crit, logits, y, batch)
+        )
+    with pytest.raises(ValueError, match="the criterion's weight= weighs samples in its reduction"):
+        vicinal.mixed_criterion(functools.partial(F.cross_entropy, weight=torch.rand(5)), logits, y, sample)
+    ignored = y.clone()
+    ignored[0] = 255
+    with pytest.raises(ValueError, match="labels equal to the criterion's ignore_index=255 drop samples"):
+        vicinal.mixed_criterion(functools.partial(F.cross_entropy, ignore_index=255), logits, ignored, sample)
+    with pytest.raises(
+        ValueError, match="need a loss function taking reduction='none'.*got the module CrossEntropyLoss"
+    ):
+        vicinal.mixed_criterion(torch.nn.CrossEntropyLoss(), logits, y, sample)
+    # nothing ignored: allowed, and the same as the float lam
+    crit = functools.partial(F.cross_entropy, ignore_index=255)
+    torch.testing.assert_close(
+        vicinal.mixed_criterion(crit, logits, y, sample), vicinal.mixed_criterion(crit, logits, y, batch)
+    )
+
+
+def test_soft_cross_entropy_of_masked_or_huge_logits_is_finite():
+    logits = torch.tensor([[2.0, float("-inf"), 0.5], [3e38, 0.0, -3e38]])
+    target = torch.tensor([[0.7, 0.0, 0.3], [1.0, 0.0, 0.0]])
+    loss = vicinal.soft_cross_entropy(logits, target, reduction="none")
+    logp = F.log_softmax(torch.tensor([2.0, 0.5]), dim=0)
+    torch.testing.assert_close(loss, torch.stack([-(0.7 * logp[0] + 0.3 * logp[1]), torch.tensor(0.0)]))
+    masked = logits[:1].clone().requires_grad_()
+    vicinal.soft_cross_entropy(masked, target[:1]).backward()
+    assert torch.isfinite(masked.grad).all()
+
+
+def test_soft_cross_entropy_takes_classes_on_dim_1_and_keeps_float64():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 3, 5, generator=g)
+    target = torch.softmax(torch.randn(2, 4, 3, 5, generator=g), dim=1)
+    for reduction in ("mean", "sum", "none"):
+        torch.testing.assert_close(
+            vicinal.soft_cross_entropy(logits, target, reduction), F.cross_entropy(logits, target, reduction=reduction)
+        )
+    torch.testing.assert_close(
+        vicinal.soft_cross_entropy(logits[0, :, 0], target[0, :, 0]), F.cross_entropy(logits[0, :, 0], target[0, :, 0])
+    )
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.softmax(torch.randn(3, 4, dtype=torch.float64), dim=1)
+    assert vicinal.soft_cross_entropy(x, t).dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda z: vicinal.soft_cross_entropy(z, t), (x,))
+
+
+def test_soft_cross_entropy_names_bad_arguments():
+    with pytest.raises(TypeError, match="logits must be a floating-point torch.Tensor, got dtype torch.int64"):
+        vicinal.soft_cross_entropy(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="target must be a floating-point torch.Tensor, got list"):
+        vicinal.soft_cross_entropy(torch.zeros(2, 3), [[1.0, 0.0, 0.0]] * 2)
+
+
+def test_mixed_one_hot_names_a_perm_out_of_the_batch():
+    with pytest.raises(ValueError, match=r"perm must hold indices in \[0, 2\) \(partners within the batch\)"):
+        vicinal.functional.mixed_one_hot(torch.tensor([0, 1]), 0.5, torch.tensor([1, 5]), 3)

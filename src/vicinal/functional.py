@@ -805,7 +805,7 @@ def mixed_one_hot(
     """
     _check_class_labels(y, num_classes)
     n = y.shape[0]
-    _check_perm_shape(perm, n)  # the shape only: a shorter perm would leave rows of zeros, silently
+    _check_perm(perm, n)  # a shorter perm would leave rows of zeros, an index out of [0, n) fail inside torch
     return _mixed_one_hot(y, check_lam(lam, n), perm, num_classes, dtype)
 
 

@@ -7,6 +7,7 @@ targets, which matters for large C.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -17,22 +18,36 @@ from .mixup import MixParams
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Cross-entropy against probability targets: ``-(target * log_softmax(logits)).sum(-1)``.
+    """Cross-entropy against probability targets: ``-(target * log_softmax(logits)).sum(class dim)``, as
+    ``F.cross_entropy`` with probability targets computes it (classes on dim 1, or dim 0 of one unbatched sample).
+
+    A class with target 0 adds nothing, also where its logit is ``-inf`` (a masked class) or its log-probability
+    underflows (``F.cross_entropy`` gives NaN there: ``0 * -inf``). Computed in the logits' dtype, at least float32.
+    Targets are not checked to sum to 1 (neither does torch): rows that sum to ``s`` give ``s`` times the loss.
 
     Args:
-        logits: ``(B, C)``. target: ``(B, C)`` rows of probabilities (mixed or smoothed one-hots).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        logits: ``(B, C)``, ``(B, C, d1, ...)`` or ``(C,)``, floating point.
+        target: probabilities of the same shape (mixed or smoothed one-hots).
+        reduction: ``"mean"`` (over every position but the class dim), ``"sum"`` or ``"none"``.
     """
-    if logits.shape != target.shape:
+    for name, t in (("logits", logits), ("target", target)):
+        if not isinstance(t, Tensor) or not t.is_floating_point():
+            what = f"dtype {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {what}")
+    if logits.shape != target.shape or logits.dim() == 0:
         raise ValueError(f"logits have shape {tuple(logits.shape)} but targets have {tuple(target.shape)}")
-    loss = -(target.to(torch.float32) * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"unknown reduction {reduction!r}; known: mean, sum, none")
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    dim = 1 if logits.dim() > 1 else 0
+    t = target.to(dtype)
+    terms = t * F.log_softmax(logits.to(dtype), dim=dim)
+    loss = -torch.where(t == 0, torch.zeros((), dtype=dtype, device=terms.device), terms).sum(dim)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"unknown reduction {reduction!r}; known: mean, sum, none")
+    return loss
 
 
 def mixed_criterion(
@@ -59,8 +74,10 @@ def mixed_criterion(
       silently computing the unsmoothed loss.
 
     Args:
-        criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``; per-sample lam
-            and Dirichlet weights need it to accept ``reduction="none"``).
+        criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``). Per-sample lam
+            and Dirichlet weights need a function accepting ``reduction="none"``; they weight its per-sample losses
+            and reduce as its ``reduction`` keyword says (a ``functools.partial``; mean by default), and refuse
+            ``weight=`` / ``pos_weight=`` and labels equal to its ``ignore_index``, which reweigh the reduction.
         pred: model outputs ``(B, C)``. y: integer labels ``(B,)`` (or whatever ``criterion`` takes).
         params: what :meth:`BatchMix.sample` drew for this batch.
         partner_y: partner labels when partners came from outside the batch (defaults to ``params.partner_y``).
@@ -83,13 +100,11 @@ def mixed_criterion(
         return criterion(pred, y)
     if params.op == "dirichlet":
         assert params.weights is not None and params.indices is not None
-        total = None
-        for j in range(params.indices.shape[0]):
-            yj = y.index_select(0, params.indices[j].to(y.device))
-            term = params.weights[:, j].to(pred.device, torch.float32) * criterion(pred, yj, reduction="none")
-            total = term if total is None else total + term
-        assert total is not None
-        return total.mean()
+        parts = [
+            (params.weights[:, j], y.index_select(0, params.indices[j].to(y.device)))
+            for j in range(params.indices.shape[0])
+        ]
+        return _per_sample_mix(criterion, pred, parts)
     y_partner = partner_y if partner_y is not None else params.partner_y
     if y_partner is None:
         if params.perm is None:
@@ -104,11 +119,55 @@ def mixed_criterion(
             return criterion(pred, torch.where(keep, y, y_partner))
         return criterion(pred, y if lam >= 0.5 else y_partner)
     if isinstance(lam, Tensor):
-        lam = lam.to(pred.device, torch.float32)
-        return (
-            lam * criterion(pred, y, reduction="none") + (1 - lam) * criterion(pred, y_partner, reduction="none")
-        ).mean()
+        # the complement formed in the loss's precision (float32 for float32 predictions), as the weights multiply
+        dtype = torch.promote_types(pred.dtype, torch.float32) if pred.is_floating_point() else torch.float32
+        w = lam.to(pred.device, dtype)
+        return _per_sample_mix(criterion, pred, [(w, y), (1 - w, y_partner)])
     return lam * criterion(pred, y) + (1 - lam) * criterion(pred, y_partner)
+
+
+# keywords of a criterion whose reduction weighs or drops samples: a per-sample mix cannot reduce as it would
+_SAMPLE_WEIGHING = ("weight", "pos_weight")
+
+
+def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """``sum_k w_k * L(pred, y_k)`` with per-sample weights ``w_k`` (B,): the criterion's per-sample losses
+    (``reduction="none"``, any shape with the batch first), weighted sample by sample and reduced as the criterion
+    reduces (its ``reduction`` keyword: ``"mean"`` by default, ``"sum"`` or ``"none"``). With every ``w_k`` equal
+    this is the float-lam loss ``sum_k w_k * L(pred, y_k)``."""
+    if isinstance(criterion, torch.nn.Module):
+        raise ValueError(
+            f"per-sample lam and Dirichlet weights need a loss function taking reduction='none' (such as "
+            f"F.cross_entropy), got the module {type(criterion).__name__}"
+        )
+    keywords = criterion.keywords if isinstance(criterion, functools.partial) else {}
+    for name in _SAMPLE_WEIGHING:
+        if keywords.get(name) is not None:
+            raise ValueError(
+                f"the criterion's {name}= weighs samples in its reduction, which a loss weighted sample by sample "
+                "(per-sample lam, Dirichlet weights) cannot reproduce; use one lam per batch, or "
+                "soft_cross_entropy on the transform's targets"
+            )
+    ignore = keywords.get("ignore_index")
+    if ignore is not None and any(bool((yk == ignore).any()) for _, yk in parts):
+        raise ValueError(
+            f"labels equal to the criterion's ignore_index={ignore} drop samples from its mean, which a loss "
+            "weighted sample by sample (per-sample lam, Dirichlet weights) cannot reproduce; use one lam per batch"
+        )
+    reduction = keywords.get("reduction", "mean")
+    total: Tensor | None = None
+    for w, yk in parts:
+        loss = criterion(pred, yk, reduction="none")
+        term = w.to(pred.device, loss.dtype).reshape(-1, *([1] * (loss.dim() - 1))) * loss
+        total = term if total is None else total + term
+    assert total is not None
+    if reduction == "mean":
+        return total.mean()
+    if reduction == "sum":
+        return total.sum()
+    if reduction == "none":
+        return total
+    raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
 
 
 def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:
