@@ -819,6 +819,19 @@ def test_a_learned_per_sample_lam_keeps_its_gradient_when_mixing_in_place(exact)
             torch.testing.assert_close(lam.grad, expected)
 
 
+def test_a_learned_lam_mixes_in_place_under_torch_func_too():
+    # functorch wrappers hold no data pointer: the aliasing checks must not ask them for one
+    x, perm = torch.randn(6, 3, 4, 4), torch.tensor([2, 0, 1, 5, 3, 4])
+    lam = torch.rand(6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected = torch.func.grad(lambda w: (VF.mix(x, w, perm) ** 2).sum())(lam)
+    torch.testing.assert_close(torch.func.grad(lambda w: (VF.mix_(x.clone(), w, perm) ** 2).sum())(lam), expected)
+    into = torch.func.grad(lambda w: (VF.mix(x, w, perm, out=torch.empty_like(x)) ** 2).sum())(lam)
+    torch.testing.assert_close(into, expected)
+    members = torch.stack([x, 2 * x])
+    batched = torch.func.vmap(lambda m: VF.mix(m, 0.3, partner=m.flip(0), out=torch.empty_like(m)))(members)
+    assert torch.equal(batched, torch.stack([mix_reference(m, 0.3, m.flip(0)) for m in members]))
+
+
 def test_memory_shared_through_another_storage_is_refused():
     # two from_numpy views of one array are separate torch storages over the same memory
     a = np.random.default_rng(0).standard_normal((9, 3, 4, 4)).astype(np.float32)

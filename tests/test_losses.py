@@ -206,17 +206,14 @@ def test_soft_cross_entropy_of_masked_or_huge_logits_is_finite():
     assert torch.isfinite(masked.grad).all()
 
 
-def test_soft_cross_entropy_takes_classes_on_dim_1_and_keeps_float64():
+def test_soft_cross_entropy_takes_classes_on_the_last_dim_and_keeps_float64():
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 4, 3, 5, generator=g)
-    target = torch.softmax(torch.randn(2, 4, 3, 5, generator=g), dim=1)
+    logits = torch.randn(2, 3, 5, 4, generator=g)  # classes last: F.cross_entropy's (B, C, d1, d2) moved
+    target = torch.softmax(torch.randn(2, 3, 5, 4, generator=g), dim=-1)
     for reduction in ("mean", "sum", "none"):
-        torch.testing.assert_close(
-            vicinal.soft_cross_entropy(logits, target, reduction), F.cross_entropy(logits, target, reduction=reduction)
-        )
-    torch.testing.assert_close(
-        vicinal.soft_cross_entropy(logits[0, :, 0], target[0, :, 0]), F.cross_entropy(logits[0, :, 0], target[0, :, 0])
-    )
+        expected = F.cross_entropy(logits.movedim(-1, 1), target.movedim(-1, 1), reduction=reduction)
+        torch.testing.assert_close(vicinal.soft_cross_entropy(logits, target, reduction), expected)
+    assert vicinal.soft_cross_entropy(logits, target, "none").shape == (2, 3, 5)
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     t = torch.softmax(torch.randn(3, 4, dtype=torch.float64), dim=1)
     assert vicinal.soft_cross_entropy(x, t).dtype == torch.float64

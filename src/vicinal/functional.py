@@ -284,11 +284,21 @@ def _check_no_overlap(a: Tensor, b: Tensor, a_name: str, b_name: str) -> None:
     # conservative: any overlap of the two address ranges counts (overlap inside them would make the result depend
     # on the slice order). Addresses, not storages: two torch storages can hold the same memory (from_numpy views of
     # one array, frombuffer), and unrelated empty tensors share the storage address 0 while holding nothing.
-    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
-        return
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device or _functorch_wrapped(a) or _functorch_wrapped(b):
+        return  # functorch (vmap, grad) wrappers hold no address; their transforms mix through the formula
     (a0, a1), (b0, b1) = _span(a), _span(b)
     if a0 < b1 and b0 < a1:
         raise ValueError(f"{a_name} shares memory with {b_name}; pass separate tensors (out=x mixes in place)")
+
+
+def _same_memory(a: Tensor, b: Tensor) -> bool:
+    """``a`` and ``b`` start at the same address (``out`` is ``x``, perhaps through another view); functorch
+    wrappers hold no address, so only the same object counts there."""
+    if a is b:
+        return True
+    if _functorch_wrapped(a) or _functorch_wrapped(b) or a.numel() == 0 or b.numel() == 0:
+        return False
+    return a.data_ptr() == b.data_ptr()
 
 
 def _span(t: Tensor) -> tuple[int, int]:
@@ -308,7 +318,7 @@ def _check_out(x: Tensor, out: Tensor, dtype: torch.dtype, partner: Tensor | Non
         )
     if partner is not None:
         _check_no_overlap(out, partner, "out", "partner")
-    same = out.data_ptr() == x.data_ptr() and out.stride() == x.stride()
+    same = _same_memory(out, x) and out.stride() == x.stride()
     if not same:
         _check_no_overlap(out, x, "out", "x")
 
@@ -532,7 +542,7 @@ def _mix_into(
     if x2 is None or o2 is None or uint8_other or not _plain(x, out, lam, partner):
         # no common (B, F) view (overlapping or gapped strides), a rare uint8 -> float64/16 output, or autograd /
         # vmap at work: the formula, copied into out
-        if isinstance(lam, Tensor) and lam.requires_grad and torch.is_grad_enabled() and out.data_ptr() == x.data_ptr():
+        if isinstance(lam, Tensor) and lam.requires_grad and torch.is_grad_enabled() and _same_memory(out, x):
             # lam's gradient needs x as it was: autograd saves x for lam * x, and copying into out would overwrite it
             x = x.clone()
         xp = _partner(x, perm, partner)

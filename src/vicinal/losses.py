@@ -18,17 +18,20 @@ from .mixup import MixParams
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Cross-entropy against probability targets: ``-(target * log_softmax(logits)).sum(class dim)``, as
-    ``F.cross_entropy`` with probability targets computes it (classes on dim 1, or dim 0 of one unbatched sample).
+    """Cross-entropy against probability targets: ``-(target * log_softmax(logits, -1)).sum(-1)``.
+
+    Classes are on the **last** dimension, any leading dimensions are positions (``(B, C)``, or ``(S, B, C)`` for a
+    stack of models), as timm's ``SoftTargetCrossEntropy``; ``F.cross_entropy`` takes them on dim 1 instead, so
+    ``(B, C, H, W)`` segmentation logits go in as ``logits.movedim(1, -1)`` with their targets moved alike.
 
     A class with target 0 adds nothing, also where its logit is ``-inf`` (a masked class) or its log-probability
     underflows (``F.cross_entropy`` gives NaN there: ``0 * -inf``). Computed in the logits' dtype, at least float32.
     Targets are not checked to sum to 1 (neither does torch): rows that sum to ``s`` give ``s`` times the loss.
 
     Args:
-        logits: ``(B, C)``, ``(B, C, d1, ...)`` or ``(C,)``, floating point.
+        logits: ``(..., C)``, floating point.
         target: probabilities of the same shape (mixed or smoothed one-hots).
-        reduction: ``"mean"`` (over every position but the class dim), ``"sum"`` or ``"none"``.
+        reduction: ``"mean"`` (over every position), ``"sum"`` or ``"none"`` (shape ``logits.shape[:-1]``).
     """
     for name, t in (("logits", logits), ("target", target)):
         if not isinstance(t, Tensor) or not t.is_floating_point():
@@ -39,10 +42,9 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") 
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"unknown reduction {reduction!r}; known: mean, sum, none")
     dtype = torch.promote_types(logits.dtype, torch.float32)
-    dim = 1 if logits.dim() > 1 else 0
     t = target.to(dtype)
-    terms = t * F.log_softmax(logits.to(dtype), dim=dim)
-    loss = -torch.where(t == 0, torch.zeros((), dtype=dtype, device=terms.device), terms).sum(dim)
+    terms = t * F.log_softmax(logits.to(dtype), dim=-1)
+    loss = -torch.where(t == 0, torch.zeros((), dtype=dtype, device=terms.device), terms).sum(-1)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":

@@ -3,6 +3,7 @@ test of every paper-scale config, and SIGTERM / SIGKILL in a real subprocess."""
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 from tests.experiments.data.data_helpers import small_jpeg, write_two_class_tree
 from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.checkpoint import load_checkpoint
-from vicinal.experiments.cli import main
+from vicinal.experiments.cli import _check_out, main
 from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
 from vicinal.experiments.runs import check_out_folder
@@ -406,7 +408,31 @@ def test_an_out_that_cannot_be_created_is_one_line_before_any_work(
         one_line(capsys, argv, f"--out '{bad}' cannot be created or written: No such file or directory")
     # the probe removes what it made: a new nested --out that can be created is left as it was, absent
     check_out_folder(tmp_path / "a" / "b" / "c")
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "old").mkdir()
+    check_out_folder(tmp_path / "new" / ".." / "old")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    # a resume writes into its run folder: the default --out (runs/) is not probed
+    _check_out(argparse.Namespace(out=Path(bad), resume=tmp_path / "old"))
+
+
+def test_the_out_probe_of_processes_starting_together_refuses_none(tmp_path: Path) -> None:
+    # ranks of one torchrun probe the same new --out at once: a level another one made or removed is no refusal
+    errors: list[BaseException] = []
+
+    def probe(out: Path) -> None:
+        try:
+            check_out_folder(out)
+        except BaseException as exc:  # noqa: BLE001 (collected for the assertion)
+            errors.append(exc)
+
+    for trial in range(30):
+        out = tmp_path / f"t{trial}" / "a" / "b"
+        threads = [threading.Thread(target=probe, args=(out,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
 
 
 def test_a_corrupt_summary_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .build import load_run_model
+from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .runs import write_json
 
@@ -272,19 +273,15 @@ def attack_run(
     if source is not None:
         if Path(source).resolve() == Path(run_dir).resolve():
             raise ConfigError(f"source '{source}' is the target itself: a black-box source is another trained model")
-        src_file = Path(source) / "config.yaml"
-        if src_file.is_file():  # else load_run_model names what is missing
-            theirs = load_config(src_file)
-            for what, mine, other in (
-                ("data", cfg.data.name, theirs.data.name),
-                ("model", cfg.model.name, theirs.model.name),
-            ):
-                if mine != other:
-                    raise ConfigError(
-                        f"source '{source}' has {what} '{other}' but the target '{run_dir}' has '{mine}': a "
-                        "black-box source crafts examples for the target's inputs and classes"
-                    )
-        src_model, src_cfg, _ = load_run_model(source, device, data=data)
+        try:
+            src_model, src_cfg, _ = load_run_model(source, device, data=data)
+        except CheckpointError as exc:
+            # the source is built for the target's data: weights that do not fit are most often another data set's
+            theirs = load_config(Path(source) / "config.yaml").data.name
+            raise CheckpointError(
+                f"source '{source}' (data '{theirs}'), built for the inputs and classes of the target '{run_dir}' "
+                f"(data '{cfg.data.name}') as a black-box source must be, does not fit its checkpoint: {exc}"
+            ) from None
         with torch.no_grad():
             x0 = next(iter(data.test))[0][:1]
             if src_model(x0).shape != model(x0).shape:

@@ -138,6 +138,8 @@ def load_run_model(
         # load_state_dict's first line only says "Error(s) in loading state_dict for X:"; the next names the key
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         first = " ".join(lines[:2])
+        if len(first) > 300:  # another architecture: the second line lists every missing key
+            first = first[:300] + " ..."
         raise CheckpointError(f"checkpoint file '{ckpt}' does not fit the model of '{run_dir}': {first}") from None
     return model.to(device).eval(), cfg, data
 

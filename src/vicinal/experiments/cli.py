@@ -442,7 +442,7 @@ _FORMATWARNING = warnings.formatwarning
 def _check_out(args: argparse.Namespace) -> None:
     """``--out`` must be a folder, or a path whose existing part is one (it is created)."""
     out = getattr(args, "out", None)
-    if isinstance(out, Path):
+    if isinstance(out, Path) and getattr(args, "resume", None) is None:  # a resume writes into its run folder
         check_out_folder(out)
 
 

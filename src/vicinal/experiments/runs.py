@@ -374,25 +374,19 @@ def write_provenance(run_dir: str | Path, prov: dict[str, Any]) -> Path:
 
 def check_out_folder(out: Path) -> None:
     """``--out`` must be a folder this process can write in, or a path whose existing part is one and below which
-    it can be created: a RunError otherwise, before any work. A missing ``--out`` is created to find out and removed
-    again (with any missing parents, deepest first), so that a command refused later leaves nothing behind."""
+    it can be created: a RunError otherwise, before any work. The check makes and removes a uniquely named folder in
+    the deepest existing level, so that it leaves nothing behind and processes checking one new ``--out`` together
+    (the ranks of one torchrun) do not disturb each other."""
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 where = "" if p == out else f" ('{p}' is a file)"
                 raise RunError(f"--out '{out}' is not a folder{where}")
-            break
-    missing = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
-    try:
-        if missing:
-            out.mkdir(parents=True)
-        elif not os.access(out, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
-    except OSError as exc:
-        raise RunError(f"--out '{out}' cannot be created or written: {exc.strerror or exc}") from None
-    for created in missing:
-        with contextlib.suppress(OSError):  # another process may have written there meanwhile
-            created.rmdir()
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".vicinal-probe-", dir=p))
+            except OSError as exc:
+                raise RunError(f"--out '{out}' cannot be created or written: {exc.strerror or exc}") from None
+            return
 
 
 def read_provenance(run_dir: str | Path, *, hint: str | None = None) -> dict[str, Any] | None:

@@ -285,8 +285,8 @@ def run_gan_table(
             small, and on a shared CPU a second thread mostly spin-waits, which made steps ~10x slower here).
             None leaves torch's setting.
         log: Progress lines (None: silent).
-        dry_run: Check ``out_dir`` as a run would (refusing what it refuses; a missing folder is created to see that
-            it can be, then removed), log how many groups it holds recorded and write nothing.
+        dry_run: Check ``out_dir`` as a run would (refusing what it refuses, an ``out_dir`` that cannot be created
+            included), log how many groups it holds recorded and write nothing.
         announce: Called once every argument and ``out_dir`` passed their checks, before anything is logged or
             trained (the CLI's banner: a refusal stays the only line).
 

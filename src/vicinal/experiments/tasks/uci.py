@@ -607,8 +607,8 @@ def run_uci_table(
         device: ``"cpu"`` or e.g. ``"cuda"``.
         chunk_size: members per batched model (default: automatic by parameter count).
         verbose: print one line per dataset to stderr.
-        dry_run: check ``out_dir`` as a run would (refusing what it refuses; a missing folder is created to see that
-            it can be, then removed), print how many datasets it holds recorded to stdout and write nothing; returns
+        dry_run: check ``out_dir`` as a run would (refusing what it refuses, an ``out_dir`` that cannot be created
+            included), print how many datasets it holds recorded to stdout and write nothing; returns
             the recorded rows.
 
     Returns:
