@@ -140,7 +140,9 @@ def test_one_call_stacking_equals_the_per_image_path():
                 [np.int64(1), 2], [torch.tensor(1), 2]):  # fmt: skip
         got = _labels(raw)
         assert got.dtype == torch.int64 and got.tolist() == [int(v) for v in raw]
-    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+    with pytest.raises(
+        ValueError, match=r"needs images of one size .* sample 0 is \(3, 4, 5\) \(C, H, W\), sample 1 is \(3, 2, 5\)"
+    ):
         _stack_images([chw[0], chw[1][:, :2]])
     with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.int16"):
         _stack_images([c.short() for c in chw])
@@ -247,3 +249,62 @@ def test_a_worker_reseeds_once_then_its_batches_follow_one_stream(monkeypatch):
         xm, ym = collate(batch)
         x_ref, y_ref = reference(imgs.clone(), labels)
         assert torch.equal(xm, x_ref) and torch.equal(ym, y_ref)
+
+
+def test_workers_started_by_spawn_receive_the_collate_and_mix_as_forked_ones():
+    # spawn and forkserver (Python 3.14's Linux default) pickle the collate_fn: torch's own reduction of a generator
+    # fails in such a worker; the same seeds must give the same batches as forked workers
+    _, imgs, labels = samples(4)
+    ds = torch.utils.data.TensorDataset(imgs.repeat(2, 1, 1, 1), labels.repeat(2))
+
+    def run(context):
+        collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=4, num_workers=2, collate_fn=collate, multiprocessing_context=context,
+            generator=torch.Generator().manual_seed(5),
+        )  # fmt: skip
+        return list(loader)
+
+    forked, spawned = run("fork"), run("spawn")
+    assert len(spawned) == 2
+    for (a, ya), (b, yb) in zip(forked, spawned, strict=True):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_a_pickled_collate_keeps_its_stream_and_shared_generators():
+    import pickle
+
+    collate = vicinal.MixupCollate(vicinal.MixupOrCutMix(num_classes=4, switch_prob=0.5, seed=2))
+    copy = pickle.loads(pickle.dumps(collate))
+    shared = copy.mixer.generator
+    assert shared is copy.mixer.mixup.generator and shared is copy.mixer.cutmix.generator
+    batch, _, _ = samples()
+    for _ in range(3):  # the copy continues the original's stream
+        (a, ya), (b, yb) = collate(batch), copy(batch)
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_numpy_images_as_chw_or_hwc_and_refused_layouts():
+    imgs = torch.randint(0, 256, (4, 3, 6, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    chw = [(img.numpy(), 0) for img in imgs]  # timm's ToNumpy gives (C, H, W) arrays
+    hwc = [(img.permute(1, 2, 0).numpy(), 0) for img in imgs]  # a last axis of 1, 3 or 4 reads as channels
+    for layout in (chw, hwc):
+        assert torch.equal(vicinal.MixupCollate(alpha=0.0, num_classes=4)(layout)[0], imgs)
+    collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0)
+    with pytest.raises(
+        ValueError,
+        match=r"reads a 3-D numpy image as \(H, W, C\) or \(C, H, W\) with 1, 3 or 4 channels; got shape \(5, 6, 7\)",
+    ):
+        collate([(np.zeros((5, 6, 7), np.uint8), 0)] * 2)
+    with pytest.raises(
+        ValueError,
+        match=r"stacks \(C, H, W\) or \(H, W\) images into \(B, C, H, W\); got images of shape \(1, 3, 4, 4\)",
+    ):
+        collate([(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 0)] * 2)
+    with pytest.raises(ValueError, match=r"stacks .* got images of shape \(4,\)"):
+        collate([(torch.zeros(4, dtype=torch.uint8), 0)] * 2)
+    mixed = [(torch.zeros(3, 8, 8, dtype=torch.uint8), 0), (torch.zeros(3, 6, 8, dtype=torch.uint8), 1)]
+    with pytest.raises(
+        ValueError, match=r"needs images of one size .* sample 0 is \(3, 8, 8\) \(C, H, W\), sample 1 is \(3, 6, 8\)"
+    ):
+        collate(mixed)

@@ -11,6 +11,8 @@ no float32 copy of the batch is ever made.
 
 from __future__ import annotations
 
+import io
+import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +21,8 @@ import torch
 from torch import Tensor
 
 from .mixup import BatchMix, Mixup
+
+_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA: how a 3-D numpy image's channel axis is told from its spatial ones
 
 # PIL modes whose 8-bit values are not intensities, so that a weighted average of two of them means nothing
 _NOT_INTENSITIES = {"P": "palette indices", "PA": "palette indices", "HSV": "hue is an angle"}
@@ -30,7 +34,13 @@ def _to_chw_uint8(img: Any) -> Tensor:
     elif isinstance(img, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(img))
         if t.dim() == 3:
-            t = t.permute(2, 0, 1)  # numpy images are (H, W, C)
+            if t.shape[-1] in _CHANNELS:
+                t = t.permute(2, 0, 1)  # (H, W, C), as numpy arrays of PIL images
+            elif t.shape[0] not in _CHANNELS:  # else (C, H, W), as timm's ToNumpy gives
+                raise ValueError(
+                    f"MixupCollate reads a 3-D numpy image as (H, W, C) or (C, H, W) with 1, 3 or 4 channels; got "
+                    f"shape {tuple(t.shape)}"
+                )
     else:  # a PIL image
         mode = getattr(img, "mode", None)
         if mode in _NOT_INTENSITIES:
@@ -53,7 +63,8 @@ def _to_chw_uint8(img: Any) -> Tensor:
 
 
 def _stack_images(images: list[Any]) -> Tensor:
-    """``(B, C, H, W)`` uint8 from CHW uint8 tensors (or (H, W) ones), numpy HWC arrays or PIL images."""
+    """``(B, C, H, W)`` uint8 from CHW uint8 tensors (or (H, W) ones), numpy arrays (HWC, or CHW as timm's
+    ``ToNumpy`` gives them: a last axis of 1, 3 or 4 is read as the channels) or PIL images, all of one size."""
     if isinstance(images[0], Tensor):
         # the common case (tensors of one shape and dtype) in one call: a per-image check costs as much as mixing
         try:
@@ -62,7 +73,20 @@ def _stack_images(images: list[Any]) -> Tensor:
             stacked = None
         if stacked is not None and stacked.dtype == torch.uint8 and stacked.dim() in (3, 4):
             return stacked.unsqueeze(1) if stacked.dim() == 3 else stacked
-    return torch.stack([_to_chw_uint8(img) for img in images])
+    chw = [_to_chw_uint8(img) for img in images]
+    shapes = {tuple(t.shape) for t in chw}
+    if len(shapes) > 1:
+        i = next(k for k, t in enumerate(chw) if t.shape != chw[0].shape)
+        raise ValueError(
+            f"MixupCollate needs images of one size (crop or resize them in the dataset); sample 0 is "
+            f"{tuple(chw[0].shape)} (C, H, W), sample {i} is {tuple(chw[i].shape)}"
+        )
+    if chw[0].dim() != 3:
+        raise ValueError(
+            f"MixupCollate stacks (C, H, W) or (H, W) images into (B, C, H, W); got images of shape "
+            f"{tuple(chw[0].shape)}"
+        )
+    return torch.stack(chw)
 
 
 def _scalar(label: Any) -> Any:
@@ -105,6 +129,30 @@ def _describe_sample(sample: Any) -> str:
     return f"a {type(sample).__name__}"
 
 
+class _GeneratorsByState(pickle.Pickler):
+    """Pickles each ``torch.Generator`` as its device and state bytes. torch's own reduction, as DataLoader workers
+    started by spawn or forkserver receive it, shares the state tensor's memory and fails in the worker
+    (pytorch/pytorch#146828); transforms that share one generator (MixupOrCutMix and its branches) still share one
+    after unpickling (pickle's memo)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, torch.Generator):
+            return _generator_from_state, (str(obj.device), obj.get_state().numpy().tobytes())
+        return NotImplemented
+
+
+def _generator_from_state(device: str, state: bytes) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return generator
+
+
+def _restore_collate(cls: type[MixupCollate], state: bytes) -> MixupCollate:
+    collate = cls.__new__(cls)
+    collate.__dict__.update(pickle.loads(state))  # noqa: S301 (bytes this module's __reduce__ wrote)
+    return collate
+
+
 class MixupCollate:
     """A ``collate_fn`` that stacks ``(image, label)`` samples into a uint8 batch and mixes it.
 
@@ -114,7 +162,10 @@ class MixupCollate:
         alpha, **kwargs: used to build the default :class:`Mixup` (alpha 1.0 unless given) when ``mixer`` is None;
             with ``mixer`` they are refused (they would be ignored).
 
-    Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset).
+    Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset), images of one
+    size as uint8 ``(C, H, W)`` or ``(H, W)`` tensors, numpy arrays (``(H, W, C)``, ``(C, H, W)`` or ``(H, W)``) or
+    PIL images. The collate pickles (DataLoader workers started by spawn or forkserver get a copy that continues
+    the same random stream).
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.
 
@@ -139,6 +190,13 @@ class MixupCollate:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.mixer!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # DataLoader workers started by spawn or forkserver (Python 3.14's Linux default) receive the collate
+        # pickled: its generators go as their state (see _GeneratorsByState)
+        buffer = io.BytesIO()
+        _GeneratorsByState(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(self.__dict__)
+        return _restore_collate, (type(self), buffer.getvalue())
 
     def _maybe_reseed(self) -> None:
         info = torch.utils.data.get_worker_info()
