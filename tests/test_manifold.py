@@ -96,10 +96,12 @@ def test_errors():
         ValueError, match="model has no module named 'layer9'; its top-level modules are: conv1, layer1, layer2, head"
     ):
         vicinal.LatentMixup(model, "layer9")
-    unused = vicinal.LatentMixup(model, "head.2", alpha=1.0, num_classes=3)
-    model.head[2] = nn.Identity()  # the hooked module is no longer part of the forward pass
-    with pytest.raises(RuntimeError, match="module 'head.2' was not called during the forward pass"):
+    model.spare = nn.Linear(4, 3)  # a module the forward pass never calls
+    unused = vicinal.LatentMixup(model, "spare", alpha=1.0, num_classes=3)
+    with pytest.raises(RuntimeError, match="module 'spare' was not called during the forward pass$"):
         unused(x, y)
+    with pytest.raises(TypeError, match=r"layer must be a module name \(a str such as 'layer2' or '0'\), got 1"):
+        vicinal.LatentMixup(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3)), 1)
 
     class Twice(nn.Module):
         def __init__(self):
@@ -183,3 +185,49 @@ def test_a_module_with_more_inputs_gets_the_others_unchanged():
     lm = vicinal.LatentMixup(Model(), "scaled", alpha=1.0, num_classes=3, seed=0)
     p = lm.mixer.sample(x, y)
     assert torch.equal(lm.forward(x, p), (p.lam * x + (1 - p.lam) * x[p.perm]) * 3.0)
+
+
+def test_a_module_replaced_after_construction_is_the_one_mixed():
+    model, x, y = setup()
+    lm = vicinal.LatentMixup(model, "head.2", alpha=1.0, num_classes=3, seed=0)
+    model.head[2] = nn.Linear(4, 3)  # a new head, as for fine-tuning
+    params = lm.mixer.sample(x, y)
+    features = model.head[1](model.head[0](model.layer2(model.layer1(model.conv1(x)))))
+    expected = model.head[2](params.lam * features + (1 - params.lam) * features[params.perm])
+    torch.testing.assert_close(lm.forward(x, params), expected)
+
+
+def test_a_module_whose_input_is_not_the_batch_is_named():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.merge = nn.Identity()
+
+        def forward(self, x):
+            return self.merge((x, x))
+
+    with pytest.raises(RuntimeError, match="module 'merge' received tuple where LatentMixup mixes a batch-first"):
+        vicinal.LatentMixup(Pair(), "merge", num_classes=2)(torch.randn(5, 2), torch.arange(5) % 2)
+
+    class TimeFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 3)
+
+        def forward(self, x):
+            return self.rnn(x.transpose(0, 1))[0][-1]
+
+    with pytest.raises(
+        RuntimeError,
+        match=r"module 'rnn' received shape \(7, 5, 4\) where LatentMixup mixes a batch-first tensor of the batch's 5 samples",
+    ):
+        vicinal.LatentMixup(TimeFirst(), "rnn", num_classes=2)(torch.randn(5, 7, 4), torch.arange(5) % 2)
+
+
+def test_a_model_compiled_before_the_mixing_says_so():
+    seq = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    compiled = torch.compile(seq, backend="eager")  # no C++ compiler needed: dynamo's graph, run eagerly
+    x, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
+    compiled(x)  # compiled without the mixing
+    with pytest.raises(RuntimeError, match="the model is torch.compile'd, and a graph compiled before the mixing"):
+        vicinal.LatentMixup(compiled, "2", alpha=1.0, num_classes=3, seed=0)(x, y)

@@ -33,8 +33,15 @@ def _find(model: nn.Module, layer: str) -> nn.Module:
 class LatentMixup:
     """Mixup of the hidden representation entering ``layer`` (an ``nn.Module`` name such as ``"layer3"``).
 
+    The module's input must be batch first (its first positional argument, or its one tensor keyword argument): a
+    sequence-first module such as ``nn.LSTM(batch_first=False)`` would have time steps mixed instead of samples.
+    Activation checkpointing must not cover the mixed module: its recomputation during ``backward()`` runs without
+    the mixing, so the gradients would be those of the unmixed activations. A ``torch.compile``'d model is mixed
+    when it is first compiled with the mixing in place (call it through this object from the start).
+
     Args:
-        model: any module; ``layer`` is looked up with ``get_submodule`` (also through a DDP wrapper).
+        model: any module; ``layer`` is looked up with ``get_submodule`` at each forward (also through a DDP
+            wrapper), so a module replaced after construction (a new head) is the one mixed.
         layer: module whose *input* is mixed; ``""`` or ``"input"`` mixes the model input (plain mixup).
         alpha, pairing, lam_mode, num_classes, smoothing, generator, seed, ...: as for :class:`vicinal.Mixup`.
 
@@ -45,6 +52,8 @@ class LatentMixup:
     """
 
     def __init__(self, model: nn.Module, layer: str, alpha: float = 1.0, **kwargs: Any) -> None:
+        if not isinstance(layer, str):
+            raise TypeError(f"layer must be a module name (a str such as 'layer2' or '0'), got {layer!r}")
         self.model = model
         self.layer = layer
         self.module = None if layer in ("", "input") else _find(model, layer)
@@ -73,7 +82,18 @@ class LatentMixup:
         """Forward pass with the latent mixing of ``params`` (the two-label loss can reuse ``params``)."""
         if self.module is None:
             return self.model(self.mixer.apply_inputs(x, params))
+        self.module = _find(self.model, self.layer)  # the module the model holds now
+        n = x.shape[0]
         calls = 0
+
+        def batch_first(h: Any) -> Any:
+            if not isinstance(h, Tensor) or h.dim() == 0 or h.shape[0] != n:
+                what = f"shape {tuple(h.shape)}" if isinstance(h, Tensor) else type(h).__name__
+                raise RuntimeError(
+                    f"module {self.layer!r} received {what} where LatentMixup mixes a batch-first tensor of the "
+                    f"batch's {n} samples; mix a module whose input is the batch"
+                )
+            return self.mixer.apply_inputs(h, params)
 
         def hook(
             module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -85,7 +105,7 @@ class LatentMixup:
                     f"module {self.layer!r} ran more than once in one forward pass; mix a module that runs once"
                 )
             if args:  # the input is the first positional argument
-                return (self.mixer.apply_inputs(args[0], params), *args[1:]), kwargs
+                return (batch_first(args[0]), *args[1:]), kwargs
             # called with keywords only (module(hidden_states=h)): the one tensor among them is the input
             tensors = [k for k, v in kwargs.items() if isinstance(v, Tensor)]
             if len(tensors) != 1:
@@ -94,7 +114,7 @@ class LatentMixup:
                     f"them ({', '.join(tensors) or 'none'}); LatentMixup mixes its first positional argument, or "
                     "its one tensor keyword argument"
                 )
-            return args, {**kwargs, tensors[0]: self.mixer.apply_inputs(kwargs[tensors[0]], params)}
+            return args, {**kwargs, tensors[0]: batch_first(kwargs[tensors[0]])}
 
         handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
         try:
@@ -102,7 +122,14 @@ class LatentMixup:
         finally:
             handle.remove()
         if calls == 0:
-            raise RuntimeError(f"module {self.layer!r} was not called during the forward pass")
+            compiled = hasattr(self.model, "_orig_mod")  # torch.compile's OptimizedModule
+            why = (
+                ": the model is torch.compile'd, and a graph compiled before the mixing was in place does not run it; "
+                "call the compiled model through this object from its first call"
+                if compiled
+                else ""
+            )
+            raise RuntimeError(f"module {self.layer!r} was not called during the forward pass{why}")
         return out
 
     def state_dict(self) -> dict[str, Any]:
