@@ -173,26 +173,33 @@ def test_per_sample_lam_reduces_as_the_criterion_or_refuses_what_it_cannot():
     logits, y, perm = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g), torch.randperm(6)
     batch = vicinal.MixParams(op="mix", lam=0.7, perm=perm)
     sample = vicinal.MixParams(op="mix", lam=torch.full((6,), 0.7, dtype=torch.float64), perm=perm)
-    for reduction in ("sum", "none"):  # the same lam as one float and as (B,) values gives the same loss
-        crit = functools.partial(F.cross_entropy, reduction=reduction)
-        torch.testing.assert_close(
-            vicinal.mixed_criterion(crit, logits, y, sample), vicinal.mixed_criterion(crit, logits, y, batch)
+
+    def same(crit, labels=y, pred=logits):  # the same lam as one float and as (B,) values gives the same loss
+        got, expected = (
+            vicinal.mixed_criterion(crit, pred, labels, sample),
+            vicinal.mixed_criterion(crit, pred, labels, batch),
         )
-    with pytest.raises(ValueError, match="the criterion's weight= weighs samples in its reduction"):
-        vicinal.mixed_criterion(functools.partial(F.cross_entropy, weight=torch.rand(5)), logits, y, sample)
+        torch.testing.assert_close(got, expected)
+
+    for reduction in ("sum", "none"):
+        same(functools.partial(F.cross_entropy, reduction=reduction))
+    same(functools.partial(F.cross_entropy, weight=torch.rand(5, generator=g) + 0.1, reduction="sum"))
+    same(functools.partial(F.cross_entropy, ignore_index=255))  # nothing ignored
+    bce = functools.partial(F.binary_cross_entropy_with_logits, pos_weight=torch.tensor(3.0))  # weighs elements
+    same(bce, labels=torch.rand(6, 5, generator=g))
+    refused = "mean reduction is not the mean of its per-sample losses .* class weights or ignored labels"
+    with pytest.raises(ValueError, match=refused):
+        vicinal.mixed_criterion(functools.partial(F.cross_entropy, weight=torch.rand(5) + 0.1), logits, y, sample)
     ignored = y.clone()
-    ignored[0] = 255
-    with pytest.raises(ValueError, match="labels equal to the criterion's ignore_index=255 drop samples"):
-        vicinal.mixed_criterion(functools.partial(F.cross_entropy, ignore_index=255), logits, ignored, sample)
+    ignored[0] = -100  # F.cross_entropy's own default ignore_index: no keyword says so
+    with pytest.raises(ValueError, match=refused):
+        vicinal.mixed_criterion(F.cross_entropy, logits, ignored, sample)
     with pytest.raises(
         ValueError, match="need a loss function taking reduction='none'.*got the module CrossEntropyLoss"
     ):
         vicinal.mixed_criterion(torch.nn.CrossEntropyLoss(), logits, y, sample)
-    # nothing ignored: allowed, and the same as the float lam
-    crit = functools.partial(F.cross_entropy, ignore_index=255)
-    torch.testing.assert_close(
-        vicinal.mixed_criterion(crit, logits, y, sample), vicinal.mixed_criterion(crit, logits, y, batch)
-    )
+    # bfloat16 predictions: the loss in float32, as with one lam per batch
+    assert vicinal.mixed_criterion(F.cross_entropy, logits.bfloat16(), y, sample).dtype == torch.float32
 
 
 def test_soft_cross_entropy_of_masked_or_huge_logits_is_finite():
@@ -204,6 +211,11 @@ def test_soft_cross_entropy_of_masked_or_huge_logits_is_finite():
     masked = logits[:1].clone().requires_grad_()
     vicinal.soft_cross_entropy(masked, target[:1]).backward()
     assert torch.isfinite(masked.grad).all()
+    # a learned target keeps its gradient, -log p, at its zero entries too
+    soft = torch.tensor([[0.6, 0.4, 0.0]], requires_grad=True)
+    z = torch.tensor([[1.0, -1.0, -2.0]])
+    vicinal.soft_cross_entropy(z, soft).backward()
+    torch.testing.assert_close(soft.grad, -F.log_softmax(z, dim=-1))
 
 
 def test_soft_cross_entropy_takes_classes_on_the_last_dim_and_keeps_float64():
@@ -220,11 +232,14 @@ def test_soft_cross_entropy_takes_classes_on_the_last_dim_and_keeps_float64():
     assert torch.autograd.gradcheck(lambda z: vicinal.soft_cross_entropy(z, t), (x,))
 
 
-def test_soft_cross_entropy_names_bad_arguments():
+def test_soft_cross_entropy_names_bad_arguments_and_takes_integer_one_hots():
     with pytest.raises(TypeError, match="logits must be a floating-point torch.Tensor, got dtype torch.int64"):
         vicinal.soft_cross_entropy(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3))
-    with pytest.raises(TypeError, match="target must be a floating-point torch.Tensor, got list"):
+    with pytest.raises(TypeError, match="target must be a torch.Tensor of probabilities, got list"):
         vicinal.soft_cross_entropy(torch.zeros(2, 3), [[1.0, 0.0, 0.0]] * 2)
+    logits, y = torch.randn(4, 5), torch.tensor([0, 3, 1, 4])
+    for one_hot in (F.one_hot(y, 5), F.one_hot(y, 5).bool()):  # as timm's SoftTargetCrossEntropy takes them
+        torch.testing.assert_close(vicinal.soft_cross_entropy(logits, one_hot), F.cross_entropy(logits, y))
 
 
 def test_mixed_one_hot_names_a_perm_out_of_the_batch():

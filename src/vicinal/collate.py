@@ -22,7 +22,8 @@ from torch import Tensor
 
 from .mixup import BatchMix, Mixup
 
-_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA: how a 3-D numpy image's channel axis is told from its spatial ones
+# gray, RGB, RGBA: a 3-D numpy image is (C, H, W) when its first axis is one of these and its last is not
+_CHANNELS = (1, 3, 4)
 
 # PIL modes whose 8-bit values are not intensities, so that a weighted average of two of them means nothing
 _NOT_INTENSITIES = {"P": "palette indices", "PA": "palette indices", "HSV": "hue is an angle"}
@@ -33,14 +34,8 @@ def _to_chw_uint8(img: Any) -> Tensor:
         t = img
     elif isinstance(img, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(img))
-        if t.dim() == 3:
-            if t.shape[-1] in _CHANNELS:
-                t = t.permute(2, 0, 1)  # (H, W, C), as numpy arrays of PIL images
-            elif t.shape[0] not in _CHANNELS:  # else (C, H, W), as timm's ToNumpy gives
-                raise ValueError(
-                    f"MixupCollate reads a 3-D numpy image as (H, W, C) or (C, H, W) with 1, 3 or 4 channels; got "
-                    f"shape {tuple(t.shape)}"
-                )
+        if t.dim() == 3 and not (t.shape[0] in _CHANNELS and t.shape[-1] not in _CHANNELS):
+            t = t.permute(2, 0, 1)  # (H, W, C), as numpy arrays of PIL images; else (C, H, W), as timm's ToNumpy
     else:  # a PIL image
         mode = getattr(img, "mode", None)
         if mode in _NOT_INTENSITIES:
@@ -64,7 +59,7 @@ def _to_chw_uint8(img: Any) -> Tensor:
 
 def _stack_images(images: list[Any]) -> Tensor:
     """``(B, C, H, W)`` uint8 from CHW uint8 tensors (or (H, W) ones), numpy arrays (HWC, or CHW as timm's
-    ``ToNumpy`` gives them: a last axis of 1, 3 or 4 is read as the channels) or PIL images, all of one size."""
+    ``ToNumpy`` gives them: a first axis of 1, 3 or 4 with a last one that is not) or PIL images, all of one size."""
     if isinstance(images[0], Tensor):
         # the common case (tensors of one shape and dtype) in one call: a per-image check costs as much as mixing
         try:

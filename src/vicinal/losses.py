@@ -7,8 +7,9 @@ targets, which matters for large C.
 
 from __future__ import annotations
 
-import functools
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,26 +26,30 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") 
     ``(B, C, H, W)`` segmentation logits go in as ``logits.movedim(1, -1)`` with their targets moved alike.
 
     A class with target 0 adds nothing, also where its logit is ``-inf`` (a masked class) or its log-probability
-    underflows (``F.cross_entropy`` gives NaN there: ``0 * -inf``). Computed in the logits' dtype, at least float32.
-    Targets are not checked to sum to 1 (neither does torch): rows that sum to ``s`` give ``s`` times the loss.
+    underflows (``F.cross_entropy`` gives NaN there: ``0 * -inf``): log-probabilities are clamped at the dtype's
+    lowest finite value, which changes no finite one (a nonzero target on a ``-inf`` logit then gives a loss near
+    the dtype's largest value instead of ``inf``). Computed in the logits' dtype, at least float32. Targets are not
+    checked to sum to 1 (neither does torch): rows that sum to ``s`` give ``s`` times the loss.
 
     Args:
         logits: ``(..., C)``, floating point.
-        target: probabilities of the same shape (mixed or smoothed one-hots).
+        target: probabilities of the same shape (mixed or smoothed one-hots; integer or bool one-hots are taken as
+            such).
         reduction: ``"mean"`` (over every position), ``"sum"`` or ``"none"`` (shape ``logits.shape[:-1]``).
     """
-    for name, t in (("logits", logits), ("target", target)):
-        if not isinstance(t, Tensor) or not t.is_floating_point():
-            what = f"dtype {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
-            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {what}")
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        what = f"dtype {logits.dtype}" if isinstance(logits, Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a floating-point torch.Tensor, got {what}")
+    if not isinstance(target, Tensor) or target.is_complex():
+        what = f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
+        raise TypeError(f"target must be a torch.Tensor of probabilities, got {what}")
     if logits.shape != target.shape or logits.dim() == 0:
         raise ValueError(f"logits have shape {tuple(logits.shape)} but targets have {tuple(target.shape)}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"unknown reduction {reduction!r}; known: mean, sum, none")
     dtype = torch.promote_types(logits.dtype, torch.float32)
-    t = target.to(dtype)
-    terms = t * F.log_softmax(logits.to(dtype), dim=-1)
-    loss = -torch.where(t == 0, torch.zeros((), dtype=dtype, device=terms.device), terms).sum(-1)
+    logp = F.log_softmax(logits.to(dtype), dim=-1).clamp_min(torch.finfo(dtype).min)
+    loss = -(target.to(dtype) * logp).sum(-1)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -78,8 +83,8 @@ def mixed_criterion(
     Args:
         criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``). Per-sample lam
             and Dirichlet weights need a function accepting ``reduction="none"``; they weight its per-sample losses
-            and reduce as its ``reduction`` keyword says (a ``functools.partial``; mean by default), and refuse
-            ``weight=`` / ``pos_weight=`` and labels equal to its ``ignore_index``, which reweigh the reduction.
+            and reduce as its ``reduction`` says (mean by default), and refuse a criterion whose own reduction is
+            not the mean or sum of those losses (cross-entropy's ``weight=`` or ignored labels under a mean).
         pred: model outputs ``(B, C)``. y: integer labels ``(B,)`` (or whatever ``criterion`` takes).
         params: what :meth:`BatchMix.sample` drew for this batch.
         partner_y: partner labels when partners came from outside the batch (defaults to ``params.partner_y``).
@@ -128,48 +133,57 @@ def mixed_criterion(
     return lam * criterion(pred, y) + (1 - lam) * criterion(pred, y_partner)
 
 
-# keywords of a criterion whose reduction weighs or drops samples: a per-sample mix cannot reduce as it would
-_SAMPLE_WEIGHING = ("weight", "pos_weight")
-
-
 def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
     """``sum_k w_k * L(pred, y_k)`` with per-sample weights ``w_k`` (B,): the criterion's per-sample losses
     (``reduction="none"``, any shape with the batch first), weighted sample by sample and reduced as the criterion
-    reduces (its ``reduction`` keyword: ``"mean"`` by default, ``"sum"`` or ``"none"``). With every ``w_k`` equal
-    this is the float-lam loss ``sum_k w_k * L(pred, y_k)``."""
+    reduces (its ``reduction``: ``"mean"``, ``"sum"`` or ``"none"``, read from its signature, so a
+    ``functools.partial``'s keyword counts). With every ``w_k`` equal this is the float-lam loss
+    ``sum_k w_k * L(pred, y_k)``, provided the criterion's own reduction is the mean (or sum) of its per-sample
+    losses: that is checked, and a criterion that weighs or drops samples in its reduction (cross-entropy's
+    ``weight=`` or ignored labels under a mean) is refused, since no per-sample weighting reproduces it."""
     if isinstance(criterion, torch.nn.Module):
         raise ValueError(
             f"per-sample lam and Dirichlet weights need a loss function taking reduction='none' (such as "
             f"F.cross_entropy), got the module {type(criterion).__name__}"
         )
-    keywords = criterion.keywords if isinstance(criterion, functools.partial) else {}
-    for name in _SAMPLE_WEIGHING:
-        if keywords.get(name) is not None:
-            raise ValueError(
-                f"the criterion's {name}= weighs samples in its reduction, which a loss weighted sample by sample "
-                "(per-sample lam, Dirichlet weights) cannot reproduce; use one lam per batch, or "
-                "soft_cross_entropy on the transform's targets"
-            )
-    ignore = keywords.get("ignore_index")
-    if ignore is not None and any(bool((yk == ignore).any()) for _, yk in parts):
-        raise ValueError(
-            f"labels equal to the criterion's ignore_index={ignore} drop samples from its mean, which a loss "
-            "weighted sample by sample (per-sample lam, Dirichlet weights) cannot reproduce; use one lam per batch"
-        )
-    reduction = keywords.get("reduction", "mean")
+    reduction = _default(criterion, "reduction", "mean")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
     total: Tensor | None = None
     for w, yk in parts:
         loss = criterion(pred, yk, reduction="none")
-        term = w.to(pred.device, loss.dtype).reshape(-1, *([1] * (loss.dim() - 1))) * loss
+        if reduction != "none":
+            own = criterion(pred, yk)
+            reduced = loss.mean() if reduction == "mean" else loss.sum()
+            # within the rounding of a reduction in the loss's dtype (bfloat16 losses reduce in bfloat16)
+            rtol = max(1e-4, 4 * torch.finfo(loss.dtype).eps) if loss.is_floating_point() else 1e-4
+            if not torch.allclose(own.detach().double(), reduced.detach().double(), rtol=rtol, atol=1e-6):
+                raise ValueError(
+                    f"the criterion's {reduction} reduction is not the {reduction} of its per-sample losses "
+                    f"({float(own):.6g} vs {float(reduced):.6g}: class weights or ignored labels, say), which a loss "
+                    "weighted sample by sample (per-sample lam, Dirichlet weights) cannot reproduce; use one lam per "
+                    "batch, or soft_cross_entropy on the transform's targets"
+                )
+        term = w.to(pred.device, torch.promote_types(loss.dtype, torch.float32))
+        term = term.reshape(-1, *([1] * (loss.dim() - 1))) * loss
         total = term if total is None else total + term
     assert total is not None
     if reduction == "mean":
         return total.mean()
     if reduction == "sum":
         return total.sum()
-    if reduction == "none":
-        return total
-    raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
+    return total
+
+
+def _default(fn: Callable[..., Any], name: str, fallback: Any) -> Any:
+    """The default of ``fn``'s parameter ``name`` (a ``functools.partial``'s keyword included), else ``fallback``."""
+    try:
+        parameter = inspect.signature(fn).parameters.get(name)
+    except (TypeError, ValueError):  # a builtin without a signature
+        return fallback
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return fallback
+    return parameter.default
 
 
 def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:

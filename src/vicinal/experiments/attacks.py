@@ -276,6 +276,8 @@ def attack_run(
         try:
             src_model, src_cfg, _ = load_run_model(source, device, data=data)
         except CheckpointError as exc:
+            if "does not fit the model" not in str(exc):
+                raise  # unreadable or corrupt: its own message says so
             # the source is built for the target's data: weights that do not fit are most often another data set's
             theirs = load_config(Path(source) / "config.yaml").data.name
             raise CheckpointError(

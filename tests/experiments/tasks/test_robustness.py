@@ -177,6 +177,10 @@ def test_a_black_box_source_is_another_model_that_fits_the_targets_data(
     data = cfg["data"]["name"]
     assert f"source '{tmp_path}' (data '{data}'), built for the inputs and classes of the target" in err
     assert "does not fit its checkpoint" in err and "size mismatch for" in err and err.count("\n") == 1
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")  # corrupt: its own message, not the black-box one
+    assert main(["attack", str(runs["erm"]), "--source", str(tmp_path), "--attack", "fgsm"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt" in err and "built for the inputs" not in err and err.count("\n") == 1
 
 
 def test_a_checkpoint_of_another_model_names_the_mismatch(
