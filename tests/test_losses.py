@@ -168,38 +168,49 @@ def test_per_sample_lam_weights_losses_of_any_shape_by_sample():
     torch.testing.assert_close(vicinal.mixed_criterion(F.cross_entropy, logits, labels, seg), expected)
 
 
-def test_per_sample_lam_reduces_as_the_criterion_or_refuses_what_it_cannot():
+def test_per_sample_lam_reduces_as_the_criterion_does():
     g = torch.Generator().manual_seed(0)
     logits, y, perm = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g), torch.randperm(6)
     batch = vicinal.MixParams(op="mix", lam=0.7, perm=perm)
     sample = vicinal.MixParams(op="mix", lam=torch.full((6,), 0.7, dtype=torch.float64), perm=perm)
 
-    def same(crit, labels=y, pred=logits):  # the same lam as one float and as (B,) values gives the same loss
-        got, expected = (
-            vicinal.mixed_criterion(crit, pred, labels, sample),
-            vicinal.mixed_criterion(crit, pred, labels, batch),
-        )
+    def same(crit, labels=y, pred=logits, params=(sample, batch)):  # one lam as (B,) values and as one float
+        got, expected = (vicinal.mixed_criterion(crit, pred, labels, p) for p in params)
         torch.testing.assert_close(got, expected)
 
-    for reduction in ("sum", "none"):
+    class_weight = torch.rand(5, generator=g) + 0.1
+    for reduction in ("mean", "sum", "none"):
         same(functools.partial(F.cross_entropy, reduction=reduction))
-    same(functools.partial(F.cross_entropy, weight=torch.rand(5, generator=g) + 0.1, reduction="sum"))
-    same(functools.partial(F.cross_entropy, ignore_index=255))  # nothing ignored
+        same(functools.partial(F.cross_entropy, weight=class_weight, reduction=reduction))
+    same(functools.partial(F.cross_entropy, label_smoothing=0.1))
+    ignored = y.clone()
+    ignored[0] = -100  # F.cross_entropy's own default ignore_index: its mean leaves the sample out
+    same(F.cross_entropy, labels=ignored)
+    same(functools.partial(F.cross_entropy, weight=class_weight), labels=ignored)
+    other = y.clone()
+    other[1] = 255  # beyond the classes: only ignore_index=255 makes it valid
+    same(functools.partial(F.nll_loss, ignore_index=255), labels=other, pred=logits.log_softmax(1))
     bce = functools.partial(F.binary_cross_entropy_with_logits, pos_weight=torch.tensor(3.0))  # weighs elements
     same(bce, labels=torch.rand(6, 5, generator=g))
-    refused = "mean reduction is not the mean of its per-sample losses .* class weights or ignored labels"
-    with pytest.raises(ValueError, match=refused):
-        vicinal.mixed_criterion(functools.partial(F.cross_entropy, weight=torch.rand(5) + 0.1), logits, y, sample)
-    ignored = y.clone()
-    ignored[0] = -100  # F.cross_entropy's own default ignore_index: no keyword says so
-    with pytest.raises(ValueError, match=refused):
-        vicinal.mixed_criterion(F.cross_entropy, logits, ignored, sample)
+    # segmentation: ignored pixels, class weights, one lam per image
+    seg_logits, seg = torch.randn(4, 3, 5, 5, generator=g), torch.randint(0, 3, (4, 5, 5), generator=g)
+    seg[0, :2] = -100
+    seg_perm = torch.tensor([2, 3, 0, 1])
+    seg_params = (vicinal.MixParams(op="mix", lam=torch.full((4,), 0.4, dtype=torch.float64), perm=seg_perm),
+                  vicinal.MixParams(op="mix", lam=0.4, perm=seg_perm))  # fmt: skip
+    same(functools.partial(F.cross_entropy, weight=torch.tensor([1.0, 2.0, 0.5])), seg, seg_logits, seg_params)
+    with pytest.raises(ValueError, match="both class weights and label smoothing"):
+        crit = functools.partial(F.cross_entropy, weight=class_weight, label_smoothing=0.1)
+        vicinal.mixed_criterion(crit, logits, y, sample)
     with pytest.raises(
         ValueError, match="need a loss function taking reduction='none'.*got the module CrossEntropyLoss"
     ):
         vicinal.mixed_criterion(torch.nn.CrossEntropyLoss(), logits, y, sample)
-    # bfloat16 predictions: the loss in float32, as with one lam per batch
+    # bfloat16 predictions: the loss in float32, as with one lam per batch; a NaN loss stays NaN
     assert vicinal.mixed_criterion(F.cross_entropy, logits.bfloat16(), y, sample).dtype == torch.float32
+    bad = logits.clone()
+    bad[0, 0] = float("nan")
+    assert vicinal.mixed_criterion(F.cross_entropy, bad, y, sample).isnan()
 
 
 def test_soft_cross_entropy_of_masked_or_huge_logits_is_finite():

@@ -22,11 +22,24 @@ from torch import Tensor
 
 from .mixup import BatchMix, Mixup
 
-# gray, RGB, RGBA: a 3-D numpy image is (C, H, W) when its first axis is one of these and its last is not
-_CHANNELS = (1, 3, 4)
+_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA (see _channels_last)
 
 # PIL modes whose 8-bit values are not intensities, so that a weighted average of two of them means nothing
 _NOT_INTENSITIES = {"P": "palette indices", "PA": "palette indices", "HSV": "hue is an angle"}
+
+
+def _channels_last(shape: tuple[int, ...]) -> bool:
+    """Whether a 3-D numpy image is (H, W, C) rather than (C, H, W): the channel axis is the outer one of 1, 3 or 4
+    entries (the last if both are), else the strictly smallest outer one (multispectral bands); else ambiguous."""
+    first, middle, last = shape
+    if last in _CHANNELS or first in _CHANNELS:
+        return last in _CHANNELS
+    if last < min(first, middle) or first < min(middle, last):
+        return last < first
+    raise ValueError(
+        f"MixupCollate cannot tell the channel axis of a numpy image of shape {shape}: expected (H, W, C) or "
+        "(C, H, W) with C the smallest of the three or one of 1, 3, 4"
+    )
 
 
 def _to_chw_uint8(img: Any) -> Tensor:
@@ -34,7 +47,7 @@ def _to_chw_uint8(img: Any) -> Tensor:
         t = img
     elif isinstance(img, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(img))
-        if t.dim() == 3 and not (t.shape[0] in _CHANNELS and t.shape[-1] not in _CHANNELS):
+        if t.dim() == 3 and _channels_last(tuple(t.shape)):
             t = t.permute(2, 0, 1)  # (H, W, C), as numpy arrays of PIL images; else (C, H, W), as timm's ToNumpy
     else:  # a PIL image
         mode = getattr(img, "mode", None)
@@ -59,7 +72,7 @@ def _to_chw_uint8(img: Any) -> Tensor:
 
 def _stack_images(images: list[Any]) -> Tensor:
     """``(B, C, H, W)`` uint8 from CHW uint8 tensors (or (H, W) ones), numpy arrays (HWC, or CHW as timm's
-    ``ToNumpy`` gives them: a first axis of 1, 3 or 4 with a last one that is not) or PIL images, all of one size."""
+    ``ToNumpy`` gives them, told apart by ``_channels_last``) or PIL images, all of one size."""
     if isinstance(images[0], Tensor):
         # the common case (tensors of one shape and dtype) in one call: a per-image check costs as much as mixing
         try:

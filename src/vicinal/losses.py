@@ -27,8 +27,8 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") 
 
     A class with target 0 adds nothing, also where its logit is ``-inf`` (a masked class) or its log-probability
     underflows (``F.cross_entropy`` gives NaN there: ``0 * -inf``): log-probabilities are clamped at the dtype's
-    lowest finite value, which changes no finite one (a nonzero target on a ``-inf`` logit then gives a loss near
-    the dtype's largest value instead of ``inf``). Computed in the logits' dtype, at least float32. Targets are not
+    lowest finite value, which changes no finite one (a nonzero target on a ``-inf`` logit then gives that row a loss
+    near the dtype's largest value instead of ``inf``; a mean or sum over several such rows may still overflow). Computed in the logits' dtype, at least float32. Targets are not
     checked to sum to 1 (neither does torch): rows that sum to ``s`` give ``s`` times the loss.
 
     Args:
@@ -83,8 +83,9 @@ def mixed_criterion(
     Args:
         criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``). Per-sample lam
             and Dirichlet weights need a function accepting ``reduction="none"``; they weight its per-sample losses
-            and reduce as its ``reduction`` says (mean by default), and refuse a criterion whose own reduction is
-            not the mean or sum of those losses (cross-entropy's ``weight=`` or ignored labels under a mean).
+            and reduce as its ``reduction`` says (mean by default; for ``F.cross_entropy`` / ``F.nll_loss`` as
+            torch does, over the class weights of the labels not ignored). A criterion whose mean divides by
+            anything else is averaged over its elements.
         pred: model outputs ``(B, C)``. y: integer labels ``(B,)`` (or whatever ``criterion`` takes).
         params: what :meth:`BatchMix.sample` drew for this batch.
         partner_y: partner labels when partners came from outside the batch (defaults to ``params.partner_y``).
@@ -136,11 +137,10 @@ def mixed_criterion(
 def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[tuple[Tensor, Tensor]]) -> Tensor:
     """``sum_k w_k * L(pred, y_k)`` with per-sample weights ``w_k`` (B,): the criterion's per-sample losses
     (``reduction="none"``, any shape with the batch first), weighted sample by sample and reduced as the criterion
-    reduces (its ``reduction``: ``"mean"``, ``"sum"`` or ``"none"``, read from its signature, so a
-    ``functools.partial``'s keyword counts). With every ``w_k`` equal this is the float-lam loss
-    ``sum_k w_k * L(pred, y_k)``, provided the criterion's own reduction is the mean (or sum) of its per-sample
-    losses: that is checked, and a criterion that weighs or drops samples in its reduction (cross-entropy's
-    ``weight=`` or ignored labels under a mean) is refused, since no per-sample weighting reproduces it."""
+    reduces (its ``reduction``, read from its signature, so a ``functools.partial``'s keyword counts). With every
+    ``w_k`` equal this is the float-lam loss ``sum_k w_k * L(pred, y_k)``: a mean is the sum over the elements
+    divided by their number, and for ``F.cross_entropy`` / ``F.nll_loss`` with class indices by what torch divides
+    by, the summed class weights of the labels that are not ``ignore_index`` (-100 by default)."""
     if isinstance(criterion, torch.nn.Module):
         raise ValueError(
             f"per-sample lam and Dirichlet weights need a loss function taking reduction='none' (such as "
@@ -149,30 +149,38 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
     reduction = _default(criterion, "reduction", "mean")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
+    name = getattr(getattr(criterion, "func", criterion), "__name__", "")
+    class_mean = reduction == "mean" and name in ("cross_entropy", "nll_loss")
+    if class_mean and _default(criterion, "weight", None) is not None and _default(criterion, "label_smoothing", 0.0):
+        raise ValueError(
+            "cross-entropy with both class weights and label smoothing averages with a normalisation that a loss "
+            "weighted sample by sample (per-sample lam, Dirichlet weights) does not reproduce; use one lam per batch"
+        )
     total: Tensor | None = None
     for w, yk in parts:
         loss = criterion(pred, yk, reduction="none")
-        if reduction != "none":
-            own = criterion(pred, yk)
-            reduced = loss.mean() if reduction == "mean" else loss.sum()
-            # within the rounding of a reduction in the loss's dtype (bfloat16 losses reduce in bfloat16)
-            rtol = max(1e-4, 4 * torch.finfo(loss.dtype).eps) if loss.is_floating_point() else 1e-4
-            if not torch.allclose(own.detach().double(), reduced.detach().double(), rtol=rtol, atol=1e-6):
-                raise ValueError(
-                    f"the criterion's {reduction} reduction is not the {reduction} of its per-sample losses "
-                    f"({float(own):.6g} vs {float(reduced):.6g}: class weights or ignored labels, say), which a loss "
-                    "weighted sample by sample (per-sample lam, Dirichlet weights) cannot reproduce; use one lam per "
-                    "batch, or soft_cross_entropy on the transform's targets"
-                )
         term = w.to(pred.device, torch.promote_types(loss.dtype, torch.float32))
         term = term.reshape(-1, *([1] * (loss.dim() - 1))) * loss
+        if class_mean and not yk.is_floating_point():
+            # torch's mean over class indices: divided by the summed weights of the labels it does not ignore
+            term = term.sum() / _class_index_weight(criterion, yk).to(term.dtype)
         total = term if total is None else total + term
     assert total is not None
-    if reduction == "mean":
+    if reduction == "mean" and not (class_mean and not parts[0][1].is_floating_point()):
         return total.mean()
     if reduction == "sum":
         return total.sum()
     return total
+
+
+def _class_index_weight(criterion: Callable[..., Any], labels: Tensor) -> Tensor:
+    """What ``F.cross_entropy`` / ``F.nll_loss`` divide a mean by: the class weights (1 without ``weight=``) of
+    the labels other than ``ignore_index``, summed (no device sync)."""
+    keep = labels != _default(criterion, "ignore_index", -100)
+    weight = _default(criterion, "weight", None)
+    if weight is None:
+        return keep.sum()
+    return (weight.to(labels.device)[labels.clamp(min=0) * keep] * keep).sum()
 
 
 def _default(fn: Callable[..., Any], name: str, fallback: Any) -> Any:

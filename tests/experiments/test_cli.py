@@ -413,6 +413,7 @@ def test_an_out_that_cannot_be_created_is_one_line_before_any_work(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
     (tmp_path / "link").symlink_to(tmp_path / "unmounted")
     one_line(capsys, ["demo", "--out", str(tmp_path / "link" / "x")], f"lies below '{tmp_path / 'link'}', a link to")
+    one_line(capsys, ["demo", "--out", str(tmp_path / "link")], f"--out '{tmp_path / 'link'}' is a link to")
     (tmp_path / "link").unlink()
     # a resume writes into its run folder: the default --out (runs/) is not probed
     _check_out(argparse.Namespace(out=Path(bad), resume=tmp_path / "old"))

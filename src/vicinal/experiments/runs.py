@@ -379,7 +379,8 @@ def check_out_folder(out: Path) -> None:
     (the ranks of one torchrun) do not disturb each other."""
     for p in (out, *out.parents):
         if p.is_symlink() and not p.exists():  # a link to something missing (an unmounted disk, say)
-            raise RunError(f"--out '{out}' lies below '{p}', a link to '{os.readlink(p)}', which does not exist")
+            where = "is" if p == out else f"lies below '{p}',"
+            raise RunError(f"--out '{out}' {where} a link to '{os.readlink(p)}', which does not exist")
         if p.exists():
             if not p.is_dir():
                 where = "" if p == out else f" ('{p}' is a file)"
