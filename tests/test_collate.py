@@ -291,11 +291,12 @@ def test_numpy_images_as_chw_or_hwc_and_refused_layouts():
     for layout in (chw, hwc):
         assert torch.equal(vicinal.MixupCollate(alpha=0.0, num_classes=4)(layout)[0], imgs)
     plain = vicinal.MixupCollate(alpha=0.0, num_classes=4)
-    for shape, stacked in (((6, 5, 2), (2, 2, 6, 5)), ((2, 6, 5), (2, 2, 6, 5)), ((64, 64, 13), (2, 13, 64, 64)),
-                           ((13, 64, 64), (2, 13, 64, 64)), ((3, 3, 3), (2, 3, 3, 3))):  # fmt: skip
+    for shape, stacked in (((6, 5, 2), (2, 2, 6, 5)), ((2, 6, 5), (2, 2, 6, 5)), ((3, 3, 3), (2, 3, 3, 3)),
+                           ((4, 3, 5), (2, 4, 3, 5))):  # fmt: skip
         assert plain([(np.zeros(shape, np.uint8), 0)] * 2)[0].shape == stacked, shape
-    with pytest.raises(ValueError, match=r"cannot tell the channel axis of a numpy image of shape \(6, 5, 6\)"):
-        plain([(np.zeros((6, 5, 6), np.uint8), 0)] * 2)
+    for shape in ((13, 64, 64), (32, 48, 100)):  # either layout is plausible: refused, a tensor says which
+        with pytest.raises(ValueError, match=rf"cannot tell the channel axis of a numpy image of shape \({shape[0]}, "):
+            plain([(np.zeros(shape, np.uint8), 0)] * 2)
     collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0)
     with pytest.raises(
         ValueError,

@@ -199,14 +199,20 @@ def test_per_sample_lam_reduces_as_the_criterion_does():
     seg_params = (vicinal.MixParams(op="mix", lam=torch.full((4,), 0.4, dtype=torch.float64), perm=seg_perm),
                   vicinal.MixParams(op="mix", lam=0.4, perm=seg_perm))  # fmt: skip
     same(functools.partial(F.cross_entropy, weight=torch.tensor([1.0, 2.0, 0.5])), seg, seg_logits, seg_params)
-    with pytest.raises(ValueError, match="both class weights and label smoothing"):
-        crit = functools.partial(F.cross_entropy, weight=class_weight, label_smoothing=0.1)
-        vicinal.mixed_criterion(crit, logits, y, sample)
+    same(functools.partial(F.cross_entropy, weight=class_weight, label_smoothing=0.1), labels=ignored)
+    same(functools.partial(F.cross_entropy, weight=class_weight), labels=y.to(torch.uint8))  # a uint8 index: no mask
+
+    def wrapped(p, t, reduction="mean"):  # a wrapper hides what its mean divides by: checked, refused on mismatch
+        return F.cross_entropy(p, t, ignore_index=255, reduction=reduction)
+
+    same(wrapped)
+    with pytest.raises(ValueError, match="the criterion's mean is not the mean of its per-sample losses"):
+        vicinal.mixed_criterion(wrapped, logits, other, sample)
     with pytest.raises(
         ValueError, match="need a loss function taking reduction='none'.*got the module CrossEntropyLoss"
     ):
         vicinal.mixed_criterion(torch.nn.CrossEntropyLoss(), logits, y, sample)
-    # bfloat16 predictions: the loss in float32, as with one lam per batch; a NaN loss stays NaN
+    # bfloat16 predictions: the per-sample loss in float32; a NaN loss stays NaN (a diverging run says so)
     assert vicinal.mixed_criterion(F.cross_entropy, logits.bfloat16(), y, sample).dtype == torch.float32
     bad = logits.clone()
     bad[0, 0] = float("nan")

@@ -22,23 +22,22 @@ from torch import Tensor
 
 from .mixup import BatchMix, Mixup
 
-_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA (see _channels_last)
+_CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA (see _channels_last)
 
 # PIL modes whose 8-bit values are not intensities, so that a weighted average of two of them means nothing
 _NOT_INTENSITIES = {"P": "palette indices", "PA": "palette indices", "HSV": "hue is an angle"}
 
 
 def _channels_last(shape: tuple[int, ...]) -> bool:
-    """Whether a 3-D numpy image is (H, W, C) rather than (C, H, W): the channel axis is the outer one of 1, 3 or 4
-    entries (the last if both are), else the strictly smallest outer one (multispectral bands); else ambiguous."""
-    first, middle, last = shape
+    """Whether a 3-D numpy image is (H, W, C) rather than (C, H, W): the channel axis is the outer one of 1-4
+    entries (the last if both are). Other channel counts are ambiguous in numpy's layout-free arrays (a multispectral
+    (13, 64, 64) and a (32, 48, 100) are both plausible either way): refused, a (C, H, W) tensor says it."""
+    first, _, last = shape
     if last in _CHANNELS or first in _CHANNELS:
         return last in _CHANNELS
-    if last < min(first, middle) or first < min(middle, last):
-        return last < first
     raise ValueError(
-        f"MixupCollate cannot tell the channel axis of a numpy image of shape {shape}: expected (H, W, C) or "
-        "(C, H, W) with C the smallest of the three or one of 1, 3, 4"
+        f"MixupCollate cannot tell the channel axis of a numpy image of shape {shape} (neither outer axis has 1-4 "
+        "entries); pass a (C, H, W) uint8 tensor, e.g. torch.from_numpy(image).permute(2, 0, 1) for (H, W, C)"
     )
 
 
@@ -171,8 +170,9 @@ class MixupCollate:
             with ``mixer`` they are refused (they would be ignored).
 
     Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset), images of one
-    size as uint8 ``(C, H, W)`` or ``(H, W)`` tensors, numpy arrays (``(H, W, C)``, ``(C, H, W)`` or ``(H, W)``) or
-    PIL images. The collate pickles (DataLoader workers started by spawn or forkserver get a copy that continues
+    size as uint8 ``(C, H, W)`` or ``(H, W)`` tensors, PIL images, or numpy arrays: ``(H, W)``, or ``(H, W, C)`` and
+    ``(C, H, W)`` told apart by the outer axis of 1-4 entries (the last if both have; other channel counts are
+    refused as ambiguous: pass such images as tensors). The collate pickles (DataLoader workers started by spawn or forkserver get a copy that continues
     the same random stream).
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.

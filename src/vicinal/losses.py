@@ -83,9 +83,10 @@ def mixed_criterion(
     Args:
         criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``). Per-sample lam
             and Dirichlet weights need a function accepting ``reduction="none"``; they weight its per-sample losses
-            and reduce as its ``reduction`` says (mean by default; for ``F.cross_entropy`` / ``F.nll_loss`` as
-            torch does, over the class weights of the labels not ignored). A criterion whose mean divides by
-            anything else is averaged over its elements.
+            and reduce as its ``reduction`` says (mean by default; for ``F.cross_entropy`` / ``F.nll_loss`` and
+            partials of them as torch does, over the class weights of the labels not ignored). Any other criterion
+            taking class indices must average over its elements (checked: a wrapper that weighs or ignores labels is
+            refused).
         pred: model outputs ``(B, C)``. y: integer labels ``(B,)`` (or whatever ``criterion`` takes).
         params: what :meth:`BatchMix.sample` drew for this batch.
         partner_y: partner labels when partners came from outside the batch (defaults to ``params.partner_y``).
@@ -151,14 +152,11 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
         raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
     name = getattr(getattr(criterion, "func", criterion), "__name__", "")
     class_mean = reduction == "mean" and name in ("cross_entropy", "nll_loss")
-    if class_mean and _default(criterion, "weight", None) is not None and _default(criterion, "label_smoothing", 0.0):
-        raise ValueError(
-            "cross-entropy with both class weights and label smoothing averages with a normalisation that a loss "
-            "weighted sample by sample (per-sample lam, Dirichlet weights) does not reproduce; use one lam per batch"
-        )
     total: Tensor | None = None
     for w, yk in parts:
         loss = criterion(pred, yk, reduction="none")
+        if reduction == "mean" and not class_mean and not yk.is_floating_point():
+            _check_element_mean(criterion, pred, yk, loss)
         term = w.to(pred.device, torch.promote_types(loss.dtype, torch.float32))
         term = term.reshape(-1, *([1] * (loss.dim() - 1))) * loss
         if class_mean and not yk.is_floating_point():
@@ -180,7 +178,26 @@ def _class_index_weight(criterion: Callable[..., Any], labels: Tensor) -> Tensor
     weight = _default(criterion, "weight", None)
     if weight is None:
         return keep.sum()
-    return (weight.to(labels.device)[labels.clamp(min=0) * keep] * keep).sum()
+    index = torch.where(keep, labels, 0).long()  # int64: a uint8 index would be read as a mask
+    return (weight.to(labels.device)[index] * keep).sum()
+
+
+def _check_element_mean(criterion: Callable[..., Any], pred: Tensor, labels: Tensor, losses: Tensor) -> None:
+    """A criterion other than F.cross_entropy / F.nll_loss (a wrapper of one, say) taking class indices: its mean
+    must be the mean of its per-sample losses, or weighting them sample by sample gives another loss than one lam
+    per batch. Checked without a graph; a non-finite loss is left to the caller (a diverging run stays one)."""
+    with torch.no_grad():
+        own, mean = criterion(pred, labels), losses.mean()
+        if not (bool(torch.isfinite(own)) and bool(torch.isfinite(mean))):
+            return
+        rtol = max(1e-4, 4 * torch.finfo(losses.dtype).eps) if losses.is_floating_point() else 1e-4
+        if not torch.allclose(own.double(), mean.double(), rtol=rtol, atol=1e-6):
+            raise ValueError(
+                f"the criterion's mean is not the mean of its per-sample losses ({float(own):.6g} vs {float(mean):.6g}:"
+                " class weights or ignored labels in a wrapper, say), which per-sample lam and Dirichlet weights "
+                "cannot reproduce for a criterion other than F.cross_entropy / F.nll_loss or a partial of them; pass "
+                "one of those, or use one lam per batch"
+            )
 
 
 def _default(fn: Callable[..., Any], name: str, fallback: Any) -> Any:
