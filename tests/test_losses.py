@@ -262,3 +262,26 @@ def test_soft_cross_entropy_names_bad_arguments_and_takes_integer_one_hots():
 def test_mixed_one_hot_names_a_perm_out_of_the_batch():
     with pytest.raises(ValueError, match=r"perm must hold indices in \[0, 2\) \(partners within the batch\)"):
         vicinal.functional.mixed_one_hot(torch.tensor([0, 1]), 0.5, torch.tensor([1, 5]), 3)
+
+
+def test_per_sample_lam_with_uint8_labels_above_155_and_random_criteria():
+    g = torch.Generator().manual_seed(0)
+    pred, y, perm = torch.randn(8, 200, generator=g), torch.randint(0, 200, (8,), generator=g), torch.randperm(8)
+    y[:4] = 156  # uint8 156 is -100 wrapped: torch compares in int64 and keeps these labels
+    sample = vicinal.MixParams(op="mix", lam=torch.full((8,), 0.3, dtype=torch.float64), perm=perm)
+    batch = vicinal.MixParams(op="mix", lam=0.3, perm=perm)
+    for crit in (F.cross_entropy, functools.partial(F.cross_entropy, weight=torch.rand(200, generator=g) + 0.1)):
+        got = vicinal.mixed_criterion(crit, pred, y.to(torch.uint8), sample)
+        torch.testing.assert_close(got, vicinal.mixed_criterion(crit, pred, y, batch))
+
+    def disturb(p, t, reduction="mean"):  # a random criterion (DisturbLabel-like): its check sees the same draws
+        noisy = torch.where(torch.rand(t.shape) < 0.2, torch.randint(0, p.shape[1], t.shape), t)
+        return F.cross_entropy(p, noisy, reduction=reduction)
+
+    torch.manual_seed(5)
+    vicinal.mixed_criterion(disturb, pred, y, sample)
+    after = torch.rand(())
+    torch.manual_seed(5)
+    for target in (y, y[perm]):  # the caller's stream advances as by one call of the criterion per label set
+        disturb(pred, target, reduction="none")
+    assert torch.equal(torch.rand(()), after)

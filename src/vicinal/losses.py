@@ -154,9 +154,16 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
     class_mean = reduction == "mean" and name in ("cross_entropy", "nll_loss")
     total: Tensor | None = None
     for w, yk in parts:
-        loss = criterion(pred, yk, reduction="none")
+        own = None
         if reduction == "mean" and not class_mean and not yk.is_floating_point():
-            _check_element_mean(criterion, pred, yk, loss)
+            # the criterion's own mean, for _check_element_mean, drawn from the random state the loss then draws
+            # from again (a criterion may be random): the caller's stream advances as by one call
+            devices = [pred.device.index or 0] if pred.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), torch.no_grad():
+                own = criterion(pred, yk)
+        loss = criterion(pred, yk, reduction="none")
+        if own is not None:
+            _check_element_mean(own, loss)
         term = w.to(pred.device, torch.promote_types(loss.dtype, torch.float32))
         term = term.reshape(-1, *([1] * (loss.dim() - 1))) * loss
         if class_mean and not yk.is_floating_point():
@@ -174,7 +181,7 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
 def _class_index_weight(criterion: Callable[..., Any], labels: Tensor) -> Tensor:
     """What ``F.cross_entropy`` / ``F.nll_loss`` divide a mean by: the class weights (1 without ``weight=``) of
     the labels other than ``ignore_index``, summed (no device sync)."""
-    keep = labels != _default(criterion, "ignore_index", -100)
+    keep = labels.long() != int(_default(criterion, "ignore_index", -100))  # as torch compares: in int64
     weight = _default(criterion, "weight", None)
     if weight is None:
         return keep.sum()
@@ -182,12 +189,12 @@ def _class_index_weight(criterion: Callable[..., Any], labels: Tensor) -> Tensor
     return (weight.to(labels.device)[index] * keep).sum()
 
 
-def _check_element_mean(criterion: Callable[..., Any], pred: Tensor, labels: Tensor, losses: Tensor) -> None:
-    """A criterion other than F.cross_entropy / F.nll_loss (a wrapper of one, say) taking class indices: its mean
-    must be the mean of its per-sample losses, or weighting them sample by sample gives another loss than one lam
-    per batch. Checked without a graph; a non-finite loss is left to the caller (a diverging run stays one)."""
+def _check_element_mean(own: Tensor, losses: Tensor) -> None:
+    """A criterion other than F.cross_entropy / F.nll_loss (a wrapper of one, say) taking class indices: its own
+    mean ``own`` must be the mean of its per-sample ``losses``, or weighting them sample by sample gives another loss
+    than one lam per batch. A non-finite loss is left to the caller (a diverging run stays one)."""
     with torch.no_grad():
-        own, mean = criterion(pred, labels), losses.mean()
+        mean = losses.mean()
         if not (bool(torch.isfinite(own)) and bool(torch.isfinite(mean))):
             return
         rtol = max(1e-4, 4 * torch.finfo(losses.dtype).eps) if losses.is_floating_point() else 1e-4
