@@ -285,3 +285,20 @@ def test_per_sample_lam_with_uint8_labels_above_155_and_random_criteria():
     for target in (y, y[perm]):  # the caller's stream advances as by one call of the criterion per label set
         disturb(pred, target, reduction="none")
     assert torch.equal(torch.rand(()), after)
+
+
+def test_per_sample_lam_names_a_criterion_without_reduction_and_takes_ignore_index_none():
+    g = torch.Generator().manual_seed(0)
+    logits, y, perm = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g), torch.randperm(6)
+    sample = vicinal.MixParams(op="mix", lam=torch.full((6,), 0.7, dtype=torch.float64), perm=perm)
+    batch = vicinal.MixParams(op="mix", lam=0.7, perm=perm)
+    with pytest.raises(ValueError, match="need a criterion taking reduction='none' .* has no 'reduction' parameter"):
+        vicinal.mixed_criterion(lambda p, t: F.cross_entropy(p, t), logits, y, sample)
+
+    def cross_entropy(p, t, reduction="mean", ignore_index=None):  # a function of that name ignoring nothing
+        return F.cross_entropy(p, t, reduction=reduction)
+
+    torch.testing.assert_close(
+        vicinal.mixed_criterion(cross_entropy, logits, y, sample),
+        vicinal.mixed_criterion(cross_entropy, logits, y, batch),
+    )

@@ -147,6 +147,11 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
             f"per-sample lam and Dirichlet weights need a loss function taking reduction='none' (such as "
             f"F.cross_entropy), got the module {type(criterion).__name__}"
         )
+    if not _takes(criterion, "reduction"):
+        raise ValueError(
+            "per-sample lam and Dirichlet weights need a criterion taking reduction='none' (its per-sample losses), "
+            "such as F.cross_entropy; this one has no 'reduction' parameter"
+        )
     reduction = _default(criterion, "reduction", "mean")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
@@ -156,8 +161,9 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
     for w, yk in parts:
         own = None
         if reduction == "mean" and not class_mean and not yk.is_floating_point():
-            # the criterion's own mean, for _check_element_mean, drawn from the random state the loss then draws
-            # from again (a criterion may be random): the caller's stream advances as by one call
+            # the criterion's own mean, for _check_element_mean, drawn from the torch random state the loss then
+            # draws from again (a criterion may be random): torch's global stream advances as by one call (numpy,
+            # Python or a generator of the criterion's own are not forked)
             devices = [pred.device.index or 0] if pred.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices), torch.no_grad():
                 own = criterion(pred, yk)
@@ -181,7 +187,11 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
 def _class_index_weight(criterion: Callable[..., Any], labels: Tensor) -> Tensor:
     """What ``F.cross_entropy`` / ``F.nll_loss`` divide a mean by: the class weights (1 without ``weight=``) of
     the labels other than ``ignore_index``, summed (no device sync)."""
-    keep = labels.long() != int(_default(criterion, "ignore_index", -100))  # as torch compares: in int64
+    ignore = _default(criterion, "ignore_index", -100)
+    if ignore is None:  # a function of the same name that ignores nothing
+        keep = torch.ones_like(labels, dtype=torch.bool)
+    else:
+        keep = labels.long() != int(ignore)  # as torch compares: in int64
     weight = _default(criterion, "weight", None)
     if weight is None:
         return keep.sum()
@@ -201,10 +211,19 @@ def _check_element_mean(own: Tensor, losses: Tensor) -> None:
         if not torch.allclose(own.double(), mean.double(), rtol=rtol, atol=1e-6):
             raise ValueError(
                 f"the criterion's mean is not the mean of its per-sample losses ({float(own):.6g} vs {float(mean):.6g}:"
-                " class weights or ignored labels in a wrapper, say), which per-sample lam and Dirichlet weights "
-                "cannot reproduce for a criterion other than F.cross_entropy / F.nll_loss or a partial of them; pass "
-                "one of those, or use one lam per batch"
+                " class weights or ignored labels in a wrapper, or random numbers drawn outside torch's global "
+                "generator, say), which per-sample lam and Dirichlet weights cannot reproduce for a criterion other "
+                "than F.cross_entropy / F.nll_loss or a partial of them; pass one of those, or use one lam per batch"
             )
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` accepts the keyword ``name`` (True where its signature cannot be read)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _default(fn: Callable[..., Any], name: str, fallback: Any) -> Any:
