@@ -81,9 +81,8 @@ def _stack_images(images: list[Any]) -> Tensor:
         if stacked is not None and stacked.dtype == torch.uint8 and stacked.dim() in (3, 4):
             return stacked.unsqueeze(1) if stacked.dim() == 3 else stacked
     chw = [_to_chw_uint8(img) for img in images]
-    shapes = {tuple(t.shape) for t in chw}
-    if len(shapes) > 1:
-        i = next(k for k, t in enumerate(chw) if t.shape != chw[0].shape)
+    i = next((k for k, t in enumerate(chw) if t.shape != chw[0].shape), None)
+    if i is not None:
         raise ValueError(
             f"MixupCollate needs images of one size (crop or resize them in the dataset); sample 0 is "
             f"{tuple(chw[0].shape)} (C, H, W), sample {i} is {tuple(chw[i].shape)}"
@@ -172,8 +171,8 @@ class MixupCollate:
     Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset), images of one
     size as uint8 ``(C, H, W)`` or ``(H, W)`` tensors, PIL images, or numpy arrays: ``(H, W)``, or ``(H, W, C)`` and
     ``(C, H, W)`` told apart by the outer axis of 1-4 entries (the last if both have; other channel counts are
-    refused as ambiguous: pass such images as tensors). The collate pickles (DataLoader workers started by spawn or forkserver get a copy that continues
-    the same random stream).
+    refused as ambiguous: pass such images as tensors). The collate pickles (DataLoader workers started by spawn
+    or forkserver get a copy that continues the same random stream).
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.
 

@@ -8,7 +8,7 @@ targets, which matters for large C.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -28,8 +28,9 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") 
     A class with target 0 adds nothing, also where its logit is ``-inf`` (a masked class) or its log-probability
     underflows (``F.cross_entropy`` gives NaN there: ``0 * -inf``): log-probabilities are clamped at the dtype's
     lowest finite value, which changes no finite one (a nonzero target on a ``-inf`` logit then gives that row a loss
-    near the dtype's largest value instead of ``inf``; a mean or sum over several such rows may still overflow). Computed in the logits' dtype, at least float32. Targets are not
-    checked to sum to 1 (neither does torch): rows that sum to ``s`` give ``s`` times the loss.
+    near the dtype's largest value instead of ``inf``; a mean or sum over several such rows may still overflow).
+    Computed in the logits' dtype, at least float32. Targets are not checked to sum to 1 (neither does torch): rows
+    that sum to ``s`` give ``s`` times the loss.
 
     Args:
         logits: ``(..., C)``, floating point.
@@ -142,25 +143,24 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
     ``w_k`` equal this is the float-lam loss ``sum_k w_k * L(pred, y_k)``: a mean is the sum over the elements
     divided by their number, and for ``F.cross_entropy`` / ``F.nll_loss`` with class indices by what torch divides
     by, the summed class weights of the labels that are not ``ignore_index`` (-100 by default)."""
-    if isinstance(criterion, torch.nn.Module):
+    parameters = _parameters(criterion)
+    if isinstance(criterion, torch.nn.Module) or (parameters is not None and not _takes(parameters, "reduction")):
+        what = f"the module {type(criterion).__name__}" if isinstance(criterion, torch.nn.Module) else "a criterion"
         raise ValueError(
-            f"per-sample lam and Dirichlet weights need a loss function taking reduction='none' (such as "
-            f"F.cross_entropy), got the module {type(criterion).__name__}"
+            "per-sample lam and Dirichlet weights need a loss function taking reduction='none' (its per-sample "
+            f"losses), such as F.cross_entropy; got {what} without that keyword"
         )
-    if not _takes(criterion, "reduction"):
-        raise ValueError(
-            "per-sample lam and Dirichlet weights need a criterion taking reduction='none' (its per-sample losses), "
-            "such as F.cross_entropy; this one has no 'reduction' parameter"
-        )
-    reduction = _default(criterion, "reduction", "mean")
+    reduction = _default(parameters, "reduction", "mean")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"the criterion's reduction={reduction!r} is not one of mean, sum, none")
+    indices = not parts[0][1].is_floating_point()  # class indices (every part holds labels of one kind)
     name = getattr(getattr(criterion, "func", criterion), "__name__", "")
-    class_mean = reduction == "mean" and name in ("cross_entropy", "nll_loss")
+    # torch's mean over class indices divides by the summed weights of the labels it does not ignore
+    index_mean = reduction == "mean" and indices and name in ("cross_entropy", "nll_loss")
     total: Tensor | None = None
     for w, yk in parts:
         own = None
-        if reduction == "mean" and not class_mean and not yk.is_floating_point():
+        if reduction == "mean" and indices and not index_mean:
             # the criterion's own mean, for _check_element_mean, drawn from the torch random state the loss then
             # draws from again (a criterion may be random): torch's global stream advances as by one call (numpy,
             # Python or a generator of the criterion's own are not forked)
@@ -172,27 +172,26 @@ def _per_sample_mix(criterion: Callable[..., Tensor], pred: Tensor, parts: list[
             _check_element_mean(own, loss)
         term = w.to(pred.device, torch.promote_types(loss.dtype, torch.float32))
         term = term.reshape(-1, *([1] * (loss.dim() - 1))) * loss
-        if class_mean and not yk.is_floating_point():
-            # torch's mean over class indices: divided by the summed weights of the labels it does not ignore
-            term = term.sum() / _class_index_weight(criterion, yk).to(term.dtype)
+        if index_mean:
+            term = term.sum() / _class_index_weight(parameters, yk).to(term.dtype)
         total = term if total is None else total + term
     assert total is not None
-    if reduction == "mean" and not (class_mean and not parts[0][1].is_floating_point()):
+    if reduction == "mean" and not index_mean:
         return total.mean()
     if reduction == "sum":
         return total.sum()
     return total
 
 
-def _class_index_weight(criterion: Callable[..., Any], labels: Tensor) -> Tensor:
+def _class_index_weight(parameters: Mapping[str, inspect.Parameter] | None, labels: Tensor) -> Tensor:
     """What ``F.cross_entropy`` / ``F.nll_loss`` divide a mean by: the class weights (1 without ``weight=``) of
-    the labels other than ``ignore_index``, summed (no device sync)."""
-    ignore = _default(criterion, "ignore_index", -100)
+    the labels other than ``ignore_index``, summed (no device sync); ``parameters`` is the criterion's signature."""
+    ignore = _default(parameters, "ignore_index", -100)
     if ignore is None:  # a function of the same name that ignores nothing
         keep = torch.ones_like(labels, dtype=torch.bool)
     else:
         keep = labels.long() != int(ignore)  # as torch compares: in int64
-    weight = _default(criterion, "weight", None)
+    weight = _default(parameters, "weight", None)
     if weight is None:
         return keep.sum()
     index = torch.where(keep, labels, 0).long()  # int64: a uint8 index would be read as a mask
@@ -217,21 +216,22 @@ def _check_element_mean(own: Tensor, losses: Tensor) -> None:
             )
 
 
-def _takes(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` accepts the keyword ``name`` (True where its signature cannot be read)."""
+def _parameters(fn: Callable[..., Any]) -> Mapping[str, inspect.Parameter] | None:
+    """``fn``'s parameters (a ``functools.partial``'s keywords as their defaults); None where they cannot be read."""
     try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def _default(fn: Callable[..., Any], name: str, fallback: Any) -> Any:
-    """The default of ``fn``'s parameter ``name`` (a ``functools.partial``'s keyword included), else ``fallback``."""
-    try:
-        parameter = inspect.signature(fn).parameters.get(name)
+        return inspect.signature(fn).parameters
     except (TypeError, ValueError):  # a builtin without a signature
-        return fallback
+        return None
+
+
+def _takes(parameters: Mapping[str, inspect.Parameter], name: str) -> bool:
+    """Whether a signature's ``parameters`` accept the keyword ``name``."""
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _default(parameters: Mapping[str, inspect.Parameter] | None, name: str, fallback: Any) -> Any:
+    """The default of the parameter ``name`` (a ``functools.partial``'s keyword included), else ``fallback``."""
+    parameter = None if parameters is None else parameters.get(name)
     if parameter is None or parameter.default is inspect.Parameter.empty:
         return fallback
     return parameter.default

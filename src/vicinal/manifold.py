@@ -56,14 +56,18 @@ class LatentMixup:
             raise TypeError(f"layer must be a module name (a str such as 'layer2' or '0'), got {layer!r}")
         self.model = model
         self.layer = layer
-        self.module = None if layer in ("", "input") else _find(model, layer)
-        if self.module is not None and kwargs.get("inplace"):
+        if self.module is not None and kwargs.get("inplace"):  # self.module also checks that the layer exists
             # autograd keeps the activation a layer receives for its backward pass: overwriting it breaks backward()
             raise ValueError(
                 f"LatentMixup mixes the activations at {layer!r} out of place; inplace=True applies to "
                 "the input layer only"
             )
         self.mixer = Mixup(alpha, **kwargs)
+
+    @property
+    def module(self) -> nn.Module | None:
+        """The module whose input is mixed, as the model holds it now (None for the input layer)."""
+        return None if self.layer in ("", "input") else _find(self.model, self.layer)
 
     def __repr__(self) -> str:
         opts = repr(self.mixer)[len("Mixup(") : -1]
@@ -80,9 +84,9 @@ class LatentMixup:
 
     def forward(self, x: Tensor, params: MixParams) -> Tensor:
         """Forward pass with the latent mixing of ``params`` (the two-label loss can reuse ``params``)."""
-        if self.module is None:
+        module = self.module  # looked up now: a module replaced after construction is the one mixed
+        if module is None:
             return self.model(self.mixer.apply_inputs(x, params))
-        self.module = _find(self.model, self.layer)  # the module the model holds now
         n = x.shape[0]
         calls = 0
 
@@ -116,7 +120,7 @@ class LatentMixup:
                 )
             return args, {**kwargs, tensors[0]: batch_first(kwargs[tensors[0]])}
 
-        handle = self.module.register_forward_pre_hook(hook, with_kwargs=True)
+        handle = module.register_forward_pre_hook(hook, with_kwargs=True)
         try:
             out = self.model(x)
         finally:
