@@ -1,5 +1,7 @@
 """Collate-time uint8 mixing equals float mixing followed by rounding."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -133,8 +135,24 @@ def test_one_call_stacking_equals_the_per_image_path():
     chw = [torch.randint(0, 256, (3, 4, 5), dtype=torch.uint8, generator=g) for _ in range(4)]
     hw = [c[0] for c in chw]
     mixed = [chw[0], chw[1].permute(1, 2, 0).numpy(), Image.fromarray(chw[2].permute(1, 2, 0).numpy()), chw[3]]
-    for images in (chw, hw, mixed):
-        assert torch.equal(_stack_images(images), torch.stack([_to_chw_uint8(i) for i in images]))
+    hwc_np = [c.permute(1, 2, 0).numpy() for c in chw]
+    pil = [Image.fromarray(a) for a in hwc_np]
+    read_only = [a.copy() for a in hwc_np]
+    for a in read_only:
+        a.setflags(write=False)  # as memory-mapped datasets give them
+    numpy_and_pil = ([c.numpy() for c in chw], [h.numpy() for h in hw], hwc_np, pil, read_only)
+    for images in (chw, hw, mixed, *numpy_and_pil):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch's "not writable" warning on a tensor over a read-only array
+            got = _stack_images(images)
+        assert torch.equal(got, torch.stack([_to_chw_uint8(i) for i in images]))
+        assert got.is_contiguous()  # (B, C, H, W) in that memory order, whatever the images' layout
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(_stack_images([read_only[0], chw[1]]), torch.stack([chw[0], chw[1]]))  # mixed types
+    # one image of another integer type in a numpy batch is refused, not cast into the uint8 batch
+    with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.uint16"):
+        _stack_images([hwc_np[0], hwc_np[1].astype(np.uint16)])
     assert torch.equal(_stack_images(hw), torch.stack(hw).unsqueeze(1))
     for raw in ([1, 2, 3], [torch.tensor(1), torch.tensor(2)], [torch.tensor([1]), torch.tensor([2])],
                 [np.int64(1), 2], [torch.tensor(1), 2]):  # fmt: skip

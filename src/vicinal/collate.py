@@ -41,32 +41,61 @@ def _channels_last(shape: tuple[int, ...]) -> bool:
     )
 
 
+def _pil_array(img: Any) -> np.ndarray:
+    """The pixels of a PIL image as a (read-only) numpy array, refused unless they are 8-bit intensities."""
+    mode = getattr(img, "mode", None)
+    if mode in _NOT_INTENSITIES:
+        raise TypeError(
+            f"collate-time mixing needs pixel intensities, got a {mode!r} image ({_NOT_INTENSITIES[mode]}); "
+            "img.convert('RGB') it"
+        )
+    arr = np.asarray(img)  # no dtype=: a cast would wrap 16-bit and truncate float images silently
+    if arr.dtype != np.uint8:
+        raise TypeError(f"collate-time mixing needs uint8 images, got an image of mode {mode!r} ({arr.dtype} values)")
+    return arr
+
+
 def _to_chw_uint8(img: Any) -> Tensor:
     if isinstance(img, Tensor):
         t = img
-    elif isinstance(img, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(img))
+    else:
+        arr = np.ascontiguousarray(img) if isinstance(img, np.ndarray) else _pil_array(img)
+        # torch warns of tensors over read-only arrays (PIL's, memory-mapped files); the view is only read
+        # (torch.stack copies it), but a copy keeps the warning out of the user's log on this rare path
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
         if t.dim() == 3 and _channels_last(tuple(t.shape)):
             t = t.permute(2, 0, 1)  # (H, W, C), as numpy arrays of PIL images; else (C, H, W), as timm's ToNumpy
-    else:  # a PIL image
-        mode = getattr(img, "mode", None)
-        if mode in _NOT_INTENSITIES:
-            raise TypeError(
-                f"collate-time mixing needs pixel intensities, got a {mode!r} image ({_NOT_INTENSITIES[mode]}); "
-                "img.convert('RGB') it"
-            )
-        arr = np.asarray(img)  # no dtype=: a cast would wrap 16-bit and truncate float images silently
-        if arr.dtype != np.uint8:
-            raise TypeError(
-                f"collate-time mixing needs uint8 images, got an image of mode {mode!r} ({arr.dtype} values)"
-            )
-        t = torch.from_numpy(arr.copy())
-        t = t.permute(2, 0, 1) if t.dim() == 3 else t.unsqueeze(0)
     if t.dtype != torch.uint8:
         raise TypeError(f"collate-time mixing needs uint8 images, got dtype {t.dtype}")
     if t.dim() == 2:
         t = t.unsqueeze(0)  # a grayscale (H, W) image, as PIL's "L" images: one channel
     return t
+
+
+def _stack_arrays(arrays: list[np.ndarray]) -> Tensor | None:
+    """The ``(B, C, H, W)`` batch of uint8 numpy images of one shape in one copy, or None when they differ (the
+    per-image path then names the odd one). ``np.stack`` writes straight into the batch tensor, transposing (H, W, C)
+    images on the way: faster than stacking per-image tensor views, most of all for large (H, W, C) images
+    (benchmarks/bench_collate.py), and no tensor is made over a read-only array (which torch warns of)."""
+    first = arrays[0]
+    if first.dtype != np.uint8 or first.ndim not in (2, 3):
+        return None
+    # np.stack would cast a uint16 image into the uint8 batch ("same_kind"): every dtype is checked
+    if any(a.shape != first.shape or a.dtype != np.uint8 for a in arrays):
+        return None
+    n = len(arrays)
+    if first.ndim == 2:  # (H, W): one channel
+        out = torch.empty((n, 1, *first.shape), dtype=torch.uint8)
+        target = out[:, 0]
+    elif _channels_last(first.shape):
+        height, width, channels = first.shape
+        out = torch.empty((n, channels, height, width), dtype=torch.uint8)
+        target = out.permute(0, 2, 3, 1)  # the batch seen as (B, H, W, C): np.stack transposes as it copies
+    else:
+        out = torch.empty((n, *first.shape), dtype=torch.uint8)
+        target = out
+    np.stack(arrays, out=target.numpy())
+    return out
 
 
 def _stack_images(images: list[Any]) -> Tensor:
@@ -80,6 +109,15 @@ def _stack_images(images: list[Any]) -> Tensor:
             stacked = None
         if stacked is not None and stacked.dtype == torch.uint8 and stacked.dim() in (3, 4):
             return stacked.unsqueeze(1) if stacked.dim() == 3 else stacked
+    kinds = set(map(type, images))
+    if all(issubclass(kind, np.ndarray) for kind in kinds):
+        stacked = _stack_arrays(images)
+        if stacked is not None:
+            return stacked
+    elif not any(issubclass(kind, Tensor | np.ndarray) for kind in kinds):  # PIL images (each mode checked)
+        stacked = _stack_arrays([_pil_array(img) for img in images])
+        if stacked is not None:
+            return stacked
     chw = [_to_chw_uint8(img) for img in images]
     i = next((k for k, t in enumerate(chw) if t.shape != chw[0].shape), None)
     if i is not None:
