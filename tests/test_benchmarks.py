@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,13 +130,36 @@ def test_render_writes_the_summary_of_a_saved_run(
         bench.main(["--render", str(tmp_path / "missing.json")])
 
 
+def _ab_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """One of the interleaved A/B scripts, imported as a module."""
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # the scripts import their shared command line (ab_cli.py)
+    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_collate_a_b_switches_the_path_it_measures(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench_collate.py's "per-image" setting must really take MixupCollate off the np.stack path, "np.stack" restore it
+    from vicinal import collate as VC
+
+    ab = _ab_script("bench_collate", monkeypatch)
+    monkeypatch.setattr(VC, "_stack_arrays", VC._stack_arrays)  # restored after the test, whatever _set left
+    calls: list[int] = []
+    shipped = ab.SHIPPED
+    monkeypatch.setattr(ab, "SHIPPED", lambda arrays: calls.append(1) or shipped(arrays))
+    images = [np.full((4, 5, 3), i, np.uint8) for i in range(3)]
+    for name, expected in (("per-image", 0), ("np.stack", 1)):
+        calls.clear()
+        ab._set(name)
+        assert torch.equal(VC._stack_images(images), torch.stack([torch.full((3, 4, 5), i) for i in range(3)]).byte())
+        assert len(calls) == expected, name
+
+
 def test_the_fused_a_b_switches_the_kernel_it_measures(monkeypatch: pytest.MonkeyPatch) -> None:
     # bench_fused.py's "lerp" setting must really switch the fused gather-and-mix off, and "fused" restore it
-    monkeypatch.syspath_prepend(str(BENCH.parent))  # the scripts import their shared command line (ab_cli.py)
-    spec = importlib.util.spec_from_file_location("bench_fused", BENCH.parent / "bench_fused.py")
-    assert spec is not None and spec.loader is not None
-    fused = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fused)
+    fused = _ab_script("bench_fused", monkeypatch)
     calls: list[int] = []
     real = VF._bag_mix
     monkeypatch.setattr(VF, "_bag_mix", lambda *a: calls.append(1) or real(*a))
