@@ -199,8 +199,9 @@ def test_worker_seeds_mix_the_loader_seed_with_the_mixer_seed(monkeypatch):
 
 def test_palette_and_hue_images_and_unusable_labels_are_named():
     c = vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=0)
-    for mode, why in (("P", "palette indices"), ("PA", "palette indices"), ("HSV", "hue is an angle")):
-        img = Image.new(mode, (4, 4))
+    for mode, why in (("P", "palette indices"), ("PA", "palette indices"), ("HSV", "hue is an angle"),
+                      ("LAB", "a\\* and b\\* are signed bytes")):  # fmt: skip
+        img = Image.new("RGB", (4, 4), (0, 255, 0)).convert(mode)
         with pytest.raises(TypeError, match=rf"needs pixel intensities, got a '{mode}' image \({why}\)"):
             c([(img, 0), (img, 1)])
     img = torch.zeros(3, 4, 4, dtype=torch.uint8)

@@ -423,6 +423,15 @@ def test_inputs_other_than_float_or_uint8_are_refused():
         TypeError, match=r"out_dtype must be a floating-point dtype \(the unrounded mix\), got torch.int32"
     ):
         VF.mix(xu, 0.3, perm, out_dtype=torch.int32)
+    xf = torch.randn(4, 3, 4, 4)
+    assert VF.mix(xf, 0.3, perm, out_dtype=torch.float32).dtype == torch.float32  # its own dtype: allowed
+    for call in (lambda: VF.mix(xf, 0.3, perm, out_dtype=torch.float64),
+                 lambda: VF.mix_many(xf, torch.tensor([0.3, 0.7]), torch.stack([torch.arange(4), perm]),
+                                     out_dtype=torch.float16)):  # fmt: skip
+        with pytest.raises(
+            ValueError, match=r"out_dtype is for uint8 inputs .* a torch.float32 batch is mixed in its "
+        ):
+            call()
     with pytest.raises(ValueError, match=r"x must have at least 1 dimension\(s\) with the batch first, got shape \(\)"):
         VF.mix(torch.tensor(1.0), 0.5, perm)
 

@@ -180,6 +180,9 @@ def test_gaussian_noise():
     assert torch.equal(xm, x + noise)
     assert abs(float((xm - x).std()) - 0.1) < 0.005  # 12k draws: std error ~0.0006
     assert torch.equal(mixer.apply_targets(y, p), F.one_hot(y, 4).float())
+    # noise drawn for this batch does not broadcast onto a batch of another shape
+    with pytest.raises(ValueError, match=r"noise of shape \(64, 3, 8, 8\) but the inputs have shape \(64, 1, 8, 1\)"):
+        mixer.apply_inputs(x[:, :1, :, :1], p)
 
 
 def test_erm_identity():

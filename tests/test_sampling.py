@@ -4,6 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
+import vicinal
 from vicinal.sampling import _pair_concentration, new_generator, sample_beta, sample_dirichlet, sample_lam
 
 # 20,000 draws: the KS statistic of a correct sampler stays below ~0.0096 (p = 0.05); we require p > 1e-3 at a
@@ -125,6 +126,26 @@ def test_tiny_alpha_does_not_collapse_to_one_half():
     lam = sample_beta(0.001, (10_000,), generator=torch.Generator().manual_seed(0))
     assert float(((lam > 0.01) & (lam < 0.99)).double().mean()) < 0.01
     assert abs(float((lam > 0.5).double().mean()) - 0.5) < 0.025
+
+
+def test_subnormal_alpha_gives_the_limit_not_nan():
+    # below alpha ~1e-300, log(U) / alpha overflowed to -inf in both entries and softmax gave NaN: a silent all-NaN
+    # batch on the fast paths. The alpha -> 0 limit is lam in {0, 1}, each half of the time; rows the overflow does
+    # not reach keep their values bit for bit.
+    for alpha in (1e-310, 5e-324, 1e-300):
+        lam = sample_beta(alpha, (2_000,), generator=torch.Generator().manual_seed(0))
+        assert set(lam.unique().tolist()) == {0.0, 1.0}, alpha
+        assert abs(float(lam.mean()) - 0.5) < 0.05  # binomial std 0.011 at n=2,000
+    x, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    for kwargs in ({"inplace": True}, {"exact": False}, {}):
+        xm, ym = vicinal.Mixup(1e-310, num_classes=3, seed=0, lam_mode="sample", **kwargs)(x.clone(), y)
+        assert xm.isfinite().all() and ym.isfinite().all(), kwargs
+    g = torch.Generator().manual_seed(0)
+    conc = torch.full((4, 2), 0.01 + 1.0, dtype=torch.float64)
+    log_gamma = torch._standard_gamma(conc, generator=g).log()
+    log_u = torch.rand(conc.shape, generator=g, dtype=torch.float64).log()
+    expected = torch.softmax(log_gamma + log_u / 0.01, dim=-1)[..., 0]
+    assert torch.equal(sample_beta(0.01, (4,), generator=torch.Generator().manual_seed(0)), expected)
 
 
 def test_batch_lam_does_not_keep_the_first_calls_default_device():

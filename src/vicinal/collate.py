@@ -25,7 +25,12 @@ from .mixup import BatchMix, Mixup
 _CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA (see _channels_last)
 
 # PIL modes whose 8-bit values are not intensities, so that a weighted average of two of them means nothing
-_NOT_INTENSITIES = {"P": "palette indices", "PA": "palette indices", "HSV": "hue is an angle"}
+_NOT_INTENSITIES = {
+    "P": "palette indices",
+    "PA": "palette indices",
+    "HSV": "hue is an angle",
+    "LAB": "a* and b* are signed bytes",  # Pillow's LAB: grey is (L, 0, 0), green's a* = -79 is the byte 177
+}
 
 
 def _channels_last(shape: tuple[int, ...]) -> bool:

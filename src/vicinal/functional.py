@@ -83,6 +83,12 @@ def _check_x(x: Tensor, out_dtype: torch.dtype | None = None) -> None:
     check_inputs(x, what="x")
     if out_dtype is not None and not (isinstance(out_dtype, torch.dtype) and out_dtype.is_floating_point):
         raise TypeError(f"out_dtype must be a floating-point dtype (the unrounded mix), got {out_dtype!r}")
+    if out_dtype is not None and x.is_floating_point() and out_dtype != x.dtype:
+        # a float batch is mixed in its own dtype: a float64 request would come back float32, silently
+        raise ValueError(
+            f"out_dtype is for uint8 inputs (the unrounded mix); a {x.dtype} batch is mixed in its own dtype, "
+            f"got out_dtype={out_dtype}: convert x first"
+        )
 
 
 def _partner(x: Tensor, perm: Tensor | None, partner: Tensor | None) -> Tensor:

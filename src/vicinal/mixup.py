@@ -195,6 +195,11 @@ class BatchMix:
             return x.float() if to_float else x
         if params.op == "noise":
             assert params.noise is not None
+            if params.noise.shape != x.shape:  # noise drawn for another shape would broadcast silently
+                raise ValueError(
+                    f"these params hold noise of shape {tuple(params.noise.shape)} but the inputs have shape "
+                    f"{tuple(x.shape)}; draw them with sample() on this batch"
+                )
             return x.add_(params.noise) if inplace else x + params.noise
         if params.op == "mix":
             if not isinstance(params.lam, Tensor) and params.lam == 1.0:

@@ -57,7 +57,13 @@ def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, genera
     conc = torch.full((*size, k), alpha + 1.0, dtype=torch.float64)
     log_gamma = torch._standard_gamma(conc, generator=generator).log()
     log_u = torch.rand(conc.shape, generator=generator, dtype=torch.float64).log()
-    return torch.softmax(log_gamma + log_u / alpha, dim=-1)
+    scaled = log_gamma + log_u / alpha
+    # below alpha ~1e-300, log_u / alpha overflows to -inf in every entry of a row, where softmax gives NaN: the same
+    # weights from alpha * log(Gamma) + log(U), shifted so that the row's largest entry is 0 before the division
+    # (the alpha -> 0 limit: all weight on one example). Other rows keep the values above bit for bit.
+    z = alpha * log_gamma + log_u
+    stable = (z - z.amax(-1, keepdim=True)) / alpha
+    return torch.softmax(torch.where(scaled.amax(-1, keepdim=True) > -torch.inf, scaled, stable), dim=-1)
 
 
 def sample_beta(alpha: float, size: tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
