@@ -436,6 +436,19 @@ def test_inputs_other_than_float_or_uint8_are_refused():
         VF.mix(torch.tensor(1.0), 0.5, perm)
 
 
+def test_a_learned_one_value_lam_gets_its_gradient():
+    # a one-value lam tensor became a float for the kernels, so a learned scalar mixing weight got no gradient
+    x, perm = torch.randn(4, 3), torch.tensor([1, 0, 3, 2])
+    ref = torch.tensor(0.3, requires_grad=True)
+    (ref * x + (1 - ref) * x[perm]).pow(2).sum().backward()
+    for shape in ((), (1,), (1, 1)):
+        for call in (lambda w: VF.mix(x, w, perm), lambda w: VF.mix_(x.clone(), w, perm),
+                     lambda w: VF.mix(x, w, partner=x[perm].clone(), exact=False)):  # fmt: skip
+            lam = torch.full(shape, 0.3, requires_grad=True)
+            call(lam).pow(2).sum().backward()
+            assert lam.grad is not None and torch.allclose(lam.grad.reshape(()), ref.grad), shape
+
+
 def test_perm_dtype_and_partner_dtype_are_checked():
     x = torch.randn(4, 3)
     with pytest.raises(

@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -370,6 +371,42 @@ def test_partner_shape_errors():
         mixer(x, y, partner=(torch.randn(4, 2), y))
     with pytest.raises(ValueError, match=r"partner labels have shape \(3,\) but labels have \(4,\)"):
         mixer(x, y, partner=(x, y[:3]))
+
+
+def test_partner_batches_are_checked_on_every_call_whatever_is_drawn():
+    # a partner of another dtype failed only on the batches that were mixed (prob < 1: a random batch), and
+    # check_finite looked at the batch but not at its partners
+    x, y = batch((4, 3, 6, 6))
+    for mixer in (vicinal.Mixup(1.0, num_classes=4, seed=0, prob=0.5),
+                  vicinal.MixupOrCutMix(1.0, 1.0, num_classes=4, seed=0)):  # fmt: skip
+        for _ in range(8):
+            with pytest.raises(
+                ValueError, match=r"partner inputs have dtype torch.float64 on cpu but inputs have dtype torch.float32"
+            ):
+                mixer(x, y, partner=(x.double(), y))
+    xp = x.clone()
+    xp[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"partner inputs contain 1 non-finite value\(s\)"):
+        vicinal.Mixup(1.0, num_classes=4, seed=0, check_finite=True)(x, y, partner=(xp, y))
+    with pytest.raises(TypeError, match="partner inputs must be a torch.Tensor, got list"):
+        vicinal.Mixup(1.0, num_classes=4, seed=0)(x, y, partner=([1, 2], y))
+
+
+def test_numpy_numbers_are_accepted_where_python_numbers_are():
+    # num_classes = labels.max() + 1 on a numpy array is a numpy int; alpha from a numpy grid a numpy float
+    x, y = batch((4, 3))
+    plain = vicinal.Mixup(1.0, num_classes=4, seed=3)(x, y)
+    from_numpy = vicinal.Mixup(np.float32(1.0), num_classes=np.int64(4), seed=np.int64(3))(x, y)
+    assert all(torch.equal(a, b) for a, b in zip(plain, from_numpy, strict=True))
+    assert vicinal.Mixup(num_classes=np.int64(4)).num_classes.__class__ is int
+    assert vicinal.DirichletMixup(np.float64(0.5), k=np.int32(3), num_classes=4).k == 3
+    perm = torch.tensor([1, 0, 3, 2])
+    assert torch.equal(VF.mix(x, np.float32(0.25), perm), VF.mix(x, 0.25, perm))
+    for bad, match in ((np.True_, "alpha must be a number, got bool"), (True, "alpha must be a number, got bool")):
+        with pytest.raises(TypeError, match=match):
+            vicinal.Mixup(bad, num_classes=4)
+    with pytest.raises(ValueError, match=r"num_classes must be an int >= 1, got np.float64\(4.0\)"):
+        vicinal.Mixup(num_classes=np.float64(4.0))
 
 
 def test_variant_specific_errors():

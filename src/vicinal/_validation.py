@@ -10,9 +10,19 @@ import torch
 from torch import Tensor
 
 
+def is_int(value: object) -> bool:
+    """An integer, Python's or numpy's (``labels.max() + 1`` on an array is a numpy one), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: object) -> bool:
+    """A real number, Python's or numpy's (integers too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_alpha(alpha: float, name: str = "alpha") -> float:
-    """Return ``alpha`` as a float after checking it is a finite number >= 0."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+    """Return ``alpha`` as a float after checking it is a finite number >= 0 (numpy scalars too)."""
+    if not is_real(alpha):
         raise TypeError(f"{name} must be a number, got {type(alpha).__name__} {alpha!r}")
     alpha = float(alpha)
     if not math.isfinite(alpha) or alpha < 0:
@@ -22,7 +32,7 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
 
 def check_probability(p: float, name: str) -> float:
     """Return ``p`` as a float after checking it lies in [0, 1] (any real number type: numpy scalars too)."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+    if not is_real(p):
         raise TypeError(f"{name} must be a number, got {type(p).__name__} {p!r}")
     p = float(p)
     if not 0.0 <= p <= 1.0:
@@ -38,12 +48,12 @@ def check_choice(value: str, choices: Sequence[str], name: str) -> str:
 
 
 def check_num_classes(num_classes: int | None) -> int | None:
-    """Return ``num_classes`` after checking it is None or an int >= 1."""
+    """Return ``num_classes`` as an int after checking it is None or an int >= 1 (numpy ints too)."""
     if num_classes is None:
         return None
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    if not is_int(num_classes) or num_classes < 1:
         raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
-    return num_classes
+    return int(num_classes)
 
 
 # the dtypes the mixing kernels compute in (float8 has no arithmetic on CPU; integers would be truncated)
@@ -87,12 +97,16 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
         if not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
             bad = lam[~((lam >= 0) & (lam <= 1))].flatten()[0].item()
             raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
-        return lam if lam.shape == (n,) else float(lam.item())
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+        if lam.shape == (n,):
+            return lam
+        if lam.requires_grad:  # a learned weight: one per sample, so that autograd reaches it (a float would not)
+            return lam.reshape(()).expand(n)
+        return float(lam.item())
+    if not is_real(lam):
         raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__} {lam!r}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1] (a convex combination), got {lam!r}")
-    return lam
+    return float(lam)
 
 
 def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regression: bool = False) -> int | None:

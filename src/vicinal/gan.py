@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_alpha, check_choice, check_lam
+from ._validation import check_alpha, check_choice, check_lam, is_int
 from .functional import _functorch_wrapped
 from .sampling import sample_beta
 
@@ -26,8 +26,9 @@ def sample_gan_lam(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """One lam per sample, ``(B,)`` of ``dtype``: Beta(alpha, alpha) (paper) or Uniform(0, alpha) (the authors' demo)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = int(batch_size)
     alpha = check_alpha(alpha)
     check_choice(distribution, LAM_DISTRIBUTIONS, "distribution")
     if distribution == "uniform" and alpha > 1:

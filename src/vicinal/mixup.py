@@ -28,6 +28,7 @@ from ._validation import (
     check_num_classes,
     check_probability,
     check_targets,
+    is_int,
 )
 from .pairing import PAIRINGS, batch_pairs, random_pairs
 from .sampling import new_generator, sample_dirichlet, sample_lam
@@ -278,6 +279,14 @@ class BatchMix:
         check_targets(y, n, self.num_classes, regression=self.regression)
         if partner is not None:
             px, py = partner
+            # eager, as the batch itself: with prob < 1 or a CutMix switch a bad partner would otherwise fail only
+            # on the batches that happen to be mixed
+            check_inputs(px, check_finite=self.check_finite, what="partner inputs")
+            if px.dtype != x.dtype or px.device != x.device:
+                raise ValueError(
+                    f"partner inputs have dtype {px.dtype} on {px.device} but inputs have dtype {x.dtype} on "
+                    f"{x.device}; convert the partners to match"
+                )
             if px.shape != x.shape:
                 raise ValueError(f"partner inputs have shape {tuple(px.shape)} but inputs have {tuple(x.shape)}")
             if py.shape != y.shape:
@@ -563,9 +572,9 @@ class DirichletMixup(BatchMix):
     def __init__(self, alpha: float = 1.0, *, k: int = 3, lam_mode: str = "batch", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.alpha = check_alpha(alpha)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        if not is_int(k) or k < 2:
             raise ValueError(f"k must be an int >= 2, got {k!r}")
-        self.k = k
+        self.k = int(k)
         self.lam_mode = check_choice(lam_mode, LAM_MODES, "lam_mode")
 
     def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._validation import check_choice
+from ._validation import check_choice, is_int
 
 PAIRINGS = ("random", "same_class", "roll", "flip", "knn", "matching")
 
@@ -176,8 +176,9 @@ class KNNPartners:
         if features.dim() < 2:
             raise ValueError(f"features must be (N, D) or (N, ...), got shape {tuple(features.shape)}")
         n = features.shape[0]
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k >= n:
+        if not is_int(k) or k < 1 or k >= n:
             raise ValueError(f"k must be an int in [1, N-1] = [1, {n - 1}], got {k!r}")
+        k = int(k)
         if same_class:
             if labels is None or labels.shape != (n,):
                 raise ValueError(f"same_class=True needs labels of shape ({n},)")

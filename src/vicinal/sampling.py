@@ -15,7 +15,7 @@ import functools
 import torch
 from torch import Tensor
 
-from ._validation import check_alpha
+from ._validation import check_alpha, is_int
 
 # Below this alpha, draws are made in log space (see the module docstring).
 _LOG_SPACE_BELOW = 0.05
@@ -33,9 +33,9 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     if seed is None:
         g.seed()  # non-deterministic, like an unseeded torchvision transform; never touches the global RNG
     else:
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-        g.manual_seed(seed)
+        g.manual_seed(int(seed))
     return g
 
 
