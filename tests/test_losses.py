@@ -101,8 +101,42 @@ def test_mixed_criterion_matches_soft_targets_for_every_variant(name, lam_mode):
 def test_mixed_criterion_smoothing_mismatch():
     x, y = torch.randn(4, 3), torch.arange(4)
     p = vicinal.Mixup(1.0, num_classes=4, smoothing=0.1, seed=0).sample(x, y)
+    smoothing_02 = functools.partial(F.cross_entropy, label_smoothing=0.2)
     with pytest.raises(ValueError, match=r"label_smoothing=0\.2 .* mixer's smoothing=0\.1"):
-        vicinal.mixed_criterion(F.cross_entropy, torch.zeros(4, 4), y, p, label_smoothing=0.2)
+        vicinal.mixed_criterion(smoothing_02, torch.zeros(4, 4), y, p, label_smoothing=0.2)
+    # label_smoothing= must be what the criterion applies where that can be read: plain F.cross_entropy said to
+    # smooth gave the unsmoothed loss beside smoothed targets, silently
+    pred = torch.randn(4, 4)
+    for criterion, applied in ((F.cross_entropy, "0.0"), (torch.nn.CrossEntropyLoss(label_smoothing=0.2), "0.2")):
+        with pytest.raises(ValueError, match=rf"the criterion applies label_smoothing={applied} but mixed_criterion "):
+            vicinal.mixed_criterion(criterion, pred, y, p, label_smoothing=0.1)
+    smoothed = vicinal.Mixup(1.0, num_classes=4, smoothing=0.1, seed=0).apply_targets(y, p)
+    for criterion in (
+        functools.partial(F.cross_entropy, label_smoothing=0.1),
+        torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+    ):
+        got = vicinal.mixed_criterion(criterion, pred, y, p, label_smoothing=0.1)
+        torch.testing.assert_close(got, vicinal.soft_cross_entropy(pred, smoothed))
+    # a criterion that smooths by itself beside a transform that does not: taken as given (the same smoothed loss)
+    plain = vicinal.Mixup(1.0, num_classes=4, seed=0).sample(x, y)
+    got = vicinal.mixed_criterion(torch.nn.CrossEntropyLoss(label_smoothing=0.1), pred, y, plain)
+    torch.testing.assert_close(got, vicinal.soft_cross_entropy(pred, smoothed))
+
+
+def test_hand_made_params_are_checked_as_apply_checks_them():
+    # mixed_criterion took hand-built params unchecked: lam=2 gave 2 L(y) - L(y_j), an unknown op a mix
+    y, pred = torch.arange(4), torch.randn(4, 4)
+    perm = torch.tensor([1, 0, 3, 2])
+    for params, error, match in (
+        (vicinal.MixParams(op="mix", lam=2.0, perm=perm), ValueError, r"lam must be in \[0, 1\]"),
+        (vicinal.MixParams(op="mix", lam=0.3, perm=torch.tensor([0, 1, 2, 4])), ValueError, r"perm must hold indices"),
+        (vicinal.MixParams(op="bogus", lam=0.3, perm=perm), ValueError, r"unknown op 'bogus'; known: identity, mix"),
+        (vicinal.MixParams(op="mix", lam=0.3, perm=perm, targets="nonsense"), ValueError, "unknown targets 'nonsense'"),
+    ):
+        with pytest.raises(error, match=match):
+            vicinal.mixed_criterion(F.cross_entropy, pred, y, params)
+    with pytest.raises(ValueError, match=r"unknown op 'bogus'"):
+        vicinal.Mixup(1.0, num_classes=4).apply_targets(y, vicinal.MixParams(op="bogus", lam=0.3, perm=perm))
 
 
 def test_mixed_criterion_closer_targets():

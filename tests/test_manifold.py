@@ -231,3 +231,20 @@ def test_a_model_compiled_before_the_mixing_says_so():
     compiled(x)  # compiled without the mixing
     with pytest.raises(RuntimeError, match="the model is torch.compile'd, and a graph compiled before the mixing"):
         vicinal.LatentMixup(compiled, "2", alpha=1.0, num_classes=3, seed=0)(x, y)
+
+
+def test_token_ids_feed_a_latent_layer():
+    # the model input of a text model is integer token ids; the tensor mixed is the embedding's float output, so
+    # only the input layer needs a float batch (sample() refused the ids: "inputs must be a float16, ...")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(48, 3))
+    tokens, y = torch.randint(0, 50, (4, 6)), torch.tensor([0, 1, 2, 0])
+    out, targets = vicinal.LatentMixup(model, "1", alpha=1.0, num_classes=3, seed=0)(tokens, y)
+    p = vicinal.Mixup(1.0, num_classes=3, seed=0).sample(torch.zeros(4, 1), y)  # the same draws
+    h = model[0](tokens)
+    assert torch.equal(out, model[1:](p.lam * h + (1 - p.lam) * h[p.perm]))
+    assert torch.equal(targets, vicinal.Mixup(1.0, num_classes=3).apply_targets(y, p))
+    with pytest.raises(TypeError, match="inputs must be a float16, bfloat16, float32, float64 or uint8 tensor"):
+        vicinal.LatentMixup(model, "input", alpha=1.0, num_classes=3)(tokens, y)  # mixing the ids themselves: refused
+    with pytest.raises(ValueError, match=r"labels have shape \(3,\) but the batch has 4 samples"):
+        vicinal.LatentMixup(model, "1", alpha=1.0, num_classes=3)(tokens, y[:3])  # the batch size still counts

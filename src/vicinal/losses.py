@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .mixup import MixParams
+from ._validation import check_choice, check_lam
+from .functional import _check_perm
+from .mixup import OPS, TARGET_MODES, MixParams
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -78,8 +80,10 @@ def mixed_criterion(
       cannot smooth through an arbitrary ``criterion``, so the criterion must smooth itself and you say so:
       ``mixed_criterion(partial(F.cross_entropy, label_smoothing=eps), pred, y, params, label_smoothing=eps)``
       (cross-entropy is linear in the target, so smoothing each label then mixing equals mixing then smoothing).
-      A smoothing mixer without ``label_smoothing=`` (or with a different value) raises ``ValueError`` rather than
-      silently computing the unsmoothed loss.
+      A smoothing mixer without ``label_smoothing=`` (or with a different value), or a ``label_smoothing=`` other
+      than what the criterion applies where that can be read (``nn.CrossEntropyLoss``'s attribute, a function's or
+      ``functools.partial``'s keyword), raises ``ValueError`` rather than silently computing another loss. A
+      criterion that smooths by itself beside a transform that does not is taken as given.
 
     Args:
         criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``). Per-sample lam
@@ -94,6 +98,14 @@ def mixed_criterion(
         label_smoothing: the eps that ``criterion`` applies itself; must equal the transform's ``smoothing``.
     """
     n = _check_criterion_batch(pred, y, params)
+    applied = _criterion_smoothing(criterion)
+    if applied is not None and label_smoothing is not None and abs(applied - float(label_smoothing)) > 1e-12:
+        # e.g. plain F.cross_entropy said to smooth: the loss would be unsmoothed where the targets are smoothed
+        raise ValueError(
+            f"the criterion applies label_smoothing={applied} but mixed_criterion was told label_smoothing="
+            f"{label_smoothing}: pass the smoothing the criterion applies (equal to the transform's smoothing, "
+            f"{params.smoothing})"
+        )
     if label_smoothing is None and params.smoothing:
         raise ValueError(
             f"the transform applies label smoothing (smoothing={params.smoothing}) but mixed_criterion cannot "
@@ -237,10 +249,24 @@ def _default(parameters: Mapping[str, inspect.Parameter] | None, name: str, fall
     return parameter.default
 
 
+def _criterion_smoothing(criterion: Callable[..., Tensor]) -> float | None:
+    """The label smoothing a criterion applies, where it can be read (``nn.CrossEntropyLoss``'s attribute, a
+    function's or ``functools.partial``'s ``label_smoothing`` keyword); None otherwise."""
+    if isinstance(criterion, torch.nn.Module):
+        value = getattr(criterion, "label_smoothing", None)
+    else:
+        value = _default(_parameters(criterion), "label_smoothing", None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:
-    """The batch size shared by predictions, labels and params; a ValueError naming the mismatch otherwise."""
+    """The batch size shared by predictions, labels and params; a ValueError naming the mismatch otherwise. Params
+    made by hand (not drawn by ``sample()``) are checked as ``apply_inputs`` checks them: lam in [0, 1], perm in
+    the batch."""
     if not isinstance(params, MixParams):
         raise TypeError(f"params must be the MixParams drawn by the transform's sample(), got {type(params).__name__}")
+    check_choice(params.op, OPS, "op")
+    check_choice(params.targets, TARGET_MODES, "targets")
     if not isinstance(pred, Tensor) or pred.dim() == 0:
         raise ValueError("predictions must be a tensor with the batch first")
     if not isinstance(y, Tensor) or y.dim() == 0:
@@ -257,4 +283,8 @@ def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:
         drawn = params.lam.shape[0]
     if drawn is not None and drawn != n:
         raise ValueError(f"params were drawn for a batch of {drawn} but predictions have {n}")
+    if not params._drawn and params.op in ("mix", "cutmix"):
+        check_lam(params.lam, n)
+        if params.perm is not None:
+            _check_perm(params.perm, n)
     return n

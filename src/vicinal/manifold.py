@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._validation import INPUT_DTYPES
 from .mixup import MixParams, Mixup
 
 
@@ -79,8 +80,16 @@ class LatentMixup:
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Run ``model`` on ``x`` with the input of ``layer`` mixed; returns ``(outputs, mixed targets)``."""
-        params = self.mixer.sample(x, y)
+        params = self.mixer.sample(self._checked_as(x), y)
         return self.forward(x, params), self.mixer.apply_targets(y, params)
+
+    def _checked_as(self, x: Tensor) -> Tensor:
+        """What ``sample()`` validates for the model input ``x``: ``x`` itself, except an input a latent layer's
+        model embeds first (token ids and other integer inputs): the tensor mixed is then the activation at
+        ``layer`` (checked when the hook mixes it), and of ``x`` only the batch size counts."""
+        if self.module is None or not isinstance(x, Tensor) or x.dim() == 0 or x.dtype in INPUT_DTYPES:
+            return x
+        return torch.empty((x.shape[0], 0), device=x.device)
 
     def forward(self, x: Tensor, params: MixParams) -> Tensor:
         """Forward pass with the latent mixing of ``params`` (the two-label loss can reuse ``params``)."""

@@ -34,6 +34,7 @@ from .pairing import PAIRINGS, batch_pairs, random_pairs
 from .sampling import new_generator, sample_dirichlet, sample_lam
 
 TARGET_MODES = ("mixed", "closer")
+OPS = ("identity", "mix", "cutmix", "dirichlet", "noise")  # what MixParams.op may say
 LAM_MODES = ("batch", "sample")
 UINT8_OUTPUTS = ("round", "float")
 
@@ -239,6 +240,7 @@ class BatchMix:
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""
         _check_params_batch(params, y.shape[0] if isinstance(y, Tensor) and y.dim() else -1, "labels")
+        check_choice(params.op, OPS, "op")  # an unknown op would otherwise get mixed targets
         if (
             params.op in ("mix", "cutmix")
             and params.perm is not None
