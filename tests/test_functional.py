@@ -908,3 +908,28 @@ def test_samples_without_values_mix_to_themselves(dtype):
     assert VF.mix_(x, 0.3, perm) is x
     out = torch.empty_like(x)
     assert VF.mix(x, 0.3, perm, out=out) is out and VF.mix(x, 0.3, perm, exact=False).shape == (4, 0)
+
+
+def test_target_helpers_and_the_cutmix_box_name_bad_input():
+    perm = torch.tensor([1, 0])
+    with pytest.raises(
+        ValueError, match=r"float labels are taken as probabilities of shape \(B, 3\); got shape \(2,\)"
+    ):
+        VF.one_hot(torch.tensor([0.0, 1.0]), 3)  # passed through unchanged as "one-hot"
+    with pytest.raises(ValueError, match=r"float labels .* \(B, 3\); got shape \(2, 4\)"):
+        VF.one_hot(torch.full((2, 4), 0.25), 3)
+    assert torch.equal(VF.one_hot(torch.eye(3)[:2], 3), torch.eye(3)[:2])
+    with pytest.raises(ValueError, match=r"labels must be class indices of shape \(B,\), got shape \(2, 2\)"):
+        VF.mixed_one_hot(torch.tensor([[0, 1], [1, 0]]), 0.3, perm, 3)
+    with pytest.raises(TypeError, match="targets must be a torch.Tensor with the batch first, got list"):
+        VF.closer_targets([1, 2], 0.3, perm)
+    u = torch.tensor([0.5, 0.5])
+    for lam, match in ((2.0, r"lam must be in \[0, 1\]"), (-1.0, r"lam must be in \[0, 1\]")):
+        with pytest.raises(ValueError, match=match):
+            VF.cutmix_box(lam, 10, 10, u)
+    for bad in (torch.tensor([3.0, 3.0]), torch.tensor([0.5]), torch.tensor([1.0, 0.2]), None):
+        with pytest.raises(ValueError, match=r"u must be two uniforms in \[0, 1\)"):
+            VF.cutmix_box(0.5, 10, 10, bad)
+    with pytest.raises(TypeError, match=r"cutmix_box takes one lam for the box, got a tensor of shape \(2,\)"):
+        VF.cutmix_box(torch.tensor([0.5, 0.5]), 10, 10, u)
+    assert VF.cutmix_box(torch.tensor([0.75]), 10, 10, u) == VF.cutmix_box(0.75, 10, 10, (0.5, 0.5))

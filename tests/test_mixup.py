@@ -603,6 +603,12 @@ def test_probability_labels_validated(labels, message):
         vicinal.Mixup(1.0, num_classes=2, seed=0)(torch.randn(2, 3), labels)
 
 
+def test_probability_labels_without_classes_are_named():
+    # (B, 0) labels reached torch's "amin(): Expected reduction dim" inside the row check
+    with pytest.raises(ValueError, match=r"probability labels need at least one class, got shape \(2, 0\)"):
+        vicinal.Mixup(1.0, seed=0)(torch.randn(2, 3), torch.empty(2, 0))
+
+
 def test_probability_labels_accept_rounding_and_smoothing():
     y = F.one_hot(torch.arange(3), 3).float() * 0.9 + 0.1 / 3  # label smoothing, rows sum to 1 up to rounding
     vicinal.Mixup(1.0, num_classes=3, seed=0)(torch.randn(3, 2), y)

@@ -135,6 +135,22 @@ def test_knn_errors():
     knn = KNNPartners.fit(x, k=2)
     with pytest.raises(ValueError, match=r"indices must be in \[0, 10\), got values from 0 to 10"):
         knn.sample(torch.tensor([0, 10]), generator=g())
+    with pytest.raises(TypeError, match="indices must be an integer tensor of dataset indices, got torch.float32"):
+        knn.sample(torch.tensor([0.5, 1.7]), generator=g())  # .long() truncated them to samples 0 and 1
+    with pytest.raises(ValueError, match=r"chunk_size must be an int >= 1 \(rows per distance chunk\), got -1"):
+        KNNPartners.fit(x, k=2, chunk_size=-1)  # computed nothing, then blamed a class with a single member
+    # a table built by hand: its drawn entries must index the dataset, its counts fit its rows
+    table, counts = knn.neighbours.clone(), knn.counts.clone()
+    table[3, 0] = 10
+    with pytest.raises(ValueError, match=r"neighbours must be dataset indices in \[0, 10\), got values from 0 to 10"):
+        KNNPartners(table, counts)
+    table[3, 0], counts[2] = 1, 3
+    with pytest.raises(ValueError, match=r"counts must be at most k = 2 \(the valid entries of a row\), got 3"):
+        KNNPartners(table, counts)
+    with pytest.raises(TypeError, match="neighbours must be an integer tensor, got torch.float32"):
+        KNNPartners(knn.neighbours.float(), knn.counts)
+    counts[2], table[2, 1] = 1, -5  # an entry past a row's count is never drawn: allowed
+    assert KNNPartners(table, counts).k == 2
 
 
 # -- matching pairing (issue 7) ----------------------------------------------------------------------------------------

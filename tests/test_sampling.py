@@ -109,6 +109,17 @@ def test_bad_alpha(alpha, err, msg):
 def test_dirichlet_needs_two_examples():
     with pytest.raises(ValueError, match="k must be >= 2 examples to mix, got 1"):
         sample_dirichlet(1.0, 1, generator=torch.Generator())
+    for k in (2.5, None, True):
+        with pytest.raises(ValueError, match=f"k must be >= 2 examples to mix, got {k}"):
+            sample_dirichlet(1.0, k, generator=torch.Generator())
+
+
+def test_samplers_need_an_explicit_generator():
+    # generator=None fell back to torch's global stream, silently: unseeded and shared with everything else
+    for call in (lambda: sample_lam(1.0, 4, "batch", generator=None), lambda: sample_lam(0.01, 4, "sample", generator=None),
+                 lambda: sample_beta(1.0, (3,), generator=None), lambda: sample_dirichlet(1.0, 3, generator=7)):  # fmt: skip
+        with pytest.raises(TypeError, match="generator must be a torch.Generator, got (NoneType|int)"):
+            call()
 
 
 def test_generator_arguments():

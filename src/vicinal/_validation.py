@@ -136,6 +136,8 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
             )
         if num_classes is not None and y.shape[1] != num_classes:
             raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
+        if y.shape[1] == 0:
+            raise ValueError(f"probability labels need at least one class, got shape {tuple(y.shape)}")
         check_probability_rows(y)
         return int(y.shape[1])
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):

@@ -760,8 +760,14 @@ def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dt
 
 def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Integer labels ``(B,)`` to one-hot ``(B, C)``; float labels ``(B, C)`` pass through (cast to dtype)."""
-    if not y.is_floating_point():
+    if not isinstance(y, Tensor) or not y.is_floating_point():
         _check_class_labels(y, num_classes)
+    elif y.dim() < 2 or y.shape[-1] != check_num_classes(num_classes):
+        # float labels are probabilities over the classes; a (B,) float vector would pass through as "one-hot"
+        raise ValueError(
+            f"float labels are taken as probabilities of shape (B, {num_classes}); got shape {tuple(y.shape)} "
+            "(class indices must be an integer tensor)"
+        )
     return _one_hot(y, num_classes, dtype)
 
 
@@ -820,6 +826,8 @@ def mixed_one_hot(
     (checked here; the transforms check each batch once and call the unchecked kernel).
     """
     _check_class_labels(y, num_classes)
+    if y.dim() != 1:
+        raise ValueError(f"labels must be class indices of shape (B,), got shape {tuple(y.shape)}")
     n = y.shape[0]
     _check_perm(perm, n)  # a shorter perm would leave rows of zeros, an index out of [0, n) fail inside torch
     return _mixed_one_hot(y, check_lam(lam, n), perm, num_classes, dtype)
@@ -844,6 +852,9 @@ def closer_targets(
     y: Tensor, lam: float | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None
 ) -> Tensor:
     """ "Mix inputs only" (Table 5): the target of the closer sample, ``y_i`` where ``lam >= 0.5`` else ``y_j``."""
+    if not isinstance(y, Tensor) or y.dim() == 0:
+        what = f"shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
+        raise TypeError(f"targets must be a torch.Tensor with the batch first, got {what}")
     lam = check_lam(lam, y.shape[0])
     yp = _partner(y, perm, partner)
     if isinstance(lam, Tensor):
@@ -918,9 +929,17 @@ def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[in
     """
     if height < 1 or width < 1:
         raise ValueError(f"cutmix_box needs an image of at least 1x1 pixels, got height {height} and width {width}")
+    if isinstance(lam, Tensor):
+        if lam.numel() != 1:
+            raise TypeError(f"cutmix_box takes one lam for the box, got a tensor of shape {tuple(lam.shape)}")
+        lam = float(lam)
+    lam = check_lam(lam, 1)  # lam > 1 gave a complex ratio, lam < 0 a box larger than the image
+    centre = [float(v) for v in u] if isinstance(u, Tensor | list | tuple) else None
+    if centre is None or len(centre) != 2 or not all(0.0 <= v < 1.0 for v in centre):
+        raise ValueError(f"u must be two uniforms in [0, 1) (the box centre as fractions of H and W), got {u!r}")
     ratio = (1.0 - lam) ** 0.5
     cut_h, cut_w = int(round(height * ratio)), int(round(width * ratio))
-    cy, cx = int(float(u[0]) * height), int(float(u[1]) * width)
+    cy, cx = int(centre[0] * height), int(centre[1] * width)
     y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, height)
     x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, width)
     area = max(y1 - y0, 0) * max(x1 - x0, 0)

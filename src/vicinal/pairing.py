@@ -141,12 +141,26 @@ class KNNPartners:
     """
 
     def __init__(self, neighbours: Tensor, counts: Tensor) -> None:
+        for name, t in (("neighbours", neighbours), ("counts", counts)):
+            if not isinstance(t, Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise TypeError(f"{name} must be an integer tensor, got {getattr(t, 'dtype', type(t).__name__)}")
         if neighbours.dim() != 2 or counts.shape != (neighbours.shape[0],):
             raise ValueError(
                 f"neighbours must be (N, k) and counts (N,), got {tuple(neighbours.shape)} and {tuple(counts.shape)}"
             )
         if bool((counts < 1).any()):
             raise ValueError("every sample needs at least one neighbour (a class with a single member has none)")
+        n, k = neighbours.shape
+        if bool((counts > k).any()):
+            raise ValueError(f"counts must be at most k = {k} (the valid entries of a row), got {int(counts.max())}")
+        # only the valid entries of a row are ever drawn: those must index the dataset
+        valid = torch.arange(k, device=neighbours.device) < counts.to(neighbours.device)[:, None]
+        drawn = neighbours[valid]
+        if drawn.numel() and (int(drawn.min()) < 0 or int(drawn.max()) >= n):
+            raise ValueError(
+                f"neighbours must be dataset indices in [0, {n}), got values from {int(drawn.min())} to "
+                f"{int(drawn.max())}"
+            )
         self.neighbours = neighbours
         self.counts = counts
 
@@ -179,6 +193,8 @@ class KNNPartners:
         if not is_int(k) or k < 1 or k >= n:
             raise ValueError(f"k must be an int in [1, N-1] = [1, {n - 1}], got {k!r}")
         k = int(k)
+        if not is_int(chunk_size) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be an int >= 1 (rows per distance chunk), got {chunk_size!r}")
         if same_class:
             if labels is None or labels.shape != (n,):
                 raise ValueError(f"same_class=True needs labels of shape ({n},)")
@@ -209,6 +225,16 @@ class KNNPartners:
 
     def sample(self, indices: Tensor, *, generator: torch.Generator) -> Tensor:
         """One partner per dataset index in ``indices (B,)``, uniform over its valid neighbours."""
+        if (
+            not isinstance(indices, Tensor)
+            or indices.is_floating_point()
+            or indices.is_complex()
+            or indices.dtype == torch.bool
+        ):
+            # .long() would truncate 1.7 to sample 1
+            raise TypeError(
+                f"indices must be an integer tensor of dataset indices, got {getattr(indices, 'dtype', type(indices).__name__)}"
+            )
         indices = indices.cpu().long()
         n = self.neighbours.shape[0]
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n):

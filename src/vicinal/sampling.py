@@ -26,9 +26,7 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     if generator is not None and seed is not None:
         raise ValueError("pass either generator or seed, not both")
     if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        return generator
+        return _check_generator(generator)
     g = torch.Generator()
     if seed is None:
         g.seed()  # non-deterministic, like an unseeded torchvision transform; never touches the global RNG
@@ -39,14 +37,23 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     return g
 
 
+def _check_generator(generator: torch.Generator) -> torch.Generator:
+    """All randomness flows through an explicit generator: None would fall back to torch's global stream."""
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator
+
+
 def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
     """Weights ~ Dirichlet(alpha, ..., alpha) over ``k`` examples, shape ``size + (k,)``, float64.
 
     ``alpha == 0`` is the ERM limit: all weight on the first example.
     """
     alpha = check_alpha(alpha)
-    if k < 2:
-        raise ValueError(f"k must be >= 2 examples to mix, got {k}")
+    if not is_int(k) or k < 2:
+        raise ValueError(f"k must be >= 2 examples to mix, got {k!r}")
+    k = int(k)
+    _check_generator(generator)
     if alpha == 0.0:
         w = torch.zeros(*size, k, dtype=torch.float64)
         w[..., 0] = 1.0
@@ -80,6 +87,7 @@ def _pair_concentration(alpha: float) -> Tensor:
 def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Generator) -> float | Tensor:
     """One lam per batch (``mode="batch"``, the paper's choice, returned as a float) or one per sample
     (``mode="sample"``, a float64 tensor of shape (B,))."""
+    _check_generator(generator)
     if mode == "batch":
         alpha = check_alpha(alpha)
         if alpha >= _LOG_SPACE_BELOW:
