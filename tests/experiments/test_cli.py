@@ -680,3 +680,25 @@ def test_a_missing_optional_package_is_a_lab_warning(tmp_path: Path) -> None:
         "vicinal: warning: matplotlib is not installed; reliability.png skipped",
     ], proc.stderr
     assert (tmp_path / "demo-digits" / "seed0" / "reliability.json").is_file()  # the numbers are still written
+
+
+def test_the_resume_hint_of_a_multi_process_run_names_torchrun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "resume with: vicinal train --resume DIR" was printed under torchrun too, where one process is refused
+    from vicinal.experiments import cli
+    from vicinal.experiments.trainer import TrainingInterrupted
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    for world_size, hint in (
+        (1, f"resume with: vicinal train --resume {checkpoint.parent}\n"),
+        (2, f"resume with: torchrun with the same 2 processes, e.g. torchrun --nproc_per_node=2 -m vicinal train "
+            f"--resume {checkpoint.parent}\n"),
+    ):  # fmt: skip
+
+        def interrupted(args: argparse.Namespace, world_size: int = world_size) -> int:
+            raise TrainingInterrupted(signal.SIGTERM, checkpoint, world_size)
+
+        monkeypatch.setitem(cli.COMMANDS, "configs", interrupted)
+        assert main(["configs"]) == 143
+        assert capsys.readouterr().err.endswith(hint)

@@ -487,5 +487,11 @@ def _run(argv: Sequence[str] | None) -> int:
             return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:
         if exc.checkpoint is not None:
-            print(f"vicinal: {exc}; resume with: vicinal train --resume {exc.checkpoint.parent}", file=sys.stderr)
+            command = f"vicinal train --resume {exc.checkpoint.parent}"
+            if exc.world_size > 1:  # the checkpoint refuses another number of processes
+                command = (
+                    f"torchrun with the same {exc.world_size} processes, e.g. torchrun --nproc_per_node="
+                    f"{exc.world_size} -m {command}"
+                )
+            print(f"vicinal: {exc}; resume with: {command}", file=sys.stderr)
         return exc.exit_code

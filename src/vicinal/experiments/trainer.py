@@ -111,12 +111,14 @@ class TrainingInterrupted(Exception):
     Attributes:
         signum: the signal number. exit_code: 128 + signum (130 for SIGINT, 143 for SIGTERM).
         checkpoint: path of the checkpoint written (None on ranks other than 0).
+        world_size: the number of processes that wrote it (a resume needs as many).
     """
 
-    def __init__(self, signum: int, checkpoint: Path | None) -> None:
+    def __init__(self, signum: int, checkpoint: Path | None, world_size: int = 1) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
         self.checkpoint = checkpoint
+        self.world_size = world_size
         name = signal.Signals(signum).name
         super().__init__(f"interrupted by {name}; checkpoint saved at {checkpoint}")
 
@@ -399,7 +401,7 @@ class Trainer:
                     file=sys.stderr,
                     flush=True,
                 )
-        raise TrainingInterrupted(self.stop.signum, path)
+        raise TrainingInterrupted(self.stop.signum, path, self.world_size)
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def _emit(self, event: str, *args: Any) -> None:

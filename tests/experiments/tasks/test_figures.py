@@ -15,6 +15,7 @@ from torch import nn
 from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments.data.seeds import derive_seed
 from vicinal.experiments.errors import LabWarning, TaskError
+from vicinal.experiments.tasks import figures as figures_module
 from vicinal.experiments.tasks.figures import (
     STREAM_TOY_INIT,
     figure1b,
@@ -151,6 +152,27 @@ def test_figure2_errors(tmp_path: Path) -> None:
         figure2(erm, other, tmp_path / "figs", n_pairs=4)
     with pytest.raises(ValueError, match="n_pairs must be >= 1, got 0"):
         figure2(erm, erm, tmp_path / "figs", n_pairs=0)
+    mix = _tiny_run(tmp_path / "same-data", "mixup")
+    with pytest.raises(ValueError, match=r"--erm takes ERM runs, but '.*mixup' has mix.variant 'mixup'"):
+        figure2(mix, erm, tmp_path / "figs", n_pairs=4)  # roles swapped: each curve under the other's name
+    assert not (tmp_path / "figs").exists()
+
+
+def test_figure2_refuses_runs_trained_on_other_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the class-sorted subsets of two seeds share their labels but not their images: the mixup curve would be
+    # measured away from the mixup model's training points
+    erm, mix = _tiny_run(tmp_path, "erm"), _tiny_run(tmp_path, "mixup")
+    real = figures_module.load_trained
+
+    def other_images(run: Path, **kwargs: object) -> tuple:
+        model, cfg, data = real(run, **kwargs)
+        if Path(run) == mix:
+            data.train_dataset_x = data.train_dataset_x.flip(0)  # the same labels come from the class sort
+        return model, cfg, data
+
+    monkeypatch.setattr(figures_module, "load_trained", other_images)
+    with pytest.raises(ValueError, match=r"trained on different images of .* \(the same labels; another subset seed"):
+        figure2(erm, mix, tmp_path / "figs", n_pairs=4)
     with pytest.raises(ValueError, match="is not a run folder"):
         load_trained(tmp_path)
 

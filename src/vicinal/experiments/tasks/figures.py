@@ -347,6 +347,7 @@ def figure2(
     sets = {}
     for method, run in (("erm", erm), ("mixup", mixup)):
         model, cfg, data = load_trained(run, device=device)
+        _check_role(cfg.mix.variant, f"--{method}", run)  # swapped runs would plot each other's curve
         if data.train_dataset_x is None or data.train_dataset_y is None:
             raise TaskError(f"run '{run}': dataset {cfg.data.name!r} is not held in memory; Figure 2 needs it")
         models[method] = model
@@ -356,6 +357,11 @@ def figure2(
         raise TaskError(
             f"the two runs were trained on different data ({name_e} {tuple(xe.shape)} vs {name_m} {tuple(xm.shape)}); "
             "Figure 2 compares models at the same points"
+        )
+    if not torch.equal(xe, xm):  # class-sorted subsets of two seeds share their labels, not their images
+        raise TaskError(
+            f"the two runs were trained on different images of {name_e} (the same labels; another subset seed?): "
+            "Figure 2 compares models at their training points; pass runs of the same seed"
         )
     n = ye.shape[0]
     if n < 2:
@@ -407,6 +413,14 @@ def _variant(run: Run) -> str:
     return str(mix.get("variant", MixConfig.variant)) if isinstance(mix, Mapping) else MixConfig.variant
 
 
+def _check_role(variant: str, option: str, path: str | Path) -> None:
+    """``--erm`` takes ERM runs, ``--mixup`` the others: runs passed the wrong way round would swap the curves."""
+    want_erm = option == "--erm"
+    if (variant == "erm") != want_erm:
+        kind = "ERM runs" if want_erm else "mixup runs (mix.variant other than erm)"
+        raise TaskError(f"{option} takes {kind}, but '{path}' has mix.variant {variant!r}")
+
+
 def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
     """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count.
 
@@ -415,11 +429,8 @@ def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
     along the x axis (an interrupted seed drops out and the band collapses) while the legend's n counts them all.
     """
     runs = [load_run(p) for p in find_runs(paths)]
-    want_erm = option == "--erm"
     for run in runs:
-        if (_variant(run) == "erm") != want_erm:
-            kind = "ERM runs" if want_erm else "mixup runs (mix.variant other than erm)"
-            raise TaskError(f"{option} takes {kind}, but '{run.path}' has mix.variant {_variant(run)!r}")
+        _check_role(_variant(run), option, run.path)
     evaluated = {
         run.path: {int(r["epoch"]): float(r["test_error"]) for r in run.records if r.get("test_error") is not None}
         for run in runs
