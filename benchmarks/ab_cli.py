@@ -1,5 +1,5 @@
 """The command line shared by the interleaved A/B scripts (``bench_fused.py``, ``bench_slices.py``,
-``bench_floors.py``): ``--calls``, ``--threads``, ``--tag``, and where a tagged run's table is written."""
+``bench_floors.py``, ``bench_collate.py``): ``--calls``, ``--threads``, ``--tag``, and where a tagged run's table is written."""
 
 from __future__ import annotations
 

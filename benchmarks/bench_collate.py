@@ -1,12 +1,12 @@
 """A/B of how ``MixupCollate`` stacks numpy and PIL images: ``np.stack`` straight into the batch tensor
-(``vicinal.collate._stack_arrays``, transposing (H, W, C) images as it copies) against the per-image path it
+(``vicinal.collate._stack_numpy_or_pil``, transposing (H, W, C) images as it copies) against the per-image path it
 replaced for these inputs (a tensor view of each image, permuted to (C, H, W), then ``torch.stack``), which is still
 the path for batches of mixed types and the one that names an odd image.
 
     .venv/bin/python benchmarks/bench_collate.py [--calls 21] [--threads 2] [--tag epyc2]
 
 With ``--tag`` the table is also written to ``results/bench_collate-<tag>.md``. "per-image" switches
-``_stack_arrays`` off; "np.stack" is the code as shipped. Full collate calls (stack, labels, lam, pairing, the uint8
+``_stack_numpy_or_pil`` off; "np.stack" is the code as shipped. Full collate calls (stack, labels, lam, pairing, the uint8
 mix in place, targets) alternate between the two (ABBA order) on the same samples, so a load change on the machine
 hits both alike; medians of the calls after the first two.
 """
@@ -26,11 +26,11 @@ from vicinal import collate as VC
 
 SHAPES = ((32, 3, 32, 32), (128, 3, 32, 32), (256, 3, 32, 32), (64, 3, 224, 224), (256, 3, 224, 224))
 INPUTS = ("numpy (H, W, C)", "numpy (C, H, W)", "PIL")
-SHIPPED = VC._stack_arrays
+SHIPPED = VC._stack_numpy_or_pil
 
 
 def _set(setting: str) -> None:
-    VC._stack_arrays = SHIPPED if setting == "np.stack" else (lambda arrays: None)
+    VC._stack_numpy_or_pil = SHIPPED if setting == "np.stack" else (lambda images: None)
 
 
 def samples(shape: tuple[int, ...], kind: str) -> list[tuple[object, int]]:

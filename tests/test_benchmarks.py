@@ -145,10 +145,10 @@ def test_the_collate_a_b_switches_the_path_it_measures(monkeypatch: pytest.Monke
     from vicinal import collate as VC
 
     ab = _ab_script("bench_collate", monkeypatch)
-    monkeypatch.setattr(VC, "_stack_arrays", VC._stack_arrays)  # restored after the test, whatever _set left
+    monkeypatch.setattr(VC, "_stack_numpy_or_pil", VC._stack_numpy_or_pil)  # restored after the test
     calls: list[int] = []
     shipped = ab.SHIPPED
-    monkeypatch.setattr(ab, "SHIPPED", lambda arrays: calls.append(1) or shipped(arrays))
+    monkeypatch.setattr(ab, "SHIPPED", lambda images: calls.append(1) or shipped(images))
     images = [np.full((4, 5, 3), i, np.uint8) for i in range(3)]
     for name, expected in (("per-image", 0), ("np.stack", 1)):
         calls.clear()

@@ -1,5 +1,7 @@
 """Kernels: the formula, argument checks, targets helpers."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -447,6 +449,17 @@ def test_a_learned_one_value_lam_gets_its_gradient():
             lam = torch.full(shape, 0.3, requires_grad=True)
             call(lam).pow(2).sum().backward()
             assert lam.grad is not None and torch.allclose(lam.grad.reshape(()), ref.grad), shape
+            # forward mode too: torch.func.jvp and forward-AD duals (neither sets requires_grad)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.func's first use: a torch.jit deprecation
+                _, tangent = torch.func.jvp(
+                    lambda w, f=call: f(w).pow(2).sum(), (torch.full(shape, 0.3),), (torch.ones(shape),)
+                )
+            assert torch.allclose(tangent, ref.grad), shape
+            with torch.autograd.forward_ad.dual_level():
+                dual = torch.autograd.forward_ad.make_dual(torch.full(shape, 0.3), torch.ones(shape))
+                tangent = torch.autograd.forward_ad.unpack_dual(call(dual).pow(2).sum()).tangent
+            assert tangent is not None and torch.allclose(tangent, ref.grad), shape
 
 
 def test_perm_dtype_and_partner_dtype_are_checked():
@@ -933,3 +946,4 @@ def test_target_helpers_and_the_cutmix_box_name_bad_input():
     with pytest.raises(TypeError, match=r"cutmix_box takes one lam for the box, got a tensor of shape \(2,\)"):
         VF.cutmix_box(torch.tensor([0.5, 0.5]), 10, 10, u)
     assert VF.cutmix_box(torch.tensor([0.75]), 10, 10, u) == VF.cutmix_box(0.75, 10, 10, (0.5, 0.5))
+    assert VF.cutmix_box(0.75, 10, 10, np.array([0.5, 0.5])) == VF.cutmix_box(0.75, 10, 10, u)  # numpy centres too

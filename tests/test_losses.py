@@ -1,7 +1,9 @@
 """Soft-target CE equals the official two-label loss; per-sample lam and Dirichlet too."""
 
+import dataclasses
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -89,8 +91,12 @@ def test_mixed_criterion_matches_soft_targets_for_every_variant(name, lam_mode):
         p = mixer.sample(x, y)
         soft = vicinal.soft_cross_entropy(logits, mixer.apply_targets(y, p))
         if mixer.smoothing:
-            with pytest.raises(ValueError, match=r"label smoothing.*smoothing=0\.1.*label_smoothing="):
+            with pytest.raises(
+                ValueError, match=r"label_smoothing=0\.0 but the transform smooths its targets with smoothing=0\.1"
+            ):
                 vicinal.mixed_criterion(F.cross_entropy, logits, y, p)
+            with pytest.raises(ValueError, match=r"label smoothing \(smoothing=0\.1\) .* label_smoothing="):
+                vicinal.mixed_criterion(functools.partial(F.cross_entropy, label_smoothing=0.1), logits, y, p)
             ce = functools.partial(F.cross_entropy, label_smoothing=mixer.smoothing)
             two = vicinal.mixed_criterion(ce, logits, y, p, label_smoothing=mixer.smoothing)
         else:
@@ -101,15 +107,24 @@ def test_mixed_criterion_matches_soft_targets_for_every_variant(name, lam_mode):
 def test_mixed_criterion_smoothing_mismatch():
     x, y = torch.randn(4, 3), torch.arange(4)
     p = vicinal.Mixup(1.0, num_classes=4, smoothing=0.1, seed=0).sample(x, y)
-    smoothing_02 = functools.partial(F.cross_entropy, label_smoothing=0.2)
     with pytest.raises(ValueError, match=r"label_smoothing=0\.2 .* mixer's smoothing=0\.1"):
-        vicinal.mixed_criterion(smoothing_02, torch.zeros(4, 4), y, p, label_smoothing=0.2)
-    # label_smoothing= must be what the criterion applies where that can be read: plain F.cross_entropy said to
-    # smooth gave the unsmoothed loss beside smoothed targets, silently
+        vicinal.mixed_criterion(lambda a, b: F.cross_entropy(a, b), torch.zeros(4, 4), y, p, label_smoothing=0.2)
+    # the criterion's smoothing, where it can be read, must be the transform's: plain F.cross_entropy said to smooth
+    # gave the unsmoothed loss beside smoothed targets, silently
     pred = torch.randn(4, 4)
     for criterion, applied in ((F.cross_entropy, "0.0"), (torch.nn.CrossEntropyLoss(label_smoothing=0.2), "0.2")):
-        with pytest.raises(ValueError, match=rf"the criterion applies label_smoothing={applied} but mixed_criterion "):
+        with pytest.raises(
+            ValueError,
+            match=rf"the criterion applies label_smoothing={applied} but the transform smooths its targets with "
+            r"smoothing=0.1: use a criterion with label_smoothing=0.1",
+        ):
             vicinal.mixed_criterion(criterion, pred, y, p, label_smoothing=0.1)
+    with pytest.raises(
+        ValueError, match=r"label_smoothing=0.2 was passed, but the criterion applies label_smoothing=0.1"
+    ):
+        vicinal.mixed_criterion(
+            functools.partial(F.cross_entropy, label_smoothing=0.1), pred, y, p, label_smoothing=0.2
+        )
     smoothed = vicinal.Mixup(1.0, num_classes=4, smoothing=0.1, seed=0).apply_targets(y, p)
     for criterion in (
         functools.partial(F.cross_entropy, label_smoothing=0.1),
@@ -117,10 +132,12 @@ def test_mixed_criterion_smoothing_mismatch():
     ):
         got = vicinal.mixed_criterion(criterion, pred, y, p, label_smoothing=0.1)
         torch.testing.assert_close(got, vicinal.soft_cross_entropy(pred, smoothed))
-    # a criterion that smooths by itself beside a transform that does not: taken as given (the same smoothed loss)
+    # a criterion that smooths beside a transform that does not (its smoothing read from a numpy float too)
     plain = vicinal.Mixup(1.0, num_classes=4, seed=0).sample(x, y)
-    got = vicinal.mixed_criterion(torch.nn.CrossEntropyLoss(label_smoothing=0.1), pred, y, plain)
-    torch.testing.assert_close(got, vicinal.soft_cross_entropy(pred, smoothed))
+    for criterion in (torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+                      functools.partial(F.cross_entropy, label_smoothing=np.float32(0.1))):  # fmt: skip
+        with pytest.raises(ValueError, match=r"the criterion applies label_smoothing=0.1\d* but the transform .*=0.0"):
+            vicinal.mixed_criterion(criterion, pred, y, plain)
 
 
 def test_hand_made_params_are_checked_as_apply_checks_them():
@@ -208,15 +225,17 @@ def test_per_sample_lam_reduces_as_the_criterion_does():
     batch = vicinal.MixParams(op="mix", lam=0.7, perm=perm)
     sample = vicinal.MixParams(op="mix", lam=torch.full((6,), 0.7, dtype=torch.float64), perm=perm)
 
-    def same(crit, labels=y, pred=logits, params=(sample, batch)):  # one lam as (B,) values and as one float
-        got, expected = (vicinal.mixed_criterion(crit, pred, labels, p) for p in params)
+    def same(crit, labels=y, pred=logits, params=(sample, batch), smoothing=None):  # one lam as (B,) and as a float
+        if smoothing is not None:  # params of a transform that smooths as the criterion does
+            params = tuple(dataclasses.replace(p, smoothing=smoothing) for p in params)
+        got, expected = (vicinal.mixed_criterion(crit, pred, labels, p, label_smoothing=smoothing) for p in params)
         torch.testing.assert_close(got, expected)
 
     class_weight = torch.rand(5, generator=g) + 0.1
     for reduction in ("mean", "sum", "none"):
         same(functools.partial(F.cross_entropy, reduction=reduction))
         same(functools.partial(F.cross_entropy, weight=class_weight, reduction=reduction))
-    same(functools.partial(F.cross_entropy, label_smoothing=0.1))
+    same(functools.partial(F.cross_entropy, label_smoothing=0.1), smoothing=0.1)
     ignored = y.clone()
     ignored[0] = -100  # F.cross_entropy's own default ignore_index: its mean leaves the sample out
     same(F.cross_entropy, labels=ignored)
@@ -233,7 +252,7 @@ def test_per_sample_lam_reduces_as_the_criterion_does():
     seg_params = (vicinal.MixParams(op="mix", lam=torch.full((4,), 0.4, dtype=torch.float64), perm=seg_perm),
                   vicinal.MixParams(op="mix", lam=0.4, perm=seg_perm))  # fmt: skip
     same(functools.partial(F.cross_entropy, weight=torch.tensor([1.0, 2.0, 0.5])), seg, seg_logits, seg_params)
-    same(functools.partial(F.cross_entropy, weight=class_weight, label_smoothing=0.1), labels=ignored)
+    same(functools.partial(F.cross_entropy, weight=class_weight, label_smoothing=0.1), labels=ignored, smoothing=0.1)
     same(functools.partial(F.cross_entropy, weight=class_weight), labels=y.to(torch.uint8))  # a uint8 index: no mask
 
     def wrapped(p, t, reduction="mean"):  # a wrapper hides what its mean divides by: checked, refused on mismatch

@@ -249,3 +249,15 @@ def test_knn_translation_invariant_float32():
     expected = brute_force_neighbours(b.double(), 5)
     assert torch.equal(vicinal.KNNPartners.fit(b, k=5, chunk_size=128).neighbours, expected)
     assert torch.equal(vicinal.KNNPartners.fit(b + 1000, k=5, chunk_size=128).neighbours, expected)
+
+
+def test_pairings_need_an_explicit_generator():
+    # generator=None fell back to torch's global stream, silently
+    knn = KNNPartners.fit(torch.randn(6, 2), k=2)
+    for call in (lambda: random_pairs(4, generator=None), lambda: matching_pairs(4, generator=None),
+                 lambda: same_class_pairs(torch.tensor([0, 0, 1, 1]), generator=None),
+                 lambda: batch_pairs("random", 4, None, generator=None),
+                 lambda: knn.sample(torch.tensor([0, 1]), generator=None)):  # fmt: skip
+        with pytest.raises(TypeError, match="generator must be a torch.Generator, got NoneType"):
+            call()
+    assert torch.equal(batch_pairs("flip", 4, None, generator=None), torch.tensor([3, 2, 1, 0]))  # draws nothing

@@ -107,10 +107,10 @@ def test_bad_alpha(alpha, err, msg):
 
 
 def test_dirichlet_needs_two_examples():
-    with pytest.raises(ValueError, match="k must be >= 2 examples to mix, got 1"):
+    with pytest.raises(ValueError, match=r"k must be an int >= 2 \(examples to mix\), got 1"):
         sample_dirichlet(1.0, 1, generator=torch.Generator())
     for k in (2.5, None, True):
-        with pytest.raises(ValueError, match=f"k must be >= 2 examples to mix, got {k}"):
+        with pytest.raises(ValueError, match=rf"k must be an int >= 2 \(examples to mix\), got {k}"):
             sample_dirichlet(1.0, k, generator=torch.Generator())
 
 

@@ -10,6 +10,21 @@ import torch
 from torch import Tensor
 
 
+def _forward_ad_level() -> int:
+    """The innermost ``torch.autograd.forward_ad.dual_level`` entered (-1 outside any)."""
+    return getattr(torch.autograd.forward_ad, "_current_level", -1)
+
+
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+
+
+def check_generator(generator: torch.Generator) -> torch.Generator:
+    """All randomness flows through an explicit generator: None would fall back to torch's global stream."""
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator
+
+
 def is_int(value: object) -> bool:
     """An integer, Python's or numpy's (``labels.max() + 1`` on an array is a numpy one), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -87,7 +102,8 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
     """lam must lie in [0, 1] (NaN rejected): a float, or a tensor of one value or ``(n,)`` values (one reduction).
 
     Returns lam as the kernels take it: a tensor holding one value for the whole batch (any shape but ``(n,)``)
-    becomes that float, the per-batch lam it means.
+    becomes that float, the per-batch lam it means, unless a derivative must reach it (``requires_grad``,
+    ``torch.func`` transforms, forward-AD duals): then it is expanded to ``(n,)``.
     """
     if isinstance(lam, Tensor):
         if lam.numel() != 1 and lam.shape != (n,):
@@ -99,7 +115,9 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
             raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
         if lam.shape == (n,):
             return lam
-        if lam.requires_grad:  # a learned weight: one per sample, so that autograd reaches it (a float would not)
+        if lam.requires_grad or _functorch_wrapped(lam) or _forward_ad_level() >= 0:
+            # a learned weight (autograd, torch.func, forward-AD duals): one per sample, so that the derivative
+            # reaches it (a float would drop it)
             return lam.reshape(()).expand(n)
         return float(lam.item())
     if not is_real(lam):

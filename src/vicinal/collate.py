@@ -103,6 +103,17 @@ def _stack_arrays(arrays: list[np.ndarray]) -> Tensor | None:
     return out
 
 
+def _stack_numpy_or_pil(images: list[Any]) -> Tensor | None:
+    """A batch of numpy arrays only, or of PIL images only (each mode checked), stacked by ``_stack_arrays``; None
+    for other batches (mixed types, shapes or dtypes), which the per-image path stacks or names."""
+    kinds = set(map(type, images))
+    if all(issubclass(kind, np.ndarray) for kind in kinds):
+        return _stack_arrays(images)
+    if not any(issubclass(kind, Tensor | np.ndarray) for kind in kinds):
+        return _stack_arrays([_pil_array(img) for img in images])
+    return None
+
+
 def _stack_images(images: list[Any]) -> Tensor:
     """``(B, C, H, W)`` uint8 from CHW uint8 tensors (or (H, W) ones), numpy arrays (HWC, or CHW as timm's
     ``ToNumpy`` gives them, told apart by ``_channels_last``) or PIL images, all of one size."""
@@ -114,15 +125,9 @@ def _stack_images(images: list[Any]) -> Tensor:
             stacked = None
         if stacked is not None and stacked.dtype == torch.uint8 and stacked.dim() in (3, 4):
             return stacked.unsqueeze(1) if stacked.dim() == 3 else stacked
-    kinds = set(map(type, images))
-    if all(issubclass(kind, np.ndarray) for kind in kinds):
-        stacked = _stack_arrays(images)
-        if stacked is not None:
-            return stacked
-    elif not any(issubclass(kind, Tensor | np.ndarray) for kind in kinds):  # PIL images (each mode checked)
-        stacked = _stack_arrays([_pil_array(img) for img in images])
-        if stacked is not None:
-            return stacked
+    stacked = _stack_numpy_or_pil(images)
+    if stacked is not None:
+        return stacked
     chw = [_to_chw_uint8(img) for img in images]
     i = next((k for k, t in enumerate(chw) if t.shape != chw[0].shape), None)
     if i is not None:

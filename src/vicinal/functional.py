@@ -22,7 +22,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._validation import check_inputs, check_lam, check_num_classes, check_probability
+from ._validation import (
+    _forward_ad_level,
+    _functorch_wrapped,
+    check_inputs,
+    check_lam,
+    check_num_classes,
+    check_probability,
+)
 
 
 def _expand(lam: float | Tensor, x: Tensor, dtype: torch.dtype) -> float | Tensor:
@@ -514,14 +521,6 @@ def _plain(*tensors: object) -> bool:
     return True
 
 
-def _forward_ad_level() -> int:
-    """The innermost ``torch.autograd.forward_ad.dual_level`` entered (-1 outside any)."""
-    return getattr(torch.autograd.forward_ad, "_current_level", -1)
-
-
-_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
-
-
 def _rows(t: Tensor, order: list[int]) -> Tensor | None:
     """``t`` as a (B, F) view over its memory, trailing dims taken in ``order``; None if no such view exists."""
     p = t.permute(0, *order)
@@ -934,8 +933,11 @@ def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[in
             raise TypeError(f"cutmix_box takes one lam for the box, got a tensor of shape {tuple(lam.shape)}")
         lam = float(lam)
     lam = check_lam(lam, 1)  # lam > 1 gave a complex ratio, lam < 0 a box larger than the image
-    centre = [float(v) for v in u] if isinstance(u, Tensor | list | tuple) else None
-    if centre is None or len(centre) != 2 or not all(0.0 <= v < 1.0 for v in centre):
+    try:
+        centre = [float(v) for v in u]  # a tensor, array, list or tuple of two numbers
+    except (TypeError, ValueError):
+        centre = []
+    if len(centre) != 2 or not all(0.0 <= v < 1.0 for v in centre):
         raise ValueError(f"u must be two uniforms in [0, 1) (the box centre as fractions of H and W), got {u!r}")
     ratio = (1.0 - lam) ** 0.5
     cut_h, cut_w = int(round(height * ratio)), int(round(width * ratio))

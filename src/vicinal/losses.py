@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_choice, check_lam
+from ._validation import check_choice, check_lam, is_real
 from .functional import _check_perm
 from .mixup import OPS, TARGET_MODES, MixParams
 
@@ -80,10 +80,10 @@ def mixed_criterion(
       cannot smooth through an arbitrary ``criterion``, so the criterion must smooth itself and you say so:
       ``mixed_criterion(partial(F.cross_entropy, label_smoothing=eps), pred, y, params, label_smoothing=eps)``
       (cross-entropy is linear in the target, so smoothing each label then mixing equals mixing then smoothing).
-      A smoothing mixer without ``label_smoothing=`` (or with a different value), or a ``label_smoothing=`` other
-      than what the criterion applies where that can be read (``nn.CrossEntropyLoss``'s attribute, a function's or
-      ``functools.partial``'s keyword), raises ``ValueError`` rather than silently computing another loss. A
-      criterion that smooths by itself beside a transform that does not is taken as given.
+      A smoothing mixer without ``label_smoothing=`` (or with a different value) raises ``ValueError`` rather than
+      silently computing another loss, and so does a criterion whose smoothing, where it can be read
+      (``nn.CrossEntropyLoss``'s attribute, a function's or ``functools.partial``'s keyword), differs from the
+      transform's (plain ``F.cross_entropy`` beside a smoothing transform, a smoothing criterion beside a plain one).
 
     Args:
         criterion: e.g. ``torch.nn.functional.cross_entropy`` (any loss taking ``(pred, target)``). Per-sample lam
@@ -99,12 +99,17 @@ def mixed_criterion(
     """
     n = _check_criterion_batch(pred, y, params)
     applied = _criterion_smoothing(criterion)
-    if applied is not None and label_smoothing is not None and abs(applied - float(label_smoothing)) > 1e-12:
-        # e.g. plain F.cross_entropy said to smooth: the loss would be unsmoothed where the targets are smoothed
+    if applied is not None and abs(applied - params.smoothing) > 1e-12:
+        # plain F.cross_entropy beside a smoothing transform, or a smoothing criterion beside a plain one: the loss
+        # would differ from soft_cross_entropy on the transform's targets
         raise ValueError(
-            f"the criterion applies label_smoothing={applied} but mixed_criterion was told label_smoothing="
-            f"{label_smoothing}: pass the smoothing the criterion applies (equal to the transform's smoothing, "
-            f"{params.smoothing})"
+            f"the criterion applies label_smoothing={applied} but the transform smooths its targets with "
+            f"smoothing={params.smoothing}: use a criterion with label_smoothing={params.smoothing} (and pass "
+            f"label_smoothing={params.smoothing}), or a transform with smoothing={applied}"
+        )
+    if applied is not None and label_smoothing is not None and abs(applied - float(label_smoothing)) > 1e-12:
+        raise ValueError(
+            f"label_smoothing={label_smoothing} was passed, but the criterion applies label_smoothing={applied}"
         )
     if label_smoothing is None and params.smoothing:
         raise ValueError(
@@ -256,7 +261,7 @@ def _criterion_smoothing(criterion: Callable[..., Tensor]) -> float | None:
         value = getattr(criterion, "label_smoothing", None)
     else:
         value = _default(_parameters(criterion), "label_smoothing", None)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return float(value) if is_real(value) else None
 
 
 def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:

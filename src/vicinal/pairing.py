@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._validation import check_choice, is_int
+from ._validation import check_choice, check_generator, is_int
 
 PAIRINGS = ("random", "same_class", "roll", "flip", "knn", "matching")
 
@@ -31,7 +31,7 @@ PAIRINGS = ("random", "same_class", "roll", "flip", "knn", "matching")
 def random_pairs(n: int, *, generator: torch.Generator, allow_self: bool = True) -> Tensor:
     """AC+RP partner indices ``(n,)``. Without self-pairs, partners follow one random cycle, so each sample's
     partner is uniform over the other n - 1."""
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=check_generator(generator))
     if allow_self or n == 1:
         return order
     perm = torch.empty_like(order)
@@ -51,7 +51,7 @@ def matching_pairs(n: int, *, generator: torch.Generator, allow_self: bool = Tru
     form a 3-cycle instead (``a -> b -> c -> a``), so nobody is self-paired and partners stay uniform over the
     other ``n - 1``; ``perm`` is then an involution everywhere except on those three. ``n == 1`` gives ``[0]``.
     """
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=check_generator(generator))
     perm = torch.empty(n, dtype=torch.long)
     even = n - n % 2
     first, second = order[0:even:2], order[1:even:2]
@@ -72,6 +72,7 @@ def same_class_pairs(labels: Tensor, *, generator: torch.Generator, allow_self: 
     Soft labels ``(B, C)`` are grouped by their argmax. Vectorised: sort by class with random tie-breaking twice
     (same group boundaries both times) and map the first order onto the second.
     """
+    check_generator(generator)
     if labels.dim() == 2:
         labels = labels.argmax(1)
     labels = labels.cpu()
@@ -241,6 +242,6 @@ class KNNPartners:
             raise ValueError(
                 f"indices must be in [0, {n}), got values from {int(indices.min())} to {int(indices.max())}"
             )
-        u = torch.rand(indices.shape[0], generator=generator, dtype=torch.float64)
+        u = torch.rand(indices.shape[0], generator=check_generator(generator), dtype=torch.float64)
         j = (u * self.counts[indices]).long()
         return self.neighbours[indices, j]

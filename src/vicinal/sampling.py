@@ -15,7 +15,7 @@ import functools
 import torch
 from torch import Tensor
 
-from ._validation import check_alpha, is_int
+from ._validation import check_alpha, check_generator, is_int
 
 # Below this alpha, draws are made in log space (see the module docstring).
 _LOG_SPACE_BELOW = 0.05
@@ -26,7 +26,7 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     if generator is not None and seed is not None:
         raise ValueError("pass either generator or seed, not both")
     if generator is not None:
-        return _check_generator(generator)
+        return check_generator(generator)
     g = torch.Generator()
     if seed is None:
         g.seed()  # non-deterministic, like an unseeded torchvision transform; never touches the global RNG
@@ -37,13 +37,6 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     return g
 
 
-def _check_generator(generator: torch.Generator) -> torch.Generator:
-    """All randomness flows through an explicit generator: None would fall back to torch's global stream."""
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
-
-
 def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
     """Weights ~ Dirichlet(alpha, ..., alpha) over ``k`` examples, shape ``size + (k,)``, float64.
 
@@ -51,9 +44,9 @@ def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, genera
     """
     alpha = check_alpha(alpha)
     if not is_int(k) or k < 2:
-        raise ValueError(f"k must be >= 2 examples to mix, got {k!r}")
+        raise ValueError(f"k must be an int >= 2 (examples to mix), got {k!r}")
     k = int(k)
-    _check_generator(generator)
+    check_generator(generator)
     if alpha == 0.0:
         w = torch.zeros(*size, k, dtype=torch.float64)
         w[..., 0] = 1.0
@@ -87,7 +80,7 @@ def _pair_concentration(alpha: float) -> Tensor:
 def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Generator) -> float | Tensor:
     """One lam per batch (``mode="batch"``, the paper's choice, returned as a float) or one per sample
     (``mode="sample"``, a float64 tensor of shape (B,))."""
-    _check_generator(generator)
+    check_generator(generator)
     if mode == "batch":
         alpha = check_alpha(alpha)
         if alpha >= _LOG_SPACE_BELOW:
