@@ -127,6 +127,7 @@ def test_labels_must_be_class_indices_and_grayscale_arrays_get_a_channel():
 def test_one_call_stacking_equals_the_per_image_path(monkeypatch):
     """Tensors of one shape and plain labels are stacked in one call; anything else goes image by image. Both must
     give the same batch and labels (and the per-image path keeps naming what is wrong)."""
+    from vicinal import collate as VC
     from vicinal.collate import _labels, _stack_images, _to_chw_uint8
 
     # no tensor over a read-only array (torch warns of it, once per process: a warnings check could pass by luck)
@@ -148,10 +149,18 @@ def test_one_call_stacking_equals_the_per_image_path(monkeypatch):
     for a in read_only:
         a.setflags(write=False)  # as memory-mapped datasets give them
     numpy_and_pil = ([c.numpy() for c in chw], [h.numpy() for h in hw], hwc_np, pil, read_only)
-    for images in (chw, hw, mixed, *numpy_and_pil):
-        got = _stack_images(images)
-        assert torch.equal(got, torch.stack([_to_chw_uint8(i) for i in images]))
-        assert got.is_contiguous()  # (B, C, H, W) in that memory order, whatever the images' layout
+    threads = torch.get_num_threads()
+    try:
+        # large batches with several torch threads are stacked by torch (its copy runs on every thread): the same
+        for limit, num_threads in ((VC._NUMPY_STACK_MAX_BYTES, threads), (0, 2)):
+            monkeypatch.setattr(VC, "_NUMPY_STACK_MAX_BYTES", limit)
+            torch.set_num_threads(num_threads)
+            for images in (chw, hw, mixed, *numpy_and_pil):
+                got = _stack_images(images)
+                assert torch.equal(got, torch.stack([_to_chw_uint8(i) for i in images]))
+                assert got.is_contiguous()  # (B, C, H, W) in that memory order, whatever the images' layout
+    finally:
+        torch.set_num_threads(threads)
     assert torch.equal(_stack_images([read_only[0], chw[1]]), torch.stack([chw[0], chw[1]]))  # mixed types
     # one image of another integer type in a numpy batch is refused, not cast into the uint8 batch
     with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.uint16"):
