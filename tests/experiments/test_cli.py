@@ -20,12 +20,17 @@ import pytest
 import torch
 
 from tests.experiments.data.data_helpers import small_jpeg, write_two_class_tree
-from tests.experiments.lab_helpers import SYNTHETIC, one_thread, register_synthetic  # noqa: F401 (one_thread: autouse fixture)
+from tests.experiments.lab_helpers import (  # noqa: F401 (one_thread: autouse fixture)
+    SYNTHETIC,
+    one_thread,
+    plant_killed_writes,
+    register_synthetic,
+)
 from vicinal.experiments.checkpoint import load_checkpoint
 from vicinal.experiments.cli import _check_out, main
 from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
-from vicinal.experiments.runs import check_out_folder
+from vicinal.experiments.runs import check_out_folder, claim
 from vicinal.experiments.tasks import gan, uci
 from vicinal.experiments.tasks.cifar import cifar_configs
 
@@ -108,7 +113,7 @@ def one_line(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) ->
             "--shard: table 'gan' trains as one batched job and cannot be split",
         ),
         (["report", "no/such/dir", "--out", "x"], "'no/such/dir' does not exist"),
-        (["demo", "--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["demo", "--seeds", "0"], "--seeds must be in [1, 10000], got 0"),
     ],
 )
 def test_user_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) -> None:
@@ -128,10 +133,50 @@ def test_train_then_bad_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path:
     assert_one_line_error(
         code, err, "was written by a different config (differs at optim.lr); only notes, train.epochs"
     )
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--out", str(tmp_path / "elsewhere"))
+    assert_one_line_error(code, err, f"--out places a new run; a resumed run continues in its own folder ('{run}')")
+    # a folder another live process trains is refused, fresh or resumed (both wrote one folder, interleaving their
+    # metrics and overwriting each other's results)
+    held = claim(run)
+    assert held is not None
+    try:
+        for argv in (["--resume", str(run)], [str(DEMO), "--set", *TINY, "--out", str(tmp_path), "--overwrite"]):
+            code, _, err = run_cli(capsys, "train", *argv)
+            assert_one_line_error(code, err, f"'{run}' is being written by another process (host and pid: ")
+    finally:
+        held.release()
+    # a refused fresh start leaves neither its folder nor its claim behind
+    code, _, err = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "optim.lr=-1", "--out", str(tmp_path / "new"))
+    assert code == 2 and not (tmp_path / "new").exists()
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
     code, _, err = run_cli(capsys, "train", "--resume", str(run))
     assert_one_line_error(code, err, f"checkpoint file '{run / 'checkpoint.pt'}' is unreadable")
+
+
+def test_a_resume_sweeps_every_killed_write_of_its_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # only the checkpoint's temporary files were removed: a SIGKILL during the summary's or the metrics' write left
+    # theirs in the folder for good, --overwrite included
+    code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path), "--quiet")
+    run = tmp_path / "demo-digits" / "seed0"
+    planted = plant_killed_writes(run, ["checkpoint.pt", "summary.json", "metrics.jsonl", "provenance.json"])
+    code, _, _ = run_cli(capsys, "train", "--resume", str(run), "--quiet")
+    assert code == 0 and not [p for p in planted if p.exists()]
+
+
+def test_files_that_are_not_utf8_are_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe")
+    code, _, err = run_cli(capsys, "train", str(bad))
+    assert_one_line_error(code, err, f"config file '{bad}' is not UTF-8 text (byte 0xff at offset 0)")
+    code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path), "--quiet")
+    run = tmp_path / "demo-digits" / "seed0"
+    for name in ("summary.json", "metrics.jsonl"):
+        original = (run / name).read_bytes()
+        (run / name).write_bytes(b"\xff" + original)
+        code, _, err = run_cli(capsys, "report", str(run), "--out", str(tmp_path / "rep"))
+        assert_one_line_error(code, err, f"'{run / name}' is not UTF-8 text (byte 0xff at offset 0); repair or delete")
+        (run / name).write_bytes(original)
 
 
 def test_resume_keeps_the_runs_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -499,9 +544,16 @@ def test_options_are_checked_before_anything_is_printed(capsys: pytest.CaptureFi
         (["demo", "--eps", "-1"], "--eps must be a finite float >= 0, got -1.0"),
         (["demo", "--alpha", "-1"], "--alpha must be a finite float >= 0, got -1.0"),
         (["demo", "--set", "train.epochs=0"], "config key 'train.epochs' must be >= 1, got 0"),
-        (["reproduce", "uci", "--scale", "cpu", "--seeds", "-2", "--dry-run"], "--seeds must be >= 1, got -2"),
-        (["reproduce", "gan", "--scale", "cpu", "--seeds", "-1", "--dry-run"], "--seeds must be >= 1, got -1"),
-        (["reproduce", "cifar", "--scale", "cpu", "--seeds", "0", "--dry-run"], "--seeds must be >= 1, got 0"),
+        (["reproduce", "uci", "--scale", "cpu", "--seeds", "-2", "--dry-run"], "--seeds must be in [1, 10000], got -2"),
+        (["reproduce", "gan", "--scale", "cpu", "--seeds", "-1", "--dry-run"], "--seeds must be in [1, 10000], got -1"),
+        (["reproduce", "cifar", "--scale", "cpu", "--seeds", "0", "--dry-run"], "--seeds must be in [1, 10000], got 0"),
+        # a huge count once built its plan until memory ran out, printing nothing
+        (
+            ["reproduce", "cifar", "--scale", "cpu", "--seeds", str(10**20), "--dry-run"],
+            "--seeds must be in [1, 10000]",
+        ),
+        (["demo", "--seeds", "10001"], "--seeds must be in [1, 10000], got 10001"),
+        (["train", str(DEMO), "--set", f"train.seed={2**64}"], f"config key 'train.seed' must be < 2**63, got {2**64}"),
     ]
     for argv, match in cases:
         code, out, err = run_cli(capsys, *argv)

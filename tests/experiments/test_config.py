@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -481,3 +482,17 @@ def test_extra_mix_kwargs_reach_the_mixer_beside_the_typed_settings() -> None:
     assert mixer_options(cfg.mix) == {"alpha": 0.4, "pairing": "random", "lam_mode": "batch", "prob": 0.5}
     cfg = apply_overrides(ExperimentConfig(), ["mix.variant=mixup_or_cutmix", "mix.kwargs.cutmix_alpha=0.5"])
     assert mixer_options(cfg.mix)["mixup_alpha"] == 1.0 and mixer_options(cfg.mix)["cutmix_alpha"] == 0.5
+
+
+def test_kwargs_the_trainer_passes_itself_are_refused() -> None:
+    # data.kwargs.root / model.kwargs.num_classes were a second value for one argument: a TypeError traceback at
+    # the start of every run
+    for override, match in (
+        ("data.kwargs.root=/x", "config key 'data.kwargs.root' is not an extra option: set it as data.root"),
+        ("data.kwargs.seed=1", "config key 'data.kwargs.seed' is not an extra option: set it as train.seed"),
+        ("data.kwargs.world_size=2", "config key 'data.kwargs.world_size' is not an extra option: the trainer sets"),
+        ("model.kwargs.num_classes=3", "config key 'model.kwargs.num_classes' is not an extra option: the trainer"),
+        ("model.kwargs.seed=3", "config key 'model.kwargs.seed' is not an extra option: set it as train.seed"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(match)):
+            apply_overrides(ExperimentConfig(), [override])

@@ -301,3 +301,23 @@ def test_the_help_imports_no_task_module_but_the_reproduce_help_lists_every_tabl
         "uci",
     ):
         assert f"\n  {table}: " in help_text
+
+
+def test_a_file_in_the_way_of_a_run_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the claim's mkdir raised a bare FileExistsError traceback (a file where OUT/NAME/seedK should be)
+    from tests.experiments.lab_helpers import register_synthetic
+    from vicinal.experiments.cli import main
+
+    register_synthetic()
+    (tmp_path / "cifar10-preact_resnet18-erm-cpu").mkdir(parents=True)
+    (tmp_path / "cifar10-preact_resnet18-erm-cpu" / "seed0").write_text("")
+    assert main([*TINY_TABLE, "train.epochs=1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    blocker = tmp_path / "cifar10-preact_resnet18-erm-cpu" / "seed0"
+    assert err == [
+        f"vicinal: error: cannot read '{blocker / 'summary.json'}': '{blocker}' is a file, where a folder is needed"
+    ]
+    # `vicinal train`: refused before its data and model are built
+    (tmp_path / "demo-digits").write_text("")
+    proc = in_process(capsys, "train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path))
+    one_line_error(proc, f"cannot create or lock the folder '{tmp_path / 'demo-digits' / 'seed0'}': Not a directory")

@@ -190,3 +190,16 @@ def test_write_figure_saves_in_the_suffix_format_and_atomically(tmp_path: Path) 
         runs.write_figure(tmp_path / "f.png", Torn(), dpi=50)
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_file_or_folder_in_the_way_of_a_write_is_named(tmp_path: Path) -> None:
+    # the bare mkdir / os.replace errors were tracebacks (an attack's `attacks` file, a report.md folder)
+    (tmp_path / "attacks").write_text("")
+    with pytest.raises(RunError, match=r"cannot write '.*attacks/x.json': '.*attacks' is a file, where a folder is"):
+        runs.write_text(tmp_path / "attacks" / "x.json", "{}")
+    with pytest.raises(RunError, match=r"'.*attacks' is a file, where a folder is needed"):
+        runs.write_text(tmp_path / "attacks" / "deeper" / "x.json", "{}")
+    (tmp_path / "report.md").mkdir()
+    with pytest.raises(RunError, match=r"cannot write '.*report.md': a folder of that name is in the way"):
+        runs.write_text(tmp_path / "report.md", "# report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["attacks", "report.md"]  # no temporary file left

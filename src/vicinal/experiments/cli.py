@@ -21,7 +21,7 @@ import shlex
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,13 +29,13 @@ from .attacks import attack_run
 from .config import LAUNCH_CHECK_KEYS, ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .config_yaml import PROTOCOLS
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
-from .distributed import check_explicit_device
+from .distributed import check_explicit_device, dist_env
 from .errors import LabError, LabWarning, exit_code
 from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
 from .report import make_report
 from .report.document import check_page_name, environment_tag, make_document
-from .runs import check_out_folder, read_summary
+from .runs import check_out_folder, hold_folder, read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
 from .tasks.figures import run as run_figure
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoint (bit-identical on the CPU)",
     )
-    p.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of the run folder (default runs/)")
+    p.add_argument("--out", type=Path, default=None, help="parent folder of the run folder (default runs/)")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -288,6 +288,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"run folder '{run_dir}' {what}")
         if args.overwrite:
             raise UsageError("--overwrite starts a new run; it cannot be combined with --resume")
+        if args.out is not None:
+            raise UsageError(f"--out places a new run; a resumed run continues in its own folder ('{run_dir}')")
         saved = load_config(run_dir / "config.yaml")
         # The run's own config, with --set on top: re-reading CONFIG instead once put back values a --set had
         # changed when the run started (its epochs, hence its lr schedule), silently.
@@ -308,9 +310,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is None:
             raise UsageError("train needs a CONFIG.yaml (or --resume RUN_DIR) (see 'vicinal train --help')")
         cfg = load_config(args.config, args.overrides)
-        run_dir = run_dir_of(args.out, cfg)
-    trainer = Trainer(cfg, run_dir, resume=args.resume is not None, quiet=args.quiet, overwrite=args.overwrite)
-    summary = trainer.fit()
+        run_dir = run_dir_of(args.out if args.out is not None else Path("runs"), cfg)
+    # One process trains a folder at a time, as `reproduce` claims its runs: a second `train` or `--resume` of a
+    # folder being trained would interleave its metrics and overwrite its results. Under torchrun every rank trains
+    # the same folder (as a distributed `reproduce`, no claim).
+    held = hold_folder(run_dir) if dist_env()[1] == 1 else nullcontext()
+    with held:
+        trainer = Trainer(cfg, run_dir, resume=args.resume is not None, quiet=args.quiet, overwrite=args.overwrite)
+        summary = trainer.fit()
     if Trainer.is_rank0():
         _print_summary(summary, run_dir)
     return 0

@@ -311,6 +311,29 @@ VARIANT_OPTIONS: dict[str, VariantOptions] = {
 }
 _MIX_FIELDS = frozenset(f.name for f in dataclasses.fields(MixConfig)) - {"kwargs"}
 _MIXER_KEYS_OF_THE_TRAINER = frozenset({"num_classes", "generator", "seed"})
+# what the trainer passes to build_data / build_model itself (build.py): the same key in data.kwargs / model.kwargs
+# would be a second value for one argument (a TypeError at the start of every run); where a config key sets it
+_DATA_KEYS_OF_THE_TRAINER = {
+    "name": "data.name",
+    "root": "data.root",
+    "batch_size": "data.batch_size",
+    "eval_batch_size": "data.eval_batch_size",
+    "augment": "data.augment",
+    "subset_per_class": "data.subset_per_class",
+    "corrupt_fraction": "data.corrupt_fraction",
+    "corrupt_seed": "data.corrupt_seed",
+    "seed": "train.seed",
+    "device": "train.device",
+    "rank": None,
+    "world_size": None,
+}
+_MODEL_KEYS_OF_THE_TRAINER = {
+    "name": "model.name",
+    "seed": "train.seed",
+    "num_classes": None,
+    "mean": None,
+    "std": None,
+}
 _PAIRING_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if o.pairing)
 _SAMPLE_LAM_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if "sample" in o.lam_modes)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -459,6 +482,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
+    for key in ("train.seed", "data.corrupt_seed"):  # torch's manual_seed overflows past 64 bits
+        if non_negative[key] >= 2**63:
+            raise ConfigError(f"config key '{key}' must be < 2**63, got {non_negative[key]}")
     if cfg.schedule.gamma <= 0:  # a negative lr after the first decay, or none at all
         raise ConfigError(f"config key 'schedule.gamma' must be > 0, got {cfg.schedule.gamma}")
     if cfg.schedule.eta_min < 0:
@@ -506,6 +532,15 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if variants and cfg.mix.variant not in variants:
         raise ConfigError(f"config key 'mix.variant' must be one of {', '.join(variants)}, got {cfg.mix.variant!r}")
     _check_mix_options(cfg.mix)
+    for section, kwargs, reserved in (
+        ("data", cfg.data.kwargs, _DATA_KEYS_OF_THE_TRAINER),
+        ("model", cfg.model.kwargs, _MODEL_KEYS_OF_THE_TRAINER),
+    ):
+        taken = sorted(k for k in kwargs if k in reserved)
+        if taken:
+            owner = reserved[taken[0]]
+            how = f"set it as {owner}" if owner else "the trainer sets it (from the data and the launch)"
+            raise ConfigError(f"config key '{section}.kwargs.{taken[0]}' is not an extra option: {how}")
     return cfg
 
 
@@ -668,3 +703,13 @@ def config_changes(
     a, b = flat_config(config_to_dict(old)), flat_config(config_to_dict(new))
     skip = set(ignore)
     return ", ".join(fmt.format(k=k, a=a.get(k), b=b.get(k)) for k in diff_configs(old, new) if k not in skip)
+
+
+MAX_SEEDS = 10_000  # seeds per row: a plan of more (even a dry run's) would take the machine's memory first
+
+
+def check_seeds(seeds: int | None) -> None:
+    """``--seeds`` (None: the table's count) must be in [1, MAX_SEEDS], for trainer and runner tables alike (and
+    the demo's)."""
+    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be in [1, {MAX_SEEDS}], got {seeds}")

@@ -126,6 +126,10 @@ def read_yaml_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any
         raise ConfigError(f"config file '{path}' is not valid YAML{where}: {problem}") from None
     except OSError as exc:
         raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file '{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"config file '{path}' must hold a mapping at the top level, got {describe(data)}")
     return dict(data or {})

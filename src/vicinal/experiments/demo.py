@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .attacks import error_under_attack, fgsm
-from .config import ConfigError, ExperimentConfig, apply_overrides, config_from_dict
+from .config import ConfigError, ExperimentConfig, apply_overrides, check_seeds, config_from_dict
 from .stats import fmt_mean_std, mean_std
 from .trainer import Trainer
 
@@ -119,8 +119,7 @@ def check_demo_options(
 
     Everything is checked before anything trains or prints, so that an error is the only line the command shows.
     """
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    check_seeds(seeds)
     if not (math.isfinite(eps) and eps >= 0):
         raise ConfigError(f"--eps must be a finite float >= 0, got {eps}")
     if not (math.isfinite(alpha) and alpha >= 0):

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, ExperimentConfig, config_to_dict, load_config
+from .config import ConfigError, ExperimentConfig, check_seeds, config_to_dict, load_config
 from .distributed import check_global_batch
 from .errors import RunError
 from .recipe import result_key_differences
@@ -110,19 +110,13 @@ def _note_finished(out: Path, runs: list[Path]) -> None:
 
 
 # -- the plan ---------------------------------------------------------------------------------------------------
-def _check_seeds(seeds: int | None) -> None:
-    """``--seeds`` (None: the table's count) must be >= 1, for trainer and runner tables alike."""
-    if seeds is not None and seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-
-
 def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Table, list[dict[str, Any]], Path]:
     """The runs of ``vicinal reproduce``: config, seed, run folder and state (new / resume / done) of each.
 
     ``table``: the table ``args.table`` when the caller already looked it up (default: look it up).
     """
     table = table if table is not None else get_table(args.table)
-    _check_seeds(args.seeds)
+    check_seeds(args.seeds)
     out = args.out if args.out is not None else Path("runs") / f"{table.name}-{args.scale}"
     plan = []
     # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
@@ -190,7 +184,7 @@ def reproduce(args: argparse.Namespace) -> int:
     """`vicinal reproduce`: every row x seed of a table, then the report (see the module doc)."""
     started = time.time()
     table = get_table(args.table)
-    _check_seeds(args.seeds)  # before the runner branch: a dry run of a runner table prints its plan
+    check_seeds(args.seeds)  # before the runner branch: a dry run of a runner table prints its plan
     if table.runner is not None:  # a table trained as one batched job (GAN grid, UCI), not trainer runs
         if getattr(args, "shard", None) is not None:
             raise ConfigError(f"--shard: table {table.name!r} trains as one batched job and cannot be split")
@@ -247,7 +241,10 @@ def reproduce(args: argparse.Namespace) -> int:
     def train(item: dict[str, Any], announce: bool) -> bool:
         """Claim and train one run; False when a live process holds it or it is already complete."""
         run_dir = item["run_dir"]
-        held = claim(run_dir) if claiming else None
+        try:
+            held = claim(run_dir) if claiming else None
+        except OSError as exc:  # a file in the way of the run folder (or of a folder above it)
+            raise RunError(f"cannot create or lock the run folder '{run_dir}': {exc.strerror or exc}") from None
         if claiming and held is None:
             if announce:
                 print(f"  [claimed] {run_dir}: another process is training it; skipped")

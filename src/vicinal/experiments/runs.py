@@ -162,7 +162,13 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
+        blocker = next((p for p in reversed(path.parent.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise RunError(f"cannot write '{path}': '{blocker}' is a file, where a folder is needed") from None
+    if path.is_dir():
+        raise RunError(f"cannot write '{path}': a folder of that name is in the way")
     owner = f"{socket.gethostname()}{TMP_SEP}{os.getpid()}{TMP_SEP}"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{owner}", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -248,12 +254,26 @@ def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
 
 
 # -- reads ------------------------------------------------------------------------------------------------------
+def _read_utf8(path: Path, hint: str) -> str | None:
+    """The text of ``path`` (None when absent); bytes that are not UTF-8 are a RunError naming the file (+ ``hint``)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:  # e.g. a file where the run folder should be
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise RunError(f"cannot read '{path}': '{blocker}' is a file, where a folder is needed") from None
+    except UnicodeDecodeError as exc:
+        raise RunError(
+            f"'{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); {hint}"
+        ) from None
+
+
 def read_json(path: str | Path, *, hint: str = "repair or delete it") -> Any | None:
     """The JSON value in ``path``; None when the file is absent. A corrupt file is a RunError naming it (+ ``hint``)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _read_utf8(path, hint)
+    if text is None:
         return None
     try:
         return json.loads(text)
@@ -283,9 +303,8 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     reader of the records looks fields up by name.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _read_utf8(path, RUN_FILE_HINT)
+    if text is None:
         return []
     records = []
     for i, line in enumerate(text.splitlines(), start=1):
@@ -777,7 +796,7 @@ def claim_folder(folder: Path) -> Claim:
 def hold_folder(folder: Path, *, dry_run: bool = False) -> Iterator[None]:
     """Hold ``folder``'s claim (`claim_folder`) for the block, released however it ends; the folders the claim
     created (``folder`` and any missing parents) are removed again, deepest first, where the block leaves them empty
-    (a refusal in the block then leaves nothing behind). A dry run takes no claim and creates nothing: it only
+    but for the claim (a refusal in the block then leaves nothing behind). A dry run takes no claim and creates nothing: it only
     reads (`check_out_folder` finds a folder that cannot be created)."""
     if dry_run:
         yield
@@ -787,6 +806,8 @@ def hold_folder(folder: Path, *, dry_run: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
+        if missing and [p.name for p in folder.iterdir()] == [CLAIM]:
+            (folder / CLAIM).unlink(missing_ok=True)  # a folder of ours that the block left empty: the claim too
         held.release()
         for created in missing:
             try:

@@ -62,7 +62,6 @@ from .checkpoint import (
     CheckpointError,
     capture_rng_state,
     check_resumable,
-    clean_stale_temp_files,
     load_checkpoint,
     rank_state,
     restore_rng_state,
@@ -205,8 +204,8 @@ class Trainer:
         clear = self.overwrite and not self.resume
         if not self.resume and not self.overwrite:
             clear = runs.check_fresh_run_folder(self.run_dir, restart_unfinished=self.restart_unfinished)
-        if self.is_rank0():  # a write killed by SIGKILL left its temporary file: remove it now
-            clean_stale_temp_files(self.run_dir, CHECKPOINT_NAME)
+        if self.is_rank0():  # writes killed by SIGKILL left their temporary files: remove them now
+            runs.clean_stale_writes(self.run_dir, (CHECKPOINT_NAME, *runs.RUN_FILES))
         threads_before = torch.get_num_threads()
         if self.cfg.train.threads is not None:
             torch.set_num_threads(self.cfg.train.threads)
