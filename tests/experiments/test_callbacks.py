@@ -102,6 +102,13 @@ def test_reliability_diagram_written_at_the_end(tmp_path: Path) -> None:
     assert bins["epoch"] == 1 and bins["name"] == "tiny" and bins["n"] == 40
     assert bins["ece"] == pytest.approx(summary["last_test_ece"])
     assert sum(bins["count"]) == 40 and len(bins["edges"]) == 16
+    # a run stopped after its last checkpoint (a signal in the final evaluation, a kill while the diagram was
+    # drawn) is resumed at its end: nothing is trained or evaluated there, and the diagram was never written
+    for name in ("reliability.json", "reliability.png"):
+        (tmp_path / "run" / name).unlink()
+    Trainer(tiny_config("train.epochs=1"), tmp_path / "run", resume=True, quiet=True).fit()
+    assert json.loads((tmp_path / "run" / "reliability.json").read_text()) == bins  # the same model, the same sums
+    assert (tmp_path / "run" / "reliability.png").stat().st_size > 1000
 
 
 def test_progress_prints_lines_without_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -360,12 +360,22 @@ def test_reproduce_processes_share_runs_through_claims(capsys: pytest.CaptureFix
     assert (busy / "summary.json").is_file() and not (busy / ".claim").exists()
 
 
-def test_demo_command(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(capsys, "demo", "--seeds", "2", "--set", "train.epochs=1")
+def test_demo_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "demo", "--seeds", "2", "--set", "train.epochs=1", "--out", str(tmp_path))
     assert code == 0
     assert "| method | n | train error (%) | test error (%) | FGSM error (%), eps=0.1 |" in out
     assert "| ERM | 2 |" in out and "| mixup (alpha=1) | 2 |" in out and " ± " in out
     assert err.count("seed 1: train error") == 2 and err.count("%  test error") == 4
+    assert err.startswith("vicinal demo: digits_cnn on sklearn digits") and err.count("vicinal demo:") == 1
+    # errors of the data, the model or the run folder come before the banner: the only line (the refusal of a used
+    # --out named --resume and --overwrite, which the demo does not take)
+    for argv, match in (
+        (["--set", "model.kwargs.foo=1"], "model 'digits_cnn' got unexpected keyword argument(s) foo"),
+        (["--set", "data.root=/tmp"], "dataset 'digits' is bundled with scikit-learn and reads no files"),
+        (["--out", str(tmp_path)], f"--out '{tmp_path}' already holds a demo run ('{tmp_path / 'demo-digits-erm'}"),
+    ):
+        code, _, err = run_cli(capsys, "demo", "--seeds", "1", *argv)
+        assert_one_line_error(code, err, match)
 
 
 # -- real processes -----------------------------------------------------------------------------------------------

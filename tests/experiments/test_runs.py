@@ -203,3 +203,21 @@ def test_a_file_or_folder_in_the_way_of_a_write_is_named(tmp_path: Path) -> None
     with pytest.raises(RunError, match=r"cannot write '.*report.md': a folder of that name is in the way"):
         runs.write_text(tmp_path / "report.md", "# report")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["attacks", "report.md"]  # no temporary file left
+
+
+def test_fields_of_the_wrong_kind_in_summary_and_provenance_are_named(tmp_path: Path) -> None:
+    # valid JSON of the wrong shape (a hand edit) failed deep inside the resume or the report with a traceback
+    (tmp_path / "provenance.json").write_text('{"resumes": 5}')
+    with pytest.raises(RunError, match=r"provenance.json': 'resumes' must be a list, got 5; repair or delete it"):
+        runs.read_provenance(tmp_path)
+    (tmp_path / "provenance.json").write_text('{"resumes": [], "data": 5}')
+    with pytest.raises(RunError, match=r"provenance.json': 'data' must be an object or null, got 5"):
+        runs.read_provenance(tmp_path)
+    (tmp_path / "provenance.json").write_text('{"resumes": [], "data": null}')
+    assert runs.read_provenance(tmp_path) == {"resumes": [], "data": None}
+    (tmp_path / "summary.json").write_text('{"status": "complete", "last_test_error": "abc"}')
+    with pytest.raises(RunError, match=r"summary.json': 'last_test_error' must be a number or null, got 'abc'"):
+        runs.read_summary(tmp_path)
+    (tmp_path / "summary.json").write_text('{"status": 1}')
+    with pytest.raises(RunError, match=r"summary.json': 'status' must be a string, got 1"):
+        runs.read_summary(tmp_path)

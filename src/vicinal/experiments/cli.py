@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from .attacks import attack_run
 from .config import LAUNCH_CHECK_KEYS, ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .config_yaml import PROTOCOLS
-from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, check_demo_options, run_demo
+from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, run_demo
 from .distributed import check_explicit_device, dist_env
 from .errors import LabError, LabWarning, exit_code
 from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
@@ -400,15 +400,20 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`vicinal demo`: ERM vs mixup on digits, test and FGSM error."""
-    # Every option is checked before the banner, so that an error stays the only line.
-    check_demo_options(seeds=args.seeds, alpha=args.alpha, eps=args.eps, overrides=args.overrides)
-    print(
+    # The banner comes once the first run is built, so that an error (an option, the data, the model, the run
+    # folder) stays the only line.
+    banner = (
         f"vicinal demo: digits_cnn on sklearn digits, ERM vs mixup (alpha={args.alpha:g}), {args.seeds} seeds, "
-        f"FGSM eps={args.eps:g} in [0,1] pixels",
-        file=sys.stderr,
+        f"FGSM eps={args.eps:g} in [0,1] pixels"
     )
     _, table = run_demo(
-        seeds=args.seeds, alpha=args.alpha, eps=args.eps, out=args.out, overrides=args.overrides, stream=sys.stderr
+        seeds=args.seeds,
+        alpha=args.alpha,
+        eps=args.eps,
+        out=args.out,
+        overrides=args.overrides,
+        stream=sys.stderr,
+        banner=banner,
     )
     print(table)
     return 0

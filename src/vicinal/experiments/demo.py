@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .attacks import error_under_attack, fgsm
+from .callbacks import Callback
 from .config import ConfigError, ExperimentConfig, apply_overrides, check_seeds, config_from_dict
 from .stats import fmt_mean_std, mean_std
 from .trainer import Trainer
@@ -127,6 +128,18 @@ def check_demo_options(
     return demo_configs(alpha, overrides)  # the --set overrides, applied to both methods' configs
 
 
+class _Banner(Callback):
+    """Prints the demo's banner at the start of its first run, after the run's data, model and folder were built."""
+
+    def __init__(self, text: str | None, stream: TextIO) -> None:
+        self.text, self.stream = text, stream
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if self.text is not None:
+            print(self.text, file=self.stream, flush=True)
+            self.text = None
+
+
 def run_demo(
     *,
     seeds: int = DEMO_SEEDS,
@@ -135,8 +148,13 @@ def run_demo(
     out: str | Path | None = None,
     overrides: Sequence[str] = (),
     stream: TextIO | None = None,
+    banner: str | None = None,
 ) -> tuple[list[DemoRow], str]:
-    """Train ERM and mixup for ``seeds`` seeds, attack each model with FGSM, return rows and the table text."""
+    """Train ERM and mixup for ``seeds`` seeds, attack each model with FGSM, return rows and the table text.
+
+    ``banner`` is printed to ``stream`` once the first run is built (its data, model and run folder checked), so
+    that an error of those is the only line the command shows.
+    """
     stream = stream or sys.stdout
     configs = check_demo_options(seeds=seeds, alpha=alpha, eps=eps, overrides=overrides)
     t0 = time.perf_counter()
@@ -145,13 +163,22 @@ def run_demo(
         tmp = tempfile.TemporaryDirectory(prefix="vicinal-demo-")
         out = tmp.name
     out = Path(out)
+    planned = [
+        out / apply_overrides(cfg, [f"train.seed={s}"]).name / f"seed{s}" for _, cfg in configs for s in range(seeds)
+    ]
+    taken = next((run for run in planned if run.exists() and any(run.iterdir())), None)
+    if taken is not None:  # the demo trains afresh: `vicinal train`'s --resume / --overwrite are not its options
+        raise ConfigError(f"--out '{out}' already holds a demo run ('{taken}'); choose another --out")
+    announce = _Banner(banner, stream)
     rows = []
     try:
         for label, cfg in configs:
             row = DemoRow(label, [], [])
             for seed in range(seeds):
                 run_cfg = apply_overrides(cfg, [f"train.seed={seed}"])
-                trainer = Trainer(run_cfg, out / run_cfg.name / f"seed{seed}", quiet=True, argv=sys.argv)
+                trainer = Trainer(
+                    run_cfg, out / run_cfg.name / f"seed{seed}", quiet=True, argv=sys.argv, callbacks=[announce]
+                )
                 summary = trainer.fit()
                 row.test_errors.append(summary["last_test_error"])
                 row.train_errors.append(summary["last_train_eval_error"])

@@ -360,8 +360,17 @@ def write_summary(run_dir: str | Path, summary: Any) -> Path:
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """``run_dir/summary.json`` as a dict; None when absent. A corrupt file is a RunError naming it."""
-    return _read_object(Path(run_dir) / SUMMARY)
+    """``run_dir/summary.json`` as a dict; None when absent. A corrupt file is a RunError naming it, and so is a
+    field of the wrong kind (a hand edit: a test error that is not a number would fail inside the report)."""
+    path = Path(run_dir) / SUMMARY
+    summary = _read_object(path)
+    for key, value in (summary or {}).items():
+        number = key.endswith(("_error", "_nll", "_ece", "_s", "_epoch", "_n", "epochs", "step", "epochs_completed"))
+        if number and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise RunError(f"'{path}': '{key}' must be a number or null, got {value!r}; {RUN_FILE_HINT}")
+        if key == "status" and not isinstance(value, str):
+            raise RunError(f"'{path}': 'status' must be a string, got {value!r}; {RUN_FILE_HINT}")
+    return summary
 
 
 def run_finished(run_dir: str | Path) -> bool:
@@ -413,8 +422,14 @@ def check_out_folder(out: Path) -> None:
 
 def read_provenance(run_dir: str | Path, *, hint: str | None = None) -> dict[str, Any] | None:
     """``run_dir/provenance.json`` as a dict; None when absent. A corrupt file is a RunError naming it, with
-    ``hint`` (what to do about it; the default is a trainer's run folder's)."""
-    return _read_object(Path(run_dir) / PROVENANCE, hint)
+    ``hint`` (what to do about it; the default is a trainer's run folder's). The fields read back (``resumes``, a
+    list; ``data``, an object or null) of another kind are a RunError too (a hand edit)."""
+    path = Path(run_dir) / PROVENANCE
+    prov = _read_object(path, hint)
+    for key, kinds, what in (("resumes", list, "a list"), ("data", dict | None, "an object or null")):
+        if prov is not None and key in prov and not isinstance(prov[key], kinds):
+            raise RunError(f"'{path}': '{key}' must be {what}, got {prov[key]!r}; {hint or RUN_FILE_HINT}")
+    return prov
 
 
 # -- provenance -------------------------------------------------------------------------------------------------

@@ -251,6 +251,11 @@ class Trainer:
             self._handlers = [*default_callbacks(self.cfg, is_main=self.is_main, quiet=self.quiet), *self.callbacks]
             self._emit("on_fit_start")
             summary = self._loop(start_epoch, start_batch, accum)
+            if self.last_eval is None and summary.get("status") == "complete" and self.cfg.train.reliability_diagram:
+                # resumed at its end (stopped during the final evaluation, or killed while the diagram was drawn):
+                # nothing was evaluated in this process, so the diagram's sums are made again from the same model
+                # and test split (every rank: the sums are added up over ranks)
+                self.last_eval = self._evaluate(self.data.test).cpu()
             self._emit("on_fit_end", summary)
             completed = True
             return summary
