@@ -140,9 +140,13 @@ def test_train_then_bad_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path:
     held = claim(run)
     assert held is not None
     try:
-        for argv in (["--resume", str(run)], [str(DEMO), "--set", *TINY, "--out", str(tmp_path), "--overwrite"]):
+        for argv, advice in (
+            (["--resume", str(run)], "; wait for it to finish (delete"),  # --out is not an option of a resume
+            ([str(DEMO), "--set", *TINY, "--out", str(tmp_path), "--overwrite"], "; wait for it to finish or choose"),
+        ):
             code, _, err = run_cli(capsys, "train", *argv)
             assert_one_line_error(code, err, f"'{run}' is being written by another process (host and pid: ")
+            assert advice in err
     finally:
         held.release()
     # a refused fresh start leaves neither its folder nor its claim behind
@@ -345,8 +349,14 @@ def test_reproduce_processes_share_runs_through_claims(capsys: pytest.CaptureFix
             "train.epochs=1", "train.reliability_diagram=false"]  # fmt: skip
     busy = tmp_path / "cifar10-preact_resnet18-mixup-cpu" / "seed1"
     busy.mkdir(parents=True)
-    (busy / ".claim").write_text(f"{socket.gethostname()} {os.getpid()}")  # a live process of this host
-    code, out, _ = run_cli(capsys, *argv)
+    # a live process of this host (not this one: a claim naming this process, whose lock is free, is stale)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        (busy / ".claim").write_text(f"{socket.gethostname()} {live.pid}")
+        code, out, _ = run_cli(capsys, *argv)
+    finally:
+        live.kill()
+        live.wait()
     assert code == 0 and f"[claimed] {busy}: another process is training it; skipped" in out
     assert "this process done; 1 runs trained elsewhere are not finished yet" in out
     assert len(list(tmp_path.glob("*/seed*/summary.json"))) == 3 and not (tmp_path / "report").exists()
@@ -367,12 +377,16 @@ def test_demo_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert "| ERM | 2 |" in out and "| mixup (alpha=1) | 2 |" in out and " ± " in out
     assert err.count("seed 1: train error") == 2 and err.count("%  test error") == 4
     assert err.startswith("vicinal demo: digits_cnn on sklearn digits") and err.count("vicinal demo:") == 1
+    blocked = tmp_path / "blocked"
+    (blocked / "demo-digits-erm").mkdir(parents=True)
+    (blocked / "demo-digits-erm" / "seed0").write_text("")
     # errors of the data, the model or the run folder come before the banner: the only line (the refusal of a used
     # --out named --resume and --overwrite, which the demo does not take)
     for argv, match in (
         (["--set", "model.kwargs.foo=1"], "model 'digits_cnn' got unexpected keyword argument(s) foo"),
         (["--set", "data.root=/tmp"], "dataset 'digits' is bundled with scikit-learn and reads no files"),
         (["--out", str(tmp_path)], f"--out '{tmp_path}' already holds a demo run ('{tmp_path / 'demo-digits-erm'}"),
+        (["--out", str(blocked)], f"--out '{blocked}': '{blocked / 'demo-digits-erm' / 'seed0'}' is a file, where a "),
     ):
         code, _, err = run_cli(capsys, "demo", "--seeds", "1", *argv)
         assert_one_line_error(code, err, match)

@@ -16,7 +16,7 @@ import yaml
 
 from vicinal.experiments import runs
 from vicinal.experiments.config import ExperimentConfig
-from vicinal.experiments.errors import ReportError, RunError
+from vicinal.experiments.errors import LabWarning, ReportError, RunError
 from vicinal.experiments.runs import (
     CHECKPOINT_NAME,
     RUN_FILES,
@@ -221,3 +221,44 @@ def test_fields_of_the_wrong_kind_in_summary_and_provenance_are_named(tmp_path: 
     (tmp_path / "summary.json").write_text('{"status": 1}')
     with pytest.raises(RunError, match=r"summary.json': 'status' must be a string, got 1"):
         runs.read_summary(tmp_path)
+
+
+def test_a_claim_naming_this_process_is_taken_over(tmp_path: Path) -> None:
+    # a killed run's claim whose pid is reused by the resuming process itself (a container restarted as PID 1)
+    # refused the resume on every restart, "being written by another process"
+    import socket
+
+    (tmp_path / runs.CLAIM).write_text(f"{socket.gethostname()} {os.getpid()}")
+    with runs.hold_folder(tmp_path):
+        assert (tmp_path / runs.CLAIM).read_text() == f"{socket.gethostname()} {os.getpid()}"
+    assert not (tmp_path / runs.CLAIM).exists()
+
+
+def test_a_file_system_without_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NFS mounted nolock, Lustre without -o flock: a single run goes on unclaimed after a warning, a table is
+    # refused in one line; neither leaves its claim file or the folders it made
+    import errno
+    import fcntl
+
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    folder = tmp_path / "out" / "run"
+    with pytest.warns(LabWarning, match=r"'.*run' cannot be locked \(Function not implemented\): a second process"):
+        with runs.hold_folder(folder, unlocked_ok=True):
+            assert folder.is_dir() and not list(folder.iterdir())
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(RunError, match=r"cannot lock the folder '.*run': Function not implemented \(no file locks"):
+        with runs.hold_folder(folder):
+            pass
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_in_the_way_of_a_run_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").mkdir()
+    with pytest.raises(RunError, match=r"cannot read '.*summary.json': a folder of that name is in the way"):
+        runs.read_summary(tmp_path)
+    (tmp_path / "metrics.jsonl").mkdir()
+    with pytest.raises(RunError, match=r"cannot read '.*metrics.jsonl': a folder of that name is in the way"):
+        runs.read_jsonl(tmp_path / "metrics.jsonl")

@@ -314,7 +314,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # One process trains a folder at a time, as `reproduce` claims its runs: a second `train` or `--resume` of a
     # folder being trained would interleave its metrics and overwrite its results. Under torchrun every rank trains
     # the same folder (as a distributed `reproduce`, no claim).
-    held = hold_folder(run_dir) if dist_env()[1] == 1 else nullcontext()
+    advice = "wait for it to finish" if args.resume is not None else "wait for it to finish or choose another --out"
+    held = hold_folder(run_dir, advice=advice, unlocked_ok=True) if dist_env()[1] == 1 else nullcontext()
     with held:
         trainer = Trainer(cfg, run_dir, resume=args.resume is not None, quiet=args.quiet, overwrite=args.overwrite)
         summary = trainer.fit()

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -52,7 +53,7 @@ import yaml
 
 from .config import ExperimentConfig, config_to_dict, load_config
 from .config_yaml import ConfigError, describe, read_yaml_mapping
-from .errors import ReportError, RunError
+from .errors import LabWarning, ReportError, RunError
 from .paths import source_root
 
 __all__ = [
@@ -255,11 +256,14 @@ def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
 
 # -- reads ------------------------------------------------------------------------------------------------------
 def _read_utf8(path: Path, hint: str) -> str | None:
-    """The text of ``path`` (None when absent); bytes that are not UTF-8 are a RunError naming the file (+ ``hint``)."""
+    """The text of ``path`` (None when absent); bytes that are not UTF-8 are a RunError naming the file (+ ``hint``),
+    and so is a folder of that name, or a file in the way of its folder."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise RunError(f"cannot read '{path}': a folder of that name is in the way") from None
     except NotADirectoryError:  # e.g. a file where the run folder should be
         blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
         raise RunError(f"cannot read '{path}': '{blocker}' is a file, where a folder is needed") from None
@@ -757,6 +761,9 @@ def _owner_alive(text: str) -> bool:
     parts = text.split()
     if len(parts) == 2 and parts[1].isdigit():
         host, pid = parts
+        if host == socket.gethostname() and int(pid) == os.getpid():
+            # this process, whose lock is free: a killed run's pid reused (a container restarted as PID 1)
+            return False
         return host != socket.gethostname() or pid_alive(int(pid))
     return False  # garbled (a process killed while writing it): nobody holds the lock, so nobody trains the run
 
@@ -787,13 +794,19 @@ def claim(run_dir: Path) -> Claim | None:
     return Claim(path, fd, previous=text or None)
 
 
-def claim_folder(folder: Path) -> Claim:
+# flock errors of a file system that does not lock (NFS mounted nolock, Lustre without -o flock)
+_NO_LOCKING = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP)
+
+
+def claim_folder(folder: Path, advice: str = "wait for it to finish or choose another --out") -> Claim:
     """Claim ``folder`` (`claim`) while this process writes a table into it; `Claim.release` when done. A folder
     that another live process holds, or that cannot be created, is a RunError naming it: two processes writing one
     table would interleave its records and each sweep the other's temporary files as stale."""
     try:
         held = claim(folder)
     except OSError as exc:
+        if exc.errno in _NO_LOCKING:
+            raise  # hold_folder decides: a table refuses, a single run may go on unclaimed
         raise RunError(f"cannot create or lock the folder '{folder}': {exc.strerror or exc}") from None
     if held is None:
         try:
@@ -801,34 +814,64 @@ def claim_folder(folder: Path) -> Claim:
         except OSError:
             owner = "unknown"
         raise RunError(
-            f"'{folder}' is being written by another process (host and pid: {owner}); wait for it to finish or "
-            f"choose another --out (delete {folder / CLAIM} if that process is gone on another machine)"
+            f"'{folder}' is being written by another process (host and pid: {owner}); {advice} (delete "
+            f"{folder / CLAIM} if that process is gone on another machine)"
         )
     return held
 
 
 @contextlib.contextmanager
-def hold_folder(folder: Path, *, dry_run: bool = False) -> Iterator[None]:
-    """Hold ``folder``'s claim (`claim_folder`) for the block, released however it ends; the folders the claim
-    created (``folder`` and any missing parents) are removed again, deepest first, where the block leaves them empty
-    but for the claim (a refusal in the block then leaves nothing behind). A dry run takes no claim and creates nothing: it only
-    reads (`check_out_folder` finds a folder that cannot be created)."""
+def hold_folder(
+    folder: Path,
+    *,
+    dry_run: bool = False,
+    advice: str = "wait for it to finish or choose another --out",
+    unlocked_ok: bool = False,
+) -> Iterator[None]:
+    """Hold ``folder``'s claim (`claim_folder`; ``advice``: what its refusal tells the user) for the block,
+    released however it ends; the folders the claim created (``folder`` and any missing parents) are removed again,
+    deepest first, where the block leaves them empty (a refusal, of the claim or in the block, then leaves nothing
+    behind). On a file system without file locks the claim is refused, or with ``unlocked_ok`` (one run, not a
+    table shared by processes) the block runs unclaimed after a warning. A dry run takes no claim and creates
+    nothing: it only reads (`check_out_folder` finds a folder that cannot be created)."""
     if dry_run:
         yield
         return
     missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
-    held = claim_folder(folder)
+    had_claim = (folder / CLAIM).exists()
+    held: Claim | None = None
+    try:
+        held = claim_folder(folder, advice)
+    except OSError as exc:  # flock is not supported here (_NO_LOCKING)
+        if not had_claim:
+            (folder / CLAIM).unlink(missing_ok=True)  # the empty file the attempt created
+        if not unlocked_ok:
+            _remove_empty(missing)
+            raise RunError(f"cannot lock the folder '{folder}': {exc.strerror or exc} (no file locks here)") from None
+        warnings.warn(
+            f"'{folder}' cannot be locked ({exc.strerror or exc}): a second process writing it at the same time "
+            "would not be refused",
+            LabWarning,
+            stacklevel=3,
+        )
+    except RunError:
+        _remove_empty(missing)
+        raise
     try:
         yield
     finally:
-        if missing and [p.name for p in folder.iterdir()] == [CLAIM]:
-            (folder / CLAIM).unlink(missing_ok=True)  # a folder of ours that the block left empty: the claim too
-        held.release()
-        for created in missing:
-            try:
-                created.rmdir()
-            except OSError:  # not empty (the table wrote there): neither are the folders above it
-                break
+        if held is not None:
+            held.release()  # removes the claim file
+        _remove_empty(missing)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders of ``created`` (deepest first) while they are empty."""
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something was written there): neither are the folders above it
+            break
 
 
 def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -> list[Path]:
