@@ -26,7 +26,7 @@ from vicinal.experiments.data.audio import (
     spectrograms,
 )
 from vicinal.experiments.errors import DataError
-from vicinal.experiments.paths import data_root
+from vicinal.experiments.paths import cache_dir, data_root
 
 FSDD = data_root() / "fsdd" / "recordings"
 needs_fsdd = pytest.mark.skipif(
@@ -65,6 +65,21 @@ def test_read_wav_bad_file(tmp_path: Path) -> None:
     (tmp_path / "x.wav").write_bytes(b"not a wav file at all")
     with pytest.raises(ValueError, match=f"cannot read WAV file {tmp_path / 'x.wav'}"):
         read_wav(tmp_path / "x.wav")
+    scipy.io.wavfile.write(tmp_path / "full.wav", 8000, np.arange(3000, dtype=np.int16))
+    whole = (tmp_path / "full.wav").read_bytes()
+    # a data chunk cut short: scipy only warned (naming no file) and the rest was zero-padded like a short take;
+    # a header cut short: struct.error, a traceback; no samples at all: an all-zero spectrogram
+    for name, data, match in (
+        ("cut.wav", whole[: len(whole) // 3], "Reached EOF prematurely"),
+        ("header.wav", whole[:30], ""),
+        ("empty.wav", None, "holds no samples"),
+    ):
+        if data is None:
+            scipy.io.wavfile.write(tmp_path / name, 8000, np.zeros(0, dtype=np.int16))
+        else:
+            (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"WAV file {re.escape(str(tmp_path / name))}.*{match}"):
+            read_wav(tmp_path / name)
 
 
 # ---------------------------------------------------------------- spectrogram
@@ -261,6 +276,14 @@ def test_fsdd_cache_misses_for_rewritten_files_and_other_folders(tmp_path: Path)
         f.write_bytes(f.read_bytes()[:44] + bytes(st.st_size - 44))  # silence, same size
         os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     silent = load_fsdd(other.parent, sample_level="waveform", val_fraction=0.0)
+    # a cache file that unpickles to something else (another program's, a garbled one) is rebuilt, not a KeyError
+    cached = next(p for p in cache_dir().glob("fsdd-*.pt") if silent.info["cache_key"] in p.name)
+    for foreign in ({"x": 1}, [1, 2]):
+        torch.save(foreign, cached)
+        again = load_fsdd(other.parent, sample_level="waveform", val_fraction=0.0)
+        assert again.info["cache"] == "miss" and torch.equal(again.train[0], silent.train[0])
+    cached.write_bytes(b"garbage")  # not a zip: an UnpicklingError
+    assert load_fsdd(other.parent, sample_level="waveform", val_fraction=0.0).info["cache"] == "miss"
     assert silent.info["cache"] == "miss" and float(silent.train[0].abs().max()) == 0.0
     assert silent.info["cache_key"] != halved.info["cache_key"]
 
@@ -338,6 +361,20 @@ def test_speech_commands_tiny_tree(tiny_tree: Path) -> None:
     spec = load_speech_commands(tiny_tree, cache=False)
     assert spec.test[0].shape == (3, 1, N_FREQ, N_FRAMES)
     torch.testing.assert_close(spec.train[0], spectrograms(s.train[0], 16000))
+
+
+def test_speech_commands_lists_are_matched_as_checked(tiny_tree: Path) -> None:
+    # "./nine/x.wav" passed the existence check but never matched, so the file stayed in train; a file in both
+    # lists silently became test
+    plain = load_speech_commands(tiny_tree, sample_level="waveform", cache=False).info["files"]
+    for listing in ("validation_list.txt", "testing_list.txt"):
+        path = tiny_tree / listing
+        path.write_text("".join(f"./{line}\n" for line in path.read_text().splitlines()))
+    dotted = load_speech_commands(tiny_tree, sample_level="waveform", cache=False).info["files"]
+    assert dotted == plain and len(dotted["val"]) == 3
+    (tiny_tree / "testing_list.txt").write_text("nine/9_jackson_5.wav\n")  # also in validation_list.txt
+    with pytest.raises(DataError, match=r"1 file\(s\) of .* are in both validation_list.txt and testing_list.txt, "):
+        load_speech_commands(tiny_tree, sample_level="waveform", cache=False)
 
 
 def test_speech_commands_detects_v001(tiny_tree: Path) -> None:

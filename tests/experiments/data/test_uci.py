@@ -224,6 +224,16 @@ def test_majority_class_error_is_computed_from_train_majority(loaded: dict) -> N
 
 
 @needs_data
+def test_test_rows_seen_in_training_are_counted(loaded: dict) -> None:
+    # phishing's 11055 rows hold 5785 distinct vectors: most test rows occur in train too (stated in its split doc)
+    for name, s in loaded.items():
+        train = {tuple(r) for r in s.train[0].tolist()}
+        assert s.info["test_rows_in_train"] == sum(tuple(r) in train for r in s.test[0].tolist()), name
+    assert loaded["phishing"].info["test_rows_in_train"] > 0.5 * len(loaded["phishing"].test[1])
+    assert all(loaded[n].info["test_rows_in_train"] == 0 for n in ("abalone", "arcene", "arrhythmia", "htru2"))
+
+
+@needs_data
 def test_same_seed_same_split_other_seed_other_split(loaded: dict) -> None:
     a = load_uci("iris", seed=0)
     b = load_uci("iris", seed=1)
@@ -274,6 +284,30 @@ def test_line_endings_are_read_robustly(tmp_path: Path, newline: str) -> None:
     assert len(s.train[1]) + len(s.test[1]) == 10 and s.info["class_counts"]["test"] == [1, 1]
     # The constant column 2 (all 1.0) is kept and standardises to 0 without dividing by zero.
     assert torch.all(s.train[0][:, 2] == 0) and torch.all(torch.isfinite(s.test[0]))
+
+
+def test_a_column_constant_on_train_is_zero_in_every_split(tmp_path: Path) -> None:
+    # it standardised to 0 on train but kept x - c elsewhere, which the column's never-trained random weights turned
+    # into noise on validation and test rows (up to 132 standard units on Arcene)
+    rows = [f"{i}.0,{i % 3}.5,{'1.0' if i < 8 else '7.0'},2.0,{'AB'[i % 2]}" for i in range(10)]
+    _write_iris(tmp_path, "\n".join(rows) + "\n", "\n")
+    for seed in range(5):
+        s = load_uci("iris", root=tmp_path, test_fraction=0.2, val_fraction=0.0, seed=seed)
+        train_rows = s.info["indices"]["train"].tolist()
+        if all(r < 8 for r in train_rows):  # column 2 is 1.0 on every training row; 7.0 is in test
+            assert s.info["constant_columns"] == 2  # columns 2 and 3
+            assert torch.all(s.train[0][:, 2:4] == 0) and torch.all(s.test[0][:, 2:4] == 0)
+            break
+    else:
+        pytest.fail("no seed put both 7.0 rows in test")
+    assert s.test[0][:, :2].abs().sum() > 0  # the varying columns are standardised, not zeroed
+
+
+def test_an_infinite_value_is_named(tmp_path: Path) -> None:
+    # it turned its column into NaN in every split, silently
+    _write_iris(tmp_path, "1,2,3,4,A\n1,inf,3,4,B\n1,2,3,5,A\n2,2,3,4,B\n", "\n")
+    with pytest.raises(ValueError, match=r"iris: 1 infinite value\(s\) in the data \(first: row 2, column 2\)"):
+        load_uci("iris", root=tmp_path)
 
 
 def test_malformed_row_names_file_and_row(tmp_path: Path) -> None:

@@ -26,7 +26,11 @@ step never touches a WAV file.
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
+import struct
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,9 +105,16 @@ def read_wav(path: Path | str) -> tuple[np.ndarray, int]:
         ValueError: the file is not a readable WAV file (the message names it).
     """
     try:
-        rate, data = scipy.io.wavfile.read(path)
-    except (ValueError, OSError) as err:
+        with warnings.catch_warnings():
+            # scipy only warns of a data chunk cut short (without naming the file) and returns what it read,
+            # which would be zero-padded like a short recording: an error naming the file instead
+            warnings.simplefilter("error", scipy.io.wavfile.WavFileWarning)
+            rate, data = scipy.io.wavfile.read(path)
+    except (ValueError, OSError, struct.error, scipy.io.wavfile.WavFileWarning) as err:
+        # struct.error: a header cut short
         raise DataError(f"cannot read WAV file {path}: {err}") from err
+    if data.shape[0] == 0:
+        raise DataError(f"WAV file {path} holds no samples")
     if data.dtype == np.int16:
         wave = data.astype(np.float32) / 32768.0
     elif data.dtype == np.int32:
@@ -187,6 +198,9 @@ def spectrograms(waves: Tensor, sample_rate: int, *, batch_size: int = 512) -> T
     return out
 
 
+_CACHE_KEYS = ("x", "sample_rate", "padded", "cut")  # what _decode returns; a cache without them is rebuilt
+
+
 def _decode(files: Sequence[Path], sample_level: str, *, seconds: float = 1.0, chunk: int = 1024) -> dict:
     """Read every file, fit it to ``seconds`` and (optionally) take the spectrogram, chunk by chunk.
 
@@ -231,9 +245,11 @@ def _cached(
     path = cache_dir() / f"{prefix}-{key}.pt"
     if path.is_file():
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), "hit", key
-        except (RuntimeError, OSError, EOFError, ValueError):
-            pass  # truncated or foreign file: rebuild it
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
+            data = None  # truncated or foreign file: rebuild it
+        if isinstance(data, dict) and all(isinstance(data.get(k), torch.Tensor) for k in _CACHE_KEYS):
+            return data, "hit", key
     data = _decode(files, sample_level)
     clean_stale_temp_files(path.parent, path.name)  # what a killed earlier write of this cache left behind
     atomic_write(path, lambda fh: torch.save(data, fh))  # readers never see a half-written cache
@@ -347,7 +363,11 @@ def load_fsdd(
 def _read_list(path: Path, root: Path) -> set[str]:
     if not path.is_file():
         raise DataNotFoundError(f"Speech Commands split list not found: {path}")
-    entries = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    # in the form the files are matched in (relative_to(root).as_posix()): "./bed/x.wav" would pass the check
+    # below and never match, leaving the file in train
+    entries = {
+        Path(os.path.normpath(line.strip())).as_posix() for line in path.read_text().splitlines() if line.strip()
+    }
     missing = sorted(e for e in entries if not (root / e).is_file())
     if missing:
         raise DataError(f"{path} lists {len(missing)} files that do not exist under {root}, e.g. {missing[0]}")
@@ -403,6 +423,11 @@ def load_speech_commands(
     detected = next((v for v, w in SPEECH_COMMANDS_WORDS.items() if tuple(words) == w), "custom")
     val_list = _read_list(root / "validation_list.txt", root)
     test_list = _read_list(root / "testing_list.txt", root)
+    both = sorted(val_list & test_list)
+    if both:  # it would silently be test only
+        raise DataError(
+            f"{len(both)} file(s) of {root} are in both validation_list.txt and testing_list.txt, e.g. {both[0]}"
+        )
     files = [f for w in words for f in sorted((root / w).glob("*.wav"))]
     rel = [f.relative_to(root).as_posix() for f in files]
     where = [2 if r in test_list else 1 if r in val_list else 0 for r in rel]  # train 0, val 1, test 2
