@@ -377,9 +377,11 @@ def test_demo_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert "| ERM | 2 |" in out and "| mixup (alpha=1) | 2 |" in out and " ± " in out
     assert err.count("seed 1: train error") == 2 and err.count("%  test error") == 4
     assert err.startswith("vicinal demo: digits_cnn on sklearn digits") and err.count("vicinal demo:") == 1
-    blocked = tmp_path / "blocked"
+    blocked, blocked_above = tmp_path / "blocked", tmp_path / "blocked-above"
     (blocked / "demo-digits-erm").mkdir(parents=True)
     (blocked / "demo-digits-erm" / "seed0").write_text("")
+    blocked_above.mkdir()
+    (blocked_above / "demo-digits-mixup").write_text("")  # found after all ERM seeds had trained
     # errors of the data, the model or the run folder come before the banner: the only line (the refusal of a used
     # --out named --resume and --overwrite, which the demo does not take)
     for argv, match in (
@@ -387,6 +389,7 @@ def test_demo_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
         (["--set", "data.root=/tmp"], "dataset 'digits' is bundled with scikit-learn and reads no files"),
         (["--out", str(tmp_path)], f"--out '{tmp_path}' already holds a demo run ('{tmp_path / 'demo-digits-erm'}"),
         (["--out", str(blocked)], f"--out '{blocked}': '{blocked / 'demo-digits-erm' / 'seed0'}' is a file, where a "),
+        (["--out", str(blocked_above)], f"'{blocked_above / 'demo-digits-mixup'}' is a file, where a folder is needed"),
     ):
         code, _, err = run_cli(capsys, "demo", "--seeds", "1", *argv)
         assert_one_line_error(code, err, match)

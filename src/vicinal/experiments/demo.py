@@ -166,9 +166,9 @@ def run_demo(
     planned = [
         out / apply_overrides(cfg, [f"train.seed={s}"]).name / f"seed{s}" for _, cfg in configs for s in range(seeds)
     ]
-    blocked = next((run for run in planned if run.exists() and not run.is_dir()), None)
+    blocked = next((p for run in planned for p in (run.parent, run) if p.exists() and not p.is_dir()), None)
     if blocked is not None:
-        raise ConfigError(f"--out '{out}': '{blocked}' is a file, where a run folder is needed; choose another --out")
+        raise ConfigError(f"--out '{out}': '{blocked}' is a file, where a folder is needed; choose another --out")
     taken = next((run for run in planned if run.is_dir() and any(run.iterdir())), None)
     if taken is not None:  # the demo trains afresh: `vicinal train`'s --resume / --overwrite are not its options
         raise ConfigError(f"--out '{out}' already holds a demo run ('{taken}'); choose another --out")

@@ -80,6 +80,14 @@ def test_read_wav_bad_file(tmp_path: Path) -> None:
             (tmp_path / name).write_bytes(data)
         with pytest.raises(DataError, match=rf"WAV file {re.escape(str(tmp_path / name))}.*{match}"):
             read_wav(tmp_path / name)
+    # scipy's other warnings are harmless (a chunk it does not know, a pad byte): the file loads, the warning
+    # names it
+    extra = b"cue " + (4).to_bytes(4, "little") + bytes(4)
+    riff_size = int.from_bytes(whole[4:8], "little") + len(extra)
+    (tmp_path / "cue.wav").write_bytes(whole[:4] + riff_size.to_bytes(4, "little") + whole[8:] + extra)
+    with pytest.warns(scipy.io.wavfile.WavFileWarning, match=rf"WAV file {re.escape(str(tmp_path / 'cue.wav'))}: "):
+        wave, rate = read_wav(tmp_path / "cue.wav")
+    assert rate == 8000 and np.array_equal(wave, read_wav(tmp_path / "full.wav")[0])
 
 
 # ---------------------------------------------------------------- spectrogram
@@ -372,6 +380,18 @@ def test_speech_commands_lists_are_matched_as_checked(tiny_tree: Path) -> None:
         path.write_text("".join(f"./{line}\n" for line in path.read_text().splitlines()))
     dotted = load_speech_commands(tiny_tree, sample_level="waveform", cache=False).info["files"]
     assert dotted == plain and len(dotted["val"]) == 3
+    path = tiny_tree / "validation_list.txt"
+    path.write_text("".join(f"{tiny_tree}/{line[2:]}\n" for line in path.read_text().splitlines()))  # absolute
+    assert load_speech_commands(tiny_tree, sample_level="waveform", cache=False).info["files"] == plain
+    path.write_text(f"../{tiny_tree.name}/nine/9_jackson_5.wav\n")  # through the parent folder: the same file
+    assert load_speech_commands(tiny_tree, sample_level="waveform", cache=False).info["files"]["val"] == [
+        "nine/9_jackson_5.wav"
+    ]
+    shutil.copy(tiny_tree / "nine" / "9_jackson_5.wav", tiny_tree.parent / "elsewhere.wav")
+    path.write_text("../elsewhere.wav\n")  # a file, but not one of the dataset's
+    with pytest.raises(DataError, match=r"validation_list.txt lists '../elsewhere.wav', which is not a file under "):
+        load_speech_commands(tiny_tree, sample_level="waveform", cache=False)
+    path.write_text("nine/9_jackson_5.wav\n")
     (tiny_tree / "testing_list.txt").write_text("nine/9_jackson_5.wav\n")  # also in validation_list.txt
     with pytest.raises(DataError, match=r"1 file\(s\) of .* are in both validation_list.txt and testing_list.txt, "):
         load_speech_commands(tiny_tree, sample_level="waveform", cache=False)

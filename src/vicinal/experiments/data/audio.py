@@ -105,14 +105,17 @@ def read_wav(path: Path | str) -> tuple[np.ndarray, int]:
         ValueError: the file is not a readable WAV file (the message names it).
     """
     try:
-        with warnings.catch_warnings():
-            # scipy only warns of a data chunk cut short (without naming the file) and returns what it read,
-            # which would be zero-padded like a short recording: an error naming the file instead
-            warnings.simplefilter("error", scipy.io.wavfile.WavFileWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", scipy.io.wavfile.WavFileWarning)
             rate, data = scipy.io.wavfile.read(path)
-    except (ValueError, OSError, struct.error, scipy.io.wavfile.WavFileWarning) as err:
-        # struct.error: a header cut short
+    except (ValueError, OSError, struct.error) as err:  # struct.error: a header cut short
         raise DataError(f"cannot read WAV file {path}: {err}") from err
+    for warning in caught:
+        if "prematurely" in str(warning.message):
+            # a data chunk cut short: scipy returns what it read, which would be zero-padded like a short take
+            raise DataError(f"cannot read WAV file {path}: {warning.message}")
+        # harmless ones (an unknown chunk, a pad byte at the end) are passed on, naming the file scipy does not name
+        warnings.warn(f"WAV file {path}: {warning.message}", warning.category, stacklevel=2)
     if data.shape[0] == 0:
         raise DataError(f"WAV file {path} holds no samples")
     if data.dtype == np.int16:
@@ -360,14 +363,20 @@ def load_fsdd(
     )
 
 
+def _list_entry(entry: str, root: Path, path: Path) -> str:
+    """A split list's entry in the form the files are matched in (``relative_to(root).as_posix()``): "./bed/x.wav",
+    or an absolute path inside ``root``, would pass the existence check and never match, leaving the file in train."""
+    full = Path(os.path.normpath(Path(entry) if Path(entry).is_absolute() else root / entry))
+    try:
+        return full.relative_to(os.path.normpath(root)).as_posix()
+    except ValueError:
+        raise DataError(f"{path} lists {entry!r}, which is not a file under {root}") from None
+
+
 def _read_list(path: Path, root: Path) -> set[str]:
     if not path.is_file():
         raise DataNotFoundError(f"Speech Commands split list not found: {path}")
-    # in the form the files are matched in (relative_to(root).as_posix()): "./bed/x.wav" would pass the check
-    # below and never match, leaving the file in train
-    entries = {
-        Path(os.path.normpath(line.strip())).as_posix() for line in path.read_text().splitlines() if line.strip()
-    }
+    entries = {_list_entry(line.strip(), root, path) for line in path.read_text().splitlines() if line.strip()}
     missing = sorted(e for e in entries if not (root / e).is_file())
     if missing:
         raise DataError(f"{path} lists {len(missing)} files that do not exist under {root}, e.g. {missing[0]}")

@@ -13,7 +13,8 @@ The paper trains a 2x128 ReLU MLP with Adam for 10 epochs at batch 16 and states
   (no information from validation or test leaks in); a column that is constant on the training split is set to
   0 in every split: it carries nothing the model can learn (it standardises to 0 on train, so its weights get no
   gradient and keep their random initial values, which would turn its other values in validation and test, up
-  to 132 standard units on Arcene, into noise).
+  to 132 on Arcene, into noise). ``info["feature_std"]`` says 1 for those columns and ``info["constant_columns"]``
+  counts them.
 
 :data:`UCI_DATASETS` documents each dataset: files, rows, features, classes, preprocessing, split.
 """
