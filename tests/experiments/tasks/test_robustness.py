@@ -395,3 +395,18 @@ def test_table3_keeps_two_configs_of_one_method_apart(tmp_path: Path) -> None:
     assert "| white box | top-1 | mixup (a) | 1.00 | 10.00 | 75.2 / 99.6 |" in md
     assert "| white box | top-1 | mixup (b) | 1.00 | 30.00 | 75.2 / 99.6 |" in md
     assert "20.00" not in md  # no mean of the two models
+
+
+def test_table3_counts_each_models_clean_error_once(tmp_path: Path) -> None:
+    # a model attacked at two eps entered the clean cell twice: the mean stayed, the std shrank (5.48 for 7.07)
+    runs = []
+    for seed, clean in ((0, 30.0), (1, 40.0)):
+        path = tmp_path / "m" / f"seed{seed}"
+        (path / "attacks").mkdir(parents=True)
+        for eps in (4.0, 8.0):
+            result = {"every": 1, "n": 40, "eps_pixels": eps, "attack": "fgsm", "mode": "white", "top1_error": 60.0,
+                      "top5_error": 30.0, "clean_top1_error": clean, "clean_top5_error": clean / 2}  # fmt: skip
+            (path / "attacks" / f"white-fgsm-eps{eps:g}.json").write_text(json.dumps(result))
+        runs.append(SimpleNamespace(path=path, name="m", config={"mix": {"variant": "mixup"}}))
+    md = robustness.attack_markdown(runs)
+    assert "| white box | top-1 | mixup | 35.00 ± 7.07 | 60.00 ± 0.00 | 60.00 ± 0.00 |" in md, md

@@ -279,6 +279,7 @@ def attack_results(runs: Sequence[Any]) -> list[dict[str, Any]]:
             res = read_json(f)
             res["method"] = method
             res["group"] = run.name
+            res["run_path"] = str(run.path)  # the attacked model (its clean error is one sample, however attacked)
             out.append(res)
     return out
 
@@ -308,13 +309,18 @@ def attack_markdown(runs: Sequence[Any]) -> str:
     # (every, mode, metric, row, (eps, attack, steps)) -> errors; seeds and black-box sources are the samples
     cells: dict[tuple[int, str, str, str, tuple[float, str, int]], list[float]] = {}
     images: dict[int, set[int]] = {}
+    counted: set[tuple[int, str, str, str]] = set()  # (every, mode, metric, model) whose clean error is in its cell
     for r in results:
         every = int(r.get("every", 1))
         images.setdefault(every, set()).add(int(r["n"]))
         column = (float(r["eps_pixels"]), r["attack"], int(r.get("steps", 1)) if r["attack"] == "ifgsm" else 1)
         for metric, key in (("top-1", "top1_error"), ("top-5", "top5_error")):
             cells.setdefault((every, r["mode"], metric, r["row"], column), []).append(float(r[key]))
-            if r["attack"] == "fgsm":  # the clean error of the same images, once per attacked model and mode
+            model = (every, r["mode"], metric, r["run_path"])
+            if r["attack"] == "fgsm" and model not in counted:
+                # the clean error of the same images, once per attacked model and mode: a model attacked at several
+                # eps or from several sources would otherwise be several samples, and the std too small
+                counted.add(model)
                 clean = (0.0, "clean", 0)
                 cells.setdefault((every, r["mode"], metric, r["row"], clean), []).append(float(r[f"clean_{key}"]))
     lines: list[str] = []
