@@ -4,7 +4,8 @@ A member is one MLP (seed, mixup alpha; alpha 0 = ERM). :class:`UCIProtocol` fix
 :mod:`.uci`, the table, for why each choice). Every member draws its initialisation (:func:`member_init`), data
 order and mixing (:func:`epoch_plan`) from its own generators, ``make_generator(seed, stream, ...)``, so ERM and
 every alpha of a seed share split, initialisation and order (common random numbers), and a member trained with
-any batch mates equals the same member trained alone.
+any batch mates sees what the same member trained alone sees (its float rounding may differ: the engine's
+module doc; the table is reproduced by its own protocol).
 
 :func:`train_vmapped` trains all members of a dataset at once on the seed-ensemble engine
 (:class:`~vicinal.experiments.ensemble.Ensemble`: parameters stacked along a member axis, the MLP under
