@@ -381,7 +381,7 @@ def test_partner_batches_are_checked_on_every_call_whatever_is_drawn():
                   vicinal.MixupOrCutMix(1.0, 1.0, num_classes=4, seed=0)):  # fmt: skip
         for _ in range(8):
             with pytest.raises(
-                ValueError, match=r"partner inputs have dtype torch.float64 on cpu but inputs have dtype torch.float32"
+                ValueError, match=r"partner batch has dtype torch.float64 on cpu but inputs have dtype torch.float32"
             ):
                 mixer(x, y, partner=(x.double(), y))
     xp = x.clone()

@@ -284,13 +284,9 @@ class BatchMix:
             # eager, as the batch itself: with prob < 1 or a CutMix switch a bad partner would otherwise fail only
             # on the batches that happen to be mixed
             check_inputs(px, check_finite=self.check_finite, what="partner inputs")
-            if px.dtype != x.dtype or px.device != x.device:
-                raise ValueError(
-                    f"partner inputs have dtype {px.dtype} on {px.device} but inputs have dtype {x.dtype} on "
-                    f"{x.device}; convert the partners to match"
-                )
             if px.shape != x.shape:
                 raise ValueError(f"partner inputs have shape {tuple(px.shape)} but inputs have {tuple(x.shape)}")
+            F._check_partner(x, None, px)  # dtype and device, as the kernels check them
             if py.shape != y.shape:
                 raise ValueError(f"partner labels have shape {tuple(py.shape)} but labels have {tuple(y.shape)}")
             check_targets(py, n, self.num_classes, regression=self.regression)

@@ -35,7 +35,7 @@ from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
 from .report import make_report
 from .report.document import check_page_name, environment_tag, make_document
-from .runs import check_out_folder, hold_folder, read_summary
+from .runs import WAIT_OR_MOVE, check_out_folder, hold_folder, read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
 from .tasks.figures import run as run_figure
@@ -314,7 +314,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # One process trains a folder at a time, as `reproduce` claims its runs: a second `train` or `--resume` of a
     # folder being trained would interleave its metrics and overwrite its results. Under torchrun every rank trains
     # the same folder (as a distributed `reproduce`, no claim).
-    advice = "wait for it to finish" if args.resume is not None else "wait for it to finish or choose another --out"
+    advice = "wait for it to finish" if args.resume is not None else WAIT_OR_MOVE  # a resume takes no --out
     held = hold_folder(run_dir, advice=advice, unlocked_ok=True) if dist_env()[1] == 1 else nullcontext()
     with held:
         trainer = Trainer(cfg, run_dir, resume=args.resume is not None, quiet=args.quiet, overwrite=args.overwrite)

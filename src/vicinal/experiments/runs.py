@@ -166,8 +166,9 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
-        blocker = next((p for p in reversed(path.parent.parents) if p.exists() and not p.is_dir()), path.parent)
-        raise RunError(f"cannot write '{path}': '{blocker}' is a file, where a folder is needed") from None
+        raise RunError(
+            f"cannot write '{path}': '{_file_in_the_way(path)}' is a file, where a folder is needed"
+        ) from None
     if path.is_dir():
         raise RunError(f"cannot write '{path}': a folder of that name is in the way")
     owner = f"{socket.gethostname()}{TMP_SEP}{os.getpid()}{TMP_SEP}"
@@ -255,6 +256,11 @@ def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
 
 
 # -- reads ------------------------------------------------------------------------------------------------------
+def _file_in_the_way(path: Path) -> Path:
+    """The outermost of ``path``'s folders that exists as a file (where a folder is needed)."""
+    return next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+
+
 def _read_utf8(path: Path, hint: str) -> str | None:
     """The text of ``path`` (None when absent); bytes that are not UTF-8 are a RunError naming the file (+ ``hint``),
     and so is a folder of that name, or a file in the way of its folder."""
@@ -265,8 +271,9 @@ def _read_utf8(path: Path, hint: str) -> str | None:
     except IsADirectoryError:
         raise RunError(f"cannot read '{path}': a folder of that name is in the way") from None
     except NotADirectoryError:  # e.g. a file where the run folder should be
-        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
-        raise RunError(f"cannot read '{path}': '{blocker}' is a file, where a folder is needed") from None
+        raise RunError(
+            f"cannot read '{path}': '{_file_in_the_way(path)}' is a file, where a folder is needed"
+        ) from None
     except UnicodeDecodeError as exc:
         raise RunError(
             f"'{path}' is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); {hint}"
@@ -798,7 +805,10 @@ def claim(run_dir: Path) -> Claim | None:
 _NO_LOCKING = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP)
 
 
-def claim_folder(folder: Path, advice: str = "wait for it to finish or choose another --out") -> Claim:
+WAIT_OR_MOVE = "wait for it to finish or choose another --out"  # what a refused claim tells the user by default
+
+
+def claim_folder(folder: Path, advice: str = WAIT_OR_MOVE) -> Claim:
     """Claim ``folder`` (`claim`) while this process writes a table into it; `Claim.release` when done. A folder
     that another live process holds, or that cannot be created, is a RunError naming it: two processes writing one
     table would interleave its records and each sweep the other's temporary files as stale."""
@@ -825,7 +835,7 @@ def hold_folder(
     folder: Path,
     *,
     dry_run: bool = False,
-    advice: str = "wait for it to finish or choose another --out",
+    advice: str = WAIT_OR_MOVE,
     unlocked_ok: bool = False,
 ) -> Iterator[None]:
     """Hold ``folder``'s claim (`claim_folder`; ``advice``: what its refusal tells the user) for the block,
