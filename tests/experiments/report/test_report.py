@@ -546,3 +546,27 @@ def test_the_report_says_which_data_the_runs_read(tmp_path: Path) -> None:
     older = tmp_path / "older"  # run folders without a data record (earlier lab versions): no line
     make_run(older, "c10-erm", ERM, 0, [30.0, 20.0])
     assert "Data (provenance.json)" not in make_report([older], tmp_path / "r2")["markdown"]
+
+
+def test_a_cell_that_averages_fewer_seeds_than_its_row_says_so(tmp_path: Path) -> None:
+    # three finished seeds; one never measured the validation error: that cell averages two, and says it
+    root = tmp_path / "runs"
+    for seed, val in enumerate([3.0, 5.0, None]):
+        run = make_run(root, "speechlike", "", seed, [20.0, 10.0 + seed])
+        if val is not None:
+            write_summary(run, {**json.loads((run / "summary.json").read_text()), "last_val_error": val})
+    md = make_report([root], tmp_path / "report")["markdown"]
+    lines = md.splitlines()
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    row = [c.strip() for c in next(x for x in lines if x.startswith("| speechlike |")).strip("|").split("|")]
+    assert row[header.index("n (seeds)")] == "3 (0 1 2)"
+    assert row[header.index("validation error, last epoch (%)")] == "4.00 ± 1.41 (n=2)"
+    assert row[header.index("test error, last epoch (%)")] == "11.00 ± 1.00"  # every seed: unmarked
+    assert report_module.FEWER_SEEDS_NOTE in md
+    # every seed measured it: no mark and no note
+    write_summary(
+        root / "speechlike" / "seed2",
+        {**json.loads((root / "speechlike" / "seed2" / "summary.json").read_text()), "last_val_error": 4.0},
+    )
+    md = make_report([root], tmp_path / "report2")["markdown"]
+    assert "(n=" not in md and report_module.FEWER_SEEDS_NOTE not in md

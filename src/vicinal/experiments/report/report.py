@@ -271,6 +271,10 @@ CONFIG_DIFFERS_NOTE = (
     + ", ".join(sorted(_NOT_RESULT_KEYS - {"train.seed"}))
     + ")."
 )
+FEWER_SEEDS_NOTE = (
+    "A cell marked '(n=k)' averages the k runs of its row that recorded that value, fewer than the row's n (a run "
+    "that never measured it)."
+)
 _SHOWN_KEYS = 4  # a paper cell names this many differing keys, then counts the rest (the CSV has them all)
 
 
@@ -287,8 +291,8 @@ def _paper_cell(number: float | None, differs: str | None = None) -> str:
     return f"{number:g} (config differs: {', '.join(keys[:_SHOWN_KEYS])}{more})"
 
 
-def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of group statistics (mean ± sample std over seeds)."""
+def _table_columns(stats: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The (summary key, label) columns the report table shows for these groups."""
     columns = list(_COLUMNS)
     top5 = any(s.get(f"{_TOP5_COLUMN[0]}_n") for s in stats)
     if top5:
@@ -300,6 +304,18 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
             continue
         if any(s.get(f"{key}_n") for s in stats):
             columns.append((key, label))
+    return columns
+
+
+def _fewer_seeds(s: dict[str, Any], key: str) -> bool:
+    """A counted run lacks ``key`` (it never measured it): the cell averages fewer seeds than the row's n."""
+    return 0 < s.get(f"{key}_n", 0) < s["n"]
+
+
+def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of group statistics (mean ± sample std over seeds)."""
+    columns = _table_columns(stats)
+    top5 = _TOP5_COLUMN in columns
     head = ["run", "n (seeds)", "done"] + [label for _, label in columns] + ["paper (%)"]
     if top5:
         head.append("paper top-5 (%)")
@@ -308,7 +324,10 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
         cells = [s["name"], f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['runs']}"]
         for key, _ in columns:
             digits = 3 if key == "last_test_nll" else 2
-            cells.append(_fmt(s.get(f"{key}_mean"), s.get(f"{key}_std"), s.get(f"{key}_n", 0), digits))
+            n = s.get(f"{key}_n", 0)
+            cell = _fmt(s.get(f"{key}_mean"), s.get(f"{key}_std"), n, digits)
+            # the cell says when it averages fewer seeds than its row, so that no mean passes for one over every seed
+            cells.append(f"{cell} (n={n})" if _fewer_seeds(s, key) else cell)
         cells.append(_paper_cell(s.get("paper"), s.get("paper_config_differs")))
         if top5:
             cells.append(_paper_cell(s.get("paper_top5"), s.get("paper_config_differs")))
@@ -484,6 +503,8 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     if apart:
         lines += ["", "Runs of one config that ran on other data or with another number of processes (provenance.json)"]
         lines += ["are separate rows, not pooled as seeds:", *apart]
+    if any(_fewer_seeds(s, key) for s in stats for key, _ in _table_columns(stats)):
+        lines.append(FEWER_SEEDS_NOTE)
     if any("paper_config_differs" in s for s in stats):
         lines.append(CONFIG_DIFFERS_NOTE)
     data = data_line(groups)
