@@ -255,6 +255,29 @@ def test_a_file_system_without_locks(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not (tmp_path / "out").exists()
 
 
+def test_a_claim_that_cannot_be_written_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a full disk while writing the claim text: a one-line refusal, and neither the empty claim file nor the folders
+    # the claim made stay behind (before, the claim file kept them, and a retry found a folder it had not asked for)
+    import errno
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs, "_write_owner", disk_full)
+    folder = tmp_path / "out" / "run"
+    with pytest.raises(RunError, match=r"cannot create or lock the folder '.*run': No space left on device$"):
+        with runs.hold_folder(folder):
+            pass
+    assert not (tmp_path / "out").exists()
+    # a stale claim (a dead process) in an existing folder: the failed takeover removes it with the lock held
+    folder.mkdir(parents=True)
+    (folder / runs.CLAIM).write_text("some-other-host-that-is-gone x")
+    with pytest.raises(RunError, match=r"No space left on device$"):
+        with runs.hold_folder(folder):
+            pass
+    assert folder.is_dir() and not list(folder.iterdir())
+
+
 def test_a_folder_in_the_way_of_a_run_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "summary.json").mkdir()
     with pytest.raises(RunError, match=r"cannot read '.*summary.json': a folder of that name is in the way"):

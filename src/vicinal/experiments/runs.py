@@ -794,9 +794,15 @@ def claim(run_dir: Path) -> Claim | None:
         if text and _owner_alive(text):
             os.close(fd)  # keep the file: it is that process's claim
             return None
-        _write_owner(fd)
     except BaseException:
         os.close(fd)
+        raise
+    try:
+        _write_owner(fd)
+    except BaseException:
+        # the lock is ours and no live process is named in the file: a failed write (disk full) takes the claim file
+        # with it, so that the refusal leaves no half-written claim (and hold_folder can remove the folders it made)
+        _unlock(path, fd)
         raise
     return Claim(path, fd, previous=text or None)
 
