@@ -6,13 +6,14 @@ CIFAR-10, reported as the median test error of the last 10 epochs (``median_last
 ``summary.json``). The configs are two sweeps, ``configs/ablation/{cpu,paper}.yaml`` (method x weight decay,
 expanded in memory); :data:`ROWS` names the methods and their families, which the findings compare.
 
-Choices the paper's text does not fix (stated in every config's ``notes``):
+Choices the paper's text does not fix (the configs point here for them):
 
 * mixup AC+RP is run at alpha 0.5 and 1 (the exact alpha grid of Table 5 is not verified here);
 * every other mixing row uses alpha 1 (the Section 3.2 value); "mix inputs + label smoothing" uses alpha 1 and
   eps 0.1 (the paper lists four rows for it whose specifications did not survive the text extraction);
 * Gaussian noise is added to inputs in [0, 1] pixel space (before the model's normalisation);
-* KNN: ``mix.knn_k`` nearest neighbours on raw pixels (paper: 200 of 5,000 images per class).
+* KNN: ``mix.knn_k`` nearest neighbours on raw pixels (paper: 200, among the 5,000 images of the sample's class
+  for SC, among all 50,000 for AC).
 
 :func:`ablation_findings` checks the paper's four findings on a set of run folders; the report shows them (the
 table's ``sections``), and pairs every row with ERM at the same weight decay (``Table.baseline``).
