@@ -335,7 +335,8 @@ def test_unknown_variant_lists_known():
         (torch.randn(4, 3), torch.tensor([0, 1, 2]), ValueError, r"labels have shape \(3,\) but the batch has 4 samples"),
         (torch.randn(4, 3), torch.tensor([0, 1, 2, 4]), ValueError, r"labels must be in \[0, 4\), got values from 0 to 4"),
         (torch.randn(4, 3), torch.tensor([-1, 1, 2, 3]), ValueError, r"labels must be in \[0, 4\), got values from -1 to 3"),
-        (torch.randn(2, 3), torch.zeros(2, 2, 2, dtype=torch.long), ValueError, r"integer labels must have shape \(B,\), got shape \(2, 2, 2\)"),
+        (torch.randn(2, 3), torch.zeros(2, 2, 2, dtype=torch.long), ValueError, r"integer labels must be class indices of shape \(B,\), got shape \(2, 2, 2\); pass one-hot"),
+        (torch.randn(2, 3), torch.eye(2, 4, dtype=torch.long), ValueError, r"got shape \(2, 4\); pass one-hot or probability labels \(B, C\) as float \(y.float\(\)\)$"),
         (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\)"),
         (torch.randn(2, 3), torch.zeros(2, 5), ValueError, r"labels have 5 classes \(shape \(2, 5\)\) but num_classes=4"),
         (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be integer class indices or float probabilities, got dtype torch.bool"),
@@ -988,6 +989,20 @@ def test_partner_labels_are_checked_like_the_batch_labels():
         mixer(x, soft, partner=(x.clone(), torch.tensor([[0.5, 0.6, 0.0, 0.0]] * 4)))
 
 
+def test_multi_hot_labels_are_refused_with_the_way_to_mix_them():
+    # timm's multi_label=True and fastai mix multi-hot rows; here such rows are not probabilities, and the error
+    # says how to mix them (linearly, as regression targets)
+    x = torch.randn(4, 3)
+    multi_hot = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(
+        ValueError, match=r"row 0 sums to 2 \(multi-label targets: regression=True mixes them linearly\)$"
+    ):
+        vicinal.Mixup(1.0, num_classes=3, seed=0)(x, multi_hot)
+    params = vicinal.Mixup(1.0, regression=True, seed=0).sample(x, multi_hot)
+    mixed = vicinal.Mixup(1.0, regression=True).apply_targets(multi_hot, params)
+    assert torch.equal(mixed, params.lam * multi_hot + (1 - params.lam) * multi_hot[params.perm])
+
+
 def test_flip_odd_batch_without_self_pairs_is_refused_even_when_nothing_is_drawn():
     """Eager validation: the refusal does not wait for a batch whose pairs are drawn (alpha 0, a coin that fails)."""
     x, y = batch((5, 3), num_classes=4)
@@ -1028,3 +1043,47 @@ def test_transforms_mix_samples_without_values():
     for kwargs in ({"inplace": True}, {"exact": False}, {}):
         xm, ym = vicinal.Mixup(1.0, num_classes=3, seed=0, **kwargs)(x, y)
         assert xm.shape == (4, 0) and torch.allclose(ym.sum(1), torch.ones(4))
+
+
+class _Unwrapping(torch.Tensor):
+    """A tensor subclass whose ops return plain tensors, as torchvision's tv_tensors do."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        with torch._C.DisableTorchFunctionSubclass():
+            return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: vicinal.Mixup(1.0, num_classes=4, prob=0.5, seed=0),
+        lambda: vicinal.Mixup(1.0, num_classes=4, inplace=True, seed=0),
+        lambda: vicinal.Mixup(1.0, num_classes=4, exact=False, seed=0),
+        lambda: vicinal.Mixup(1.0, num_classes=4, lam_mode="sample", seed=0),
+        lambda: vicinal.MixupOrCutMix(1.0, 1.0, num_classes=4, seed=0),
+        lambda: vicinal.Mixup(1.0, num_classes=4, uint8_output="float", seed=0),
+    ],
+)
+def test_the_output_keeps_the_inputs_tensor_subclass_whatever_is_drawn(make):
+    # before, a mixed batch came back a plain tensor and an unmixed one (a failed prob coin, CutMix, in place) the
+    # subclass: with prob < 1 the type changed from batch to batch; torchvision's MixUp always returns the subclass
+    mixer = make()
+    x = torch.rand(6, 3, 4, 4)
+    if mixer.uint8_output == "float":
+        x = (x * 255).to(torch.uint8)
+    y = torch.arange(6) % 4
+    for _ in range(8):
+        xs = x.clone().as_subclass(_Unwrapping)
+        params = mixer.sample(xs, y)
+        out = mixer.apply_inputs(xs, params)
+        assert type(out) is _Unwrapping
+        ref = mixer.apply_inputs(x.clone(), params)  # the values are those of the plain batch
+        assert type(ref) is torch.Tensor and torch.equal(out.as_subclass(torch.Tensor), ref)
+
+
+def test_torchvision_images_stay_images():
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    x, y = tv_tensors.Image(torch.rand(8, 3, 4, 4)), torch.arange(8) % 4
+    mixer = vicinal.Mixup(1.0, num_classes=4, prob=0.5, seed=0)
+    assert {type(mixer(x, y)[0]) for _ in range(8)} == {tv_tensors.Image}

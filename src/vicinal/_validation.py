@@ -160,7 +160,11 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
         return int(y.shape[1])
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         if y.dim() != 1:
-            raise ValueError(f"integer labels must have shape (B,), got shape {tuple(y.shape)}")
+            # torchvision's MixUp takes integer one-hot rows: here probabilities are float (no silent cast of counts)
+            raise ValueError(
+                f"integer labels must be class indices of shape (B,), got shape {tuple(y.shape)}; pass one-hot or "
+                "probability labels (B, C) as float (y.float())"
+            )
         if num_classes is None:
             raise ValueError("num_classes is required to turn integer labels into one-hot targets")
         mm = torch.aminmax(y)  # one reduction, then one device sync off the CPU (two cheap reads on it)
@@ -191,5 +195,6 @@ def check_probability_rows(y: Tensor) -> None:
         raise ValueError(f"probability labels must be >= 0, got a minimum of {float(low):.6g}")
     row = int(((sums - 1).abs() > tol).nonzero()[0, 0])
     raise ValueError(
-        f"probability labels must sum to 1 in every row (within {tol:.3g}); row {row} sums to {float(sums[row]):.6g}"
+        f"probability labels must sum to 1 in every row (within {tol:.3g}); row {row} sums to {float(sums[row]):.6g} "
+        "(multi-label targets: regression=True mixes them linearly)"
     )

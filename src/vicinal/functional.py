@@ -144,7 +144,9 @@ def mix(
     Args:
         x: batch ``(B, ...)`` of any modality, float or uint8.
         lam: weight of ``x`` itself: a float (one per batch) or a tensor ``(B,)`` (one per sample), in [0, 1]
-            (anything else, NaN included, raises ``ValueError``; a tensor lam costs one reduction to check).
+            (anything else, NaN included, raises ``ValueError``; a tensor lam costs one reduction to check). A float
+            lam weighs a half-precision batch in float32 (PyTorch's scalar arithmetic); a tensor lam is rounded to
+            the batch's float dtype first, as the formula reads in that dtype (bfloat16: to 8 significant bits).
         perm: ``(B,)`` integer partner indices into the batch, each in ``[0, B)`` (checked with one min/max).
         partner: the partner batch itself (e.g. k-NN partners drawn from the dataset), instead of ``perm``.
         out_dtype: for uint8 inputs, a float dtype returns the exact mix without rounding; by default uint8 inputs

@@ -186,7 +186,17 @@ class BatchMix:
 
         ``inplace`` overrides the transform's own setting for this call (collate functions mix the batch they just
         stacked in place, whatever the transform's default).
+
+        The result has the type of ``x`` on every path, so a tensor subclass whose ops return plain tensors
+        (torchvision's ``tv_tensors.Image`` / ``Video``) comes back as that subclass whether or not the batch was
+        mixed, as torchvision's own ``MixUp`` / ``CutMix`` return it.
         """
+        out = self._apply_inputs(x, params, inplace)
+        if type(out) is Tensor and type(x) is not Tensor and isinstance(x, Tensor):
+            out = out.as_subclass(type(x))
+        return out
+
+    def _apply_inputs(self, x: Tensor, params: MixParams, inplace: bool | None) -> Tensor:
         inplace = self.inplace if inplace is None else bool(inplace)
         _check_params_batch(params, x.shape[0] if isinstance(x, Tensor) and x.dim() else -1, "inputs")
         # uint8_output="float": uint8 batches come back float32 whatever was drawn (identity, lam == 1, CutMix, ...)
