@@ -29,6 +29,8 @@ def parse_args(
     args = parser.parse_args()
     if args.calls < 4:
         parser.error(f"--calls must be >= 4 (the first two warm up), got {args.calls}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     return args

@@ -35,6 +35,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ KNOWN_SIZES = {
     "large": (LARGE, 1000),
 }
 DEFAULT_DTYPES = "float32,bfloat16,uint8"
+KNOWN_DTYPES = ("float32", "bfloat16", "float16", "float64", "uint8")  # what vicinal mixes
 CACHE = "warm"  # --cache: "cold" evicts the caches (writes a buffer twice the last-level cache) before every call
 _FLUSH: torch.Tensor | None = None
 
@@ -199,6 +201,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "vicinal": vicinal.__version__,
+        "code": git_commit(),
         "device": str(device),
         "load_average_start": load(),
     }
@@ -210,6 +213,20 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def git_commit() -> str | None:
+    """The commit of the code measured (``+dirty`` with uncommitted changes to tracked files), None outside git: a
+    table then names the code it measured, not "the current code"."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def sizes(args: argparse.Namespace) -> list[tuple[str, tuple[int, ...], int]]:
@@ -781,8 +798,9 @@ def _bench_trainer(args: argparse.Namespace) -> dict[str, Any]:
 
     # Rounds alternate which loop goes first (the trainer first in round 0: it builds the data), so a drift in the
     # machine's speed weighs on both alike. The ratio is the same as before, images/s from the median step of each
-    # loop, now over every round's steps; one trainer run followed by one bare loop moved it from 0.79 to 1.08
-    # between runs of unchanged code. The rounds' own ratios show the spread.
+    # loop, now over every round's steps; with one trainer run followed by one bare loop it moved from 0.79 to 1.09
+    # between the committed runs (results/epyc2-warm-run1..5.json), more than any code change between them could
+    # explain. The rounds' own ratios show the spread.
     wait_for_quiet(args)
     load_before = load()
     trainer_steps: list[float] = []
@@ -899,7 +917,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"torchvision {m.get('torchvision')}; **{a.get('cache', 'warm')} cache**, {a.get('clock', 'wall')} clock, "
         f"medians of {a.get('repeats')} calls "
         f"(x10 for 32x32 batches); load average {m['load_average_start']} at the start, "
-        f"{m.get('load_average_end', '-')} at the end. Command: `{report['command']}`.",
+        f"{m.get('load_average_end', '-')} at the end. Command: `{report['command']}`"
+        + (f" at {m['code']}." if m.get("code") else "."),
         "",
     ]
     if report.get("mix"):
@@ -977,11 +996,26 @@ def write_summary(report: dict[str, Any], path: Path, *, readme: bool) -> None:
         print("updated benchmarks/README.md")
 
 
-def render(path: Path, *, readme: bool) -> int:
+def full_cpu_run(args: dict[str, Any]) -> bool:
+    """Whether a run's arguments make it a table of record: a CPU run of every size and dtype (sections may be
+    chosen: the cold table is the mixing section alone). A GPU or partial run would silently replace them."""
+    return (
+        args.get("device", "cpu") == "cpu"
+        and args.get("sizes") == ",".join(KNOWN_SIZES)
+        and args.get("dtypes") == DEFAULT_DTYPES
+    )
+
+
+def render(path: Path, parser: argparse.ArgumentParser, *, readme: bool) -> int:
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise SystemExit(f"bench_mixing.py: error: cannot read the run {path}: {err}") from None
+        parser.error(f"cannot read the run {path}: {err}")
+    if readme:
+        # the check a live --readme run gets, on the saved run's own arguments
+        if not isinstance(report, dict) or not full_cpu_run(report.get("args") or {}):
+            parser.error(f"--readme needs a CPU run of every size and dtype; {path} is not one")
+        check_readme_markers(README, report["args"].get("cache", "warm"))
     write_summary(report, path, readme=readme)
     return 0
 
@@ -1039,22 +1073,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown --loader-data {bad_data}; known: {', '.join(LOADER_DATA)}")
     if args.no_write and (args.readme or args.render):
         parser.error("--readme and --render write a run's summary; they cannot go with --no-write")
-    if args.readme and not args.render:
-        # the README's tables are full CPU runs of every size and dtype (sections may be chosen: the cold table is
-        # the mixing section alone); a GPU or partial run would silently replace them
-        if args.device != "cpu" or args.sizes != ",".join(KNOWN_SIZES) or args.dtypes != DEFAULT_DTYPES:
+    if args.render is not None:
+        return render(Path(args.render), parser, readme=args.readme)
+    if args.readme:
+        if not full_cpu_run(vars(args)):
             parser.error("--readme needs a CPU run of every size and dtype (no --device, --sizes or --dtypes)")
         check_readme_markers(README, args.cache)
     if args.repeats < 10:
         parser.error(f"--repeats must be >= 10 (medians of at least 10 calls), got {args.repeats}")
-    if args.render is not None:
-        return render(Path(args.render), readme=args.readme)
+    bad_dtypes = sorted(set(args.dtypes.split(",")) - set(KNOWN_DTYPES))
+    if bad_dtypes or not args.dtypes:
+        parser.error(f"unknown --dtypes {bad_dtypes}; known: {', '.join(KNOWN_DTYPES)}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.loader_workers < 0:
+        parser.error(f"--loader-workers must be >= 0, got {args.loader_workers}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        parser.error(f"--device {args.device!r}: {err}")
     global CLOCK, CACHE
     CLOCK = args.clock
     CACHE = args.cache
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
     report: dict[str, Any] = {"machine": machine_info(device), "args": vars(args), "command": " ".join(sys.argv)}
     m = report["machine"]
     print(

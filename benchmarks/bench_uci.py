@@ -39,13 +39,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from ab_cli import command, write_table
 
-from vicinal.experiments.data.uci import load_uci
+from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
 from vicinal.experiments.tasks.uci_train import DEFAULT_ALPHAS, Member, UCIProtocol, train_sequential, train_vmapped
 
 
@@ -61,10 +63,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--tag", default=None, help="also write the table row to results/bench_uci-TAG.md")
     args = parser.parse_args()
+    for name in ("seeds", "epochs", "rounds", "sequential_members"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.dataset.lower() not in UCI_DATASETS:
+        parser.error(f"unknown --dataset {args.dataset!r}; known: {', '.join(UCI_DATASETS)}")
+    try:
+        alphas = tuple(float(a) for a in args.alphas.split(","))
+    except ValueError:
+        parser.error(f"--alphas must be comma-separated numbers, got {args.alphas!r}")
+    if not all(math.isfinite(a) and a > 0 for a in alphas):
+        parser.error(f"--alphas must be finite and > 0 (ERM is always trained), got {args.alphas!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    protocol = UCIProtocol(epochs=args.epochs, alphas=tuple(float(a) for a in args.alphas.split(",")))
+    protocol = UCIProtocol(epochs=args.epochs, alphas=alphas)
     seeds = list(range(args.seeds))
     splits = {s: load_uci(args.dataset, args.data_root, seed=s) for s in seeds}
     members = [Member(s, a) for s in seeds for a in (0.0, *protocol.alphas)]
@@ -104,14 +120,20 @@ def main() -> None:
         "torch": torch.__version__,
     }
     best = min(rounds, key=lambda r: r["batched_s"])
-    print(
+    row = (
         f"| {args.dataset} | {len(members)} members x {steps} steps | {out['threads']} thread(s) | "
         f"sequential {best['sequential_s']:.1f} s (measured on {k} members, scaled x{len(members) / k:g}) | "
         f"batched {best['batched_s']:.1f} s | speed-up per round {', '.join(f'{x:.1f}' for x in speedups)}x "
         f"(median {out['median_speedup']:.1f}x) | max |param diff| {diff:.1e} |"
     )
+    print(row)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    if args.tag:
+        head = "| dataset | members x steps | threads | sequential (fastest round) | batched | speed-up | max |param diff| |"
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        lines = [f"`{command('bench_uci')}`: torch {torch.__version__}, load average {load} at the end", ""]
+        write_table("bench_uci", f"{args.dataset}-{args.tag}", [*lines, head, "|---" * 7 + "|", row])
 
 
 if __name__ == "__main__":

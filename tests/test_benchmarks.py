@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import vicinal
 from vicinal import functional as VF
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mixing.py"
@@ -126,8 +127,49 @@ def test_render_writes_the_summary_of_a_saved_run(
         bench.main(["--render", str(run), "--no-write"])
     assert err.value.code == 2
     assert "--readme and --render write a run's summary; they cannot go with --no-write" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="cannot read the run"):
+    with pytest.raises(SystemExit) as err:
         bench.main(["--render", str(tmp_path / "missing.json")])
+    assert err.value.code == 2 and "error: cannot read the run" in capsys.readouterr().err
+
+
+def test_render_into_the_readme_takes_only_a_full_cpu_run(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a live --readme run of some sizes (or on a GPU) was refused, but rendering a saved one replaced the README's
+    # tables of record with it
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{bench.README_BEGIN.format(cache='warm')}\nold\n{bench.README_END.format(cache='warm')}\n")
+    monkeypatch.setattr(bench, "README", readme)
+    full = {**_report(bench), "args": {"sizes": ",".join(bench.KNOWN_SIZES), "dtypes": bench.DEFAULT_DTYPES}}
+    for what, args in (("some sizes", {"sizes": "small"}), ("a GPU run", {"device": "cuda"})):
+        run = tmp_path / f"{what}.json"
+        run.write_text(json.dumps({**full, "args": {**full["args"], **args}}))
+        with pytest.raises(SystemExit) as err:
+            bench.main(["--render", str(run), "--readme"])
+        assert err.value.code == 2, what
+        assert f"--readme needs a CPU run of every size and dtype; {run} is not one" in capsys.readouterr().err
+        assert "old" in readme.read_text()
+    run = tmp_path / "full.json"
+    run.write_text(json.dumps(full))
+    assert bench.main(["--render", str(run), "--readme"]) == 0
+    assert "old" not in readme.read_text() and bench.summary_markdown(full) in readme.read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dtypes", "int64"], "unknown --dtypes ['int64']; known: float32, bfloat16, float16, float64, uint8"),
+        (["--threads", "0"], "--threads must be >= 1, got 0"),
+        (["--loader-workers", "-1"], "--loader-workers must be >= 0, got -1"),
+        (["--device", "bogus"], "--device 'bogus': "),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    bench: ModuleType, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as err:
+        bench.main([*argv, "--no-write"])
+    assert err.value.code == 2 and message in capsys.readouterr().err
 
 
 def _ab_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
@@ -183,3 +225,28 @@ def test_the_fused_a_b_switches_the_kernel_it_measures(monkeypatch: pytest.Monke
     VF.mix(x, 0.7, perm, exact=False)
     assert VF._WORKSPACE.bag_views[torch.bfloat16] is not kept
     assert VF._BAG_DTYPES == fused.SHIPPED["_BAG_DTYPES"]
+
+
+def test_the_slice_a_bs_measure_batches_their_constant_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the rows A/B once timed batches small enough for one pass, where _MIN_ROW_BYTES is never read: every batch of
+    # each setting must be one whose slicing the setting's two values change (checked on one small shape per
+    # setting; the others are sized by the same rule, which the loop below checks on their byte counts)
+    ab = _ab_script("bench_slices", monkeypatch)
+    for name, (_, _, shapes, dtypes, _) in ab.SETTINGS.items():
+        for shape in shapes:
+            for dtype in dtypes:
+                nbytes = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
+                if name == "rows":  # sliced in both settings
+                    limit = VF._Q_CHUNK_BYTES if dtype == torch.uint8 else VF._SINGLE_PASS_BYTES
+                    assert nbytes > limit, (name, shape, dtype)
+                else:  # sliced with one value only, but for the largest float32 shape (sliced in both: the contrast)
+                    assert nbytes <= VF._SINGLE_PASS_BYTES or shape == shapes[-1], (name, shape, dtype)
+    widths: list[int] = []
+    real = VF._slice_width
+    monkeypatch.setattr(VF, "_slice_width", lambda *a: widths.append(1) or real(*a))
+    x, y = torch.randn(ab.SETTINGS["single"][2][0]), torch.zeros(256, dtype=torch.long)
+    for value, sliced in ((0, True), (VF._SINGLE_PASS_BYTES, False)):
+        widths.clear()
+        monkeypatch.setattr(VF, "_SINGLE_PASS_BYTES", value)
+        vicinal.Mixup(1.0, num_classes=10, inplace=True, seed=0)(x, y)
+        assert bool(widths) == sliced, value

@@ -79,7 +79,7 @@ def _to_chw_uint8(img: Any) -> Tensor:
 
 # Above this many bytes a batch is stacked by torch when torch has several threads: its copy runs on all of them,
 # numpy's on one (bench_collate.py, 2 threads: np.stack 1.3-2.2x faster up to 256x3x32x32, 0.7-0.9x at 256x3x224x224;
-# 1 thread, as in DataLoader workers: np.stack faster at every size, 1.02-2.0x)
+# 1 thread, as in DataLoader workers: 0.99-2.0x, faster at every size but a tie for (C, H, W) arrays at 224x224)
 _NUMPY_STACK_MAX_BYTES = 8 << 20
 
 

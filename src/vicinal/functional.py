@@ -491,7 +491,7 @@ def _bag_mix_pieces(o2: Tensor, x2: Tensor, lam: float | Tensor, perm: Tensor, p
     shifted = torch.empty_like(base)
     for p in range(pieces):
         # no name for the piece's result: freed right after the copy, the next piece's result reuses its memory (a
-        # result kept alive over the next call made every piece a fresh, page-faulting allocation: 2x slower)
+        # result kept alive over the next call made every piece a fresh, page-faulting allocation)
         o3.select(1, p).copy_(
             _embedding_bag(rows, torch.add(base, p, out=shifted).view(-1), bag.offsets, bag.weights_flat)
         )

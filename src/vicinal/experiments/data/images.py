@@ -151,7 +151,7 @@ def _decode_pil(path: Path) -> Tensor:
 
 
 def _decode_jpegs_torchvision(paths: Sequence[Path]) -> list[Tensor] | None:
-    """One batched libjpeg-turbo call for many JPEGs (2.7x faster than PIL here), or None if unavailable."""
+    """One batched libjpeg-turbo call for many JPEGs (faster than decoding with PIL one file at a time), or None if unavailable."""
     try:
         from torchvision.io import ImageReadMode, decode_jpeg
     except ImportError:  # torchvision's image codecs are deprecated (0.29) and may disappear

@@ -282,7 +282,7 @@ def run_gan_table(
             the protocol (for small runs and tests); recorded in ``protocol.json``.
         device: Where the networks train.
         threads: torch intra-op threads while training, restored afterwards (default 1: these matrices are
-            small, and on a shared CPU a second thread mostly spin-waits, which made steps ~10x slower here).
+            small, and on a shared CPU a second thread mostly spin-waits, which made steps much slower).
             None leaves torch's setting.
         log: Progress lines (None: silent).
         dry_run: Check ``out_dir`` as a run would (refusing what it refuses, an ``out_dir`` that cannot be created
