@@ -1082,6 +1082,16 @@ def test_the_output_keeps_the_inputs_tensor_subclass_whatever_is_drawn(make):
         assert type(ref) is torch.Tensor and torch.equal(out.as_subclass(torch.Tensor), ref)
 
 
+def test_learnable_inputs_mix_into_an_activation_of_their_graph():
+    x = torch.nn.Parameter(torch.rand(6, 3))
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
+    params = mixer.sample(x, torch.arange(6) % 4)
+    out = mixer.apply_inputs(x, params)
+    assert type(out) is torch.Tensor and out.grad_fn is not None
+    out.sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))  # each row's weights sum to 1 over the batch's rows
+
+
 def test_torchvision_images_stay_images():
     tv_tensors = pytest.importorskip("torchvision.tv_tensors")
     x, y = tv_tensors.Image(torch.rand(8, 3, 4, 4)), torch.arange(8) % 4

@@ -193,7 +193,9 @@ class BatchMix:
         """
         out = self._apply_inputs(x, params, inplace)
         if type(out) is Tensor and type(x) is not Tensor and isinstance(x, Tensor):
-            out = out.as_subclass(type(x))
+            # not a Parameter: a mixed batch computed from learnable inputs is an activation, not a new parameter
+            if not isinstance(x, torch.nn.Parameter):
+                out = out.as_subclass(type(x))
         return out
 
     def _apply_inputs(self, x: Tensor, params: MixParams, inplace: bool | None) -> Tensor:
