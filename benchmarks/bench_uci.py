@@ -18,20 +18,17 @@ Usage::
     python benchmarks/bench_uci.py --threads 1                    # abalone, 10 seeds x (ERM + 4 alphas) = 50
     python benchmarks/bench_uci.py --dataset htru2 --threads 1
 
-Measured 2026-11-25, torch 2.14.1 CPU, 1 thread, on a 2-core machine shared with other jobs (load average 3-5;
-numbers on an idle machine will differ), 50 members, 1 epoch per round:
+Measured 2026-12-02 (``--threads 1 --tag epyc2-1thread``, one file per dataset in
+``results/bench_uci-<dataset>-epyc2-1thread.md``; torch 2.14.1 CPU on this project's 2-core machine while a
+one-thread training job used the other core), 50 members, 1 epoch per round: median speed-up per round 2.3x
+(abalone, 168 steps), 2.7x (htru2, 716 steps), 2.8x (iris, 6 steps).
 
-    | dataset | steps/epoch | sequential (50 members) | batched | speed-up per round (median) | max |param diff| |
-    | abalone | 168         | 8.0 s                   | 2.0 s   | 3.7, 3.9, 4.0x (3.9x)       | 0.0             |
-    | htru2   | 716         | 50.2 s                  | 8.9 s   | 3.5, 5.3, 5.7x (5.3x)       | 0.0             |
-    | iris    | 6           | 0.4 s                   | 0.1 s   | 4.3, 4.6, 66x (4.6x)        | 0.0             |
-    | arcene  | 5           | 87.9 s (5 members x10)  | 44.3 s  | 0.4, 2.0x (2 rounds)        | 2.1e-5          |
-
-About half of the batched time goes to Adam's elementwise passes over the stacked parameters (memory-bound), the
-rest to the vmapped forward/backward. Arcene (1.3 M parameters per member, 5 steps per epoch) is Adam- and
-memory-bound in both implementations, so batching gains little there; its 10000-term dot products are also summed
-in a different order by the batched GEMM, which Adam's normalisation amplifies on near-zero gradients (2.1e-5 after
-one epoch, against exactly 0.0 for the narrow datasets).
+The members agree with their sequential runs up to float rounding, not bit for bit (max abs parameter difference
+after one epoch: 4.5e-07 abalone, 8.4e-06 htru2, 3.0e-08 iris): the batched matrix products sum in another order,
+which Adam's normalisation amplifies on near-zero gradients. Part of the batched time goes to Adam's elementwise
+passes over the stacked parameters (memory-bound), the rest to the vmapped forward/backward; a wide dataset
+(arcene: 1.3 M parameters per member, 5 steps per epoch) is Adam- and memory-bound in both implementations, so
+batching should gain least there (not measured here).
 """
 
 from __future__ import annotations
@@ -130,10 +127,18 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     if args.tag:
-        head = "| dataset | members x steps | threads | sequential (fastest round) | batched | speed-up | max |param diff| |"
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        lines = [f"`{command('bench_uci')}`: torch {torch.__version__}, load average {load} at the end", ""]
-        write_table("bench_uci", f"{args.dataset}-{args.tag}", [*lines, head, "|---" * 7 + "|", row])
+        lines = [
+            f"`{command('bench_uci')}`: torch {torch.__version__}, {out['threads']} thread(s), load average {load} "
+            f"at the end; the sequential time is measured on {k} members and scaled to {len(members)}",
+            "",
+            "| dataset | members x steps | sequential, fastest round | batched, fastest round | speed-up per round "
+            "| median | max abs param difference |",
+            "|---|---|---|---|---|---|---|",
+            f"| {args.dataset} | {len(members)} x {steps} | {best['sequential_s']:.1f} s | {best['batched_s']:.1f} s "
+            f"| {', '.join(f'{x:.1f}x' for x in speedups)} | {out['median_speedup']:.1f}x | {diff:.1e} |",
+        ]
+        write_table("bench_uci", f"{args.dataset}-{args.tag}", lines)
 
 
 if __name__ == "__main__":
