@@ -357,8 +357,9 @@ _MIN_ROW_BYTES = 16 << 10
 _MAX_SLICE_BYTES = 4 << 20
 _MIN_CHUNKED_BYTES = 1 << 18  # below this, the formula's few small ops are as fast as the slice loop
 # Up to this (batch in the compute dtype), one slice: the whole gather, then one pass. Measured on this project's
-# machine (benchmarks/README.md, 2 threads): warm or cold, one pass beats slices at 3 and 6 MiB in float32 (by 25-35%
-# at 64x3x64x64) and ties them in bfloat16; slices win from 12 MiB on, where batch + gathered copy crowd the L3.
+# machine (benchmarks/bench_slices.py --setting single, results/bench_single_pass-epyc2.md, 2 threads, warm): one
+# pass beats slices by 7-27% in float32 at 3 and 6 MiB and by 6-17% in bfloat16 at 1.5-6 MiB. Larger batches are
+# sliced (not measured against one pass there): batch + gathered copy would crowd the last-level cache.
 _SINGLE_PASS_BYTES = 6 << 20
 _ROUND_MAGIC = float(2**23)  # s + 2**23 rounds s in [0, 2**22) to an integer held in the low mantissa bits
 
