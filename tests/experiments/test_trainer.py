@@ -100,9 +100,24 @@ def test_a_step_limit_pauses_and_a_raised_limit_resumes_bit_identically(
     assert last.get("partial_epoch", False) == (limit % 5 != 0) and last["train_n"] == 32 * (limit % 5 or 5)
     ck = load_checkpoint(run / "checkpoint.pt")
     assert (ck["epoch"], ck["step_in_epoch"]) == ((limit // 5, limit % 5) if limit % 5 else (limit // 5, 0))
-    # resumed at the same limit: nothing is trained, the summary is the same
+
+    # resumed at the same limit: nothing is trained, and the run's files say what they said (a resume inside an
+    # epoch once rewrote metrics.jsonl from the checkpoint, which precedes the partial epoch's record, and lost it:
+    # the summary then gave the previous epoch's errors beside the later weights, without a reliability diagram)
+    def files() -> tuple[list[dict[str, Any]], dict[str, Any], bytes]:
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        summary = json.loads((run / "summary.json").read_text())
+        timed = {k for k in summary if k.endswith("_time_s") or k.startswith("images_per_s")}
+        return (
+            untimed(lines),
+            {k: v for k, v in summary.items() if k not in timed},
+            (run / "reliability.json").read_bytes(),
+        )
+
+    before = files()
     again = Trainer(tiny_config(f"train.max_steps={limit}"), run, resume=True, quiet=True)
     assert again.fit()["status"] == "max_steps" and again.global_step == limit
+    assert files() == before and len(before[0]) == (limit + 4) // 5
     # the limit lifted: the run continues as if it had never stopped
     resumed = Trainer(tiny_config("train.max_steps=null"), run, resume=True, quiet=True)
     with pytest.warns(LabWarning, match=rf"with train.max_steps {limit} -> None$"):
@@ -118,6 +133,27 @@ def test_a_step_limit_pauses_and_a_raised_limit_resumes_bit_identically(
     assert got == want
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [{k: r[k] for k in w} for r, w in zip(untimed(lines), want, strict=True)] == want
+
+
+@pytest.mark.parametrize("limit", [12, 10, 20], ids=["mid-epoch-3", "end-of-epoch-2", "end-of-run"])
+def test_an_interrupt_on_the_step_that_reaches_the_limit_resumes_to_the_same_files(tmp_path: Path, limit: int) -> None:
+    # the signal is honoured before the limit: the checkpoint says "epoch e, after batch b" with the epoch's sums,
+    # and the resume (nothing left to train) must end the run as the uninterrupted one ended: the partial epoch's
+    # record (lost before), its status, and at the run's natural end "complete" rather than "max_steps"
+    cfg = f"train.max_steps={limit}"
+    straight = Trainer(tiny_config(cfg), tmp_path / "straight", quiet=True)
+    want = straight.fit()
+    run = tmp_path / "run"
+    epoch, batch = divmod(limit - 1, 5)
+    with pytest.raises(TrainingInterrupted):
+        Trainer(tiny_config(cfg), run, quiet=True, callbacks=[StopAt(epoch, batch)]).fit()
+    resumed = Trainer(tiny_config(cfg), run, resume=True, quiet=True)
+    got = resumed.fit()
+    assert got["status"] == want["status"] == ("complete" if limit == 20 else "max_steps")
+    assert untimed(resumed.records) == untimed(straight.records)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert untimed(lines) == untimed(straight.records)
+    assert (run / "reliability.json").read_bytes() == (tmp_path / "straight" / "reliability.json").read_bytes()
 
 
 def test_run_folder(straight: tuple[Trainer, Path]) -> None:

@@ -468,8 +468,20 @@ class Trainer:
                 runs.write_metrics(self.run_dir, [])
         status = "complete"
         self.train_model.train()
-        if t.max_steps is not None and self.global_step >= t.max_steps and start_epoch < t.epochs:
+        at_limit = t.max_steps is not None and self.global_step >= t.max_steps
+        # an interrupt on the run's very last step leaves "epoch E - 1, after its last batch": the loop ends it as
+        # an uninterrupted run would (complete, whatever the limit)
+        at_end = start_epoch == t.epochs - 1 and start_batch >= self.steps_per_epoch
+        if at_limit and start_epoch < t.epochs and not at_end:
             # resumed at (or past) its step limit: nothing to train; without this check one more step was taken
+            if start_batch > 0 and accum is not None:
+                # stopped inside this epoch (a step limit, or an interrupt on the step that reached it): the
+                # checkpoint comes before the epoch's record (a resume with a larger limit trains on and replaces
+                # it), so the record is made now, from the same weights and running sums, as the stopped run made
+                # it; without it the resume lost the run's last record
+                mixing = self._mixing_active(start_epoch)
+                partial = start_batch < self.steps_per_epoch
+                self._publish(self._record(start_epoch, accum, mixing, True, partial=partial))
             start_epoch, status = t.epochs, "max_steps"
         for epoch in range(start_epoch, t.epochs):
             mixing = self._mixing_active(epoch)
@@ -502,19 +514,12 @@ class Trainer:
                 # batch b + 1" and holds the epoch's running sums and the records before this one, so a resume with
                 # a larger limit continues bit-identically and replaces the partial epoch's record below.
                 self.save(epoch, batch + 1, accum)
-            # The lr of the epoch's last step, from the step count (identical after a resume at any step).
-            last_lr = self.scheduler.lr(self.global_step - 1)
-            record = self._end_epoch(epoch, accum, last_lr, mixing, final=stopped_early or epoch == t.epochs - 1)
-            if mid_epoch:
-                record["partial_epoch"] = True  # trained on train_n samples of the epoch, then stopped
+            record = self._record(epoch, accum, mixing, stopped_early or epoch == t.epochs - 1, partial=mid_epoch)
             accum = None
             # The checkpoint after epoch e says "start at epoch e + 1, batch 0".
             if not mid_epoch and ((epoch + 1) % t.checkpoint_every == 0 or epoch == t.epochs - 1 or stopped_early):
                 self.save(epoch + 1, 0, None)
-            if self.is_main:
-                runs.append_metrics(self.run_dir, record)
-                runs.write_summary(self.run_dir, self._summary("running"))
-            self._emit("on_epoch_end", record)
+            self._publish(record)
             if stopped_early:
                 break
             if self.stop.agreed(self.world_size, self.device):
@@ -523,6 +528,22 @@ class Trainer:
         if self.is_main:
             runs.write_summary(self.run_dir, summary)
         return summary
+
+    def _record(self, epoch: int, accum: _Accum, mixing: bool, final: bool, *, partial: bool) -> dict[str, Any]:
+        """The record of ``epoch`` (`_end_epoch`); ``partial``: a step limit stopped it after train_n samples."""
+        # The lr of the epoch's last step, from the step count (identical after a resume at any step).
+        last_lr = self.scheduler.lr(self.global_step - 1)
+        record = self._end_epoch(epoch, accum, last_lr, mixing, final=final)
+        if partial:
+            record["partial_epoch"] = True
+        return record
+
+    def _publish(self, record: dict[str, Any]) -> None:
+        """An epoch's record into metrics.jsonl and the running summary, then to the callbacks."""
+        if self.is_main:
+            runs.append_metrics(self.run_dir, record)
+            runs.write_summary(self.run_dir, self._summary("running"))
+        self._emit("on_epoch_end", record)
 
     def _evaluate(self, loader: Any) -> EvalSums:
         """Sums over ``loader``, added up over ranks."""
