@@ -781,3 +781,24 @@ def test_the_resume_hint_of_a_multi_process_run_names_torchrun(
         monkeypatch.setitem(cli.COMMANDS, "configs", interrupted)
         assert main(["configs"]) == 143
         assert capsys.readouterr().err.endswith(hint)
+
+
+def test_an_interrupted_reproduction_says_to_rerun_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it said "vicinal train --resume <the stopped run>", which finishes that run and leaves the rest of the table
+    # and its report undone; rerunning the reproduction continues all of it
+    from vicinal.experiments import cli
+    from vicinal.experiments.trainer import TrainingInterrupted
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    for world_size, how in ((1, "command"), (2, "torchrun command")):
+
+        def interrupted(args: argparse.Namespace, world_size: int = world_size) -> int:
+            raise TrainingInterrupted(signal.SIGINT, checkpoint, world_size)
+
+        monkeypatch.setitem(cli.COMMANDS, "reproduce", interrupted)
+        assert main(["reproduce", "cifar", "--scale", "cpu", "--out", str(tmp_path / "out")]) == 130
+        err = capsys.readouterr().err
+        assert err.endswith(f"resumes from its checkpoint: rerun the same {how} to continue\n"), err
+        assert "train --resume" not in err

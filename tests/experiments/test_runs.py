@@ -154,6 +154,27 @@ def test_provenance_names_the_code_the_process_loaded(monkeypatch: pytest.Monkey
     assert runs.provenance()["git_commit"] == "a" * 40
 
 
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EFBIG"])
+def test_a_full_disk_is_a_one_line_error_that_keeps_the_old_file(tmp_path: Path, errno_name: str) -> None:
+    # it was a traceback (exit 1); the earlier file and no temporary file are left
+    import errno
+
+    path = runs.write_text(tmp_path / "summary.json", "old")
+
+    def full(f: io.BufferedWriter) -> None:
+        f.write(b"new, half")
+        raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)))
+
+    with pytest.raises(
+        RunError,
+        match=rf"cannot write '.*summary.json': {os.strerror(getattr(errno, errno_name))} \(the file as it was before is kept",
+    ):
+        runs.atomic_write(path, full)
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    with pytest.raises(PermissionError):  # other OS errors are not a full disk: they pass unchanged
+        runs.atomic_write(path, lambda f: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+
+
 def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # mkstemp creates 0600: without the chmod every run file and report would be unreadable to the rest of a team
     runs.write_text(tmp_path / "report.md", "x")

@@ -499,7 +499,15 @@ def _run(argv: Sequence[str] | None) -> int:
         with _data_option(getattr(args, "data", None)):
             return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:
-        if exc.checkpoint is not None:
+        if exc.checkpoint is not None and getattr(args, "command", None) == "reproduce":
+            # resuming the one stopped run would leave the table's other runs and its report undone
+            how = "torchrun command" if exc.world_size > 1 else "command"
+            print(
+                f"vicinal: {exc}; the finished runs are kept and this one resumes from its checkpoint: rerun the "
+                f"same {how} to continue",
+                file=sys.stderr,
+            )
+        elif exc.checkpoint is not None:
             command = f"vicinal train --resume {exc.checkpoint.parent}"
             if exc.world_size > 1:  # the checkpoint refuses another number of processes
                 command = (

@@ -35,8 +35,10 @@ __all__ = [
 # is read from (data.root; what the data is, provenance records), how big the evaluation batches are, speed options
 # that compute the same function (channels_last, compile), logging, checkpoints, launch checks and extra
 # measurements that change no other metric (train_eval_every, the reliability diagram; data.kwargs' progress bars,
-# decode caches, loader processes and download permission). Precision (amp), the evaluation schedule (eval_every, eval_last: the best-epoch and
-# median-of-last-10 columns) and everything else count.
+# decode caches, loader processes and download permission). The device, the thread count and the speed options
+# compute the same function but not the same float roundings (another summation order): their runs agree to
+# rounding, not bit for bit, and a resume that changes one is not bit-identical (it warns). Precision (amp), the
+# evaluation schedule (eval_every, eval_last: the best-epoch and median-of-last-10 columns) and everything else count.
 NOT_RESULT_KEYS = frozenset(
     {
         "notes",

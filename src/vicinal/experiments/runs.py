@@ -172,7 +172,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     if path.is_dir():
         raise RunError(f"cannot write '{path}': a folder of that name is in the way")
     owner = f"{socket.gethostname()}{TMP_SEP}{os.getpid()}{TMP_SEP}"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{owner}", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{owner}", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _raise_if_full(exc, path)
+        raise
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -181,11 +185,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            _raise_if_full(exc, path)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+# a full disk, a quota, a file-size limit: the user's to fix, so a one-line error rather than a traceback
+_NO_ROOM = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
+
+
+def _raise_if_full(exc: OSError, path: Path) -> None:
+    if exc.errno in _NO_ROOM:
+        raise RunError(
+            f"cannot write '{path}': {exc.strerror or exc} (the file as it was before is kept; make room and "
+            "rerun or resume)"
+        ) from None
 
 
 def write_text(path: str | Path, text: str) -> Path:
