@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .build import load_run_model
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
-from .runs import write_json
+from .runs import read_summary, write_json
 
 __all__ = [
     "ATTACKS",
@@ -225,6 +225,33 @@ def attack_errors(
     }
 
 
+def trained_step(run_dir: str | Path) -> int:
+    """The step count of a finished run's model (``summary.json``): what an attack result records of the weights it
+    measured, so that a result of other weights (the run resumed and trained on) is told apart. A run that has not
+    finished (interrupted, still training) is refused: its checkpoint is not the model a table reports."""
+    summary = read_summary(run_dir)
+    status = None if summary is None else summary.get("status")
+    if summary is None or status not in ("complete", "max_steps") or not isinstance(summary.get("global_step"), int):
+        raise ConfigError(
+            f"run '{run_dir}' has not finished training (status: {status or 'no summary.json'}): an attack measures "
+            f"its final model; finish it first (vicinal train --resume {run_dir})"
+        )
+    return int(summary["global_step"])
+
+
+def attack_is_current(result: dict[str, Any]) -> bool:
+    """Whether a saved attack result measured the models its target (and source) folders hold now: their step
+    counts are those it recorded. Results of an older lab, which recorded none, are taken as they are."""
+    for role in ("target", "source"):
+        recorded, folder = result.get(f"{role}_step"), result.get(role)
+        if recorded is None or folder is None:
+            continue
+        summary = read_summary(folder) if Path(folder).is_dir() else None
+        if summary is None or summary.get("global_step") != recorded:
+            return False
+    return True
+
+
 def attack_run(
     run_dir: str | Path,
     *,
@@ -264,12 +291,13 @@ def attack_run(
         raise ValueError(f"every must be an int >= 1, got {every!r}")
     t0 = time.perf_counter()
     model, cfg, data = load_run_model(run_dir, device, eval_batch_size=eval_batch_size)
+    target_step = trained_step(run_dir)  # after the folder's own checks: they name a folder that is not a run
     stored = data.train_dataset_x.dtype if data.train_dataset_x is not None else None
     if cfg.data.name not in IMAGE_DATASETS and stored != torch.uint8:
         raise ConfigError(
             f"attacks work in [0, 1] pixel space; dataset {cfg.data.name!r} of '{run_dir}' does not hold images"
         )
-    src_model, src_cfg = None, None
+    src_model, src_cfg, source_step = None, None, None
     if source is not None:
         if Path(source).resolve() == Path(run_dir).resolve():
             raise ConfigError(f"source '{source}' is the target itself: a black-box source is another trained model")
@@ -284,6 +312,7 @@ def attack_run(
                 f"source '{source}' (data '{theirs}'), built for the inputs and classes of the target '{run_dir}' "
                 f"(data '{cfg.data.name}') as a black-box source must be, does not fit its checkpoint: {exc}"
             ) from None
+        source_step = trained_step(source)
         with torch.no_grad():
             x0 = next(iter(data.test))[0][:1]
             if src_model(x0).shape != model(x0).shape:
@@ -304,9 +333,11 @@ def attack_run(
         "target": str(run_dir),
         "target_name": cfg.name,
         "target_seed": cfg.train.seed,
+        "target_step": target_step,  # the weights measured (attack_is_current)
         "source": None if source is None else str(source),
         "source_name": None if src_cfg is None else src_cfg.name,
         "source_seed": None if src_cfg is None else src_cfg.train.seed,
+        "source_step": source_step,
         **res,
         "time_s": time.perf_counter() - t0,
     }

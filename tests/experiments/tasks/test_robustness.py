@@ -410,3 +410,56 @@ def test_table3_counts_each_models_clean_error_once(tmp_path: Path) -> None:
         runs.append(SimpleNamespace(path=path, name="m", config={"mix": {"variant": "mixup"}}))
     md = robustness.attack_markdown(runs)
     assert "| white box | top-1 | mixup | 35.00 ± 7.07 | 60.00 ± 0.00 | 60.00 ± 0.00 |" in md, md
+
+
+def test_an_attack_belongs_to_the_weights_it_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder
+) -> None:
+    # an attack of an interrupted run, or of a run that trained on after it (a resume, raised epochs), stood in the
+    # report and in `reproduce adversarial` as the finished model's numbers
+    from tests.experiments.test_trainer import StopAt
+    from vicinal.experiments.attacks import attack_is_current
+    from vicinal.experiments.errors import LabWarning
+    from vicinal.experiments.trainer import TrainingInterrupted
+
+    cfg = ("name=t-erm", "mix.variant=erm", "train.seed=0", "train.reliability_diagram=false")
+    run = tmp_path / "t-erm" / "seed0"
+    with pytest.raises(TrainingInterrupted):
+        Trainer(tiny_config("train.epochs=2", *cfg), run, quiet=True, callbacks=[StopAt(1, 1)]).fit()
+    assert main(["attack", str(run), "--attack", "fgsm"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"vicinal: error: run '{run}' has not finished training (status: interrupted): an attack measures its final "
+        f"model; finish it first (vicinal train --resume {run})\n"
+    )
+    Trainer(tiny_config("train.epochs=2", *cfg), run, resume=True, quiet=True).fit()
+    assert main(["attack", str(run), "--attack", "fgsm"]) == 0
+    done = run / "attacks" / "white-fgsm-eps4.json"
+    first = json.loads(done.read_text())
+    assert first["target_step"] == json.loads((run / "summary.json").read_text())["global_step"] == 10
+    assert attack_is_current(first) and "## Table 3" in make_report([run], tmp_path / "r1")["markdown"]
+    # the run trains on: its attack is of other weights, left out of the report with a warning, and measured
+    # again by the reproduction's attack step
+    Trainer(tiny_config("train.epochs=3", *cfg), run, resume=True, quiet=True).fit()
+    assert not attack_is_current(json.loads(done.read_text()))
+    recwarn.clear()
+    md = make_report([run], tmp_path / "r2")["markdown"]
+    assert "## Table 3" not in md
+    said = [str(w.message) for w in recwarn if issubclass(w.category, LabWarning)]
+    assert any(f"'{done}' measured other weights than '{run}'" in m for m in said), said
+    plan = [{"config": Path("x/erm.yaml"), "cfg": load_config(run / "config.yaml"), "seed": 0, "run_dir": run}]
+    source = tmp_path / "t-erm-source" / "seed1000"
+    Trainer(
+        tiny_config("train.epochs=1", "name=t-erm-source", "mix.variant=erm", "train.seed=1000"), source, quiet=True
+    ).fit()
+    plan.append(
+        {
+            "config": Path("x/erm-source.yaml"),
+            "cfg": load_config(source / "config.yaml"),
+            "seed": 1000,
+            "run_dir": source,
+        }
+    )
+    results = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
+    white = next(r for r in results if r["mode"] == "white" and r["attack"] == "fgsm")
+    assert white["target_step"] == 15 and attack_is_current(json.loads(done.read_text()))

@@ -16,15 +16,16 @@ and 10-step I-FGSM at 4/255, top-1 and top-5 error (:func:`run_adversarial_attac
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..attacks import attack_file_stem, attack_run
+from ..attacks import attack_file_stem, attack_is_current, attack_run
 from ..config import config_exists
-from ..errors import LabFileNotFoundError, TaskError
+from ..errors import LabFileNotFoundError, LabWarning, TaskError
 from ..runs import read_json
 from ..stats import fmt_mean_std, mean_std
 from .registry import SCALES, Table, configs_dir, register_table, sweep_files
@@ -163,9 +164,10 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
                 for source in (None, src["run_dir"]):
                     source_id = None if source is None else (src["cfg"].name, src["seed"])
                     done = Path(target) / "attacks" / f"{attack_file_stem(attack, 4.0, 10, every, source_id)}.json"
-                    if done.is_file():  # finished by an earlier, interrupted reproduction
-                        res = json.loads(done.read_text())
-                    else:
+                    res = json.loads(done.read_text()) if done.is_file() else None
+                    # kept when an earlier, interrupted reproduction measured the models the folders hold now; a
+                    # result of other weights (a run resumed and trained on since) is measured again
+                    if res is None or not attack_is_current(res):
                         res = attack_run(
                             target, attack=attack, eps=4.0, steps=10, source=source, device=device, every=every
                         )
@@ -277,6 +279,14 @@ def attack_results(runs: Sequence[Any]) -> list[dict[str, Any]]:
         method = "ERM" if variant == "erm" else variant
         for f in sorted(folder.glob("*.json")):
             res = read_json(f)
+            if not attack_is_current(res):
+                warnings.warn(
+                    f"'{f}' measured other weights than '{run.path}' (or its source) holds now (the run trained on "
+                    "after the attack): left out of the report; attack the run again",
+                    LabWarning,
+                    stacklevel=2,
+                )
+                continue
             res["method"] = method
             res["group"] = run.name
             res["run_path"] = str(run.path)  # the attacked model (its clean error is one sample, however attacked)
