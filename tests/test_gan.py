@@ -80,3 +80,8 @@ def test_mixup_discriminator_loss_dtypes():
     w = lam.reshape(4, 1)
     want = F.binary_cross_entropy_with_logits(d(w * real + (1 - w) * fake.float()).reshape(-1), lam)
     assert torch.equal(got, want)
+
+
+def test_gan_lam_needs_a_float_dtype():
+    with pytest.raises(TypeError, match=r"^dtype must be a floating-point dtype, got torch.int64$"):
+        vicinal.sample_gan_lam(6, 0.2, generator=torch.Generator().manual_seed(0), dtype=torch.int64)

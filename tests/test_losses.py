@@ -358,3 +358,18 @@ def test_per_sample_lam_names_a_criterion_without_reduction_and_takes_ignore_ind
         vicinal.mixed_criterion(cross_entropy, logits, y, sample),
         vicinal.mixed_criterion(cross_entropy, logits, y, batch),
     )
+
+
+def test_smoothing_that_differs_by_float32_rounding_is_the_same_smoothing():
+    x, y = torch.randn(8, 3), torch.randint(0, 5, (8,))
+    pred = torch.randn(8, 5)
+    params = vicinal.Mixup(1.0, num_classes=5, smoothing=np.float32(0.1), seed=0).sample(x, y)
+    loss = vicinal.mixed_criterion(
+        functools.partial(F.cross_entropy, label_smoothing=0.1), pred, y, params, label_smoothing=0.1
+    )
+    targets = vicinal.Mixup(1.0, num_classes=5, smoothing=np.float32(0.1)).apply_targets(y, params)
+    assert torch.allclose(loss, vicinal.soft_cross_entropy(pred, targets))
+    with pytest.raises(ValueError, match=r"the criterion applies label_smoothing=0.2 but the transform smooths"):
+        vicinal.mixed_criterion(
+            functools.partial(F.cross_entropy, label_smoothing=0.2), pred, y, params, label_smoothing=0.1
+        )

@@ -248,3 +248,32 @@ def test_token_ids_feed_a_latent_layer():
         vicinal.LatentMixup(model, "input", alpha=1.0, num_classes=3)(tokens, y)  # mixing the ids themselves: refused
     with pytest.raises(ValueError, match=r"labels have shape \(3,\) but the batch has 4 samples"):
         vicinal.LatentMixup(model, "1", alpha=1.0, num_classes=3)(tokens, y[:3])  # the batch size still counts
+
+
+def test_token_models_draw_params_for_the_two_label_loss():
+    # LatentMixup took token ids in __call__, but the params for forward() + mixed_criterion could only come from
+    # mixer.sample(tokens, y), which refuses integer inputs
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(100, 16), nn.Flatten(), nn.Linear(16 * 8, 4))
+    tokens, y = torch.randint(0, 100, (6, 8)), torch.randint(0, 4, (6,))
+    lm = vicinal.LatentMixup(model, "1", alpha=1.0, num_classes=4, seed=0)
+    params = lm.sample(tokens, y)
+    logits = lm.forward(tokens, params)
+    emb = model[0](tokens)
+    ref = model[2](model[1](params.lam * emb + (1 - params.lam) * emb[params.perm]))
+    assert torch.equal(logits, ref)
+    loss = vicinal.mixed_criterion(F.cross_entropy, logits, y, params)
+    assert torch.allclose(loss, vicinal.soft_cross_entropy(logits, lm.mixer.apply_targets(y, params)))
+    # the same stream as the one-call form
+    again = vicinal.LatentMixup(model, "1", alpha=1.0, num_classes=4, seed=0)
+    out, _ = again(tokens, y)
+    assert torch.equal(out, logits)
+
+
+def test_knn_pairing_at_a_latent_layer_is_refused_when_built():
+    # it was accepted, then every call asked for partner=, which LatentMixup does not take
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with pytest.raises(ValueError, match=r"^LatentMixup at '2' mixes partners from the batch; pairing='knn'"):
+        vicinal.LatentMixup(model, "2", num_classes=3, pairing="knn", seed=0)

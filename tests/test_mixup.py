@@ -1097,3 +1097,17 @@ def test_torchvision_images_stay_images():
     x, y = tv_tensors.Image(torch.rand(8, 3, 4, 4)), torch.arange(8) % 4
     mixer = vicinal.Mixup(1.0, num_classes=4, prob=0.5, seed=0)
     assert {type(mixer(x, y)[0]) for _ in range(8)} == {tv_tensors.Image}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: vicinal.Mixup(1.0, regression=True, pairing="same_class"),
+        lambda: vicinal.CutMix(1.0, regression=True, pairing="same_class"),
+        lambda: vicinal.MixupOrCutMix(regression=True, pairing="same_class"),
+    ],
+)
+def test_same_class_pairing_needs_class_labels(make):
+    # with continuous targets every sample was a class of its own and paired with itself: ERM under a mixup name
+    with pytest.raises(ValueError, match=r"^pairing='same_class' needs class labels, not regression targets$"):
+        make()

@@ -1,5 +1,7 @@
 """Pairing: permutations, same-class, no self-pairs, k-NN partners."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -261,3 +263,21 @@ def test_pairings_need_an_explicit_generator():
         with pytest.raises(TypeError, match="generator must be a torch.Generator, got NoneType"):
             call()
     assert torch.equal(batch_pairs("flip", 4, None, generator=None), torch.tensor([3, 2, 1, 0]))  # draws nothing
+
+
+def test_knn_sample_takes_one_index_per_sample_and_fit_tensor_labels():
+    import numpy as np
+
+    kp = KNNPartners.fit(torch.randn(20, 3), k=4)
+    g = torch.Generator().manual_seed(0)
+    # (B, 1) indices broadcast into a (B, B) table of partners; a 0-d index was an IndexError
+    for bad in (torch.tensor([[1], [5], [9]]), torch.tensor(3)):
+        with pytest.raises(
+            ValueError, match=rf"indices must be \(B,\) dataset indices, got shape {re.escape(str(tuple(bad.shape)))}"
+        ):
+            kp.sample(bad, generator=g)
+    for labels in (np.zeros(20, dtype=np.int64), [0] * 20):  # AttributeError before
+        with pytest.raises(
+            TypeError, match=rf"^labels must be a torch.Tensor of class indices, got {type(labels).__name__}$"
+        ):
+            KNNPartners.fit(torch.randn(20, 3), labels, k=3, same_class=True)

@@ -31,6 +31,8 @@ def sample_gan_lam(
     batch_size = int(batch_size)
     alpha = check_alpha(alpha)
     check_choice(distribution, LAM_DISTRIBUTIONS, "distribution")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # an integer dtype truncates lam to 0
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")
     if distribution == "uniform" and alpha > 1:
         raise ValueError(
             f"distribution='uniform' draws lam from U(0, alpha), a weight in [0, 1] only for alpha <= 1; "

@@ -8,6 +8,7 @@ targets, which matters for large C.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -60,6 +61,12 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") 
     return loss
 
 
+def _same_eps(a: float, b: float) -> bool:
+    """Two label-smoothing eps that smooth alike: equal up to float32 rounding (``np.float32(0.1)`` is 0.1 to a
+    float32 loss), not only bit for bit."""
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+
+
 def mixed_criterion(
     criterion: Callable[..., Tensor],
     pred: Tensor,
@@ -99,7 +106,7 @@ def mixed_criterion(
     """
     n = _check_criterion_batch(pred, y, params)
     applied = _criterion_smoothing(criterion)
-    if applied is not None and abs(applied - params.smoothing) > 1e-12:
+    if applied is not None and not _same_eps(applied, params.smoothing):
         # plain F.cross_entropy beside a smoothing transform, or a smoothing criterion beside a plain one: the loss
         # would differ from soft_cross_entropy on the transform's targets
         raise ValueError(
@@ -107,7 +114,7 @@ def mixed_criterion(
             f"smoothing={params.smoothing}: use a criterion with label_smoothing={params.smoothing} (and pass "
             f"label_smoothing={params.smoothing}), or a transform with smoothing={applied}"
         )
-    if applied is not None and label_smoothing is not None and abs(applied - float(label_smoothing)) > 1e-12:
+    if applied is not None and label_smoothing is not None and not _same_eps(applied, float(label_smoothing)):
         raise ValueError(
             f"label_smoothing={label_smoothing} was passed, but the criterion applies label_smoothing={applied}"
         )
@@ -118,7 +125,7 @@ def mixed_criterion(
             f"mixed_criterion(partial(F.cross_entropy, label_smoothing={params.smoothing}), pred, y, params, "
             f"label_smoothing={params.smoothing}), or use soft_cross_entropy(pred, mixer.apply_targets(y, params))"
         )
-    if label_smoothing is not None and abs(float(label_smoothing) - params.smoothing) > 1e-12:
+    if label_smoothing is not None and not _same_eps(float(label_smoothing), params.smoothing):
         raise ValueError(
             f"label_smoothing={label_smoothing} (what the criterion applies) differs from the mixer's "
             f"smoothing={params.smoothing}: the loss would not match the transform's targets"

@@ -63,6 +63,13 @@ class LatentMixup:
                 f"LatentMixup mixes the activations at {layer!r} out of place; inplace=True applies to "
                 "the input layer only"
             )
+        if kwargs.get("pairing") == "knn" and self.module is not None:
+            # k-NN partners are drawn from the dataset in input space and passed with partner=, which a latent layer
+            # (whose partners' activations this object never computes) cannot take
+            raise ValueError(
+                f"LatentMixup at {layer!r} mixes partners from the batch; pairing='knn' (partners from the dataset, "
+                "in input space) applies to the input layer only"
+            )
         self.mixer = Mixup(alpha, **kwargs)
 
     @property
@@ -80,8 +87,17 @@ class LatentMixup:
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Run ``model`` on ``x`` with the input of ``layer`` mixed; returns ``(outputs, mixed targets)``."""
-        params = self.mixer.sample(self._checked_as(x), y)
+        params = self.sample(x, y)
         return self.forward(x, params), self.mixer.apply_targets(y, params)
+
+    def sample(self, x: Tensor, y: Tensor) -> MixParams:
+        """Validate the batch and draw its params, for :meth:`forward` and the two-label loss::
+
+            params = lm.sample(x, y)
+            loss = mixed_criterion(F.cross_entropy, lm.forward(x, params), y, params)
+
+        ``x`` is what the model takes (token ids too, when ``layer`` lies past the model's embedding)."""
+        return self.mixer.sample(self._checked_as(x), y)
 
     def _checked_as(self, x: Tensor) -> Tensor:
         """What ``sample()`` validates for the model input ``x``: ``x`` itself, except an input a latent layer's
@@ -92,7 +108,8 @@ class LatentMixup:
         return torch.empty((x.shape[0], 0), device=x.device)
 
     def forward(self, x: Tensor, params: MixParams) -> Tensor:
-        """Forward pass with the latent mixing of ``params`` (the two-label loss can reuse ``params``)."""
+        """Forward pass with the latent mixing of ``params`` (from :meth:`sample`; the two-label loss can reuse
+        them)."""
         module = self.module  # looked up now: a module replaced after construction is the one mixed
         if module is None:
             return self.model(self.mixer.apply_inputs(x, params))

@@ -395,6 +395,13 @@ class GaussianNoise(BatchMix):
         return {"sigma": self.sigma, **super()._repr_options()}
 
 
+def _check_same_class(pairing: str, regression: bool) -> None:
+    if regression and pairing == "same_class":
+        # every continuous target would be a class of its own (each sample paired with itself: no mixing at all),
+        # and (B, K) targets would be grouped by the argmax of K outputs, which means nothing
+        raise ValueError("pairing='same_class' needs class labels, not regression targets")
+
+
 class Mixup(BatchMix):
     """mixup (Zhang et al., ICLR 2018) and its ablation variants.
 
@@ -434,6 +441,7 @@ class Mixup(BatchMix):
         self.allow_self = bool(allow_self)
         if self.regression and self.targets == "closer":
             raise ValueError("targets='closer' needs class labels, not regression targets")
+        _check_same_class(self.pairing, self.regression)
 
     def _pairs(self, y: Tensor, n: int) -> Tensor:
         return batch_pairs(self.pairing, n, y, generator=self.generator, allow_self=self.allow_self)
@@ -525,6 +533,7 @@ class MixupOrCutMix(BatchMix):
     ) -> None:
         super().__init__(**kwargs)
         self.switch_prob = check_probability(switch_prob, "switch_prob")
+        _check_same_class(pairing, self.regression)
         shared = {
             "pairing": pairing,
             "allow_self": allow_self,

@@ -2,7 +2,7 @@
 
 * ``random``     AC+RP: a random permutation of the minibatch over all classes (the paper's default).
 * ``same_class`` SC+RP: a random permutation within each class of the minibatch.
-* ``roll``       partner = the next sample, ``roll(1)`` (torchvision v2's ``MixUp``/``CutMix``).
+* ``roll``       partner = the previous sample (i - 1), ``roll(1)`` (torchvision v2's ``MixUp``/``CutMix``).
 * ``flip``       partner = the mirror sample, ``flip(0)`` (timm's ``Mixup``).
 * ``matching``   a random perfect matching: shuffle, then pair positions 2k and 2k+1 of the shuffled order.
   ``perm`` is an involution (``perm[perm] == arange``): each pair's two mixed samples come from the same two
@@ -197,6 +197,8 @@ class KNNPartners:
         if not is_int(chunk_size) or chunk_size < 1:
             raise ValueError(f"chunk_size must be an int >= 1 (rows per distance chunk), got {chunk_size!r}")
         if same_class:
+            if labels is not None and not isinstance(labels, Tensor):
+                raise TypeError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}")
             if labels is None or labels.shape != (n,):
                 raise ValueError(f"same_class=True needs labels of shape ({n},)")
             labels = labels.to(features.device)
@@ -236,6 +238,8 @@ class KNNPartners:
             raise TypeError(
                 f"indices must be an integer tensor of dataset indices, got {getattr(indices, 'dtype', type(indices).__name__)}"
             )
+        if indices.dim() != 1:  # (B, 1) would broadcast into a (B, B) table of partners
+            raise ValueError(f"indices must be (B,) dataset indices, got shape {tuple(indices.shape)}")
         indices = indices.cpu().long()
         n = self.neighbours.shape[0]
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n):
