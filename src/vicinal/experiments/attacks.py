@@ -225,28 +225,37 @@ def attack_errors(
     }
 
 
-def trained_step(run_dir: str | Path) -> int:
+def trained_step(run_dir: str | Path) -> int | None:
     """The step count of a finished run's model (``summary.json``): what an attack result records of the weights it
-    measured, so that a result of other weights (the run resumed and trained on) is told apart. A run that has not
-    finished (interrupted, still training) is refused: its checkpoint is not the model a table reports."""
+    measured, so that a result of other weights (the run resumed and trained on) is told apart; None for a finished
+    run of an older lab, whose summary has no step count. A run that has not finished (interrupted, still training)
+    is refused: its checkpoint is not the model a table reports."""
     summary = read_summary(run_dir)
     status = None if summary is None else summary.get("status")
-    if summary is None or status not in ("complete", "max_steps") or not isinstance(summary.get("global_step"), int):
+    if summary is None or status not in ("complete", "max_steps"):
         raise ConfigError(
             f"run '{run_dir}' has not finished training (status: {status or 'no summary.json'}): an attack measures "
             f"its final model; finish it first (vicinal train --resume {run_dir})"
         )
-    return int(summary["global_step"])
+    step = summary.get("global_step")
+    return step if isinstance(step, int) else None
 
 
-def attack_is_current(result: dict[str, Any]) -> bool:
-    """Whether a saved attack result measured the models its target (and source) folders hold now: their step
-    counts are those it recorded. Results of an older lab, which recorded none, are taken as they are."""
-    for role in ("target", "source"):
-        recorded, folder = result.get(f"{role}_step"), result.get(role)
-        if recorded is None or folder is None:
+def attack_is_current(result: dict[str, Any], target: str | Path) -> bool:
+    """Whether a saved attack result of the run folder ``target`` (where it was found: the path it recorded may be
+    relative to another working directory, or the folders moved) measured the weights the target holds now, and
+    those the black-box source holds where it still lies: their step counts are those recorded. A source that is
+    gone cannot be checked and counts as current; results of an older lab, which recorded no steps, are taken as
+    they are."""
+    for recorded, folder in ((result.get("target_step"), Path(target)), (result.get("source_step"), None)):
+        if folder is None:
+            source = result.get("source")
+            if source is None or not Path(source).is_dir():
+                continue
+            folder = Path(source)
+        if recorded is None:
             continue
-        summary = read_summary(folder) if Path(folder).is_dir() else None
+        summary = read_summary(folder)
         if summary is None or summary.get("global_step") != recorded:
             return False
     return True
@@ -334,7 +343,8 @@ def attack_run(
         "target_name": cfg.name,
         "target_seed": cfg.train.seed,
         "target_step": target_step,  # the weights measured (attack_is_current)
-        "source": None if source is None else str(source),
+        # absolute: a report made from another working directory finds the source again (attack_is_current)
+        "source": None if source is None else str(Path(source).resolve()),
         "source_name": None if src_cfg is None else src_cfg.name,
         "source_seed": None if src_cfg is None else src_cfg.train.seed,
         "source_step": source_step,

@@ -437,11 +437,11 @@ def test_an_attack_belongs_to_the_weights_it_measured(
     done = run / "attacks" / "white-fgsm-eps4.json"
     first = json.loads(done.read_text())
     assert first["target_step"] == json.loads((run / "summary.json").read_text())["global_step"] == 10
-    assert attack_is_current(first) and "## Table 3" in make_report([run], tmp_path / "r1")["markdown"]
+    assert attack_is_current(first, run) and "## Table 3" in make_report([run], tmp_path / "r1")["markdown"]
     # the run trains on: its attack is of other weights, left out of the report with a warning, and measured
     # again by the reproduction's attack step
     Trainer(tiny_config("train.epochs=3", *cfg), run, resume=True, quiet=True).fit()
-    assert not attack_is_current(json.loads(done.read_text()))
+    assert not attack_is_current(json.loads(done.read_text()), run)
     recwarn.clear()
     md = make_report([run], tmp_path / "r2")["markdown"]
     assert "## Table 3" not in md
@@ -462,4 +462,26 @@ def test_an_attack_belongs_to_the_weights_it_measured(
     )
     results = robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=True))
     white = next(r for r in results if r["mode"] == "white" and r["attack"] == "fgsm")
-    assert white["target_step"] == 15 and attack_is_current(json.loads(done.read_text()))
+    assert white["target_step"] == 15 and attack_is_current(json.loads(done.read_text()), run)
+
+
+def test_an_attack_is_checked_against_the_folder_it_lies_in(runs: dict[str, Path], tmp_path: Path) -> None:
+    # the target path a result records is as the user typed it (often relative to another working directory) and
+    # folders move: judged by it, a report made elsewhere dropped every result as "trained on"; a black-box source
+    # that is gone cannot be checked and does not make the result stale
+    from vicinal.experiments.attacks import attack_is_current, trained_step
+
+    step = json.loads((runs["erm"] / "summary.json").read_text())["global_step"]
+    result = {"target": "runs/elsewhere/seed0", "target_step": step, "source": None, "source_step": None}
+    assert attack_is_current(result, runs["erm"])
+    assert not attack_is_current({**result, "target_step": step + 1}, runs["erm"])
+    gone = {**result, "source": str(tmp_path / "moved-away"), "source_step": 3}
+    assert attack_is_current(gone, runs["erm"])
+    there = {**result, "source": str(runs["source"]), "source_step": step + 1}
+    assert not attack_is_current(there, runs["erm"])
+    # a finished run of an older lab (no step count in its summary) is attacked, its result taken as it is
+    old = tmp_path / "old"
+    old.mkdir()
+    summary = json.loads((runs["erm"] / "summary.json").read_text())
+    (old / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "global_step"}))
+    assert trained_step(old) is None and trained_step(runs["erm"]) == step

@@ -167,7 +167,7 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
                     res = json.loads(done.read_text()) if done.is_file() else None
                     # kept when an earlier, interrupted reproduction measured the models the folders hold now; a
                     # result of other weights (a run resumed and trained on since) is measured again
-                    if res is None or not attack_is_current(res):
+                    if res is None or not attack_is_current(res, target):
                         res = attack_run(
                             target, attack=attack, eps=4.0, steps=10, source=source, device=device, every=every
                         )
@@ -279,7 +279,7 @@ def attack_results(runs: Sequence[Any]) -> list[dict[str, Any]]:
         method = "ERM" if variant == "erm" else variant
         for f in sorted(folder.glob("*.json")):
             res = read_json(f)
-            if not attack_is_current(res):
+            if not attack_is_current(res, run.path):
                 warnings.warn(
                     f"'{f}' measured other weights than '{run.path}' (or its source) holds now (the run trained on "
                     "after the attack): left out of the report; attack the run again",
