@@ -154,6 +154,18 @@ def test_an_interrupt_on_the_step_that_reaches_the_limit_resumes_to_the_same_fil
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert untimed(lines) == untimed(straight.records)
     assert (run / "reliability.json").read_bytes() == (tmp_path / "straight" / "reliability.json").read_bytes()
+    if limit == 20:
+        return
+    # and the limit raised afterwards: the same run as the uninterrupted one resumed the same way (the checkpoint of
+    # an epoch that ended at the limit once lacked its record, which the next resume remade without its test error)
+    for trainer, folder in ((straight, tmp_path / "straight"), (resumed, run)):
+        again = Trainer(tiny_config("train.max_steps=null"), folder, resume=True, quiet=True)
+        with pytest.warns(LabWarning, match="train.max_steps"):
+            again.fit()
+        if trainer is straight:
+            want_records = untimed(again.records)
+        else:
+            assert untimed(again.records) == want_records
 
 
 def test_run_folder(straight: tuple[Trainer, Path]) -> None:

@@ -481,7 +481,12 @@ class Trainer:
                 # it; without it the resume lost the run's last record
                 mixing = self._mixing_active(start_epoch)
                 partial = start_batch < self.steps_per_epoch
-                self._publish(self._record(start_epoch, accum, mixing, True, partial=partial))
+                record = self._record(start_epoch, accum, mixing, True, partial=partial)
+                if not partial:
+                    # the limit fell on the epoch's end: the checkpoint "after epoch e", with this record, as the
+                    # uninterrupted run wrote it (a later resume with a raised limit keeps the record)
+                    self.save(start_epoch + 1, 0, None)
+                self._publish(record)
             start_epoch, status = t.epochs, "max_steps"
         for epoch in range(start_epoch, t.epochs):
             mixing = self._mixing_active(epoch)
