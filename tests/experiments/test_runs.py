@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from vicinal.experiments import runs
@@ -173,6 +174,29 @@ def test_a_full_disk_is_a_one_line_error_that_keeps_the_old_file(tmp_path: Path,
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
     with pytest.raises(PermissionError):  # other OS errors are not a full disk: they pass unchanged
         runs.atomic_write(path, lambda f: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+
+
+def test_a_full_disk_under_torch_save_or_an_appended_record_is_a_one_line_error(tmp_path: Path) -> None:
+    # torch.save reports the failed write as a RuntimeError whose context is the OSError; metrics.jsonl is appended
+    # to, not replaced: both gave tracebacks, and the append could leave a torn last line (Python ignores SIGXFSZ,
+    # so a file-size limit reaches it as EFBIG)
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    checkpoint = tmp_path / "checkpoint.pt"
+    metrics = tmp_path / "metrics.jsonl"
+    runs.append_jsonl(metrics, [{"epoch": 1}])
+    before = metrics.read_bytes()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 20, hard))
+    try:
+        with pytest.raises(RunError, match=r"cannot write '.*checkpoint.pt': File too large \(the file as it was"):
+            runs.atomic_write(checkpoint, lambda f: torch.save({"w": torch.zeros(10_000)}, f))
+        with pytest.raises(RunError, match=r"cannot write '.*metrics.jsonl': File too large"):
+            runs.append_jsonl(metrics, [{"epoch": 2, "text": "x" * 100}])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert metrics.read_bytes() == before and not checkpoint.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
 
 
 def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -187,8 +187,12 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            _raise_if_full(exc, path)
+        # torch.save reports a failed write as a RuntimeError whose context is the OSError
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if cause is not None:
+            _raise_if_full(cause, path)
         raise
     _fsync_dir(path.parent)
     return path
@@ -263,9 +267,21 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> Path:
 
 def append_jsonl(path: str | Path, records: Iterable[Any]) -> None:
     """Append one JSON line per record to ``path`` (created if absent); not atomic, see the module doc."""
-    text = "".join(_dumps(r, indent=None) + "\n" for r in records)
-    with Path(path).open("a", encoding="utf-8") as f:
-        f.write(text)
+    data = memoryview("".join(_dumps(r, indent=None) + "\n" for r in records).encode("utf-8"))
+    # unbuffered, so that a failed write leaves nothing for a later flush, and is cut back to the whole records
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)  # no torn last line
+            _raise_if_full(exc, Path(path))
+            raise
+    finally:
+        os.close(fd)
 
 
 def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:
