@@ -802,3 +802,18 @@ def test_an_interrupted_reproduction_says_to_rerun_it(
         err = capsys.readouterr().err
         assert err.endswith(f"resumes from its checkpoint: rerun the same {how} to continue\n"), err
         assert "train --resume" not in err
+
+
+def test_an_interrupted_demo_says_to_run_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it named a checkpoint in the temporary folder the demo had just removed, and a one-run resume
+    from vicinal.experiments import cli
+    from vicinal.experiments.trainer import TrainingInterrupted
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise TrainingInterrupted(signal.SIGINT, tmp_path / "vicinal-demo-x" / "run" / "checkpoint.pt")
+
+    monkeypatch.setitem(cli.COMMANDS, "demo", interrupted)
+    assert main(["demo"]) == 130
+    assert capsys.readouterr().err == "vicinal: demo interrupted by SIGINT; run it again to see its table\n"

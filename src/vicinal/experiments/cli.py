@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -499,7 +500,12 @@ def _run(argv: Sequence[str] | None) -> int:
         with _data_option(getattr(args, "data", None)):
             return COMMANDS[args.command](args)
     except TrainingInterrupted as exc:
-        if exc.checkpoint is not None and getattr(args, "command", None) == "reproduce":
+        if getattr(args, "command", None) == "demo":
+            # the demo's runs lie in a temporary folder it has removed (or in --out, which a new demo refuses):
+            # resuming one of them would not finish the demo
+            name = signal.Signals(exc.signum).name
+            print(f"vicinal: demo interrupted by {name}; run it again to see its table", file=sys.stderr)
+        elif exc.checkpoint is not None and getattr(args, "command", None) == "reproduce":
             # resuming the one stopped run would leave the table's other runs and its report undone
             how = "torchrun command" if exc.world_size > 1 else "command"
             print(
