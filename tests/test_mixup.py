@@ -337,6 +337,7 @@ def test_unknown_variant_lists_known():
         (torch.randn(4, 3), torch.tensor([-1, 1, 2, 3]), ValueError, r"labels must be in \[0, 4\), got values from -1 to 3"),
         (torch.randn(2, 3), torch.zeros(2, 2, 2, dtype=torch.long), ValueError, r"integer labels must be class indices of shape \(B,\), got shape \(2, 2, 2\); pass one-hot"),
         (torch.randn(2, 3), torch.eye(2, 4, dtype=torch.long), ValueError, r"got shape \(2, 4\); pass one-hot or probability labels \(B, C\) as float \(y.float\(\)\)$"),
+        (torch.randn(2, 3), torch.zeros(2, 1, dtype=torch.long), ValueError, r"got shape \(2, 1\); pass y.squeeze\(1\) for class indices$"),
         (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\)"),
         (torch.randn(2, 3), torch.zeros(2, 5), ValueError, r"labels have 5 classes \(shape \(2, 5\)\) but num_classes=4"),
         (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be integer class indices or float probabilities, got dtype torch.bool"),
@@ -998,6 +999,8 @@ def test_multi_hot_labels_are_refused_with_the_way_to_mix_them():
         ValueError, match=r"row 0 sums to 2 \(multi-label targets: regression=True mixes them linearly\)$"
     ):
         vicinal.Mixup(1.0, num_classes=3, seed=0)(x, multi_hot)
+    with pytest.raises(ValueError, match=r"row 0 sums to 0$"):  # one column: no multi-label hint
+        vicinal.Mixup(1.0, seed=0)(x, torch.zeros(4, 1))
     params = vicinal.Mixup(1.0, regression=True, seed=0).sample(x, multi_hot)
     mixed = vicinal.Mixup(1.0, regression=True).apply_targets(multi_hot, params)
     assert torch.equal(mixed, params.lam * multi_hot + (1 - params.lam) * multi_hot[params.perm])
@@ -1075,9 +1078,10 @@ def test_the_output_keeps_the_inputs_tensor_subclass_whatever_is_drawn(make):
     y = torch.arange(6) % 4
     for _ in range(8):
         xs = x.clone().as_subclass(_Unwrapping)
+        xs.tag = "metadata"  # instance attributes come along (torchvision's boxes carry their format this way)
         params = mixer.sample(xs, y)
         out = mixer.apply_inputs(xs, params)
-        assert type(out) is _Unwrapping
+        assert type(out) is _Unwrapping and out.tag == "metadata"
         ref = mixer.apply_inputs(x.clone(), params)  # the values are those of the plain batch
         assert type(ref) is torch.Tensor and torch.equal(out.as_subclass(torch.Tensor), ref)
 

@@ -160,10 +160,15 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
         return int(y.shape[1])
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         if y.dim() != 1:
-            # torchvision's MixUp takes integer one-hot rows: here probabilities are float (no silent cast of counts)
+            # (B, 1): class indices with a trailing dimension, the common slip; (B, C) with C > 1: torchvision's MixUp
+            # takes integer one-hot rows, here probabilities are float (no silent cast of counts)
+            how = (
+                "y.squeeze(1) for class indices"
+                if y.dim() == 2 and y.shape[1] == 1
+                else "one-hot or probability labels (B, C) as float (y.float())"
+            )
             raise ValueError(
-                f"integer labels must be class indices of shape (B,), got shape {tuple(y.shape)}; pass one-hot or "
-                "probability labels (B, C) as float (y.float())"
+                f"integer labels must be class indices of shape (B,), got shape {tuple(y.shape)}; pass {how}"
             )
         if num_classes is None:
             raise ValueError("num_classes is required to turn integer labels into one-hot targets")
@@ -195,6 +200,6 @@ def check_probability_rows(y: Tensor) -> None:
         raise ValueError(f"probability labels must be >= 0, got a minimum of {float(low):.6g}")
     row = int(((sums - 1).abs() > tol).nonzero()[0, 0])
     raise ValueError(
-        f"probability labels must sum to 1 in every row (within {tol:.3g}); row {row} sums to {float(sums[row]):.6g} "
-        "(multi-label targets: regression=True mixes them linearly)"
+        f"probability labels must sum to 1 in every row (within {tol:.3g}); row {row} sums to {float(sums[row]):.6g}"
+        + (" (multi-label targets: regression=True mixes them linearly)" if y.shape[1] > 1 else "")
     )

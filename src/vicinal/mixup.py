@@ -187,15 +187,17 @@ class BatchMix:
         ``inplace`` overrides the transform's own setting for this call (collate functions mix the batch they just
         stacked in place, whatever the transform's default).
 
-        The result has the type of ``x`` on every path, so a tensor subclass whose ops return plain tensors
-        (torchvision's ``tv_tensors.Image`` / ``Video``) comes back as that subclass whether or not the batch was
-        mixed, as torchvision's own ``MixUp`` / ``CutMix`` return it.
+        The result has the type of ``x`` whether or not the batch was mixed, so a tensor subclass whose ops return
+        plain tensors (torchvision's ``tv_tensors.Image`` / ``Video``) comes back as that subclass with its
+        attributes, as torchvision's own ``MixUp`` / ``CutMix`` return it. The exception is ``nn.Parameter``: a
+        mixed batch of learnable inputs is a plain tensor of their graph (unmixed, the Parameter itself).
         """
         out = self._apply_inputs(x, params, inplace)
         if type(out) is Tensor and type(x) is not Tensor and isinstance(x, Tensor):
             # not a Parameter: a mixed batch computed from learnable inputs is an activation, not a new parameter
             if not isinstance(x, torch.nn.Parameter):
                 out = out.as_subclass(type(x))
+                out.__dict__.update(x.__dict__)  # the subclass's metadata (a box format, a canvas size), as wrap() does
         return out
 
     def _apply_inputs(self, x: Tensor, params: MixParams, inplace: bool | None) -> Tensor:
