@@ -36,6 +36,19 @@ def parse_args(
     return args
 
 
+def usable_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    """``--device`` as a torch device that exists here (a CPU, or a CUDA device with its driver), else a one-line
+    error: a bad name, or a GPU run on a machine without one, failed deep inside the benchmark."""
+    try:
+        device = torch.device(name)
+        if device.type not in ("cpu", "cuda"):
+            raise RuntimeError(f"the benchmarks run on cpu or cuda, not {device.type}")
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # torch: no such device type, no driver, no such index
+        parser.error(f"--device {name!r} is not usable here: {str(err).splitlines()[0]}")
+    return device
+
+
 def command(script: str) -> str:
     """How this run was started, for the first line of its table."""
     return " ".join([f"benchmarks/{script}.py", *sys.argv[1:]])

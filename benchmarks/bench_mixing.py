@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ab_cli import usable_device
 from torch import nn
 
 import vicinal
@@ -1088,10 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.loader_workers < 0:
         parser.error(f"--loader-workers must be >= 0, got {args.loader_workers}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as err:
-        parser.error(f"--device {args.device!r}: {err}")
+    device = usable_device(parser, args.device)
     global CLOCK, CACHE
     CLOCK = args.clock
     CACHE = args.cache

@@ -42,9 +42,10 @@ import time
 from pathlib import Path
 
 import torch
-from ab_cli import command, write_table
+from ab_cli import command, usable_device, write_table
 
 from vicinal.experiments.data.uci import UCI_DATASETS, load_uci
+from vicinal.experiments.errors import LabError
 from vicinal.experiments.tasks.uci_train import DEFAULT_ALPHAS, Member, UCIProtocol, train_sequential, train_vmapped
 
 
@@ -75,11 +76,17 @@ def main() -> None:
         parser.error(f"--alphas must be comma-separated numbers, got {args.alphas!r}")
     if not all(math.isfinite(a) and a > 0 for a in alphas):
         parser.error(f"--alphas must be finite and > 0 (ERM is always trained), got {args.alphas!r}")
+    usable_device(parser, args.device)
+    if args.json and not Path(args.json).parent.is_dir():  # found out before the benchmark, not after it
+        parser.error(f"--json {args.json!r}: the folder {str(Path(args.json).parent)!r} does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
     protocol = UCIProtocol(epochs=args.epochs, alphas=alphas)
     seeds = list(range(args.seeds))
-    splits = {s: load_uci(args.dataset, args.data_root, seed=s) for s in seeds}
+    try:
+        splits = {s: load_uci(args.dataset, args.data_root, seed=s) for s in seeds}
+    except LabError as err:  # no data where --data-root (or the data root) points
+        parser.error(str(err))
     members = [Member(s, a) for s in seeds for a in (0.0, *protocol.alphas)]
     k = min(args.sequential_members, len(members))
     # Spread the K timed members over seeds and methods (every len(members)/K-th member).

@@ -19,7 +19,14 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mixing.py"
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_mixing", BENCH)
+    # the scripts import their shared command line (ab_cli.py) from their own folder, as `python benchmarks/x.py` does
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(BENCH.parent))
+        return _load(BENCH)
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -161,7 +168,8 @@ def test_render_into_the_readme_takes_only_a_full_cpu_run(
         (["--dtypes", "int64"], "unknown --dtypes ['int64']; known: float32, bfloat16, float16, float64, uint8"),
         (["--threads", "0"], "--threads must be >= 1, got 0"),
         (["--loader-workers", "-1"], "--loader-workers must be >= 0, got -1"),
-        (["--device", "bogus"], "--device 'bogus': "),
+        (["--device", "bogus"], "--device 'bogus' is not usable here: "),
+        (["--device", "meta"], "--device 'meta' is not usable here: the benchmarks run on cpu or cuda, not meta"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(
@@ -175,11 +183,7 @@ def test_bad_arguments_are_one_line_errors(
 def _ab_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """One of the interleaved A/B scripts, imported as a module."""
     monkeypatch.syspath_prepend(str(BENCH.parent))  # the scripts import their shared command line (ab_cli.py)
-    spec = importlib.util.spec_from_file_location(name, BENCH.parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load(BENCH.parent / f"{name}.py")
 
 
 def test_the_collate_a_b_switches_the_path_it_measures(monkeypatch: pytest.MonkeyPatch) -> None:
