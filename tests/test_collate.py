@@ -341,3 +341,44 @@ def test_numpy_images_as_chw_or_hwc_and_refused_layouts():
         ValueError, match=r"needs images of one size .* sample 0 is \(3, 8, 8\) \(C, H, W\), sample 1 is \(3, 6, 8\)"
     ):
         collate(mixed)
+
+
+def test_numpy_labels_of_every_integer_kind_and_one_element_arrays_are_taken_quietly(recwarn):
+    # np.uint64 scalars were refused (torch.as_tensor takes no uint64 list), and one-element arrays were taken
+    # with torch's "a list of numpy.ndarrays is extremely slow" warning in the user's log
+    img = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    c = vicinal.MixupCollate(alpha=0.0, num_classes=10, seed=0)
+    for kind in (np.uint64, np.uint8, np.int32, np.int64):
+        assert c([(img, kind(3)), (img, kind(7))])[1].argmax(1).tolist() == [3, 7], kind
+    assert c([(img, np.array([3])), (img, np.array([7], dtype=np.uint64))])[1].argmax(1).tolist() == [3, 7]
+    assert not [w for w in recwarn if "numpy.ndarrays is extremely slow" in str(w.message)]
+
+
+def test_the_mixer_argument_and_timm_options_get_errors_that_say_what_to_pass():
+    with pytest.raises(
+        TypeError, match=r"mixer must be a vicinal transform .*got float; for the default Mixup pass alpha=0.2$"
+    ):
+        vicinal.MixupCollate(0.2, num_classes=10)
+    with pytest.raises(TypeError, match=r"mixer must be a vicinal transform .*got type$"):
+        vicinal.MixupCollate(vicinal.Mixup)
+    with pytest.raises(
+        TypeError, match=r"for CutMix or the switch \(cutmix_alpha, switch_prob\) pass mixer=MixupOrCutMix"
+    ):
+        vicinal.MixupCollate(num_classes=10, cutmix_alpha=1.0, switch_prob=0.5)
+
+
+def test_non_images_and_images_of_another_mode_are_named():
+    c = vicinal.MixupCollate(num_classes=2, seed=0)
+    for thing in ("a.jpg", b"\xff\xd8", None):
+        with pytest.raises(
+            TypeError, match=rf"needs images \(uint8 tensors, numpy arrays or PIL images\), got {type(thing).__name__}$"
+        ):
+            c([(thing, 0), (thing, 1)])
+    rgb, gray = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)  # ImageNet holds grayscale JPEGs
+    for batch in ([(rgb, 0), (gray, 1)], [(Image.fromarray(rgb), 0), (Image.fromarray(gray), 1)]):
+        with pytest.raises(
+            ValueError, match=r"images of one mode: sample 0 has 3 channel\(s\), sample 1 has 1; convert"
+        ):
+            c(batch)
+    with pytest.raises(ValueError, match=r"images of one size \(crop or resize them"):  # a size problem stays one
+        c([(rgb, 0), (np.zeros((5, 4, 3), np.uint8), 1)])

@@ -48,6 +48,10 @@ def _channels_last(shape: tuple[int, ...]) -> bool:
 
 def _pil_array(img: Any) -> np.ndarray:
     """The pixels of a PIL image as a (read-only) numpy array, refused unless they are 8-bit intensities."""
+    if not hasattr(img, "mode"):  # a path, bytes, None...: not an image at all
+        raise TypeError(
+            f"MixupCollate needs images (uint8 tensors, numpy arrays or PIL images), got {type(img).__name__}"
+        )
     mode = getattr(img, "mode", None)
     if mode in _NOT_INTENSITIES:
         raise TypeError(
@@ -139,6 +143,12 @@ def _stack_images(images: list[Any]) -> Tensor:
         return stacked
     chw = [_to_chw_uint8(img) for img in images]
     i = next((k for k, t in enumerate(chw) if t.shape != chw[0].shape), None)
+    if i is not None and chw[i].dim() == chw[0].dim() == 3 and chw[i].shape[1:] == chw[0].shape[1:]:
+        # a grayscale or CMYK file among RGB ones (ImageNet has both): a mode problem, not a size one
+        raise ValueError(
+            f"MixupCollate needs images of one mode: sample 0 has {chw[0].shape[0]} channel(s), sample {i} has "
+            f"{chw[i].shape[0]}; convert them in the dataset (e.g. img.convert('RGB'))"
+        )
     if i is not None:
         raise ValueError(
             f"MixupCollate needs images of one size (crop or resize them in the dataset); sample 0 is "
@@ -153,7 +163,9 @@ def _stack_images(images: list[Any]) -> Tensor:
 
 
 def _scalar(label: Any) -> Any:
-    """One label as a Python number: one-element tensors and arrays give their value."""
+    """One label as a Python number: one-element tensors and arrays, and numpy scalars, give their value."""
+    if isinstance(label, np.generic):  # np.uint64 among them, which torch.as_tensor refuses
+        return label.item()
     if isinstance(label, Tensor | np.ndarray):
         if (label.size if isinstance(label, np.ndarray) else label.numel()) != 1:
             raise TypeError("not one value")
@@ -165,7 +177,10 @@ def _labels(raw: list[Any]) -> Tensor:
     """Class indices ``(B,)`` int64; a float label is refused rather than truncated to a class."""
     labels = None
     try:  # one call for the common cases: Python ints (torchvision datasets), 0-d tensors (TensorDataset)
-        labels = torch.stack(raw) if isinstance(raw[0], Tensor) else torch.as_tensor(raw)
+        if isinstance(raw[0], Tensor):
+            labels = torch.stack(raw)
+        elif not isinstance(raw[0], np.ndarray | np.generic):  # numpy labels: value by value below (torch warns
+            labels = torch.as_tensor(raw)  # that a list of arrays is slow, and refuses np.uint64 scalars)
     except (TypeError, RuntimeError, ValueError):
         pass
     if labels is None or labels.dim() != 1:  # e.g. one-element (1,) tensors, or a mix of tensors and numbers
@@ -242,7 +257,19 @@ class MixupCollate:
     """
 
     def __init__(self, mixer: BatchMix | None = None, *, alpha: float | None = None, **kwargs: Any) -> None:
+        if mixer is not None and not isinstance(mixer, BatchMix):
+            hint = f"; for the default Mixup pass alpha={mixer!r}" if isinstance(mixer, int | float) else ""
+            raise TypeError(
+                f"MixupCollate's mixer must be a vicinal transform such as Mixup(alpha, num_classes=...), got "
+                f"{type(mixer).__name__}{hint}"
+            )
         if mixer is None:
+            cutmix = sorted(k for k in kwargs if "cutmix" in k or k == "switch_prob")
+            if cutmix:  # timm's FastCollateMixup takes them; here the transform is chosen by its class
+                raise TypeError(
+                    f"MixupCollate builds a Mixup from its options; for CutMix or the switch ({', '.join(cutmix)}) "
+                    "pass mixer=MixupOrCutMix(...) or mixer=CutMix(...)"
+                )
             mixer = Mixup(1.0 if alpha is None else alpha, **kwargs)
         elif kwargs or alpha is not None:
             given = sorted(kwargs) + (["alpha"] if alpha is not None else [])
