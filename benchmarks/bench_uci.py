@@ -77,8 +77,8 @@ def main() -> None:
     if not all(math.isfinite(a) and a > 0 for a in alphas):
         parser.error(f"--alphas must be finite and > 0 (ERM is always trained), got {args.alphas!r}")
     usable_device(parser, args.device)
-    if args.json and not Path(args.json).parent.is_dir():  # found out before the benchmark, not after it
-        parser.error(f"--json {args.json!r}: the folder {str(Path(args.json).parent)!r} does not exist")
+    if args.json and (Path(args.json).is_dir() or not Path(args.json).parent.is_dir()):  # before the run, not after
+        parser.error(f"--json {args.json!r} must name a file in an existing folder")
     if args.threads:
         torch.set_num_threads(args.threads)
     protocol = UCIProtocol(epochs=args.epochs, alphas=alphas)
@@ -86,7 +86,7 @@ def main() -> None:
     try:
         splits = {s: load_uci(args.dataset, args.data_root, seed=s) for s in seeds}
     except LabError as err:  # no data where --data-root (or the data root) points
-        parser.error(str(err))
+        parser.error(f"{err}; here: --data-root DIR")
     members = [Member(s, a) for s in seeds for a in (0.0, *protocol.alphas)]
     k = min(args.sequential_members, len(members))
     # Spread the K timed members over seeds and methods (every len(members)/K-th member).

@@ -275,5 +275,6 @@ def test_token_models_draw_params_for_the_two_label_loss():
 def test_knn_pairing_at_a_latent_layer_is_refused_when_built():
     # it was accepted, then every call asked for partner=, which LatentMixup does not take
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    with pytest.raises(ValueError, match=r"^LatentMixup at '2' mixes partners from the batch; pairing='knn'"):
-        vicinal.LatentMixup(model, "2", num_classes=3, pairing="knn", seed=0)
+    for layer in ("2", "input"):  # at the input too: LatentMixup takes no partner=
+        with pytest.raises(ValueError, match=r"^LatentMixup mixes partners from the batch; for k-NN partners"):
+            vicinal.LatentMixup(model, layer, num_classes=3, pairing="knn", seed=0)

@@ -63,12 +63,12 @@ class LatentMixup:
                 f"LatentMixup mixes the activations at {layer!r} out of place; inplace=True applies to "
                 "the input layer only"
             )
-        if kwargs.get("pairing") == "knn" and self.module is not None:
-            # k-NN partners are drawn from the dataset in input space and passed with partner=, which a latent layer
-            # (whose partners' activations this object never computes) cannot take
+        if kwargs.get("pairing") == "knn":
+            # k-NN partners are drawn from the dataset and passed with partner=, which LatentMixup does not take (at
+            # a latent layer it never computes the partners' activations)
             raise ValueError(
-                f"LatentMixup at {layer!r} mixes partners from the batch; pairing='knn' (partners from the dataset, "
-                "in input space) applies to the input layer only"
+                "LatentMixup mixes partners from the batch; for k-NN partners (from the dataset, in input space) use "
+                "Mixup(pairing='knn') with partner= from KNNPartners.sample on the inputs"
             )
         self.mixer = Mixup(alpha, **kwargs)
 

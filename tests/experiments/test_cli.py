@@ -817,3 +817,7 @@ def test_an_interrupted_demo_says_to_run_it_again(
     monkeypatch.setitem(cli.COMMANDS, "demo", interrupted)
     assert main(["demo"]) == 130
     assert capsys.readouterr().err == "vicinal: demo interrupted by SIGINT; run it again to see its table\n"
+    # with --out, that folder now holds the stopped demo's runs, which a new demo refuses
+    assert main(["demo", "--out", str(tmp_path / "d")]) == 130
+    err = capsys.readouterr().err
+    assert err == "vicinal: demo interrupted by SIGINT; run it again with another --out to see its table\n"

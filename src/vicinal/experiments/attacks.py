@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .build import load_run_model
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError, load_config
-from .runs import read_summary, write_json
+from .runs import CHECKPOINT_NAME, read_summary, write_json
 
 __all__ = [
     "ATTACKS",
@@ -225,11 +225,10 @@ def attack_errors(
     }
 
 
-def trained_step(run_dir: str | Path) -> int | None:
-    """The step count of a finished run's model (``summary.json``): what an attack result records of the weights it
-    measured, so that a result of other weights (the run resumed and trained on) is told apart; None for a finished
-    run of an older lab, whose summary has no step count. A run that has not finished (interrupted, still training)
-    is refused: its checkpoint is not the model a table reports."""
+def trained_step(run_dir: str | Path) -> int:
+    """The step count of a finished run's model: what an attack result records of the weights it measured, so that
+    a result of other weights (the run resumed and trained on) is told apart. A run that has not finished
+    (interrupted, still training) is refused: its checkpoint is not the model a table reports."""
     summary = read_summary(run_dir)
     status = None if summary is None else summary.get("status")
     if summary is None or status not in ("complete", "max_steps"):
@@ -237,8 +236,20 @@ def trained_step(run_dir: str | Path) -> int | None:
             f"run '{run_dir}' has not finished training (status: {status or 'no summary.json'}): an attack measures "
             f"its final model; finish it first (vicinal train --resume {run_dir})"
         )
-    step = summary.get("global_step")
-    return step if isinstance(step, int) else None
+    return _current_step(Path(run_dir), summary)
+
+
+def _current_step(run_dir: Path, summary: dict[str, Any] | None) -> int | None:
+    """The step count of the weights ``run_dir`` holds: its summary's, or, in a summary of an older lab that has
+    none, its checkpoint's (None without either)."""
+    step = None if summary is None else summary.get("global_step")
+    if isinstance(step, int):
+        return step
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if not checkpoint.is_file():
+        return None
+    step = load_checkpoint(checkpoint).get("global_step")
+    return int(step) if isinstance(step, int) else None
 
 
 def attack_is_current(result: dict[str, Any], target: str | Path) -> bool:
@@ -255,8 +266,7 @@ def attack_is_current(result: dict[str, Any], target: str | Path) -> bool:
             folder = Path(source)
         if recorded is None:
             continue
-        summary = read_summary(folder)
-        if summary is None or summary.get("global_step") != recorded:
+        if _current_step(folder, read_summary(folder)) != recorded:
             return False
     return True
 

@@ -504,7 +504,8 @@ def _run(argv: Sequence[str] | None) -> int:
             # the demo's runs lie in a temporary folder it has removed (or in --out, which a new demo refuses):
             # resuming one of them would not finish the demo
             name = signal.Signals(exc.signum).name
-            print(f"vicinal: demo interrupted by {name}; run it again to see its table", file=sys.stderr)
+            again = "run it again with another --out" if getattr(args, "out", None) else "run it again"
+            print(f"vicinal: demo interrupted by {name}; {again} to see its table", file=sys.stderr)
         elif exc.checkpoint is not None and getattr(args, "command", None) == "reproduce":
             # resuming the one stopped run would leave the table's other runs and its report undone
             how = "torchrun command" if exc.world_size > 1 else "command"

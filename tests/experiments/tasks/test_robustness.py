@@ -479,9 +479,13 @@ def test_an_attack_is_checked_against_the_folder_it_lies_in(runs: dict[str, Path
     assert attack_is_current(gone, runs["erm"])
     there = {**result, "source": str(runs["source"]), "source_step": step + 1}
     assert not attack_is_current(there, runs["erm"])
-    # a finished run of an older lab (no step count in its summary) is attacked, its result taken as it is
+    # a finished run of an older lab (no step count in its summary) is attacked, with the step count of its
+    # checkpoint: its results still go stale when it trains on (with None recorded, they never did)
     old = tmp_path / "old"
     old.mkdir()
     summary = json.loads((runs["erm"] / "summary.json").read_text())
     (old / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "global_step"}))
-    assert trained_step(old) is None and trained_step(runs["erm"]) == step
+    (old / "checkpoint.pt").write_bytes((runs["erm"] / "checkpoint.pt").read_bytes())
+    assert trained_step(old) == trained_step(runs["erm"]) == step
+    assert attack_is_current({**result, "target_step": step}, old)
+    assert not attack_is_current({**result, "target_step": step - 1}, old)
