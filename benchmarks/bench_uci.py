@@ -86,7 +86,7 @@ def main() -> None:
     try:
         splits = {s: load_uci(args.dataset, args.data_root, seed=s) for s in seeds}
     except LabError as err:  # no data where --data-root (or the data root) points
-        parser.error(f"{err}; here: --data-root DIR")
+        parser.error(f"{err}; here: --data-root DIR, the folder that holds {args.dataset}/")
     members = [Member(s, a) for s in seeds for a in (0.0, *protocol.alphas)]
     k = min(args.sequential_members, len(members))
     # Spread the K timed members over seeds and methods (every len(members)/K-th member).

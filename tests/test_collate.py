@@ -1,5 +1,8 @@
 """Collate-time uint8 mixing equals float mixing followed by rounding."""
 
+import io
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -343,15 +346,31 @@ def test_numpy_images_as_chw_or_hwc_and_refused_layouts():
         collate(mixed)
 
 
-def test_numpy_labels_of_every_integer_kind_and_one_element_arrays_are_taken_quietly(recwarn):
-    # np.uint64 scalars were refused (torch.as_tensor takes no uint64 list), and one-element arrays were taken
-    # with torch's "a list of numpy.ndarrays is extremely slow" warning in the user's log
+def test_numpy_labels_of_every_integer_kind_and_one_element_arrays_are_taken_quietly(monkeypatch):
+    # np.uint64 scalars were refused (torch.as_tensor takes no uint64 list), and one-element arrays went to
+    # torch.as_tensor as a list of arrays, which warns (once per process) that it is extremely slow
     img = torch.zeros(3, 4, 4, dtype=torch.uint8)
     c = vicinal.MixupCollate(alpha=0.0, num_classes=10, seed=0)
+    as_tensor = torch.as_tensor
+    lists_of_arrays = []
+
+    def spy(data, *args, **kwargs):
+        if isinstance(data, list) and data and isinstance(data[0], np.ndarray):
+            lists_of_arrays.append(data)
+        return as_tensor(data, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "as_tensor", spy)
     for kind in (np.uint64, np.uint8, np.int32, np.int64):
         assert c([(img, kind(3)), (img, kind(7))])[1].argmax(1).tolist() == [3, 7], kind
-    assert c([(img, np.array([3])), (img, np.array([7], dtype=np.uint64))])[1].argmax(1).tolist() == [3, 7]
-    assert not [w for w in recwarn if "numpy.ndarrays is extremely slow" in str(w.message)]
+    for kind in (np.int64, np.uint64):
+        assert c([(img, np.array([3], dtype=kind)), (img, np.array([7], dtype=kind))])[1].argmax(1).tolist() == [3, 7]
+    assert not lists_of_arrays
+    # numpy labels that are not integers are refused by their own type's name
+    for bad in (np.float64(2.0), np.array([2.0]), np.bool_(True)):
+        with pytest.raises(
+            TypeError, match=rf"integer class labels, one per sample; got {type(bad).__name__} of shape"
+        ):
+            c([(img, bad), (img, bad)])
 
 
 def test_the_mixer_argument_and_timm_options_get_errors_that_say_what_to_pass():
@@ -365,11 +384,16 @@ def test_the_mixer_argument_and_timm_options_get_errors_that_say_what_to_pass():
         TypeError, match=r"for CutMix or the switch \(cutmix_alpha, switch_prob\) pass mixer=MixupOrCutMix"
     ):
         vicinal.MixupCollate(num_classes=10, cutmix_alpha=1.0, switch_prob=0.5)
+    with pytest.raises(TypeError, match=r"^timm's cutmix_minmax \(box sides drawn from a range\) is not offered$"):
+        vicinal.MixupCollate(num_classes=10, cutmix_minmax=(0.2, 0.8))
+    with pytest.raises(TypeError, match=r"^cutmix_alpha=0 is timm's 'CutMix off': MixupCollate mixes with Mixup"):
+        vicinal.MixupCollate(num_classes=10, cutmix_alpha=0.0)
 
 
 def test_non_images_and_images_of_another_mode_are_named():
     c = vicinal.MixupCollate(num_classes=2, seed=0)
-    for thing in ("a.jpg", b"\xff\xd8", None):
+    file = io.BufferedReader(io.BytesIO(b"\xff\xd8"))  # an open file has a .mode, but is no image
+    for thing in ("a.jpg", b"\xff\xd8", None, file):
         with pytest.raises(
             TypeError, match=rf"needs images \(uint8 tensors, numpy arrays or PIL images\), got {type(thing).__name__}$"
         ):
@@ -382,3 +406,7 @@ def test_non_images_and_images_of_another_mode_are_named():
             c(batch)
     with pytest.raises(ValueError, match=r"images of one size \(crop or resize them"):  # a size problem stays one
         c([(rgb, 0), (np.zeros((5, 4, 3), np.uint8), 1)])
+    # (H, W, C) tensors of two heights, or 13 and 12 bands, are not a mode problem: the size message shows the layout
+    for a, b in (((375, 4, 3), (333, 4, 3)), ((13, 4, 4), (12, 4, 4))):
+        with pytest.raises(ValueError, match=rf"images of one size .*sample 0 is {re.escape(str(a))} \(C, H, W\)"):
+            c([(torch.zeros(a, dtype=torch.uint8), 0), (torch.zeros(b, dtype=torch.uint8), 1)])

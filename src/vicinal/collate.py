@@ -48,7 +48,8 @@ def _channels_last(shape: tuple[int, ...]) -> bool:
 
 def _pil_array(img: Any) -> np.ndarray:
     """The pixels of a PIL image as a (read-only) numpy array, refused unless they are 8-bit intensities."""
-    if not hasattr(img, "mode"):  # a path, bytes, None...: not an image at all
+    if not (hasattr(img, "mode") and hasattr(img, "size")) and not hasattr(img, "__array__"):
+        # a path, bytes, None, an open file (which has a mode): not an image at all
         raise TypeError(
             f"MixupCollate needs images (uint8 tensors, numpy arrays or PIL images), got {type(img).__name__}"
         )
@@ -143,7 +144,12 @@ def _stack_images(images: list[Any]) -> Tensor:
         return stacked
     chw = [_to_chw_uint8(img) for img in images]
     i = next((k for k, t in enumerate(chw) if t.shape != chw[0].shape), None)
-    if i is not None and chw[i].dim() == chw[0].dim() == 3 and chw[i].shape[1:] == chw[0].shape[1:]:
+    if (
+        i is not None
+        and chw[i].dim() == chw[0].dim() == 3
+        and chw[i].shape[1:] == chw[0].shape[1:]
+        and {chw[0].shape[0], chw[i].shape[0]} <= set(_CHANNELS)
+    ):
         # a grayscale or CMYK file among RGB ones (ImageNet has both): a mode problem, not a size one
         raise ValueError(
             f"MixupCollate needs images of one mode: sample 0 has {chw[0].shape[0]} channel(s), sample {i} has "
@@ -164,6 +170,8 @@ def _stack_images(images: list[Any]) -> Tensor:
 
 def _scalar(label: Any) -> Any:
     """One label as a Python number: one-element tensors and arrays, and numpy scalars, give their value."""
+    if isinstance(label, np.generic | np.ndarray) and label.dtype.kind not in "iu":
+        raise TypeError("not an integer")  # named by its numpy type (float64, bool_) in _labels' message
     if isinstance(label, np.generic):  # np.uint64 among them, which torch.as_tensor refuses
         return label.item()
     if isinstance(label, Tensor | np.ndarray):
@@ -264,8 +272,13 @@ class MixupCollate:
                 f"{type(mixer).__name__}{hint}"
             )
         if mixer is None:
+            # timm's FastCollateMixup takes these; here the transform is chosen by its class
+            if "cutmix_minmax" in kwargs:
+                raise TypeError("timm's cutmix_minmax (box sides drawn from a range) is not offered")
+            if kwargs.get("cutmix_alpha") == 0 and "switch_prob" not in kwargs:
+                raise TypeError("cutmix_alpha=0 is timm's 'CutMix off': MixupCollate mixes with Mixup; drop it")
             cutmix = sorted(k for k in kwargs if "cutmix" in k or k == "switch_prob")
-            if cutmix:  # timm's FastCollateMixup takes them; here the transform is chosen by its class
+            if cutmix:
                 raise TypeError(
                     f"MixupCollate builds a Mixup from its options; for CutMix or the switch ({', '.join(cutmix)}) "
                     "pass mixer=MixupOrCutMix(...) or mixer=CutMix(...)"

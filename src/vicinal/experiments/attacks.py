@@ -10,6 +10,7 @@ I-FGSM (Kurakin et al., 2017), as in the paper "10 iterations, equal step size":
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -241,14 +242,23 @@ def trained_step(run_dir: str | Path) -> int:
 
 def _current_step(run_dir: Path, summary: dict[str, Any] | None) -> int | None:
     """The step count of the weights ``run_dir`` holds: its summary's, or, in a summary of an older lab that has
-    none, its checkpoint's (None without either)."""
+    none, its checkpoint's; None when neither can tell (no checkpoint, or one that cannot be read: folders copied
+    without their checkpoints still report)."""
     step = None if summary is None else summary.get("global_step")
     if isinstance(step, int):
         return step
     checkpoint = run_dir / CHECKPOINT_NAME
-    if not checkpoint.is_file():
+    try:
+        stat = checkpoint.stat()
+        return _checkpoint_step(str(checkpoint), stat.st_mtime_ns, stat.st_size)
+    except (OSError, CheckpointError):
         return None
-    step = load_checkpoint(checkpoint).get("global_step")
+
+
+@functools.lru_cache(maxsize=64)
+def _checkpoint_step(path: str, mtime_ns: int, size: int) -> int | None:
+    """A checkpoint's step count, read once per version of the file (a report reads it for every attack result)."""
+    step = load_checkpoint(path).get("global_step")
     return int(step) if isinstance(step, int) else None
 
 
@@ -264,9 +274,8 @@ def attack_is_current(result: dict[str, Any], target: str | Path) -> bool:
             if source is None or not Path(source).is_dir():
                 continue
             folder = Path(source)
-        if recorded is None:
-            continue
-        if _current_step(folder, read_summary(folder)) != recorded:
+        current = None if recorded is None else _current_step(folder, read_summary(folder))
+        if current is not None and current != recorded:  # None: cannot be checked, taken as it is
             return False
     return True
 

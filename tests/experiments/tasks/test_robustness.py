@@ -489,3 +489,9 @@ def test_an_attack_is_checked_against_the_folder_it_lies_in(runs: dict[str, Path
     assert trained_step(old) == trained_step(runs["erm"]) == step
     assert attack_is_current({**result, "target_step": step}, old)
     assert not attack_is_current({**result, "target_step": step - 1}, old)
+    # such a run copied without its checkpoint, or with a broken one, cannot be checked: its result is taken as it
+    # is, and the report does not fail on a file it otherwise never reads
+    (old / "checkpoint.pt").write_bytes(b"broken")
+    assert attack_is_current({**result, "target_step": step - 1}, old)
+    (old / "checkpoint.pt").unlink()
+    assert attack_is_current({**result, "target_step": step - 1}, old)
