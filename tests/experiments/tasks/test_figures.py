@@ -138,7 +138,7 @@ def test_figure2_from_run_folders(tmp_path: Path) -> None:
     assert all(v > 0 and math.isfinite(v) for m in ("erm", "mixup") for v in curves[m]["grad_norm"])
     meta = json.loads((tmp_path / "figs" / "fig2.json").read_text())
     assert meta["curves"] == curves and f"--erm {erm} --mixup {mix}" in meta["command"]
-    assert meta["command"].endswith("--lams 0,0.5,1")
+    assert meta["command"].endswith("--lams 0.0,0.5,1.0")
     # the recorded command regenerates the same numbers
     argv = meta["command"].split()[3:]
     assert main(argv) == 0
@@ -265,3 +265,54 @@ def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert meta["command"] == (
         f"python -m vicinal.experiments.tasks.figures fig3b --erm {tmp_path / 'a'} --mixup {tmp_path / 'b'} --out {out}"
     )
+
+
+def test_figures_refuse_what_would_plot_the_wrong_models(tmp_path: Path) -> None:
+    # fig2 took an interrupted run's checkpoint as the trained model; fig3b averaged runs of other configs or data
+    # sets as seeds of one curve, and compared ERM and mixup of different recipes, all without a word
+    erm, mix = _tiny_run(tmp_path, "erm"), _tiny_run(tmp_path, "mixup")
+    summary = json.loads((mix / "summary.json").read_text())
+    (mix / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    with pytest.raises(TaskError, match=rf"^--mixup '{mix}' has not finished training; finish it first"):
+        figure2(erm, mix, tmp_path / "figs", n_pairs=4)
+    runs = [_run(tmp_path / "e", "erm", 0, [50.0, 30.0]), _run(tmp_path / "e", "erm", 1, [40.0, 20.0])]
+    m = _run(tmp_path / "m", "mixup", 0, [45.0, 25.0])
+    for run in (*runs, m):  # config.yaml as the trainer writes it: every key
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "data": {"name": "cifar10"}}))
+    other = runs[1]
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    (other / "config.yaml").write_text(yaml.safe_dump({**config, "data": {"name": "digits"}}))
+    with pytest.raises(TaskError, match=r"^--erm: '.*seed1' is not a seed of the recipe of '.*seed0' \(data.name"):
+        figure3b([tmp_path / "e"], [m], tmp_path / "figs")
+    other.joinpath("config.yaml").write_text(yaml.safe_dump({**config, "data": {"name": "cifar10"}}))  # one recipe
+    config = yaml.safe_load((m / "config.yaml").read_text())
+    (m / "config.yaml").write_text(yaml.safe_dump({**config, "data": {"name": "digits"}}))
+    with pytest.raises(TaskError, match=r"^the ERM and mixup runs differ in more than their mixing \(data.name"):
+        figure3b([tmp_path / "e"], [m], tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
+
+
+def test_the_recorded_command_regenerates_and_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the command each figure's JSON records gave tracebacks on bad input, left --grid and lams' digits out, and
+    # took an infinite noise
+    result = figure1b(tmp_path / "a", steps=2, n_per_class=4, grid=7)
+    assert result["settings"]["grid"] == 7 and "--grid 7" in result["command"]
+    assert main([*result["command"].split()[3:-2], "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "fig1b.json").read_text())["uncertain_share"] == result["uncertain_share"]
+    capsys.readouterr()
+    (tmp_path / "file").write_text("")
+    for argv, message in (
+        (["fig1b", "--steps", "2", "--out", str(tmp_path / "file")], f"--out '{tmp_path / 'file'}' is not a folder"),
+        (
+            ["fig2", "--erm", str(tmp_path / "nope"), "--mixup", str(tmp_path), "--out", str(tmp_path / "c")],
+            "is not a run folder",
+        ),
+        (["fig1b", "--noise", "inf", "--out", str(tmp_path / "c")], "noise must be a finite float >= 0, got inf"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("python -m vicinal.experiments.tasks.figures: error: ") and message in err
+        assert err.count("\n") == 1, err

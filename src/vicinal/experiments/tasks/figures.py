@@ -41,8 +41,9 @@ from ..config import MixConfig
 from ..data.seeds import STREAM_TOY_INIT, STREAM_TOY_MIX, derive_seed, make_generator
 from ..distributed import check_explicit_device
 from ..ensemble import Ensemble
-from ..errors import LabWarning, TaskError
-from ..runs import Run, find_runs, load_run, write_figure, write_json
+from ..errors import LabWarning, TaskError, exit_code
+from ..recipe import recipe_differences
+from ..runs import Run, check_out_folder, find_runs, load_run, run_finished, write_figure, write_json
 
 __all__ = [
     "FIGURES",
@@ -96,8 +97,8 @@ def toy_moons(n_per_class: int = 100, noise: float = 0.15, *, generator: torch.G
     """
     if n_per_class < 1:
         raise TaskError(f"n_per_class must be >= 1, got {n_per_class}")
-    if not noise >= 0:
-        raise TaskError(f"noise must be >= 0, got {noise}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise TaskError(f"noise must be a finite float >= 0, got {noise}")
     t = torch.rand(2, n_per_class, generator=generator) * math.pi  # (2, n) angles
     upper = torch.stack([t[0].cos(), t[0].sin()], dim=1)  # (n, 2)
     lower = torch.stack([1.0 - t[1].cos(), 0.5 - t[1].sin()], dim=1)  # (n, 2)
@@ -238,10 +239,12 @@ def figure1b(
     axes[0].legend(loc="lower left", fontsize=7)
     fig.colorbar(cs, ax=list(axes), label="p(y=1 | x)")
     fig.suptitle("Figure 1b: decision boundaries on a 2-D toy problem (contours of p(y=1 | x))", y=0.99)
-    settings = {"seed": seed, "alpha": alpha, "steps": steps, "n_per_class": n_per_class, "noise": noise}
+    settings = {
+        "seed": seed, "alpha": alpha, "steps": steps, "n_per_class": n_per_class, "noise": noise, "grid": grid,
+    }  # fmt: skip
     args = [
         "--seed", seed, "--alpha", alpha, "--steps", steps, "--n-per-class", n_per_class,
-        "--noise", noise, "--out", out,
+        "--noise", noise, "--grid", grid, "--out", out,
     ]  # fmt: skip
     payload = {
         "title": "Figure 1b: ERM vs mixup decision boundaries (2-D toy)",
@@ -348,15 +351,22 @@ def figure2(
     for method, run in (("erm", erm), ("mixup", mixup)):
         model, cfg, data = load_trained(run, device=device)
         _check_role(cfg.mix.variant, f"--{method}", run)  # swapped runs would plot each other's curve
+        _check_finished(run, f"--{method}")
         if data.train_dataset_x is None or data.train_dataset_y is None:
             raise TaskError(f"run '{run}': dataset {cfg.data.name!r} is not held in memory; Figure 2 needs it")
         models[method] = model
         sets[method] = (cfg.data.name, data.train_dataset_x, data.train_dataset_y)
     (name_e, xe, ye), (name_m, xm, ym) = sets["erm"], sets["mixup"]
-    if name_e != name_m or xe.shape != xm.shape or not torch.equal(ye, ym):
+    if name_e != name_m or xe.shape != xm.shape:
         raise TaskError(
             f"the two runs were trained on different data ({name_e} {tuple(xe.shape)} vs {name_m} {tuple(xm.shape)}); "
             "Figure 2 compares models at the same points"
+        )
+    if not torch.equal(ye, ym):  # the same data set and size: another split or subset (a seeded one: another seed)
+        raise TaskError(
+            f"the two runs were trained on different samples of {name_e} (other labels at the same positions; "
+            "another split or subset seed?): Figure 2 compares models at their training points; pass runs of the "
+            "same seed"
         )
     if not torch.equal(xe, xm):  # class-sorted subsets of two seeds share their labels, not their images
         raise TaskError(
@@ -389,7 +399,7 @@ def figure2(
     fig.tight_layout()
     args = ["--erm", erm, "--mixup", mixup, "--n-pairs", n_pairs, "--seed", seed, "--device", device, "--out", out]
     if tuple(lams) != DEFAULT_LAMS:
-        args += ["--lams", ",".join(f"{v:g}" for v in lams)]
+        args += ["--lams", ",".join(repr(float(v)) for v in lams)]  # every digit: the command regenerates the JSON
     payload = {
         "title": "Figure 2: predictions and gradient norms between training pairs, ERM vs mixup",
         "settings": {
@@ -421,6 +431,13 @@ def _check_role(variant: str, option: str, path: str | Path) -> None:
         raise TaskError(f"{option} takes {kind}, but '{path}' has mix.variant {variant!r}")
 
 
+def _check_finished(path: str | Path, option: str) -> None:
+    """A figure shows trained models: a run that has not finished (interrupted, still training) is refused, as
+    ``vicinal attack`` refuses it."""
+    if not run_finished(path):
+        raise TaskError(f"{option} '{path}' has not finished training; finish it first (vicinal train --resume {path})")
+
+
 def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
     """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count.
 
@@ -431,6 +448,13 @@ def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
     runs = [load_run(p) for p in find_runs(paths)]
     for run in runs:
         _check_role(_variant(run), option, run.path)
+        # the seeds of one recipe: a run of another data set or config would be averaged in as one more seed
+        differs = recipe_differences(runs[0], run)
+        if differs:
+            raise TaskError(
+                f"{option}: '{run.path}' is not a seed of the recipe of '{runs[0].path}' ({differs}); one curve "
+                "averages the seeds of one recipe"
+            )
     evaluated = {
         run.path: {int(r["epoch"]): float(r["test_error"]) for r in run.records if r.get("test_error") is not None}
         for run in runs
@@ -472,6 +496,14 @@ def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | 
     if not erm or not mixup:
         raise TaskError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
     curves = {"erm": _curve(erm, "--erm"), "mixup": _curve(mixup, "--mixup")}
+    # ERM against mixup of the same recipe but for the mixing: another data set, model or schedule is no comparison
+    first = {m: load_run(find_runs(paths)[0]) for m, paths in (("erm", erm), ("mixup", mixup))}
+    differs = recipe_differences(first["erm"], first["mixup"], ignore=("mix",))
+    if differs:
+        raise TaskError(
+            f"the ERM and mixup runs differ in more than their mixing ({differs}); Figure 3b compares one recipe "
+            "with and without mixup"
+        )
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, c in curves.items():
@@ -511,6 +543,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps per model")
     p.add_argument("--n-per-class", type=int, default=100)
     p.add_argument("--noise", type=float, default=0.15)
+    p.add_argument("--grid", type=int, default=200, help="contour grid points per axis")
     p.add_argument("--out", type=Path, default=Path("figures"))
     p = sub.add_parser("fig2", help="predictions and gradient norms between training pairs (two trained runs)")
     p.add_argument("--erm", type=Path, required=True, metavar="RUN_DIR")
@@ -531,7 +564,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Make the figure that ``args`` (from :func:`build_parser`) names; returns its payload."""
     if args.figure == "fig1b":
         return figure1b(
-            args.out, seed=args.seed, alpha=args.alpha, steps=args.steps, n_per_class=args.n_per_class, noise=args.noise
+            args.out,
+            seed=args.seed,
+            alpha=args.alpha,
+            steps=args.steps,
+            n_per_class=args.n_per_class,
+            noise=args.noise,
+            grid=args.grid,
         )
     if args.figure == "fig2":
         check_explicit_device(args.device)  # named as the option the user gave, before any run is loaded
@@ -544,8 +583,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: make one figure, print where it went."""
-    result = run(build_parser().parse_args(argv))
+    """Entry point (the command each figure's JSON records): make one figure, print where it went. A refusal is one
+    line and exit 2, as with ``vicinal figure``."""
+    return exit_code(lambda: _main(argv), prog=PROG)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    check_out_folder(args.out)  # as `vicinal figure` checks --out, before any work
+    result = run(args)
     print(f"{result['title']}: {', '.join(str(f) for f in result['files'])}")
     return 0
 
