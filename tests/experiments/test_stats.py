@@ -58,6 +58,17 @@ def test_paired_wilcoxon_matches_scipy() -> None:
     assert out["diff_mean"] == pytest.approx(-10.5 / 6)
     assert out["diff_std"] == pytest.approx(np.std(np.subtract(mix, erm), ddof=1))
     assert paired_wilcoxon([3.0, 4.0], [3.0, 4.0])["wilcoxon_p"] == 1.0
+    # differences of the same number of test rows tie in the ranks and zero ones are zero, whatever their float
+    # subtraction's last bits (as error rates of a split of 90 rows: 100 * k / 90)
+    rate = [100 * k / 90 for k in (7, 12, 30, 45, 61, 3)]
+    erm, mix = rate, [rate[0] + 100 / 90, rate[1] + 100 / 90, rate[2] - 100 / 90, rate[3], rate[4] + 200 / 90, rate[5]]
+    out = paired_wilcoxon(erm, mix)
+    rows = [1, 1, -1, 0, 2, 0]  # the differences in rows
+    ref = sstats.wilcoxon(rows, zero_method="wilcox")
+    assert (out["wins"], out["ties"], out["losses"]) == (1, 2, 3)
+    assert out["wilcoxon_stat"] == ref.statistic and out["wilcoxon_p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    # a constant non-zero difference: the t statistic is undefined (NaN), not p = 0
+    assert math.isnan(paired_wilcoxon([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])["ttest_p"])
     assert math.isnan(paired_wilcoxon([3.0], [2.0])["wilcoxon_p"])
     with pytest.raises(
         ValueError, match=r"paired_wilcoxon needs two 1-D sequences of equal length, got \(2,\) and \(3,\)"

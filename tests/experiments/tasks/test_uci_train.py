@@ -183,6 +183,9 @@ def test_errors(splits: dict[int, TensorSplits], tmp_path: Path) -> None:
         UCIProtocol(batch_size=0)
     with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
         UCIProtocol(val_fraction=0.0)
+    for bad in (0.0, 1.5, float("inf")):  # passed a dry run and the banner, then failed inside the loader
+        with pytest.raises(ValueError, match=rf"UCIProtocol.test_fraction must be in \(0, 1\), got {bad!r}"):
+            UCIProtocol(test_fraction=bad)
     with pytest.raises(ValueError, match="Member.alpha must be a finite float >= 0"):
         Member(0, -1.0)
     with pytest.raises(ValueError, match="Member.seed must be an int >= 0, got -1"):

@@ -120,7 +120,8 @@ def select_alpha(results: Sequence[MemberResult]) -> tuple[float, dict[float, fl
     if not by_alpha:
         raise TaskError("select_alpha needs mixup results (alpha > 0); got ERM results only")
     means = {a: float(np.mean(v)) for a, v in sorted(by_alpha.items())}
-    best = min(means, key=lambda a: (means[a], a))
+    # equal validation errors (the same number of rows) tie, whatever the last bits of their float means say
+    best = min(means, key=lambda a: (round(means[a], 12), a))
     return best, means
 
 
@@ -583,7 +584,8 @@ def run_uci_table(
     dry_run: bool = False,
     announce: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Reproduce Table 4 (right): ERM vs mixup on each dataset, all members trained as one batched model.
+    """Reproduce Table 4 (right): ERM vs mixup on each dataset, its members trained as batched models (one, or a few
+    for wide datasets: ``chunk_size``).
 
     Writes ``out_dir/<dataset>/`` (``protocol.json``: protocol and dataset description; ``members.jsonl`` and
     ``members.csv``: per-member metrics per epoch / final; ``summary.json``; ``provenance.json``: git commit,

@@ -105,6 +105,8 @@ class UCIProtocol:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise TaskError(f"UCIProtocol.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0.0 < self.test_fraction < 1.0:  # checked here: a dry run and the banner passed 1.5 or inf before
+            raise TaskError(f"UCIProtocol.test_fraction must be in (0, 1), got {self.test_fraction!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise TaskError(
                 f"UCIProtocol.val_fraction must be in (0, 1) (alpha is chosen on it), got {self.val_fraction!r}"
