@@ -69,6 +69,11 @@ def test_paired_wilcoxon_matches_scipy() -> None:
     assert out["wilcoxon_stat"] == ref.statistic and out["wilcoxon_p"] == pytest.approx(ref.pvalue, rel=1e-12)
     # a constant non-zero difference: the t statistic is undefined (NaN), not p = 0
     assert math.isnan(paired_wilcoxon([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])["ttest_p"])
+    # the report's paired comparison, on the same rates: each seed one row of 91 worse gave t-test p = 2.4e-60
+    rates = {s: 100 * k / 91 for s, k in enumerate((7, 12, 30, 45, 61))}
+    worse = {s: r + 100 / 91 for s, r in rates.items()}
+    result = paired(rates, worse)
+    assert len(set(result.diffs)) == 1 and math.isnan(result.p_t)
     assert math.isnan(paired_wilcoxon([3.0], [2.0])["wilcoxon_p"])
     with pytest.raises(
         ValueError, match=r"paired_wilcoxon needs two 1-D sequences of equal length, got \(2,\) and \(3,\)"

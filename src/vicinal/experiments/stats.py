@@ -91,10 +91,18 @@ class Paired:
         )
 
 
+def _differences(a: Sequence[Any], b: Sequence[Any]) -> np.ndarray:
+    """``b - a`` per pair, rounded to 9 decimals. Error rates are counts over a test split: two seeds that differ by
+    the same number of rows must have equal differences (tied ranks, a constant difference with no spread) and a
+    zero difference must be zero, which the float subtraction breaks in its last bits (1.1111111111111107 vs
+    1.1111111111111143). 9 decimals lie far below one row of any split."""
+    return np.round(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64), 9) + 0.0
+
+
 def paired(a: Mapping[int, Any], b: Mapping[int, Any]) -> Paired:
     """Compare ``b`` against ``a``, both ``seed -> value``; seeds missing or non-finite on either side are dropped."""
     seeds = tuple(sorted(s for s in a.keys() & b.keys() if _finite([a[s]]) and _finite([b[s]])))
-    diffs = tuple(float(b[s]) - float(a[s]) for s in seeds)
+    diffs = tuple(float(x) for x in _differences([a[s] for s in seeds], [b[s] for s in seeds]))
     n = len(diffs)
     nan = math.nan
     if n == 0:
@@ -130,10 +138,7 @@ def paired_wilcoxon(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, A
     a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired_wilcoxon needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
-    # Error rates are counts over a test split: two seeds that differ by the same number of rows must tie in the
-    # ranks (and a zero difference must be zero), which the float subtraction breaks in its last bits
-    # (1.1111111111111107 vs 1.1111111111111143). Rounded to 9 decimals, far below one row of any split.
-    diff = np.round(b - a, 9) + 0.0
+    diff = _differences(a, b)
     n = len(diff)
     out: dict[str, Any] = {
         "n": n,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,13 @@ def test_the_recorded_command_regenerates_and_refuses_in_one_line(
         err = capsys.readouterr().err
         assert err.startswith("python -m vicinal.experiments.tasks.figures: error: ") and message in err
         assert err.count("\n") == 1, err
+
+
+def test_figure3b_counts_each_seed_once(tmp_path: Path) -> None:
+    # a copied run folder was averaged in as one more seed ("ERM (n=3)" over two seeds)
+    _run(tmp_path / "e", "erm", 0, [50.0, 30.0])
+    _run(tmp_path / "e", "erm", 1, [40.0, 20.0])
+    m = _run(tmp_path / "m", "mixup", 0, [45.0, 25.0])
+    shutil.copytree(tmp_path / "e" / "erm" / "seed0", tmp_path / "e" / "erm" / "seed0-copy")
+    with pytest.raises(TaskError, match=r"^--erm: '.*' and '.*' are both seed 0; pass each seed once$"):
+        figure3b([tmp_path / "e"], [m], tmp_path / "figs")

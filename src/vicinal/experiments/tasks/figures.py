@@ -446,8 +446,14 @@ def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
     along the x axis (an interrupted seed drops out and the band collapses) while the legend's n counts them all.
     """
     runs = [load_run(p) for p in find_runs(paths)]
+    seen: dict[Any, Path] = {}
     for run in runs:
         _check_role(_variant(run), option, run.path)
+        if run.seed in seen:  # a copied run folder would weigh its seed twice under a legend counting it twice
+            raise TaskError(
+                f"{option}: '{run.path}' and '{seen[run.seed]}' are both seed {run.seed}; pass each seed once"
+            )
+        seen[run.seed] = run.path
         # the seeds of one recipe: a run of another data set or config would be averaged in as one more seed
         differs = recipe_differences(runs[0], run)
         if differs:
