@@ -443,3 +443,22 @@ def test_a_rebuilt_cache_sweeps_the_temp_file_of_a_killed_write(tmp_path: Path) 
     (planted,) = plant_killed_writes(cache.parent, [cache.name])
     again = load_fsdd(rec.parent, sample_level="waveform", val_fraction=0.0)
     assert again.info["cache"] == "miss" and cache.is_file() and not planted.exists()
+
+
+def test_broken_links_odd_list_files_and_low_rates_are_one_line_data_errors(tmp_path: Path) -> None:
+    # each was a traceback: a listed file whose link is broken (git-annex content not fetched), a split list that
+    # is not UTF-8, and WAV files too slow for 10 ms frames of half a window
+    from vicinal.experiments.data import audio
+    from vicinal.experiments.data.base import stat_files
+
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "annex" / "missing")
+    with pytest.raises(DataError, match=r"gone.wav is a broken link: its content is missing \(fetch it"):
+        stat_files([tmp_path / "gone.wav"], tmp_path)
+    listing = tmp_path / "validation_list.txt"
+    listing.write_bytes(b"yes/\xff\xfe.wav\n")
+    with pytest.raises(DataError, match=r"validation_list.txt is not a UTF-8 text file \(a list of file paths\)"):
+        audio._read_list(listing, tmp_path)
+    slow = tmp_path / "0_a_0.wav"
+    scipy.io.wavfile.write(slow, 100, np.zeros(100, dtype=np.int16))
+    with pytest.raises(DataError, match=r"0_a_0.wav has sample rate 100 Hz: the spectrograms need at least 161 Hz"):
+        audio._decode([slow], "spectrogram")

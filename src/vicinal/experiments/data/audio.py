@@ -219,6 +219,13 @@ def _decode(files: Sequence[Path], sample_level: str, *, seconds: float = 1.0, c
             wave, file_rate = read_wav(path)
             if rate is None:
                 rate = file_rate
+                n_fft = spectrogram_settings(rate)[0] if rate >= 100 else None
+                short = n_fft is None or round(seconds * rate) < n_fft // 2 + 1  # no 10 ms hop, or half a window
+                if sample_level == "spectrogram" and short:
+                    raise DataError(
+                        f"{path} has sample rate {file_rate} Hz: the spectrograms need at least 161 Hz (10 ms frames "
+                        f"of a {seconds:g} s clip of at least half a window)"
+                    )
             elif file_rate != rate:
                 raise DataError(f"{path} has sample rate {file_rate} Hz, other files have {rate} Hz")
             length = round(seconds * rate)
@@ -376,7 +383,11 @@ def _list_entry(entry: str, root: Path, path: Path) -> str:
 def _read_list(path: Path, root: Path) -> set[str]:
     if not path.is_file():
         raise DataNotFoundError(f"Speech Commands split list not found: {path}")
-    entries = {_list_entry(line.strip(), root, path) for line in path.read_text().splitlines() if line.strip()}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not a UTF-8 text file (a list of file paths): {exc.reason}") from None
+    entries = {_list_entry(line.strip(), root, path) for line in text.splitlines() if line.strip()}
     missing = sorted(e for e in entries if not (root / e).is_file())
     if missing:
         raise DataError(f"{path} lists {len(missing)} files that do not exist under {root}, e.g. {missing[0]}")

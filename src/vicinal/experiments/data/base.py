@@ -469,7 +469,10 @@ def stat_files(files: Iterable[Path], base: Path) -> list[tuple[str, int, int]]:
     """``(path relative to base, size, st_mtime_ns)`` per file: the input of `file_list_key`."""
     out = []
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except FileNotFoundError:  # listed, but a broken link (git-annex or DVC content not fetched)
+            raise DataError(f"{f} is a broken link: its content is missing (fetch it, or remove the link)") from None
         out.append((f.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns))
     return out
 
