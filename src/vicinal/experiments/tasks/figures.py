@@ -438,13 +438,9 @@ def _check_finished(path: str | Path, option: str) -> None:
         raise TaskError(f"{option} '{path}' has not finished training; finish it first (vicinal train --resume {path})")
 
 
-def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
-    """Per-epoch test error over the runs below ``paths``: mean, min, max over runs and the run count.
-
-    Every run must be of the method its ``option`` (``--erm`` or ``--mixup``) names, and only the epochs evaluated
-    in every run are plotted: a curve averaged over the runs that happen to have an epoch would change its runs
-    along the x axis (an interrupted seed drops out and the band collapses) while the legend's n counts them all.
-    """
+def _seed_runs(paths: Sequence[str | Path], option: str) -> list[Run]:
+    """The runs below ``paths``: each of the method its ``option`` (``--erm`` or ``--mixup``) names, each seed once,
+    all seeds of one recipe."""
     runs = [load_run(p) for p in find_runs(paths)]
     seen: dict[Any, Path] = {}
     for run in runs:
@@ -461,6 +457,16 @@ def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
                 f"{option}: '{run.path}' is not a seed of the recipe of '{runs[0].path}' ({differs}); one curve "
                 "averages the seeds of one recipe"
             )
+    return runs
+
+
+def _curve(runs: Sequence[Run], option: str) -> dict[str, Any]:
+    """Per-epoch test error over ``runs`` (`_seed_runs`): mean, min, max over runs and the run count.
+
+    Only the epochs evaluated in every run are plotted: a curve averaged over the runs that happen to have an epoch
+    would change its runs along the x axis (an interrupted seed drops out and the band collapses) while the legend's
+    n counts them all.
+    """
     evaluated = {
         run.path: {int(r["epoch"]): float(r["test_error"]) for r in run.records if r.get("test_error") is not None}
         for run in runs
@@ -469,7 +475,7 @@ def _curve(paths: Sequence[str | Path], option: str) -> dict[str, Any]:
     if not common:
         empty = [str(p) for p, e in evaluated.items() if not e]
         raise TaskError(
-            f"{option}: no epoch is evaluated in every run below {', '.join(str(p) for p in paths)}"
+            f"{option}: no epoch is evaluated in every run below {', '.join(str(r.path) for r in runs)}"
             + (f" (none in {', '.join(empty)})" if empty else "")
         )
     epochs = sorted(common)
@@ -501,15 +507,15 @@ def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | 
     """Figure 3b: test error against epochs, ERM vs mixup, from run folders (or folders holding them)."""
     if not erm or not mixup:
         raise TaskError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
-    curves = {"erm": _curve(erm, "--erm"), "mixup": _curve(mixup, "--mixup")}
+    runs = {"erm": _seed_runs(erm, "--erm"), "mixup": _seed_runs(mixup, "--mixup")}
     # ERM against mixup of the same recipe but for the mixing: another data set, model or schedule is no comparison
-    first = {m: load_run(find_runs(paths)[0]) for m, paths in (("erm", erm), ("mixup", mixup))}
-    differs = recipe_differences(first["erm"], first["mixup"], ignore=("mix",))
+    differs = recipe_differences(runs["erm"][0], runs["mixup"][0], ignore=("mix",))
     if differs:
         raise TaskError(
             f"the ERM and mixup runs differ in more than their mixing ({differs}); Figure 3b compares one recipe "
             "with and without mixup"
         )
+    curves = {method: _curve(runs[method], f"--{method}") for method in runs}
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, c in curves.items():
