@@ -22,13 +22,24 @@ fail() { echo "wheel-check: FAILED: $*" >&2; exit 1; }
 # 1. The wheel, built from a copy of the sources (no stale build/ folder, nothing written into the checkout) and
 #    without build isolation (the setuptools of $VENV: nothing downloaded).
 mkdir "$WORK/src"
-tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' -cf - pyproject.toml README.md src | tar -C "$WORK/src" -xf -
+tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' -cf - pyproject.toml README.md LICENSE src | tar -C "$WORK/src" -xf -
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/wheel" "$WORK/src" >"$WORK/build.log" 2>&1 \
   || fail "pip wheel: $(cat "$WORK/build.log")"
 WHEEL=$(ls "$WORK"/wheel/vicinal-*.whl)
 shipped=$(find "$ROOT/src/vicinal/experiments/configs" -name '*.yaml' | wc -l)
 in_wheel=$("$PY" -c 'import sys, zipfile; print(sum(n.startswith("vicinal/experiments/configs/") and n.endswith(".yaml") for n in zipfile.ZipFile(sys.argv[1]).namelist()))' "$WHEEL")
 [ "$shipped" -gt 0 ] && [ "$in_wheel" -eq "$shipped" ] || fail "the wheel holds $in_wheel config files, the source $shipped"
+# The licence travels with the wheel: its SPDX expression in the metadata and the text under dist-info/licenses.
+"$PY" - "$WHEEL" <<'EOF' || fail "the wheel's licence metadata"
+import sys
+import zipfile
+
+wheel = zipfile.ZipFile(sys.argv[1])
+names = wheel.namelist()
+meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+assert "License-Expression: MIT" in meta.splitlines(), "no License-Expression: MIT"
+assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "no LICENSE in the wheel"
+EOF
 
 # 2. A fresh environment outside the checkout, the dependencies of $VENV appended to its path, the wheel installed.
 "$PY" -m venv --without-pip "$WORK/venv"
