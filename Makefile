@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # torch and torchvision are installed as a matching pair first; the project then asks for ranges
-# (torch>=2.2, torchvision>=0.17) that this pair satisfies, so pip installs nothing heavier.
+# (torch>=2.3, torchvision>=0.18) that this pair satisfies, so pip installs nothing heavier.
 TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install demo test lint bench clean

@@ -22,7 +22,7 @@ fail() { echo "wheel-check: FAILED: $*" >&2; exit 1; }
 # 1. The wheel, built from a copy of the sources (no stale build/ folder, nothing written into the checkout) and
 #    without build isolation (the setuptools of $VENV: nothing downloaded).
 mkdir "$WORK/src"
-tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' -cf - pyproject.toml README.md LICENSE src | tar -C "$WORK/src" -xf -
+tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' -cf - pyproject.toml README.md LICENSE MANIFEST.in src | tar -C "$WORK/src" -xf -
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/wheel" "$WORK/src" >"$WORK/build.log" 2>&1 \
   || fail "pip wheel: $(cat "$WORK/build.log")"
 WHEEL=$(ls "$WORK"/wheel/vicinal-*.whl)
@@ -39,6 +39,19 @@ names = wheel.namelist()
 meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
 assert "License-Expression: MIT" in meta.splitlines(), "no License-Expression: MIT"
 assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "no LICENSE in the wheel"
+EOF
+# The sdist: what builds the wheel (every config, the licence, the console entry), and no part of the test suite.
+(cd "$WORK/src" && "$PY" -c 'from setuptools import build_meta; build_meta.build_sdist("../sdist")') >"$WORK/sdist.log" 2>&1 \
+  || fail "sdist: $(cat "$WORK/sdist.log")"
+"$PY" - "$WORK"/sdist/vicinal-*.tar.gz "$shipped" <<'EOF' || fail "the sdist's contents"
+import sys
+import tarfile
+
+names = [n.split("/", 1)[1] for n in tarfile.open(sys.argv[1]).getnames() if "/" in n]
+configs = sum(n.startswith("src/vicinal/experiments/configs/") and n.endswith(".yaml") for n in names)
+assert configs == int(sys.argv[2]), f"{configs} configs in the sdist, {sys.argv[2]} in the source"
+assert {"LICENSE", "README.md", "src/vicinal_cli.py"} <= set(names), "LICENSE, README.md or vicinal_cli.py missing"
+assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))], "a partial test suite in the sdist"
 EOF
 
 # 2. A fresh environment outside the checkout, the dependencies of $VENV appended to its path, the wheel installed.

@@ -17,9 +17,46 @@ from typing import Any
 
 __all__ = ["main"]
 
+# The modules of the `lab` extra (pyproject.toml), by the distribution that provides them: `pip install vicinal`
+# alone installs this command but not them, and the library (`import vicinal`) needs none of them.
+LAB_MODULES = {
+    "torchvision": "torchvision",
+    "yaml": "pyyaml",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+}
+
+
+def missing_lab_module(exc: BaseException) -> str | None:
+    """What to say when an import failed because the `lab` extra is not installed (one line), else None."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.partition(".")[0]
+    if top not in LAB_MODULES:
+        return None
+    return (
+        f"the lab needs {LAB_MODULES[top]} (module {top!r} not found): pip install 'vicinal[lab]' "
+        "(the library, `import vicinal`, needs only torch and numpy)"
+    )
+
+
+def _posix() -> bool:
+    return os.name == "posix"
+
 
 def main() -> int:
     """Import the lab's command line (Ctrl-C deferred until the import ends) and run it."""
+    if not _posix():
+        # run folders are claimed with flock and their owners probed with os.kill(pid, 0), which on Windows would
+        # terminate that process: POSIX only (Linux, macOS, WSL)
+        print(
+            "vicinal: error: the lab runs on POSIX systems (Linux, macOS, WSL) only; the library "
+            "(`import vicinal`) works everywhere",
+            file=sys.stderr,
+        )
+        return 2
     received: list[int] = []
 
     def defer(signum: int, frame: Any) -> None:
@@ -28,6 +65,11 @@ def main() -> int:
     previous = signal.signal(signal.SIGINT, defer)
     try:
         from vicinal.experiments.cli import main as cli_main
+    except ModuleNotFoundError as exc:
+        if received or missing_lab_module(exc) is None:
+            raise
+        print(f"vicinal: error: {missing_lab_module(exc)}", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGINT, previous)
     if received:

@@ -61,3 +61,92 @@ def test_ctrl_c_while_torch_is_imported_exits_130_with_one_line() -> None:
         pytest.skip("the command finished before the signal arrived")
     assert proc.returncode == 130, err
     assert err == "vicinal: interrupted\n" and "Traceback" not in err
+
+
+# A finder that makes the named modules look uninstalled, as after `pip install vicinal` without the lab extra.
+_BLOCK = """
+import sys
+class _Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, _Missing())
+"""
+
+
+def _run_without(blocked: set[str], code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    script = _BLOCK.format(blocked=blocked) + code
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "VICINAL_DEBUG": ""},
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "import vicinal_cli; sys.exit(vicinal_cli.main())",
+        "import runpy; runpy.run_module('vicinal', run_name='__main__')",
+    ],
+)
+def test_without_the_lab_extra_the_command_is_one_line_naming_it(entry: str) -> None:
+    # the lab's command line imports PyYAML at once: before the fix a 17-line ModuleNotFoundError traceback, exit 1
+    done = _run_without({"yaml"}, entry, "configs")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "vicinal: error: the lab needs pyyaml (module 'yaml' not found): pip install 'vicinal[lab]' "
+        "(the library, `import vicinal`, needs only torch and numpy)\n"
+    )
+    assert done.stdout == ""
+
+
+def test_a_lab_module_first_imported_by_a_command_is_one_line_too() -> None:
+    # scikit-learn is imported only where the digits are loaded: exit_code, which every lab entry point runs its
+    # command through, says which extra is missing; any other missing module stays a bug with its traceback
+    code = """
+from vicinal.experiments.errors import exit_code
+def command():
+    import sklearn.datasets
+print(exit_code(command))
+def other():
+    import not_a_lab_module
+try:
+    exit_code(other)
+except ModuleNotFoundError as exc:
+    print("raised", exc.name)
+"""
+    done = _run_without({"sklearn"}, code)
+    assert done.stdout == "2\nraised not_a_lab_module\n", done.stderr
+    assert done.stderr == (
+        "vicinal: error: the lab needs scikit-learn (module 'sklearn' not found): pip install 'vicinal[lab]' "
+        "(the library, `import vicinal`, needs only torch and numpy)\n"
+    )
+
+
+def test_the_library_imports_without_the_lab_extra() -> None:
+    done = _run_without(
+        set(LAB), "import vicinal; print(sorted(m for m in sys.modules if m.partition('.')[0] in " + repr(LAB) + "))"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
+
+
+def test_on_a_non_posix_system_the_lab_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import vicinal_cli
+
+    monkeypatch.setattr(vicinal_cli, "_posix", lambda: False)
+    assert vicinal_cli.main() == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "vicinal: error: the lab runs on POSIX systems (Linux, macOS, WSL) only; the library (`import vicinal`) "
+        "works everywhere\n"
+    )
+
+
+LAB = {"torchvision", "yaml", "tqdm", "matplotlib", "scipy", "sklearn"}

@@ -1,6 +1,7 @@
-"""``python -m vicinal`` (and ``torchrun -m vicinal``): the ``vicinal`` command."""
+"""``python -m vicinal`` (and ``torchrun -m vicinal``): the ``vicinal`` command, through its entry point (a missing
+``lab`` extra or a non-POSIX system is a one-line error there)."""
 
-from vicinal.experiments.cli import main
+from vicinal_cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

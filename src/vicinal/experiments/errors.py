@@ -17,6 +17,9 @@ import os
 import sys
 from collections.abc import Callable
 
+# the one list of the lab extra's modules lives beside the console entry point, outside the package
+from vicinal_cli import missing_lab_module
+
 __all__ = [
     "exit_code",
     "LabError",
@@ -92,7 +95,8 @@ def exit_code(command: Callable[[], int], prog: str = "vicinal") -> int:
     """Run a command's ``command()`` and return its exit code, as every entry point of the lab reports errors.
 
     A :class:`LabError` prints ``<prog>: error: <message>`` as one line on stderr and gives 2 (``VICINAL_DEBUG=1``:
-    raised with its traceback); a Ctrl-C prints ``<prog>: interrupted`` and gives 130; anything else is a bug and
+    raised with its traceback), and so does a module of the ``lab`` extra that is not installed (imported where it
+    is first needed, as scikit-learn and matplotlib are); a Ctrl-C prints ``<prog>: interrupted`` and gives 130; anything else is a bug and
     propagates with its traceback.
     """
     try:
@@ -102,6 +106,12 @@ def exit_code(command: Callable[[], int], prog: str = "vicinal") -> int:
             if os.environ.get("VICINAL_DEBUG"):
                 raise
             print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        except ModuleNotFoundError as exc:
+            message = missing_lab_module(exc)
+            if message is None or os.environ.get("VICINAL_DEBUG"):
+                raise
+            print(f"{prog}: error: {message}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
