@@ -495,3 +495,46 @@ def test_an_attack_is_checked_against_the_folder_it_lies_in(runs: dict[str, Path
     assert attack_is_current({**result, "target_step": step - 1}, old)
     (old / "checkpoint.pt").unlink()
     assert attack_is_current({**result, "target_step": step - 1}, old)
+
+
+def _attacked(path: Path, attack: str, error: float, clean: float, world_size: int | None = None) -> SimpleNamespace:
+    (path / "attacks").mkdir(parents=True)
+    result = {"every": 1, "n": 40, "eps_pixels": 4.0, "attack": attack, "mode": "white", "top1_error": error,
+              "top5_error": error / 2, "clean_top1_error": clean, "clean_top5_error": clean / 2}  # fmt: skip
+    if attack == "ifgsm":
+        result["steps"] = 10
+    (path / "attacks" / f"white-{attack}-eps4.json").write_text(json.dumps(result))
+    if world_size is not None:
+        (path / "provenance.json").write_text(json.dumps({"world_size": world_size}))
+    return SimpleNamespace(path=path, name=path.parent.name, config={"mix": {"variant": "erm"}})
+
+
+def test_table3_keeps_runs_of_other_world_sizes_apart_as_the_main_table_does(tmp_path: Path) -> None:
+    # seed 0 trained on 2 processes, seed 1 on 1: the main table shows "[1 of 2]" and "[2 of 2]"; Table 3 pooled
+    # them as two seeds of one ERM row (30.00 ± 14.14)
+    runs = [_attacked(tmp_path / "e" / f"seed{s}", "fgsm", 20.0 + 20 * s, 1.0, world_size=2 - s) for s in (0, 1)]
+    md = robustness.attack_markdown(runs)
+    assert "| white box | top-1 | ERM (e [1 of 2]) | 1.00 | 20.00 | 90.7 / 99.9 |" in md, md
+    assert "| white box | top-1 | ERM (e [2 of 2]) | 1.00 | 40.00 | 90.7 / 99.9 |" in md
+    assert "30.00" not in md
+
+
+def test_table3_shows_the_clean_error_of_a_model_attacked_with_ifgsm_only(tmp_path: Path) -> None:
+    md = robustness.attack_markdown([_attacked(tmp_path / "e" / "seed0", "ifgsm", 90.0, 12.0)])
+    assert "| clean | I-FGSM eps 4 (10 steps) |" in md.replace("| mode | metric | method ", ""), md
+    assert "| white box | top-1 | ERM | 12.00 | 90.00 | 90.7 / 99.9 |" in md
+
+
+def test_table2_names_two_groups_of_one_row_and_marks_unfinished_ones(tmp_path: Path) -> None:
+    # a renamed variant of the c20 ERM row (another weight decay) printed a second, identical "| 20% | erm |" line,
+    # and a row whose runs all stopped early showed no mark under "Measured after the last epoch"
+    _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 0, {"last_test_error": 40.0})
+    _fake_run(tmp_path / "runs", "c20-erm-wd", "20/erm", 0, {"last_test_error": 50.0})
+    _fake_run(tmp_path / "runs", "c50-erm", "50/erm", 0, {"last_test_error": 60.0})
+    summary = tmp_path / "runs" / "c50-erm" / "seed0" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "max_steps"}))
+    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
+    table2 = md[md.index("## Table 2") :]
+    assert "| 20% | erm (c20-erm) | 1 | - | 40.00 |" in table2, table2
+    assert "| 20% | erm (c20-erm-wd) | 1 | - | 50.00 |" in table2
+    assert "| 50% | erm | 1, 0/1 done | - | 60.00 |" in table2

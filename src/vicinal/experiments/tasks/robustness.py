@@ -26,6 +26,7 @@ import torch
 from ..attacks import attack_file_stem, attack_is_current, attack_run
 from ..config import config_exists
 from ..errors import LabFileNotFoundError, LabWarning, TaskError
+from ..recipe import split_by_provenance
 from ..runs import read_json
 from ..stats import fmt_mean_std, mean_std
 from .registry import SCALES, Table, configs_dir, register_table, sweep_files
@@ -223,9 +224,14 @@ def table2_markdown(stats: Sequence[dict[str, Any]]) -> str:
         "paper best / last / real / corrupted",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in sorted(rows, key=lambda r: (r["row"].split("/")[0].zfill(3), r["row"])):
+    shared = {r["row"] for r in rows if sum(o["row"] == r["row"] for o in rows) > 1}
+    for s in sorted(rows, key=lambda r: (r["row"].split("/")[0].zfill(3), r["row"], r["name"])):
         level, _, method = s["row"].partition("/")
-        cells = [f"{level}%", method, str(s["n"])]
+        # two groups of one row (another recipe, other data or world size): named as the main table names them
+        method += f" ({s['name']})" if s["row"] in shared else ""
+        # a row shown from runs that did not finish (the main table's 'done' column): not "after the last epoch"
+        unfinished = f", {s['complete']}/{s['runs']} done" if s["complete"] < s["runs"] and not s["complete"] else ""
+        cells = [f"{level}%", method, str(s["n"]) + unfinished]
         cells += [fmt_mean_std(s[f"{k}_mean"], s[f"{k}_std"], s[f"{k}_n"]) for k in keys]
         cells.append(fmt_mean_std(s["last_test_nll_mean"], s["last_test_nll_std"], s["last_test_nll_n"], 3))
         cells.append(fmt_mean_std(s["last_test_ece_mean"], s["last_test_ece_std"], s["last_test_ece_n"]))
@@ -271,6 +277,17 @@ PAPER_TABLE3: dict[tuple[str, str, str], tuple[float, float]] = {
 def attack_results(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """Every ``attacks/*.json`` of the runs (written by ``vicinal attack``), with the target's method added."""
     out = []
+    # each run's row as the report's main table names it: runs of one config that ran on other data or with another
+    # number of processes are rows "name [i of k]", never pooled as seeds
+    by_name: dict[str, list[Any]] = {}
+    for run in runs:
+        by_name.setdefault(run.name, []).append(run)
+    group_of = {
+        id(run): part
+        for name, same in by_name.items()
+        for part, members, _ in split_by_provenance(name, same)
+        for run in members
+    }
     for run in runs:
         folder = run.path / "attacks"
         if not folder.is_dir():
@@ -288,7 +305,7 @@ def attack_results(runs: Sequence[Any]) -> list[dict[str, Any]]:
                 )
                 continue
             res["method"] = method
-            res["group"] = run.name
+            res["group"] = group_of[id(run)]
             res["run_path"] = str(run.path)  # the attacked model (its clean error is one sample, however attacked)
             out.append(res)
     return out
@@ -327,9 +344,10 @@ def attack_markdown(runs: Sequence[Any]) -> str:
         for metric, key in (("top-1", "top1_error"), ("top-5", "top5_error")):
             cells.setdefault((every, r["mode"], metric, r["row"], column), []).append(float(r[key]))
             model = (every, r["mode"], metric, r["run_path"])
-            if r["attack"] == "fgsm" and model not in counted:
-                # the clean error of the same images, once per attacked model and mode: a model attacked at several
-                # eps or from several sources would otherwise be several samples, and the std too small
+            if model not in counted:
+                # the clean error of the same images, once per attacked model and mode (whichever attack measured
+                # it): a model attacked at several eps or from several sources would otherwise be several samples,
+                # and the std too small
                 counted.add(model)
                 clean = (0.0, "clean", 0)
                 cells.setdefault((every, r["mode"], metric, r["row"], clean), []).append(float(r[f"clean_{key}"]))
