@@ -88,7 +88,7 @@ def test_document(inputs: dict[str, Path], tmp_path: Path) -> None:
     # commands: from provenance (the venv path shortened), else the retraining command; the table's reproduce line
     assert "`vicinal train configs/c10-erm.yaml --set train.seed=1`" in md
     assert f"`vicinal train {inputs['runs'] / 'c10-mixup' / 'seed0' / 'config.yaml'} --out OUT`" in md
-    assert "Regenerate the whole table: `vicinal reproduce ablation --scale paper`" in md
+    assert f"Regenerate the whole table: `vicinal reproduce ablation --scale paper --out {inputs['runs']}`" in md
     # figures: copied beside the markdown, embedded in the HTML with their regenerating command
     png = (inputs["figs"] / "fig3b.png").read_bytes()
     assert (out / "figures" / "fig3b.png").read_bytes() == png
@@ -211,7 +211,12 @@ def test_the_reproduce_line_takes_the_scale_the_runs_record(
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "scale": recorded}))
     md = make_document([tmp_path / "runs"], tmp_path / "doc")["markdown"]
-    assert f"Regenerate the whole table: `vicinal reproduce ablation --scale {scale}`" in md
+    # where the runs lie, and their one seed where the table's default at that scale is another (cpu: 2)
+    seeds = " --seeds 1" if scale == "cpu" else ""
+    assert (
+        f"Regenerate the whole table: `vicinal reproduce ablation --scale {scale} --out {tmp_path / 'runs'}{seeds}`"
+        in md
+    )
 
 
 def test_images_of_one_name_stay_distinct_and_markdown_images_are_placed(tmp_path: Path) -> None:
@@ -229,3 +234,23 @@ def test_images_of_one_name_stay_distinct_and_markdown_images_are_placed(tmp_pat
     assert "](figures/modes.png)" in md and "![missing](nothere.png)" in md  # a missing file stays text
     for png in (a, b, notes.parent / "plots" / "modes.png"):
         assert base64.b64encode(png.read_bytes()).decode() in page
+
+
+def test_a_table_that_draws_on_cifars_runs_gets_them_in_its_own_block(tmp_path: Path) -> None:
+    # Table 3 attacks the cifar table's models; only the black-box source is an adversarial run. The page put
+    # Table 3 under "Table: cifar" and left the adversarial block without it
+    runs = tmp_path / "runs"
+    for name, error in (("c10-erm-cpu", 50.0), ("c10-mixup-cpu", 30.0)):
+        run = make_run(runs, name, "cifar", f"cifar10/preact_resnet18/{name[4:-4]}", 0, [30.0, 10.0])
+        (run / "attacks").mkdir()
+        result = {"every": 1, "n": 40, "eps_pixels": 4.0, "attack": "fgsm", "mode": "white", "top1_error": error,
+                  "top5_error": error / 2, "clean_top1_error": 10.0, "clean_top5_error": 5.0}  # fmt: skip
+        (run / "attacks" / "white-fgsm-eps4.json").write_text(json.dumps(result))
+    make_run(runs, "c10-erm-source-cpu", "adversarial", "source", 1000, [30.0, 12.0])
+    md = make_document([runs], tmp_path / "doc")["markdown"]
+    adversarial = md[md.index("## Table: adversarial") : md.index("## Table: cifar")]
+    rest = md[md.index("## Table: cifar") :]
+    assert "Table 3" in adversarial and "| white box | top-1 | mixup | 10.00 | 30.00 | 75.2 / 99.6 |" in adversarial
+    assert "Table 3" not in rest  # the cifar block leaves the attacks to the adversarial block
+    # the adversarial block's command trains its source in the folder that holds the cifar models (1 seed, not 5)
+    assert f"`vicinal reproduce adversarial --scale cpu --out {runs} --seeds 1`" in adversarial

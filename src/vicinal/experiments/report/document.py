@@ -26,7 +26,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,17 +365,35 @@ def _run_scale(run: Run) -> str:
 
 
 def _reproduce_command(table: str, runs: Sequence[Run]) -> str | None:
-    """``vicinal reproduce TABLE --scale S`` when ``table`` is registered: cpu when every run is at cpu scale."""
+    """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (cpu when every run is at cpu scale), with
+    ``--out`` when the runs lie in one folder (``OUT/name/seedK``: a table that draws on another's runs, as the
+    data-size curve on cifar's, reuses them there) and ``--seeds N`` when every row has N seeds, not the default."""
     if table not in TABLES:
         return None
     scale = "cpu" if all(_run_scale(r) == "cpu" for r in runs) else "paper"
-    return f"vicinal reproduce {table} --scale {scale}"
+    command = f"vicinal reproduce {table} --scale {scale}"
+    folders = {r.path.parent.parent for r in runs}
+    if len(folders) == 1:
+        command += f" --out {shlex.quote(str(folders.pop()))}"
+    seeds: dict[str, int] = {}
+    for r in runs:
+        seeds[r.name] = seeds.get(r.name, 0) + 1
+    t = TABLES[table]
+    if t.row_seeds is None and len(set(seeds.values())) == 1:
+        n = next(iter(seeds.values()))
+        if n != t.default_seeds.get(scale, 1):
+            command += f" --seeds {n}"
+    return command
 
 
-def _table_blocks(table: str, runs: list[Path], out_dir: Path) -> list[Block]:
+def _table_blocks(
+    table: str, runs: list[Path], out_dir: Path, *, drawn: Sequence[Path] = (), sections: Collection[str] | None = None
+) -> list[Block]:
+    """The block of ``table``: its ``runs`` (with ``drawn``, the runs of the tables it draws on, in the report) and
+    the sections of the tables named in ``sections``."""
     label = table or "runs without a table"
     tdir = out_dir / "tables" / (table or "other")
-    result = make_report(runs, tdir)
+    result = make_report([*runs, *drawn], tdir, sections=sections)
     # report.py's page minus its title; the paper column and its source come from the table (Table.paper).
     text = result["markdown"].split("\n", 1)[1] if result["markdown"].startswith("# ") else result["markdown"]
     blocks: list[Block] = [("h", 2, f"Table: {label}"), *md_blocks(text, shift=2, base=tdir)]
@@ -514,7 +532,12 @@ def make_document(
     contents = [f"table {t or '(none)'}" for t in tables] + [f"{n_fig} figure{'s' * (n_fig != 1)}"] * bool(n_fig)
     blocks.append(("p", f"Contents: {', '.join(contents + ['machine and versions'])}."))
     for table in tables:
-        blocks += _table_blocks(table, by_table[table], out_dir)
+        # a table that draws on another's runs (datasize and adversarial on cifar's) gets them in its block, and
+        # its sections appear there alone: each table's sections in the block of that table, where it has one
+        draws_on = TABLES[table].draws_on if table in TABLES else ()
+        drawn = [run for other in draws_on for run in by_table.get(other, [])]
+        own = {table} | (set(TABLES) - set(tables))
+        blocks += _table_blocks(table, by_table[table], out_dir, drawn=drawn, sections=own)
     if doc.figures:
         blocks.append(("h", 2, "Figures"))
         for png, meta in doc.figures:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -470,10 +470,13 @@ def _relpath(path: Path, start: Path) -> str:
     return Path(os.path.relpath(Path(path).absolute(), Path(start).absolute())).as_posix()
 
 
-def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
+def make_report(
+    paths: Iterable[str | Path], out: str | Path, *, sections: Collection[str] | None = None
+) -> dict[str, Any]:
     """Write ``report.md``, ``report.csv``, ``runs.csv`` and ``test_error.png`` into ``out``.
 
-    The paper column and the tables' own sections come from the tables (all of them: ``tasks.load_tables()``).
+    The paper column and the tables' own sections come from the tables (all of them: ``tasks.load_tables()``);
+    ``sections`` names the tables whose own sections the page gets (default: every table's).
 
     Returns:
         ``{"markdown": str, "groups": list of per-group statistics, "files": list of written paths}``.
@@ -514,7 +517,7 @@ def make_report(paths: Iterable[str | Path], out: str | Path) -> dict[str, Any]:
     if pairs:
         lines += ["", "## Paired differences against ERM", "", pairs]
     for t in TABLES.values():
-        if t.sections is not None:
+        if t.sections is not None and (sections is None or t.name in sections):
             lines += t.sections(runs, stats, out)
     markdown = "\n".join(lines) + "\n"
     files = [out / "report.md", out / "report.csv", out / "runs.csv", out / "test_error.png"]

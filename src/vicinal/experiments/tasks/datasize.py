@@ -217,6 +217,7 @@ DATASIZE = register_table(
         configs=datasize_configs,
         default_seeds={"cpu": 3},
         sections=_sections,
+        draws_on=("cifar",),  # the 2,000-image point is the cifar table's pair of runs
         notes=(
             "cpu scale only: the cifar cpu recipe at 500, 1,000, 2,000 and 5,000 training images, ERM and mixup "
             "(alpha 1), 3 seeds; epochs: 2,400 SGD steps for <= 2,000 images (600, 300, 150 epochs), 150 epochs for "

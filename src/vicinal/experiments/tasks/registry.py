@@ -106,6 +106,9 @@ class Table:
         method_keys: the config keys (dotted; each also stands for the keys below it) that make a row's method: a
             row is paired with a run of its baseline row only when their recipes agree outside these (the same data,
             optimizer, schedule, epochs, ...); the default ``("mix",)``, the mixing settings.
+        draws_on: the tables whose runs this table's sections read as well (the data-size curve's 2,000-image point
+            and Table 3's attacked models are cifar runs): a results page (``vicinal report --document``) builds this
+            table's block from its own runs and theirs, and their block leaves this table's sections to it.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
             dry_run=False, quiet=False)`` trains and reports the whole table (``seeds`` None: the table's default;
             ``quiet``: no progress lines). It prints its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
@@ -126,6 +129,7 @@ class Table:
     baseline: Callable[[str], str | None] | None = None
     method_keys: tuple[str, ...] = ("mix",)
     shipped_rows: Callable[[], Mapping[str, Sequence[Mapping[str, Any]]]] | None = None
+    draws_on: tuple[str, ...] = ()
 
     def row_configs(self) -> dict[str, list[dict[str, Any]]]:
         """``row -> the row's shipped configs`` as plain mappings (one per scale that ships the row), which the report

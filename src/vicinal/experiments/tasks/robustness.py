@@ -425,6 +425,7 @@ ADVERSARIAL = register_table(
         default_seeds={"cpu": 5, "paper": 1},
         after_training=run_adversarial_attacks,
         sections=_table3_sections,
+        draws_on=("cifar",),  # the attacked models are the cifar table's runs; only the sources are this table's
         notes=(
             "cpu scale: the cifar cpu-scale ERM and mixup models (PreAct ResNet-18 width 16, 2,000 images, 150 "
             "epochs, ERM at <= 1% training error) plus ERM source models trained from seeds 1000, 1001, ...; attacks "
