@@ -101,6 +101,11 @@ def test_overrides_do_not_mutate_the_input() -> None:
         ("train.eval_last=-1", r"config key 'train.eval_last' must be >= 0, got -1"),
         ("train.max_steps=0", r"config key 'train.max_steps' must be >= 1 or null, got 0"),
         ("train.threads=0", r"config key 'train.threads' must be >= 1 or null, got 0"),
+        # a torch.set_num_threads(100000) traceback from whichever library next started a thread
+        ("train.threads=100000", r"config key 'train.threads' must be <= 1024 or null, got 100000"),
+        # YAML 1.1 reads 1e999 as a string, which float() turned into inf (trained a diverging epoch)
+        ("optim.lr=1e999", r"config key 'optim.lr' expects a finite float, got str '1e999'"),
+        ("mix=null", r"override 'mix=null' would reset the section 'mix' to its defaults; set its keys instead"),
         ("optim.lr=-1", r"config key 'optim.lr' must be >= 0, got -1.0"),
         ("train.seed=-1", r"config key 'train.seed' must be >= 0, got -1$"),
         ("optim.betas=[0.9]", r"config key 'optim.betas' must hold 2 floats, got \[0.9\]"),
@@ -496,3 +501,20 @@ def test_kwargs_the_trainer_passes_itself_are_refused() -> None:
     ):
         with pytest.raises(ConfigError, match=re.escape(match)):
             apply_overrides(ExperimentConfig(), [override])
+
+
+def test_a_mapping_for_a_section_merges_into_it_and_null_over_a_section_is_refused(tmp_path: Path) -> None:
+    # `--set 'mix={alpha: 0.5}'` replaced the whole section (the mixup row trained ERM) and `data={...}` switched
+    # a CIFAR config to the default dataset, digits; an empty `mix:` under `base:` did the same in a file
+    mixup = "cifar/cpu/cifar10-preact_resnet18-mixup"
+    cfg = load_config(mixup, ["mix={alpha: 0.5}", "data={subset_per_class: 100}"])
+    shipped = load_config(mixup)
+    assert (cfg.mix.variant, cfg.mix.alpha, cfg.data.name) == ("mixup", 0.5, shipped.data.name)
+    assert cfg.data.subset_per_class == 100 and cfg.data.batch_size == shipped.data.batch_size
+    child = write(tmp_path, f"base: {CONFIGS / (mixup + '.yaml')}\nname: child\nmix:\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"config key 'mix' in '.*c.yaml' is empty \(null\) over the section its base sets, which would reset it",
+    ):
+        load_config(child)
+    assert load_config(write(tmp_path, "name: alone\nmix:\n")).mix.variant == "erm"  # no base: the defaults

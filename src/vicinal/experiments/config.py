@@ -31,6 +31,8 @@ import vicinal
 from .config_yaml import (
     PLAIN_NAME,
     ConfigError,
+    _check_no_null_section,
+    _merge,
     check_not_protocol,
     config_exists,
     describe,
@@ -337,6 +339,8 @@ _MODEL_KEYS_OF_THE_TRAINER = {
 _PAIRING_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if o.pairing)
 _SAMPLE_LAM_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if "sample" in o.lam_modes)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# threads of one training process (train.threads): more than any CPU node has, fewer than exhaust the address space
+MAX_THREADS = 1024
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
@@ -398,7 +402,10 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
                 raise ConfigError(f"config key '{key}' expects a finite float, got {describe(value)}")
             return float(value)
         if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-            return float(value)  # YAML 1.1 reads "1e-4" as a string; see the module docstring.
+            number = float(value)  # YAML 1.1 reads "1e-4" as a string; see the module docstring.
+            if not math.isfinite(number):  # "1e999" overflows to inf, as .inf would be
+                raise ConfigError(f"config key '{key}' expects a finite float, got {describe(value)}")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -466,6 +473,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     for key, value in optional_positive.items():
         if value is not None and value < 1:
             raise ConfigError(f"config key '{key}' must be >= 1 or null, got {value}")
+    if cfg.train.threads is not None and cfg.train.threads > MAX_THREADS:
+        # torch starts them all: 100,000 threads exhaust the address space with a traceback from some library
+        raise ConfigError(f"config key 'train.threads' must be <= {MAX_THREADS} or null, got {cfg.train.threads}")
     non_negative = {
         "optim.lr": cfg.optim.lr,
         "optim.momentum": cfg.optim.momentum,
@@ -666,6 +676,19 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
             where = f"'{'.'.join(parts[:depth])}'" if depth else "the top level"
             raise ConfigError(f"unknown config key '{full}'; valid keys in {where}: {', '.join(fields)}")
         tp = fields[part]
+        if last and dataclasses.is_dataclass(tp):
+            # a whole section: a mapping merges into it key by key, as a config's `base:` does; null would reset it
+            # to its defaults (`--set mix=null` made a mixup row train ERM, `data={...}` a CIFAR config use digits)
+            if value is None:
+                raise ConfigError(
+                    f"override '{key}=null' would reset the section '{full}' to its defaults; set its keys instead "
+                    f"({full}.NAME=VALUE)"
+                )
+            if isinstance(value, Mapping) and isinstance(node.get(part), Mapping):
+                _check_no_null_section(node[part], value, f"override '{key}=...'", f"{full}.")
+                value = _merge(dict(node[part]), value)
+            node[part] = value
+            return
         if last:
             node[part] = value
             return

@@ -294,7 +294,23 @@ def read_config_data(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     base_path = (folder / base).resolve()
     if base_path in chain or base_path == path.resolve():
         raise ConfigError(f"config file '{path}' inherits from itself through 'base: {base}'")
-    return _merge(read_config_data(base_path, (*chain, path.resolve())), data)
+    inherited = read_config_data(base_path, (*chain, path.resolve()))
+    _check_no_null_section(inherited, data, f"'{path}'")
+    return _merge(inherited, data)
+
+
+def _check_no_null_section(base: Mapping[str, Any], top: Mapping[str, Any], where: str, prefix: str = "") -> None:
+    """Refuse an empty (null) key of ``top`` over a section of ``base``: merged, it would replace the inherited
+    section by nothing, which the config then fills with defaults (an empty ``mix:`` made a mixup child train ERM)."""
+    for key, value in top.items():
+        full = f"{prefix}{key}"
+        if value is None and isinstance(base.get(key), Mapping):
+            raise ConfigError(
+                f"config key '{full}' in {where} is empty (null) over the section its base sets, which would reset "
+                "it to the defaults; remove the line, or give the keys to change"
+            )
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            _check_no_null_section(base[key], value, where, f"{full}.")
 
 
 # Shipped YAML files that are not trainer configs: the protocol of a table that trains in a process of its own.

@@ -367,18 +367,21 @@ def _run_scale(run: Run) -> str:
 def _reproduce_command(table: str, runs: Sequence[Run]) -> str | None:
     """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (cpu when every run is at cpu scale), with
     ``--out`` when the runs lie in one folder (``OUT/name/seedK``: a table that draws on another's runs, as the
-    data-size curve on cifar's, reuses them there) and ``--seeds N`` when every row has N seeds, not the default."""
+    data-size curve on cifar's, reuses them there) and ``--seeds N`` when every row has N seeds, not the default;
+    neither for a table with its own runner (gan, uci), whose folders and seeds follow its own layout."""
     if table not in TABLES:
         return None
     scale = "cpu" if all(_run_scale(r) == "cpu" for r in runs) else "paper"
     command = f"vicinal reproduce {table} --scale {scale}"
+    t = TABLES[table]
+    if t.runner is not None:  # its own layout under --out (gan: OUT/runs/NAME/seedK) and its own seed rule
+        return command
     folders = {r.path.parent.parent for r in runs}
     if len(folders) == 1:
         command += f" --out {shlex.quote(str(folders.pop()))}"
     seeds: dict[str, int] = {}
     for r in runs:
         seeds[r.name] = seeds.get(r.name, 0) + 1
-    t = TABLES[table]
     if t.row_seeds is None and len(set(seeds.values())) == 1:
         n = next(iter(seeds.values()))
         if n != t.default_seeds.get(scale, 1):
