@@ -122,9 +122,16 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # Seeds count up from each file's train.seed (0 for almost every config; the black-box source model of the
     # adversarial table starts at 1000 so that it differs from the ERM target trained at the same seed).
     # --seeds applies to every row; without it each row has the table's count (some tables want more seeds for
-    # some rows, e.g. Table 2's 50% level).
+    # some rows, e.g. Table 2's 50% level). `--set train.seed=K` shifts every row's seeds by K: it replaced each
+    # file's own start, so the source trained at its target's seed, a bit-identical copy (black box = white box).
+    shift = [o for o in args.overrides if o.split("=", 1)[0].strip() == "train.seed"]
+    others = [o for o in args.overrides if o not in shift]
     bases = [
-        (path, load_config(path, args.overrides).train.seed, args.seeds or table.seeds_of(args.scale, path))
+        (
+            path,
+            load_config(path, others).train.seed + (load_config(path, shift).train.seed if shift else 0),
+            args.seeds or table.seeds_of(args.scale, path),
+        )
         for path in table.configs(args.scale)
     ]
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves

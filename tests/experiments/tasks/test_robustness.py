@@ -538,3 +538,22 @@ def test_table2_names_two_groups_of_one_row_and_marks_unfinished_ones(tmp_path: 
     assert "| 20% | erm (c20-erm) | 1 | - | 40.00 |" in table2, table2
     assert "| 20% | erm (c20-erm-wd) | 1 | - | 50.00 |" in table2
     assert "| 50% | erm | 1, 0/1 done | - | 60.00 |" in table2
+
+
+def test_a_seed_given_to_reproduce_shifts_the_sources_seeds_too(tmp_path: Path) -> None:
+    # `--set train.seed=5` replaced every row's first seed, the source's 1000 too: it trained at the ERM target's
+    # seed, a bit-identical copy, and Table 3's black-box rows equalled the white-box ones
+    from vicinal.experiments.orchestrate import plan_runs
+
+    args = SimpleNamespace(table="adversarial", scale="cpu", seeds=2, out=tmp_path, overrides=["train.seed=5"])
+    _, plan, _ = plan_runs(args)
+    seeds = {(robustness._role(item), item["seed"]) for item in plan}
+    assert seeds == {(role, s) for role in ("erm", "mixup") for s in (5, 6)} | {("source", 1005), ("source", 1006)}
+    # and the attacks refuse a source that is its target's model
+    same = [
+        {**item, "seed": 5} if robustness._role(item) == "source" else item
+        for item in plan
+        if item["seed"] in (5, 1005)
+    ]
+    with pytest.raises(robustness.TaskError, match=r"the black-box source '.*' and its ERM target '.*' share seed 5"):
+        robustness.run_adversarial_attacks(same, SimpleNamespace(scale="cpu", quiet=True))

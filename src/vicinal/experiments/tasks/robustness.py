@@ -161,6 +161,12 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
             if k >= len(by_role[role]):
                 continue
             target = by_role[role][k]["run_dir"]
+            if role == "erm" and src["seed"] == by_role[role][k]["seed"]:
+                # the source's recipe is ERM's: at one seed it is the same model, and black box would be white box
+                raise TaskError(
+                    f"the black-box source '{src['run_dir']}' and its ERM target '{target}' share seed {src['seed']}: "
+                    "they would be one model; the source's seeds start at its config's train.seed"
+                )
             for attack in ("fgsm", "ifgsm"):
                 for source in (None, src["run_dir"]):
                     source_id = None if source is None else (src["cfg"].name, src["seed"])
