@@ -321,3 +321,26 @@ def test_a_file_in_the_way_of_a_run_folder_is_one_line(tmp_path: Path, capsys: p
     (tmp_path / "demo-digits").write_text("")
     proc = in_process(capsys, "train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path))
     one_line_error(proc, f"cannot create or lock the folder '{tmp_path / 'demo-digits' / 'seed0'}': Not a directory")
+
+
+def test_a_run_another_process_trains_with_another_recipe_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two reproductions of one table into one --out with different --set: the claims kept each run to one
+    # process, but each took the other's runs as its own, and the folder ended with two learning rates
+    from vicinal.experiments.config import load_config
+    from vicinal.experiments.runs import claim, dump_config
+    from vicinal.experiments.tasks import get_table
+
+    held = []
+    for path in get_table("cifar").configs("cpu"):
+        cfg = load_config(path, ["optim.lr=0.01", "train.seed=0"])  # the other process's recipe
+        run_dir = tmp_path / cfg.name / "seed0"
+        held.append(claim(run_dir))  # held by "another process" (another open file description of the lock)
+        dump_config(cfg, run_dir / "config.yaml")
+    try:
+        proc = in_process(capsys, "reproduce", "cifar", "--scale", "cpu", "--seeds", "1", "--out", str(tmp_path))
+    finally:
+        for h in held:
+            h.release()
+    one_line_error(proc, "' holds a run that another process is training of a different config (differs at optim.lr)")

@@ -158,21 +158,27 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
             state = "new"
             if complete(run_dir, cfg.train.max_steps):
                 state = "done"
-                # the same run whatever differs only in where it read its data from, how it was launched and
-                # logged (recipe.NOT_RESULT_KEYS): a rerun without the first launch's --set data.root=... or
-                # data.kwargs.num_workers=... must find its finished runs, not refuse them
-                changed = result_key_differences(
-                    config_to_dict(load_config(run_dir / "config.yaml")), config_to_dict(cfg)
-                )
-                if changed:
-                    raise ConfigError(
-                        f"run folder '{run_dir}' holds a finished run of a different config "
-                        f"(differs at {', '.join(changed)}); use another --out"
-                    )
+                _check_same_recipe(run_dir, cfg, "a finished run")
             elif (run_dir / "checkpoint.pt").is_file():
                 state = "resume"
             plan.append({"config": path, "cfg": cfg, "seed": seed, "run_dir": run_dir, "state": state})
     return table, plan, out
+
+
+def _check_same_recipe(run_dir: Path, cfg: ExperimentConfig, what: str) -> None:
+    """Refuse a run folder whose run (``what``: finished, or being trained by another process) has another recipe
+    than the plan's ``cfg``. The same run whatever differs only in where it read its data from, how it was launched
+    and logged (recipe.NOT_RESULT_KEYS): a rerun without the first launch's --set data.root=... or
+    data.kwargs.num_workers=... must find its finished runs, not refuse them."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():  # a run that has not started yet writes it first
+        return
+    changed = result_key_differences(config_to_dict(load_config(path)), config_to_dict(cfg))
+    if changed:
+        raise ConfigError(
+            f"run folder '{run_dir}' holds {what} of a different config (differs at {', '.join(changed)}); use "
+            "another --out"
+        )
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path) -> None:
@@ -253,11 +259,14 @@ def reproduce(args: argparse.Namespace) -> int:
         except OSError as exc:  # a file in the way of the run folder (or of a folder above it)
             raise RunError(f"cannot create or lock the run folder '{run_dir}': {exc.strerror or exc}") from None
         if claiming and held is None:
+            # another process's plan: its recipe must be this one's, or the folder would hold two recipes
+            _check_same_recipe(run_dir, item["cfg"], "a run that another process is training")
             if announce:
                 print(f"  [claimed] {run_dir}: another process is training it; skipped")
             return False
         try:
             if complete(run_dir, item["cfg"].train.max_steps):  # finished by another process since the plan
+                _check_same_recipe(run_dir, item["cfg"], "a run that another process finished")
                 return False
             trained.add(id(item))
             if held is not None and held.previous is not None:
@@ -286,6 +295,10 @@ def reproduce(args: argparse.Namespace) -> int:
                 if id(item) in mine_ids or (item["run_dir"] / CLAIM).exists():
                     progressed = train(item, announce=False) or progressed
     pending = [i for i in plan if not complete(i["run_dir"], i["cfg"].train.max_steps)]
+    waiting = {id(i) for i in pending}
+    for item in plan:  # what other processes trained, claimed before this one could see their config
+        if id(item) not in trained and id(item) not in waiting:
+            _check_same_recipe(item["run_dir"], item["cfg"], "a run that another process finished")
     who = f"shard {shard[0]}/{shard[1]}" if shard is not None else "this process"
     if pending:
         # Other shards or processes are still training: the last one to finish goes on.
