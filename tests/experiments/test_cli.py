@@ -329,15 +329,15 @@ def test_reproduce_dry_run_and_a_tiny_cpu_table(capsys: pytest.CaptureFixture[st
     code, out, _ = run_cli(capsys, *shard, "--shard", "0/2", "--dry-run")
     assert code == 0 and out.count("[ shard]") == 2 and "2 of 4 runs would be trained by shard 0/2" in out
     # Of two shards finishing together, the one that finds the lock taken leaves the report to the other.
-    with (tmp_path / "s" / ".finishing.lock").open("w") as held:
+    with (tmp_path / "s" / ".finishing-cifar.lock").open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # (a lock of its own open file: held against this process too)
         code, out, _ = run_cli(capsys, *shard, "--shard", "0/2")
     assert code == 0 and "shard 0/2 done; another process is writing the report" in out
     assert not (tmp_path / "s" / "report").exists()
-    (tmp_path / "s" / ".finishing.lock").unlink()
+    (tmp_path / "s" / ".finishing-cifar.lock").unlink()
     code, out, _ = run_cli(capsys, *shard, "--shard", "0/2")
     assert code == 0 and (tmp_path / "s" / "report" / "report.md").is_file()
-    assert not (tmp_path / "s" / ".finishing.lock").exists()
+    assert not (tmp_path / "s" / ".finishing-cifar.lock").exists()
     assert "| cifar10-preact_resnet18-erm-cpu | 2 (0 1) | 2/2 |" in out
     code, _, err = run_cli(capsys, *argv[:-1], "train.epochs=2", "--dry-run")
     assert_one_line_error(code, err, "holds a finished run of a different config (differs at train.epochs)")

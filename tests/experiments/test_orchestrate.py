@@ -153,12 +153,21 @@ def test_the_finishing_lock_is_taken_without_shard(tmp_path: Path, capsys: pytes
     for f in (out / "report").iterdir():
         f.unlink()
     (out / "report").rmdir()
-    with (out / ".finishing.lock").open("w") as held:  # another process is finishing
+    with (out / ".finishing-cifar.lock").open("w") as held:  # another process is finishing
         fcntl.flock(held, fcntl.LOCK_EX)  # (a lock of its own open file: held against this process too)
         proc = in_process(capsys, *TINY_TABLE, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "this process done; another process is writing the report" in proc.stdout
     assert not (out / "report").exists()
+    # another table finishing in the same folder (adversarial and datasize share cifar's) holds its own lock: this
+    # table's step after training and report still run (one lock per folder skipped them, exit 0)
+    other = orchestrate.finish_lock(out, "adversarial")
+    assert other is not None and orchestrate.finish_lock(out, "adversarial") is None  # held, as by another process
+    try:
+        proc = in_process(capsys, *TINY_TABLE, "--out", str(out))
+    finally:
+        other.release()
+    assert proc.returncode == 0 and (out / "report" / "report.md").is_file(), proc.stdout
 
 
 def test_a_report_written_meanwhile_is_not_written_again(
@@ -172,18 +181,18 @@ def test_a_report_written_meanwhile_is_not_written_again(
     out = tmp_path / "t"
     take = orchestrate.finish_lock
 
-    def another_process_finished_first(path: Path) -> orchestrate.Claim | None:
+    def another_process_finished_first(path: Path, table: str) -> orchestrate.Claim | None:
         runs = sorted(str(p.parent) for p in out.glob("*/seed*/summary.json"))
         (out / ".finished.json").write_text(json.dumps({"time": time.time(), "runs": runs}))
-        return take(path)
+        return take(path, table)
 
     monkeypatch.setattr(orchestrate, "finish_lock", another_process_finished_first)
     assert main([*TINY_TABLE, "--out", str(out)]) == 0
     assert "this process done; another process has written the report meanwhile" in capsys.readouterr().out
-    assert not (out / "report").exists() and not (out / ".finishing.lock").exists()
+    assert not (out / "report").exists() and not (out / ".finishing-cifar.lock").exists()
     monkeypatch.setattr(orchestrate, "finish_lock", take)
     assert main([*TINY_TABLE, "--out", str(out)]) == 0  # a later command writes it again (nothing trained)
-    assert (out / "report" / "report.md").is_file() and not (out / ".finishing.lock").exists()
+    assert (out / "report" / "report.md").is_file() and not (out / ".finishing-cifar.lock").exists()
 
 
 # -- item 12: the survivor takes over the runs of a dead process ------------------------------------------------

@@ -13,10 +13,11 @@ them, and the report is written once.
   no lock is held (older versions of the lab did not lock; delete ``.claim`` by hand if another machine died).
 * Take-over: after its own runs, a process trains every unfinished run it can claim whose owner is dead (with
   ``--shard``: the runs of other shards only when a dead process left its claim on them), until none is left.
-* Finish: the process that finds every run complete takes ``OUT/.finishing.lock`` (``flock``, with or without
-  ``--shard``), runs the table's step after training (the adversarial attacks) and writes the report, then notes
-  it in ``OUT/.finished.json``; a process that finds the lock taken, or a note written while it ran, leaves
-  the report to that other process. Under torchrun every rank trains the same runs: no claims are taken.
+* Finish: the process that finds every run complete takes ``OUT/.finishing-TABLE.lock`` (``flock``, with or
+  without ``--shard``), runs the table's step after training (the adversarial attacks) and writes the report,
+  then notes it in ``OUT/.finished.json``; a process that finds the lock taken, or a note written while it ran,
+  leaves the report to that other process. The lock is the table's, not the folder's: tables share a folder
+  (adversarial and datasize reuse cifar's), and a process finishing one table must not skip another's step. Under torchrun every rank trains the same runs: no claims are taken.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ __all__ = [
     "run_dir_of",
 ]
 
-FINISHING_LOCK = ".finishing.lock"
+FINISHING_LOCK = ".finishing-{table}.lock"
 FINISHED = ".finished.json"
 
 
@@ -84,10 +85,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 # -- locks and claims -------------------------------------------------------------------------------------------
-def finish_lock(out: Path) -> Claim | None:
-    """The finishing lock ``out/.finishing.lock`` (see the module doc), or None when another process holds it."""
+def finish_lock(out: Path, table: str) -> Claim | None:
+    """The finishing lock of ``table`` in ``out`` (see the module doc), or None when another process holds it."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / FINISHING_LOCK
+    path = out / FINISHING_LOCK.format(table=table)
     fd = _lock(path)
     if fd is None:
         return None
@@ -307,9 +308,9 @@ def reproduce(args: argparse.Namespace) -> int:
             "finish writes the report; or run the command again once all are done)"
         )
         return 0
-    lock = finish_lock(out) if claiming else None
+    lock = finish_lock(out, table.name) if claiming else None
     if claiming and lock is None:
-        print(f"{who} done; another process is writing the report ({out / FINISHING_LOCK})")
+        print(f"{who} done; another process is writing the report ({out / FINISHING_LOCK.format(table=table.name)})")
         return 0
     try:
         runs = [i["run_dir"] for i in plan]
