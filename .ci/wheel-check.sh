@@ -41,8 +41,12 @@ assert "License-Expression: MIT" in meta.splitlines(), "no License-Expression: M
 assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "no LICENSE in the wheel"
 EOF
 # The sdist: what builds the wheel (every config, the licence, the console entry), and no part of the test suite.
-(cd "$WORK/src" && "$PY" -c 'from setuptools import build_meta; build_meta.build_sdist("../sdist")') >"$WORK/sdist.log" 2>&1 \
-  || fail "sdist: $(cat "$WORK/sdist.log")"
+# Built from a copy that holds tests/ and benchmarks/ as a checkout does (MANIFEST.in must keep them out).
+mkdir "$WORK/sdist-src"
+tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' --exclude='benchmarks/results' \
+  -cf - pyproject.toml README.md LICENSE MANIFEST.in src tests benchmarks | tar -C "$WORK/sdist-src" -xf -
+(cd "$WORK/sdist-src" && "$PY" -c 'from setuptools import build_meta; build_meta.build_sdist("../sdist")') \
+  >"$WORK/sdist.log" 2>&1 || fail "sdist: $(cat "$WORK/sdist.log")"
 "$PY" - "$WORK"/sdist/vicinal-*.tar.gz "$shipped" <<'EOF' || fail "the sdist's contents"
 import sys
 import tarfile

@@ -34,7 +34,8 @@ def missing_lab_module(exc: BaseException) -> str | None:
     if not isinstance(exc, ModuleNotFoundError) or not exc.name:
         return None
     top = exc.name.partition(".")[0]
-    if top not in LAB_MODULES:
+    if top not in LAB_MODULES or exc.name != top:
+        # a submodule that is not found (a typo, a broken install) is a bug to show, not a missing extra
         return None
     return (
         f"the lab needs {LAB_MODULES[top]} (module {top!r} not found): pip install 'vicinal[lab]' "

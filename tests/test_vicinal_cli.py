@@ -118,9 +118,15 @@ try:
     exit_code(other)
 except ModuleNotFoundError as exc:
     print("raised", exc.name)
+def typo():  # a submodule of an installed lab package: a bug, not a missing extra
+    import yaml.not_a_submodule
+try:
+    exit_code(typo)
+except ModuleNotFoundError as exc:
+    print("raised", exc.name)
 """
     done = _run_without({"sklearn"}, code)
-    assert done.stdout == "2\nraised not_a_lab_module\n", done.stderr
+    assert done.stdout == "2\nraised not_a_lab_module\nraised yaml.not_a_submodule\n", done.stderr
     assert done.stderr == (
         "vicinal: error: the lab needs scikit-learn (module 'sklearn' not found): pip install 'vicinal[lab]' "
         "(the library, `import vicinal`, needs only torch and numpy)\n"

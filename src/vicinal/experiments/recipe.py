@@ -135,12 +135,14 @@ def recipe_differences(a: Run, b: Run, *, ignore: Sequence[str] = ()) -> str:
 
 
 def split_by_provenance(name: str, runs: Sequence[Run]) -> list[tuple[str, list[Run], str]]:
-    """The runs of config ``name`` in parts that each ran alike (same world size, same data), in order of first
-    appearance: ``[(part name, runs, how they ran differently from the first part's first run)]``.
+    """The runs of config ``name`` in parts that each ran alike (same world size, same data), in the order of their
+    first run by seed: ``[(part name, runs, how they ran differently from the first part's first run)]``.
 
     One part ``(name, runs, "")`` when all ran alike. Otherwise pooling them as seeds of one row would mix two
-    experiments: the parts are named ``"name [i of k]"``, and the first part's text is "".
+    experiments: the parts are named ``"name [i of k]"``, and the first part's text is "". The runs are taken in
+    seed order (then path), whatever order they come in, so that every table names the parts alike.
     """
+    runs = sorted(runs, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, str(r.path)))
     provs = [run_provenance(r) for r in runs]
     parts: list[tuple[list[int], str]] = []
     for i in range(len(runs)):

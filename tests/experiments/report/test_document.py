@@ -254,3 +254,13 @@ def test_a_table_that_draws_on_cifars_runs_gets_them_in_its_own_block(tmp_path: 
     assert "Table 3" not in rest  # the cifar block leaves the attacks to the adversarial block
     # the adversarial block's command trains its source in the folder that holds the cifar models (1 seed, not 5)
     assert f"`vicinal reproduce adversarial --scale cpu --out {runs} --seeds 1`" in adversarial
+    # without an adversarial block, Table 3 stays with the cifar runs it attacks, once (a datasize block that gets
+    # the cifar runs too printed it again); the sources elsewhere: no --out reuses both folders
+    moved = tmp_path / "sources"
+    moved.mkdir()
+    (runs / "c10-erm-source-cpu").rename(moved / "c10-erm-source-cpu")
+    make_run(runs, "c10-erm-n500-cpu", "datasize", "500/erm", 0, [60.0, 50.0])
+    md = make_document([runs], tmp_path / "doc2")["markdown"]
+    assert md.count("Table 3") == 1 and md.index("## Table: cifar") < md.index("Table 3"), md
+    md = make_document([runs, moved], tmp_path / "doc3")["markdown"]
+    assert "`vicinal reproduce adversarial --scale cpu --seeds 1`" in md

@@ -388,7 +388,7 @@ def test_table3_keeps_two_configs_of_one_method_apart(tmp_path: Path) -> None:
         result = {"every": 1, "n": 40, "eps_pixels": 4.0, "attack": "fgsm", "mode": "white", "top1_error": error,
                   "top5_error": error / 2, "clean_top1_error": 1.0, "clean_top5_error": 0.5}  # fmt: skip
         (path / "attacks" / "white-fgsm-eps4.json").write_text(json.dumps(result))
-        return SimpleNamespace(path=path, name=name, config={"mix": {"variant": variant}})
+        return SimpleNamespace(path=path, name=name, seed=0, config={"mix": {"variant": variant}})
 
     md = robustness.attack_markdown([run("a", "mixup", 10.0), run("b", "mixup", 30.0), run("e", "erm", 50.0)])
     assert "| white box | top-1 | ERM | 1.00 | 50.00 | 90.7 / 99.9 |" in md
@@ -407,7 +407,7 @@ def test_table3_counts_each_models_clean_error_once(tmp_path: Path) -> None:
             result = {"every": 1, "n": 40, "eps_pixels": eps, "attack": "fgsm", "mode": "white", "top1_error": 60.0,
                       "top5_error": 30.0, "clean_top1_error": clean, "clean_top5_error": clean / 2}  # fmt: skip
             (path / "attacks" / f"white-fgsm-eps{eps:g}.json").write_text(json.dumps(result))
-        runs.append(SimpleNamespace(path=path, name="m", config={"mix": {"variant": "mixup"}}))
+        runs.append(SimpleNamespace(path=path, name="m", seed=seed, config={"mix": {"variant": "mixup"}}))
     md = robustness.attack_markdown(runs)
     assert "| white box | top-1 | mixup | 35.00 ± 7.07 | 60.00 ± 0.00 | 60.00 ± 0.00 |" in md, md
 
@@ -506,7 +506,9 @@ def _attacked(path: Path, attack: str, error: float, clean: float, world_size: i
     (path / "attacks" / f"white-{attack}-eps4.json").write_text(json.dumps(result))
     if world_size is not None:
         (path / "provenance.json").write_text(json.dumps({"world_size": world_size}))
-    return SimpleNamespace(path=path, name=path.parent.name, config={"mix": {"variant": "erm"}})
+    return SimpleNamespace(
+        path=path, name=path.parent.name, seed=int(path.name[4:]), config={"mix": {"variant": "erm"}}
+    )
 
 
 def test_table3_keeps_runs_of_other_world_sizes_apart_as_the_main_table_does(tmp_path: Path) -> None:
@@ -557,3 +559,13 @@ def test_a_seed_given_to_reproduce_shifts_the_sources_seeds_too(tmp_path: Path) 
     ]
     with pytest.raises(robustness.TaskError, match=r"the black-box source '.*' and its ERM target '.*' share seed 5"):
         robustness.run_adversarial_attacks(same, SimpleNamespace(scale="cpu", quiet=True))
+
+
+def test_table3_numbers_the_parts_of_a_config_as_the_main_table_does(tmp_path: Path) -> None:
+    # the main table sorts a config's runs by seed before it splits them by provenance; Table 3 split them in the
+    # order they came, so "[1 of 2]" was seed 10's numbers there and seed 2's in the main table
+    late = _attacked(tmp_path / "e" / "seed10", "fgsm", 90.0, 30.0, world_size=2)
+    early = _attacked(tmp_path / "e" / "seed2", "fgsm", 50.0, 10.0, world_size=1)
+    md = robustness.attack_markdown([late, early])
+    assert "| white box | top-1 | ERM (e [1 of 2]) | 10.00 | 50.00 | 90.7 / 99.9 |" in md, md
+    assert "| white box | top-1 | ERM (e [2 of 2]) | 30.00 | 90.00 | 90.7 / 99.9 |" in md

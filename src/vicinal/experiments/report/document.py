@@ -364,10 +364,10 @@ def _run_scale(run: Run) -> str:
     return "cpu" if run.name.endswith("-cpu") else "paper"
 
 
-def _reproduce_command(table: str, runs: Sequence[Run]) -> str | None:
+def _reproduce_command(table: str, runs: Sequence[Run], drawn: Sequence[Run] = ()) -> str | None:
     """``vicinal reproduce TABLE --scale S`` when ``table`` is registered (cpu when every run is at cpu scale), with
-    ``--out`` when the runs lie in one folder (``OUT/name/seedK``: a table that draws on another's runs, as the
-    data-size curve on cifar's, reuses them there) and ``--seeds N`` when every row has N seeds, not the default;
+    ``--out`` when the runs and those it draws on (``drawn``) lie in one folder (``OUT/name/seedK``: a table that
+    draws on another's runs, as the data-size curve on cifar's, reuses them only there) and ``--seeds N`` when every row has N seeds, not the default;
     neither for a table with its own runner (gan, uci), whose folders and seeds follow its own layout."""
     if table not in TABLES:
         return None
@@ -376,7 +376,7 @@ def _reproduce_command(table: str, runs: Sequence[Run]) -> str | None:
     t = TABLES[table]
     if t.runner is not None:  # its own layout under --out (gan: OUT/runs/NAME/seedK) and its own seed rule
         return command
-    folders = {r.path.parent.parent for r in runs}
+    folders = {r.path.parent.parent for r in (*runs, *drawn)}  # the runs it draws on are reused only there
     if len(folders) == 1:
         command += f" --out {shlex.quote(str(folders.pop()))}"
     seeds: dict[str, int] = {}
@@ -407,7 +407,7 @@ def _table_blocks(
     if len(result["groups"]) <= MAX_PLOTTED_GROUPS:
         plot = tdir / "test_error.png"
         blocks.append(("img", plot, f"{label}: test error against epochs (mean over seeds, band min-max)"))
-    reproduce = _reproduce_command(table, loaded) if table else None
+    reproduce = _reproduce_command(table, loaded, [load_run(r) for r in drawn]) if table else None
     if reproduce:
         blocks.append(("p", f"Regenerate the whole table: `{reproduce}` (then this page, see the end)."))
     lines = ["| run | seed | status | median of last 10 (%) | command |", "|---|---|---|---|---|"]
@@ -539,8 +539,10 @@ def make_document(
         # its sections appear there alone: each table's sections in the block of that table, where it has one
         draws_on = TABLES[table].draws_on if table in TABLES else ()
         drawn = [run for other in draws_on for run in by_table.get(other, [])]
-        own = {table} | (set(TABLES) - set(tables))
-        blocks += _table_blocks(table, by_table[table], out_dir, drawn=drawn, sections=own)
+        # with no block of its own, a table's sections go to the block of the table it draws on (Table 3 and the
+        # data-size curve under cifar when only cifar's runs are here), once
+        hosted = {t.name for t in TABLES.values() if t.name not in by_table and table in t.draws_on}
+        blocks += _table_blocks(table, by_table[table], out_dir, drawn=drawn, sections={table} | hosted)
     if doc.figures:
         blocks.append(("h", 2, "Figures"))
         for png, meta in doc.figures:
