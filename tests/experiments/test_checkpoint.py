@@ -133,3 +133,14 @@ def test_a_resume_may_declare_the_global_batch_but_not_change_the_batch() -> Non
     check_resumable(state, apply_overrides(ExperimentConfig(), ["data.global_batch_size=256"]), 2, "ck.pt")
     with pytest.raises(CheckpointError, match=r"differs at data.batch_size\); only notes, "):
         check_resumable(state, apply_overrides(ExperimentConfig(), ["data.batch_size=64"]), 2, "ck.pt")
+
+
+def test_a_resume_may_read_the_same_data_from_another_place() -> None:
+    """A finished run counts as done whatever its data.root or loader settings (recipe.NOT_RESULT_KEYS), but a
+    stopped one refused to resume with them changed: a suite could not continue once its data had moved."""
+    saved = apply_overrides(ExperimentConfig(), ["data.root=/a", "data.kwargs={num_workers: 0, noise: 0.1}"])
+    state = {"config": config_to_dict(saved), "epoch": 1, "world_size": 1}
+    moved = ["data.root=/b", "data.eval_batch_size=17", "data.kwargs={num_workers: 4, progress: false, noise: 0.1}"]
+    check_resumable(state, apply_overrides(saved, moved), 1, "ck.pt")
+    with pytest.raises(CheckpointError, match=r"differs at data.kwargs\); only notes, data.root, "):
+        check_resumable(state, apply_overrides(saved, ["data.kwargs={num_workers: 0, noise: 0.2}"]), 1, "ck.pt")

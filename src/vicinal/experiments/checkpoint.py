@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, config_from_dict, diff_configs
+from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, config_from_dict, diff_configs
 from .errors import LabError
 from .runs import atomic_write, clean_stale_temp_files
 
@@ -47,9 +47,11 @@ __all__ = [
 
 FORMAT = "vicinal-checkpoint"
 VERSION = 1
-# Config keys a resume may change (longer training, logging, another device); everything else must match.
+# Config keys a resume may change (longer training, logging, another device, the data's place: a suite resumed
+# after its data moved); everything else must match.
 RESUME_MUTABLE = (
     "notes",
+    *DATA_PLACE_KEYS,
     "train.epochs",
     "train.max_steps",
     "train.log_every",
@@ -169,6 +171,9 @@ def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size:
     except (ConfigError, KeyError) as exc:
         raise CheckpointError(f"checkpoint file '{path}' holds no valid config: {exc}") from None
     changed = [k for k in diff_configs(saved_cfg, cfg) if k not in RESUME_MUTABLE]
+    place = {k.rsplit(".", 1)[1] for k in RESUME_MUTABLE if k.startswith("data.kwargs.")}
+    if "data.kwargs" in changed and _without(saved_cfg.data.kwargs, place) == _without(cfg.data.kwargs, place):
+        changed.remove("data.kwargs")  # only where and how the data is loaded (kwargs are compared as one value)
     if changed:
         raise CheckpointError(
             f"checkpoint file '{path}' was written by a different config (differs at {', '.join(changed)}); "
@@ -188,6 +193,10 @@ def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size:
             f"checkpoint file '{path}' was written by {state.get('world_size')} processes; this run has "
             f"{world_size} (exact resume needs the same number)"
         )
+
+
+def _without(kwargs: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in keys}
 
 
 def rank_state(state: Mapping[str, Any], rank: int, world_size: int, path: str | Path) -> tuple[dict[str, Any], bool]:

@@ -266,6 +266,16 @@ class ExperimentConfig:
 # data.batch_size x processes, both recorded): a resume, or a run folder written before such a key existed, may
 # differ in them.
 LAUNCH_CHECK_KEYS = ("data.global_batch_size",)
+# Keys that say where the data is read from and how it is loaded, not what it is (provenance records that, and a
+# resume compares it): a finished run counts as done and a stopped one resumes whatever they are now.
+DATA_PLACE_KEYS = (
+    "data.root",
+    "data.eval_batch_size",
+    "data.kwargs.progress",
+    "data.kwargs.cache",
+    "data.kwargs.num_workers",  # loader processes: every crop is seeded per sample, so the values do not change
+    "data.kwargs.download",  # whether a missing dataset may be fetched, not which data is read
+)
 
 # Allowed values of the string fields that have a closed set of choices.
 _CHOICES: dict[str, tuple[str, ...]] = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .config import LAUNCH_CHECK_KEYS, flat_config
+from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, flat_config
 from .data.base import data_changes
 from .errors import ReportError, RunError
 from .runs import Run, read_provenance
@@ -42,12 +42,7 @@ __all__ = [
 NOT_RESULT_KEYS = frozenset(
     {
         "notes",
-        "data.root",
-        "data.eval_batch_size",
-        "data.kwargs.progress",
-        "data.kwargs.cache",
-        "data.kwargs.num_workers",  # loader processes: every crop is seeded per sample, so the values do not change
-        "data.kwargs.download",  # whether a missing dataset may be fetched, not which data is read
+        *DATA_PLACE_KEYS,
         "train.seed",
         "train.device",
         "train.threads",
