@@ -821,3 +821,20 @@ def test_an_interrupted_demo_says_to_run_it_again(
     assert main(["demo", "--out", str(tmp_path / "d")]) == 130
     err = capsys.readouterr().err
     assert err == "vicinal: demo interrupted by SIGINT; run it again with another --out to see its table\n"
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [("model.name=resnet_nope", "unknown model 'resnet_nope'; known models: "),
+     ("data.name=nope", "unknown dataset 'nope'; known datasets: ")],
+)  # fmt: skip
+def test_an_unknown_model_or_dataset_is_refused_by_the_plan_and_before_the_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, match: str
+) -> None:
+    # they passed --dry-run ("10 of 10 runs would be trained") and failed only once the first run had made its folder
+    argv = ["reproduce", "cifar", "--scale", "cpu", "--out", str(tmp_path / "r"), "--set", override, "--dry-run"]
+    code, _, err = run_cli(capsys, *argv)
+    assert_one_line_error(code, err, match)
+    code, _, err = run_cli(capsys, "train", "demo/digits", "--out", str(tmp_path / "t"), "--set", override)
+    assert_one_line_error(code, err, match)
+    assert not (tmp_path / "t").exists()

@@ -106,6 +106,7 @@ def test_overrides_do_not_mutate_the_input() -> None:
         # YAML 1.1 reads 1e999 as a string, which float() turned into inf (trained a diverging epoch)
         ("optim.lr=1e999", r"config key 'optim.lr' expects a finite float, got str '1e999'"),
         ("mix=null", r"override 'mix=null' would reset the section 'mix' to its defaults; set its keys instead"),
+        ("mix.pairing=bogus", r"config key 'mix.pairing' must be one of random, same_class, roll, flip, knn, matching"),
         ("optim.lr=-1", r"config key 'optim.lr' must be >= 0, got -1.0"),
         ("train.seed=-1", r"config key 'train.seed' must be >= 0, got -1$"),
         ("optim.betas=[0.9]", r"config key 'optim.betas' must hold 2 floats, got \[0.9\]"),

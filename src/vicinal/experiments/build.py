@@ -30,10 +30,10 @@ from .config import (
     VariantOptions,
     load_config,
 )
-from .data import build_data
+from .data import build_data, check_dataset_name
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
 from .errors import LabError, LabFileNotFoundError, RunError
-from .models import MODELS, build_model
+from .models import MODELS, build_model, check_model_name
 from .runs import CHECKPOINT_NAME
 
 __all__ = [
@@ -82,6 +82,13 @@ def build_run_data(
         **extra,
         **d.kwargs,
     )
+
+
+def check_registered(cfg: ExperimentConfig) -> None:
+    """The config's model and dataset are registered: checked before a run folder is made and in a plan (a typo
+    showed only when the first run started, after its empty folder was made, and not in `--dry-run`)."""
+    check_model_name(cfg.model.name)
+    check_dataset_name(cfg.data.name)
 
 
 def build_run_model(cfg: ExperimentConfig, data: Any) -> nn.Module:

@@ -282,6 +282,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adam"),
     "schedule.name": ("multistep", "cosine", "constant", "step"),
     "mix.lam_mode": ("batch", "sample"),
+    "mix.pairing": vicinal.PAIRINGS,  # a typo showed only when the mixer was built, after the run folder was made
     "train.amp": ("none", "bf16", "fp16"),
 }
 # Variants whose targets are plain mixed one-hots, so the two-label loss is exact for them.

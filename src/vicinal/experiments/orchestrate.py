@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .build import check_registered
 from .config import ConfigError, ExperimentConfig, check_seeds, config_to_dict, load_config
 from .distributed import check_global_batch
 from .errors import RunError
@@ -144,6 +145,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
                 continue
             seed = base + k
             cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
+            check_registered(cfg)
             run_dir = run_dir_of(out, cfg)
             other = rows_of.setdefault(run_dir, path)
             if other != path:  # only the first would train; the next found it "done" and was silently skipped

@@ -5,7 +5,7 @@ Images reach the model as float32 in [0, 1]; normalisation is the model's first 
 """
 
 from vicinal.experiments.data.base import DataBundle, InMemoryLoader, Loader, TensorSplits
-from vicinal.experiments.data.registry import DATASETS, DataRequest, build_data, register_dataset
+from vicinal.experiments.data.registry import DATASETS, DataRequest, build_data, check_dataset_name, register_dataset
 
 __all__ = [
     "DATASETS",
@@ -15,5 +15,6 @@ __all__ = [
     "Loader",
     "TensorSplits",
     "build_data",
+    "check_dataset_name",
     "register_dataset",
 ]

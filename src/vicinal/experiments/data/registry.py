@@ -86,6 +86,12 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
     return decorator
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise DataError, listing the known names, unless ``name`` is a registered dataset."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+
+
 def build_data(
     name: str,
     *,
@@ -131,8 +137,7 @@ def build_data(
     Raises:
         ValueError: unknown ``name`` (the message lists the known names) or invalid sizes/ranks.
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+    check_dataset_name(name)
     _check_int(batch_size, "batch_size", 1)
     _check_int(eval_batch_size, "eval_batch_size", 1)
     _check_int(seed, "seed", 0)

@@ -11,6 +11,6 @@ torchvision is imported only when an ImageNet model is built.
 """
 
 from . import cifar, imagenet, small  # noqa: F401  (registers the builders)
-from .registry import MODELS, Normalize, build_model, count_parameters, register_model
+from .registry import MODELS, Normalize, build_model, check_model_name, count_parameters, register_model
 
-__all__ = ["MODELS", "Normalize", "build_model", "count_parameters", "register_model"]
+__all__ = ["MODELS", "Normalize", "build_model", "check_model_name", "count_parameters", "register_model"]

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import ModelArgumentError, ModelConfigError
 
-__all__ = ["MODELS", "Normalize", "build_model", "count_parameters", "register_model"]
+__all__ = ["MODELS", "Normalize", "build_model", "check_model_name", "count_parameters", "register_model"]
 
 Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
@@ -54,6 +54,12 @@ def register_model(name: str) -> Callable[[B], B]:
     return decorator
 
 
+def check_model_name(name: str) -> None:
+    """Raise ModelConfigError, listing the known names, unless ``name`` is a registered model."""
+    if name not in MODELS:
+        raise ModelConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+
+
 def build_model(
     name: str,
     num_classes: int | None = None,
@@ -89,8 +95,7 @@ def build_model(
         ValueError: For an unknown ``name``, a bad value, or only one of ``mean``/``std``.
         TypeError: For keyword arguments the model does not take, or required ones left out.
     """
-    if name not in MODELS:
-        raise ModelConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    check_model_name(name)
     if (mean is None) != (std is None):
         raise ValueError(f"mean and std must be given together, got mean={mean!r} and std={std!r} for model {name!r}")
     builder = MODELS[name]
