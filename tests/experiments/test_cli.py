@@ -131,7 +131,9 @@ def test_train_then_bad_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path:
     assert_one_line_error(code, err, f"run folder '{run}' already holds a checkpoint; resume it with --resume")
     code, _, err = run_cli(capsys, "train", "--resume", str(run), "--set", "optim.lr=0.5")
     assert_one_line_error(
-        code, err, "was written by a different config (differs at optim.lr); only notes, data.root, data.eval_batch_size"
+        code,
+        err,
+        "was written by a different config (differs at optim.lr); only notes, data.root, data.eval_batch_size",
     )
     code, _, err = run_cli(capsys, "train", "--resume", str(run), "--out", str(tmp_path / "elsewhere"))
     assert_one_line_error(code, err, f"--out places a new run; a resumed run continues in its own folder ('{run}')")
