@@ -78,7 +78,7 @@ def one_line(capsys: pytest.CaptureFixture[str], argv: list[str], match: str) ->
         (["train", "missing.yaml"], "config file 'missing.yaml' does not exist"),
         (
             ["train", str(DEMO), "--set", "optim.lrr=1"],
-            "unknown config key 'optim.lrr'; valid keys in 'optim': name, lr",
+            "unknown config key 'optim.lrr' (did you mean 'optim.lr'?); valid keys in 'optim': name, lr",
         ),
         (["train", str(DEMO), "--set", "train.epochs=abc"], "config key 'train.epochs' expects int, got str 'abc'"),
         (["train", str(DEMO), "--set", "model.name=nope"], "unknown model 'nope'"),

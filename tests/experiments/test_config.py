@@ -77,7 +77,10 @@ def test_overrides_do_not_mutate_the_input() -> None:
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("optim.lrr=1", r"unknown config key 'optim.lrr'; valid keys in 'optim': name, lr, momentum"),
+        (
+            "optim.lrr=1",
+            r"unknown config key 'optim.lrr' \(did you mean 'optim.lr'\?\); valid keys in 'optim': name, lr",
+        ),
         ("foo=1", r"unknown config key 'foo'; valid keys in the top level: name, notes"),
         ("optim.lr=abc", r"config key 'optim.lr' expects float, got str 'abc'"),
         ("train.epochs=true", r"config key 'train.epochs' expects int, got bool True"),
@@ -143,7 +146,8 @@ def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"config file '.*c.yaml' must hold a mapping at the top level, got list"):
         load_config(write(tmp_path, "- 1\n- 2\n"))
     with pytest.raises(
-        ConfigError, match=r"unknown config key 'train.epoch'; valid keys in 'train': epochs.*\(in '.*c.yaml'\)"
+        ConfigError,
+        match=r"unknown config key 'train.epoch' \(did you mean 'train.epochs'\?\); valid keys in 'train': epochs.*\(in '.*c.yaml'\)",
     ):
         load_config(write(tmp_path, "train: {epoch: 3}\n"))
     path = write(tmp_path, "train: {epochs: 3}\n")

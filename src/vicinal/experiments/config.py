@@ -15,6 +15,7 @@ a string that Python's ``float()`` reads as a finite number; that is the only co
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -431,6 +432,15 @@ def _fields(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def _unknown_key(full: str, where: str, fields: Iterable[str]) -> str:
+    """The error for config key ``full``, which its section (``where``) lacks: the closest valid key first (a typo
+    is the usual cause), then all of them."""
+    key = full.rpartition(".")[2]
+    close = difflib.get_close_matches(key, list(fields), n=1)
+    hint = f" (did you mean '{full[: len(full) - len(key)]}{close[0]}'?)" if close else ""
+    return f"unknown config key '{full}'{hint}; valid keys in {where}: {', '.join(fields)}"
+
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     """Instantiate dataclass ``cls`` from a mapping, recursively, strictly."""
     where = f"'{prefix}'" if prefix else "the top level"
@@ -441,7 +451,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            raise ConfigError(f"unknown config key '{full}'; valid keys in {where}: {', '.join(fields)}")
+            raise ConfigError(_unknown_key(full, where, fields))
         tp = fields[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value if value is not None else {}, full)
@@ -685,7 +695,7 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
         fields = _fields(cls)
         if part not in fields:
             where = f"'{'.'.join(parts[:depth])}'" if depth else "the top level"
-            raise ConfigError(f"unknown config key '{full}'; valid keys in {where}: {', '.join(fields)}")
+            raise ConfigError(_unknown_key(full, where, fields))
         tp = fields[part]
         if last and dataclasses.is_dataclass(tp):
             # a whole section: a mapping merges into it key by key, as a config's `base:` does; null would reset it
