@@ -1,7 +1,7 @@
 """The ``cifar`` table: Figure 3a of the paper (Section 3.2), ERM vs mixup (alpha = 1) on CIFAR-10/100.
 
-Rows: {PreAct ResNet-18, WRN-28-10, DenseNet-BC-190} x {CIFAR-10, CIFAR-100} x {ERM, mixup}, one config file
-each under ``configs/cifar/paper/``: exactly the paper's settings (200 epochs, batch 128, SGD momentum 0.9, lr 0.1
+Rows: {PreAct ResNet-18, WRN-28-10, DenseNet-BC-190} x {CIFAR-10, CIFAR-100} x {ERM, mixup}, one row each of
+the sweep ``configs/cifar/paper.yaml``: exactly the paper's settings (200 epochs, batch 128, SGD momentum 0.9, lr 0.1
 divided by 10 at epochs 100 and 150 (WRN-28-10: 60, 120, 180, as the paper states, although WRN's own recipe
 multiplies by 0.2), weight decay 1e-4, no dropout, random crop 32 with padding 4 + horizontal flip).
 

@@ -1,6 +1,6 @@
 """The ``imagenet`` table: Table 1 of the paper (Section 3.1), top-1 / top-5 validation error on ImageNet-2012.
 
-Rows (one config each under ``configs/imagenet/paper/``, row key ``model/epochs/method``):
+Rows (one row each of the sweep ``configs/imagenet/paper.yaml``, row key ``model/epochs/method``):
 
 * 90 epochs: ResNet-50 and ResNet-101 (ERM, mixup alpha 0.2), ResNeXt-101 32x4d and 64x4d (ERM, mixup 0.4);
 * 200 epochs: ResNet-50 and ResNet-101 (ERM, mixup 0.2), ResNeXt-101 32x4d (ERM, mixup 0.4).

@@ -1,8 +1,8 @@
 """The ``speech`` table: Table 4 (left) of the paper (Section 3.3), Google Speech Commands, validation / test error.
 
-Rows: {LeNet, VGG-11} x {ERM, mixup alpha = 0.1, mixup alpha = 0.2}, one config file each.
+Rows: {LeNet, VGG-11} x {ERM, mixup alpha = 0.1, mixup alpha = 0.2}, one row each of the table's sweep.
 
-Paper scale (``configs/speech/paper/``): Google Speech Commands v0.01 (30 words, the release's
+Paper scale (the sweep ``configs/speech/paper.yaml``): Google Speech Commands v0.01 (30 words, the release's
 ``validation_list.txt`` / ``testing_list.txt``), normalised log spectrograms 1 x 160 x 101 (``data/audio.py``),
 mixup at the spectrogram level, the paper's LeNet and VGG-11 (``models/small.py``), Adam lr 3e-3 divided by 10
 every 10 epochs (``schedule: step``, ``step_size: 10``), 30 epochs, batch 100. "A warm-up period of five epochs
