@@ -10,7 +10,7 @@ where we train the network on original training examples": ``mix.warmup_epochs: 
 "0-based epochs 0..4 are unmixed, mixing starts at epoch 5 (the sixth)", i.e. exactly five unmixed epochs.
 The paper states no weight decay: 0 (torch's Adam default, as in the GCommandsPytorch code the models follow).
 
-CPU scale (``configs/speech/cpu/``): the Free Spoken Digit Dataset (``../shared/data/fsdd``: 10 digits, 6
+CPU scale (the sweep ``configs/speech/cpu.yaml``): the Free Spoken Digit Dataset (``../shared/data/fsdd``: 10 digits, 6
 speakers, 8 kHz; 2,430 train / 270 validation / 300 test), narrower models and the paper's 30-epoch
 schedule; see :data:`CPU_NOTES` for the measured cost.
 
