@@ -519,7 +519,19 @@ def test_a_mapping_for_a_section_merges_into_it_and_null_over_a_section_is_refus
     child = write(tmp_path, f"base: {CONFIGS / (mixup + '.yaml')}\nname: child\nmix:\n")
     with pytest.raises(
         ConfigError,
-        match=r"config key 'mix' in '.*c.yaml' is empty \(null\) over the section its base sets, which would reset it",
+        match=r"config key 'mix' in '.*c.yaml' is empty \(null\) over the section it inherits, which would reset it",
     ):
         load_config(child)
     assert load_config(write(tmp_path, "name: alone\nmix:\n")).mix.variant == "erm"  # no base: the defaults
+
+
+def test_a_sweep_row_may_not_empty_a_section_of_its_file(tmp_path: Path) -> None:
+    # a row `mix: null` over the sweep file's own mix section trained ERM under a mixup row's name
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(
+        "mix: {variant: mixup, alpha: 1.0}\nsweep:\n  config: r-{m}\n  rows:\n    m: {a: {mix.alpha: 0.5}, b: {mix: null}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"config key 'mix' in sweep row 'm: b' of '.*s.yaml' is empty \(null\)"):
+        load_config(tmp_path / "s" / "r-b")
+    sweep.write_text(sweep.read_text().replace("{mix: null}", "{mix.alpha: 2.0}"))
+    assert load_config(tmp_path / "s" / "r-b").mix.variant == "mixup"

@@ -353,3 +353,42 @@ def test_a_run_another_process_trains_with_another_recipe_is_refused(
         for h in held:
             h.release()
     one_line_error(proc, "' holds a run that another process is training of a different config (differs at optim.lr)")
+
+
+def test_a_resume_raised_by_the_same_command_in_another_process_is_no_other_recipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # two processes of `reproduce ... --set train.max_steps=4` over runs stopped at 2: the one that resumes a run
+    # rewrites its config.yaml only when training starts, and the other refused it as "a different config"
+    from vicinal.experiments.config import load_config
+    from vicinal.experiments.runs import claim, dump_config
+    from vicinal.experiments.tasks import get_table
+
+    held = []
+    for path in get_table("cifar").configs("cpu"):
+        cfg = load_config(path, ["train.max_steps=2", "train.seed=0"])
+        run_dir = tmp_path / cfg.name / "seed0"
+        held.append(claim(run_dir))
+        dump_config(cfg, run_dir / "config.yaml")
+        (run_dir / "checkpoint.pt").write_bytes(b"")
+    argv = [
+        "reproduce",
+        "cifar",
+        "--scale",
+        "cpu",
+        "--seeds",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "train.max_steps=4",
+    ]
+    try:
+        proc = in_process(capsys, *argv)
+    finally:
+        for h in held:
+            h.release()
+    assert proc.returncode == 0 and proc.stdout.count("another process is training it; skipped") == 2, proc.stderr
+    # a stopped run of another recipe is refused by the plan, before anything trains (the resume refused it later)
+    proc = in_process(capsys, *argv, "optim.lr=0.01", "--dry-run")
+    one_line_error(proc, "' holds a stopped run of a different config (differs at optim.lr); use another --out")

@@ -275,7 +275,6 @@ DATA_PLACE_KEYS = (
     "data.kwargs.progress",
     "data.kwargs.cache",
     "data.kwargs.num_workers",  # loader processes: every crop is seeded per sample, so the values do not change
-    "data.kwargs.download",  # whether a missing dataset may be fetched, not which data is read
 )
 
 # Allowed values of the string fields that have a closed set of choices.

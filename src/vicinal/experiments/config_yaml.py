@@ -217,7 +217,9 @@ def _expand_sweep(path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]
                     raise ConfigError(f"'vars' of sweep row '{axis}: {vid}' in '{path}' must be a mapping")
                 fields[axis] = vid
                 fields.update(extra)
-                row = _merge(row, _undot(override))
+                change = _undot(override)
+                _check_no_null_section(row, change, f"sweep row '{axis}: {vid}' of '{path}'")
+                row = _merge(row, change)
             where = f"sweep in '{path}'"
             name = _fill(str(spec.get("config") or "-".join(vid for vid, _ in combo)), fields, where)
             if not name or "/" in name or name in rows:
@@ -306,7 +308,7 @@ def _check_no_null_section(base: Mapping[str, Any], top: Mapping[str, Any], wher
         full = f"{prefix}{key}"
         if value is None and isinstance(base.get(key), Mapping):
             raise ConfigError(
-                f"config key '{full}' in {where} is empty (null) over the section its base sets, which would reset "
+                f"config key '{full}' in {where} is empty (null) over the section it inherits, which would reset "
                 "it to the defaults; remove the line, or give the keys to change"
             )
         if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):

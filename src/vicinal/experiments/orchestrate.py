@@ -27,10 +27,12 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 from .build import check_registered
+from .checkpoint import RESUME_MUTABLE
 from .config import ConfigError, ExperimentConfig, check_seeds, config_to_dict, load_config
 from .distributed import check_global_batch
 from .errors import RunError
@@ -126,14 +128,8 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # --seeds applies to every row; without it each row has the table's count (some tables want more seeds for
     # some rows, e.g. Table 2's 50% level). `--set train.seed=K` shifts every row's seeds by K: it replaced each
     # file's own start, so the source trained at its target's seed, a bit-identical copy (black box = white box).
-    shift = [o for o in args.overrides if o.split("=", 1)[0].strip() == "train.seed"]
-    others = [o for o in args.overrides if o not in shift]
     bases = [
-        (
-            path,
-            load_config(path, others).train.seed + (load_config(path, shift).train.seed if shift else 0),
-            args.seeds or table.seeds_of(args.scale, path),
-        )
+        (path, _first_seed(path, args.overrides), args.seeds or table.seeds_of(args.scale, path))
         for path in table.configs(args.scale)
     ]
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
@@ -164,11 +160,25 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
                 _check_same_recipe(run_dir, cfg, "a finished run")
             elif (run_dir / "checkpoint.pt").is_file():
                 state = "resume"
+                # what the resume would refuse, told by the plan (and --dry-run), before any run is trained
+                _check_same_recipe(run_dir, cfg, "a stopped run", RESUME_MUTABLE)
             plan.append({"config": path, "cfg": cfg, "seed": seed, "run_dir": run_dir, "state": state})
     return table, plan, out
 
 
-def _check_same_recipe(run_dir: Path, cfg: ExperimentConfig, what: str) -> None:
+# A seed no config holds: set before the --set overrides, it tells whether they give train.seed, in any form
+# (train.seed=K or train={seed: K}).
+_NO_SEED = 2**62 + 12_345
+
+
+def _first_seed(path: Path, overrides: Sequence[str]) -> int:
+    """The first seed of row ``path``: its config's ``train.seed``, shifted by the K of ``--set train.seed=K``."""
+    own = load_config(path).train.seed
+    given = load_config(path, [f"train.seed={_NO_SEED}", *overrides]).train.seed
+    return own + (0 if given == _NO_SEED else given)
+
+
+def _check_same_recipe(run_dir: Path, cfg: ExperimentConfig, what: str, may_differ: Collection[str] = ()) -> None:
     """Refuse a run folder whose run (``what``: finished, or being trained by another process) has another recipe
     than the plan's ``cfg``. The same run whatever differs only in where it read its data from, how it was launched
     and logged (recipe.NOT_RESULT_KEYS): a rerun without the first launch's --set data.root=... or
@@ -176,7 +186,9 @@ def _check_same_recipe(run_dir: Path, cfg: ExperimentConfig, what: str) -> None:
     path = run_dir / "config.yaml"
     if not path.is_file():  # a run that has not started yet writes it first
         return
-    changed = result_key_differences(config_to_dict(load_config(path)), config_to_dict(cfg))
+    changed = [
+        k for k in result_key_differences(config_to_dict(load_config(path)), config_to_dict(cfg)) if k not in may_differ
+    ]
     if changed:
         raise ConfigError(
             f"run folder '{run_dir}' holds {what} of a different config (differs at {', '.join(changed)}); use "
@@ -263,7 +275,9 @@ def reproduce(args: argparse.Namespace) -> int:
             raise RunError(f"cannot create or lock the run folder '{run_dir}': {exc.strerror or exc}") from None
         if claiming and held is None:
             # another process's plan: its recipe must be this one's, or the folder would hold two recipes
-            _check_same_recipe(run_dir, item["cfg"], "a run that another process is training")
+            # (its config.yaml is rewritten when its training starts: until then a resume with a raised
+            # train.epochs or max_steps, which this command may be too, still shows the old values)
+            _check_same_recipe(run_dir, item["cfg"], "a run that another process is training", RESUME_MUTABLE)
             if announce:
                 print(f"  [claimed] {run_dir}: another process is training it; skipped")
             return False

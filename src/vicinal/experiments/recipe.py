@@ -43,6 +43,10 @@ NOT_RESULT_KEYS = frozenset(
     {
         "notes",
         *DATA_PLACE_KEYS,
+        # whether a missing dataset may be fetched: with `source: auto` it may pick another copy, so it is no place
+        # key (a resume may not change it); a finished run counts as done with it changed, as provenance records
+        # which copy was read and the report keeps the two apart
+        "data.kwargs.download",
         "train.seed",
         "train.device",
         "train.threads",

@@ -569,3 +569,11 @@ def test_table3_numbers_the_parts_of_a_config_as_the_main_table_does(tmp_path: P
     md = robustness.attack_markdown([late, early])
     assert "| white box | top-1 | ERM (e [1 of 2]) | 10.00 | 50.00 | 90.7 / 99.9 |" in md, md
     assert "| white box | top-1 | ERM (e [2 of 2]) | 30.00 | 90.00 | 90.7 / 99.9 |" in md
+
+
+def test_a_seed_given_as_a_section_shifts_the_sources_seeds_too(tmp_path: Path) -> None:
+    from vicinal.experiments.orchestrate import plan_runs
+
+    args = SimpleNamespace(table="adversarial", scale="cpu", seeds=1, out=tmp_path, overrides=["train={seed: 5}"])
+    _, plan, _ = plan_runs(args)
+    assert sorted(item["seed"] for item in plan) == [5, 5, 1005]
