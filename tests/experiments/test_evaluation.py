@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vicinal.experiments.data.corrupt import CorruptedLabels, counts_to_errors
+from vicinal.experiments.errors import RunError
 from vicinal.experiments.evaluation import EvalSums, eval_metrics, evaluate, summarize, train_set_counts
 
 
@@ -100,3 +101,43 @@ def test_summarize() -> None:
     assert s["best_test_error"] == 10.0 and s["best_epoch"] == 4 and s["last_test_error"] == 18.0
     assert s["median_last10_test_error"] == 14.5  # median of epochs 3..12
     assert s["train_time_s"] == 24.0 and s["epochs_completed"] == 12 and s["status"] == "complete"
+
+
+class _Constant(nn.Module):
+    """Outputs ``rows`` for every batch (cycled), whatever the input."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        super().__init__()
+        self.rows = rows
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rows[: x.shape[0]] + self.w
+
+
+def test_a_sample_with_non_finite_outputs_is_never_correct() -> None:
+    # an all-NaN row ranked first and predicted class 0: a NaN model scored 90% top-1 and 50% top-5 error
+    y = torch.arange(10)
+    logits = torch.randn(10, 10)
+    logits[y, y] = 10.0  # every finite row right
+    logits[:5] = float("nan")
+    m = evaluate(_Constant(logits), [(torch.zeros(10, 1), y, y)]).metrics()
+    assert m["test_error"] == 50.0 and m["test_top5_error"] == 50.0 and m["test_n"] == 10
+    assert torch.isnan(torch.tensor(m["test_nll"]))
+
+
+def test_a_process_with_no_test_sample_adds_zero_sums() -> None:
+    # under DDP a split smaller than the world leaves a rank with no batch: "the evaluation loader yielded no batches"
+    model = _Constant(torch.zeros(1, 3))
+    with pytest.raises(RunError, match=r"^the evaluation loader yielded no batches$"):
+        evaluate(model, [])
+    empty = evaluate(model, [], allow_empty=True)
+    assert float(empty.n) == 0.0 and float(empty.bin_count.sum()) == 0.0
+    with pytest.raises(RunError, match=r"^the evaluation split is empty$"):
+        eval_metrics(empty)
+
+
+def test_an_epoch_cut_short_by_max_steps_is_not_completed() -> None:
+    rec = {"train_loss": 1.0, "train_error": 50.0, "epoch_time_s": 2.0}
+    records = [{"epoch": 1, "test_error": 30.0, **rec}, {"epoch": 2, "test_error": 20.0, "partial_epoch": True, **rec}]
+    assert summarize(records, "max_steps")["epochs_completed"] == 1

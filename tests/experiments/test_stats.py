@@ -79,3 +79,21 @@ def test_paired_wilcoxon_matches_scipy() -> None:
         ValueError, match=r"paired_wilcoxon needs two 1-D sequences of equal length, got \(2,\) and \(3,\)"
     ):
         paired_wilcoxon([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_the_sign_flip_test_draws_assignments_beyond_16_pairs() -> None:
+    # 17 seeds raised "n = 17 is too many" out of `vicinal report` (a traceback, no report written)
+    exact = paired({s: 10.0 for s in range(16)}, {s: 9.0 for s in range(16)})
+    assert exact.p_sign_flip == 2 / 2**16  # only the all-minus and all-plus assignments reach |mean| 1
+    drawn = paired({s: 10.0 for s in range(17)}, {s: 9.0 for s in range(17)})
+    again = paired({s: 10.0 for s in range(17)}, {s: 9.0 for s in range(17)})
+    # two of 2**17 assignments reach it: ~1.5 of 100,000 draws, plus the observed one (a fixed-seed draw: the same p)
+    assert drawn.p_sign_flip == again.p_sign_flip and 1 / 100_001 <= drawn.p_sign_flip <= 10 / 100_001
+    mixed = paired({s: 10.0 for s in range(20)}, {s: 10.0 + (1 if s % 2 else -1) for s in range(20)})
+    assert mixed.p_sign_flip == pytest.approx(1.0, abs=1e-9)  # mean 0: every assignment is at least as far
+
+
+def test_paired_wilcoxon_drops_a_pair_with_a_missing_value() -> None:
+    got = paired_wilcoxon([1.0, 2.0, float("nan"), 4.0], [0.5, 2.5, 3.0, 3.0])
+    want = paired_wilcoxon([1.0, 2.0, 4.0], [0.5, 2.5, 3.0])
+    assert got == want and got["n"] == 3 and got["wins"] + got["ties"] + got["losses"] == 3

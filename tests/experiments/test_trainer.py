@@ -516,3 +516,20 @@ def test_a_run_without_a_data_record_resumes_without_comparison(
     said = [str(w.message) for w in caught]
     assert any("with train.max_steps 2 -> None" in m for m in said) and not any("other data" in m for m in said)
     assert json.loads((run / "provenance.json").read_text())["data"]["root"] == str((tmp_path / "b" / "uci").resolve())
+
+
+class _PoisonWeights:
+    """NaN weights from the first step on: the epoch's loss is NaN."""
+
+    def on_step(self, trainer: Trainer, step: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for p in trainer.model.parameters():
+                p.fill_(float("nan"))
+
+
+def test_a_diverged_run_says_so_in_its_summary(tmp_path: Path) -> None:
+    # the run raised "training diverged" but its summary.json stayed "running": the report listed a dead run as live
+    run = tmp_path / "run"
+    with pytest.raises(trainer_module.RunError, match=r"^training diverged: the loss of epoch 1 is nan$"):
+        Trainer(tiny_config("train.epochs=2"), run, quiet=True, callbacks=[_PoisonWeights()]).fit()
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"

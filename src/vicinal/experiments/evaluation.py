@@ -106,11 +106,14 @@ def evaluate(
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     channels_last: bool = False,
     n_bins: int = ECE_BINS,
+    allow_empty: bool = False,
 ) -> EvalSums:
     """Sums over ``loader`` (batches ``(x, y, idx)``) in eval mode; the model's mode is restored afterwards.
 
-    Top-5 becomes top-k with ``k = min(5, C)``. ECE bins are over the max softmax probability. Convert with
-    :meth:`EvalSums.metrics`.
+    Top-5 becomes top-k with ``k = min(5, C)``. ECE bins are over the max softmax probability. A sample whose
+    outputs are not all finite is never correct (its NLL and ECE terms are NaN). Convert with
+    :meth:`EvalSums.metrics`. ``allow_empty``: a loader with no batches gives zero sums (one process of several,
+    when the split has fewer samples than processes) instead of an error.
     """
     was_training = model.training
     model.eval()
@@ -128,19 +131,23 @@ def evaluate(
             topk = logits.topk(k, dim=1).indices  # (B, k)
             probs = logits.softmax(dim=1)
             conf, pred = probs.max(dim=1)  # (B,), (B,)
-            correct = (pred == y).double()
+            # NaN outputs would rank first and predict class 0: a plausible error, not the model's failure
+            finite = torch.isfinite(logits).all(dim=1)  # (B,)
+            correct = ((pred == y) & finite).double()
             bins = (conf.double() * n_bins).ceil().long().clamp_(1, n_bins) - 1  # (B,) in [0, n_bins)
             sums.n += y.shape[0]
             sums.nll_sum += F.cross_entropy(logits, y, reduction="sum").double()
             sums.top1_correct += correct.sum()
-            sums.topk_correct += (topk == y[:, None]).any(dim=1).double().sum()
+            sums.topk_correct += ((topk == y[:, None]).any(dim=1) & finite).double().sum()
             sums.bin_count.index_add_(0, bins, torch.ones_like(correct))
             sums.bin_conf_sum.index_add_(0, bins, conf.double())
             sums.bin_acc_sum.index_add_(0, bins, correct)
     finally:
         model.train(was_training)
     if sums is None:
-        raise RunError("the evaluation loader yielded no batches")
+        if not allow_empty:
+            raise RunError("the evaluation loader yielded no batches")
+        sums = EvalSums.zeros(n_bins, next(model.parameters()).device)
     return sums
 
 
@@ -148,6 +155,8 @@ def eval_metrics(sums: EvalSums) -> dict[str, float]:
     """Percent errors, mean NLL and ECE (percent) from :func:`evaluate`'s sums."""
     s = sums.cpu()
     n = float(s.n)
+    if n == 0:  # every process's share was empty (allow_empty): there is no error rate to give
+        raise RunError("the evaluation split is empty")
     # |acc_b - conf_b| * n_b / N == |acc_sum_b - conf_sum_b| / N
     return {
         "test_error": 100.0 * (1.0 - float(s.top1_correct) / n),
@@ -188,7 +197,8 @@ def summarize(records: Sequence[dict[str, Any]], status: str, extra: dict[str, A
     """``summary.json``: best / last test error, median of the last 10 evaluated epochs, final train stats."""
     evaluated = [r for r in records if r.get("test_error") is not None]
     out: dict[str, Any] = dict(extra or {})
-    out.update({"status": status, "epochs_completed": len(records)})
+    # an epoch cut short by train.max_steps has a record (marked partial_epoch) but was not completed
+    out.update({"status": status, "epochs_completed": sum(not r.get("partial_epoch") for r in records)})
     if evaluated:
         best = min(evaluated, key=lambda r: r["test_error"])
         last10 = [r["test_error"] for r in evaluated[-10:]]

@@ -114,16 +114,34 @@ def paired(a: Mapping[int, Any], b: Mapping[int, Any]) -> Paired:
     std = statistics.stdev(diffs)
     half = float(sstats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
     p_t = float(sstats.ttest_1samp(diffs, 0.0).pvalue) if std > 0 else nan
-    # Exact sign-flip test: the share of the 2**n sign assignments whose |mean| is at least the observed one.
+    return Paired(seeds, diffs, mean, std, mean - half, mean + half, p_t, _sign_flip_p(diffs, mean), wins)
+
+
+# The sign-flip test enumerates the 2**n sign assignments up to this many pairs; beyond, it draws this many of
+# them from a fixed-seed generator (the same p on every machine) and counts the observed one in (a valid p value).
+SIGN_FLIP_EXACT_MAX = 16
+SIGN_FLIP_DRAWS = 100_000
+
+
+def _sign_flip_p(diffs: Sequence[float], mean: float) -> float:
+    """The share of sign assignments of ``diffs`` whose |mean| is at least the observed ``|mean|``."""
+    n = len(diffs)
     observed = abs(mean) - 1e-12
-    flips = [abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) / n for signs in _signs(n)]
-    p_flip = sum(f >= observed for f in flips) / len(flips)
-    return Paired(seeds, diffs, mean, std, mean - half, mean + half, p_t, p_flip, wins)
+    if n <= SIGN_FLIP_EXACT_MAX:
+        flips = [abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) / n for signs in _signs(n)]
+        return sum(f >= observed for f in flips) / len(flips)
+    rng = np.random.default_rng(0)
+    d = np.asarray(diffs, dtype=np.float64)
+    hits, left = 0, SIGN_FLIP_DRAWS
+    while left:  # in blocks, so that many pairs do not need a (draws, n) matrix at once
+        size = min(left, 10_000)
+        signs = rng.choice(np.array([1.0, -1.0]), size=(size, n))
+        hits += int((np.abs(signs @ d) / n >= observed).sum())
+        left -= size
+    return (hits + 1) / (SIGN_FLIP_DRAWS + 1)
 
 
 def _signs(n: int) -> list[tuple[int, ...]]:
-    if n > 16:
-        raise ValueError(f"the exact sign-flip test enumerates 2**n assignments; n = {n} is too many (at most 16)")
     return list(itertools.product((1, -1), repeat=n))
 
 
@@ -138,6 +156,8 @@ def paired_wilcoxon(erm: Sequence[float], mixup: Sequence[float]) -> dict[str, A
     a, b = np.asarray(erm, dtype=np.float64), np.asarray(mixup, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired_wilcoxon needs two 1-D sequences of equal length, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)  # a pair with a missing value is no comparison, as in `paired`
+    a, b = a[keep], b[keep]
     diff = _differences(a, b)
     n = len(diff)
     out: dict[str, Any] = {

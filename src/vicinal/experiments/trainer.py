@@ -552,13 +552,21 @@ class Trainer:
 
     def _evaluate(self, loader: Any) -> EvalSums:
         """Sums over ``loader``, added up over ranks."""
-        sums = evaluate(self.model, loader, autocast=self.autocast, channels_last=self.cfg.train.channels_last)
+        sums = evaluate(
+            self.model,
+            loader,
+            autocast=self.autocast,
+            channels_last=self.cfg.train.channels_last,
+            allow_empty=self.world_size > 1,  # a rank may hold no sample of a split smaller than the world
+        )
         return EvalSums.unpack(distributed.all_reduce(sums.pack(), self.world_size))
 
     def _end_epoch(self, epoch: int, accum: _Accum, lr: float, mixing: bool, final: bool) -> dict[str, Any]:
         t = self.cfg.train
         loss_sum, err_sum, n = (float(v) for v in distributed.all_reduce(accum.sums, self.world_size).cpu())
         if not math.isfinite(loss_sum):
+            if self.is_main:  # not left "running" for ever: the report shows the run as diverged
+                runs.write_summary(self.run_dir, self._summary("diverged"))
             raise RunError(f"training diverged: the loss of epoch {epoch + 1} is {loss_sum / max(n, 1)}")
         distributed.sync_buffers(self.model, self.world_size)
         record: dict[str, Any] = {

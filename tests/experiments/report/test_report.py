@@ -570,3 +570,22 @@ def test_a_cell_that_averages_fewer_seeds_than_its_row_says_so(tmp_path: Path) -
     )
     md = make_report([root], tmp_path / "report2")["markdown"]
     assert "(n=" not in md and report_module.FEWER_SEEDS_NOTE not in md
+
+
+def test_the_median_of_last_10_says_when_it_is_over_fewer_or_sparser_evaluations(tmp_path: Path) -> None:
+    # the column read "median of last 10 epochs" for a run evaluated 3 times, or every 3rd epoch
+    make_run(tmp_path / "runs", "full", "", 0, [float(e) for e in range(20)])
+    md = make_report([tmp_path / "runs"], tmp_path / "o1")["markdown"]
+    assert "'median of last 10 epochs':" not in md
+    make_run(tmp_path / "runs", "short", "", 0, [30.0, 20.0, 10.0])
+    sparse = make_run(tmp_path / "runs", "sparse", "", 0, [float(e) for e in range(30)])
+    records = [json.loads(line) for line in (sparse / "metrics.jsonl").read_text().splitlines()]
+    for r in records:
+        if r["epoch"] % 3:
+            r["test_error"] = None
+    (sparse / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    md = make_report([tmp_path / "runs"], tmp_path / "o2")["markdown"]
+    assert (
+        "'median of last 10 epochs': 1 run(s) evaluated fewer than 10 times (the median of those); 1 run(s) "
+        "evaluated less often than every epoch (the median of the last 10 evaluations)." in md
+    )

@@ -470,6 +470,26 @@ def _relpath(path: Path, start: Path) -> str:
     return Path(os.path.relpath(Path(path).absolute(), Path(start).absolute())).as_posix()
 
 
+def _median_note(groups: Sequence[Group]) -> str:
+    """A note for runs whose 'median of last 10 epochs' is not that: fewer than 10 evaluations, or the last 10 spread
+    over more than 10 epochs (train.eval_every > 1); "" when every run's is."""
+    short, spread = 0, 0
+    for g in groups:
+        for r in g.runs:
+            epochs = [rec.get("epoch") for rec in r.records if rec.get("test_error") is not None][-10:]
+            if not epochs:
+                continue
+            if len(epochs) < 10:
+                short += 1
+            elif epochs[-1] - epochs[0] != len(epochs) - 1:
+                spread += 1
+    parts = [f"{short} run(s) evaluated fewer than 10 times (the median of those)"] * bool(short)
+    parts += [f"{spread} run(s) evaluated less often than every epoch (the median of the last 10 evaluations)"] * bool(
+        spread
+    )
+    return f"'median of last 10 epochs': {'; '.join(parts)}." if parts else ""
+
+
 def make_report(
     paths: Iterable[str | Path], out: str | Path, *, sections: Collection[str] | None = None
 ) -> dict[str, Any]:
@@ -500,6 +520,9 @@ def make_report(
     lines.append("Errors in percent: mean ± sample standard deviation over the finished runs' seeds (n given); 'done'")
     lines.append("counts the runs that finished all their epochs among those found (a row with none finished shows its")
     lines.append("partial runs). 'median of last 10 epochs' follows the first author's repository.")
+    median = _median_note(groups)
+    if median:
+        lines.append(median)
     for t, source in sources.items():
         lines.append(f"Paper column ({t}): {source}.")
     apart = [f"- {g.name}: {g.apart}." for g in groups if g.apart]
