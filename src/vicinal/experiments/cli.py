@@ -181,7 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="cpu: a CPU-sized variant (minutes to ~8 CPU-hours per table on 2 cores; --dry-run lists its runs); "
         "paper: the paper's exact settings",
     )
-    p.add_argument("--seeds", type=int, default=None, help="seeds per row, 0..N-1 (default: the table's)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per row, N of them counting up from the row's train.seed (0 for most rows; --set train.seed=K "
+        "shifts every row's start by K) (default: the table's)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<table>-<scale>)")
     p.add_argument("--dry-run", action="store_true", help="print the runs that would be trained, train nothing")
     p.add_argument(
@@ -201,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="tables (markdown, CSV) and a test-error plot from run folders",
         description=(
-            "Group run folders by config name (one row per config, seeds pooled), and write report.md, "
+            "Group run folders by config name (one row per config, seeds pooled; runs of one config on other data or "
+            "another number of processes are rows of their own, NAME [i of k]), and write report.md, "
             "report.csv, runs.csv and test_error.png: mean ± sample std over seeds with n, the paper's number "
             "beside each row where there is one, marked 'config differs: KEYS' where the runs' config.yaml is not "
             "the row's shipped config (a --set override)."

@@ -6,8 +6,9 @@ every table: the arithmetic mean and the *sample* standard deviation (ddof 1) of
 Paired comparisons (a method against ERM) pair runs by seed: at a given seed both runs see the same training images
 and start from the same weights (the data layer and the model builder derive both from ``train.seed``), so the
 per-seed difference removes the variance those two sources share. The interval is Student's t on the differences,
-the test the paired t-test (``scipy.stats.ttest_rel``), and the exact sign-flip (permutation) test beside it, which
-assumes only that the differences are symmetric about 0 under the null.
+the test the paired t-test (``scipy.stats.ttest_rel``), and the sign-flip (permutation) test beside it, which
+assumes only that the differences are symmetric about 0 under the null: exact up to 16 pairs, from 100,000
+fixed-seed draws of the sign assignments beyond.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ class Paired:
         std: sample standard deviation of the differences (nan for n < 2).
         ci_low, ci_high: 95% Student-t interval of the mean difference (nan for n < 2).
         p_t: two-sided p-value of the paired t-test (nan for n < 2 or zero spread).
-        p_sign_flip: two-sided p-value of the exact sign-flip test (nan for n = 0); its smallest possible value is
-            2 / 2**n, so with 5 seeds no result can be below 0.0625.
+        p_sign_flip: two-sided p-value of the sign-flip test (nan for n = 0); exact up to 16 pairs, where its smallest
+            possible value is 2 / 2**n (with 5 seeds no result can be below 0.0625), drawn beyond (at least 1 / 100,001).
         wins: seeds with ``b < a`` (lower is better for errors).
     """
 

@@ -420,8 +420,8 @@ def paired_markdown(groups: Sequence[Group]) -> str:
             "",
             "Difference = method minus ERM at the same seed (same training images and initial weights), in "
             "percentage points; negative: the method errs less. Interval: Student t on the per-seed differences; "
-            "t-test: paired, two-sided; sign-flip: exact two-sided permutation test of the differences (with n "
-            "seeds its smallest possible p is 2/2^n).",
+            "t-test: paired, two-sided; sign-flip: two-sided permutation test of the differences, exact up to 16 "
+            "seeds (with n seeds its smallest possible p is 2/2^n), from 100,000 drawn sign assignments beyond.",
         ]
     if unpaired:
         lines += [*([""] if lines else []), _UNPAIRED, *unpaired]
