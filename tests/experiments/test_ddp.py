@@ -123,3 +123,35 @@ def test_a_checkpoint_without_per_rank_states_resumes_with_a_warning(two_ranks: 
     prov = json.loads((out / "legacy" / "provenance.json").read_text())
     assert [r.get("per_rank_state") for r in prov["resumes"]] == [False]
     assert json.loads((out / "legacy" / "summary.json").read_text())["status"] == "max_steps"
+
+
+SEVERAL_RUNS = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1])
+import torch
+
+from tests.experiments.lab_helpers import tiny_config
+from vicinal.experiments.trainer import Trainer
+
+torch.set_num_threads(1)
+for name in ("a", "b"):  # as `vicinal reproduce` trains a plan's runs in one process
+    Trainer(tiny_config("train.epochs=1", "data.global_batch_size=null"), Path(sys.argv[2]) / name, quiet=True).fit()
+"""
+
+
+def test_one_torchrun_process_trains_several_runs(tmp_path: Path) -> None:
+    # each run joined the process group and destroyed it: under torchrun the second run hung in DDP's setup, so
+    # `torchrun ... vicinal reproduce imagenet --scale paper` trained its first row and then waited for ever
+    import subprocess
+    import sys
+
+    script = tmp_path / "several.py"
+    script.write_text(SEVERAL_RUNS)
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    done = subprocess.run([*cmd, str(root), str(tmp_path)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("a", "b"):
+        assert json.loads((tmp_path / name / "summary.json").read_text())["status"] == "complete"

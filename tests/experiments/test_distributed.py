@@ -106,15 +106,16 @@ def test_stop_signals_record_the_first_signal_and_restore_the_handlers() -> None
 def test_teardown_waits_for_the_peers_only_after_a_completed_fit(
     monkeypatch: pytest.MonkeyPatch, completed: bool
 ) -> None:
-    # A completed fit: barrier, then destroy (a rank tearing gloo down under its peer was aborted at exit). After an
-    # error: destroy only, since a peer that failed elsewhere would never reach the barrier.
+    # A completed fit: a barrier (a rank tearing gloo down under its peer was aborted at exit). After an error: none,
+    # since a peer that failed elsewhere would never reach it. The group itself stays for the next run (destroyed at
+    # exit): destroyed and joined again, the second run of a torchrun reproduce hung.
     calls: list[str] = []
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
     monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
     owner = distributed.Placement(0, 2, 0, torch.device("cpu"), owns_group=True)
     distributed.teardown(owner, completed=completed)
-    assert calls == (["barrier", "destroy"] if completed else ["destroy"])
+    assert calls == (["barrier"] if completed else [])
     calls.clear()
     guest = distributed.Placement(0, 2, 0, torch.device("cpu"), owns_group=False)  # a caller's group: not ours
     distributed.teardown(guest, completed=completed)

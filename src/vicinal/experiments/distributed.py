@@ -7,6 +7,7 @@ processes test it here); a single process needs none of this and every helper is
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -132,10 +133,21 @@ def _processes(n: int) -> str:
     return "1 process" if n == 1 else f"{n} processes"
 
 
+# Whether setup() joined this process's process group. It is kept for the process's next run and destroyed at exit:
+# a group destroyed after each run and joined again hung the second run of `torchrun ... reproduce` in DDP's setup
+# (torchrun's store keeps the first group's keys).
+_JOINED = False
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 @dataclass(frozen=True)
 class Placement:
-    """This process's place in the run: ``owns_group`` says whether :func:`setup` created the process group (and
-    so must destroy it)."""
+    """This process's place in the run: ``owns_group`` says whether :func:`setup` joined the process group (a
+    caller's group is the caller's to end)."""
 
     rank: int
     world_size: int
@@ -151,28 +163,28 @@ class Placement:
 
 def setup(device: str) -> Placement:
     """Resolve ``device`` and join the torchrun process group when there is more than one process."""
+    global _JOINED
     rank, world, local = dist_env()
     dev = resolve_device(device, local)
-    owns = False
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-        owns = True
-    elif dist.is_initialized():  # a caller (a test, a launcher) already joined: its group decides
+        if not _JOINED:
+            atexit.register(_leave_group)
+        _JOINED = True
+    elif dist.is_initialized():  # joined by an earlier run of this process, or by a caller (a test, a launcher)
         rank, world = dist.get_rank(), dist.get_world_size()
-    return Placement(rank, world, local, dev, owns)
+    return Placement(rank, world, local, dev, _JOINED and dist.is_initialized())
 
 
 def teardown(placement: Placement, *, completed: bool) -> None:
-    """Destroy the process group :func:`setup` created. After a completed fit every rank first waits for the others,
-    so no rank tears the group down while a peer may still use it (the trainer frees its DDP wrapper before this:
-    see ``Trainer.fit``). No barrier after an error: a peer that failed elsewhere would never arrive."""
-    if not (placement.owns_group and dist.is_initialized()):
-        return
-    if completed:
+    """The end of a run in the process group :func:`setup` joined: after a completed fit every rank waits for the
+    others, so no rank leaves (the group is destroyed at exit) while a peer may still use it (the trainer frees its
+    DDP wrapper before this: see ``Trainer.fit``). No barrier after an error: a peer that failed elsewhere would
+    never arrive. The group itself stays for the process's next run (see ``_JOINED``)."""
+    if placement.owns_group and dist.is_initialized() and completed:
         dist.barrier()
-    dist.destroy_process_group()
 
 
 def all_reduce(t: Tensor, world_size: int) -> Tensor:
