@@ -219,3 +219,11 @@ def test_runs_without_integer_labels_measure_nothing(tmp_path: Path) -> None:
     trainer.fit()
     trainer.data.train_dataset_y = trainer.data.train_dataset_y.float()  # e.g. regression targets
     assert train_labels(trainer.data) is None
+
+
+def test_train_eval_every_0_never_measures_the_training_set(tmp_path: Path) -> None:
+    # every run ended with a pass over the whole training set, a throughput probe on ImageNet too (1.28 M images)
+    cfg = tiny_config("train.epochs=2", "train.train_eval_every=0", "train.reliability_diagram=false")
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    summary = trainer.fit()
+    assert all("train_eval_error" not in r for r in trainer.records) and summary.get("last_train_eval_error") is None

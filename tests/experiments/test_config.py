@@ -345,8 +345,8 @@ def test_shipped_sweeps_list_their_rows_by_name() -> None:
 def test_config_key_range() -> None:
     with pytest.raises(ConfigError, match=r"'data.corrupt_fraction' must be in \[0, 1\], got 1.5"):
         tiny_config("data.corrupt_fraction=1.5")
-    with pytest.raises(ConfigError, match=r"'train.train_eval_every' must be >= 1 or null, got 0"):
-        tiny_config("train.train_eval_every=0")
+    with pytest.raises(ConfigError, match=r"'train.train_eval_every' must be >= 0 \(0: never\) or null, got -1"):
+        tiny_config("train.train_eval_every=-1")
 
 
 # -- audit "train" (2026-12-01): keys written twice, combinations a variant ignores, values with no use ----------

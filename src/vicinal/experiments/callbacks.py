@@ -109,7 +109,7 @@ class TrainEval(Callback):
     """Errors of the model on the un-augmented training set against the noisy and the true labels.
 
     Measured after the last epoch of every run with integer training labels, and every ``train.train_eval_every``
-    epochs when set. The measurement changes nothing else (no randomness, no weight update). Epochs without it
+    epochs when set (never when it is 0). The measurement changes nothing else (no randomness, no weight update). Epochs without it
     carry the fields as None when the run measures periodically or has corrupted labels (the format such runs'
     records always had).
     """
@@ -121,9 +121,9 @@ class TrainEval(Callback):
         self.labels = train_labels(trainer.data)
 
     def on_epoch_record(self, trainer: TrainerState, record: dict[str, Any], final: bool) -> None:
-        if self.labels is None:
-            return
         every = trainer.cfg.train.train_eval_every
+        if self.labels is None or every == 0:  # 0: never (a probe of the training speed)
+            return
         if final or (every is not None and record["epoch"] % every == 0):
             record.update(self.measure(trainer))
         elif every is not None or trainer.data.corruption is not None:
