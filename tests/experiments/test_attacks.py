@@ -215,3 +215,14 @@ def test_attack_file_stem() -> None:
     assert attack_file_stem("fgsm", 4.0, 10) == "white-fgsm-eps4"
     assert attack_file_stem("ifgsm", 4.0, 10, 2) == "white-ifgsm-eps4-steps10-every2"
     assert attack_file_stem("ifgsm", 8, 3, 1, ("src", 1000)) == "black-ifgsm-eps8-steps3-from-src-seed1000"
+
+
+def test_a_model_with_non_finite_outputs_is_wrong_under_attack_too() -> None:
+    # the error counts read an all-NaN row as a prediction of class 0 (90% error on 10 classes, not 100%)
+    from vicinal.experiments.attacks import _count_errors, _topk_errors
+
+    nan = torch.nn.Linear(4, 10)
+    with torch.no_grad():
+        nan.weight.fill_(float("nan"))
+    x, y = torch.randn(20, 4), torch.arange(20) % 10
+    assert _count_errors(nan, x, y) == 20 and _topk_errors(nan, x, y) == (20, 20)

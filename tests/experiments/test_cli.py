@@ -840,3 +840,14 @@ def test_an_unknown_model_or_dataset_is_refused_by_the_plan_and_before_the_run_f
     code, _, err = run_cli(capsys, "train", "demo/digits", "--out", str(tmp_path / "t"), "--set", override)
     assert_one_line_error(code, err, match)
     assert not (tmp_path / "t").exists()
+
+
+def test_the_demo_refuses_several_processes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # under torchrun each rank attacked its own share of the test split and printed its own table
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    code, _, err = run_cli(capsys, "demo")
+    assert_one_line_error(code, err, "vicinal demo runs in one process, not under torchrun (use vicinal train there)")

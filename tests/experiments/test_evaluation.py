@@ -141,3 +141,12 @@ def test_an_epoch_cut_short_by_max_steps_is_not_completed() -> None:
     rec = {"train_loss": 1.0, "train_error": 50.0, "epoch_time_s": 2.0}
     records = [{"epoch": 1, "test_error": 30.0, **rec}, {"epoch": 2, "test_error": 20.0, "partial_epoch": True, **rec}]
     assert summarize(records, "max_steps")["epochs_completed"] == 1
+
+
+def test_the_training_set_counts_never_count_non_finite_outputs_correct() -> None:
+    # the test evaluation already did; the training error (and Table 2's columns) still read NaN rows as class 0
+    loader = _loader()
+    true = torch.cat([b[1] for b in loader])
+    labels = CorruptedLabels(true, true.clone(), torch.zeros(30, dtype=torch.bool), 0.0, 0, 4)
+    errors = counts_to_errors(train_set_counts(_Constant(torch.full((30, 4), float("nan"))), loader, labels))
+    assert errors["train_eval_error"] == 100.0 and errors["train_true_error"] == 100.0

@@ -391,4 +391,7 @@ def test_a_resume_raised_by_the_same_command_in_another_process_is_no_other_reci
     assert proc.returncode == 0 and proc.stdout.count("another process is training it; skipped") == 2, proc.stderr
     # a stopped run of another recipe is refused by the plan, before anything trains (the resume refused it later)
     proc = in_process(capsys, *argv, "optim.lr=0.01", "--dry-run")
-    one_line_error(proc, "' holds a stopped run of a different config (differs at optim.lr); use another --out")
+    one_line_error(proc, "' holds a stopped run of a different config (differs at optim.lr); resume it as it was")
+    # the resume's own comparison: a speed option that changes no result is still refused by a resume
+    proc = in_process(capsys, *argv, "train.channels_last=true", "--dry-run")
+    one_line_error(proc, "' holds a stopped run of a different config (differs at train.channels_last)")

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from .build import load_run_model
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError, load_config
+from .evaluation import predicted_class
 from .runs import CHECKPOINT_NAME, read_summary, write_json
 
 __all__ = [
@@ -111,7 +112,7 @@ def ifgsm(
 
 @torch.no_grad()
 def _count_errors(model: nn.Module, x: Tensor, y: Tensor) -> int:
-    return int((model(x).argmax(dim=1) != y).sum())
+    return int((predicted_class(model(x)) != y).sum())
 
 
 def error_under_attack(
@@ -149,6 +150,7 @@ def _topk_errors(model: nn.Module, x: Tensor, y: Tensor) -> tuple[int, int]:
     logits = model(x)  # (B, C)
     k = min(5, logits.shape[1])
     top = logits.topk(k, dim=1).indices  # (B, k)
+    top[~torch.isfinite(logits).all(dim=1)] = -1  # a row that is not all finite names no class (predicted_class)
     top1 = int((top[:, 0] != y).sum())
     topk = int((~(top == y[:, None]).any(dim=1)).sum())
     return top1, topk

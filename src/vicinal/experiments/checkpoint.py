@@ -35,6 +35,7 @@ __all__ = [
     "RANK_KEYS",
     "RESUME_MUTABLE",
     "check_resumable",
+    "resume_changes",
     "rank_state",
     "FORMAT",
     "VERSION",
@@ -162,6 +163,16 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[:n]])
 
 
+def resume_changes(saved: ExperimentConfig, cfg: ExperimentConfig) -> list[str]:
+    """The keys in which ``cfg`` differs from the config ``saved`` with a run's checkpoint that a resume may not
+    change (outside `RESUME_MUTABLE`): the resume's refusal, and the plan's (`vicinal reproduce --dry-run`)."""
+    changed = [k for k in diff_configs(saved, cfg) if k not in RESUME_MUTABLE]
+    place = {k.rsplit(".", 1)[1] for k in RESUME_MUTABLE if k.startswith("data.kwargs.")}
+    if "data.kwargs" in changed and _without(saved.data.kwargs, place) == _without(cfg.data.kwargs, place):
+        changed.remove("data.kwargs")  # only where and how the data is loaded (kwargs are compared as one value)
+    return changed
+
+
 def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size: int, path: str | Path) -> None:
     """Refuse to resume run ``cfg`` on ``world_size`` processes from ``state`` (loaded from ``path``) when the
     checkpoint was written by another config (beyond `RESUME_MUTABLE`), another number of processes, or is past
@@ -170,10 +181,7 @@ def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size:
         saved_cfg = config_from_dict(state["config"])
     except (ConfigError, KeyError) as exc:
         raise CheckpointError(f"checkpoint file '{path}' holds no valid config: {exc}") from None
-    changed = [k for k in diff_configs(saved_cfg, cfg) if k not in RESUME_MUTABLE]
-    place = {k.rsplit(".", 1)[1] for k in RESUME_MUTABLE if k.startswith("data.kwargs.")}
-    if "data.kwargs" in changed and _without(saved_cfg.data.kwargs, place) == _without(cfg.data.kwargs, place):
-        changed.remove("data.kwargs")  # only where and how the data is loaded (kwargs are compared as one value)
+    changed = resume_changes(saved_cfg, cfg)
     if changed:
         raise CheckpointError(
             f"checkpoint file '{path}' was written by a different config (differs at {', '.join(changed)}); "

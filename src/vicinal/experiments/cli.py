@@ -411,6 +411,9 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`vicinal demo`: ERM vs mixup on digits, test and FGSM error."""
+    if dist_env()[1] > 1:
+        # each rank would attack its own share of the test split and print its own table of FGSM errors
+        raise UsageError("vicinal demo runs in one process, not under torchrun (use vicinal train there)")
     # The banner comes once the first run is built, so that an error (an option, the data, the model, the run
     # folder) stays the only line.
     banner = (

@@ -98,6 +98,12 @@ class EvalSums:
         return eval_metrics(self)
 
 
+def predicted_class(logits: Tensor) -> Tensor:
+    """The argmax class of each row of ``logits`` ``(B, C)``, and -1 (no class: never correct) for a row that is not
+    all finite: NaN ranks first, so a NaN model predicted class 0 and scored a plausible error."""
+    return logits.argmax(dim=1).masked_fill(~torch.isfinite(logits).all(dim=1), -1)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -186,7 +192,7 @@ def train_set_counts(
             if channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast():
-                pred = model(x).argmax(dim=1)  # (B,)
+                pred = predicted_class(model(x))  # (B,)
             counts += corruption_counts(pred, idx, labels)
     finally:
         model.train(was_training)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import check_registered
-from .checkpoint import RESUME_MUTABLE
+from .checkpoint import RESUME_MUTABLE, resume_changes
 from .config import ConfigError, ExperimentConfig, check_seeds, config_to_dict, load_config
 from .distributed import check_global_batch
 from .errors import RunError
@@ -160,8 +160,14 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
                 _check_same_recipe(run_dir, cfg, "a finished run")
             elif (run_dir / "checkpoint.pt").is_file():
                 state = "resume"
-                # what the resume would refuse, told by the plan (and --dry-run), before any run is trained
-                _check_same_recipe(run_dir, cfg, "a stopped run", RESUME_MUTABLE)
+                # what the resume would refuse (its own comparison), told by the plan (and --dry-run), before any
+                # run is trained; config.yaml is the config the run last trained with
+                changed = resume_changes(load_config(run_dir / "config.yaml"), cfg)
+                if changed:
+                    raise ConfigError(
+                        f"run folder '{run_dir}' holds a stopped run of a different config (differs at "
+                        f"{', '.join(changed)}); resume it as it was, or use another --out"
+                    )
             plan.append({"config": path, "cfg": cfg, "seed": seed, "run_dir": run_dir, "state": state})
     return table, plan, out
 
