@@ -395,3 +395,8 @@ def test_a_resume_raised_by_the_same_command_in_another_process_is_no_other_reci
     # the resume's own comparison: a speed option that changes no result is still refused by a resume
     proc = in_process(capsys, *argv, "train.channels_last=true", "--dry-run")
     one_line_error(proc, "' holds a stopped run of a different config (differs at train.channels_last)")
+    # a stopped run whose config.yaml is gone (a partial copy): the plan leaves the comparison to the resume
+    for path in get_table("cifar").configs("cpu"):
+        (tmp_path / load_config(path).name / "seed0" / "config.yaml").unlink()
+    proc = in_process(capsys, *argv, "--dry-run")
+    assert proc.returncode == 0 and "dry run: 2 of 2 runs would be trained" in proc.stdout, proc.stderr

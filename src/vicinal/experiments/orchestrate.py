@@ -162,7 +162,8 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
                 state = "resume"
                 # what the resume would refuse (its own comparison), told by the plan (and --dry-run), before any
                 # run is trained; config.yaml is the config the run last trained with
-                changed = resume_changes(load_config(run_dir / "config.yaml"), cfg)
+                saved = run_dir / "config.yaml"  # (a folder copied without it: the resume itself checks the checkpoint)
+                changed = resume_changes(load_config(saved), cfg) if saved.is_file() else []
                 if changed:
                     raise ConfigError(
                         f"run folder '{run_dir}' holds a stopped run of a different config (differs at "
