@@ -32,12 +32,11 @@ import vicinal
 from .config_yaml import (
     PLAIN_NAME,
     ConfigError,
-    _check_no_null_section,
-    _merge,
     check_not_protocol,
     config_exists,
     describe,
     is_plain_name,
+    merge_sections,
     read_config_data,
     resolve_config,
     shipped_configs,
@@ -710,8 +709,7 @@ def _set_path(data: dict[str, Any], key: str, value: Any) -> None:
                     f"({full}.NAME=VALUE)"
                 )
             if isinstance(value, Mapping) and isinstance(node.get(part), Mapping):
-                _check_no_null_section(node[part], value, f"override '{key}=...'", f"{full}.")
-                value = _merge(dict(node[part]), value)
+                value = merge_sections(node[part], value, f"override '{key}=...'", f"{full}.")
             node[part] = value
             return
         if last:

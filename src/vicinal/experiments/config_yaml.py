@@ -217,9 +217,7 @@ def _expand_sweep(path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]
                     raise ConfigError(f"'vars' of sweep row '{axis}: {vid}' in '{path}' must be a mapping")
                 fields[axis] = vid
                 fields.update(extra)
-                change = _undot(override)
-                _check_no_null_section(row, change, f"sweep row '{axis}: {vid}' of '{path}'")
-                row = _merge(row, change)
+                row = merge_sections(row, _undot(override), f"sweep row '{axis}: {vid}' of '{path}'")
             where = f"sweep in '{path}'"
             name = _fill(str(spec.get("config") or "-".join(vid for vid, _ in combo)), fields, where)
             if not name or "/" in name or name in rows:
@@ -296,9 +294,14 @@ def read_config_data(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     base_path = (folder / base).resolve()
     if base_path in chain or base_path == path.resolve():
         raise ConfigError(f"config file '{path}' inherits from itself through 'base: {base}'")
-    inherited = read_config_data(base_path, (*chain, path.resolve()))
-    _check_no_null_section(inherited, data, f"'{path}'")
-    return _merge(inherited, data)
+    return merge_sections(read_config_data(base_path, (*chain, path.resolve())), data, f"'{path}'")
+
+
+def merge_sections(base: Mapping[str, Any], top: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    """``top`` merged over ``base`` key by key (:func:`_merge`), refusing an empty (null) key of ``top`` over a
+    section of ``base`` (named ``prefix + key`` in ``where``): see :func:`_check_no_null_section`."""
+    _check_no_null_section(base, top, where, prefix)
+    return _merge(dict(base), top)
 
 
 def _check_no_null_section(base: Mapping[str, Any], top: Mapping[str, Any], where: str, prefix: str = "") -> None:

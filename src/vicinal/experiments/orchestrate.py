@@ -17,7 +17,8 @@ them, and the report is written once.
   without ``--shard``), runs the table's step after training (the adversarial attacks) and writes the report,
   then notes it in ``OUT/.finished.json``; a process that finds the lock taken, or a note written while it ran,
   leaves the report to that other process. The lock is the table's, not the folder's: tables share a folder
-  (adversarial and datasize reuse cifar's), and a process finishing one table must not skip another's step. Under torchrun every rank trains the same runs: no claims are taken.
+  (adversarial and datasize reuse cifar's), and a process finishing one table must not skip another's step.
+  Under torchrun every rank trains the same runs: no claims are taken.
 """
 
 from __future__ import annotations
