@@ -119,6 +119,9 @@ def test_report_tables(runs: Path, tmp_path: Path) -> None:
     assert (
         "Paper column (cifar): Zhang et al." in md and "mean ± sample standard deviation over the finished runs" in md
     )
+    # the best epoch is selected on the test split: labelled as such in the header and explained once
+    assert "| median of last 10 epochs (%) | best epoch, picked on test (%) |" in main_table
+    assert md.count("an oracle, as the paper's 'best' column of Table 2") == 1
 
     with (out / "report.csv").open() as f:
         rows = {r["name"]: r for r in csv.DictReader(f)}

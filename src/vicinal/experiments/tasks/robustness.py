@@ -221,7 +221,7 @@ def table2_markdown(stats: Sequence[dict[str, Any]]) -> str:
         "corruption",
         "method",
         "n",
-        "best test (%)",
+        "best test, picked on test (%)",
         "last test (%)",
         "train real (%)",
         "train corrupted (%)",
