@@ -201,7 +201,7 @@ def test_worker_seeds_mix_the_loader_seed_with_the_mixer_seed(monkeypatch):
 
     def first_draws(seed):
         c = vicinal.MixupCollate(alpha=1.0, num_classes=3, seed=seed)
-        c._maybe_reseed()
+        c.mixer._reseed_in_worker()
         return torch.rand(4, generator=c.mixer.generator)
 
     augmentations = torch.rand(4, generator=torch.Generator().manual_seed(1234))
@@ -233,7 +233,7 @@ def test_worker_seed_follows_a_mixer_seeded_after_wrapping(monkeypatch):
     late = vicinal.MixupCollate(vicinal.Mixup(1.0, num_classes=3))  # unseeded at construction
     late.mixer.generator.manual_seed(5)
     early = vicinal.MixupCollate(vicinal.Mixup(1.0, num_classes=3, seed=5))
-    late._maybe_reseed(), early._maybe_reseed()
+    late.mixer._reseed_in_worker(), early.mixer._reseed_in_worker()
     assert torch.equal(torch.rand(4, generator=late.mixer.generator), torch.rand(4, generator=early.mixer.generator))
 
 
@@ -278,9 +278,10 @@ def test_a_worker_reseeds_once_then_its_batches_follow_one_stream(monkeypatch):
     batch, imgs, labels = samples()
     collate = vicinal.MixupCollate(alpha=1.0, num_classes=4, seed=0)
     seed = int(np.random.SeedSequence([1234, 0]).generate_state(1, np.uint64)[0])
+    mixed = [collate(batch) for _ in range(3)]
+    monkeypatch.undo()  # the reference runs in the main process: its own generator as it is
     reference = vicinal.Mixup(1.0, num_classes=4, seed=seed)  # the worker's stream, continued batch after batch
-    for _ in range(3):
-        xm, ym = collate(batch)
+    for xm, ym in mixed:
         x_ref, y_ref = reference(imgs.clone(), labels)
         assert torch.equal(xm, x_ref) and torch.equal(ym, y_ref)
 

@@ -1115,3 +1115,72 @@ def test_same_class_pairing_needs_class_labels(make):
     # with continuous targets every sample was a class of its own and paired with itself: ERM under a mixup name
     with pytest.raises(ValueError, match=r"^pairing='same_class' needs class labels, not regression targets$"):
         make()
+
+
+def _mix_after_default_collate(mixer, samples):
+    """torchvision v2's documented way to mix in the loader: ``collate_fn=lambda b: mixup(*default_collate(b))``
+    (module-level so that spawned workers can unpickle it)."""
+    return mixer(*torch.utils.data.default_collate(samples))
+
+
+def _worker_loader(mixer, context="fork", persistent=False, seed=5):
+    # row i of batch k is 4k + i: the mixed values encode each batch's lam and partners
+    ds = torch.utils.data.TensorDataset(torch.arange(16.0).view(16, 1), torch.zeros(16, dtype=torch.long))
+    return torch.utils.data.DataLoader(
+        ds, batch_size=4, num_workers=2, collate_fn=functools.partial(_mix_after_default_collate, mixer),
+        multiprocessing_context=context, persistent_workers=persistent, generator=torch.Generator().manual_seed(seed),
+    )  # fmt: skip
+
+
+def _draws(loader):
+    """Each batch's mix of its local indices 0-3 (to 4 decimals, past the rounding of the offset 4k): equal lists
+    mean the same lam and partners."""
+    return [[round(v, 4) for v in (x.flatten() - 4 * k).tolist()] for k, (x, _) in enumerate(loader)]
+
+
+def test_a_transform_in_loader_workers_draws_per_worker_and_per_epoch():
+    # every forked worker copied one generator state: the two workers drew the same lam and partners, and each
+    # epoch replayed the last (torchvision's MixUp uses the global RNG, which the DataLoader seeds per worker)
+    loader = _worker_loader(vicinal.Mixup(1.0, num_classes=2, seed=0))
+    epoch1, epoch2 = _draws(loader), _draws(loader)
+    assert epoch1[0] != epoch1[1] and epoch1[2] != epoch1[3]  # batches 0 and 1 come from workers 0 and 1
+    assert epoch1 != epoch2
+    # the same seeds (loader and transform) give the same batches; worker k of the first epoch, batch after batch,
+    # continues the stream of the generator seeded from its worker seed and the transform's seed
+    assert _draws(_worker_loader(vicinal.Mixup(1.0, num_classes=2, seed=0))) == epoch1
+    base = torch.empty((), dtype=torch.int64).random_(generator=torch.Generator().manual_seed(5)).item()
+    for worker in (0, 1):
+        seed = int(np.random.SeedSequence([base + worker, 0]).generate_state(1, np.uint64)[0])
+        ref = vicinal.Mixup(1.0, num_classes=2, seed=seed)
+        for k in (worker, worker + 2):
+            x = torch.arange(4.0 * k, 4.0 * k + 4).view(4, 1)
+            mixed = ref(x, torch.zeros(4, dtype=torch.long))[0].flatten() - 4 * k
+            assert [round(v, 4) for v in mixed.tolist()] == epoch1[k]
+    # persistent workers re-seed once, then continue their streams across epochs
+    persistent = _worker_loader(vicinal.Mixup(1.0, num_classes=2, seed=0), persistent=True)
+    first, second = _draws(persistent), _draws(persistent)
+    assert first == epoch1 and second != first and second[0] != second[1]
+
+
+def test_a_transform_in_spawned_workers_mixes_as_in_forked_ones():
+    # spawn (macOS, Windows) and forkserver (Python 3.14's Linux default) pickle the collate_fn: torch's own reduction
+    # of the generator made the workers fail ("unable to resize file")
+    mixer = vicinal.Mixup(1.0, num_classes=2, seed=0)
+    assert _draws(_worker_loader(mixer, "spawn")) == _draws(_worker_loader(mixer, "fork"))
+
+
+def test_pickle_and_copies_keep_the_stream_and_a_shared_generator():
+    import copy
+    import pickle
+
+    x, y = batch()
+    for name, clone in (("pickle", lambda m: pickle.loads(pickle.dumps(m))), ("deepcopy", copy.deepcopy)):
+        mixer = vicinal.MixupOrCutMix(num_classes=4, seed=2)
+        twin = clone(mixer)
+        g = twin.generator
+        assert g is not mixer.generator and g is twin.mixup.generator and g is twin.cutmix.generator, name
+        for _ in range(4):  # the copy continues the original's stream, both branches on one generator
+            (a, ya), (b, yb) = mixer(x.clone(), y), twin(x.clone(), y)
+            assert torch.equal(a, b) and torch.equal(ya, yb), name
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=2)
+    assert copy.copy(mixer).generator is mixer.generator  # a shallow copy shares it, as before

@@ -11,8 +11,6 @@ no float32 copy of the batch is ever made.
 
 from __future__ import annotations
 
-import io
-import pickle
 from collections.abc import Sequence
 from typing import Any
 
@@ -215,30 +213,6 @@ def _describe_sample(sample: Any) -> str:
     return f"a {type(sample).__name__}"
 
 
-class _GeneratorsByState(pickle.Pickler):
-    """Pickles each ``torch.Generator`` as its device and state bytes. torch's own reduction, as DataLoader workers
-    started by spawn or forkserver receive it, shares the state tensor's memory and fails in the worker
-    (pytorch/pytorch#146828); transforms that share one generator (MixupOrCutMix and its branches) still share one
-    after unpickling (pickle's memo)."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, torch.Generator):
-            return _generator_from_state, (str(obj.device), obj.get_state().numpy().tobytes())
-        return NotImplemented
-
-
-def _generator_from_state(device: str, state: bytes) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
-    return generator
-
-
-def _restore_collate(cls: type[MixupCollate], state: bytes) -> MixupCollate:
-    collate = cls.__new__(cls)
-    collate.__dict__.update(pickle.loads(state))  # noqa: S301 (bytes this module's __reduce__ wrote)
-    return collate
-
-
 class MixupCollate:
     """A ``collate_fn`` that stacks ``(image, label)`` samples into a uint8 batch and mixes it.
 
@@ -251,17 +225,15 @@ class MixupCollate:
     Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset), images of one
     size as uint8 ``(C, H, W)`` or ``(H, W)`` tensors, PIL images, or numpy arrays: ``(H, W)``, or ``(H, W, C)`` and
     ``(C, H, W)`` told apart by the outer axis of 1-4 entries (the last if both have; other channel counts are
-    refused as ambiguous: pass such images as tensors). The collate pickles (DataLoader workers started by spawn
-    or forkserver get a copy that continues the same random stream).
+    refused as ambiguous: pass such images as tensors).
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.
 
-    Reproducibility across DataLoader workers: each worker re-seeds its copy once from two numbers, the worker's
-    ``torch.utils.data.get_worker_info().seed`` (which the DataLoader derives from its ``generator``, or from the
-    global torch RNG, anew for every epoch's workers) and the mixer's own seed, so the workers draw different
-    streams, each epoch new ones, and the same again when both the loader and the mixer are seeded. The worker seed
-    alone would replay the numbers the worker's global RNG gives the dataset's augmentations. In the main process
-    (``num_workers=0``) the mixer's own generator is used.
+    In DataLoader workers the mixer re-seeds its copy once per worker, from the worker's seed and its own, as every
+    vicinal transform does (see :class:`vicinal.BatchMix`): the workers draw different streams, each epoch new ones,
+    and the same again when both the loader and the mixer are seeded. In the main process (``num_workers=0``) the
+    mixer's own generator is used. The collate pickles (workers started by spawn or forkserver get a copy that
+    continues the same random stream).
     """
 
     def __init__(self, mixer: BatchMix | None = None, *, alpha: float | None = None, **kwargs: Any) -> None:
@@ -290,31 +262,13 @@ class MixupCollate:
         if mixer.uint8_output != "round":
             raise ValueError("MixupCollate keeps batches uint8: the mixer needs uint8_output='round'")
         self.mixer = mixer
-        self._worker_seeded: int | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.mixer!r})"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # DataLoader workers started by spawn or forkserver (Python 3.14's Linux default) receive the collate
-        # pickled: its generators go as their state (see _GeneratorsByState)
-        buffer = io.BytesIO()
-        _GeneratorsByState(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(self.__dict__)
-        return _restore_collate, (type(self), buffer.getvalue())
-
-    def _maybe_reseed(self) -> None:
-        info = torch.utils.data.get_worker_info()
-        if info is not None and self._worker_seeded != info.id:
-            # the mixer's seed as it stands when the loader starts (a manual_seed after wrapping counts)
-            mixer_seed = self.mixer.generator.initial_seed()
-            seed = np.random.SeedSequence([info.seed, mixer_seed]).generate_state(1, np.uint64)[0]
-            self.mixer.generator.manual_seed(int(seed))
-            self._worker_seeded = info.id
-
     def __call__(self, batch: Sequence[tuple[Any, Any]]) -> tuple[Tensor, Tensor]:
         if len(batch) == 0:
             raise ValueError("cannot collate an empty batch")
-        self._maybe_reseed()
         # every sample a pair: the types once per distinct type (cheap), the lengths by the strict zip
         odd = [t for t in set(map(type, batch)) if not issubclass(t, tuple | list)]
         if odd or len(batch[0]) != 2:

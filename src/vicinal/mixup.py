@@ -14,10 +14,13 @@ The default path is the paper's whole method (Section 2)::
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
+import torch.utils.data
 from torch import Tensor
 
 from . import functional as F
@@ -92,6 +95,39 @@ def _check_params_batch(params: MixParams, n: int, what: str) -> None:
             )
 
 
+def _generator_from_state(device: str, state: bytes) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return generator
+
+
+class _PickledGenerator:
+    """Stands for a transform's ``torch.Generator`` while the transform is pickled or copied: pickled as its device
+    and state bytes. torch's own reduction sends the state as a tensor, whose memory DataLoader workers started by
+    spawn or forkserver receive shared and fail to map (pytorch/pytorch#146828). One stand-in per generator while
+    any is alive (:func:`_stand_in`), so transforms that share a generator (``MixupOrCutMix`` and its branches) still
+    share one after unpickling or ``copy.deepcopy`` (the memo of both keeps the first stand-in alive)."""
+
+    __slots__ = ("generator", "__weakref__")
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        g = self.generator
+        return _generator_from_state, (str(g.device), g.get_state().numpy().tobytes())
+
+
+_STAND_INS: weakref.WeakValueDictionary[int, _PickledGenerator] = weakref.WeakValueDictionary()
+
+
+def _stand_in(generator: torch.Generator) -> _PickledGenerator:
+    found = _STAND_INS.get(id(generator))
+    if found is None or found.generator is not generator:
+        found = _STAND_INS[id(generator)] = _PickledGenerator(generator)
+    return found
+
+
 class BatchMix:
     """Base class: validation, targets, generator and state handling shared by every variant.
 
@@ -115,6 +151,15 @@ class BatchMix:
             rounding of the formula, bound stated in :func:`vicinal.functional.mix_`). ``None`` (default): exact
             out of place (the result matches timm and torchvision bit for bit), fast in place.
         generator, seed: the only source of randomness; same seed, same batches.
+
+    In DataLoader workers (a transform called in the loader's ``collate_fn``, as torchvision's ``MixUp`` is, or
+    through :class:`vicinal.MixupCollate`) each worker re-seeds its copy of the generator once, from two numbers: the
+    worker's ``torch.utils.data.get_worker_info().seed`` (which the DataLoader derives from its ``generator``, or from
+    the global torch RNG, anew for every epoch's workers) and the generator's seed. So the workers draw different
+    streams, each epoch new ones, and the same again when both the loader and the transform are seeded; without it
+    every worker would replay one copied stream, and every epoch the last. The worker seed alone would replay the
+    numbers the worker's global RNG gives the dataset's augmentations. In the main process the generator is used as
+    it is. A transform pickles (workers started by spawn or forkserver get a copy that continues the same stream).
     """
 
     def __init__(
@@ -149,10 +194,19 @@ class BatchMix:
                 "(uint8_output='float'); use one or the other"
             )
         self.generator = new_generator(generator, seed)
+        self._worker_seeded: int | None = None  # the id of the DataLoader worker that re-seeded this copy
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: _stand_in(v) if isinstance(v, torch.Generator) else v for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled, each stand-in is a generator again; copy.copy hands back the stand-in itself: the same generator
+        self.__dict__.update({k: v.generator if isinstance(v, _PickledGenerator) else v for k, v in state.items()})
 
     # -- randomness -------------------------------------------------------------------------------------------
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
         """Validate the batch and draw the random parameters for it."""
+        self._reseed_in_worker()
         n = self._validate(x, y, partner)
         if not self._coin():
             params = MixParams()  # this batch is left as it is (prob < 1)
@@ -161,6 +215,15 @@ class BatchMix:
         else:
             params = self._sample(x, y, n, partner)
         return self._stamp(params)
+
+    def _reseed_in_worker(self) -> None:
+        """Once per DataLoader worker, re-seed the generator from the worker's seed and its own (class docstring)."""
+        info = torch.utils.data.get_worker_info()
+        if info is not None and self.__dict__.get("_worker_seeded") != info.id:
+            # the generator's seed as it stands when the loader starts (a manual_seed after construction counts)
+            seed = np.random.SeedSequence([info.seed, self.generator.initial_seed()]).generate_state(1, np.uint64)[0]
+            self.generator.manual_seed(int(seed))
+            self._worker_seeded = info.id
 
     def _coin(self) -> bool:
         """Whether this batch is transformed: always at ``prob == 1`` (nothing drawn), else one uniform draw."""
@@ -389,6 +452,7 @@ class GaussianNoise(BatchMix):
         return MixParams(op="noise", noise=noise * self.sigma)
 
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
+        self._reseed_in_worker()
         n = self._validate(x, y, partner)
         # noise applies to a batch of one too
         return self._stamp(self._sample(x, y, n, partner) if self._coin() else MixParams())
