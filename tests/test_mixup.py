@@ -1078,7 +1078,7 @@ def test_the_output_keeps_the_inputs_tensor_subclass_whatever_is_drawn(make):
     y = torch.arange(6) % 4
     for _ in range(8):
         xs = x.clone().as_subclass(_Unwrapping)
-        xs.tag = "metadata"  # instance attributes come along (torchvision's boxes carry their format this way)
+        xs.tag = "metadata"  # instance attributes come along, as tv_tensors.wrap() copies them
         params = mixer.sample(xs, y)
         out = mixer.apply_inputs(xs, params)
         assert type(out) is _Unwrapping and out.tag == "metadata"
@@ -1184,3 +1184,29 @@ def test_pickle_and_copies_keep_the_stream_and_a_shared_generator():
             assert torch.equal(a, b) and torch.equal(ya, yb), name
     mixer = vicinal.Mixup(1.0, num_classes=4, seed=2)
     assert copy.copy(mixer).generator is mixer.generator  # a shallow copy shares it, as before
+
+
+def test_masks_boxes_and_keypoints_are_not_averaged():
+    # a Mask was mixed into non-classes (ids 0, 5, 10, 15 -> 1, 4, 11, 14) and came back labelled a Mask; boxes
+    # likewise. Every transform that averages inputs refuses them on every call, whatever is drawn; CutMix pastes
+    tv_tensors = pytest.importorskip("torchvision.tv_tensors")
+    mask = tv_tensors.Mask((torch.arange(4, dtype=torch.uint8) * 5)[:, None, None].expand(4, 4, 4).contiguous())
+    boxes = tv_tensors.BoundingBoxes(torch.rand(4, 4) * 4, format="XYXY", canvas_size=(4, 4))
+    y = torch.arange(4)
+    for build, inputs in (
+        (lambda: vicinal.Mixup(1.0, num_classes=4, prob=0.01, seed=0), (mask, boxes)),  # unmixed by the coin too
+        (lambda: vicinal.Mixup(1.0, num_classes=4, inplace=True, seed=0), (mask, boxes)),
+        (lambda: vicinal.MixupOrCutMix(1.0, 1.0, 0.99, num_classes=4, seed=0), (mask,)),  # boxes: no (H, W) for CutMix
+        (lambda: vicinal.DirichletMixup(1.0, num_classes=4, seed=0), (mask, boxes)),
+    ):
+        for x in inputs:
+            what = "a Mask holds class ids" if x is mask else "a BoundingBoxes holds box coordinates"
+            with pytest.raises(TypeError, match=rf"^\w+ averages its inputs, and {what}, whose average means nothing"):
+                build()(x.clone(), y)
+    noise = vicinal.GaussianNoise(0.1, num_classes=4, seed=0)
+    with pytest.raises(TypeError, match=r"^GaussianNoise averages its inputs, and a Mask holds class ids"):
+        noise(tv_tensors.wrap(mask.float(), like=mask), y)
+    # a paste keeps every value a class id: CutMix and ERM take masks, as the image they go with
+    for mixer in (vicinal.CutMix(1.0, num_classes=4, seed=0), vicinal.ERM(num_classes=4)):
+        out, _ = mixer(mask.clone(), y)
+        assert type(out) is tv_tensors.Mask and set(out.unique().tolist()) <= {0, 5, 10, 15}

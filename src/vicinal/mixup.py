@@ -95,6 +95,22 @@ def _check_params_batch(params: MixParams, n: int, what: str) -> None:
             )
 
 
+# torchvision's tv_tensors whose values are labels or coordinates, not intensities: a weighted average of two
+# masks is no mask (class ids 0 and 10 give 4), of two boxes no box of either object. torchvision's MixUp refuses
+# them; here every transform that averages its inputs does, on every call (a paste, CutMix, moves values: allowed).
+# Told by class name, so that the library needs no torchvision import.
+_NOT_INTENSITIES = {"Mask": "class ids", "BoundingBoxes": "box coordinates", "KeyPoints": "point coordinates"}
+
+
+def _check_intensities(x: Tensor, transform: str) -> None:
+    for cls in type(x).__mro__:
+        if cls.__name__ in _NOT_INTENSITIES and cls.__module__.startswith("torchvision"):
+            raise TypeError(
+                f"{transform} averages its inputs, and a {cls.__name__} holds {_NOT_INTENSITIES[cls.__name__]}, whose "
+                "average means nothing (torchvision's MixUp refuses it too); CutMix pastes values and takes masks"
+            )
+
+
 def _generator_from_state(device: str, state: bytes) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
@@ -260,11 +276,15 @@ class BatchMix:
             # not a Parameter: a mixed batch computed from learnable inputs is an activation, not a new parameter
             if not isinstance(x, torch.nn.Parameter):
                 out = out.as_subclass(type(x))
-                out.__dict__.update(x.__dict__)  # the subclass's metadata (a box format, a canvas size), as wrap() does
+                out.__dict__.update(
+                    x.__dict__
+                )  # the subclass's instance attributes, as torchvision's wrap() copies them
         return out
 
     def _apply_inputs(self, x: Tensor, params: MixParams, inplace: bool | None) -> Tensor:
         inplace = self.inplace if inplace is None else bool(inplace)
+        if self._averages_inputs() and isinstance(x, Tensor) and type(x) is not Tensor:
+            _check_intensities(x, type(self).__name__)
         _check_params_batch(params, x.shape[0] if isinstance(x, Tensor) and x.dim() else -1, "inputs")
         # uint8_output="float": uint8 batches come back float32 whatever was drawn (identity, lam == 1, CutMix, ...)
         to_float = x.dtype == torch.uint8 and self.uint8_output == "float"
@@ -306,6 +326,11 @@ class BatchMix:
             mixed = F.mix_many(x, params.weights, params.indices, out_dtype=torch.float32 if to_float else None)
             return x.copy_(mixed) if inplace else mixed
         raise ValueError(f"unknown op {params.op!r}")
+
+    def _averages_inputs(self) -> bool:
+        """Whether some draw of this transform forms weighted averages of input values (ERM, label smoothing and
+        CutMix never do)."""
+        return False
 
     def soft_targets(self, y: Tensor) -> Tensor:
         """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged."""
@@ -447,6 +472,9 @@ class GaussianNoise(BatchMix):
         if not x.is_floating_point():
             raise TypeError(f"gaussian noise needs float inputs, got dtype {x.dtype}")
 
+    def _averages_inputs(self) -> bool:
+        return True  # noise added to a class id or a coordinate is no better than an average
+
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         noise = torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
         return MixParams(op="noise", noise=noise * self.sigma)
@@ -509,6 +537,9 @@ class Mixup(BatchMix):
             raise ValueError("targets='closer' needs class labels, not regression targets")
         _check_same_class(self.pairing, self.regression)
 
+    def _averages_inputs(self) -> bool:
+        return True
+
     def _pairs(self, y: Tensor, n: int) -> Tensor:
         return batch_pairs(self.pairing, n, y, generator=self.generator, allow_self=self.allow_self)
 
@@ -559,6 +590,9 @@ class CutMix(Mixup):
         if kwargs.get("lam_mode", "batch") != "batch":
             raise ValueError("CutMix draws one box per batch: lam_mode must be 'batch'")
         super().__init__(alpha, **kwargs)
+
+    def _averages_inputs(self) -> bool:
+        return False
 
     def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
         super()._check_batch(x, y, n, partner)
@@ -630,6 +664,9 @@ class MixupOrCutMix(BatchMix):
         if self.switch_prob > 0.0:
             self.cutmix._check_batch(x, y, n, partner)
 
+    def _averages_inputs(self) -> bool:
+        return self.switch_prob < 1.0
+
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         use_cutmix = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.switch_prob
         chosen = self.cutmix if use_cutmix else self.mixup
@@ -665,6 +702,9 @@ class DirichletMixup(BatchMix):
     def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
         if partner is not None:
             raise ValueError("Dirichlet mixing draws its partners from the batch; partner= is not supported")
+
+    def _averages_inputs(self) -> bool:
+        return True
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         if self.alpha == 0.0:
