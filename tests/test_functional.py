@@ -210,6 +210,19 @@ def test_autograd_and_vmap_fall_back_to_the_formula(small_chunks):
     assert torch.equal(batched, torch.stack([mix_reference(m, 0.3, m[perm]) for m in members]))
 
 
+def test_a_vmapped_lam_mixes_each_member_with_its_own():
+    # an ensemble of lams under torch.func.vmap: check_lam read their values and failed with torch's
+    # "data-dependent control flow" error (the GAN loss already stepped aside)
+    perm = torch.tensor([1, 2, 3, 0])
+    xs, lams = make((5, 4, 3), torch.float32, seed=2), torch.rand(5, generator=torch.Generator().manual_seed(0))
+    y = torch.softmax(make((4, 3), torch.float32, seed=3), 1)
+    mixed = torch.func.vmap(lambda a, lam: VF.mix(a, lam, perm))(xs, lams)
+    targets = torch.func.vmap(lambda lam: VF.mix_targets(y, lam, perm))(lams)
+    for m, lam, got, got_y in zip(xs, lams, mixed, targets, strict=True):
+        torch.testing.assert_close(got, mix_reference(m, lam.item(), m[perm]))
+        torch.testing.assert_close(got_y, lam * y + (1 - lam) * y[perm])
+
+
 def test_out_partner_and_perm_errors():
     x = make((4, 3), torch.float32)
     perm = torch.tensor([1, 0, 3, 2])

@@ -85,3 +85,12 @@ def test_mixup_discriminator_loss_dtypes():
 def test_gan_lam_needs_a_float_dtype():
     with pytest.raises(TypeError, match=r"^dtype must be a floating-point dtype, got torch.int64$"):
         vicinal.sample_gan_lam(6, 0.2, generator=torch.Generator().manual_seed(0), dtype=torch.int64)
+
+
+def test_a_discriminator_with_several_outputs_is_named():
+    # a (B, 2) output was flattened to 2B logits and failed inside torch's BCE with sizes 4 and 8
+    real, fake, lam = torch.rand(4, 3), torch.rand(4, 3), torch.full((4,), 0.5)
+    with pytest.raises(ValueError, match=r"^the discriminator returned shape \(4, 2\); expected one logit per sample"):
+        vicinal.mixup_discriminator_loss(torch.nn.Linear(3, 2), real, fake, lam)
+    for d in (torch.nn.Linear(3, 1), lambda z: z.sum(1)):  # (B, 1) and (B,) both
+        assert vicinal.mixup_discriminator_loss(d, real, fake, lam).dim() == 0

@@ -278,3 +278,8 @@ def test_knn_pairing_at_a_latent_layer_is_refused_when_built():
     for layer in ("2", "input"):  # at the input too: LatentMixup takes no partner=
         with pytest.raises(ValueError, match=r"^LatentMixup mixes partners from the batch; for k-NN partners"):
             vicinal.LatentMixup(model, layer, num_classes=3, pairing="knn", seed=0)
+
+
+def test_a_model_that_is_no_module_is_named():
+    with pytest.raises(TypeError, match=r"^model must be an nn.Module, got function"):
+        vicinal.LatentMixup(lambda x: x, "0", num_classes=3)

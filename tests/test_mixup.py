@@ -1210,3 +1210,18 @@ def test_masks_boxes_and_keypoints_are_not_averaged():
     for mixer in (vicinal.CutMix(1.0, num_classes=4, seed=0), vicinal.ERM(num_classes=4)):
         out, _ = mixer(mask.clone(), y)
         assert type(out) is tv_tensors.Mask and set(out.unique().tolist()) <= {0, 5, 10, 15}
+
+
+def test_misplaced_partner_params_and_lam_mode_are_named():
+    x, y = batch()
+    mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
+    for partner, got in ((x, "a Tensor"), ((x, y, x), "a tuple of 3 items")):  # a tensor was unpacked row by row
+        with pytest.raises(TypeError, match=rf"^partner must be the pair \(x_partner, y_partner\), got {got}$"):
+            mixer(x, y, partner=partner)
+    for params in ({"lam": 0.5}, None):
+        with pytest.raises(TypeError, match=r"^params must be the MixParams that sample\(\) returns, got "):
+            mixer.apply_inputs(x, params)
+        with pytest.raises(TypeError, match=r"^params must be the MixParams that sample\(\) returns, got "):
+            mixer.apply_targets(y, params)
+    with pytest.raises(ValueError, match=r"^MixupOrCutMix draws one lam per batch .*: lam_mode must be 'batch'"):
+        vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="sample")

@@ -175,3 +175,16 @@ def test_unseeded_generators_draw_different_streams_without_touching_the_global_
     seeds = {new_generator().initial_seed() for _ in range(4)}
     assert len(seeds) == 4  # fresh OS entropy: a collision of 64-bit seeds has probability ~1e-18
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_sizes_as_ints_or_tuples_and_bad_sizes_named():
+    g = torch.Generator().manual_seed(0)
+    # an int size, as torch.rand takes it ("Value after * must be an iterable, not int" before)
+    assert sample_beta(1.0, 3, generator=g).shape == (3,) and sample_dirichlet(1.0, 3, 5, generator=g).shape == (5, 3)
+    assert sample_beta(0.01, [2, 2], generator=g).shape == (2, 2)  # the log-space path too
+    for bad in (-1, (2, -1), 2.5, "3"):
+        with pytest.raises(ValueError, match=r"^size must be an int or a tuple of ints >= 0, got "):
+            sample_beta(1.0, bad, generator=g)
+    for bad in (-1, 0, 2.0):
+        with pytest.raises(ValueError, match=rf"^batch_size must be an int >= 1, got {bad!r}"):
+            sample_lam(1.0, bad, "sample", generator=g)

@@ -110,7 +110,8 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
             raise ValueError(f"lam has shape {tuple(lam.shape)}; expected a float, one value or ({n},) per-sample")
         if lam.is_complex() or lam.dtype == torch.bool:
             raise TypeError(f"lam must hold real numbers, got dtype {lam.dtype}")
-        if not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
+        # under torch.func transforms (vmap over an ensemble's lams) no value can be read: the range is the caller's
+        if not _functorch_wrapped(lam) and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
             bad = lam[~((lam >= 0) & (lam <= 1))].flatten()[0].item()
             raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
         if lam.shape == (n,):

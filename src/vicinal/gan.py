@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._validation import check_alpha, check_choice, check_lam, is_int
-from .functional import _functorch_wrapped
 from .sampling import sample_beta
 
 LAM_DISTRIBUTIONS = ("beta", "uniform")
@@ -67,11 +66,15 @@ def mixup_discriminator_loss(
     if not isinstance(lam, Tensor) or lam.shape != (real.shape[0],):
         shape = tuple(lam.shape) if isinstance(lam, Tensor) else type(lam).__name__
         raise ValueError(f"lam has shape {shape}, expected ({real.shape[0]},)")
-    if not _functorch_wrapped(lam):  # under vmap (an ensemble of GANs) no value can be read; drawn lams are valid
-        check_lam(lam, real.shape[0])  # in [0, 1], NaN rejected: lam is both a mixing weight and a BCE target
+    check_lam(lam, real.shape[0])  # in [0, 1], NaN rejected: lam is both a mixing weight and a BCE target
     # in the promoted dtype: a float32 real batch beside an autocast bf16/fp16 fake one mixes in float32
     w = lam.to(real.device, torch.result_type(real, fake)).reshape(-1, *([1] * (real.dim() - 1)))
-    logits = discriminator(w * real + (1 - w) * fake).reshape(-1)
+    out = discriminator(w * real + (1 - w) * fake)
+    if not isinstance(out, Tensor) or out.shape not in ((real.shape[0],), (real.shape[0], 1)):
+        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the discriminator returned {got}; expected one logit per sample, ({real.shape[0]},) or "
+                         f"({real.shape[0]}, 1)")  # fmt: skip
+    logits = out.reshape(-1)
     return F.binary_cross_entropy_with_logits(logits, lam.to(logits.device, logits.dtype))
 
 

@@ -53,6 +53,8 @@ class LatentMixup:
     """
 
     def __init__(self, model: nn.Module, layer: str, alpha: float = 1.0, **kwargs: Any) -> None:
+        if not isinstance(model, nn.Module):  # its layers are looked up by name: a function has none
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(layer, str):
             raise TypeError(f"layer must be a module name (a str such as 'layer2' or '0'), got {layer!r}")
         self.model = model

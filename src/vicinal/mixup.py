@@ -79,6 +79,8 @@ class MixParams:
 def _check_params_batch(params: MixParams, n: int, what: str) -> None:
     """Params apply to the batch they were drawn for: a shape check (no device sync) of what they index or weight.
     Applied to another batch size, a permutation would leave rows unmixed or fail deep inside an index op."""
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params must be the MixParams that sample() returns, got {type(params).__name__}")
     drawn = (
         ("perm", params.perm),
         ("lam", params.lam if isinstance(params.lam, Tensor) else None),
@@ -382,6 +384,11 @@ class BatchMix:
         n = check_inputs(x, check_finite=self.check_finite)
         check_targets(y, n, self.num_classes, regression=self.regression)
         if partner is not None:
+            if not isinstance(partner, tuple | list) or len(partner) != 2:
+                got = f"a {type(partner).__name__}" + (
+                    f" of {len(partner)} items" if isinstance(partner, tuple | list) else ""
+                )
+                raise TypeError(f"partner must be the pair (x_partner, y_partner), got {got}")
             px, py = partner
             # eager, as the batch itself: with prob < 1 or a CutMix switch a bad partner would otherwise fail only
             # on the batches that happen to be mixed
@@ -631,6 +638,9 @@ class MixupOrCutMix(BatchMix):
         allow_self: bool = True,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("lam_mode", "batch") != "batch":  # not an option of the base class: a TypeError without this
+            raise ValueError("MixupOrCutMix draws one lam per batch (CutMix pastes one box): lam_mode must be 'batch'")
+        kwargs.pop("lam_mode", None)
         super().__init__(**kwargs)
         self.switch_prob = check_probability(switch_prob, "switch_prob")
         _check_same_class(pairing, self.regression)

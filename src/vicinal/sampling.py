@@ -37,7 +37,7 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     return g
 
 
-def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
+def sample_dirichlet(alpha: float, k: int, size: int | tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
     """Weights ~ Dirichlet(alpha, ..., alpha) over ``k`` examples, shape ``size + (k,)``, float64.
 
     ``alpha == 0`` is the ERM limit: all weight on the first example.
@@ -46,6 +46,7 @@ def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, genera
     if not is_int(k) or k < 2:
         raise ValueError(f"k must be an int >= 2 (examples to mix), got {k!r}")
     k = int(k)
+    size = _check_size(size)
     check_generator(generator)
     if alpha == 0.0:
         w = torch.zeros(*size, k, dtype=torch.float64)
@@ -66,7 +67,15 @@ def sample_dirichlet(alpha: float, k: int, size: tuple[int, ...] = (), *, genera
     return torch.softmax(torch.where(scaled.amax(-1, keepdim=True) > -torch.inf, scaled, stable), dim=-1)
 
 
-def sample_beta(alpha: float, size: tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
+def _check_size(size: int | tuple[int, ...]) -> tuple[int, ...]:
+    """A shape: an int (as torch.rand takes it) or a tuple of ints >= 0."""
+    shape = (size,) if is_int(size) else size
+    if not isinstance(shape, tuple | list) or not all(is_int(d) and d >= 0 for d in shape):
+        raise ValueError(f"size must be an int or a tuple of ints >= 0, got {size!r}")
+    return tuple(int(d) for d in shape)
+
+
+def sample_beta(alpha: float, size: int | tuple[int, ...] = (), *, generator: torch.Generator) -> Tensor:
     """lam ~ Beta(alpha, alpha), shape ``size``, float64 (paper, Section 2). ``alpha == 0`` gives lam = 1 (ERM)."""
     return sample_dirichlet(alpha, 2, size, generator=generator)[..., 0]
 
@@ -88,5 +97,7 @@ def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Gen
             return torch._sample_dirichlet(_pair_concentration(alpha), generator=generator).tolist()[0]
         return float(sample_beta(alpha, generator=generator))
     if mode == "sample":
-        return sample_beta(alpha, (batch_size,), generator=generator)
+        if not is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        return sample_beta(alpha, (int(batch_size),), generator=generator)
     raise ValueError(f"unknown lam_mode {mode!r}; known: batch, sample")
