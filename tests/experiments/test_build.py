@@ -64,7 +64,8 @@ def _library_takes(variant: str, **option: Any) -> bool:
 
 def _config_takes(variant: str, *overrides: str) -> bool:
     try:
-        tiny_config(f"mix.variant={variant}", "mix.smoothing=0.1", "mix.sigma=0.1", *overrides)
+        noise = ["mix.sigma=0.1"] if VARIANT_OPTIONS[variant].sigma else []  # (checked against the library below)
+        tiny_config(f"mix.variant={variant}", "mix.smoothing=0.1", *noise, *overrides)
     except ConfigError:
         return False
     return True
@@ -79,6 +80,7 @@ def test_the_options_validate_allows_are_the_ones_mixer_options_passes_and_the_l
         sample = _library_takes(v, lam_mode="sample")
         assert _config_takes(v, "mix.pairing=flip") == pairing, v
         assert _config_takes(v, "mix.lam_mode=sample") == sample, v
+        assert _config_takes(v, "mix.sigma=0.1") == _library_takes(v, sigma=0.1), v  # refused where not read
         mix = MixConfig(
             variant=v, alpha=0.5, smoothing=0.1, sigma=0.1, pairing="flip" if pairing else "random",
             lam_mode="sample" if sample else "batch",
@@ -104,6 +106,11 @@ def test_build_mixing_wraps_library_errors_in_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"rejected by vicinal: ERM leaves every batch's inputs as they are, so prob"):
         build_mixing(erm, model, data, torch.Generator())
     assert build_mixing(tiny_config("mix.variant=erm"), model, data, torch.Generator()).mixer is None
+    # the library takes regression targets; the trainer's are class labels (the first step failed, traceback)
+    with pytest.raises(
+        ConfigError, match=r"rejected by vicinal: regression=True mixes float targets, and this trainer"
+    ):
+        build_mixing(tiny_config("mix.kwargs={regression: true}"), model, data, torch.Generator())
     checked = build_mixing(tiny_config("mix.variant=erm", "mix.kwargs={check_finite: true}"), model, data, None)
     assert isinstance(checked.mixer, vicinal.ERM) and checked.mixer.check_finite
 

@@ -425,6 +425,12 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
         (["mix.variant=cutmix", "mix.lam_mode=sample"], r"'mix.lam_mode' 'sample' is not used by mix.variant 'cutmix'"),
         (["mix.variant=dirichlet", "mix.pairing=flip"], r"'mix.pairing' is not used by mix.variant 'dirichlet'"),
         (["mix.variant=erm", "mix.pairing=knn"], r"'mix.pairing' is not used by mix.variant 'erm'"),
+        # a mixup run "with sigma 0.3" added no noise, and was accepted
+        (
+            ["mix.variant=mixup", "mix.sigma=0.3"],
+            r"'mix.sigma' \(0.3\) is not used by mix.variant 'mixup' \(only by gaussian_noise\)",
+        ),
+        (["mix.variant=erm", "mix.sigma=0.1"], r"'mix.sigma' \(0.1\) is not used by mix.variant 'erm'"),
         (
             ["mix.variant=label_smoothing", "mix.smoothing=0.1", "mix.pairing=knn"],
             r"'mix.pairing' is not used by mix.variant 'label_smoothing'",

@@ -400,3 +400,19 @@ def test_a_resume_raised_by_the_same_command_in_another_process_is_no_other_reci
         (tmp_path / load_config(path).name / "seed0" / "config.yaml").unlink()
     proc = in_process(capsys, *argv, "--dry-run")
     assert proc.returncode == 0 and "dry run: 2 of 2 runs would be trained" in proc.stdout, proc.stderr
+
+
+def test_a_set_alpha_over_a_table_sets_the_rows_that_draw_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vicinal.experiments.cli import build_parser
+
+    # over a table mix.alpha sets the rows that draw a weight and leaves ERM's recipe as shipped (its finished runs
+    # were refused as another config, and the report marked them "config differs: mix.alpha")
+    argv = ["reproduce", "cifar", "--scale", "cpu", "--seeds", "1", "--out", str(tmp_path)]
+    _, plan, _ = orchestrate.plan_runs(build_parser().parse_args([*argv, "--set", "mix.alpha=0.2"]))
+    assert {item["cfg"].mix.variant: item["cfg"].mix.alpha for item in plan} == {"erm": 1.0, "mixup": 0.2}
+    # a refused override is named as given: the error also named the seed probe's train.seed=4611686018427400249
+    proc = in_process(capsys, *argv, "--dry-run", "--set", "mix.pairing=matching")
+    assert proc.returncode == 2 and proc.stderr.endswith("with --set mix.pairing=matching)\n"), proc.stderr
+    assert "train.seed" not in proc.stderr

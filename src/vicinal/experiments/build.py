@@ -296,6 +296,10 @@ def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: 
         elif m.variant != "erm" or m.smoothing > 0 or m.kwargs:
             # plain ERM trains without a mixer; with mix.kwargs it is built so that the library checks them
             out.mixer = vicinal.build(m.variant, **opts)
+        if out.mixer is not None and out.mixer.regression:
+            # the library takes it; the trainer's data are class labels and its loss cross-entropy, so the first
+            # step failed with a traceback, after the run folder was written
+            raise ValueError("regression=True mixes float targets, and this trainer trains classifiers on class labels")
         if m.pairing == "knn":
             if data.train_dataset_x is None:
                 raise RunError(f"mix.pairing 'knn' needs an in-memory dataset; {cfg.data.name!r} is not one")

@@ -590,6 +590,15 @@ def _check_mix_options(mix: MixConfig) -> None:
             f"config key 'mix.lam_mode' {mix.lam_mode!r} is not used by mix.variant {mix.variant!r} (only by "
             f"{', '.join(_SAMPLE_LAM_VARIANTS)})"
         )
+    reads = VARIANT_OPTIONS.get(mix.variant, VariantOptions())
+    # told apart by a value other than the default, as knn_k: a mixup run "with sigma 0.3" added no noise, and its
+    # config.yaml recorded the ignored value. mix.alpha is left to the variants that draw no weight (ERM, label
+    # smoothing, noise): a table's base sets the method's alpha under its ERM rows too
+    if mix.sigma != MixConfig.sigma and not reads.sigma:
+        users = ", ".join(v for v, o in VARIANT_OPTIONS.items() if o.sigma)
+        raise ConfigError(
+            f"config key 'mix.sigma' ({mix.sigma}) is not used by mix.variant {mix.variant!r} (only by {users})"
+        )
     if mix.knn_same_class and mix.pairing != "knn":
         raise ConfigError(f"config key 'mix.knn_same_class' needs mix.pairing 'knn', got {mix.pairing!r}")
     if mix.knn_k != MixConfig.knn_k and mix.pairing != "knn":  # a set knn_k is told apart by its differing value
@@ -602,7 +611,7 @@ def _check_mix_options(mix: MixConfig) -> None:
     # (num_classes from the data, the run's generator) would crash at the first step
     # what mix.alpha sets is the variant's first alpha (mixup_or_cutmix: mixup_alpha); a second one (cutmix_alpha)
     # may be given apart
-    fed = VARIANT_OPTIONS.get(mix.variant, VariantOptions()).alpha[:1]
+    fed = reads.alpha[:1]
     taken = sorted(k for k in mix.kwargs if k in _MIX_FIELDS or k in _MIXER_KEYS_OF_THE_TRAINER or k in fed)
     if taken:
         key = taken[0]

@@ -34,7 +34,15 @@ from typing import Any
 
 from .build import check_registered
 from .checkpoint import RESUME_MUTABLE, resume_changes
-from .config import ConfigError, ExperimentConfig, check_seeds, config_to_dict, load_config
+from .config import (
+    VARIANT_OPTIONS,
+    ConfigError,
+    ExperimentConfig,
+    VariantOptions,
+    check_seeds,
+    config_to_dict,
+    load_config,
+)
 from .distributed import check_global_batch
 from .errors import RunError
 from .recipe import result_key_differences
@@ -130,18 +138,19 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # some rows, e.g. Table 2's 50% level). `--set train.seed=K` shifts every row's seeds by K: it replaced each
     # file's own start, so the source trained at its target's seed, a bit-identical copy (black box = white box).
     bases = [
-        (path, _first_seed(path, args.overrides), args.seeds or table.seeds_of(args.scale, path))
+        (path, own, _first_seed(path, own), args.seeds or table.seeds_of(args.scale, path))
         for path in table.configs(args.scale)
+        for own in [_row_overrides(path, args.overrides)]
     ]
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
     # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
     rows_of: dict[Path, Any] = {}  # run folder -> the row that trains into it
-    for k in range(max((n for _, _, n in bases), default=0)):
-        for path, base, n in bases:
+    for k in range(max((n for *_, n in bases), default=0)):
+        for path, overrides, base, n in bases:
             if k >= n:
                 continue
             seed = base + k
-            cfg = load_config(path, [*args.overrides, f"train.seed={seed}"])
+            cfg = load_config(path, [*overrides, f"train.seed={seed}"])
             check_registered(cfg)
             run_dir = run_dir_of(out, cfg)
             other = rows_of.setdefault(run_dir, path)
@@ -179,9 +188,26 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
 _NO_SEED = 2**62 + 12_345
 
 
+# Mix options a table's rows need not share: `--set mix.alpha=A` over a table sets the alpha of the rows that draw
+# one and leaves its ERM rows ERM (a row whose variant does not read the key would refuse it: config.validate)
+_ROW_MIX_OPTIONS = {"mix.alpha": "alpha", "mix.sigma": "sigma"}
+
+
+def _row_overrides(path: Path, overrides: Sequence[str]) -> list[str]:
+    """The ``--set`` overrides row ``path`` takes: all, but ``mix.alpha=`` / ``mix.sigma=`` only where its variant
+    reads them."""
+    split = [(o.split("=", 1)[0].strip(), o) for o in overrides]
+    if not any(key in _ROW_MIX_OPTIONS for key, _ in split):
+        return list(overrides)
+    variant = load_config(path, [o for key, o in split if key not in _ROW_MIX_OPTIONS]).mix.variant
+    reads = VARIANT_OPTIONS.get(variant, VariantOptions())
+    return [o for key, o in split if key not in _ROW_MIX_OPTIONS or getattr(reads, _ROW_MIX_OPTIONS[key])]
+
+
 def _first_seed(path: Path, overrides: Sequence[str]) -> int:
     """The first seed of row ``path``: its config's ``train.seed``, shifted by the K of ``--set train.seed=K``."""
     own = load_config(path).train.seed
+    load_config(path, overrides)  # a bad override is refused naming the user's --set alone, not the probe's seed
     given = load_config(path, [f"train.seed={_NO_SEED}", *overrides]).train.seed
     return own + (0 if given == _NO_SEED else given)
 
