@@ -34,6 +34,22 @@ def test_evaluate_names_its_sums() -> None:
     assert float(s.bin_acc_sum.sum()) == float(s.top1_correct)
 
 
+def test_the_nll_does_not_depend_on_the_evaluation_batch_size() -> None:
+    # the float32 sum per batch gave 0.16311314348784434 at one eval batch size and 0.1631131514483979 at another
+    # for one checkpoint, where a resume may change data.eval_batch_size and is said to continue bit-identically
+    g = torch.Generator().manual_seed(3)
+    logits, y = torch.randn(1000, 10, generator=g) * 4, torch.randint(0, 10, (1000,), generator=g)
+    sums = {
+        size: float(
+            evaluate(
+                nn.Identity(), [(logits[i : i + size], y[i : i + size], None) for i in range(0, 1000, size)]
+            ).nll_sum
+        )
+        for size in (1000, 250, 100, 40)
+    }
+    assert len(set(sums.values())) == 1, sums
+
+
 def test_pack_unpack_round_trip_and_shape_check() -> None:
     s = evaluate(nn.Identity(), _loader(), n_bins=3)
     packed = s.pack()

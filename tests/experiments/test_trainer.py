@@ -533,3 +533,34 @@ def test_a_diverged_run_says_so_in_its_summary(tmp_path: Path) -> None:
     with pytest.raises(trainer_module.RunError, match=r"^training diverged: the loss of epoch 1 is nan$"):
         Trainer(tiny_config("train.epochs=2"), run, quiet=True, callbacks=[_PoisonWeights()]).fit()
     assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_a_signal_after_the_last_step_still_stops_the_caller(tmp_path: Path) -> None:
+    # a Ctrl-C while the summary or the diagram was written was dropped with the signal handlers: the run returned
+    # complete, and `vicinal reproduce` trained the table's next run and exited 0
+    class LateSignal:
+        def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+            trainer.stop.signum = signal.SIGINT  # what the handler records when the signal arrives
+
+    run = tmp_path / "r"
+    with pytest.raises(
+        TrainingInterrupted, match=rf"^interrupted by SIGINT after the run in '{re.escape(str(run))}' finished$"
+    ) as caught:
+        Trainer(tiny_config("train.epochs=1"), run, quiet=True, callbacks=[LateSignal()]).fit()
+    assert caught.value.exit_code == 130 and caught.value.checkpoint is None and caught.value.finished == run
+    assert runs.read_summary(run)["status"] == "complete"  # nothing to resume: the run is whole
+
+
+def test_a_run_trained_on_drops_the_diagram_of_its_earlier_end(tmp_path: Path) -> None:
+    # extended with train.reliability_diagram=false, the folder kept the epoch-1 diagram beside the epoch-2 summary
+    run = tmp_path / "r"
+    Trainer(tiny_config("train.epochs=1"), run, quiet=True).fit()
+    assert (run / "reliability.json").is_file() and (run / "reliability.png").is_file()
+    on_again = tiny_config("train.epochs=1", "train.reliability_diagram=false")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabWarning)  # the resume names its changed keys
+        Trainer(on_again, run, resume=True, quiet=True).fit()  # resumed at its end: the same model, kept
+        assert (run / "reliability.json").is_file()
+        extended = tiny_config("train.epochs=2", "train.reliability_diagram=false")
+        Trainer(extended, run, resume=True, quiet=True).fit()
+    assert not (run / "reliability.json").exists() and not (run / "reliability.png").exists()

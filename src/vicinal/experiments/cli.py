@@ -518,6 +518,13 @@ def _run(argv: Sequence[str] | None) -> int:
             name = signal.Signals(exc.signum).name
             again = "run it again with another --out" if getattr(args, "out", None) else "run it again"
             print(f"vicinal: demo interrupted by {name}; {again} to see its table", file=sys.stderr)
+        elif exc.finished is not None:
+            rest = (
+                "; rerun the same command to train the rest of the table"
+                if getattr(args, "command", None) == "reproduce"
+                else " (nothing to resume)"
+            )
+            print(f"vicinal: {exc}{rest}", file=sys.stderr)
         elif exc.checkpoint is not None and getattr(args, "command", None) == "reproduce":
             # resuming the one stopped run would leave the table's other runs and its report undone
             how = "torchrun command" if exc.world_size > 1 else "command"

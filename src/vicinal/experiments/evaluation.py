@@ -142,7 +142,9 @@ def evaluate(
             correct = ((pred == y) & finite).double()
             bins = (conf.double() * n_bins).ceil().long().clamp_(1, n_bins) - 1  # (B,) in [0, n_bins)
             sums.n += y.shape[0]
-            sums.nll_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            # each sample's loss summed in float64: a float32 sum per batch made the NLL depend on the evaluation
+            # batch size (data.eval_batch_size, which a resume may change) in its last digits
+            sums.nll_sum += F.cross_entropy(logits, y, reduction="none").double().sum()
             sums.top1_correct += correct.sum()
             sums.topk_correct += ((topk == y[:, None]).any(dim=1) & finite).double().sum()
             sums.bin_count.index_add_(0, bins, torch.ones_like(correct))

@@ -37,7 +37,9 @@ __all__ = [
 # measurements that change no other metric (train_eval_every, the reliability diagram; data.kwargs' progress bars,
 # decode caches, loader processes and download permission). The device, the thread count and the speed options
 # compute the same function but not the same float roundings (another summation order): their runs agree to
-# rounding, not bit for bit, and a resume that changes one is not bit-identical (it warns). Precision (amp), the
+# rounding, not bit for bit, and a resume that changes one is not bit-identical (it warns). The evaluation batch
+# size changes only the order in which the test NLL's float64 sum adds its float32 terms (in the last bits, if at
+# all). Precision (amp), the
 # evaluation schedule (eval_every, eval_last: the best-epoch and median-of-last-10 columns) and everything else count.
 NOT_RESULT_KEYS = frozenset(
     {

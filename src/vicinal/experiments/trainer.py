@@ -109,17 +109,24 @@ class TrainingInterrupted(Exception):
 
     Attributes:
         signum: the signal number. exit_code: 128 + signum (130 for SIGINT, 143 for SIGTERM).
-        checkpoint: path of the checkpoint written (None on ranks other than 0).
+        checkpoint: path of the checkpoint written (None on ranks other than 0, and for a finished run).
         world_size: the number of processes that wrote it (a resume needs as many).
+        finished: the run folder when the signal came after the run's last step (rank 0): nothing to resume.
     """
 
-    def __init__(self, signum: int, checkpoint: Path | None, world_size: int = 1) -> None:
+    def __init__(
+        self, signum: int, checkpoint: Path | None, world_size: int = 1, *, finished: Path | None = None
+    ) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
         self.checkpoint = checkpoint
         self.world_size = world_size
+        self.finished = finished  # the run folder of a run that was complete when the signal was seen (rank 0)
         name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}; checkpoint saved at {checkpoint}")
+        if finished is not None:
+            super().__init__(f"interrupted by {name} after the run in '{finished}' finished")
+        else:
+            super().__init__(f"interrupted by {name}; checkpoint saved at {checkpoint}")
 
 
 @dataclass
@@ -222,6 +229,7 @@ class Trainer:
             state = load_checkpoint(ckpt_path, map_location=self.device) if self.resume else None
             # Every check first (the checkpoint's config, world size and weights), every write after.
             start_epoch, start_batch, accum = self._restore(state) if state is not None else (0, 0, None)
+            self._first_step = self.global_step
             if state is not None and self.is_main:
                 # what a resume may change (epochs, logging, ...) is said: the lr schedule follows the epochs
                 changes = config_changes(config_from_dict(state["config"]), self.cfg)
@@ -251,6 +259,7 @@ class Trainer:
             self._handlers = [*default_callbacks(self.cfg, is_main=self.is_main, quiet=self.quiet), *self.callbacks]
             self._emit("on_fit_start")
             summary = self._loop(start_epoch, start_batch, accum)
+            self._drop_stale_diagram()
             if self.last_eval is None and summary.get("status") == "complete" and self.cfg.train.reliability_diagram:
                 # resumed at its end (stopped during the final evaluation, or killed while the diagram was drawn):
                 # nothing was evaluated in this process, so the diagram's sums are made again from the same model
@@ -258,6 +267,12 @@ class Trainer:
                 self.last_eval = self._evaluate(self.data.test).cpu()
             self._emit("on_fit_end", summary)
             completed = True
+            if self.stop.agreed(self.world_size, self.device):
+                # a signal after the loop's last check (the summary, the diagram, a re-evaluation at the end): the
+                # run is complete, but its caller must stop too (reproduce trained the table's next run, exit 0)
+                assert self.stop.signum is not None
+                finished = self.run_dir if self.is_main else None
+                raise TrainingInterrupted(self.stop.signum, None, self.world_size, finished=finished)
             return summary
         finally:
             self._emit("on_close")
@@ -394,8 +409,17 @@ class Trainer:
             accum = _Accum(partial["sums"].to(self.device), float(partial["time_s"]))
         return int(state["epoch"]), int(state["step_in_epoch"]), accum
 
+    def _drop_stale_diagram(self) -> None:
+        """Remove the reliability diagram of an earlier end once this process has trained on (a run extended with
+        more epochs): it showed the old model beside the new summary. A diagram that is on is drawn again at the
+        end; one turned off (train.reliability_diagram=false) stays away."""
+        if self.is_main and self.global_step > self._first_step:
+            for name in ("reliability.json", "reliability.png"):
+                (self.run_dir / name).unlink(missing_ok=True)
+
     def _interrupt(self, epoch: int, step_in_epoch: int, accum: _Accum | None) -> None:
         assert self.stop.signum is not None
+        self._drop_stale_diagram()
         path = self.save(epoch, step_in_epoch, accum)
         if self.is_main:
             runs.write_summary(self.run_dir, self._summary("interrupted"))
