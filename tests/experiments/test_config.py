@@ -431,6 +431,7 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
             r"'mix.sigma' \(0.3\) is not used by mix.variant 'mixup' \(only by gaussian_noise\)",
         ),
         (["mix.variant=erm", "mix.sigma=0.1"], r"'mix.sigma' \(0.1\) is not used by mix.variant 'erm'"),
+        (["optim.name=adam", "optim.nesterov=true"], r"'optim.nesterov' is used by optim.name 'sgd' only, got 'adam'"),
         (
             ["mix.variant=label_smoothing", "mix.smoothing=0.1", "mix.pairing=knn"],
             r"'mix.pairing' is not used by mix.variant 'label_smoothing'",

@@ -543,6 +543,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"config key 'optim.betas' must hold 2 floats, got {cfg.optim.betas}")
     if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
         raise ConfigError(f"config key 'optim.betas' must lie in [0, 1), got {cfg.optim.betas}")
+    if cfg.optim.name != "sgd" and cfg.optim.nesterov:  # Adam takes no nesterov: it was accepted and ignored
+        raise ConfigError(f"config key 'optim.nesterov' is used by optim.name 'sgd' only, got {cfg.optim.name!r}")
     if cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.optim.momentum <= 0:
         raise ConfigError(f"config key 'optim.nesterov' needs optim.momentum > 0, got {cfg.optim.momentum}")
     if cfg.schedule.milestones != sorted(cfg.schedule.milestones):
