@@ -115,7 +115,14 @@ def test_dirichlet_through_mixup_collate_uint8():
 def test_labels_must_be_class_indices_and_grayscale_arrays_get_a_channel():
     img = torch.zeros(3, 4, 4, dtype=torch.uint8)
     c = vicinal.MixupCollate(alpha=0.0, num_classes=10, seed=0)
-    for labels in ((torch.tensor(2.7), torch.tensor(3.9)), (2.7, 3), (2.0, 3)):  # 2.7 was truncated to class 2
+    # 2.7 was truncated to class 2; one-element (1,) float tensors take the per-label path, whose int() truncation
+    # went unnoticed
+    for labels in (
+        (torch.tensor(2.7), torch.tensor(3.9)),
+        (2.7, 3),
+        (2.0, 3),
+        (torch.tensor([2.7]), torch.tensor([0.2])),
+    ):
         with pytest.raises(
             TypeError, match=r"MixupCollate needs integer class labels, one per sample; got torch.float"
         ):

@@ -960,3 +960,60 @@ def test_target_helpers_and_the_cutmix_box_name_bad_input():
         VF.cutmix_box(torch.tensor([0.5, 0.5]), 10, 10, u)
     assert VF.cutmix_box(torch.tensor([0.75]), 10, 10, u) == VF.cutmix_box(0.75, 10, 10, (0.5, 0.5))
     assert VF.cutmix_box(0.75, 10, 10, np.array([0.5, 0.5])) == VF.cutmix_box(0.75, 10, 10, u)  # numpy centres too
+
+
+# -- gaps a mutation audit found: each test fails on the code changed as its comment says ----------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_layout, out_layout", [("contiguous", "channels_last"), ("channels_last", "contiguous")])
+def test_out_in_another_layout_than_x_equals_formula(small_chunks, dtype, x_layout, out_layout):
+    # guards out= whose memory layout differs from x's (viewing each tensor in its own memory order paired
+    # elements that do not line up); the docstring promises the formula's values in any buffer of the right shape
+    formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+    x = make((5, 3, 4, 6), dtype).contiguous(memory_format=formats[x_layout])
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    for lam in lams(5):
+        ref = mix_reference(x, lam, x[perm])
+        out = torch.empty_like(x, memory_format=formats[out_layout])
+        assert VF.mix(x, lam, perm, out=out) is out and torch.equal(out, ref)
+        gapped = torch.empty(5, 3, 4, 12, dtype=dtype)[..., ::2]  # gapped strides: no (B, F) view of out
+        assert VF.mix(x, lam, perm, out=gapped) is gapped and torch.equal(gapped, ref)
+
+
+def test_out_aliasing_x_with_other_strides_is_refused():
+    # guards the stride half of the aliasing check (with only the start address compared, out=x.t()
+    # was accepted and scrambled x into neither x nor its mix); only out=x itself (same strides) mixes in place
+    x = torch.arange(16.0).view(4, 4)
+    before = x.clone()
+    perm = torch.tensor([1, 0, 3, 2])
+    for alias in (x.t(), x.as_strided((4, 4), (1, 4))):
+        with pytest.raises(ValueError, match="out shares memory with x; pass separate tensors"):
+            VF.mix(x, 0.5, perm, out=alias)
+        assert torch.equal(x, before)
+    assert VF.mix(x, 0.5, perm, out=x) is x and torch.equal(x, mix_reference(before, 0.5, before[perm]))
+
+
+def test_mix_many_uint8_honours_a_float64_out_dtype():
+    # guards out_dtype for uint8 in mix_many (it was ignored, the unrounded mix came back in float32);
+    # docstring: "for uint8 inputs, a float dtype returns the unrounded mix in that dtype"
+    x = torch.tensor([[1, 7], [2, 250]], dtype=torch.uint8)
+    w = torch.tensor([[1 / 3, 2 / 3], [2 / 3, 1 / 3]], dtype=torch.float64)
+    idx = torch.tensor([[0, 1], [1, 0]])
+    got = VF.mix_many(x, w, idx, out_dtype=torch.float64)
+    xd = x.double()
+    expected = w[:, :1] * xd[idx[0]] + w[:, 1:] * xd[idx[1]]  # sum_j w_j x[idx_j] in float64, unrounded
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-13)  # float32 arithmetic errs by ~1e-5 here
+    assert VF.mix_many(x, w.float(), idx, out_dtype=torch.float32).dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_one_hot_and_mixed_one_hot_honour_dtype(dtype):
+    # guards dtype= of one_hot and mixed_one_hot (both returned float32 whatever was asked);
+    # mixed_one_hot stays bit-identical to mix_targets(one_hot(y, C, dtype), ...) in that dtype too
+    y = torch.tensor([0, 2, 1, 2])
+    perm = torch.tensor([1, 2, 3, 0])
+    oh = VF.one_hot(y, 3, dtype=dtype)
+    assert oh.dtype == dtype and torch.equal(oh, F.one_hot(y, 3).to(dtype))
+    for lam in (0.1 + 0.2, torch.tensor([0.3, 1 / 3, 0.9, 0.5], dtype=torch.float64)):
+        got = VF.mixed_one_hot(y, lam, perm, 3, dtype=dtype)
+        assert got.dtype == dtype and torch.equal(got, VF.mix_targets(oh, lam, perm))

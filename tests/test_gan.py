@@ -80,6 +80,16 @@ def test_mixup_discriminator_loss_dtypes():
     w = lam.reshape(4, 1)
     want = F.binary_cross_entropy_with_logits(d(w * real + (1 - w) * fake.float()).reshape(-1), lam)
     assert torch.equal(got, want)
+    # and in the other order, a bfloat16 real batch beside a float32 fake one: lam is not rounded to bfloat16 first
+    # (taking the real batch's dtype mixed with a weight ~1e-3 away from the BCE target's lam)
+    lam = torch.tensor([0.1234567, 0.5, 0.777777, 0.3])
+    real, fake = torch.randn(4, 2).bfloat16(), torch.randn(4, 2)
+    seen = []
+    got = vicinal.mixup_discriminator_loss(lambda h: seen.append(h) or d(h), real, fake, lam)
+    w = lam.reshape(4, 1)
+    mixed = w * real.float() + (1 - w) * fake  # the formula in float32, lam unrounded
+    assert seen[0].dtype == torch.float32 and torch.equal(seen[0], mixed)
+    assert torch.equal(got, F.binary_cross_entropy_with_logits(d(mixed).reshape(-1), lam))
 
 
 def test_gan_lam_needs_a_float_dtype():

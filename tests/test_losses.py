@@ -373,3 +373,67 @@ def test_smoothing_that_differs_by_float32_rounding_is_the_same_smoothing():
         vicinal.mixed_criterion(
             functools.partial(F.cross_entropy, label_smoothing=0.2), pred, y, params, label_smoothing=0.1
         )
+
+
+# -- gaps a mutation audit found: each test fails on the code changed as its comment says ----------------
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_soft_cross_entropy_of_half_precision_logits_is_computed_in_float32(dtype):
+    # guards "computed in the logits' dtype, at least float32" (computing in bfloat16 erred by ~2e-3 on
+    # this batch, every AMP run's loss). Reference: float64 on the same (half-precision) values; float32 arithmetic
+    # over 10 classes and 64 rows errs by ~1e-7, tolerance 1e-5.
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(64, 10, generator=g) * 3).to(dtype)
+    target = torch.softmax(torch.randn(64, 10, generator=g), -1)
+    ref = -(target.double() * torch.log_softmax(logits.double(), -1)).sum(-1)
+    for reduction, expected in (("mean", ref.mean()), ("none", ref)):
+        loss = vicinal.soft_cross_entropy(logits, target, reduction)
+        assert loss.dtype == torch.float32
+        torch.testing.assert_close(loss.double(), expected, rtol=0, atol=1e-5)
+
+
+def test_soft_cross_entropy_casts_wider_targets_to_the_logits_dtype():
+    # guards target.to(dtype) (float64 targets beside float32 logits made a float64 loss, not the
+    # documented logits' dtype)
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(8, 5, generator=g)
+    target = torch.softmax(torch.randn(8, 5, generator=g, dtype=torch.float64), -1)
+    for reduction in ("mean", "sum", "none"):
+        loss = vicinal.soft_cross_entropy(logits, target, reduction)
+        assert loss.dtype == torch.float32
+        assert torch.equal(loss, vicinal.soft_cross_entropy(logits, target.float(), reduction))
+
+
+def test_a_wrapper_whose_mean_is_a_few_percent_off_is_refused():
+    # guards the tolerance of the wrapper-mean check (at rtol 10% this wrapper, whose class weights make
+    # its mean ~3% below the per-sample mean, was accepted and gave 1.99 where one lam per batch gives 1.94)
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(32, 4, generator=g), torch.randint(0, 4, (32,), generator=g)
+    weight = torch.tensor([1.0, 1.05, 1.0, 1.05])
+
+    def wrapped(p, t, reduction="mean"):  # its mean divides by the summed class weights, not by the batch size
+        return F.cross_entropy(p, t, weight=weight, reduction=reduction)
+
+    own, per_sample = wrapped(logits, y), wrapped(logits, y, reduction="none").mean()
+    assert 0.01 < abs(float(own / per_sample) - 1) < 0.05  # off by a few percent, far above the 1e-4 tolerance
+    params = vicinal.MixParams(
+        op="mix", lam=torch.full((32,), 0.3, dtype=torch.float64), perm=torch.randperm(32, generator=g)
+    )
+    with pytest.raises(ValueError, match="the criterion's mean is not the mean of its per-sample losses"):
+        vicinal.mixed_criterion(wrapped, logits, y, params)
+
+
+def test_smoothing_that_differs_by_half_a_percent_is_another_smoothing():
+    # guards the 1e-6 relative tolerance of the smoothing check (at 1e-2 a criterion smoothing with 0.1005
+    # beside a transform smoothing with 0.1 was accepted, the loss computed with another eps than the targets)
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    params = vicinal.Mixup(1.0, num_classes=3, smoothing=0.1, seed=0).sample(x, y)
+    with pytest.raises(
+        ValueError, match=r"the criterion applies label_smoothing=0.1005 but the transform smooths its targets with"
+    ):
+        vicinal.mixed_criterion(
+            functools.partial(F.cross_entropy, label_smoothing=0.1005),
+            torch.randn(4, 3),
+            y,
+            params,
+            label_smoothing=0.1005,
+        )

@@ -366,6 +366,17 @@ def test_non_finite_check():
         vicinal.Mixup(1.0, num_classes=2, check_finite=True)(x, torch.tensor([0, 1, 0]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_check_in_every_float_dtype_and_for_inf_alone(dtype, bad):
+    # guards check_finite beyond a float32 batch holding a NaN beside an Inf (only float32 checked, a NaN
+    # in float64/bfloat16/float16 passed silently; V10: a NaN-only test let an Inf-only batch through)
+    x = torch.randn(3, 2).to(dtype)
+    x[1, 1] = bad
+    with pytest.raises(ValueError, match=r"inputs contain 1 non-finite value\(s\) \(NaN or Inf\)"):
+        vicinal.Mixup(1.0, num_classes=2, check_finite=True, seed=0)(x, torch.tensor([0, 1, 0]))
+
+
 def test_partner_shape_errors():
     x, y = batch((4, 3))
     mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
@@ -558,6 +569,17 @@ def test_uint8_output_float_dtype_depends_on_options_only(make, n):
     assert torch.equal(x, uint8_batch(n)[0])  # the caller's batch is untouched
 
 
+def test_cutmix_uint8_float_output_with_dataset_partners_equals_the_float_mix():
+    # guards the partner conversion of CutMix(uint8_output="float") (with partner= the uint8 partners
+    # were pasted into the float batch unconverted, and a supported combination raised a dtype error)
+    x, y = uint8_batch(6, seed=1)
+    xp, yp = uint8_batch(6, seed=2)
+    got_x, got_y = vicinal.CutMix(1.0, num_classes=4, uint8_output="float", seed=0)(x, y, partner=(xp, yp))
+    want_x, want_y = vicinal.CutMix(1.0, num_classes=4, seed=0)(x.float(), y, partner=(xp.float(), yp))
+    assert got_x.dtype == torch.float32 and torch.equal(got_x, want_x) and torch.equal(got_y, want_y)
+    assert not torch.equal(got_x, x.float())  # a box was pasted
+
+
 def test_uint8_output_float_when_lam_is_exactly_one():
     mixer = vicinal.Mixup(1.0, num_classes=4, uint8_output="float")
     x, y = uint8_batch()
@@ -596,6 +618,8 @@ def test_mixup_or_cutmix_rejects_2d_batches_on_every_call():
     "labels, message",
     [
         (torch.tensor([[0.5, 0.4], [0.0, 1.0]]), r"probability labels must sum to 1.*row 0 sums to 0\.9"),
+        # just past the 1e-3 tolerance: refused (a 1e-2 tolerance accepted rows summing to 1.005)
+        (torch.tensor([[0.502, 0.5], [0.0, 1.0]]), r"probability labels must sum to 1.*row 0 sums to 1\.002"),
         (torch.tensor([[1.5, -0.5], [0.0, 1.0]]), r"probability labels must be >= 0.*-0\.5"),
         (torch.tensor([[float("nan"), 1.0], [0.0, 1.0]]), r"probability labels contain 1 non-finite"),
     ],
@@ -663,7 +687,9 @@ def test_drawn_params_skip_checks_but_user_params_do_not():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
-@pytest.mark.parametrize("shape", [(32, 3, 32, 32), (128, 3, 32, 32), (5, 7)])
+# (6, 1) and (6,): one value per sample (tabular, regression); a half-precision branch that skipped them as if
+# empty would leave the batch unmixed
+@pytest.mark.parametrize("shape", [(32, 3, 32, 32), (128, 3, 32, 32), (5, 7), (6, 1), (6,)])
 def test_drawn_inplace_lean_path_equals_mix_(dtype, shape):
     """Mixup(inplace=True)'s short path for small batches: bit-identical to functional.mix_ (which is within the
     stated lerp bound of the formula, tests/mixing_reference.py), for lam on both sides of 1/2."""

@@ -124,6 +124,24 @@ def test_knn_small_class_uses_valid_neighbours_only():
     assert torch.equal(y[partners], y.expand(50, 6))
 
 
+def test_knn_sample_is_uniform_over_every_valid_neighbour():
+    # guards the draw j = floor(u * count) (floor(u * (count - 1)) never drew a row's last valid
+    # neighbour; rows of one neighbour and the same-class check above still passed). Class 0 has 3 members (2 valid
+    # neighbours each, the third entry is padding), class 1 has 4 (3 valid). 6000 draws per row: a count is
+    # binomial(6000, 1/c), std <= 39; tolerance 5 std. Padding entries are never drawn.
+    x = torch.arange(7, dtype=torch.float32)[:, None]
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    knn = KNNPartners.fit(x, y, k=3, same_class=True)
+    assert knn.counts.tolist() == [2, 2, 2, 3, 3, 3, 3]
+    draws = knn.sample(torch.arange(7).repeat_interleave(6000), generator=g(0)).view(7, 6000)
+    for i in range(7):
+        c = int(knn.counts[i])
+        hits = torch.bincount(draws[i], minlength=7)
+        assert int(hits[knn.neighbours[i, :c]].sum()) == 6000  # only valid neighbours
+        expected = torch.full((c,), 6000 / c, dtype=torch.float64)
+        assert torch.allclose(hits[knn.neighbours[i, :c]].double(), expected, atol=195), (i, hits.tolist())
+
+
 def test_knn_errors():
     x = torch.randn(10, 3)
     with pytest.raises(ValueError, match=r"k must be an int in \[1, N-1\] = \[1, 9\], got 10"):
