@@ -221,6 +221,10 @@ def test_a_vmapped_lam_mixes_each_member_with_its_own():
     for m, lam, got, got_y in zip(xs, lams, mixed, targets, strict=True):
         torch.testing.assert_close(got, mix_reference(m, lam.item(), m[perm]))
         torch.testing.assert_close(got_y, lam * y + (1 - lam) * y[perm])
+    # torch.func.grad and jvp can read the value: a lam outside [0, 1] is still refused there
+    for bad in (1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"^lam must be in \[0, 1\] \(a convex combination\)"):
+            torch.func.grad(lambda lam: VF.mix(xs[0], lam, perm).sum())(torch.tensor(bad))
 
 
 def test_out_partner_and_perm_errors():

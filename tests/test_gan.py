@@ -102,5 +102,9 @@ def test_a_discriminator_with_several_outputs_is_named():
     real, fake, lam = torch.rand(4, 3), torch.rand(4, 3), torch.full((4,), 0.5)
     with pytest.raises(ValueError, match=r"^the discriminator returned shape \(4, 2\); expected one logit per sample"):
         vicinal.mixup_discriminator_loss(torch.nn.Linear(3, 2), real, fake, lam)
-    for d in (torch.nn.Linear(3, 1), lambda z: z.sum(1)):  # (B, 1) and (B,) both
+    with pytest.raises(ValueError, match=r"^the discriminator returned shape \(4, 2\); expected one logit per sample"):
+        vicinal.generator_loss(torch.nn.Linear(3, 2), fake)
+    # (B, 1), (B,) and a conv head's (B, 1, 1, 1): one value per sample, all taken by both losses
+    for d in (torch.nn.Linear(3, 1), lambda z: z.sum(1), lambda z: z.sum(1).view(4, 1, 1, 1)):
         assert vicinal.mixup_discriminator_loss(d, real, fake, lam).dim() == 0
+        assert vicinal.generator_loss(d, fake).dim() == 0

@@ -98,6 +98,17 @@ def check_inputs(x: Tensor, *, min_dim: int = 1, check_finite: bool = False, wha
     return int(x.shape[0])
 
 
+def _in_range(lam: Tensor) -> bool:
+    """Whether every lam lies in [0, 1]; True under vmap, where no value can be read (an ensemble's lams: the range
+    is the caller's), while torch.func.grad and jvp, which can read them, still check."""
+    try:
+        return bool(((lam >= 0) & (lam <= 1)).all())
+    except RuntimeError:
+        if not _functorch_wrapped(lam):
+            raise
+        return True
+
+
 def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
     """lam must lie in [0, 1] (NaN rejected): a float, or a tensor of one value or ``(n,)`` values (one reduction).
 
@@ -110,8 +121,7 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
             raise ValueError(f"lam has shape {tuple(lam.shape)}; expected a float, one value or ({n},) per-sample")
         if lam.is_complex() or lam.dtype == torch.bool:
             raise TypeError(f"lam must hold real numbers, got dtype {lam.dtype}")
-        # under torch.func transforms (vmap over an ensemble's lams) no value can be read: the range is the caller's
-        if not _functorch_wrapped(lam) and not bool(((lam >= 0) & (lam <= 1)).all()):  # NaN fails both comparisons
+        if not _in_range(lam):  # NaN fails both comparisons
             bad = lam[~((lam >= 0) & (lam <= 1))].flatten()[0].item()
             raise ValueError(f"lam must be in [0, 1] (a convex combination), got {bad!r}")
         if lam.shape == (n,):

@@ -69,16 +69,21 @@ def mixup_discriminator_loss(
     check_lam(lam, real.shape[0])  # in [0, 1], NaN rejected: lam is both a mixing weight and a BCE target
     # in the promoted dtype: a float32 real batch beside an autocast bf16/fp16 fake one mixes in float32
     w = lam.to(real.device, torch.result_type(real, fake)).reshape(-1, *([1] * (real.dim() - 1)))
-    out = discriminator(w * real + (1 - w) * fake)
-    if not isinstance(out, Tensor) or out.shape not in ((real.shape[0],), (real.shape[0], 1)):
-        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"the discriminator returned {got}; expected one logit per sample, ({real.shape[0]},) or "
-                         f"({real.shape[0]}, 1)")  # fmt: skip
-    logits = out.reshape(-1)
+    logits = _one_logit_each(discriminator(w * real + (1 - w) * fake), real.shape[0])
     return F.binary_cross_entropy_with_logits(logits, lam.to(logits.device, logits.dtype))
+
+
+def _one_logit_each(out: object, n: int) -> Tensor:
+    """The discriminator's ``(n,)`` logits from an output of one value per sample: ``(n,)``, ``(n, 1)`` or a conv
+    head's ``(n, 1, 1, 1)``. Several values per sample (a ``(n, 2)`` head) were flattened into ``2n`` logits and
+    failed inside torch's BCE naming sizes only, or were scored against the wrong targets."""
+    if not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != n or out.numel() != n:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the discriminator returned {got}; expected one logit per sample, e.g. ({n},) or ({n}, 1)")
+    return out.reshape(-1)
 
 
 def generator_loss(discriminator: Callable[[Tensor], Tensor], fake: Tensor) -> Tensor:
     """Non-saturating generator loss ``BCE(D(G(z)), 1)``: the generator pushes its samples towards "real"."""
-    logits = discriminator(fake).reshape(-1)
+    logits = _one_logit_each(discriminator(fake), fake.shape[0])
     return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))

@@ -416,3 +416,9 @@ def test_a_set_alpha_over_a_table_sets_the_rows_that_draw_one(
     proc = in_process(capsys, *argv, "--dry-run", "--set", "mix.pairing=matching")
     assert proc.returncode == 2 and proc.stderr.endswith("with --set mix.pairing=matching)\n"), proc.stderr
     assert "train.seed" not in proc.stderr
+    # dropped from every row, a noise level no row reads went unsaid and the command exited 0
+    proc = in_process(capsys, *argv, "--dry-run", "--set", "mix.sigma=0.3")
+    assert proc.returncode == 2
+    assert (
+        proc.stderr == "vicinal: error: --set mix.sigma=0.3: no row of table 'cifar' has a mix.variant that reads it\n"
+    )

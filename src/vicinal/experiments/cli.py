@@ -199,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         "machines sharing the output folder; the last shard to finish runs the step after training (the attacks of "
         "the adversarial table) and writes the report",
     )
-    _add_overrides(p, "config overrides applied to every run")
+    _add_overrides(
+        p,
+        "config overrides applied to every run, except mix.alpha=A and mix.sigma=S (in this dotted form), applied to "
+        "the rows whose variant reads them",
+    )
     _add_data(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 

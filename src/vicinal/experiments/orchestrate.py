@@ -142,6 +142,10 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
         for path in table.configs(args.scale)
         for own in [_row_overrides(path, args.overrides)]
     ]
+    for given in args.overrides:
+        if given.split("=", 1)[0].strip() in _ROW_MIX_OPTIONS and bases and all(given not in o for _, o, *_ in bases):
+            # dropped from every row, the run would have gone on without it, exit 0 (vicinal train refuses it)
+            raise ConfigError(f"--set {given}: no row of table {table.name!r} has a mix.variant that reads it")
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
     # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
     rows_of: dict[Path, Any] = {}  # run folder -> the row that trains into it
