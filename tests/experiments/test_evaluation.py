@@ -9,7 +9,14 @@ from torch import nn
 
 from vicinal.experiments.data.corrupt import CorruptedLabels, counts_to_errors
 from vicinal.experiments.errors import RunError
-from vicinal.experiments.evaluation import EvalSums, eval_metrics, evaluate, summarize, train_set_counts
+from vicinal.experiments.evaluation import (
+    TRAIN_EVAL_FIELDS,
+    EvalSums,
+    eval_metrics,
+    evaluate,
+    summarize,
+    train_set_counts,
+)
 
 
 def _loader() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -166,3 +173,62 @@ def test_the_training_set_counts_never_count_non_finite_outputs_correct() -> Non
     labels = CorruptedLabels(true, true.clone(), torch.zeros(30, dtype=torch.bool), 0.0, 0, 4)
     errors = counts_to_errors(train_set_counts(_Constant(torch.full((30, 4), float("nan"))), loader, labels))
     assert errors["train_eval_error"] == 100.0 and errors["train_true_error"] == 100.0
+
+
+def test_confidence_bins_are_closed_on_the_right() -> None:
+    # Guo et al.'s bin i is (i/M, (i+1)/M]: a confidence of exactly 0.25 belongs to bin 0 and 0.5 to bin 1 (four
+    # classes at equal logits, two at equal logits and two at -1e4, whose probabilities underflow to 0), 1 to the last
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, -1e4, -1e4], [1e4, 0.0, 0.0, 0.0]])
+    y = torch.tensor([0, 1, 0])
+    s = evaluate(nn.Identity(), [(logits, y, None)], n_bins=4)
+    assert logits.softmax(1).max(1).values.tolist() == [0.25, 0.5, 1.0]
+    assert s.bin_count.tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert s.bin_conf_sum.tolist() == [0.25, 0.5, 0.0, 1.0] and s.bin_acc_sum.tolist() == [1.0, 0.0, 0.0, 1.0]
+    # |1 - 0.25| + |0 - 0.5| + |1 - 1| over 3 samples
+    assert s.metrics()["test_ece"] == pytest.approx(100 * 1.25 / 3, rel=1e-12)
+
+
+def test_a_row_with_one_non_finite_logit_is_never_in_the_top_k() -> None:
+    # one NaN or +Inf logit beside a label scored 10.0: the label is among the 5 largest, but the row is no valid
+    # prediction (its softmax is NaN); top-5 counted it correct where top-1 did not
+    logits = torch.zeros(3, 10)
+    logits[:, 7] = 10.0
+    logits[0, 3] = float("nan")
+    logits[1, 2] = float("inf")
+    y = torch.full((3,), 7)
+    m = evaluate(nn.Identity(), [(logits, y, None)]).metrics()
+    assert m["test_error"] == pytest.approx(200 / 3) and m["test_top5_error"] == pytest.approx(200 / 3)
+
+
+def test_summarize_reads_each_field_from_the_right_epoch() -> None:
+    # evaluated every other epoch (test_error None in between, as the trainer records it); two epochs tie for best;
+    # the validation error and the un-augmented training errors come from the last epoch that measured them, the
+    # training loss and error from the last epoch
+    def rec(epoch: int, **fields: object) -> dict[str, object]:
+        base = {"epoch": epoch, "test_error": None, "train_loss": 0.5, "train_error": 9.0, "epoch_time_s": 1.0}
+        return {**base, **fields}
+
+    train_eval = dict.fromkeys(TRAIN_EVAL_FIELDS, 1.0)
+    records = [
+        rec(1),
+        rec(2, test_error=20.0, test_top5_error=5.0, test_nll=0.9, test_ece=3.0, val_error=21.0, **train_eval),
+        rec(3),
+        rec(4, test_error=20.0, test_top5_error=4.0, test_nll=0.8, test_ece=2.0, val_error=22.0),
+        rec(5, **{**train_eval, "train_eval_error": 2.0, "train_error_real": 3.0}),
+        rec(6, test_error=25.0, test_top5_error=6.0, test_nll=1.1, test_ece=4.0, val_error=23.0),
+        rec(7, train_loss=0.25, train_error=7.0),  # stopped before its evaluation: the training stats are its own
+    ]
+    s = summarize(records, "complete")
+    assert s["best_test_error"] == 20.0 and s["best_epoch"] == 2  # the first epoch to reach it
+    assert (s["last_test_error"], s["last_test_top5_error"], s["last_test_nll"], s["last_test_ece"]) == (
+        25.0,
+        6.0,
+        1.1,
+        4.0,
+    )
+    assert s["last_val_error"] == 23.0
+    assert s["median_last10_test_error"] == 20.0 and s["median_last10_n"] == 3  # over the 3 evaluations
+    assert s["train_eval_epoch"] == 5 and s["last_train_eval_error"] == 2.0 and s["last_train_error_real"] == 3.0
+    assert s["last_train_error_corrupted"] == 1.0
+    assert (s["last_train_loss"], s["last_train_error"]) == (0.25, 7.0)
+    assert s["train_time_s"] == 7.0 and s["epochs_completed"] == 7

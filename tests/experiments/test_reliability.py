@@ -60,3 +60,13 @@ def test_a_reliability_diagram_that_fails_half_way_leaves_the_previous_one(
         save_reliability_diagram(reliability_bins(_hand_sums()), tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes() == b"previous"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_ece_adds_the_gaps_of_over_and_under_confident_bins() -> None:
+    # bin 0 under-confident (accuracy 1/2 at mean confidence 0.35 -> +0.15 per sample), bin 1 over-confident
+    # (accuracy 1/2 at 0.85 -> -0.35): the ECE adds |gap| * count / N, the gaps never cancel
+    s = _hand_sums()
+    s.bin_acc_sum = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    b = reliability_bins(s)
+    assert b["accuracy"] == [0.5, 0.5]
+    assert b["ece"] == pytest.approx(100 * (0.3 + 0.7) / 4, rel=1e-12)  # 25, not |0.3 - 0.7| / 4 = 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -97,3 +98,74 @@ def test_paired_wilcoxon_drops_a_pair_with_a_missing_value() -> None:
     got = paired_wilcoxon([1.0, 2.0, float("nan"), 4.0], [0.5, 2.5, 3.0, 3.0])
     want = paired_wilcoxon([1.0, 2.0, 4.0], [0.5, 2.5, 3.0])
     assert got == want and got["n"] == 3 and got["wins"] + got["ties"] + got["losses"] == 3
+
+
+def test_a_tied_seed_is_no_win_and_a_single_pair_has_sign_flip_p_1() -> None:
+    # "k/n seeds lower" counts strictly lower errors: a seed where both runs erred alike is no win
+    r = paired({0: 10.0, 1: 10.0, 2: 10.0}, {0: 9.0, 1: 10.0, 2: 8.0})
+    assert r.diffs == (-1.0, 0.0, -2.0) and r.wins == 2
+    assert r.describe().endswith("2/3 seeds lower)")
+    # one pair: both sign assignments are as extreme as the observed one (exact test, p = 2/2), no interval or t-test
+    one = paired({0: 1.0}, {0: 0.5})
+    assert one.p_sign_flip == 1.0 and math.isnan(one.p_t) and math.isnan(one.std) and one.wins == 1
+
+
+def test_the_observed_sign_assignment_always_counts_itself() -> None:
+    # error rates of a 90-row split (100 * k / 90), every seed lower: only the all-minus and all-plus assignments
+    # reach the observed |mean|, p = 2/8; the float sum of the differences (4.074074073999999) falls below their
+    # exact mean (4.074074074), which must not leave the observed assignment out (p = 0)
+    erm = {s: 100 * k / 90 for s, k in enumerate((23, 15, 13))}
+    mix = {s: 100 * k / 90 for s, k in enumerate((20, 14, 6))}
+    r = paired(erm, mix)
+    assert r.diffs == (-3.333333333, -1.111111111, -7.777777778)
+    assert r.p_sign_flip == 2 / 8
+
+
+def test_a_drawn_sign_flip_p_is_never_zero() -> None:
+    # 30 equal differences: 2 of 2**30 assignments reach |mean|, none of the 100,000 drawn ones does in practice;
+    # the observed assignment is counted in, so p is 1 / 100,001 (a valid p value), not 0
+    r = paired({s: 10.0 for s in range(30)}, {s: 9.0 for s in range(30)})
+    assert r.p_sign_flip == 1 / 100_001
+
+
+def test_a_zero_difference_is_a_positive_zero() -> None:
+    # 0.3 - (0.1 + 0.2) rounds to -0.0: the per-seed column printed "-0.00" for a seed where both runs erred alike
+    r = paired({0: 0.1 + 0.2}, {0: 0.3})
+    assert r.diffs == (0.0,) and math.copysign(1.0, r.diffs[0]) == 1.0 and f"{r.diffs[0]:+.2f}" == "+0.00"
+    assert r.wins == 0 and r.describe() == "+0.00 (n=1)"
+    # differences that cancel in the float mean (-9.25e-18): the UCI table printed a mean difference of "-0.00"
+    out = paired_wilcoxon([0.0, 0.0, 0.0], [0.3, -0.1, -0.2])
+    assert out["diff_mean"] == 0.0 and f"{out['diff_mean']:+.2f}" == "+0.00"
+
+
+def test_paired_wilcoxon_of_equal_errors_at_every_seed() -> None:
+    # every difference zero: nothing to rank (p = 1) and no difference for the t-test to find (p = 1), all ties
+    assert paired_wilcoxon([3.0, 4.0, 5.0], [3.0, 4.0, 5.0]) == {
+        "n": 3,
+        "diff_mean": 0.0,
+        "diff_std": 0.0,
+        "wins": 0,
+        "ties": 3,
+        "losses": 0,
+        "wilcoxon_stat": 0.0,
+        "wilcoxon_p": 1.0,
+        "ttest_p": 1.0,
+    }
+
+
+def test_a_seed_missing_on_either_side_is_no_pair() -> None:
+    # a run that never evaluated leaves None (or NaN) in its summary: on either side the seed is left out, and the
+    # difference of the others is not NaN
+    r = paired({0: 10.0, 1: 12.0, 2: 11.0}, {0: 9.0, 1: None, 2: float("nan")})
+    assert r.seeds == (0,) and r.diffs == (-1.0,) and r.mean == -1.0
+    r = paired({0: 10.0, 1: None, 2: float("inf")}, {0: 9.0, 1: 8.0, 2: 7.0})
+    assert r.seeds == (0,) and r.mean == -1.0
+    got = paired_wilcoxon([1.0, 2.0, 3.0, 4.0], [0.5, 2.5, float("nan"), 3.0])
+    assert got == paired_wilcoxon([1.0, 2.0, 4.0], [0.5, 2.5, 3.0]) and got["n"] == 3
+
+
+def test_mean_std_counts_only_finite_values() -> None:
+    # n is the number of values averaged: a row whose runs all lack the value has none, however many runs it has
+    m, s, n = mean_std([None, float("nan"), float("inf")])
+    assert n == 0 and math.isnan(m) and math.isnan(s)
+    assert mean_std([1.0, None, 3.0, float("-inf")]) == (2.0, statistics.stdev([1.0, 3.0]), 2)

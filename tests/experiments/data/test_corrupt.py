@@ -15,6 +15,7 @@ from vicinal.experiments.data.corrupt import (
     counts_to_errors,
 )
 from vicinal.experiments.data.registry import bundle_from_splits
+from vicinal.experiments.data.seeds import STREAM_CORRUPT, derive_seed
 
 
 def test_exact_count_and_only_chosen_labels_change() -> None:
@@ -133,3 +134,40 @@ def test_build_data_corruption_errors() -> None:
 
     with pytest.raises(ValueError, match=r"needs an in-memory dataset; 'streamed_fake' streams from disk"):
         build_data("streamed_fake", corrupt_fraction=0.2)
+
+
+def test_each_training_error_column_has_its_own_count() -> None:
+    # every column differs from the one its neighbours' counts would give: vs noisy or true labels, over the
+    # replaced or the actually wrong samples
+    true = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    noisy = torch.tensor([0, 1, 2, 3, 1, 2, 3, 3])  # 4..7 replaced; 7 redrawn as its true label
+    replaced = torch.tensor([False] * 4 + [True] * 4)
+    c = CorruptedLabels(true, noisy, replaced, 0.5, 0, 4)
+    pred = torch.tensor([0, 2, 2, 3, 1, 2, 2, 0])  # kept: 1 wrong; 4, 5 predict the noise, 6 the truth, 7 neither
+    err = counts_to_errors(corruption_counts(pred, torch.arange(8), c))
+    assert err == {
+        "train_eval_error": 100 * 3 / 8,  # vs noisy: 1, 6, 7
+        "train_true_error": 100 * 4 / 8,  # vs true: 1, 4, 5, 7
+        "train_error_real": 100 * 1 / 4,  # kept 0..3: 1
+        "train_error_corrupted": 100 * 2 / 4,  # replaced vs noisy: 6, 7
+        "train_error_corrupted_true": 100 * 3 / 4,  # replaced vs true: 4, 5, 7
+        "train_error_wrong": 100 * 1 / 3,  # wrong labels 4, 5, 6 vs noisy: 6
+    }
+
+
+def test_the_replaced_count_is_rounded_not_truncated() -> None:
+    # round(fraction * N): 0.29 * 100 is 28.999999999999996 in floating point, and 29 labels are replaced
+    c = corrupt_labels(torch.arange(100) % 10, 10, 0.29, seed=0)
+    assert int(c.replaced.sum()) == 29 and c.stats()["replaced_fraction"] == 0.29
+
+
+def test_the_corruption_draws_from_its_own_seed_stream() -> None:
+    # the module's rule: one CPU generator seeded derive_seed(seed, STREAM_CORRUPT) chooses the samples, then draws
+    # their labels; seeded with the bare seed, the corruption would share its draws with other streams of that seed
+    y = torch.arange(40) % 4
+    c = corrupt_labels(y, 4, 0.25, seed=5)
+    gen = torch.Generator().manual_seed(derive_seed(5, STREAM_CORRUPT))
+    chosen = torch.randperm(40, generator=gen)[:10]
+    new = torch.randint(0, 4, (10,), generator=gen)
+    assert torch.equal(torch.nonzero(c.replaced).flatten(), chosen.sort().values)
+    assert torch.equal(c.noisy[chosen], new)

@@ -592,3 +592,44 @@ def test_the_median_of_last_10_says_when_it_is_over_fewer_or_sparser_evaluations
         "'median of last 10 epochs': 1 run(s) evaluated fewer than 10 times (the median of those); 1 run(s) "
         "evaluated less often than every epoch (the median of the last 10 evaluations)." in md
     )
+
+
+def test_a_baseline_seed_that_did_not_finish_is_not_paired(tmp_path: Path) -> None:
+    # ERM's seed 2 stopped after its first epoch (last error 50): pairing it with mixup's finished seed 2 would add a
+    # difference of -41 to the two of finished runs
+    root = tmp_path / "runs"
+    for seed, (erm, mix) in enumerate([(20.0, 18.0), (22.0, 19.0), (None, 9.0)]):
+        if erm is None:
+            make_run(root, "c10-erm", ERM, seed, [50.0], status="interrupted", epochs=2)
+        else:
+            make_run(root, "c10-erm", ERM, seed, [30.0, erm], epochs=2)
+        make_run(root, "c10-mixup", MIXUP, seed, [30.0, mix], epochs=2, overrides=["mix.variant=mixup"])
+    rows = _paired_rows(make_report([root], tmp_path / "report")["markdown"])
+    assert [(r[2], r[4]) for r in rows] == [
+        ("median of last 10", "0: -1.00, 1: -1.50"),
+        ("last epoch", "0: -2.00, 1: -3.00"),
+    ]
+    assert rows[1][3].startswith("-2.50 [") and "(n=2," in rows[1][3]
+
+
+def test_the_training_time_averages_the_runs_the_row_counts(tmp_path: Path) -> None:
+    # a finished run of 2 epochs (1.5 s each) and one stopped after 1: the row counts the finished run only, and so
+    # does its mean training time (3.0 s, not 2.25 s)
+    root = tmp_path / "runs"
+    make_run(root, "c10-erm", ERM, 0, [30.0, 10.0])
+    make_run(root, "c10-erm", ERM, 1, [50.0], status="interrupted")
+    (row,) = make_report([root], tmp_path / "report")["groups"]
+    assert (row["n"], row["runs"], row["train_time_s"]) == (1, 2, 3.0)
+
+
+def test_one_skipped_evaluation_among_the_last_10_is_said(tmp_path: Path) -> None:
+    # evaluated at epochs 2..9 and 11..12 (none at 10): the last 10 evaluations span 11 epochs, not 10
+    run = make_run(tmp_path / "runs", "gap", "", 0, [float(e) for e in range(12)])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records[9]["test_error"] = None
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    md = make_report([tmp_path / "runs"], tmp_path / "report")["markdown"]
+    assert (
+        "'median of last 10 epochs': 1 run(s) evaluated less often than every epoch (the median of the last 10 "
+        "evaluations)." in md
+    )

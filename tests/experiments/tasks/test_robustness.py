@@ -577,3 +577,14 @@ def test_a_seed_given_as_a_section_shifts_the_sources_seeds_too(tmp_path: Path) 
     args = SimpleNamespace(table="adversarial", scale="cpu", seeds=1, out=tmp_path, overrides=["train={seed: 5}"])
     _, plan, _ = plan_runs(args)
     assert sorted(item["seed"] for item in plan) == [5, 5, 1005]
+
+
+def test_table2_marks_only_a_row_shown_from_unfinished_runs(tmp_path: Path) -> None:
+    # one seed finished and one stopped: the row's numbers are the finished run's, "after the last epoch", unmarked
+    _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 0, {"last_test_error": 40.0})
+    _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 1, {"last_test_error": 70.0})
+    summary = tmp_path / "runs" / "c20-erm" / "seed1" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "max_steps"}))
+    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
+    table2 = md[md.index("## Table 2") :]
+    assert "| 20% | erm | 1 | - | 40.00 |" in table2, table2

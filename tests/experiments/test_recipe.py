@@ -1,0 +1,56 @@
+"""Whether two configs ran the same recipe (experiments/recipe.py): the keys at which a finished run is another run."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from vicinal.experiments.config import ExperimentConfig, config_to_dict
+from vicinal.experiments.recipe import result_key_differences
+
+
+def _config(**sections: dict[str, Any]) -> dict[str, Any]:
+    """The default config as ``config.yaml`` holds it, with ``sections`` merged in (one level deep)."""
+    d = copy.deepcopy(config_to_dict(ExperimentConfig()))
+    for name, values in sections.items():
+        d[name].update(values)
+    return d
+
+
+def test_result_key_differences_names_the_keys_that_change_the_result() -> None:
+    base = _config()
+    assert result_key_differences(base, _config()) == []
+    # seed, logging and where the data lies are the same run; the recipe is not
+    same = _config(train={"seed": 3, "log_every": 7}, data={"root": "/elsewhere", "eval_batch_size": 64})
+    assert result_key_differences(base, same) == []
+    other = _config(train={"epochs": base["train"]["epochs"] + 1}, optim={"lr": 0.5})
+    assert result_key_differences(base, other) == ["optim.lr", "train.epochs"]
+
+
+def test_labels_count_a_run_of_another_row_is_not_this_one() -> None:
+    # the report pools and pairs runs by name and row: a finished run filed under another row is not the plan's
+    base = _config()
+    assert result_key_differences(base, {**base, "row": "cifar10/other", "name": "x"}) == ["name", "row"]
+
+
+def test_inside_kwargs_only_the_entries_that_change_nothing_are_left_out() -> None:
+    # data.kwargs.download (may a missing data set be fetched) and the loader settings change nothing computed: a rerun
+    # with --set data.kwargs.download=true must find its finished runs; any other entry, on one side only, counts
+    base = _config(data={"kwargs": {"n": 100}})
+    fetch = _config(data={"kwargs": {"n": 100, "download": True, "num_workers": 4, "progress": False}})
+    assert result_key_differences(base, fetch) == []
+    assert result_key_differences(base, _config(data={"kwargs": {"n": 100, "width": 4}})) == ["data.kwargs"]
+    assert result_key_differences(base, _config(data={"kwargs": {}})) == ["data.kwargs"]
+
+
+def test_a_key_one_config_lacks_is_a_difference() -> None:
+    # a config.yaml written by another version of the lab, lacking a key or holding one this lab does not know:
+    # even where the present side's value is None (null in YAML), the run is not known to be the same
+    base = _config()
+    lacking = copy.deepcopy(base)
+    del lacking["train"]["max_steps"]
+    assert base["train"]["max_steps"] is None
+    assert result_key_differences(base, lacking) == ["train.max_steps"]
+    extra = copy.deepcopy(base)
+    extra["train"]["new_option"] = 1
+    assert result_key_differences(base, extra) == ["train.new_option"]
