@@ -527,14 +527,19 @@ def test_table3_shows_the_clean_error_of_a_model_attacked_with_ifgsm_only(tmp_pa
     assert "| white box | top-1 | ERM | 12.00 | 90.00 | 90.7 / 99.9 |" in md
 
 
+def _stopped_early(run_dir: Path) -> None:
+    """Mark a fake run as stopped by its step limit (not finished)."""
+    summary = run_dir / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "max_steps"}))
+
+
 def test_table2_names_two_groups_of_one_row_and_marks_unfinished_ones(tmp_path: Path) -> None:
     # a renamed variant of the c20 ERM row (another weight decay) printed a second, identical "| 20% | erm |" line,
     # and a row whose runs all stopped early showed no mark under "Measured after the last epoch"
     _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 0, {"last_test_error": 40.0})
     _fake_run(tmp_path / "runs", "c20-erm-wd", "20/erm", 0, {"last_test_error": 50.0})
     _fake_run(tmp_path / "runs", "c50-erm", "50/erm", 0, {"last_test_error": 60.0})
-    summary = tmp_path / "runs" / "c50-erm" / "seed0" / "summary.json"
-    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "max_steps"}))
+    _stopped_early(tmp_path / "runs" / "c50-erm" / "seed0")
     md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
     table2 = md[md.index("## Table 2") :]
     assert "| 20% | erm (c20-erm) | 1 | - | 40.00 |" in table2, table2
@@ -583,8 +588,7 @@ def test_table2_marks_only_a_row_shown_from_unfinished_runs(tmp_path: Path) -> N
     # one seed finished and one stopped: the row's numbers are the finished run's, "after the last epoch", unmarked
     _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 0, {"last_test_error": 40.0})
     _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 1, {"last_test_error": 70.0})
-    summary = tmp_path / "runs" / "c20-erm" / "seed1" / "summary.json"
-    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": "max_steps"}))
+    _stopped_early(tmp_path / "runs" / "c20-erm" / "seed1")
     md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
     table2 = md[md.index("## Table 2") :]
     assert "| 20% | erm | 1 | - | 40.00 |" in table2, table2
