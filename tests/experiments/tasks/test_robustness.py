@@ -527,6 +527,12 @@ def test_table3_shows_the_clean_error_of_a_model_attacked_with_ifgsm_only(tmp_pa
     assert "| white box | top-1 | ERM | 12.00 | 90.00 | 90.7 / 99.9 |" in md
 
 
+def _table2(tmp_path: Path) -> str:
+    """The Table 2 section of the report over the fake runs under ``tmp_path / "runs"``."""
+    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
+    return md[md.index("## Table 2") :]
+
+
 def _stopped_early(run_dir: Path) -> None:
     """Mark a fake run as stopped by its step limit (not finished)."""
     summary = run_dir / "summary.json"
@@ -540,8 +546,7 @@ def test_table2_names_two_groups_of_one_row_and_marks_unfinished_ones(tmp_path: 
     _fake_run(tmp_path / "runs", "c20-erm-wd", "20/erm", 0, {"last_test_error": 50.0})
     _fake_run(tmp_path / "runs", "c50-erm", "50/erm", 0, {"last_test_error": 60.0})
     _stopped_early(tmp_path / "runs" / "c50-erm" / "seed0")
-    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
-    table2 = md[md.index("## Table 2") :]
+    table2 = _table2(tmp_path)
     assert "| 20% | erm (c20-erm) | 1 | - | 40.00 |" in table2, table2
     assert "| 20% | erm (c20-erm-wd) | 1 | - | 50.00 |" in table2
     assert "| 50% | erm | 1, 0/1 done | - | 60.00 |" in table2
@@ -589,6 +594,5 @@ def test_table2_marks_only_a_row_shown_from_unfinished_runs(tmp_path: Path) -> N
     _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 0, {"last_test_error": 40.0})
     _fake_run(tmp_path / "runs", "c20-erm", "20/erm", 1, {"last_test_error": 70.0})
     _stopped_early(tmp_path / "runs" / "c20-erm" / "seed1")
-    md = make_report([tmp_path / "runs"], tmp_path / "out")["markdown"]
-    table2 = md[md.index("## Table 2") :]
+    table2 = _table2(tmp_path)
     assert "| 20% | erm | 1 | - | 40.00 |" in table2, table2
