@@ -237,6 +237,7 @@ class BatchMix:
     def _reseed_in_worker(self) -> None:
         """Once per DataLoader worker, re-seed the generator from the worker's seed and its own (class docstring)."""
         info = torch.utils.data.get_worker_info()
+        # .get: a transform pickled before this attribute existed has none
         if info is not None and self.__dict__.get("_worker_seeded") != info.id:
             # the generator's seed as it stands when the loader starts (a manual_seed after construction counts)
             seed = np.random.SeedSequence([info.seed, self.generator.initial_seed()]).generate_state(1, np.uint64)[0]
@@ -278,9 +279,8 @@ class BatchMix:
             # not a Parameter: a mixed batch computed from learnable inputs is an activation, not a new parameter
             if not isinstance(x, torch.nn.Parameter):
                 out = out.as_subclass(type(x))
-                out.__dict__.update(
-                    x.__dict__
-                )  # the subclass's instance attributes, as torchvision's wrap() copies them
+                # the subclass's instance attributes, as torchvision's wrap() copies them
+                out.__dict__.update(x.__dict__)
         return out
 
     def _apply_inputs(self, x: Tensor, params: MixParams, inplace: bool | None) -> Tensor:
