@@ -114,6 +114,16 @@ def test_overrides_do_not_mutate_the_input() -> None:
         ("train.seed=-1", r"config key 'train.seed' must be >= 0, got -1$"),
         ("optim.betas=[0.9]", r"config key 'optim.betas' must hold 2 floats, got \[0.9\]"),
         ("schedule.milestones=[5, 2]", r"config key 'schedule.milestones' must be increasing, got \[5, 2\]"),
+        # options the default multistep schedule never reads: accepted, recorded in config.yaml, ignored
+        (
+            "schedule.eta_min=0.001",
+            r"'schedule.eta_min' \(0.001\) is not used by schedule.name 'multistep' \(only by cosine\)$",
+        ),
+        (
+            "schedule.step_size=10",
+            r"'schedule.step_size' \(10\) is not used by schedule.name 'multistep' \(only by step\)$",
+        ),
+        ("schedule.milestones=[-1, 5]", r"config key 'schedule.milestones' must be epochs >= 0, got \[-1, 5\]$"),
         ("mix.variant=mixupp", r"config key 'mix.variant' must be one of erm, mixup, cutmix"),
         ("mix.variant=label_smoothing", r"mix.variant 'label_smoothing' needs config key 'mix.smoothing' > 0"),
         ("mix.variant=gaussian_noise", r"mix.variant 'gaussian_noise' needs config key 'mix.sigma' > 0, got 0.0"),
@@ -122,6 +132,37 @@ def test_overrides_do_not_mutate_the_input() -> None:
 def test_override_errors(override: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         apply_overrides(ExperimentConfig(), [override])
+
+
+@pytest.mark.parametrize(
+    ("schedule", "match"),
+    [
+        (
+            {"name": "cosine", "milestones": [100, 150]},
+            r"'schedule.milestones' \(\[100, 150\]\) is not used by schedule.name 'cosine' \(only by multistep\)$",
+        ),
+        (
+            {"name": "constant", "gamma": 0.5},
+            r"'schedule.gamma' \(0.5\) is not used by schedule.name 'constant' \(only by multistep, step\)$",
+        ),
+        ({"name": "step", "milestones": [3]}, r"'schedule.milestones' \(\[3\]\) is not used by schedule.name 'step'"),
+        ({"name": "cosine", "step_size": 5}, r"'schedule.step_size' \(5\) is not used by schedule.name 'cosine'"),
+    ],
+)
+def test_schedule_options_the_schedule_ignores_are_refused(schedule: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"schedule": schedule})
+
+
+def test_schedule_options_the_schedule_reads_are_accepted() -> None:
+    for schedule in (
+        {"name": "multistep", "milestones": [2, 4], "gamma": 0.2},
+        {"name": "step", "step_size": 3, "gamma": 0.5},
+        {"name": "cosine", "eta_min": 1e-4, "warmup_epochs": 1, "warmup_start_lr": 0.01},
+        {"name": "constant", "warmup_epochs": 2},
+    ):
+        cfg = config_from_dict({"schedule": schedule})
+        assert {k: getattr(cfg.schedule, k) for k in schedule} == schedule
 
 
 def test_cross_field_errors() -> None:
@@ -485,7 +526,7 @@ def test_combinations_and_values_a_run_cannot_use_are_refused(overrides: list[st
         ["mix.variant=cutmix", "mix.pairing=knn", "mix.knn_k=7"],
         ["optim.nesterov=true"],
         ["optim.name=adam", "optim.betas=[0.0, 0.999]"],
-        ["schedule.eta_min=0", "schedule.gamma=2"],
+        ["schedule.name=step", "schedule.eta_min=0", "schedule.gamma=2"],  # eta_min 0: the default, unset
         ["name=cifar10-preact_resnet18-mixup"],
     ],
 )

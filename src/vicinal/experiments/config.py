@@ -568,6 +568,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if variants and cfg.mix.variant not in variants:
         raise ConfigError(f"config key 'mix.variant' must be one of {', '.join(variants)}, got {cfg.mix.variant!r}")
     _check_mix_options(cfg.mix)
+    _check_schedule_options(cfg.schedule)
     for section, kwargs, reserved in (
         ("data", cfg.data.kwargs, _DATA_KEYS_OF_THE_TRAINER),
         ("model", cfg.model.kwargs, _MODEL_KEYS_OF_THE_TRAINER),
@@ -578,6 +579,34 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             how = f"set it as {owner}" if owner else "the trainer sets it (from the data and the launch)"
             raise ConfigError(f"config key '{section}.kwargs.{taken[0]}' is not an extra option: {how}")
     return cfg
+
+
+# the schedules that read each ScheduleConfig option; "warmup_*" apply to every schedule
+_SCHEDULE_OPTION_USERS = {
+    "milestones": ("multistep",),
+    "gamma": ("multistep", "step"),
+    "step_size": ("step",),
+    "eta_min": ("cosine",),
+}
+
+
+def _check_schedule_options(schedule: ScheduleConfig) -> None:
+    """Refuse schedule options that the configured schedule would silently ignore.
+
+    A set option is told apart by a value other than the default (as mix.sigma): a cosine run "with milestones
+    [100, 150]" never decayed at them, and its config.yaml recorded them as if it had. schedule.warmup_start_lr is
+    left alone with warmup_epochs 0: a row that turns off its base's warm-up need not reset the start lr too.
+    """
+    defaults = ScheduleConfig()
+    for key, users in _SCHEDULE_OPTION_USERS.items():
+        value = getattr(schedule, key)
+        if value != getattr(defaults, key) and schedule.name not in users:
+            raise ConfigError(
+                f"config key 'schedule.{key}' ({value}) is not used by schedule.name {schedule.name!r} "
+                f"(only by {', '.join(users)})"
+            )
+    if any(m < 0 for m in schedule.milestones):  # epoch >= -1 holds from the first step: a decay before training
+        raise ConfigError(f"config key 'schedule.milestones' must be epochs >= 0, got {schedule.milestones}")
 
 
 def _check_mix_options(mix: MixConfig) -> None:
