@@ -32,6 +32,8 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .build import check_registered
 from .checkpoint import RESUME_MUTABLE, resume_changes
 from .config import (
@@ -137,12 +139,13 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # --seeds applies to every row; without it each row has the table's count (some tables want more seeds for
     # some rows, e.g. Table 2's 50% level). `--set train.seed=K` shifts every row's seeds by K: it replaced each
     # file's own start, so the source trained at its target's seed, a bit-identical copy (black box = white box).
+    overrides = _dotted_row_options(args.overrides)
     bases = [
         (path, own, _first_seed(path, own), args.seeds or table.seeds_of(args.scale, path))
         for path in table.configs(args.scale)
-        for own in [_row_overrides(path, args.overrides)]
+        for own in [_row_overrides(path, overrides)]
     ]
-    for given in args.overrides:
+    for given in overrides:
         if given.split("=", 1)[0].strip() in _ROW_MIX_OPTIONS and bases and all(given not in o for _, o, *_ in bases):
             # dropped from every row, the run would have gone on without it, exit 0 (vicinal train refuses it)
             raise ConfigError(f"--set {given}: no row of table {table.name!r} has a mix.variant that reads it")
@@ -161,7 +164,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
             if other != path:  # only the first would train; the next found it "done" and was silently skipped
                 given = (
                     " (--set name=... gives every row one name)"
-                    if any(o.split("=", 1)[0].strip() == "name" for o in args.overrides)
+                    if any(o.split("=", 1)[0].strip() == "name" for o in overrides)
                     else ""
                 )
                 raise ConfigError(
@@ -195,6 +198,37 @@ _NO_SEED = 2**62 + 12_345
 # Mix options a table's rows need not share: `--set mix.alpha=A` over a table sets the alpha of the rows that draw
 # one and leaves its ERM rows ERM (a row whose variant does not read the key would refuse it: config.validate)
 _ROW_MIX_OPTIONS = {"mix.alpha": "alpha", "mix.sigma": "sigma"}
+
+
+def _dotted_row_options(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with ``mix.alpha`` / ``mix.sigma`` taken out of a ``mix={...}`` mapping into the dotted form.
+
+    The dotted form sets only the rows whose variant reads the option (``_row_overrides``); in a mapping they went to
+    every row, so ERM rows recorded the alpha (a rerun with the dotted form then found their finished runs "of a
+    different config") and a mapping with sigma was refused by every non-noise row. Other keys of the mapping keep
+    the mapping's merge; a mapping that is not valid YAML is left for the config loader to refuse.
+    """
+    out = []
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        try:
+            value = yaml.safe_load(raw) if key.strip() == "mix" else None
+        except yaml.YAMLError:
+            value = None
+        if not isinstance(value, dict) or not any(k in value for k in ("alpha", "sigma")):
+            out.append(item)
+            continue
+        rest = {k: v for k, v in value.items() if k not in ("alpha", "sigma")}
+        if rest:
+            out.append(f"mix={_yaml_value(rest)}")
+        out.extend(f"mix.{k}={_yaml_value(value[k])}" for k in ("alpha", "sigma") if k in value)
+    return out
+
+
+def _yaml_value(value: Any) -> str:
+    """``value`` as one line of YAML that ``yaml.safe_load`` reads back as ``value``."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf"))
+    return text.removesuffix("...\n").strip()  # the end-of-document marker YAML adds after a scalar
 
 
 def _row_overrides(path: Path, overrides: Sequence[str]) -> list[str]:
