@@ -1021,3 +1021,46 @@ def test_one_hot_and_mixed_one_hot_honour_dtype(dtype):
     for lam in (0.1 + 0.2, torch.tensor([0.3, 1 / 3, 0.9, 0.5], dtype=torch.float64)):
         got = VF.mixed_one_hot(y, lam, perm, 3, dtype=dtype)
         assert got.dtype == dtype and torch.equal(got, VF.mix_targets(oh, lam, perm))
+
+
+@pytest.mark.parametrize("kwargs", [{"exact": False}, {"inplace": True}])
+def test_fast_paths_compile_for_a_second_batch_size(kwargs):
+    # the last, partial batch of an epoch: dynamo recompiled with a symbolic batch size, where reading x.nbytes
+    # failed ("Cannot call numel() on tensor with symbolic sizes/strides")
+    compiled = vicinal.Mixup(1.0, num_classes=3, seed=0, **kwargs)
+    eager = vicinal.Mixup(1.0, num_classes=3, seed=0, **kwargs)
+    step = torch.compile(lambda x, y: compiled(x, y), backend="eager")  # dynamo's graph, no C++ compiler needed
+    for b in (8, 5, 3):
+        x, y = make((b, 4), torch.float32, seed=b), torch.arange(b) % 3
+        got, want = step(x.clone(), y), eager(x.clone(), y)
+        assert torch.equal(got[1], want[1])
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-6)
+
+
+def test_mixed_one_hot_under_vmap_over_lams_and_over_labels():
+    # an ensemble's lams, or its labels: the in-place scatters into the unbatched zeros failed inside torch
+    perm = torch.tensor([1, 0, 3, 2, 5, 4])
+    y = torch.tensor([0, 1, 2, 3, 0, 0])
+    lams = torch.rand(4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    got = torch.func.vmap(lambda lam: VF.mixed_one_hot(y, lam, perm, 4))(lams)
+    # a vmapped lam is a per-sample lam (check_lam): the same targets as its one-hot mixed as floats
+    assert torch.equal(got, torch.func.vmap(lambda lam: VF.mix_targets(VF.one_hot(y, 4), lam, perm))(lams))
+    assert torch.equal(got, torch.stack([VF.mixed_one_hot(y, lam.expand(6), perm, 4) for lam in lams]))
+    ys = torch.tensor([[0, 1, 2, 3, 0, 0], [3, 3, 1, 1, 2, 0]])
+    got = torch.func.vmap(lambda t: VF.mixed_one_hot(t, 0.3, perm, 4))(ys)
+    assert torch.equal(got, torch.stack([VF.mixed_one_hot(t, 0.3, perm, 4) for t in ys]))
+    got = torch.func.vmap(lambda t, lam: VF.mixed_one_hot(t, lam, perm, 4))(ys, lams[:2])
+    assert torch.equal(
+        got, torch.stack([VF.mixed_one_hot(t, lam.expand(6), perm, 4) for t, lam in zip(ys, lams[:2], strict=True)])
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_mix_many_keeps_a_channels_last_batch_channels_last(dtype):
+    # as every other path does: a channels_last model would otherwise convert the batch back on every step
+    x = make((5, 3, 4, 6), dtype)
+    weights = torch.tensor([0.5, 0.3, 0.2])
+    indices = torch.tensor([[0, 1, 2, 3, 4], [2, 0, 1, 4, 3], [4, 3, 0, 2, 1]])
+    got = VF.mix_many(x.contiguous(memory_format=torch.channels_last), weights, indices)
+    assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
+    assert torch.equal(got, VF.mix_many(x, weights, indices))

@@ -184,7 +184,7 @@ def _bag_applies(x: Tensor, lam: float | Tensor, perm: Tensor) -> bool:
         and x.dtype in _BAG_DTYPES
         and x.numel() > 0  # embedding_bag has no rows of length 0
         and x.is_contiguous()
-        and x.nbytes <= _SINGLE_PASS_BYTES
+        and x.numel() * x.element_size() <= _SINGLE_PASS_BYTES  # x.nbytes fails on torch.compile's symbolic sizes
         and _plain(x, lam)
     )
 
@@ -257,7 +257,7 @@ def _mix_inplace_drawn(x: Tensor, lam: float | Tensor, perm: Tensor, *, exact: b
         and perm.is_cpu
         and x.is_floating_point()
         and x.is_contiguous()
-        and x.nbytes <= _SINGLE_PASS_BYTES
+        and x.numel() * x.element_size() <= _SINGLE_PASS_BYTES  # x.nbytes fails on torch.compile's symbolic sizes
         and _plain(x)  # autograd, forward-AD duals and functorch take _mix_into's formula
     ):
         # the one-slice case of _mix_into (a batch that fits L2), without its layout and dtype dispatch: the same
@@ -748,12 +748,17 @@ def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dt
     if not bool(torch.isfinite(weights).all() & (weights >= 0).all() & ((weights.sum(1) - 1).abs() <= tol).all()):
         raise ValueError("weights must be finite, >= 0 and sum to 1 in every row (a convex combination)")
     compute = x.dtype if x.is_floating_point() else (out_dtype or torch.float32)
+    # the terms in x's memory order (index_select returns rows in the order of its input's dims), permuted back at
+    # the end: a channels_last batch comes back channels_last, as from every other path
+    order = [0, *_memory_order(x)]
+    xs = x.permute(order)
     out = None
     for j in range(k):
-        xj = x.index_select(0, indices[j].to(x.device)).to(compute)
-        term = _expand(weights[:, j], x, compute) * xj
+        xj = xs.index_select(0, indices[j].to(x.device)).to(compute)
+        term = _expand(weights[:, j], xs, compute) * xj
         out = term if out is None else out.add_(term)
     assert out is not None
+    out = out.permute(sorted(range(x.dim()), key=order.__getitem__))
     if x.is_floating_point() or out_dtype is not None:
         return out
     # round half to even; the clamp guards against float error just outside [0, 255]
@@ -843,8 +848,13 @@ def _mixed_one_hot(y: Tensor, lam: float | Tensor, perm: Tensor, num_classes: in
     pidx = idx.index_select(0, perm.to(y.device))
     if isinstance(lam, Tensor):
         w = lam.to(device=y.device, dtype=dtype).reshape(n, 1)
+        if _functorch_wrapped(w) or _functorch_wrapped(pidx):
+            # vmap cannot write batched weights or labels into the unbatched zeros: the out-of-place forms
+            return out.scatter(1, idx, w).scatter_add(1, pidx, 1 - w)
         out.scatter_(1, idx, w)
         return out.scatter_add_(1, pidx, 1 - w)
+    if _functorch_wrapped(pidx):  # vmapped labels: as above
+        return out.scatter(1, idx, float(lam)).scatter(1, pidx, 1 - float(lam), reduce="add")
     out.scatter_(1, idx, float(lam))
     # the scalar form adds the complement rounded once to dtype, as a filled (n, 1) tensor would, without making it
     return out.scatter_(1, pidx, 1 - float(lam), reduce="add")
