@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from vicinal.experiments.attacks import attack_errors, attack_file_stem, error_under_attack, every_nth, fgsm, ifgsm
+from vicinal.experiments.attacks import (
+    attack_errors,
+    attack_file_stem,
+    error_under_attack,
+    every_nth,
+    fgsm,
+    ifgsm,
+    trained_step,
+)
 
 
 def linear_model() -> nn.Linear:
@@ -226,3 +237,51 @@ def test_a_model_with_non_finite_outputs_is_wrong_under_attack_too() -> None:
         nan.weight.fill_(float("nan"))
     x, y = torch.randn(20, 4), torch.arange(20) % 10
     assert _count_errors(nan, x, y) == 20 and _topk_errors(nan, x, y) == (20, 20)
+
+
+def test_ifgsm_results_lie_in_the_ball_exactly_on_both_sides() -> None:
+    # The 10 steps of eps / 10 add up, in float32, to a little more or less than eps: only the projection keeps
+    # every coordinate inside [x - eps, x + eps] exactly. For y = 0 the linear model's gradient sign is [+, -]
+    # at every point, so coordinate 0 is pushed up and coordinate 1 down on every step.
+    x = torch.rand(1000, 2, generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(1000, dtype=torch.long)
+    eps = 4 / 255
+    adv = ifgsm(linear_model(), x, y, eps=eps, steps=10, clamp=None)
+    assert ((adv >= x - eps) & (adv <= x + eps)).all()
+
+
+def test_attack_errors_counts_a_label_ranked_fifth_as_a_top5_hit() -> None:
+    # logits equal the inputs: label 4 has the 5th largest logit (a top-5 hit), label 5 the 6th (a miss)
+    target = nn.Linear(6, 6, bias=False)
+    with torch.no_grad():
+        target.weight.copy_(torch.eye(6))
+    x = torch.tensor([[0.6, 0.5, 0.4, 0.3, 0.2, 0.1]]).repeat(2, 1)
+    res = attack_errors(target, [(x, torch.tensor([4, 5]))], fgsm, eps=0.0)
+    assert res == {"n": 2, "clean_top1_error": 100.0, "clean_top5_error": 50.0, "top1_error": 100.0, "top5_error": 50.0}
+
+
+def test_attack_errors_reads_the_clean_errors_from_the_unattacked_inputs() -> None:
+    # label 0 is first on the clean input; eps 0.2 gives [0.42, 0.7, 0.6, 0.5, 0.4, 0.25]: 4th, still in the top 5
+    target = nn.Linear(6, 6, bias=False)
+    with torch.no_grad():
+        target.weight.copy_(torch.eye(6))
+    x = torch.tensor([[0.62, 0.5, 0.4, 0.3, 0.2, 0.05]])
+    res = attack_errors(target, [(x, torch.tensor([0]))], fgsm, eps=0.2)
+    assert res == {"n": 1, "clean_top1_error": 0.0, "clean_top5_error": 0.0, "top1_error": 100.0, "top5_error": 0.0}
+
+
+def test_a_row_with_one_non_finite_logit_names_no_class_in_the_top_k() -> None:
+    # topk puts the NaN first and the label (0) second: still no hit, as for predicted_class
+    from vicinal.experiments.attacks import _topk_errors
+
+    x = torch.tensor([[0.9, float("nan"), 0.1, 0.2, 0.3, 0.4], [0.9, 0.0, 0.1, 0.2, 0.3, 0.4]])
+    assert _topk_errors(nn.Identity(), x, torch.tensor([0, 0])) == (1, 1)
+
+
+@pytest.mark.parametrize(("status", "step"), [("complete", 7), ("max_steps", 3)])
+def test_a_finished_run_gives_the_step_count_of_its_weights(tmp_path: Path, status: str, step: int) -> None:
+    (tmp_path / "summary.json").write_text(json.dumps({"status": status, "global_step": step}))
+    assert trained_step(tmp_path) == step
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "interrupted", "global_step": step}))
+    with pytest.raises(ValueError, match=r"has not finished training \(status: interrupted\)"):
+        trained_step(tmp_path)

@@ -15,6 +15,7 @@ from vicinal.experiments.build import (
     LRSchedule,
     build_mixing,
     build_optimizer,
+    build_run,
     build_run_data,
     build_run_model,
     load_run_model,
@@ -22,6 +23,7 @@ from vicinal.experiments.build import (
     mixer_options,
 )
 from vicinal.experiments.config import VARIANT_OPTIONS, ConfigError, MixConfig, OptimConfig, ScheduleConfig
+from vicinal.experiments.data.seeds import STREAM_MIX, derive_seed
 from vicinal.experiments.errors import LabFileNotFoundError, RunError
 from vicinal.experiments.trainer import Trainer
 
@@ -129,6 +131,15 @@ def test_build_mixing_kinds() -> None:
         build_mixing(tiny_config("mix.layer=layer1", "train.compile=true"), model, data, torch.Generator())
 
 
+def test_knn_partners_of_the_same_class_are_fitted_on_the_training_labels() -> None:
+    cfg = tiny_config("mix.pairing=knn", "mix.knn_k=2", "mix.knn_same_class=true")
+    data = build_run_data(cfg, "cpu")
+    knn = build_mixing(cfg, build_run_model(cfg, data), data, torch.Generator()).knn
+    assert knn is not None
+    y = data.train_dataset_y
+    assert torch.equal(y[knn.neighbours], y[:, None].expand(-1, 2))  # every neighbour shares its row's label
+
+
 def test_build_run_model_is_seeded_and_sized_by_the_data() -> None:
     cfg = tiny_config()
     data = build_run_data(cfg, "cpu")
@@ -137,6 +148,19 @@ def test_build_run_model_is_seeded_and_sized_by_the_data() -> None:
         assert torch.equal(p, q), k
     x = next(iter(data.test))[0]
     assert a.eval()(x).shape == (x.shape[0], data.num_classes)
+
+
+def test_an_mlp_on_images_takes_every_pixel_as_a_feature() -> None:
+    cfg = tiny_config("model.name=mlp", "model.kwargs={hidden: 8}")
+    data = build_run_data(cfg, "cpu")
+    x = next(iter(data.test))[0]  # (B, 3, 8, 8)
+    assert build_run_model(cfg, data).eval()(x).shape == (x.shape[0], data.num_classes)
+
+
+def test_the_mixing_generator_is_seeded_from_its_own_stream() -> None:
+    parts = build_run(tiny_config("train.seed=5"), torch.device("cpu"))
+    assert parts.mix_seed == derive_seed(5, STREAM_MIX, 0)
+    assert torch.equal(parts.mix_generator.get_state(), torch.Generator().manual_seed(parts.mix_seed).get_state())
 
 
 def test_build_run_data_for_evaluation_has_no_augmentation_nor_corruption() -> None:
@@ -212,6 +236,24 @@ def test_linear_warmup_then_step() -> None:
     assert lr_at(10, **kw) == pytest.approx(0.1 + 0.3 * 2.5 / 5)  # step 10 = epoch 2.5
     assert lr_at(20, **kw) == pytest.approx(0.4)
     assert lr_at(30 * 4, **kw) == pytest.approx(0.04)
+
+
+def test_the_first_step_after_the_warmup_follows_the_schedule() -> None:
+    # warm-up covers the fractional epochs [0, warmup_epochs); step warmup_epochs * steps_per_epoch is the
+    # schedule's, here already past the step at epoch 2
+    s = ScheduleConfig(name="step", step_size=2, gamma=0.1, warmup_epochs=2, warmup_start_lr=0.1)
+    kw: dict[str, Any] = {"schedule": s, "base_lr": 0.4, "epochs": 6, "steps_per_epoch": 4}
+    assert lr_at(7, **kw) == pytest.approx(0.1 + 0.3 * 1.75 / 2)
+    assert lr_at(8, **kw) == pytest.approx(0.04)
+
+
+def test_cosine_after_a_warmup_anneals_over_the_remaining_epochs() -> None:
+    # warm-up 2 of 10 epochs: the cosine runs over epochs 2..10, half way at epoch 6
+    cos = ScheduleConfig(name="cosine", eta_min=0.001, warmup_epochs=2, warmup_start_lr=0.01)
+    kw: dict[str, Any] = {"schedule": cos, "base_lr": 0.1, "epochs": 10, "steps_per_epoch": 5}
+    assert lr_at(10, **kw) == pytest.approx(0.1)
+    assert lr_at(30, **kw) == pytest.approx(0.001 + 0.099 * 0.5)
+    assert lr_at(50, **kw) == pytest.approx(0.001)
 
 
 def test_cosine_and_step_and_constant() -> None:

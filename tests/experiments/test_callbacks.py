@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -109,6 +110,11 @@ def test_reliability_diagram_written_at_the_end(tmp_path: Path) -> None:
     Trainer(tiny_config("train.epochs=1"), tmp_path / "run", resume=True, quiet=True).fit()
     assert json.loads((tmp_path / "run" / "reliability.json").read_text()) == bins  # the same model, the same sums
     assert (tmp_path / "run" / "reliability.png").stat().st_size > 1000
+
+
+def test_the_reliability_diagram_names_the_last_epoch(tmp_path: Path) -> None:
+    Trainer(tiny_config("train.epochs=2", "train.eval_every=1"), tmp_path / "run", quiet=True).fit()
+    assert json.loads((tmp_path / "run" / "reliability.json").read_text())["epoch"] == 2
 
 
 def test_progress_prints_lines_without_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -227,3 +233,29 @@ def test_train_eval_every_0_never_measures_the_training_set(tmp_path: Path) -> N
     trainer = Trainer(cfg, tmp_path / "run", quiet=True)
     summary = trainer.fit()
     assert all("train_eval_error" not in r for r in trainer.records) and summary.get("last_train_eval_error") is None
+
+
+def test_train_labels_are_integer_class_labels_only() -> None:
+    def data(y: Any) -> SimpleNamespace:
+        return SimpleNamespace(corruption=None, train_dataset_y=y, num_classes=3)
+
+    for y in (torch.tensor([True, False, True]), torch.tensor([[0, 1, 2]]), torch.tensor([0.0, 1.0, 2.0]), None):
+        assert train_labels(data(y)) is None, y
+    labels = train_labels(data([2, 0, 1]))  # ImageFolder loaders may hold a list
+    assert labels is not None and labels.true.dtype == torch.int64 and labels.true.tolist() == [2, 0, 1]
+    assert torch.equal(labels.noisy, labels.true) and not labels.replaced.any() and labels.num_classes == 3
+
+
+def test_tensorboard_writes_the_numeric_fields_of_a_record_only() -> None:
+    class Writer:
+        def __init__(self) -> None:
+            self.scalars: list[tuple[str, Any, int]] = []
+
+        def add_scalar(self, key: str, value: Any, step: int) -> None:
+            self.scalars.append((key, value, step))
+
+    tb = TensorBoard()
+    tb.writer = writer = Writer()
+    record = {"epoch": 3, "train_loss": 0.5, "train_n": 40, "mixing": True, "test_error": None, "partial_epoch": False}
+    tb.on_epoch_end(None, record)  # type: ignore[arg-type]
+    assert writer.scalars == [("epoch", 3, 3), ("train_loss", 0.5, 3), ("train_n", 40, 3)]

@@ -144,3 +144,31 @@ def test_a_resume_may_read_the_same_data_from_another_place() -> None:
     check_resumable(state, apply_overrides(saved, moved), 1, "ck.pt")
     with pytest.raises(CheckpointError, match=r"differs at data.kwargs\); only notes, data.root, "):
         check_resumable(state, apply_overrides(saved, ["data.kwargs={num_workers: 0, noise: 0.2}"]), 1, "ck.pt")
+
+
+def test_a_cached_python_gaussian_is_restored() -> None:
+    random.seed(7)
+    random.gauss(0, 1)  # draws a pair and keeps the second for the next call
+    state = capture_rng_state()
+    expected = random.gauss(0, 1)
+    random.seed(8)
+    random.gauss(0, 1)
+    restore_rng_state(state)
+    assert random.gauss(0, 1) == expected
+
+
+def test_a_resume_needs_the_epoch_a_checkpoint_one_step_into_it_started() -> None:
+    cfg = apply_overrides(ExperimentConfig(), ["train.epochs=2"])
+    state = {"config": config_to_dict(cfg), "epoch": 2, "step_in_epoch": 1, "world_size": 1}
+    with pytest.raises(
+        CheckpointError,
+        match=r"has completed 2 epoch\(s\) and is part-way through the next, so train.epochs must be >= 3$",
+    ):
+        check_resumable(state, cfg, 1, "ck.pt")
+    check_resumable({**state, "step_in_epoch": 0}, cfg, 1, "ck.pt")  # at the end of epoch 2: nothing left, fine
+
+
+def test_a_resume_needs_as_many_processes_as_wrote_the_checkpoint() -> None:
+    state = {"config": config_to_dict(ExperimentConfig()), "epoch": 1, "world_size": 2}
+    with pytest.raises(CheckpointError, match=r"'ck.pt' was written by 2 processes; this run has 1 \(exact resume"):
+        check_resumable(state, ExperimentConfig(), 1, "ck.pt")

@@ -120,3 +120,26 @@ def test_teardown_waits_for_the_peers_only_after_a_completed_fit(
     guest = distributed.Placement(0, 2, 0, torch.device("cpu"), owns_group=False)  # a caller's group: not ours
     distributed.teardown(guest, completed=completed)
     assert calls == []
+
+
+def test_only_a_second_ctrl_c_stops_at_once() -> None:
+    stop = distributed.StopSignals()
+    stop._handler(signal.SIGTERM, None)
+    try:
+        stop._handler(signal.SIGTERM, None)  # torchrun passing SIGTERM on again: still a stop after the step
+    except KeyboardInterrupt:
+        pytest.fail("a second SIGTERM stopped the run at once")
+    assert stop.signum == signal.SIGTERM
+    with pytest.raises(KeyboardInterrupt):
+        stop._handler(signal.SIGINT, None)
+
+
+def test_the_ranks_agree_on_the_signal_a_peer_received(monkeypatch: pytest.MonkeyPatch) -> None:
+    # three ranks, two of them sent SIGTERM: the third stops with SIGTERM too (the largest signal number, not a sum)
+    def all_reduce(t: torch.Tensor, op: object = distributed.dist.ReduceOp.SUM) -> None:
+        flags = [int(t), int(signal.SIGTERM), int(signal.SIGTERM)]
+        t.fill_(max(flags) if op == distributed.dist.ReduceOp.MAX else sum(flags))
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    stop = distributed.StopSignals()
+    assert stop.agreed(3, torch.device("cpu")) and stop.signum == signal.SIGTERM

@@ -106,3 +106,23 @@ def test_errors() -> None:
         ens.step([torch.zeros(2, 8, 4)])
     with pytest.raises(EnsembleError, match=r"one value per member, shape \(2,\); got torch.Size\(\[\]\)"):
         ens.autograd_step(lambda params: params[0].sum())
+
+
+def test_every_per_member_option_splits_the_groups_and_reaches_the_optimizer() -> None:
+    ens = Ensemble(
+        states([make_model(s) for s in range(S)]),
+        torch.optim.SGD,
+        per_member={"lr": [0.1, 0.1, 0.1], "weight_decay": [0.0, 0.0, 0.5]},
+    )
+    assert ens.groups == [(0, 2), (2, 3)]
+    assert [(g["lr"], g["weight_decay"]) for g in ens.optimizer.param_groups] == [(0.1, 0.0), (0.1, 0.5)]
+
+
+def test_a_member_is_a_copy_that_later_steps_leave_alone() -> None:
+    ens = Ensemble(states([make_model(s) for s in range(S)]), torch.optim.SGD, lr=0.1)
+    before = ens.member(1)
+    kept = {n: t.clone() for n, t in before.items()}
+    ens.step([torch.ones_like(p) for p in ens.params])
+    for name, t in before.items():
+        assert torch.equal(t, kept[name]), name
+        assert torch.equal(ens.member(1)[name], kept[name] - 0.1), name

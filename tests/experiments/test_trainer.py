@@ -235,6 +235,33 @@ def test_train_error_is_against_the_larger_weight_label(tmp_path: Path, two_labe
     assert n == 160
 
 
+class StepLosses:
+    """Each step's (mean loss, batch size)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, int]] = []
+
+    def on_step(self, trainer: Trainer, step: dict[str, Any]) -> None:
+        self.seen.append((float(step["loss"]), step["batch_size"]))
+
+
+def test_the_epochs_training_loss_is_the_mean_over_its_samples(tmp_path: Path) -> None:
+    # batches of 48, 48, 48 and 16: each batch's mean loss counts with its size
+    steps = StepLosses()
+    cfg = tiny_config("train.epochs=1", "data.batch_size=48", "train.reliability_diagram=false")
+    t = Trainer(cfg, tmp_path / "r", quiet=True, callbacks=[steps])
+    t.fit()
+    assert [b for _, b in steps.seen] == [48, 48, 48, 16] and t.records[0]["train_n"] == 160
+    assert t.records[0]["train_loss"] == pytest.approx(sum(loss * b for loss, b in steps.seen) / 160, rel=1e-12)
+
+
+def test_the_last_epoch_is_checkpointed_whatever_checkpoint_every_says(tmp_path: Path) -> None:
+    cfg = tiny_config("train.epochs=1", "train.checkpoint_every=2", "train.reliability_diagram=false")
+    Trainer(cfg, tmp_path / "r", quiet=True).fit()
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"], len(state["records"])) == (1, 0, 5, 1)
+
+
 def test_latent_mixing_leaves_the_model_input_clean(tmp_path: Path) -> None:
     # Without augmentation every row the model receives must be a training image, unless the inputs are mixed.
     def rows_seen(*overrides: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -399,6 +426,20 @@ def test_interrupt_exit_codes() -> None:
     assert TrainingInterrupted(signal.SIGINT, None).exit_code == 130
     assert TrainingInterrupted(signal.SIGTERM, None).exit_code == 143
     assert "interrupted by SIGINT" in str(TrainingInterrupted(signal.SIGINT, None))
+
+
+def test_a_signal_during_an_epochs_evaluation_stops_before_the_next_epoch(tmp_path: Path) -> None:
+    # the signal comes after the step check of epoch 1's last step: the checkpoint says "start at epoch 2"
+    class StopInEval:
+        def on_eval(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+            trainer.stop.signum = signal.SIGTERM
+
+    cfg = tiny_config("train.epochs=2", "train.reliability_diagram=false")
+    with pytest.raises(TrainingInterrupted) as info:
+        Trainer(cfg, tmp_path / "r", quiet=True, callbacks=[StopInEval()]).fit()
+    assert info.value.checkpoint == tmp_path / "r" / "checkpoint.pt"
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"], len(state["records"])) == (1, 0, 5, 1)
 
 
 def test_tensorboard_is_optional(tmp_path: Path) -> None:

@@ -120,6 +120,23 @@ def test_eval_loader_without_padding_visits_each_sample_once() -> None:
     assert sorted(seen) == list(range(23))
 
 
+def test_unpadded_ranks_of_an_uneven_split_have_uneven_lengths() -> None:
+    # 7 samples on 3 ranks: 3, 2 and 2 batches of one sample; every sample once
+    x, y = random_images(7)
+    seen = []
+    for r, n in enumerate((3, 2, 2)):
+        ld = InMemoryLoader(x, y, batch_size=1, shuffle=False, seed=0, device="cpu", rank=r, world_size=3, pad=False)
+        assert ld.num_samples == len(ld) == n
+        seen += torch.cat([i for _, _, i in ld]).tolist()
+    assert sorted(seen) == list(range(7))
+
+
+def test_a_dataset_smaller_than_the_world_is_padded_by_cycling_it() -> None:
+    # 2 samples on 5 ranks: each rank still gets ceil(2 / 5) = 1 index, the order repeated 0 1 0 1 0
+    shards = [shard_indices(2, epoch=0, seed=0, shuffle=False, rank=r, world_size=5) for r in range(5)]
+    assert [s.tolist() for s in shards] == [[0], [1], [0], [1], [0]]
+
+
 def test_drop_last_and_len() -> None:
     x, y = random_images(23)
     ld = InMemoryLoader(x, y, batch_size=5, shuffle=True, seed=0, device="cpu", drop_last=True)

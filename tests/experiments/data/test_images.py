@@ -39,6 +39,13 @@ def test_cifar10_jpeg_subset_decodes_like_pil(require_data) -> None:
     assert std == pytest.approx((x.double() / 255).std(dim=(0, 2, 3), unbiased=False).tolist(), abs=1e-9)
 
 
+def test_channel_stats_count_every_image_of_a_split_longer_than_one_chunk() -> None:
+    x = torch.randint(0, 256, (2049, 3, 1, 2), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = images.channel_stats(x)  # sums over chunks of 2048 images
+    assert mean == pytest.approx((x.double() / 255).mean(dim=(0, 2, 3)).tolist(), abs=1e-12)
+    assert std == pytest.approx((x.double() / 255).std(dim=(0, 2, 3), unbiased=False).tolist(), abs=1e-9)
+
+
 def test_image_folder_cache_hit_reuses_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_image_tree(tmp_path, {"train": 3})
     first = images.load_image_folder_split(tmp_path / "train", progress=False)

@@ -46,6 +46,17 @@ def test_seeded_random_resized_crop_params_stay_inside_the_image() -> None:
     assert t.params(30, 50, torch.Generator().manual_seed(5)) == t.params(30, 50, torch.Generator().manual_seed(5))
     # An extreme aspect ratio never fits: the fallback is the central crop clamped to ratio 4/3.
     assert streaming.SeededRandomResizedCrop(16, scale=(0.99, 1.0)).params(10, 1000, g)[:4] == (0, 493, 10, 13)
+    # ... and for a tall image the central crop clamped to ratio 3/4
+    assert streaming.SeededRandomResizedCrop(16, scale=(0.99, 1.0)).params(1000, 10, g)[:4] == (493, 0, 13, 10)
+
+
+def test_seeded_random_resized_crop_offsets_reach_every_position() -> None:
+    # a 2x2 crop of a 4x4 image (area 1/4, ratio 1) may start at rows and columns 0, 1 and 2, as in torchvision
+    t = streaming.SeededRandomResizedCrop(2, scale=(0.25, 0.25), ratio=(1.0, 1.0))
+    g = torch.Generator().manual_seed(0)
+    params = [t.params(4, 4, g) for _ in range(200)]
+    assert {p[2:4] for p in params} == {(2, 2)}
+    assert {p[0] for p in params} == {0, 1, 2} and {p[1] for p in params} == {0, 1, 2}
 
 
 def test_streaming_loader_rejects_bad_epoch_and_start(tmp_path: Path) -> None:

@@ -61,6 +61,28 @@ def test_stratified_split_counts_partition_and_seed() -> None:
     assert not torch.equal(stratified_split(y, 0.2, generator=torch.Generator().manual_seed(4))[1], held)
 
 
+def test_stratified_split_breaks_a_tie_of_remainders_by_its_generator() -> None:
+    # 3 + 3 rows at 0.5: 1.5 each, so the third held-out slot goes to either class, as the generator draws
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    larger = set()
+    for seed in range(8):
+        _, held = stratified_split(y, 0.5, generator=torch.Generator().manual_seed(seed))
+        counts = torch.bincount(y[held], minlength=2).tolist()
+        assert sorted(counts) == [1, 2]
+        larger.add(counts.index(2))
+    assert larger == {0, 1}
+
+
+def test_stratified_split_quotas_that_are_whole_numbers_leave_no_slot_to_draw() -> None:
+    # 0.57 * 100 = 56.99999999999999 in floats: each class holds out 57 rows, target round(0.57 * 200) = 114, so
+    # no remainder slot is left and the generator only shuffles each class (class by class, in label order)
+    y = torch.tensor([0, 1] * 100)
+    _, held = stratified_split(y, 0.57, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    expected = [torch.nonzero(y == c).flatten()[torch.randperm(100, generator=g)[:57]] for c in (0, 1)]
+    assert torch.equal(held, torch.sort(torch.cat(expected)).values)
+
+
 def test_stratified_split_keeps_every_class_and_hits_the_total() -> None:
     # 3 singletons + a pair: floor gives 0 each; remainders go to eligible classes only.
     y = torch.tensor([0] * 47 + [1, 2, 3] + [4, 4])

@@ -151,3 +151,36 @@ def test_metric_errors():
         evaluate_samples(a, "ring", a, min_count=0)
     with pytest.raises(TypeError, match="a must be a torch.Tensor, got list"):
         sliced_wasserstein([[0.0, 0.0]], a)
+
+
+def test_a_sample_exactly_3_std_from_its_mode_is_high_quality():
+    # in float32, 0.03 ** 2 == (3 * 0.01) ** 2: the boundary of the 3-std ball belongs to it
+    mask, nearest = high_quality_mask(torch.tensor([[0.03, 0.0], [0.0, -0.0301]]), toy_modes("grid"), std=0.01)
+    assert mask.tolist() == [True, False] and nearest.tolist() == [12, 12]
+
+
+def test_two_projections_are_the_two_axes():
+    # n_proj directions theta = pi k / n_proj: for 2 the x and the y axis (not x twice, as 2 pi k / n_proj gives)
+    a = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    assert sliced_wasserstein(a, a + torch.tensor([0.0, 1.0]), n_proj=2).item() == pytest.approx(math.sqrt(0.5))
+    assert sliced_wasserstein(a, a + torch.tensor([1.0, 0.0]), n_proj=2).item() == pytest.approx(math.sqrt(0.5))
+
+
+def test_sample_toy_draws_the_modes_then_the_noise():
+    x = sample_toy("ring", 6, generator=torch.Generator().manual_seed(7), std=0.1)
+    g = torch.Generator().manual_seed(7)
+    idx = torch.randint(8, (6,), generator=g)
+    assert torch.equal(x, toy_modes("ring")[idx] + 0.1 * torch.randn(6, 2, generator=g))
+
+
+def test_mode_counts_count_high_quality_samples_only():
+    ring = toy_modes("ring")
+    pts = torch.cat([_on_modes(ring[:1], 3), ring[1:2] + 0.5])  # 3 on mode 0, one sample far from mode 1
+    assert mode_counts(pts, ring).tolist() == [3, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_a_run_with_an_infinite_point_has_no_sliced_distance():
+    real = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    runs = torch.stack([real + 0.5, torch.tensor([[0.0, 0.0], [math.inf, 0.0]])])
+    w2 = sliced_wasserstein(runs, real)
+    assert w2[0].item() == pytest.approx(0.5) and math.isnan(w2[1].item())

@@ -277,6 +277,23 @@ def test_cpu_scale_attacks_are_found_again(runs: dict[str, Path], monkeypatch: p
         f.unlink()
 
 
+def test_attack_run_applies_eps_out_of_255_and_records_one_step_for_fgsm(
+    runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vicinal.experiments import attacks
+
+    seen: list[dict[str, object]] = []
+
+    def spy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        seen.append(kwargs)
+        return attacks.fgsm(model, x, y, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(attacks.ATTACKS, "fgsm", spy)
+    res = attacks.attack_run(runs["erm"], attack="fgsm", eps=16, steps=5, write=False)
+    assert seen and all(kw == {"eps": 16 / 255} for kw in seen)  # FGSM takes no steps
+    assert (res["eps_pixels"], res["eps"], res["steps"], res["every"], res["n"]) == (16.0, 16 / 255, 1, 1, 40)
+
+
 # -- report: Table 2 and calibration -------------------------------------------------------------------------
 def _fake_run(root: Path, name: str, row: str, seed: int, summary: dict, epochs: str = "") -> None:
     d = root / name / f"seed{seed}"

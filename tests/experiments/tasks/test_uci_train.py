@@ -11,13 +11,17 @@ import pytest
 import torch
 from scipy import stats
 
-from vicinal.experiments.data.base import TensorSplits
+import vicinal
+from vicinal.experiments.data.base import TensorSplits, make_generator
+from vicinal.experiments.data.seeds import STREAM_UCI_MIX
 from vicinal.experiments.errors import TaskError
 from vicinal.experiments.paths import configs_dir, data_root
 from vicinal.experiments.tasks.uci import parse_overrides
 from vicinal.experiments.tasks.uci_train import (
     Member,
+    MemberResult,
     UCIProtocol,
+    _chunk_size,
     _meta_mlp,
     epoch_plan,
     load_protocol,
@@ -243,3 +247,36 @@ def test_overrides_of_the_wrong_type_are_task_errors_naming_key_and_value(overri
 def test_number_like_protocol_values_are_still_accepted() -> None:
     assert UCIProtocol.from_dict({"lr": 1, "alphas": np.array([0.5, 1.0])}).alphas == (0.5, 1.0)
     assert UCIProtocol(lr=np.float32(0.01), alphas=(np.float32(0.5), 1)).alphas == (0.5, 1.0)
+
+
+def test_each_epoch_draws_its_mixing_from_its_own_stream() -> None:
+    for epoch in (0, 1):
+        plan = epoch_plan(Member(3, 0.4), epoch, N_TRAIN, 16)
+        g = make_generator(3, STREAM_UCI_MIX, epoch)
+        lam = vicinal.sample_beta(0.4, (3,), generator=g)
+        u = torch.rand(3, 16, generator=g)
+        assert torch.equal(plan.lam, lam) and torch.equal(plan.perm[:2], u[:2].argsort(dim=1))
+        assert torch.equal(plan.perm[2], torch.cat([u[2, :13].argsort(), torch.arange(13, 16)]))
+
+
+def test_a_members_record_reports_the_last_epochs_errors() -> None:
+    r = MemberResult(seed=1, alpha=0.2, train_loss=[0.9, 0.5], val_error=[0.4, 0.3], test_error=[0.35, 0.25])
+    r.train_error = 0.1
+    assert r.record() == {
+        "seed": 1,
+        "method": "mixup",
+        "alpha": 0.2,
+        "final_val_error": 0.3,
+        "final_test_error": 0.25,
+        "final_train_error": 0.1,
+        "train_loss": [0.9, 0.5],
+        "val_error": [0.4, 0.3],
+        "test_error": [0.35, 0.25],
+    }
+
+
+@pytest.mark.parametrize(("features", "protocol"), [(1000, UCIProtocol()), (500, UCIProtocol(hidden=64, layers=3))])
+def test_a_chunk_holds_as_many_members_as_fit_the_parameter_budget(features: int, protocol: UCIProtocol) -> None:
+    n_params = sum(p.numel() for p in _meta_mlp(2, features, protocol).parameters())
+    chunk = _chunk_size(features, 2, protocol)
+    assert chunk * n_params <= 2**25 < (chunk + 1) * n_params
