@@ -1064,3 +1064,8 @@ def test_mix_many_keeps_a_channels_last_batch_channels_last(dtype):
     got = VF.mix_many(x.contiguous(memory_format=torch.channels_last), weights, indices)
     assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
     assert torch.equal(got, VF.mix_many(x, weights, indices))
+    # an expanded batch (gray widened to 3 channels) has no memory order: contiguous, as Mixup returns it (a model
+    # flattening with .view failed on the channels_last-like result)
+    gray = x[:, :1].expand(5, 3, 4, 6)
+    assert VF.mix_many(gray, weights, indices).is_contiguous()
+    assert torch.equal(VF.mix_many(gray, weights, indices), VF.mix_many(gray.contiguous(), weights, indices))
