@@ -26,7 +26,7 @@ from tests.experiments.lab_helpers import (  # noqa: F401 (one_thread: autouse f
     plant_killed_writes,
     register_synthetic,
 )
-from vicinal.experiments.checkpoint import load_checkpoint
+from vicinal.experiments.checkpoint import load_checkpoint, save_checkpoint
 from vicinal.experiments.cli import _check_out, main
 from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.paths import PROJECT_ROOT, configs_dir
@@ -205,6 +205,33 @@ def test_resume_keeps_the_runs_config(capsys: pytest.CaptureFixture[str], tmp_pa
         code, out, _ = run_cli(capsys, "train", "--resume", str(run), "--set", "train.epochs=2", "--quiet")
     assert code == 0 and out.startswith("vicinal: complete:")
     assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_run_of_an_older_lab_with_options_it_never_read_resumes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # the lab once accepted a cosine run's gamma and an ERM run's sigma (ignored); refusing them now must not strand
+    # such a run: its config.yaml and its checkpoint's copy both hold them, and the resume reads them as trained
+    tiny = [o for o in TINY if not o.startswith("train.epochs=")]
+    code, _, _ = run_cli(
+        capsys, "train", str(DEMO), "--set", *tiny, "train.epochs=1", "--out", str(tmp_path), "--quiet"
+    )
+    assert code == 0
+    run = tmp_path / "demo-digits" / "seed0"
+    text = (run / "config.yaml").read_text()
+    assert "gamma: 0.1\n" in text and "sigma: 0.0\n" in text
+    (run / "config.yaml").write_text(
+        text.replace("gamma: 0.1\n", "gamma: 0.5\n").replace("sigma: 0.0\n", "sigma: 0.3\n")
+    )
+    state = load_checkpoint(run / "checkpoint.pt")
+    state["config"]["schedule"]["gamma"], state["config"]["mix"]["sigma"] = 0.5, 0.3
+    save_checkpoint(state, run / "checkpoint.pt")
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--quiet", "--set", "schedule.gamma=0.5")
+    assert_one_line_error(code, err, "config key 'schedule.gamma' (0.5) is not used by schedule.name 'cosine'")
+    code, out, err = run_cli(capsys, "train", "--resume", str(run), "--set", "train.epochs=2", "--quiet")
+    assert code == 0 and out.startswith("vicinal: complete:"), (out, err)
+    # the resumed run's config.yaml records what it trained with
+    assert "gamma: 0.1\n" in (run / "config.yaml").read_text() and "sigma: 0.0\n" in (run / "config.yaml").read_text()
 
 
 def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

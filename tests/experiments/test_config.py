@@ -146,6 +146,10 @@ def test_override_errors(override: str, match: str) -> None:
             r"'schedule.gamma' \(0.5\) is not used by schedule.name 'constant' \(only by multistep, step\)$",
         ),
         ({"name": "step", "milestones": [3]}, r"'schedule.milestones' \(\[3\]\) is not used by schedule.name 'step'"),
+        (
+            {"name": "multistep", "gamma": 0.5},
+            r"'schedule.gamma' \(0.5\) is not used by schedule.name 'multistep' without schedule.milestones$",
+        ),
         ({"name": "cosine", "step_size": 5}, r"'schedule.step_size' \(5\) is not used by schedule.name 'cosine'"),
     ],
 )
@@ -583,3 +587,15 @@ def test_a_sweep_row_may_not_empty_a_section_of_its_file(tmp_path: Path) -> None
         load_config(tmp_path / "s" / "r-b")
     sweep.write_text(sweep.read_text().replace("{mix: null}", "{mix.alpha: 2.0}"))
     assert load_config(tmp_path / "s" / "r-b").mix.variant == "mixup"
+
+
+def test_a_saved_config_is_read_as_its_run_trained() -> None:
+    # a run of an older lab: the options it never read are reset, not refused (its run resumes and reruns)
+    old = {"mix": {"variant": "mixup", "alpha": 0.4, "sigma": 0.3}, "schedule": {"name": "cosine", "gamma": 0.5}}
+    with pytest.raises(ConfigError, match=r"'mix.sigma' \(0.3\) is not used by mix.variant 'mixup'"):
+        config_from_dict(old)
+    cfg = config_from_dict(old, saved=True)
+    assert (cfg.mix.alpha, cfg.mix.sigma, cfg.schedule.gamma) == (0.4, 0.0, 0.1)
+    # what the run read is kept, and refused where it has no use
+    with pytest.raises(ConfigError, match=r"'schedule.milestones' must be epochs >= 0, got \[-1\]"):
+        config_from_dict({"schedule": {"milestones": [-1]}}, saved=True)

@@ -418,7 +418,14 @@ def test_a_set_alpha_over_a_table_sets_the_rows_that_draw_one(
     got = {item["cfg"].mix.variant: (item["cfg"].mix.alpha, item["cfg"].mix.kwargs) for item in plan}
     assert got == {"erm": (1.0, {"prob": 0.5}), "mixup": (0.2, {"prob": 0.5})}
     proc = in_process(capsys, *argv, "--dry-run", "--set", "mix={sigma: 0.3}")
-    assert proc.stderr.endswith(": --set mix.sigma=0.3: no row of table 'cifar' has a mix.variant that reads it\n")
+    assert proc.stderr.endswith(
+        "--set mix={sigma: 0.3} (its sigma): no row of table 'cifar' has a mix.variant that reads it\n"
+    )
+    # a refused value is quoted as typed, not as the rows' share of it
+    proc = in_process(capsys, *argv, "--dry-run", "--set", "mix={alpha: -1, kwargs: {prob: 0.5}}")
+    assert proc.returncode == 2 and proc.stderr.endswith("with --set mix={alpha: -1, kwargs: {prob: 0.5}})\n"), (
+        proc.stderr
+    )
     # a refused override is named as given: the error also named the seed probe's train.seed=4611686018427400249
     proc = in_process(capsys, *argv, "--dry-run", "--set", "mix.pairing=matching")
     assert proc.returncode == 2 and proc.stderr.endswith("with --set mix.pairing=matching)\n"), proc.stderr

@@ -54,3 +54,23 @@ def test_a_key_one_config_lacks_is_a_difference() -> None:
     extra = copy.deepcopy(base)
     extra["train"]["new_option"] = 1
     assert result_key_differences(base, extra) == ["train.new_option"]
+
+
+def test_options_the_variant_or_schedule_never_reads_are_the_same_run() -> None:
+    # an ERM run recorded with another alpha (a base's alpha, or --set 'mix={alpha: A}' before it went row by row)
+    # trained the same: a rerun must find it done, the report pool it
+    erm = _config(mix={"variant": "erm", "alpha": 1.0})
+    assert result_key_differences(erm, _config(mix={"variant": "erm", "alpha": 0.2, "sigma": 0.3})) == []
+    mixup = _config(mix={"variant": "mixup", "alpha": 1.0})
+    assert result_key_differences(mixup, _config(mix={"variant": "mixup", "alpha": 0.2})) == ["mix.alpha"]
+    assert result_key_differences(mixup, _config(mix={"variant": "mixup", "sigma": 0.3})) == []
+    cosine = _config(schedule={"name": "cosine", "milestones": [], "gamma": 0.1})
+    assert result_key_differences(cosine, _config(schedule={"name": "cosine", "milestones": [5], "gamma": 0.5})) == []
+    assert result_key_differences(cosine, _config(schedule={"name": "cosine", "eta_min": 0.01})) == ["schedule.eta_min"]
+    # gamma of a multistep schedule reads only where there is a milestone to apply it at
+    flat = _config(schedule={"name": "multistep", "milestones": [], "gamma": 0.5})
+    assert result_key_differences(flat, _config(schedule={"name": "multistep", "milestones": []})) == []
+    steps = _config(schedule={"name": "multistep", "milestones": [3], "gamma": 0.5})
+    assert result_key_differences(steps, _config(schedule={"name": "multistep", "milestones": [3]})) == [
+        "schedule.gamma"
+    ]

@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 from .build import load_run_model
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .evaluation import predicted_class
-from .runs import CHECKPOINT_NAME, read_summary, write_json
+from .runs import CHECKPOINT_NAME, read_config, read_summary, write_json
 
 __all__ = [
     "ATTACKS",
@@ -337,7 +337,7 @@ def attack_run(
             if "does not fit the model" not in str(exc):
                 raise  # unreadable or corrupt: its own message says so
             # the source is built for the target's data: weights that do not fit are most often another data set's
-            theirs = load_config(Path(source) / "config.yaml").data.name
+            theirs = read_config(source).data.name
             raise CheckpointError(
                 f"source '{source}' (data '{theirs}'), built for the inputs and classes of the target '{run_dir}' "
                 f"(data '{cfg.data.name}') as a black-box source must be, does not fit its checkpoint: {exc}"

@@ -28,13 +28,12 @@ from .config import (
     OptimConfig,
     ScheduleConfig,
     VariantOptions,
-    load_config,
 )
 from .data import build_data, check_dataset_name
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
 from .errors import LabError, LabFileNotFoundError, RunError
 from .models import MODELS, build_model, check_model_name
-from .runs import CHECKPOINT_NAME
+from .runs import CHECKPOINT_NAME, read_config
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -134,7 +133,7 @@ def load_run_model(
     ckpt = run_dir / CHECKPOINT_NAME
     if not ckpt.is_file():
         raise LabFileNotFoundError(f"run folder '{run_dir}' holds no {CHECKPOINT_NAME} (train it first)")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = read_config(run_dir)
     if data is None:
         data = build_run_data(cfg, device, train=False, eval_batch_size=eval_batch_size)
     model = build_run_model(cfg, data)

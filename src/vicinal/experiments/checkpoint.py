@@ -178,7 +178,7 @@ def check_resumable(state: Mapping[str, Any], cfg: ExperimentConfig, world_size:
     checkpoint was written by another config (beyond `RESUME_MUTABLE`), another number of processes, or is past
     ``cfg.train.epochs`` (a started epoch counts)."""
     try:
-        saved_cfg = config_from_dict(state["config"])
+        saved_cfg = config_from_dict(state["config"], saved=True)
     except (ConfigError, KeyError) as exc:
         raise CheckpointError(f"checkpoint file '{path}' holds no valid config: {exc}") from None
     changed = resume_changes(saved_cfg, cfg)

@@ -37,7 +37,7 @@ from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
 from .report import make_report
 from .report.document import check_page_name, environment_tag, make_document
-from .runs import WAIT_OR_MOVE, check_out_folder, hold_folder, read_summary
+from .runs import WAIT_OR_MOVE, check_out_folder, hold_folder, read_config, read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
 from .tasks.figures import run as run_figure
@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_overrides(
         p,
-        "config overrides applied to every run, except mix.alpha=A and mix.sigma=S (in this dotted form), applied to "
-        "the rows whose variant reads them",
+        "config overrides applied to every run, except mix.alpha=A and mix.sigma=S (dotted or in a mix={...} "
+        "mapping), applied to the rows whose variant reads them",
     )
     _add_data(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -303,7 +303,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("--overwrite starts a new run; it cannot be combined with --resume")
         if args.out is not None:
             raise UsageError(f"--out places a new run; a resumed run continues in its own folder ('{run_dir}')")
-        saved = load_config(run_dir / "config.yaml")
+        saved = read_config(run_dir)
         # The run's own config, with --set on top: re-reading CONFIG instead once put back values a --set had
         # changed when the run started (its epochs, hence its lr schedule), silently.
         cfg = apply_overrides(saved, args.overrides)

@@ -66,6 +66,7 @@ __all__ = [
     "config_changes",
     "diff_configs",
     "flat_config",
+    "unread_keys",
 ]
 
 
@@ -590,6 +591,27 @@ _SCHEDULE_OPTION_USERS = {
 }
 
 
+def unread_keys(flat: Mapping[str, Any]) -> set[str]:
+    """The dotted keys of a flat config (:func:`flat_config`) that its ``mix.variant`` and ``schedule.name`` never
+    read: ``mix.alpha`` of a variant that draws no weight, ``mix.sigma`` off gaussian_noise, the schedule options
+    off their schedule (``gamma`` of a multistep schedule without milestones too). Whatever value they hold, the
+    run computes the same: the report pools such runs and a rerun finds them done."""
+    out = set()
+    reads = VARIANT_OPTIONS.get(str(flat.get("mix.variant")))
+    if reads is not None:
+        out |= {k for k, used in (("mix.alpha", reads.alpha), ("mix.sigma", reads.sigma)) if not used}
+    name = flat.get("schedule.name")
+    if name in _CHOICES["schedule.name"]:
+        out |= {f"schedule.{k}" for k, users in _SCHEDULE_OPTION_USERS.items() if name not in users}
+        if name == "multistep" and not flat.get("schedule.milestones"):
+            out.add("schedule.gamma")
+    return out
+
+
+# options validate() refuses where unread (mix.alpha is not: a table's base gives it to its ERM rows too)
+_REFUSED_UNREAD = ("mix.sigma", *(f"schedule.{k}" for k in _SCHEDULE_OPTION_USERS))
+
+
 def _check_schedule_options(schedule: ScheduleConfig) -> None:
     """Refuse schedule options that the configured schedule would silently ignore.
 
@@ -598,15 +620,32 @@ def _check_schedule_options(schedule: ScheduleConfig) -> None:
     left alone with warmup_epochs 0: a row that turns off its base's warm-up need not reset the start lr too.
     """
     defaults = ScheduleConfig()
+    unread = unread_keys({"schedule.name": schedule.name, "schedule.milestones": schedule.milestones})
     for key, users in _SCHEDULE_OPTION_USERS.items():
         value = getattr(schedule, key)
-        if value != getattr(defaults, key) and schedule.name not in users:
+        if value != getattr(defaults, key) and f"schedule.{key}" in unread:
+            if schedule.name in users:  # gamma of a multistep schedule with no milestone to apply it at
+                raise ConfigError(
+                    f"config key 'schedule.{key}' ({value}) is not used by schedule.name 'multistep' without "
+                    "schedule.milestones"
+                )
             raise ConfigError(
                 f"config key 'schedule.{key}' ({value}) is not used by schedule.name {schedule.name!r} "
                 f"(only by {', '.join(users)})"
             )
     if any(m < 0 for m in schedule.milestones):  # epoch >= -1 holds from the first step: a decay before training
         raise ConfigError(f"config key 'schedule.milestones' must be epochs >= 0, got {schedule.milestones}")
+
+
+def _as_trained(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A saved run's config (its ``config.yaml``, its checkpoint's copy) with the unread options that
+    :func:`validate` refuses set to their defaults: the run trained without them. A run started before the lab
+    refused them (a cosine run with ``gamma: 0.5``, mixup with ``sigma: 0.3``) resumes, is attacked and rerun."""
+    for key in unread_keys(flat_config(config_to_dict(cfg))) & set(_REFUSED_UNREAD):
+        section, name = key.split(".")
+        part = getattr(cfg, section)
+        setattr(part, name, getattr(type(part)(), name))
+    return cfg
 
 
 def _check_mix_options(mix: MixConfig) -> None:
@@ -653,9 +692,13 @@ def _check_mix_options(mix: MixConfig) -> None:
         raise ConfigError(f"config key 'mix.kwargs.{key}' is not an extra option: {owner}")
 
 
-def config_from_dict(data: Mapping[str, Any] | None) -> ExperimentConfig:
-    """Build and validate an :class:`ExperimentConfig` from a (YAML-like) mapping; missing keys keep defaults."""
-    return validate(_build(ExperimentConfig, data if data is not None else {}, ""))
+def config_from_dict(data: Mapping[str, Any] | None, *, saved: bool = False) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a (YAML-like) mapping; missing keys keep defaults.
+
+    ``saved``: the mapping is a run's own (a checkpoint's copy): options it never read are reset first
+    (:func:`_as_trained`)."""
+    cfg = _build(ExperimentConfig, data if data is not None else {}, "")
+    return validate(_as_trained(cfg) if saved else cfg)
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -663,7 +706,7 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: Iterable[str] = (), *, saved: bool = False) -> ExperimentConfig:
     """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
 
     A file may start from another one: a top-level ``base: OTHER.yaml`` (relative to the file) loads that
@@ -675,6 +718,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
         path: the YAML file, or the name of a shipped config (``cifar/cpu/cifar10-preact_resnet18-mixup``, with
             or without ``.yaml``; see :func:`resolve_config`), used when no file ``path`` exists.
         overrides: strings ``"a.b=value"`` (value parsed with ``yaml.safe_load``).
+        saved: ``path`` is a run folder's ``config.yaml``: the options its run never read are reset before the
+            overrides (:func:`_as_trained`; read run folders with :func:`vicinal.experiments.runs.read_config`).
 
     Raises:
         ConfigError: missing/unreadable file, unknown name, invalid YAML, unknown key, wrong type, bad value.
@@ -686,6 +731,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
         cfg = _build(ExperimentConfig, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{exc} (in '{path}')") from None
+    if saved:
+        cfg = _as_trained(cfg)
     overrides = list(overrides)
     cfg = apply_overrides(cfg, overrides, _validate=False)
     try:

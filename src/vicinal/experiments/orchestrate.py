@@ -49,7 +49,18 @@ from .distributed import check_global_batch
 from .errors import RunError
 from .recipe import result_key_differences
 from .report import make_report
-from .runs import CLAIM, Claim, _lock, _write_owner, claim, pid_alive, read_json, read_summary, write_json
+from .runs import (
+    CLAIM,
+    Claim,
+    _lock,
+    _write_owner,
+    claim,
+    pid_alive,
+    read_config,
+    read_json,
+    read_summary,
+    write_json,
+)
 from .tasks import Table, get_table
 from .trainer import Trainer
 
@@ -139,16 +150,16 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # --seeds applies to every row; without it each row has the table's count (some tables want more seeds for
     # some rows, e.g. Table 2's 50% level). `--set train.seed=K` shifts every row's seeds by K: it replaced each
     # file's own start, so the source trained at its target's seed, a bit-identical copy (black box = white box).
-    overrides = _dotted_row_options(args.overrides)
+    overrides = args.overrides
     bases = [
         (path, own, _first_seed(path, own), args.seeds or table.seeds_of(args.scale, path))
         for path in table.configs(args.scale)
         for own in [_row_overrides(path, overrides)]
     ]
-    for given in overrides:
-        if given.split("=", 1)[0].strip() in _ROW_MIX_OPTIONS and bases and all(given not in o for _, o, *_ in bases):
-            # dropped from every row, the run would have gone on without it, exit 0 (vicinal train refuses it)
-            raise ConfigError(f"--set {given}: no row of table {table.name!r} has a mix.variant that reads it")
+    unread = _unread_row_options(overrides, [own for _, own, *_ in bases]) if bases else None
+    if unread is not None:
+        # dropped from every row, the run would have gone on without it, exit 0 (vicinal train refuses it)
+        raise ConfigError(f"--set {unread}: no row of table {table.name!r} has a mix.variant that reads it")
     # Seed-major order: every row of seed k before any row of seed k + 1, so that a plan stopped part-way leaves
     # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
     rows_of: dict[Path, Any] = {}  # run folder -> the row that trains into it
@@ -180,7 +191,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
                 # what the resume would refuse (its own comparison), told by the plan (and --dry-run), before any
                 # run is trained; config.yaml is the config the run last trained with
                 saved = run_dir / "config.yaml"  # (a folder copied without it: the resume itself checks the checkpoint)
-                changed = resume_changes(load_config(saved), cfg) if saved.is_file() else []
+                changed = resume_changes(read_config(run_dir), cfg) if saved.is_file() else []
                 if changed:
                     raise ConfigError(
                         f"run folder '{run_dir}' holds a stopped run of a different config (differs at "
@@ -200,29 +211,21 @@ _NO_SEED = 2**62 + 12_345
 _ROW_MIX_OPTIONS = {"mix.alpha": "alpha", "mix.sigma": "sigma"}
 
 
-def _dotted_row_options(overrides: Sequence[str]) -> list[str]:
-    """``overrides`` with ``mix.alpha`` / ``mix.sigma`` taken out of a ``mix={...}`` mapping into the dotted form.
-
-    The dotted form sets only the rows whose variant reads the option (``_row_overrides``); in a mapping they went to
-    every row, so ERM rows recorded the alpha (a rerun with the dotted form then found their finished runs "of a
-    different config") and a mapping with sigma was refused by every non-noise row. Other keys of the mapping keep
-    the mapping's merge; a mapping that is not valid YAML is left for the config loader to refuse.
-    """
-    out = []
-    for item in overrides:
-        key, _, raw = item.partition("=")
-        try:
-            value = yaml.safe_load(raw) if key.strip() == "mix" else None
-        except yaml.YAMLError:
-            value = None
-        if not isinstance(value, dict) or not any(k in value for k in ("alpha", "sigma")):
-            out.append(item)
-            continue
-        rest = {k: v for k, v in value.items() if k not in ("alpha", "sigma")}
-        if rest:
-            out.append(f"mix={_yaml_value(rest)}")
-        out.extend(f"mix.{k}={_yaml_value(value[k])}" for k in ("alpha", "sigma") if k in value)
-    return out
+def _row_options(item: str) -> tuple[str, dict[str, Any] | None]:
+    """The row options (``alpha``, ``sigma``) that override ``item`` sets: ``("alpha", None)`` for
+    ``mix.alpha=A``; ``("", mapping)`` for a ``mix={...}`` mapping holding one; ``("", None)`` otherwise (a mapping
+    that is not valid YAML is left for the config loader to refuse)."""
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if key in _ROW_MIX_OPTIONS:
+        return _ROW_MIX_OPTIONS[key], None
+    try:
+        value = yaml.safe_load(raw) if key == "mix" else None
+    except yaml.YAMLError:
+        value = None
+    if isinstance(value, dict) and any(k in value for k in _ROW_MIX_OPTIONS.values()):
+        return "", value
+    return "", None
 
 
 def _yaml_value(value: Any) -> str:
@@ -232,14 +235,59 @@ def _yaml_value(value: Any) -> str:
 
 
 def _row_overrides(path: Path, overrides: Sequence[str]) -> list[str]:
-    """The ``--set`` overrides row ``path`` takes: all, but ``mix.alpha=`` / ``mix.sigma=`` only where its variant
-    reads them."""
-    split = [(o.split("=", 1)[0].strip(), o) for o in overrides]
-    if not any(key in _ROW_MIX_OPTIONS for key, _ in split):
+    """The ``--set`` overrides row ``path`` takes: all, but ``mix.alpha`` / ``mix.sigma`` (dotted, or keys of a
+    ``mix={...}`` mapping) only where its variant reads them.
+
+    In a mapping they once went to every row: ERM rows recorded the alpha, and a mapping with sigma was refused by
+    every non-noise row. An override the row takes whole is passed on as the user typed it (errors quote it so).
+    """
+    parsed = [(o, *_row_options(o)) for o in overrides]
+    if not any(name or mapping is not None for _, name, mapping in parsed):
         return list(overrides)
-    variant = load_config(path, [o for key, o in split if key not in _ROW_MIX_OPTIONS]).mix.variant
-    reads = VARIANT_OPTIONS.get(variant, VariantOptions())
-    return [o for key, o in split if key not in _ROW_MIX_OPTIONS or getattr(reads, _ROW_MIX_OPTIONS[key])]
+    probe = [  # the row's variant, from the overrides without the row options
+        o
+        if mapping is None
+        else f"mix={_yaml_value({k: v for k, v in mapping.items() if k not in ('alpha', 'sigma')})}"
+        for o, name, mapping in parsed
+        if not name
+    ]
+    reads = VARIANT_OPTIONS.get(load_config(path, probe).mix.variant, VariantOptions())
+    own = []
+    for o, name, mapping in parsed:
+        if name:
+            if getattr(reads, name):
+                own.append(o)
+        elif mapping is not None:
+            kept = {k: v for k, v in mapping.items() if k not in ("alpha", "sigma") or getattr(reads, k)}
+            if kept == mapping:
+                own.append(o)
+            elif kept:
+                own.append(f"mix={_yaml_value(kept)}")
+        else:
+            own.append(o)
+    return own
+
+
+def _unread_row_options(overrides: Sequence[str], rows: Sequence[Sequence[str]]) -> str | None:
+    """The first of the user's row options that no row took (``"mix.sigma=0.3"``, or ``"mix={sigma: 0.3}"``'s
+    ``sigma``), or None."""
+    for item in overrides:
+        name, mapping = _row_options(item)
+        if name and all(item not in own for own in rows):
+            return item
+        for key in mapping or ():
+            if key in ("alpha", "sigma") and not any(_takes(own, key) for own in rows):
+                return f"{item} (its {key})"
+    return None
+
+
+def _takes(own: Sequence[str], key: str) -> bool:
+    """Whether a row's overrides ``own`` set row option ``key`` (dotted or in a mapping)."""
+    for item in own:
+        name, mapping = _row_options(item)
+        if name == key or (mapping is not None and key in mapping):
+            return True
+    return False
 
 
 def _first_seed(path: Path, overrides: Sequence[str]) -> int:
@@ -259,7 +307,9 @@ def _check_same_recipe(run_dir: Path, cfg: ExperimentConfig, what: str, may_diff
     if not path.is_file():  # a run that has not started yet writes it first
         return
     changed = [
-        k for k in result_key_differences(config_to_dict(load_config(path)), config_to_dict(cfg)) if k not in may_differ
+        k
+        for k in result_key_differences(config_to_dict(read_config(run_dir)), config_to_dict(cfg))
+        if k not in may_differ
     ]
     if changed:
         raise ConfigError(

@@ -2,7 +2,8 @@
 before it pairs a method with its ERM baseline seed by seed (the paired table, the data-size curve).
 
 A run's recipe is its ``config.yaml`` outside the keys that do not change what it computes (:data:`NOT_RESULT_KEYS`:
-seed, device, logging, ...) and outside its labels (:data:`LABEL_KEYS`: name, notes, table, row), plus what its
+seed, device, logging, ...), outside its labels (:data:`LABEL_KEYS`: name, notes, table, row) and outside the
+options its variant and schedule never read (:func:`~vicinal.experiments.config.unread_keys`), plus what its
 ``provenance.json`` records of how it ran: the number of processes (``world_size``: under DDP the global batch is
 ``data.batch_size`` times it, and an epoch has that many times fewer steps) and the data it read (``data``:
 `DataBundle.record`, compared with `data_changes`, the comparison a resume makes, without the folder and the file
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, flat_config
+from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, flat_config, unread_keys
 from .data.base import data_changes
 from .errors import ReportError, RunError
 from .runs import Run, read_provenance
@@ -100,9 +101,10 @@ def _under(key: str, prefixes: Iterable[str]) -> bool:
 
 def _recipe_config(config: Any, ignore: Sequence[str], *, labels: bool = False) -> dict[str, Any]:
     flat = flat_config(config) if isinstance(config, Mapping) else {}
+    unread = unread_keys(flat)  # an ERM run's mix.alpha, a cosine run's milestones: the same run whatever they hold
     out: dict[str, Any] = {}
     for k, v in flat.items():
-        if k in NOT_RESULT_KEYS or (k in LABEL_KEYS and not labels) or _under(k, ignore):
+        if k in NOT_RESULT_KEYS or k in unread or (k in LABEL_KEYS and not labels) or _under(k, ignore):
             continue
         if isinstance(v, Mapping):  # a kwargs dict (one value in flat_config): its ignored entries left out
             v = {

@@ -380,8 +380,9 @@ def write_task_config(run_dir: str | Path, config: Mapping[str, Any]) -> Path:
 
 
 def read_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """The validated config of ``run_dir`` (``config.yaml``), with ``--set`` style ``overrides`` applied."""
-    return load_config(Path(run_dir) / CONFIG, overrides)
+    """The validated config of ``run_dir`` (``config.yaml``) as its run trained (options it never read at their
+    defaults, so that a run of an older lab still resumes), with ``--set`` style ``overrides`` applied."""
+    return load_config(Path(run_dir) / CONFIG, overrides, saved=True)
 
 
 def write_metrics(run_dir: str | Path, records: Iterable[dict[str, Any]]) -> Path:

@@ -232,7 +232,7 @@ class Trainer:
             self._first_step = self.global_step
             if state is not None and self.is_main:
                 # what a resume may change (epochs, logging, ...) is said: the lr schedule follows the epochs
-                changes = config_changes(config_from_dict(state["config"]), self.cfg)
+                changes = config_changes(config_from_dict(state["config"], saved=True), self.cfg)
                 if changes:
                     warnings.warn(f"resuming '{self.run_dir}' with {changes}", LabWarning, stacklevel=1)
                 # data.root null means "under the data root of now": another --data / VICINAL_DATA, or rewritten
