@@ -750,7 +750,7 @@ def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dt
     compute = x.dtype if x.is_floating_point() else (out_dtype or torch.float32)
     # the terms in x's memory order (index_select returns rows in the order of its input's dims), permuted back at
     # the end: a channels_last batch comes back channels_last, as from every other path. Only for a dense layout:
-    # an expanded or gapped batch has no memory order to keep, and gets a contiguous result, as from Mixup
+    # an expanded or gapped batch has no memory order to keep, and gets a contiguous result
     order = [0, *_memory_order(x)]
     if not x.permute(order).is_contiguous():
         order = list(range(x.dim()))

@@ -172,3 +172,15 @@ def test_a_resume_needs_as_many_processes_as_wrote_the_checkpoint() -> None:
     state = {"config": config_to_dict(ExperimentConfig()), "epoch": 1, "world_size": 2}
     with pytest.raises(CheckpointError, match=r"'ck.pt' was written by 2 processes; this run has 1 \(exact resume"):
         check_resumable(state, ExperimentConfig(), 1, "ck.pt")
+
+
+def test_a_resume_skips_options_neither_config_reads() -> None:
+    # a stopped ERM run recorded with an alpha it never drew (a plan's --set 'mix={alpha: A}' before it went row by
+    # row) resumes under the plan's config; an alpha mixup draws is another run
+    erm = apply_overrides(ExperimentConfig(), ["mix.variant=erm", "mix.alpha=0.5"])
+    state = {"config": config_to_dict(erm), "epoch": 1, "world_size": 1}
+    check_resumable(state, apply_overrides(erm, ["mix.alpha=1.0"]), 1, "ck.pt")
+    mixup = apply_overrides(ExperimentConfig(), ["mix.variant=mixup", "mix.alpha=0.5"])
+    state = {"config": config_to_dict(mixup), "epoch": 1, "world_size": 1}
+    with pytest.raises(CheckpointError, match=r"differs at mix.alpha\)"):
+        check_resumable(state, apply_overrides(mixup, ["mix.alpha=1.0"]), 1, "ck.pt")

@@ -421,6 +421,12 @@ def test_a_set_alpha_over_a_table_sets_the_rows_that_draw_one(
     assert proc.stderr.endswith(
         "--set mix={sigma: 0.3} (its sigma): no row of table 'cifar' has a mix.variant that reads it\n"
     )
+    # a mapping that makes every row a noise row, with its sigma (refused as "sigma 0.0" when the row's variant was
+    # read from a validated config without the sigma)
+    _, plan, _ = orchestrate.plan_runs(
+        build_parser().parse_args([*argv, "--set", "mix={variant: gaussian_noise, sigma: 0.2}"])
+    )
+    assert {(item["cfg"].mix.variant, item["cfg"].mix.sigma) for item in plan} == {("gaussian_noise", 0.2)}
     # a refused value is quoted as typed, not as the rows' share of it
     proc = in_process(capsys, *argv, "--dry-run", "--set", "mix={alpha: -1, kwargs: {prob: 0.5}}")
     assert proc.returncode == 2 and proc.stderr.endswith("with --set mix={alpha: -1, kwargs: {prob: 0.5}})\n"), (

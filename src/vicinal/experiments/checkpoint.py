@@ -26,7 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, ConfigError, ExperimentConfig, config_from_dict, diff_configs
+from .config import (
+    DATA_PLACE_KEYS,
+    LAUNCH_CHECK_KEYS,
+    ConfigError,
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    diff_configs,
+    flat_config,
+    unread_keys,
+)
 from .errors import LabError
 from .runs import atomic_write, clean_stale_temp_files
 
@@ -166,7 +176,9 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 def resume_changes(saved: ExperimentConfig, cfg: ExperimentConfig) -> list[str]:
     """The keys in which ``cfg`` differs from the config ``saved`` with a run's checkpoint that a resume may not
     change (outside `RESUME_MUTABLE`): the resume's refusal, and the plan's (`vicinal reproduce --dry-run`)."""
-    changed = [k for k in diff_configs(saved, cfg) if k not in RESUME_MUTABLE]
+    # options neither config reads (an ERM run's mix.alpha) change nothing the run computes
+    unread = unread_keys(flat_config(config_to_dict(saved))) & unread_keys(flat_config(config_to_dict(cfg)))
+    changed = [k for k in diff_configs(saved, cfg) if k not in RESUME_MUTABLE and k not in unread]
     place = {k.rsplit(".", 1)[1] for k in RESUME_MUTABLE if k.startswith("data.kwargs.")}
     if "data.kwargs" in changed and _without(saved.data.kwargs, place) == _without(cfg.data.kwargs, place):
         changed.remove("data.kwargs")  # only where and how the data is loaded (kwargs are compared as one value)

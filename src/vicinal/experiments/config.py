@@ -706,7 +706,9 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = (), *, saved: bool = False) -> ExperimentConfig:
+def load_config(
+    path: str | Path, overrides: Iterable[str] = (), *, saved: bool = False, validate_values: bool = True
+) -> ExperimentConfig:
     """Read a YAML config with ``yaml.safe_load``, apply ``--set`` overrides, validate.
 
     A file may start from another one: a top-level ``base: OTHER.yaml`` (relative to the file) loads that
@@ -720,6 +722,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), *, saved: bool 
         overrides: strings ``"a.b=value"`` (value parsed with ``yaml.safe_load``).
         saved: ``path`` is a run folder's ``config.yaml``: the options its run never read are reset before the
             overrides (:func:`_as_trained`; read run folders with :func:`vicinal.experiments.runs.read_config`).
+        validate_values: False skips :func:`validate` (keys and types are still checked): to read one key of a
+            config that is not whole yet.
 
     Raises:
         ConfigError: missing/unreadable file, unknown name, invalid YAML, unknown key, wrong type, bad value.
@@ -735,6 +739,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), *, saved: bool 
         cfg = _as_trained(cfg)
     overrides = list(overrides)
     cfg = apply_overrides(cfg, overrides, _validate=False)
+    if not validate_values:
+        return cfg
     try:
         return validate(cfg)
     except ConfigError as exc:

@@ -251,7 +251,10 @@ def _row_overrides(path: Path, overrides: Sequence[str]) -> list[str]:
         for o, name, mapping in parsed
         if not name
     ]
-    reads = VARIANT_OPTIONS.get(load_config(path, probe).mix.variant, VariantOptions())
+    # not validated: without its sigma a gaussian_noise row given as mix={variant: gaussian_noise, sigma: S} is
+    # not whole; the row's own overrides are validated where the plan loads them
+    variant = load_config(path, probe, validate_values=False).mix.variant
+    reads = VARIANT_OPTIONS.get(variant, VariantOptions())
     own = []
     for o, name, mapping in parsed:
         if name:

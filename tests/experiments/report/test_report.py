@@ -279,6 +279,22 @@ def test_runs_of_one_name_must_share_their_recipe_and_differ_in_seed(tmp_path: P
     assert [(s["name"], s["n"]) for s in stats] == [("c10-erm", 2)]
 
 
+def test_seeds_that_differ_only_in_an_option_their_variant_never_reads_pool(tmp_path: Path) -> None:
+    # an ERM seed recorded with another alpha (--set 'mix={alpha: A}' before it went row by row) trained alike; the
+    # rerun counts it done and trains the next seed without it: the report must pool the two
+    make_run(tmp_path / "a", "c10-erm", "cifar10/preact_resnet18/erm", 0, [30.0, 20.0], overrides=["mix.alpha=0.5"])
+    make_run(tmp_path / "b", "c10-erm", "cifar10/preact_resnet18/erm", 1, [30.0, 10.0])
+    report = make_report([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+    assert [(g["name"], g["n"]) for g in report["groups"]] == [("c10-erm", 2)]
+    line = next(x for x in report["markdown"].splitlines() if x.startswith("| c10-erm |"))
+    assert "config differs" not in line, line  # trained as shipped: the alpha is no difference from it either
+    # an alpha the variant reads is another recipe
+    make_run(tmp_path / "c", "c10-mix", "cifar10/preact_resnet18/mixup", 0, [30.0], overrides=["mix.alpha=0.5"])
+    make_run(tmp_path / "d", "c10-mix", "cifar10/preact_resnet18/mixup", 1, [30.0])
+    with pytest.raises(ReportError, match=r"runs named 'c10-mix' differ in mix.alpha \(0.5 vs 1.0\)"):
+        make_report([tmp_path / "c", tmp_path / "d"], tmp_path / "out2")
+
+
 def _paired_rows(md: str) -> list[list[str]]:
     """The rows of the paired-differences table: ``[method, vs, metric, ...]``."""
     section = md.split("## Paired differences")[1].split("\n## ")[0] if "## Paired differences" in md else ""
