@@ -424,7 +424,7 @@ def test_demo_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
         assert_one_line_error(code, err, match)
 
 
-# -- real processes -----------------------------------------------------------------------------------------------
+# -- real processes ----------------------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT / "src"), env.get("PYTHONPATH", "")])
@@ -702,7 +702,7 @@ def test_config_mistakes_caught_by_the_library_are_one_line(capsys: pytest.Captu
     one_line(capsys, ["train", str(DEMO), "--set", "model.kwargs.widht=3"], "got unexpected keyword argument(s) widht")
 
 
-# -- audit "train" (2026-12-01): refused before anything trains or is written ---------------------------------
+# -- audit "train" (2026-12-01): refused before anything trains or is written ------------------------------------------
 def test_configs_that_crashed_at_the_first_step_are_one_line_before_any_run_folder(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -878,3 +878,83 @@ def test_the_demo_refuses_several_processes(
     monkeypatch.setenv("LOCAL_RANK", "0")
     code, _, err = run_cli(capsys, "demo")
     assert_one_line_error(code, err, "vicinal demo runs in one process, not under torchrun (use vicinal train there)")
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--eps", "255.5"], "--eps must be in [0, 255] pixel units, got 255.5"),
+        (["--eps", "-0.5"], "--eps must be in [0, 255] pixel units, got -0.5"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--every", "0"], "--every must be >= 1, got 0"),
+        # the edges of each range pass the option checks and reach the run folder's
+        (["--steps", "1", "--eps", "255", "--batch-size", "1", "--every", "1"], "RUN_DIR 'nope' is not a folder"),
+        (["--eps", "0"], "RUN_DIR 'nope' is not a folder"),
+    ],
+)
+def test_attack_options_are_checked_at_their_edges(
+    capsys: pytest.CaptureFixture[str], options: list[str], match: str
+) -> None:
+    code, out, err = run_cli(capsys, "attack", "nope", "--attack", "ifgsm", *options)
+    assert_one_line_error(code, err, match)
+    assert err == f"vicinal: error: {match}\n" and out == ""
+
+
+def test_a_resume_refuses_overwrite_and_out_whatever_out_names(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    one_line(
+        capsys, ["train", "--resume", str(run), "--overwrite"], "--overwrite starts a new run; it cannot be combined"
+    )
+    (tmp_path / "file").write_text("")
+    # --out is no folder check for a resume (it writes into its own folder): the error is the combination
+    one_line(
+        capsys,
+        ["train", "--resume", str(run), "--out", str(tmp_path / "file")],
+        f"--out places a new run; a resumed run continues in its own folder ('{run}')",
+    )
+
+
+def test_no_command_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys)
+    assert code == 2 and out.startswith("usage: vicinal [-h] COMMAND ...") and err == ""
+
+
+def test_a_document_with_the_default_name_records_its_command_without_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run = tmp_path / "r" / "x" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: x\ntrain: {seed: 0}\n")
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "test_error": 5.0}\n')
+    (run / "summary.json").write_text('{"status": "complete", "last_test_error": 5.0}')
+    code, out, _ = run_cli(capsys, "report", "--document", str(tmp_path / "r"), "--out", "doc")
+    assert code == 0, out
+    assert f"vicinal report --document {tmp_path / 'r'} --out doc\n" in Path("doc/report.md").read_text()
+
+
+def test_a_resume_with_its_config_ignores_a_global_batch_the_run_predates(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # data.global_batch_size only checks the launch: a run started before its config declared one is the same run
+    from vicinal.experiments.config import load_config
+    from vicinal.experiments.runs import dump_config
+
+    run = tmp_path / "run"
+    dump_config(load_config(DEMO), run / "config.yaml")
+    declared = tmp_path / "declared.yaml"
+    declared.write_text(f"base: {DEMO}\ndata: {{global_batch_size: 128}}\n")
+    one_line(
+        capsys,
+        ["train", str(declared), "--resume", str(run)],
+        f"checkpoint file '{run / 'checkpoint.pt'}' does not exist: nothing to resume in '{run}'",
+    )
+    declared.write_text(f"base: {DEMO}\noptim: {{lr: 0.5}}\n")
+    one_line(
+        capsys,
+        ["train", str(declared), "--resume", str(run)],
+        f"{declared} differs from the config of the run in '{run}' at optim.lr (0.05 in the run, 0.5 in it)",
+    )

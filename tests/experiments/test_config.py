@@ -13,6 +13,8 @@ from vicinal.experiments.config import (
     ConfigError,
     ExperimentConfig,
     apply_overrides,
+    check_seeds,
+    config_changes,
     config_exists,
     config_from_dict,
     config_to_dict,
@@ -278,7 +280,7 @@ def test_config_to_dict_is_plain() -> None:
     assert config_from_dict(d) == ExperimentConfig()
 
 
-# -- sweeps -------------------------------------------------------------------------------------------------------
+# -- sweeps ------------------------------------------------------------------------------------------------------------
 SWEEP = """\
 base: recipe.yaml
 name: "exp-{method}-{wd}"
@@ -394,7 +396,7 @@ def test_config_key_range() -> None:
         tiny_config("train.train_eval_every=-1")
 
 
-# -- audit "train" (2026-12-01): keys written twice, combinations a variant ignores, values with no use ----------
+# -- audit "train" (2026-12-01): keys written twice, combinations a variant ignores, values with no use ----------------
 def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_path: Path) -> None:
     """yaml.safe_load kept the last value: a ``mix:`` section written twice trained ERM, without a word."""
     path = write(tmp_path, "name: dup\nmix:\n  variant: mixup\n  alpha: 1.0\ntrain: {epochs: 1}\nmix:\n  alpha: 0.2\n")
@@ -599,3 +601,162 @@ def test_a_saved_config_is_read_as_its_run_trained() -> None:
     # what the run read is kept, and refused where it has no use
     with pytest.raises(ConfigError, match=r"'schedule.milestones' must be epochs >= 0, got \[-1\]"):
         config_from_dict({"schedule": {"milestones": [-1]}}, saved=True)
+
+
+# -- boundaries and the tables of reserved keys ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.threads=1024",  # MAX_THREADS itself is allowed
+        "data.corrupt_fraction=1.0",  # every label replaced: [0, 1] is closed
+        f"train.seed={2**63 - 1}",  # the largest seed torch's manual_seed takes
+        f"data.corrupt_seed={2**63 - 1}",
+    ],
+)
+def test_a_value_on_the_edge_of_its_range_is_accepted(override: str) -> None:
+    apply_overrides(ExperimentConfig(), [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("train.threads=1025", r"config key 'train.threads' must be <= 1024 or null, got 1025$"),
+        (f"train.seed={2**63}", rf"config key 'train.seed' must be < 2\*\*63, got {2**63}$"),
+        (f"data.corrupt_seed={2**63}", rf"config key 'data.corrupt_seed' must be < 2\*\*63, got {2**63}$"),
+        ("optim.betas=[0.9, 1.0]", r"config key 'optim.betas' must lie in \[0, 1\), got \[0.9, 1.0\]$"),
+        # a string float is read only when the whole string is a number: float('1e-4x') raised a ValueError
+        ("optim.lr=1e-4x", r"config key 'optim.lr' expects float, got str '1e-4x'$"),
+    ],
+)
+def test_a_value_just_outside_its_range_is_refused(override: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(ExperimentConfig(), [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "owner"),
+    [
+        ("data.kwargs.name=x", "set it as data.name"),
+        ("data.kwargs.root=x", "set it as data.root"),
+        ("data.kwargs.batch_size=1", "set it as data.batch_size"),
+        ("data.kwargs.eval_batch_size=1", "set it as data.eval_batch_size"),
+        ("data.kwargs.augment=false", "set it as data.augment"),
+        ("data.kwargs.subset_per_class=1", "set it as data.subset_per_class"),
+        ("data.kwargs.corrupt_fraction=0.5", "set it as data.corrupt_fraction"),
+        ("data.kwargs.corrupt_seed=1", "set it as data.corrupt_seed"),
+        ("data.kwargs.seed=1", "set it as train.seed"),
+        ("data.kwargs.device=cpu", "set it as train.device"),
+        ("data.kwargs.rank=0", "the trainer sets it (from the data and the launch)"),
+        ("data.kwargs.world_size=1", "the trainer sets it (from the data and the launch)"),
+        ("model.kwargs.name=x", "set it as model.name"),
+        ("model.kwargs.seed=1", "set it as train.seed"),
+        ("model.kwargs.num_classes=3", "the trainer sets it (from the data and the launch)"),
+        ("model.kwargs.mean=[0.5]", "the trainer sets it (from the data and the launch)"),
+        ("model.kwargs.std=[0.5]", "the trainer sets it (from the data and the launch)"),
+    ],
+)
+def test_every_argument_the_trainer_passes_itself_is_refused_as_an_extra_option(override: str, owner: str) -> None:
+    # the trainer passes these to build_data / build_model itself: a second value was a TypeError at the run's start
+    key = override.split("=", 1)[0]
+    with pytest.raises(ConfigError, match=re.escape(f"config key '{key}' is not an extra option: {owner}") + "$"):
+        apply_overrides(ExperimentConfig(), [override])
+
+
+def test_an_override_key_may_have_spaces_around_it() -> None:
+    # `--set "optim.lr = 0.05"` (one shell word): the key is stripped, the value is YAML (which ignores the space)
+    cfg = apply_overrides(ExperimentConfig(), [" optim.lr = 0.05", "train.epochs =3"])
+    assert (cfg.optim.lr, cfg.train.epochs) == (0.05, 3)
+
+
+def test_a_key_below_a_free_form_value_that_is_no_mapping_is_refused() -> None:
+    # model.kwargs.width is 16, not a mapping: setting width.x was a TypeError traceback
+    with pytest.raises(
+        ConfigError, match=r"^override key 'model.kwargs.width.x': 'model.kwargs.width' is not a mapping$"
+    ):
+        apply_overrides(ExperimentConfig(), ["model.kwargs.width=16", "model.kwargs.width.x=1"])
+
+
+def test_config_changes_lists_the_differing_keys_in_order_leaving_out_the_ignored_ones() -> None:
+    old = ExperimentConfig()
+    new = apply_overrides(old, ["train.epochs=5", "data.global_batch_size=256", "optim.lr=0.05"])
+    assert config_changes(old, new) == "data.global_batch_size None -> 256, optim.lr 0.1 -> 0.05, train.epochs 10 -> 5"
+    assert config_changes(old, new, "{k}={b}", ignore=["data.global_batch_size"]) == "optim.lr=0.05, train.epochs=5"
+    assert config_changes(old, old) == ""
+
+
+@pytest.mark.parametrize("seeds", [None, 1, 10_000])
+def test_seed_counts_from_1_to_max_seeds_are_accepted(seeds: int | None) -> None:
+    check_seeds(seeds)
+
+
+@pytest.mark.parametrize("seeds", [0, -1, 10_001])
+def test_seed_counts_outside_1_to_max_seeds_are_refused(seeds: int) -> None:
+    with pytest.raises(ConfigError, match=rf"^--seeds must be in \[1, 10000\], got {seeds}$"):
+        check_seeds(seeds)
+
+
+def test_a_sweep_without_a_name_template_joins_its_ids_and_reads_dotted_keys_of_any_depth(tmp_path: Path) -> None:
+    (tmp_path / "w.yaml").write_text(
+        "sweep:\n  rows:\n    variant: {erm: {mix.variant: erm}, mixup: {mix.variant: mixup}}\n"
+        "    model.kwargs.width: [8, 16]\n    mix.alpha: [0.2, 1.0]\n"
+    )
+    # no sweep.config: the ids joined by '-'; a float id is written with :g (1.0 -> "1")
+    assert sweep_rows(tmp_path / "w.yaml")[:4] == ["erm-8-0.2", "erm-8-1", "erm-16-0.2", "erm-16-1"]
+    cfg = load_config(tmp_path / "w" / "mixup-16-1.yaml")
+    assert (cfg.mix.variant, cfg.model.kwargs, cfg.mix.alpha) == ("mixup", {"width": 16}, 1.0)
+
+
+def test_a_missing_base_is_named_with_the_file_that_inherits_from_it(tmp_path: Path) -> None:
+    child = write(tmp_path, "base: gone.yaml\nname: child\n")
+    folder = tmp_path.resolve()
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"config file '{folder / 'gone.yaml'}' (the base of '{folder / 'c.yaml'}') does not exist"),
+    ):
+        load_config(child)
+
+
+def test_a_long_value_in_an_error_is_cut_to_60_characters() -> None:
+    with pytest.raises(ConfigError, match=r"^config key 'optim.lr' expects float, got str '" + "a" * 56 + r"\.\.\.$"):
+        apply_overrides(ExperimentConfig(), ["optim.lr=" + "a" * 100])
+    with pytest.raises(ConfigError, match=r"^config key 'optim.lr' expects float, got str '" + "a" * 58 + "'$"):
+        apply_overrides(ExperimentConfig(), ["optim.lr=" + "a" * 58])  # 60 characters with the quotes: kept whole
+
+
+def test_a_base_chain_that_comes_back_to_its_start_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\n")
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"config file '{tmp_path.resolve() / 'b.yaml'}' inherits from itself through 'base: a.yaml'"),
+    ):
+        load_config(tmp_path / "a.yaml")  # a RecursionError without the check of the chain
+    (tmp_path / "self.yaml").write_text("base: self.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^config file 'self.yaml' inherits from itself through 'base: self.yaml'$"):
+        load_config("self.yaml")  # named as the user gave it
+
+
+def test_a_sweep_section_with_a_key_besides_config_and_rows_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("sweep:\n  confg: '{m}'\n  rows:\n    m: {a: {}}\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"^config key 'sweep' in '.*s.yaml' must be a mapping with 'rows' and optionally 'config', got dict",
+    ):
+        sweep_rows(tmp_path / "s.yaml")
+
+
+def test_a_null_key_over_an_inherited_mapping_inside_a_section_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text("name: p\nmodel: {kwargs: {width: 16}}\n")
+    child = write(tmp_path, "base: parent.yaml\nmodel: {kwargs: null}\n")
+    with pytest.raises(
+        ConfigError, match=r"^config key 'model.kwargs' in '.*c.yaml' is empty \(null\) over the section"
+    ):
+        load_config(child)
+
+
+def test_shipped_configs_take_a_table_name_spelled_with_dashes() -> None:
+    # the table corrupted-labels keeps its configs in corrupted_labels/
+    names = shipped_configs("corrupted-labels")
+    assert names and names == shipped_configs("corrupted_labels")
+    assert all(n.startswith("corrupted_labels/") for n in names)

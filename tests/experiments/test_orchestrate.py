@@ -68,7 +68,7 @@ def snapshot(run: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.is_file()}
 
 
-# -- item 8: a refused resume changes nothing ------------------------------------------------------------------
+# -- item 8: a refused resume changes nothing --------------------------------------------------------------------------
 def test_refused_resume_leaves_the_run_folder_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert in_process(capsys, "train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path), "--quiet").returncode == 0
     run = tmp_path / "demo-digits" / "seed0"
@@ -86,7 +86,7 @@ def test_refused_resume_leaves_the_run_folder_as_it_was(tmp_path: Path, capsys: 
     assert not list(run.glob(".*.tmp"))
 
 
-# -- item 9: results are never overwritten without --overwrite --------------------------------------------------
+# -- item 9: results are never overwritten without --overwrite ---------------------------------------------------------
 def test_a_run_folder_with_results_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["train", str(DEMO), "--set", "train.epochs=2", *QUICK[1:], "--out", str(tmp_path), "--quiet"]
     assert in_process(capsys, *argv).returncode == 0
@@ -106,7 +106,7 @@ def test_a_run_folder_with_results_is_not_overwritten(tmp_path: Path, capsys: py
     one_line_error(in_process(capsys, "train", "--resume", str(run), "--overwrite"), "cannot be combined with --resume")
 
 
-# -- item 10: taking over a stale claim is atomic ----------------------------------------------------------------
+# -- item 10: taking over a stale claim is atomic ----------------------------------------------------------------------
 CLAIMER = """
 import sys, time
 from pathlib import Path
@@ -142,7 +142,7 @@ def test_two_processes_never_both_take_over_a_stale_claim(tmp_path: Path) -> Non
     assert not (run / ".claim").exists() or (run / ".claim").read_text().split()[1] != str(dead.pid)
 
 
-# -- item 11: without --shard too, one process writes the report -------------------------------------------------
+# -- item 11: without --shard too, one process writes the report -------------------------------------------------------
 def test_the_finishing_lock_is_taken_without_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.experiments.lab_helpers import register_synthetic
 
@@ -195,7 +195,7 @@ def test_a_report_written_meanwhile_is_not_written_again(
     assert (out / "report" / "report.md").is_file() and not (out / ".finishing-cifar.lock").exists()
 
 
-# -- item 12: the survivor takes over the runs of a dead process ------------------------------------------------
+# -- item 12: the survivor takes over the runs of a dead process -------------------------------------------------------
 def test_the_survivor_finishes_the_runs_of_a_killed_process(tmp_path: Path) -> None:
     out = tmp_path / "t"
     first = out / "cifar10-preact_resnet18-erm-cpu" / "seed0"  # the plan's first run
@@ -225,7 +225,7 @@ def test_the_survivor_finishes_the_runs_of_a_killed_process(tmp_path: Path) -> N
     assert not list(out.glob("*/seed*/.claim"))
 
 
-# -- item 13: temporary files of killed checkpoint writes are removed --------------------------------------------
+# -- item 13: temporary files of killed checkpoint writes are removed --------------------------------------------------
 def test_stale_checkpoint_temp_files_are_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert in_process(capsys, "train", str(DEMO), "--set", *QUICK, "--out", str(tmp_path), "--quiet").returncode == 0
     run = tmp_path / "demo-digits" / "seed0"
@@ -442,3 +442,122 @@ def test_a_set_alpha_over_a_table_sets_the_rows_that_draw_one(
     assert (
         proc.stderr == "vicinal: error: --set mix.sigma=0.3: no row of table 'cifar' has a mix.variant that reads it\n"
     )
+
+
+# -- the plan's seeds, completeness, shards and the finished note ------------------------------------------------------
+def _plan(*argv: str) -> list[tuple[str, int]]:
+    from vicinal.experiments.cli import build_parser
+
+    _, plan, _ = orchestrate.plan_runs(build_parser().parse_args(["reproduce", *argv]))
+    return [(item["cfg"].name, item["seed"]) for item in plan]
+
+
+def test_the_plan_is_seed_major_and_gives_each_row_its_own_seed_count(tmp_path: Path) -> None:
+    # corrupted-labels at cpu scale: 3 seeds for the 50% rows, 1 for the 20% and 80% rows (robustness.py)
+    plan = _plan("corrupted-labels", "--scale", "cpu", "--out", str(tmp_path))
+    level = [(name.split("-")[2], seed) for name, seed in plan]
+    assert level == [("c20", 0)] * 4 + [("c50", 0)] * 4 + [("c80", 0)] * 4 + [("c50", 1)] * 4 + [("c50", 2)] * 4
+    assert len(set(plan)) == 20
+
+
+def test_set_train_seed_shifts_every_rows_first_seed(tmp_path: Path) -> None:
+    # the black-box source starts at 1000: --set train.seed=5 moves it to 1005, not onto its target's seed 5
+    plan = _plan("adversarial", "--scale", "cpu", "--seeds", "2", "--out", str(tmp_path), "--set", "train.seed=5")
+    assert plan == [
+        ("cifar10-preact_resnet18-erm-cpu", 5),
+        ("cifar10-preact_resnet18-erm-source-cpu", 1005),
+        ("cifar10-preact_resnet18-mixup-cpu", 5),
+        ("cifar10-preact_resnet18-erm-cpu", 6),
+        ("cifar10-preact_resnet18-erm-source-cpu", 1006),
+        ("cifar10-preact_resnet18-mixup-cpu", 6),
+    ]
+
+
+def test_a_run_stopped_at_a_step_limit_is_complete_only_for_a_plan_with_that_limit_or_a_lower_one(
+    tmp_path: Path,
+) -> None:
+    assert not orchestrate.complete(tmp_path / "none", 5)  # no summary yet
+    (tmp_path / "summary.json").write_text('{"status": "max_steps", "global_step": 5}')
+    assert orchestrate.complete(tmp_path, 4) and orchestrate.complete(tmp_path, 5)
+    assert not orchestrate.complete(tmp_path, 6)
+    assert not orchestrate.complete(tmp_path, None)  # a plan without a limit trains it to its end
+    (tmp_path / "summary.json").write_text('{"status": "interrupted", "global_step": 5}')
+    assert not orchestrate.complete(tmp_path, 5)
+    (tmp_path / "summary.json").write_text('{"status": "complete", "global_step": 5}')
+    assert orchestrate.complete(tmp_path, None) and orchestrate.complete(tmp_path, 9)
+
+
+def test_parse_shard_takes_0_to_n_minus_1() -> None:
+    import argparse
+
+    assert orchestrate.parse_shard("0/2") == (0, 2) and orchestrate.parse_shard("1/2") == (1, 2)
+    for text in ("2/2", "-1/2", "0/0"):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"^expected 0 <= I < N, got '{text}'$"):
+            orchestrate.parse_shard(text)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^expected I/N with integers 0 <= I < N, e.g. 0/2; got '1'$"):
+        orchestrate.parse_shard("1")
+
+
+def test_a_finished_note_counts_only_when_written_since_and_for_every_run(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "seed0", tmp_path / "b" / "seed0"
+    assert not orchestrate._finished_since(tmp_path, [a], 0.0)  # no note
+    (tmp_path / ".finished.json").write_text(json.dumps({"time": 100.0, "runs": [str(a), str(b)]}))
+    assert orchestrate._finished_since(tmp_path, [a, b], 100.0) and orchestrate._finished_since(tmp_path, [a], 50.0)
+    assert not orchestrate._finished_since(tmp_path, [a, b], 100.5)  # written before this process started
+    assert not orchestrate._finished_since(tmp_path, [a, b, tmp_path / "c"], 50.0)  # a run the note does not cover
+    (tmp_path / ".finished.json").write_text("{")
+    assert not orchestrate._finished_since(tmp_path, [a], 0.0)  # corrupt: not a note
+
+
+def test_two_rows_of_a_plan_in_one_run_folder_are_refused(tmp_path: Path) -> None:
+    # only the first would train; the second found it "done" and was skipped without a word
+    with pytest.raises(
+        orchestrate.ConfigError,
+        match=r"^rows '.*-erm\.yaml' and '.*-mixup\.yaml' of the plan share the run folder '.*same/seed0' \(name 'same', "
+        r"seed 0\) \(--set name=\.\.\. gives every row one name\); each row needs its own name$",
+    ):
+        _plan("cifar", "--scale", "cpu", "--seeds", "1", "--out", str(tmp_path), "--set", "name=same")
+
+
+def test_the_plan_refuses_a_finished_run_of_another_recipe_before_training_anything(tmp_path: Path) -> None:
+    from vicinal.experiments.config import load_config
+    from vicinal.experiments.runs import dump_config
+
+    erm = load_config("cifar/cpu/cifar10-preact_resnet18-erm", ["train.seed=0", "optim.lr=0.5"])
+    run = tmp_path / erm.name / "seed0"
+    dump_config(erm, run / "config.yaml")
+    (run / "summary.json").write_text('{"status": "complete"}')
+    with pytest.raises(
+        orchestrate.ConfigError,
+        match=rf"^run folder '{run}' holds a finished run of a different config \(differs at optim.lr\); use another",
+    ):
+        _plan("cifar", "--scale", "cpu", "--seeds", "1", "--out", str(tmp_path), "--dry-run")
+
+
+def test_shards_split_the_plan_every_nth_run_to_the_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["reproduce", "cifar", "--scale", "cpu", "--seeds", "2", "--out", str(tmp_path), "--dry-run"]
+    states = {}
+    for shard in ("0/2", "1/2"):
+        proc = in_process(capsys, *argv, "--shard", shard)
+        assert proc.returncode == 0, proc.stderr
+        assert f"dry run: 2 of 4 runs would be trained by shard {shard}\n" in proc.stdout
+        states[shard] = [line.split("]")[0].strip(" [") for line in proc.stdout.splitlines() if line.startswith("  [")]
+    assert states == {"0/2": ["new", "shard", "new", "shard"], "1/2": ["shard", "new", "shard", "new"]}
+
+
+def test_a_shard_takes_over_a_run_of_another_shard_whose_owner_died_and_notes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.experiments.lab_helpers import register_synthetic
+
+    register_synthetic()
+    out = tmp_path / "t"
+    erm, mixup = (out / f"cifar10-preact_resnet18-{m}-cpu" / "seed0" for m in ("erm", "mixup"))
+    mixup.mkdir(parents=True)
+    (mixup / ".claim").write_text(f"{socket.gethostname()} 999999999")  # shard 1's process, dead (no such pid)
+    proc = in_process(capsys, *TINY_TABLE, "--seeds", "1", "--shard", "0/2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"[takeover] {mixup}: its claim ({socket.gethostname()} 999999999) names a process" in proc.stdout
+    assert "not finished yet" not in proc.stdout and (out / "report" / "report.md").is_file()
+    # the note that tells a process finishing at the same time that the report is written
+    assert json.loads((out / ".finished.json").read_text())["runs"] == [str(erm), str(mixup)]

@@ -137,3 +137,27 @@ def test_unusable_cache_folder_is_one_line(
     rc = main(["train", "speech/cpu/speech-lenet-erm", "--out", str(tmp_path / "runs"), "--set", "train.max_steps=1"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("vicinal: error: VICINAL_CACHE=") and len(err.splitlines()) == 1, err
+
+
+def test_a_home_relative_data_or_cache_folder_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("VICINAL_DATA", "~/datasets")
+    assert paths.data_root() == tmp_path / "datasets"
+    monkeypatch.setenv("VICINAL_CACHE", "~/cache")
+    assert paths.cache_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()
+    monkeypatch.delenv("VICINAL_CACHE")
+    assert paths.cache_dir() == tmp_path / ".cache" / "vicinal"  # the default, under the home folder
+
+
+def test_an_empty_vicinal_data_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # VICINAL_DATA= (empty) means the default, not the current folder
+    monkeypatch.setenv("VICINAL_DATA", "")
+    assert paths.default_data_root() is not None  # these tests run from a source checkout
+    assert paths.data_root() == paths.default_data_root()
+
+
+def test_data_option_leaves_an_unset_vicinal_data_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("VICINAL_DATA", raising=False)
+    with _data_option(tmp_path):
+        assert os.environ["VICINAL_DATA"] == str(tmp_path.resolve())
+    assert "VICINAL_DATA" not in os.environ  # the next command of this process finds the default again

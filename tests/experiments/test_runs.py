@@ -330,3 +330,169 @@ def test_a_folder_in_the_way_of_a_run_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "metrics.jsonl").mkdir()
     with pytest.raises(RunError, match=r"cannot read '.*metrics.jsonl': a folder of that name is in the way"):
         runs.read_jsonl(tmp_path / "metrics.jsonl")
+
+
+def test_a_mapping_row_without_a_header_name_gets_an_empty_cell(tmp_path: Path) -> None:
+    write_csv(tmp_path / "m.csv", ["a", "b", "c"], [{"c": 3, "a": 1}, {"b": "x", "z": 9}])
+    assert (tmp_path / "m.csv").read_bytes() == b"a,b,c\r\n1,,3\r\n,x,\r\n"
+
+
+def test_atomic_write_syncs_the_file_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the module's promise (a crash at any moment leaves the old file or the whole new one) needs this order
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    folder_fds: set[int] = set()
+    real_open = os.open
+
+    def open_(path: object, flags: int, *args: object) -> int:
+        fd = real_open(path, flags, *args)  # type: ignore[arg-type]
+        if Path(str(path)) == tmp_path:
+            folder_fds.add(fd)
+        return fd
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync folder" if fd in folder_fds else "fsync file")
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        calls.append("replace")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    runs.write_text(tmp_path / "x.txt", "new")
+    assert calls == ["fsync file", "replace", "fsync folder"]
+    assert (tmp_path / "x.txt").read_text() == "new"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("last_test_error", "true"),  # a bool is an int to Python, not a number to the report
+        ("best_epoch", '"3"'),
+        ("epochs_completed", "[1]"),
+        ("train_time_s", "{}"),
+    ],
+)
+def test_every_numeric_summary_field_must_hold_a_number(tmp_path: Path, field: str, value: str) -> None:
+    (tmp_path / "summary.json").write_text(f'{{"status": "complete", "{field}": {value}}}')
+    got = repr(json.loads(value))
+    with pytest.raises(RunError, match=re.escape(f"summary.json': '{field}' must be a number or null, got {got};")):
+        runs.read_summary(tmp_path)
+
+
+def test_incomplete_outputs_names_each_missing_file_and_unfinished_run(tmp_path: Path) -> None:
+    def run(
+        name: str, status: str, files: tuple[str, ...] = ("config.yaml", "provenance.json", "metrics.jsonl")
+    ) -> Path:
+        _summary(tmp_path / name, status)
+        for f in files:
+            (tmp_path / name / f).write_text("")
+        return tmp_path / name
+
+    (tmp_path / "table.json").write_text("{}")
+    done, limit = run("done", "complete"), run("limit", "max_steps")  # a smoke run stopped at its limit is finished
+    stopped, no_metrics = (
+        run("stopped", "interrupted"),
+        run("no_metrics", "complete", ("config.yaml", "provenance.json")),
+    )
+    corrupt = run("corrupt", "complete")
+    (corrupt / "summary.json").write_text("{")
+    assert runs.run_finished(limit) and not runs.run_finished(stopped)
+    got = runs.incomplete_outputs(tmp_path, ["table.json", "figure.png"], [done, limit, stopped, no_metrics, corrupt])
+    assert got == [tmp_path / "figure.png", stopped, no_metrics, corrupt]
+
+
+def test_find_runs_names_a_path_that_holds_no_run_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    with pytest.raises(ReportError, match=r"^'.*empty' holds no run folders \(no config.yaml below it\)$"):
+        runs.find_runs([tmp_path / "empty"])
+    with pytest.raises(ReportError, match=r"^'.*gone' does not exist$"):
+        runs.find_runs([tmp_path / "gone"])
+    (tmp_path / "t" / "b" / "seed0").mkdir(parents=True)
+    (tmp_path / "t" / "b" / "seed0" / "config.yaml").write_text("name: b\n")
+    (tmp_path / "t" / "a").mkdir()
+    (tmp_path / "t" / "a" / "config.yaml").write_text("name: a\n")
+    found = runs.find_runs([tmp_path / "t", tmp_path / "t" / "a"])  # sorted, each once
+    assert found == [(tmp_path / "t" / "a").absolute(), (tmp_path / "t" / "b" / "seed0").absolute()]
+
+
+NO_SUCH_PID = 999_999_999  # above any pid_max (2**22 at most on Linux)
+
+
+def test_a_claim_of_another_host_is_respected_and_a_dead_one_of_this_host_is_taken_over(tmp_path: Path) -> None:
+    import socket
+
+    assert not runs.pid_alive(NO_SUCH_PID)
+    claim_file = tmp_path / runs.CLAIM
+    claim_file.write_text(f"another-host-{socket.gethostname()} {NO_SUCH_PID}")  # its pid means nothing here
+    assert runs.claim(tmp_path) is None and claim_file.exists()
+    dead = f"{socket.gethostname()} {NO_SUCH_PID}"
+    claim_file.write_text(dead)
+    held = runs.claim(tmp_path)
+    assert held is not None and held.previous == dead  # the take-over names the dead owner
+    assert claim_file.read_text() == f"{socket.gethostname()} {os.getpid()}"
+    held.release()
+    assert not claim_file.exists()
+
+
+def test_a_lock_is_taken_on_the_file_its_path_names_once_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # between this process's open and flock the holder released (unlinked the file) and a third process locked a new
+    # file at the path: the lock on the unlinked file is worth nothing, so the claim is refused
+    import fcntl
+
+    path = tmp_path / runs.CLAIM
+    third: list[int] = []
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if not third:
+            path.unlink()
+            third.append(os.open(path, os.O_RDWR | os.O_CREAT))
+            real_flock(third[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    try:
+        assert runs.claim(tmp_path) is None
+    finally:
+        os.close(third[0])
+
+
+def test_releasing_a_claim_leaves_a_newer_claim_file_at_its_path(tmp_path: Path) -> None:
+    # `.claim` deleted by hand (as the docs advise when a machine died) and claimed again by another process: the
+    # first holder's release must not delete the new holder's file
+    first = runs.claim(tmp_path)
+    assert first is not None
+    (tmp_path / runs.CLAIM).unlink()
+    second = runs.claim(tmp_path)
+    assert second is not None
+    first.release()
+    assert (tmp_path / runs.CLAIM).exists()
+    second.release()
+    assert not (tmp_path / runs.CLAIM).exists()
+
+
+def test_an_out_folder_behind_a_dangling_link_is_named(tmp_path: Path) -> None:
+    (tmp_path / "out").symlink_to(tmp_path / "unmounted")
+    with pytest.raises(RunError, match=r"^--out '.*out' is a link to '.*unmounted', which does not exist$"):
+        runs.check_out_folder(tmp_path / "out")
+    with pytest.raises(
+        RunError, match=r"^--out '.*out/sub' lies below '.*out', a link to '.*unmounted', which does not"
+    ):
+        runs.check_out_folder(tmp_path / "out" / "sub")
+    runs.check_out_folder(tmp_path / "new" / "sub")  # a path that can be created passes and leaves nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_process_of_another_user_is_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    def kill(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", kill)
+    assert runs.pid_alive(12345)  # its claim is respected: it exists, owned by someone else

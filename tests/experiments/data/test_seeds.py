@@ -76,3 +76,17 @@ def test_derive_seed_is_deterministic_and_separates_neighbours() -> None:
     assert len(seeds) == 100
     assert derive_seed(1, 2) != derive_seed(2, 1)
     assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_derive_seed_values_are_pinned() -> None:
+    # every committed result was drawn from generators seeded by this hash, as from the stream numbers above: a
+    # changed constant or shift changes them all while the properties of the test above still hold
+    assert seeds._splitmix64(0) == 0xE220A8397B1DCDAF  # SplitMix64's published first output for the state 0
+    assert derive_seed() == 1305961721744163945
+    assert derive_seed(0) == 1610172448792072464
+    assert derive_seed(0, 1, 2) == 1362597086665764631
+    assert derive_seed(5, seeds.STREAM_MIX, 0) == 5369487065100614999
+    # parts are taken modulo 2**64
+    assert derive_seed(-1) == derive_seed(2**64 - 1) == 2824913994104722697
+    assert derive_seed(2**64) == derive_seed(0)
+    assert seeds.make_generator(5, seeds.STREAM_MIX, 0).initial_seed() == 5369487065100614999
