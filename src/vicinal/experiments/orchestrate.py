@@ -150,7 +150,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # --seeds applies to every row; without it each row has the table's count (some tables want more seeds for
     # some rows, e.g. Table 2's 50% level). `--set train.seed=K` shifts every row's seeds by K: it replaced each
     # file's own start, so the source trained at its target's seed, a bit-identical copy (black box = white box).
-    overrides = args.overrides
+    overrides = args.overrides  # the user's, as typed: each row takes its share (_row_overrides)
     bases = [
         (path, own, _first_seed(path, own), args.seeds or table.seeds_of(args.scale, path))
         for path in table.configs(args.scale)
@@ -209,6 +209,7 @@ _NO_SEED = 2**62 + 12_345
 # Mix options a table's rows need not share: `--set mix.alpha=A` over a table sets the alpha of the rows that draw
 # one and leaves its ERM rows ERM (a row whose variant does not read the key would refuse it: config.validate)
 _ROW_MIX_OPTIONS = {"mix.alpha": "alpha", "mix.sigma": "sigma"}
+_ROW_KEYS = tuple(_ROW_MIX_OPTIONS.values())  # the same options as keys of a mix={...} mapping
 
 
 def _row_options(item: str) -> tuple[str, dict[str, Any] | None]:
@@ -223,7 +224,7 @@ def _row_options(item: str) -> tuple[str, dict[str, Any] | None]:
         value = yaml.safe_load(raw) if key == "mix" else None
     except yaml.YAMLError:
         value = None
-    if isinstance(value, dict) and any(k in value for k in _ROW_MIX_OPTIONS.values()):
+    if isinstance(value, dict) and any(k in value for k in _ROW_KEYS):
         return "", value
     return "", None
 
@@ -245,9 +246,7 @@ def _row_overrides(path: Path, overrides: Sequence[str]) -> list[str]:
     if not any(name or mapping is not None for _, name, mapping in parsed):
         return list(overrides)
     probe = [  # the row's variant, from the overrides without the row options
-        o
-        if mapping is None
-        else f"mix={_yaml_value({k: v for k, v in mapping.items() if k not in ('alpha', 'sigma')})}"
+        o if mapping is None else f"mix={_yaml_value({k: v for k, v in mapping.items() if k not in _ROW_KEYS})}"
         for o, name, mapping in parsed
         if not name
     ]
@@ -261,7 +260,7 @@ def _row_overrides(path: Path, overrides: Sequence[str]) -> list[str]:
             if getattr(reads, name):
                 own.append(o)
         elif mapping is not None:
-            kept = {k: v for k, v in mapping.items() if k not in ("alpha", "sigma") or getattr(reads, k)}
+            kept = {k: v for k, v in mapping.items() if k not in _ROW_KEYS or getattr(reads, k)}
             if kept == mapping:
                 own.append(o)
             elif kept:
@@ -279,7 +278,7 @@ def _unread_row_options(overrides: Sequence[str], rows: Sequence[Sequence[str]])
         if name and all(item not in own for own in rows):
             return item
         for key in mapping or ():
-            if key in ("alpha", "sigma") and not any(_takes(own, key) for own in rows):
+            if key in _ROW_KEYS and not any(_takes(own, key) for own in rows):
                 return f"{item} (its {key})"
     return None
 
