@@ -22,6 +22,8 @@ from vicinal.experiments.config import (
     load_config,
     shipped_configs,
     sweep_rows,
+    unread_by_both,
+    unread_keys,
 )
 from vicinal.experiments.demo import DEMO_CONFIG
 from vicinal.experiments.paths import configs_dir
@@ -760,3 +762,21 @@ def test_shipped_configs_take_a_table_name_spelled_with_dashes() -> None:
     names = shipped_configs("corrupted-labels")
     assert names and names == shipped_configs("corrupted_labels")
     assert all(n.startswith("corrupted_labels/") for n in names)
+
+
+def test_unread_keys_follow_the_variant_and_the_schedule() -> None:
+    assert unread_keys({"mix.variant": "erm", "schedule.name": "constant"}) >= {"mix.alpha", "mix.sigma"}
+    assert "mix.alpha" not in unread_keys({"mix.variant": "mixup"})
+    assert "mix.sigma" in unread_keys({"mix.variant": "mixup"})
+    assert "mix.sigma" not in unread_keys({"mix.variant": "gaussian_noise"})
+    assert unread_keys({"schedule.name": "cosine"}) == {
+        "schedule.milestones",
+        "schedule.gamma",
+        "schedule.step_size",
+    }
+    assert "schedule.gamma" in unread_keys({"schedule.name": "multistep", "schedule.milestones": []})
+    assert "schedule.gamma" not in unread_keys({"schedule.name": "multistep", "schedule.milestones": [3]})
+    # an unknown variant or schedule (a run of another lab version): nothing is known to be unread
+    assert unread_keys({"mix.variant": "future", "schedule.name": "future"}) == set()
+    erm, mixup = {"mix.variant": "erm"}, {"mix.variant": "mixup"}
+    assert "mix.alpha" in unread_by_both(erm, erm) and "mix.alpha" not in unread_by_both(erm, mixup)

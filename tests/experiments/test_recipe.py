@@ -74,3 +74,11 @@ def test_options_the_variant_or_schedule_never_reads_are_the_same_run() -> None:
     assert result_key_differences(steps, _config(schedule={"name": "multistep", "milestones": [3]})) == [
         "schedule.gamma"
     ]
+
+
+def test_an_option_one_side_reads_is_compared_by_value() -> None:
+    # unread_by_both: what only one variant reads is compared as usual, so an ERM run and a mixup run of one alpha
+    # differ at the variant alone, and at alpha too where their alphas differ
+    erm = _config(mix={"variant": "erm", "alpha": 1.0})
+    assert result_key_differences(erm, _config(mix={"variant": "mixup", "alpha": 1.0})) == ["mix.variant"]
+    assert result_key_differences(erm, _config(mix={"variant": "mixup", "alpha": 0.2})) == ["mix.alpha", "mix.variant"]

@@ -35,7 +35,7 @@ from .config import (
     config_to_dict,
     diff_configs,
     flat_config,
-    unread_keys,
+    unread_by_both,
 )
 from .errors import LabError
 from .runs import atomic_write, clean_stale_temp_files
@@ -177,7 +177,7 @@ def resume_changes(saved: ExperimentConfig, cfg: ExperimentConfig) -> list[str]:
     """The keys in which ``cfg`` differs from the config ``saved`` with a run's checkpoint that a resume may not
     change (outside `RESUME_MUTABLE`): the resume's refusal, and the plan's (`vicinal reproduce --dry-run`)."""
     # options neither config reads (an ERM run's mix.alpha) change nothing the run computes
-    unread = unread_keys(flat_config(config_to_dict(saved))) & unread_keys(flat_config(config_to_dict(cfg)))
+    unread = unread_by_both(flat_config(config_to_dict(saved)), flat_config(config_to_dict(cfg)))
     changed = [k for k in diff_configs(saved, cfg) if k not in RESUME_MUTABLE and k not in unread]
     place = {k.rsplit(".", 1)[1] for k in RESUME_MUTABLE if k.startswith("data.kwargs.")}
     if "data.kwargs" in changed and _without(saved.data.kwargs, place) == _without(cfg.data.kwargs, place):

@@ -67,6 +67,7 @@ __all__ = [
     "diff_configs",
     "flat_config",
     "unread_keys",
+    "unread_by_both",
 ]
 
 
@@ -606,6 +607,13 @@ def unread_keys(flat: Mapping[str, Any]) -> set[str]:
         if name == "multistep" and not flat.get("schedule.milestones"):
             out.add("schedule.gamma")
     return out
+
+
+def unread_by_both(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+    """The dotted keys that neither flat config ``a`` nor ``b`` reads (:func:`unread_keys`): two runs that differ
+    only there computed the same (seeds of an ERM row recorded with two alphas). A key one of them reads is
+    compared as usual, and a variant or schedule that differs is a difference of its own."""
+    return unread_keys(a) & unread_keys(b)
 
 
 # options validate() refuses where unread (mix.alpha is not: a table's base gives it to its ERM rows too)

@@ -3,7 +3,7 @@ before it pairs a method with its ERM baseline seed by seed (the paired table, t
 
 A run's recipe is its ``config.yaml`` outside the keys that do not change what it computes (:data:`NOT_RESULT_KEYS`:
 seed, device, logging, ...), outside its labels (:data:`LABEL_KEYS`: name, notes, table, row) and outside the
-options its variant and schedule never read (:func:`~vicinal.experiments.config.unread_keys`), plus what its
+options neither run's variant and schedule read (:func:`~vicinal.experiments.config.unread_by_both`), plus what its
 ``provenance.json`` records of how it ran: the number of processes (``world_size``: under DDP the global batch is
 ``data.batch_size`` times it, and an epoch has that many times fewer steps) and the data it read (``data``:
 `DataBundle.record`, compared with `data_changes`, the comparison a resume makes, without the folder and the file
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, flat_config, unread_keys
+from .config import DATA_PLACE_KEYS, LAUNCH_CHECK_KEYS, flat_config, unread_by_both
 from .data.base import data_changes
 from .errors import ReportError, RunError
 from .runs import Run, read_provenance
@@ -99,12 +99,15 @@ def _under(key: str, prefixes: Iterable[str]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
+def _flat(config: Any) -> dict[str, Any]:
+    return flat_config(config) if isinstance(config, Mapping) else {}
+
+
 def _recipe_config(config: Any, ignore: Sequence[str], *, labels: bool = False) -> dict[str, Any]:
-    flat = flat_config(config) if isinstance(config, Mapping) else {}
-    unread = unread_keys(flat)  # an ERM run's mix.alpha, a cosine run's milestones: the same run whatever they hold
+    flat = _flat(config)
     out: dict[str, Any] = {}
     for k, v in flat.items():
-        if k in NOT_RESULT_KEYS or k in unread or (k in LABEL_KEYS and not labels) or _under(k, ignore):
+        if k in NOT_RESULT_KEYS or (k in LABEL_KEYS and not labels) or _under(k, ignore):
             continue
         if isinstance(v, Mapping):  # a kwargs dict (one value in flat_config): its ignored entries left out
             v = {
@@ -122,7 +125,10 @@ def result_key_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[s
     entries of a kwargs mapping included (``data.kwargs``: one side lacking a key is a difference): where a finished
     run of ``a`` is not the run that ``b`` asks for. Labels count (a run filed under another row is not this one)."""
     ca, cb = _recipe_config(a, (), labels=True), _recipe_config(b, (), labels=True)
-    return sorted(k for k in ca.keys() | cb.keys() if ca.get(k, _MISSING_KEY) != cb.get(k, _MISSING_KEY))
+    unread = unread_by_both(_flat(a), _flat(b))  # an ERM run's mix.alpha, a cosine run's milestones: no difference
+    return sorted(
+        k for k in ca.keys() | cb.keys() if k not in unread and ca.get(k, _MISSING_KEY) != cb.get(k, _MISSING_KEY)
+    )
 
 
 def recipe_differences(a: Run, b: Run, *, ignore: Sequence[str] = ()) -> str:
@@ -131,7 +137,8 @@ def recipe_differences(a: Run, b: Run, *, ignore: Sequence[str] = ()) -> str:
     ``"model.kwargs.dropout"``); "" when they ran the same recipe. Config keys one of them lacks are not compared.
     """
     ca, cb = _recipe_config(a.config, ignore), _recipe_config(b.config, ignore)
-    differ = sorted(k for k in ca.keys() & cb.keys() if ca[k] != cb[k])
+    unread = unread_by_both(_flat(a.config), _flat(b.config))
+    differ = sorted(k for k in ca.keys() & cb.keys() if k not in unread and ca[k] != cb[k])
     parts = [f"{k} {ca[k]!r} -> {cb[k]!r}" for k in differ[:3]] + (["..."] if len(differ) > 3 else [])
     ran = provenance_differences(run_provenance(a), run_provenance(b))
     return ", ".join(parts + ([ran] if ran else []))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import flat_config, unread_keys
+from ..config import flat_config, unread_by_both
 from ..errors import ReportError
 from ..recipe import NOT_RESULT_KEYS, recipe_differences, run_provenance, split_by_provenance
 from ..reliability import reliability_bins, save_reliability_diagram
@@ -104,7 +104,7 @@ def config_differences(recorded: Mapping[str, Any], shipped: Mapping[str, Any]) 
     model.kwargs.width=4`` on a config that leaves the width to the model's default), named ``model.kwargs.width``.
     """
     a, b = flat_config(recorded), flat_config(shipped)
-    unread = unread_keys(a) & unread_keys(b)  # an ERM run's mix.alpha: the same result whatever it holds
+    unread = unread_by_both(a, b)  # an ERM run's mix.alpha: the same result whatever it holds
     keys: list[str] = []
     for key in sorted(a.keys() & b.keys()):
         if key in _IDENTITY_KEYS or key in _NOT_RESULT_KEYS or key in unread:
@@ -135,7 +135,7 @@ def _check_same_config(first: Run, run: Run) -> None:
     """Runs pooled as seeds of one row must share their config (keys one of them lacks, from another version of
     the lab, are not compared) and differ in seed: else the row's mean would mix two recipes, silently."""
     a, b = (flat_config(r.config) if isinstance(r.config, Mapping) else {} for r in (first, run))
-    unread = unread_keys(a) & unread_keys(b)  # seeds of an ERM row recorded with two alphas trained alike
+    unread = unread_by_both(a, b)  # seeds of an ERM row recorded with two alphas trained alike
     differ = sorted(k for k in a.keys() & b.keys() if k not in _NOT_RESULT_KEYS and k not in unread and a[k] != b[k])
     if differ:
         shown = ", ".join(f"{k} ({a[k]!r} vs {b[k]!r})" for k in differ[:3]) + (" ..." if len(differ) > 3 else "")
