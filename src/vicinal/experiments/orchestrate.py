@@ -164,18 +164,18 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
     # complete paired seeds (ERM and mixup on the same images and initial weights) rather than one method only.
     rows_of: dict[Path, Any] = {}  # run folder -> the row that trains into it
     for k in range(max((n for *_, n in bases), default=0)):
-        for path, overrides, base, n in bases:
+        for path, own, base, n in bases:
             if k >= n:
                 continue
             seed = base + k
-            cfg = load_config(path, [*overrides, f"train.seed={seed}"])
+            cfg = load_config(path, [*own, f"train.seed={seed}"])
             check_registered(cfg)
             run_dir = run_dir_of(out, cfg)
             other = rows_of.setdefault(run_dir, path)
             if other != path:  # only the first would train; the next found it "done" and was silently skipped
                 given = (
                     " (--set name=... gives every row one name)"
-                    if any(o.split("=", 1)[0].strip() == "name" for o in overrides)
+                    if any(o.split("=", 1)[0].strip() == "name" for o in own)
                     else ""
                 )
                 raise ConfigError(
