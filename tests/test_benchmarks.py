@@ -254,3 +254,30 @@ def test_the_slice_a_bs_measure_batches_their_constant_changes(monkeypatch: pyte
         monkeypatch.setattr(VF, "_SINGLE_PASS_BYTES", value)
         vicinal.Mixup(1.0, num_classes=10, inplace=True, seed=0)(x, y)
         assert bool(widths) == sliced, value
+
+
+def test_the_fake_cifar10_tree_is_read_as_cifar10_and_never_written_over_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gpu_check.sh times the trainer on this tree (the GPU machine has no ../shared/data): the lab's cifar10 loader
+    # must take it as it takes the real JPEG copy, and the script must refuse a root that already holds a tree
+    from vicinal.experiments.data import images
+
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # imported by name: its worker processes unpickle it so
+    fake = importlib.import_module("fake_cifar10")
+    assert fake.main([str(tmp_path / "d"), "--per-class", "3", "--test-per-class", "2", "--workers", "2"]) == 0
+    monkeypatch.setenv("VICINAL_CACHE", str(tmp_path / "cache"))
+    splits = images.load_cifar10_jpeg(tmp_path / "d" / "cifar10-jpeg", progress=False)
+    assert splits.train[0].shape == (30, 3, 32, 32) and splits.test[0].shape == (20, 3, 32, 32)
+    assert splits.train[1].bincount().tolist() == [3] * 10 and splits.test[1].bincount().tolist() == [2] * 10
+    assert splits.train[0].float().std() > 50  # random pixels, not a constant image
+    before = sorted(p.name for p in (tmp_path / "d" / "cifar10-jpeg" / "train" / "cat").iterdir())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as err:
+        fake.main([str(tmp_path / "d"), "--per-class", "5"])
+    assert err.value.code == 2
+    assert f"{tmp_path / 'd' / 'cifar10-jpeg'} exists and is not empty; give a new root" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "d" / "cifar10-jpeg" / "train" / "cat").iterdir()) == before
+    with pytest.raises(SystemExit):
+        fake.main([str(tmp_path / "e"), "--workers", "0"])
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err

@@ -322,6 +322,23 @@ def test_every_mixing_path_trains(tmp_path: Path, overrides: list[str]) -> None:
     assert s["status"] == "complete" and math.isfinite(s["last_train_loss"])
 
 
+def test_channels_last_trains_the_same_run_in_nhwc(tmp_path: Path) -> None:
+    # train.channels_last changes the memory format only: the model's conv weights and each batch go NHWC, and the
+    # run follows the contiguous one up to the rounding of another convolution algorithm (without dropout, whose
+    # masks are drawn in memory order)
+    runs = {}
+    for flag in (False, True):
+        cfg = tiny_config("train.epochs=2", "model.kwargs.dropout=0.0", f"train.channels_last={flag}")
+        t = Trainer(cfg, tmp_path / str(flag), quiet=True)
+        t.fit()
+        runs[flag] = t
+    conv = next(m for m in runs[True].model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.stride()[1] == 1
+    for a, b in zip(runs[False].records, runs[True].records, strict=True):
+        for key in ("train_loss", "test_nll"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
 def test_mixup_warmup_and_off_epoch(tmp_path: Path) -> None:
     t = Trainer(tiny_config("mix.warmup_epochs=1", "mix.off_epoch=3", "train.max_steps=16"), tmp_path / "r", quiet=True)
     s = t.fit()

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 14 as one prepared run, for a session that is lent a GPU machine (15 minutes of device
+# time in all, 10 per command; that machine has PyTorch, torchvision, timm, PyYAML, SciPy and pytest, no network and
+# no ../shared/data). From the repository root there:
+#
+#   bash benchmarks/gpu_check.sh                 # writes into $OUT (the device tool's folder), else ./gpu-check
+#   GPU_CHECK_SMOKE=1 bash benchmarks/gpu_check.sh   # the same steps, tiny, on any machine (checks this script)
+#
+# Steps, each time-limited, each reporting and the next running whatever it gave:
+#   1. the machine: GPU name and driver, torch / torchvision / timm versions           -> gpu-check.log
+#   2. the tests that take a CUDA path when one exists (functional, trainer, device)  -> tests.log
+#   3. bench_mixing.py --device cuda: float32 / bfloat16 / uint8 vs timm and torchvision -> <tag>.json / <tag>.md
+#   4. the lab's trainer end to end on the GPU, two epochs of the paper's CIFAR-10 PreAct ResNet-18 row (mixup,
+#      batch 128) on a CIFAR-10-shaped tree of random JPEGs (fake_cifar10.py: speed only, labels random), in
+#      fp32, bf16 + channels_last, and bf16 + channels_last + torch.compile; the second epoch's record is the
+#      epoch time (the first holds the warm-up and the compilation)                 -> trainer.jsonl
+# No DDP step: NCCL needs one GPU per process and the machine has one (tests/experiments/test_distributed.py
+# covers the gloo path on CPUs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR="${OUT:-$PWD/gpu-check}"
+mkdir -p "$OUT_DIR"
+LOG="$OUT_DIR/gpu-check.log"
+PY="${PYTHON:-python3}"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+SCRATCH="$(mktemp -d)"
+export VICINAL_CACHE="$SCRATCH/cache"  # the decoded random images: not into a user's cache
+if [ -n "${GPU_CHECK_SMOKE:-}" ]; then
+    DEVICE=cpu PER_CLASS=12 TEST_PER_CLASS=4 STEPS=3 BENCH="--sizes small --repeats 10 --warmup 1 --dtypes float32"
+else
+    DEVICE=cuda PER_CLASS=5000 TEST_PER_CLASS=1000 STEPS= BENCH=""
+fi
+TAG="${GPU_CHECK_TAG:-gpu-$DEVICE}"
+
+step() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
+
+step "1. machine"
+{
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    "$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
+'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
+    "$PY" -c "import timm; print('timm', timm.__version__)" || echo "timm: not installed"
+} 2>&1 | tee -a "$LOG"
+
+step "2. tests with a CUDA path"
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_functional.py tests/experiments/test_trainer.py \
+    tests/experiments/test_distributed.py >"$OUT_DIR/tests.log" 2>&1
+echo "pytest exit $?: $(tail -n 1 "$OUT_DIR/tests.log")" | tee -a "$LOG"
+
+step "3. mixing benchmark on $DEVICE"
+# shellcheck disable=SC2086  # BENCH is a list of options
+timeout 240 "$PY" benchmarks/bench_mixing.py --device "$DEVICE" --only mix --tag "$TAG" $BENCH 2>&1 | tail -n 60 >>"$LOG"
+for f in json md; do mv "benchmarks/results/$TAG.$f" "$OUT_DIR/" 2>>"$LOG"; done  # out of the checkout
+
+step "4. trainer, two epochs of cifar/paper/cifar10-preact_resnet18-mixup on random JPEGs"
+timeout 120 "$PY" benchmarks/fake_cifar10.py "$SCRATCH/data" --per-class "$PER_CLASS" \
+    --test-per-class "$TEST_PER_CLASS" --workers 8 2>&1 | tee -a "$LOG"
+: >"$OUT_DIR/trainer.jsonl"
+for setting in "fp32:train.amp=none" "bf16-cl:train.amp=bf16 train.channels_last=true" \
+    "bf16-cl-compile:train.amp=bf16 train.channels_last=true train.compile=true"; do
+    name="${setting%%:*}"
+    # shellcheck disable=SC2086  # the setting's overrides are several words
+    timeout 200 "$PY" -m vicinal train cifar/paper/cifar10-preact_resnet18-mixup --data "$SCRATCH/data" --quiet \
+        --out "$SCRATCH/runs/$name" --set 'data.kwargs={source: jpeg}' train.epochs=2 "train.device=$DEVICE" \
+        ${STEPS:+train.max_steps=$STEPS} ${setting#*:} >>"$LOG" 2>&1
+    status=$?
+    echo "$name: exit $status" | tee -a "$LOG"
+    metrics=$(find "$SCRATCH/runs/$name" -name metrics.jsonl | head -n 1)
+    [ -n "$metrics" ] && "$PY" -c "import json, sys; r = json.loads(open(sys.argv[1]).readlines()[-1]); \
+r['setting'] = sys.argv[2]; print(json.dumps(r))" "$metrics" "$name" | tee -a "$OUT_DIR/trainer.jsonl" >>"$LOG"
+done
+rm -rf "$SCRATCH"
+step "done; files in $OUT_DIR"
