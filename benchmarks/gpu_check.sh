@@ -5,6 +5,8 @@
 #
 #   bash benchmarks/gpu_check.sh                 # writes into $OUT (the device tool's folder), else ./gpu-check
 #   GPU_CHECK_SMOKE=1 bash benchmarks/gpu_check.sh   # the same steps, tiny, on any machine (checks this script)
+#   GPU_CHECK_STEPS=1,2,3 bash benchmarks/gpu_check.sh  # some steps only: two device commands, 1,2,3 then 4,
+#                                                       # keep each well inside the 10-minute limit of one
 #
 # Steps, each time-limited, each reporting and the next running whatever it gave:
 #   1. the machine: GPU name and driver, torch / torchvision / timm versions           -> gpu-check.log
@@ -32,8 +34,12 @@ else
 fi
 TAG="${GPU_CHECK_TAG:-gpu-$DEVICE}"
 
-step() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
+STEPS_WANTED=",${GPU_CHECK_STEPS:-1,2,3,4},"
 
+step() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
+want() { [[ "$STEPS_WANTED" == *",$1,"* ]]; }
+
+if want 1; then
 step "1. machine"
 {
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
@@ -41,33 +47,42 @@ step "1. machine"
 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
     "$PY" -c "import timm; print('timm', timm.__version__)" || echo "timm: not installed"
 } 2>&1 | tee -a "$LOG"
+fi
 
+if want 2; then
 step "2. tests with a CUDA path"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/test_functional.py tests/experiments/test_trainer.py \
+timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_functional.py tests/experiments/test_trainer.py \
     tests/experiments/test_distributed.py >"$OUT_DIR/tests.log" 2>&1
 echo "pytest exit $?: $(tail -n 1 "$OUT_DIR/tests.log")" | tee -a "$LOG"
+fi
 
+if want 3; then
 step "3. mixing benchmark on $DEVICE"
 # shellcheck disable=SC2086  # BENCH is a list of options
 timeout 240 "$PY" benchmarks/bench_mixing.py --device "$DEVICE" --only mix --tag "$TAG" $BENCH 2>&1 | tail -n 60 >>"$LOG"
 for f in json md; do mv "benchmarks/results/$TAG.$f" "$OUT_DIR/" 2>>"$LOG"; done  # out of the checkout
+fi
 
+if want 4; then
 step "4. trainer, two epochs of cifar/paper/cifar10-preact_resnet18-mixup on random JPEGs"
-timeout 120 "$PY" benchmarks/fake_cifar10.py "$SCRATCH/data" --per-class "$PER_CLASS" \
+timeout 60 "$PY" benchmarks/fake_cifar10.py "$SCRATCH/data" --per-class "$PER_CLASS" \
     --test-per-class "$TEST_PER_CLASS" --workers 8 2>&1 | tee -a "$LOG"
 : >"$OUT_DIR/trainer.jsonl"
-for setting in "fp32:train.amp=none" "bf16-cl:train.amp=bf16 train.channels_last=true" \
-    "bf16-cl-compile:train.amp=bf16 train.channels_last=true train.compile=true"; do
-    name="${setting%%:*}"
-    # shellcheck disable=SC2086  # the setting's overrides are several words
-    timeout 200 "$PY" -m vicinal train cifar/paper/cifar10-preact_resnet18-mixup --data "$SCRATCH/data" --quiet \
+# name:limit:overrides (the limits add up to 9.5 minutes with the data's, inside one device command's 10)
+for setting in "fp32:140:train.amp=none" "bf16-cl:140:train.amp=bf16 train.channels_last=true" \
+    "bf16-cl-compile:240:train.amp=bf16 train.channels_last=true train.compile=true"; do
+    name="${setting%%:*}" rest="${setting#*:}"
+    limit="${rest%%:*}" overrides="${rest#*:}"
+    # shellcheck disable=SC2086  # $overrides is several words
+    timeout "$limit" "$PY" -m vicinal train cifar/paper/cifar10-preact_resnet18-mixup --data "$SCRATCH/data" --quiet \
         --out "$SCRATCH/runs/$name" --set 'data.kwargs={source: jpeg}' train.epochs=2 "train.device=$DEVICE" \
-        ${STEPS:+train.max_steps=$STEPS} ${setting#*:} >>"$LOG" 2>&1
+        ${STEPS:+train.max_steps=$STEPS} $overrides >>"$LOG" 2>&1
     status=$?
     echo "$name: exit $status" | tee -a "$LOG"
     metrics=$(find "$SCRATCH/runs/$name" -name metrics.jsonl | head -n 1)
     [ -n "$metrics" ] && "$PY" -c "import json, sys; r = json.loads(open(sys.argv[1]).readlines()[-1]); \
 r['setting'] = sys.argv[2]; print(json.dumps(r))" "$metrics" "$name" | tee -a "$OUT_DIR/trainer.jsonl" >>"$LOG"
 done
+fi
 rm -rf "$SCRATCH"
 step "done; files in $OUT_DIR"

@@ -16,6 +16,7 @@ import yaml
 
 import vicinal
 import vicinal.experiments.trainer as trainer_module
+from tests.experiments.data.data_helpers import write_image_tree
 from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
 from vicinal.experiments import build, callbacks, checkpoint, distributed, evaluation, runs
 from vicinal.experiments.checkpoint import CheckpointError, load_checkpoint
@@ -337,6 +338,19 @@ def test_channels_last_trains_the_same_run_in_nhwc(tmp_path: Path) -> None:
     for a, b in zip(runs[False].records, runs[True].records, strict=True):
         for key in ("train_loss", "test_nll"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_quiet_run_decodes_its_images_without_a_progress_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # vicinal train --quiet promises no progress output; the decoder's bar (data.kwargs.progress, on by default)
+    # showed all the same. Each run decodes (its own cache folder), so the quiet one cannot pass by a cache hit.
+    write_image_tree(tmp_path / "tree", {"train": 4, "test": 2})
+    for quiet in (False, True):
+        monkeypatch.setenv("VICINAL_CACHE", str(tmp_path / f"cache-{quiet}"))
+        cfg = tiny_config("data.name=imagefolder_memory", f"data.root={tmp_path / 'tree'}", "train.max_steps=1")
+        Trainer(cfg, tmp_path / f"run-{quiet}", quiet=quiet).fit()
+        assert ("decode" in capfd.readouterr().err) is not quiet, quiet
 
 
 def test_mixup_warmup_and_off_epoch(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ from .checkpoint import (
 )
 from .config import ExperimentConfig, config_changes, config_from_dict, config_to_dict
 from .data.base import data_changes
+from .data.images import quiet_progress
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX
 from .distributed import check_device
 from .errors import LabWarning, RunError
@@ -288,7 +289,9 @@ class Trainer:
 
     # -- setup --------------------------------------------------------------------------------------------------
     def _setup(self) -> None:
-        p = build_run(self.cfg, self.device, rank=self.rank, world_size=self.world_size)
+        # quiet, or not rank 0: no decoding bar either (only rank 0's progress shows, as the callbacks do)
+        with quiet_progress(self.quiet or not self.is_main):
+            p = build_run(self.cfg, self.device, rank=self.rank, world_size=self.world_size)
         self.data, self.steps_per_epoch, self.optimizer, self.scheduler = (
             p.data,
             p.steps_per_epoch,

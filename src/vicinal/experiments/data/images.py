@@ -13,12 +13,14 @@ to PIL on the CIFAR files); non-JPEG files fall back to PIL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,6 +186,22 @@ def _resize_center(img: Tensor, size: int) -> Tensor:
     return TF.center_crop(TF.resize(img, [size], antialias=True), [size, size])
 
 
+# The caller's "no progress output" (vicinal train --quiet, the demo's runs, ranks other than 0) wins over a
+# dataset's own progress option (data.kwargs.progress defaults to true): the trainer builds its data inside
+# quiet_progress(); the bars are the decoders' only output.
+_QUIET: ContextVar[bool] = ContextVar("vicinal_quiet_progress", default=False)
+
+
+@contextlib.contextmanager
+def quiet_progress(quiet: bool = True) -> Iterator[None]:
+    """No decoding progress bar inside the block when ``quiet`` (whatever ``progress`` a loader is given)."""
+    token = _QUIET.set(quiet or _QUIET.get())
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
 def decode_images(
     paths: Sequence[Path], *, image_size: int | None = None, progress: bool = True, desc: str = "decode"
 ) -> Tensor:
@@ -193,7 +211,7 @@ def decode_images(
         paths: Image files.
         image_size: Resize (shorter side) and centre-crop every image to this size; None requires all
             images to have the same size already.
-        progress: Show a tqdm bar.
+        progress: Show a tqdm bar (never inside :func:`quiet_progress`).
         desc: Label of the bar.
 
     Raises:
@@ -202,7 +220,7 @@ def decode_images(
     if not paths:
         raise ValueError("decode_images got an empty list of files")
     out: Tensor | None = None
-    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress or _QUIET.get(), leave=False) as bar:
         for start in range(0, len(paths), _DECODE_CHUNK):
             chunk = paths[start : start + _DECODE_CHUNK]
             imgs = _decode_chunk(chunk)
@@ -614,4 +632,5 @@ __all__ = [
     "load_digits_splits",
     "load_image_folder_memory",
     "load_image_folder_split",
+    "quiet_progress",
 ]
