@@ -79,7 +79,11 @@ def test_in_dataloader_workers_distinct_and_reproducible():
 def test_errors():
     with pytest.raises(ValueError, match="cannot collate an empty batch"):
         vicinal.MixupCollate(num_classes=2)([])
-    with pytest.raises(TypeError, match="collate-time mixing needs uint8 images, got dtype torch.float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"^collate-time mixing needs uint8 images, got dtype torch.float32; mix float batches with the "
+        r"transform instead: mixer\(x, y\)$",
+    ):
         vicinal.MixupCollate(num_classes=2)([(torch.zeros(3, 2, 2), 0), (torch.zeros(3, 2, 2), 1)])
     with pytest.raises(ValueError, match="MixupCollate keeps batches uint8: the mixer needs uint8_output='round'"):
         vicinal.MixupCollate(vicinal.Mixup(uint8_output="float"))

@@ -333,12 +333,12 @@ def test_unknown_variant_lists_known():
     "x, y, err, msg",
     [
         (torch.randn(4, 3), torch.tensor([0, 1, 2]), ValueError, r"labels have shape \(3,\) but the batch has 4 samples"),
-        (torch.randn(4, 3), torch.tensor([0, 1, 2, 4]), ValueError, r"labels must be in \[0, 4\), got values from 0 to 4"),
-        (torch.randn(4, 3), torch.tensor([-1, 1, 2, 3]), ValueError, r"labels must be in \[0, 4\), got values from -1 to 3"),
+        (torch.randn(4, 3), torch.tensor([0, 1, 2, 4]), ValueError, r"labels must be in \[0, num_classes=4\), got values from 0 to 4"),
+        (torch.randn(4, 3), torch.tensor([-1, 1, 2, 3]), ValueError, r"labels must be in \[0, num_classes=4\), got values from -1 to 3"),
         (torch.randn(2, 3), torch.zeros(2, 2, 2, dtype=torch.long), ValueError, r"integer labels must be class indices of shape \(B,\), got shape \(2, 2, 2\); pass one-hot"),
         (torch.randn(2, 3), torch.eye(2, 4, dtype=torch.long), ValueError, r"got shape \(2, 4\); pass one-hot or probability labels \(B, C\) as float \(y.float\(\)\)$"),
         (torch.randn(2, 3), torch.zeros(2, 1, dtype=torch.long), ValueError, r"got shape \(2, 1\); pass y.squeeze\(1\) for class indices$"),
-        (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\)"),
+        (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\); pass class indices as integers \(y\.long\(\)\), or regression=True for regression targets$"),
         (torch.randn(2, 3), torch.zeros(2, 5), ValueError, r"labels have 5 classes \(shape \(2, 5\)\) but num_classes=4"),
         (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be integer class indices or float probabilities, got dtype torch.bool"),
         (torch.randint(0, 5, (2, 3)), torch.tensor([0, 1]), TypeError, r"inputs must be a float16, bfloat16, float32, float64 or uint8 tensor, got dtype torch.int64"),
@@ -1009,7 +1009,7 @@ def test_batch_of_one_is_mixed_with_a_dataset_partner():
 def test_partner_labels_are_checked_like_the_batch_labels():
     x, y = batch((4, 3), num_classes=4)
     mixer = vicinal.Mixup(1.0, num_classes=4, seed=0)
-    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\), got values from 0 to 4"):
+    with pytest.raises(ValueError, match=r"labels must be in \[0, num_classes=4\), got values from 0 to 4"):
         mixer(x, y, partner=(x.clone(), torch.tensor([0, 1, 2, 4])))
     soft = F.one_hot(y, 4).float()
     with pytest.raises(ValueError, match=r"probability labels must sum to 1 in every row"):
@@ -1251,3 +1251,69 @@ def test_misplaced_partner_params_and_lam_mode_are_named():
             mixer.apply_targets(y, params)
     with pytest.raises(ValueError, match=r"^MixupOrCutMix draws one lam per batch .*: lam_mode must be 'batch'"):
         vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="sample")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: vicinal.Mixup(1.0, num_classes=3, seed=0),
+        lambda: vicinal.Mixup(1.0, num_classes=3, inplace=True, lam_mode="sample", seed=0),
+        lambda: vicinal.MixupOrCutMix(1.0, 1.0, 0.5, num_classes=3, seed=0),
+        lambda: vicinal.GaussianNoise(0.1, num_classes=3, seed=0),
+    ],
+    ids=["mixup", "in-place-per-sample", "mixup-or-cutmix", "noise"],
+)
+def test_a_compiled_step_runs_the_transform_eagerly_around_one_graph(make):
+    # A step compiled with the transform inside traced it, specialised on each drawn lam (a recompile per batch
+    # up to dynamo's limit, 27 graphs in 30 steps, then slower than eager) and broke on get_worker_info. The
+    # transform runs eagerly now: one graph for the rest of the step, and the same stream as the eager step.
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+
+    def step(mixer, x, y):
+        xm, ym = mixer(x, y)
+        return vicinal.soft_cross_entropy(model(xm), ym)
+
+    compiled = torch.compile(functools.partial(step, make()), backend="eager")  # no C++ compiler needed
+    eager = functools.partial(step, make())
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        x, y = torch.rand(6, 3, 2, 2, generator=gen), torch.randint(0, 3, (6,), generator=gen)
+        assert torch.equal(compiled(x.clone(), y), eager(x.clone(), y))
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: vicinal.Mixup(mixup_alpha=0.8),
+            r"^Mixup\(\) got an unexpected keyword argument 'mixup_alpha' \(from timm / torchvision: mixup_alpha -> "
+            r"Mixup\(alpha\) \(MixupOrCutMix takes mixup_alpha, cutmix_alpha and switch_prob\)\)$",
+        ),
+        (
+            lambda: vicinal.CutMix(1.0, label_smoothing=0.1, mode="elem"),
+            r"^CutMix\(\) got unexpected keyword arguments 'label_smoothing', 'mode' \(from timm / torchvision: "
+            r"label_smoothing -> smoothing=; mode -> lam_mode='batch' or 'sample' \(timm's 'elem'; 'pair' is not "
+            r"offered\)\)$",
+        ),
+        (
+            lambda: vicinal.MixupOrCutMix(cutmix_minmax=(0.2, 0.8)),
+            r"^MixupOrCutMix\(\) got an unexpected keyword argument 'cutmix_minmax' \(from timm / torchvision: "
+            r"cutmix_minmax -> not offered \(box sides drawn from a range\)\)$",
+        ),
+        (
+            lambda: vicinal.DirichletMixup(1.0, bogus=1),
+            r"^DirichletMixup\(\) got an unexpected keyword argument 'bogus'$",
+        ),
+    ],
+    ids=["mixup_alpha", "two", "cutmix_minmax", "unknown"],
+)
+def test_an_unknown_option_names_the_class_called_and_a_peer_names_equivalent(make, message):
+    # Python's own error named BatchMix.__init__ (where each subclass passes its **kwargs), not the class the user
+    # called, and gave no hint for the names a port from timm or torchvision carries over
+    with pytest.raises(TypeError, match=message):
+        make()

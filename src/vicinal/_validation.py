@@ -161,7 +161,7 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
         if y.dim() != 2:
             raise ValueError(
                 f"float labels must be probabilities of shape (B, C), got shape {tuple(y.shape)}; "
-                "pass regression=True for regression targets"
+                "pass class indices as integers (y.long()), or regression=True for regression targets"
             )
         if num_classes is not None and y.shape[1] != num_classes:
             raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
@@ -186,7 +186,7 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
         mm = torch.aminmax(y)  # one reduction, then one device sync off the CPU (two cheap reads on it)
         lo, hi = (mm.min.item(), mm.max.item()) if y.device.type == "cpu" else torch.stack(mm).tolist()
         if lo < 0 or hi >= num_classes:
-            raise ValueError(f"labels must be in [0, {num_classes}), got values from {lo} to {hi}")
+            raise ValueError(f"labels must be in [0, num_classes={num_classes}), got values from {lo} to {hi}")
         return num_classes
     raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")
 

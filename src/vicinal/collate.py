@@ -74,7 +74,10 @@ def _to_chw_uint8(img: Any) -> Tensor:
         if t.dim() == 3 and _channels_last(tuple(t.shape)):
             t = t.permute(2, 0, 1)  # (H, W, C), as numpy arrays of PIL images; else (C, H, W), as timm's ToNumpy
     if t.dtype != torch.uint8:
-        raise TypeError(f"collate-time mixing needs uint8 images, got dtype {t.dtype}")
+        # float images (a pipeline that ends in ToDtype / ToTensor): the transform itself mixes them, in the loop
+        # or in a collate_fn, as torchvision's MixUp is used
+        hint = "; mix float batches with the transform instead: mixer(x, y)" if t.is_floating_point() else ""
+        raise TypeError(f"collate-time mixing needs uint8 images, got dtype {t.dtype}{hint}")
     if t.dim() == 2:
         t = t.unsqueeze(0)  # a grayscale (H, W) image, as PIL's "L" images: one channel
     return t

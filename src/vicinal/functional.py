@@ -797,7 +797,7 @@ def _check_class_labels(y: Tensor, num_classes: int) -> None:
         return
     lo, hi = torch.stack(torch.aminmax(y)).tolist()
     if lo < 0 or hi >= num_classes:
-        raise ValueError(f"labels must be in [0, {num_classes}), got values from {lo} to {hi}")
+        raise ValueError(f"labels must be in [0, num_classes={num_classes}), got values from {lo} to {hi}")
 
 
 def smooth(y_soft: Tensor, eps: float) -> Tensor:

@@ -14,9 +14,11 @@ The default path is the paper's whole method (Section 2)::
 
 from __future__ import annotations
 
+import functools
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -146,6 +148,54 @@ def _stand_in(generator: torch.Generator) -> _PickledGenerator:
     return found
 
 
+# Options of timm's Mixup / FastCollateMixup and torchvision's MixUp / CutMix that a port is likely to carry over,
+# and what they are here (the README's table "Coming from timm or torchvision").
+_PEER_OPTIONS = {
+    "mixup_alpha": "Mixup(alpha) (MixupOrCutMix takes mixup_alpha, cutmix_alpha and switch_prob)",
+    "cutmix_alpha": "CutMix(alpha), or MixupOrCutMix(mixup_alpha, cutmix_alpha, switch_prob)",
+    "switch_prob": "MixupOrCutMix(mixup_alpha, cutmix_alpha, switch_prob)",
+    "label_smoothing": "smoothing=",
+    "mode": "lam_mode='batch' or 'sample' (timm's 'elem'; 'pair' is not offered)",
+    "correct_lam": "always on: CutMix's lam comes from the clipped box",
+    "cutmix_minmax": "not offered (box sides drawn from a range)",
+    "labels_getter": "none: transforms take (x, y) as two arguments",
+    "device": "none: a transform works on the batch's device",
+}
+
+
+def _unknown_options(cls: str, unknown: dict[str, Any]) -> str:
+    names = sorted(unknown)
+    what = (
+        f"an unexpected keyword argument {names[0]!r}"
+        if len(names) == 1
+        else (f"unexpected keyword arguments {', '.join(map(repr, names))}")
+    )
+    hints = [f"{k} -> {_PEER_OPTIONS[k]}" for k in names if k in _PEER_OPTIONS]
+    return f"{cls}() got {what}" + (f" (from timm / torchvision: {'; '.join(hints)})" if hints else "")
+
+
+# torch.compile: a step compiled with a transform inside traced it, specialised on each drawn lam (one recompile
+# per batch up to dynamo's limit, then each step slower than eager) and broke on get_worker_info. The public entry
+# points run eagerly instead, a graph break around them: mixing is a memory-bound pass over the batch that draws
+# Python numbers, nothing a graph would fuse (the lab's trainer compiles the model alone, for the same reason).
+# torch.compiler.disable is applied when a compiled region calls them, not at import: it imports dynamo (~1 s).
+_F = TypeVar("_F", bound=Callable[..., Any])
+_DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def _eager(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():  # true while dynamo traces, so only a compiled region takes this branch
+            disabled = _DISABLED.get(fn)
+            if disabled is None:
+                disabled = _DISABLED[fn] = torch.compiler.disable(fn)
+            return disabled(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
 class BatchMix:
     """Base class: validation, targets, generator and state handling shared by every variant.
 
@@ -193,7 +243,10 @@ class BatchMix:
         exact: bool | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:  # each subclass passes its **kwargs on to here: Python's own error named BatchMix.__init__
+            raise TypeError(_unknown_options(type(self).__name__, unknown))
         self.num_classes = check_num_classes(num_classes)
         self.smoothing = check_probability(smoothing, "smoothing")
         if regression and self.smoothing:
@@ -222,6 +275,7 @@ class BatchMix:
         self.__dict__.update({k: v.generator if isinstance(v, _PickledGenerator) else v for k, v in state.items()})
 
     # -- randomness -------------------------------------------------------------------------------------------
+    @_eager
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
         """Validate the batch and draw the random parameters for it."""
         self._reseed_in_worker()
@@ -262,6 +316,7 @@ class BatchMix:
         return MixParams()
 
     # -- deterministic application ------------------------------------------------------------------------------
+    @_eager
     def apply_inputs(self, x: Tensor, params: MixParams, *, inplace: bool | None = None) -> Tensor:
         """The mixed inputs for ``params`` (the input tensor itself when nothing is mixed, except a uint8 batch with
         ``uint8_output="float"``, which comes back as a new float32 tensor).
@@ -341,6 +396,7 @@ class BatchMix:
         num_classes = self.num_classes if self.num_classes is not None else int(y.shape[-1])
         return F.smooth(F._one_hot(y, num_classes), self.smoothing)  # y was checked by sample() / _validate
 
+    @_eager
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""
         _check_params_batch(params, y.shape[0] if isinstance(y, Tensor) and y.dim() else -1, "labels")
@@ -368,6 +424,7 @@ class BatchMix:
             return F.mix_many(soft, params.weights, params.indices)
         return F.mix_targets(soft, params.lam, params.perm, partner=partner)
 
+    @_eager
     def __call__(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Mix a batch. Returns ``(x_mixed, targets)`` with targets ``(B, C)`` float32.
 
@@ -486,6 +543,7 @@ class GaussianNoise(BatchMix):
         noise = torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
         return MixParams(op="noise", noise=noise * self.sigma)
 
+    @_eager
     def sample(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> MixParams:
         self._reseed_in_worker()
         n = self._validate(x, y, partner)
@@ -566,6 +624,7 @@ class Mixup(BatchMix):
             return MixParams(op="mix", lam=lam, partner_x=partner[0], partner_y=partner[1])
         return MixParams(op="mix", lam=lam, perm=self._pairs(y, n))
 
+    @_eager
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         if self.targets == "closer" and params.op in ("mix", "cutmix"):
             partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
