@@ -8,6 +8,8 @@
 #   GPU_CHECK_STEPS=1,2,3 bash benchmarks/gpu_check.sh  # some steps only: two device commands, 1,2,3 then 4,
 #                                                       # keep each well inside the 10-minute limit of one
 #
+# PYTHON=... picks the interpreter (default: the checkout's .venv/bin/python where `make install` made one, else
+# python3). The last line names the steps that failed, and so does the exit status (0: none failed).
 # Steps, each time-limited, each reporting and the next running whatever it gave:
 #   1. the machine: GPU name and driver, torch / torchvision / timm versions           -> gpu-check.log
 #   2. the tests that take a CUDA path when one exists (functional, trainer, device)  -> tests.log
@@ -23,7 +25,8 @@ cd "$(dirname "$0")/.."
 OUT_DIR="${OUT:-$PWD/gpu-check}"
 mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/gpu-check.log"
-PY="${PYTHON:-python3}"
+# the project's venv where there is one (make install), else the machine's python3 (the GPU machine's holds torch)
+if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY="${PYTHON:-python3}"; fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 SCRATCH="$(mktemp -d)"
 export VICINAL_CACHE="$SCRATCH/cache"  # the decoded random images: not into a user's cache
@@ -36,30 +39,39 @@ TAG="${GPU_CHECK_TAG:-gpu-$DEVICE}"
 
 STEPS_WANTED=",${GPU_CHECK_STEPS:-1,2,3,4},"
 
+FAILED=()
+
 step() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
+# note(name, status): a failed step is named in the last line and in the exit status; the next step runs
+note() { [ "$2" -eq 0 ] || FAILED+=("$1"); }
 want() { [[ "$STEPS_WANTED" == *",$1,"* ]]; }
 
 if want 1; then
 step "1. machine"
 {
-    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nvidia-smi: not found"
+    "$PY" -c "import timm; print('timm', timm.__version__)" || echo "timm: not installed"
+    # last, so that its status is the step's: nothing below runs without torch
     "$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
-    "$PY" -c "import timm; print('timm', timm.__version__)" || echo "timm: not installed"
 } 2>&1 | tee -a "$LOG"
+note machine "${PIPESTATUS[0]}"
 fi
 
 if want 2; then
 step "2. tests with a CUDA path"
 timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_functional.py tests/experiments/test_trainer.py \
     tests/experiments/test_distributed.py >"$OUT_DIR/tests.log" 2>&1
-echo "pytest exit $?: $(tail -n 1 "$OUT_DIR/tests.log")" | tee -a "$LOG"
+status=$?
+note tests "$status"
+echo "pytest exit $status: $(tail -n 1 "$OUT_DIR/tests.log")" | tee -a "$LOG"
 fi
 
 if want 3; then
 step "3. mixing benchmark on $DEVICE"
 # shellcheck disable=SC2086  # BENCH is a list of options
 timeout 240 "$PY" benchmarks/bench_mixing.py --device "$DEVICE" --only mix --tag "$TAG" $BENCH 2>&1 | tail -n 60 >>"$LOG"
+note bench "${PIPESTATUS[0]}"
 for f in json md; do mv "benchmarks/results/$TAG.$f" "$OUT_DIR/" 2>>"$LOG"; done  # out of the checkout
 fi
 
@@ -67,6 +79,7 @@ if want 4; then
 step "4. trainer, two epochs of cifar/paper/cifar10-preact_resnet18-mixup on random JPEGs"
 timeout 60 "$PY" benchmarks/fake_cifar10.py "$SCRATCH/data" --per-class "$PER_CLASS" \
     --test-per-class "$TEST_PER_CLASS" --workers 8 2>&1 | tee -a "$LOG"
+note fake-data "${PIPESTATUS[0]}"
 : >"$OUT_DIR/trainer.jsonl"
 # name:limit:overrides (the limits add up to 9.5 minutes with the data's, inside one device command's 10)
 for setting in "fp32:140:train.amp=none" "bf16-cl:140:train.amp=bf16 train.channels_last=true" \
@@ -78,6 +91,7 @@ for setting in "fp32:140:train.amp=none" "bf16-cl:140:train.amp=bf16 train.chann
         --out "$SCRATCH/runs/$name" --set 'data.kwargs={source: jpeg}' train.epochs=2 "train.device=$DEVICE" \
         ${STEPS:+train.max_steps=$STEPS} $overrides >>"$LOG" 2>&1
     status=$?
+    note "$name" "$status"
     echo "$name: exit $status" | tee -a "$LOG"
     metrics=$(find "$SCRATCH/runs/$name" -name metrics.jsonl | head -n 1)
     [ -n "$metrics" ] && "$PY" -c "import json, sys; r = json.loads(open(sys.argv[1]).readlines()[-1]); \
@@ -85,4 +99,5 @@ r['setting'] = sys.argv[2]; print(json.dumps(r))" "$metrics" "$name" | tee -a "$
 done
 fi
 rm -rf "$SCRATCH"
-step "done; files in $OUT_DIR"
+step "done; files in $OUT_DIR; ${#FAILED[@]} step(s) failed${FAILED[*]:+: ${FAILED[*]}}"
+[ "${#FAILED[@]}" -eq 0 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -123,8 +124,7 @@ def test_progress_prints_lines_without_a_terminal(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("vicinal: training 'tiny' seed 3 for 1 epochs x 5 steps on cpu (world size 1)")
     assert [x.split(" loss")[0] for x in err[1:3]] == ["epoch 1/1 step 2/5", "epoch 1/1 step 4/5"]
-    assert err[3].startswith("epoch 1: train loss ") and "un-augmented train err all " not in err[3]
-    assert " un-augmented train err real " in err[3]
+    assert err[3].startswith("epoch 1: train loss ") and re.search(r" un-augmented train err \d+\.\d\d% lr ", err[3])
 
 
 def test_epoch_line() -> None:
@@ -133,7 +133,12 @@ def test_epoch_line() -> None:
     r.update(test_error=20.0, train_eval_error=5.0, train_error_real=4.0, train_error_corrupted=None)
     assert (
         epoch_line(r)
-        == "epoch 3: train loss 0.5000 err 12.00% test err 20.00% un-augmented train err real 4.00% lr 0.1 2.0s 100 img/s"
+        == "epoch 3: train loss 0.5000 err 12.00% test err 20.00% un-augmented train err 4.00% lr 0.1 2.0s 100 img/s"
+    )
+    r.update(train_error_corrupted=30.0)  # Table 2's columns, each named (the line said "real" and nothing more)
+    assert epoch_line(r) == (
+        "epoch 3: train loss 0.5000 err 12.00% test err 20.00% un-augmented train err kept labels 4.00%, corrupted "
+        "labels 30.00% lr 0.1 2.0s 100 img/s"
     )
 
 

@@ -732,6 +732,17 @@ def test_configs_that_crashed_at_the_first_step_are_one_line_before_any_run_fold
             "with '.'), got '../../escape'",
         ),
         (["train", str(DEMO), "--set", *quick, "name=''"], "config key 'name' must be a plain folder name"),
+        # the library's own refusal of mix.kwargs: once only at the run's start (the folder was made), and a plan's
+        # --dry-run said every run of a table with ERM rows would train
+        (
+            ["train", str(DEMO), "--set", *quick, "mix.kwargs.prob=0.5"],
+            "the mix section of config 'demo-digits' is rejected by vicinal: ERM leaves every batch's inputs as they "
+            "are, so prob=0.5 would change nothing",
+        ),
+        (
+            ["reproduce", "cifar", "--scale", "cpu", "--dry-run", "--set", "mix.kwargs.prob=0.5"],
+            "the mix section of config 'cifar10-preact_resnet18-erm-cpu' is rejected by vicinal: ERM leaves",
+        ),
     ]
     for argv, match in cases:
         one_line(capsys, [*argv, "--out", str(tmp_path / "o")], match)
@@ -958,3 +969,41 @@ def test_a_resume_with_its_config_ignores_a_global_batch_the_run_predates(
         ["train", str(declared), "--resume", str(run)],
         f"{declared} differs from the config of the run in '{run}' at optim.lr (0.05 in the run, 0.5 in it)",
     )
+
+
+def test_missing_data_names_the_data_folder_and_how_to_set_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # audit "docs": the message named the missing split only, not where the folder came from nor --data; a missing
+    # ImageFolder root was "no evaluation split"
+    from vicinal.experiments import build
+
+    cifar = ["train", "cifar/cpu/cifar10-preact_resnet18-mixup", "--set", "train.max_steps=1"]
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "nothing"))
+    one_line(
+        capsys,
+        [*cifar, "--out", str(tmp_path / "o")],
+        f"CIFAR-10 JPEG split not found: {tmp_path / 'nothing' / 'cifar10-jpeg' / 'train'} (data folder "
+        f"'{tmp_path / 'nothing'}', from --data or VICINAL_DATA)",
+    )
+    monkeypatch.delenv("VICINAL_DATA")
+    monkeypatch.setattr(build, "default_data_root", lambda: tmp_path / "shared" / "data")
+    monkeypatch.setattr("vicinal.experiments.paths.default_data_root", lambda: tmp_path / "shared" / "data")
+    one_line(
+        capsys,
+        [*cifar, "--out", str(tmp_path / "o")],
+        f"(data folder '{tmp_path / 'shared' / 'data'}', the default ../shared/data beside the project; --data DIR "
+        "sets another)",
+    )
+    one_line(
+        capsys,
+        [*cifar, f"data.root={tmp_path / 'mine'}", "--out", str(tmp_path / "o")],
+        f"CIFAR-10 JPEG split not found: {tmp_path / 'mine' / 'train'}",
+    )
+    one_line(
+        capsys,
+        ["train", "imagenet/paper/imagenet-resnet50-90ep-mixup", "--set", f"data.root={tmp_path / 'imagenet'}",
+         "data.batch_size=1024", "--out", str(tmp_path / "o")],
+        f"image folder not found: {tmp_path / 'imagenet'}",
+    )  # fmt: skip
+    assert not (tmp_path / "o").exists()

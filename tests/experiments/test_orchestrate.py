@@ -413,10 +413,11 @@ def test_a_set_alpha_over_a_table_sets_the_rows_that_draw_one(
     _, plan, _ = orchestrate.plan_runs(build_parser().parse_args([*argv, "--set", "mix.alpha=0.2"]))
     assert {item["cfg"].mix.variant: item["cfg"].mix.alpha for item in plan} == {"erm": 1.0, "mixup": 0.2}
     # the same in a mapping: alpha went to every row (ERM's recipe too), the mapping's other keys still do
-    set_ = ["--set", "mix={alpha: 0.2, kwargs: {prob: 0.5}}"]
+    # (check_finite: ERM takes it too; prob it refuses, and so does the plan, test_cli.py)
+    set_ = ["--set", "mix={alpha: 0.2, kwargs: {check_finite: true}}"]
     _, plan, _ = orchestrate.plan_runs(build_parser().parse_args([*argv, *set_]))
     got = {item["cfg"].mix.variant: (item["cfg"].mix.alpha, item["cfg"].mix.kwargs) for item in plan}
-    assert got == {"erm": (1.0, {"prob": 0.5}), "mixup": (0.2, {"prob": 0.5})}
+    assert got == {"erm": (1.0, {"check_finite": True}), "mixup": (0.2, {"check_finite": True})}
     proc = in_process(capsys, *argv, "--dry-run", "--set", "mix={sigma: 0.3}")
     assert proc.stderr.endswith(
         "--set mix={sigma: 0.3} (its sigma): no row of table 'cifar' has a mix.variant that reads it\n"

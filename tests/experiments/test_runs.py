@@ -279,6 +279,38 @@ def test_a_claim_naming_this_process_is_taken_over(tmp_path: Path) -> None:
     assert not (tmp_path / runs.CLAIM).exists()
 
 
+def test_a_dry_run_refuses_a_folder_another_process_writes_and_creates_nothing(tmp_path: Path) -> None:
+    # lab.md: a dry run checks --out as the run does; it printed its plan for a folder a live process held (the
+    # real command refused it). Another open file description's lock is another process's to flock.
+    import socket
+
+    folder = tmp_path / "out"
+    held = runs.claim_folder(folder)
+    try:
+        with pytest.raises(
+            RunError,
+            match=rf"^'{re.escape(str(folder))}' is being written by another process \(host and pid: "
+            rf"{re.escape(socket.gethostname())} {os.getpid()}\); wait for it to finish or choose another --out",
+        ):
+            with runs.hold_folder(folder, dry_run=True):
+                raise AssertionError("the plan ran")
+    finally:
+        held.release()
+    with runs.hold_folder(folder, dry_run=True):  # released: the dry run goes on, and takes no claim
+        assert not (folder / runs.CLAIM).exists()
+    # a claim file left unlocked by a lab version that did not lock, naming a live process on another host
+    (folder / runs.CLAIM).write_text("another-host 12")
+    with pytest.raises(RunError, match=r"host and pid: another-host 12\)"):
+        with runs.hold_folder(folder, dry_run=True):
+            pass
+    (folder / runs.CLAIM).write_text(f"{socket.gethostname()} 999999999")  # a dead process here: free
+    with runs.hold_folder(folder / "new", dry_run=True):
+        pass
+    with runs.hold_folder(folder, dry_run=True):
+        pass
+    assert not (folder / "new").exists()
+
+
 def test_a_file_system_without_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # NFS mounted nolock, Lustre without -o flock: a single run goes on unclaimed after a warning, a table is
     # refused in one line; neither leaves its claim file or the folders it made

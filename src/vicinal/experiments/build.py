@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,9 @@ from .config import (
 )
 from .data import build_data, check_dataset_name
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX, derive_seed
-from .errors import LabError, LabFileNotFoundError, RunError
+from .errors import DataNotFoundError, LabError, LabFileNotFoundError, RunError
 from .models import MODELS, build_model, check_model_name
+from .paths import default_data_root
 from .runs import CHECKPOINT_NAME, read_config
 
 __all__ = [
@@ -67,27 +69,45 @@ def build_run_data(
     extra: dict[str, Any] = {}
     if train:
         extra = {"corrupt_fraction": d.corrupt_fraction, "corrupt_seed": d.corrupt_seed}
-    return build_data(
-        d.name,
-        root=d.root,
-        batch_size=d.batch_size,
-        eval_batch_size=eval_batch_size or d.eval_batch_size,
-        seed=cfg.train.seed,
-        device=str(device),
-        rank=rank,
-        world_size=world_size,
-        augment=d.augment if train else False,
-        subset_per_class=d.subset_per_class,
-        **extra,
-        **d.kwargs,
-    )
+    try:
+        return build_data(
+            d.name,
+            root=d.root,
+            batch_size=d.batch_size,
+            eval_batch_size=eval_batch_size or d.eval_batch_size,
+            seed=cfg.train.seed,
+            device=str(device),
+            rank=rank,
+            world_size=world_size,
+            augment=d.augment if train else False,
+            subset_per_class=d.subset_per_class,
+            **extra,
+            **d.kwargs,
+        )
+    except DataNotFoundError as exc:
+        raise DataNotFoundError(f"{exc}{_data_place(d.root)}") from None
 
 
-def check_registered(cfg: ExperimentConfig) -> None:
-    """The config's model and dataset are registered: checked before a run folder is made and in a plan (a typo
-    showed only when the first run started, after its empty folder was made, and not in `--dry-run`)."""
+def _data_place(root: str | None) -> str:
+    """Where a run looked for its data when the config names no data.root, and how to point it elsewhere."""
+    if root is not None:
+        return ""  # the message names the config's own path
+    if os.environ.get("VICINAL_DATA"):
+        return f" (data folder '{os.environ['VICINAL_DATA']}', from --data or VICINAL_DATA)"
+    default = default_data_root()
+    if default is None:  # data_root()'s own error says what to set
+        return ""
+    return f" (data folder '{default}', the default ../shared/data beside the project; --data DIR sets another)"
+
+
+def check_buildable(cfg: ExperimentConfig) -> None:
+    """What can be checked of a run without its data and model, before its folder is made and in a plan: the model
+    and dataset are registered, and the library takes the mix options (each showed only when the run started,
+    after its empty folder was made, and not in `--dry-run`: a typo in a name, ``--set mix.kwargs.prob=0.5`` on a
+    table's ERM rows)."""
     check_model_name(cfg.model.name)
     check_dataset_name(cfg.data.name)
+    _check_mix_options(cfg)
 
 
 def build_run_model(cfg: ExperimentConfig, data: Any) -> nn.Module:
@@ -279,6 +299,31 @@ def _rejected(cfg: ExperimentConfig, exc: Exception) -> ConfigError:
     return ConfigError(f"the mix section of config {cfg.name!r} is rejected by vicinal: {exc}")
 
 
+def _builds_mixer(mix: MixConfig) -> bool:
+    """Whether the run has a mixer: plain ERM trains without one; with mix.kwargs it is built so that the library
+    checks them."""
+    return mix.variant != "erm" or mix.smoothing > 0 or bool(mix.kwargs)
+
+
+def _check_mix_options(cfg: ExperimentConfig) -> None:
+    """The library's own check of the mix options, without the data's number of classes (which it never refuses;
+    a latent mixer also needs the model: it is checked at the run's start)."""
+    if cfg.mix.layer is not None or not _builds_mixer(cfg.mix):
+        return
+    try:
+        mixer = vicinal.build(cfg.mix.variant, **mixer_options(cfg.mix))
+        _check_classifier_targets(mixer)
+    except (ValueError, TypeError) as exc:
+        raise _rejected(cfg, exc) from exc
+
+
+def _check_classifier_targets(mixer: vicinal.BatchMix | None) -> None:
+    if mixer is not None and mixer.regression:
+        # the library takes it; the trainer's data are class labels and its loss cross-entropy, so the first
+        # step failed with a traceback, after the run folder was written
+        raise ValueError("regression=True mixes float targets, and this trainer trains classifiers on class labels")
+
+
 def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: torch.Generator) -> Mixing:
     """The mixer of ``cfg.mix`` (``vicinal.build``, or ``vicinal.LatentMixup`` on ``model`` when ``mix.layer`` is
     set) and its k-NN partners; all draw from ``generator``. Rejected options raise ConfigError."""
@@ -292,13 +337,9 @@ def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: 
             opts.pop("alpha")
             out.latent = vicinal.LatentMixup(model, m.layer, alpha=m.alpha, **opts)
             out.mixer = out.latent.mixer
-        elif m.variant != "erm" or m.smoothing > 0 or m.kwargs:
-            # plain ERM trains without a mixer; with mix.kwargs it is built so that the library checks them
+        elif _builds_mixer(m):
             out.mixer = vicinal.build(m.variant, **opts)
-        if out.mixer is not None and out.mixer.regression:
-            # the library takes it; the trainer's data are class labels and its loss cross-entropy, so the first
-            # step failed with a traceback, after the run folder was written
-            raise ValueError("regression=True mixes float targets, and this trainer trains classifiers on class labels")
+        _check_classifier_targets(out.mixer)
         if m.pairing == "knn":
             if data.train_dataset_x is None:
                 raise RunError(f"mix.pairing 'knn' needs an in-memory dataset; {cfg.data.name!r} is not one")

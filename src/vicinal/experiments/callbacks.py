@@ -202,12 +202,12 @@ def epoch_line(r: dict[str, Any]) -> str:
     """The one-line summary of an epoch record printed after each epoch."""
     test = f" test err {r['test_error']:.2f}%" if r.get("test_error") is not None else ""
     if r.get("train_eval_error") is not None:
-        parts = [
-            f"{k[12:] or 'all'} {r[k]:.2f}%"
-            for k in ("train_error_real", "train_error_corrupted")
-            if r.get(k) is not None
-        ]
-        test += f" un-augmented train err {', '.join(parts)}"
+        real, corrupted = r.get("train_error_real"), r.get("train_error_corrupted")
+        if corrupted is None:  # no corrupted labels: one error, on the training labels ("real" said nothing)
+            test += f" un-augmented train err {r['train_eval_error'] if real is None else real:.2f}%"
+        else:  # Table 2's columns: the samples that kept their label, and those whose label was corrupted
+            kept = "" if real is None else f"kept labels {real:.2f}%, "
+            test += f" un-augmented train err {kept}corrupted labels {corrupted:.2f}%"
     ips = f" {r['images_per_s']:.0f} img/s" if r.get("images_per_s") else ""
     return (
         f"epoch {r['epoch']}: train loss {r['train_loss']:.4f} err {r['train_error']:.2f}%{test} "

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .attacks import attack_run
-from .build import check_registered
+from .build import check_buildable
 from .config import LAUNCH_CHECK_KEYS, ConfigError, apply_overrides, config_changes, load_config, shipped_configs
 from .config_yaml import PROTOCOLS
 from .demo import DEMO_ALPHA, DEMO_EPS, DEMO_SEEDS, run_demo
@@ -324,7 +324,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("train needs a CONFIG.yaml (or --resume RUN_DIR) (see 'vicinal train --help')")
         cfg = load_config(args.config, args.overrides)
         run_dir = run_dir_of(args.out if args.out is not None else Path("runs"), cfg)
-    check_registered(cfg)  # before the run folder is made
+    check_buildable(cfg)  # before the run folder is made
     # One process trains a folder at a time, as `reproduce` claims its runs: a second `train` or `--resume` of a
     # folder being trained would interleave its metrics and overwrite its results. Under torchrun every rank trains
     # the same folder (as a distributed `reproduce`, no claim).

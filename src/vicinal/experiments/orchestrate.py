@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from .build import check_registered
+from .build import check_buildable
 from .checkpoint import RESUME_MUTABLE, resume_changes
 from .config import (
     VARIANT_OPTIONS,
@@ -169,7 +169,7 @@ def plan_runs(args: argparse.Namespace, table: Table | None = None) -> tuple[Tab
                 continue
             seed = base + k
             cfg = load_config(path, [*own, f"train.seed={seed}"])
-            check_registered(cfg)
+            check_buildable(cfg)
             run_dir = run_dir_of(out, cfg)
             other = rows_of.setdefault(run_dir, path)
             if other != path:  # only the first would train; the next found it "done" and was silently skipped

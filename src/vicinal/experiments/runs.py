@@ -73,6 +73,7 @@ __all__ = [
     "check_fresh_run_folder",
     "claim",
     "claim_folder",
+    "claim_holder",
     "hold_folder",
     "clean_stale_temp_files",
     "clear_run_folder",
@@ -861,14 +862,41 @@ def claim_folder(folder: Path, advice: str = WAIT_OR_MOVE) -> Claim:
         raise RunError(f"cannot create or lock the folder '{folder}': {exc.strerror or exc}") from None
     if held is None:
         try:
-            owner = (folder / CLAIM).read_text().strip() or "unknown"
+            owner = (folder / CLAIM).read_text().strip()
         except OSError:
-            owner = "unknown"
-        raise RunError(
-            f"'{folder}' is being written by another process (host and pid: {owner}); {advice} (delete "
-            f"{folder / CLAIM} if that process is gone on another machine)"
-        )
+            owner = ""
+        raise _held_elsewhere(folder, owner, advice)
     return held
+
+
+def _held_elsewhere(folder: Path, owner: str, advice: str) -> RunError:
+    return RunError(
+        f"'{folder}' is being written by another process (host and pid: {owner or 'unknown'}); {advice} (delete "
+        f"{folder / CLAIM} if that process is gone on another machine)"
+    )
+
+
+def claim_holder(folder: Path) -> str | None:
+    """The ``host pid`` of the live process that holds ``folder``'s claim (`claim`'s rules), or None; for a dry
+    run, which creates nothing: only an existing claim file is opened, and its lock probed, not kept. (The probe's
+    shared lock lasts microseconds; a claim taken in that instant is refused as if the folder were held.)"""
+    path = folder / CLAIM
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no claim file, or none readable: nothing known to hold the folder
+    try:
+        text = os.pread(fd, 4096, 0).decode("utf-8", errors="replace").strip()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return text or "unknown"  # locked: a live process holds it
+            return None  # no file locks here: the real claim says so
+        # unlocked, but a claim written by a lab version that did not lock may still name a live process
+        return text if text and _owner_alive(text) else None
+    finally:
+        os.close(fd)  # drops the probe's lock
 
 
 @contextlib.contextmanager
@@ -884,8 +912,12 @@ def hold_folder(
     deepest first, where the block leaves them empty (a refusal, of the claim or in the block, then leaves nothing
     behind). On a file system without file locks the claim is refused, or with ``unlocked_ok`` (one run, not a
     table shared by processes) the block runs unclaimed after a warning. A dry run takes no claim and creates
-    nothing: it only reads (`check_out_folder` finds a folder that cannot be created)."""
+    nothing: it only reads (`check_out_folder` finds a folder that cannot be created, `claim_holder` one that
+    another process holds)."""
     if dry_run:
+        owner = claim_holder(folder)
+        if owner is not None:  # refused as the run would refuse it, before its plan is printed
+            raise _held_elsewhere(folder, owner, advice)
         yield
         return
     missing = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first

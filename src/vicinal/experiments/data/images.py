@@ -517,6 +517,8 @@ def _torchvision_failure(name: str, cls: type, root: Path, download: bool, exc: 
 def eval_split_dirs(root: Path) -> tuple[Path, Path | None]:
     """(test split, val split or None): ``test/`` if present (then ``val/`` is the validation split), else ``val/``."""
     test, val = root / "test", root / "val"
+    if not root.is_dir():  # named as missing, not as a folder without an evaluation split
+        raise DataNotFoundError(f"image folder not found: {root}")
     if test.is_dir():
         return test, (val if val.is_dir() else None)
     if val.is_dir():
