@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 14 as one prepared run, for a session that is lent a GPU machine (15 minutes of device
-# time in all, 10 per command; that machine has PyTorch, torchvision, timm, PyYAML, SciPy and pytest, no network and
-# no ../shared/data). From the repository root there:
+# time in all, 10 per command; that machine has PyTorch, torchvision, timm, PyYAML, SciPy, matplotlib and pytest,
+# no network and no ../shared/data). From the repository root there:
 #
 #   bash benchmarks/gpu_check.sh                 # writes into $OUT (the device tool's folder), else ./gpu-check
 #   GPU_CHECK_SMOKE=1 bash benchmarks/gpu_check.sh   # the same steps, tiny, on any machine (checks this script)
-#   GPU_CHECK_STEPS=1,2,3 bash benchmarks/gpu_check.sh  # some steps only: two device commands, 1,2,3 then 4,
-#                                                       # keep each well inside the 10-minute limit of one
+#   GPU_CHECK_STEPS=4 bash benchmarks/gpu_check.sh   # some steps only (the rest of a run a limit cut short)
 #
+# Expected about 6 minutes in all (an estimate: not yet timed there): run it as one device command with the
+# longest timeout (600 s). The per-step limits below are guards against a hang, not a budget (they add up to more);
+# `timeout -k` kills a step 15 s after asking it to stop (the trainer stops at the end of a step).
 # PYTHON=... picks the interpreter (default: the checkout's .venv/bin/python where `make install` made one, else
 # python3). The last line names the steps that failed, and so does the exit status (0: none failed).
 # Steps, each time-limited, each reporting and the next running whatever it gave:
@@ -60,7 +62,7 @@ fi
 
 if want 2; then
 step "2. tests with a CUDA path"
-timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_functional.py tests/experiments/test_trainer.py \
+timeout -k 15 180 "$PY" -m pytest -q -p no:cacheprovider tests/test_functional.py tests/experiments/test_trainer.py \
     tests/experiments/test_distributed.py >"$OUT_DIR/tests.log" 2>&1
 status=$?
 note tests "$status"
@@ -70,24 +72,27 @@ fi
 if want 3; then
 step "3. mixing benchmark on $DEVICE"
 # shellcheck disable=SC2086  # BENCH is a list of options
-timeout 240 "$PY" benchmarks/bench_mixing.py --device "$DEVICE" --only mix --tag "$TAG" $BENCH 2>&1 | tail -n 60 >>"$LOG"
-note bench "${PIPESTATUS[0]}"
+timeout -k 15 240 "$PY" benchmarks/bench_mixing.py --device "$DEVICE" --only mix --tag "$TAG" $BENCH 2>&1 |
+    tail -n 60 >>"$LOG"
+status=${PIPESTATUS[0]}
+note bench "$status"
+echo "bench_mixing exit $status" | tee -a "$LOG"
 for f in json md; do mv "benchmarks/results/$TAG.$f" "$OUT_DIR/" 2>>"$LOG"; done  # out of the checkout
 fi
 
 if want 4; then
 step "4. trainer, two epochs of cifar/paper/cifar10-preact_resnet18-mixup on random JPEGs"
-timeout 60 "$PY" benchmarks/fake_cifar10.py "$SCRATCH/data" --per-class "$PER_CLASS" \
+timeout -k 15 60 "$PY" benchmarks/fake_cifar10.py "$SCRATCH/data" --per-class "$PER_CLASS" \
     --test-per-class "$TEST_PER_CLASS" --workers 8 2>&1 | tee -a "$LOG"
 note fake-data "${PIPESTATUS[0]}"
 : >"$OUT_DIR/trainer.jsonl"
-# name:limit:overrides (the limits add up to 9.5 minutes with the data's, inside one device command's 10)
+# name:limit:overrides (each run: decoding the 60,000 images, two epochs, two evaluations; compile takes longer)
 for setting in "fp32:140:train.amp=none" "bf16-cl:140:train.amp=bf16 train.channels_last=true" \
     "bf16-cl-compile:240:train.amp=bf16 train.channels_last=true train.compile=true"; do
     name="${setting%%:*}" rest="${setting#*:}"
     limit="${rest%%:*}" overrides="${rest#*:}"
     # shellcheck disable=SC2086  # $overrides is several words
-    timeout "$limit" "$PY" -m vicinal train cifar/paper/cifar10-preact_resnet18-mixup --data "$SCRATCH/data" --quiet \
+    timeout -k 15 "$limit" "$PY" -m vicinal train cifar/paper/cifar10-preact_resnet18-mixup --data "$SCRATCH/data" --quiet \
         --out "$SCRATCH/runs/$name" --set 'data.kwargs={source: jpeg}' train.epochs=2 "train.device=$DEVICE" \
         ${STEPS:+train.max_steps=$STEPS} $overrides >>"$LOG" 2>&1
     status=$?

@@ -1260,8 +1260,9 @@ def test_misplaced_partner_params_and_lam_mode_are_named():
         lambda: vicinal.Mixup(1.0, num_classes=3, inplace=True, lam_mode="sample", seed=0),
         lambda: vicinal.MixupOrCutMix(1.0, 1.0, 0.5, num_classes=3, seed=0),
         lambda: vicinal.GaussianNoise(0.1, num_classes=3, seed=0),
+        lambda: vicinal.Mixup(1.0, num_classes=3, targets="closer", seed=0),
     ],
-    ids=["mixup", "in-place-per-sample", "mixup-or-cutmix", "noise"],
+    ids=["mixup", "in-place-per-sample", "mixup-or-cutmix", "noise", "closer-targets"],
 )
 def test_a_compiled_step_runs_the_transform_eagerly_around_one_graph(make):
     # A step compiled with the transform inside traced it, specialised on each drawn lam (a recompile per batch
@@ -1269,21 +1270,27 @@ def test_a_compiled_step_runs_the_transform_eagerly_around_one_graph(make):
     # transform runs eagerly now: one graph for the rest of the step, and the same stream as the eager step.
     from torch._dynamo.utils import counters
 
-    torch._dynamo.reset()
-    counters.clear()
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
 
     def step(mixer, x, y):
         xm, ym = mixer(x, y)
         return vicinal.soft_cross_entropy(model(xm), ym)
 
-    compiled = torch.compile(functools.partial(step, make()), backend="eager")  # no C++ compiler needed
-    eager = functools.partial(step, make())
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(12):
-        x, y = torch.rand(6, 3, 2, 2, generator=gen), torch.randint(0, 3, (6,), generator=gen)
-        assert torch.equal(compiled(x.clone(), y), eager(x.clone(), y))
-    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    def step_in_parts(mixer, x, y):  # the fastai row of the README: sample, then each apply_*
+        params = mixer.sample(x, y)
+        xm, ym = mixer.apply_inputs(x, params), mixer.apply_targets(y, params)
+        return vicinal.soft_cross_entropy(model(xm), ym)
+
+    for fn in (step, step_in_parts):
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = torch.compile(functools.partial(fn, make()), backend="eager")  # no C++ compiler needed
+        eager = functools.partial(fn, make())
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(12):
+            x, y = torch.rand(6, 3, 2, 2, generator=gen), torch.randint(0, 3, (6,), generator=gen)
+            assert torch.equal(compiled(x.clone(), y), eager(x.clone(), y))
+        assert counters["stats"]["unique_graphs"] == 1, (fn.__name__, dict(counters["stats"]))
 
 
 @pytest.mark.parametrize(

@@ -181,12 +181,14 @@ def _unknown_options(cls: str, unknown: dict[str, Any]) -> str:
 # torch.compiler.disable is applied when a compiled region calls them, not at import: it imports dynamo (~1 s).
 _F = TypeVar("_F", bound=Callable[..., Any])
 _DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
+# torch.compiler.is_compiling is new in torch 2.3; the library admits 2.2, where a transform is traced as before
+_is_compiling: Callable[[], bool] = getattr(torch.compiler, "is_compiling", lambda: False)
 
 
 def _eager(fn: _F) -> _F:
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        if torch.compiler.is_compiling():  # true while dynamo traces, so only a compiled region takes this branch
+        if _is_compiling():  # true while dynamo traces, so only a compiled region takes this branch
             disabled = _DISABLED.get(fn)
             if disabled is None:
                 disabled = _DISABLED[fn] = torch.compiler.disable(fn)

@@ -127,6 +127,19 @@ def test_progress_prints_lines_without_a_terminal(tmp_path: Path, capsys: pytest
     assert err[3].startswith("epoch 1: train loss ") and re.search(r" un-augmented train err \d+\.\d\d% lr ", err[3])
 
 
+def test_progress_says_where_a_resume_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a resume of a finished run printed "training ... for 1 epochs", then "complete", and trained nothing
+    cfg = tiny_config("train.epochs=2", "train.max_steps=7", "train.reliability_diagram=false")
+    Trainer(cfg, tmp_path / "run", quiet=True).fit()  # stops at step 7 of 10 (max_steps)
+    capsys.readouterr()
+    Trainer(tiny_config("train.epochs=2", "train.reliability_diagram=false"), tmp_path / "run", resume=True).fit()
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith("vicinal: training 'tiny' seed 3 for 2 epochs x 5 steps, resumed at step 7, on cpu ")
+    Trainer(tiny_config("train.epochs=2", "train.reliability_diagram=false"), tmp_path / "run", resume=True).fit()
+    first = capsys.readouterr().err.splitlines()[0]
+    assert "for 2 epochs x 5 steps, resumed at step 10 (nothing left to train), on cpu " in first
+
+
 def test_epoch_line() -> None:
     r = {"epoch": 3, "train_loss": 0.5, "train_error": 12.0, "lr": 0.1, "epoch_time_s": 2.0, "images_per_s": 100.0}
     assert epoch_line(r) == "epoch 3: train loss 0.5000 err 12.00% lr 0.1 2.0s 100 img/s"

@@ -327,12 +327,24 @@ def test_channels_last_trains_the_same_run_in_nhwc(tmp_path: Path) -> None:
     # train.channels_last changes the memory format only: the model's conv weights and each batch go NHWC, and the
     # run follows the contiguous one up to the rounding of another convolution algorithm (without dropout, whose
     # masks are drawn in memory order)
-    runs = {}
+    class Formats:  # the memory format of every batch the first convolution sees, in training and evaluation
+        def __init__(self) -> None:
+            self.seen: set[bool] = set()
+
+        def on_fit_start(self, trainer: Trainer) -> None:
+            conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+            conv.register_forward_pre_hook(
+                lambda _, args: self.seen.add(args[0].is_contiguous(memory_format=torch.channels_last))
+            )
+
+    runs, formats = {}, {}
     for flag in (False, True):
         cfg = tiny_config("train.epochs=2", "model.kwargs.dropout=0.0", f"train.channels_last={flag}")
-        t = Trainer(cfg, tmp_path / str(flag), quiet=True)
+        formats[flag] = Formats()
+        t = Trainer(cfg, tmp_path / str(flag), callbacks=[formats[flag]], quiet=True)
         t.fit()
         runs[flag] = t
+    assert formats[True].seen == {True} and formats[False].seen == {False}
     conv = next(m for m in runs[True].model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.stride()[1] == 1
     for a, b in zip(runs[False].records, runs[True].records, strict=True):

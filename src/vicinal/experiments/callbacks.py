@@ -228,9 +228,15 @@ class Progress(Callback):
 
     def on_fit_start(self, trainer: TrainerState) -> None:
         c, t = trainer.cfg, trainer.cfg.train
+        resumed = ""
+        if trainer.global_step:  # a resume: where it goes on from ("training ..." alone read as a start from scratch)
+            end = t.epochs * trainer.steps_per_epoch
+            end = end if t.max_steps is None else min(end, t.max_steps)
+            left = " (nothing left to train)" if trainer.global_step >= end else ""
+            resumed = f", resumed at step {trainer.global_step}{left},"
         _log(
-            f"vicinal: training {c.name!r} seed {t.seed} for {t.epochs} epochs x {trainer.steps_per_epoch} steps "
-            f"on {trainer.device} (world size {trainer.world_size}) into {trainer.run_dir}"
+            f"vicinal: training {c.name!r} seed {t.seed} for {t.epochs} epochs x {trainer.steps_per_epoch} steps"
+            f"{resumed} on {trainer.device} (world size {trainer.world_size}) into {trainer.run_dir}"
         )
 
     def on_epoch_start(self, trainer: TrainerState, epoch: int) -> None:
