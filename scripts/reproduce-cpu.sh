@@ -9,6 +9,8 @@
 # the list of tables, each TABLE or TABLE:SEEDS (default: the table's own seed count). The default list is the
 # published suite (Table 3 with 3 seeds, as in results/README.md). The uci and gan tables train in one process each
 # (no shared plans): run `vicinal reproduce uci --scale cpu` and `... gan --scale cpu` once, not from two suites.
+# VICINAL (default .venv/bin/vicinal, what `make install` makes) is the command run: VICINAL=vicinal where vicinal is
+# installed with pip instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
