@@ -613,3 +613,27 @@ def test_table2_marks_only_a_row_shown_from_unfinished_runs(tmp_path: Path) -> N
     _stopped_early(tmp_path / "runs" / "c20-erm" / "seed1")
     table2 = _table2(tmp_path)
     assert "| 20% | erm | 1 | - | 40.00 |" in table2, table2
+
+
+def test_reproduce_quiet_attacks_decode_without_a_progress_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the attack step builds each target's test data: on a decode-cache miss its bar showed under --quiet
+    from vicinal.experiments.data import images
+
+    quiet_inside: list[bool] = []
+
+    def fake_attack(target: Path, **kwargs: object) -> dict:
+        quiet_inside.append(images._QUIET.get())
+        return {"mode": "white", "target_name": "t", "target_seed": 0, "top1_error": 1.0, "top5_error": 0.0}
+
+    monkeypatch.setattr(robustness, "attack_run", fake_attack)
+
+    def item(role: str, variant: str, seed: int) -> dict:
+        cfg = SimpleNamespace(mix=SimpleNamespace(variant=variant), name=role)
+        return {"config": Path(f"x/{role}.yaml"), "cfg": cfg, "seed": seed, "run_dir": tmp_path / role}
+
+    plan = [item("erm", "erm", 0), item("erm-source", "erm", 1000), item("mixup", "mixup", 0)]
+    for quiet in (True, False):
+        quiet_inside.clear()
+        robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=quiet))
+        assert quiet_inside == [quiet] * 8
+    assert images._QUIET.get() is False

@@ -25,6 +25,7 @@ import torch
 
 from ..attacks import attack_file_stem, attack_is_current, attack_run
 from ..config import config_exists
+from ..data.images import quiet_progress
 from ..errors import LabFileNotFoundError, LabWarning, TaskError
 from ..recipe import split_by_provenance
 from ..runs import read_json
@@ -175,9 +176,10 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
                     # kept when an earlier, interrupted reproduction measured the models the folders hold now; a
                     # result of other weights (a run resumed and trained on since) is measured again
                     if res is None or not attack_is_current(res, target):
-                        res = attack_run(
-                            target, attack=attack, eps=4.0, steps=10, source=source, device=device, every=every
-                        )
+                        with quiet_progress(quiet):  # a decode on a cache miss: no bar under --quiet either
+                            res = attack_run(
+                                target, attack=attack, eps=4.0, steps=10, source=source, device=device, every=every
+                            )
                     results.append(res)
                     if not quiet:
                         print(
