@@ -28,6 +28,7 @@ from vicinal.experiments.callbacks import (
     train_labels,
 )
 from vicinal.experiments.config import apply_overrides
+from vicinal.experiments.errors import LabWarning
 from vicinal.experiments.evaluation import TRAIN_EVAL_FIELDS
 from vicinal.experiments.trainer import TIMING_FIELDS, Trainer
 
@@ -132,7 +133,8 @@ def test_progress_says_where_a_resume_goes_on(tmp_path: Path, capsys: pytest.Cap
     cfg = tiny_config("train.epochs=2", "train.max_steps=7", "train.reliability_diagram=false")
     Trainer(cfg, tmp_path / "run", quiet=True).fit()  # stops at step 7 of 10 (max_steps)
     capsys.readouterr()
-    Trainer(tiny_config("train.epochs=2", "train.reliability_diagram=false"), tmp_path / "run", resume=True).fit()
+    with pytest.warns(LabWarning, match=r"with train.max_steps 7 -> None$"):  # the resume's own note of the change
+        Trainer(tiny_config("train.epochs=2", "train.reliability_diagram=false"), tmp_path / "run", resume=True).fit()
     first = capsys.readouterr().err.splitlines()[0]
     assert first.startswith("vicinal: training 'tiny' seed 3 for 2 epochs x 5 steps, resumed at step 7, on cpu ")
     Trainer(tiny_config("train.epochs=2", "train.reliability_diagram=false"), tmp_path / "run", resume=True).fit()
