@@ -283,3 +283,15 @@ def test_knn_pairing_at_a_latent_layer_is_refused_when_built():
 def test_a_model_that_is_no_module_is_named():
     with pytest.raises(TypeError, match=r"^model must be an nn.Module, got function"):
         vicinal.LatentMixup(lambda x: x, "0", num_classes=3)
+
+
+def test_check_options_refuses_what_the_constructor_refuses_without_a_model():
+    # the lab checks a latent row's options before its model exists (a plan's dry run said every run would train)
+    with pytest.raises(ValueError, match=r"^LatentMixup mixes the activations at 'layer2' out of place; inplace=True"):
+        vicinal.LatentMixup.check_options("layer2", 1.0, inplace=True)
+    with pytest.raises(ValueError, match=r"^LatentMixup mixes partners from the batch; for k-NN partners"):
+        vicinal.LatentMixup.check_options("layer2", pairing="knn")
+    with pytest.raises(ValueError, match=r"alpha must be"):
+        vicinal.LatentMixup.check_options("layer2", -1.0)
+    mixer = vicinal.LatentMixup.check_options("input", 0.4, inplace=True, num_classes=3, seed=0)
+    assert isinstance(mixer, vicinal.Mixup) and mixer.inplace and mixer.alpha == 0.4 and mixer.num_classes == 3

@@ -59,7 +59,14 @@ class LatentMixup:
             raise TypeError(f"layer must be a module name (a str such as 'layer2' or '0'), got {layer!r}")
         self.model = model
         self.layer = layer
-        if self.module is not None and kwargs.get("inplace"):  # self.module also checks that the layer exists
+        self.module  # noqa: B018 - looks the layer up: a name the model lacks is named before the options
+        self.mixer = self.check_options(layer, alpha, **kwargs)
+
+    @staticmethod
+    def check_options(layer: str, alpha: float = 1.0, **kwargs: Any) -> Mixup:
+        """Check the options as the constructor does, without a model (whether ``layer`` exists is the model's to
+        say); returns the :class:`Mixup` they make. The lab checks a config with it before any run starts."""
+        if layer not in ("", "input") and kwargs.get("inplace"):
             # autograd keeps the activation a layer receives for its backward pass: overwriting it breaks backward()
             raise ValueError(
                 f"LatentMixup mixes the activations at {layer!r} out of place; inplace=True applies to "
@@ -72,7 +79,7 @@ class LatentMixup:
                 "LatentMixup mixes partners from the batch; for k-NN partners (from the dataset, in input space) use "
                 "Mixup(pairing='knn') with partner= from KNNPartners.sample on the inputs"
             )
-        self.mixer = Mixup(alpha, **kwargs)
+        return Mixup(alpha, **kwargs)
 
     @property
     def module(self) -> nn.Module | None:

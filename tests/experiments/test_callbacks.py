@@ -140,6 +140,11 @@ def test_progress_says_where_a_resume_goes_on(tmp_path: Path, capsys: pytest.Cap
     Trainer(tiny_config("train.epochs=2", "train.reliability_diagram=false"), tmp_path / "run", resume=True).fit()
     first = capsys.readouterr().err.splitlines()[0]
     assert "for 2 epochs x 5 steps, resumed at step 10 (nothing left to train), on cpu " in first
+    # stopped by its max_steps and resumed with the same config: nothing left either
+    Trainer(cfg, tmp_path / "again", quiet=True).fit()
+    capsys.readouterr()
+    Trainer(cfg, tmp_path / "again", resume=True).fit()
+    assert ", resumed at step 7 (nothing left to train), on cpu " in capsys.readouterr().err.splitlines()[0]
 
 
 def test_epoch_line() -> None:
@@ -152,9 +157,11 @@ def test_epoch_line() -> None:
     )
     r.update(train_error_corrupted=30.0)  # Table 2's columns, each named (the line said "real" and nothing more)
     assert epoch_line(r) == (
-        "epoch 3: train loss 0.5000 err 12.00% test err 20.00% un-augmented train err kept labels 4.00%, corrupted "
+        "epoch 3: train loss 0.5000 err 12.00% test err 20.00% un-augmented train err real labels 4.00%, corrupted "
         "labels 30.00% lr 0.1 2.0s 100 img/s"
     )
+    r.update(train_error_real=None, train_error_corrupted=None)  # no breakdown: the error on all training labels
+    assert " un-augmented train err 5.00% lr " in epoch_line(r)
 
 
 def test_trainer_records_table2_columns(tmp_path: Path) -> None:

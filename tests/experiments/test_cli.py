@@ -743,6 +743,10 @@ def test_configs_that_crashed_at_the_first_step_are_one_line_before_any_run_fold
             ["reproduce", "cifar", "--scale", "cpu", "--dry-run", "--set", "mix.kwargs.prob=0.5"],
             "the mix section of config 'cifar10-preact_resnet18-erm-cpu' is rejected by vicinal: ERM leaves",
         ),
+        (  # a latent row, checked without its model (the run trained 6 rows, then stopped at it)
+            ["reproduce", "ablation", "--scale", "cpu", "--dry-run", "--set", "mix.kwargs.inplace=true"],
+            "is rejected by vicinal: LatentMixup mixes the activations at 'layer1' out of place",
+        ),
     ]
     for argv, match in cases:
         one_line(capsys, [*argv, "--out", str(tmp_path / "o")], match)
@@ -995,11 +999,12 @@ def test_missing_data_names_the_data_folder_and_how_to_set_it(
         f"(data folder '{tmp_path / 'shared' / 'data'}', the default ../shared/data beside the project; --data DIR "
         "sets another)",
     )
-    one_line(
-        capsys,
-        [*cifar, f"data.root={tmp_path / 'mine'}", "--out", str(tmp_path / "o")],
-        f"CIFAR-10 JPEG split not found: {tmp_path / 'mine' / 'train'}",
-    )
+    code, _, err = run_cli(capsys, *cifar, f"data.root={tmp_path / 'mine'}", "--out", str(tmp_path / "o"))
+    # the config's own folder: the message names it, with no word of --data
+    assert code == 2 and err == f"vicinal: error: CIFAR-10 JPEG split not found: {tmp_path / 'mine' / 'train'}\n"
+    monkeypatch.setenv("VICINAL_DATA", str(tmp_path / "nothing"))  # a loader that says how already: said once
+    code, _, err = run_cli(capsys, "train", "speech/cpu/speech-lenet-erm", "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("VICINAL_DATA") == 1 and "(pass root= or set VICINAL_DATA)" in err, err
     one_line(
         capsys,
         ["train", "imagenet/paper/imagenet-resnet50-90ep-mixup", "--set", f"data.root={tmp_path / 'imagenet'}",

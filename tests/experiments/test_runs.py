@@ -309,6 +309,12 @@ def test_a_dry_run_refuses_a_folder_another_process_writes_and_creates_nothing(t
     with runs.hold_folder(folder, dry_run=True):
         pass
     assert not (folder / "new").exists()
+    # a folder where the claim file goes: pread failed with a traceback (a pipe there made the dry run hang)
+    (folder / runs.CLAIM).unlink()
+    (folder / runs.CLAIM).mkdir()
+    with pytest.raises(RunError, match=rf"^'{re.escape(str(folder / runs.CLAIM))}' is not a file; the claim of "):
+        with runs.hold_folder(folder, dry_run=True):
+            pass
 
 
 def test_a_file_system_without_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

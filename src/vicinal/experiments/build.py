@@ -85,6 +85,8 @@ def build_run_data(
             **d.kwargs,
         )
     except DataNotFoundError as exc:
+        if "VICINAL_DATA" in str(exc):  # the loader's own message says how to set it already
+            raise
         raise DataNotFoundError(f"{exc}{_data_place(d.root)}") from None
 
 
@@ -306,12 +308,18 @@ def _builds_mixer(mix: MixConfig) -> bool:
 
 
 def _check_mix_options(cfg: ExperimentConfig) -> None:
-    """The library's own check of the mix options, without the data's number of classes (which it never refuses;
-    a latent mixer also needs the model: it is checked at the run's start)."""
-    if cfg.mix.layer is not None or not _builds_mixer(cfg.mix):
+    """The library's own check of the mix options, without the data's number of classes (which it never refuses)
+    and without the model (whether a latent layer exists is the model's to say)."""
+    m = cfg.mix
+    if m.layer is None and not _builds_mixer(m):
         return
+    opts = mixer_options(m)
     try:
-        mixer = vicinal.build(cfg.mix.variant, **mixer_options(cfg.mix))
+        if m.layer is not None:
+            opts.pop("alpha", None)
+            mixer = vicinal.LatentMixup.check_options(m.layer, m.alpha, **opts)
+        else:
+            mixer = vicinal.build(m.variant, **opts)
         _check_classifier_targets(mixer)
     except (ValueError, TypeError) as exc:
         raise _rejected(cfg, exc) from exc

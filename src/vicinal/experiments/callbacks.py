@@ -205,8 +205,9 @@ def epoch_line(r: dict[str, Any]) -> str:
         real, corrupted = r.get("train_error_real"), r.get("train_error_corrupted")
         if corrupted is None:  # no corrupted labels: one error, on the training labels ("real" said nothing)
             test += f" un-augmented train err {r['train_eval_error'] if real is None else real:.2f}%"
-        else:  # Table 2's columns: the samples that kept their label, and those whose label was corrupted
-            kept = "" if real is None else f"kept labels {real:.2f}%, "
+        else:  # Table 2's columns, named as the report names them: the samples that kept their real label, and those
+            # whose label was corrupted
+            kept = "" if real is None else f"real labels {real:.2f}%, "
             test += f" un-augmented train err {kept}corrupted labels {corrupted:.2f}%"
     ips = f" {r['images_per_s']:.0f} img/s" if r.get("images_per_s") else ""
     return (

@@ -36,6 +36,7 @@ import os
 import platform
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -882,6 +883,8 @@ def claim_holder(folder: Path) -> str | None:
     shared lock lasts microseconds; a claim taken in that instant is refused as if the folder were held.)"""
     path = folder / CLAIM
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a folder or a pipe there: pread fails, open may block
+            raise RunError(f"'{path}' is not a file; the claim of '{folder}' belongs there: remove it")
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None  # no claim file, or none readable: nothing known to hold the folder
