@@ -973,6 +973,157 @@ def test_cutmix_params_are_the_box_of_the_drawn_lam_and_centre():
         assert p.lam == 1 - (y1 - y0) * (x1 - x0) / 77
 
 
+def test_cutmix_box_range_params_are_the_range_box_of_the_drawn_stream():
+    """box_range (timm's cutmix_minmax): the permutation, then four uniforms (height, width, top, left); no Beta
+    draw. The box is cutmix_range_box of those on (H, W), the paste and the targets those of the box's lam."""
+    x, y = batch((5, 2, 11, 7), num_classes=4)
+    mixer = vicinal.CutMix(num_classes=4, box_range=(0.2, 0.8), seed=3)
+    g = torch.Generator().manual_seed(3)
+    yh = F.one_hot(y, 4).float()
+    for _ in range(20):
+        p = mixer.sample(x, y)
+        perm = torch.randperm(5, generator=g)
+        u = torch.rand(4, generator=g, dtype=torch.float64)
+        box, kept = VF.cutmix_range_box((0.2, 0.8), 11, 7, u)
+        assert p.op == "cutmix" and torch.equal(p.perm, perm) and p.box == box and p.lam == kept
+        y0, y1, x0, x1 = box
+        assert 2 <= y1 - y0 < 8 and 1 <= x1 - x0 < 5  # int(11 * 0.2) = 2, int(11 * 0.8) = 8; 1 and 5 on 7 columns
+        assert 0 <= y0 and y1 <= 11 and 0 <= x0 and x1 <= 7  # placed inside the image: never clipped
+        assert p.lam == 1 - (y1 - y0) * (x1 - x0) / 77
+        expected = x.clone()
+        expected[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+        assert torch.equal(mixer.apply_inputs(x.clone(), p), expected)
+        assert torch.equal(mixer.apply_targets(y, p), p.lam * yh + (1 - p.lam) * yh[perm])
+    assert torch.equal(mixer.generator.get_state(), g.get_state())  # nothing else was drawn
+
+
+def test_cutmix_range_box_maps_each_uniform_to_one_of_equally_likely_integers():
+    """floor(u * m) over the m choices: the intervals [k/m, (k+1)/m) of u, so each side and corner is uniform."""
+    # heights in [int(10 * 0.25), int(10 * 0.75)) = [2, 7): 5 choices; widths [5, 15): 10 choices on 20 columns
+    for k in range(5):
+        for u0 in (k / 5, (k + 0.999) / 5):
+            box, _ = VF.cutmix_range_box((0.25, 0.75), 10, 20, (u0, 0.0, 0.0, 0.0))
+            assert box[1] - box[0] == 2 + k
+    edge = 1 - 2**-53  # the largest float64 below 1: u * m can round up to m, still the last choice
+    box, lam = VF.cutmix_range_box((0.25, 0.75), 10, 20, (edge, edge, edge, edge))
+    assert box == (4, 10, 6, 20) and lam == 1 - 6 * 14 / 200  # the tallest, widest box, at the bottom-right corner
+    assert VF.cutmix_range_box((0.25, 0.75), 10, 20, (0.0, 0.0, 0.0, 0.0)) == ((0, 2, 0, 5), 1 - 10 / 200)
+    # the top-left corner: 10 - 2 + 1 = 9 rows and 20 - 5 + 1 = 16 columns keep the smallest box inside
+    assert VF.cutmix_range_box((0.25, 0.75), 10, 20, (0.0, 0.0, 8.5 / 9, 15.5 / 16))[0] == (8, 10, 15, 20)
+
+
+def test_cutmix_box_range_sides_cover_the_range_in_proportion():
+    """Statistical check of the transform's draws: 4,000 batches, heights uniform over the 6 values of [2, 8) on 10
+    rows: each count within 5 binomial standard deviations of 4000 / 6 (a false alarm below 1e-5 per value)."""
+    x, y = batch((4, 1, 10, 10), num_classes=4)
+    mixer = vicinal.CutMix(num_classes=4, box_range=(0.2, 0.8), seed=0)
+    heights = [mixer.sample(x, y).box for _ in range(4000)]
+    counts = np.bincount([b[1] - b[0] for b in heights], minlength=8)
+    assert counts[:2].sum() == 0
+    sd = (4000 * (1 / 6) * (5 / 6)) ** 0.5
+    assert np.all(np.abs(counts[2:] - 4000 / 6) < 5 * sd), counts
+
+
+@pytest.mark.parametrize(
+    ("make_it", "error", "message"),
+    [
+        (
+            lambda: vicinal.CutMix(box_range=(0.8, 0.2)),
+            ValueError,
+            r"^box_range must satisfy 0 <= min < max <= 1, got \(0\.8, 0\.2\)$",
+        ),
+        (
+            lambda: vicinal.CutMix(box_range=(0.2, 1.5)),
+            ValueError,
+            r"^box_range must satisfy 0 <= min < max <= 1, got \(0\.2, 1\.5\)$",
+        ),
+        (
+            lambda: vicinal.CutMix(box_range=0.5),
+            ValueError,
+            r"^box_range must be two fractions \(min, max\) of the image sides, got 0\.5$",
+        ),
+        (lambda: vicinal.CutMix(box_range=(0.1, 0.5, 0.9)), ValueError, r"^box_range must be two fractions"),
+        (lambda: vicinal.CutMix(box_range=("0.2", "0.8")), ValueError, r"^box_range must be two fractions"),
+        (lambda: vicinal.CutMix(box_range=(False, True)), ValueError, r"^box_range must be two fractions"),
+        (
+            lambda: vicinal.CutMix(0.5, box_range=(0.2, 0.8)),
+            ValueError,
+            r"^box_range draws the box sides from a range, not lam from Beta\(alpha, alpha\): leave CutMix's alpha \(MixupOrCutMix's cutmix_alpha\) at 1, got 0\.5$",
+        ),
+        (
+            lambda: vicinal.MixupOrCutMix(0.8, 2.0, box_range=(0.2, 0.8)),
+            ValueError,
+            r"MixupOrCutMix's cutmix_alpha\) at 1, got 2\.0$",
+        ),
+        (
+            lambda: VF.cutmix_range_box((0.2, 0.8), 10, 10, (0.5, 0.5, 0.5)),
+            ValueError,
+            r"^u must be four uniforms in \[0, 1\) \(height, width, top, left\), got \(0\.5, 0\.5, 0\.5\)$",
+        ),
+        (
+            lambda: VF.cutmix_range_box((0.2, 0.8), 10, 10, (0.5, 0.5, 0.5, 1.0)),
+            ValueError,
+            r"^u must be four uniforms",
+        ),
+        (
+            lambda: VF.cutmix_range_box((0.2, 0.8), 0, 10, (0.5,) * 4),
+            ValueError,
+            r"^cutmix_range_box needs an image of at least 1x1 pixels, got height 0 and width 10$",
+        ),
+    ],
+    ids=[
+        "reversed",
+        "above-1",
+        "scalar",
+        "three",
+        "strings",
+        "bools",
+        "alpha",
+        "switch-alpha",
+        "three-u",
+        "u-1",
+        "empty-image",
+    ],
+)
+def test_cutmix_box_range_errors_name_the_option(make_it, error, message):
+    with pytest.raises(error, match=message):
+        make_it()
+
+
+def test_cutmix_box_range_too_narrow_for_the_images_fails_on_every_call():
+    """int(H * min) == int(H * max) leaves no side to draw: named with the image size on every batch, whatever the
+    switch draws (timm's numpy.random.randint says 'low >= high')."""
+    x, y = batch((4, 3, 8, 8), num_classes=4)
+    message = (
+        r"^box_range=\(0\.3, 0\.35\) leaves no box side to draw on images of 8x8 pixels \(heights in \[2, 2\), "
+        r"widths in \[2, 2\)\): widen the range or use larger images$"
+    )
+    for mixer in (
+        vicinal.CutMix(num_classes=4, box_range=(0.3, 0.35)),
+        vicinal.MixupOrCutMix(num_classes=4, box_range=(0.3, 0.35), switch_prob=0.01, seed=0),
+    ):
+        for _ in range(3):
+            with pytest.raises(ValueError, match=message):
+                mixer(x, y)
+    assert vicinal.CutMix(num_classes=4, box_range=(0.3, 0.35))(*batch((4, 3, 40, 40), num_classes=4))[0].shape
+
+
+def test_mixup_or_cutmix_box_range_reaches_its_cutmix_branch():
+    x, y = batch((6, 3, 10, 10), num_classes=4)
+    mixer = vicinal.MixupOrCutMix(1.0, 1.0, 0.5, num_classes=4, box_range=[0.2, 0.8], seed=0)
+    assert mixer.cutmix.box_range == (0.2, 0.8)
+    assert "box_range=(0.2, 0.8)" in repr(mixer)
+    assert repr(vicinal.CutMix(box_range=(0.2, 0.8))).startswith("CutMix(alpha=1.0, box_range=(0.2, 0.8), pairing=")
+    sides = set()
+    for _ in range(40):
+        p = mixer.sample(x, y)
+        if p.op == "cutmix":
+            y0, y1, x0, x1 = p.box
+            sides.add(y1 - y0)
+            assert p.lam == 1 - (y1 - y0) * (x1 - x0) / 100
+    assert sides and sides <= set(range(2, 8))
+
+
 def test_cutmix_closer_targets_follow_the_corrected_lam():
     x, y = batch((6, 3, 8, 8), num_classes=4)
     mixer = vicinal.CutMix(1.0, num_classes=4, targets="closer", seed=1)
@@ -1310,7 +1461,7 @@ def test_a_compiled_step_runs_the_transform_eagerly_around_one_graph(make):
         (
             lambda: vicinal.MixupOrCutMix(cutmix_minmax=(0.2, 0.8)),
             r"^MixupOrCutMix\(\) got an unexpected keyword argument 'cutmix_minmax' \(from timm / torchvision: "
-            r"cutmix_minmax -> not offered \(box sides drawn from a range\)\)$",
+            r"cutmix_minmax -> box_range=\(min, max\) of CutMix or MixupOrCutMix\)$",
         ),
         (
             lambda: vicinal.DirichletMixup(1.0, bogus=1),

@@ -249,7 +249,10 @@ class MixupCollate:
         if mixer is None:
             # timm's FastCollateMixup takes these; here the transform is chosen by its class
             if "cutmix_minmax" in kwargs:
-                raise TypeError("timm's cutmix_minmax (box sides drawn from a range) is not offered")
+                raise TypeError(
+                    "timm's cutmix_minmax is CutMix's box_range: pass mixer=CutMix(box_range=(min, max), ...) or "
+                    "mixer=MixupOrCutMix(..., box_range=(min, max))"
+                )
             if kwargs.get("cutmix_alpha") == 0 and "switch_prob" not in kwargs:
                 raise TypeError("cutmix_alpha=0 is timm's 'CutMix off': MixupCollate mixes with Mixup; drop it")
             cutmix = sorted(k for k in kwargs if "cutmix" in k or k == "switch_prob")

@@ -937,24 +937,35 @@ def cutmix_(
     return x
 
 
+def _check_image(height: int, width: int, fn: str) -> None:
+    if height < 1 or width < 1:
+        raise ValueError(f"{fn} needs an image of at least 1x1 pixels, got height {height} and width {width}")
+
+
+def _uniforms(u: object, count: int, what: str) -> list[float]:
+    """The ``count`` numbers of ``u`` (a tensor, array, list or tuple), each in [0, 1); else an error that they must
+    be ``what``."""
+    try:
+        values = [float(v) for v in u]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != count or not all(0.0 <= v < 1.0 for v in values):
+        raise ValueError(f"u must be {what}, got {u!r}")
+    return values
+
+
 def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[int, int, int, int], float]:
     """Box of area ``(1 - lam) * H * W`` centred at ``u`` (two uniforms in [0,1)), clipped to the image.
 
     Returns the box and lam corrected to the area actually kept, ``1 - box_area / (H * W)``.
     """
-    if height < 1 or width < 1:
-        raise ValueError(f"cutmix_box needs an image of at least 1x1 pixels, got height {height} and width {width}")
+    _check_image(height, width, "cutmix_box")
     if isinstance(lam, Tensor):
         if lam.numel() != 1:
             raise TypeError(f"cutmix_box takes one lam for the box, got a tensor of shape {tuple(lam.shape)}")
         lam = float(lam)
     lam = check_lam(lam, 1)  # lam > 1 gave a complex ratio, lam < 0 a box larger than the image
-    try:
-        centre = [float(v) for v in u]  # a tensor, array, list or tuple of two numbers
-    except (TypeError, ValueError):
-        centre = []
-    if len(centre) != 2 or not all(0.0 <= v < 1.0 for v in centre):
-        raise ValueError(f"u must be two uniforms in [0, 1) (the box centre as fractions of H and W), got {u!r}")
+    centre = _uniforms(u, 2, "two uniforms in [0, 1) (the box centre as fractions of H and W)")
     ratio = (1.0 - lam) ** 0.5
     cut_h, cut_w = int(round(height * ratio)), int(round(width * ratio))
     cy, cx = int(centre[0] * height), int(centre[1] * width)
@@ -962,3 +973,57 @@ def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[in
     x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w - cut_w // 2, width)
     area = max(y1 - y0, 0) * max(x1 - x0, 0)
     return (y0, y1, x0, x1), 1.0 - area / float(height * width)
+
+
+def check_box_range(box_range: object) -> tuple[float, float]:
+    """``(min, max)``: the fractions of the image height and width that bound a drawn box's sides, ``0 <= min <
+    max <= 1``."""
+    try:
+        values = [] if isinstance(box_range, str | bytes) else list(box_range)  # type: ignore[call-overload]
+        # float("0.2") and float(True) would pass: only numbers (or 1-element tensors and arrays) are fractions
+        if any(isinstance(v, str | bytes | bool) for v in values):
+            raise TypeError
+        lo, hi = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"box_range must be two fractions (min, max) of the image sides, got {box_range!r}") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"box_range must satisfy 0 <= min < max <= 1, got ({lo}, {hi})")
+    return lo, hi
+
+
+def _range_sides(box_range: tuple[float, float], height: int, width: int) -> tuple[int, int, int, int]:
+    """The bounds ``[lo, hi)`` of the box height and width: ``int(side * min)`` to ``int(side * max)``, the upper one
+    excluded, as timm's ``rand_bbox_minmax`` draws them."""
+    lo, hi = box_range
+    h_lo, h_hi, w_lo, w_hi = int(height * lo), int(height * hi), int(width * lo), int(width * hi)
+    if h_lo >= h_hi or w_lo >= w_hi:
+        raise ValueError(
+            f"box_range=({lo}, {hi}) leaves no box side to draw on images of {height}x{width} pixels (heights in "
+            f"[{h_lo}, {h_hi}), widths in [{w_lo}, {w_hi})): widen the range or use larger images"
+        )
+    return h_lo, h_hi, w_lo, w_hi
+
+
+def cutmix_range_box(
+    box_range: tuple[float, float], height: int, width: int, u: Tensor
+) -> tuple[tuple[int, int, int, int], float]:
+    """A box whose sides are drawn uniformly from a range of image fractions (timm's ``cutmix_minmax``, after
+    Darknet's CutMix), placed uniformly inside the image; lam is the kept area, ``1 - box_area / (H * W)``.
+
+    The height is an integer uniform in ``[int(H * min), int(H * max))``, the width likewise on ``W``, and the
+    top-left corner uniform over the positions that keep the whole box inside the image; so no box is clipped.
+    ``u`` holds the four uniforms in [0, 1) that choose them, in that order (height, width, top, left), each
+    mapped to an integer ``k`` of ``m`` choices as ``floor(u * m)``.
+    """
+    _check_image(height, width, "cutmix_range_box")
+    h_lo, h_hi, w_lo, w_hi = _range_sides(check_box_range(box_range), height, width)
+    draws = _uniforms(u, 4, "four uniforms in [0, 1) (height, width, top, left)")
+
+    def pick(v: float, choices: int) -> int:
+        return min(int(v * choices), choices - 1)  # v * choices can round up to choices for v just below 1
+
+    cut_h = h_lo + pick(draws[0], h_hi - h_lo)
+    cut_w = w_lo + pick(draws[1], w_hi - w_lo)
+    y0 = pick(draws[2], height - cut_h + 1)
+    x0 = pick(draws[3], width - cut_w + 1)
+    return (y0, y0 + cut_h, x0, x0 + cut_w), 1.0 - cut_h * cut_w / float(height * width)

@@ -157,7 +157,7 @@ _PEER_OPTIONS = {
     "label_smoothing": "smoothing=",
     "mode": "lam_mode='batch' or 'sample' (timm's 'elem'; 'pair' is not offered)",
     "correct_lam": "always on: CutMix's lam comes from the clipped box",
-    "cutmix_minmax": "not offered (box sides drawn from a range)",
+    "cutmix_minmax": "box_range=(min, max) of CutMix or MixupOrCutMix",
     "labels_getter": "none: transforms take (x, y) as two arguments",
     "device": "none: a transform works on the batch's device",
 }
@@ -652,12 +652,25 @@ class CutMix(Mixup):
     the pixel fractions actually mixed (the correction timm applies with ``correct_lam=True``).
 
     ``targets="closer"`` gives each sample the label of the larger part of its image (lam >= 0.5: its own).
+
+    ``box_range=(min, max)`` (timm's ``cutmix_minmax``) draws the box instead of lam: its height uniform among the
+    integers in ``[int(H * min), int(H * max))``, its width likewise on ``W``, placed uniformly inside the image
+    (:func:`vicinal.functional.cutmix_range_box`); lam is the kept area. No Beta draw is made, so ``alpha`` must stay
+    at 1 (timm forces it there too). Typical ranges are 0.2-0.3 for ``min`` and 0.8-0.9 for ``max``.
     """
 
-    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
+    box_range: tuple[float, float] | None = None  # the class default: a CutMix pickled before the option has none
+
+    def __init__(self, alpha: float = 1.0, *, box_range: tuple[float, float] | None = None, **kwargs: Any) -> None:
         if kwargs.get("lam_mode", "batch") != "batch":
             raise ValueError("CutMix draws one box per batch: lam_mode must be 'batch'")
         super().__init__(alpha, **kwargs)
+        self.box_range = None if box_range is None else F.check_box_range(box_range)
+        if self.box_range is not None and self.alpha != 1.0:
+            raise ValueError(
+                f"box_range draws the box sides from a range, not lam from Beta(alpha, alpha): leave CutMix's alpha "
+                f"(MixupOrCutMix's cutmix_alpha) at 1, got {self.alpha}"
+            )
 
     def _averages_inputs(self) -> bool:
         return False
@@ -668,8 +681,16 @@ class CutMix(Mixup):
             raise ValueError(f"CutMix needs inputs of shape (B, ..., H, W), got shape {tuple(x.shape)}")
         if x.shape[-2] == 0 or x.shape[-1] == 0:
             raise ValueError(f"CutMix needs images of at least 1x1 pixels, got shape {tuple(x.shape)}")
+        if self.box_range is not None:
+            F._range_sides(self.box_range, x.shape[-2], x.shape[-1])
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if self.box_range is not None:  # the partners as Mixup draws them, then the box: no lam is drawn
+            perm = None if partner is not None else self._pairs(y, n)
+            u = torch.rand(4, generator=self.generator, dtype=torch.float64)
+            box, lam = F.cutmix_range_box(self.box_range, x.shape[-2], x.shape[-1], u)
+            px, py = (None, None) if partner is None else partner
+            return MixParams(op="cutmix", lam=lam, perm=perm, partner_x=px, partner_y=py, box=box)
         base = super()._sample(x, y, n, partner)
         if base.op == "identity":
             return base
@@ -680,12 +701,18 @@ class CutMix(Mixup):
             op="cutmix", lam=lam, perm=base.perm, partner_x=base.partner_x, partner_y=base.partner_y, box=box
         )
 
+    def _repr_options(self) -> dict[str, Any]:
+        opts = super()._repr_options()
+        return opts if self.box_range is None else {"alpha": opts.pop("alpha"), "box_range": self.box_range, **opts}
+
 
 class MixupOrCutMix(BatchMix):
     """Per batch, CutMix with probability ``switch_prob``, else mixup (the switch of timm and torchvision users).
 
     Args:
         mixup_alpha, cutmix_alpha: Beta parameters of each; ``switch_prob``: probability of CutMix.
+        box_range: CutMix boxes with sides drawn from this range of image fractions (timm's ``cutmix_minmax``, see
+            :class:`CutMix`; ``cutmix_alpha`` stays 1).
         **kwargs: pairing, allow_self, num_classes, smoothing, generator, seed, ...
     """
 
@@ -697,6 +724,7 @@ class MixupOrCutMix(BatchMix):
         *,
         pairing: str = "random",
         allow_self: bool = True,
+        box_range: tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("lam_mode", "batch") != "batch":  # not an option of the base class: a TypeError without this
@@ -715,7 +743,7 @@ class MixupOrCutMix(BatchMix):
         }
         # Both share this transform's generator, so one state_dict covers the whole stream.
         self.mixup = Mixup(mixup_alpha, **shared)
-        self.cutmix = CutMix(cutmix_alpha, **shared)
+        self.cutmix = CutMix(cutmix_alpha, box_range=box_range, **shared)
         # alpha = 0 is the ERM limit of a branch, while timm reads it as "branch disabled": with one alpha 0 and
         # its branch drawn, that share of the batches would silently go unmixed, so it is refused
         for name, alpha, drawn, other in (
@@ -750,6 +778,7 @@ class MixupOrCutMix(BatchMix):
             "switch_prob": self.switch_prob,
             "pairing": self.mixup.pairing,
             **({} if self.mixup.allow_self else {"allow_self": False}),
+            **({} if self.cutmix.box_range is None else {"box_range": self.cutmix.box_range}),
             **super()._repr_options(),
         }
 
