@@ -43,6 +43,25 @@ def test_accepts_numpy_hwc_and_pil():
     assert torch.equal(a[0], imgs) and torch.equal(b[0], imgs)
 
 
+def test_multi_label_collate_stacks_rows_and_mixes_them_as_the_transform_does():
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (6, 3, 5, 5), dtype=torch.uint8, generator=g)
+    rows = (torch.rand(6, 4, generator=g) < 0.5).float()
+    as_lists = [(imgs[i], rows[i].int().tolist()) for i in range(6)]  # lists of ints, as a dataset may hold them
+    as_arrays = [(imgs[i], rows[i].numpy()) for i in range(6)]
+    for samples in (as_lists, as_arrays):
+        xb, yb = vicinal.MixupCollate(num_classes=4, multi_label=True, smoothing=0.1, seed=3)(samples)
+        mixer = vicinal.Mixup(1.0, num_classes=4, multi_label=True, smoothing=0.1, seed=3)
+        xe, ye = mixer(imgs.clone(), rows)
+        assert torch.equal(xb, xe) and torch.equal(yb, ye)
+    with pytest.raises(TypeError, match=r"^MixupCollate with multi_label=True needs one row of class values per "):
+        vicinal.MixupCollate(multi_label=True)([(imgs[0], [1, 0]), (imgs[1], [1, 0, 1])])
+    with pytest.raises(TypeError, match=r"needs one row of class values per sample; got labels of shape \(\)$"):
+        vicinal.MixupCollate(multi_label=True)([(imgs[0], 3), (imgs[1], 1)])
+    with pytest.raises(ValueError, match=r"^multi-label targets must lie in \[0, 1\]"):
+        vicinal.MixupCollate(multi_label=True)([(imgs[0], [3, 0]), (imgs[1], [1, 0])])
+
+
 def test_cutmix_collate():
     batch, imgs, labels = samples()
     collate = vicinal.MixupCollate(vicinal.CutMix(1.0, num_classes=4, seed=0))

@@ -246,6 +246,118 @@ def test_regression_targets_mixed_linearly():
     assert torch.equal(mixer.apply_targets(t1, p), p.lam * t1 + (1 - p.lam) * t1[p.perm])
 
 
+def _multi_hot(n=8, c=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, c, generator=g) < 0.4).float()
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("lam", [0.3, 0.8125])
+def test_multi_label_targets_equal_timms_bit_for_bit(lam, eps):
+    """timm's mixup_target(multi_label=True), written out: target.float() * (1 - eps) + 0.5 * eps, then
+    y1 * lam + y1.flip(0) * (1 - lam)."""
+    x, _ = batch((8, 3, 4, 4))
+    y = _multi_hot()
+    y1 = y.float() * (1.0 - eps) + 0.5 * eps
+    timm = y1 * lam + y1.flip(0) * (1.0 - lam)
+    mixer = vicinal.Mixup(num_classes=5, pairing="flip", multi_label=True, smoothing=eps)
+    p = vicinal.MixParams(op="mix", lam=lam, perm=torch.arange(8).flip(0))
+    assert torch.equal(mixer.apply_targets(y, p), timm)
+    assert torch.equal(mixer.sample(x, y).perm, torch.arange(8).flip(0))
+
+
+@pytest.mark.parametrize("kind", ["float", "long", "bool", "float64"])
+def test_multi_label_targets_are_the_formula_for_every_label_dtype(kind):
+    x, _ = batch((8, 3))
+    y = {"float": _multi_hot(), "long": _multi_hot().long(), "bool": _multi_hot().bool()}.get(kind)
+    if kind == "float64":
+        y = torch.rand(8, 5, dtype=torch.float64)  # values in [0, 1] that are not 0 or 1: label confidences
+    s = y.float() * 0.9 + 0.05  # smoothing 0.1 towards 0.5
+    for lam_mode in ("batch", "sample"):
+        mixer = vicinal.Mixup(1.0, lam_mode=lam_mode, multi_label=True, smoothing=0.1, seed=0)  # C from the rows
+        p = mixer.sample(x, y)
+        lam = p.lam if lam_mode == "batch" else p.lam.float().reshape(-1, 1)
+        got = mixer.apply_targets(y, p)
+        assert got.dtype == torch.float32 and got.shape == (8, 5)
+        assert torch.allclose(got, lam * s + (1 - lam) * s[p.perm], rtol=0, atol=2**-23)
+    cut = vicinal.MixupOrCutMix(num_classes=5, multi_label=True, seed=0)
+    xi, _ = batch((8, 3, 6, 6))
+    for _ in range(6):  # both branches
+        p = cut.sample(xi, y)
+        assert torch.equal(cut.apply_targets(y, p), p.lam * y.float() + (1 - p.lam) * y.float()[p.perm])
+
+
+@pytest.mark.parametrize(
+    ("make_it", "labels", "message"),
+    [
+        (
+            lambda: vicinal.Mixup(multi_label=True),
+            torch.tensor([0, 1, 2, 3, 4, 0, 1, 2]),
+            r"^multi-label targets must be rows \(B, C\) of one value per class, got dtype torch\.int64 and shape \(8,\)$",
+        ),
+        (
+            lambda: vicinal.Mixup(multi_label=True),
+            _multi_hot() * 2,
+            r"^multi-label targets must lie in \[0, 1\] \(1 where a class is present\), got values from 0 to 2$",
+        ),
+        (lambda: vicinal.Mixup(multi_label=True), _multi_hot() - 1, r"got values from -1 to 0$"),
+        (
+            lambda: vicinal.Mixup(multi_label=True),
+            torch.where(_multi_hot() > 0, torch.nan, 0.0),
+            r"^multi-label targets contain \d+ non-finite value\(s\) \(NaN or Inf\)$",
+        ),
+        (
+            lambda: vicinal.Mixup(multi_label=True, num_classes=4),
+            _multi_hot(),
+            r"^labels have 5 classes \(shape \(8, 5\)\) but num_classes=4$",
+        ),
+        (
+            lambda: vicinal.Mixup(multi_label=True),
+            torch.zeros(8, 0),
+            r"^multi-label targets need at least one class, got shape \(8, 0\)$",
+        ),
+        (
+            lambda: vicinal.Mixup(num_classes=5),
+            _multi_hot(),
+            r"row \d sums to \d \(multi-hot targets: pass multi_label=True\)$",
+        ),
+    ],
+    ids=["indices", "above-1", "below-0", "nan", "num_classes", "no-classes", "hint"],
+)
+def test_multi_label_errors_name_the_labels(make_it, labels, message):
+    x, _ = batch((8, 3))
+    with pytest.raises(ValueError, match=message):
+        make_it()(x, labels)
+
+
+def test_multi_label_options_that_contradict_it_are_refused():
+    with pytest.raises(
+        ValueError, match=r"^multi_label=True and regression=True are two kinds of targets: choose one$"
+    ):
+        vicinal.Mixup(multi_label=True, regression=True)
+    for make_it in (
+        lambda: vicinal.Mixup(multi_label=True, pairing="same_class"),
+        lambda: vicinal.MixupOrCutMix(multi_label=True, pairing="same_class"),
+    ):
+        with pytest.raises(ValueError, match=r"^pairing='same_class' needs one class per sample, not multi-label"):
+            make_it()
+    assert "multi_label=True" in repr(vicinal.Mixup(multi_label=True)) and "multi_label" not in repr(vicinal.Mixup())
+
+
+def test_multi_label_two_label_loss_equals_bce_on_the_mixed_targets():
+    """binary cross-entropy is linear in its target: mixed_criterion's lam-weighted losses equal the loss of the
+    mixed targets, per batch and per sample lam (float rounding)."""
+    x, _ = batch((8, 3))
+    y = _multi_hot()
+    pred = torch.randn(8, 5)
+    for lam_mode in ("batch", "sample"):
+        mixer = vicinal.Mixup(1.0, lam_mode=lam_mode, multi_label=True, seed=1)
+        p = mixer.sample(x, y)
+        two = vicinal.mixed_criterion(F.binary_cross_entropy_with_logits, pred, y, p)
+        soft = F.binary_cross_entropy_with_logits(pred, mixer.apply_targets(y, p))
+        assert torch.allclose(two, soft, rtol=1e-6, atol=0)
+
+
 def test_probability_labels_accepted():
     x, y = batch((6, 3), num_classes=4)
     soft = torch.softmax(torch.randn(6, 4), 1)
@@ -1168,13 +1280,11 @@ def test_partner_labels_are_checked_like_the_batch_labels():
 
 
 def test_multi_hot_labels_are_refused_with_the_way_to_mix_them():
-    # timm's multi_label=True and fastai mix multi-hot rows; here such rows are not probabilities, and the error
-    # says how to mix them (linearly, as regression targets)
+    # timm's multi_label=True and fastai mix multi-hot rows; without the option such rows are not probabilities,
+    # and the error names the option
     x = torch.randn(4, 3)
     multi_hot = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
-    with pytest.raises(
-        ValueError, match=r"row 0 sums to 2 \(multi-label targets: regression=True mixes them linearly\)$"
-    ):
+    with pytest.raises(ValueError, match=r"row 0 sums to 2 \(multi-hot targets: pass multi_label=True\)$"):
         vicinal.Mixup(1.0, num_classes=3, seed=0)(x, multi_hot)
     with pytest.raises(ValueError, match=r"row 0 sums to 0$"):  # one column: no multi-label hint
         vicinal.Mixup(1.0, seed=0)(x, torch.zeros(4, 1))

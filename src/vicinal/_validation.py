@@ -138,11 +138,14 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
     return float(lam)
 
 
-def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regression: bool = False) -> int | None:
+def check_targets(
+    y: Tensor, batch_size: int, num_classes: int | None, *, regression: bool = False, multi_label: bool = False
+) -> int | None:
     """Check labels against the batch and return the number of classes (None for regression).
 
     Accepted: integer class indices ``(B,)``; probability or one-hot labels ``(B, C)`` (float);
-    with ``regression=True``, float targets ``(B,)`` or ``(B, K)``.
+    with ``regression=True``, float targets ``(B,)`` or ``(B, K)``; with ``multi_label=True``, multi-hot rows
+    ``(B, C)`` (float, integer or bool) with every value in [0, 1].
     """
     if not isinstance(y, Tensor):
         raise TypeError(f"labels must be a torch.Tensor, got {type(y).__name__}")
@@ -157,6 +160,8 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
                 f"and shape {tuple(y.shape)}"
             )
         return None
+    if multi_label:
+        return _check_multi_hot(y, num_classes)
     if y.is_floating_point():
         if y.dim() != 2:
             raise ValueError(
@@ -191,6 +196,28 @@ def check_targets(y: Tensor, batch_size: int, num_classes: int | None, *, regres
     raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")
 
 
+def _check_multi_hot(y: Tensor, num_classes: int | None) -> int:
+    """Multi-label targets ``(B, C)``: one column per class, each value in [0, 1] (1 where the class is present)."""
+    if y.dim() != 2 or y.is_complex():
+        raise ValueError(
+            f"multi-label targets must be rows (B, C) of one value per class, got dtype {y.dtype} and shape "
+            f"{tuple(y.shape)}"
+        )
+    if num_classes is not None and y.shape[1] != num_classes:
+        raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
+    if y.shape[1] == 0:
+        raise ValueError(f"multi-label targets need at least one class, got shape {tuple(y.shape)}")
+    if y.dtype != torch.bool and not _functorch_wrapped(y) and not bool(((y >= 0) & (y <= 1)).all()):
+        finite = torch.isfinite(y) if y.is_floating_point() else torch.ones_like(y, dtype=torch.bool)
+        if not bool(finite.all()):
+            raise ValueError(f"multi-label targets contain {int((~finite).sum())} non-finite value(s) (NaN or Inf)")
+        raise ValueError(
+            f"multi-label targets must lie in [0, 1] (1 where a class is present), got values from "
+            f"{float(y.amin()):.6g} to {float(y.amax()):.6g}"
+        )
+    return int(y.shape[1])
+
+
 def check_probability_rows(y: Tensor) -> None:
     """Probability labels ``(B, C)``: finite, >= 0 and each row summing to 1.
 
@@ -212,5 +239,5 @@ def check_probability_rows(y: Tensor) -> None:
     row = int(((sums - 1).abs() > tol).nonzero()[0, 0])
     raise ValueError(
         f"probability labels must sum to 1 in every row (within {tol:.3g}); row {row} sums to {float(sums[row]):.6g}"
-        + (" (multi-label targets: regression=True mixes them linearly)" if y.shape[1] > 1 else "")
+        + (" (multi-hot targets: pass multi_label=True)" if y.shape[1] > 1 else "")
     )

@@ -208,6 +208,24 @@ def _labels(raw: list[Any]) -> Tensor:
     return labels.long()
 
 
+def _multi_hot_rows(raw: list[Any]) -> Tensor:
+    """Multi-label rows ``(B, C)`` (tensors, arrays or lists of C values each); the mixer checks their values."""
+    try:
+        rows = torch.stack([torch.as_tensor(np.asarray(r) if isinstance(r, list | tuple) else r) for r in raw])
+    except (TypeError, ValueError, RuntimeError):
+        kinds = sorted({f"{type(label).__name__} of shape {tuple(np.shape(label))}" for label in raw})
+        raise TypeError(
+            f"MixupCollate with multi_label=True needs one row of class values per sample, all of one length; got "
+            f"{', '.join(kinds)}"
+        ) from None
+    if rows.dim() != 2:
+        raise TypeError(
+            f"MixupCollate with multi_label=True needs one row of class values per sample; got labels of shape "
+            f"{tuple(rows.shape[1:])}"
+        )
+    return rows
+
+
 def _describe_sample(sample: Any) -> str:
     if isinstance(sample, dict):
         return f"a dict with keys {sorted(map(str, sample))} (map it to (image, label) in the dataset)"
@@ -228,7 +246,9 @@ class MixupCollate:
     Samples are ``(image, label)`` pairs (a dict sample is refused: map it to a pair in the dataset), images of one
     size as uint8 ``(C, H, W)`` or ``(H, W)`` tensors, PIL images, or numpy arrays: ``(H, W)``, or ``(H, W, C)`` and
     ``(C, H, W)`` told apart by the outer axis of 1-4 entries (the last if both have; other channel counts are
-    refused as ambiguous: pass such images as tensors).
+    refused as ambiguous: pass such images as tensors). Labels are integer class indices, one per sample; with a
+    ``multi_label=True`` mixer, rows of class values (multi-hot tensors, arrays or lists, timm's
+    ``FastCollateMixup(multi_label=True)``).
 
     Returns from ``__call__``: ``(x_uint8 (B, C, H, W), targets (B, C) float32)``.
 
@@ -286,7 +306,7 @@ class MixupCollate:
             bad = next(s for s in batch if len(s) != 2)
             raise TypeError(f"MixupCollate needs (image, label) samples; got {_describe_sample(bad)}") from None
         images = _stack_images(list(images_raw))  # (B, C, H, W) uint8
-        labels = _labels(list(labels_raw))
+        labels = _multi_hot_rows(list(labels_raw)) if self.mixer.multi_label else _labels(list(labels_raw))
         # the same stream as self.mixer(images, labels); in place because `images` is ours
         params = self.mixer.sample(images, labels)
         return self.mixer.apply_inputs(images, params, inplace=True), self.mixer.apply_targets(labels, params)

@@ -205,6 +205,10 @@ class BatchMix:
         num_classes: needed to one-hot integer labels.
         smoothing: label-smoothing eps applied to the one-hot targets before mixing.
         regression: targets are float ``(B,)`` or ``(B, K)`` values mixed linearly (paper, Section 5), not classes.
+        multi_label: targets are multi-hot rows ``(B, C)`` (float, integer or bool; values in [0, 1], rows need not
+            sum to 1), mixed linearly into float32 targets; ``smoothing`` moves each value towards 0.5,
+            ``y * (1 - eps) + 0.5 * eps``, as timm's ``multi_label=True``. Train against them with
+            ``binary_cross_entropy_with_logits``.
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
         prob: probability of transforming a batch (timm's ``prob``, kornia's ``p_batch``): with ``1 - prob`` the batch
             passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin per batch, drawn from
@@ -232,12 +236,15 @@ class BatchMix:
     it is. A transform pickles (workers started by spawn or forkserver get a copy that continues the same stream).
     """
 
+    multi_label: bool = False  # the class default: a transform pickled before the option has none
+
     def __init__(
         self,
         *,
         num_classes: int | None = None,
         smoothing: float = 0.0,
         regression: bool = False,
+        multi_label: bool = False,
         check_finite: bool = False,
         prob: float = 1.0,
         uint8_output: str = "round",
@@ -254,6 +261,9 @@ class BatchMix:
         if regression and self.smoothing:
             raise ValueError("label smoothing does not apply to regression targets")
         self.regression = bool(regression)
+        if regression and multi_label:
+            raise ValueError("multi_label=True and regression=True are two kinds of targets: choose one")
+        self.multi_label = bool(multi_label)
         self.check_finite = bool(check_finite)
         self.prob = check_probability(prob, "prob")
         self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
@@ -392,9 +402,14 @@ class BatchMix:
         return False
 
     def soft_targets(self, y: Tensor) -> Tensor:
-        """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged."""
+        """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged; multi-hot rows
+        as float32, smoothed towards 0.5."""
         if self.regression:
             return y
+        if self.multi_label:
+            soft = y.to(torch.float32)
+            # timm's expression, so that its multi-label targets and these agree bit for bit
+            return soft * (1.0 - self.smoothing) + 0.5 * self.smoothing if self.smoothing else soft
         num_classes = self.num_classes if self.num_classes is not None else int(y.shape[-1])
         return F.smooth(F._one_hot(y, num_classes), self.smoothing)  # y was checked by sample() / _validate
 
@@ -441,7 +456,7 @@ class BatchMix:
     # -- checks and state ---------------------------------------------------------------------------------------
     def _validate(self, x: Tensor, y: Tensor, partner: tuple[Tensor, Tensor] | None) -> int:
         n = check_inputs(x, check_finite=self.check_finite)
-        check_targets(y, n, self.num_classes, regression=self.regression)
+        check_targets(y, n, self.num_classes, regression=self.regression, multi_label=self.multi_label)
         if partner is not None:
             if not isinstance(partner, tuple | list) or len(partner) != 2:
                 got = f"a {type(partner).__name__}" + (
@@ -457,7 +472,7 @@ class BatchMix:
             F._check_partner(x, None, px)  # dtype and device, as the kernels check them
             if py.shape != y.shape:
                 raise ValueError(f"partner labels have shape {tuple(py.shape)} but labels have {tuple(y.shape)}")
-            check_targets(py, n, self.num_classes, regression=self.regression)
+            check_targets(py, n, self.num_classes, regression=self.regression, multi_label=self.multi_label)
         self._check_batch(x, y, n, partner)
         return n
 
@@ -497,6 +512,7 @@ class BatchMix:
         for name, default in (
             ("prob", 1.0),
             ("regression", False),
+            ("multi_label", False),
             ("check_finite", False),
             ("uint8_output", "round"),
             ("inplace", False),
@@ -556,11 +572,13 @@ class GaussianNoise(BatchMix):
         return {"sigma": self.sigma, **super()._repr_options()}
 
 
-def _check_same_class(pairing: str, regression: bool) -> None:
+def _check_same_class(pairing: str, regression: bool, multi_label: bool = False) -> None:
     if regression and pairing == "same_class":
         # every continuous target would be a class of its own (each sample paired with itself: no mixing at all),
         # and (B, K) targets would be grouped by the argmax of K outputs, which means nothing
         raise ValueError("pairing='same_class' needs class labels, not regression targets")
+    if multi_label and pairing == "same_class":  # a sample of several classes has no one class to pair within
+        raise ValueError("pairing='same_class' needs one class per sample, not multi-label targets")
 
 
 class Mixup(BatchMix):
@@ -602,7 +620,7 @@ class Mixup(BatchMix):
         self.allow_self = bool(allow_self)
         if self.regression and self.targets == "closer":
             raise ValueError("targets='closer' needs class labels, not regression targets")
-        _check_same_class(self.pairing, self.regression)
+        _check_same_class(self.pairing, self.regression, self.multi_label)
 
     def _averages_inputs(self) -> bool:
         return True
@@ -732,7 +750,7 @@ class MixupOrCutMix(BatchMix):
         kwargs.pop("lam_mode", None)
         super().__init__(**kwargs)
         self.switch_prob = check_probability(switch_prob, "switch_prob")
-        _check_same_class(pairing, self.regression)
+        _check_same_class(pairing, self.regression, self.multi_label)
         shared = {
             "pairing": pairing,
             "allow_self": allow_self,
