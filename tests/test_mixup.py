@@ -1029,6 +1029,69 @@ def test_flip_and_roll_pairing_equal_timm_and_torchvision(lam):
     assert torch.equal(flip.sample(x, y).perm, torch.arange(8).flip(0))
 
 
+def _timm_pair_mixup(x, lam_half):
+    """timm's Mixup(mode="pair") inputs, written out: sample i and its mirror j = B - 1 - i share lam_half[i]."""
+    n = x.shape[0]
+    x_orig = x.clone()
+    out = x.clone()
+    for i in range(n // 2):
+        j = n - i - 1
+        lam = lam_half[i]
+        out[i] = x[i] * lam + x_orig[j] * (1 - lam)
+        out[j] = x[j] * lam + x_orig[i] * (1 - lam)
+    return out
+
+
+@pytest.mark.parametrize("n", [8, 7])
+def test_pair_lam_mode_with_flip_pairing_equals_timms_pair_mode(n):
+    x, y = batch((n, 3, 4, 4), num_classes=4)
+    mixer = vicinal.Mixup(1.0, pairing="flip", lam_mode="pair", num_classes=4, seed=2)
+    p = mixer.sample(x, y)
+    assert torch.equal(p.perm, torch.arange(n).flip(0)) and torch.equal(p.lam, p.lam.flip(0))
+    lam32 = p.lam.float()  # timm holds its lams in a float32 array
+    expected = _timm_pair_mixup(x, lam32)
+    if n % 2:  # timm refuses odd batches; here the middle sample is its own partner, mixed with itself
+        m = n // 2
+        expected[m] = x[m] * lam32[m] + x[m] * (1 - lam32[m])
+    assert torch.equal(mixer.apply_inputs(x, p), expected)
+    yh = F.one_hot(y, 4).float()
+    w = lam32.reshape(-1, 1)
+    assert torch.equal(mixer.apply_targets(y, p), yh * w + yh.flip(0) * (1 - w))
+
+
+def test_pair_lam_mode_draws_one_lam_per_pair_of_mutual_partners():
+    """The stream: n lams as lam_mode='sample' draws them, then the pairs; pair (i, perm[i]) takes the lam drawn
+    for min(i, perm[i])."""
+    x, y = batch((9, 3), num_classes=4)
+    mixer = vicinal.Mixup(0.4, pairing="matching", lam_mode="pair", num_classes=4, seed=5)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(10):
+        p = mixer.sample(x, y)
+        raw = vicinal.sampling.sample_lam(0.4, 9, "sample", generator=g)
+        perm = vicinal.pairing.matching_pairs(9, generator=g)
+        assert torch.equal(p.perm, perm)
+        assert torch.equal(p.lam, raw[torch.minimum(torch.arange(9), perm)])
+        assert torch.equal(p.lam[p.perm], p.lam)  # partners share their lam
+        assert torch.equal(mixer.apply_inputs(x, p), reference(x, y, p.lam.float().reshape(-1, 1), p.perm, 4)[0])
+
+
+def test_pair_lam_mode_needs_mutual_partners_from_the_batch():
+    message = (
+        r"^lam_mode='pair' gives each two samples that are each other's partner one lam: it needs pairing='flip' "
+        r"or 'matching', whose partners are mutual, got pairing='random'$"
+    )
+    with pytest.raises(ValueError, match=message):
+        vicinal.Mixup(lam_mode="pair")
+    with pytest.raises(ValueError, match=r"got pairing='same_class'$"):
+        vicinal.LatentMixup.check_options("layer1", lam_mode="pair", pairing="same_class")
+    x, y = batch((4, 3), num_classes=4)
+    with pytest.raises(ValueError, match=r"^lam_mode='pair' shares lam between partners within the batch; with "):
+        vicinal.Mixup(lam_mode="pair", pairing="flip", num_classes=4)(x, y, partner=(x, y))
+    with pytest.raises(ValueError, match=r"^unknown lam_mode 'pair'; known: batch, sample$"):
+        vicinal.DirichletMixup(lam_mode="pair")
+    assert "lam_mode='pair'" in repr(vicinal.Mixup(lam_mode="pair", pairing="flip"))
+
+
 def test_exact_is_true_false_or_none():
     with pytest.raises(TypeError, match=r"exact must be True, False or None \(the default\), got 'no'"):
         vicinal.Mixup(num_classes=3, exact="no")
@@ -1565,8 +1628,8 @@ def test_a_compiled_step_runs_the_transform_eagerly_around_one_graph(make):
         (
             lambda: vicinal.CutMix(1.0, label_smoothing=0.1, mode="elem"),
             r"^CutMix\(\) got unexpected keyword arguments 'label_smoothing', 'mode' \(from timm / torchvision: "
-            r"label_smoothing -> smoothing=; mode -> lam_mode='batch' or 'sample' \(timm's 'elem'; 'pair' is not "
-            r"offered\)\)$",
+            r"label_smoothing -> smoothing=; mode -> lam_mode='batch', 'sample' \(timm's 'elem'\) or 'pair' \(with "
+            r"pairing='flip' or 'matching'\)\)$",
         ),
         (
             lambda: vicinal.MixupOrCutMix(cutmix_minmax=(0.2, 0.8)),

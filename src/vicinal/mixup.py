@@ -41,6 +41,7 @@ from .sampling import new_generator, sample_dirichlet, sample_lam
 TARGET_MODES = ("mixed", "closer")
 OPS = ("identity", "mix", "cutmix", "dirichlet", "noise")  # what MixParams.op may say
 LAM_MODES = ("batch", "sample")
+MIXUP_LAM_MODES = (*LAM_MODES, "pair")  # "pair" shares lam within pairs of partners: Mixup's pairings only
 UINT8_OUTPUTS = ("round", "float")
 
 
@@ -155,7 +156,7 @@ _PEER_OPTIONS = {
     "cutmix_alpha": "CutMix(alpha), or MixupOrCutMix(mixup_alpha, cutmix_alpha, switch_prob)",
     "switch_prob": "MixupOrCutMix(mixup_alpha, cutmix_alpha, switch_prob)",
     "label_smoothing": "smoothing=",
-    "mode": "lam_mode='batch' or 'sample' (timm's 'elem'; 'pair' is not offered)",
+    "mode": "lam_mode='batch', 'sample' (timm's 'elem') or 'pair' (with pairing='flip' or 'matching')",
     "correct_lam": "always on: CutMix's lam comes from the clipped box",
     "cutmix_minmax": "box_range=(min, max) of CutMix or MixupOrCutMix",
     "labels_getter": "none: transforms take (x, y) as two arguments",
@@ -589,7 +590,10 @@ class Mixup(BatchMix):
         pairing: ``"random"`` (AC+RP, paper), ``"same_class"`` (SC+RP), ``"roll"``, ``"flip"``, ``"matching"`` (a
             random perfect matching: symmetric pairs, see :func:`vicinal.pairing.matching_pairs`); for k-NN pairing
             pass partners drawn with :class:`vicinal.KNNPartners` as ``partner=``.
-        lam_mode: ``"batch"`` (one lam per minibatch, paper) or ``"sample"`` (one per sample).
+        lam_mode: ``"batch"`` (one lam per minibatch, paper), ``"sample"`` (one per sample) or ``"pair"`` (one per
+            pair of samples that are each other's partner, timm's ``mode="pair"``: both get the same lam, so the two
+            mixes are ``lam * a + (1 - lam) * b`` and ``lam * b + (1 - lam) * a``; needs ``pairing="flip"`` (timm's
+            pairs) or ``"matching"`` (random pairs), whose partners are mutual).
         targets: ``"mixed"`` (paper) or ``"closer"`` ("mix inputs only", Table 5: the one-hot of x_i when
             lam >= 0.5, else of x_j).
         allow_self: ``False`` forbids pairing a sample with itself where the batch allows it.
@@ -615,8 +619,13 @@ class Mixup(BatchMix):
         super().__init__(**kwargs)
         self.alpha = check_alpha(alpha)
         self.pairing = check_choice(pairing, PAIRINGS, "pairing")
-        self.lam_mode = check_choice(lam_mode, LAM_MODES, "lam_mode")
+        self.lam_mode = check_choice(lam_mode, MIXUP_LAM_MODES, "lam_mode")
         self.targets = check_choice(targets, TARGET_MODES, "targets")
+        if self.lam_mode == "pair" and self.pairing not in ("flip", "matching"):
+            raise ValueError(
+                f"lam_mode='pair' gives each two samples that are each other's partner one lam: it needs "
+                f"pairing='flip' or 'matching', whose partners are mutual, got pairing={self.pairing!r}"
+            )
         self.allow_self = bool(allow_self)
         if self.regression and self.targets == "closer":
             raise ValueError("targets='closer' needs class labels, not regression targets")
@@ -629,6 +638,11 @@ class Mixup(BatchMix):
         return batch_pairs(self.pairing, n, y, generator=self.generator, allow_self=self.allow_self)
 
     def _check_batch(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> None:
+        if partner is not None and self.lam_mode == "pair":
+            raise ValueError(
+                "lam_mode='pair' shares lam between partners within the batch; with partner= from the dataset each "
+                "sample has its own partner: use lam_mode='sample'"
+            )
         if partner is None and self.pairing == "knn":
             raise ValueError("pairing='knn' needs partner=(x_partner, y_partner) from KNNPartners.sample")
         if partner is None and self.pairing == "flip" and not self.allow_self and n % 2 == 1 and n > 1:
@@ -639,10 +653,16 @@ class Mixup(BatchMix):
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
         if self.alpha == 0.0:
             return MixParams()  # ERM limit: bit-identical batch, no randomness consumed
-        lam = sample_lam(self.alpha, n, self.lam_mode, generator=self.generator)
+        pair = self.lam_mode == "pair"
+        lam = sample_lam(self.alpha, n, "sample" if pair else self.lam_mode, generator=self.generator)
         if partner is not None:
             return MixParams(op="mix", lam=lam, partner_x=partner[0], partner_y=partner[1])
-        return MixParams(op="mix", lam=lam, perm=self._pairs(y, n))
+        perm = self._pairs(y, n)
+        if pair:
+            assert isinstance(lam, Tensor)
+            # each pair (i, perm[i]) takes the lam drawn for its smaller index, so both partners get one lam
+            lam = lam[torch.minimum(torch.arange(n), perm.cpu())]
+        return MixParams(op="mix", lam=lam, perm=perm)
 
     @_eager
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
