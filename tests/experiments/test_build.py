@@ -113,6 +113,8 @@ def test_build_mixing_wraps_library_errors_in_a_config_error() -> None:
         ConfigError, match=r"rejected by vicinal: regression=True mixes float targets, and this trainer"
     ):
         build_mixing(tiny_config("mix.kwargs={regression: true}"), model, data, torch.Generator())
+    with pytest.raises(ConfigError, match=r"rejected by vicinal: multi_label=True mixes multi-hot rows, and this"):
+        build_mixing(tiny_config("mix.kwargs={multi_label: true}"), model, data, torch.Generator())
     checked = build_mixing(tiny_config("mix.variant=erm", "mix.kwargs={check_finite: true}"), model, data, None)
     assert isinstance(checked.mixer, vicinal.ERM) and checked.mixer.check_finite
 

@@ -330,6 +330,10 @@ def _check_classifier_targets(mixer: vicinal.BatchMix | None) -> None:
         # the library takes it; the trainer's data are class labels and its loss cross-entropy, so the first
         # step failed with a traceback, after the run folder was written
         raise ValueError("regression=True mixes float targets, and this trainer trains classifiers on class labels")
+    if mixer is not None and mixer.multi_label:  # the same: its data hold one class per sample
+        raise ValueError(
+            "multi_label=True mixes multi-hot rows, and this trainer trains classifiers on one class label per sample"
+        )
 
 
 def build_mixing(cfg: ExperimentConfig, model: nn.Module, data: Any, generator: torch.Generator) -> Mixing:

@@ -168,7 +168,8 @@ class MixConfig:
         alpha: Beta(alpha, alpha) parameter.
         pairing: "random" (AC+RP), "same_class" (SC+RP), "knn" (AC+KNN, or SC+KNN with ``knn_same_class``),
             "roll", "flip"; only the variants that draw partners read it ("knn": not with ``layer``).
-        lam_mode: "batch" (one lam per minibatch, the paper) or "sample" (mixup, mix_inputs_*, dirichlet).
+        lam_mode: "batch" (one lam per minibatch, the paper), "sample" (mixup, mix_inputs_*, dirichlet) or "pair"
+            (one per pair of mutual partners: mixup and mix_inputs_*, with pairing "flip" or "matching").
         smoothing: label-smoothing epsilon for the smoothing variants.
         sigma: standard deviation of the "gaussian_noise" variant.
         layer: mix latent representations entering this module (``vicinal.LatentMixup``); ``None`` = inputs.
@@ -284,7 +285,7 @@ DATA_PLACE_KEYS = (
 _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.name": ("sgd", "adam"),
     "schedule.name": ("multistep", "cosine", "constant", "step"),
-    "mix.lam_mode": ("batch", "sample"),
+    "mix.lam_mode": ("batch", "sample", "pair"),
     "mix.pairing": vicinal.PAIRINGS,  # a typo showed only when the mixer was built, after the run folder was made
     "train.amp": ("none", "bf16", "fp16"),
 }
@@ -320,7 +321,7 @@ VARIANT_OPTIONS: dict[str, VariantOptions] = {
     "mix_inputs_only": _MIXUP_LIKE,
     "mix_inputs_label_smoothing": _MIXUP_LIKE,
     "mixup_or_cutmix": VariantOptions(alpha=("mixup_alpha", "cutmix_alpha"), pairing=True),
-    "dirichlet": VariantOptions(alpha=("alpha",), lam_modes=_CHOICES["mix.lam_mode"]),
+    "dirichlet": VariantOptions(alpha=("alpha",), lam_modes=("batch", "sample")),  # no pairs to share a lam
     "gaussian_noise": VariantOptions(sigma=True),
     "erm": VariantOptions(),
     "label_smoothing": VariantOptions(),
@@ -351,7 +352,6 @@ _MODEL_KEYS_OF_THE_TRAINER = {
     "std": None,
 }
 _PAIRING_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if o.pairing)
-_SAMPLE_LAM_VARIANTS = tuple(v for v, o in VARIANT_OPTIONS.items() if "sample" in o.lam_modes)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 # threads of one training process (train.threads): more than any CPU node has, fewer than exhaust the address space
 MAX_THREADS = 1024
@@ -663,10 +663,11 @@ def _check_mix_options(mix: MixConfig) -> None:
             f"config key 'mix.pairing' is not used by mix.variant {mix.variant!r} (only by "
             f"{', '.join(_PAIRING_VARIANTS)}), got {mix.pairing!r}"
         )
-    if mix.lam_mode != "batch" and mix.variant not in _SAMPLE_LAM_VARIANTS:
+    if mix.lam_mode != "batch" and mix.lam_mode not in VARIANT_OPTIONS.get(mix.variant, VariantOptions()).lam_modes:
+        users = [v for v, o in VARIANT_OPTIONS.items() if mix.lam_mode in o.lam_modes]
         raise ConfigError(
             f"config key 'mix.lam_mode' {mix.lam_mode!r} is not used by mix.variant {mix.variant!r} (only by "
-            f"{', '.join(_SAMPLE_LAM_VARIANTS)})"
+            f"{', '.join(users)})"
         )
     reads = VARIANT_OPTIONS.get(mix.variant, VariantOptions())
     # told apart by a value other than the default, as knn_k: a mixup run "with sigma 0.3" added no noise, and its
