@@ -538,8 +538,11 @@ def test_variant_specific_errors():
     x, y = batch((4, 6))
     with pytest.raises(ValueError, match=r"CutMix needs inputs of shape \(B, ..., H, W\), got shape \(4, 6\)"):
         vicinal.CutMix(1.0, num_classes=4)(x, y)
-    with pytest.raises(ValueError, match="CutMix draws one box per batch: lam_mode must be 'batch'"):
-        vicinal.CutMix(1.0, lam_mode="sample")
+    with pytest.raises(
+        ValueError,
+        match=r"^CutMix draws one box per batch or one per sample: lam_mode must be 'batch' or 'sample', got 'pair'$",
+    ):
+        vicinal.CutMix(1.0, lam_mode="pair", pairing="flip")
     with pytest.raises(ValueError, match="k must be an int >= 2, got 1"):
         vicinal.DirichletMixup(k=1)
     with pytest.raises(ValueError, match=r"switch_prob must be in \[0, 1\], got 2.0"):
@@ -1299,6 +1302,165 @@ def test_mixup_or_cutmix_box_range_reaches_its_cutmix_branch():
     assert sides and sides <= set(range(2, 8))
 
 
+def _paste_loop(x, xp, boxes):
+    """Per-sample CutMix written out: each sample's box from its partner."""
+    out = x.clone()
+    for i, (y0, y1, x0, x1) in enumerate(boxes.tolist()):
+        out[i, ..., y0:y1, x0:x1] = xp[i, ..., y0:y1, x0:x1]
+    return out
+
+
+@pytest.mark.parametrize("box_range", [None, (0.2, 0.8)])
+def test_cutmix_per_sample_boxes_are_the_scalar_boxes_of_the_drawn_stream(box_range):
+    """lam_mode='sample': n lams (none with box_range), the permutation, then the uniforms of every box; each row
+    is cutmix_box (cutmix_range_box) of its own draws, each sample pasted from its partner inside its own box."""
+    x, y = batch((6, 2, 11, 7), num_classes=4)
+    mixer = vicinal.CutMix(num_classes=4, lam_mode="sample", box_range=box_range, seed=4)
+    g = torch.Generator().manual_seed(4)
+    yh = F.one_hot(y, 4).float()
+    for _ in range(10):
+        p = mixer.sample(x, y)
+        lam = None if box_range else vicinal.sampling.sample_lam(1.0, 6, "sample", generator=g)
+        perm = torch.randperm(6, generator=g)
+        u = torch.rand(6, 4 if box_range else 2, generator=g, dtype=torch.float64)
+        assert torch.equal(p.perm, perm) and p.box.shape == (6, 4) and p.box.dtype == torch.int64
+        for i in range(6):
+            if box_range:
+                box, kept = VF.cutmix_range_box(box_range, 11, 7, u[i])
+            else:
+                box, kept = VF.cutmix_box(float(lam[i]), 11, 7, u[i])
+            assert tuple(p.box[i].tolist()) == box and float(p.lam[i]) == kept
+        assert torch.equal(mixer.apply_inputs(x, p), _paste_loop(x, x[perm], p.box))
+        xi = x.clone()
+        assert mixer.apply_inputs(xi, p, inplace=True) is xi and torch.equal(xi, _paste_loop(x, x[perm], p.box))
+        w = p.lam.float().reshape(-1, 1)
+        assert torch.equal(mixer.apply_targets(y, p), w * yh + (1 - w) * yh[perm])
+    assert torch.equal(mixer.generator.get_state(), g.get_state())
+
+
+def test_cutmix_boxes_equal_the_scalar_box_row_for_row():
+    """The vectorised boxes against cutmix_box / cutmix_range_box: 3,000 draws on each of four image sizes, with
+    lam at 0, 1, 0.5 and ties among them (torch.sqrt and math.sqrt are both correctly rounded)."""
+    g = torch.Generator().manual_seed(0)
+    for height, width in ((11, 7), (32, 32), (1, 1), (224, 160)):
+        lam = torch.rand(3000, generator=g, dtype=torch.float64)
+        lam[:8] = torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 0.36, 0.64, 1e-12], dtype=torch.float64)
+        u = torch.rand(3000, 2, generator=g, dtype=torch.float64)
+        boxes, kept = VF.cutmix_boxes(lam, height, width, u)
+        for i in range(3000):
+            assert VF.cutmix_box(float(lam[i]), height, width, u[i]) == (tuple(boxes[i].tolist()), float(kept[i]))
+        if height > 1:
+            u4 = torch.rand(3000, 4, generator=g, dtype=torch.float64)
+            u4[0] = 1 - 2**-53  # the clamp of the last choice
+            boxes, kept = VF.cutmix_range_boxes((0.2, 0.9), height, width, u4)
+            for i in range(3000):
+                expected = VF.cutmix_range_box((0.2, 0.9), height, width, u4[i])
+                assert expected == (tuple(boxes[i].tolist()), float(kept[i]))
+
+
+def test_cutmix_with_per_sample_boxes_checks_them():
+    x, _ = batch((3, 2, 6, 5))
+    perm = torch.tensor([1, 2, 0])
+    boxes = torch.tensor([[0, 3, 1, 4], [2, 6, 0, 5], [1, 1, 2, 2]])
+    assert torch.equal(VF.cutmix(x, boxes, perm), _paste_loop(x, x[perm], boxes))
+    assert torch.equal(VF.cutmix(x, boxes, partner=x.flip(0)), _paste_loop(x, x.flip(0), boxes))
+    xi = x.clone()
+    assert torch.equal(VF.cutmix_(xi, boxes, perm), _paste_loop(x, x[perm], boxes)) and torch.equal(
+        xi, _paste_loop(x, x[perm], boxes)
+    )
+    for fn in (VF.cutmix, VF.cutmix_):
+        with pytest.raises(ValueError, match=r"^per-sample boxes must be an integer tensor \(B, 4\) = \(3, 4\) of "):
+            fn(x.clone(), boxes.float(), perm)
+        with pytest.raises(ValueError, match=r"got dtype torch\.int64 and shape \(2, 4\)$"):
+            fn(x.clone(), boxes[:2], perm)
+        bad = boxes.clone()
+        bad[2] = torch.tensor([0, 7, 0, 1])
+        with pytest.raises(
+            ValueError,
+            match=r"^per-sample boxes must satisfy 0 <= y0 <= y1 <= 6 and 0 <= x0 <= x1 <= 5 \(the image's height "
+            r"and width\); row 2 is \(0, 7, 0, 1\)$",
+        ):
+            fn(x.clone(), bad, perm)
+    with pytest.raises(ValueError, match=r"^cutmix_boxes takes one lam per sample, shape \(B,\), got shape \(\)$"):
+        VF.cutmix_boxes(torch.tensor(0.5), 6, 5, torch.rand(1, 2))
+    with pytest.raises(ValueError, match=r"^u must be the box centres as fractions of H and W, a \(2, 2\) tensor "):
+        VF.cutmix_boxes(torch.tensor([0.5, 0.5]), 6, 5, torch.rand(3, 2))
+    with pytest.raises(ValueError, match=r"^lam must be in \[0, 1\]"):
+        VF.cutmix_boxes(torch.tensor([0.5, 1.5]), 6, 5, torch.rand(2, 2))
+    with pytest.raises(ValueError, match=r"^u must be four uniforms per sample \(height, width, top, left\), a "):
+        VF.cutmix_range_boxes((0.2, 0.8), 10, 10, torch.ones(2, 4))
+
+
+def test_mixup_or_cutmix_per_sample_switch_is_timms_elem_mode():
+    """lam_mode='sample' (timm's mode='elem'): per sample a switch, a mixup lam, a CutMix lam and box; the mixup
+    rows are the formula with their lam, the CutMix rows their box from the partner; targets weighted per sample."""
+    x, y = batch((8, 3, 9, 10), num_classes=4)
+    mixer = vicinal.MixupOrCutMix(0.4, 1.0, 0.5, num_classes=4, lam_mode="sample", seed=7)
+    g = torch.Generator().manual_seed(7)
+    yh = F.one_hot(y, 4).float()
+    seen = set()
+    for _ in range(10):
+        p = mixer.sample(x, y)
+        cut = torch.rand(8, generator=g, dtype=torch.float64) < 0.5
+        lam_mix = vicinal.sampling.sample_lam(0.4, 8, "sample", generator=g)
+        lam_cut = vicinal.sampling.sample_lam(1.0, 8, "sample", generator=g)
+        perm = torch.randperm(8, generator=g)
+        u = torch.rand(8, 2, generator=g, dtype=torch.float64)
+        assert p.op == "cutmix" and torch.equal(p.blend, ~cut) and torch.equal(p.perm, perm)
+        expected = x.clone()
+        for i in range(8):
+            if cut[i]:
+                box, kept = VF.cutmix_box(float(lam_cut[i]), 9, 10, u[i])
+                assert tuple(p.box[i].tolist()) == box and float(p.lam[i]) == kept
+                y0, y1, x0, x1 = box
+                expected[i, :, y0:y1, x0:x1] = x[perm[i], :, y0:y1, x0:x1]
+            else:
+                assert p.box[i].tolist() == [0, 0, 0, 0] and float(p.lam[i]) == float(lam_mix[i])
+                w = lam_mix[i].float()
+                expected[i] = w * x[i] + (1 - w) * x[perm[i]]
+            seen.add(bool(cut[i]))
+        assert torch.equal(mixer.apply_inputs(x, p), expected)
+        xi = x.clone()
+        assert torch.equal(mixer.apply_inputs(xi, p, inplace=True), expected) and torch.equal(xi, expected)
+        w = p.lam.float().reshape(-1, 1)
+        assert torch.equal(mixer.apply_targets(y, p), w * yh + (1 - w) * yh[perm])
+        pred = torch.randn(8, 4)
+        two = vicinal.mixed_criterion(F.cross_entropy, pred, y, p)
+        assert torch.allclose(two, vicinal.soft_cross_entropy(pred, mixer.apply_targets(y, p)), rtol=1e-6)
+    assert seen == {True, False}
+
+
+def test_mixup_or_cutmix_per_sample_on_uint8_rounds_the_mixup_rows_and_pastes_the_rest():
+    x = torch.randint(0, 256, (8, 3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(8) % 4
+    mixer = vicinal.MixupOrCutMix(1.0, 1.0, 0.5, num_classes=4, lam_mode="sample", seed=2)
+    as_float = vicinal.MixupOrCutMix(1.0, 1.0, 0.5, num_classes=4, lam_mode="sample", seed=2, uint8_output="float")
+    p = mixer.sample(x, y)
+    rounded, unrounded = mixer.apply_inputs(x, p), as_float.apply_inputs(x, p)
+    assert rounded.dtype == torch.uint8 and unrounded.dtype == torch.float32
+    # the float32 mix, rounded to nearest (ties to even), is the uint8 result on every row
+    assert torch.equal(rounded, unrounded.round().to(torch.uint8))
+    collated, _ = vicinal.MixupCollate(vicinal.MixupOrCutMix(1.0, 1.0, 0.5, num_classes=4, lam_mode="sample", seed=2))(
+        [(x[i], int(y[i])) for i in range(8)]
+    )
+    assert torch.equal(collated, rounded)
+
+
+def test_mixup_or_cutmix_per_sample_with_one_branch_draws_only_that_branch():
+    x, y = batch((6, 3, 8, 8), num_classes=4)
+    for switch, alone in (
+        (0.0, vicinal.Mixup(0.4, lam_mode="sample", num_classes=4, seed=3)),
+        (1.0, vicinal.CutMix(1.0, lam_mode="sample", num_classes=4, seed=3)),
+    ):
+        both = vicinal.MixupOrCutMix(0.4, 1.0, switch, num_classes=4, lam_mode="sample", seed=3)
+        for _ in range(3):
+            p, q = both.sample(x, y), alone.sample(x, y)
+            assert p.op == q.op and torch.equal(p.lam, q.lam) and torch.equal(p.perm, q.perm)
+            assert torch.equal(both.apply_inputs(x, p), alone.apply_inputs(x, q))
+    erm = vicinal.MixupOrCutMix(0.0, 0.0, 0.5, num_classes=4, lam_mode="sample", seed=3)
+    assert erm.sample(x, y).op == "identity"
+
+
 def test_cutmix_closer_targets_follow_the_corrected_lam():
     x, y = batch((6, 3, 8, 8), num_classes=4)
     mixer = vicinal.CutMix(1.0, num_classes=4, targets="closer", seed=1)
@@ -1573,8 +1735,12 @@ def test_misplaced_partner_params_and_lam_mode_are_named():
             mixer.apply_inputs(x, params)
         with pytest.raises(TypeError, match=r"^params must be the MixParams that sample\(\) returns, got "):
             mixer.apply_targets(y, params)
-    with pytest.raises(ValueError, match=r"^MixupOrCutMix draws one lam per batch .*: lam_mode must be 'batch'"):
-        vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="sample")
+    with pytest.raises(
+        ValueError,
+        match=r"^MixupOrCutMix draws one lam \(and box\) per batch or per sample: lam_mode must be 'batch' or "
+        r"'sample', got 'pair'$",
+    ):
+        vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="pair", pairing="flip")
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ uint8 (rounded to nearest):
 
 from __future__ import annotations
 
+import math
 import operator
 import threading
 import warnings
@@ -878,34 +879,74 @@ def closer_targets(
     return y if lam >= 0.5 else yp
 
 
-def _check_cutmix(x: Tensor, box: tuple[int, int, int, int], perm: Tensor | None, partner: Tensor | None) -> None:
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), shared by the batch; or a (B, 4) integer tensor of one per sample
+
+
+def _per_sample_boxes(box: object) -> bool:
+    return isinstance(box, Tensor) and box.dim() == 2
+
+
+def _check_cutmix(x: Tensor, box: Box | Tensor, perm: Tensor | None, partner: Tensor | None) -> None:
     check_inputs(x, min_dim=3, what="x")  # a box on the last two dimensions of (B, ..., H, W)
     if perm is None and partner is None:
         raise ValueError("cutmix needs perm or partner")
     _check_partner(x, perm, partner)
     height, width = x.shape[-2], x.shape[-1]
+    if _per_sample_boxes(box):
+        assert isinstance(box, Tensor)
+        n = x.shape[0]
+        integer = not (box.is_floating_point() or box.is_complex() or box.dtype == torch.bool)
+        if not integer or box.shape != (n, 4):
+            raise ValueError(
+                f"per-sample boxes must be an integer tensor (B, 4) = ({n}, 4) of rows (y0, y1, x0, x1), got "
+                f"dtype {box.dtype} and shape {tuple(box.shape)}"
+            )
+        y0, y1, x0, x1 = box.unbind(1)
+        inside = (0 <= y0) & (y0 <= y1) & (y1 <= height) & (0 <= x0) & (x0 <= x1) & (x1 <= width)
+        if not bool(inside.all()):
+            row = int((~inside).nonzero()[0, 0])
+            raise ValueError(
+                f"per-sample boxes must satisfy 0 <= y0 <= y1 <= {height} and 0 <= x0 <= x1 <= {width} (the image's "
+                f"height and width); row {row} is {tuple(box[row].tolist())}"
+            )
+        return
     # slicing would wrap a negative bound and make an inverted box empty, both silently: a box inside the image.
     # Any integer type counts (numpy ints from timm's rand_bbox, 0-d integer tensors): operator.index accepts them.
     try:
-        y0, y1, x0, x1 = (operator.index(v) for v in box)
+        y0, y1, x0, x1 = (operator.index(v) for v in box)  # type: ignore[union-attr]
         inside = 0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width
     except (TypeError, ValueError):
         inside = False
-    if not inside or any(isinstance(v, bool) for v in box):
+    if not inside or any(isinstance(v, bool) for v in box):  # type: ignore[union-attr]
         raise ValueError(
             f"box must be 4 ints (y0, y1, x0, x1) with 0 <= y0 <= y1 <= {height} and 0 <= x0 <= x1 <= {width} "
-            f"(the image's height and width), got {box!r}"
+            f"(the image's height and width), or a (B, 4) integer tensor of one box per sample, got {box!r}"
         )
 
 
-def cutmix(
-    x: Tensor, box: tuple[int, int, int, int], perm: Tensor | None = None, *, partner: Tensor | None = None
-) -> Tensor:
+def _paste_per_sample(x: Tensor, boxes: Tensor, xp: Tensor) -> Tensor:
+    """``x`` with each sample's box taken from ``xp`` (a new tensor): a select through the (B, ..., H, W) mask of
+    the boxes, so values move unchanged."""
+    n, height, width = x.shape[0], x.shape[-2], x.shape[-1]
+    b = boxes.to(x.device)
+    rows = torch.arange(height, device=x.device)
+    cols = torch.arange(width, device=x.device)
+    in_rows = (rows >= b[:, 0:1]) & (rows < b[:, 1:2])  # (B, H)
+    in_cols = (cols >= b[:, 2:3]) & (cols < b[:, 3:4])  # (B, W)
+    mask = (in_rows[:, :, None] & in_cols[:, None, :]).view(n, *([1] * (x.dim() - 3)), height, width)
+    return torch.where(mask, xp, x)
+
+
+def cutmix(x: Tensor, box: Box | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None) -> Tensor:
     """Paste ``partner[..., y0:y1, x0:x1]`` (or ``x[perm][...]``) into a copy of ``x`` (Yun et al., 2019).
 
-    ``box = (y0, y1, x0, x1)`` on the last two dimensions; shared by the batch.
+    ``box = (y0, y1, x0, x1)`` on the last two dimensions, shared by the batch; or a ``(B, 4)`` integer tensor of
+    one such box per sample (:func:`cutmix_boxes` draws them).
     """
     _check_cutmix(x, box, perm, partner)
+    if _per_sample_boxes(box):
+        assert isinstance(box, Tensor)
+        return _paste_per_sample(x, box, partner if partner is not None else _partner(x, perm, None))
     y0, y1, x0, x1 = (operator.index(v) for v in box)
     out = x.clone()
     if y1 > y0 and x1 > x0:
@@ -917,16 +958,18 @@ def cutmix(
     return out
 
 
-def cutmix_(
-    x: Tensor, box: tuple[int, int, int, int], perm: Tensor | None = None, *, partner: Tensor | None = None
-) -> Tensor:
+def cutmix_(x: Tensor, box: Box | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None) -> Tensor:
     """In-place :func:`cutmix`: paste the partners' box into ``x`` itself and return it.
 
-    Only the box moves: its partner pixels are gathered (a box-sized temporary) before ``x`` is written.
+    Only the box moves: its partner pixels are gathered (a box-sized temporary) before ``x`` is written. Per-sample
+    boxes gather the partners whole and select through the boxes' mask, then copy back.
     """
     _check_cutmix(x, box, perm, partner)
     if partner is not None:
         _check_no_overlap(x, partner, "x", "partner")
+    if _per_sample_boxes(box):
+        assert isinstance(box, Tensor)
+        return x.copy_(_paste_per_sample(x, box, partner if partner is not None else _partner(x, perm, None)))
     y0, y1, x0, x1 = (operator.index(v) for v in box)
     if y1 > y0 and x1 > x0:
         if partner is not None:
@@ -966,7 +1009,7 @@ def cutmix_box(lam: float, height: int, width: int, u: Tensor) -> tuple[tuple[in
         lam = float(lam)
     lam = check_lam(lam, 1)  # lam > 1 gave a complex ratio, lam < 0 a box larger than the image
     centre = _uniforms(u, 2, "two uniforms in [0, 1) (the box centre as fractions of H and W)")
-    ratio = (1.0 - lam) ** 0.5
+    ratio = math.sqrt(1.0 - lam)  # correctly rounded, as torch.sqrt in cutmix_boxes (x ** 0.5 can differ by 1 ulp)
     cut_h, cut_w = int(round(height * ratio)), int(round(width * ratio))
     cy, cx = int(centre[0] * height), int(centre[1] * width)
     y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h - cut_h // 2, height)
@@ -1027,3 +1070,70 @@ def cutmix_range_box(
     y0 = pick(draws[2], height - cut_h + 1)
     x0 = pick(draws[3], width - cut_w + 1)
     return (y0, y0 + cut_h, x0, x0 + cut_w), 1.0 - cut_h * cut_w / float(height * width)
+
+
+def _per_sample_uniforms(u: object, n: int | None, count: int, what: str) -> Tensor:
+    """``u`` as a float64 tensor ``(n, count)`` (``n`` None: any number of rows) of values in [0, 1); else an error
+    that it must be ``what``."""
+    try:
+        t = u.to(torch.float64) if isinstance(u, Tensor) else torch.as_tensor(u, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"u must be {what}, a (B, {count}) tensor in [0, 1), got {type(u).__name__}") from None
+    rows = t.shape[0] if n is None and t.dim() else n
+    if t.shape != (rows, count) or not bool(((t >= 0) & (t < 1)).all()):
+        raise ValueError(
+            f"u must be {what}, a ({rows if rows is not None else 'B'}, {count}) tensor of values in [0, 1), got "
+            f"shape {tuple(t.shape)}"
+        )
+    return t.cpu()
+
+
+def _kept_lam(boxes: Tensor, height: int, width: int) -> Tensor:
+    """``1 - box_area / (H * W)`` per box, float64, as :func:`cutmix_box` computes it."""
+    area = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+    return 1.0 - area.to(torch.float64) / float(height * width)
+
+
+def cutmix_boxes(lam: Tensor, height: int, width: int, u: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`cutmix_box` for each sample: ``lam`` ``(B,)``, ``u`` ``(B, 2)`` (each row the box centre as fractions
+    of H and W). Returns the boxes ``(B, 4)`` int64 and the kept lams ``(B,)`` float64, row for row equal to
+    ``cutmix_box(lam[i], H, W, u[i])``."""
+    _check_image(height, width, "cutmix_boxes")
+    lam_t = torch.as_tensor(lam, dtype=torch.float64).cpu()
+    if lam_t.dim() != 1:
+        raise ValueError(f"cutmix_boxes takes one lam per sample, shape (B,), got shape {tuple(lam_t.shape)}")
+    check_lam(lam_t, lam_t.shape[0])
+    centre = _per_sample_uniforms(u, lam_t.shape[0], 2, "the box centres as fractions of H and W")
+    ratio = torch.sqrt(1.0 - lam_t)
+    cut_h = torch.round(height * ratio).long()  # ties to even, as Python's round
+    cut_w = torch.round(width * ratio).long()
+    cy = (centre[:, 0] * height).long()  # int(): the values are >= 0, so truncation is the floor
+    cx = (centre[:, 1] * width).long()
+    boxes = torch.stack(
+        (
+            (cy - cut_h // 2).clamp(min=0),
+            (cy + cut_h - cut_h // 2).clamp(max=height),
+            (cx - cut_w // 2).clamp(min=0),
+            (cx + cut_w - cut_w // 2).clamp(max=width),
+        ),
+        1,
+    )
+    return boxes, _kept_lam(boxes, height, width)
+
+
+def cutmix_range_boxes(box_range: tuple[float, float], height: int, width: int, u: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`cutmix_range_box` for each sample: ``u`` ``(B, 4)`` (height, width, top, left). Returns the boxes
+    ``(B, 4)`` int64 and the kept lams ``(B,)`` float64, row for row equal to ``cutmix_range_box``."""
+    _check_image(height, width, "cutmix_range_boxes")
+    h_lo, h_hi, w_lo, w_hi = _range_sides(check_box_range(box_range), height, width)
+    draws = _per_sample_uniforms(u, None, 4, "four uniforms per sample (height, width, top, left)")
+
+    def pick(v: Tensor, choices: Tensor | int) -> Tensor:
+        return torch.minimum((v * choices).long(), torch.as_tensor(choices) - 1)  # as cutmix_range_box's pick
+
+    cut_h = h_lo + pick(draws[:, 0], h_hi - h_lo)
+    cut_w = w_lo + pick(draws[:, 1], w_hi - w_lo)
+    y0 = pick(draws[:, 2], height - cut_h + 1)
+    x0 = pick(draws[:, 3], width - cut_w + 1)
+    boxes = torch.stack((y0, y0 + cut_h, x0, x0 + cut_w), 1)
+    return boxes, _kept_lam(boxes, height, width)

@@ -55,7 +55,10 @@ class MixParams:
             corrected to the image area actually kept.
         perm: ``(B,)`` partner indices into the batch (None when partners come from outside the batch).
         partner_x, partner_y: partners drawn from the dataset (k-NN pairing).
-        box: CutMix box ``(y0, y1, x0, x1)``.
+        box: CutMix box ``(y0, y1, x0, x1)``, or a ``(B, 4)`` int64 tensor of one box per sample
+            (``lam_mode="sample"``).
+        blend: with per-sample boxes, ``(B,)`` bool: the samples mixed by the formula with their lam instead of
+            pasted (the mixup draws of ``MixupOrCutMix(lam_mode="sample")``; their box rows are empty).
         weights, indices: Dirichlet weights ``(B, k)`` and partner indices ``(k, B)``.
         noise: Gaussian noise added to the inputs.
         targets: how the transform forms its targets: ``"mixed"`` (paper) or ``"closer"`` (the label of the larger
@@ -68,7 +71,8 @@ class MixParams:
     perm: Tensor | None = None
     partner_x: Tensor | None = None
     partner_y: Tensor | None = None
-    box: tuple[int, int, int, int] | None = None
+    box: tuple[int, int, int, int] | Tensor | None = None
+    blend: Tensor | None = None
     weights: Tensor | None = None
     indices: Tensor | None = None
     noise: Tensor | None = None
@@ -91,6 +95,8 @@ def _check_params_batch(params: MixParams, n: int, what: str) -> None:
         ("indices", None if params.indices is None else params.indices[0]),
         ("partner_x", params.partner_x),
         ("noise", params.noise),
+        ("box", params.box if isinstance(params.box, Tensor) else None),
+        ("blend", params.blend),
     )
     for name, t in drawn:
         if t is not None and t.dim() and t.shape[0] != n:
@@ -385,6 +391,8 @@ class BatchMix:
             return F.mix(x, params.lam, params.perm, partner=params.partner_x, out_dtype=out_dtype, exact=exact)
         if params.op == "cutmix":
             assert params.box is not None
+            if params.blend is not None:
+                return self._cut_or_blend(x, params, inplace, to_float)
             if inplace:
                 return F.cutmix_(x, params.box, params.perm, partner=params.partner_x)
             if to_float:  # a paste moves values: converting first is exact
@@ -396,6 +404,24 @@ class BatchMix:
             mixed = F.mix_many(x, params.weights, params.indices, out_dtype=torch.float32 if to_float else None)
             return x.copy_(mixed) if inplace else mixed
         raise ValueError(f"unknown op {params.op!r}")
+
+    def _cut_or_blend(self, x: Tensor, params: MixParams, inplace: bool, to_float: bool) -> Tensor:
+        """Per-sample boxes pasted, and the rows of ``params.blend`` mixed by the formula with their lam instead."""
+        assert isinstance(params.box, Tensor) and params.blend is not None and isinstance(params.lam, Tensor)
+        src = x.float() if to_float else x  # converting first is exact for a paste, and the formula's first step
+        xp = params.partner_x
+        if xp is None:
+            assert params.perm is not None
+            xp = src.index_select(0, params.perm.to(src.device))
+        elif to_float:
+            xp = xp.float()
+        out = F.cutmix(src, params.box, partner=xp)
+        rows = params.blend.nonzero().squeeze(1)
+        if rows.numel():
+            on = rows.to(src.device)
+            exact = self.exact is not False
+            out[on] = F.mix(src.index_select(0, on), params.lam[rows], partner=xp.index_select(0, on), exact=exact)
+        return x.copy_(out) if inplace else out
 
     def _averages_inputs(self) -> bool:
         """Whether some draw of this transform forms weighted averages of input values (ERM, label smoothing and
@@ -681,7 +707,8 @@ class Mixup(BatchMix):
 class CutMix(Mixup):
     """CutMix (Yun et al., ICCV 2019): paste a box of area ``(1 - lam) * H * W`` from the partner; lam is corrected
     to the area actually kept after the box is clipped to the image. Inputs need at least 3 dimensions
-    ``(B, ..., H, W)``; one box and one lam per batch.
+    ``(B, ..., H, W)``; one box and one lam per batch, or with ``lam_mode="sample"`` (timm's ``mode="elem"``) one
+    of each per sample: n lams, the partners, then n box centres (:func:`vicinal.functional.cutmix_boxes`).
 
     Rounding convention: the box sides are ``round(H * sqrt(1 - lam))`` and ``round(W * sqrt(1 - lam))``, rounded
     to the nearest integer, where timm (``rand_bbox``) and the CutMix authors' code truncate with ``int(...)``.
@@ -700,8 +727,11 @@ class CutMix(Mixup):
     box_range: tuple[float, float] | None = None  # the class default: a CutMix pickled before the option has none
 
     def __init__(self, alpha: float = 1.0, *, box_range: tuple[float, float] | None = None, **kwargs: Any) -> None:
-        if kwargs.get("lam_mode", "batch") != "batch":
-            raise ValueError("CutMix draws one box per batch: lam_mode must be 'batch'")
+        if kwargs.get("lam_mode", "batch") not in ("batch", "sample"):
+            raise ValueError(
+                f"CutMix draws one box per batch or one per sample: lam_mode must be 'batch' or 'sample', got "
+                f"{kwargs['lam_mode']!r}"
+            )
         super().__init__(alpha, **kwargs)
         self.box_range = None if box_range is None else F.check_box_range(box_range)
         if self.box_range is not None and self.alpha != 1.0:
@@ -723,6 +753,8 @@ class CutMix(Mixup):
             F._range_sides(self.box_range, x.shape[-2], x.shape[-1])
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if self.lam_mode == "sample":
+            return self._sample_boxes(y, n, x.shape[-2], x.shape[-1], partner)
         if self.box_range is not None:  # the partners as Mixup draws them, then the box: no lam is drawn
             perm = None if partner is not None else self._pairs(y, n)
             u = torch.rand(4, generator=self.generator, dtype=torch.float64)
@@ -739,6 +771,28 @@ class CutMix(Mixup):
             op="cutmix", lam=lam, perm=base.perm, partner_x=base.partner_x, partner_y=base.partner_y, box=box
         )
 
+    def _sample_boxes(
+        self, y: Tensor, n: int, height: int, width: int, partner: tuple[Tensor, Tensor] | None
+    ) -> MixParams:
+        """One box per sample: the lams (none with box_range), the partners, then the uniforms of every box."""
+        if self.alpha == 0.0:
+            return MixParams()  # ERM limit, as one box per batch
+        return MixParams(op="cutmix", **self._boxes(y, n, height, width, partner))
+
+    def _boxes(
+        self, y: Tensor, n: int, height: int, width: int, partner: tuple[Tensor, Tensor] | None
+    ) -> dict[str, Any]:
+        lam = None if self.box_range is not None else sample_lam(self.alpha, n, "sample", generator=self.generator)
+        perm = None if partner is not None else self._pairs(y, n)
+        if lam is None:
+            u = torch.rand(n, 4, generator=self.generator, dtype=torch.float64)
+            boxes, kept = F.cutmix_range_boxes(self.box_range, height, width, u)  # type: ignore[arg-type]
+        else:
+            u = torch.rand(n, 2, generator=self.generator, dtype=torch.float64)
+            boxes, kept = F.cutmix_boxes(lam, height, width, u)
+        px, py = (None, None) if partner is None else partner
+        return {"lam": kept, "perm": perm, "partner_x": px, "partner_y": py, "box": boxes}
+
     def _repr_options(self) -> dict[str, Any]:
         opts = super()._repr_options()
         return opts if self.box_range is None else {"alpha": opts.pop("alpha"), "box_range": self.box_range, **opts}
@@ -751,8 +805,15 @@ class MixupOrCutMix(BatchMix):
         mixup_alpha, cutmix_alpha: Beta parameters of each; ``switch_prob``: probability of CutMix.
         box_range: CutMix boxes with sides drawn from this range of image fractions (timm's ``cutmix_minmax``, see
             :class:`CutMix`; ``cutmix_alpha`` stays 1).
+        lam_mode: ``"batch"`` (one switch, lam and box per batch) or ``"sample"`` (timm's ``mode="elem"``: per
+            sample, a switch, a lam, and for CutMix a box of its own; one ``prob`` coin per batch still). The
+            random stream per batch is then: the switches, the mixup lams, the CutMix lams (none with
+            ``box_range``), the partners, the box uniforms; with ``switch_prob`` 0 or 1, only what that branch
+            draws.
         **kwargs: pairing, allow_self, num_classes, smoothing, generator, seed, ...
     """
+
+    lam_mode = "batch"  # the class default: a transform pickled before the option has none
 
     def __init__(
         self,
@@ -765,10 +826,14 @@ class MixupOrCutMix(BatchMix):
         box_range: tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("lam_mode", "batch") != "batch":  # not an option of the base class: a TypeError without this
-            raise ValueError("MixupOrCutMix draws one lam per batch (CutMix pastes one box): lam_mode must be 'batch'")
-        kwargs.pop("lam_mode", None)
+        lam_mode = kwargs.pop("lam_mode", "batch")  # not an option of the base class
+        if lam_mode not in LAM_MODES:
+            raise ValueError(
+                f"MixupOrCutMix draws one lam (and box) per batch or per sample: lam_mode must be 'batch' or "
+                f"'sample', got {lam_mode!r}"
+            )
         super().__init__(**kwargs)
+        self.lam_mode = lam_mode
         self.switch_prob = check_probability(switch_prob, "switch_prob")
         _check_same_class(pairing, self.regression, self.multi_label)
         shared = {
@@ -778,6 +843,7 @@ class MixupOrCutMix(BatchMix):
             "smoothing": self.smoothing,
             "generator": self.generator,
             "uint8_output": self.uint8_output,
+            "lam_mode": lam_mode,
         }
         # Both share this transform's generator, so one state_dict covers the whole stream.
         self.mixup = Mixup(mixup_alpha, **shared)
@@ -805,9 +871,23 @@ class MixupOrCutMix(BatchMix):
         return self.switch_prob < 1.0
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if self.lam_mode == "sample" and 0.0 < self.switch_prob < 1.0:
+            return self._sample_per_sample(x, y, n, partner)
+        if self.lam_mode == "sample":  # one branch only: its own per-sample draws, no switches
+            return (self.cutmix if self.switch_prob == 1.0 else self.mixup)._sample(x, y, n, partner)
         use_cutmix = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.switch_prob
         chosen = self.cutmix if use_cutmix else self.mixup
         return chosen._sample(x, y, n, partner)
+
+    def _sample_per_sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
+        if self.mixup.alpha == 0.0 and self.cutmix.alpha == 0.0:
+            return MixParams()  # both branches at the ERM limit (one alone at 0 is refused at construction)
+        cut = torch.rand(n, generator=self.generator, dtype=torch.float64) < self.switch_prob
+        lam_mix = sample_lam(self.mixup.alpha, n, "sample", generator=self.generator)
+        drawn = self.cutmix._boxes(y, n, x.shape[-2], x.shape[-1], partner)
+        boxes = drawn.pop("box").masked_fill(~cut.unsqueeze(1), 0)  # mixup rows paste nothing
+        lam = torch.where(cut, drawn.pop("lam"), lam_mix)
+        return MixParams(op="cutmix", lam=lam, box=boxes, blend=~cut, **drawn)
 
     def _repr_options(self) -> dict[str, Any]:
         return {
@@ -815,6 +895,7 @@ class MixupOrCutMix(BatchMix):
             "cutmix_alpha": self.cutmix.alpha,
             "switch_prob": self.switch_prob,
             "pairing": self.mixup.pairing,
+            **({} if self.lam_mode == "batch" else {"lam_mode": self.lam_mode}),
             **({} if self.mixup.allow_self else {"allow_self": False}),
             **({} if self.cutmix.box_range is None else {"box_range": self.cutmix.box_range}),
             **super()._repr_options(),

@@ -32,11 +32,11 @@ from vicinal.experiments.trainer import Trainer
     ("mix", "expected"),
     [
         (MixConfig(variant="mixup", alpha=0.4), {"alpha": 0.4, "pairing": "random", "lam_mode": "batch"}),
-        (MixConfig(variant="cutmix", alpha=1.0), {"alpha": 1.0, "pairing": "random"}),  # cutmix: batch is implied
+        (MixConfig(variant="cutmix", alpha=1.0), {"alpha": 1.0, "pairing": "random", "lam_mode": "batch"}),
         (MixConfig(variant="cutmix", lam_mode="sample"), {"alpha": 1.0, "pairing": "random", "lam_mode": "sample"}),
         (
             MixConfig(variant="mixup_or_cutmix", alpha=2.0),
-            {"mixup_alpha": 2.0, "cutmix_alpha": 2.0, "pairing": "random"},
+            {"mixup_alpha": 2.0, "cutmix_alpha": 2.0, "pairing": "random", "lam_mode": "batch"},
         ),
         (MixConfig(variant="dirichlet", alpha=0.5), {"alpha": 0.5, "lam_mode": "batch"}),
         (MixConfig(variant="gaussian_noise", sigma=0.1), {"sigma": 0.1}),

@@ -168,7 +168,7 @@ class MixConfig:
         alpha: Beta(alpha, alpha) parameter.
         pairing: "random" (AC+RP), "same_class" (SC+RP), "knn" (AC+KNN, or SC+KNN with ``knn_same_class``),
             "roll", "flip"; only the variants that draw partners read it ("knn": not with ``layer``).
-        lam_mode: "batch" (one lam per minibatch, the paper), "sample" (mixup, mix_inputs_*, dirichlet) or "pair"
+        lam_mode: "batch" (one lam per minibatch, the paper), "sample" (mixup, mix_inputs_*, dirichlet, cutmix, mixup_or_cutmix) or "pair"
             (one per pair of mutual partners: mixup and mix_inputs_*, with pairing "flip" or "matching").
         smoothing: label-smoothing epsilon for the smoothing variants.
         sigma: standard deviation of the "gaussian_noise" variant.
@@ -317,10 +317,12 @@ _MIXUP_LIKE = VariantOptions(alpha=("alpha",), pairing=True, lam_modes=_CHOICES[
 # the options it reads. Its order is the order the error messages list the variants in.
 VARIANT_OPTIONS: dict[str, VariantOptions] = {
     "mixup": _MIXUP_LIKE,
-    "cutmix": VariantOptions(alpha=("alpha",), pairing=True, lam_modes=("batch",)),  # one box per batch
+    "cutmix": VariantOptions(alpha=("alpha",), pairing=True, lam_modes=("batch", "sample")),  # box per batch/sample
     "mix_inputs_only": _MIXUP_LIKE,
     "mix_inputs_label_smoothing": _MIXUP_LIKE,
-    "mixup_or_cutmix": VariantOptions(alpha=("mixup_alpha", "cutmix_alpha"), pairing=True),
+    "mixup_or_cutmix": VariantOptions(
+        alpha=("mixup_alpha", "cutmix_alpha"), pairing=True, lam_modes=("batch", "sample")
+    ),
     "dirichlet": VariantOptions(alpha=("alpha",), lam_modes=("batch", "sample")),  # no pairs to share a lam
     "gaussian_noise": VariantOptions(sigma=True),
     "erm": VariantOptions(),
