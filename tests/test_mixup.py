@@ -1783,6 +1783,45 @@ def test_a_compiled_step_runs_the_transform_eagerly_around_one_graph(make):
         assert counters["stats"]["unique_graphs"] == 1, (fn.__name__, dict(counters["stats"]))
 
 
+def test_one_compiled_step_takes_five_transform_classes_within_dynamos_recompile_limit():
+    """Dynamo compiles each wrapper's frame at its graph break, guarded on the transform's class. The wrappers
+    shared one code object, and a global dict whose size dynamo guarded: two transforms in one compiled step hit
+    its recompile limit (8), a warning, or FailOnRecompileLimitHit with fail_on_recompile_limit_hit. Now each method
+    has its own frame cache: five classes, both call forms, and every step as the eager one."""
+    import torch._dynamo
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+
+    def step(mixer, x, y):
+        params = mixer.sample(x, y)
+        return vicinal.soft_cross_entropy(model(mixer.apply_inputs(x, params)), mixer.apply_targets(y, params))
+
+    def step_in_one(mixer, x, y):
+        xm, ym = mixer(x, y)
+        return vicinal.soft_cross_entropy(model(xm), ym)
+
+    def transforms():
+        return [
+            vicinal.Mixup(1.0, num_classes=3, seed=0),
+            vicinal.CutMix(1.0, num_classes=3, seed=0),
+            vicinal.MixupOrCutMix(num_classes=3, seed=0),
+            vicinal.DirichletMixup(num_classes=3, seed=0),
+            vicinal.GaussianNoise(num_classes=3, seed=0),
+        ]
+
+    torch._dynamo.reset()
+    compiled_mixers, eager_mixers = transforms(), transforms()
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        compiled = [torch.compile(step, backend="eager"), torch.compile(step_in_one, backend="eager")]
+        gen = torch.Generator().manual_seed(1)
+        for i in range(20):
+            x, y = torch.rand(6, 3, 2, 2, generator=gen), torch.randint(0, 3, (6,), generator=gen)
+            k = i % 5
+            for c, fn in zip(compiled, (step, step_in_one), strict=True):
+                assert torch.equal(c(compiled_mixers[k], x.clone(), y), fn(eager_mixers[k], x.clone(), y))
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

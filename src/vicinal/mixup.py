@@ -187,21 +187,27 @@ def _unknown_options(cls: str, unknown: dict[str, Any]) -> str:
 # Python numbers, nothing a graph would fuse (the lab's trainer compiles the model alone, for the same reason).
 # torch.compiler.disable is applied when a compiled region calls them, not at import: it imports dynamo (~1 s).
 _F = TypeVar("_F", bound=Callable[..., Any])
-_DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
 # torch.compiler.is_compiling is new in torch 2.3; the library admits 2.2, where a transform is traced as before
 _is_compiling: Callable[[], bool] = getattr(torch.compiler, "is_compiling", lambda: False)
 
 
 def _eager(fn: _F) -> _F:
+    disabled: list[Callable[..., Any]] = []  # torch.compiler.disable(fn), made at the first compiled call
+
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         if _is_compiling():  # true while dynamo traces, so only a compiled region takes this branch
-            disabled = _DISABLED.get(fn)
-            if disabled is None:
-                disabled = _DISABLED[fn] = torch.compiler.disable(fn)
-            return disabled(*args, **kwargs)
+            if not disabled:
+                disabled.append(torch.compiler.disable(fn))
+            return disabled[0](*args, **kwargs)
         return fn(*args, **kwargs)
 
+    # Dynamo compiles the wrapper's own frame at the graph break, once per wrapped method and transform class
+    # (its guards): with one code object shared by every wrapper, and the disabled functions in one global dict
+    # whose size it guarded, a step with two transforms reached its recompile limit (8). A code object of its own
+    # per wrapped method, and the disabled function in the wrapper's closure, keep each cache to the transform
+    # classes that call that method.
+    call.__code__ = call.__code__.replace(co_name=fn.__name__)  # replace() makes a new code object
     return call  # type: ignore[return-value]
 
 
