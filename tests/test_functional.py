@@ -1,5 +1,6 @@
 """Kernels: the formula, argument checks, targets helpers."""
 
+import re
 import warnings
 
 import numpy as np
@@ -938,6 +939,15 @@ def test_samples_without_values_mix_to_themselves(dtype):
     assert VF.mix_(x, 0.3, perm) is x
     out = torch.empty_like(x)
     assert VF.mix(x, 0.3, perm, out=out) is out and VF.mix(x, 0.3, perm, exact=False).shape == (4, 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool, "float32"])
+def test_mixed_one_hot_needs_a_float_dtype(dtype):
+    # integer weights truncate lam to 0: all-zero targets, or the partner's one-hot alone with per-sample lam
+    # (helper-104); bool had no subtraction
+    y, perm = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 0, 3, 2])
+    with pytest.raises(TypeError, match=rf"^dtype must be a floating-point dtype, got {re.escape(repr(dtype))}$"):
+        VF.mixed_one_hot(y, 0.3, perm, 4, dtype=dtype)
 
 
 def test_target_helpers_and_the_cutmix_box_name_bad_input():

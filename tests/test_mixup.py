@@ -1078,6 +1078,39 @@ def test_pair_lam_mode_draws_one_lam_per_pair_of_mutual_partners():
         assert torch.equal(mixer.apply_inputs(x, p), reference(x, y, p.lam.float().reshape(-1, 1), p.perm, 4)[0])
 
 
+def test_pair_lam_mode_gives_the_three_cycle_of_an_odd_matching_one_lam():
+    """matching_pairs(allow_self=False) on an odd batch closes the last three samples into a cycle a -> b -> c -> a
+    (helper-104: they took the lam of min(i, perm[i]), two different lams around the cycle)."""
+    x, y = batch((7, 3), num_classes=4)
+    mixer = vicinal.Mixup(1.0, pairing="matching", allow_self=False, lam_mode="pair", num_classes=4, seed=0)
+    for _ in range(10):
+        p = mixer.sample(x, y)
+        cycle = [i for i in range(7) if int(p.perm[p.perm[i]]) != i]
+        assert len(cycle) == 3 and len({float(p.lam[i]) for i in cycle}) == 1
+        assert torch.equal(p.lam[p.perm], p.lam)  # every sample's partner has its lam
+
+
+def test_boolean_options_take_only_booleans():
+    # bool("False") is True: inplace="False" from a config or a command line overwrote the caller's batch, and
+    # allow_self="False" allowed self-pairs (helper-104); exact was already checked this way
+    for make_it, name, value in (
+        (lambda: vicinal.Mixup(inplace="False"), "inplace", "'False'"),
+        (lambda: vicinal.Mixup(allow_self="False"), "allow_self", "'False'"),
+        (lambda: vicinal.Mixup(regression=1), "regression", "1"),
+        (lambda: vicinal.Mixup(multi_label="yes"), "multi_label", "'yes'"),
+        (lambda: vicinal.ERM(check_finite=None), "check_finite", "None"),
+        (lambda: vicinal.MixupOrCutMix(allow_self=0), "allow_self", "0"),
+        (lambda: vicinal.LatentMixup.check_options("layer1", inplace="False"), "inplace", "'False'"),
+    ):
+        with pytest.raises(TypeError, match=rf"^{name} must be True or False, got {value}$"):
+            make_it()
+    x, y = batch((4, 3), num_classes=4)
+    mixer = vicinal.Mixup(num_classes=4, inplace=np.bool_(True))  # numpy's bool is a bool
+    assert mixer.inplace is True
+    with pytest.raises(TypeError, match=r"^inplace must be True or False, got 'no'$"):
+        mixer.apply_inputs(x, mixer.sample(x, y), inplace="no")
+
+
 def test_pair_lam_mode_needs_mutual_partners_from_the_batch():
     message = (
         r"^lam_mode='pair' gives each two samples that are each other's partner one lam: it needs pairing='flip' "

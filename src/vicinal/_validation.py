@@ -6,6 +6,7 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,6 +61,22 @@ def check_choice(value: str, choices: Sequence[str], name: str) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; known: {', '.join(choices)}")
     return value
+
+
+def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
+    """Return ``dtype`` after checking it is a floating-point ``torch.dtype``: weights below 1 in an integer dtype
+    truncate to 0 (and bool has no subtraction)."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"{name} must be a floating-point dtype, got {dtype!r}")
+    return dtype
+
+
+def check_flag(value: object, name: str) -> bool:
+    """Return ``value`` after checking it is a bool (numpy's too): ``bool("False")`` is True, so a string from a
+    config or a command line would otherwise switch the option on."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_num_classes(num_classes: int | None) -> int | None:

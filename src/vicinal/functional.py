@@ -26,6 +26,7 @@ from torch import Tensor
 from ._validation import (
     _forward_ad_level,
     _functorch_wrapped,
+    check_float_dtype,
     check_inputs,
     check_lam,
     check_num_classes,
@@ -839,6 +840,7 @@ def mixed_one_hot(
     _check_class_labels(y, num_classes)
     if y.dim() != 1:
         raise ValueError(f"labels must be class indices of shape (B,), got shape {tuple(y.shape)}")
+    check_float_dtype(dtype)  # integer weights truncate lam to 0: all-zero targets, or the partner's alone
     n = y.shape[0]
     _check_perm(perm, n)  # a shorter perm would leave rows of zeros, an index out of [0, n) fail inside torch
     return _mixed_one_hot(y, check_lam(lam, n), perm, num_classes, dtype)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_alpha, check_choice, check_lam, is_int
+from ._validation import check_alpha, check_choice, check_float_dtype, check_lam, is_int
 from .sampling import sample_beta
 
 LAM_DISTRIBUTIONS = ("beta", "uniform")
@@ -30,8 +30,7 @@ def sample_gan_lam(
     batch_size = int(batch_size)
     alpha = check_alpha(alpha)
     check_choice(distribution, LAM_DISTRIBUTIONS, "distribution")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # an integer dtype truncates lam to 0
-        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}")
+    check_float_dtype(dtype)
     if distribution == "uniform" and alpha > 1:
         raise ValueError(
             f"distribution='uniform' draws lam from U(0, alpha), a weight in [0, 1] only for alpha <= 1; "

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._validation import INPUT_DTYPES
+from ._validation import INPUT_DTYPES, check_flag
 from .mixup import MixParams, Mixup
 
 
@@ -66,7 +66,7 @@ class LatentMixup:
     def check_options(layer: str, alpha: float = 1.0, **kwargs: Any) -> Mixup:
         """Check the options as the constructor does, without a model (whether ``layer`` exists is the model's to
         say); returns the :class:`Mixup` they make. The lab checks a config with it before any run starts."""
-        if layer not in ("", "input") and kwargs.get("inplace"):
+        if layer not in ("", "input") and check_flag(kwargs.get("inplace", False), "inplace"):
             # autograd keeps the activation a layer receives for its backward pass: overwriting it breaks backward()
             raise ValueError(
                 f"LatentMixup mixes the activations at {layer!r} out of place; inplace=True applies to "

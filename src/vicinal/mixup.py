@@ -29,6 +29,7 @@ from . import functional as F
 from ._validation import (
     check_alpha,
     check_choice,
+    check_flag,
     check_inputs,
     check_num_classes,
     check_probability,
@@ -271,16 +272,16 @@ class BatchMix:
             raise TypeError(_unknown_options(type(self).__name__, unknown))
         self.num_classes = check_num_classes(num_classes)
         self.smoothing = check_probability(smoothing, "smoothing")
-        if regression and self.smoothing:
+        self.regression = check_flag(regression, "regression")
+        if self.regression and self.smoothing:
             raise ValueError("label smoothing does not apply to regression targets")
-        self.regression = bool(regression)
-        if regression and multi_label:
+        self.multi_label = check_flag(multi_label, "multi_label")
+        if self.regression and self.multi_label:
             raise ValueError("multi_label=True and regression=True are two kinds of targets: choose one")
-        self.multi_label = bool(multi_label)
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_flag(check_finite, "check_finite")
         self.prob = check_probability(prob, "prob")
         self.uint8_output = check_choice(uint8_output, UINT8_OUTPUTS, "uint8_output")
-        self.inplace = bool(inplace)
+        self.inplace = check_flag(inplace, "inplace")
         if exact is not None and not isinstance(exact, bool):
             raise TypeError(f"exact must be True, False or None (the default), got {exact!r}")
         self.exact = exact
@@ -364,7 +365,7 @@ class BatchMix:
         return out
 
     def _apply_inputs(self, x: Tensor, params: MixParams, inplace: bool | None) -> Tensor:
-        inplace = self.inplace if inplace is None else bool(inplace)
+        inplace = self.inplace if inplace is None else check_flag(inplace, "inplace")
         if self._averages_inputs() and isinstance(x, Tensor) and type(x) is not Tensor:
             _check_intensities(x, type(self).__name__)
         _check_params_batch(params, x.shape[0] if isinstance(x, Tensor) and x.dim() else -1, "inputs")
@@ -625,7 +626,8 @@ class Mixup(BatchMix):
         lam_mode: ``"batch"`` (one lam per minibatch, paper), ``"sample"`` (one per sample) or ``"pair"`` (one per
             pair of samples that are each other's partner, timm's ``mode="pair"``: both get the same lam, so the two
             mixes are ``lam * a + (1 - lam) * b`` and ``lam * b + (1 - lam) * a``; needs ``pairing="flip"`` (timm's
-            pairs) or ``"matching"`` (random pairs), whose partners are mutual).
+            pairs) or ``"matching"`` (random pairs), whose partners are mutual; the three-sample cycle of an odd
+            matching with ``allow_self=False`` shares one lam as well).
         targets: ``"mixed"`` (paper) or ``"closer"`` ("mix inputs only", Table 5: the one-hot of x_i when
             lam >= 0.5, else of x_j).
         allow_self: ``False`` forbids pairing a sample with itself where the batch allows it.
@@ -658,7 +660,7 @@ class Mixup(BatchMix):
                 f"lam_mode='pair' gives each two samples that are each other's partner one lam: it needs "
                 f"pairing='flip' or 'matching', whose partners are mutual, got pairing={self.pairing!r}"
             )
-        self.allow_self = bool(allow_self)
+        self.allow_self = check_flag(allow_self, "allow_self")
         if self.regression and self.targets == "closer":
             raise ValueError("targets='closer' needs class labels, not regression targets")
         _check_same_class(self.pairing, self.regression, self.multi_label)
@@ -692,8 +694,11 @@ class Mixup(BatchMix):
         perm = self._pairs(y, n)
         if pair:
             assert isinstance(lam, Tensor)
-            # each pair (i, perm[i]) takes the lam drawn for its smaller index, so both partners get one lam
-            lam = lam[torch.minimum(torch.arange(n), perm.cpu())]
+            # each pair (i, perm[i]) takes the lam drawn for its smaller index, so both partners get one lam; the
+            # minimum over i, perm[i] and perm[perm[i]] is that index for pairs (perm[perm[i]] == i) and the
+            # smallest of the three for the 3-cycle of an odd matching without self-pairs, which shares one lam too
+            p = perm.cpu()
+            lam = lam[torch.minimum(torch.minimum(torch.arange(n), p), p[p])]
         return MixParams(op="mix", lam=lam, perm=perm)
 
     @_eager
