@@ -1090,6 +1090,61 @@ def test_pair_lam_mode_gives_the_three_cycle_of_an_odd_matching_one_lam():
         assert torch.equal(p.lam[p.perm], p.lam)  # every sample's partner has its lam
 
 
+@pytest.mark.parametrize("variant", ["mixup", "mix_inputs_only", "erm", "cutmix"])
+def test_apply_targets_checks_labels_other_than_those_sample_checked(variant):
+    # the split form lets a user pass other labels (another task's) to apply_targets: out-of-range classes failed
+    # inside torch, float (B,) labels were mixed as regression targets, (B, 1) labels gave (B, 1, C) targets
+    x, y = batch((4, 3, 4, 4), num_classes=5)
+    mixer = vicinal.build(variant, num_classes=5, seed=0)
+    p = mixer.sample(x, y)
+    for labels, error, message in (
+        (torch.tensor([0, 1, 7, 2]), ValueError, r"^labels must be in \[0, num_classes=5\), got values from 0 to 7$"),
+        (torch.tensor([0.0, 1.0, 2.0, 2.0]), ValueError, r"^float labels must be probabilities of shape \(B, C\)"),
+        (y[:, None], ValueError, r"^integer labels must be class indices of shape \(B,\), got shape \(4, 1\)"),
+        ([0, 1, 2, 3], TypeError, r"^labels must be a torch\.Tensor, got list$"),
+    ):
+        with pytest.raises(error, match=message):
+            mixer.apply_targets(labels, p)
+    # other labels that pass the checks are mixed as sample()'s labels would be
+    other = torch.tensor([4, 3, 2, 1])
+    assert torch.equal(mixer.apply_targets(other, p), mixer.apply_targets(other.clone(), p))
+
+
+def test_vmap_with_different_randomness_names_the_way_out():
+    # torch said "Cannot access data pointer of Tensor that doesn't have storage" from inside the lam draw
+    y = torch.randint(0, 5, (4,))
+    xs = torch.rand(3, 4, 3, 8, 8)
+    for mixer in (vicinal.Mixup(1.0, num_classes=5, seed=0), vicinal.CutMix(num_classes=5, seed=0)):
+        with pytest.raises(ValueError, match=r"vmap with randomness='same'$"):
+            torch.func.vmap(lambda xx, m=mixer: m(xx, y)[0], randomness="different")(xs)
+        same = torch.func.vmap(lambda xx, m=mixer: m(xx, y)[0], randomness="same")(xs)
+        assert same.shape == xs.shape
+    # what the message says to do: params drawn once, the application vmapped
+    mixer = vicinal.Mixup(1.0, num_classes=5, seed=0)
+    params = mixer.sample(xs[0], y)
+    out = torch.func.vmap(lambda xx: mixer.apply_inputs(xx, params))(xs)
+    assert torch.equal(out[1], mixer.apply_inputs(xs[1], params))
+
+
+def test_out_of_range_seeds_and_non_integer_image_sizes_are_named():
+    with pytest.raises(
+        ValueError, match=r"^seed must be in \[-2\*\*63, 2\*\*64\) \(a 64-bit seed\), got 18446744073709551616$"
+    ):
+        vicinal.Mixup(1.0, seed=2**64)
+    assert vicinal.Mixup(1.0, seed=2**64 - 1).generator.initial_seed() == 2**64 - 1
+    with pytest.raises(TypeError, match=r"^cutmix_box needs the image height and width as ints, got Tensor "):
+        VF.cutmix_box(0.5, torch.tensor(8), 8, [0.5, 0.5])
+    with pytest.raises(TypeError, match=r"got float 8\.0 and int 8$"):
+        VF.cutmix_range_box((0.2, 0.8), 8.0, 8, [0.5] * 4)
+    assert VF.cutmix_box(0.5, np.int64(8), 8, [0.5, 0.5]) == VF.cutmix_box(0.5, 8, 8, [0.5, 0.5])
+    with pytest.raises(
+        TypeError,
+        match=r"^variant 'mix_inputs_only' sets targets itself \(it is what the variant is\): drop targets=, or "
+        r"build 'mixup' with it$",
+    ):
+        vicinal.build("mix_inputs_only", targets="mixed", num_classes=3)
+
+
 def test_boolean_options_take_only_booleans():
     # bool("False") is True: inplace="False" from a config or a command line overwrote the caller's batch, and
     # allow_self="False" allowed self-pairs (helper-104); exact was already checked this way

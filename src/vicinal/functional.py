@@ -31,6 +31,7 @@ from ._validation import (
     check_lam,
     check_num_classes,
     check_probability,
+    is_int,
 )
 
 
@@ -983,6 +984,11 @@ def cutmix_(x: Tensor, box: Box | Tensor, perm: Tensor | None = None, *, partner
 
 
 def _check_image(height: int, width: int, fn: str) -> None:
+    if not (is_int(height) and is_int(width)):  # a tensor failed in round(), a float was taken as a size
+        raise TypeError(
+            f"{fn} needs the image height and width as ints, got {type(height).__name__} {height!r} and "
+            f"{type(width).__name__} {width!r}"
+        )
     if height < 1 or width < 1:
         raise ValueError(f"{fn} needs an image of at least 1x1 pixels, got height {height} and width {width}")
 

@@ -14,9 +14,11 @@ The default path is the paper's whole method (Section 2)::
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -27,6 +29,7 @@ from torch import Tensor
 
 from . import functional as F
 from ._validation import (
+    _functorch_wrapped,
     check_alpha,
     check_choice,
     check_flag,
@@ -82,6 +85,8 @@ class MixParams:
     # set by BatchMix.sample: lam and perm were drawn (and so are valid), apply_* may skip re-checking them; not an
     # init field, so dataclasses.replace(params, lam=...) gives params that are checked again
     _drawn: bool = field(default=False, init=False, repr=False, compare=False)
+    # the labels sample() checked: apply_targets checks any other labels it is given
+    _labels: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
 
 def _check_params_batch(params: MixParams, n: int, what: str) -> None:
@@ -190,6 +195,23 @@ def _unknown_options(cls: str, unknown: dict[str, Any]) -> str:
 _F = TypeVar("_F", bound=Callable[..., Any])
 # torch.compiler.is_compiling is new in torch 2.3; the library admits 2.2, where a transform is traced as before
 _is_compiling: Callable[[], bool] = getattr(torch.compiler, "is_compiling", lambda: False)
+
+
+@contextlib.contextmanager
+def _draws_under_vmap(x: Tensor) -> Iterator[None]:
+    """Name the way out when drawing fails under ``torch.func.vmap``: with ``randomness="different"`` each draw is a
+    batched tensor, which has no Python number to read (torch said "Cannot access data pointer of Tensor that
+    doesn't have storage")."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not _functorch_wrapped(x):
+            raise
+        raise ValueError(
+            "a transform draws lam, partners and boxes as numbers for the whole batch, which torch.func.vmap cannot "
+            "give each vmapped batch (randomness='different'): draw params = mixer.sample(x, y) outside vmap and vmap "
+            "apply_inputs / apply_targets, or vmap with randomness='same'"
+        ) from exc
 
 
 def _eager(fn: _F) -> _F:
@@ -306,13 +328,14 @@ class BatchMix:
         """Validate the batch and draw the random parameters for it."""
         self._reseed_in_worker()
         n = self._validate(x, y, partner)
-        if not self._coin():
-            params = MixParams()  # this batch is left as it is (prob < 1)
-        elif n == 1 and partner is None:
-            params = MixParams()  # the only possible partner is the sample itself: nothing to mix
-        else:
-            params = self._sample(x, y, n, partner)
-        return self._stamp(params)
+        with _draws_under_vmap(x):
+            if not self._coin():
+                params = MixParams()  # this batch is left as it is (prob < 1)
+            elif n == 1 and partner is None:
+                params = MixParams()  # the only possible partner is the sample itself: nothing to mix
+            else:
+                params = self._sample(x, y, n, partner)
+        return self._stamp(params, y)
 
     def _reseed_in_worker(self) -> None:
         """Once per DataLoader worker, re-seed the generator from the worker's seed and its own (class docstring)."""
@@ -330,12 +353,13 @@ class BatchMix:
             return True
         return float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.prob
 
-    def _stamp(self, params: MixParams) -> MixParams:
+    def _stamp(self, params: MixParams, y: Tensor) -> MixParams:
         """Record how targets are formed (read by :func:`vicinal.mixed_criterion`)."""
         targets = getattr(self, "targets", "mixed")
         if self.smoothing != 0.0 or targets != "mixed":
             params = replace(params, targets=targets, smoothing=self.smoothing)
-        object.__setattr__(params, "_drawn", True)  # frozen dataclass: the one field sample() itself sets
+        object.__setattr__(params, "_drawn", True)  # frozen dataclass: the fields sample() itself sets
+        object.__setattr__(params, "_labels", y)
         return params
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
@@ -450,6 +474,7 @@ class BatchMix:
     @_eager
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         """Targets for the mixed batch: ``(B, C)`` float32 (or the regression targets, mixed)."""
+        self._check_labels(y, params)
         _check_params_batch(params, y.shape[0] if isinstance(y, Tensor) and y.dim() else -1, "labels")
         check_choice(params.op, OPS, "op")  # an unknown op would otherwise get mixed targets
         if (
@@ -474,6 +499,14 @@ class BatchMix:
             assert params.weights is not None and params.indices is not None
             return F.mix_many(soft, params.weights, params.indices)
         return F.mix_targets(soft, params.lam, params.perm, partner=partner)
+
+    def _check_labels(self, y: Tensor, params: MixParams) -> None:
+        """Labels other than those ``sample()`` checked for ``params`` (another task's labels, or params drawn on
+        another batch) get its checks too: out-of-range classes failed inside torch, float (B,) labels were mixed
+        as regression targets and (B, 1) labels gave (B, 1, C) targets."""
+        if y is not getattr(params, "_labels", None):  # params of another type are named by _check_params_batch
+            n = int(y.shape[0]) if isinstance(y, Tensor) and y.dim() else -1
+            check_targets(y, n, self.num_classes, regression=self.regression, multi_label=self.multi_label)
 
     @_eager
     def __call__(self, x: Tensor, y: Tensor, *, partner: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -600,7 +633,9 @@ class GaussianNoise(BatchMix):
         self._reseed_in_worker()
         n = self._validate(x, y, partner)
         # noise applies to a batch of one too
-        return self._stamp(self._sample(x, y, n, partner) if self._coin() else MixParams())
+        with _draws_under_vmap(x):
+            params = self._sample(x, y, n, partner) if self._coin() else MixParams()
+        return self._stamp(params, y)
 
     def _repr_options(self) -> dict[str, Any]:
         return {"sigma": self.sigma, **super()._repr_options()}
@@ -704,6 +739,8 @@ class Mixup(BatchMix):
     @_eager
     def apply_targets(self, y: Tensor, params: MixParams) -> Tensor:
         if self.targets == "closer" and params.op in ("mix", "cutmix"):
+            self._check_labels(y, params)
+            _check_params_batch(params, y.shape[0] if isinstance(y, Tensor) and y.dim() else -1, "labels")
             partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
             return F.closer_targets(self.soft_targets(y), params.lam, params.perm, partner=partner)
         return super().apply_targets(y, params)
@@ -987,4 +1024,10 @@ def build(name: str, **kwargs: Any) -> BatchMix:
     except TypeError as err:
         if "unexpected keyword argument" in str(err):
             raise TypeError(f"variant {name!r}: {err}") from None
+        fixed = re.search(r"got multiple values for keyword argument '(\w+)'", str(err))
+        if fixed:  # mix_inputs_only and mix_inputs_label_smoothing set targets themselves: Python named Mixup()
+            raise TypeError(
+                f"variant {name!r} sets {fixed.group(1)} itself (it is what the variant is): drop "
+                f"{fixed.group(1)}=, or build 'mixup' with it"
+            ) from None
         raise

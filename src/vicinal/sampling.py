@@ -33,6 +33,8 @@ def new_generator(generator: torch.Generator | None = None, seed: int | None = N
     else:
         if not is_int(seed):
             raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+        if not -(2**63) <= int(seed) < 2**64:  # torch's own error said "Overflow when unpacking long long"
+            raise ValueError(f"seed must be in [-2**63, 2**64) (a 64-bit seed), got {seed!r}")
         g.manual_seed(int(seed))
     return g
 
