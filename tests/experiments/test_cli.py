@@ -228,7 +228,8 @@ def test_a_run_of_an_older_lab_with_options_it_never_read_resumes(
     save_checkpoint(state, run / "checkpoint.pt")
     code, _, err = run_cli(capsys, "train", "--resume", str(run), "--quiet", "--set", "schedule.gamma=0.5")
     assert_one_line_error(code, err, "config key 'schedule.gamma' (0.5) is not used by schedule.name 'cosine'")
-    code, out, err = run_cli(capsys, "train", "--resume", str(run), "--set", "train.epochs=2", "--quiet")
+    with pytest.warns(LabWarning, match=r"with train\.epochs 1 -> 2$"):  # the resume says what it changed
+        code, out, err = run_cli(capsys, "train", "--resume", str(run), "--set", "train.epochs=2", "--quiet")
     assert code == 0 and out.startswith("vicinal: complete:"), (out, err)
     # the resumed run's config.yaml records what it trained with
     assert "gamma: 0.1\n" in (run / "config.yaml").read_text() and "sigma: 0.0\n" in (run / "config.yaml").read_text()
