@@ -1361,7 +1361,8 @@ def test_cutmix_box_range_too_narrow_for_the_images_fails_on_every_call():
     switch draws (timm's numpy.random.randint says 'low >= high')."""
     x, y = batch((4, 3, 8, 8), num_classes=4)
     message = (
-        r"^box_range=\(0\.3, 0\.35\) leaves no box side to draw on images of 8x8 pixels \(heights in \[2, 2\), "
+        r"^box_range=\(0\.3, 0\.35\) leaves no box of at least 1x1 pixels to draw on images of 8x8 pixels \(heights "
+        r"in \[2, 2\), "
         r"widths in \[2, 2\)\): widen the range or use larger images$"
     )
     for mixer in (
@@ -1532,6 +1533,31 @@ def test_mixup_or_cutmix_per_sample_on_uint8_rounds_the_mixup_rows_and_pastes_th
         [(x[i], int(y[i])) for i in range(8)]
     )
     assert torch.equal(collated, rounded)
+
+
+def test_per_sample_boxes_review_fixes():
+    """helper-106: a shared box given as a (4,) tensor is not read as a batch of 4; per-sample pastes keep
+    channels_last; a box_range whose only side is 0 pixels (it would never mix) is refused; hand-made blend params
+    are named, not an AssertionError."""
+    x, y = batch((6, 3, 8, 8), num_classes=4)
+    mixer = vicinal.CutMix(num_classes=4, seed=0)
+    p = vicinal.MixParams(op="cutmix", lam=0.75, perm=torch.arange(6).flip(0), box=torch.tensor([0, 4, 0, 4]))
+    assert torch.equal(mixer.apply_inputs(x, p), VF.cutmix(x, (0, 4, 0, 4), torch.arange(6).flip(0)))
+    cl = x.contiguous(memory_format=torch.channels_last)
+    for m in (
+        vicinal.CutMix(num_classes=4, lam_mode="sample", seed=1),
+        vicinal.MixupOrCutMix(num_classes=4, lam_mode="sample", seed=1),
+    ):
+        q = m.sample(cl, y)
+        out = m.apply_inputs(cl, q)
+        assert out.is_contiguous(memory_format=torch.channels_last) and torch.equal(out, m.apply_inputs(x, q))
+    with pytest.raises(ValueError, match=r"leaves no box of at least 1x1 pixels to draw on images of 32x32 pixels"):
+        vicinal.CutMix(num_classes=4, box_range=(0.01, 0.04))(*batch((4, 3, 32, 32), num_classes=4))
+    mixed = vicinal.MixupOrCutMix(num_classes=4, lam_mode="sample", seed=2)
+    q = mixed.sample(x, y)
+    for bad in (dataclasses.replace(q, lam=0.5), dataclasses.replace(q, blend=q.blend.long())):
+        with pytest.raises(ValueError, match=r"^params with blend need per-sample boxes \(B, 4\), per-sample lam"):
+            mixed.apply_inputs(x, bad)
 
 
 def test_mixup_or_cutmix_per_sample_with_one_branch_draws_only_that_branch():

@@ -937,7 +937,8 @@ def _paste_per_sample(x: Tensor, boxes: Tensor, xp: Tensor) -> Tensor:
     in_rows = (rows >= b[:, 0:1]) & (rows < b[:, 1:2])  # (B, H)
     in_cols = (cols >= b[:, 2:3]) & (cols < b[:, 3:4])  # (B, W)
     mask = (in_rows[:, :, None] & in_cols[:, None, :]).view(n, *([1] * (x.dim() - 3)), height, width)
-    return torch.where(mask, xp, x)
+    # into a tensor of x's layout: where() over the contiguous mask returned channels_last batches contiguous
+    return torch.where(mask, xp, x, out=torch.empty_like(x))
 
 
 def cutmix(x: Tensor, box: Box | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None) -> Tensor:
@@ -1047,10 +1048,11 @@ def _range_sides(box_range: tuple[float, float], height: int, width: int) -> tup
     excluded, as timm's ``rand_bbox_minmax`` draws them."""
     lo, hi = box_range
     h_lo, h_hi, w_lo, w_hi = int(height * lo), int(height * hi), int(width * lo), int(width * hi)
-    if h_lo >= h_hi or w_lo >= w_hi:
+    # h_hi < 2: the only height is 0, a box that pastes nothing, so no batch would ever be mixed
+    if h_lo >= h_hi or w_lo >= w_hi or h_hi < 2 or w_hi < 2:
         raise ValueError(
-            f"box_range=({lo}, {hi}) leaves no box side to draw on images of {height}x{width} pixels (heights in "
-            f"[{h_lo}, {h_hi}), widths in [{w_lo}, {w_hi})): widen the range or use larger images"
+            f"box_range=({lo}, {hi}) leaves no box of at least 1x1 pixels to draw on images of {height}x{width} "
+            f"pixels (heights in [{h_lo}, {h_hi}), widths in [{w_lo}, {w_hi})): widen the range or use larger images"
         )
     return h_lo, h_hi, w_lo, w_hi
 

@@ -100,7 +100,7 @@ def _check_params_batch(params: MixParams, n: int, what: str) -> None:
         ("indices", None if params.indices is None else params.indices[0]),
         ("partner_x", params.partner_x),
         ("noise", params.noise),
-        ("box", params.box if isinstance(params.box, Tensor) else None),
+        ("box", params.box if isinstance(params.box, Tensor) and params.box.dim() == 2 else None),  # (4,): shared
         ("blend", params.blend),
     )
     for name, t in drawn:
@@ -200,7 +200,7 @@ def _name_vmap_draws(x: Tensor, exc: RuntimeError) -> None:
     """Name the way out when drawing fails under ``torch.func.vmap``: with ``randomness="different"`` each draw is a
     batched tensor, which has no Python number to read (torch said "Cannot access data pointer of Tensor that
     doesn't have storage"). Other failures are left to the caller to re-raise."""
-    if _functorch_wrapped(x):
+    if _functorch_wrapped(x) and "storage" in str(exc):  # torch's own randomness='error' message stays
         raise ValueError(
             "a transform draws lam, partners and boxes as numbers for the whole batch, which torch.func.vmap cannot "
             "give each vmapped batch (randomness='different'): draw params = mixer.sample(x, y) outside vmap and vmap "
@@ -435,7 +435,14 @@ class BatchMix:
 
     def _cut_or_blend(self, x: Tensor, params: MixParams, inplace: bool, to_float: bool) -> Tensor:
         """Per-sample boxes pasted, and the rows of ``params.blend`` mixed by the formula with their lam instead."""
-        assert isinstance(params.box, Tensor) and params.blend is not None and isinstance(params.lam, Tensor)
+        blend, box, lam = params.blend, params.box, params.lam
+        per_sample = isinstance(box, Tensor) and box.dim() == 2 and isinstance(lam, Tensor)
+        if not (per_sample and isinstance(blend, Tensor) and blend.dtype == torch.bool):
+            raise ValueError(
+                "params with blend need per-sample boxes (B, 4), per-sample lam (B,) and blend as a bool tensor (B,), "
+                "as MixupOrCutMix(lam_mode='sample') draws them; draw them with sample()"
+            )
+        assert isinstance(box, Tensor) and isinstance(lam, Tensor) and blend is not None
         src = x.float() if to_float else x  # converting first is exact for a paste, and the formula's first step
         xp = params.partner_x
         if xp is None:
@@ -443,12 +450,12 @@ class BatchMix:
             xp = src.index_select(0, params.perm.to(src.device))
         elif to_float:
             xp = xp.float()
-        out = F.cutmix(src, params.box, partner=xp)
-        rows = params.blend.nonzero().squeeze(1)
+        out = F.cutmix(src, box, partner=xp)
+        rows = blend.nonzero().squeeze(1)
         if rows.numel():
             on = rows.to(src.device)
             exact = self.exact is not False
-            out[on] = F.mix(src.index_select(0, on), params.lam[rows], partner=xp.index_select(0, on), exact=exact)
+            out[on] = F.mix(src.index_select(0, on), lam[rows], partner=xp.index_select(0, on), exact=exact)
         return x.copy_(out) if inplace else out
 
     def _averages_inputs(self) -> bool:

@@ -35,6 +35,10 @@ from vicinal.experiments.trainer import Trainer
         (MixConfig(variant="cutmix", alpha=1.0), {"alpha": 1.0, "pairing": "random", "lam_mode": "batch"}),
         (MixConfig(variant="cutmix", lam_mode="sample"), {"alpha": 1.0, "pairing": "random", "lam_mode": "sample"}),
         (
+            MixConfig(variant="mixup", lam_mode="pair", pairing="flip"),
+            {"alpha": 1.0, "pairing": "flip", "lam_mode": "pair"},
+        ),
+        (
             MixConfig(variant="mixup_or_cutmix", alpha=2.0),
             {"mixup_alpha": 2.0, "cutmix_alpha": 2.0, "pairing": "random", "lam_mode": "batch"},
         ),
