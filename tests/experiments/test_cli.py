@@ -128,7 +128,12 @@ def test_train_then_bad_checkpoint(capsys: pytest.CaptureFixture[str], tmp_path:
     run = tmp_path / "demo-digits" / "seed0"
     assert out.startswith("vicinal: complete: test error ") and str(run) in out
     code, _, err = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path))
-    assert_one_line_error(code, err, f"run folder '{run}' already holds a checkpoint; resume it with --resume")
+    # a finished run: no advice to resume it (that re-finished it, whatever config the user asked for)
+    assert_one_line_error(code, err, f"run folder '{run}' already holds a finished run; choose another --out or name")
+    code, _, err = run_cli(capsys, "train", "--resume", str(run.parent))  # the folder above the run folder
+    assert_one_line_error(
+        code, err, f"'{run.parent}' is not a run folder (no config.yaml); it holds the run folders seed0: resume one"
+    )
     code, _, err = run_cli(capsys, "train", "--resume", str(run), "--set", "optim.lr=0.5")
     assert_one_line_error(
         code,

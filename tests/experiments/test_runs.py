@@ -50,8 +50,14 @@ def test_a_folder_with_a_checkpoint_or_results_is_refused_by_name(tmp_path: Path
     run = tmp_path / "run"
     run.mkdir()
     (run / CHECKPOINT_NAME).write_bytes(b"x")
-    with pytest.raises(RunError, match=rf"^run folder '{run}' already holds a checkpoint; resume it with --resume"):
+    with pytest.raises(
+        RunError, match=rf"^run folder '{run}' already holds a checkpoint of an unfinished run; resume it \(with the "
+    ):
         check_fresh_run_folder(run, restart_unfinished=True)
+    _summary(run, "complete")  # finished: no advice to resume it
+    with pytest.raises(RunError, match=rf"^run folder '{run}' already holds a finished run; choose another --out"):
+        check_fresh_run_folder(run)
+    (run / "summary.json").unlink()
     (run / CHECKPOINT_NAME).unlink()
     _summary(run, "running")
     (run / "metrics.jsonl").write_text("{}\n")
@@ -108,6 +114,41 @@ def test_write_task_config_needs_the_keys_the_report_groups_by(tmp_path: Path) -
         write_task_config(tmp_path / "bad", {"name": "x", "table": "gan", "train": {"seed": 0}})
     with pytest.raises(RunError, match=r"\['train.seed'\] missing"):
         write_task_config(tmp_path / "bad", {"name": "x", "table": "gan", "row": "r", "train": {}})
+
+
+def test_json_writers_write_undefined_numbers_as_null(tmp_path: Path) -> None:
+    # a 1-seed UCI table wrote bare NaN (its stds and tests) into 13 JSON files: Python reads them, strict parsers
+    # (JavaScript, jq, Go) refuse them (helper-105)
+    import numpy as np
+
+    value = {
+        "std": float("nan"),
+        "inf": [float("inf"), -float("inf"), 1.5],
+        "tensor": torch.tensor([1.0, float("nan")]),
+        "numpy": np.float32("nan"),
+        "array": np.array([np.nan, 2.0]),
+        "nested": ({"p": float("nan")},),
+        "kept": None,
+    }
+
+    def strict(text: str) -> object:
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} written"))
+
+    expected = {
+        "std": None,
+        "inf": [None, None, 1.5],
+        "tensor": [1.0, None],
+        "numpy": None,
+        "array": [None, 2.0],
+        "nested": [{"p": None}],
+        "kept": None,
+    }
+    assert strict(runs.write_json(tmp_path / "a.json", value).read_text()) == expected
+    runs.write_jsonl(tmp_path / "a.jsonl", [value])
+    runs.append_jsonl(tmp_path / "a.jsonl", [value])
+    assert [strict(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()] == [expected, expected]
+    back = runs.null_as_nan(runs.read_json(tmp_path / "a.json"))
+    assert np.isnan(back["std"]) and back["inf"][2] == 1.5 and np.isnan(back["nested"][0]["p"])
 
 
 def test_read_jsonl_names_a_line_that_is_not_a_json_object(tmp_path: Path) -> None:

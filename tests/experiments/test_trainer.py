@@ -374,7 +374,7 @@ def test_mixup_warmup_and_off_epoch(tmp_path: Path) -> None:
 
 def test_user_errors(tmp_path: Path, straight: tuple[Trainer, Path]) -> None:
     _, run = straight
-    with pytest.raises(RunError, match=r"run folder '.*run' already holds a checkpoint; resume it with --resume"):
+    with pytest.raises(RunError, match=r"run folder '.*run' already holds a finished run; choose another --out"):
         Trainer(tiny_config(), run, quiet=True).fit()
     with pytest.raises(
         CheckpointError, match=r"checkpoint file '.*empty/checkpoint.pt' does not exist: nothing to resume"

@@ -303,6 +303,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("--overwrite starts a new run; it cannot be combined with --resume")
         if args.out is not None:
             raise UsageError(f"--out places a new run; a resumed run continues in its own folder ('{run_dir}')")
+        if not (run_dir / "config.yaml").is_file():  # else read_config looked among the shipped configs
+            inside = sorted(p.parent.name for p in run_dir.glob("*/config.yaml"))
+            hint = f"; it holds the run folders {', '.join(inside)}: resume one of them" if inside else ""
+            raise ConfigError(f"'{run_dir}' is not a run folder (no config.yaml){hint}")
         saved = read_config(run_dir)
         # The run's own config, with --set on top: re-reading CONFIG instead once put back values a --set had
         # changed when the run started (its epochs, hence its lr schedule), silently.

@@ -32,6 +32,7 @@ import errno
 import fcntl
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -86,6 +87,7 @@ __all__ = [
     "pid_alive",
     "provenance",
     "read_config",
+    "null_as_nan",
     "read_json",
     "read_jsonl",
     "read_metrics",
@@ -229,8 +231,35 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-Inf) as None, tensors and numpy values as Python values: JSON has
+    no NaN, and Python's bare ``NaN`` token is refused by strict parsers (JavaScript, jq, Go)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    if isinstance(obj, torch.Tensor | np.generic | np.ndarray):
+        return _strict(obj.tolist())
+    return obj
+
+
+def null_as_nan(obj: Any) -> Any:
+    """The inverse of what the writers do to NaN, for values read back where every null stood for a NaN (a number
+    that is undefined, e.g. the std of one seed): each None, at any depth, as ``math.nan``."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: null_as_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [null_as_nan(v) for v in obj]
+    return obj
+
+
 def _dumps(obj: Any, indent: int | None = 2) -> str:
-    return json.dumps(obj, indent=indent, default=_json_default)
+    # NaN and infinities are written as null (_strict), and allow_nan=False makes sure no other path writes them
+    return json.dumps(_strict(obj), indent=indent, default=_json_default, allow_nan=False)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -700,9 +729,17 @@ def check_fresh_run_folder(run_dir: str | Path, *, restart_unfinished: bool = Fa
     """
     run_dir = Path(run_dir)
     if (run_dir / CHECKPOINT_NAME).exists():
+        if run_finished(run_dir):
+            # "resume it" re-finished that run: with a config of another variant under the same name, the user
+            # read "complete" and the other run's numbers (helper-105)
+            raise RunError(
+                f"run folder '{run_dir}' already holds a finished run; choose another --out or name "
+                "(--set name=...), or replace it with --overwrite"
+            )
         raise RunError(
-            f"run folder '{run_dir}' already holds a checkpoint; resume it with --resume {run_dir} "
-            "or choose another --out (--overwrite replaces the run)"
+            f"run folder '{run_dir}' already holds a checkpoint of an unfinished run; resume it (with the config "
+            f"saved in that folder) with --resume {run_dir}, or choose another --out or name (--set name=...), or "
+            "replace it with --overwrite"
         )
     held = results_in(run_dir)
     if held and restart_unfinished and not run_finished(run_dir):

@@ -312,6 +312,11 @@ def test_the_recorded_command_regenerates_and_refuses_in_one_line(
             "is not a run folder",
         ),
         (["fig1b", "--noise", "inf", "--out", str(tmp_path / "c")], "noise must be a finite float >= 0, got inf"),
+        # grid**2 points evaluated at once: 100,000 asked for 40 GB and printed torch's traceback (helper-105)
+        (
+            ["fig1b", "--grid", "100000", "--steps", "1", "--out", str(tmp_path / "c")],
+            "grid in [2, 2000], got steps=1, grid=100000",
+        ),
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err

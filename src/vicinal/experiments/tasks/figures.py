@@ -64,6 +64,9 @@ FIGURES = ("fig1b", "fig2", "fig3b")
 DEFAULT_LAMS = tuple(i / 10 for i in range(11))
 
 
+MAX_GRID = 2000  # contour points per axis of fig1b: 4 million points, a few hundred MB at once
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -210,8 +213,9 @@ def figure1b(
     _check_seed(seed)
     if alpha <= 0:
         raise TaskError(f"alpha must be > 0 for the mixup panel, got {alpha}")
-    if steps < 1 or grid < 2:
-        raise TaskError(f"steps must be >= 1 and grid >= 2, got steps={steps}, grid={grid}")
+    if steps < 1 or not 2 <= grid <= MAX_GRID:
+        # the grid holds grid**2 points, evaluated at once: 100,000 asked for 40 GB and printed torch's traceback
+        raise TaskError(f"steps must be >= 1 and grid in [2, {MAX_GRID}], got steps={steps}, grid={grid}")
     gen = torch.Generator().manual_seed(seed)
     x, y = toy_moons(n_per_class, noise, generator=gen)
     lo, hi = x.min(dim=0).values - 0.5, x.max(dim=0).values + 0.5  # (2,), (2,)

@@ -238,15 +238,21 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         "paper_erm",
         "paper_mixup",
     ]
+
+    def cell(value: float, fmt: str) -> str:
+        return (
+            format(value, fmt) if math.isfinite(value) else ""
+        )  # an undefined number is an empty cell, as in report.csv
+
     lines = []
     for r in rows:
         t = r["test"]
         lines.append(
-            [r["dataset"], r["n"], f"{r['majority_error']:.4f}", f"{r['erm'][0]:.4f}", f"{r['erm'][1]:.4f}"]
-            + [r["alpha"], f"{r['mixup'][0]:.4f}", f"{r['mixup'][1]:.4f}"]
-            + [f"{t['diff_mean']:.4f}", f"{t['diff_std']:.4f}", t["wins"], t["ties"], t["losses"]]
-            + [f"{t['wilcoxon_stat']:.4g}", f"{t['wilcoxon_p']:.4g}", f"{t['ttest_p']:.4g}"]
-            + [r["paper_erm"], r["paper_mixup"]]
+            [r["dataset"], r["n"], cell(r["majority_error"], ".4f"), cell(r["erm"][0], ".4f")]
+            + [cell(r["erm"][1], ".4f"), r["alpha"], cell(r["mixup"][0], ".4f"), cell(r["mixup"][1], ".4f")]
+            + [cell(t["diff_mean"], ".4f"), cell(t["diff_std"], ".4f"), t["wins"], t["ties"], t["losses"]]
+            + [cell(t["wilcoxon_stat"], ".4g"), cell(t["wilcoxon_p"], ".4g"), cell(t["ttest_p"], ".4g")]
+            + [cell(r["paper_erm"], "g"), cell(r["paper_mixup"], "g")]
         )
     runs.write_csv(path, cols, lines)
 
@@ -469,7 +475,8 @@ def _read_record(folder: Path, protocol: dict[str, Any], seeds: list[int]) -> di
         raise TaskError(
             f"'{path}' is not the record of UCI dataset {folder.name!r} with this protocol and seeds; {hint}"
         )
-    return record
+    # the row's undefined numbers (the std of one seed, a test of a constant difference) were written as null
+    return {**record, "row": runs.null_as_nan(record["row"])}
 
 
 def _member_folders(folder: Path, protocol: UCIProtocol, seeds: list[int]) -> list[Path]:
