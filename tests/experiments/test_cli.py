@@ -251,6 +251,20 @@ def test_report_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"report.md", "report.csv", "runs.csv", "test_error.png"}
 
 
+def test_report_names_the_document_options_without_document(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # they name the --document pages: without it they were ignored, even an invalid --name (helper-105)
+    one_line(
+        capsys,
+        ["report", str(tmp_path), "--out", str(tmp_path / "o"), "--name", "x"],
+        "--name applies to --document only",
+    )
+    one_line(
+        capsys,
+        ["report", str(tmp_path), "--out", str(tmp_path / "o"), "--tag", "--name", "a/b"],
+        "--name and --tag apply to --document only",
+    )
+
+
 def test_report_document_and_figure_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, _ = run_cli(capsys, "train", str(DEMO), "--set", *TINY, "--out", str(tmp_path / "r"), "--quiet")
     assert code == 0
@@ -633,6 +647,14 @@ def test_reproduce_uci_set_values_of_the_wrong_type_are_one_line(capsys: pytest.
         argv = ["reproduce", "uci", "--scale", "cpu", "--seeds", "1", "--set", setting, "--dry-run"]
         one_line(capsys, argv, match)
     assert not Path("runs").exists()
+
+
+def test_reproduce_uci_header_names_the_overrides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the header states the paper's protocol (10 epochs): a --set that changes it is named beside it (helper-105)
+    argv = ["reproduce", "uci", "--scale", "cpu", "--seeds", "1", "--set", "epochs=1", "--dry-run", "--out"]
+    code, out, _ = run_cli(capsys, *argv, str(tmp_path / "u"))
+    assert code == 0
+    assert out.splitlines()[0].endswith("Adam, 10 epochs, batch 16 (changed by --set epochs=1)"), out
 
 
 def test_figure_seed_out_of_range_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -516,6 +516,7 @@ def test_a_key_written_twice_is_an_error_naming_it_the_file_and_both_lines(tmp_p
         (["name=../../escape"], r"config key 'name' must be a plain folder name \(not empty, without a path separator"),
         (["name=''"], r"config key 'name' must be a plain folder name .*got ''"),
         (["name=a/b"], r"config key 'name' must be a plain folder name .*got 'a/b'"),
+        (["name=a|b"], r"config key 'name' must not contain '\|' \(it splits the report's table cells\), got 'a\|b'"),
         (["name=.hidden"], r"config key 'name' must be a plain folder name .*got '.hidden'"),
     ],
 )

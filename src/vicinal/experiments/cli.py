@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one page gathering every table beside the paper's numbers and every figure: NAME.md and a "
         "self-contained NAME.html",
     )
-    p.add_argument("--name", default="report", help="file stem of the --document pages (default: report)")
+    p.add_argument("--name", default=None, help="with --document: file stem of the pages (default: report)")
     p.add_argument("--tag", action="store_true", help="with --document: append the environment tag to --name")
 
     p = sub.add_parser(
@@ -383,7 +383,11 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`vicinal report`: tables and a plot from run folders."""
+    given = [opt for opt, used in (("--name", args.name is not None), ("--tag", args.tag)) if used]
+    if given and not args.document:  # they name the --document pages; the plain report's files have fixed names
+        raise UsageError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to --document only")
     if args.document:
+        args.name = "report" if args.name is None else args.name
         check_page_name(args.name, "--name")
         _check_summaries(args.runs)
         name = f"{args.name}-{environment_tag()}" if args.tag else args.name

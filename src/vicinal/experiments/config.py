@@ -541,6 +541,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         )
     if not is_plain_name(cfg.name):  # the run folder is OUT/<name>/seed<seed>: the name must stay inside OUT
         raise ConfigError(f"config key 'name' must be a plain folder name ({PLAIN_NAME}), got {cfg.name!r}")
+    if "|" in cfg.name:  # every report is a markdown table with the name in its first cell: '|' shifted the columns
+        raise ConfigError(
+            f"config key 'name' must not contain '|' (it splits the report's table cells), got {cfg.name!r}"
+        )
     if not 0.0 <= cfg.data.corrupt_fraction <= 1.0:
         raise ConfigError(f"config key 'data.corrupt_fraction' must be in [0, 1], got {cfg.data.corrupt_fraction}")
     if len(cfg.optim.betas) != 2:

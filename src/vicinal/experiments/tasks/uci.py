@@ -850,7 +850,12 @@ def _reproduce(
         overrides=overrides,
         dry_run=dry_run,
         quiet=quiet,
-        announce=lambda: print(f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}"),
+        # the title is the paper's protocol: overrides are named beside it (--set epochs=1 trained 1 epoch under
+        # a header that said 10)
+        announce=lambda: print(
+            f"vicinal reproduce uci --scale {scale}: {UCI_TABLE.title}"
+            + (f" (changed by --set {' '.join(overrides)})" if overrides else "")
+        ),
     )
 
 
