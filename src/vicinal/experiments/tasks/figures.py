@@ -553,26 +553,70 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     if parser is None:
         parser = argparse.ArgumentParser(prog=PROG, description="The paper's Figures 1b, 2 and 3b.")
     sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
-    p = sub.add_parser("fig1b", help="decision boundaries of ERM vs mixup on a 2-D toy problem (seconds)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--alpha", type=float, default=1.0)
+    # each option's help says its default (the --help pages showed none)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser(
+        "fig1b", help="decision boundaries of ERM vs mixup on a 2-D toy problem (seconds)", formatter_class=fmt
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and both models")
+    p.add_argument("--alpha", type=float, default=1.0, help="mixup's alpha")
     p.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps per model")
-    p.add_argument("--n-per-class", type=int, default=100)
-    p.add_argument("--noise", type=float, default=0.15)
-    p.add_argument("--grid", type=int, default=200, help="contour grid points per axis")
-    p.add_argument("--out", type=Path, default=Path("figures"))
-    p = sub.add_parser("fig2", help="predictions and gradient norms between training pairs (two trained runs)")
-    p.add_argument("--erm", type=Path, required=True, metavar="RUN_DIR")
-    p.add_argument("--mixup", type=Path, required=True, metavar="RUN_DIR")
-    p.add_argument("--n-pairs", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--lams", type=_floats, default=DEFAULT_LAMS, help="comma-separated weights of x_i (0,0.1,...,1)")
-    p.add_argument("--out", type=Path, default=Path("figures"))
-    p = sub.add_parser("fig3b", help="test error against epochs, ERM vs mixup, from run folders")
-    p.add_argument("--erm", type=Path, nargs="+", required=True, metavar="RUN_DIR")
-    p.add_argument("--mixup", type=Path, nargs="+", required=True, metavar="RUN_DIR")
-    p.add_argument("--out", type=Path, default=Path("figures"))
+    p.add_argument("--n-per-class", type=int, default=100, help="two-moons points per class")
+    p.add_argument("--noise", type=float, default=0.15, help="std of the noise added to the moons")
+    p.add_argument("--grid", type=int, default=200, help=f"contour grid points per axis (at most {MAX_GRID})")
+    p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
+    p = sub.add_parser(
+        "fig2",
+        help="predictions and gradient norms between training pairs (two trained runs)",
+        description="Figure 2 from one finished ERM run folder and one mixup run folder of the same recipe.",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--erm",
+        type=Path,
+        required=True,
+        default=argparse.SUPPRESS,
+        metavar="RUN_DIR",
+        help="a finished ERM run folder",
+    )
+    p.add_argument(
+        "--mixup",
+        type=Path,
+        required=True,
+        default=argparse.SUPPRESS,
+        metavar="RUN_DIR",
+        help="a finished mixup run folder",
+    )
+    p.add_argument("--n-pairs", type=int, default=1000, help="random training pairs to interpolate between")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pairs")
+    p.add_argument("--device", default="cpu", help="device of the models")
+    p.add_argument("--lams", type=_floats, default=DEFAULT_LAMS, help="comma-separated weights of x_i")
+    p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
+    p = sub.add_parser(
+        "fig3b",
+        help="test error against epochs, ERM vs mixup, from run folders",
+        description="Figure 3b from run folders (one per seed) of an ERM and a mixup recipe.",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--erm",
+        type=Path,
+        nargs="+",
+        required=True,
+        default=argparse.SUPPRESS,
+        metavar="RUN_DIR",
+        help="ERM run folders, one per seed",
+    )
+    p.add_argument(
+        "--mixup",
+        type=Path,
+        nargs="+",
+        required=True,
+        default=argparse.SUPPRESS,
+        metavar="RUN_DIR",
+        help="mixup run folders",
+    )
+    p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
     return parser
 
 
