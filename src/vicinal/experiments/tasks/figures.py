@@ -548,75 +548,61 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in text.split(","))
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, except where the help already says it (the CLI's --data)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        return text if "default:" in text else super()._get_help_string(action)
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the ``fig1b | fig2 | fig3b`` sub-commands to ``parser`` (a new one by default) and return it."""
     if parser is None:
         parser = argparse.ArgumentParser(prog=PROG, description="The paper's Figures 1b, 2 and 3b.")
     sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
-    # each option's help says its default (the --help pages showed none)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = sub.add_parser(
-        "fig1b", help="decision boundaries of ERM vs mixup on a 2-D toy problem (seconds)", formatter_class=fmt
-    )
+
+    def figure(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        # each option's help says its default (the --help pages showed none); every figure writes into --out
+        p = sub.add_parser(name, help=summary, description=description, formatter_class=_DefaultsFormatter)
+        p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
+        return p
+
+    def runs(p: argparse.ArgumentParser, nargs: str | None, what: str) -> None:
+        for method in ("erm", "mixup"):
+            p.add_argument(
+                f"--{method}",
+                type=Path,
+                nargs=nargs,
+                required=True,
+                default=argparse.SUPPRESS,  # required: no "(default: None)"
+                metavar="RUN_DIR",
+                help=what.format("ERM" if method == "erm" else "mixup"),
+            )
+
+    p = figure("fig1b", "decision boundaries of ERM vs mixup on a 2-D toy problem (seconds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and both models")
     p.add_argument("--alpha", type=float, default=1.0, help="mixup's alpha")
     p.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps per model")
     p.add_argument("--n-per-class", type=int, default=100, help="two-moons points per class")
     p.add_argument("--noise", type=float, default=0.15, help="std of the noise added to the moons")
     p.add_argument("--grid", type=int, default=200, help=f"contour grid points per axis (at most {MAX_GRID})")
-    p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
-    p = sub.add_parser(
+    p = figure(
         "fig2",
-        help="predictions and gradient norms between training pairs (two trained runs)",
-        description="Figure 2 from one finished ERM run folder and one mixup run folder of the same recipe.",
-        formatter_class=fmt,
+        "predictions and gradient norms between training pairs (two trained runs)",
+        "Figure 2 from one finished ERM run folder and one mixup run folder of the same recipe.",
     )
-    p.add_argument(
-        "--erm",
-        type=Path,
-        required=True,
-        default=argparse.SUPPRESS,
-        metavar="RUN_DIR",
-        help="a finished ERM run folder",
-    )
-    p.add_argument(
-        "--mixup",
-        type=Path,
-        required=True,
-        default=argparse.SUPPRESS,
-        metavar="RUN_DIR",
-        help="a finished mixup run folder",
-    )
+    runs(p, None, "a finished {} run folder")
     p.add_argument("--n-pairs", type=int, default=1000, help="random training pairs to interpolate between")
     p.add_argument("--seed", type=int, default=0, help="seed of the pairs")
     p.add_argument("--device", default="cpu", help="device of the models")
     p.add_argument("--lams", type=_floats, default=DEFAULT_LAMS, help="comma-separated weights of x_i")
-    p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
-    p = sub.add_parser(
+    p = figure(
         "fig3b",
-        help="test error against epochs, ERM vs mixup, from run folders",
-        description="Figure 3b from run folders (one per seed) of an ERM and a mixup recipe.",
-        formatter_class=fmt,
+        "test error against epochs, ERM vs mixup, from run folders",
+        "Figure 3b from run folders (one per seed) of an ERM and a mixup recipe.",
     )
-    p.add_argument(
-        "--erm",
-        type=Path,
-        nargs="+",
-        required=True,
-        default=argparse.SUPPRESS,
-        metavar="RUN_DIR",
-        help="ERM run folders, one per seed",
-    )
-    p.add_argument(
-        "--mixup",
-        type=Path,
-        nargs="+",
-        required=True,
-        default=argparse.SUPPRESS,
-        metavar="RUN_DIR",
-        help="mixup run folders",
-    )
-    p.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figure and its JSON")
+    runs(p, "+", "{} run folders, one per seed")
     return parser
 
 
