@@ -268,6 +268,37 @@ def test_a_plan_of_max_steps_runs_ends(tmp_path: Path, capsys: pytest.CaptureFix
     assert all(s["global_step"] == 2 and s["status"] == "complete" for s in finished)  # the limit met the end
 
 
+def test_ctrl_c_in_the_step_after_training_says_how_to_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C during Table 3's attacks (the step after training) printed a bare "vicinal: interrupted"
+    (helper-105); it now says that every run is trained and the same command finishes the table, and exits 130."""
+    import dataclasses
+
+    from tests.experiments.lab_helpers import register_synthetic
+
+    register_synthetic()
+    real = orchestrate.get_table
+
+    def interrupted(plan: Any, args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        orchestrate, "get_table", lambda name: dataclasses.replace(real(name), after_training=interrupted)
+    )
+    assert main([*TINY_TABLE, "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "vicinal: interrupted after training; rerun the same command to finish the cifar table (its finished runs "
+        "and results are kept)"
+    )
+    assert not (tmp_path / "report").exists()
+    monkeypatch.setattr(orchestrate, "get_table", real)
+    assert main([*TINY_TABLE, "--out", str(tmp_path)]) == 0  # the rerun trains nothing and writes the report
+    out = capsys.readouterr().out
+    assert out.count("[  done]") == 4 and f"report written to {tmp_path / 'report'}" in out
+
+
 def test_reproduce_looks_its_table_up_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

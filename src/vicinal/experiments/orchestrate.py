@@ -457,7 +457,8 @@ def reproduce(args: argparse.Namespace) -> int:
         if claiming and _finished_since(out, runs, started):
             print(f"{who} done; another process has written the report meanwhile ({out / 'report'})")
             return 0
-        _finish(table, plan, args, out, t0)
+        if not _finish(table, plan, args, out, t0):
+            return 130
         if claiming:
             _note_finished(out, runs)
     finally:
@@ -466,11 +467,23 @@ def reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finish(table: Table, plan: list[dict[str, Any]], args: argparse.Namespace, out: Path, t0: float) -> None:
-    """The step after training (if the table has one) and the report (rank 0)."""
+def _finish(table: Table, plan: list[dict[str, Any]], args: argparse.Namespace, out: Path, t0: float) -> bool:
+    """The step after training (if the table has one) and the report (rank 0); False when Ctrl-C stopped the step
+    after training (said on stderr)."""
     if table.after_training is not None and Trainer.is_rank0():
-        table.after_training(plan, args)
+        try:
+            table.after_training(plan, args)
+        except KeyboardInterrupt:
+            # every run is trained; the step after training (Table 3's attacks) keeps what it finished: say how to
+            # continue, as an interrupted run does (the CLI printed a bare "interrupted")
+            print(
+                f"vicinal: interrupted after training; rerun the same command to finish the {table.name} table "
+                "(its finished runs and results are kept)",
+                file=sys.stderr,
+            )
+            return False
     if Trainer.is_rank0():
         result = make_report([out], out / "report")
         print(result["markdown"])
         print(f"report written to {out / 'report'} ({time.perf_counter() - t0:.0f} s of training)")
+    return True
