@@ -649,3 +649,14 @@ def test_one_skipped_evaluation_among_the_last_10_is_said(tmp_path: Path) -> Non
         "'median of last 10 epochs': 1 run(s) evaluated less often than every epoch (the median of the last 10 "
         "evaluations)." in md
     )
+
+
+def test_a_name_with_a_bar_from_an_older_lab_stays_in_its_cell(tmp_path: Path) -> None:
+    # config names refuse '|' now; a run folder written before that printed its name raw, one cell too many
+    run = make_run(tmp_path, "lrx", "", 0, [30.0, 20.0])
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("name: lrx", "name: lr|x"))
+    markdown = make_report([tmp_path], tmp_path / "rep")["markdown"]
+    header, _, row = [line for line in markdown.splitlines() if line.startswith("|")][:3]
+    assert row.startswith("| lr\\|x |")
+    assert len(re.split(r"(?<!\\)\|", row)) == len(header.split("|"))

@@ -323,7 +323,9 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
         head.append("paper top-5 (%)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in stats:
-        cells = [s["name"], f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['runs']}"]
+        # a run of an older lab (before config names refused '|') would split its cell: escaped, as markdown reads it
+        name = str(s["name"]).replace("|", "\\|")
+        cells = [name, f"{s['n']} ({s['seeds']})", f"{s['complete']}/{s['runs']}"]
         for key, _ in columns:
             digits = 3 if key == "last_test_nll" else 2
             n = s.get(f"{key}_n", 0)
