@@ -538,11 +538,10 @@ def test_variant_specific_errors():
     x, y = batch((4, 6))
     with pytest.raises(ValueError, match=r"CutMix needs inputs of shape \(B, ..., H, W\), got shape \(4, 6\)"):
         vicinal.CutMix(1.0, num_classes=4)(x, y)
-    with pytest.raises(
-        ValueError,
-        match=r"^CutMix draws one box per batch or one per sample: lam_mode must be 'batch' or 'sample', got 'pair'$",
-    ):
-        vicinal.CutMix(1.0, lam_mode="pair", pairing="flip")
+    with pytest.raises(ValueError, match=r"^unknown lam_mode 'elem'; known: batch, sample, pair$"):
+        vicinal.CutMix(1.0, lam_mode="elem", pairing="flip")
+    with pytest.raises(ValueError, match=r"^lam_mode='pair' gives each two samples .* got pairing='random'$"):
+        vicinal.CutMix(1.0, lam_mode="pair")
     with pytest.raises(ValueError, match="k must be an int >= 2, got 1"):
         vicinal.DirichletMixup(k=1)
     with pytest.raises(ValueError, match=r"switch_prob must be in \[0, 1\], got 2.0"):
@@ -1575,6 +1574,84 @@ def test_mixup_or_cutmix_per_sample_with_one_branch_draws_only_that_branch():
     assert erm.sample(x, y).op == "identity"
 
 
+def _timm_pair_mix(x, use_cutmix, lam_half, boxes_half):
+    """timm's Mixup(mode="pair") with CutMix and the switch, written out: sample i and its mirror j = B - 1 - i share
+    use_cutmix[i], lam_half[i] and boxes_half[i]; a CutMix pair swaps that box between the two images."""
+    n = x.shape[0]
+    out = x.clone()
+    for i in range(n // 2):
+        j = n - i - 1
+        if use_cutmix[i]:
+            y0, y1, x0, x1 = boxes_half[i]
+            out[i, ..., y0:y1, x0:x1] = x[j, ..., y0:y1, x0:x1]
+            out[j, ..., y0:y1, x0:x1] = x[i, ..., y0:y1, x0:x1]
+        else:
+            lam = lam_half[i]
+            out[i] = x[i] * lam + x[j] * (1 - lam)
+            out[j] = x[j] * lam + x[i] * (1 - lam)
+    return out
+
+
+@pytest.mark.parametrize("n", [8, 7])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: vicinal.CutMix(1.0, **kw),
+        lambda **kw: vicinal.CutMix(box_range=(0.2, 0.8), **kw),
+        lambda **kw: vicinal.MixupOrCutMix(0.4, 1.0, 0.5, **kw),
+    ],
+    ids=["cutmix", "cutmix-box-range", "mixup-or-cutmix"],
+)
+def test_pair_lam_mode_with_cutmix_equals_timms_pair_mode(make, n):
+    """lam_mode='pair' with flip pairs (timm's mode='pair'): the draws of lam_mode='sample', each pair taking those
+    of its smaller index, so the two images of a pair swap one box (or mix with one lam); odd batches' middle
+    sample is its own partner (timm refuses odd batches)."""
+    x, y = batch((n, 3, 9, 10), num_classes=4)
+    yh = F.one_hot(y, 4).float()
+    mixer = make(pairing="flip", lam_mode="pair", num_classes=4, seed=3)
+    twin = make(pairing="flip", lam_mode="sample", num_classes=4, seed=3)
+    lead = torch.minimum(torch.arange(n), torch.arange(n).flip(0))
+    seen = set()
+    for _ in range(10):
+        p, q = mixer.sample(x, y), twin.sample(x, y)
+        assert torch.equal(p.perm, q.perm) and torch.equal(p.perm, torch.arange(n).flip(0))
+        assert torch.equal(p.lam, q.lam[lead]) and torch.equal(p.box, q.box[lead])
+        cut = torch.ones(n, dtype=torch.bool) if p.blend is None else ~p.blend
+        if p.blend is not None:
+            assert torch.equal(p.blend, q.blend[lead])
+        seen.update(cut.tolist())
+        expected = _timm_pair_mix(x, cut, p.lam.float(), p.box.tolist())
+        if n % 2:
+            m = n // 2
+            w = p.lam[m].float()
+            expected[m] = x[m] if cut[m] else w * x[m] + (1 - w) * x[m]
+        assert torch.equal(mixer.apply_inputs(x, p), expected)
+        xi = x.clone()
+        assert mixer.apply_inputs(xi, p, inplace=True) is xi and torch.equal(xi, expected)
+        w = p.lam.float().reshape(-1, 1)
+        assert torch.equal(mixer.apply_targets(y, p), w * yh + (1 - w) * yh[p.perm])
+    assert seen == ({True, False} if isinstance(mixer, vicinal.MixupOrCutMix) else {True})
+
+
+def test_pair_lam_mode_with_cutmix_shares_the_draws_within_random_pairs_and_the_three_cycle():
+    for n, allow_self in ((8, True), (9, False)):
+        x, y = batch((n, 3, 8, 8), num_classes=4)
+        for mixer in (
+            vicinal.CutMix(1.0, pairing="matching", lam_mode="pair", allow_self=allow_self, num_classes=4, seed=1),
+            vicinal.MixupOrCutMix(
+                1.0, 1.0, 0.5, pairing="matching", lam_mode="pair", allow_self=allow_self, num_classes=4, seed=1
+            ),
+        ):
+            for _ in range(10):
+                p = mixer.sample(x, y)
+                # every sample's partner has its lam, box and switch: a -> b -> c -> a included
+                assert torch.equal(p.lam[p.perm], p.lam) and torch.equal(p.box[p.perm], p.box)
+                assert p.blend is None or torch.equal(p.blend[p.perm], p.blend)
+                assert torch.equal(mixer.apply_inputs(x, p), _paste_loop(x, x[p.perm], p.box)) or p.blend is not None
+    with pytest.raises(ValueError, match=r"^lam_mode='pair' shares lam between partners within the batch; with "):
+        vicinal.MixupOrCutMix(pairing="flip", lam_mode="pair", num_classes=4)(x, y, partner=(x, y))
+
+
 def test_cutmix_closer_targets_follow_the_corrected_lam():
     x, y = batch((6, 3, 8, 8), num_classes=4)
     mixer = vicinal.CutMix(1.0, num_classes=4, targets="closer", seed=1)
@@ -1849,12 +1926,10 @@ def test_misplaced_partner_params_and_lam_mode_are_named():
             mixer.apply_inputs(x, params)
         with pytest.raises(TypeError, match=r"^params must be the MixParams that sample\(\) returns, got "):
             mixer.apply_targets(y, params)
-    with pytest.raises(
-        ValueError,
-        match=r"^MixupOrCutMix draws one lam \(and box\) per batch or per sample: lam_mode must be 'batch' or "
-        r"'sample', got 'pair'$",
-    ):
-        vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="pair", pairing="flip")
+    with pytest.raises(ValueError, match=r"^unknown lam_mode 'elem'; known: batch, sample, pair$"):
+        vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="elem", pairing="flip")
+    with pytest.raises(ValueError, match=r"^lam_mode='pair' gives each two samples .* got pairing='roll'$"):
+        vicinal.MixupOrCutMix(1.0, 1.0, 0.5, lam_mode="pair", pairing="roll")
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ from .sampling import new_generator, sample_dirichlet, sample_lam
 TARGET_MODES = ("mixed", "closer")
 OPS = ("identity", "mix", "cutmix", "dirichlet", "noise")  # what MixParams.op may say
 LAM_MODES = ("batch", "sample")
-MIXUP_LAM_MODES = (*LAM_MODES, "pair")  # "pair" shares lam within pairs of partners: Mixup's pairings only
+MIXUP_LAM_MODES = (*LAM_MODES, "pair")  # "pair": partners share their draws (two-way transforms, mutual pairings)
 UINT8_OUTPUTS = ("round", "float")
 
 
@@ -59,7 +59,7 @@ class MixParams:
         perm: ``(B,)`` partner indices into the batch (None when partners come from outside the batch).
         partner_x, partner_y: partners drawn from the dataset (k-NN pairing).
         box: CutMix box ``(y0, y1, x0, x1)``, or a ``(B, 4)`` int64 tensor of one box per sample
-            (``lam_mode="sample"``).
+            (``lam_mode="sample"`` or ``"pair"``).
         blend: with per-sample boxes, ``(B,)`` bool: the samples mixed by the formula with their lam instead of
             pasted (the mixup draws of ``MixupOrCutMix(lam_mode="sample")``; their box rows are empty).
         weights, indices: Dirichlet weights ``(B, k)`` and partner indices ``(k, B)``.
@@ -648,6 +648,15 @@ class GaussianNoise(BatchMix):
         return {"sigma": self.sigma, **super()._repr_options()}
 
 
+def _pair_leaders(perm: Tensor) -> Tensor:
+    """For each sample, the sample whose draws its pair shares (``lam_mode="pair"``): each pair (i, perm[i]) takes
+    those of its smaller index, so both partners get one lam (and box, and switch). The minimum over i, perm[i] and
+    perm[perm[i]] is that index for pairs (perm[perm[i]] == i) and the smallest of the three for the 3-cycle of an
+    odd matching without self-pairs, which shares one draw too."""
+    p = perm.cpu()
+    return torch.minimum(torch.minimum(torch.arange(p.shape[0]), p), p[p])
+
+
 def _check_same_class(pairing: str, regression: bool, multi_label: bool = False) -> None:
     if regression and pairing == "same_class":
         # every continuous target would be a class of its own (each sample paired with itself: no mixing at all),
@@ -736,11 +745,7 @@ class Mixup(BatchMix):
         perm = self._pairs(y, n)
         if pair:
             assert isinstance(lam, Tensor)
-            # each pair (i, perm[i]) takes the lam drawn for its smaller index, so both partners get one lam; the
-            # minimum over i, perm[i] and perm[perm[i]] is that index for pairs (perm[perm[i]] == i) and the
-            # smallest of the three for the 3-cycle of an odd matching without self-pairs, which shares one lam too
-            p = perm.cpu()
-            lam = lam[torch.minimum(torch.minimum(torch.arange(n), p), p[p])]
+            lam = lam[_pair_leaders(perm)]
         return MixParams(op="mix", lam=lam, perm=perm)
 
     @_eager
@@ -763,7 +768,9 @@ class CutMix(Mixup):
     """CutMix (Yun et al., ICCV 2019): paste a box of area ``(1 - lam) * H * W`` from the partner; lam is corrected
     to the area actually kept after the box is clipped to the image. Inputs need at least 3 dimensions
     ``(B, ..., H, W)``; one box and one lam per batch, or with ``lam_mode="sample"`` (timm's ``mode="elem"``) one
-    of each per sample: n lams, the partners, then n box centres (:func:`vicinal.functional.cutmix_boxes`).
+    of each per sample: n lams, the partners, then n box centres (:func:`vicinal.functional.cutmix_boxes`). With
+    ``lam_mode="pair"`` (timm's ``mode="pair"``; ``pairing="flip"`` or ``"matching"``) the same n draws are made and
+    the two samples of a pair both take the box of the smaller index: each pastes the other's pixels in one place.
 
     Rounding convention: the box sides are ``round(H * sqrt(1 - lam))`` and ``round(W * sqrt(1 - lam))``, rounded
     to the nearest integer, where timm (``rand_bbox``) and the CutMix authors' code truncate with ``int(...)``.
@@ -782,11 +789,6 @@ class CutMix(Mixup):
     box_range: tuple[float, float] | None = None  # the class default: a CutMix pickled before the option has none
 
     def __init__(self, alpha: float = 1.0, *, box_range: tuple[float, float] | None = None, **kwargs: Any) -> None:
-        if kwargs.get("lam_mode", "batch") not in ("batch", "sample"):
-            raise ValueError(
-                f"CutMix draws one box per batch or one per sample: lam_mode must be 'batch' or 'sample', got "
-                f"{kwargs['lam_mode']!r}"
-            )
         super().__init__(alpha, **kwargs)
         self.box_range = None if box_range is None else F.check_box_range(box_range)
         if self.box_range is not None and self.alpha != 1.0:
@@ -808,7 +810,7 @@ class CutMix(Mixup):
             F._range_sides(self.box_range, x.shape[-2], x.shape[-1])
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
-        if self.lam_mode == "sample":
+        if self.lam_mode != "batch":
             return self._sample_boxes(y, n, x.shape[-2], x.shape[-1], partner)
         if self.box_range is not None:  # the partners as Mixup draws them, then the box: no lam is drawn
             perm = None if partner is not None else self._pairs(y, n)
@@ -845,6 +847,10 @@ class CutMix(Mixup):
         else:
             u = torch.rand(n, 2, generator=self.generator, dtype=torch.float64)
             boxes, kept = F.cutmix_boxes(lam, height, width, u)
+        if self.lam_mode == "pair":  # partners share the box (and so its lam): each pastes the other's pixels
+            assert perm is not None  # lam_mode='pair' with partner= is refused by _check_batch
+            lead = _pair_leaders(perm)
+            boxes, kept = boxes[lead], kept[lead]
         px, py = (None, None) if partner is None else partner
         return {"lam": kept, "perm": perm, "partner_x": px, "partner_y": py, "box": boxes}
 
@@ -860,11 +866,13 @@ class MixupOrCutMix(BatchMix):
         mixup_alpha, cutmix_alpha: Beta parameters of each; ``switch_prob``: probability of CutMix.
         box_range: CutMix boxes with sides drawn from this range of image fractions (timm's ``cutmix_minmax``, see
             :class:`CutMix`; ``cutmix_alpha`` stays 1).
-        lam_mode: ``"batch"`` (one switch, lam and box per batch) or ``"sample"`` (timm's ``mode="elem"``: per
-            sample, a switch, a lam, and for CutMix a box of its own; one ``prob`` coin per batch still). The
-            random stream per batch is then: the switches, the mixup lams, the CutMix lams (none with
-            ``box_range``), the partners, the box uniforms; with ``switch_prob`` 0 or 1, only what that branch
-            draws.
+        lam_mode: ``"batch"`` (one switch, lam and box per batch), ``"sample"`` (timm's ``mode="elem"``: per
+            sample, a switch, a lam, and for CutMix a box of its own; one ``prob`` coin per batch still) or
+            ``"pair"`` (timm's ``mode="pair"``, with ``pairing="flip"`` or ``"matching"``: the draws of
+            ``"sample"``, the two samples of each pair taking those of the smaller index, so partners share their
+            switch, lam and box). The random stream per batch is then: the switches, the mixup lams, the CutMix lams
+            (none with ``box_range``), the partners, the box uniforms; with ``switch_prob`` 0 or 1, only what that
+            branch draws.
         **kwargs: pairing, allow_self, num_classes, smoothing, generator, seed, ...
     """
 
@@ -882,13 +890,8 @@ class MixupOrCutMix(BatchMix):
         **kwargs: Any,
     ) -> None:
         lam_mode = kwargs.pop("lam_mode", "batch")  # not an option of the base class
-        if lam_mode not in LAM_MODES:
-            raise ValueError(
-                f"MixupOrCutMix draws one lam (and box) per batch or per sample: lam_mode must be 'batch' or "
-                f"'sample', got {lam_mode!r}"
-            )
         super().__init__(**kwargs)
-        self.lam_mode = lam_mode
+        self.lam_mode = check_choice(lam_mode, MIXUP_LAM_MODES, "lam_mode")
         self.switch_prob = check_probability(switch_prob, "switch_prob")
         _check_same_class(pairing, self.regression, self.multi_label)
         shared = {
@@ -926,9 +929,9 @@ class MixupOrCutMix(BatchMix):
         return self.switch_prob < 1.0
 
     def _sample(self, x: Tensor, y: Tensor, n: int, partner: tuple[Tensor, Tensor] | None) -> MixParams:
-        if self.lam_mode == "sample" and 0.0 < self.switch_prob < 1.0:
+        if self.lam_mode != "batch" and 0.0 < self.switch_prob < 1.0:
             return self._sample_per_sample(x, y, n, partner)
-        if self.lam_mode == "sample":  # one branch only: its own per-sample draws, no switches
+        if self.lam_mode != "batch":  # one branch only: its own per-sample (per-pair) draws, no switches
             return (self.cutmix if self.switch_prob == 1.0 else self.mixup)._sample(x, y, n, partner)
         use_cutmix = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.switch_prob
         chosen = self.cutmix if use_cutmix else self.mixup
@@ -939,7 +942,10 @@ class MixupOrCutMix(BatchMix):
             return MixParams()  # both branches at the ERM limit (one alone at 0 is refused at construction)
         cut = torch.rand(n, generator=self.generator, dtype=torch.float64) < self.switch_prob
         lam_mix = sample_lam(self.mixup.alpha, n, "sample", generator=self.generator)
-        drawn = self.cutmix._boxes(y, n, x.shape[-2], x.shape[-1], partner)
+        drawn = self.cutmix._boxes(y, n, x.shape[-2], x.shape[-1], partner)  # boxes shared within pairs already
+        if self.lam_mode == "pair":
+            lead = _pair_leaders(drawn["perm"])
+            cut, lam_mix = cut[lead], lam_mix[lead]
         boxes = drawn.pop("box").masked_fill(~cut.unsqueeze(1), 0)  # mixup rows paste nothing
         lam = torch.where(cut, drawn.pop("lam"), lam_mix)
         return MixParams(op="cutmix", lam=lam, box=boxes, blend=~cut, **drawn)

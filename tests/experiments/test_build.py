@@ -86,6 +86,8 @@ def test_the_options_validate_allows_are_the_ones_mixer_options_passes_and_the_l
         sample = _library_takes(v, lam_mode="sample")
         assert _config_takes(v, "mix.pairing=flip") == pairing, v
         assert _config_takes(v, "mix.lam_mode=sample") == sample, v
+        pair = _library_takes(v, lam_mode="pair", pairing="flip")
+        assert _config_takes(v, "mix.lam_mode=pair", "mix.pairing=flip") == pair, v
         assert _config_takes(v, "mix.sigma=0.1") == _library_takes(v, sigma=0.1), v  # refused where not read
         mix = MixConfig(
             variant=v, alpha=0.5, smoothing=0.1, sigma=0.1, pairing="flip" if pairing else "random",

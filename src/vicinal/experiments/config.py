@@ -169,7 +169,8 @@ class MixConfig:
         pairing: "random" (AC+RP), "same_class" (SC+RP), "knn" (AC+KNN, or SC+KNN with ``knn_same_class``),
             "roll", "flip"; only the variants that draw partners read it ("knn": not with ``layer``).
         lam_mode: "batch" (one lam per minibatch, the paper), "sample" (mixup, mix_inputs_*, dirichlet, cutmix, mixup_or_cutmix) or "pair"
-            (one per pair of mutual partners: mixup and mix_inputs_*, with pairing "flip" or "matching").
+            (one lam, box and switch per pair of mutual partners: all of those but dirichlet, with pairing "flip" or
+            "matching").
         smoothing: label-smoothing epsilon for the smoothing variants.
         sigma: standard deviation of the "gaussian_noise" variant.
         layer: mix latent representations entering this module (``vicinal.LatentMixup``); ``None`` = inputs.
@@ -317,11 +318,11 @@ _MIXUP_LIKE = VariantOptions(alpha=("alpha",), pairing=True, lam_modes=_CHOICES[
 # the options it reads. Its order is the order the error messages list the variants in.
 VARIANT_OPTIONS: dict[str, VariantOptions] = {
     "mixup": _MIXUP_LIKE,
-    "cutmix": VariantOptions(alpha=("alpha",), pairing=True, lam_modes=("batch", "sample")),  # box per batch/sample
+    "cutmix": VariantOptions(alpha=("alpha",), pairing=True, lam_modes=_CHOICES["mix.lam_mode"]),
     "mix_inputs_only": _MIXUP_LIKE,
     "mix_inputs_label_smoothing": _MIXUP_LIKE,
     "mixup_or_cutmix": VariantOptions(
-        alpha=("mixup_alpha", "cutmix_alpha"), pairing=True, lam_modes=("batch", "sample")
+        alpha=("mixup_alpha", "cutmix_alpha"), pairing=True, lam_modes=_CHOICES["mix.lam_mode"]
     ),
     "dirichlet": VariantOptions(alpha=("alpha",), lam_modes=("batch", "sample")),  # no pairs to share a lam
     "gaussian_noise": VariantOptions(sigma=True),
