@@ -315,8 +315,10 @@ def test_the_recorded_command_regenerates_and_refuses_in_one_line(
         # grid**2 points evaluated at once: 100,000 asked for 40 GB and printed torch's traceback (helper-105)
         (
             ["fig1b", "--grid", "100000", "--steps", "1", "--out", str(tmp_path / "c")],
-            "grid in [2, 2000], got steps=1, grid=100000",
+            "grid must be in [2, 2000] points per axis, got 100000",
         ),
+        # the two checks were one message, which named the default steps=1000 beside a bad grid (helper-107)
+        (["fig1b", "--steps", "0", "--out", str(tmp_path / "c")], "steps must be >= 1, got 0"),
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err
