@@ -16,7 +16,21 @@ def _forward_ad_level() -> int:
     return getattr(torch.autograd.forward_ad, "_current_level", -1)
 
 
-_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+
+
+_functorch_level = getattr(torch._C._functorch, "maybe_current_level", lambda: None)
+
+
+def _functorch_wrapped(t: object) -> bool:
+    """Whether ``t`` may be a functorch wrapper (vmap's batched tensor, grad's wrapped one): the kernels that write
+    through ``out=`` take the formula for those."""
+    if _is_compiling():
+        # dynamo cannot trace the wrapper test (a graph break and a UserWarning in a user's compiled step); it
+        # traces the transform level, so inside a vmap or grad every tensor counts as wrapped
+        return _functorch_level() is not None
+    return _is_wrapped(t)
 
 
 def check_generator(generator: torch.Generator) -> torch.Generator:
