@@ -1003,6 +1003,19 @@ def test_a_resume_with_its_config_ignores_a_global_batch_the_run_predates(
     )
 
 
+def test_a_reproduction_refused_at_a_runs_start_leaves_no_run_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # the claim made the run folder, and the refused run (missing data) left it empty in the table's folder
+    (tmp_path / "data").mkdir()
+    code, _, err = run_cli(
+        capsys, "reproduce", "cifar", "--scale", "cpu", "--seeds", "1", "--data", str(tmp_path / "data"),
+        "--out", str(tmp_path / "t"),
+    )  # fmt: skip
+    assert code == 2 and "CIFAR-10 JPEG split not found" in err
+    assert not (tmp_path / "t").exists() or not any(p.is_dir() for p in (tmp_path / "t").iterdir())
+
+
 def test_missing_data_names_the_data_folder_and_how_to_set_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -339,7 +339,9 @@ def test_a_dry_run_refuses_a_folder_another_process_writes_and_creates_nothing(t
         held.release()
     with runs.hold_folder(folder, dry_run=True):  # released: the dry run goes on, and takes no claim
         assert not (folder / runs.CLAIM).exists()
+    assert not folder.exists()  # the claim made it, and its release removed it again, empty
     # a claim file left unlocked by a lab version that did not lock, naming a live process on another host
+    folder.mkdir()
     (folder / runs.CLAIM).write_text("another-host 12")
     with pytest.raises(RunError, match=r"host and pid: another-host 12\)"):
         with runs.hold_folder(folder, dry_run=True):
@@ -555,6 +557,20 @@ def test_releasing_a_claim_leaves_a_newer_claim_file_at_its_path(tmp_path: Path)
     assert (tmp_path / runs.CLAIM).exists()
     second.release()
     assert not (tmp_path / runs.CLAIM).exists()
+
+
+def test_releasing_a_claim_removes_the_folders_it_made_while_they_are_empty(tmp_path: Path) -> None:
+    held = runs.claim(tmp_path / "table" / "run" / "seed0")
+    assert held is not None and held.created == [tmp_path / "table" / "run" / "seed0", tmp_path / "table" / "run",
+                                                 tmp_path / "table"]  # fmt: skip
+    (tmp_path / "table" / "other").mkdir()  # another run's folder: the table stays
+    held.release()
+    assert sorted(p.name for p in (tmp_path / "table").iterdir()) == ["other"]
+    held = runs.claim(tmp_path / "table" / "run" / "seed0")
+    assert held is not None
+    (tmp_path / "table" / "run" / "seed0" / "config.yaml").write_text("")  # the run started: nothing removed
+    held.release()
+    assert sorted(p.name for p in (tmp_path / "table" / "run" / "seed0").iterdir()) == ["config.yaml"]
 
 
 def test_an_out_folder_behind_a_dangling_link_is_named(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -830,11 +830,15 @@ class Claim:
     path: Path
     fd: int
     previous: str | None = None  # the text of a dead owner's claim that was taken over, if any
+    created: list[Path] = field(default_factory=list)  # the folders the claim made, deepest first
 
     def release(self) -> None:
+        """Unlock and remove the claim file, then the folders the claim made where nothing else was written to them
+        (a run refused at its start, e.g. by missing data, left an empty run folder in the table)."""
         if self.fd >= 0:
             _unlock(self.path, self.fd)
             self.fd = -1
+            _remove_empty(self.created)
 
 
 def _owner_alive(text: str) -> bool:
@@ -858,6 +862,7 @@ def _write_owner(fd: int) -> None:
 def claim(run_dir: Path) -> Claim | None:
     """Claim ``run_dir`` for this process: a `Claim`, or None when a live process holds it (the rules: the module
     doc of :mod:`vicinal.experiments.orchestrate`)."""
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / CLAIM
     fd = _lock(path)
@@ -878,7 +883,7 @@ def claim(run_dir: Path) -> Claim | None:
         # with it, so that the refusal leaves no half-written claim (and hold_folder can remove the folders it made)
         _unlock(path, fd)
         raise
-    return Claim(path, fd, previous=text or None)
+    return Claim(path, fd, previous=text or None, created=created)
 
 
 # flock errors of a file system that does not lock (NFS mounted nolock, Lustre without -o flock)
