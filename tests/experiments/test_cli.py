@@ -876,6 +876,29 @@ def test_an_interrupted_reproduction_says_to_rerun_it(
         assert "train --resume" not in err
 
 
+def test_a_run_stopped_at_once_says_what_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a second Ctrl-C printed a bare "vicinal: interrupted", with no word of the checkpoint or how to go on
+    from vicinal.experiments import cli
+    from vicinal.experiments.trainer import TrainingInterrupted
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    for kept, said in (
+        (checkpoint, f"the work since the last checkpoint ({checkpoint}) is lost; resume with: vicinal train --resume "
+                     f"{checkpoint.parent}\n"),
+        (None, "before the run saved any checkpoint; run the same command again to start it anew\n"),
+    ):  # fmt: skip
+
+        def stopped(args: argparse.Namespace, kept: Path | None = kept) -> int:
+            raise TrainingInterrupted(signal.SIGINT, kept, forced=True)
+
+        monkeypatch.setitem(cli.COMMANDS, "train", stopped)
+        assert main(["train", "demo/digits", "--out", str(tmp_path / "out")]) == 130
+        err = capsys.readouterr().err
+        assert err.startswith("vicinal: stopped at once by a second SIGINT") and err.endswith(said), err
+
+
 def test_an_interrupted_demo_says_to_run_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -134,6 +134,22 @@ def test_only_a_second_ctrl_c_stops_at_once() -> None:
         stop._handler(signal.SIGINT, None)
 
 
+def test_the_first_signal_is_acknowledged_on_stderr_where_asked(capfd: pytest.CaptureFixture[str]) -> None:
+    # helper-108: nothing was said until the evaluation under way ended, so users pressed Ctrl-C again and lost work
+    for signum, tail in ((signal.SIGINT, "; Ctrl-C again stops at once, losing the work since the last checkpoint"),
+                         (signal.SIGTERM, "")):  # fmt: skip
+        stop = distributed.StopSignals()
+        stop._announce = True
+        stop._handler(signum, None)
+        stop._handler(signal.SIGTERM, None)  # said once
+        name = signal.Signals(signum).name
+        said = f"vicinal: {name}: saving a checkpoint after the current step or evaluation, then stopping{tail}\n"
+        assert capfd.readouterr().err == said
+    quiet = distributed.StopSignals()  # a rank other than 0
+    quiet._handler(signal.SIGTERM, None)
+    assert capfd.readouterr().err == "" and quiet.signum == signal.SIGTERM
+
+
 def test_the_ranks_agree_on_the_signal_a_peer_received(monkeypatch: pytest.MonkeyPatch) -> None:
     # three ranks, two of them sent SIGTERM: the third stops with SIGTERM too (the largest signal number, not a sum)
     def all_reduce(t: torch.Tensor, op: object = distributed.dist.ReduceOp.SUM) -> None:

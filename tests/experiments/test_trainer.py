@@ -635,6 +635,36 @@ def test_a_signal_after_the_last_step_still_stops_the_caller(tmp_path: Path) -> 
     assert runs.read_summary(run)["status"] == "complete"  # nothing to resume: the run is whole
 
 
+class _SecondCtrlC:
+    """A second Ctrl-C (StopSignals raises KeyboardInterrupt) at a given global step."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_step(self, trainer: Trainer, step: dict[str, Any]) -> None:
+        if step["global_step"] == self.at_step:
+            raise KeyboardInterrupt
+
+
+def test_a_second_ctrl_c_marks_the_run_interrupted_and_names_the_last_checkpoint(tmp_path: Path) -> None:
+    # helper-108: the run stopped at once with a bare "vicinal: interrupted", summary.json still "running"
+    cfg = tiny_config("train.epochs=3")
+    whole = Trainer(cfg, tmp_path / "whole", quiet=True).fit()
+    steps = whole["global_step"] // 3  # per epoch
+    run = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted, match=r"^stopped at once by a second SIGINT: the work since the last "):
+        Trainer(cfg, run, quiet=True, callbacks=[_SecondCtrlC(steps + 1)]).fit()  # in epoch 2
+    assert runs.read_summary(run)["status"] == "interrupted"
+    resumed = Trainer(cfg, run, resume=True, quiet=True).fit()  # from the checkpoint after epoch 1
+    assert resumed["status"] == "complete" and resumed["last_test_error"] == whole["last_test_error"]
+    run = tmp_path / "early"
+    with pytest.raises(
+        TrainingInterrupted, match=r"^stopped at once by a second SIGINT, before the run saved any "
+    ) as c:
+        Trainer(cfg, run, quiet=True, callbacks=[_SecondCtrlC(1)]).fit()
+    assert c.value.forced and c.value.checkpoint is None and c.value.exit_code == 130
+
+
 def test_a_run_trained_on_drops_the_diagram_of_its_earlier_end(tmp_path: Path) -> None:
     # extended with train.reliability_diagram=false, the folder kept the epoch-1 diagram beside the epoch-2 summary
     run = tmp_path / "r"

@@ -537,6 +537,10 @@ def _run(argv: Sequence[str] | None) -> int:
                 else " (nothing to resume)"
             )
             print(f"vicinal: {exc}{rest}", file=sys.stderr)
+        elif exc.forced and exc.checkpoint is None:
+            # stopped before its first checkpoint (rank 0), or a rank that holds none: rank 0 says it, once
+            if Trainer.is_rank0():
+                print(f"vicinal: {exc}; run the same command again to start it anew", file=sys.stderr)
         elif exc.checkpoint is not None and getattr(args, "command", None) == "reproduce":
             # resuming the one stopped run would leave the table's other runs and its report undone
             how = "torchrun command" if exc.world_size > 1 else "command"

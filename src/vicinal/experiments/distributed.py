@@ -221,11 +221,14 @@ class StopSignals:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
+        self._announce = False
 
-    def install(self) -> None:
-        """Catch SIGINT and SIGTERM until :meth:`restore`."""
+    def install(self, *, announce: bool = False) -> None:
+        """Catch SIGINT and SIGTERM until :meth:`restore`; ``announce``: say on stderr that a first signal was
+        received (rank 0), since the step or evaluation under way may take minutes before the run stops."""
         if threading.current_thread() is not threading.main_thread():
             return
+        self._announce = announce
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handler)
 
@@ -238,6 +241,15 @@ class StopSignals:
     def _handler(self, signum: int, frame: Any) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        if self.signum is None and self._announce:
+            # without a word, a user waiting out an evaluation pressed Ctrl-C again and lost the epoch. os.write,
+            # not print: a handler that interrupts a print to stderr cannot print there itself
+            again = "; Ctrl-C again stops at once, losing the work since the last checkpoint"
+            line = (
+                f"vicinal: {signal.Signals(signum).name}: saving a checkpoint after the current step or evaluation, "
+                f"then stopping{again if signum == signal.SIGINT else ''}\n"
+            )
+            os.write(2, line.encode())
         self.signum = signum
 
     def agreed(self, world_size: int, device: torch.device) -> bool:

@@ -110,22 +110,37 @@ class TrainingInterrupted(Exception):
 
     Attributes:
         signum: the signal number. exit_code: 128 + signum (130 for SIGINT, 143 for SIGTERM).
-        checkpoint: path of the checkpoint written (None on ranks other than 0, and for a finished run).
+        checkpoint: path of the checkpoint written (None on ranks other than 0, and for a finished run); with
+            ``forced``, the last checkpoint the run had saved (None if it had saved none).
         world_size: the number of processes that wrote it (a resume needs as many).
         finished: the run folder when the signal came after the run's last step (rank 0): nothing to resume.
+        forced: a second Ctrl-C stopped the run at once, without a checkpoint of where it was.
     """
 
     def __init__(
-        self, signum: int, checkpoint: Path | None, world_size: int = 1, *, finished: Path | None = None
+        self,
+        signum: int,
+        checkpoint: Path | None,
+        world_size: int = 1,
+        *,
+        finished: Path | None = None,
+        forced: bool = False,
     ) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
         self.checkpoint = checkpoint
         self.world_size = world_size
         self.finished = finished  # the run folder of a run that was complete when the signal was seen (rank 0)
+        self.forced = forced
         name = signal.Signals(signum).name
         if finished is not None:
             super().__init__(f"interrupted by {name} after the run in '{finished}' finished")
+        elif forced and checkpoint is not None:
+            super().__init__(
+                f"stopped at once by a second {name}: the work since the last checkpoint ({checkpoint}) is lost"
+            )
+        elif forced:
+            super().__init__(f"stopped at once by a second {name}, before the run saved any checkpoint")
         else:
             super().__init__(f"interrupted by {name}; checkpoint saved at {checkpoint}")
 
@@ -220,8 +235,9 @@ class Trainer:
         self.placement = distributed.setup(self.cfg.train.device)
         self.rank, self.world_size = self.placement.rank, self.placement.world_size
         self.device, self.is_main = self.placement.device, self.placement.is_main
-        self.stop.install()
+        self.stop.install(announce=self.is_main)
         completed = False
+        started = False  # the run folder says "running" from the first record on
         try:
             # before any data is read or file written: torchrun's process count multiplies the per-process batch
             d = self.cfg.data
@@ -259,6 +275,7 @@ class Trainer:
                 runs.write_metrics(self.run_dir, self.records)
             self._handlers = [*default_callbacks(self.cfg, is_main=self.is_main, quiet=self.quiet), *self.callbacks]
             self._emit("on_fit_start")
+            started = True
             summary = self._loop(start_epoch, start_batch, accum)
             self._drop_stale_diagram()
             if self.last_eval is None and summary.get("status") == "complete" and self.cfg.train.reliability_diagram:
@@ -275,6 +292,13 @@ class Trainer:
                 finished = self.run_dir if self.is_main else None
                 raise TrainingInterrupted(self.stop.signum, None, self.world_size, finished=finished)
             return summary
+        except KeyboardInterrupt:
+            # a second Ctrl-C (StopSignals), or one where no handler could be installed: the run stops where it is.
+            # Its folder must not go on saying "running", and the user is told what is kept.
+            if started and self.is_main and (self.run_dir / runs.SUMMARY).is_file():
+                runs.write_summary(self.run_dir, self._summary("interrupted"))
+            kept = ckpt_path if self.is_main and ckpt_path.is_file() else None
+            raise TrainingInterrupted(signal.SIGINT, kept, self.world_size, forced=True) from None
         finally:
             self._emit("on_close")
             self.stop.restore()
