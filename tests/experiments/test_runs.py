@@ -9,12 +9,14 @@ import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from tests.experiments.lab_helpers import plant_killed_writes
 from vicinal.experiments import runs
 from vicinal.experiments.config import ExperimentConfig
 from vicinal.experiments.errors import LabWarning, ReportError, RunError
@@ -557,6 +559,22 @@ def test_releasing_a_claim_leaves_a_newer_claim_file_at_its_path(tmp_path: Path)
     assert (tmp_path / runs.CLAIM).exists()
     second.release()
     assert not (tmp_path / runs.CLAIM).exists()
+
+
+def test_stale_writes_of_any_file_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    import socket
+
+    (killed,) = plant_killed_writes(tmp_path, ["some.figure.png"])  # a dead writer of this host: removed
+    live = tmp_path / f".other.csv.{socket.gethostname()}~{os.getpid()}~x1.tmp"  # this process, writing: kept
+    foreign = tmp_path / ".other.csv.elsewhere~12~x1.tmp"  # another host's, recent: kept
+    notes = tmp_path / ".notes.tmp"  # not written by atomic_write: never removed, whatever its age
+    for f in (live, foreign, notes):
+        f.write_bytes(b"")
+    os.utime(notes, (time.time() - 7200, time.time() - 7200))
+    assert runs.clean_stale_temp_files(tmp_path, None) == [killed]
+    assert live.exists() and foreign.exists() and notes.exists()
+    os.utime(foreign, (time.time() - 7200, time.time() - 7200))
+    assert runs.clean_stale_temp_files(tmp_path, None) == [foreign]
 
 
 def test_releasing_a_claim_removes_the_folders_it_made_while_they_are_empty(tmp_path: Path) -> None:

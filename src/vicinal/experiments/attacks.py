@@ -24,7 +24,7 @@ from .build import load_run_model
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError
 from .evaluation import predicted_class
-from .runs import CHECKPOINT_NAME, read_config, read_summary, write_json
+from .runs import CHECKPOINT_NAME, clean_stale_temp_files, read_config, read_summary, write_json
 
 __all__ = [
     "ATTACKS",
@@ -375,6 +375,7 @@ def attack_run(
     if write:
         source_id = None if src_cfg is None else (src_cfg.name, src_cfg.train.seed)
         name = attack_file_stem(attack, eps, steps, every, source_id)
+        clean_stale_temp_files(Path(run_dir) / "attacks", None)  # of attacks killed while they wrote
         path = write_json(Path(run_dir) / "attacks" / f"{name}.json", result)
         result["file"] = str(path)
     return result

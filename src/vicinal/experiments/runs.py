@@ -1002,24 +1002,29 @@ def _remove_empty(created: list[Path]) -> None:
             break
 
 
-def clean_stale_temp_files(directory: str | Path, name: str = "checkpoint.pt") -> list[Path]:
+def clean_stale_temp_files(directory: str | Path, name: str | None = "checkpoint.pt") -> list[Path]:
     """Remove the temporary files that interrupted writes of ``directory/name`` left behind; returns them.
 
     A write killed by SIGKILL (or a power cut) cannot remove its ``.<name>.*.tmp`` file. A file whose writer
     (host and pid are in its name) is a process of this host that no longer runs is removed; one from another
     host, or in the older name format without a writer, only once it is older than ``FOREIGN_TMP_AGE_S``. Files
-    of a live writer are never touched.
+    of a live writer are never touched. ``name=None``: those of any file (a folder whose file names vary, such as
+    a report's), only the ones in the ``.<name>.<host>~<pid>~<random>.tmp`` format of `atomic_write`.
     """
     directory = Path(directory)
     removed: list[Path] = []
     if not directory.is_dir():
         return removed
     host = socket.gethostname()
-    for tmp in directory.glob(f".{name}.*.tmp"):
-        parts = tmp.name[len(name) + 2 : -len(".tmp")].split(TMP_SEP)
+    for tmp in directory.glob(f".{'*' if name is None else name}.*.tmp"):
+        # "<name>.<host>", "<pid>", "<random>": split from the right, where the writer is
+        parts = tmp.name[1 : -len(".tmp")].rsplit(TMP_SEP, 2)
+        ours = len(parts) == 3 and parts[1].isdigit()
         stale: bool
-        if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
+        if ours and (parts[0] == f"{name}.{host}" or (name is None and parts[0].endswith(f".{host}"))):
             stale = int(parts[1]) != os.getpid() and not pid_alive(int(parts[1]))
+        elif name is None and not ours:
+            continue  # not written by atomic_write: not ours to remove
         else:
             try:
                 stale = time.time() - tmp.stat().st_mtime > FOREIGN_TMP_AGE_S

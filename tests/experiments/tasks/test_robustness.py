@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (autouse fixture)
+from tests.experiments.lab_helpers import one_thread, plant_killed_writes, tiny_config  # noqa: F401 (autouse fixture)
 from vicinal.experiments.cli import main
 from vicinal.experiments.config import ConfigError, diff_configs, load_config
 from vicinal.experiments.report.report import make_report
@@ -450,11 +450,17 @@ def test_an_attack_belongs_to_the_weights_it_measured(
         f"model; finish it first (vicinal train --resume {run})\n"
     )
     Trainer(tiny_config("train.epochs=2", *cfg), run, resume=True, quiet=True).fit()
+    # killed writes of another attack and of a report's own section file: no later run removed them (helper-108)
+    (run / "attacks").mkdir()
+    (tmp_path / "r1").mkdir()
+    killed = plant_killed_writes(run / "attacks", ["white-fgsm-eps8.json"])
+    killed += plant_killed_writes(tmp_path / "r1", ["datasize.png", "report.md"])
     assert main(["attack", str(run), "--attack", "fgsm"]) == 0
     done = run / "attacks" / "white-fgsm-eps4.json"
     first = json.loads(done.read_text())
     assert first["target_step"] == json.loads((run / "summary.json").read_text())["global_step"] == 10
     assert attack_is_current(first, run) and "## Table 3" in make_report([run], tmp_path / "r1")["markdown"]
+    assert not any(p.exists() for p in killed)
     # the run trains on: its attack is of other weights, left out of the report with a warning, and measured
     # again by the reproduction's attack step
     Trainer(tiny_config("train.epochs=3", *cfg), run, resume=True, quiet=True).fit()

@@ -29,7 +29,7 @@ from ..config import flat_config, unread_by_both
 from ..errors import ReportError
 from ..recipe import NOT_RESULT_KEYS, recipe_differences, run_provenance, split_by_provenance
 from ..reliability import reliability_bins, save_reliability_diagram
-from ..runs import Run, find_runs, load_run, write_csv, write_figure, write_text
+from ..runs import Run, clean_stale_temp_files, find_runs, load_run, write_csv, write_figure, write_text
 from ..stats import fmt_mean_std, mean_std, paired
 from ..tasks import TABLES, load_tables
 
@@ -526,6 +526,8 @@ def make_report(
     stats = [_group_stats(g, shipped.get(g.table)) for g in groups]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # a report killed while it wrote left its temporary file; the tables' sections name files of their own
+    clean_stale_temp_files(out, None)
 
     table = markdown_table(stats)
     sources = paper_sources(g.table for g in groups)
