@@ -89,7 +89,16 @@ class _Evil:
 def test_loading_never_runs_code(tmp_path: Path) -> None:
     path = tmp_path / "c.pt"
     torch.save({"format": ck.FORMAT, "version": ck.VERSION, "x": _Evil()}, path)
-    with pytest.raises(CheckpointError, match=r"is unreadable .*UnpicklingError"):
+    # named by what the unpickler met, without torch's advice to load with weights_only=False (helper-108)
+    with pytest.raises(CheckpointError, match=r"is unreadable .*UnpicklingError: .*unsupported GLOBAL posix.system"):
+        load_checkpoint(path)
+    path.write_bytes(bytes(range(256)) * 8)  # random-looking bytes
+    with pytest.raises(CheckpointError, match=r"UnpicklingError: [^ ]") as caught:
+        load_checkpoint(path)
+    assert "weights_only" not in str(caught.value)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(CheckpointError, match=r"^checkpoint file '.*c.pt' is a folder, not a checkpoint$"):
         load_checkpoint(path)
 
 

@@ -380,6 +380,9 @@ def test_user_errors(tmp_path: Path, straight: tuple[Trainer, Path]) -> None:
         CheckpointError, match=r"checkpoint file '.*empty/checkpoint.pt' does not exist: nothing to resume"
     ):
         Trainer(tiny_config(), tmp_path / "empty", resume=True, quiet=True).fit()
+    (tmp_path / "odd" / "checkpoint.pt").mkdir(parents=True)  # it said "does not exist" (helper-108)
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt' is a folder, not a checkpoint: nothing to resume in "):
+        Trainer(tiny_config(), tmp_path / "odd", resume=True, quiet=True).fit()
     with pytest.raises(CheckpointError, match=r"was written by a different config \(differs at optim.lr\)"):
         Trainer(tiny_config("optim.lr=0.2"), run, resume=True, quiet=True).fit()
     with pytest.raises(RunError, match=r"train.amp 'fp16' needs a CUDA device, but the run is on cpu"):

@@ -18,6 +18,7 @@ rank then continues from rank 0's state: not bit-identical (the trainer warns an
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -107,13 +108,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         CheckpointError: the file is missing, truncated, not a vicinal checkpoint or of another version.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint file '{path}' is a folder, not a checkpoint")
     if not path.is_file():
         raise CheckpointError(f"checkpoint file '{path}' does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
         text = str(exc).strip()
-        first = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if isinstance(exc, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
+            # torch's first line advises weights_only=False, which would run the file's code and is no cure for a
+            # corrupt file: what the unpickler met comes after it (after "WeightsUnpickler error:" in some cases)
+            rest = [line for line in lines[1:] if not line.startswith("Check the documentation")]
+            said = rest[0].split("WeightsUnpickler error:", 1)[-1].strip() if rest else ""
+            lines = [said or (rest[1] if len(rest) > 1 else "")]
+        first = f"{type(exc).__name__}: {lines[0] if lines else ''}"
         if len(first) > 160:
             first = first[:157] + "..."
         raise CheckpointError(

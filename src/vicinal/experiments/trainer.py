@@ -221,9 +221,8 @@ class Trainer:
         self._handlers = []  # attached once the run is built (a refused start calls no callback)
         ckpt_path = self.run_dir / CHECKPOINT_NAME
         if self.resume and not ckpt_path.is_file():
-            raise CheckpointError(
-                f"checkpoint file '{ckpt_path}' does not exist: nothing to resume in '{self.run_dir}'"
-            )
+            what = "is a folder, not a checkpoint" if ckpt_path.is_dir() else "does not exist"
+            raise CheckpointError(f"checkpoint file '{ckpt_path}' {what}: nothing to resume in '{self.run_dir}'")
         clear = self.overwrite and not self.resume
         if not self.resume and not self.overwrite:
             clear = runs.check_fresh_run_folder(self.run_dir, restart_unfinished=self.restart_unfinished)
