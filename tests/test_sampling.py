@@ -159,6 +159,24 @@ def test_subnormal_alpha_gives_the_limit_not_nan():
     assert torch.equal(sample_beta(0.01, (4,), generator=torch.Generator().manual_seed(0)), expected)
 
 
+def test_huge_alpha_gives_equal_weights_not_an_overflow():
+    # the k Gamma draws lie near alpha and their sum overflowed float64 from k * alpha ~ 1.8e308: lam came out as
+    # 2.2e-308 (torch clamps 0 to the smallest normal) where Beta(alpha, alpha) is 0.5 to float64 precision
+    g = torch.Generator().manual_seed(0)
+    for alpha in (1e308, 1.7e308, 6e307):
+        assert sample_lam(alpha, 4, "batch", generator=g) == 0.5, alpha
+        assert sample_lam(alpha, 4, "sample", generator=g).tolist() == [0.5] * 4, alpha
+        assert torch.allclose(
+            sample_dirichlet(alpha, 3, (2,), generator=g), torch.full((2, 3), 1 / 3, dtype=torch.float64)
+        ), alpha
+    x = torch.randn(4, 3)
+    xm, _ = vicinal.Mixup(1e308, num_classes=3, seed=0, pairing="flip")(x, torch.tensor([0, 1, 2, 0]))
+    assert torch.equal(xm, 0.5 * x + 0.5 * x.flip(0))
+    # below the cap the draws are unchanged: the same stream as the fused call on the concentration itself
+    expected = torch._sample_dirichlet(torch.full((3, 2), 1e299, dtype=torch.float64), generator=g.manual_seed(1))
+    assert torch.equal(sample_beta(1e299, (3,), generator=torch.Generator().manual_seed(1)), expected[:, 0])
+
+
 def test_batch_lam_does_not_keep_the_first_calls_default_device():
     # the cached concentration once took the default device of its first call: one draw under torch.device("meta")
     # broke every later draw at that alpha

@@ -19,6 +19,10 @@ from ._validation import check_alpha, check_generator, is_int
 
 # Below this alpha, draws are made in log space (see the module docstring).
 _LOG_SPACE_BELOW = 0.05
+# Above this alpha, draws are made at it: the k Gamma draws lie near alpha, so their sum overflows float64 once
+# k * alpha nears 1.8e308 (alpha 1e308 gave lam = 2.2e-308 instead of 0.5), while the weights' std, about
+# 1 / (k * sqrt(k * alpha)), is below 1e-150 here, far under float64's resolution at 1/k: the same values.
+_DRAW_ALPHA_AT_MOST = 1e300
 
 
 def new_generator(generator: torch.Generator | None = None, seed: int | None = None) -> torch.Generator:
@@ -56,7 +60,8 @@ def sample_dirichlet(alpha: float, k: int, size: int | tuple[int, ...] = (), *, 
         return w
     if alpha >= _LOG_SPACE_BELOW:
         # one fused call (the fast path); at alpha >= 0.05 a float64 Gamma draw underflows with probability < 1e-15
-        return torch._sample_dirichlet(torch.full((*size, k), alpha, dtype=torch.float64), generator=generator)
+        conc = torch.full((*size, k), min(alpha, _DRAW_ALPHA_AT_MOST), dtype=torch.float64)
+        return torch._sample_dirichlet(conc, generator=generator)
     conc = torch.full((*size, k), alpha + 1.0, dtype=torch.float64)
     log_gamma = torch._standard_gamma(conc, generator=generator).log()
     log_u = torch.rand(conc.shape, generator=generator, dtype=torch.float64).log()
@@ -96,7 +101,8 @@ def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Gen
         alpha = check_alpha(alpha)
         if alpha >= _LOG_SPACE_BELOW:
             # sample_beta's fused draw, on a cached concentration tensor: the same values, a third of the time
-            return torch._sample_dirichlet(_pair_concentration(alpha), generator=generator).tolist()[0]
+            conc = _pair_concentration(min(alpha, _DRAW_ALPHA_AT_MOST))
+            return torch._sample_dirichlet(conc, generator=generator).tolist()[0]
         return float(sample_beta(alpha, generator=generator))
     if mode == "sample":
         if not is_int(batch_size) or batch_size < 1:
