@@ -94,7 +94,7 @@ def test_document(inputs: dict[str, Path], tmp_path: Path) -> None:
     assert (out / "figures" / "fig3b.png").read_bytes() == png
     assert "![Figure 3b: test error against epochs, ERM vs mixup" in md and "](figures/fig3b.png)" in md
     assert base64.b64encode(png).decode() in page
-    assert "python -m vicinal.experiments.tasks.figures fig3b --erm" in page
+    assert "vicinal figure fig3b --erm" in page
     # the tables' own plots, embedded too
     assert base64.b64encode((out / "tables" / "cifar" / "test_error.png").read_bytes()).decode() in page
     assert "<td>---" not in page and "<th>run</th><th>n (seeds)</th>" in page

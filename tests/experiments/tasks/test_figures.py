@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 from torch import nn
 
 from tests.experiments.lab_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: autouse fixture)
+from vicinal.experiments.cli import main as cli_main
 from vicinal.experiments.data.seeds import derive_seed
 from vicinal.experiments.errors import LabWarning, TaskError
 from vicinal.experiments.tasks import figures as figures_module
@@ -80,7 +82,7 @@ def test_figure1b_mixup_transitions_smoothly(tmp_path: Path) -> None:
     assert (tmp_path / "fig1b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((tmp_path / "fig1b.json").read_text())
     assert meta["figure"] == "fig1b" and meta["png"] == "fig1b.png"
-    assert meta["command"].startswith("python -m vicinal.experiments.tasks.figures fig1b --seed 0 --alpha 1.0")
+    assert meta["command"].startswith("vicinal figure fig1b --seed 0 --alpha 1.0")
     with pytest.raises(ValueError, match="alpha must be > 0 for the mixup panel, got 0"):
         figure1b(tmp_path, alpha=0)
 
@@ -141,7 +143,7 @@ def test_figure2_from_run_folders(tmp_path: Path) -> None:
     assert meta["curves"] == curves and f"--erm {erm} --mixup {mix}" in meta["command"]
     assert meta["command"].endswith("--lams 0.0,0.5,1.0")
     # the recorded command regenerates the same numbers
-    argv = meta["command"].split()[3:]
+    argv = meta["command"].split()[2:]
     assert main(argv) == 0
     assert json.loads((tmp_path / "figs" / "fig2.json").read_text())["curves"] == curves
 
@@ -263,9 +265,11 @@ def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fig3b", "--erm", str(tmp_path / "a"), "--mixup", str(tmp_path / "b"), "--out", str(out)]) == 0
     assert "fig3b.png" in capsys.readouterr().out
     meta = json.loads((out / "fig3b.json").read_text())
-    assert meta["command"] == (
-        f"python -m vicinal.experiments.tasks.figures fig3b --erm {tmp_path / 'a'} --mixup {tmp_path / 'b'} --out {out}"
-    )
+    assert meta["command"] == f"vicinal figure fig3b --erm {tmp_path / 'a'} --mixup {tmp_path / 'b'} --out {out}"
+    # the recorded command is the lab's: run through `vicinal`, it writes the same figure again
+    (out / "fig3b.json").unlink()
+    assert cli_main(shlex.split(meta["command"])[1:]) == 0
+    assert json.loads((out / "fig3b.json").read_text()) == meta
 
 
 def test_figures_refuse_what_would_plot_the_wrong_models(tmp_path: Path) -> None:
@@ -301,7 +305,7 @@ def test_the_recorded_command_regenerates_and_refuses_in_one_line(
     # took an infinite noise
     result = figure1b(tmp_path / "a", steps=2, n_per_class=4, grid=7)
     assert result["settings"]["grid"] == 7 and "--grid 7" in result["command"]
-    assert main([*result["command"].split()[3:-2], "--out", str(tmp_path / "b")]) == 0
+    assert main([*result["command"].split()[2:-2], "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "fig1b.json").read_text())["uncertain_share"] == result["uncertain_share"]
     capsys.readouterr()
     (tmp_path / "file").write_text("")

@@ -2,9 +2,11 @@
 
 ::
 
-    python -m vicinal.experiments.tasks.figures fig1b --out figures/
-    python -m vicinal.experiments.tasks.figures fig2 --erm RUN_DIR --mixup RUN_DIR --out figures/
-    python -m vicinal.experiments.tasks.figures fig3b --erm RUN_DIR... --mixup RUN_DIR... --out figures/
+    vicinal figure fig1b --out figures/
+    vicinal figure fig2 --erm RUN_DIR --mixup RUN_DIR --out figures/
+    vicinal figure fig3b --erm RUN_DIR... --mixup RUN_DIR... --out figures/
+
+(``python -m vicinal.experiments.tasks.figures`` takes the same arguments.)
 
 * Figure 1b: probability contours p(y=1 | x) of an ERM and a mixup MLP on a seeded 2-D toy problem (two
   interleaved half-moons); trains in seconds. The measured number is the share of the plotted square where the
@@ -60,6 +62,9 @@ __all__ = [
 ]
 
 PROG = "python -m vicinal.experiments.tasks.figures"
+# The command each figure's JSON records: the lab's own command, which users run and the docs show (the module
+# form worked too, but it read as an internal entry point in a report)
+COMMAND = "vicinal figure"
 FIGURES = ("fig1b", "fig2", "fig3b")
 DEFAULT_LAMS = tuple(i / 10 for i in range(11))
 
@@ -88,7 +93,7 @@ def _write(out: Path, name: str, fig: Any, payload: dict[str, Any]) -> dict[str,
 
 
 def _command(name: str, args: Sequence[str]) -> str:
-    return " ".join([PROG, name, *(shlex.quote(str(a)) for a in args)])
+    return " ".join([COMMAND, name, *(shlex.quote(str(a)) for a in args)])
 
 
 # -- Figure 1b ------------------------------------------------------------------------------------------------
