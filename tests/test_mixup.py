@@ -1109,6 +1109,24 @@ def test_apply_targets_checks_labels_other_than_those_sample_checked(variant):
     assert torch.equal(mixer.apply_targets(other, p), mixer.apply_targets(other.clone(), p))
 
 
+@pytest.mark.parametrize("variant", ["mixup", "erm", "label_smoothing"])
+def test_soft_targets_checks_its_labels(variant):
+    # soft_targets is public: out-of-range classes failed inside torch's one-hot ("Class values must be smaller than
+    # num_classes."), float (B,) labels were one-hot encoded by their values
+    mixer = vicinal.build(variant, num_classes=5, seed=0)
+    for labels, error, message in (
+        (torch.tensor([0, 1, 7, 2]), ValueError, r"^labels must be in \[0, num_classes=5\), got values from 0 to 7$"),
+        (torch.tensor([-1, 1, 2]), ValueError, r"^labels must be in \[0, num_classes=5\), got values from -1 to 2$"),
+        (torch.tensor([0.0, 1.0, 2.0, 2.0]), ValueError, r"^float labels must be probabilities of shape \(B, C\)"),
+        ([0, 1, 2, 3], TypeError, r"^labels must be a torch\.Tensor, got list$"),
+    ):
+        with pytest.raises(error, match=message):
+            mixer.soft_targets(labels)
+    y = torch.tensor([4, 0, 2])
+    eps = mixer.smoothing
+    assert torch.equal(mixer.soft_targets(y), torch.nn.functional.one_hot(y, 5).float() * (1 - eps) + eps / 5)
+
+
 def test_vmap_with_different_randomness_names_the_way_out():
     # torch said "Cannot access data pointer of Tensor that doesn't have storage" from inside the lam draw
     y = torch.randint(0, 5, (4,))

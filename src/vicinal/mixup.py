@@ -465,7 +465,14 @@ class BatchMix:
 
     def soft_targets(self, y: Tensor) -> Tensor:
         """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged; multi-hot rows
-        as float32, smoothed towards 0.5."""
+        as float32, smoothed towards 0.5. ``y`` gets ``sample()``'s label checks (a class out of range is named, not
+        left to torch's one-hot)."""
+        n = int(y.shape[0]) if isinstance(y, Tensor) and y.dim() else -1
+        check_targets(y, n, self.num_classes, regression=self.regression, multi_label=self.multi_label)
+        return self._soft_targets(y)
+
+    def _soft_targets(self, y: Tensor) -> Tensor:
+        """:meth:`soft_targets` for labels already checked (by ``sample()`` or ``_check_labels``)."""
         if self.regression:
             return y
         if self.multi_label:
@@ -495,8 +502,8 @@ class BatchMix:
             if params._drawn:  # lam and perm come from sample() and the batch size was checked above
                 return F._mixed_one_hot(y, params.lam, params.perm, self.num_classes, torch.float32)
             return F.mixed_one_hot(y, params.lam, params.perm, self.num_classes)
-        soft = self.soft_targets(y)
-        partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
+        soft = self._soft_targets(y)
+        partner = None if params.partner_y is None else self._soft_targets(params.partner_y)
         if params.op in ("identity", "noise"):
             return soft
         if params.op == "dirichlet":
@@ -753,8 +760,8 @@ class Mixup(BatchMix):
         if self.targets == "closer" and params.op in ("mix", "cutmix"):
             self._check_labels(y, params)
             _check_params_batch(params, y.shape[0] if isinstance(y, Tensor) and y.dim() else -1, "labels")
-            partner = None if params.partner_y is None else self.soft_targets(params.partner_y)
-            return F.closer_targets(self.soft_targets(y), params.lam, params.perm, partner=partner)
+            partner = None if params.partner_y is None else self._soft_targets(params.partner_y)
+            return F.closer_targets(self._soft_targets(y), params.lam, params.perm, partner=partner)
         return super().apply_targets(y, params)
 
     def _repr_options(self) -> dict[str, Any]:
