@@ -122,7 +122,8 @@ def test_teardown_waits_for_the_peers_only_after_a_completed_fit(
     assert calls == []
 
 
-def test_only_a_second_ctrl_c_stops_at_once() -> None:
+def test_only_a_second_ctrl_c_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
     stop = distributed.StopSignals()
     stop._handler(signal.SIGTERM, None)
     try:
@@ -132,6 +133,31 @@ def test_only_a_second_ctrl_c_stops_at_once() -> None:
     assert stop.signum == signal.SIGTERM
     with pytest.raises(KeyboardInterrupt):
         stop._handler(signal.SIGINT, None)
+
+
+def test_under_torchrun_any_second_signal_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # torchrun passes the terminal's second Ctrl-C on as SIGTERM: the workers waited for the step, and torchrun killed
+    # them 30 s later with no summary and no word
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    for second in (signal.SIGTERM, signal.SIGINT):
+        stop = distributed.StopSignals()
+        stop._handler(signal.SIGINT, None)
+        with pytest.raises(KeyboardInterrupt):
+            stop._handler(second, None)
+        assert stop.signum == signal.SIGINT
+
+
+def test_a_first_signal_stops_the_run_when_stderr_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the acknowledgement's write raised BrokenPipeError inside the handler (a closed `| tee`, a dropped terminal)
+    # before the signal was recorded: the error surfaced mid-step and no checkpoint was saved
+    def broken(fd: int, data: bytes) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(distributed.os, "write", broken)
+    stop = distributed.StopSignals()
+    stop._announce = True
+    stop._handler(signal.SIGINT, None)
+    assert stop.signum == signal.SIGINT and stop.agreed(1, torch.device("cpu"))
 
 
 def test_the_first_signal_is_acknowledged_on_stderr_where_asked(capfd: pytest.CaptureFixture[str]) -> None:

@@ -668,6 +668,40 @@ def test_a_second_ctrl_c_marks_the_run_interrupted_and_names_the_last_checkpoint
     assert c.value.forced and c.value.checkpoint is None and c.value.exit_code == 130
 
 
+def test_a_second_ctrl_c_after_the_last_step_leaves_the_run_complete(tmp_path: Path) -> None:
+    # while on_fit_end drew the diagram, a second Ctrl-C rewrote the complete summary as "interrupted" and said the
+    # work since the last checkpoint was lost
+    class LateCtrlC:
+        def on_fit_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted by SIGINT after the run in .* finished$") as c:
+        Trainer(tiny_config("train.epochs=1"), run, quiet=True, callbacks=[LateCtrlC()]).fit()
+    assert c.value.finished == run and c.value.checkpoint is None and not c.value.forced
+    assert runs.read_summary(run)["status"] == "complete"
+
+
+def test_a_second_ctrl_c_before_an_overwrite_cleared_the_folder_names_no_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pressed while the run was built, it named the old run's checkpoint: the advised --resume continued the run
+    # --overwrite was replacing
+    run = tmp_path / "r"
+    Trainer(tiny_config("train.epochs=1"), run, quiet=True).fit()
+
+    def interrupted_setup(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "build_run", interrupted_setup)
+    with pytest.raises(
+        TrainingInterrupted, match=r"^stopped at once by a second SIGINT, before the run saved any "
+    ) as c:
+        Trainer(tiny_config("train.epochs=2"), run, overwrite=True, quiet=True).fit()
+    assert c.value.forced and c.value.checkpoint is None
+    assert runs.read_summary(run)["status"] == "complete"  # the old run, untouched: the folder was not cleared yet
+
+
 def test_a_run_trained_on_drops_the_diagram_of_its_earlier_end(tmp_path: Path) -> None:
     # extended with train.reliability_diagram=false, the folder kept the epoch-1 diagram beside the epoch-2 summary
     run = tmp_path / "r"

@@ -216,7 +216,7 @@ def sync_buffers(model: nn.Module, world_size: int) -> None:
 
 class StopSignals:
     """SIGINT/SIGTERM ask the run to stop after the current step (the trainer then saves a checkpoint); a second
-    Ctrl-C stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
+    Ctrl-C (under torchrun any second signal) stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -239,9 +239,14 @@ class StopSignals:
         self._old = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        if self.signum is None and self._announce:
+        if self.signum is not None:
+            # a second Ctrl-C: stop now. torchrun passes the terminal's first Ctrl-C on as SIGINT and its second as
+            # SIGTERM (then SIGKILL 30 s later), so under torchrun any second signal stops now
+            if signum == signal.SIGINT or "TORCHELASTIC_RUN_ID" in os.environ:
+                raise KeyboardInterrupt
+            return
+        self.signum = signum  # first: a failed write below must not lose the request to stop
+        if self._announce:
             # without a word, a user waiting out an evaluation pressed Ctrl-C again and lost the epoch. os.write,
             # not print: a handler that interrupts a print to stderr cannot print there itself
             again = "; Ctrl-C again stops at once, losing the work since the last checkpoint"
@@ -249,8 +254,10 @@ class StopSignals:
                 f"vicinal: {signal.Signals(signum).name}: saving a checkpoint after the current step or evaluation, "
                 f"then stopping{again if signum == signal.SIGINT else ''}\n"
             )
-            os.write(2, line.encode())
-        self.signum = signum
+            try:
+                os.write(2, line.encode())
+            except OSError:  # stderr's reader is gone (a closed pipe, a dropped terminal): the stop goes on
+                pass
 
     def agreed(self, world_size: int, device: torch.device) -> bool:
         """True when a signal arrived on any rank (ranks must stop at the same step, or DDP would hang); a rank

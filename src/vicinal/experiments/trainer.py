@@ -237,6 +237,9 @@ class Trainer:
         self.stop.install(announce=self.is_main)
         completed = False
         started = False  # the run folder says "running" from the first record on
+        looped = False  # the loop ended: the summary on disk is the run's last word
+        # the checkpoint in the folder is this run's only once an --overwrite has cleared the old one
+        own_checkpoint = not clear
         try:
             # before any data is read or file written: torchrun's process count multiplies the per-process batch
             d = self.cfg.data
@@ -269,6 +272,7 @@ class Trainer:
                     )
             if clear and self.is_main:
                 runs.clear_run_folder(self.run_dir)
+            own_checkpoint = True
             self._write_provenance(resumed_from=state)
             if state is not None and self.is_main:  # metrics.jsonl must match the checkpoint
                 runs.write_metrics(self.run_dir, self.records)
@@ -276,6 +280,7 @@ class Trainer:
             self._emit("on_fit_start")
             started = True
             summary = self._loop(start_epoch, start_batch, accum)
+            looped = True
             self._drop_stale_diagram()
             if self.last_eval is None and summary.get("status") == "complete" and self.cfg.train.reliability_diagram:
                 # resumed at its end (stopped during the final evaluation, or killed while the diagram was drawn):
@@ -294,9 +299,15 @@ class Trainer:
         except KeyboardInterrupt:
             # a second Ctrl-C (StopSignals), or one where no handler could be installed: the run stops where it is.
             # Its folder must not go on saying "running", and the user is told what is kept.
+            if looped:
+                # after the last step (the diagram, a callback's on_fit_end): the summary already says how the run
+                # ended, so it stays, as for a first signal there
+                finished = self.run_dir if self.is_main else None
+                raise TrainingInterrupted(signal.SIGINT, None, self.world_size, finished=finished) from None
             if started and self.is_main and (self.run_dir / runs.SUMMARY).is_file():
                 runs.write_summary(self.run_dir, self._summary("interrupted"))
-            kept = ckpt_path if self.is_main and ckpt_path.is_file() else None
+            # not the checkpoint of the run an --overwrite was about to clear: --resume would continue that one
+            kept = ckpt_path if own_checkpoint and self.is_main and ckpt_path.is_file() else None
             raise TrainingInterrupted(signal.SIGINT, kept, self.world_size, forced=True) from None
         finally:
             self._emit("on_close")
