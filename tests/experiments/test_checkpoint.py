@@ -96,6 +96,11 @@ def test_loading_never_runs_code(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"UnpicklingError: [^ ]") as caught:
         load_checkpoint(path)
     assert "weights_only" not in str(caught.value)
+    # a class outside torch's allowlist: its message puts the weights_only=False advice on a numbered line first
+    torch.save({"format": ck.FORMAT, "version": ck.VERSION, "x": np.arange(3)}, path)
+    with pytest.raises(CheckpointError, match=r"UnpicklingError: Unsupported global: GLOBAL numpy\.") as caught:
+        load_checkpoint(path)
+    assert "weights_only" not in str(caught.value) and "safe_globals" not in str(caught.value)
     path.unlink()
     path.mkdir()
     with pytest.raises(CheckpointError, match=r"^checkpoint file '.*c.pt' is a folder, not a checkpoint$"):

@@ -118,11 +118,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         text = str(exc).strip()
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if isinstance(exc, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
-            # torch's first line advises weights_only=False, which would run the file's code and is no cure for a
-            # corrupt file: what the unpickler met comes after it (after "WeightsUnpickler error:" in some cases)
-            rest = [line for line in lines[1:] if not line.startswith("Check the documentation")]
-            said = rest[0].split("WeightsUnpickler error:", 1)[-1].strip() if rest else ""
-            lines = [said or (rest[1] if len(rest) > 1 else "")]
+            # torch's first line (and, for a class outside its allowlist, an option "(1)") advises weights_only=False,
+            # which would run the file's code and is no cure for a corrupt file: what the unpickler met follows
+            # "WeightsUnpickler error:" where torch says it, else on the first line of neither advice nor options
+            marker = "WeightsUnpickler error:"
+            at = next((i for i, line in enumerate(lines) if marker in line), None)
+            said = None if at is None else lines[at].split(marker, 1)[1].strip()
+            if at is not None and not said and at + 1 < len(lines):
+                said = lines[at + 1]  # the marker ends its line: the words are on the next one
+            if said is None:
+                advice = ("Check the documentation", "(1)", "(2)")
+                said = next((line for line in lines[1:] if not line.startswith(advice)), "")
+            # nor allowlisting the class ("Please use torch.serialization.add_safe_globals..."): not a checkpoint
+            lines = [said.split(" Please use `torch.serialization", 1)[0]]
         first = f"{type(exc).__name__}: {lines[0] if lines else ''}"
         if len(first) > 160:
             first = first[:157] + "..."
