@@ -465,10 +465,12 @@ class BatchMix:
 
     def soft_targets(self, y: Tensor) -> Tensor:
         """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged; multi-hot rows
-        as float32, smoothed towards 0.5. ``y`` gets ``sample()``'s label checks (a class out of range is named, not
-        left to torch's one-hot)."""
-        n = int(y.shape[0]) if isinstance(y, Tensor) and y.dim() else -1
-        check_targets(y, n, self.num_classes, regression=self.regression, multi_label=self.multi_label)
+        as float32, smoothed towards 0.5. Integer class labels of any shape are checked against ``num_classes`` (a
+        class out of range is named, not left to torch's one-hot; empty and vmapped labels pass)."""
+        if not isinstance(y, Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(y).__name__}")
+        if not (self.regression or self.multi_label or y.is_floating_point()) and self.num_classes is not None:
+            F._check_class_labels(y, self.num_classes)
         return self._soft_targets(y)
 
     def _soft_targets(self, y: Tensor) -> Tensor:
