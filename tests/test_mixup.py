@@ -1668,7 +1668,11 @@ def test_pair_lam_mode_with_cutmix_shares_the_draws_within_random_pairs_and_the_
                 # every sample's partner has its lam, box and switch: a -> b -> c -> a included
                 assert torch.equal(p.lam[p.perm], p.lam) and torch.equal(p.box[p.perm], p.box)
                 assert p.blend is None or torch.equal(p.blend[p.perm], p.blend)
-                assert torch.equal(mixer.apply_inputs(x, p), _paste_loop(x, x[p.perm], p.box)) or p.blend is not None
+                expected = _paste_loop(x, x[p.perm], p.box)
+                for i in [] if p.blend is None else p.blend.nonzero().flatten().tolist():  # the mixup rows
+                    w = p.lam[i].float()
+                    expected[i] = w * x[i] + (1 - w) * x[p.perm[i]]
+                assert torch.equal(mixer.apply_inputs(x, p), expected)
     with pytest.raises(ValueError, match=r"^lam_mode='pair' shares lam between partners within the batch; with "):
         vicinal.MixupOrCutMix(pairing="flip", lam_mode="pair", num_classes=4)(x, y, partner=(x, y))
 
