@@ -61,7 +61,7 @@ class MixParams:
         box: CutMix box ``(y0, y1, x0, x1)``, or a ``(B, 4)`` int64 tensor of one box per sample
             (``lam_mode="sample"`` or ``"pair"``).
         blend: with per-sample boxes, ``(B,)`` bool: the samples mixed by the formula with their lam instead of
-            pasted (the mixup draws of ``MixupOrCutMix(lam_mode="sample")``; their box rows are empty).
+            pasted (the mixup draws of ``MixupOrCutMix(lam_mode="sample")`` or ``"pair"``; their box rows are empty).
         weights, indices: Dirichlet weights ``(B, k)`` and partner indices ``(k, B)``.
         noise: Gaussian noise added to the inputs.
         targets: how the transform forms its targets: ``"mixed"`` (paper) or ``"closer"`` (the label of the larger
@@ -440,7 +440,7 @@ class BatchMix:
         if not (per_sample and isinstance(blend, Tensor) and blend.dtype == torch.bool):
             raise ValueError(
                 "params with blend need per-sample boxes (B, 4), per-sample lam (B,) and blend as a bool tensor (B,), "
-                "as MixupOrCutMix(lam_mode='sample') draws them; draw them with sample()"
+                "as MixupOrCutMix(lam_mode='sample' or 'pair') draws them; draw them with sample()"
             )
         assert isinstance(box, Tensor) and isinstance(lam, Tensor) and blend is not None
         src = x.float() if to_float else x  # converting first is exact for a paste, and the formula's first step
