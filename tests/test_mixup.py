@@ -2041,26 +2041,33 @@ def test_one_compiled_step_takes_five_transform_classes_within_dynamos_recompile
     [
         (
             lambda: vicinal.Mixup(mixup_alpha=0.8),
-            r"^Mixup\(\) got an unexpected keyword argument 'mixup_alpha' \(from timm / torchvision: mixup_alpha -> "
+            r"^Mixup\(\) got an unexpected keyword argument 'mixup_alpha' \(from timm / torchvision / kornia: mixup_alpha -> "
             r"Mixup\(alpha\) \(MixupOrCutMix takes mixup_alpha, cutmix_alpha and switch_prob\)\)$",
         ),
         (
             lambda: vicinal.CutMix(1.0, label_smoothing=0.1, mode="elem"),
-            r"^CutMix\(\) got unexpected keyword arguments 'label_smoothing', 'mode' \(from timm / torchvision: "
+            r"^CutMix\(\) got unexpected keyword arguments 'label_smoothing', 'mode' \(from timm / torchvision / kornia: "
             r"label_smoothing -> smoothing=; mode -> lam_mode='batch', 'sample' \(timm's 'elem'\) or 'pair' \(with "
             r"pairing='flip' or 'matching'\)\)$",
         ),
         (
             lambda: vicinal.MixupOrCutMix(cutmix_minmax=(0.2, 0.8)),
-            r"^MixupOrCutMix\(\) got an unexpected keyword argument 'cutmix_minmax' \(from timm / torchvision: "
+            r"^MixupOrCutMix\(\) got an unexpected keyword argument 'cutmix_minmax' \(from timm / torchvision / kornia: "
             r"cutmix_minmax -> box_range=\(min, max\) of CutMix or MixupOrCutMix\)$",
+        ),
+        (
+            lambda: vicinal.Mixup(1.0, p=0.5, same_on_batch=True),
+            r"^Mixup\(\) got unexpected keyword arguments 'p', 'same_on_batch' \(from timm / torchvision / kornia: "
+            r"p -> prob= \(one coin per batch; kornia's p also gates each sample, which is not offered\); "
+            r"same_on_batch -> lam_mode='batch' \(one lam per batch, the default here; kornia's default is "
+            r"lam_mode='sample'\)\)$",
         ),
         (
             lambda: vicinal.DirichletMixup(1.0, bogus=1),
             r"^DirichletMixup\(\) got an unexpected keyword argument 'bogus'$",
         ),
     ],
-    ids=["mixup_alpha", "two", "cutmix_minmax", "unknown"],
+    ids=["mixup_alpha", "two", "cutmix_minmax", "kornia", "unknown"],
 )
 def test_an_unknown_option_names_the_class_called_and_a_peer_names_equivalent(make, message):
     # Python's own error named BatchMix.__init__ (where each subclass passes its **kwargs), not the class the user

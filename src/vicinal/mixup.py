@@ -160,8 +160,8 @@ def _stand_in(generator: torch.Generator) -> _PickledGenerator:
     return found
 
 
-# Options of timm's Mixup / FastCollateMixup and torchvision's MixUp / CutMix that a port is likely to carry over,
-# and what they are here (the README's table "Coming from timm or torchvision").
+# Options of timm's Mixup / FastCollateMixup, torchvision's MixUp / CutMix and kornia's RandomMixUpV2 /
+# RandomCutMixV2 that a port is likely to carry over, and what they are here (the README's table "Coming from ...").
 _PEER_OPTIONS = {
     "mixup_alpha": "Mixup(alpha) (MixupOrCutMix takes mixup_alpha, cutmix_alpha and switch_prob)",
     "cutmix_alpha": "CutMix(alpha), or MixupOrCutMix(mixup_alpha, cutmix_alpha, switch_prob)",
@@ -172,6 +172,12 @@ _PEER_OPTIONS = {
     "cutmix_minmax": "box_range=(min, max) of CutMix or MixupOrCutMix",
     "labels_getter": "none: transforms take (x, y) as two arguments",
     "device": "none: a transform works on the batch's device",
+    "p": "prob= (one coin per batch; kornia's p also gates each sample, which is not offered)",
+    "p_batch": "prob= (one coin per batch)",
+    "same_on_batch": "lam_mode='batch' (one lam per batch, the default here; kornia's default is lam_mode='sample')",
+    "lambda_val": "none: lam ~ Beta(alpha, alpha); kornia's default, Uniform(0, 1), is alpha=1",
+    "beta": "CutMix(alpha): lam ~ Beta(alpha, alpha)",
+    "num_mix": "none: one box per sample",
 }
 
 
@@ -183,7 +189,7 @@ def _unknown_options(cls: str, unknown: dict[str, Any]) -> str:
         else (f"unexpected keyword arguments {', '.join(map(repr, names))}")
     )
     hints = [f"{k} -> {_PEER_OPTIONS[k]}" for k in names if k in _PEER_OPTIONS]
-    return f"{cls}() got {what}" + (f" (from timm / torchvision: {'; '.join(hints)})" if hints else "")
+    return f"{cls}() got {what}" + (f" (from timm / torchvision / kornia: {'; '.join(hints)})" if hints else "")
 
 
 # torch.compile: a step compiled with a transform inside traced it, specialised on each drawn lam (one recompile
@@ -240,8 +246,8 @@ class BatchMix:
             ``y * (1 - eps) + 0.5 * eps``, as timm's ``multi_label=True``. Train against them with
             ``binary_cross_entropy_with_logits``.
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
-        prob: probability of transforming a batch (timm's ``prob``, kornia's ``p_batch``): with ``1 - prob`` the batch
-            passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin per batch, drawn from
+        prob: probability of transforming a batch (timm's ``prob``; kornia's ``p`` gates each sample too): with
+            ``1 - prob`` the batch passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin per batch, drawn from
             ``generator`` before anything else; with the default ``1.0`` no coin is drawn, so the random stream is
             the same as without the option.
         uint8_output: ``"round"`` mixes uint8 batches in float32 and rounds back to uint8; ``"float"`` returns the
