@@ -247,9 +247,9 @@ class BatchMix:
             ``binary_cross_entropy_with_logits``.
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
         prob: probability of transforming a batch (timm's ``prob``; kornia's ``p`` gates each sample too): with
-            ``1 - prob`` the batch passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin per batch, drawn from
-            ``generator`` before anything else; with the default ``1.0`` no coin is drawn, so the random stream is
-            the same as without the option.
+            ``1 - prob`` the batch passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin
+            per batch, drawn from ``generator`` before anything else; with the default ``1.0`` no coin is drawn, so
+            the random stream is the same as without the option.
         uint8_output: ``"round"`` mixes uint8 batches in float32 and rounds back to uint8; ``"float"`` returns the
             unrounded float32 mix (in the 0-255 scale).
         inplace: overwrite the input batch with the mixed one instead of returning a new tensor (the fast path:
