@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import io
 import json
 import os
 import re
@@ -897,6 +898,25 @@ def test_a_run_stopped_at_once_says_what_is_kept(
         assert main(["train", "demo/digits", "--out", str(tmp_path / "out")]) == 130
         err = capsys.readouterr().err
         assert err.startswith("vicinal: stopped at once by a second SIGINT") and err.endswith(said), err
+
+
+def test_the_demo_acknowledges_ctrl_c_without_promising_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its first Ctrl-C said "saving a checkpoint", though the demo's runs lie in a folder it removes
+    from vicinal.experiments import demo
+
+    class Stopped(Exception):
+        pass
+
+    def fit(trainer: demo.Trainer) -> dict[str, object]:
+        raise Stopped(trainer.stop.saves)
+
+    monkeypatch.setattr(demo.Trainer, "fit", fit)
+    with pytest.raises(Stopped) as caught:
+        demo.run_demo(seeds=1, out=tmp_path / "d", stream=io.StringIO())
+    assert caught.value.args == (False,)
+    assert demo.Trainer(demo.demo_configs()[0][1], tmp_path / "t").stop.saves  # other runs: as before
 
 
 def test_an_interrupted_demo_says_to_run_it_again(

@@ -171,6 +171,12 @@ def test_the_first_signal_is_acknowledged_on_stderr_where_asked(capfd: pytest.Ca
         name = signal.Signals(signum).name
         said = f"vicinal: {name}: saving a checkpoint after the current step or evaluation, then stopping{tail}\n"
         assert capfd.readouterr().err == said
+    # the demo's runs lie in a temporary folder: no checkpoint is promised
+    demo = distributed.StopSignals()
+    demo._announce, demo.saves = True, False
+    demo._handler(signal.SIGINT, None)
+    said = "vicinal: SIGINT: stopping after the current step or evaluation; Ctrl-C again stops at once\n"
+    assert capfd.readouterr().err == said
     quiet = distributed.StopSignals()  # a rank other than 0
     quiet._handler(signal.SIGTERM, None)
     assert capfd.readouterr().err == "" and quiet.signum == signal.SIGTERM

@@ -182,6 +182,7 @@ def run_demo(
                 trainer = Trainer(
                     run_cfg, out / run_cfg.name / f"seed{seed}", quiet=True, argv=sys.argv, callbacks=[announce]
                 )
+                trainer.stop.saves = False  # a stopped demo is run again, not resumed (see cli.main)
                 summary = trainer.fit()
                 row.test_errors.append(summary["last_test_error"])
                 row.train_errors.append(summary["last_train_eval_error"])

@@ -222,6 +222,9 @@ class StopSignals:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
         self._announce = False
+        # False where the run's checkpoints are not the user's to resume (the demo's lie in a temporary folder):
+        # the acknowledgement then promises no checkpoint
+        self.saves = True
 
     def install(self, *, announce: bool = False) -> None:
         """Catch SIGINT and SIGTERM until :meth:`restore`; ``announce``: say on stderr that a first signal was
@@ -249,11 +252,12 @@ class StopSignals:
         if self._announce:
             # without a word, a user waiting out an evaluation pressed Ctrl-C again and lost the epoch. os.write,
             # not print: a handler that interrupts a print to stderr cannot print there itself
-            again = "; Ctrl-C again stops at once, losing the work since the last checkpoint"
-            line = (
-                f"vicinal: {signal.Signals(signum).name}: saving a checkpoint after the current step or evaluation, "
-                f"then stopping{again if signum == signal.SIGINT else ''}\n"
-            )
+            if self.saves:
+                what = "saving a checkpoint after the current step or evaluation, then stopping"
+                again = "; Ctrl-C again stops at once, losing the work since the last checkpoint"
+            else:
+                what, again = "stopping after the current step or evaluation", "; Ctrl-C again stops at once"
+            line = f"vicinal: {signal.Signals(signum).name}: {what}{again if signum == signal.SIGINT else ''}\n"
             try:
                 os.write(2, line.encode())
             except OSError:  # stderr's reader is gone (a closed pipe, a dropped terminal): the stop goes on
