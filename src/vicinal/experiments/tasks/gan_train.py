@@ -273,7 +273,8 @@ def erm_discriminator_loss(discriminator: Callable[[Tensor], Tensor], real: Tens
 # training
 
 
-def _none_if_nan(x: float) -> float | None:
+def _none_if_not_finite(x: float) -> float | None:
+    # JSON has no NaN or Infinity; a diverged run's metric or loss (either one) is written as null
     return None if not math.isfinite(x) else x
 
 
@@ -363,9 +364,9 @@ def train_gan_runs(
                     "modes_covered": int(m["modes_covered"][s]),
                     "n_modes": int(m["n_modes"]),
                     "high_quality": float(m["high_quality"][s]),
-                    "sliced_w2": _none_if_nan(float(m["sliced_w2"][s])),
-                    "d_loss": None if last_d is None else _none_if_nan(float(last_d[s])),
-                    "g_loss": None if last_g is None else _none_if_nan(float(last_g[s])),
+                    "sliced_w2": _none_if_not_finite(float(m["sliced_w2"][s])),
+                    "d_loss": None if last_d is None else _none_if_not_finite(float(last_d[s])),
+                    "g_loss": None if last_g is None else _none_if_not_finite(float(last_g[s])),
                 }
             )
         if log is not None:
