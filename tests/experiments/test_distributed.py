@@ -135,7 +135,7 @@ def test_only_a_second_ctrl_c_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> 
         stop._handler(signal.SIGINT, None)
 
 
-def test_under_torchrun_any_second_signal_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_under_torchrun_a_second_ctrl_c_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # torchrun passes the terminal's second Ctrl-C on as SIGTERM: the workers waited for the step, and torchrun killed
     # them 30 s later with no summary and no word
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
@@ -144,7 +144,50 @@ def test_under_torchrun_any_second_signal_stops_at_once(monkeypatch: pytest.Monk
         stop._handler(signal.SIGINT, None)
         with pytest.raises(KeyboardInterrupt):
             stop._handler(second, None)
-        assert stop.signum == signal.SIGINT
+        assert stop.signum == signal.SIGINT and stop.second == second
+    # helper-114: a scheduler that signals every process of the job (scancel, a preemption) reaches each worker
+    # twice, once itself and once through torchrun; taken as a second Ctrl-C, that lost the step's checkpoint
+    stop = distributed.StopSignals()
+    stop._handler(signal.SIGTERM, None)
+    try:
+        stop._handler(signal.SIGTERM, None)
+    except KeyboardInterrupt:
+        pytest.fail("a repeated SIGTERM under torchrun stopped the run at once")
+    assert stop.signum == signal.SIGTERM and stop.second is None
+
+
+def test_a_signal_taken_over_from_a_peer_is_not_this_process_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # helper-116: a rank that learnt of rank 0's SIGINT through `agreed` took its own copy of the same Ctrl-C,
+    # arriving after, as a second one and stopped at once, without the step's checkpoint
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    monkeypatch.setattr(distributed.dist, "all_reduce", lambda t, op=None: t.fill_(int(signal.SIGINT)))
+    stop = distributed.StopSignals()
+    assert stop.agreed(2, torch.device("cpu")) and stop.signum == signal.SIGINT
+    try:
+        stop._handler(signal.SIGINT, None)
+    except KeyboardInterrupt:
+        pytest.fail("the process's own first signal stopped it at once")
+    assert stop.received == signal.SIGINT and stop.second is None
+    with pytest.raises(KeyboardInterrupt):
+        stop._handler(signal.SIGTERM, None)  # torchrun's second Ctrl-C
+
+
+def test_a_second_ctrl_c_waits_while_the_run_writes_its_end() -> None:
+    stop = distributed.StopSignals()
+    stop._handler(signal.SIGINT, None)
+    stop.defer_second()
+    stop._handler(signal.SIGINT, None)  # held
+    assert stop.second == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        stop.release_second()
+    quiet = distributed.StopSignals()
+    quiet.defer_second()
+    quiet.release_second()  # nothing pending: nothing raised
+    quiet.defer_second()
+    quiet.restore()  # the run ended some other way: a later second Ctrl-C is not held
+    quiet._handler(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+        quiet._handler(signal.SIGINT, None)
 
 
 def test_a_first_signal_stops_the_run_when_stderr_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -682,6 +682,33 @@ def test_a_second_ctrl_c_after_the_last_step_leaves_the_run_complete(tmp_path: P
     assert runs.read_summary(run)["status"] == "complete"
 
 
+def test_a_second_ctrl_c_while_the_run_writes_its_end_leaves_it_complete(tmp_path: Path) -> None:
+    # helper-114: pressed while the last epoch's record and the complete summary were written, it marked the
+    # finished run "interrupted" and said the work since its (final) checkpoint was lost
+    class TwoCtrlCsAtTheEnd:
+        def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+            trainer.stop._handler(signal.SIGINT, None)
+            trainer.stop._handler(signal.SIGINT, None)
+
+    run = tmp_path / "r"
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted by SIGINT after the run in .* finished$") as c:
+        Trainer(tiny_config("train.epochs=1"), run, quiet=True, callbacks=[TwoCtrlCsAtTheEnd()]).fit()
+    assert c.value.finished == run and not c.value.forced
+    assert runs.read_summary(run)["status"] == "complete"
+
+
+def test_torchruns_second_ctrl_c_is_named_as_the_signal_that_came(tmp_path: Path) -> None:
+    # torchrun passes a second Ctrl-C on as SIGTERM: the run said "a second SIGINT" and exited 130
+    class TorchrunsSecond:
+        def on_step(self, trainer: Trainer, step: dict[str, Any]) -> None:
+            trainer.stop.second = signal.SIGTERM  # what StopSignals records before it raises
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match=r"^stopped at once by a second SIGTERM, before the run ") as c:
+        Trainer(tiny_config("train.epochs=1"), tmp_path / "r", quiet=True, callbacks=[TorchrunsSecond()]).fit()
+    assert c.value.exit_code == 143 and c.value.forced
+
+
 def test_a_second_ctrl_c_before_an_overwrite_cleared_the_folder_names_no_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -216,10 +216,13 @@ def sync_buffers(model: nn.Module, world_size: int) -> None:
 
 class StopSignals:
     """SIGINT/SIGTERM ask the run to stop after the current step (the trainer then saves a checkpoint); a second
-    Ctrl-C (under torchrun any second signal) stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
+    Ctrl-C (under torchrun, also a SIGTERM after a SIGINT: torchrun's form of it) stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.received: int | None = None  # the first signal this process received (signum: also a peer's)
+        self.second: int | None = None  # the signal that stopped the run at once (KeyboardInterrupt raised)
+        self._deferred = False
         self._old: dict[int, Any] = {}
         self._announce = False
         # False where the run's checkpoints are not the user's to resume (the demo's lie in a temporary folder):
@@ -240,13 +243,26 @@ class StopSignals:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
         self._old = {}
+        self._deferred = False
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
+        if self.received is not None:
             # a second Ctrl-C: stop now. torchrun passes the terminal's first Ctrl-C on as SIGINT and its second as
-            # SIGTERM (then SIGKILL 30 s later), so under torchrun any second signal stops now
-            if signum == signal.SIGINT or "TORCHELASTIC_RUN_ID" in os.environ:
-                raise KeyboardInterrupt
+            # SIGTERM (then SIGKILL 30 s later), so under torchrun a SIGTERM after a SIGINT stops now too. A repeated
+            # SIGTERM does not: a scheduler that signals every process of the job (scancel, preemption) reaches each
+            # worker twice, once itself and once through torchrun, and that stop must still save its checkpoint
+            torchrun_again = (
+                "TORCHELASTIC_RUN_ID" in os.environ and self.received == signal.SIGINT and signum == signal.SIGTERM
+            )
+            if signum == signal.SIGINT or torchrun_again:
+                self.second = signum
+                if not self._deferred:
+                    raise KeyboardInterrupt
+            return
+        # this process's own first signal: one a peer received (taken over in `agreed`) is not a first Ctrl-C here,
+        # or the worker's own copy of the same Ctrl-C, arriving after, would stop it at once
+        self.received = signum
+        if self.signum is not None:
             return
         self.signum = signum  # first: a failed write below must not lose the request to stop
         if self._announce:
@@ -262,6 +278,17 @@ class StopSignals:
                 os.write(2, line.encode())
             except OSError:  # stderr's reader is gone (a closed pipe, a dropped terminal): the stop goes on
                 pass
+
+    def defer_second(self) -> None:
+        """Hold a second Ctrl-C until :meth:`release_second`: the writes that end a run (its last record and
+        summary, milliseconds) are not cut in half, which would mark a finished run interrupted."""
+        self._deferred = True
+
+    def release_second(self) -> None:
+        """End :meth:`defer_second`; a second Ctrl-C that arrived meanwhile stops now (KeyboardInterrupt)."""
+        self._deferred = False
+        if self.second is not None:
+            raise KeyboardInterrupt
 
     def agreed(self, world_size: int, device: torch.device) -> bool:
         """True when a signal arrived on any rank (ranks must stop at the same step, or DDP would hang); a rank

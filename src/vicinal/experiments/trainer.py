@@ -281,6 +281,7 @@ class Trainer:
             started = True
             summary = self._loop(start_epoch, start_batch, accum)
             looped = True
+            self.stop.release_second()
             self._drop_stale_diagram()
             if self.last_eval is None and summary.get("status") == "complete" and self.cfg.train.reliability_diagram:
                 # resumed at its end (stopped during the final evaluation, or killed while the diagram was drawn):
@@ -299,16 +300,17 @@ class Trainer:
         except KeyboardInterrupt:
             # a second Ctrl-C (StopSignals), or one where no handler could be installed: the run stops where it is.
             # Its folder must not go on saying "running", and the user is told what is kept.
+            second = self.stop.second or signal.SIGINT  # torchrun's second Ctrl-C arrives as SIGTERM
             if looped:
                 # after the last step (the diagram, a callback's on_fit_end): the summary already says how the run
                 # ended, so it stays, as for a first signal there
                 finished = self.run_dir if self.is_main else None
-                raise TrainingInterrupted(signal.SIGINT, None, self.world_size, finished=finished) from None
+                raise TrainingInterrupted(second, None, self.world_size, finished=finished) from None
             if started and self.is_main and (self.run_dir / runs.SUMMARY).is_file():
                 runs.write_summary(self.run_dir, self._summary("interrupted"))
             # not the checkpoint of the run an --overwrite was about to clear: --resume would continue that one
             kept = ckpt_path if own_checkpoint and self.is_main and ckpt_path.is_file() else None
-            raise TrainingInterrupted(signal.SIGINT, kept, self.world_size, forced=True) from None
+            raise TrainingInterrupted(second, kept, self.world_size, forced=True) from None
         finally:
             self._emit("on_close")
             self.stop.restore()
@@ -585,10 +587,13 @@ class Trainer:
             # The checkpoint after epoch e says "start at epoch e + 1, batch 0".
             if not mid_epoch and ((epoch + 1) % t.checkpoint_every == 0 or epoch == t.epochs - 1 or stopped_early):
                 self.save(epoch + 1, 0, None)
+            if stopped_early or epoch == t.epochs - 1:
+                self.stop.defer_second()  # released in fit, once the complete summary is written
             self._publish(record)
             if stopped_early:
                 break
-            if self.stop.agreed(self.world_size, self.device):
+            # after the last epoch's checkpoint the run is done: a signal now is fit's to report (the run finished)
+            if epoch < t.epochs - 1 and self.stop.agreed(self.world_size, self.device):
                 self._interrupt(epoch + 1, 0, None)
         summary = self._summary(status)
         if self.is_main:
