@@ -1112,15 +1112,36 @@ def test_apply_targets_checks_labels_other_than_those_sample_checked(variant):
 @pytest.mark.parametrize("variant", ["mixup", "erm", "label_smoothing"])
 def test_soft_targets_checks_its_labels(variant):
     # soft_targets is public: out-of-range classes failed inside torch's one-hot ("Class values must be smaller than
-    # num_classes."), float (B,) labels were one-hot encoded by their values
+    # num_classes."), float (B,) labels were returned as the "targets" (helper-114, helper-116)
     mixer = vicinal.build(variant, num_classes=5, seed=0)
     for labels, error, message in (
         (torch.tensor([0, 1, 7, 2]), ValueError, r"^labels must be in \[0, num_classes=5\), got values from 0 to 7$"),
         (torch.tensor([-1, 1, 2]), ValueError, r"^labels must be in \[0, num_classes=5\), got values from -1 to 2$"),
         ([0, 1, 2, 3], TypeError, r"^labels must be a torch\.Tensor, got list$"),
+        (
+            torch.tensor([0.0, 1.0, 2.0]),
+            ValueError,
+            r"^float labels must be probabilities of shape \(\.\.\., C\) with C = num_classes=5, got shape \(3,\); ",
+        ),
+        (torch.full((2, 3), 1 / 3), ValueError, r"with C = num_classes=5, got shape \(2, 3\); "),
+        (torch.tensor(0.5), ValueError, r"got shape \(\); pass class indices as integers \(y\.long\(\)\)$"),
+        (
+            torch.tensor([True, False]),
+            TypeError,
+            r"^labels must be integer class indices or float probabilities, got dtype torch\.bool$",
+        ),
     ):
         with pytest.raises(error, match=message):
             mixer.soft_targets(labels)
+    # without num_classes, integer labels were one-hot encoded with C = the batch size (sample() refuses them)
+    unsized = vicinal.build(variant, seed=0)
+    with pytest.raises(ValueError, match=r"^num_classes is required to turn integer labels into one-hot targets$"):
+        unsized.soft_targets(torch.tensor([0, 1, 2]))
+    probs = torch.softmax(torch.randn(3, 4), 1)
+    eps = unsized.smoothing
+    assert torch.equal(unsized.soft_targets(probs), probs * (1 - eps) + eps / 4 if eps else probs)  # C from the shape
+    meta = mixer.soft_targets(torch.tensor([1, 2], device="meta"))  # no values to check: shapes only, as before
+    assert meta.shape == (2, 5) and meta.device.type == "meta"
     y = torch.tensor([4, 0, 2])
     eps = mixer.smoothing
     assert torch.equal(mixer.soft_targets(y), torch.nn.functional.one_hot(y, 5).float() * (1 - eps) + eps / 5)

@@ -796,7 +796,7 @@ def _check_class_labels(y: Tensor, num_classes: int) -> None:
     num_classes = check_num_classes(num_classes)
     if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"labels must be an integer tensor, got {getattr(y, 'dtype', type(y).__name__)}")
-    if _functorch_wrapped(y) or y.numel() == 0:  # under vmap no value can be read
+    if _functorch_wrapped(y) or y.numel() == 0 or y.device.type == "meta":  # no value to read (vmap: none here)
         return
     lo, hi = torch.stack(torch.aminmax(y)).tolist()
     if lo < 0 or hi >= num_classes:

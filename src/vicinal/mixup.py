@@ -234,6 +234,25 @@ def _eager(fn: _F) -> _F:
     return call  # type: ignore[return-value]
 
 
+def _check_soft_target_labels(y: Tensor, num_classes: int | None) -> None:
+    """:meth:`BatchMix.soft_targets`' labels, of any leading shape (``sample()``'s ``check_targets`` wants
+    ``(B,)`` / ``(B, C)``): a float ``(B,)`` batch was returned as its "targets", integer labels without
+    ``num_classes`` were one-hot encoded with C = the batch size."""
+    if y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")
+    if y.is_floating_point():
+        if y.dim() == 0 or (num_classes is not None and y.shape[-1] != num_classes):
+            want = "C" if num_classes is None else f"C = num_classes={num_classes}"
+            raise ValueError(
+                f"float labels must be probabilities of shape (..., C) with {want}, got shape {tuple(y.shape)}; "
+                "pass class indices as integers (y.long())"
+            )
+    elif num_classes is None:
+        raise ValueError("num_classes is required to turn integer labels into one-hot targets")
+    else:
+        F._check_class_labels(y, num_classes)
+
+
 class BatchMix:
     """Base class: validation, targets, generator and state handling shared by every variant.
 
@@ -471,12 +490,16 @@ class BatchMix:
 
     def soft_targets(self, y: Tensor) -> Tensor:
         """One-hot (or given probability) targets ``(B, C)``, smoothed; regression targets unchanged; multi-hot rows
-        as float32, smoothed towards 0.5. Integer class labels of any shape are checked against ``num_classes`` (a
-        class out of range is named, not left to torch's one-hot; empty and vmapped labels pass)."""
+        as float32, smoothed towards 0.5.
+
+        Any leading shape works (``(...,)`` class indices give ``(..., C)``, as under ``vmap``): integer labels are
+        checked against ``num_classes`` (a class out of range is named, not left to torch's one-hot; empty, vmapped
+        and meta-device labels pass), float labels must end in ``C = num_classes`` classes.
+        """
         if not isinstance(y, Tensor):
             raise TypeError(f"labels must be a torch.Tensor, got {type(y).__name__}")
-        if not (self.regression or self.multi_label or y.is_floating_point()) and self.num_classes is not None:
-            F._check_class_labels(y, self.num_classes)
+        if not (self.regression or self.multi_label):
+            _check_soft_target_labels(y, self.num_classes)
         return self._soft_targets(y)
 
     def _soft_targets(self, y: Tensor) -> Tensor:
