@@ -272,6 +272,24 @@ def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads((out / "fig3b.json").read_text()) == meta
 
 
+def test_fig2_records_the_data_folder_it_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # helper-114: `vicinal figure fig2 --data DIR` recorded a command without --data, which run in another shell read
+    # the runs' data from the default folder
+    erm, mix = _tiny_run(tmp_path, "erm"), _tiny_run(tmp_path, "mixup")
+    data, out = tmp_path / "data", tmp_path / "figs"
+    data.mkdir()
+    monkeypatch.delenv("VICINAL_DATA", raising=False)
+    argv = ["figure", "fig2", "--erm", str(erm), "--mixup", str(mix), "--n-pairs", "4", "--out", str(out)]
+    assert cli_main([*argv, "--data", str(data)]) == 0
+    meta = json.loads((out / "fig2.json").read_text())
+    assert shlex.split(meta["command"])[-2:] == ["--data", str(data.resolve())]
+    (out / "fig2.json").unlink()
+    assert cli_main(shlex.split(meta["command"])[1:]) == 0  # reruns to the same JSON
+    assert json.loads((out / "fig2.json").read_text()) == meta
+    assert cli_main(argv) == 0  # without --data nothing is added
+    assert "--data" not in json.loads((out / "fig2.json").read_text())["command"]
+
+
 def test_figures_refuse_what_would_plot_the_wrong_models(tmp_path: Path) -> None:
     # fig2 took an interrupted run's checkpoint as the trained model; fig3b averaged runs of other configs or data
     # sets as seeds of one curve, and compared ERM and mixup of different recipes, all without a word

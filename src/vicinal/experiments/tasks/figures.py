@@ -6,7 +6,8 @@
     vicinal figure fig2 --erm RUN_DIR --mixup RUN_DIR --out figures/
     vicinal figure fig3b --erm RUN_DIR... --mixup RUN_DIR... --out figures/
 
-(``python -m vicinal.experiments.tasks.figures`` takes the same arguments.)
+(``python -m vicinal.experiments.tasks.figures`` takes the same arguments, but for fig2's ``--data DIR``: set
+``VICINAL_DATA=DIR`` there.)
 
 * Figure 1b: probability contours p(y=1 | x) of an ERM and a mixup MLP on a seeded 2-D toy problem (two
   interleaved half-moons); trains in seconds. The measured number is the share of the plotted square where the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import statistics
 import sys
@@ -411,6 +413,9 @@ def figure2(
     args = ["--erm", erm, "--mixup", mixup, "--n-pairs", n_pairs, "--seed", seed, "--device", device, "--out", out]
     if tuple(lams) != DEFAULT_LAMS:
         args += ["--lams", ",".join(repr(float(v)) for v in lams)]  # every digit: the command regenerates the JSON
+    data_dir = os.environ.get("VICINAL_DATA")
+    if data_dir:  # `--data DIR` (or the shell's variable): run elsewhere, the command must read the same data
+        args += ["--data", data_dir]
     payload = {
         "title": "Figure 2: predictions and gradient norms between training pairs, ERM vs mixup",
         "settings": {
@@ -636,8 +641,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point (the command each figure's JSON records): make one figure, print where it went. A refusal is one
-    line and exit 2, as with ``vicinal figure``."""
+    """Entry point of ``python -m vicinal.experiments.tasks.figures``: make one figure, print where it went. A
+    refusal is one line and exit 2, as with ``vicinal figure`` (the command each figure's JSON records)."""
     return exit_code(lambda: _main(argv), prog=PROG)
 
 
