@@ -90,15 +90,21 @@ def test_loading_never_runs_code(tmp_path: Path) -> None:
     path = tmp_path / "c.pt"
     torch.save({"format": ck.FORMAT, "version": ck.VERSION, "x": _Evil()}, path)
     # named by what the unpickler met, without torch's advice to load with weights_only=False (helper-108)
-    with pytest.raises(CheckpointError, match=r"is unreadable .*UnpicklingError: .*unsupported GLOBAL posix.system"):
+    refused = r"is not a vicinal checkpoint: it holds a type that torch's safe loader refuses: "
+    with pytest.raises(CheckpointError, match=refused + r"UnpicklingError: .*unsupported GLOBAL posix.system"):
         load_checkpoint(path)
     path.write_bytes(bytes(range(256)) * 8)  # random-looking bytes
-    with pytest.raises(CheckpointError, match=r"UnpicklingError: [^ ]") as caught:
+    with pytest.raises(
+        CheckpointError, match=r"is unreadable \(truncated, corrupt or not a torch file\): UnpicklingError: [^ ]"
+    ) as caught:
         load_checkpoint(path)
     assert "weights_only" not in str(caught.value)
     # a class outside torch's allowlist: its message puts the weights_only=False advice on a numbered line first
     torch.save({"format": ck.FORMAT, "version": ck.VERSION, "x": np.arange(3)}, path)
-    with pytest.raises(CheckpointError, match=r"UnpicklingError: Unsupported global: GLOBAL numpy\.") as caught:
+    # an intact torch file: not "truncated, corrupt or not a torch file" (helper-114)
+    with pytest.raises(
+        CheckpointError, match=refused + r"UnpicklingError: Unsupported global: GLOBAL numpy\."
+    ) as caught:
         load_checkpoint(path)
     assert "weights_only" not in str(caught.value) and "safe_globals" not in str(caught.value)
     path.unlink()

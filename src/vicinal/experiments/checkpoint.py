@@ -117,6 +117,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
         text = str(exc).strip()
         lines = [line.strip() for line in text.splitlines() if line.strip()]
+        what = "is unreadable (truncated, corrupt or not a torch file)"
         if isinstance(exc, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
             # torch's first line (and, for a class outside its allowlist, an option "(1)") advises weights_only=False,
             # which would run the file's code and is no cure for a corrupt file: what the unpickler met follows
@@ -131,12 +132,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 said = next((line for line in lines[1:] if not line.startswith(advice)), "")
             # nor allowlisting the class ("Please use torch.serialization.add_safe_globals..."): not a checkpoint
             lines = [said.split(" Please use `torch.serialization", 1)[0]]
+            if lines[0].lower().startswith(("unsupported global", "trying to load unsupported global")):
+                # an intact torch file holding a type no vicinal checkpoint has (a numpy array, a class)
+                what = "is not a vicinal checkpoint: it holds a type that torch's safe loader refuses"
         first = f"{type(exc).__name__}: {lines[0] if lines else ''}"
         if len(first) > 160:
             first = first[:157] + "..."
-        raise CheckpointError(
-            f"checkpoint file '{path}' is unreadable (truncated, corrupt or not a torch file): {first}"
-        ) from None
+        raise CheckpointError(f"checkpoint file '{path}' {what}: {first}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint file '{path}' is not a vicinal checkpoint (no '{FORMAT}' marker)")
     if state.get("version") != VERSION:
