@@ -883,7 +883,7 @@ def test_scratch_made_under_inference_mode_still_works_outside(monkeypatch):
         assert not got.is_inference()
 
 
-# -- prob: transform a batch with probability prob (timm's prob, kornia's p_batch) -----------------------------------------
+# -- prob: transform a batch with probability prob (timm's prob, kornia's batch coin) ---------------------------------------
 
 
 def test_prob_one_draws_no_coin():
@@ -2079,7 +2079,7 @@ def test_one_compiled_step_takes_five_transform_classes_within_dynamos_recompile
         (
             lambda: vicinal.Mixup(1.0, p=0.5, same_on_batch=True),
             r"^Mixup\(\) got unexpected keyword arguments 'p', 'same_on_batch' \(from timm / torchvision / kornia: "
-            r"p -> prob= \(one coin per batch; kornia's p also gates each sample, which is not offered\); "
+            r"p -> prob= \(one coin per batch; kornia 0.8's p also gates each sample, which is not offered\); "
             r"same_on_batch -> lam_mode='batch' \(one lam per batch, the default here; kornia's default is "
             r"lam_mode='sample'\)\)$",
         ),

@@ -172,7 +172,7 @@ _PEER_OPTIONS = {
     "cutmix_minmax": "box_range=(min, max) of CutMix or MixupOrCutMix",
     "labels_getter": "none: transforms take (x, y) as two arguments",
     "device": "none: a transform works on the batch's device",
-    "p": "prob= (one coin per batch; kornia's p also gates each sample, which is not offered)",
+    "p": "prob= (one coin per batch; kornia 0.8's p also gates each sample, which is not offered)",
     "p_batch": "prob= (one coin per batch)",
     "same_on_batch": "lam_mode='batch' (one lam per batch, the default here; kornia's default is lam_mode='sample')",
     "lambda_val": "none: lam ~ Beta(alpha, alpha); kornia's default, Uniform(0, 1), is alpha=1",
@@ -265,7 +265,7 @@ class BatchMix:
             ``y * (1 - eps) + 0.5 * eps``, as timm's ``multi_label=True``. Train against them with
             ``binary_cross_entropy_with_logits``.
         check_finite: raise on NaN/Inf inputs (a full pass over the batch; off by default).
-        prob: probability of transforming a batch (timm's ``prob``; kornia's ``p`` gates each sample too): with
+        prob: probability of transforming a batch (timm's ``prob``; kornia 0.8's ``p`` gates each sample too): with
             ``1 - prob`` the batch passes unchanged with its one-hot (smoothed) targets, as if lam were 1. One coin
             per batch, drawn from ``generator`` before anything else; with the default ``1.0`` no coin is drawn, so
             the random stream is the same as without the option.
