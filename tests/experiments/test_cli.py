@@ -919,6 +919,21 @@ def test_the_demo_acknowledges_ctrl_c_without_promising_a_checkpoint(
     assert demo.Trainer(demo.demo_configs()[0][1], tmp_path / "t").stop.saves  # other runs: as before
 
 
+def test_the_demo_table_says_whether_erm_fits_its_training_set() -> None:
+    # helper-118: "ERM fits them" was a fixed string, printed under 17% ERM training error (`--set train.epochs=1`)
+    from vicinal.experiments.demo import DemoRow, format_table
+
+    def table(erm_train: list[float]) -> str:
+        rows = [DemoRow("ERM", [1.0, 2.0], [40.0, 42.0], erm_train), DemoRow("mixup (alpha=1)", [1.0], [30.0], [0.5])]
+        return format_table(rows, 0.1, 9.0).splitlines()[-1]
+
+    assert table([0.0, 1.0]) == (
+        "mean ± sample std over seeds; train error: the model on its own un-augmented training images (ERM fits "
+        "them: the regime the paper studies); wall time 9 s"
+    )
+    assert "(ERM does not fit them here, 17.15% > 1%: outside the regime the paper studies); " in table([16.6, 17.7])
+
+
 def test_an_interrupted_demo_says_to_run_it_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
