@@ -272,6 +272,16 @@ def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads((out / "fig3b.json").read_text()) == meta
 
 
+def test_fig2_refuses_runs_of_two_recipes(tmp_path: Path) -> None:
+    # helper-118: fig2 compared an ERM run with a mixup run of another lr and length without a word (fig3b refused)
+    erm, mix = _tiny_run(tmp_path, "erm"), _tiny_run(tmp_path, "mixup", "optim.lr=0.01")
+    with pytest.raises(
+        TaskError, match=r"^the ERM and mixup runs differ in more than their mixing \(optim\.lr .*\); Figure 2 compares"
+    ):
+        figure2(erm, mix, tmp_path / "figs", n_pairs=4)
+    assert not (tmp_path / "figs").exists()
+
+
 def test_fig2_records_the_data_folder_it_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # helper-114: `vicinal figure fig2 --data DIR` recorded a command without --data, which run in another shell read
     # the runs' data from the default folder

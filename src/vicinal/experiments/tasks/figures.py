@@ -386,6 +386,13 @@ def figure2(
             f"the two runs were trained on different images of {name_e} (the same labels; another subset seed?): "
             "Figure 2 compares models at their training points; pass runs of the same seed"
         )
+    # the same data is not the same recipe: ERM and mixup of another lr or length are no comparison (as in fig3b)
+    differs = recipe_differences(load_run(erm), load_run(mixup), ignore=("mix",))
+    if differs:
+        raise TaskError(
+            f"the ERM and mixup runs differ in more than their mixing ({differs}); Figure 2 compares one recipe "
+            "with and without mixup"
+        )
     n = ye.shape[0]
     if n < 2:
         raise TaskError(f"Figure 2 needs at least 2 training points, got {n}")
