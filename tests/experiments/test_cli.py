@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import vicinal
 from tests.experiments.data.data_helpers import small_jpeg, write_two_class_tree
 from tests.experiments.lab_helpers import (  # noqa: F401 (one_thread: autouse fixture)
     SYNTHETIC,
@@ -919,6 +920,27 @@ def test_the_demo_acknowledges_ctrl_c_without_promising_a_checkpoint(
     assert demo.Trainer(demo.demo_configs()[0][1], tmp_path / "t").stop.saves  # other runs: as before
 
 
+def test_an_unknown_option_points_at_its_command_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # helper-118: argparse's top-level error said "(see 'vicinal --help')", which lists no command's options
+    for argv, where in (
+        (["train", "demo/digits", "--dry-run"], "vicinal train"),
+        (["configs", "a", "b"], "vicinal configs"),
+        (["figure", "fig3b", "--erm", "a", "--mixup", "b", "--bogus"], "vicinal figure fig3b"),
+    ):
+        assert main(argv) == 2
+        extra = argv[-1]
+        assert capsys.readouterr().err == f"vicinal: error: unrecognized arguments: {extra} (see '{where} --help')\n"
+    # argparse named the type function: "invalid _floats value: '0.5,abc'"
+    assert main(["figure", "fig2", "--erm", "e", "--mixup", "m", "--lams", "0.5,abc"]) == 2
+    assert capsys.readouterr().err == (
+        "vicinal: error: argument --lams: 'abc' is not a number (comma-separated, e.g. 0,0.5,1) "
+        "(see 'vicinal figure fig2 --help')\n"
+    )
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"vicinal {vicinal.__version__}\n"
+
+
 def test_the_demo_table_says_whether_erm_fits_its_training_set() -> None:
     # helper-118: "ERM fits them" was a fixed string, printed under 17% ERM training error (`--set train.epochs=1`)
     from vicinal.experiments.demo import DemoRow, format_table
@@ -1021,7 +1043,7 @@ def test_a_resume_refuses_overwrite_and_out_whatever_out_names(
 
 def test_no_command_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys)
-    assert code == 2 and out.startswith("usage: vicinal [-h] COMMAND ...") and err == ""
+    assert code == 2 and out.startswith("usage: vicinal [-h] [--version] COMMAND ...") and err == ""
 
 
 def test_a_document_with_the_default_name_records_its_command_without_name(

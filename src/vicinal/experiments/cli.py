@@ -26,6 +26,8 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
+import vicinal
+
 from .attacks import attack_run
 from .build import check_buildable
 from .config import LAUNCH_CHECK_KEYS, ConfigError, apply_overrides, config_changes, load_config, shipped_configs
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run 'vicinal COMMAND --help' for the options of each command.",
     )
+    parser.add_argument("--version", action="version", version=f"vicinal {vicinal.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(
@@ -516,7 +519,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # argparse's top-level error pointed at `vicinal --help`, not at the command's option list
+            where = " ".join(str(w) for w in ("vicinal", args.command, getattr(args, "figure", None)) if w)
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{where} --help')")
         if args.command is None:
             build_parser().print_help()
             return 2

@@ -343,14 +343,19 @@ def test_the_recorded_command_regenerates_and_refuses_in_one_line(
             ["fig2", "--erm", str(tmp_path / "nope"), "--mixup", str(tmp_path), "--out", str(tmp_path / "c")],
             "is not a run folder",
         ),
-        (["fig1b", "--noise", "inf", "--out", str(tmp_path / "c")], "noise must be a finite float >= 0, got inf"),
+        (
+            ["fig1b", "--noise", "inf", "--out", str(tmp_path / "c")],
+            ": error: --noise must be a finite float >= 0, got inf",
+        ),
         # grid**2 points evaluated at once: 100,000 asked for 40 GB and printed torch's traceback (helper-105)
         (
             ["fig1b", "--grid", "100000", "--steps", "1", "--out", str(tmp_path / "c")],
-            "grid must be in [2, 2000] points per axis, got 100000",
+            ": error: --grid must be in [2, 2000] points per axis, got 100000",
         ),
         # the two checks were one message, which named the default steps=1000 beside a bad grid (helper-107)
-        (["fig1b", "--steps", "0", "--out", str(tmp_path / "c")], "steps must be >= 1, got 0"),
+        (["fig1b", "--steps", "0", "--out", str(tmp_path / "c")], ": error: --steps must be >= 1, got 0"),
+        # the options typed, not the functions' parameter names (helper-118)
+        (["fig1b", "--n-per-class", "0", "--out", str(tmp_path / "c")], ": error: --n-per-class must be >= 1, got 0"),
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -563,8 +563,14 @@ def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | 
 
 # -- command line ---------------------------------------------------------------------------------------------
 def _floats(text: str) -> tuple[float, ...]:
-    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)`` (argparse turns the ValueError into a usage error)."""
-    return tuple(float(v) for v in text.split(","))
+    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)``; argparse names the option in front of the error."""
+    values = []
+    for v in text.split(","):
+        try:
+            values.append(float(v))
+        except ValueError:  # argparse's own message named this function ("invalid _floats value")
+            raise argparse.ArgumentTypeError(f"{v.strip()!r} is not a number (comma-separated, e.g. 0,0.5,1)") from None
+    return tuple(values)
 
 
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -615,7 +621,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--n-pairs", type=int, default=1000, help="random training pairs to interpolate between")
     p.add_argument("--seed", type=int, default=0, help="seed of the pairs")
     p.add_argument("--device", default="cpu", help="device of the models")
-    p.add_argument("--lams", type=_floats, default=DEFAULT_LAMS, help="comma-separated weights of x_i")
+    p.add_argument(
+        "--lams",
+        type=_floats,
+        default=DEFAULT_LAMS,
+        help="comma-separated weights of x_i (default: 0,0.1,...,1)",  # not the tuple's repr
+    )
     p = figure(
         "fig3b",
         "test error against epochs, ERM vs mixup, from run folders",
@@ -627,6 +638,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Make the figure that ``args`` (from :func:`build_parser`) names; returns its payload."""
+    try:
+        return _run(args)
+    except TaskError as exc:
+        # the figure functions name their parameters ("n_pairs must be >= 1"); here the user typed the option
+        text = str(exc)
+        name = next((k for k in vars(args) if text.startswith(f"{k} ")), None)
+        if name is None:
+            raise
+        raise TaskError(f"--{name.replace('_', '-')}{text[len(name) :]}") from None
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.figure == "fig1b":
         return figure1b(
             args.out,
