@@ -52,7 +52,7 @@ if want 1; then
 step "1. machine"
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nvidia-smi: not found"
-    "$PY" -c "import timm; print('timm', timm.__version__)" || echo "timm: not installed"
+    "$PY" -c "import timm; print('timm', timm.__version__)" 2>/dev/null || echo "timm: not installed"
     # last, so that its status is the step's: nothing below runs without torch
     "$PY" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"

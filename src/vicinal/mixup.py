@@ -1004,6 +1004,7 @@ class MixupOrCutMix(BatchMix):
 class DirichletMixup(BatchMix):
     """Convex combinations of ``k >= 3`` examples with weights ~ Dirichlet(alpha, ..., alpha) (Section 2: "convex
     combinations of three or more examples ... do not provide further gain but increase the computation cost").
+    ``k=2`` is accepted too: mixup's pair with lam ~ Beta(alpha, alpha), drawn through the Dirichlet sampler.
 
     Partner j of each sample comes from an independent random permutation; the first "partner" is the sample
     itself. ``lam_mode="batch"`` shares one weight vector over the batch.

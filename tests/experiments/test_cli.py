@@ -941,6 +941,20 @@ def test_an_unknown_option_points_at_its_command_help(capsys: pytest.CaptureFixt
     assert done.value.code == 0 and capsys.readouterr().out == f"vicinal {vicinal.__version__}\n"
 
 
+def test_the_demo_banner_counts_its_seeds(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from vicinal.experiments import cli
+
+    banners = []
+
+    def run_demo(**kwargs: object) -> tuple[list[object], str]:
+        banners.append(kwargs["banner"])
+        return [], "table"
+
+    monkeypatch.setattr(cli, "run_demo", run_demo)
+    assert main(["demo", "--seeds", "1"]) == 0 and main(["demo", "--seeds", "2"]) == 0
+    assert ", 1 seed, FGSM" in str(banners[0]) and ", 2 seeds, FGSM" in str(banners[1])  # it said "1 seeds"
+
+
 def test_the_demo_table_says_whether_erm_fits_its_training_set() -> None:
     # helper-118: "ERM fits them" was a fixed string, printed under 17% ERM training error (`--set train.epochs=1`)
     from vicinal.experiments.demo import DemoRow, format_table

@@ -432,7 +432,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The banner comes once the first run is built, so that an error (an option, the data, the model, the run
     # folder) stays the only line.
     banner = (
-        f"vicinal demo: digits_cnn on sklearn digits, ERM vs mixup (alpha={args.alpha:g}), {args.seeds} seeds, "
+        f"vicinal demo: digits_cnn on sklearn digits, ERM vs mixup (alpha={args.alpha:g}), {args.seeds} seed{'s' if args.seeds != 1 else ''}, "
         f"FGSM eps={args.eps:g} in [0,1] pixels"
     )
     _, table = run_demo(
