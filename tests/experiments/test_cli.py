@@ -941,6 +941,22 @@ def test_an_unknown_option_points_at_its_command_help(capsys: pytest.CaptureFixt
     assert done.value.code == 0 and capsys.readouterr().out == f"vicinal {vicinal.__version__}\n"
 
 
+def test_out_refuses_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # helper-118: a run folder given as --out took the new runs inside it (RUN/demo-digits/seed0)
+    run = tmp_path / "demo-digits" / "seed0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: x\n")
+    (run / "provenance.json").write_text("{}")
+    said = (
+        f"vicinal: error: --out '{run}' is a run folder (it holds config.yaml); --out names the folder that holds runs"
+    )
+    assert main(["train", "demo/digits", "--out", str(run)]) == 2
+    assert capsys.readouterr().err == f"{said}; to continue that run: vicinal train --resume {run}\n"
+    assert main(["reproduce", "cifar", "--scale", "cpu", "--out", str(run), "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"{said}\n"
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "provenance.json"]
+
+
 def test_the_demo_banner_counts_its_seeds(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from vicinal.experiments import cli
 

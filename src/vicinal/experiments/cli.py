@@ -39,7 +39,7 @@ from .orchestrate import _print_summary, parse_shard, reproduce, run_dir_of
 from .paths import configs_dir
 from .report import make_report
 from .report.document import check_page_name, environment_tag, make_document
-from .runs import WAIT_OR_MOVE, check_out_folder, hold_folder, read_config, read_summary
+from .runs import CONFIG, PROVENANCE, WAIT_OR_MOVE, check_out_folder, hold_folder, read_config, read_summary
 from .tasks import SCALES, TABLES, load_tables
 from .tasks.figures import build_parser as figure_parser
 from .tasks.figures import run as run_figure
@@ -485,6 +485,12 @@ def _check_out(args: argparse.Namespace) -> None:
     out = getattr(args, "out", None)
     if isinstance(out, Path) and getattr(args, "resume", None) is None:  # a resume writes into its run folder
         check_out_folder(out)
+        if args.command in ("train", "reproduce", "demo") and (out / CONFIG).is_file() and (out / PROVENANCE).is_file():
+            # a run folder given for the folder of runs: the new runs were nested in it (RUN/NAME/seed0)
+            more = f"; to continue that run: vicinal train --resume {out}" if args.command == "train" else ""
+            raise UsageError(
+                f"--out '{out}' is a run folder (it holds {CONFIG}); --out names the folder that holds runs{more}"
+            )
 
 
 @contextmanager
