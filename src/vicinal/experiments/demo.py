@@ -21,8 +21,8 @@ from typing import Any, TextIO
 from .attacks import error_under_attack, fgsm
 from .callbacks import Callback
 from .config import ConfigError, ExperimentConfig, apply_overrides, check_seeds, config_from_dict
+from .recipe import RULE_MAX_TRAIN_ERROR
 from .stats import fmt_mean_std, mean_std
-from .tasks.datasize import RULE_MAX_TRAIN_ERROR
 from .trainer import Trainer
 
 __all__ = [

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaskError
-from ..recipe import recipe_differences, split_by_provenance
+from ..recipe import RULE_MAX_TRAIN_ERROR, recipe_differences, split_by_provenance
 from ..runs import write_figure
 from ..stats import Paired, fmt_mean_std, mean_std, paired
 from .cifar import cifar_configs
@@ -26,7 +26,6 @@ __all__ = ["DATASIZE", "datasize_configs", "datasize_markdown", "datasize_points
 
 METRIC = "median_last10_test_error"
 TRAIN_METRIC = "last_train_eval_error"
-RULE_MAX_TRAIN_ERROR = 1.0  # the regime rule: ERM ends at <= 1% error on its own un-augmented training images
 
 
 def datasize_configs(scale: str) -> list[Path]:
