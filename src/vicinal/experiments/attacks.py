@@ -338,6 +338,11 @@ def attack_run(
                 raise  # unreadable or corrupt: its own message says so
             # the source is built for the target's data: weights that do not fit are most often another data set's
             theirs = read_config(source).data.name
+            if theirs != cfg.data.name:  # said plainly, without torch's list of mismatched tensor sizes
+                raise ConfigError(
+                    f"source '{source}' was trained on data '{theirs}' and the target '{run_dir}' on "
+                    f"'{cfg.data.name}': a black-box source must be trained on the target's data"
+                ) from None
             raise CheckpointError(
                 f"source '{source}' (data '{theirs}'), built for the inputs and classes of the target '{run_dir}' "
                 f"(data '{cfg.data.name}') as a black-box source must be, does not fit its checkpoint: {exc}"

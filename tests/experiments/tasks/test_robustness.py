@@ -177,6 +177,14 @@ def test_a_black_box_source_is_another_model_that_fits_the_targets_data(
     data = cfg["data"]["name"]
     assert f"source '{tmp_path}' (data '{data}'), built for the inputs and classes of the target" in err
     assert "does not fit its checkpoint" in err and "size mismatch for" in err and err.count("\n") == 1
+    # one of another data set is named as such, without torch's list of sizes (helper-118)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**cfg, "data": {**cfg["data"], "name": "cifar10"}}))
+    assert main(["attack", str(runs["erm"]), "--source", str(tmp_path), "--attack", "fgsm"]) == 2
+    assert capsys.readouterr().err == (
+        f"vicinal: error: source '{tmp_path}' was trained on data 'cifar10' and the target '{runs['erm']}' on "
+        f"'{data}': a black-box source must be trained on the target's data\n"
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")  # corrupt: its own message, not the black-box one
     assert main(["attack", str(runs["erm"]), "--source", str(tmp_path), "--attack", "fgsm"]) == 2
     err = capsys.readouterr().err
