@@ -285,5 +285,11 @@ def test_bundle_records_name_what_was_read(tmp_path: Path) -> None:
 def test_builders_that_pass_options_on_refuse_an_unknown_one_before_any_work(name: str, tmp_path: Path) -> None:
     # these builders take **kwargs and hand them to a loader: the loader's signature is what is checked (a
     # traceback from inside the loader before). The folder is empty: the refusal comes before any file is read.
-    with pytest.raises(DataArgumentError, match=rf"dataset '{name}': .*unexpected keyword argument 'progres' \(check"):
+    said = rf"^dataset '{name}' takes no option 'data\.kwargs\.progres'; its options: (?!.*seed)"
+    with pytest.raises(DataArgumentError, match=said):  # not the seed its builder sets
         build_data(name, root=tmp_path, progres=False)
+    # a typo gets the closest option (helper-118)
+    typo, meant = {"fsdd": ("val_fractoin", "val_fraction"), "speech_commands": ("versoin", "version"),
+                   "uci:iris": ("test_fractoin", "test_fraction")}.get(name, ("num_worker", "num_workers"))  # fmt: skip
+    with pytest.raises(DataArgumentError, match=rf"'data\.kwargs\.{typo}' \(did you mean 'data\.kwargs\.{meant}'\?\)"):
+        build_data(name, root=tmp_path, **{typo: 1})

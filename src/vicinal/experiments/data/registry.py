@@ -11,6 +11,7 @@ module imports, and the other datasets work, whether or not those modules are pr
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import inspect
@@ -178,14 +179,28 @@ def build_data(
     return bundle_from_splits(out, req, name)
 
 
-def _call_with_options(dataset: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _call_with_options(
+    dataset: str, fn: Callable[..., Any], *args: Any, _fixed: tuple[str, ...] = (), **kwargs: Any
+) -> Any:
     """``fn(*args, **kwargs)`` where ``kwargs`` come from the user's config (data.kwargs): a keyword ``fn`` does not
     take is a config error, raised before any work. Builders that pass their options on to a loader call the loader
-    through this too (their own ``**kwargs`` signature would accept anything)."""
+    through this too (their own ``**kwargs`` signature would accept anything). ``_fixed``: keywords in ``kwargs``
+    that the builder sets itself (not the user's options, so not listed as such)."""
     try:
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as exc:
-        raise DataArgumentError(f"dataset {dataset!r}: {exc} (check data.kwargs)") from None
+        # a typo of an option ("num_worker") gets the closest one and the list, as a config key's typo does
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        params = list(inspect.signature(fn).parameters.values())[len(args) :]
+        names = [p.name for p in params if p.kind in kinds and p.name not in _fixed]
+        unknown = next((k for k in kwargs if k not in names and k not in _fixed), None)
+        if unknown is None or not names:
+            raise DataArgumentError(f"dataset {dataset!r}: {exc} (check data.kwargs)") from None
+        close = difflib.get_close_matches(unknown, names, n=1)
+        hint = f" (did you mean 'data.kwargs.{close[0]}'?)" if close else ""
+        raise DataArgumentError(
+            f"dataset {dataset!r} takes no option 'data.kwargs.{unknown}'{hint}; its options: {', '.join(names)}"
+        ) from None
     return fn(*args, **kwargs)
 
 
@@ -454,7 +469,7 @@ def _lazy(module: str) -> Any:
 @register_dataset("fsdd")
 def _fsdd(req: DataRequest, **kwargs: Any) -> TensorSplits:
     """Free Spoken Digit Dataset (`audio.load_fsdd`; kwargs: val_fraction, sample_level)."""
-    return _call_with_options("fsdd", _lazy("audio").load_fsdd, req.root, seed=req.seed, **kwargs)
+    return _call_with_options("fsdd", _lazy("audio").load_fsdd, req.root, seed=req.seed, _fixed=("seed",), **kwargs)
 
 
 @register_dataset("speech_commands")
@@ -465,7 +480,9 @@ def _speech_commands(req: DataRequest, **kwargs: Any) -> TensorSplits:
 
 
 def _uci(req: DataRequest, *, dataset: str, **kwargs: Any) -> TensorSplits:
-    return _call_with_options(f"uci:{dataset}", _lazy("uci").load_uci, dataset, req.root, seed=req.seed, **kwargs)
+    return _call_with_options(
+        f"uci:{dataset}", _lazy("uci").load_uci, dataset, req.root, seed=req.seed, _fixed=("seed",), **kwargs
+    )
 
 
 for _name in UCI_NAMES:
