@@ -3,9 +3,13 @@
 The reference implementation of *mixup: Beyond Empirical Risk Minimization* (Zhang, Cisse, Dauphin, Lopez-Paz,
 ICLR 2018) and of every variant its ablation compares. The library needs only torch and numpy.
 
-    >>> import vicinal
+    >>> import torch, vicinal
+    >>> x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))  # a batch and its class labels
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
     >>> mixer = vicinal.Mixup(alpha=1.0, num_classes=10, seed=0)
     >>> x_mixed, y_soft = mixer(x, y)
+    >>> y_soft.shape
+    torch.Size([8, 10])
     >>> loss = vicinal.soft_cross_entropy(model(x_mixed), y_soft)
 """
 

@@ -47,9 +47,14 @@ class LatentMixup:
         alpha, pairing, lam_mode, num_classes, smoothing, generator, seed, ...: as for :class:`vicinal.Mixup`.
 
     Example:
+        >>> import torch, vicinal
+        >>> model = torch.nn.Sequential()
+        >>> model.add_module("layer1", torch.nn.Linear(4, 16))
+        >>> model.add_module("layer2", torch.nn.Linear(16, 10))
+        >>> x, y = torch.randn(8, 4), torch.randint(0, 10, (8,))
         >>> lm = LatentMixup(model, "layer2", alpha=1.0, num_classes=10, seed=0)
-        >>> logits, y_soft = lm(x, y)
-        >>> loss = soft_cross_entropy(logits, y_soft)
+        >>> logits, y_soft = lm(x, y)            # the input of layer2 is mixed
+        >>> loss = vicinal.soft_cross_entropy(logits, y_soft)
     """
 
     def __init__(self, model: nn.Module, layer: str, alpha: float = 1.0, **kwargs: Any) -> None:

@@ -723,10 +723,16 @@ class Mixup(BatchMix):
         **kwargs: see :class:`BatchMix` (num_classes, smoothing, regression, inplace, exact, generator, seed, ...).
 
     Example:
+        >>> import torch, vicinal
+        >>> x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
         >>> mixer = Mixup(alpha=1.0, num_classes=10, seed=0)
         >>> x_mixed, y_soft = mixer(x, y)        # y (B,) int64 -> y_soft (B, 10)
-        >>> loss = soft_cross_entropy(model(x_mixed), y_soft)
-        >>> fast = Mixup(alpha=1.0, num_classes=10, inplace=True, seed=0)  # overwrites x: no allocation
+        >>> loss = vicinal.soft_cross_entropy(model(x_mixed), y_soft)
+        >>> fast = Mixup(alpha=1.0, num_classes=10, inplace=True, seed=0)
+        >>> x_mixed, y_soft = fast(x, y)         # overwrites x: no allocation
+        >>> x_mixed is x
+        True
     """
 
     def __init__(
