@@ -216,7 +216,8 @@ def sync_buffers(model: nn.Module, world_size: int) -> None:
 
 class StopSignals:
     """SIGINT/SIGTERM ask the run to stop after the current step (the trainer then saves a checkpoint); a second
-    Ctrl-C (under torchrun, also a SIGTERM after a SIGINT: torchrun's form of it) stops at once. Handlers can only be installed in the main thread; elsewhere nothing is installed."""
+    Ctrl-C (under torchrun, also a SIGTERM after a SIGINT: torchrun's form of it) stops at once. Handlers can only
+    be installed in the main thread; elsewhere nothing is installed."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
