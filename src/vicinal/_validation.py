@@ -169,6 +169,15 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
     return float(lam)
 
 
+# sample()'s label errors, which BatchMix.soft_targets (labels of any leading shape) gives too
+NUM_CLASSES_REQUIRED = "num_classes is required to turn integer labels into one-hot targets"
+
+
+def label_dtype_error(dtype: torch.dtype) -> TypeError:
+    """The error for labels that are neither integer class indices nor float probabilities."""
+    return TypeError(f"labels must be integer class indices or float probabilities, got dtype {dtype}")
+
+
 def check_targets(
     y: Tensor, batch_size: int, num_classes: int | None, *, regression: bool = False, multi_label: bool = False
 ) -> int | None:
@@ -218,13 +227,13 @@ def check_targets(
                 f"integer labels must be class indices of shape (B,), got shape {tuple(y.shape)}; pass {how}"
             )
         if num_classes is None:
-            raise ValueError("num_classes is required to turn integer labels into one-hot targets")
+            raise ValueError(NUM_CLASSES_REQUIRED)
         mm = torch.aminmax(y)  # one reduction, then one device sync off the CPU (two cheap reads on it)
         lo, hi = (mm.min.item(), mm.max.item()) if y.device.type == "cpu" else torch.stack(mm).tolist()
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"labels must be in [0, num_classes={num_classes}), got values from {lo} to {hi}")
         return num_classes
-    raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")
+    raise label_dtype_error(y.dtype)
 
 
 def _check_multi_hot(y: Tensor, num_classes: int | None) -> int:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from . import functional as F
 from ._validation import (
+    NUM_CLASSES_REQUIRED,
     _functorch_wrapped,
     check_alpha,
     check_choice,
@@ -37,6 +38,7 @@ from ._validation import (
     check_probability,
     check_targets,
     is_int,
+    label_dtype_error,
 )
 from .pairing import PAIRINGS, batch_pairs, random_pairs
 from .sampling import new_generator, sample_dirichlet, sample_lam
@@ -239,7 +241,7 @@ def _check_soft_target_labels(y: Tensor, num_classes: int | None) -> None:
     ``(B,)`` / ``(B, C)``): a float ``(B,)`` batch was returned as its "targets", integer labels without
     ``num_classes`` were one-hot encoded with C = the batch size."""
     if y.dtype == torch.bool or y.is_complex():
-        raise TypeError(f"labels must be integer class indices or float probabilities, got dtype {y.dtype}")
+        raise label_dtype_error(y.dtype)
     if y.is_floating_point():
         if y.dim() == 0 or (num_classes is not None and y.shape[-1] != num_classes):
             want = "C" if num_classes is None else f"C = num_classes={num_classes}"
@@ -248,7 +250,7 @@ def _check_soft_target_labels(y: Tensor, num_classes: int | None) -> None:
                 "pass class indices as integers (y.long())"
             )
     elif num_classes is None:
-        raise ValueError("num_classes is required to turn integer labels into one-hot targets")
+        raise ValueError(NUM_CLASSES_REQUIRED)
     else:
         F._check_class_labels(y, num_classes)
 

@@ -81,10 +81,10 @@ def format_table(rows: Sequence[DemoRow], eps: float, seconds: float) -> str:
         )
     lines.append("")
     # said from the numbers: with --set overrides (fewer epochs, another lr) ERM may stop short of fitting them
-    erm = next((r.train_errors for r in rows if r.method == "ERM" and r.train_errors), None)
+    erm = next((r.train_errors for r in rows if r.method == "ERM"), [])
+    mean, _, n = mean_std(erm)
     regime = ""
-    if erm is not None:
-        mean = sum(erm) / len(erm)
+    if n:
         regime = (
             " (ERM fits them: the regime the paper studies)"
             if mean <= RULE_MAX_TRAIN_ERROR
