@@ -24,6 +24,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 # After the tests: the wheel, installed in a fresh venv outside the checkout (reusing this venv's torch), runs the
 # lab from anywhere (.ci/wheel-check.sh; seconds).

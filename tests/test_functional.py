@@ -815,11 +815,11 @@ def test_fused_kernel_keeps_its_views_for_the_next_call_of_the_same_size():
     with torch.inference_mode():
         first = VF._bag_inputs(6, torch.bfloat16, 0.25, perms[6])
     again = VF._bag_inputs(6, torch.bfloat16, 0.75, perms[6].flip(0))  # outside inference_mode: writable
-    assert again is first and not again.index.is_inference()
+    assert again is first and not again.pairs.is_inference()
 
     def check(bag, n, perm, w):  # right after its call: the next call of any size rewrites the shared buffers
-        assert torch.equal(bag.index, torch.stack([torch.arange(n), perm], 1))
-        assert torch.equal(bag.index_flat, bag.index.reshape(-1)) and torch.equal(
+        assert torch.equal(bag.pairs, torch.stack([torch.arange(n), perm], 1))
+        assert torch.equal(bag.pairs_flat, bag.pairs.reshape(-1)) and torch.equal(
             bag.offsets, torch.arange(0, 2 * n, 2)
         )
         assert torch.equal(bag.weights, torch.tensor([[w, 1 - w]] * n, dtype=torch.bfloat16))
@@ -828,7 +828,7 @@ def test_fused_kernel_keeps_its_views_for_the_next_call_of_the_same_size():
     check(grown, 11, perms[11], 0.5)
     back = VF._bag_inputs(6, torch.bfloat16, 0.125, perms[6])
     check(back, 6, perms[6], 0.125)
-    assert grown is not first and back is not first and back.index.untyped_storage().nbytes() == 11 * 2 * 8
+    assert grown is not first and back is not first and back.pairs.untyped_storage().nbytes() == 11 * 2 * 8
 
 
 # torch's forward AD scripts a decomposition at first use, which warns in torch 2.14 (not vicinal's doing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import TypeGuard, overload
 
 import numpy as np
 import torch
@@ -40,13 +41,15 @@ def check_generator(generator: torch.Generator) -> torch.Generator:
     return generator
 
 
-def is_int(value: object) -> bool:
-    """An integer, Python's or numpy's (``labels.max() + 1`` on an array is a numpy one), not a bool."""
+def is_int(value: object) -> TypeGuard[int]:
+    """An integer, Python's or numpy's (``labels.max() + 1`` on an array is a numpy one), not a bool.
+
+    To a type checker the value is then an ``int``: numpy's integers compare and convert as the ints they hold."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def is_real(value: object) -> bool:
-    """A real number, Python's or numpy's (integers too), not a bool."""
+def is_real(value: object) -> TypeGuard[float]:
+    """A real number, Python's or numpy's (integers too), not a bool; to a type checker, a ``float``."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -93,6 +96,12 @@ def check_flag(value: object, name: str) -> bool:
     return bool(value)
 
 
+@overload
+def check_num_classes(num_classes: int) -> int: ...
+@overload
+def check_num_classes(num_classes: None) -> None: ...
+@overload
+def check_num_classes(num_classes: int | None) -> int | None: ...
 def check_num_classes(num_classes: int | None) -> int | None:
     """Return ``num_classes`` as an int after checking it is None or an int >= 1 (numpy ints too)."""
     if num_classes is None:
@@ -140,6 +149,10 @@ def _in_range(lam: Tensor) -> bool:
         return True
 
 
+@overload
+def check_lam(lam: float, n: int) -> float: ...
+@overload
+def check_lam(lam: float | Tensor, n: int) -> float | Tensor: ...
 def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
     """lam must lie in [0, 1] (NaN rejected): a float, or a tensor of one value or ``(n,)`` values (one reduction).
 

@@ -421,7 +421,7 @@ def _bag_mix(x2: Tensor, lam: float | Tensor, perm: Tensor) -> Tensor:
     """``lam * x2 + (1 - lam) * x2[perm]`` as a new tensor, for a contiguous CPU ``(B, F)`` batch in _BAG_DTYPES
     (lam and perm already checked), in one pass; within the rounding bound of :func:`mix_`."""
     bag = _bag_inputs(x2.shape[0], x2.dtype, lam, perm)
-    return _embedding_bag(x2, bag.index_flat, bag.offsets, bag.weights_flat)
+    return _embedding_bag(x2, bag.pairs_flat, bag.offsets, bag.weights_flat)
 
 
 class _Bag(NamedTuple):
@@ -429,10 +429,11 @@ class _Bag(NamedTuple):
     of the same size (slicing and viewing them anew costs as much as a small batch's fused pass)."""
 
     n: int
-    index: Tensor  # (n, 2): each sample, then its partner
+    # (n, 2): each sample, then its partner (not `index`: a NamedTuple field of that name hides tuple.index)
+    pairs: Tensor
     offsets: Tensor  # (n,)
     weights: Tensor  # (n, 2): lam, then 1 - lam
-    index_flat: Tensor  # (2n,) views of the two above, as embedding_bag takes them
+    pairs_flat: Tensor  # (2n,) views of the two above, as embedding_bag takes them
     weights_flat: Tensor
     partner: Tensor  # index column 1 and the weight columns, rewritten each call
     w_self: Tensor
@@ -491,7 +492,7 @@ def _bag_mix_pieces(o2: Tensor, x2: Tensor, lam: float | Tensor, perm: Tensor, p
     rows = x2.view(n * pieces, feats // pieces)
     o3 = o2.view(n, pieces, feats // pieces)
     bag = _bag_inputs(n, x2.dtype, lam, perm)
-    base = bag.index * pieces  # (B, 2): the rows of piece 0 of each sample and of its partner; piece p adds p
+    base = bag.pairs * pieces  # (B, 2): the rows of piece 0 of each sample and of its partner; piece p adds p
     shifted = torch.empty_like(base)
     for p in range(pieces):
         # no name for the piece's result: freed right after the copy, the next piece's result reuses its memory (a
@@ -535,7 +536,8 @@ def _rows(t: Tensor, order: list[int]) -> Tensor | None:
 
 def _memory_order(t: Tensor) -> list[int]:
     """The non-batch dims sorted by decreasing stride: (1, 2, 3) when contiguous, (2, 3, 1) for channels_last."""
-    return sorted(range(1, t.dim()), key=lambda d: -t.stride(d))
+    stride = t.stride()
+    return sorted(range(1, t.dim()), key=lambda d: -stride[d])
 
 
 def _mix_into(
@@ -545,7 +547,8 @@ def _mix_into(
     n = x.shape[0]
     if x.is_contiguous() and out.is_contiguous():  # the common case, without the general layout search
         order = list(range(1, x.dim()))
-        x2, o2 = x.view(n, -1), out.view(n, -1)
+        x2: Tensor | None = x.view(n, -1)
+        o2: Tensor | None = out.view(n, -1)
     else:
         order = _memory_order(x)
         x2, o2 = _rows(x, order), _rows(out, order)
@@ -904,10 +907,10 @@ def _check_cutmix(x: Tensor, box: Box | Tensor, perm: Tensor | None, partner: Te
                 f"per-sample boxes must be an integer tensor (B, 4) = ({n}, 4) of rows (y0, y1, x0, x1), got "
                 f"dtype {box.dtype} and shape {tuple(box.shape)}"
             )
-        y0, y1, x0, x1 = box.unbind(1)
-        inside = (0 <= y0) & (y0 <= y1) & (y1 <= height) & (0 <= x0) & (x0 <= x1) & (x1 <= width)
-        if not bool(inside.all()):
-            row = int((~inside).nonzero()[0, 0])
+        top, bottom, left, right = box.unbind(1)  # (B,) each: y0, y1, x0, x1
+        ok = (0 <= top) & (top <= bottom) & (bottom <= height) & (0 <= left) & (left <= right) & (right <= width)
+        if not bool(ok.all()):
+            row = int((~ok).nonzero()[0, 0])
             raise ValueError(
                 f"per-sample boxes must satisfy 0 <= y0 <= y1 <= {height} and 0 <= x0 <= x1 <= {width} (the image's "
                 f"height and width); row {row} is {tuple(box[row].tolist())}"
@@ -916,11 +919,11 @@ def _check_cutmix(x: Tensor, box: Box | Tensor, perm: Tensor | None, partner: Te
     # slicing would wrap a negative bound and make an inverted box empty, both silently: a box inside the image.
     # Any integer type counts (numpy ints from timm's rand_bbox, 0-d integer tensors): operator.index accepts them.
     try:
-        y0, y1, x0, x1 = (operator.index(v) for v in box)  # type: ignore[union-attr]
+        y0, y1, x0, x1 = (operator.index(v) for v in box)
         inside = 0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width
     except (TypeError, ValueError):
         inside = False
-    if not inside or any(isinstance(v, bool) for v in box):  # type: ignore[union-attr]
+    if not inside or any(isinstance(v, bool) for v in box):
         raise ValueError(
             f"box must be 4 ints (y0, y1, x0, x1) with 0 <= y0 <= y1 <= {height} and 0 <= x0 <= x1 <= {width} "
             f"(the image's height and width), or a (B, 4) integer tensor of one box per sample, got {box!r}"

@@ -19,7 +19,7 @@ import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -219,7 +219,6 @@ def _name_vmap_draws(x: Tensor, exc: RuntimeError) -> None:
 def _eager(fn: _F) -> _F:
     disabled: list[Callable[..., Any]] = []  # torch.compiler.disable(fn), made at the first compiled call
 
-    @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         if _is_compiling():  # true while dynamo traces, so only a compiled region takes this branch
             if not disabled:
@@ -233,7 +232,7 @@ def _eager(fn: _F) -> _F:
     # per wrapped method, and the disabled function in the wrapper's closure, keep each cache to the transform
     # classes that call that method.
     call.__code__ = call.__code__.replace(co_name=fn.__name__)  # replace() makes a new code object
-    return call  # type: ignore[return-value]
+    return cast(_F, functools.wraps(fn)(call))
 
 
 def _check_soft_target_labels(y: Tensor, num_classes: int | None) -> None:

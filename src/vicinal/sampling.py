@@ -11,6 +11,7 @@ is used instead (several times faster for one lam per batch).
 from __future__ import annotations
 
 import functools
+from typing import Literal, overload
 
 import torch
 from torch import Tensor
@@ -93,6 +94,12 @@ def _pair_concentration(alpha: float) -> Tensor:
     return torch.full((2,), alpha, dtype=torch.float64, device="cpu")  # not the default device of the first call
 
 
+@overload
+def sample_lam(alpha: float, batch_size: int, mode: Literal["batch"], *, generator: torch.Generator) -> float: ...
+@overload
+def sample_lam(alpha: float, batch_size: int, mode: Literal["sample"], *, generator: torch.Generator) -> Tensor: ...
+@overload
+def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Generator) -> float | Tensor: ...
 def sample_lam(alpha: float, batch_size: int, mode: str, *, generator: torch.Generator) -> float | Tensor:
     """One lam per batch (``mode="batch"``, the paper's choice, returned as a float) or one per sample
     (``mode="sample"``, a float64 tensor of shape (B,))."""
