@@ -23,8 +23,9 @@ from torch import Tensor, nn
 from .build import load_run_model
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError
+from .errors import RunError
 from .evaluation import predicted_class
-from .runs import CHECKPOINT_NAME, clean_stale_temp_files, read_config, read_summary, write_json
+from .runs import CHECKPOINT_NAME, clean_stale_temp_files, read_config, read_object, read_summary, write_json
 
 __all__ = [
     "ATTACKS",
@@ -228,10 +229,11 @@ def attack_errors(
     }
 
 
-def trained_step(run_dir: str | Path) -> int:
+def trained_step(run_dir: str | Path) -> int | None:
     """The step count of a finished run's model: what an attack result records of the weights it measured, so that
-    a result of other weights (the run resumed and trained on) is told apart. A run that has not finished
-    (interrupted, still training) is refused: its checkpoint is not the model a table reports."""
+    a result of other weights (the run resumed and trained on) is told apart; None where no step can be read (the
+    result is then taken as current, see :func:`attack_is_current`). A run that has not finished (interrupted,
+    still training) is refused: its checkpoint is not the model a table reports."""
     summary = read_summary(run_dir)
     status = None if summary is None else summary.get("status")
     if summary is None or status not in ("complete", "max_steps"):
@@ -262,6 +264,20 @@ def _checkpoint_step(path: str, mtime_ns: int, size: int) -> int | None:
     """A checkpoint's step count, read once per version of the file (a report reads it for every attack result)."""
     step = load_checkpoint(path).get("global_step")
     return int(step) if isinstance(step, int) else None
+
+
+# what a report and a resumed reproduction read of a saved attack result (attack_run writes them all)
+RESULT_KEYS = ("mode", "attack", "eps_pixels", "n", "top1_error", "top5_error", "clean_top1_error", "clean_top5_error")
+_RESULT_HINT = "delete it and measure it again (vicinal attack, or the vicinal reproduce that made it)"
+
+
+def read_attack_result(path: Path) -> dict[str, Any] | None:
+    """A saved attack result (``attacks/*.json``); None when absent. A file that is not JSON, not an object, or
+    lacks a field a report reads is a RunError naming it: a report or a reproduction never stops on a traceback."""
+    result = read_object(path, _RESULT_HINT)
+    if result is not None and (missing := [k for k in RESULT_KEYS if k not in result]):
+        raise RunError(f"'{path}' is not an attack result: it lacks {', '.join(missing)}; {_RESULT_HINT}")
+    return result
 
 
 def attack_is_current(result: dict[str, Any], target: str | Path) -> bool:

@@ -363,11 +363,11 @@ def read_json(path: str | Path, *, hint: str = "repair or delete it") -> Any | N
 RUN_FILE_HINT = "repair or delete it (the run is then resumed from its checkpoint)"
 
 
-def _read_object(path: Path, hint: str | None = None) -> dict[str, Any] | None:
+def read_object(path: Path, hint: str | None = None) -> dict[str, Any] | None:
     """The JSON object in ``path`` (None: absent); a corrupt file is a RunError with ``hint`` (default: a trainer's
     run folder's)."""
     obj = read_json(path, hint=hint or RUN_FILE_HINT)
-    if obj is not None and not isinstance(obj, dict):
+    if not isinstance(obj, dict) and (obj is not None or path.exists()):  # a file holding `null` is no object either
         raise RunError(f"'{path}' does not hold a JSON object; {hint or 'repair or delete it'}")
     return obj
 
@@ -440,7 +440,7 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     """``run_dir/summary.json`` as a dict; None when absent. A corrupt file is a RunError naming it, and so is a
     field of the wrong kind (a hand edit: a test error that is not a number would fail inside the report)."""
     path = Path(run_dir) / SUMMARY
-    summary = _read_object(path)
+    summary = read_object(path)
     for key, value in (summary or {}).items():
         number = key.endswith(("_error", "_nll", "_ece", "_s", "_epoch", "_n", "epochs", "step", "epochs_completed"))
         if number and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -502,7 +502,7 @@ def read_provenance(run_dir: str | Path, *, hint: str | None = None) -> dict[str
     ``hint`` (what to do about it; the default is a trainer's run folder's). The fields read back (``resumes``, a
     list; ``data``, an object or null) of another kind are a RunError too (a hand edit)."""
     path = Path(run_dir) / PROVENANCE
-    prov = _read_object(path, hint)
+    prov = read_object(path, hint)
     for key, kinds, what in (("resumes", list, "a list"), ("data", dict | None, "an object or null")):
         if prov is not None and key in prov and not isinstance(prov[key], kinds):
             raise RunError(f"'{path}': '{key}' must be {what}, got {prov[key]!r}; {hint or RUN_FILE_HINT}")

@@ -260,6 +260,37 @@ def test_adversarial_attack_step_and_report(runs: dict[str, Path], tmp_path: Pat
     assert "| black box | top-5 | mixup |" in md and "17.4 / 11.8" in md
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("null", "does not hold a JSON object"),
+        ("[]", "does not hold a JSON object"),
+        ("{}", "is not an attack result: it lacks mode, attack, eps_pixels, n, top1_error, top5_error"),
+        ('{"mode": "white"', "is not valid JSON"),
+    ],
+)
+def test_a_foreign_attack_file_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, Path], tmp_path: Path, text: str, said: str
+) -> None:
+    # a hand-edited or foreign file in attacks/: the report and a resumed reproduction name it (they had stopped on
+    # AttributeError or KeyError tracebacks)
+    from vicinal.experiments.attacks import read_attack_result
+    from vicinal.experiments.errors import RunError
+
+    bad = runs["erm"] / "attacks" / "white-fgsm-eps2.json"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_text(text)
+    try:
+        assert main(["report", str(runs["erm"]), "--out", str(tmp_path / "report")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"vicinal: error: '{bad}' ") and said in err and err.count("\n") == 1, err
+        assert "delete it and measure it again" in err or "not valid JSON" in err
+        with pytest.raises(RunError, match=re.escape(said)):
+            read_attack_result(bad)  # what the reproduction's attack step reads of a finished attack
+    finally:
+        bad.unlink()
+
+
 def test_cpu_scale_attacks_are_found_again(runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from vicinal.experiments import attacks
 

@@ -15,7 +15,6 @@ and 10-step I-FGSM at 4/255, top-1 and top-5 error (:func:`run_adversarial_attac
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +22,11 @@ from typing import Any
 
 import torch
 
-from ..attacks import attack_file_stem, attack_is_current, attack_run
+from ..attacks import attack_file_stem, attack_is_current, attack_run, read_attack_result
 from ..config import config_exists
 from ..data.images import quiet_progress
 from ..errors import LabFileNotFoundError, LabWarning, TaskError
 from ..recipe import split_by_provenance
-from ..runs import read_json
 from ..stats import fmt_mean_std, mean_std
 from .registry import SCALES, Table, configs_dir, register_table, sweep_files
 
@@ -172,7 +170,7 @@ def run_adversarial_attacks(plan: list[dict[str, Any]], args: Any) -> list[dict[
                 for source in (None, src["run_dir"]):
                     source_id = None if source is None else (src["cfg"].name, src["seed"])
                     done = Path(target) / "attacks" / f"{attack_file_stem(attack, 4.0, 10, every, source_id)}.json"
-                    res = json.loads(done.read_text()) if done.is_file() else None
+                    res = read_attack_result(done)
                     # kept when an earlier, interrupted reproduction measured the models the folders hold now; a
                     # result of other weights (a run resumed and trained on since) is measured again
                     if res is None or not attack_is_current(res, target):
@@ -303,7 +301,9 @@ def attack_results(runs: Sequence[Any]) -> list[dict[str, Any]]:
         variant = str(run.config.get("mix", {}).get("variant", "erm"))
         method = "ERM" if variant == "erm" else variant
         for f in sorted(folder.glob("*.json")):
-            res = read_json(f)
+            res = read_attack_result(f)
+            if res is None:  # gone since the glob (another report, or a user tidying up)
+                continue
             if not attack_is_current(res, run.path):
                 warnings.warn(
                     f"'{f}' measured other weights than '{run.path}' (or its source) holds now (the run trained on "
