@@ -112,6 +112,16 @@ def test_run_gan_table_writes_summary_figure_and_provenance(tmp_path):
         run_gan_table(out, "cpu", seeds=1, iterations=2, log=None)
 
 
+def test_one_name_or_width_is_a_grid_of_one(tmp_path):
+    # a lone str was split into its letters ("unknown dataset 'r'"), a lone int was a TypeError traceback
+    lines: list[str] = []
+    kwargs = {"seeds": 1, "widths": 8, "d_steps": 1, "datasets": "ring", "methods": "mixup", "lrs": 1e-3}
+    run_gan_table(tmp_path / "g", "cpu", **kwargs, dry_run=True, log=lines.append)
+    assert lines == [f"dry run: '{tmp_path / 'g'}': 0 of 1 groups recorded; would train the other 1"]
+    with pytest.raises(TypeError, match=r"^widths must be a value or a list of them, got set$"):
+        run_gan_table(tmp_path / "g", "cpu", widths={8}, dry_run=True, log=None)
+
+
 def test_snapshots_that_fail_half_way_leave_no_torn_file(tmp_path, monkeypatch):
     break_writer(monkeypatch, gan_task.np, "savez_compressed", 0)
     with pytest.raises(OSError, match="^disk full$"):

@@ -312,12 +312,21 @@ def run_gan_table(
             overrides["seeds"] = tuple(range(check_positive_int("seeds", seeds)))
         else:
             overrides["seeds"] = tuple(seeds)
-    for name, value in (("widths", widths), ("d_steps", d_steps), ("lrs", lrs)):
-        if value is not None:
+    for name, value in (
+        ("widths", widths),
+        ("d_steps", d_steps),
+        ("lrs", lrs),
+        ("datasets", datasets),
+        ("methods", methods),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, str | int | float):  # one value: tuple("ring") would be its letters
+            overrides[name] = (value,)
+        elif isinstance(value, list | tuple | range):
             overrides[name] = tuple(value)
-    for name, value in (("datasets", datasets), ("methods", methods)):
-        if value is not None:
-            overrides[name] = tuple(value)
+        else:
+            raise TaskArgumentError(f"{name} must be a value or a list of them, got {type(value).__name__}")
     for name, value in (
         ("iterations", iterations),
         ("lam_distribution", lam_distribution),
