@@ -317,7 +317,7 @@ def _check_mix_options(cfg: ExperimentConfig) -> None:
     try:
         if m.layer is not None:
             opts.pop("alpha", None)
-            mixer = vicinal.LatentMixup.check_options(m.layer, m.alpha, **opts)
+            mixer: vicinal.BatchMix = vicinal.LatentMixup.check_options(m.layer, m.alpha, **opts)
         else:
             mixer = vicinal.build(m.variant, **opts)
         _check_classifier_targets(mixer)

@@ -154,7 +154,10 @@ def capture_rng_state() -> dict[str, Any]:
     The lab draws its own randomness from explicit generators; the global states are saved anyway because
     layers such as dropout (and any third-party code) use them.
     """
-    np_state = np.random.get_state()  # noqa: NPY002 - saving the legacy global state is the point. ('MT19937', uint32[624], pos, has_gauss, cached_gaussian)
+    # saving the legacy global state is the point: ('MT19937', uint32[624], pos, has_gauss, cached_gaussian)
+    np_state = np.random.get_state(legacy=True)  # noqa: NPY002
+    # the global RandomState is always MT19937, so legacy=True gives the tuple (numpy's stub also allows a dict)
+    assert isinstance(np_state, tuple)
     py_version, py_internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

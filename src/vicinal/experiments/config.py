@@ -458,7 +458,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if key not in fields:
             raise ConfigError(_unknown_key(full, where, fields))
         tp = fields[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a field hint is a class, never an instance
             kwargs[key] = _build(tp, value if value is not None else {}, full)
         else:
             kwargs[key] = _coerce(full, value, tp)
@@ -681,9 +681,9 @@ def _check_mix_options(mix: MixConfig) -> None:
     # config.yaml recorded the ignored value. mix.alpha is left to the variants that draw no weight (ERM, label
     # smoothing, noise): a table's base sets the method's alpha under its ERM rows too
     if mix.sigma != MixConfig.sigma and not reads.sigma:
-        users = ", ".join(v for v, o in VARIANT_OPTIONS.items() if o.sigma)
+        sigma_users = ", ".join(v for v, o in VARIANT_OPTIONS.items() if o.sigma)
         raise ConfigError(
-            f"config key 'mix.sigma' ({mix.sigma}) is not used by mix.variant {mix.variant!r} (only by {users})"
+            f"config key 'mix.sigma' ({mix.sigma}) is not used by mix.variant {mix.variant!r} (only by {sigma_users})"
         )
     if mix.knn_same_class and mix.pairing != "knn":
         raise ConfigError(f"config key 'mix.knn_same_class' needs mix.pairing 'knn', got {mix.pairing!r}")

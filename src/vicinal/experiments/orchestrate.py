@@ -125,8 +125,10 @@ def _finished_since(out: Path, runs: list[Path], since: float) -> bool:
     """Whether another process finished (report written) these runs after ``since`` (a time.time())."""
     try:
         note = read_json(out / FINISHED)
+        if note is None:  # absent
+            return False
         return float(note["time"]) >= since and {str(r) for r in runs} <= set(note["runs"])
-    except (ValueError, KeyError, TypeError):  # absent (None), corrupt (RunError) or not a note
+    except (ValueError, KeyError, TypeError):  # corrupt (RunError) or not a note
         return False
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as sstats
 
 __all__ = ["Paired", "fmt_mean_std", "mean_std", "paired", "paired_wilcoxon"]
@@ -92,7 +93,7 @@ class Paired:
         )
 
 
-def _differences(a: Sequence[Any], b: Sequence[Any]) -> np.ndarray:
+def _differences(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """``b - a`` per pair, rounded to 9 decimals. Error rates are counts over a test split: two seeds that differ by
     the same number of rows must have equal differences (tied ranks, a constant difference with no spread) and a
     zero difference must be zero, which the float subtraction breaks in its last bits (1.1111111111111107 vs

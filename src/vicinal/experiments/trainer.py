@@ -179,6 +179,9 @@ class Trainer:
     ``trainer.records`` the per-epoch metrics and ``trainer.last_eval`` the sums of the last test evaluation.
     """
 
+    # Set by _setup. Declared without a value, so no class attribute: run() tells a failed setup by its absence.
+    train_model: nn.Module
+
     def __init__(
         self,
         cfg: ExperimentConfig,
@@ -335,7 +338,7 @@ class Trainer:
             p.scheduler,
         )
         self.model = p.model  # the plain module: checkpoints, evaluation, attacks
-        self.train_model: nn.Module = p.train_model  # what the training step calls: DDP and/or compiled around `model`
+        self.train_model = p.train_model  # what the training step calls: DDP and/or compiled around `model`
         self.amp_dtype, self.scaler = p.amp_dtype, p.scaler
         self.mix_seed, self.mix_generator = p.mix_seed, p.mix_generator
         self.mixer: vicinal.BatchMix | None = p.mixing.mixer

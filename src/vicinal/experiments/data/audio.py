@@ -74,15 +74,16 @@ _CACHE_VERSION = 2
 
 SPEECH_COMMANDS_WORDS: dict[str, tuple[str, ...]] = {
     # v0.01 (Warden, 2017): 30 words, 64,727 utterances; the paper's "30 classes".
-    "v0.01": (
-        "bed bird cat dog down eight five four go happy house left marvin nine no off on one right seven "
-        "sheila six stop three tree two up wow yes zero"
-    ).split(),
+    "v0.01": tuple(
+        (
+            "bed bird cat dog down eight five four go happy house left marvin nine no off on one right seven "
+            "sheila six stop three tree two up wow yes zero"
+        ).split()
+    ),
 }
 SPEECH_COMMANDS_WORDS["v0.02"] = tuple(
     sorted([*SPEECH_COMMANDS_WORDS["v0.01"], "backward", "follow", "forward", "learn", "visual"])
 )
-SPEECH_COMMANDS_WORDS["v0.01"] = tuple(SPEECH_COMMANDS_WORDS["v0.01"])
 
 _SAMPLE_LEVELS = ("spectrogram", "waveform")
 _NORMALIZATION = {
@@ -234,6 +235,7 @@ def _decode(files: Sequence[Path], sample_level: str, *, seconds: float = 1.0, c
             waves.append(_fit_length(wave, length))
         batch = torch.from_numpy(np.stack(waves))  # (chunk, T)
         if sample_level == "spectrogram":
+            assert rate is not None  # set by the chunk's first file (a chunk is never empty)
             batch = spectrograms(batch, rate)  # (chunk, 1, 160, 101)
         if out is None:
             out = torch.empty(len(files), *batch.shape[1:], dtype=torch.float32)

@@ -138,7 +138,7 @@ def corruption_counts(pred: Tensor, idx: Tensor, labels: CorruptedLabels) -> Ten
     wrong = noisy != true
     e_noisy, e_true = p != noisy, p != true
     kept = ~rep
-    vals = [
+    vals: list[int | Tensor] = [
         i.numel(),
         e_noisy.sum(),
         e_true.sum(),

@@ -174,7 +174,8 @@ def _decode_chunk(paths: Sequence[Path]) -> list[Tensor]:
     jpeg_pos = [i for i, p in enumerate(paths) if p.suffix.lower() in _JPEG_EXTENSIONS]
     if jpeg_pos:
         decoded = _decode_jpegs_torchvision([paths[i] for i in jpeg_pos])
-        for i, img in zip(jpeg_pos, decoded or [None] * len(jpeg_pos), strict=True):
+        undecoded: list[Tensor | None] = [None] * len(jpeg_pos)
+        for i, img in zip(jpeg_pos, decoded or undecoded, strict=True):
             out[i] = img
     return [img if img is not None else _decode_pil(p) for img, p in zip(out, paths, strict=True)]
 
@@ -499,7 +500,7 @@ def load_cifar_torchvision(name: str, root: str | Path | None = None, *, downloa
     )
 
 
-def _torchvision_failure(name: str, cls: type, root: Path, download: bool, exc: BaseException) -> DataError:
+def _torchvision_failure(name: str, cls: Any, root: Path, download: bool, exc: BaseException) -> DataError:
     """The one-line error for a torchvision CIFAR that could not be downloaded or read, saying how to supply it."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if download:

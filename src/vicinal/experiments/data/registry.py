@@ -268,7 +268,7 @@ def bundle_from_splits(splits: TensorSplits, req: DataRequest, name: str) -> Dat
     aug = None
     if req.augment and splits.info.get("augment") == "crop_flip":
         aug = RandomCropFlip(padding=int(splits.info.get("crop_padding", 4)))
-    common = {"seed": req.seed, "device": req.device, "rank": req.rank, "world_size": req.world_size}
+    common: dict[str, Any] = {"seed": req.seed, "device": req.device, "rank": req.rank, "world_size": req.world_size}
 
     def evaluation(pair: tuple[Any, Any]) -> InMemoryLoader:
         return InMemoryLoader(*pair, batch_size=req.eval_batch_size, shuffle=False, pad=False, **common)
@@ -381,7 +381,7 @@ def _imagefolder_bundle(
         train_samples = streaming.subset_samples(train_samples, req.subset_per_class, req.seed)
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1)
-    common = {
+    common: dict[str, Any] = {
         "seed": req.seed,
         "device": req.device,
         "rank": req.rank,

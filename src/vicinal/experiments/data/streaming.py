@@ -200,7 +200,7 @@ class ImageFolderLoader:
         n = len(self.dataset)
         if not self.train:
             return list(range(self.rank, n, self.world_size))
-        sampler = torch.utils.data.DistributedSampler(
+        sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
             self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=self.seed
         )
         sampler.set_epoch(epoch)

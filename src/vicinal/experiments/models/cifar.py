@@ -16,6 +16,8 @@ PreAct ResNet-18 11,171,146; WRN-28-10 36,479,194; DenseNet-BC-190 (k = 40) 25,6
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,7 +124,7 @@ class PreActResNet(nn.Module):
     @property
     def linear(self) -> nn.Linear:
         """The classifier, ``head.linear`` (the name kuangliu's reference gives it)."""
-        return self.head.linear
+        return cast(nn.Linear, self.head.linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, H, W) -> logits (B, num_classes)."""
@@ -179,7 +181,7 @@ class WideResNet(nn.Module):
     @property
     def linear(self) -> nn.Linear:
         """The classifier, ``head.linear``."""
-        return self.head.linear
+        return cast(nn.Linear, self.head.linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, H, W) -> logits (B, num_classes)."""
@@ -248,6 +250,13 @@ class DenseNet(nn.Module):
         dropout: Dropout after each convolution (0 in the paper, which uses augmentation).
     """
 
+    # Registered with add_module under f-string names in __init__; declared here for the type checker only.
+    dense1: nn.Sequential
+    dense2: nn.Sequential
+    dense3: nn.Sequential
+    trans1: _Transition
+    trans2: _Transition
+
     def __init__(
         self,
         num_classes: int,
@@ -298,7 +307,7 @@ class DenseNet(nn.Module):
     @property
     def linear(self) -> nn.Linear:
         """The classifier, ``head.linear``."""
-        return self.head.linear
+        return cast(nn.Linear, self.head.linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, H, W) -> logits (B, num_classes)."""

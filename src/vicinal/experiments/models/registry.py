@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -132,7 +132,7 @@ def _normalize_input_hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any
     """
     if not args:
         return args
-    return (module.normalize(args[0]), *args[1:])
+    return (cast(Normalize, module.normalize)(args[0]), *args[1:])
 
 
 def _check_signature(name: str, builder: Builder, call: dict[str, Any]) -> None:

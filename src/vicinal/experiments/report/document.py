@@ -485,8 +485,8 @@ def _environment_blocks(runs: Sequence[Path]) -> list[Block]:
             "| host | platform | device | CPUs | torch threads | versions | git commit | runs |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for key, names in seen.items():
-            lines.append("| " + " | ".join(key) + f" | {len(names)} |")
+        for host, names in seen.items():
+            lines.append("| " + " | ".join(host) + f" | {len(names)} |")
         blocks += [("p", "The runs were trained on:"), ("table", "\n".join(lines))]
     return blocks
 

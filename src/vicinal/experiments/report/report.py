@@ -329,7 +329,8 @@ def markdown_table(stats: Sequence[dict[str, Any]]) -> str:
         for key, _ in columns:
             digits = 3 if key == "last_test_nll" else 2
             n = s.get(f"{key}_n", 0)
-            cell = _fmt(s.get(f"{key}_mean"), s.get(f"{key}_std"), n, digits)
+            # the three keys are written together (`_group_stats`); without them n is 0 and the cell is "-"
+            cell = _fmt(s.get(f"{key}_mean", math.nan), s.get(f"{key}_std", math.nan), n, digits)
             # the cell says when it averages fewer seeds than its row, so that no mean passes for one over every seed
             cells.append(f"{cell} (n={n})" if _fewer_seeds(s, key) else cell)
         cells.append(_paper_cell(s.get("paper"), s.get("paper_config_differs")))
@@ -367,7 +368,9 @@ def _baseline_of(g: Group, groups: Sequence[Group]) -> tuple[Group | None, str]:
     recipe, which are not a pairing of the same training images and initial weights.
     """
     key = _baseline_key(g.table, g.row)
-    rows = [b for b in groups if key is not None and (b.table, b.row) == key]
+    if key is None:
+        return None, ""
+    rows = [b for b in groups if (b.table, b.row) == key]
     if not rows:
         return None, ""
     t = TABLES.get(g.table)
@@ -489,7 +492,8 @@ def _median_note(groups: Sequence[Group]) -> str:
     short, spread = 0, 0
     for g in groups:
         for r in g.runs:
-            epochs = [rec.get("epoch") for rec in r.records if rec.get("test_error") is not None][-10:]
+            # every record with a test error has its epoch (as `_plot` reads it)
+            epochs = [rec["epoch"] for rec in r.records if rec.get("test_error") is not None][-10:]
             if not epochs:
                 continue
             if len(epochs) < 10:
@@ -540,8 +544,8 @@ def make_report(
     median = _median_note(groups)
     if median:
         lines.append(median)
-    for t, source in sources.items():
-        lines.append(f"Paper column ({t}): {source}.")
+    for table_name, source in sources.items():
+        lines.append(f"Paper column ({table_name}): {source}.")
     apart = [f"- {g.name}: {g.apart}." for g in groups if g.apart]
     if apart:
         lines += ["", "Runs of one config that ran on other data or with another number of processes (provenance.json)"]

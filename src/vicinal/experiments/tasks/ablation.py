@@ -296,7 +296,7 @@ def ablation_findings(errors: dict[str, tuple[float, int]] | Iterable[Any]) -> l
 
     claim = "mix inputs + label smoothing is second (best of the methods that are not mixup variants)"
     plain = ("erm", "mix_inputs_only", "label_smoothing", "mix_inputs_label_smoothing", "gaussian_noise")
-    candidates = {f: bests[f] for f in plain if bests[f] is not None}
+    candidates = {f: b for f in plain if (b := bests[f]) is not None}
     target = candidates.get("mix_inputs_label_smoothing")
     if target is None or len(candidates) < 2:
         findings.append(Finding(claim, None, "needs mix inputs + label smoothing runs and another method's runs"))

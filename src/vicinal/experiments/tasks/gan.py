@@ -327,14 +327,14 @@ def run_gan_table(
             overrides[name] = tuple(value)
         else:
             raise TaskArgumentError(f"{name} must be a value or a list of them, got {type(value).__name__}")
-    for name, value in (
+    for name, setting in (
         ("iterations", iterations),
         ("lam_distribution", lam_distribution),
         ("eval_every", eval_every),
         ("n_eval", n_eval),
     ):
-        if value is not None:
-            overrides[name] = value
+        if setting is not None:
+            overrides[name] = setting
     base = PROTOCOLS[scale]
     if "lrs" in overrides and base.default_lr not in overrides["lrs"]:
         overrides["default_lr"] = overrides["lrs"][-1]
@@ -636,7 +636,8 @@ def _write_outputs(out: Path, protocol: GANProtocol, records: list[dict[str, Any
     scaled = protocol.snapshot_iters
     paper_its = list(FIGURE5_ITERATIONS) if len(scaled) == len(FIGURE5_ITERATIONS) else None
     plot_gan_figure(fig_samples, real, out / "gan_figure.png", paper_iterations=paper_its)
-    arrays = {
+    # Any: np.savez_compressed's stub also takes allow_pickle: bool, which a ** of arrays would have to match
+    arrays: dict[str, Any] = {
         **{f"{d}_{m}_it{it}": pts for (d, m), by_it in fig_samples.items() for it, pts in by_it.items()},
         **{f"{d}_real": pts for d, pts in real.items()},
     }

@@ -316,7 +316,7 @@ def train_gan_runs(
     # Stacked parameters in layer order, (w1, b1, ..., w_head, b_head), each (S, ...); the tuples `G.params` and
     # `D.params` are what the vmapped losses take (a tuple is the cheapest pytree for vmap to flatten). Each
     # network has its own torch Adam, one group per learning rate.
-    adam = {"device": dev, "per_member": {"lr": lr_list}, "betas": c.betas, "eps": c.eps}
+    adam: dict[str, Any] = {"device": dev, "per_member": {"lr": lr_list}, "betas": c.betas, "eps": c.eps}
     G = Ensemble([g for g, _, _ in inits], torch.optim.Adam, **adam)
     D = Ensemble([d for _, d, _ in inits], torch.optim.Adam, **adam)
 

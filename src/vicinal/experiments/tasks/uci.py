@@ -431,7 +431,9 @@ def _check_table(
         return  # new, or a table of an earlier lab version: its dataset folders are checked one by one
     # the datasets the folder holds: a run stopped before any dataset got past its start (a wrong --data, an early
     # Ctrl-C) leaves only provenance.json, a table of nothing, which is taken as new
-    named = prov.get("datasets") if isinstance(prov.get("datasets"), list) else []
+    named = prov.get("datasets")
+    if not isinstance(named, list):
+        named = []
     held = [d for d in named if (out / str(d)).is_dir() and not _interrupted_start(out / str(d))]
     if not held:
         return
@@ -672,23 +674,27 @@ def run_uci_table(
         # ``resumes``; each dataset's record names its session. One of another protocol or seeds was refused
         # (`_check_table`); one of a lab version that did not resume (no ``resumes``) is replaced.
         entry = _provenance(seed_list, dev)
-        continuing = (
-            prov is not None
+        continued = (  # the provenance this process continues; None: it starts a new one
+            prov
+            if prov is not None
             and isinstance(prov.get("resumes"), list)
             and (prov.get("protocol"), prov.get("seeds")) == (protocol_json, seed_list)
+            else None
         )
         # the same datasets in another order are the same finished table (its rows are written in the order asked for)
-        same_datasets = sorted(prov.get("datasets") or []) == sorted(names) if continuing else False
-        finished = continuing and "finished" in prov and same_datasets and len(records) == len(names)
-        if not continuing:
+        same_datasets = continued is not None and sorted(continued.get("datasets") or []) == sorted(names)
+        finished = continued is not None and "finished" in continued and same_datasets and len(records) == len(names)
+        if continued is None:
             prov = {**entry, "datasets": names, "protocol": protocol_json, "resumes": []}
-        elif not finished:
-            for key in ("finished", "wall_s", "dataset_seconds"):  # of an earlier end, rewritten at this one
-                prov.pop(key, None)
-            prov["resumes"].append(
-                {**entry, "datasets": names, "datasets_recorded": [n for n in names if n in records]}
-            )
-            prov["datasets"] = names
+        else:
+            prov = continued
+            if not finished:
+                for key in ("finished", "wall_s", "dataset_seconds"):  # of an earlier end, rewritten at this one
+                    prov.pop(key, None)
+                prov["resumes"].append(
+                    {**entry, "datasets": names, "datasets_recorded": [n for n in names if n in records]}
+                )
+                prov["datasets"] = names
         session = len(prov["resumes"])  # this process: 0 the first, k the k-th resume (unused when finished)
         if not finished:
             runs.write_provenance(out, prov)
@@ -704,7 +710,9 @@ def run_uci_table(
             record = _train_dataset(out / name, protocol, seed_list, data_root, dev, chunk_size, session)
             runs.write_json(out / name / RECORD, record)  # the dataset is recorded: written last, atomically
             # read back: an uninterrupted and a resumed run build the summary from the same records
-            records[name] = _read_record(out / name, protocol_json, seed_list)
+            read_back = _read_record(out / name, protocol_json, seed_list)
+            assert read_back is not None  # written just above
+            records[name] = read_back
             row = records[name]["row"]
             say(
                 f"[uci] {name}: {record['members']} members, ERM {_fmt(row['erm'])} vs mixup(alpha={row['alpha']:g}) "
