@@ -1092,3 +1092,43 @@ def test_mix_many_keeps_a_channels_last_batch_channels_last(dtype):
     gray = x[:, :1].expand(5, 3, 4, 6)
     assert VF.mix_many(gray, weights, indices).is_contiguous()
     assert torch.equal(VF.mix_many(gray, weights, indices), VF.mix_many(gray.contiguous(), weights, indices))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_per_sample_boxes_paste_under_autograd_forward_ad_and_vmap():
+    # CutMix(lam_mode="sample") pastes through where(out=), which autograd, forward AD and vmap refuse: an input that
+    # requires grad (adversarial training, learned inputs) stopped on torch's "out=... don't support automatic
+    # differentiation"
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 3, 8, 8, generator=g).contiguous(memory_format=torch.channels_last)
+    w, tangent = torch.randn(2, 4, 3, 8, 8, generator=g)
+    perm = torch.tensor([2, 0, 3, 1])
+    boxes = torch.tensor([[0, 4, 1, 5], [2, 8, 0, 8], [3, 3, 2, 6], [1, 7, 4, 8]])  # row 2: an empty box
+
+    def reference(t):  # the paste written out, sample by sample
+        out = t.clone()
+        for i, (y0, y1, x0, x1) in enumerate(boxes.tolist()):
+            out[i, :, y0:y1, x0:x1] = t[perm[i], :, y0:y1, x0:x1]
+        return out
+
+    leaf, ref_leaf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got = VF.cutmix(leaf, boxes, perm)
+    assert torch.equal(got, reference(x)) and got.is_contiguous(memory_format=torch.channels_last)
+    (got * w).sum().backward()
+    (reference(ref_leaf) * w).sum().backward()
+    assert torch.equal(leaf.grad, ref_leaf.grad)
+    assert torch.equal(torch.func.grad(lambda t: (VF.cutmix(t, boxes, perm) * w).sum())(x), ref_leaf.grad)
+    _, jv = torch.func.jvp(lambda t: VF.cutmix(t, boxes, perm), (x,), (tangent,))
+    assert torch.equal(jv, reference(tangent))
+    stack = torch.randn(2, 4, 3, 8, 8, generator=g)
+    mixed = torch.func.vmap(lambda t: VF.cutmix(t, boxes, perm))(stack)
+    assert torch.equal(mixed, torch.stack([reference(s) for s in stack]))
+    # the transforms that draw per-sample boxes take such a batch too
+    y = torch.tensor([0, 1, 2, 3])
+    for mixer in (
+        vicinal.CutMix(num_classes=4, lam_mode="sample", seed=0),
+        vicinal.MixupOrCutMix(num_classes=4, lam_mode="pair", pairing="flip", switch_prob=1.0, seed=0),
+    ):
+        params = mixer.sample(x, y)
+        out = mixer.apply_inputs(leaf, params)
+        assert out.requires_grad and torch.equal(out, mixer.apply_inputs(x, params))

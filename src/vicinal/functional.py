@@ -940,8 +940,13 @@ def _paste_per_sample(x: Tensor, boxes: Tensor, xp: Tensor) -> Tensor:
     in_rows = (rows >= b[:, 0:1]) & (rows < b[:, 1:2])  # (B, H)
     in_cols = (cols >= b[:, 2:3]) & (cols < b[:, 3:4])  # (B, W)
     mask = (in_rows[:, :, None] & in_cols[:, None, :]).view(n, *([1] * (x.dim() - 3)), height, width)
-    # into a tensor of x's layout: where() over the contiguous mask returned channels_last batches contiguous
-    return torch.where(mask, xp, x, out=torch.empty_like(x))
+    if _plain(x, xp):
+        # into a tensor of x's layout: where() over the contiguous mask returned channels_last batches contiguous
+        return torch.where(mask, xp, x, out=torch.empty_like(x))
+    # autograd, forward AD and functorch cannot see through out=: the formula's where(), then copied into x's
+    # layout by copy_, which they differentiate (vmap's batched result has no layout of x's to take)
+    pasted = torch.where(mask, xp, x)
+    return pasted if _functorch_wrapped(pasted) else torch.empty_like(x).copy_(pasted)
 
 
 def cutmix(x: Tensor, box: Box | Tensor, perm: Tensor | None = None, *, partner: Tensor | None = None) -> Tensor:
