@@ -1165,6 +1165,21 @@ def test_vmap_with_different_randomness_names_the_way_out():
     params = mixer.sample(xs[0], y)
     out = torch.func.vmap(lambda xx: mixer.apply_inputs(xx, params))(xs)
     assert torch.equal(out[1], mixer.apply_inputs(xs[1], params))
+    # and apply_targets over vmapped labels, class indices or probability rows (the label check had read their
+    # values: torch's ".item() under vmap" error), as over each batch of labels alone
+    ys = torch.randint(0, 5, (3, 4))
+    for mixer in (
+        vicinal.Mixup(1.0, num_classes=5, seed=0),
+        vicinal.Mixup(1.0, num_classes=5, lam_mode="sample", seed=0),
+        vicinal.DirichletMixup(num_classes=5, seed=0),
+        vicinal.CutMix(num_classes=5, lam_mode="sample", seed=0),
+    ):
+        params = mixer.sample(xs[0], y)
+        for labels in (ys, F.one_hot(ys, 5).float()):
+            got = torch.func.vmap(lambda yy, m=mixer, p=params: m.apply_targets(yy, p))(labels)
+            assert torch.equal(got, torch.stack([mixer.apply_targets(row, params) for row in labels]))
+    whole = torch.func.vmap(lambda xx, yy: vicinal.Mixup(1.0, num_classes=5, seed=0)(xx, yy), randomness="same")
+    assert whole(xs, ys)[1].shape == (3, 4, 5)
 
 
 def test_out_of_range_seeds_and_non_integer_image_sizes_are_named():

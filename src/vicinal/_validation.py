@@ -225,7 +225,8 @@ def check_targets(
             raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
         if y.shape[1] == 0:
             raise ValueError(f"probability labels need at least one class, got shape {tuple(y.shape)}")
-        check_probability_rows(y)
+        if not _functorch_wrapped(y):  # vmapped labels have no values to read: their rows are the caller's
+            check_probability_rows(y)
         return int(y.shape[1])
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         if y.dim() != 1:
@@ -241,6 +242,8 @@ def check_targets(
             )
         if num_classes is None:
             raise ValueError(NUM_CLASSES_REQUIRED)
+        if _functorch_wrapped(y):  # vmapped labels have no values to read (one_hot still refuses a bad index)
+            return num_classes
         mm = torch.aminmax(y)  # one reduction, then one device sync off the CPU (two cheap reads on it)
         lo, hi = (mm.min.item(), mm.max.item()) if y.device.type == "cpu" else torch.stack(mm).tolist()
         if lo < 0 or hi >= num_classes:
