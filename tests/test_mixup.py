@@ -452,7 +452,8 @@ def test_unknown_variant_lists_known():
         (torch.randn(2, 3), torch.zeros(2, 1, dtype=torch.long), ValueError, r"got shape \(2, 1\); pass y.squeeze\(1\) for class indices$"),
         (torch.randn(2, 3), torch.zeros(2), ValueError, r"float labels must be probabilities of shape \(B, C\), got shape \(2,\); pass class indices as integers \(y\.long\(\)\), or regression=True for regression targets$"),
         (torch.randn(2, 3), torch.zeros(2, 5), ValueError, r"labels have 5 classes \(shape \(2, 5\)\) but num_classes=4"),
-        (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be integer class indices or float probabilities, got dtype torch.bool"),
+        (torch.randn(2, 3), torch.zeros(2, dtype=torch.bool), TypeError, r"labels must be class indices \(int64, int32, int16, int8 or uint8\) or float probabilities, got dtype torch.bool"),
+        (torch.randn(2, 3), torch.zeros(2, dtype=torch.uint16), TypeError, r"^labels must be class indices \(int64, int32, int16, int8 or uint8\) or float probabilities, got dtype torch.uint16$"),
         (torch.randint(0, 5, (2, 3)), torch.tensor([0, 1]), TypeError, r"inputs must be a float16, bfloat16, float32, float64 or uint8 tensor, got dtype torch.int64"),
         (torch.randn(0, 3), torch.zeros(0, dtype=torch.long), ValueError, r"inputs is an empty batch \(shape \(0, 3\)\)"),
         (torch.tensor(1.0), torch.tensor([0]), ValueError, r"inputs must have at least 1 dimension\(s\) with the batch first, got shape \(\)"),
@@ -1128,7 +1129,7 @@ def test_soft_targets_checks_its_labels(variant):
         (
             torch.tensor([True, False]),
             TypeError,
-            r"^labels must be integer class indices or float probabilities, got dtype torch\.bool$",
+            r"^labels must be class indices \(int64, int32, int16, int8 or uint8\) or float probabilities, got dtype torch\.bool$",
         ),
     ):
         with pytest.raises(error, match=message):

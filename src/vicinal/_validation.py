@@ -186,9 +186,14 @@ def check_lam(lam: float | Tensor, n: int) -> float | Tensor:
 NUM_CLASSES_REQUIRED = "num_classes is required to turn integer labels into one-hot targets"
 
 
+# the integer dtypes of class indices (torch's uint16/32/64 lack reductions in older releases)
+_LABEL_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+_LABEL_INT_NAMES = "int64, int32, int16, int8 or uint8"
+
+
 def label_dtype_error(dtype: torch.dtype) -> TypeError:
     """The error for labels that are neither integer class indices nor float probabilities."""
-    return TypeError(f"labels must be integer class indices or float probabilities, got dtype {dtype}")
+    return TypeError(f"labels must be class indices ({_LABEL_INT_NAMES}) or float probabilities, got dtype {dtype}")
 
 
 def check_targets(
@@ -228,7 +233,7 @@ def check_targets(
         if not _functorch_wrapped(y):  # vmapped labels have no values to read: their rows are the caller's
             check_probability_rows(y)
         return int(y.shape[1])
-    if y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+    if y.dtype in _LABEL_INT_DTYPES:
         if y.dim() != 1:
             # (B, 1): class indices with a trailing dimension, the common slip; (B, C) with C > 1: torchvision's MixUp
             # takes integer one-hot rows, here probabilities are float (no silent cast of counts)
