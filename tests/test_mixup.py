@@ -857,6 +857,24 @@ def test_params_apply_to_the_batch_they_were_drawn_for(inplace):
         d.apply_inputs(torch.randn(5, 3), pd)
 
 
+def test_hand_made_params_without_the_fields_of_their_op_are_named():
+    # they stopped on a bare AssertionError inside apply_inputs (an AttributeError under python -O)
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    cases = [
+        (vicinal.CutMix(num_classes=3, seed=0), vicinal.MixParams(op="cutmix", lam=0.5, perm=torch.arange(4)), "box"),
+        (vicinal.DirichletMixup(num_classes=3, seed=0), vicinal.MixParams(op="dirichlet"), "weights and indices"),
+        (vicinal.GaussianNoise(num_classes=3, seed=0), vicinal.MixParams(op="noise"), "noise"),
+    ]
+    switch = vicinal.MixupOrCutMix(num_classes=3, lam_mode="sample", seed=0)
+    cases.append((switch, dataclasses.replace(switch.sample(x, y), perm=None), "perm or partner_x"))
+    for mixer, params, need in cases:
+        msg = rf"^params with op='{params.op}' need {need}; draw them with sample\(\)$"
+        with pytest.raises(ValueError, match=msg):
+            mixer.apply_inputs(x, params)
+        with pytest.raises(ValueError, match=msg):
+            mixer.apply_targets(y, params)
+
+
 def test_params_changed_with_replace_are_checked_again():
     # _drawn once travelled through dataclasses.replace, so an edited lam skipped the checks of the drawn fast paths
     x, y = torch.randn(8, 3, 4, 4), torch.arange(8) % 4
