@@ -1199,6 +1199,27 @@ def test_vmap_with_different_randomness_names_the_way_out():
             assert torch.equal(got, torch.stack([mixer.apply_targets(row, params) for row in labels]))
     whole = torch.func.vmap(lambda xx, yy: vicinal.Mixup(1.0, num_classes=5, seed=0)(xx, yy), randomness="same")
     assert whole(xs, ys)[1].shape == (3, 4, 5)
+    # torch.func.grad wraps the labels too, but their values can be read: they are checked as in eager mode
+    mixer = vicinal.Mixup(1.0, num_classes=5, seed=0)
+    x0 = xs[0]
+
+    def loss(xx, yy, **kwargs):
+        return mixer.apply_targets(yy, mixer.sample(xx, yy, **kwargs)).sum() + xx.sum()
+
+    bad = [
+        (torch.tensor([0, 1, 2, 9]), r"^labels must be in \[0, num_classes=5\), got values from 0 to 9$"),
+        (torch.full((4, 5), 0.6), r"^probability labels must sum to 1 in every row"),
+    ]
+    for labels, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            torch.func.grad(loss)(x0, labels)
+    multi = vicinal.Mixup(1.0, num_classes=5, multi_label=True, seed=0)
+    with pytest.raises(ValueError, match=r"^multi-label targets must lie in \[0, 1\]"):
+        torch.func.grad(lambda xx, yy: multi.apply_targets(yy, multi.sample(xx, yy)).sum() + xx.sum())(
+            x0, torch.full((4, 5), 2.0)
+        )
+    with pytest.raises(ValueError, match=r"^labels must be in \[0, num_classes=5\), got values from 0 to 7$"):
+        torch.func.grad(lambda xx, yy: VF.one_hot(yy, 5).sum() + xx.sum())(x0, torch.tensor([0, 7, 1, 2]))
 
 
 def test_out_of_range_seeds_and_non_integer_image_sizes_are_named():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeGuard, overload
 
 import numpy as np
@@ -32,6 +32,25 @@ def _functorch_wrapped(t: object) -> bool:
         # traces the transform level, so inside a vmap or grad every tensor counts as wrapped
         return _functorch_level() is not None
     return _is_wrapped(t)
+
+
+def unless_vmapped(check: Callable[[], object], t: Tensor) -> None:
+    """Run ``check``, which reads ``t``'s values; under ``torch.func.vmap`` they cannot be read (torch raises), and the
+    check is left to the caller. ``torch.func.grad``'s wrapped tensors can be read, and are checked."""
+    try:
+        check()
+    except RuntimeError:
+        if not _functorch_wrapped(t):
+            raise
+
+
+def check_index_range(y: Tensor, num_classes: int) -> None:
+    """Class indices in ``[0, num_classes)``: one reduction, then one device sync off the CPU (two cheap reads on
+    it), and an error naming the range (torch's index error does not)."""
+    mm = torch.aminmax(y)
+    lo, hi = (mm.min.item(), mm.max.item()) if y.device.type == "cpu" else torch.stack(mm).tolist()
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"labels must be in [0, num_classes={num_classes}), got values from {lo} to {hi}")
 
 
 def check_generator(generator: torch.Generator) -> torch.Generator:
@@ -230,8 +249,7 @@ def check_targets(
             raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
         if y.shape[1] == 0:
             raise ValueError(f"probability labels need at least one class, got shape {tuple(y.shape)}")
-        if not _functorch_wrapped(y):  # vmapped labels have no values to read: their rows are the caller's
-            check_probability_rows(y)
+        unless_vmapped(lambda: check_probability_rows(y), y)
         return int(y.shape[1])
     if y.dtype in _LABEL_INT_DTYPES:
         if y.dim() != 1:
@@ -247,12 +265,7 @@ def check_targets(
             )
         if num_classes is None:
             raise ValueError(NUM_CLASSES_REQUIRED)
-        if _functorch_wrapped(y):  # vmapped labels have no values to read (one_hot still refuses a bad index)
-            return num_classes
-        mm = torch.aminmax(y)  # one reduction, then one device sync off the CPU (two cheap reads on it)
-        lo, hi = (mm.min.item(), mm.max.item()) if y.device.type == "cpu" else torch.stack(mm).tolist()
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"labels must be in [0, num_classes={num_classes}), got values from {lo} to {hi}")
+        unless_vmapped(lambda: check_index_range(y, num_classes), y)
         return num_classes
     raise label_dtype_error(y.dtype)
 
@@ -268,15 +281,21 @@ def _check_multi_hot(y: Tensor, num_classes: int | None) -> int:
         raise ValueError(f"labels have {y.shape[1]} classes (shape {tuple(y.shape)}) but num_classes={num_classes}")
     if y.shape[1] == 0:
         raise ValueError(f"multi-label targets need at least one class, got shape {tuple(y.shape)}")
-    if y.dtype != torch.bool and not _functorch_wrapped(y) and not bool(((y >= 0) & (y <= 1)).all()):
-        finite = torch.isfinite(y) if y.is_floating_point() else torch.ones_like(y, dtype=torch.bool)
-        if not bool(finite.all()):
-            raise ValueError(f"multi-label targets contain {int((~finite).sum())} non-finite value(s) (NaN or Inf)")
-        raise ValueError(
-            f"multi-label targets must lie in [0, 1] (1 where a class is present), got values from "
-            f"{float(y.amin()):.6g} to {float(y.amax()):.6g}"
-        )
+    if y.dtype != torch.bool:
+        unless_vmapped(lambda: _check_multi_hot_values(y), y)
     return int(y.shape[1])
+
+
+def _check_multi_hot_values(y: Tensor) -> None:
+    if bool(((y >= 0) & (y <= 1)).all()):
+        return
+    finite = torch.isfinite(y) if y.is_floating_point() else torch.ones_like(y, dtype=torch.bool)
+    if not bool(finite.all()):
+        raise ValueError(f"multi-label targets contain {int((~finite).sum())} non-finite value(s) (NaN or Inf)")
+    raise ValueError(
+        f"multi-label targets must lie in [0, 1] (1 where a class is present), got values from "
+        f"{float(y.amin()):.6g} to {float(y.amax()):.6g}"
+    )
 
 
 def check_probability_rows(y: Tensor) -> None:

@@ -27,11 +27,13 @@ from ._validation import (
     _forward_ad_level,
     _functorch_wrapped,
     check_float_dtype,
+    check_index_range,
     check_inputs,
     check_lam,
     check_num_classes,
     check_probability,
     is_int,
+    unless_vmapped,
 )
 
 
@@ -799,11 +801,9 @@ def _check_class_labels(y: Tensor, num_classes: int) -> None:
     num_classes = check_num_classes(num_classes)
     if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"labels must be an integer tensor, got {getattr(y, 'dtype', type(y).__name__)}")
-    if _functorch_wrapped(y) or y.numel() == 0 or y.device.type == "meta":  # no value to read (vmap: none here)
+    if y.numel() == 0 or y.device.type == "meta":  # no value to read
         return
-    lo, hi = torch.stack(torch.aminmax(y)).tolist()
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(f"labels must be in [0, num_classes={num_classes}), got values from {lo} to {hi}")
+    unless_vmapped(lambda: check_index_range(y, num_classes), y)
 
 
 def smooth(y_soft: Tensor, eps: float) -> Tensor:
