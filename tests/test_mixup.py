@@ -861,7 +861,11 @@ def test_hand_made_params_without_the_fields_of_their_op_are_named():
     # they stopped on a bare AssertionError inside apply_inputs (an AttributeError under python -O)
     x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
     cases = [
-        (vicinal.CutMix(num_classes=3, seed=0), vicinal.MixParams(op="cutmix", lam=0.5, perm=torch.arange(4)), "box"),
+        (
+            vicinal.CutMix(num_classes=3, seed=0),
+            vicinal.MixParams(op="cutmix", lam=0.5, perm=torch.tensor([1, 0, 3, 2])),
+            "box",
+        ),
         (vicinal.DirichletMixup(num_classes=3, seed=0), vicinal.MixParams(op="dirichlet"), "weights and indices"),
         (vicinal.GaussianNoise(num_classes=3, seed=0), vicinal.MixParams(op="noise"), "noise"),
     ]
@@ -871,8 +875,13 @@ def test_hand_made_params_without_the_fields_of_their_op_are_named():
         msg = rf"^params with op='{params.op}' need {need}; draw them with sample\(\)$"
         with pytest.raises(ValueError, match=msg):
             mixer.apply_inputs(x, params)
-        with pytest.raises(ValueError, match=msg):
-            mixer.apply_targets(y, params)
+        if params.op == "dirichlet":  # targets mix with the weights too
+            with pytest.raises(ValueError, match=msg):
+                mixer.apply_targets(y, params)
+        elif params.blend is None:  # targets need no box or noise (mixed_criterion never asked for them either)
+            one_hot = torch.eye(3)[y]
+            want = one_hot if params.op == "noise" else 0.5 * one_hot + 0.5 * one_hot[params.perm]
+            assert torch.equal(mixer.apply_targets(y, params), want)
 
 
 def test_params_changed_with_replace_are_checked_again():

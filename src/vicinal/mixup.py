@@ -90,8 +90,12 @@ class MixParams:
     _labels: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
 
-# what each op of hand-made params must hold (sample() fills them all)
-_OP_FIELDS = {"noise": ("noise",), "cutmix": ("box",), "dirichlet": ("weights", "indices")}
+# what each op of hand-made params must hold to mix inputs and to mix targets (sample() fills them all; targets
+# need no box or noise)
+_OP_FIELDS = {
+    "inputs": {"noise": ("noise",), "cutmix": ("box",), "dirichlet": ("weights", "indices")},
+    "labels": {"dirichlet": ("weights", "indices")},
+}
 
 
 def _check_params_batch(params: MixParams, n: int, what: str) -> None:
@@ -99,8 +103,9 @@ def _check_params_batch(params: MixParams, n: int, what: str) -> None:
     Applied to another batch size, a permutation would leave rows unmixed or fail deep inside an index op."""
     if not isinstance(params, MixParams):
         raise TypeError(f"params must be the MixParams that sample() returns, got {type(params).__name__}")
-    missing = [name for name in _OP_FIELDS.get(params.op, ()) if getattr(params, name) is None]
-    if params.op == "cutmix" and params.blend is not None and params.perm is None and params.partner_x is None:
+    missing = [name for name in _OP_FIELDS[what].get(params.op, ()) if getattr(params, name) is None]
+    blend_alone = params.op == "cutmix" and params.blend is not None and params.perm is None
+    if what == "inputs" and blend_alone and params.partner_x is None:
         missing.append("perm or partner_x")
     if missing:  # hand-made params: a bare AssertionError (an AttributeError under python -O) deep inside otherwise
         raise ValueError(f"params with op={params.op!r} need {' and '.join(missing)}; draw them with sample()")
