@@ -92,7 +92,7 @@ class MixParams:
 
 # what each op of hand-made params must hold to mix inputs and to mix targets (sample() fills them all; targets
 # need no box or noise)
-_OP_FIELDS = {
+_OP_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
     "inputs": {"noise": ("noise",), "cutmix": ("box",), "dirichlet": ("weights", "indices")},
     "labels": {"dirichlet": ("weights", "indices")},
 }
