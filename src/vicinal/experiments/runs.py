@@ -349,8 +349,10 @@ def read_json(path: str | Path, *, hint: str = "repair or delete it") -> Any | N
     """The JSON value in ``path``; None when the file is absent. A corrupt file is a RunError naming it (+ ``hint``)."""
     path = Path(path)
     text = _read_utf8(path, hint)
-    if text is None:
-        return None
+    return None if text is None else _parse_json(path, text, hint)
+
+
+def _parse_json(path: Path, text: str, hint: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -366,8 +368,11 @@ RUN_FILE_HINT = "repair or delete it (the run is then resumed from its checkpoin
 def read_object(path: Path, hint: str | None = None) -> dict[str, Any] | None:
     """The JSON object in ``path`` (None: absent); a corrupt file is a RunError with ``hint`` (default: a trainer's
     run folder's)."""
-    obj = read_json(path, hint=hint or RUN_FILE_HINT)
-    if not isinstance(obj, dict) and (obj is not None or path.exists()):  # a file holding `null` is no object either
+    text = _read_utf8(path, hint or RUN_FILE_HINT)
+    if text is None:  # absent (told apart from a file holding `null`, which is no object either)
+        return None
+    obj = _parse_json(path, text, hint or RUN_FILE_HINT)
+    if not isinstance(obj, dict):
         raise RunError(f"'{path}' does not hold a JSON object; {hint or 'repair or delete it'}")
     return obj
 

@@ -117,7 +117,10 @@ def test_one_name_or_width_is_a_grid_of_one(tmp_path):
     lines: list[str] = []
     kwargs = {"seeds": 1, "widths": 8, "d_steps": 1, "datasets": "ring", "methods": "mixup", "lrs": 1e-3}
     run_gan_table(tmp_path / "g", "cpu", **kwargs, dry_run=True, log=lines.append)
-    assert lines == [f"dry run: '{tmp_path / 'g'}': 0 of 1 groups recorded; would train the other 1"]
+    # numpy's scalars and arrays, and any ordered iterable, as their Python numbers
+    numpy_kwargs = {**kwargs, "widths": np.int64(8), "d_steps": (d for d in [1]), "lrs": np.array([1e-3, 1e-4])}
+    run_gan_table(tmp_path / "g", "cpu", **numpy_kwargs, dry_run=True, log=lines.append)
+    assert lines == [f"dry run: '{tmp_path / 'g'}': 0 of 1 groups recorded; would train the other 1"] * 2
     with pytest.raises(TypeError, match=r"^widths must be a value or a list of them, got set$"):
         run_gan_table(tmp_path / "g", "cpu", widths={8}, dry_run=True, log=None)
 

@@ -492,8 +492,9 @@ def _median_note(groups: Sequence[Group]) -> str:
     short, spread = 0, 0
     for g in groups:
         for r in g.runs:
-            # every record with a test error has its epoch (as `_plot` reads it)
-            epochs = [rec["epoch"] for rec in r.records if rec.get("test_error") is not None][-10:]
+            # the evaluations' epochs (the lab writes one with every record; a hand-edited file may not)
+            evaluated = (rec.get("epoch") for rec in r.records if rec.get("test_error") is not None)
+            epochs = [e for e in evaluated if e is not None][-10:]
             if not epochs:
                 continue
             if len(epochs) < 10:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import numbers
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import product
 from pathlib import Path
@@ -321,10 +322,11 @@ def run_gan_table(
     ):
         if value is None:
             continue
-        if isinstance(value, str | int | float):  # one value: tuple("ring") would be its letters
-            overrides[name] = (value,)
-        elif isinstance(value, list | tuple | range):
-            overrides[name] = tuple(value)
+        if isinstance(value, str | numbers.Number):  # one value (numpy's too): tuple("ring") would be its letters
+            value = (value,)
+        if isinstance(value, Iterable) and not isinstance(value, Mapping | set | frozenset):  # ordered: a grid
+            # numpy's scalars (an array's items) as the Python numbers the protocol checks and protocol.json holds
+            overrides[name] = tuple(v.item() if isinstance(v, np.generic) else v for v in value)
         else:
             raise TaskArgumentError(f"{name} must be a value or a list of them, got {type(value).__name__}")
     for name, setting in (
