@@ -55,7 +55,7 @@ import yaml
 
 from .config import ExperimentConfig, config_to_dict, load_config
 from .config_yaml import ConfigError, describe, read_yaml_mapping
-from .errors import LabWarning, ReportError, RunError
+from .errors import LabWarning, ReportError, RunError, TaskArgumentError
 from .paths import source_root
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "Run",
     "append_jsonl",
     "append_metrics",
+    "as_paths",
     "atomic_write",
     "check_fresh_run_folder",
     "claim",
@@ -90,6 +91,7 @@ __all__ = [
     "null_as_nan",
     "read_json",
     "read_jsonl",
+    "read_object",
     "read_metrics",
     "read_provenance",
     "read_summary",
@@ -599,11 +601,24 @@ def load_run(path: str | Path) -> Run:
     return Run(path, config, records, summary)
 
 
-def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+def as_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], what: str = "paths") -> list[Path]:
+    """One path or several, as a list of Paths. A lone str or Path is one path: iterated, a str gives its letters,
+    and the '/' of an absolute path had a report search the whole disk for run folders."""
+    if isinstance(paths, str | os.PathLike):
+        return [Path(paths)]
+    if isinstance(paths, Iterable) and not isinstance(paths, bytes | Mapping):
+        items = list(paths)  # an iterator is read once, here
+        for item in items:
+            if not isinstance(item, str | os.PathLike):
+                raise TaskArgumentError(f"{what} must be paths (str or Path), got {type(item).__name__} {item!r}")
+        return [Path(item) for item in items]
+    raise TaskArgumentError(f"{what} must be a path or a list of paths, got {type(paths).__name__}")
+
+
+def find_runs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Run folders at or below each path (a run folder holds ``config.yaml``), sorted, without duplicates."""
     found: set[Path] = set()
-    for p in paths:
-        p = Path(p)
+    for p in as_paths(paths):
         if not p.exists():
             raise ReportError(f"'{p}' does not exist")
         # Absolute but not resolved: a run folder reached through a link keeps the path the user gave, so the

@@ -113,7 +113,7 @@ def test_document_rebuilt_in_place(inputs: dict[str, Path]) -> None:
     """An output folder inside an input folder is not read back as input."""
     out = inputs["runs"] / "doc"
     first = make_document([inputs["runs"]], out, name="r")
-    second = make_document([inputs["runs"]], out, name="r")
+    second = make_document(str(inputs["runs"]), out, name="r")  # one folder as a str: one path, not its letters
     assert first["tables"] == second["tables"] and second["figures"] == []
     assert (out / "r.html").is_file()
 

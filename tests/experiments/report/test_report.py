@@ -154,6 +154,15 @@ def test_runs_may_be_listed_one_by_one(runs: Path, tmp_path: Path) -> None:
     result = make_report(one, tmp_path / "r")
     assert [g["n"] for g in result["groups"]] == [2]
     assert find_runs([runs, one[0]]) == sorted({p.parent.resolve() for p in runs.rglob("config.yaml")})
+    # one folder, as a str or a Path, is one path: a str was iterated letter by letter, and the '/' of an absolute
+    # one had the report search the whole disk for run folders
+    whole = make_report(str(runs), tmp_path / "r2")
+    assert make_report(runs, tmp_path / "r3")["markdown"] == whole["markdown"]
+    assert sum(g["n"] for g in whole["groups"]) == len(find_runs(runs)) == len(list(runs.rglob("config.yaml")))
+    with pytest.raises(TypeError, match=r"^paths must be paths \(str or Path\), got int 3$"):
+        find_runs([runs, 3])
+    with pytest.raises(TypeError, match=r"^paths must be a path or a list of paths, got NoneType$"):
+        make_report(None, tmp_path / "r4")
 
 
 def test_paper_numbers_match_experiments_md() -> None:

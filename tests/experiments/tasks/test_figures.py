@@ -221,6 +221,10 @@ def test_figure3b_curves(tmp_path: Path) -> None:
     assert (tmp_path / "figs" / "fig3b.png").is_file()
     with pytest.raises(ValueError, match="figure 3b needs ERM and mixup run folders, got 1 and 0"):
         figure3b([mix], [], tmp_path)
+    # one folder as a str, and an iterator (read once: the recorded command names its folders)
+    again = figure3b(str(tmp_path / "erm"), mix.parent.glob("seed*"), tmp_path / "figs2")
+    assert again["curves"] == result["curves"]
+    assert f"--erm {tmp_path / 'erm'} --mixup {mix} --out" in again["command"]
 
 
 def test_figure3b_refuses_runs_of_the_other_method(tmp_path: Path) -> None:

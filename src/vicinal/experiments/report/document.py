@@ -35,7 +35,7 @@ import torch
 
 from ..config_yaml import PLAIN_NAME, is_plain_name
 from ..errors import RunError
-from ..runs import Run, provenance, read_provenance, write_text
+from ..runs import Run, as_paths, provenance, read_provenance, write_text
 from ..tasks import SCALES, TABLES, load_tables
 from .report import ReportError, group_runs, load_run, make_report
 
@@ -83,7 +83,7 @@ def _is_report_folder(folder: Path) -> bool:
     return all((folder / f).is_file() for f in ("report.md", "report.csv", "runs.csv"))
 
 
-def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Document:
+def collect(inputs: str | Path | Iterable[str | Path], exclude: Path | None = None) -> Document:
     """Find run folders, figures (PNG + JSON), loose PNG and markdown files at or below ``inputs``.
 
     Files inside run folders are not collected separately (a run's plots belong to it), nor, in a folder that holds
@@ -104,8 +104,8 @@ def collect(inputs: Iterable[str | Path], exclude: Path | None = None) -> Docume
         rp = p.resolve()
         return excluded is not None and (rp == excluded or excluded in rp.parents)
 
-    for raw in inputs:
-        p = Path(raw)
+    inputs = as_paths(inputs, "inputs")
+    for p in inputs:
         if not p.exists():
             raise ReportError(f"'{p}' does not exist")
         if p.is_file():
@@ -499,7 +499,7 @@ def check_page_name(name: str, what: str = "page name") -> None:
 
 
 def make_document(
-    inputs: Iterable[str | Path],
+    inputs: str | Path | Iterable[str | Path],
     out_dir: str | Path,
     *,
     name: str = "report",
@@ -520,7 +520,7 @@ def make_document(
         ``{"markdown": str, "html": str, "files": [md, html], "tables": [table names], "figures": [png paths]}``.
     """
     check_page_name(name)
-    inputs = [Path(p) for p in inputs]
+    inputs = as_paths(inputs, "inputs")
     out_dir = Path(out_dir)
     doc = collect(inputs, exclude=out_dir)
     load_tables()  # each table's paper column and sections

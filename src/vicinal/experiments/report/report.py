@@ -509,7 +509,7 @@ def _median_note(groups: Sequence[Group]) -> str:
 
 
 def make_report(
-    paths: Iterable[str | Path], out: str | Path, *, sections: Collection[str] | None = None
+    paths: str | Path | Iterable[str | Path], out: str | Path, *, sections: Collection[str] | None = None
 ) -> dict[str, Any]:
     """Write ``report.md``, ``report.csv``, ``runs.csv`` and ``test_error.png`` into ``out``.
 

@@ -30,7 +30,7 @@ import shlex
 import statistics
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from ..distributed import check_explicit_device
 from ..ensemble import Ensemble
 from ..errors import LabWarning, TaskError, exit_code
 from ..recipe import recipe_differences
-from ..runs import Run, check_out_folder, find_runs, load_run, run_finished, write_figure, write_json
+from ..runs import Run, as_paths, check_out_folder, find_runs, load_run, run_finished, write_figure, write_json
 
 __all__ = [
     "FIGURES",
@@ -526,8 +526,13 @@ def _curve(runs: Sequence[Run], option: str) -> dict[str, Any]:
     }
 
 
-def figure3b(erm: Sequence[str | Path], mixup: Sequence[str | Path], out: str | Path) -> dict[str, Any]:
-    """Figure 3b: test error against epochs, ERM vs mixup, from run folders (or folders holding them)."""
+def figure3b(
+    erm: str | Path | Iterable[str | Path], mixup: str | Path | Iterable[str | Path], out: str | Path
+) -> dict[str, Any]:
+    """Figure 3b: test error against epochs, ERM vs mixup, from run folders (or folders holding them): each of
+    ``erm`` and ``mixup`` one path or several."""
+    # lists read once (an iterator such as Path.glob is read by the search and would be empty in the command)
+    erm, mixup = as_paths(erm, "erm"), as_paths(mixup, "mixup")
     if not erm or not mixup:
         raise TaskError(f"figure 3b needs ERM and mixup run folders, got {len(erm)} and {len(mixup)}")
     runs = {"erm": _seed_runs(erm, "--erm"), "mixup": _seed_runs(mixup, "--mixup")}
