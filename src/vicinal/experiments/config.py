@@ -17,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeGuard, Union
 
 import yaml
 
@@ -42,6 +43,7 @@ from .config_yaml import (
     shipped_configs,
     sweep_rows,
 )
+from .errors import TaskArgumentError, TaskError
 
 __all__ = [
     "ConfigError",
@@ -861,6 +863,29 @@ def config_changes(
 
 
 MAX_SEEDS = 10_000  # seeds per row: a plan of more (even a dry run's) would take the machine's memory first
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    """Python's or numpy's integers (not bools): to a type checker an int, as numpy's compare and convert as one."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def seed_list(seeds: int | Iterable[int]) -> list[int]:
+    """A runner's ``seeds`` argument: a count ``n`` (seeds ``0 .. n-1``) or the seeds themselves, distinct ints
+    >= 0; numpy's integers count as ints. A str is refused by name (iterated, "10" had been seeds 1 and 0)."""
+    if _is_int(seeds):
+        if not 1 <= int(seeds) <= MAX_SEEDS:
+            raise TaskError(f"seeds must be in [1, {MAX_SEEDS}], got {seeds}")
+        return list(range(int(seeds)))
+    if isinstance(seeds, str | bytes | Mapping) or not isinstance(seeds, Iterable):
+        raise TaskArgumentError(f"seeds must be an int or a sequence of ints, got {type(seeds).__name__} {seeds!r}")
+    out = list(seeds)
+    for seed in out:
+        if not _is_int(seed):
+            raise TaskArgumentError(f"seeds must be ints, got {type(seed).__name__} {seed!r}")
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise TaskError(f"seeds must be distinct ints >= 0, got {out}")
+    return [int(seed) for seed in out]
 
 
 def check_seeds(seeds: int | None) -> None:

@@ -214,7 +214,7 @@ def test_errors(tmp_path: Path) -> None:
         summarize_dataset("iris", [result(0, 0.0, 0.1, 0.1), result(1, 0.0, 0.1, 0.1), result(0, 0.2, 0.1, 0.1)], [0.5])
     with pytest.raises(ValueError, match="unknown UCI dataset 'mnist'"):
         run_uci_table(tmp_path, seeds=2, datasets=["mnist"])
-    with pytest.raises(ValueError, match="seeds must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"seeds must be in \[1, 10000\], got 0"):
         run_uci_table(tmp_path, seeds=0, datasets=["iris"])
 
 
@@ -768,4 +768,24 @@ def test_missing_data_is_refused_before_the_banner_and_before_anything_is_writte
     assert said.out == ""
     assert said.err == f"vicinal: error: UCI dataset 'iris' not found: folder {empty / 'iris'} does not exist " \
         "(pass root= or set VICINAL_DATA)\n"  # fmt: skip
+    assert not out.exists()
+
+
+def test_seeds_and_alphas_of_a_python_call_are_read_as_written(tmp_path: Path) -> None:
+    # seeds="10" was read digit by digit (a table of seeds 1 and 0), a numpy count or a lone alpha a bare TypeError
+    out = tmp_path / "t"
+    bad = [
+        ({"seeds": "10"}, TypeError, r"^seeds must be an int or a sequence of ints, got str '10'$"),
+        ({"seeds": 3.0}, TypeError, r"^seeds must be an int or a sequence of ints, got float 3.0$"),
+        ({"seeds": [0, "1"]}, TypeError, r"^seeds must be ints, got str '1'$"),
+        ({"seeds": [1, 1]}, TaskError, r"^seeds must be distinct ints >= 0, got \[1, 1\]$"),
+        ({"seeds": 0}, TaskError, r"^seeds must be in \[1, 10000\], got 0$"),
+        ({"alphas": 0.5}, TaskError, r"^alphas must be a non-empty sequence of positive floats, got 0.5$"),
+        ({"alphas": "0.5"}, TaskError, r"^alphas must be a non-empty sequence of positive floats, got '0.5'$"),
+    ]
+    for kwargs, error, msg in bad:
+        with pytest.raises(error, match=msg):
+            run_uci_table(out, datasets=["iris"], dry_run=True, **kwargs)
+    assert not out.exists()
+    run_uci_table(out, datasets="iris", seeds=np.int64(2), alphas=np.array([0.5]), dry_run=True)
     assert not out.exists()

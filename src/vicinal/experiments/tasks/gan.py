@@ -35,6 +35,7 @@ import torch
 
 from ...gan import LAM_DISTRIBUTIONS
 from .. import runs as run_folders
+from ..config import seed_list
 from ..data.seeds import STREAM_GAN_FIGURE as STREAM_FIGURE
 from ..data.seeds import make_generator
 from ..errors import TaskArgumentError, TaskError, exit_code
@@ -307,12 +308,7 @@ def run_gan_table(
         check_positive_int("threads", threads)
     overrides: dict[str, Any] = {}
     if seeds is not None:
-        if isinstance(seeds, bool) or not isinstance(seeds, int | list | tuple | range):
-            raise TaskArgumentError(f"seeds must be an int or a sequence of ints, got {type(seeds).__name__}")
-        if isinstance(seeds, int):
-            overrides["seeds"] = tuple(range(check_positive_int("seeds", seeds)))
-        else:
-            overrides["seeds"] = tuple(seeds)
+        overrides["seeds"] = tuple(seed_list(seeds))
     for name, value in (
         ("widths", widths),
         ("d_steps", d_steps),

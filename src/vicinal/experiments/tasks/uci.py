@@ -59,7 +59,8 @@ from vicinal.experiments.data.uci import UCI_DATASETS, check_uci_files, load_uci
 
 from .. import runs
 from ..config import ExperimentConfig, config_from_dict, config_to_dict
-from ..errors import TaskArgumentError, TaskError, exit_code
+from ..config import seed_list as config_seed_list
+from ..errors import TaskError, exit_code
 from ..evaluation import summarize
 from ..stats import mean_std, paired_wilcoxon
 from .registry import Table, configs_dir, register_table, resume_line
@@ -351,19 +352,6 @@ def _provenance(seeds: Sequence[int], device: torch.device) -> dict[str, Any]:
     )
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, bool):
-        raise TaskArgumentError(f"seeds must be an int or a sequence of ints, got {seeds!r}")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise TaskError(f"seeds must be >= 1, got {seeds}")
-        return list(range(seeds))
-    out = [int(s) for s in seeds]
-    if not out or len(set(out)) != len(out) or min(out) < 0:
-        raise TaskError(f"seeds must be distinct ints >= 0, got {list(seeds)}")
-    return out
-
-
 def _interrupted_start(folder: Path) -> bool:
     """Whether ``folder`` holds nothing a member was trained into: no record, only the protocol.json and
     provenance.json `_train_dataset` writes first and temporary files of writes killed then (a Ctrl-C or kill at
@@ -627,8 +615,8 @@ def run_uci_table(
     """
     protocol = protocol or UCIProtocol()
     if alphas is not None:
-        protocol = UCIProtocol.from_dict(protocol.to_dict() | {"alphas": tuple(alphas)})
-    seed_list = _seed_list(seeds)
+        protocol = UCIProtocol.from_dict(protocol.to_dict() | {"alphas": alphas})  # its guard names a scalar
+    seed_list = config_seed_list(seeds)
     if isinstance(datasets, str):
         datasets = [datasets]
     names = [str(d).lower().removeprefix("uci:") for d in datasets]
