@@ -781,3 +781,28 @@ def test_unread_keys_follow_the_variant_and_the_schedule() -> None:
     assert unread_keys({"mix.variant": "future", "schedule.name": "future"}) == set()
     erm, mixup = {"mix.variant": "erm"}, {"mix.variant": "mixup"}
     assert "mix.alpha" in unread_by_both(erm, erm) and "mix.alpha" not in unread_by_both(erm, mixup)
+
+
+def test_overrides_are_a_list_of_strings_not_one_str(tmp_path: Path) -> None:
+    # a lone str was iterated: "override 't' must look like key=value"; None and a dict gave bare TypeErrors
+    from vicinal.experiments.demo import run_demo
+    from vicinal.experiments.trainer import Trainer
+
+    cfg = load_config("demo/digits")
+    one = r"^overrides must be a list of 'key=value' strings, got str 'train.epochs=1' \(pass \['train.epochs=1'\]\)$"
+    for call in (
+        lambda: load_config("demo/digits", "train.epochs=1"),
+        lambda: apply_overrides(cfg, "train.epochs=1"),
+        lambda: run_demo(out=tmp_path / "demo", overrides="train.epochs=1"),
+    ):
+        with pytest.raises(TypeError, match=one):
+            call()
+    with pytest.raises(TypeError, match=r"^overrides must be a list of 'key=value' strings, got NoneType$"):
+        load_config("demo/digits", None)
+    with pytest.raises(TypeError, match=r"^overrides must be a list of 'key=value' strings, got int 3 in it$"):
+        load_config("demo/digits", ["train.epochs=1", 3])
+    assert load_config("demo/digits", ("train.epochs=1" for _ in range(1))).train.epochs == 1
+    argv = r"^argv must be a list of words, got str 'vicinal train x' \(pass shlex.split\('vicinal train x'\)\)$"
+    with pytest.raises(TypeError, match=argv):
+        Trainer(cfg, tmp_path / "run", argv="vicinal train x")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "demo").exists()

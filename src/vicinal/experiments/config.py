@@ -746,6 +746,7 @@ def load_config(
     Raises:
         ConfigError: missing/unreadable file, unknown name, invalid YAML, unknown key, wrong type, bad value.
     """
+    overrides = str_list(overrides, "overrides", "'key=value' strings")
     path = resolve_config(path)
     check_not_protocol(path)
     data = read_config_data(path, ())
@@ -755,7 +756,6 @@ def load_config(
         raise ConfigError(f"{exc} (in '{path}')") from None
     if saved:
         cfg = _as_trained(cfg)
-    overrides = list(overrides)
     cfg = apply_overrides(cfg, overrides, _validate=False)
     if not validate_values:
         return cfg
@@ -766,12 +766,27 @@ def load_config(
         raise ConfigError(f"{exc} (in {where})") from None
 
 
+def str_list(value: Iterable[str], what: str, kind: str = "strings", *, lone: str = "[{!r}]") -> list[str]:
+    """A list of strings (config overrides, a command line). A lone str is refused by name, with ``lone`` (formatted
+    with it) as the way to pass it: iterated, it gave its letters ("override 't' must look like key=value")."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        shown = f"{type(value).__name__} {value!r}" if isinstance(value, str) else type(value).__name__
+        one = f" (pass {lone.format(value)})" if isinstance(value, str) else ""
+        raise TaskArgumentError(f"{what} must be a list of {kind}, got {shown}{one}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TaskArgumentError(f"{what} must be a list of {kind}, got {type(item).__name__} {item!r} in it")
+    return items
+
+
 def apply_overrides(cfg: ExperimentConfig, overrides: Iterable[str], *, _validate: bool = True) -> ExperimentConfig:
     """Return a copy of ``cfg`` with ``"a.b=value"`` overrides applied strictly.
 
     The value is parsed with ``yaml.safe_load`` (``3`` is an int, ``0.1`` a float, ``[100, 150]`` a list, ``null``
     is None). Keys inside a dict field (``model.kwargs.width=16``) may be anything; every other key must exist.
     """
+    overrides = str_list(overrides, "overrides", "'key=value' strings")
     cfg = dataclasses.replace(cfg)  # shallow copy of the top level; sections are rebuilt below
     data = config_to_dict(cfg)
     for item in overrides:

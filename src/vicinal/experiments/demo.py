@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .attacks import error_under_attack, fgsm
 from .callbacks import Callback
-from .config import ConfigError, ExperimentConfig, apply_overrides, check_seeds, config_from_dict
+from .config import ConfigError, ExperimentConfig, apply_overrides, check_seeds, config_from_dict, str_list
 from .recipe import RULE_MAX_TRAIN_ERROR
 from .stats import fmt_mean_std, mean_std
 from .trainer import Trainer
@@ -118,6 +118,7 @@ def _check_demo_overrides(overrides: Sequence[str]) -> None:
 
 def demo_configs(alpha: float = DEMO_ALPHA, overrides: Sequence[str] = ()) -> list[tuple[str, ExperimentConfig]]:
     """(method label, config) for ERM and mixup (seed still to set); ``overrides`` may not touch what defines them."""
+    overrides = str_list(overrides, "overrides", "'key=value' strings")
     _check_demo_overrides(overrides)
     base = config_from_dict(DEMO_CONFIG)
     erm = apply_overrides(base, ["name=demo-digits-erm", "mix.variant=erm", *overrides])

@@ -67,7 +67,7 @@ from .checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from .config import ExperimentConfig, config_changes, config_from_dict, config_to_dict
+from .config import ExperimentConfig, config_changes, config_from_dict, config_to_dict, str_list
 from .data.base import data_changes
 from .data.images import quiet_progress
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX
@@ -201,7 +201,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.resume = resume
         self.quiet = quiet
-        self.argv = list(sys.argv if argv is None else argv)
+        self.argv = list(sys.argv) if argv is None else str_list(argv, "argv", "words", lone="shlex.split({!r})")
         self.records: list[dict[str, Any]] = []
         self.last_eval: EvalSums | None = None
         self.stop = distributed.StopSignals()
