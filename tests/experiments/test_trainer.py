@@ -742,3 +742,23 @@ def test_a_run_trained_on_drops_the_diagram_of_its_earlier_end(tmp_path: Path) -
         extended = tiny_config("train.epochs=2", "train.reliability_diagram=false")
         Trainer(extended, run, resume=True, quiet=True).fit()
     assert not (run / "reliability.json").exists() and not (run / "reliability.png").exists()
+
+
+def test_a_config_changed_in_python_gets_the_checks_of_a_config_file(tmp_path: Path) -> None:
+    # the checks lived in load_config / apply_overrides only: a replaced config trained epochs=0 as "complete",
+    # knn pairing under ERM, a path as a run name, and a str epoch count failed deep in build
+    from dataclasses import replace
+
+    cfg = tiny_config()
+    cases = [
+        (replace(cfg, train=replace(cfg.train, epochs=0)), r"^config key 'train.epochs' must be >= 1, got 0$"),
+        (replace(cfg, mix=replace(cfg.mix, variant="erm", pairing="knn")), r"^config key 'mix.pairing' is not used"),
+        (replace(cfg, name="a/b"), r"^config key 'name' must be a plain folder name"),
+        (replace(cfg, train=replace(cfg.train, epochs="1")), r"^config key 'train.epochs' expects int, got str '1'$"),
+    ]
+    for bad, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            Trainer(bad, tmp_path / "run", quiet=True)
+    with pytest.raises(TypeError, match=r"^cfg must be an ExperimentConfig \(load_config\), got dict$"):
+        Trainer({}, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()

@@ -72,7 +72,7 @@ from .data.base import data_changes
 from .data.images import quiet_progress
 from .data.seeds import STREAM_GLOBAL, STREAM_MIX
 from .distributed import check_device
-from .errors import LabWarning, RunError
+from .errors import LabWarning, RunError, TaskArgumentError
 from .evaluation import TRAIN_EVAL_FIELDS, EvalSums, eval_metrics, evaluate, summarize
 from .runs import RUN_FILES, RUN_FOLDERS, read_summary
 
@@ -194,6 +194,11 @@ class Trainer:
         overwrite: bool = False,
         restart_unfinished: bool = False,
     ) -> None:
+        if not isinstance(cfg, ExperimentConfig):
+            raise TaskArgumentError(f"cfg must be an ExperimentConfig (load_config), got {type(cfg).__name__}")
+        # a config built or changed in Python (dataclasses.replace, attribute assignment) gets every check a config
+        # file gets: types, ranges, options its variant never reads (it had trained epochs=0 or knn pairing on ERM)
+        config_from_dict(config_to_dict(cfg))
         self.cfg = cfg
         self.overwrite = overwrite
         self.restart_unfinished = restart_unfinished
