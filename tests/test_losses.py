@@ -149,7 +149,15 @@ def test_hand_made_params_are_checked_as_apply_checks_them():
         (vicinal.MixParams(op="mix", lam=0.3, perm=torch.tensor([0, 1, 2, 4])), ValueError, r"perm must hold indices"),
         (vicinal.MixParams(op="bogus", lam=0.3, perm=perm), ValueError, r"unknown op 'bogus'; known: identity, mix"),
         (vicinal.MixParams(op="mix", lam=0.3, perm=perm, targets="nonsense"), ValueError, "unknown targets 'nonsense'"),
-    ):
+        # Dirichlet weights summing to 10 gave a loss 10 times too large, a third weight column was dropped
+        (vicinal.MixParams(op="dirichlet", weights=torch.full((4, 2), 5.0), indices=torch.stack([y, perm])),
+         ValueError, r"^weights must be finite, >= 0 and sum to 1 in every row \(a convex combination\)$"),
+        (vicinal.MixParams(op="dirichlet", weights=torch.full((4, 3), 1 / 3), indices=torch.stack([y, perm])),
+         ValueError, r"^weights have shape \(4, 3\), expected \(4, 2\)$"),
+        (vicinal.MixParams(op="dirichlet", weights=torch.full((4, 2), 0.5), indices=torch.stack([y, perm + 4])),
+         ValueError, r"^indices must lie in \[0, 4\) \(partners within the batch\), got values from 0 to 7$"),
+        (vicinal.MixParams(op="dirichlet"), ValueError, r"^params with op='dirichlet' need weights and indices"),
+    ):  # fmt: skip
         with pytest.raises(error, match=match):
             vicinal.mixed_criterion(F.cross_entropy, pred, y, params)
     with pytest.raises(ValueError, match=r"unknown op 'bogus'"):

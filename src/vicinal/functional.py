@@ -726,18 +726,9 @@ def _mix_uint8_quantized(o2: Tensor, x2: Tensor, lam: float, idx: Tensor | None,
         torch.ops.quantized.add_out(qa, qb[: n * cols].view(n, cols), qo)
 
 
-def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dtype | None = None) -> Tensor:
-    """Convex combination of k examples: ``sum_j weights[:, j] * x[indices[j]]`` (Section 2, Dirichlet mixing).
-
-    Args:
-        x: batch ``(B, ...)``, float or uint8. Float batches are mixed in their own dtype; uint8 batches are mixed in
-            float32 and rounded to the nearest integer (never truncated), as :func:`mix` does for two examples.
-        weights: ``(B, k)`` per-sample weights (or ``(k,)`` shared by the batch), rows summing to 1.
-        indices: ``(k, B)`` partner indices; row 0 is usually the identity.
-        out_dtype: for uint8 inputs, a float dtype returns the unrounded mix in that dtype.
-    """
-    _check_x(x, out_dtype)
-    n = x.shape[0]
+def _check_many(n: int, weights: Tensor, indices: Tensor) -> Tensor:
+    """:func:`mix_many`'s ``weights`` and ``indices`` for a batch of ``n``: indices ``(k, n)`` within the batch,
+    weights ``(n, k)`` (or ``(k,)``, returned expanded) of convex combinations. ValueError/TypeError naming them."""
     if not isinstance(indices, Tensor) or indices.dim() != 2 or indices.shape[1] != n or indices.shape[0] < 1:
         shape = tuple(indices.shape) if isinstance(indices, Tensor) else type(indices).__name__
         raise ValueError(f"indices must be (k, {n}) partner indices (one row per example mixed), got {shape}")
@@ -755,6 +746,22 @@ def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dt
     tol = 1e-3 + torch.finfo(weights.dtype).eps  # as for probability labels: float rounding, not a wrong weight
     if not bool(torch.isfinite(weights).all() & (weights >= 0).all() & ((weights.sum(1) - 1).abs() <= tol).all()):
         raise ValueError("weights must be finite, >= 0 and sum to 1 in every row (a convex combination)")
+    return weights
+
+
+def mix_many(x: Tensor, weights: Tensor, indices: Tensor, *, out_dtype: torch.dtype | None = None) -> Tensor:
+    """Convex combination of k examples: ``sum_j weights[:, j] * x[indices[j]]`` (Section 2, Dirichlet mixing).
+
+    Args:
+        x: batch ``(B, ...)``, float or uint8. Float batches are mixed in their own dtype; uint8 batches are mixed in
+            float32 and rounded to the nearest integer (never truncated), as :func:`mix` does for two examples.
+        weights: ``(B, k)`` per-sample weights (or ``(k,)`` shared by the batch), rows summing to 1.
+        indices: ``(k, B)`` partner indices; row 0 is usually the identity.
+        out_dtype: for uint8 inputs, a float dtype returns the unrounded mix in that dtype.
+    """
+    _check_x(x, out_dtype)
+    weights = _check_many(x.shape[0], weights, indices)
+    k = indices.shape[0]
     compute = x.dtype if x.is_floating_point() else (out_dtype or torch.float32)
     # the terms in x's memory order (index_select returns rows in the order of its input's dims), permuted back at
     # the end: a channels_last batch comes back channels_last, as from every other path. Only for a dense layout:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._validation import check_choice, check_lam, is_real
-from .functional import _check_perm
+from .functional import _check_many, _check_perm
 from .mixup import OPS, TARGET_MODES, MixParams
 
 
@@ -274,7 +274,7 @@ def _criterion_smoothing(criterion: Callable[..., Tensor]) -> float | None:
 def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:
     """The batch size shared by predictions, labels and params; a ValueError naming the mismatch otherwise. Params
     made by hand (not drawn by ``sample()``) are checked as ``apply_inputs`` checks them: lam in [0, 1], perm in
-    the batch."""
+    the batch, Dirichlet weights and indices as :func:`~vicinal.functional.mix_many` takes them."""
     if not isinstance(params, MixParams):
         raise TypeError(f"params must be the MixParams drawn by the transform's sample(), got {type(params).__name__}")
     check_choice(params.op, OPS, "op")
@@ -299,4 +299,8 @@ def _check_criterion_batch(pred: Tensor, y: Tensor, params: MixParams) -> int:
         check_lam(params.lam, n)
         if params.perm is not None:
             _check_perm(params.perm, n)
+    if not params._drawn and params.op == "dirichlet":  # weights summing to 10 gave a loss 10 times too large
+        if params.weights is None or params.indices is None:
+            raise ValueError("params with op='dirichlet' need weights and indices; draw them with sample()")
+        _check_many(n, params.weights, params.indices)
     return n
