@@ -302,3 +302,11 @@ def test_knn_sample_takes_one_index_per_sample_and_fit_tensor_labels():
             TypeError, match=rf"^labels must be a torch.Tensor of class indices, got {type(labels).__name__}$"
         ):
             KNNPartners.fit(torch.randn(20, 3), labels, k=3, same_class=True)
+
+
+def test_a_hand_made_table_of_any_integer_dtype_samples_dataset_indices():
+    # a uint8 table returned uint8 partners, which x[j] reads as a boolean mask
+    table = vicinal.KNNPartners(torch.tensor([[1], [2], [0]], dtype=torch.uint8), torch.ones(3, dtype=torch.int16))
+    j = table.sample(torch.tensor([0, 1, 2]), generator=torch.Generator().manual_seed(0))
+    assert j.dtype == torch.int64 and j.tolist() == [1, 2, 0]
+    assert torch.equal(torch.arange(3.0)[j], torch.tensor([1.0, 2.0, 0.0]))

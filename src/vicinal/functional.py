@@ -815,6 +815,11 @@ def _check_class_labels(y: Tensor, num_classes: int) -> None:
 
 def smooth(y_soft: Tensor, eps: float) -> Tensor:
     """Label smoothing: ``(1 - eps) * y + eps / C`` (1 - eps + eps/C on the true class, eps/C elsewhere)."""
+    if not isinstance(y_soft, Tensor) or not y_soft.is_floating_point():  # class indices gave nonsense numbers
+        raise TypeError(
+            f"smooth takes soft or one-hot labels (..., C) as float, got "
+            f"{getattr(y_soft, 'dtype', type(y_soft).__name__)}; for class indices use one_hot(y, num_classes) first"
+        )
     eps = check_probability(float(eps) if isinstance(eps, Tensor) else eps, "eps")  # eps > 1: negative probabilities
     if eps == 0.0:
         return y_soft

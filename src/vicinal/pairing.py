@@ -162,8 +162,10 @@ class KNNPartners:
                 f"neighbours must be dataset indices in [0, {n}), got values from {int(drawn.min())} to "
                 f"{int(drawn.max())}"
             )
-        self.neighbours = neighbours
-        self.counts = counts
+        # int64: sample() returns entries of this table, which index the dataset (x[j]); uint8 indices would be a
+        # boolean mask there
+        self.neighbours = neighbours.long()
+        self.counts = counts.long()
 
     @property
     def k(self) -> int:
