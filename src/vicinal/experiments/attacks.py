@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from .build import load_run_model
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError
+from .distributed import check_explicit_device
 from .errors import RunError
 from .evaluation import predicted_class
 from .runs import CHECKPOINT_NAME, clean_stale_temp_files, read_config, read_object, read_summary, write_json
@@ -335,6 +336,7 @@ def attack_run(
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be an int >= 1, got {every!r}")
+    check_explicit_device(str(device), "device")  # torch's "Found no NVIDIA driver" otherwise, deep in a load
     t0 = time.perf_counter()
     model, cfg, data = load_run_model(run_dir, device, eval_batch_size=eval_batch_size)
     target_step = trained_step(run_dir)  # after the folder's own checks: they name a folder that is not a run

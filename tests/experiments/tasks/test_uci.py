@@ -789,3 +789,19 @@ def test_seeds_and_alphas_of_a_python_call_are_read_as_written(tmp_path: Path) -
     assert not out.exists()
     run_uci_table(out, datasets="iris", seeds=np.int64(2), alphas=np.array([0.5]), dry_run=True)
     assert not out.exists()
+
+
+def test_a_device_this_machine_lacks_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    # the module command printed torch's traceback ("Expected one of cpu, cuda, ..."), from Python too
+    from vicinal.experiments.attacks import attack_run
+    from vicinal.experiments.tasks.gan import run_gan_table
+
+    for device, msg in (("gpu", r"^device must be one of cpu, cuda, cuda:N, mps, got 'gpu'$"), ("cuda:99", "cuda:99")):
+        for call in (
+            lambda d=device: run_uci_table(tmp_path / "u", datasets=["iris"], device=d),
+            lambda d=device: run_gan_table(tmp_path / "g", "cpu", seeds=1, device=d, log=None),
+            lambda d=device: attack_run(tmp_path / "run", device=d),
+        ):
+            with pytest.raises(RunError, match=msg):
+                call()
+    assert not list(tmp_path.iterdir())

@@ -38,6 +38,7 @@ from .. import runs as run_folders
 from ..config import seed_list
 from ..data.seeds import STREAM_GAN_FIGURE as STREAM_FIGURE
 from ..data.seeds import make_generator
+from ..distributed import check_explicit_device
 from ..errors import TaskArgumentError, TaskError, exit_code
 from ..runs import (
     METRICS,
@@ -306,6 +307,7 @@ def run_gan_table(
         raise TaskError(f"unknown scale {scale!r}; known scales: {', '.join(PROTOCOLS)}")
     if threads is not None:
         check_positive_int("threads", threads)
+    check_explicit_device(str(device), "device")  # before protocol.json is written: a traceback deep in training
     overrides: dict[str, Any] = {}
     if seeds is not None:
         overrides["seeds"] = tuple(seed_list(seeds))

@@ -60,6 +60,7 @@ from vicinal.experiments.data.uci import UCI_DATASETS, check_uci_files, load_uci
 from .. import runs
 from ..config import ExperimentConfig, config_from_dict, config_to_dict
 from ..config import seed_list as config_seed_list
+from ..distributed import check_explicit_device
 from ..errors import TaskError, exit_code
 from ..evaluation import summarize
 from ..stats import mean_std, paired_wilcoxon
@@ -625,6 +626,7 @@ def run_uci_table(
             raise TaskError(f"unknown UCI dataset {n!r}; expected some of {', '.join(ALL_DATASETS)}")
     if not names or len(set(names)) != len(names):
         raise TaskError(f"datasets must be distinct and non-empty, got {list(datasets)}")
+    check_explicit_device(str(device), "device")  # torch's "Found no NVIDIA driver" otherwise, mid-table
     dev = torch.device(device)
     out = Path(out_dir)
     runs.check_out_folder(out)
