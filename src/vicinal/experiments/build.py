@@ -74,7 +74,7 @@ def build_run_data(
             d.name,
             root=d.root,
             batch_size=d.batch_size,
-            eval_batch_size=eval_batch_size or d.eval_batch_size,
+            eval_batch_size=d.eval_batch_size if eval_batch_size is None else eval_batch_size,  # 0 is refused there
             seed=cfg.train.seed,
             device=str(device),
             rank=rank,

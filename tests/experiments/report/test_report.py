@@ -163,6 +163,14 @@ def test_runs_may_be_listed_one_by_one(runs: Path, tmp_path: Path) -> None:
         find_runs([runs, 3])
     with pytest.raises(TypeError, match=r"^paths must be a path or a list of paths, got NoneType$"):
         make_report(None, tmp_path / "r4")
+    # no paths wrote an empty report; sections matched a str by substring and ignored an unknown name
+    with pytest.raises(ReportError, match=r"^make_report needs run folders \(or folders holding them\), got none$"):
+        make_report([], tmp_path / "r5")
+    with pytest.raises(ReportError, match=r"^unknown table 'nonsense' in sections; known: "):
+        make_report(runs, tmp_path / "r6", sections=["nonsense"])
+    with pytest.raises(ReportError, match=r"^unknown table 'uci gan' in sections; known: "):
+        make_report(runs, tmp_path / "r6", sections="uci gan")
+    assert not (tmp_path / "r5").exists() and not (tmp_path / "r6").exists()
 
 
 def test_paper_numbers_match_experiments_md() -> None:

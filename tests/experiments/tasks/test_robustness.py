@@ -682,3 +682,12 @@ def test_reproduce_quiet_attacks_decode_without_a_progress_bar(tmp_path: Path, m
         robustness.run_adversarial_attacks(plan, SimpleNamespace(quiet=quiet))
         assert quiet_inside == [quiet] * 8
     assert images._QUIET.get() is False
+
+
+def test_an_eval_batch_size_of_zero_is_refused_not_read_as_the_default(runs: dict[str, Path]) -> None:
+    from vicinal.experiments.attacks import attack_run
+
+    with pytest.raises(ValueError, match=r"^eval_batch_size must be >= 1, got 0$"):
+        attack_run(runs["erm"], eval_batch_size=0, write=False)
+    with pytest.raises(TypeError, match=r"^eval_batch_size must be an int, got bool \(False\)$"):
+        attack_run(runs["erm"], eval_batch_size=False, write=False)

@@ -805,3 +805,9 @@ def test_a_device_this_machine_lacks_is_refused_before_anything_is_written(tmp_p
             with pytest.raises(RunError, match=msg):
                 call()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_chunk_size_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(TaskError, match=r"^chunk_size must be a positive int, got 0$"):
+        run_uci_table(tmp_path / "t", datasets=["iris"], seeds=1, chunk_size=0)
+    assert not (tmp_path / "t").exists()  # provenance.json had been written first

@@ -542,7 +542,8 @@ def make_document(
         # with no block of its own, a table's sections go to the block of the table it draws on (Table 3 and the
         # data-size curve under cifar when only cifar's runs are here), once
         hosted = {t.name for t in TABLES.values() if t.name not in by_table and table in t.draws_on}
-        blocks += _table_blocks(table, by_table[table], out_dir, drawn=drawn, sections={table} | hosted)
+        own = {table} & TABLES.keys()  # runs of no table (or of one not registered here) have no sections
+        blocks += _table_blocks(table, by_table[table], out_dir, drawn=drawn, sections=own | hosted)
     if doc.figures:
         blocks.append(("h", 2, "Figures"))
         for png, meta in doc.figures:

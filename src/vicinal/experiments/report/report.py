@@ -29,7 +29,7 @@ from ..config import flat_config, unread_by_both
 from ..errors import ReportError
 from ..recipe import NOT_RESULT_KEYS, recipe_differences, run_provenance, split_by_provenance
 from ..reliability import reliability_bins, save_reliability_diagram
-from ..runs import Run, clean_stale_temp_files, find_runs, load_run, write_csv, write_figure, write_text
+from ..runs import Run, as_paths, clean_stale_temp_files, find_runs, load_run, write_csv, write_figure, write_text
 from ..stats import fmt_mean_std, mean_std, paired
 from ..tasks import TABLES, load_tables
 
@@ -520,6 +520,14 @@ def make_report(
         ``{"markdown": str, "groups": list of per-group statistics, "files": list of written paths}``.
     """
     load_tables()
+    paths = as_paths(paths)
+    if not paths:  # an empty report was written, where `vicinal report` and make_document refuse
+        raise ReportError("make_report needs run folders (or folders holding them), got none")
+    if sections is not None:  # a str was matched by substring ("uci gan" took both), an unknown name ignored
+        sections = [sections] if isinstance(sections, str) else list(sections)
+        unknown = [name for name in sections if name not in TABLES]
+        if unknown:
+            raise ReportError(f"unknown table {unknown[0]!r} in sections; known: {', '.join(TABLES)}")
     runs = [load_run(p) for p in find_runs(paths)]
     groups = group_runs(runs)
     # each table's shipped configs, loaded once (only for the tables whose runs stand beside a published number)

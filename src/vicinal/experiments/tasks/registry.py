@@ -111,7 +111,8 @@ class Table:
             table's block from its own runs and theirs, and their block leaves this table's sections to it.
         runner: for tables that are not a set of trainer runs: ``runner(out_dir, scale, seeds, overrides=[...],
             dry_run=False, quiet=False)`` trains and reports the whole table (``seeds`` None: the table's default;
-            ``quiet``: no progress lines). It prints its own banner; a user error is a ``ValueError`` (one line, exit 2 in the CLI).
+            ``quiet``: no progress lines). It prints its own banner; a user error is a ``TaskError`` or another
+            ``LabError`` (one line, exit 2 in the CLI; a plain ValueError is taken for a bug and keeps its traceback).
     """
 
     name: str
