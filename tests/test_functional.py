@@ -626,10 +626,10 @@ def test_label_helpers_validate_their_arguments():
         VF.one_hot(torch.tensor([0]), 0)
     with pytest.raises(ValueError, match=r"eps must be in \[0, 1\], got 2.0"):
         VF.smooth(torch.full((2, 3), 1 / 3), 2.0)
-    with pytest.raises(
-        TypeError, match=r"^smooth takes soft or one-hot labels \(\.\.\., C\) as float, got torch.int64"
-    ):
+    with pytest.raises(TypeError, match=r"^smooth takes soft or one-hot labels \(\.\.\., C\), got torch.int64 labels"):
         VF.smooth(torch.tensor([0, 1, 2]), 0.1)  # class indices: it returned [0.025, 1.825, 3.625]
+    for one_hot in (F.one_hot(torch.tensor([0, 2]), 3), F.one_hot(torch.tensor([0, 2]), 3).bool()):  # int, bool rows
+        assert torch.equal(VF.smooth(one_hot, 0.3), VF.smooth(one_hot.float(), 0.3))
     with pytest.raises(TypeError, match="labels must be an integer tensor, got torch.float32"):
         VF.mixed_one_hot(torch.tensor([0.0, 1.0]), 0.3, torch.tensor([1, 0]), 3)
     # any real number type for eps, and integer labels of any shape (as torch's one_hot)

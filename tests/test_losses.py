@@ -162,6 +162,14 @@ def test_hand_made_params_are_checked_as_apply_checks_them():
             vicinal.mixed_criterion(F.cross_entropy, pred, y, params)
     with pytest.raises(ValueError, match=r"unknown op 'bogus'"):
         vicinal.Mixup(1.0, num_classes=4).apply_targets(y, vicinal.MixParams(op="bogus", lam=0.3, perm=perm))
+    # (k,) weights shared by the batch, as mix_many and apply_inputs take them (an IndexError here before)
+    indices = torch.stack([y, perm])
+    shared = vicinal.MixParams(op="dirichlet", weights=torch.tensor([0.25, 0.75]), indices=indices)
+    rows = vicinal.MixParams(op="dirichlet", weights=torch.tensor([[0.25, 0.75]] * 4), indices=indices)
+    assert torch.equal(
+        vicinal.mixed_criterion(F.cross_entropy, pred, y, shared),
+        vicinal.mixed_criterion(F.cross_entropy, pred, y, rows),
+    )
 
 
 def test_mixed_criterion_closer_targets():

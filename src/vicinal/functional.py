@@ -815,11 +815,15 @@ def _check_class_labels(y: Tensor, num_classes: int) -> None:
 
 def smooth(y_soft: Tensor, eps: float) -> Tensor:
     """Label smoothing: ``(1 - eps) * y + eps / C`` (1 - eps + eps/C on the true class, eps/C elsewhere)."""
-    if not isinstance(y_soft, Tensor) or not y_soft.is_floating_point():  # class indices gave nonsense numbers
-        raise TypeError(
-            f"smooth takes soft or one-hot labels (..., C) as float, got "
-            f"{getattr(y_soft, 'dtype', type(y_soft).__name__)}; for class indices use one_hot(y, num_classes) first"
-        )
+    if not isinstance(y_soft, Tensor):
+        raise TypeError(f"smooth takes soft or one-hot labels (..., C), got {type(y_soft).__name__}")
+    if not y_soft.is_floating_point():
+        if y_soft.dim() < 2:  # class indices (B,): smoothing their values gave nonsense numbers
+            raise TypeError(
+                f"smooth takes soft or one-hot labels (..., C), got {y_soft.dtype} labels of shape "
+                f"{tuple(y_soft.shape)}; for class indices use one_hot(y, num_classes) first"
+            )
+        y_soft = y_soft.float()  # integer or bool one-hot rows (torch's one_hot returns int64)
     eps = check_probability(float(eps) if isinstance(eps, Tensor) else eps, "eps")  # eps > 1: negative probabilities
     if eps == 0.0:
         return y_soft

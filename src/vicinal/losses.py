@@ -134,8 +134,9 @@ def mixed_criterion(
         return criterion(pred, y)
     if params.op == "dirichlet":
         assert params.weights is not None and params.indices is not None
+        weights = params.weights.expand(n, -1)  # (k,) weights shared by the batch, as mix_many takes them
         parts = [
-            (params.weights[:, j], y.index_select(0, params.indices[j].to(y.device)))
+            (weights[:, j], y.index_select(0, params.indices[j].to(y.device)))
             for j in range(params.indices.shape[0])
         ]
         return _per_sample_mix(criterion, pred, parts)

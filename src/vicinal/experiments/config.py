@@ -885,9 +885,12 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def seed_list(seeds: int | Iterable[int]) -> list[int]:
+def seed_list(seeds: int | Iterable[int], *, negative: bool = False) -> list[int]:
     """A runner's ``seeds`` argument: a count ``n`` (seeds ``0 .. n-1``) or the seeds themselves, distinct ints
-    >= 0; numpy's integers count as ints. A str is refused by name (iterated, "10" had been seeds 1 and 0)."""
+    (>= 0 unless ``negative``), at most MAX_SEEDS of them; numpy's integers count as ints. A str is refused by name
+    (iterated, "10" had been seeds 1 and 0)."""
+    if getattr(seeds, "ndim", None) == 0:  # a 0-d numpy array or tensor: its one value
+        seeds = seeds.item()  # type: ignore[union-attr]
     if _is_int(seeds):
         if not 1 <= int(seeds) <= MAX_SEEDS:
             raise TaskError(f"seeds must be in [1, {MAX_SEEDS}], got {seeds}")
@@ -898,8 +901,12 @@ def seed_list(seeds: int | Iterable[int]) -> list[int]:
     for seed in out:
         if not _is_int(seed):
             raise TaskArgumentError(f"seeds must be ints, got {type(seed).__name__} {seed!r}")
-    if not out or len(set(out)) != len(out) or min(out) < 0:
-        raise TaskError(f"seeds must be distinct ints >= 0, got {out}")
+    if not 1 <= len(out) <= MAX_SEEDS:
+        raise TaskError(f"seeds must hold 1 to {MAX_SEEDS} seeds, got {len(out)}")
+    low = -(2**63) if negative else 0  # torch's generators take seeds in [-2**63, 2**64)
+    if len(set(out)) != len(out) or min(out) < low or max(out) >= 2**64:
+        shown = out if len(out) <= 10 else f"[{', '.join(map(str, out[:10]))}, ...]"
+        raise TaskError(f"seeds must be distinct ints in [{'-2**63' if negative else 0}, 2**64), got {shown}")
     return [int(seed) for seed in out]
 
 

@@ -778,7 +778,9 @@ def test_seeds_and_alphas_of_a_python_call_are_read_as_written(tmp_path: Path) -
         ({"seeds": "10"}, TypeError, r"^seeds must be an int or a sequence of ints, got str '10'$"),
         ({"seeds": 3.0}, TypeError, r"^seeds must be an int or a sequence of ints, got float 3.0$"),
         ({"seeds": [0, "1"]}, TypeError, r"^seeds must be ints, got str '1'$"),
-        ({"seeds": [1, 1]}, TaskError, r"^seeds must be distinct ints >= 0, got \[1, 1\]$"),
+        ({"seeds": [1, 1]}, TaskError, r"^seeds must be distinct ints in \[0, 2\*\*64\), got \[1, 1\]$"),
+        ({"seeds": [-1, 0]}, TaskError, r"^seeds must be distinct ints in \[0, 2\*\*64\), got \[-1, 0\]$"),
+        ({"seeds": range(10_001)}, TaskError, r"^seeds must hold 1 to 10000 seeds, got 10001$"),
         ({"seeds": 0}, TaskError, r"^seeds must be in \[1, 10000\], got 0$"),
         ({"alphas": 0.5}, TaskError, r"^alphas must be a non-empty sequence of positive floats, got 0.5$"),
         ({"alphas": "0.5"}, TaskError, r"^alphas must be a non-empty sequence of positive floats, got '0.5'$"),
@@ -788,7 +790,12 @@ def test_seeds_and_alphas_of_a_python_call_are_read_as_written(tmp_path: Path) -
             run_uci_table(out, datasets=["iris"], dry_run=True, **kwargs)
     assert not out.exists()
     run_uci_table(out, datasets="iris", seeds=np.int64(2), alphas=np.array([0.5]), dry_run=True)
+    run_uci_table(out, datasets="iris", seeds=np.array(2), dry_run=True)  # a 0-d array: its one value
     assert not out.exists()
+    # the GAN table keeps the negative seeds its seed derivation takes
+    from vicinal.experiments.tasks.gan import run_gan_table
+
+    run_gan_table(tmp_path / "g", "cpu", seeds=[-1, 0], dry_run=True, log=None)
 
 
 def test_a_device_this_machine_lacks_is_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -310,7 +310,7 @@ def run_gan_table(
     check_explicit_device(str(device), "device")  # before protocol.json is written: a traceback deep in training
     overrides: dict[str, Any] = {}
     if seeds is not None:
-        overrides["seeds"] = tuple(seed_list(seeds))
+        overrides["seeds"] = tuple(seed_list(seeds, negative=True))  # derive_seed takes negative seeds
     for name, value in (
         ("widths", widths),
         ("d_steps", d_steps),
