@@ -136,8 +136,7 @@ def mixed_criterion(
         assert params.weights is not None and params.indices is not None
         weights = params.weights.expand(n, -1)  # (k,) weights shared by the batch, as mix_many takes them
         parts = [
-            (weights[:, j], y.index_select(0, params.indices[j].to(y.device)))
-            for j in range(params.indices.shape[0])
+            (weights[:, j], y.index_select(0, params.indices[j].to(y.device))) for j in range(params.indices.shape[0])
         ]
         return _per_sample_mix(criterion, pred, parts)
     y_partner = partner_y if partner_y is not None else params.partner_y
