@@ -805,4 +805,6 @@ def test_overrides_are_a_list_of_strings_not_one_str(tmp_path: Path) -> None:
     argv = r"^argv must be a list of words, got str 'vicinal train x' \(pass shlex.split\('vicinal train x'\)\)$"
     with pytest.raises(TypeError, match=argv):
         Trainer(cfg, tmp_path / "run", argv="vicinal train x")
+    with pytest.raises(ValueError, match=r"^--seeds must be in \[1, 10000\], got 1.0$"):
+        run_demo(out=tmp_path / "demo", seeds=1.0)  # range()'s TypeError before
     assert not (tmp_path / "run").exists() and not (tmp_path / "demo").exists()

@@ -913,5 +913,5 @@ def seed_list(seeds: int | Iterable[int], *, negative: bool = False) -> list[int
 def check_seeds(seeds: int | None) -> None:
     """``--seeds`` (None: the table's count) must be in [1, MAX_SEEDS], for trainer and runner tables alike (and
     the demo's)."""
-    if seeds is not None and not 1 <= seeds <= MAX_SEEDS:
-        raise ConfigError(f"--seeds must be in [1, {MAX_SEEDS}], got {seeds}")
+    if seeds is not None and not (_is_int(seeds) and 1 <= seeds <= MAX_SEEDS):  # run_demo(seeds=1.0): range()'s error
+        raise ConfigError(f"--seeds must be in [1, {MAX_SEEDS}], got {seeds!r}")

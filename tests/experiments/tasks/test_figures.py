@@ -153,8 +153,20 @@ def test_figure2_errors(tmp_path: Path) -> None:
     other = _tiny_run(tmp_path, "mixup", "data.kwargs.n_per_class=8")
     with pytest.raises(ValueError, match="the two runs were trained on different data"):
         figure2(erm, other, tmp_path / "figs", n_pairs=4)
-    with pytest.raises(ValueError, match="n_pairs must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="n_pairs must be an int >= 1, got 0"):
         figure2(erm, erm, tmp_path / "figs", n_pairs=0)
+    # checked before any run is read: [] drew an empty figure recording `--lams ''`, others failed deep inside
+    for kwargs, msg in (
+        ({"lams": []}, r"^lams must be a non-empty list of floats in \[0, 1\], got \[\]$"),
+        ({"lams": 0.5}, r"^lams must be a list of floats in \[0, 1\], got float 0.5$"),
+        ({"lams": "0,0.5,1"}, r"^lams must be a list of floats in \[0, 1\], got str '0,0.5,1'$"),
+        ({"lams": [0, 1.5]}, r"^lams must be a non-empty list of floats in \[0, 1\], got \[0, 1.5\]$"),
+        ({"n_pairs": 50.0}, r"^n_pairs must be an int >= 1, got 50.0$"),
+        ({"batch_size": 0}, r"^batch_size must be an int >= 1, got 0$"),
+    ):
+        with pytest.raises(ValueError, match=msg):
+            figure2(erm, erm, tmp_path / "figs2", **kwargs)
+    assert not (tmp_path / "figs2").exists()
     mix = _tiny_run(tmp_path / "same-data", "mixup")
     with pytest.raises(ValueError, match=r"--erm takes ERM runs, but '.*mixup' has mix.variant 'mixup'"):
         figure2(mix, erm, tmp_path / "figs", n_pairs=4)  # roles swapped: each curve under the other's name

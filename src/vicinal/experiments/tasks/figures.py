@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 import shlex
 import statistics
@@ -356,9 +357,18 @@ def figure2(
     been trained on the same data: same dataset, subset and seed of the subset).
     """
     _check_seed(seed)
-    if n_pairs < 1:
-        raise TaskError(f"n_pairs must be >= 1, got {n_pairs}")
-    check_explicit_device(device, "device")
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, numbers.Integral) or n_pairs < 1:
+        raise TaskError(f"n_pairs must be an int >= 1, got {n_pairs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise TaskError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    # checked before any run is loaded: [] drew an empty figure whose recorded command could not run, a lone float
+    # or a str failed deep in the curves
+    if isinstance(lams, str | bytes) or not isinstance(lams, Iterable):
+        raise TaskError(f"lams must be a list of floats in [0, 1], got {type(lams).__name__} {lams!r}")
+    lams = tuple(lams)
+    if not lams or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1 for v in lams):
+        raise TaskError(f"lams must be a non-empty list of floats in [0, 1], got {list(lams)}")
+    check_explicit_device(str(device), "device")
     models: dict[str, nn.Module] = {}
     sets = {}
     for method, run in (("erm", erm), ("mixup", mixup)):
@@ -646,7 +656,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         return _run(args)
     except TaskError as exc:
-        # the figure functions name their parameters ("n_pairs must be >= 1"); here the user typed the option
+        # the figure functions name their parameters ("n_pairs must be an int >= 1"); here the user typed the option
         text = str(exc)
         name = next((k for k in vars(args) if text.startswith(f"{k} ")), None)
         if name is None:
