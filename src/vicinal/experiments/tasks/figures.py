@@ -357,10 +357,9 @@ def figure2(
     been trained on the same data: same dataset, subset and seed of the subset).
     """
     _check_seed(seed)
-    if isinstance(n_pairs, bool) or not isinstance(n_pairs, numbers.Integral) or n_pairs < 1:
-        raise TaskError(f"n_pairs must be an int >= 1, got {n_pairs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise TaskError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    for name, value in (("n_pairs", n_pairs), ("batch_size", batch_size)):  # numpy's ints too
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise TaskError(f"{name} must be an int >= 1, got {value!r}")
     # checked before any run is loaded: [] drew an empty figure whose recorded command could not run, a lone float
     # or a str failed deep in the curves
     if isinstance(lams, str | bytes) or not isinstance(lams, Iterable):

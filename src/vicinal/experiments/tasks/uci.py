@@ -72,6 +72,7 @@ from .uci_train import (
     Member,
     MemberResult,
     UCIProtocol,
+    check_chunk_size,
     load_protocol,
     train_vmapped,
 )
@@ -627,9 +628,8 @@ def run_uci_table(
     if not names or len(set(names)) != len(names):
         raise TaskError(f"datasets must be distinct and non-empty, got {list(datasets)}")
     check_explicit_device(str(device), "device")  # torch's "Found no NVIDIA driver" otherwise, mid-table
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        # here, before anything is written (train_vmapped's own check comes after provenance.json)
-        raise TaskError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    if chunk_size is not None:  # before anything is written (train_vmapped checks it after provenance.json)
+        check_chunk_size(chunk_size)
     dev = torch.device(device)
     out = Path(out_dir)
     runs.check_out_folder(out)

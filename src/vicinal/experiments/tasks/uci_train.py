@@ -137,6 +137,12 @@ class UCIProtocol:
         return out
 
 
+def check_chunk_size(chunk_size: int) -> None:
+    """Members trained together per batched model: a positive int."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise TaskError(f"chunk_size must be a positive int, got {chunk_size!r}")
+
+
 def _check_alphas(alphas: Sequence[float]) -> tuple[float, ...]:
     if isinstance(alphas, str | bytes) or not isinstance(alphas, Sequence) or len(alphas) == 0:
         raise TaskError(f"alphas must be a non-empty sequence of positive floats, got {alphas!r}")
@@ -419,8 +425,7 @@ def train_vmapped(
     n_train, num_features, num_classes = _check_splits(splits, members)
     if chunk_size is None:
         chunk_size = _chunk_size(num_features, num_classes, protocol)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise TaskError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    check_chunk_size(chunk_size)
     results: list[MemberResult] = []
     for start in range(0, len(members), chunk_size):
         chunk = list(members[start : start + chunk_size])
